@@ -1,0 +1,65 @@
+#pragma once
+// Errors as values. Every expected failure in loft is an Error with a code from Errc and a
+// human-readable detail. The numeric values of Errc are the wire error codes of protocol v1
+// (docs/protocol.md, "Error codes"): they are stable, never renumber one.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <tl/expected.hpp>
+#include <utility>
+
+namespace loft {
+
+enum class Errc : std::uint16_t {
+  ok = 0,
+  // Protocol-level errors: the server closes the connection after sending them.
+  malformed_frame = 1,
+  frame_too_large = 2,
+  unsupported_version = 3,
+  handshake_required = 4,
+  unknown_frame_type = 5,
+  // Request errors: the connection stays open.
+  invalid_request = 10,
+  invalid_name = 11,
+  topic_not_found = 12,
+  topic_exists = 13,
+  message_too_large = 14,
+  id_too_large = 15,
+  key_too_large = 16,
+  headers_too_large = 17,
+  // Server-side conditions.
+  storage_error = 20,
+  shutting_down = 21,
+  internal_error = 22,
+  // Client-side only (never sent on the wire).
+  connection_error = 100,
+  timeout = 101,
+};
+
+// The fixed text of a code, as listed in docs/protocol.md.
+std::string_view errc_text(Errc code) noexcept;
+// The code for a wire value; unknown values map to internal_error.
+Errc errc_from_wire(std::uint16_t value) noexcept;
+
+struct Error {
+  Errc code = Errc::internal_error;
+  std::string detail;
+
+  // "topic_not_found: topic 'x' does not exist"
+  std::string to_string() const;
+};
+
+template <class T = void>
+class [[nodiscard]] Result : public tl::expected<T, Error> {
+ public:
+  using tl::expected<T, Error>::expected;
+  Result(const tl::expected<T, Error>& e) : tl::expected<T, Error>(e) {}
+  Result(tl::expected<T, Error>&& e) : tl::expected<T, Error>(std::move(e)) {}
+};
+
+inline tl::unexpected<Error> fail(Errc code, std::string detail) {
+  return tl::unexpected<Error>(Error{code, std::move(detail)});
+}
+
+}  // namespace loft

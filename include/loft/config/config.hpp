@@ -1,0 +1,66 @@
+#pragma once
+// loftd's configuration: one plain struct, every default in one place (here), loaded from the
+// TOML file (config/loftd.toml documents every key) and then overridden by command-line flags.
+// Pure: no IO besides reading the file's text in load_config_file.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "loft/common/error.hpp"
+
+namespace loft::config {
+
+enum class Durability { fsync, os };
+enum class LogLevel { trace, debug, info, warn, error, off };
+
+struct Config {
+  // Network
+  std::string listen = "127.0.0.1:7450";  // HOST:PORT; port 0 binds a free port
+  std::uint32_t max_inflight_requests = 1024;  // per connection; reading pauses beyond it
+  std::chrono::microseconds shutdown_timeout = std::chrono::seconds(10);
+
+  // Storage
+  std::filesystem::path data_dir = "./loft-data";
+  Durability durability = Durability::fsync;
+  bool auto_create_topics = false;
+
+  // Limits (bytes)
+  std::uint32_t max_frame_size = 16 * 1024 * 1024;
+  std::uint32_t max_message_size = 1024 * 1024;
+  std::uint32_t max_id_size = 256;
+  std::uint32_t max_key_size = 1024;
+  std::uint32_t max_headers_size = 64 * 1024;
+
+  // Logging
+  LogLevel log_level = LogLevel::info;
+  std::string log_pattern = "[%Y-%m-%d %H:%M:%S.%e] [%l] [%n] %v";
+};
+
+// Parses TOML text into a Config starting from the defaults. An unknown key, a wrong type or
+// a bad value fails with invalid_request and a detail naming the key, e.g.
+// "config key 'durability': expected \"fsync\" or \"os\", got \"always\"".
+Result<Config> parse_config(std::string_view toml_text, std::string_view source_name = "config");
+Result<Config> load_config_file(const std::filesystem::path& path);
+
+// Applies one override as the command line gives it ("listen", "127.0.0.1:0"), with the same
+// validation and messages as the file.
+Result<void> apply_override(Config& config, std::string_view key, std::string_view value);
+
+// Cross-field checks (e.g. max_message_size < max_frame_size); run after file and overrides.
+Result<void> validate(const Config& config);
+
+std::string_view to_string(Durability d);
+std::string_view to_string(LogLevel l);
+
+// "host:port" split; port must be 0..65535. IPv6 as "[::1]:7450".
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+};
+Result<HostPort> parse_host_port(std::string_view text);
+
+}  // namespace loft::config

@@ -1,0 +1,53 @@
+#pragma once
+// Encode and decode protocol v1 frames. Pure functions over bytes: no sockets, no clocks.
+// Decoding never reads past the span it is given and never allocates more than the frame's
+// declared length allows; every structural problem is an Error with code malformed_frame,
+// frame_too_large or unknown_frame_type.
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "loft/common/error.hpp"
+#include "loft/protocol/frames.hpp"
+
+namespace loft::protocol {
+
+// Appends the complete frame (header and body) to `out`.
+void encode(const Frame& frame, std::string& out);
+std::string encode(const Frame& frame);
+
+// Decodes the fixed 12-byte header. Fails with frame_too_large when length + 4 exceeds
+// max_frame_size, and with malformed_frame when length < kMinLength.
+// REQUIRES: bytes.size() >= kHeaderSize.
+Result<FrameHeader> decode_header(std::span<const char> bytes, std::uint32_t max_frame_size);
+
+// Decodes the body of a frame whose header has been decoded. `body` is exactly
+// header.length - 8 bytes. Fails with unknown_frame_type for a type v1 does not define and
+// malformed_frame for bad lengths, counts or trailing bytes.
+Result<Body> decode_body(const FrameHeader& header, std::span<const char> body);
+
+// Checks a publish against the server's limits: message_too_large, id_too_large,
+// key_too_large, headers_too_large, or invalid_request for an empty batch.
+Result<void> check_limits(const Publish& publish, const Limits& limits);
+
+// Incremental decoder over a byte stream (for tests and fuzzing; the server reads the header
+// and body with two reads and calls decode_header/decode_body itself).
+class Decoder {
+ public:
+  explicit Decoder(std::uint32_t max_frame_size) : max_frame_size_(max_frame_size) {}
+  void feed(std::span<const char> bytes);
+  // A complete frame, nullopt when more bytes are needed, or the error that makes the stream
+  // unusable (after an error, every later call returns the same error).
+  Result<std::optional<Frame>> next();
+  std::size_t buffered() const { return buffer_.size() - consumed_; }
+
+ private:
+  std::uint32_t max_frame_size_;
+  std::string buffer_;
+  std::size_t consumed_ = 0;
+  std::optional<Error> failed_;
+};
+
+}  // namespace loft::protocol

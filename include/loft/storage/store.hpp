@@ -1,0 +1,96 @@
+#pragma once
+// The storage interface the broker writes and reads through. Two implementations: RocksDB
+// (src/storage/rocksdb_store.cpp, the real one) and memory (tests of broker logic, no disk).
+// Key layout and encodings: docs/storage.md.
+//
+// Thread safety: write() is called by one thread at a time (the broker's writer thread);
+// read() and load_topics() may be called from any thread, concurrently with write().
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "loft/common/error.hpp"
+#include "loft/common/ids.hpp"
+#include "loft/common/message.hpp"
+
+namespace loft::storage {
+
+// What a successful write() guarantees:
+//  fsync: the write is in the write-ahead log and the log is fsync'd: it survives kill -9
+//         and power loss.
+//  os:    the write is in the write-ahead log in the OS page cache: it survives kill -9 of
+//         loftd, but a power loss or kernel crash can lose the last writes.
+enum class Durability { fsync, os };
+
+struct TopicMeta {
+  TopicId id;
+  std::string name;
+  std::int64_t created_at_ms = 0;
+  Offset first_offset;  // lowest offset still stored (0 until retention removes messages)
+  Offset next_offset;   // offset the next message gets
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;  // sum of Message::size_bytes() of the stored messages
+  bool operator==(const TopicMeta&) const = default;
+};
+
+// Operations of one atomic write, applied in order.
+struct PutTopic {  // create or update a topic's metadata (keyed by name)
+  TopicMeta meta;
+};
+struct Append {  // store one message; `message` must stay valid until write() returns
+  TopicId topic;
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  const Message* message = nullptr;
+};
+struct DropTopic {  // remove a topic's metadata and all its messages
+  TopicId id;
+  std::string name;
+};
+using Op = std::variant<PutTopic, Append, DropTopic>;
+
+struct WriteBatch {
+  std::vector<Op> ops;
+  bool empty() const { return ops.empty(); }
+};
+
+struct ReadLimits {
+  std::size_t max_messages = 1000;
+  std::size_t max_bytes = 1 << 20;  // stops after the message that crosses it; at least one
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // All topics, as of the last successful write. Called at startup.
+  virtual Result<std::vector<TopicMeta>> load_topics() = 0;
+
+  // Applies every op atomically (all or nothing), durable as `durability` says.
+  virtual Result<void> write(const WriteBatch& batch, Durability durability) = 0;
+
+  // Messages of `topic` with offset >= from, in offset order, within `limits`.
+  virtual Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
+                                                  ReadLimits limits) const = 0;
+
+  // Gives the disk space of dropped topics back (may run a compaction). Safe to skip.
+  virtual Result<void> reclaim(TopicId dropped) = 0;
+
+  // Flushes in-memory state to disk (called on graceful shutdown).
+  virtual Result<void> flush() = 0;
+};
+
+std::unique_ptr<Store> make_memory_store();
+
+struct RocksDbOptions {
+  std::filesystem::path dir;
+  std::uint64_t block_cache_bytes = 64 << 20;
+};
+// Opens (creating if missing) the RocksDB store in options.dir.
+Result<std::unique_ptr<Store>> open_rocksdb_store(const RocksDbOptions& options);
+
+}  // namespace loft::storage

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything loft needs to build and test, from Debian 12 packages only.
+# Idempotent: run it as often as you like. Needs root (or sudo).
+#   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --runtime  only the shared libraries loftd needs at run time
+set -euo pipefail
+
+runtime_pkgs=(
+  ca-certificates
+  librocksdb7.8
+  libspdlog1.10
+  libfmt9
+  libboost-program-options1.81.0
+  libboost-json1.81.0
+)
+
+build_pkgs=(
+  build-essential g++ cmake ninja-build pkg-config git ccache
+  libboost1.81-dev libboost-program-options1.81-dev libboost-system1.81-dev libboost-json1.81-dev
+  librocksdb-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libtomlplusplus-dev libexpected-dev
+)
+
+if [[ "${1:-}" == "--runtime" ]]; then
+  pkgs=("${runtime_pkgs[@]}")
+else
+  pkgs=("${build_pkgs[@]}")
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#pkgs[@]} packages already installed"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

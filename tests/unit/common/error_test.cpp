@@ -1,0 +1,31 @@
+#include "loft/common/error.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace loft {
+namespace {
+
+TEST(Error, EveryWireCodeHasItsOwnText) {
+  std::set<std::string_view> texts;
+  for (std::uint16_t v = 0; v < 200; ++v) {
+    const auto code = static_cast<Errc>(v);
+    if (errc_text(code) == "unknown error") {
+      EXPECT_EQ(errc_from_wire(v), Errc::internal_error) << v;
+      continue;
+    }
+    EXPECT_EQ(errc_from_wire(v), code) << v;
+    EXPECT_TRUE(texts.insert(errc_text(code)).second) << "duplicate text for " << v;
+  }
+  EXPECT_GE(texts.size(), 20u);
+}
+
+TEST(Error, ToStringJoinsTextAndDetail) {
+  EXPECT_EQ((Error{Errc::topic_not_found, "topic 'x' does not exist"}.to_string()),
+            "topic not found: topic 'x' does not exist");
+  EXPECT_EQ((Error{Errc::timeout, ""}.to_string()), "timeout");
+}
+
+}  // namespace
+}  // namespace loft
