@@ -1,0 +1,521 @@
+#include "loft/config/config.hpp"
+
+// toml++ is used with its default TOML_EXCEPTIONS (on): the installed shared library only exports
+// the throwing parser. The one parse_error is caught right at the call and becomes a Result, so
+// no exception leaves this file. Keep toml++ out of every other translation unit.
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <sstream>
+#include <system_error>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "loft/common/units.hpp"
+
+namespace loft::config {
+namespace {
+
+constexpr std::uint64_t kU16Max = std::numeric_limits<std::uint16_t>::max();
+constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+constexpr std::uint64_t kMinFrameSize = 1ULL << 10;
+constexpr std::uint64_t kMaxFrameSize = 1ULL << 30;
+// Room in a frame for everything but the message's own bytes (frame header, topic name, lengths).
+constexpr std::uint64_t kFrameOverhead = 1ULL << 10;
+
+// A value as the file or the command line gives it, before a key's parser reads it. The command
+// line always gives text, which each key interprets in its own way ("true", "1MiB", "1024"); the
+// file gives typed TOML values and a value of the wrong TOML type is rejected.
+struct Input {
+  enum class Kind { text, integer, boolean, other };
+  Kind kind = Kind::other;
+  std::string text;
+  std::int64_t integer = 0;
+  bool boolean = false;
+  bool from_command_line = false;
+  std::string shown;  // how messages show the value: "\"os\"", "12", "a table"
+};
+
+std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+tl::unexpected<Error> bad_value(std::string_view key, std::string_view expected, const Input& in,
+                                std::string_view why = {}) {
+  std::string detail = "config key '" + std::string(key) + "': expected " + std::string(expected) +
+                       ", got " + in.shown;
+  if (!why.empty()) detail += " (" + std::string(why) + ")";
+  return fail(Errc::invalid_request, std::move(detail));
+}
+
+// Each reader returns the value or the error for `key`; the setters below only assign on success,
+// so a failed key leaves the Config as it was.
+
+Result<std::string> read_text(std::string_view key, const Input& in, std::string_view expected) {
+  if (in.kind != Input::Kind::text) return bad_value(key, expected, in);
+  return in.text;
+}
+
+Result<std::string> read_non_empty_text(std::string_view key, const Input& in,
+                                        std::string_view expected) {
+  auto text = read_text(key, in, expected);
+  if (text && text->empty()) return bad_value(key, expected, in);
+  return text;
+}
+
+Result<bool> read_bool(std::string_view key, const Input& in) {
+  constexpr std::string_view kExpected = "true or false";
+  if (in.kind == Input::Kind::boolean) return in.boolean;
+  if (in.kind == Input::Kind::text && in.from_command_line) {
+    if (in.text == "true") return true;
+    if (in.text == "false") return false;
+  }
+  return bad_value(key, kExpected, in);
+}
+
+std::string integer_range(std::uint64_t min, std::uint64_t max) {
+  return "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+}
+
+Result<std::uint64_t> read_integer(std::string_view key, const Input& in, std::uint64_t min,
+                                   std::uint64_t max) {
+  const std::string expected = integer_range(min, max);
+  std::uint64_t n = 0;
+  if (in.kind == Input::Kind::integer) {
+    if (in.integer < 0) return bad_value(key, expected, in);
+    n = static_cast<std::uint64_t>(in.integer);
+  } else if (in.kind == Input::Kind::text && in.from_command_line) {
+    const auto* end = in.text.data() + in.text.size();
+    const auto [ptr, ec] = std::from_chars(in.text.data(), end, n);
+    if (ec != std::errc{} || ptr != end || in.text.empty()) return bad_value(key, expected, in);
+  } else {
+    return bad_value(key, expected, in);
+  }
+  if (n < min || n > max) return bad_value(key, expected, in);
+  return n;
+}
+
+// Sizes are a size string ("16MiB") or, in the file, a plain TOML integer of bytes.
+Result<std::uint64_t> read_size(std::string_view key, const Input& in, std::uint64_t min,
+                                std::uint64_t max, std::string_view why_bounds = {}) {
+  std::string expected = "a size from " + format_size(min) + " to " + format_size(max);
+  if (!why_bounds.empty()) expected += " (" + std::string(why_bounds) + ")";
+  expected += " like \"64KiB\" or a byte count";
+  std::uint64_t n = 0;
+  if (in.kind == Input::Kind::integer) {
+    if (in.integer < 0) return bad_value(key, expected, in);
+    n = static_cast<std::uint64_t>(in.integer);
+  } else if (in.kind == Input::Kind::text) {
+    auto size = parse_size(in.text);
+    if (!size) return bad_value(key, expected, in, size.error().detail);
+    n = *size;
+  } else {
+    return bad_value(key, expected, in);
+  }
+  if (n < min || n > max) return bad_value(key, expected, in);
+  return n;
+}
+
+Result<std::chrono::microseconds> read_duration(std::string_view key, const Input& in) {
+  constexpr std::string_view kExpected = "a duration like \"500ms\", \"10s\" or \"2m\"";
+  if (in.kind != Input::Kind::text) return bad_value(key, kExpected, in);
+  auto d = parse_duration(in.text);
+  if (!d) return bad_value(key, kExpected, in, d.error().detail);
+  return *d;
+}
+
+// Per-key bounds, shared by the parsers and validate() (which also sees Configs built in code).
+struct SizeBounds {
+  std::uint64_t min;
+  std::uint64_t max;
+  std::string_view why;
+};
+constexpr SizeBounds kFrameBounds{kMinFrameSize, kMaxFrameSize, ""};
+constexpr SizeBounds kMessageBounds{1, kU32Max, ""};
+constexpr SizeBounds kIdBounds{0, kU16Max, "ids are u16-length on the wire"};
+constexpr SizeBounds kKeyBounds{0, kU16Max, "keys are u16-length on the wire"};
+constexpr SizeBounds kHeadersBounds{0, kU32Max, ""};
+
+Result<void> set_size(std::string_view key, const Input& in, const SizeBounds& b,
+                      std::uint32_t& out) {
+  auto n = read_size(key, in, b.min, b.max, b.why);
+  if (!n) return tl::unexpected(n.error());
+  out = static_cast<std::uint32_t>(*n);
+  return {};
+}
+
+constexpr std::array<std::pair<std::string_view, Durability>, 2> kDurabilities{{
+    {"fsync", Durability::fsync},
+    {"os", Durability::os},
+}};
+
+constexpr std::array<std::pair<std::string_view, LogLevel>, 6> kLogLevels{{
+    {"trace", LogLevel::trace},
+    {"debug", LogLevel::debug},
+    {"info", LogLevel::info},
+    {"warn", LogLevel::warn},
+    {"error", LogLevel::error},
+    {"off", LogLevel::off},
+}};
+
+// "\"a\", \"b\" or \"c\""
+template <class Table>
+std::string one_of(const Table& table) {
+  std::string s;
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (i > 0) s += (i + 1 == table.size()) ? " or " : ", ";
+    s += in_quotes(table[i].first);
+  }
+  return s;
+}
+
+template <class Enum, class Table>
+Result<void> set_enum(std::string_view key, const Input& in, const Table& table, Enum& out) {
+  const std::string expected = one_of(table);
+  auto text = read_text(key, in, expected);
+  if (!text) return tl::unexpected(text.error());
+  for (const auto& [name, value] : table) {
+    if (*text == name) {
+      out = value;
+      return {};
+    }
+  }
+  return bad_value(key, expected, in);
+}
+
+constexpr std::string_view kListenExpected = "HOST:PORT like \"127.0.0.1:7450\" or \"[::1]:7450\"";
+
+using Setter = Result<void> (*)(Config&, std::string_view key, const Input&);
+
+struct Key {
+  std::string_view name;
+  Setter set;
+};
+
+// Every key of the file and of apply_override, in the order of the Config struct.
+const std::array<Key, 13> kKeys{{
+    {"listen",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto text = read_text(key, in, kListenExpected);
+       if (!text) return tl::unexpected(text.error());
+       auto hp = parse_host_port(*text);
+       if (!hp) return bad_value(key, kListenExpected, in, hp.error().detail);
+       c.listen = std::move(*text);
+       return {};
+     }},
+    {"max_inflight_requests",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto n = read_integer(key, in, 1, kU32Max);
+       if (!n) return tl::unexpected(n.error());
+       c.max_inflight_requests = static_cast<std::uint32_t>(*n);
+       return {};
+     }},
+    {"shutdown_timeout",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto d = read_duration(key, in);
+       if (!d) return tl::unexpected(d.error());
+       c.shutdown_timeout = *d;
+       return {};
+     }},
+    {"data_dir",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto text = read_non_empty_text(key, in, "a non-empty directory path");
+       if (!text) return tl::unexpected(text.error());
+       c.data_dir = std::move(*text);
+       return {};
+     }},
+    {"durability", [](Config& c, std::string_view key,
+                      const Input& in) { return set_enum(key, in, kDurabilities, c.durability); }},
+    {"auto_create_topics",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto b = read_bool(key, in);
+       if (!b) return tl::unexpected(b.error());
+       c.auto_create_topics = *b;
+       return {};
+     }},
+    {"max_frame_size",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_size(key, in, kFrameBounds, c.max_frame_size);
+     }},
+    {"max_message_size",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_size(key, in, kMessageBounds, c.max_message_size);
+     }},
+    {"max_id_size", [](Config& c, std::string_view key,
+                       const Input& in) { return set_size(key, in, kIdBounds, c.max_id_size); }},
+    {"max_key_size", [](Config& c, std::string_view key,
+                        const Input& in) { return set_size(key, in, kKeyBounds, c.max_key_size); }},
+    {"max_headers_size",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_size(key, in, kHeadersBounds, c.max_headers_size);
+     }},
+    {"log_level", [](Config& c, std::string_view key,
+                     const Input& in) { return set_enum(key, in, kLogLevels, c.log_level); }},
+    {"log_pattern",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto text = read_non_empty_text(key, in, "a non-empty spdlog pattern");
+       if (!text) return tl::unexpected(text.error());
+       c.log_pattern = std::move(*text);
+       return {};
+     }},
+}};
+
+// Plain Levenshtein distance; keys are short, so the O(n*m) table is nothing.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+const Key* find_key(std::string_view name) {
+  for (const auto& key : kKeys) {
+    if (key.name == name) return &key;
+  }
+  return nullptr;
+}
+
+tl::unexpected<Error> unknown_key(std::string_view name, bool is_table) {
+  std::string detail = "config key '" + std::string(name) + "' is unknown";
+  const Key* best = nullptr;
+  std::size_t best_distance = 3;  // suggest only within edit distance 2
+  for (const auto& key : kKeys) {
+    const std::size_t d = edit_distance(name, key.name);
+    if (d < best_distance) {
+      best = &key;
+      best_distance = d;
+    }
+  }
+  if (best != nullptr) {
+    detail += "; did you mean '" + std::string(best->name) + "'?";
+  } else if (is_table) {
+    detail += "; the config file is flat: write every key at the top level, without [tables]";
+  }
+  return fail(Errc::invalid_request, std::move(detail));
+}
+
+Input input_from_node(const toml::node& node) {
+  Input in;
+  std::ostringstream shown;
+  switch (node.type()) {
+    case toml::node_type::string:
+      in.kind = Input::Kind::text;
+      in.text = node.as_string()->get();
+      in.shown = in_quotes(in.text);
+      return in;
+    case toml::node_type::integer:
+      in.kind = Input::Kind::integer;
+      in.integer = node.as_integer()->get();
+      in.shown = std::to_string(in.integer);
+      return in;
+    case toml::node_type::boolean:
+      in.kind = Input::Kind::boolean;
+      in.boolean = node.as_boolean()->get();
+      in.shown = in.boolean ? "true" : "false";
+      return in;
+    case toml::node_type::table:
+      in.shown = "a table";
+      return in;
+    case toml::node_type::array:
+      in.shown = "an array";
+      return in;
+    case toml::node_type::floating_point:
+      shown << "the floating-point number " << *node.as_floating_point();
+      break;
+    case toml::node_type::date:
+      shown << "the date " << *node.as_date();
+      break;
+    case toml::node_type::time:
+      shown << "the time " << *node.as_time();
+      break;
+    case toml::node_type::date_time:
+      shown << "the date-time " << *node.as_date_time();
+      break;
+    case toml::node_type::none:
+      shown << "nothing";
+      break;
+  }
+  in.shown = shown.str();
+  return in;
+}
+
+bool is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-' || c == '_';
+}
+
+bool is_ipv6_char(char c) {
+  return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' ||
+         c == '.';
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view toml_text, std::string_view source_name) {
+  toml::table table;
+  try {
+    table = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return fail(Errc::invalid_request, std::string(source_name) + ":" + std::to_string(where.line) +
+                                           ":" + std::to_string(where.column) +
+                                           ": TOML syntax error: " + std::string(e.description()));
+  }
+  Config config;
+  for (const auto& [name, node] : table) {
+    const Key* key = find_key(name.str());
+    if (key == nullptr) return unknown_key(name.str(), node.is_table());
+    auto applied = key->set(config, key->name, input_from_node(node));
+    if (!applied) return tl::unexpected(applied.error());
+  }
+  return config;
+}
+
+Result<Config> load_config_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return fail(Errc::invalid_request,
+                "cannot read config file '" + path.string() + "': it is a directory");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    return fail(Errc::invalid_request, "cannot read config file '" + path.string() +
+                                           "': " + std::generic_category().message(err));
+  }
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) {
+    return fail(Errc::invalid_request, "cannot read config file '" + path.string() + "'");
+  }
+  return parse_config(text, path.string());
+}
+
+Result<void> apply_override(Config& config, std::string_view key, std::string_view value) {
+  const Key* k = find_key(key);
+  if (k == nullptr) return unknown_key(key, false);
+  Input in;
+  in.kind = Input::Kind::text;
+  in.text = std::string(value);
+  in.from_command_line = true;
+  in.shown = in_quotes(value);
+  return k->set(config, k->name, in);
+}
+
+Result<void> validate(const Config& config) {
+  // Single-key checks again: a Config may also have been built in code, not parsed.
+  if (auto hp = parse_host_port(config.listen); !hp) {
+    return fail(Errc::invalid_request, "config key 'listen': " + hp.error().detail);
+  }
+  if (config.max_inflight_requests < 1) {
+    return fail(Errc::invalid_request, "config key 'max_inflight_requests' must be at least 1");
+  }
+  if (config.data_dir.empty()) {
+    return fail(Errc::invalid_request, "config key 'data_dir' must not be empty");
+  }
+  if (config.log_pattern.empty()) {
+    return fail(Errc::invalid_request, "config key 'log_pattern' must not be empty");
+  }
+  const std::array<std::tuple<std::string_view, std::uint32_t, SizeBounds>, 5> sizes{{
+      {"max_frame_size", config.max_frame_size, kFrameBounds},
+      {"max_message_size", config.max_message_size, kMessageBounds},
+      {"max_id_size", config.max_id_size, kIdBounds},
+      {"max_key_size", config.max_key_size, kKeyBounds},
+      {"max_headers_size", config.max_headers_size, kHeadersBounds},
+  }};
+  for (const auto& [key, value, bounds] : sizes) {
+    if (value < bounds.min || value > bounds.max) {
+      return fail(Errc::invalid_request, "config key '" + std::string(key) + "' is " +
+                                             format_size(value) + ", must be from " +
+                                             format_size(bounds.min) + " to " +
+                                             format_size(bounds.max));
+    }
+  }
+
+  // Any message the limits admit must fit in one frame, or a valid publish could never be sent.
+  const std::uint64_t needed = std::uint64_t{config.max_message_size} + config.max_id_size +
+                               config.max_key_size + config.max_headers_size + kFrameOverhead;
+  if (needed > config.max_frame_size) {
+    return fail(Errc::invalid_request,
+                "config keys do not fit together: max_message_size (" +
+                    format_size(config.max_message_size) + ") + max_id_size (" +
+                    format_size(config.max_id_size) + ") + max_key_size (" +
+                    format_size(config.max_key_size) + ") + max_headers_size (" +
+                    format_size(config.max_headers_size) + ") + " + format_size(kFrameOverhead) +
+                    " of frame overhead = " + format_size(needed) +
+                    " must be at most max_frame_size (" + format_size(config.max_frame_size) +
+                    "); raise max_frame_size or lower the others");
+  }
+  return {};
+}
+
+std::string_view to_string(Durability d) {
+  for (const auto& [name, value] : kDurabilities) {
+    if (value == d) return name;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(LogLevel l) {
+  for (const auto& [name, value] : kLogLevels) {
+    if (value == l) return name;
+  }
+  return "unknown";
+}
+
+Result<HostPort> parse_host_port(std::string_view text) {
+  const auto bad = [&](std::string_view why) {
+    return fail(Errc::invalid_request,
+                "listen address '" + std::string(text) + "' is invalid: " + std::string(why));
+  };
+  std::string_view host;
+  std::string_view rest;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return bad("'[' without a closing ']'");
+    host = text.substr(1, close - 1);
+    rest = text.substr(close + 1);
+    if (host.empty()) return bad("the host is empty");
+    if (!std::all_of(host.begin(), host.end(), is_ipv6_char)) {
+      return bad("the bracketed host is not an IPv6 address");
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("the port is missing (write HOST:PORT)");
+    host = text.substr(0, colon);
+    rest = text.substr(colon);
+    if (host.empty()) return bad("the host is empty");
+    if (host.find(':') != std::string_view::npos) {
+      return bad("an IPv6 host needs brackets, like [::1]:7450");
+    }
+    if (!std::all_of(host.begin(), host.end(), is_host_char)) {
+      return bad("the host has characters a hostname or IPv4 address cannot have");
+    }
+  }
+  if (rest.empty() || rest.front() != ':') return bad("the port is missing (write HOST:PORT)");
+  const auto port_text = rest.substr(1);
+  if (port_text.empty()) return bad("the port is missing (write HOST:PORT)");
+  std::uint64_t port = 0;
+  const auto* end = port_text.data() + port_text.size();
+  const auto [ptr, ec] = std::from_chars(port_text.data(), end, port);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc{} && ptr == end && port > 65535)) {
+    return bad("the port must be from 0 to 65535");
+  }
+  if (ec != std::errc{} || ptr != end) return bad("the port is not a number");
+  return HostPort{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+}  // namespace loft::config

@@ -1,0 +1,421 @@
+#include "loft/config/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <utility>
+
+using namespace std::chrono_literals;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace loft::config {
+namespace {
+
+// Every key, as the file and apply_override spell it.
+constexpr std::array<std::string_view, 13> kAllKeys{
+    "listen",      "max_inflight_requests", "shutdown_timeout", "data_dir",
+    "durability",  "auto_create_topics",    "max_frame_size",   "max_message_size",
+    "max_id_size", "max_key_size",          "max_headers_size", "log_level",
+    "log_pattern",
+};
+
+// Config has no operator== (the header is a shared contract); compare field by field.
+void expect_same(const Config& a, const Config& b) {
+  EXPECT_EQ(a.listen, b.listen);
+  EXPECT_EQ(a.max_inflight_requests, b.max_inflight_requests);
+  EXPECT_EQ(a.shutdown_timeout, b.shutdown_timeout);
+  EXPECT_EQ(a.data_dir, b.data_dir);
+  EXPECT_EQ(a.durability, b.durability);
+  EXPECT_EQ(a.auto_create_topics, b.auto_create_topics);
+  EXPECT_EQ(a.max_frame_size, b.max_frame_size);
+  EXPECT_EQ(a.max_message_size, b.max_message_size);
+  EXPECT_EQ(a.max_id_size, b.max_id_size);
+  EXPECT_EQ(a.max_key_size, b.max_key_size);
+  EXPECT_EQ(a.max_headers_size, b.max_headers_size);
+  EXPECT_EQ(a.log_level, b.log_level);
+  EXPECT_EQ(a.log_pattern, b.log_pattern);
+}
+
+std::string parse_error(std::string_view text) {
+  const auto r = parse_config(text, "test.toml");
+  if (r.has_value()) return "<parsed without error>";
+  EXPECT_EQ(r.error().code, Errc::invalid_request) << r.error().detail;
+  return r.error().detail;
+}
+
+std::string override_error(std::string_view key, std::string_view value) {
+  Config c;
+  const auto r = apply_override(c, key, value);
+  if (r.has_value()) return "<applied without error>";
+  EXPECT_EQ(r.error().code, Errc::invalid_request) << r.error().detail;
+  return r.error().detail;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(Config, DefaultsAreTheDocumentedOnes) {
+  const Config c;
+  EXPECT_EQ(c.listen, "127.0.0.1:7450");
+  EXPECT_EQ(c.max_inflight_requests, 1024u);
+  EXPECT_EQ(c.shutdown_timeout, 10s);
+  EXPECT_EQ(c.data_dir, "./loft-data");
+  EXPECT_EQ(c.durability, Durability::fsync);
+  EXPECT_FALSE(c.auto_create_topics);
+  EXPECT_EQ(c.max_frame_size, 16u << 20);
+  EXPECT_EQ(c.max_message_size, 1u << 20);
+  EXPECT_EQ(c.max_id_size, 256u);
+  EXPECT_EQ(c.max_key_size, 1024u);
+  EXPECT_EQ(c.max_headers_size, 64u << 10);
+  EXPECT_EQ(c.log_level, LogLevel::info);
+  EXPECT_EQ(c.log_pattern, "[%Y-%m-%d %H:%M:%S.%e] [%l] [%n] %v");
+  EXPECT_TRUE(validate(c).has_value());
+}
+
+TEST(ParseConfig, EmptyTextGivesTheDefaults) {
+  const auto c = parse_config("");
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  expect_same(*c, Config{});
+}
+
+TEST(ParseConfig, ReadsEveryKey) {
+  const auto c = parse_config(R"(
+listen = "[::1]:9000"
+max_inflight_requests = 7
+shutdown_timeout = "1500ms"
+data_dir = "/var/lib/loft"
+durability = "os"
+auto_create_topics = true
+max_frame_size = "32MiB"
+max_message_size = 2097152
+max_id_size = "1KiB"
+max_key_size = 65535
+max_headers_size = "128KB"
+log_level = "debug"
+log_pattern = "%v"
+)");
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  EXPECT_EQ(c->listen, "[::1]:9000");
+  EXPECT_EQ(c->max_inflight_requests, 7u);
+  EXPECT_EQ(c->shutdown_timeout, 1500ms);
+  EXPECT_EQ(c->data_dir, "/var/lib/loft");
+  EXPECT_EQ(c->durability, Durability::os);
+  EXPECT_TRUE(c->auto_create_topics);
+  EXPECT_EQ(c->max_frame_size, 32u << 20);
+  EXPECT_EQ(c->max_message_size, 2u << 20);
+  EXPECT_EQ(c->max_id_size, 1024u);
+  EXPECT_EQ(c->max_key_size, 65535u);
+  EXPECT_EQ(c->max_headers_size, 128'000u);
+  EXPECT_EQ(c->log_level, LogLevel::debug);
+  EXPECT_EQ(c->log_pattern, "%v");
+  EXPECT_TRUE(validate(*c).has_value());
+}
+
+TEST(ParseConfig, ReadsEveryLogLevel) {
+  for (const auto level : {LogLevel::trace, LogLevel::debug, LogLevel::info, LogLevel::warn,
+                           LogLevel::error, LogLevel::off}) {
+    const auto c = parse_config("log_level = \"" + std::string(to_string(level)) + "\"");
+    ASSERT_TRUE(c.has_value()) << c.error().detail;
+    EXPECT_EQ(c->log_level, level);
+  }
+}
+
+TEST(ShippedConfigFile, ParsesToExactlyTheDefaults) {
+  const std::filesystem::path path = std::filesystem::path(LOFT_SOURCE_DIR) / "config/loftd.toml";
+  const auto c = load_config_file(path);
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  expect_same(*c, Config{});
+}
+
+TEST(ShippedConfigFile, WritesEveryKeyUncommented) {
+  // Parsing alone cannot tell a key set to its default from a key left out.
+  const auto text = read_text(std::filesystem::path(LOFT_SOURCE_DIR) / "config/loftd.toml");
+  ASSERT_FALSE(text.empty());
+  for (const auto key : kAllKeys) {
+    EXPECT_THAT(text, HasSubstr("\n" + std::string(key) + " = ")) << key;
+  }
+}
+
+TEST(LoadConfigFile, NamesAnUnreadablePath) {
+  const auto r = load_config_file("/nonexistent/loft/loftd.toml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::invalid_request);
+  EXPECT_THAT(r.error().detail, HasSubstr("/nonexistent/loft/loftd.toml"));
+}
+
+TEST(LoadConfigFile, RejectsADirectory) {
+  const auto r = load_config_file(LOFT_SOURCE_DIR);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().detail, HasSubstr("directory"));
+}
+
+TEST(ParseConfig, UnknownKeyIsNamedWithASuggestion) {
+  EXPECT_THAT(parse_error("max_frame_sise = \"1MiB\""),
+              AllOf(HasSubstr("config key 'max_frame_sise' is unknown"),
+                    HasSubstr("did you mean 'max_frame_size'?")));
+  EXPECT_THAT(parse_error("colour = \"blue\""),
+              AllOf(HasSubstr("config key 'colour' is unknown"), Not(HasSubstr("did you mean"))));
+}
+
+TEST(ParseConfig, TablesAreUnknownKeysBecauseTheFileIsFlat) {
+  EXPECT_THAT(parse_error("[network]\nlisten = \"127.0.0.1:1\""),
+              AllOf(HasSubstr("'network' is unknown"), HasSubstr("flat")));
+}
+
+TEST(ParseConfig, WrongTypeNamesKeyExpectedAndGiven) {
+  EXPECT_EQ(parse_error("listen = 7450"),
+            "config key 'listen': expected HOST:PORT like \"127.0.0.1:7450\" or \"[::1]:7450\", "
+            "got 7450");
+  EXPECT_EQ(parse_error("auto_create_topics = \"true\""),
+            "config key 'auto_create_topics': expected true or false, got \"true\"");
+  EXPECT_THAT(parse_error("max_inflight_requests = \"10\""),
+              AllOf(HasSubstr("'max_inflight_requests'"), HasSubstr("an integer"),
+                    HasSubstr("got \"10\"")));
+  EXPECT_THAT(parse_error("shutdown_timeout = 10"),
+              AllOf(HasSubstr("'shutdown_timeout'"), HasSubstr("duration"), HasSubstr("got 10")));
+  EXPECT_THAT(parse_error("max_frame_size = 1.5"),
+              AllOf(HasSubstr("'max_frame_size'"), HasSubstr("floating-point")));
+  EXPECT_THAT(parse_error("durability = 2024-01-01"),
+              AllOf(HasSubstr("'durability'"), HasSubstr("date")));
+}
+
+TEST(ParseConfig, TableOrArrayWhereAScalarBelongsIsAWrongType) {
+  EXPECT_THAT(parse_error("listen = { host = \"a\", port = 1 }"),
+              AllOf(HasSubstr("'listen'"), HasSubstr("got a table")));
+  EXPECT_THAT(parse_error("log_level = [\"info\"]"),
+              AllOf(HasSubstr("'log_level'"), HasSubstr("got an array")));
+  EXPECT_THAT(parse_error("[listen]\nhost = \"a\""),
+              AllOf(HasSubstr("'listen'"), HasSubstr("got a table")));
+}
+
+TEST(ParseConfig, BadValues) {
+  EXPECT_EQ(parse_error("durability = \"always\""),
+            "config key 'durability': expected \"fsync\" or \"os\", got \"always\"");
+  EXPECT_THAT(parse_error("log_level = \"verbose\""),
+              AllOf(HasSubstr("'log_level'"), HasSubstr("\"trace\""), HasSubstr("\"off\""),
+                    HasSubstr("got \"verbose\"")));
+  EXPECT_THAT(parse_error("max_message_size = \"12 furlongs\""),
+              AllOf(HasSubstr("'max_message_size'"), HasSubstr("a size"),
+                    HasSubstr("got \"12 furlongs\"")));
+  EXPECT_THAT(parse_error("max_inflight_requests = -3"),
+              AllOf(HasSubstr("'max_inflight_requests'"), HasSubstr("got -3")));
+  EXPECT_THAT(parse_error("max_inflight_requests = 0"),
+              AllOf(HasSubstr("'max_inflight_requests'"), HasSubstr("from 1")));
+  EXPECT_THAT(parse_error("max_inflight_requests = 4294967296"),
+              HasSubstr("'max_inflight_requests'"));
+  EXPECT_THAT(parse_error("max_headers_size = -1"),
+              AllOf(HasSubstr("'max_headers_size'"), HasSubstr("got -1")));
+  EXPECT_THAT(parse_error("max_headers_size = \"4GiB\""),
+              AllOf(HasSubstr("'max_headers_size'"), HasSubstr("got \"4GiB\"")));
+  EXPECT_THAT(parse_error("shutdown_timeout = \"10 seconds\""),
+              AllOf(HasSubstr("'shutdown_timeout'"), HasSubstr("got \"10 seconds\"")));
+  EXPECT_THAT(parse_error("data_dir = \"\""), HasSubstr("'data_dir'"));
+  EXPECT_THAT(parse_error("log_pattern = \"\""), HasSubstr("'log_pattern'"));
+}
+
+TEST(ParseConfig, IdAndKeySizesAreU16OnTheWire) {
+  EXPECT_THAT(parse_error("max_id_size = 65536"),
+              AllOf(HasSubstr("'max_id_size'"), HasSubstr("65535"), HasSubstr("got 65536")));
+  EXPECT_THAT(parse_error("max_key_size = \"64KiB\""),
+              AllOf(HasSubstr("'max_key_size'"), HasSubstr("65535"), HasSubstr("got \"64KiB\"")));
+  EXPECT_EQ(parse_config("max_id_size = 65535").value().max_id_size, 65535u);
+  EXPECT_EQ(parse_config("max_id_size = 0").value().max_id_size, 0u);
+}
+
+TEST(ParseConfig, FrameSizeIsFrom1KiBTo1GiB) {
+  EXPECT_THAT(parse_error("max_frame_size = 1023"), HasSubstr("'max_frame_size'"));
+  EXPECT_THAT(parse_error("max_frame_size = \"2GiB\""), HasSubstr("'max_frame_size'"));
+  EXPECT_EQ(parse_config("max_frame_size = \"1KiB\"").value().max_frame_size, 1024u);
+  EXPECT_EQ(parse_config("max_frame_size = \"1GiB\"").value().max_frame_size, 1u << 30);
+}
+
+TEST(ParseConfig, BadListenAddress) {
+  EXPECT_THAT(
+      parse_error("listen = \"127.0.0.1:70000\""),
+      AllOf(HasSubstr("'listen'"), HasSubstr("got \"127.0.0.1:70000\""), HasSubstr("65535")));
+  EXPECT_THAT(parse_error("listen = \"localhost\""),
+              AllOf(HasSubstr("'listen'"), HasSubstr("port is missing")));
+}
+
+TEST(ParseConfig, SyntaxErrorReportsSourceLineAndColumn) {
+  const auto detail = parse_error("listen = \"127.0.0.1:1\"\n\ndurability = \"os\n");
+  EXPECT_THAT(detail, HasSubstr("test.toml:3:")) << detail;
+  EXPECT_THAT(detail, HasSubstr("syntax")) << detail;
+}
+
+TEST(ParseConfig, DuplicateKeyIsASyntaxError) {
+  EXPECT_THAT(parse_error("durability = \"os\"\ndurability = \"fsync\"\n"),
+              HasSubstr("test.toml:2:"));
+}
+
+TEST(ApplyOverride, OverridesWinOverTheFile) {
+  auto c = parse_config("durability = \"fsync\"\nmax_frame_size = \"16MiB\"\nlisten = \"a:1\"");
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  ASSERT_TRUE(apply_override(*c, "durability", "os").has_value());
+  ASSERT_TRUE(apply_override(*c, "max_frame_size", "1MiB").has_value());
+  ASSERT_TRUE(apply_override(*c, "listen", "127.0.0.1:0").has_value());
+  EXPECT_EQ(c->durability, Durability::os);
+  EXPECT_EQ(c->max_frame_size, 1u << 20);
+  EXPECT_EQ(c->listen, "127.0.0.1:0");
+}
+
+TEST(ApplyOverride, TakesTheCommandLineFormOfEveryKey) {
+  Config c;
+  const std::array<std::pair<std::string_view, std::string_view>, 13> overrides{{
+      {"listen", "localhost:0"},
+      {"max_inflight_requests", "16"},
+      {"shutdown_timeout", "2m"},
+      {"data_dir", "/tmp/x"},
+      {"durability", "os"},
+      {"auto_create_topics", "true"},
+      {"max_frame_size", "1048576"},
+      {"max_message_size", "512KiB"},
+      {"max_id_size", "64"},
+      {"max_key_size", "128B"},
+      {"max_headers_size", "4KiB"},
+      {"log_level", "warn"},
+      {"log_pattern", "%l %v"},
+  }};
+  for (const auto& [key, value] : overrides) {
+    const auto r = apply_override(c, key, value);
+    EXPECT_TRUE(r.has_value()) << key << ": " << r.error().detail;
+  }
+  EXPECT_EQ(c.listen, "localhost:0");
+  EXPECT_EQ(c.max_inflight_requests, 16u);
+  EXPECT_EQ(c.shutdown_timeout, 2min);
+  EXPECT_EQ(c.data_dir, "/tmp/x");
+  EXPECT_EQ(c.durability, Durability::os);
+  EXPECT_TRUE(c.auto_create_topics);
+  EXPECT_EQ(c.max_frame_size, 1u << 20);
+  EXPECT_EQ(c.max_message_size, 512u << 10);
+  EXPECT_EQ(c.max_id_size, 64u);
+  EXPECT_EQ(c.max_key_size, 128u);
+  EXPECT_EQ(c.max_headers_size, 4u << 10);
+  EXPECT_EQ(c.log_level, LogLevel::warn);
+  EXPECT_EQ(c.log_pattern, "%l %v");
+  EXPECT_TRUE(apply_override(c, "auto_create_topics", "false").has_value());
+  EXPECT_FALSE(c.auto_create_topics);
+}
+
+TEST(ApplyOverride, UnknownKeyFails) {
+  EXPECT_THAT(override_error("colour", "blue"), HasSubstr("config key 'colour' is unknown"));
+  EXPECT_THAT(override_error("durabilty", "os"), HasSubstr("did you mean 'durability'?"));
+}
+
+TEST(ApplyOverride, SameValidationAndMessagesAsTheFile) {
+  EXPECT_EQ(override_error("durability", "always"), parse_error("durability = \"always\""));
+  EXPECT_EQ(override_error("max_id_size", "70000"),
+            "config key 'max_id_size': expected a size from 0B to 65535B (ids are u16-length on "
+            "the wire) like \"64KiB\" or a byte count, got \"70000\"");
+  EXPECT_THAT(override_error("auto_create_topics", "yes"),
+              HasSubstr("config key 'auto_create_topics': expected true or false, got \"yes\""));
+  EXPECT_THAT(override_error("max_inflight_requests", "-1"), HasSubstr("got \"-1\""));
+  EXPECT_THAT(override_error("max_inflight_requests", "12x"), HasSubstr("got \"12x\""));
+  EXPECT_THAT(override_error("max_frame_size", "12 furlongs"), HasSubstr("'max_frame_size'"));
+  EXPECT_THAT(override_error("listen", "127.0.0.1:70000"), HasSubstr("'listen'"));
+  EXPECT_THAT(override_error("shutdown_timeout", "10"), HasSubstr("'shutdown_timeout'"));
+}
+
+TEST(ApplyOverride, FailureLeavesTheConfigUnchanged) {
+  Config c;
+  ASSERT_FALSE(apply_override(c, "max_frame_size", "4GiB").has_value());
+  expect_same(c, Config{});
+}
+
+TEST(Validate, EveryMessageTheLimitsAllowMustFitInAFrame) {
+  Config c;
+  c.max_frame_size = 1u << 20;
+  c.max_message_size = 1u << 20;
+  const auto r = validate(c);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::invalid_request);
+  for (const auto* key :
+       {"max_message_size", "max_id_size", "max_key_size", "max_headers_size", "max_frame_size"}) {
+    EXPECT_THAT(r.error().detail, HasSubstr(key));
+  }
+
+  // Exactly at the limit is fine.
+  c.max_message_size =
+      c.max_frame_size - c.max_id_size - c.max_key_size - c.max_headers_size - 1024;
+  EXPECT_TRUE(validate(c).has_value()) << validate(c).error().detail;
+  ++c.max_message_size;
+  EXPECT_FALSE(validate(c).has_value());
+}
+
+TEST(Validate, DoesNotOverflowOnHugeLimits) {
+  Config c;
+  c.max_message_size = 0xFFFF'FFFFu;
+  c.max_headers_size = 0xFFFF'FFFFu;
+  EXPECT_FALSE(validate(c).has_value());
+}
+
+TEST(Validate, ChecksSingleKeysOfConfigsBuiltInCode) {
+  Config c;
+  c.max_id_size = 70000;
+  EXPECT_THAT(validate(c).error().detail, HasSubstr("max_id_size"));
+  c = Config{};
+  c.listen = "nope";
+  EXPECT_THAT(validate(c).error().detail, HasSubstr("listen"));
+  c = Config{};
+  c.max_inflight_requests = 0;
+  EXPECT_THAT(validate(c).error().detail, HasSubstr("max_inflight_requests"));
+}
+
+TEST(ToString, RoundTripsThroughTheParser) {
+  for (const auto d : {Durability::fsync, Durability::os}) {
+    Config c;
+    ASSERT_TRUE(apply_override(c, "durability", to_string(d)).has_value());
+    EXPECT_EQ(c.durability, d);
+  }
+  EXPECT_EQ(to_string(Durability::fsync), "fsync");
+  EXPECT_EQ(to_string(LogLevel::warn), "warn");
+}
+
+TEST(ParseHostPort, AcceptsHostnamesIPv4AndBracketedIPv6) {
+  auto hp = parse_host_port("127.0.0.1:7450");
+  ASSERT_TRUE(hp.has_value()) << hp.error().detail;
+  EXPECT_EQ(hp->host, "127.0.0.1");
+  EXPECT_EQ(hp->port, 7450);
+
+  hp = parse_host_port("localhost:0");
+  ASSERT_TRUE(hp.has_value()) << hp.error().detail;
+  EXPECT_EQ(hp->host, "localhost");
+  EXPECT_EQ(hp->port, 0);
+
+  hp = parse_host_port("[::1]:7450");
+  ASSERT_TRUE(hp.has_value()) << hp.error().detail;
+  EXPECT_EQ(hp->host, "::1");
+  EXPECT_EQ(hp->port, 7450);
+
+  hp = parse_host_port("0.0.0.0:65535");
+  ASSERT_TRUE(hp.has_value()) << hp.error().detail;
+  EXPECT_EQ(hp->port, 65535);
+}
+
+TEST(ParseHostPort, RejectsBadAddresses) {
+  for (const auto* bad :
+       {"", "127.0.0.1", "127.0.0.1:", ":7450", "[]:7450", "[::1]", "[::1]7450", "[::1:7450",
+        "::1:7450", "host:70000", "host:99999999999999999999", "host:-1", "host:abc", "host:80x",
+        "host: 80", "ho st:80", "[zz]:80", "garbage"}) {
+    const auto r = parse_host_port(bad);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code, Errc::invalid_request) << bad;
+    EXPECT_THAT(r.error().detail, HasSubstr("'" + std::string(bad) + "'")) << bad;
+  }
+  EXPECT_THAT(parse_host_port("127.0.0.1:70000").error().detail, HasSubstr("0 to 65535"));
+  EXPECT_THAT(parse_host_port("127.0.0.1").error().detail, HasSubstr("port is missing"));
+  EXPECT_THAT(parse_host_port(":1").error().detail, HasSubstr("host is empty"));
+}
+
+}  // namespace
+}  // namespace loft::config
