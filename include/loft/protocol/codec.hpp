@@ -14,9 +14,24 @@
 
 namespace loft::protocol {
 
-// Appends the complete frame (header and body) to `out`.
+// Appends the complete frame (header and body) to `out`. Text fields (client_name,
+// server_name, error message) longer than 65535 bytes are cut to 65535.
+// REQUIRES: every other u16-prefixed field (topic names, message id and key, header names) is
+// at most 65535 bytes and the frame fits a u32 length: check_limits and the topic name rules
+// guarantee it. Throws std::length_error otherwise (a bug in the caller).
 void encode(const Frame& frame, std::string& out);
 std::string encode(const Frame& frame);
+
+// Bytes one stored message adds to a FETCH_OK frame. A FETCH_OK frame is kFetchOkBaseSize plus
+// the sum of encoded_size over its messages, so the server can keep a reply under
+// max_frame_size without encoding it first.
+inline constexpr std::size_t kFetchOkBaseSize = kHeaderSize + 8 + 8 + 4;
+std::size_t encoded_size(const StoredMessage& message) noexcept;
+
+// The raw header fields with no checks at all: for the correlation id of a frame that
+// decode_header rejected (ERROR frame_too_large echoes it).
+// REQUIRES: bytes.size() >= kHeaderSize.
+FrameHeader peek_header(std::span<const char> bytes) noexcept;
 
 // Decodes the fixed 12-byte header. Fails with frame_too_large when length + 4 exceeds
 // max_frame_size, and with malformed_frame when length < kMinLength.

@@ -1,0 +1,64 @@
+#pragma once
+// The TCP front end of loftd: an acceptor and one Session per connection, as C++20 coroutines
+// on a single-threaded io_context (so session state needs no locks or strands). A session
+// decodes frames, hands requests to the Broker and writes replies through a bounded queue.
+//
+// Lifecycle: listen() binds (throws on failure: a startup error), then accepts until stop().
+// stop() closes the acceptor and each session's read side; sessions finish their in-flight
+// requests, flush their replies, and close. `on_stopped` runs when the last session is gone,
+// or when shutdown_timeout passes (remaining sessions are then closed hard).
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "loft/broker/broker.hpp"
+#include "loft/protocol/frames.hpp"
+
+namespace loft::net {
+
+struct ServerOptions {
+  protocol::Limits limits;
+  std::uint32_t max_inflight_requests = 1024;
+  // Reading from a connection pauses while its unsent replies exceed this many bytes.
+  std::size_t max_outgoing_bytes = 64 << 20;
+  std::chrono::milliseconds shutdown_timeout{10'000};
+  std::string server_name = "loftd";
+};
+
+class Session;
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, broker::Broker& broker, ServerOptions options);
+  ~Server();
+
+  // Binds host:port (port 0 = any free port), starts accepting; returns the bound endpoint.
+  boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
+  void stop(std::function<void()> on_stopped);
+
+  std::size_t session_count() const { return sessions_.size(); }
+
+ private:
+  friend class Session;
+  void start_accept();
+  void on_session_closed(Session* session);
+  void maybe_stopped();
+
+  boost::asio::io_context& io_;
+  broker::Broker& broker_;
+  ServerOptions options_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::set<std::shared_ptr<Session>> sessions_;
+  bool stopping_ = false;
+  std::function<void()> on_stopped_;
+  boost::asio::steady_timer stop_timer_;
+};
+
+}  // namespace loft::net

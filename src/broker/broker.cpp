@@ -1,0 +1,320 @@
+#include "loft/broker/broker.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+namespace loft::broker {
+namespace {
+
+constexpr std::size_t kMaxTopicName = 249;
+
+std::int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Error not_found(std::string_view name) {
+  return Error{Errc::topic_not_found, "topic '" + std::string(name) + "' does not exist"};
+}
+
+std::size_t request_messages(const auto& req) {
+  if constexpr (requires { req.messages; }) {
+    return req.messages.size();
+  } else {
+    return 1;
+  }
+}
+
+std::size_t request_bytes(const auto& req) {
+  if constexpr (requires { req.messages; }) {
+    std::size_t n = 0;
+    for (const auto& m : req.messages) n += m.size_bytes();
+    return n;
+  } else {
+    return 0;
+  }
+}
+
+}  // namespace
+
+Result<void> validate_topic_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxTopicName) {
+    return fail(Errc::invalid_name, "topic name must be 1 to 249 bytes long, got " +
+                                        std::to_string(name.size()));
+  }
+  if (name == "." || name == "..") {
+    return fail(Errc::invalid_name, "topic name cannot be '.' or '..'");
+  }
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return fail(Errc::invalid_name, "topic name '" + std::string(name) +
+                                          "' may only contain letters, digits, '.', '_' and '-'");
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Broker>> Broker::open(std::unique_ptr<storage::Store> store,
+                                             Options options) {
+  auto topics = store->load_topics();
+  if (!topics) return tl::unexpected(topics.error());
+  if (!options.now_ms) options.now_ms = system_now_ms;
+  return std::unique_ptr<Broker>(new Broker(std::move(store), std::move(options), *topics));
+}
+
+Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
+               std::vector<TopicMeta> topics)
+    : store_(std::move(store)), options_(std::move(options)) {
+  for (auto& t : topics) {
+    // Ids are never reused while their topic exists: new ids start above the highest one.
+    next_topic_id_ = std::max(next_topic_id_, t.id.value + 1);
+    auto name = t.name;
+    topics_.emplace(std::move(name), std::move(t));
+  }
+  writer_ = std::thread([this] { run_writer(); });
+}
+
+Broker::~Broker() { stop(); }
+
+void Broker::stop() {
+  std::call_once(stop_once_, [this] {
+    {
+      std::lock_guard lock(queue_mutex_);
+      stopping_ = true;
+    }
+    queue_cv_.notify_one();
+    if (writer_.joinable()) writer_.join();
+    std::ignore = store_->flush();  // best effort: every confirmed write is already in the WAL
+  });
+}
+
+WriterStats Broker::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
+}
+
+void Broker::create_topic(std::string name, Callback<TopicMeta> done) {
+  if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
+  enqueue(CreateReq{std::move(name), std::move(done)});
+}
+
+void Broker::delete_topic(std::string name, Callback<void> done) {
+  if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
+  enqueue(DeleteReq{std::move(name), std::move(done)});
+}
+
+void Broker::publish(std::string topic, std::vector<Message> messages, Callback<Appended> done) {
+  if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
+  if (messages.empty()) return done(fail(Errc::invalid_request, "publish carries no messages"));
+  enqueue(PublishReq{std::move(topic), std::move(messages), std::move(done)});
+}
+
+void Broker::enqueue(Request req) {
+  {
+    std::unique_lock lock(queue_mutex_);
+    if (!stopping_) {
+      queue_.push_back(std::move(req));
+      lock.unlock();
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  std::visit([](auto& r) { r.done(fail(Errc::shutting_down, "the broker is stopping")); }, req);
+}
+
+std::vector<TopicMeta> Broker::list_topics() const {
+  std::shared_lock lock(table_mutex_);
+  std::vector<TopicMeta> out;
+  out.reserve(topics_.size());
+  for (const auto& [_, meta] : topics_) out.push_back(meta);
+  return out;
+}
+
+Result<TopicMeta> Broker::describe_topic(std::string_view name) const {
+  std::shared_lock lock(table_mutex_);
+  const auto it = topics_.find(name);
+  if (it == topics_.end()) return tl::unexpected(not_found(name));
+  return it->second;
+}
+
+Result<FetchResult> Broker::fetch(std::string_view topic, Offset from,
+                                  storage::ReadLimits limits) const {
+  auto meta = describe_topic(topic);
+  if (!meta) return tl::unexpected(meta.error());
+  FetchResult out{meta->first_offset, meta->next_offset, {}};
+  const Offset start = std::max(from, meta->first_offset);
+  if (start >= meta->next_offset) return out;
+  auto read = store_->read(meta->id, start, limits);
+  if (!read) return tl::unexpected(read.error());
+  // A concurrent commit may have stored more than `meta` knows of: serve only what was
+  // confirmed when we looked, so a reader never sees a message before its producer's confirm.
+  auto& msgs = *read;
+  while (!msgs.empty() && msgs.back().offset >= meta->next_offset) msgs.pop_back();
+  out.messages = std::move(msgs);
+  return out;
+}
+
+void Broker::run_writer() {
+  std::vector<Request> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      // Take what is there (never wait for a batch to fill), up to the commit bounds.
+      std::size_t messages = 0;
+      std::size_t bytes = 0;
+      while (!queue_.empty()) {
+        const auto [m, b] = std::visit(
+            [](const auto& r) { return std::pair{request_messages(r), request_bytes(r)}; },
+            queue_.front());
+        if (!batch.empty() &&
+            (messages + m > options_.max_commit_messages || bytes + b > options_.max_commit_bytes)) {
+          break;
+        }
+        messages += m;
+        bytes += b;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit(batch);
+    batch.clear();
+  }
+}
+
+// Applies a batch of requests to a working copy of the topics they touch, writes the result
+// in one storage write, and only then publishes the new state and completes the requests.
+void Broker::commit(std::vector<Request>& batch) {
+  // Working state: name -> meta (nullopt = deleted in this batch). Only touched topics.
+  std::map<std::string, std::optional<TopicMeta>, std::less<>> work;
+  auto lookup = [&](const std::string& name) -> std::optional<TopicMeta>& {
+    auto it = work.find(name);
+    if (it != work.end()) return it->second;
+    std::shared_lock lock(table_mutex_);
+    const auto t = topics_.find(name);
+    std::optional<TopicMeta> meta;
+    if (t != topics_.end()) meta = t->second;
+    return work.emplace(name, std::move(meta)).first->second;
+  };
+  std::uint32_t next_id = next_topic_id_;
+  const std::int64_t now = options_.now_ms();
+  auto make_topic = [&](const std::string& name) {
+    TopicMeta meta;
+    meta.id = TopicId{next_id++};
+    meta.name = name;
+    meta.created_at_ms = now;
+    return meta;
+  };
+
+  storage::WriteBatch wb;
+  // Outcome per request: the error it failed with, or the value it will get if the write
+  // succeeds.
+  using Outcome = std::variant<Error, TopicMeta, std::monostate, Appended>;
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(batch.size());
+  std::size_t message_count = 0;
+
+  for (auto& req : batch) {
+    if (auto* c = std::get_if<CreateReq>(&req)) {
+      auto& slot = lookup(c->name);
+      if (slot) {
+        outcomes.emplace_back(Error{Errc::topic_exists, "topic '" + c->name + "' already exists"});
+        continue;
+      }
+      slot = make_topic(c->name);
+      outcomes.emplace_back(*slot);  // completed with the final meta below
+    } else if (auto* d = std::get_if<DeleteReq>(&req)) {
+      auto& slot = lookup(d->name);
+      if (!slot) {
+        outcomes.emplace_back(not_found(d->name));
+        continue;
+      }
+      wb.ops.emplace_back(storage::DropTopic{slot->id, slot->name});
+      slot.reset();
+      outcomes.emplace_back(std::monostate{});
+    } else {
+      auto& p = std::get<PublishReq>(req);
+      auto& slot = lookup(p.topic);
+      bool created = false;
+      if (!slot) {
+        if (!options_.auto_create_topics) {
+          outcomes.emplace_back(not_found(p.topic));
+          continue;
+        }
+        slot = make_topic(p.topic);
+        created = true;
+      }
+      Appended appended{p.topic, slot->next_offset, p.messages.size(), created};
+      for (const auto& m : p.messages) {
+        wb.ops.emplace_back(storage::Append{slot->id, slot->next_offset, now, &m});
+        slot->next_offset = Offset{slot->next_offset.value + 1};
+        slot->messages += 1;
+        slot->bytes += m.size_bytes();
+      }
+      message_count += p.messages.size();
+      outcomes.emplace_back(std::move(appended));
+    }
+  }
+  // Final metadata of every topic that exists after the batch, after all drops.
+  for (const auto& [name, meta] : work) {
+    if (meta) wb.ops.emplace_back(storage::PutTopic{*meta});
+  }
+
+  Result<void> written{};
+  if (!wb.empty()) written = store_->write(wb, options_.durability);
+
+  if (written) {
+    std::unique_lock lock(table_mutex_);
+    for (auto& [name, meta] : work) {
+      if (meta) {
+        topics_.insert_or_assign(name, *meta);
+      } else {
+        topics_.erase(name);
+      }
+    }
+    next_topic_id_ = next_id;
+  }
+  {
+    std::lock_guard lock(stats_mutex_);
+    stats_.commits += 1;
+    stats_.requests += batch.size();
+    if (written) stats_.messages += message_count;
+    if (!written) stats_.failed_commits += 1;
+  }
+  // Reclaim the space of dropped topics (outside the table lock; compaction may take time).
+  if (written) {
+    for (const auto& op : wb.ops) {
+      if (const auto* drop = std::get_if<storage::DropTopic>(&op)) {
+        std::ignore = store_->reclaim(drop->id);  // space only; the data is already deleted
+      }
+    }
+  }
+
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto& outcome = outcomes[i];
+    std::visit(
+        [&](auto& req) {
+          if (auto* err = std::get_if<Error>(&outcome)) return req.done(tl::unexpected(*err));
+          if (!written) return req.done(tl::unexpected(written.error()));
+          using R = std::decay_t<decltype(req)>;
+          if constexpr (std::is_same_v<R, CreateReq>) {
+            const auto& created = std::get<TopicMeta>(outcome);
+            // Report the topic as committed, including publishes later in this batch.
+            const auto& final_meta = work.at(req.name);
+            req.done(final_meta && final_meta->id == created.id ? *final_meta : created);
+          } else if constexpr (std::is_same_v<R, DeleteReq>) {
+            req.done({});
+          } else {
+            req.done(std::move(std::get<Appended>(outcome)));
+          }
+        },
+        batch[i]);
+  }
+}
+
+}  // namespace loft::broker

@@ -1,0 +1,330 @@
+#include "loft/client/client.hpp"
+
+#include <array>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <charconv>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "loft/protocol/codec.hpp"
+
+namespace loft::client {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using protocol::Body;
+
+Result<void> parse_broker_address(std::string_view text, Options& options) {
+  auto bad = [&] {
+    return fail(Errc::invalid_request,
+                "broker address '" + std::string(text) + "' must be HOST:PORT, like 127.0.0.1:7450");
+  };
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return bad();
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return bad();
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned value = 0;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc{} || ptr != port.data() + port.size() || value > 65535) return bad();
+  options.host = std::string(host);
+  options.port = static_cast<std::uint16_t>(value);
+  return {};
+}
+
+class Client::Impl {
+ public:
+  using Completion = std::function<void(Result<Body>)>;
+
+  explicit Impl(Options options) : options_(std::move(options)), socket_(io_) {}
+
+  ~Impl() { close(); }
+
+  Result<void> connect() {
+    boost::system::error_code ec;
+    tcp::resolver resolver(io_);
+    const auto endpoints = resolver.resolve(options_.host, std::to_string(options_.port), ec);
+    if (ec) return connection_failed("cannot resolve " + options_.host, ec);
+    bool done = false;
+    boost::system::error_code connect_ec;
+    asio::async_connect(socket_, endpoints, [&](boost::system::error_code e, const tcp::endpoint&) {
+      connect_ec = e;
+      done = true;
+    });
+    io_.run_for(options_.connect_timeout);
+    if (!done) {
+      socket_.close(ec);
+      return fail(Errc::timeout, "connecting to " + address() + " took longer than " +
+                                     std::to_string(options_.connect_timeout.count()) + "ms");
+    }
+    if (connect_ec) return connection_failed("cannot connect to " + address(), connect_ec);
+    socket_.set_option(tcp::no_delay(true), ec);
+    connected_ = true;
+    reader_ = std::thread([this] { read_loop(); });
+
+    auto reply = wait(request(protocol::Hello{protocol::kProtocolVersion,
+                                              protocol::kProtocolVersion, options_.client_name}));
+    if (!reply) return tl::unexpected(reply.error());
+    auto* ok = std::get_if<protocol::HelloOk>(&*reply);
+    if (!ok) return fail(Errc::invalid_request, "server did not answer HELLO with HELLO_OK");
+    hello_ = *ok;
+    return {};
+  }
+
+  std::future<Result<Body>> request(Body body) {
+    auto promise = std::make_shared<std::promise<Result<Body>>>();
+    auto future = promise->get_future();
+    request(std::move(body), [promise](Result<Body> r) { promise->set_value(std::move(r)); });
+    return future;
+  }
+
+  // `done` runs on the reader thread (or at once, on the caller's, if the connection is
+  // already broken).
+  void request(Body body, Completion done) {
+    std::uint32_t id = 0;
+    {
+      std::lock_guard lock(mutex_);
+      id = next_id_++;
+      if (next_id_ >= 0x80000000u) next_id_ = 1;
+    }
+    std::string bytes;
+    protocol::encode(protocol::Frame{id, std::move(body)}, bytes);
+    send(id, std::move(bytes), std::move(done));
+  }
+
+  void send(std::uint32_t id, std::string bytes, Completion done) {
+    {
+      std::unique_lock lock(mutex_);
+      if (broken_) {
+        auto error = *broken_;
+        lock.unlock();
+        return done(tl::unexpected(std::move(error)));
+      }
+      pending_.emplace(id, std::move(done));
+    }
+    std::lock_guard write_lock(write_mutex_);
+    boost::system::error_code ec;
+    asio::write(socket_, asio::buffer(bytes), ec);
+    if (ec) fail_all(Error{Errc::connection_error, "write failed: " + ec.message()});
+  }
+
+  Result<Body> wait(std::future<Result<Body>> future) {
+    if (future.wait_for(options_.request_timeout) != std::future_status::ready) {
+      return fail(Errc::timeout, "no reply from " + address() + " within " +
+                                     std::to_string(options_.request_timeout.count()) + "ms");
+    }
+    return future.get();
+  }
+
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    if (reader_.joinable()) reader_.join();
+    socket_.close(ec);
+    fail_all(Error{Errc::connection_error, "the client was closed"});
+  }
+
+  bool connected() const {
+    std::lock_guard lock(mutex_);
+    return connected_ && !broken_;
+  }
+
+  const protocol::HelloOk& hello() const { return hello_; }
+  const Options& options() const { return options_; }
+
+ private:
+  std::string address() const { return options_.host + ":" + std::to_string(options_.port); }
+
+  tl::unexpected<Error> connection_failed(const std::string& what, boost::system::error_code ec) {
+    return fail(Errc::connection_error, what + ": " + ec.message());
+  }
+
+  void read_loop() {
+    std::array<char, protocol::kHeaderSize> head{};
+    std::string body;
+    for (;;) {
+      boost::system::error_code ec;
+      asio::read(socket_, asio::buffer(head), ec);
+      if (ec) return fail_all(Error{Errc::connection_error, disconnect_text(ec)});
+      // Replies may legitimately be large (a fetch); the server's own limit bounds them.
+      constexpr std::uint32_t kMaxReply = 1u << 30;
+      auto header = protocol::decode_header(head, kMaxReply);
+      if (!header) return fail_all(header.error());
+      body.resize(header->length - (protocol::kHeaderSize - 4));
+      asio::read(socket_, asio::buffer(body), ec);
+      if (ec) return fail_all(Error{Errc::connection_error, disconnect_text(ec)});
+      auto decoded = protocol::decode_body(*header, body);
+      if (!decoded) return fail_all(decoded.error());
+      deliver(header->correlation_id, std::move(*decoded));
+    }
+  }
+
+  std::string disconnect_text(boost::system::error_code ec) const {
+    if (ec == asio::error::eof) return "the broker at " + address() + " closed the connection";
+    return "connection to " + address() + " lost: " + ec.message();
+  }
+
+  void deliver(std::uint32_t id, Body body) {
+    Completion promise;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = pending_.find(id);
+      if (it != pending_.end()) {
+        promise = std::move(it->second);
+        pending_.erase(it);
+      }
+    }
+    if (auto* err = std::get_if<protocol::ErrorReply>(&body)) {
+      Error error{err->code, err->message};
+      if (promise) promise(tl::unexpected(error));
+      // After a fatal error the server closes: everything else pending fails with it.
+      if (protocol::is_fatal(err->code)) fail_all(error);
+      return;
+    }
+    if (promise) promise(std::move(body));
+  }
+
+  void fail_all(const Error& error) {
+    std::unordered_map<std::uint32_t, Completion> pending;
+    {
+      std::lock_guard lock(mutex_);
+      if (!broken_) broken_ = error;
+      pending.swap(pending_);
+    }
+    for (auto& [_, done] : pending) done(tl::unexpected(error));
+  }
+
+  Options options_;
+  asio::io_context io_;
+  tcp::socket socket_;
+  std::thread reader_;
+  protocol::HelloOk hello_;
+
+  mutable std::mutex mutex_;  // guards everything below
+  std::unordered_map<std::uint32_t, Completion> pending_;
+  std::uint32_t next_id_ = 1;
+  std::optional<Error> broken_;
+  bool connected_ = false;
+  bool closed_ = false;
+  std::mutex write_mutex_;  // one frame at a time on the socket
+};
+
+namespace {
+
+// Unpacks the expected reply type, or turns an unexpected one into an error.
+template <class T>
+Result<T> expect(Result<Body> reply) {
+  if (!reply) return tl::unexpected(reply.error());
+  if (auto* value = std::get_if<T>(&*reply)) return std::move(*value);
+  return fail(Errc::invalid_request, "unexpected reply type from the broker");
+}
+
+Result<std::vector<PublishResult>> to_results(Result<Body> reply) {
+  auto ok = expect<protocol::PublishOk>(std::move(reply));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->results);
+}
+
+}  // namespace
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::connect(const Options& options) {
+  auto impl = std::make_unique<Impl>(options);
+  if (auto ok = impl->connect(); !ok) return tl::unexpected(ok.error());
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+const protocol::HelloOk& Client::server() const { return impl_->hello(); }
+
+std::future<Result<std::vector<PublishResult>>> Client::publish_async(
+    std::string topic, std::vector<Message> messages) {
+  auto promise = std::make_shared<std::promise<Result<std::vector<PublishResult>>>>();
+  auto future = promise->get_future();
+  impl_->request(protocol::Publish{std::move(topic), std::move(messages)},
+                 [promise](Result<Body> reply) { promise->set_value(to_results(std::move(reply))); });
+  return future;
+}
+
+Result<std::vector<PublishResult>> Client::publish(std::string topic,
+                                                   std::vector<Message> messages) {
+  return to_results(
+      impl_->wait(impl_->request(protocol::Publish{std::move(topic), std::move(messages)})));
+}
+
+Result<PublishResult> Client::publish(std::string topic, Message message) {
+  std::vector<Message> batch;
+  batch.push_back(std::move(message));
+  auto results = publish(std::move(topic), std::move(batch));
+  if (!results) return tl::unexpected(results.error());
+  if (results->size() != 1) return fail(Errc::invalid_request, "broker returned wrong result count");
+  return results->front();
+}
+
+Result<TopicInfo> Client::create_topic(std::string name) {
+  auto ok = expect<protocol::CreateTopicOk>(
+      impl_->wait(impl_->request(protocol::CreateTopic{std::move(name)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->topic);
+}
+
+Result<void> Client::delete_topic(std::string name) {
+  auto ok = expect<protocol::DeleteTopicOk>(
+      impl_->wait(impl_->request(protocol::DeleteTopic{std::move(name)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return {};
+}
+
+Result<std::vector<TopicInfo>> Client::list_topics() {
+  auto ok = expect<protocol::ListTopicsOk>(impl_->wait(impl_->request(protocol::ListTopics{})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->topics);
+}
+
+Result<TopicInfo> Client::describe_topic(std::string name) {
+  auto ok = expect<protocol::DescribeTopicOk>(
+      impl_->wait(impl_->request(protocol::DescribeTopic{std::move(name)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->topic);
+}
+
+Result<FetchOk> Client::fetch(std::string topic, std::uint64_t offset, std::uint32_t max_messages,
+                              std::uint32_t max_bytes) {
+  return expect<protocol::FetchOk>(impl_->wait(
+      impl_->request(protocol::Fetch{std::move(topic), offset, max_messages, max_bytes})));
+}
+
+Result<void> Client::ping() {
+  auto ok = expect<protocol::Pong>(impl_->wait(impl_->request(protocol::Ping{})));
+  if (!ok) return tl::unexpected(ok.error());
+  return {};
+}
+
+Result<protocol::Body> Client::raw_request(std::string bytes, std::uint32_t correlation_id) {
+  auto promise = std::make_shared<std::promise<Result<Body>>>();
+  auto future = promise->get_future();
+  impl_->send(correlation_id, std::move(bytes),
+              [promise](Result<Body> r) { promise->set_value(std::move(r)); });
+  return impl_->wait(std::move(future));
+}
+
+void Client::close() { impl_->close(); }
+bool Client::connected() const { return impl_->connected(); }
+
+}  // namespace loft::client

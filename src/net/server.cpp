@@ -1,0 +1,406 @@
+#include "loft/net/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+
+#include "loft/protocol/codec.hpp"
+
+namespace loft::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using tcp_awaitable = asio::awaitable<void>;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+std::shared_ptr<spdlog::logger> net_log() {
+  static auto log = [] {
+    auto existing = spdlog::get("net");
+    return existing ? existing : spdlog::default_logger()->clone("net");
+  }();
+  return log;
+}
+
+protocol::TopicInfo to_info(const storage::TopicMeta& m) {
+  return protocol::TopicInfo{m.name,     m.first_offset.value, m.next_offset.value,
+                             m.messages, m.bytes,              m.created_at_ms};
+}
+
+}  // namespace
+
+// One client connection. Runs entirely on the server's single-threaded io_context: a reader
+// coroutine (decode, dispatch) and a writer coroutine (flush the outgoing queue). Broker
+// completions arrive on the broker's writer thread and are posted back here.
+//
+// Bounds: the reader pauses while `inflight_` >= max_inflight_requests or while unsent reply
+// bytes exceed max_outgoing_bytes, so a client that floods requests or never reads its
+// replies is throttled by TCP instead of growing our memory.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server& server, tcp::socket socket)
+      : server_(server),
+        socket_(std::move(socket)),
+        read_signal_(socket_.get_executor()),
+        write_signal_(socket_.get_executor()) {
+    read_signal_.expires_at(asio::steady_timer::time_point::max());
+    write_signal_.expires_at(asio::steady_timer::time_point::max());
+    boost::system::error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void start() {
+    auto on_done = [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        net_log()->error("session coroutine failed error={}", ex.what());
+      }
+    };
+    asio::co_spawn(socket_.get_executor(), reader(shared_from_this()), on_done);
+    asio::co_spawn(socket_.get_executor(), writer(shared_from_this()), on_done);
+  }
+
+  // Graceful: no more requests are read; in-flight ones complete and are flushed.
+  void stop_reading() {
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_receive, ec);
+    reading_ = false;
+    read_signal_.cancel();
+  }
+
+  // Hard: drop everything now.
+  void close() {
+    boost::system::error_code ec;
+    socket_.close(ec);
+    closed_ = true;
+    read_signal_.cancel();
+    write_signal_.cancel();
+  }
+
+ private:
+  tcp_awaitable reader(std::shared_ptr<Session> self) {
+    std::array<char, protocol::kHeaderSize> head{};
+    std::string body;
+    while (reading_ && !closed_) {
+      while (reading_ && !closed_ &&
+             (inflight_ >= server_.options_.max_inflight_requests ||
+              outgoing_bytes_ > server_.options_.max_outgoing_bytes)) {
+        co_await read_signal_.async_wait(kUseTuple);
+      }
+      if (!reading_ || closed_) break;
+      auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(head), kUseTuple);
+      if (ec) break;
+      auto header = protocol::decode_header(head, server_.options_.limits.max_frame_size);
+      if (!header) {
+        // The length cannot be trusted, so the stream cannot be resynchronised: report with
+        // the correlation id the client sent, then close.
+        fatal(protocol::peek_header(head).correlation_id, header.error());
+        break;
+      }
+      body.resize(header->length - (protocol::kHeaderSize - 4));
+      std::tie(ec, n) = co_await asio::async_read(socket_, asio::buffer(body), kUseTuple);
+      if (ec) break;
+      auto frame_body = protocol::decode_body(*header, body);
+      if (!frame_body) {
+        fatal(header->correlation_id, frame_body.error());
+        break;
+      }
+      dispatch(header->correlation_id, std::move(*frame_body));
+    }
+    reading_ = false;
+    write_signal_.cancel();  // the writer may be waiting to learn that the reader is done
+    (void)self;
+  }
+
+  tcp_awaitable writer(std::shared_ptr<Session> self) {
+    std::vector<std::string> sending;
+    std::vector<asio::const_buffer> buffers;
+    for (;;) {
+      while (outgoing_.empty() && !closed_ && !(finished())) {
+        co_await write_signal_.async_wait(kUseTuple);
+      }
+      if (closed_ || outgoing_.empty()) break;
+      sending.clear();
+      buffers.clear();
+      while (!outgoing_.empty() && sending.size() < 256) {
+        sending.push_back(std::move(outgoing_.front()));
+        outgoing_.pop_front();
+        buffers.emplace_back(asio::buffer(sending.back()));
+      }
+      auto [ec, n] = co_await asio::async_write(socket_, buffers, kUseTuple);
+      outgoing_bytes_ -= std::min(outgoing_bytes_, n);
+      read_signal_.cancel();  // room again for the reader
+      if (ec) break;
+    }
+    boost::system::error_code ignored;
+    if (fatal_ && !closed_) co_await linger(self);
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    closed_ = true;
+    read_signal_.cancel();
+    server_.on_session_closed(this);
+    (void)self;
+  }
+
+  // After a fatal error the client may still be sending (the body of an oversized frame, more
+  // pipelined requests). Closing with unread bytes would reset the connection and could
+  // destroy our ERROR frame before the client reads it, so: FIN, then read and discard for a
+  // bounded time and amount before closing.
+  tcp_awaitable linger(std::shared_ptr<Session> self) {
+    constexpr auto kLingerTime = std::chrono::seconds(2);
+    constexpr std::size_t kLingerBytes = 32 << 20;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    asio::steady_timer deadline(socket_.get_executor());
+    deadline.expires_after(kLingerTime);
+    deadline.async_wait([self](boost::system::error_code ec) {
+      boost::system::error_code ignored;
+      if (!ec) self->socket_.cancel(ignored);
+    });
+    std::array<char, 16384> sink{};
+    for (std::size_t total = 0; total < kLingerBytes;) {
+      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), kUseTuple);
+      if (ec) break;
+      total += n;
+    }
+    deadline.cancel();
+  }
+
+  // Nothing more will be sent: the reader is done and every request has been answered.
+  bool finished() const { return !reading_ && inflight_ == 0; }
+
+  void send(std::uint32_t correlation_id, protocol::Body body) {
+    if (closed_) return;
+    std::string bytes;
+    protocol::encode(protocol::Frame{correlation_id, std::move(body)}, bytes);
+    outgoing_bytes_ += bytes.size();
+    outgoing_.push_back(std::move(bytes));
+    write_signal_.cancel();
+  }
+
+  void send_error(std::uint32_t correlation_id, const Error& error) {
+    send(correlation_id, protocol::ErrorReply{error.code, error.to_string()});
+  }
+
+  void fatal(std::uint32_t correlation_id, const Error& error) {
+    net_log()->warn("closing connection peer={} code={} reason=\"{}\"", peer_,
+                    static_cast<int>(error.code), error.to_string());
+    send_error(correlation_id, error);
+    reading_ = false;
+    fatal_ = true;
+  }
+
+  // Runs `work` for a request answered later from the broker's writer thread.
+  template <class T, class Reply>
+  broker::Callback<T> completion(std::uint32_t correlation_id, Reply make_reply) {
+    ++inflight_;
+    return [self = shared_from_this(), correlation_id,
+            make_reply = std::move(make_reply)](Result<T> result) mutable {
+      asio::post(self->socket_.get_executor(),
+                 [self, correlation_id, make_reply = std::move(make_reply),
+                  result = std::move(result)]() mutable {
+                   --self->inflight_;
+                   if (result) {
+                     self->send(correlation_id, make_reply(std::move(result)));
+                   } else {
+                     self->send_error(correlation_id, result.error());
+                   }
+                   self->read_signal_.cancel();
+                   self->write_signal_.cancel();
+                 });
+    };
+  }
+
+  void dispatch(std::uint32_t cid, protocol::Body body) {
+    const auto type = protocol::type_of(body);
+    if (!handshaken_) {
+      if (type != protocol::FrameType::hello) {
+        return fatal(cid, Error{Errc::handshake_required, "the first frame must be HELLO"});
+      }
+      const auto& hello = std::get<protocol::Hello>(body);
+      if (hello.min_version > protocol::kProtocolVersion ||
+          hello.max_version < protocol::kProtocolVersion || hello.min_version > hello.max_version) {
+        return fatal(cid, Error{Errc::unsupported_version,
+                                "client speaks versions " + std::to_string(hello.min_version) +
+                                    ".." + std::to_string(hello.max_version) +
+                                    ", server speaks 1..1"});
+      }
+      handshaken_ = true;
+      net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
+      return send(cid, protocol::HelloOk{protocol::kProtocolVersion, server_.options_.limits,
+                                         server_.options_.server_name});
+    }
+    auto& broker = server_.broker_;
+    std::visit(
+        [&](auto& req) {
+          using R = std::decay_t<decltype(req)>;
+          if constexpr (std::is_same_v<R, protocol::Hello>) {
+            send_error(cid, Error{Errc::invalid_request, "HELLO was already sent"});
+          } else if constexpr (std::is_same_v<R, protocol::Ping>) {
+            send(cid, protocol::Pong{});
+          } else if constexpr (std::is_same_v<R, protocol::CreateTopic>) {
+            broker.create_topic(std::move(req.name),
+                                completion<storage::TopicMeta>(cid, [](auto r) -> protocol::Body {
+                                  return protocol::CreateTopicOk{to_info(*r)};
+                                }));
+          } else if constexpr (std::is_same_v<R, protocol::DeleteTopic>) {
+            broker.delete_topic(std::move(req.name),
+                                completion<void>(cid, [](auto) -> protocol::Body {
+                                  return protocol::DeleteTopicOk{};
+                                }));
+          } else if constexpr (std::is_same_v<R, protocol::ListTopics>) {
+            protocol::ListTopicsOk reply;
+            for (const auto& m : broker.list_topics()) reply.topics.push_back(to_info(m));
+            send(cid, std::move(reply));
+          } else if constexpr (std::is_same_v<R, protocol::DescribeTopic>) {
+            auto meta = broker.describe_topic(req.name);
+            if (!meta) return send_error(cid, meta.error());
+            send(cid, protocol::DescribeTopicOk{to_info(*meta)});
+          } else if constexpr (std::is_same_v<R, protocol::Publish>) {
+            if (auto ok = protocol::check_limits(req, server_.options_.limits); !ok) {
+              return send_error(cid, ok.error());
+            }
+            broker.publish(std::move(req.topic), std::move(req.messages),
+                           completion<broker::Appended>(cid, [](auto r) -> protocol::Body {
+                             protocol::PublishOk ok;
+                             ok.results.reserve(r->count);
+                             for (std::size_t i = 0; i < r->count; ++i) {
+                               ok.results.push_back({Errc::ok, false, r->first.value + i});
+                             }
+                             return ok;
+                           }));
+          } else if constexpr (std::is_same_v<R, protocol::Fetch>) {
+            handle_fetch(cid, req);
+          } else {
+            fatal(cid, Error{Errc::unknown_frame_type,
+                             "frame type " + std::to_string(static_cast<int>(type)) +
+                                 " is a reply, not a request"});
+          }
+        },
+        body);
+  }
+
+  void handle_fetch(std::uint32_t cid, const protocol::Fetch& req) {
+    constexpr std::uint32_t kDefaultMessages = 1000;
+    constexpr std::uint32_t kMaxMessages = 10000;
+    const auto& limits = server_.options_.limits;
+    storage::ReadLimits read;
+    read.max_messages = req.max_messages == 0 ? kDefaultMessages
+                                              : std::min(req.max_messages, kMaxMessages);
+    // Leave room for the framing of each message so the reply always fits in a frame.
+    const std::size_t frame_budget = limits.max_frame_size / 2;
+    read.max_bytes = req.max_bytes == 0 ? (1u << 20) : req.max_bytes;
+    read.max_bytes = std::min(read.max_bytes, frame_budget);
+    auto result = server_.broker_.fetch(req.topic, Offset{req.offset}, read);
+    if (!result) return send_error(cid, result.error());
+    // Keep the reply within max_frame_size, counting each message's exact encoded size.
+    protocol::FetchOk ok{result->first_offset.value, result->next_offset.value,
+                         std::move(result->messages)};
+    std::size_t size = protocol::kFetchOkBaseSize;
+    std::size_t keep = 0;
+    for (; keep < ok.messages.size(); ++keep) {
+      const std::size_t next = protocol::encoded_size(ok.messages[keep]);
+      if (size + next > limits.max_frame_size) break;
+      size += next;
+    }
+    ok.messages.resize(keep);
+    send(cid, std::move(ok));
+  }
+
+  Server& server_;
+  tcp::socket socket_;
+  asio::steady_timer read_signal_;   // cancelled when the reader may be able to go on
+  asio::steady_timer write_signal_;  // cancelled when there is something to write
+  std::deque<std::string> outgoing_;
+  std::size_t outgoing_bytes_ = 0;
+  std::uint32_t inflight_ = 0;
+  bool handshaken_ = false;
+  bool reading_ = true;
+  bool closed_ = false;
+  bool fatal_ = false;  // a fatal ERROR was queued: linger, then close
+  std::string peer_;
+};
+
+Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions options)
+    : io_(io), broker_(broker), options_(std::move(options)), acceptor_(io), stop_timer_(io) {}
+
+Server::~Server() = default;
+
+tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
+  tcp::resolver resolver(io_);
+  const auto results = resolver.resolve(host, std::to_string(port));  // throws on failure
+  const tcp::endpoint endpoint = *results.begin();
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  start_accept();
+  return acceptor_.local_endpoint();
+}
+
+void Server::start_accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted && !stopping_) {
+        net_log()->warn("accept failed error=\"{}\"", ec.message());
+        start_accept();
+      }
+      return;
+    }
+    if (stopping_) return;
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    auto session = std::make_shared<Session>(*this, std::move(socket));
+    sessions_.insert(session);
+    session->start();
+    start_accept();
+  });
+}
+
+void Server::on_session_closed(Session* session) {
+  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+    if (it->get() == session) {
+      sessions_.erase(it);
+      break;
+    }
+  }
+  maybe_stopped();
+}
+
+void Server::stop(std::function<void()> on_stopped) {
+  if (stopping_) return;
+  stopping_ = true;
+  on_stopped_ = std::move(on_stopped);
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (const auto& s : sessions_) s->stop_reading();
+  stop_timer_.expires_after(options_.shutdown_timeout);
+  stop_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || sessions_.empty()) return;
+    net_log()->warn("shutdown timeout: closing sessions={}", sessions_.size());
+    auto remaining = sessions_;
+    for (const auto& s : remaining) s->close();
+  });
+  maybe_stopped();
+}
+
+void Server::maybe_stopped() {
+  if (!stopping_ || !sessions_.empty() || !on_stopped_) return;
+  stop_timer_.cancel();
+  auto done = std::move(on_stopped_);
+  on_stopped_ = nullptr;
+  done();
+}
+
+}  // namespace loft::net

@@ -1,0 +1,608 @@
+#include "loft/protocol/codec.hpp"
+
+#include <array>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace loft::protocol {
+namespace {
+
+// Smallest encodings, used to reject a count before reserving memory for it.
+constexpr std::size_t kMinHeaderSize = 2 + 4;           // name length + value length
+constexpr std::size_t kMinMessageSize = 2 + 2 + 2 + 4;  // id, key, header count, payload
+constexpr std::size_t kMinStoredSize = 8 + 8 + kMinMessageSize;
+constexpr std::size_t kMinTopicInfoSize = 2 + 5 * 8;
+constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
+constexpr std::uint8_t kDuplicateFlag = 0x01;
+constexpr std::size_t kMaxU16 = std::numeric_limits<std::uint16_t>::max();
+constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
+
+std::string_view type_name(std::uint16_t type) {
+  switch (static_cast<FrameType>(type)) {
+    case FrameType::hello:
+      return "hello";
+    case FrameType::create_topic:
+      return "create_topic";
+    case FrameType::delete_topic:
+      return "delete_topic";
+    case FrameType::list_topics:
+      return "list_topics";
+    case FrameType::describe_topic:
+      return "describe_topic";
+    case FrameType::publish:
+      return "publish";
+    case FrameType::fetch:
+      return "fetch";
+    case FrameType::ping:
+      return "ping";
+    case FrameType::error:
+      return "error";
+    case FrameType::hello_ok:
+      return "hello_ok";
+    case FrameType::create_topic_ok:
+      return "create_topic_ok";
+    case FrameType::delete_topic_ok:
+      return "delete_topic_ok";
+    case FrameType::list_topics_ok:
+      return "list_topics_ok";
+    case FrameType::describe_topic_ok:
+      return "describe_topic_ok";
+    case FrameType::publish_ok:
+      return "publish_ok";
+    case FrameType::fetch_ok:
+      return "fetch_ok";
+    case FrameType::pong:
+      return "pong";
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+class Writer {
+ public:
+  explicit Writer(std::string& out) : out_(out) {}
+
+  template <class T>
+  void put(T v) {
+    static_assert(std::is_integral_v<T>);
+    using U = std::make_unsigned_t<T>;
+    auto u = static_cast<U>(v);
+    for (std::size_t i = 0; i < sizeof(T); ++i) {
+      out_.push_back(static_cast<char>(static_cast<std::uint8_t>(u & 0xFF)));
+      if constexpr (sizeof(T) > 1) u = static_cast<U>(u >> 8);
+    }
+  }
+
+  // u16 length + bytes. REQUIRES: s.size() <= 65535.
+  void str16(std::string_view s, std::string_view field) {
+    if (s.size() > kMaxU16) {
+      throw std::length_error("loft::protocol::encode: " + std::string(field) + " is " +
+                              std::to_string(s.size()) + " bytes, more than 65535");
+    }
+    put(static_cast<std::uint16_t>(s.size()));
+    out_.append(s);
+  }
+  // u16 length + bytes, cut to 65535 bytes: for human-readable text only.
+  void text16(std::string_view s) { str16(s.substr(0, kMaxU16), "text"); }
+
+  void bytes32(std::string_view s, std::string_view field) {
+    if (s.size() > kMaxU32) {
+      throw std::length_error("loft::protocol::encode: " + std::string(field) +
+                              " is larger than 4 GiB");
+    }
+    put(static_cast<std::uint32_t>(s.size()));
+    out_.append(s);
+  }
+
+  void count32(std::size_t n, std::string_view field) {
+    if (n > kMaxU32) {
+      throw std::length_error("loft::protocol::encode: too many " + std::string(field));
+    }
+    put(static_cast<std::uint32_t>(n));
+  }
+
+  void topic_info(const TopicInfo& t) {
+    str16(t.name, "topic name");
+    put(t.first_offset);
+    put(t.next_offset);
+    put(t.messages);
+    put(t.bytes);
+    put(t.created_at_ms);
+  }
+
+  void message(const Message& m) {
+    str16(m.id, "message id");
+    str16(m.key, "message key");
+    if (m.headers.size() > kMaxU16) {
+      throw std::length_error("loft::protocol::encode: more than 65535 headers in a message");
+    }
+    put(static_cast<std::uint16_t>(m.headers.size()));
+    for (const auto& h : m.headers) {
+      str16(h.name, "header name");
+      bytes32(h.value, "header value");
+    }
+    bytes32(m.payload, "payload");
+  }
+
+  void body(const Hello& b) {
+    put(b.min_version);
+    put(b.max_version);
+    text16(b.client_name);
+  }
+  void body(const HelloOk& b) {
+    put(b.version);
+    put(b.limits.max_frame_size);
+    put(b.limits.max_message_size);
+    put(b.limits.max_id_size);
+    put(b.limits.max_key_size);
+    put(b.limits.max_headers_size);
+    text16(b.server_name);
+  }
+  void body(const ErrorReply& b) {
+    put(static_cast<std::uint16_t>(b.code));
+    text16(b.message);
+  }
+  void body(const CreateTopic& b) { str16(b.name, "topic name"); }
+  void body(const CreateTopicOk& b) { topic_info(b.topic); }
+  void body(const DeleteTopic& b) { str16(b.name, "topic name"); }
+  void body(const DeleteTopicOk&) {}
+  void body(const ListTopics&) {}
+  void body(const ListTopicsOk& b) {
+    count32(b.topics.size(), "topics");
+    for (const auto& t : b.topics) topic_info(t);
+  }
+  void body(const DescribeTopic& b) { str16(b.name, "topic name"); }
+  void body(const DescribeTopicOk& b) { topic_info(b.topic); }
+  void body(const Publish& b) {
+    str16(b.topic, "topic name");
+    count32(b.messages.size(), "messages");
+    for (const auto& m : b.messages) message(m);
+  }
+  void body(const PublishOk& b) {
+    count32(b.results.size(), "results");
+    for (const auto& r : b.results) {
+      put(static_cast<std::uint16_t>(r.code));
+      put(static_cast<std::uint8_t>(r.duplicate ? kDuplicateFlag : 0));
+      put(r.offset);
+    }
+  }
+  void body(const Fetch& b) {
+    str16(b.topic, "topic name");
+    put(b.offset);
+    put(b.max_messages);
+    put(b.max_bytes);
+  }
+  void body(const FetchOk& b) {
+    put(b.first_offset);
+    put(b.next_offset);
+    count32(b.messages.size(), "messages");
+    for (const auto& m : b.messages) {
+      put(m.offset.value);
+      put(m.timestamp_ms);
+      message(m.message);
+    }
+  }
+  void body(const Ping&) {}
+  void body(const Pong&) {}
+
+ private:
+  std::string& out_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+std::uint64_t load_le(const char* p, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = n; i-- > 0;) {
+    v = (v << 8) | static_cast<std::uint8_t>(p[i]);
+  }
+  return v;
+}
+
+// Reads fields off a body span. The first failure is sticky: later reads return zeros and
+// empty strings, and the caller checks ok() before using what it read. Failure details name
+// the frame, the item being read ("message 3 header 1") and the field.
+class Reader {
+ public:
+  Reader(std::span<const char> bytes, std::string_view frame) : bytes_(bytes), frame_(frame) {}
+
+  bool ok() const { return !error_.has_value(); }
+  std::size_t remaining() const { return bytes_.size() - pos_; }
+
+  // Context for failure details: `scope(0, "message", 3)` then `scope(1, "header", 1)`.
+  void scope(std::size_t level, std::string_view item, std::size_t index) {
+    scopes_[level] = {item, index};
+    depth_ = level + 1;
+  }
+  void unscope(std::size_t level) { depth_ = level; }
+
+  // `suffix` is appended to the field's name in a failure detail (" length").
+  template <class T>
+  T get(std::string_view field, std::string_view suffix = {}) {
+    static_assert(std::is_integral_v<T>);
+    if (!ok()) return T{};
+    if (remaining() < sizeof(T)) {
+      fail(std::string(field) + std::string(suffix) + " needs " + std::to_string(sizeof(T)) +
+           " bytes, " + std::to_string(remaining()) + " remain");
+      return T{};
+    }
+    const auto v = load_le(bytes_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(v));
+  }
+
+  std::string str16(std::string_view field) {
+    const auto n = get<std::uint16_t>(field, " length");
+    return take(n, field);
+  }
+  std::string bytes32(std::string_view field) {
+    const auto n = get<std::uint32_t>(field, " length");
+    return take(n, field);
+  }
+
+  // Reads a u32 count and checks that `count` items of at least `min_each` bytes fit in what
+  // remains, so a huge count fails here instead of in a reserve().
+  std::uint32_t count32(std::string_view field, std::size_t min_each) {
+    const auto n = get<std::uint32_t>(field);
+    check_count(n, field, min_each);
+    return ok() ? n : 0;
+  }
+  std::uint16_t count16(std::string_view field, std::size_t min_each) {
+    const auto n = get<std::uint16_t>(field);
+    check_count(n, field, min_each);
+    return ok() ? n : 0;
+  }
+
+  void fail(const std::string& what) {
+    if (!ok()) return;
+    std::string detail(frame_);
+    detail += ":";
+    for (std::size_t i = 0; i < depth_; ++i) {
+      detail += ' ';
+      detail += scopes_[i].first;
+      detail += ' ';
+      detail += std::to_string(scopes_[i].second);
+    }
+    detail += ' ';
+    detail += what;
+    error_ = Error{Errc::malformed_frame, std::move(detail)};
+  }
+
+  // The value, or the first failure; trailing bytes are a failure too.
+  template <class T>
+  Result<Body> finish(T&& value) {
+    depth_ = 0;
+    if (ok() && remaining() != 0) {
+      fail(std::to_string(remaining()) + " trailing bytes after the body");
+    }
+    if (!ok()) return tl::unexpected(std::move(*error_));
+    return Body{std::forward<T>(value)};
+  }
+
+ private:
+  std::string take(std::size_t n, std::string_view field) {
+    if (!ok()) return {};
+    if (n > remaining()) {
+      fail(std::string(field) + " length " + std::to_string(n) + " exceeds remaining " +
+           std::to_string(remaining()) + " bytes");
+      return {};
+    }
+    std::string s(bytes_.data() + pos_, n);
+    pos_ += n;
+    return s;
+  }
+
+  void check_count(std::uint64_t n, std::string_view field, std::size_t min_each) {
+    if (!ok()) return;
+    if (n * min_each > remaining()) {
+      fail(std::string(field) + " " + std::to_string(n) + " needs at least " +
+           std::to_string(n * min_each) + " bytes, " + std::to_string(remaining()) + " remain");
+    }
+  }
+
+  std::span<const char> bytes_;
+  std::size_t pos_ = 0;
+  std::string_view frame_;
+  std::array<std::pair<std::string_view, std::size_t>, 2> scopes_{};
+  std::size_t depth_ = 0;
+  std::optional<Error> error_;
+};
+
+TopicInfo read_topic_info(Reader& r) {
+  TopicInfo t;
+  t.name = r.str16("name");
+  t.first_offset = r.get<std::uint64_t>("first_offset");
+  t.next_offset = r.get<std::uint64_t>("next_offset");
+  t.messages = r.get<std::uint64_t>("messages");
+  t.bytes = r.get<std::uint64_t>("bytes");
+  t.created_at_ms = r.get<std::int64_t>("created_at_ms");
+  return t;
+}
+
+// Reads one message; the caller has set scope 0 ("message N").
+Message read_message(Reader& r) {
+  Message m;
+  m.id = r.str16("id");
+  m.key = r.str16("key");
+  const auto headers = r.count16("header count", kMinHeaderSize);
+  m.headers.reserve(headers);
+  for (std::uint16_t i = 0; i < headers && r.ok(); ++i) {
+    r.scope(1, "header", i);
+    Header h;
+    h.name = r.str16("name");
+    h.value = r.bytes32("value");
+    m.headers.push_back(std::move(h));
+  }
+  r.unscope(1);
+  m.payload = r.bytes32("payload");
+  return m;
+}
+
+Result<Body> decode_known(FrameType type, Reader& r) {
+  switch (type) {
+    case FrameType::hello: {
+      Hello b;
+      b.min_version = r.get<std::uint16_t>("min_version");
+      b.max_version = r.get<std::uint16_t>("max_version");
+      b.client_name = r.str16("client_name");
+      return r.finish(std::move(b));
+    }
+    case FrameType::hello_ok: {
+      HelloOk b;
+      b.version = r.get<std::uint16_t>("version");
+      b.limits.max_frame_size = r.get<std::uint32_t>("max_frame_size");
+      b.limits.max_message_size = r.get<std::uint32_t>("max_message_size");
+      b.limits.max_id_size = r.get<std::uint16_t>("max_id_size");
+      b.limits.max_key_size = r.get<std::uint16_t>("max_key_size");
+      b.limits.max_headers_size = r.get<std::uint32_t>("max_headers_size");
+      b.server_name = r.str16("server_name");
+      return r.finish(std::move(b));
+    }
+    case FrameType::error: {
+      ErrorReply b;
+      b.code = errc_from_wire(r.get<std::uint16_t>("code"));
+      b.message = r.str16("message");
+      return r.finish(std::move(b));
+    }
+    case FrameType::create_topic:
+      return r.finish(CreateTopic{r.str16("name")});
+    case FrameType::create_topic_ok:
+      return r.finish(CreateTopicOk{read_topic_info(r)});
+    case FrameType::delete_topic:
+      return r.finish(DeleteTopic{r.str16("name")});
+    case FrameType::delete_topic_ok:
+      return r.finish(DeleteTopicOk{});
+    case FrameType::list_topics:
+      return r.finish(ListTopics{});
+    case FrameType::list_topics_ok: {
+      ListTopicsOk b;
+      const auto n = r.count32("topic count", kMinTopicInfoSize);
+      b.topics.reserve(n);
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        r.scope(0, "topic", i);
+        b.topics.push_back(read_topic_info(r));
+      }
+      return r.finish(std::move(b));
+    }
+    case FrameType::describe_topic:
+      return r.finish(DescribeTopic{r.str16("name")});
+    case FrameType::describe_topic_ok:
+      return r.finish(DescribeTopicOk{read_topic_info(r)});
+    case FrameType::publish: {
+      Publish b;
+      b.topic = r.str16("topic");
+      const auto n = r.count32("message count", kMinMessageSize);
+      b.messages.reserve(n);
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        r.scope(0, "message", i);
+        b.messages.push_back(read_message(r));
+      }
+      return r.finish(std::move(b));
+    }
+    case FrameType::publish_ok: {
+      PublishOk b;
+      const auto n = r.count32("result count", kPublishResultSize);
+      b.results.reserve(n);
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        r.scope(0, "result", i);
+        PublishResult res;
+        res.code = errc_from_wire(r.get<std::uint16_t>("code"));
+        const auto flags = r.get<std::uint8_t>("flags");
+        if ((flags & ~kDuplicateFlag) != 0) {
+          r.fail("flags " + std::to_string(flags) + " has reserved bits set");
+        }
+        res.duplicate = (flags & kDuplicateFlag) != 0;
+        res.offset = r.get<std::uint64_t>("offset");
+        b.results.push_back(res);
+      }
+      return r.finish(std::move(b));
+    }
+    case FrameType::fetch: {
+      Fetch b;
+      b.topic = r.str16("topic");
+      b.offset = r.get<std::uint64_t>("offset");
+      b.max_messages = r.get<std::uint32_t>("max_messages");
+      b.max_bytes = r.get<std::uint32_t>("max_bytes");
+      return r.finish(std::move(b));
+    }
+    case FrameType::fetch_ok: {
+      FetchOk b;
+      b.first_offset = r.get<std::uint64_t>("first_offset");
+      b.next_offset = r.get<std::uint64_t>("next_offset");
+      const auto n = r.count32("message count", kMinStoredSize);
+      b.messages.reserve(n);
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        r.scope(0, "message", i);
+        StoredMessage m;
+        m.offset = Offset{r.get<std::uint64_t>("offset")};
+        m.timestamp_ms = r.get<std::int64_t>("timestamp_ms");
+        m.message = read_message(r);
+        b.messages.push_back(std::move(m));
+      }
+      return r.finish(std::move(b));
+    }
+    case FrameType::ping:
+      return r.finish(Ping{});
+    case FrameType::pong:
+      return r.finish(Pong{});
+  }
+  return fail(Errc::unknown_frame_type, "");  // not reached: the caller checked the type
+}
+
+}  // namespace
+
+void encode(const Frame& frame, std::string& out) {
+  const auto start = out.size();
+  Writer w(out);
+  w.put(std::uint32_t{0});  // patched below
+  w.put(static_cast<std::uint16_t>(type_of(frame.body)));
+  w.put(std::uint16_t{0});  // flags: none defined in v1
+  w.put(frame.correlation_id);
+  std::visit([&w](const auto& b) { w.body(b); }, frame.body);
+  const auto length = out.size() - start - 4;
+  if (length > kMaxU32) {
+    out.resize(start);
+    throw std::length_error("loft::protocol::encode: frame larger than 4 GiB");
+  }
+  for (std::size_t i = 0; i < 4; ++i) {
+    out[start + i] = static_cast<char>(static_cast<std::uint8_t>(length >> (8 * i)));
+  }
+}
+
+std::string encode(const Frame& frame) {
+  std::string out;
+  encode(frame, out);
+  return out;
+}
+
+std::size_t encoded_size(const StoredMessage& m) noexcept {
+  std::size_t n =
+      8 + 8 + 2 + m.message.id.size() + 2 + m.message.key.size() + 2 + 4 + m.message.payload.size();
+  for (const auto& h : m.message.headers) n += 2 + h.name.size() + 4 + h.value.size();
+  return n;
+}
+
+FrameHeader peek_header(std::span<const char> bytes) noexcept {
+  FrameHeader h;
+  h.length = static_cast<std::uint32_t>(load_le(bytes.data(), 4));
+  h.type = static_cast<std::uint16_t>(load_le(bytes.data() + 4, 2));
+  h.flags = static_cast<std::uint16_t>(load_le(bytes.data() + 6, 2));
+  h.correlation_id = static_cast<std::uint32_t>(load_le(bytes.data() + 8, 4));
+  return h;
+}
+
+Result<FrameHeader> decode_header(std::span<const char> bytes, std::uint32_t max_frame_size) {
+  if (bytes.size() < kHeaderSize) {
+    return fail(Errc::malformed_frame,
+                "frame header needs 12 bytes, got " + std::to_string(bytes.size()));
+  }
+  const auto h = peek_header(bytes);
+  if (h.length < kMinLength) {
+    return fail(Errc::malformed_frame,
+                "frame length " + std::to_string(h.length) + " is less than the minimum 8");
+  }
+  if (std::uint64_t{h.length} + 4 > max_frame_size) {
+    return fail(Errc::frame_too_large, "frame of " + std::to_string(std::uint64_t{h.length} + 4) +
+                                           " bytes exceeds max_frame_size " +
+                                           std::to_string(max_frame_size));
+  }
+  return h;
+}
+
+Result<Body> decode_body(const FrameHeader& header, std::span<const char> body) {
+  const auto name = type_name(header.type);
+  if (name.empty()) {
+    return fail(Errc::unknown_frame_type,
+                "frame type " + std::to_string(header.type) + " is not defined in protocol v1");
+  }
+  Reader r(body, name);
+  return decode_known(static_cast<FrameType>(header.type), r);
+}
+
+Result<void> check_limits(const Publish& publish, const Limits& limits) {
+  if (publish.topic.empty()) return fail(Errc::invalid_request, "publish: empty topic name");
+  if (publish.messages.empty()) return fail(Errc::invalid_request, "publish: no messages");
+  for (std::size_t i = 0; i < publish.messages.size(); ++i) {
+    const auto& m = publish.messages[i];
+    const auto where = "publish: message " + std::to_string(i) + " ";
+    if (m.payload.size() > limits.max_message_size) {
+      return fail(Errc::message_too_large,
+                  where + "payload is " + std::to_string(m.payload.size()) +
+                      " bytes, max_message_size is " + std::to_string(limits.max_message_size));
+    }
+    if (m.id.size() > limits.max_id_size) {
+      return fail(Errc::id_too_large, where + "id is " + std::to_string(m.id.size()) +
+                                          " bytes, max_id_size is " +
+                                          std::to_string(limits.max_id_size));
+    }
+    if (m.key.size() > limits.max_key_size) {
+      return fail(Errc::key_too_large, where + "key is " + std::to_string(m.key.size()) +
+                                           " bytes, max_key_size is " +
+                                           std::to_string(limits.max_key_size));
+    }
+    std::uint64_t headers = 0;
+    for (std::size_t j = 0; j < m.headers.size(); ++j) {
+      const auto& h = m.headers[j];
+      // A header name must fit its u16 length prefix whatever max_headers_size says.
+      if (h.name.size() > kMaxU16) {
+        return fail(Errc::headers_too_large, where + "header " + std::to_string(j) + " name is " +
+                                                 std::to_string(h.name.size()) +
+                                                 " bytes, more than 65535");
+      }
+      headers += h.name.size() + h.value.size();
+    }
+    if (headers > limits.max_headers_size) {
+      return fail(Errc::headers_too_large, where + "headers are " + std::to_string(headers) +
+                                               " bytes (names + values), max_headers_size is " +
+                                               std::to_string(limits.max_headers_size));
+    }
+  }
+  return {};
+}
+
+void Decoder::feed(std::span<const char> bytes) {
+  if (failed_) return;  // the stream is dead; do not buffer more of it
+  // Drop consumed bytes once they are the larger part of the buffer, so a long stream keeps
+  // the buffer near the size of one frame and each byte is moved O(1) times on average.
+  if (consumed_ == buffer_.size()) {
+    buffer_.clear();
+    consumed_ = 0;
+  } else if (consumed_ > 0 && consumed_ >= buffer_.size() / 2) {
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+  }
+  buffer_.append(bytes.data(), bytes.size());
+}
+
+Result<std::optional<Frame>> Decoder::next() {
+  if (failed_) return tl::unexpected(*failed_);
+  const std::span<const char> avail(buffer_.data() + consumed_, buffer_.size() - consumed_);
+  if (avail.size() < kHeaderSize) return std::optional<Frame>{};
+  auto header = decode_header(avail, max_frame_size_);
+  if (!header) {
+    failed_ = header.error();
+    return tl::unexpected(*failed_);
+  }
+  const std::size_t total = std::size_t{header->length} + 4;
+  if (avail.size() < total) return std::optional<Frame>{};
+  auto body = decode_body(*header, avail.subspan(kHeaderSize, total - kHeaderSize));
+  if (!body) {
+    failed_ = body.error();
+    return tl::unexpected(*failed_);
+  }
+  consumed_ += total;
+  if (consumed_ == buffer_.size()) {
+    buffer_.clear();
+    consumed_ = 0;
+  }
+  return std::optional<Frame>{Frame{header->correlation_id, std::move(*body)}};
+}
+
+}  // namespace loft::protocol

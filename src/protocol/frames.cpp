@@ -1,0 +1,80 @@
+#include "loft/protocol/frames.hpp"
+
+#include <array>
+#include <type_traits>
+#include <utility>
+
+namespace loft::protocol {
+
+namespace {
+
+template <class T>
+constexpr FrameType frame_type_of() {
+  if constexpr (std::is_same_v<T, Hello>)
+    return FrameType::hello;
+  else if constexpr (std::is_same_v<T, HelloOk>)
+    return FrameType::hello_ok;
+  else if constexpr (std::is_same_v<T, ErrorReply>)
+    return FrameType::error;
+  else if constexpr (std::is_same_v<T, CreateTopic>)
+    return FrameType::create_topic;
+  else if constexpr (std::is_same_v<T, CreateTopicOk>)
+    return FrameType::create_topic_ok;
+  else if constexpr (std::is_same_v<T, DeleteTopic>)
+    return FrameType::delete_topic;
+  else if constexpr (std::is_same_v<T, DeleteTopicOk>)
+    return FrameType::delete_topic_ok;
+  else if constexpr (std::is_same_v<T, ListTopics>)
+    return FrameType::list_topics;
+  else if constexpr (std::is_same_v<T, ListTopicsOk>)
+    return FrameType::list_topics_ok;
+  else if constexpr (std::is_same_v<T, DescribeTopic>)
+    return FrameType::describe_topic;
+  else if constexpr (std::is_same_v<T, DescribeTopicOk>)
+    return FrameType::describe_topic_ok;
+  else if constexpr (std::is_same_v<T, Publish>)
+    return FrameType::publish;
+  else if constexpr (std::is_same_v<T, PublishOk>)
+    return FrameType::publish_ok;
+  else if constexpr (std::is_same_v<T, Fetch>)
+    return FrameType::fetch;
+  else if constexpr (std::is_same_v<T, FetchOk>)
+    return FrameType::fetch_ok;
+  else if constexpr (std::is_same_v<T, Ping>)
+    return FrameType::ping;
+  else if constexpr (std::is_same_v<T, Pong>)
+    return FrameType::pong;
+  else
+    static_assert(sizeof(T) == 0, "type_of: a Body alternative has no FrameType");
+}
+
+// The frame type of each Body alternative, by variant index.
+template <std::size_t... I>
+constexpr std::array<FrameType, sizeof...(I)> make_type_table(std::index_sequence<I...>) {
+  return {frame_type_of<std::variant_alternative_t<I, Body>>()...};
+}
+constexpr auto kTypeOfIndex =
+    make_type_table(std::make_index_sequence<std::variant_size_v<Body>>{});
+
+}  // namespace
+
+FrameType type_of(const Body& body) noexcept {
+  // A valueless Body (an exception during assignment) has no type; call it an error frame.
+  const auto i = body.index();
+  return i < kTypeOfIndex.size() ? kTypeOfIndex[i] : FrameType::error;
+}
+
+bool is_fatal(Errc code) noexcept {
+  switch (code) {
+    case Errc::malformed_frame:
+    case Errc::frame_too_large:
+    case Errc::unsupported_version:
+    case Errc::handshake_required:
+    case Errc::unknown_frame_type:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace loft::protocol

@@ -1,0 +1,170 @@
+#include "encoding.hpp"
+
+#include <array>
+#include <limits>
+#include <type_traits>
+
+namespace loft::storage::encoding {
+namespace {
+
+template <class T>
+void put_be(std::string& out, T value) {
+  std::array<char, sizeof(T)> bytes{};
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    bytes[sizeof(T) - 1 - i] = static_cast<char>(static_cast<unsigned char>(value >> (8 * i)));
+  }
+  out.append(bytes.data(), bytes.size());
+}
+
+template <class T>
+void put_le(std::string& out, T value) {
+  std::array<char, sizeof(T)> bytes{};
+  for (std::size_t i = 0; i < sizeof(T); ++i) {
+    bytes[i] = static_cast<char>(static_cast<unsigned char>(value >> (8 * i)));
+  }
+  out.append(bytes.data(), bytes.size());
+}
+
+void put_bytes(std::string& out, std::string_view bytes) {
+  // Message fields are bounded far below 4 GiB by the protocol's frame size limit.
+  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(bytes.size()));
+  out.append(bytes);
+}
+
+// Reads a value front to back; every read fails (returns false) instead of running past the end.
+class ValueReader {
+ public:
+  explicit ValueReader(std::string_view in) : in_(in) {}
+
+  template <class T>
+  bool le(T& value) {
+    if (in_.size() < sizeof(T)) return false;
+    using U = std::make_unsigned_t<T>;
+    U v = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) {
+      v |= static_cast<U>(static_cast<unsigned char>(in_[i])) << (8 * i);
+    }
+    value = static_cast<T>(v);
+    in_.remove_prefix(sizeof(T));
+    return true;
+  }
+
+  bool bytes(std::string& value) {
+    std::uint32_t size = 0;
+    if (!le(size) || in_.size() < size) return false;
+    value.assign(in_.substr(0, size));
+    in_.remove_prefix(size);
+    return true;
+  }
+
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+std::uint64_t get_be64(std::string_view bytes) {
+  std::uint64_t v = 0;
+  for (const char c : bytes.substr(0, 8)) v = (v << 8) | static_cast<unsigned char>(c);
+  return v;
+}
+
+}  // namespace
+
+std::string message_key(TopicId topic, Offset offset) {
+  std::string key;
+  key.reserve(kMessageKeySize);
+  put_be<std::uint32_t>(key, topic.value);
+  put_be<std::uint64_t>(key, offset.value);
+  return key;
+}
+
+std::string topic_begin_key(TopicId topic) { return message_key(topic, Offset{0}); }
+
+std::string topic_end_key(TopicId topic) {
+  if (topic.value == std::numeric_limits<std::uint32_t>::max()) {
+    // No id follows the last one: twelve 0xFF bytes and one more byte sort after every key
+    // of this topic, including its largest offset.
+    std::string key(kMessageKeySize, '\xFF');
+    key.push_back('\0');
+    return key;
+  }
+  return message_key(TopicId{topic.value + 1}, Offset{0});
+}
+
+std::optional<Offset> offset_of_message_key(std::string_view key) {
+  if (key.size() != kMessageKeySize) return std::nullopt;
+  return Offset{get_be64(key.substr(4))};
+}
+
+std::string encode_u32(std::uint32_t value) {
+  std::string out;
+  put_le(out, value);
+  return out;
+}
+
+std::optional<std::uint32_t> decode_u32(std::string_view bytes) {
+  ValueReader r{bytes};
+  std::uint32_t v = 0;
+  if (!r.le(v) || !r.done()) return std::nullopt;
+  return v;
+}
+
+std::string encode_topic_meta(const TopicMeta& meta) {
+  std::string out;
+  out.reserve(4 + 5 * 8);
+  put_le<std::uint32_t>(out, meta.id.value);
+  put_le<std::int64_t>(out, meta.created_at_ms);
+  put_le<std::uint64_t>(out, meta.first_offset.value);
+  put_le<std::uint64_t>(out, meta.next_offset.value);
+  put_le<std::uint64_t>(out, meta.messages);
+  put_le<std::uint64_t>(out, meta.bytes);
+  return out;
+}
+
+std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_view value) {
+  ValueReader r{value};
+  TopicMeta meta;
+  meta.name = std::string(name);
+  if (!r.le(meta.id.value) || !r.le(meta.created_at_ms) || !r.le(meta.first_offset.value) ||
+      !r.le(meta.next_offset.value) || !r.le(meta.messages) || !r.le(meta.bytes) || !r.done()) {
+    return std::nullopt;
+  }
+  return meta;
+}
+
+void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out) {
+  // Fixed part: timestamp, three lengths and the header count; then 8 bytes of lengths a header.
+  out.reserve(out.size() + std::size_t{8 + 4 * 4} + 8 * message.headers.size() +
+              message.size_bytes());
+  put_le<std::int64_t>(out, timestamp_ms);
+  put_bytes(out, message.id);
+  put_bytes(out, message.key);
+  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(message.headers.size()));
+  for (const auto& h : message.headers) {
+    put_bytes(out, h.name);
+    put_bytes(out, h.value);
+  }
+  put_bytes(out, message.payload);
+}
+
+std::optional<StoredMessage> decode_message(Offset offset, std::string_view value) {
+  ValueReader r{value};
+  StoredMessage m;
+  m.offset = offset;
+  std::uint32_t header_count = 0;
+  if (!r.le(m.timestamp_ms) || !r.bytes(m.message.id) || !r.bytes(m.message.key) ||
+      !r.le(header_count)) {
+    return std::nullopt;
+  }
+  // Each header takes at least 8 bytes, so a corrupt count cannot make us reserve gigabytes.
+  if (header_count > value.size() / 8) return std::nullopt;
+  m.message.headers.resize(header_count);
+  for (auto& h : m.message.headers) {
+    if (!r.bytes(h.name) || !r.bytes(h.value)) return std::nullopt;
+  }
+  if (!r.bytes(m.message.payload) || !r.done()) return std::nullopt;
+  return m;
+}
+
+}  // namespace loft::storage::encoding

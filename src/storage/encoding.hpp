@@ -1,0 +1,43 @@
+#pragma once
+// Byte layouts of the RocksDB store's keys and values (docs/storage.md is the reference).
+// Keys are big-endian so the default bytewise comparator orders them numerically; values use
+// fixed-width little-endian integers and u32 length prefixes. Pure functions, no RocksDB.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "loft/common/ids.hpp"
+#include "loft/common/message.hpp"
+#include "loft/storage/store.hpp"
+
+namespace loft::storage::encoding {
+
+// The storage format this build writes. Bump it when a layout below changes incompatibly.
+inline constexpr std::uint32_t kFormatVersion = 1;
+// Key of the format version record in the default column family.
+inline constexpr std::string_view kFormatVersionKey = "format_version";
+
+inline constexpr std::size_t kMessageKeySize = 12;  // 4-byte topic id + 8-byte offset
+
+// messages CF key: big-endian topic id, then big-endian offset.
+std::string message_key(TopicId topic, Offset offset);
+// The half-open key range [topic_begin_key, topic_end_key) holds exactly `topic`'s messages.
+std::string topic_begin_key(TopicId topic);
+std::string topic_end_key(TopicId topic);
+// The offset of a messages CF key; nullopt if the key is not kMessageKeySize bytes.
+std::optional<Offset> offset_of_message_key(std::string_view key);
+
+std::string encode_u32(std::uint32_t value);
+std::optional<std::uint32_t> decode_u32(std::string_view bytes);
+
+// topics CF value (the key is the topic name, so the name is not repeated here).
+std::string encode_topic_meta(const TopicMeta& meta);
+std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_view value);
+
+// messages CF value: timestamp, id, key, headers and payload of one message.
+void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out);
+std::optional<StoredMessage> decode_message(Offset offset, std::string_view value);
+
+}  // namespace loft::storage::encoding

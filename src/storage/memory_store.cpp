@@ -1,0 +1,81 @@
+// The in-memory Store: the same contract as the RocksDB store (tests/contract checks both),
+// without a disk, for tests of broker logic.
+
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <type_traits>
+
+#include "loft/storage/store.hpp"
+#include "read_budget.hpp"
+
+namespace loft::storage {
+namespace {
+
+// Owns every topic's metadata and messages. write() takes the lock exclusively, read() and
+// load_topics() shared, so readers see a write all or not at all. Nothing is durable: the
+// Durability argument is accepted and ignored.
+class MemoryStore final : public Store {
+ public:
+  Result<std::vector<TopicMeta>> load_topics() override {
+    std::shared_lock lock{mutex_};
+    std::vector<TopicMeta> out;
+    out.reserve(topics_.size());
+    for (const auto& [name, meta] : topics_) out.push_back(meta);
+    return out;
+  }
+
+  Result<void> write(const WriteBatch& batch, Durability /*durability*/) override {
+    // Validate first, so a bad batch changes nothing (all or nothing, as in RocksDB).
+    for (const auto& op : batch.ops) {
+      if (const auto* append = std::get_if<Append>(&op); append && append->message == nullptr) {
+        return fail(Errc::internal_error, "write: Append without a message");
+      }
+    }
+    std::unique_lock lock{mutex_};
+    for (const auto& op : batch.ops) {
+      std::visit([this](const auto& o) { apply(o); }, op);
+    }
+    return {};
+  }
+
+  Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
+                                          ReadLimits limits) const override {
+    std::shared_lock lock{mutex_};
+    std::vector<StoredMessage> out;
+    const auto log = messages_.find(topic);
+    if (log == messages_.end()) return out;
+    ReadBudget budget{limits};
+    for (auto it = log->second.lower_bound(from); it != log->second.end(); ++it) {
+      out.push_back(it->second);
+      if (!budget.take(it->second.message)) break;
+    }
+    return out;
+  }
+
+  Result<void> reclaim(TopicId /*dropped*/) override { return {}; }
+  Result<void> flush() override { return {}; }
+
+ private:
+  void apply(const PutTopic& op) { topics_.insert_or_assign(op.meta.name, op.meta); }
+
+  void apply(const Append& op) {
+    messages_[op.topic].insert_or_assign(op.offset,
+                                         StoredMessage{op.offset, op.timestamp_ms, *op.message});
+  }
+
+  void apply(const DropTopic& op) {
+    topics_.erase(op.name);
+    messages_.erase(op.id);
+  }
+
+  mutable std::shared_mutex mutex_;
+  std::map<std::string, TopicMeta> topics_;  // by name, the order load_topics() returns
+  std::map<TopicId, std::map<Offset, StoredMessage>> messages_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_memory_store() { return std::make_unique<MemoryStore>(); }
+
+}  // namespace loft::storage

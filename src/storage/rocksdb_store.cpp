@@ -1,0 +1,274 @@
+// The RocksDB Store: one RocksDB instance for all topics. Layout and reasoning: docs/storage.md.
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <array>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+
+#include "encoding.hpp"
+#include "loft/storage/store.hpp"
+#include "read_budget.hpp"
+#include "rocksdb_testing.hpp"
+
+namespace loft::storage {
+namespace {
+
+namespace enc = encoding;
+
+// The one place a rocksdb::Status becomes a loft Error.
+Result<void> check(const rocksdb::Status& status, std::string_view doing) {
+  if (status.ok()) return {};
+  return fail(Errc::storage_error, std::string(doing) + ": " + status.ToString());
+}
+
+constexpr std::string_view kTopicsCf = "topics";
+constexpr std::string_view kMessagesCf = "messages";
+
+struct OpenOptions {
+  rocksdb::DBOptions db;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;  // default, topics, messages
+};
+
+OpenOptions make_open_options(const RocksDbOptions& options) {
+  OpenOptions out;
+  out.db.create_if_missing = true;
+  out.db.create_missing_column_families = true;
+  out.db.max_background_jobs = 2;  // the target machine has 2 cores
+  out.db.keep_log_file_num = 5;    // RocksDB's own info LOG files, not the WAL
+  // Bounds WAL growth when the small topics CF rarely flushes: RocksDB then flushes it so the
+  // old WAL files can go.
+  out.db.max_total_wal_size = 256 << 20;
+
+  // One block cache for the whole instance, however many topics there are.
+  const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+
+  rocksdb::ColumnFamilyOptions small;
+  small.write_buffer_size = 4 << 20;
+  rocksdb::BlockBasedTableOptions small_table;
+  small_table.block_cache = cache;
+  small.table_factory.reset(rocksdb::NewBlockBasedTableFactory(small_table));
+
+  rocksdb::ColumnFamilyOptions messages;
+  messages.write_buffer_size = 64 << 20;
+  messages.max_write_buffer_number = 3;
+  messages.target_file_size_base = 64 << 20;
+  // The 4-byte topic id is the prefix: the bloom filter then lets a catch-up read skip every
+  // SST file that holds nothing of its topic, which is most of them with thousands of topics.
+  messages.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
+  rocksdb::BlockBasedTableOptions messages_table;
+  messages_table.block_cache = cache;
+  messages_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  messages_table.whole_key_filtering = true;  // also answers point reads by offset
+  messages.table_factory.reset(rocksdb::NewBlockBasedTableFactory(messages_table));
+
+  out.families.emplace_back(rocksdb::kDefaultColumnFamilyName, small);
+  out.families.emplace_back(std::string(kTopicsCf), small);
+  out.families.emplace_back(std::string(kMessagesCf), messages);
+  return out;
+}
+
+// Owns the DB and its column family handles from a successful Open until destruction, which
+// destroys the handles and then closes the DB. Thread-safe as RocksDB is: write() from the
+// broker's writer thread, read() and load_topics() from any thread.
+class RocksDbStore final : public Store {
+ public:
+  static Result<std::unique_ptr<RocksDbStore>> open(const RocksDbOptions& options) {
+    const auto dir = options.dir.string();
+    std::error_code ec;
+    std::filesystem::create_directories(options.dir, ec);
+    if (ec) {
+      return fail(Errc::storage_error,
+                  "open store: cannot create directory " + dir + ": " + ec.message());
+    }
+    auto open = make_open_options(options);
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    if (auto r = check(rocksdb::DB::Open(open.db, dir, open.families, &handles, &raw),
+                       "open store in " + dir);
+        !r) {
+      return tl::unexpected(std::move(r.error()));
+    }
+    // From here the destructor closes the DB, whichever way open() returns.
+    auto store = std::unique_ptr<RocksDbStore>(new RocksDbStore(dir, raw, handles));
+    if (auto r = store->check_format_version(); !r) return tl::unexpected(std::move(r.error()));
+    return store;
+  }
+
+  ~RocksDbStore() override {
+    for (auto* h : handles_) std::ignore = db_->DestroyColumnFamilyHandle(h);  // cannot fail
+    // Close() flushes nothing we rely on (the WAL holds every acknowledged write); a failure
+    // here has no one left to tell.
+    std::ignore = db_->Close();
+  }
+
+  RocksDbStore(const RocksDbStore&) = delete;
+  RocksDbStore& operator=(const RocksDbStore&) = delete;
+
+  Result<std::vector<TopicMeta>> load_topics() override {
+    std::vector<TopicMeta> out;
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, topics_)};
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto meta = enc::decode_topic_meta(it->key().ToStringView(), it->value().ToStringView());
+      if (!meta) {
+        return fail(Errc::storage_error, "load topics from " + dir_ +
+                                             ": corrupt metadata of topic '" +
+                                             it->key().ToString() + "'");
+      }
+      out.push_back(std::move(*meta));
+    }
+    if (auto r = check(it->status(), "load topics from " + dir_); !r) {
+      return tl::unexpected(std::move(r.error()));
+    }
+    return out;
+  }
+
+  Result<void> write(const WriteBatch& batch, Durability durability) override {
+    if (batch.empty()) return {};
+    rocksdb::WriteBatch wb;
+    std::string value;
+    for (const auto& op : batch.ops) {
+      rocksdb::Status s;
+      if (const auto* put = std::get_if<PutTopic>(&op)) {
+        s = wb.Put(topics_, put->meta.name, enc::encode_topic_meta(put->meta));
+      } else if (const auto* append = std::get_if<Append>(&op)) {
+        if (append->message == nullptr) {
+          return fail(Errc::internal_error, "write: Append without a message");
+        }
+        value.clear();
+        enc::encode_message(append->timestamp_ms, *append->message, value);
+        s = wb.Put(messages_, enc::message_key(append->topic, append->offset), value);
+      } else if (const auto* drop = std::get_if<DropTopic>(&op)) {
+        s = wb.Delete(topics_, drop->name);
+        if (s.ok()) {
+          s = wb.DeleteRange(messages_, enc::topic_begin_key(drop->id),
+                             enc::topic_end_key(drop->id));
+        }
+      }
+      if (auto r = check(s, "build write batch for " + dir_); !r) return r;
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = durability == Durability::fsync;
+    return check(db_->Write(wo, &wb),
+                 "write batch of " + std::to_string(batch.ops.size()) + " ops to " + dir_);
+  }
+
+  Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
+                                          ReadLimits limits) const override {
+    std::vector<StoredMessage> out;
+    const auto upper = enc::topic_end_key(topic);
+    const rocksdb::Slice upper_slice{upper};
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;  // never step into the next topic's keys
+    ro.prefix_same_as_start = true;         // lets the prefix bloom filter skip files
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, messages_)};
+    ReadBudget budget{limits};
+    for (it->Seek(enc::message_key(topic, from)); it->Valid(); it->Next()) {
+      const auto offset = enc::offset_of_message_key(it->key().ToStringView());
+      auto message =
+          offset ? enc::decode_message(*offset, it->value().ToStringView()) : std::nullopt;
+      if (!message) {
+        return fail(Errc::storage_error, "read topic " + std::to_string(topic.value) + " in " +
+                                             dir_ + ": corrupt message record");
+      }
+      out.push_back(std::move(*message));
+      if (!budget.take(out.back().message)) break;
+    }
+    if (auto r = check(it->status(), "read topic " + std::to_string(topic.value) + " in " + dir_);
+        !r) {
+      return tl::unexpected(std::move(r.error()));
+    }
+    return out;
+  }
+
+  // REQUIRES: the DropTopic of `dropped` was written, and the id is never used again (the
+  // broker never reuses ids), so every key in its range is garbage.
+  Result<void> reclaim(TopicId dropped) override {
+    const auto begin = enc::topic_begin_key(dropped);
+    const auto end = enc::topic_end_key(dropped);
+    const rocksdb::Slice b{begin};
+    const rocksdb::Slice e{end};
+    const auto what = " of dropped topic " + std::to_string(dropped.value) + " in " + dir_;
+    // Only a compaction, no DeleteFilesInRange first: that could delete the file holding the
+    // DeleteRange tombstone while keys it covers live on in files shared with a neighbouring
+    // topic, which would bring them back.
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    return check(db_->CompactRange(co, messages_, &b, &e), "compact range" + what);
+  }
+
+  Result<void> flush() override {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    return check(db_->Flush(fo, handles_), "flush " + dir_);
+  }
+
+  Result<void> put_format_version(std::uint32_t version) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return check(
+        db_->Put(wo, db_->DefaultColumnFamily(), enc::kFormatVersionKey, enc::encode_u32(version)),
+        "write format version to " + dir_);
+  }
+
+ private:
+  RocksDbStore(std::string dir, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : dir_(std::move(dir)), db_(db), handles_(std::move(handles)) {
+    // Open returns the handles in the order of the descriptors: default, topics, messages.
+    topics_ = handles_.at(1);
+    messages_ = handles_.at(2);
+  }
+
+  // A new store gets this build's format version; an existing one must not be newer.
+  Result<void> check_format_version() {
+    std::string value;
+    const auto s = db_->Get(rocksdb::ReadOptions{}, db_->DefaultColumnFamily(),
+                            enc::kFormatVersionKey, &value);
+    if (s.IsNotFound()) return put_format_version(enc::kFormatVersion);
+    if (auto r = check(s, "read format version from " + dir_); !r) return r;
+    const auto version = enc::decode_u32(value);
+    if (!version) {
+      return fail(Errc::storage_error, "open store in " + dir_ + ": corrupt format version record");
+    }
+    if (*version > enc::kFormatVersion) {
+      return fail(Errc::storage_error,
+                  "open store in " + dir_ + ": storage format version " + std::to_string(*version) +
+                      " is newer than this loftd supports (" + std::to_string(enc::kFormatVersion) +
+                      "); run a newer loftd");
+    }
+    return {};
+  }
+
+  std::string dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* topics_ = nullptr;
+  rocksdb::ColumnFamilyHandle* messages_ = nullptr;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_rocksdb_store(const RocksDbOptions& options) {
+  auto store = RocksDbStore::open(options);
+  if (!store) return tl::unexpected(std::move(store.error()));
+  return std::unique_ptr<Store>(std::move(*store));
+}
+
+namespace testing {
+
+Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uint32_t version) {
+  auto store = RocksDbStore::open(RocksDbOptions{.dir = dir});
+  if (!store) return tl::unexpected(std::move(store.error()));
+  return (*store)->put_format_version(version);
+}
+
+}  // namespace testing
+}  // namespace loft::storage

@@ -1,0 +1,630 @@
+// The storage contract: one typed suite run over every Store implementation (memory and
+// RocksDB), then RocksDB-only cases (reopen, reclaim, open errors) and the FaultyStore test.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cctype>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <ostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loft/storage/store.hpp"
+#include "storage/rocksdb_testing.hpp"
+#include "support/faulty_store.hpp"
+
+namespace loft {
+
+// Readable failure output instead of gtest's byte dumps.
+void PrintTo(const StoredMessage& m, std::ostream* os) {
+  *os << "{offset=" << m.offset.value << " ts=" << m.timestamp_ms
+      << " id=" << ::testing::PrintToString(m.message.id)
+      << " key=" << ::testing::PrintToString(m.message.key)
+      << " headers=" << m.message.headers.size() << " payload=" << m.message.payload.size() << "B}";
+}
+
+namespace storage {
+
+void PrintTo(const TopicMeta& t, std::ostream* os) {
+  *os << "{id=" << t.id.value << " name=" << t.name << " created=" << t.created_at_ms
+      << " first=" << t.first_offset.value << " next=" << t.next_offset.value
+      << " messages=" << t.messages << " bytes=" << t.bytes << "}";
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr ReadLimits kAll{.max_messages = std::numeric_limits<std::size_t>::max(),
+                          .max_bytes = std::numeric_limits<std::size_t>::max()};
+
+template <class T>
+::testing::AssertionResult ok(const Result<T>& r) {
+  if (r) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << r.error().to_string();
+}
+
+// A fresh directory name under the system temp dir, removed with everything in it on
+// destruction. The directory itself is not created: the store must do that.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = info ? info->name() : "test";
+    for (auto& c : name) {
+      if (std::isalnum(static_cast<unsigned char>(c)) == 0) c = '_';  // "Name/fsync" has a '/'
+    }
+    path_ = fs::temp_directory_path() /
+            ("loft-storage-" + name + "-" + std::to_string(rd()) + std::to_string(rd()));
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::unique_ptr<Store> open_or_fail(const fs::path& dir) {
+  auto store = open_rocksdb_store({.dir = dir});
+  if (!store) {
+    ADD_FAILURE() << "open_rocksdb_store: " << store.error().to_string();
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+struct MemoryBackend {
+  static constexpr bool kPersistent = false;
+  std::unique_ptr<Store> open() { return make_memory_store(); }
+};
+
+struct RocksDbBackend {
+  static constexpr bool kPersistent = true;
+  TempDir dir;
+  std::unique_ptr<Store> open() { return open_or_fail(dir.path()); }
+};
+
+TopicMeta topic(std::uint32_t id, std::string name) {
+  TopicMeta meta;
+  meta.id = TopicId{id};
+  meta.name = std::move(name);
+  meta.created_at_ms = 1'700'000'000'000;
+  return meta;
+}
+
+Message msg(std::string payload, std::string id = {}, std::string key = {},
+            std::vector<Header> headers = {}) {
+  return Message{.id = std::move(id),
+                 .key = std::move(key),
+                 .headers = std::move(headers),
+                 .payload = std::move(payload)};
+}
+
+WriteBatch put(const TopicMeta& meta) { return WriteBatch{{PutTopic{meta}}}; }
+
+// Appends `messages` at offsets first, first+1, ... with timestamp 1000 + offset.
+void add_appends(WriteBatch& batch, TopicId topic, std::uint64_t first,
+                 const std::vector<Message>& messages) {
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto offset = first + i;
+    batch.ops.emplace_back(Append{.topic = topic,
+                                  .offset = Offset{offset},
+                                  .timestamp_ms = static_cast<std::int64_t>(1000 + offset),
+                                  .message = &messages[i]});
+  }
+}
+
+WriteBatch appends(TopicId topic, std::uint64_t first, const std::vector<Message>& messages) {
+  WriteBatch batch;
+  add_appends(batch, topic, first, messages);
+  return batch;
+}
+
+std::vector<StoredMessage> stored(std::uint64_t first, const std::vector<Message>& messages) {
+  std::vector<StoredMessage> out;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto offset = first + i;
+    out.push_back({Offset{offset}, static_cast<std::int64_t>(1000 + offset), messages[i]});
+  }
+  return out;
+}
+
+std::vector<StoredMessage> read_all(const Store& store, TopicId topic, Offset from = Offset{0}) {
+  auto r = store.read(topic, from, kAll);
+  if (!r) {
+    ADD_FAILURE() << "read: " << r.error().to_string();
+    return {};
+  }
+  return std::move(*r);
+}
+
+std::vector<TopicMeta> topics_of(Store& store) {
+  auto r = store.load_topics();
+  if (!r) {
+    ADD_FAILURE() << "load_topics: " << r.error().to_string();
+    return {};
+  }
+  return std::move(*r);
+}
+
+std::vector<std::uint64_t> offsets_of(const std::vector<StoredMessage>& messages) {
+  std::vector<std::uint64_t> out;
+  out.reserve(messages.size());
+  for (const auto& m : messages) out.push_back(m.offset.value);
+  return out;
+}
+
+// Messages that exercise the encoding: NUL and 0xFF bytes everywhere, empty fields.
+std::vector<Message> tricky_messages() {
+  using namespace std::string_literals;
+  return {
+      msg("hello"),
+      msg("a\0b\0\0c"s, "id-\0-1"s, "key\xFF\0"s,
+          {{"content-type", "application/octet-stream"}, {"trace", "\0\x01\x02"s}, {"", ""}}),
+      msg(""),                            // empty payload
+      msg("", "only-id"),                 // empty payload with an id
+      msg(std::string(70'000, '\0')),     // larger than 64 KiB, all NUL
+      msg("\xFF\xFE\xFD"s, "", "k", {}),  // key only
+  };
+}
+
+template <class Backend>
+class StoreContract : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = backend_.open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  Store& store() { return *store_; }
+
+  // Persistent stores are closed and opened again from disk; the memory store stays as is.
+  // Returns false (after reporting a failure) if reopening failed.
+  bool reopen() {
+    if constexpr (Backend::kPersistent) {
+      store_.reset();
+      store_ = backend_.open();
+    }
+    return store_ != nullptr;
+  }
+
+  Backend backend_;
+  std::unique_ptr<Store> store_;
+};
+
+using Backends = ::testing::Types<MemoryBackend, RocksDbBackend>;
+class BackendNames {
+ public:
+  template <class T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, MemoryBackend> ? "Memory" : "RocksDb";
+  }
+};
+TYPED_TEST_SUITE(StoreContract, Backends, BackendNames);
+
+TYPED_TEST(StoreContract, EmptyStoreHasNoTopicsAndNoMessages) {
+  EXPECT_THAT(topics_of(this->store()), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), TopicId{1}), IsEmpty());
+  EXPECT_TRUE(ok(this->store().write(WriteBatch{}, Durability::fsync)));
+  EXPECT_TRUE(ok(this->store().flush()));
+  EXPECT_THAT(topics_of(this->store()), IsEmpty());
+}
+
+TYPED_TEST(StoreContract, PutTopicThenLoadTopicsReturnsIt) {
+  auto a = topic(7, "orders");
+  a.first_offset = Offset{3};
+  a.next_offset = Offset{10};
+  a.messages = 7;
+  a.bytes = 1234;
+  const auto b = topic(8, "audit.log");
+  ASSERT_TRUE(ok(this->store().write(put(a), Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().write(put(b), Durability::os)));
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(b, a));  // in name order
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(b, a));
+}
+
+TYPED_TEST(StoreContract, AppendedMessagesReadBackByteForByte) {
+  const auto messages = tricky_messages();
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 0, messages), Durability::fsync)));
+  EXPECT_EQ(read_all(this->store(), TopicId{1}), stored(0, messages));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(read_all(this->store(), TopicId{1}), stored(0, messages));
+}
+
+TYPED_TEST(StoreContract, TimestampsRoundTripIncludingExtremes) {
+  const auto m = msg("x");
+  WriteBatch batch;
+  const std::vector<std::int64_t> stamps{0, -1, std::numeric_limits<std::int64_t>::max(),
+                                         std::numeric_limits<std::int64_t>::min()};
+  for (std::size_t i = 0; i < stamps.size(); ++i) {
+    batch.ops.emplace_back(Append{TopicId{1}, Offset{i}, stamps[i], &m});
+  }
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  const auto read = read_all(this->store(), TopicId{1});
+  ASSERT_THAT(read, SizeIs(stamps.size()));
+  for (std::size_t i = 0; i < stamps.size(); ++i) EXPECT_EQ(read[i].timestamp_ms, stamps[i]);
+}
+
+TYPED_TEST(StoreContract, ReadsInOffsetOrderAcrossByteBoundaries) {
+  // Little-endian or text keys would sort 256 before 255, or 10 before 9.
+  const std::vector<std::uint64_t> offsets{1ULL << 32, 256, 9, 65'536, 255, 10, 257, 1ULL << 56};
+  const auto m = msg("m");
+  WriteBatch batch;
+  for (const auto o : offsets) batch.ops.emplace_back(Append{TopicId{3}, Offset{o}, 0, &m});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  EXPECT_THAT(offsets_of(read_all(this->store(), TopicId{3})),
+              ElementsAre(9, 10, 255, 256, 257, 65'536, 1ULL << 32, 1ULL << 56));
+  EXPECT_THAT(offsets_of(read_all(this->store(), TopicId{3}, Offset{256})),
+              ElementsAre(256, 257, 65'536, 1ULL << 32, 1ULL << 56));
+}
+
+TYPED_TEST(StoreContract, ReadsFromTheMiddleAndBeyondTheEnd) {
+  const std::vector<Message> messages(10, msg("payload"));
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 100, messages), Durability::os)));
+  EXPECT_THAT(offsets_of(read_all(this->store(), TopicId{1}, Offset{105})),
+              ElementsAre(105, 106, 107, 108, 109));
+  EXPECT_THAT(offsets_of(read_all(this->store(), TopicId{1}, Offset{0})), SizeIs(10));
+  EXPECT_THAT(offsets_of(read_all(this->store(), TopicId{1}, Offset{109})), ElementsAre(109));
+  EXPECT_THAT(read_all(this->store(), TopicId{1}, Offset{110}), IsEmpty());
+  EXPECT_THAT(
+      read_all(this->store(), TopicId{1}, Offset{std::numeric_limits<std::uint64_t>::max()}),
+      IsEmpty());
+}
+
+TYPED_TEST(StoreContract, ReadStopsAtMaxMessages) {
+  const std::vector<Message> messages(10, msg("p"));
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 0, messages), Durability::os)));
+  auto r = this->store().read(TopicId{1}, Offset{2}, {.max_messages = 3, .max_bytes = 1 << 20});
+  ASSERT_TRUE(ok(r));
+  EXPECT_THAT(offsets_of(*r), ElementsAre(2, 3, 4));
+  r = this->store().read(TopicId{1}, Offset{8}, {.max_messages = 3, .max_bytes = 1 << 20});
+  ASSERT_TRUE(ok(r));
+  EXPECT_THAT(offsets_of(*r), ElementsAre(8, 9));
+}
+
+TYPED_TEST(StoreContract, ReadStopsAfterTheMessageThatCrossesMaxBytes) {
+  // size_bytes() counts id + key + headers + payload: each message here is 10 bytes.
+  const std::vector<Message> messages(10, msg("123456", "ab", "cd"));
+  ASSERT_EQ(messages[0].size_bytes(), 10U);
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 0, messages), Durability::os)));
+  const auto read = [&](std::size_t max_bytes) {
+    auto r =
+        this->store().read(TopicId{1}, Offset{0}, {.max_messages = 100, .max_bytes = max_bytes});
+    EXPECT_TRUE(ok(r));
+    return r ? offsets_of(*r) : std::vector<std::uint64_t>{};
+  };
+  EXPECT_THAT(read(25), ElementsAre(0, 1, 2));  // 30 bytes: the third crosses 25
+  EXPECT_THAT(read(20), ElementsAre(0, 1));     // 20 bytes reach the limit exactly
+  EXPECT_THAT(read(1), ElementsAre(0));         // at least one, though larger than the limit
+  EXPECT_THAT(read(0), ElementsAre(0));
+}
+
+TYPED_TEST(StoreContract, ReadReturnsAMessageLargerThanMaxBytes) {
+  const std::vector<Message> messages{msg(std::string(100'000, 'x')), msg("small")};
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 0, messages), Durability::os)));
+  auto r = this->store().read(TopicId{1}, Offset{0}, {.max_messages = 10, .max_bytes = 1024});
+  ASSERT_TRUE(ok(r));
+  EXPECT_EQ(*r, stored(0, {messages[0]}));
+}
+
+TYPED_TEST(StoreContract, TopicsDoNotSeeEachOthersMessages) {
+  // Neighbouring ids, including ones that differ in a higher key byte and the largest id.
+  const std::vector<std::uint32_t> ids{1, 2, 0xFF, 0x100, 0xFFFF'FFFE, 0xFFFF'FFFF};
+  std::vector<std::vector<Message>> logs;
+  logs.reserve(ids.size());
+  for (const auto id : ids) {
+    logs.push_back({msg("t" + std::to_string(id) + "-0"), msg("t" + std::to_string(id) + "-1")});
+  }
+  WriteBatch batch;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    // The largest offsets, too, so a topic's range end cannot cut them off.
+    add_appends(batch, TopicId{ids[i]},
+                i % 2 == 0 ? 0 : std::numeric_limits<std::uint64_t>::max() - 1, logs[i]);
+  }
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    SCOPED_TRACE("topic id " + std::to_string(ids[i]));
+    const auto first = i % 2 == 0 ? 0 : std::numeric_limits<std::uint64_t>::max() - 1;
+    EXPECT_EQ(read_all(this->store(), TopicId{ids[i]}), stored(first, logs[i]));
+  }
+  EXPECT_THAT(read_all(this->store(), TopicId{3}), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), TopicId{0}), IsEmpty());
+}
+
+TYPED_TEST(StoreContract, BatchWithTopicAndAppendsIsAppliedWhole) {
+  auto meta = topic(5, "events");
+  const auto messages = tricky_messages();
+  meta.next_offset = Offset{messages.size()};
+  meta.messages = messages.size();
+  WriteBatch batch = put(meta);
+  add_appends(batch, meta.id, 0, messages);
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(meta));
+  EXPECT_EQ(read_all(this->store(), meta.id), stored(0, messages));
+}
+
+TYPED_TEST(StoreContract, FailedBatchChangesNothing) {
+  const std::vector<Message> messages{msg("m")};  // must outlive write(): Append points into it
+  WriteBatch batch = put(topic(5, "events"));
+  add_appends(batch, TopicId{5}, 0, messages);
+  batch.ops.emplace_back(Append{TopicId{5}, Offset{1}, 0, nullptr});  // invalid: no message
+  const auto r = this->store().write(batch, Durability::fsync);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(topics_of(this->store()), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), TopicId{5}), IsEmpty());
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), TopicId{5}), IsEmpty());
+}
+
+TYPED_TEST(StoreContract, DropTopicRemovesMetaAndMessages) {
+  const std::vector<Message> messages(20, msg("old data"));
+  const auto old_topic = topic(10, "jobs");
+  const auto neighbour = topic(11, "other");
+  WriteBatch batch = put(old_topic);
+  batch.ops.emplace_back(PutTopic{neighbour});
+  add_appends(batch, old_topic.id, 0, messages);
+  add_appends(batch, neighbour.id, 0, messages);
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{DropTopic{old_topic.id, old_topic.name}}},
+                                     Durability::fsync)));
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(neighbour));
+  EXPECT_THAT(read_all(this->store(), old_topic.id), IsEmpty());
+  EXPECT_EQ(read_all(this->store(), neighbour.id), stored(0, messages));
+
+  // Same name, new id (ids are never reused): starts empty.
+  const auto new_topic = topic(12, "jobs");
+  ASSERT_TRUE(ok(this->store().write(put(new_topic), Durability::fsync)));
+  EXPECT_THAT(read_all(this->store(), new_topic.id), IsEmpty());
+  ASSERT_TRUE(ok(this->store().reclaim(old_topic.id)));
+
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(new_topic, neighbour));
+  EXPECT_THAT(read_all(this->store(), old_topic.id), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), new_topic.id), IsEmpty());
+  EXPECT_EQ(read_all(this->store(), neighbour.id), stored(0, messages));
+}
+
+TYPED_TEST(StoreContract, DropTopicHidesMessagesAlreadyFlushed) {
+  // Messages in one flushed file and the drop in a later one: the drop must still hide them
+  // (the later file holds no message of the topic, so a filter must not skip it).
+  const std::vector<Message> messages(5, msg("flushed"));
+  WriteBatch batch = put(topic(1, "t"));
+  add_appends(batch, TopicId{1}, 0, messages);
+  add_appends(batch, TopicId{2}, 0, messages);
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  ASSERT_TRUE(ok(this->store().flush()));
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{DropTopic{TopicId{1}, "t"}}}, Durability::os)));
+  ASSERT_TRUE(ok(this->store().flush()));
+  EXPECT_THAT(read_all(this->store(), TopicId{1}), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), TopicId{1}, Offset{3}), IsEmpty());
+  EXPECT_EQ(read_all(this->store(), TopicId{2}), stored(0, messages));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(read_all(this->store(), TopicId{1}), IsEmpty());
+  EXPECT_THAT(topics_of(this->store()), IsEmpty());
+}
+
+TYPED_TEST(StoreContract, DropAndRecreateUnderTheSameNameInOneBatch) {
+  const std::vector<Message> messages(3, msg("old"));
+  WriteBatch batch = put(topic(1, "t"));
+  add_appends(batch, TopicId{1}, 0, messages);
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  const auto recreated = topic(2, "t");
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{DropTopic{TopicId{1}, "t"}, PutTopic{recreated}}},
+                                     Durability::os)));
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(recreated));
+  EXPECT_THAT(read_all(this->store(), TopicId{1}), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), TopicId{2}), IsEmpty());
+}
+
+TYPED_TEST(StoreContract, TopicMetaUpdatesPersist) {
+  auto meta = topic(3, "metrics");
+  ASSERT_TRUE(ok(this->store().write(put(meta), Durability::fsync)));
+  const std::vector<Message> messages{msg("abc"), msg("defg", "id")};
+  meta.next_offset = Offset{2};
+  meta.messages = 2;
+  meta.bytes = messages[0].size_bytes() + messages[1].size_bytes();
+  WriteBatch batch = appends(meta.id, 0, messages);
+  batch.ops.emplace_back(PutTopic{meta});  // a message and its topic's new metadata together
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(meta));
+
+  meta.first_offset = Offset{1};
+  meta.messages = 1;
+  meta.bytes = messages[1].size_bytes();
+  ASSERT_TRUE(ok(this->store().write(put(meta), Durability::os)));
+  ASSERT_TRUE(ok(this->store().flush()));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(meta));
+  EXPECT_EQ(read_all(this->store(), meta.id), stored(0, messages));
+}
+
+TYPED_TEST(StoreContract, ConcurrentReadsSeeWholeBatches) {
+  constexpr std::size_t kBatches = 200;
+  constexpr std::size_t kPerBatch = 5;
+  const std::vector<Message> messages(kPerBatch, msg("concurrent"));
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (std::size_t b = 0; b < kBatches; ++b) {
+      EXPECT_TRUE(
+          ok(this->store().write(appends(TopicId{1}, b * kPerBatch, messages), Durability::os)));
+    }
+    done = true;
+  });
+  std::size_t reads = 0;
+  while (!done || reads == 0) {
+    const auto read = read_all(this->store(), TopicId{1});
+    ++reads;
+    ASSERT_EQ(read.size() % kPerBatch, 0U) << "a reader saw part of a batch";
+    for (std::size_t i = 0; i < read.size(); ++i) ASSERT_EQ(read[i].offset.value, i);
+  }
+  writer.join();
+  EXPECT_THAT(read_all(this->store(), TopicId{1}), SizeIs(kBatches * kPerBatch));
+}
+
+// --- RocksDB only -------------------------------------------------------------------------
+
+std::uintmax_t sst_bytes(const fs::path& dir) {
+  std::uintmax_t total = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".sst") total += entry.file_size();
+  }
+  return total;
+}
+
+class RocksDbStoreTest : public ::testing::TestWithParam<Durability> {
+ protected:
+  TempDir dir_;
+};
+
+TEST_P(RocksDbStoreTest, ReopenAfterCloseHasTheSameState) {
+  auto store = open_or_fail(dir_.path());
+  ASSERT_NE(store, nullptr);
+  const auto messages = tricky_messages();
+  auto a = topic(1, "a");
+  a.next_offset = Offset{messages.size()};
+  a.messages = messages.size();
+  WriteBatch batch = put(a);
+  batch.ops.emplace_back(PutTopic{topic(2, "b")});
+  add_appends(batch, TopicId{1}, 0, messages);
+  add_appends(batch, TopicId{2}, 40, messages);
+  ASSERT_TRUE(ok(store->write(batch, GetParam())));
+  const auto topics_before = topics_of(*store);
+  store.reset();  // no flush(): what a successful write() returned must come back from the WAL
+
+  store = open_or_fail(dir_.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(topics_of(*store), topics_before);
+  EXPECT_EQ(read_all(*store, TopicId{1}), stored(0, messages));
+  EXPECT_EQ(read_all(*store, TopicId{2}), stored(40, messages));
+}
+
+INSTANTIATE_TEST_SUITE_P(Durabilities, RocksDbStoreTest,
+                         ::testing::Values(Durability::fsync, Durability::os),
+                         [](const auto& info) {
+                           return info.param == Durability::fsync ? "fsync" : "os";
+                         });
+
+TEST(RocksDbStore, ReclaimAfterDropGivesTheDiskSpaceBack) {
+  TempDir dir;
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  // ~20 MiB of incompressible payloads in topic 1, a little in its neighbour topic 2.
+  std::mt19937_64 rng{42};
+  std::vector<Message> batch_messages(100);
+  for (std::uint64_t b = 0; b < 20; ++b) {
+    for (auto& m : batch_messages) {
+      m.payload.resize(std::size_t{10} << 10);
+      for (std::size_t i = 0; i < m.payload.size(); i += 8) {
+        const auto r = rng();
+        std::memcpy(&m.payload[i], &r, 8);
+      }
+    }
+    ASSERT_TRUE(ok(store->write(appends(TopicId{1}, b * batch_messages.size(), batch_messages),
+                                Durability::os)));
+  }
+  const std::vector<Message> kept{msg("keep me"), msg("me too")};
+  ASSERT_TRUE(ok(store->write(appends(TopicId{2}, 0, kept), Durability::os)));
+  ASSERT_TRUE(ok(store->flush()));
+  const auto before = sst_bytes(dir.path());
+  ASSERT_GT(before, 19U << 20);  // 2000 x 10 KiB written
+
+  ASSERT_TRUE(ok(store->write(WriteBatch{{DropTopic{TopicId{1}, "big"}}}, Durability::fsync)));
+  ASSERT_TRUE(ok(store->reclaim(TopicId{1})));
+  const auto after = sst_bytes(dir.path());
+  EXPECT_LT(after, before / 20) << "before=" << before << " after=" << after;
+  EXPECT_THAT(read_all(*store, TopicId{1}), IsEmpty());
+  EXPECT_EQ(read_all(*store, TopicId{2}), stored(0, kept));
+}
+
+TEST(RocksDbStore, OpenFailsWithAnErrorWhenThePathIsARegularFile) {
+  TempDir dir;
+  { std::ofstream{dir.path()} << "not a database"; }
+  const auto store = open_rocksdb_store({.dir = dir.path()});
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, Errc::storage_error);
+  EXPECT_THAT(store.error().detail, HasSubstr(dir.path().string()));
+
+  const auto below = open_rocksdb_store({.dir = dir.path() / "sub"});
+  ASSERT_FALSE(below);
+  EXPECT_EQ(below.error().code, Errc::storage_error);
+}
+
+TEST(RocksDbStore, OpenFailsWithAnErrorOnACorruptDirectory) {
+  TempDir dir;
+  {
+    auto store = open_or_fail(dir.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(ok(store->write(put(topic(1, "a")), Durability::fsync)));
+  }
+  // CURRENT names the live MANIFEST; point it at garbage.
+  { std::ofstream{dir.path() / "CURRENT", std::ios::trunc} << "MANIFEST-999999\n"; }
+  const auto store = open_rocksdb_store({.dir = dir.path()});
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, Errc::storage_error);
+  EXPECT_THAT(store.error().detail, HasSubstr("open store"));
+}
+
+TEST(RocksDbStore, OpenRefusesANewerFormatVersion) {
+  TempDir dir;
+  { ASSERT_NE(open_or_fail(dir.path()), nullptr); }
+  ASSERT_TRUE(ok(testing::overwrite_format_version(dir.path(), 999)));
+  const auto store = open_rocksdb_store({.dir = dir.path()});
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, Errc::storage_error);
+  EXPECT_THAT(store.error().detail, HasSubstr("format version 999"));
+}
+
+// --- FaultyStore ----------------------------------------------------------------------------
+
+TEST(FaultyStore, FailsTheNthWriteAndItChangesNothing) {
+  loft::testing::FaultyStore store{make_memory_store()};
+  const auto m = msg("m");
+  store.fail_nth_write(2);
+  EXPECT_TRUE(ok(store.write(appends(TopicId{1}, 0, {m}), Durability::fsync)));
+  const auto failed = store.write(appends(TopicId{1}, 1, {m}), Durability::fsync);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Errc::storage_error);
+  EXPECT_TRUE(ok(store.write(appends(TopicId{1}, 2, {m}), Durability::fsync)));
+  EXPECT_THAT(offsets_of(read_all(store, TopicId{1})), ElementsAre(0, 2));
+  EXPECT_EQ(store.writes(), 3U);
+  EXPECT_EQ(store.failed_writes(), 1U);
+}
+
+TEST(FaultyStore, ArmedFailsEveryWriteUntilDisarmed) {
+  loft::testing::FaultyStore store{make_memory_store()};
+  store.arm();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(store.write(put(topic(1, "a")), Durability::os));
+  }
+  EXPECT_THAT(topics_of(store), IsEmpty());
+  store.disarm();
+  EXPECT_TRUE(ok(store.write(put(topic(1, "a")), Durability::os)));
+  EXPECT_THAT(topics_of(store), SizeIs(1));
+  EXPECT_EQ(store.failed_writes(), 3U);
+}
+
+}  // namespace
+}  // namespace storage
+}  // namespace loft

@@ -1,0 +1,318 @@
+// The real loftd, on 127.0.0.1 and a port the kernel picks, driven through the client library.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "loft/protocol/codec.hpp"
+#include "test_daemon.hpp"
+
+namespace loft::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+Message make_message(std::size_t i) {
+  Message m;
+  m.payload = "payload-" + std::to_string(i) + std::string("\0\x01\xff", 3) + std::string(i % 7, 'x');
+  if (i % 3 == 0) m.id = "id-" + std::to_string(i);
+  if (i % 2 == 0) m.key = std::string("key\0", 4) + std::to_string(i % 5);
+  if (i % 4 == 0) m.headers = {{"trace", "t" + std::to_string(i)}, {"bin", std::string("\0\0", 2)}};
+  return m;
+}
+
+std::vector<StoredMessage> fetch_all(client::Client& c, const std::string& topic) {
+  std::vector<StoredMessage> out;
+  std::uint64_t offset = 0;
+  for (;;) {
+    auto got = c.fetch(topic, offset, 100);
+    EXPECT_TRUE(got.has_value()) << got.error().to_string();
+    if (!got || got->messages.empty()) break;
+    for (auto& m : got->messages) out.push_back(std::move(m));
+    offset = out.back().offset.value + 1;
+  }
+  return out;
+}
+
+TEST(Daemon, TopicsAreCreatedListedDescribedAndDeleted) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  const auto created = c->create_topic("orders");
+  ASSERT_TRUE(created) << created.error().to_string();
+  EXPECT_EQ(created->name, "orders");
+  EXPECT_EQ(created->next_offset, 0u);
+  ASSERT_TRUE(c->create_topic("audit.log-2"));
+
+  auto again = c->create_topic("orders");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::topic_exists);
+  auto bad = c->create_topic("no spaces/please");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_name);
+
+  const auto list = c->list_topics();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "audit.log-2");
+  EXPECT_EQ((*list)[1].name, "orders");
+
+  ASSERT_TRUE(c->publish("orders", make_message(1)));
+  const auto described = c->describe_topic("orders");
+  ASSERT_TRUE(described);
+  EXPECT_EQ(described->next_offset, 1u);
+  EXPECT_EQ(described->messages, 1u);
+  EXPECT_EQ(described->bytes, make_message(1).size_bytes());
+
+  ASSERT_TRUE(c->delete_topic("orders"));
+  EXPECT_EQ(c->describe_topic("orders").error().code, Errc::topic_not_found);
+  EXPECT_EQ(c->delete_topic("orders").error().code, Errc::topic_not_found);
+  // A topic re-created under the same name starts empty at offset 0.
+  ASSERT_TRUE(c->create_topic("orders"));
+  auto r = c->publish("orders", make_message(2));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->offset, 0u);
+  EXPECT_EQ(fetch_all(*c, "orders").size(), 1u);
+}
+
+TEST(Daemon, PublishedBatchesSurviveRestartsByteForByte) {
+  TestDaemon d;
+  d.start();
+  std::vector<Message> sent;
+  {
+    auto c = d.client();
+    ASSERT_TRUE(c->create_topic("events"));
+    // Several batches in flight at once on one connection.
+    std::vector<std::future<Result<std::vector<client::PublishResult>>>> replies;
+    for (std::size_t b = 0; b < 20; ++b) {
+      std::vector<Message> batch;
+      for (std::size_t i = 0; i < 25; ++i) batch.push_back(make_message(sent.size() + i));
+      sent.insert(sent.end(), batch.begin(), batch.end());
+      replies.push_back(c->publish_async("events", std::move(batch)));
+    }
+    std::uint64_t expected = 0;
+    for (auto& f : replies) {
+      auto results = f.get();
+      ASSERT_TRUE(results) << results.error().to_string();
+      ASSERT_EQ(results->size(), 25u);
+      for (const auto& r : *results) {
+        EXPECT_EQ(r.code, Errc::ok);
+        EXPECT_FALSE(r.duplicate);
+        EXPECT_EQ(r.offset, expected++);
+      }
+    }
+  }
+  auto check_all_there = [&] {
+    auto c = d.client();
+    const auto stored = fetch_all(*c, "events");
+    ASSERT_EQ(stored.size(), sent.size());
+    for (std::size_t i = 0; i < stored.size(); ++i) {
+      EXPECT_EQ(stored[i].offset.value, i);
+      EXPECT_EQ(stored[i].message, sent[i]) << "offset " << i;
+      EXPECT_GT(stored[i].timestamp_ms, 0);
+    }
+    const auto info = c->describe_topic("events");
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->next_offset, sent.size());
+    EXPECT_EQ(info->messages, sent.size());
+  };
+  ASSERT_EQ(d.stop(), 0) << d.log();
+  d.start();
+  check_all_there();
+  // durability = fsync: a confirmed publish survives kill -9 too.
+  d.kill9();
+  d.start();
+  check_all_there();
+  // And the log goes on without a gap.
+  auto c = d.client();
+  auto next = c->publish("events", make_message(9999));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->offset, sent.size());
+}
+
+TEST(Daemon, PublishToMissingTopicIsAnError) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  auto r = c->publish("nope", make_message(0));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::topic_not_found);
+  EXPECT_THAT(r.error().detail, HasSubstr("nope"));
+  EXPECT_EQ(c->describe_topic("nope").error().code, Errc::topic_not_found);
+  EXPECT_TRUE(c->ping()) << "the connection stays usable after a request error";
+}
+
+TEST(Daemon, AutoCreateTopicsCreatesOnFirstPublish) {
+  TestDaemon d("auto_create_topics = true\n");
+  d.start();
+  auto c = d.client();
+  auto r = c->publish("fresh", make_message(0));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->offset, 0u);
+  EXPECT_EQ(c->describe_topic("fresh")->messages, 1u);
+}
+
+TEST(Daemon, OversizedFrameIsRefusedAndClosesOnlyThatConnection) {
+  TestDaemon d(
+      "max_frame_size = \"64KiB\"\nmax_message_size = \"16KiB\"\nmax_headers_size = \"4KiB\"\n");
+  d.start();
+  auto bad = d.client("bad");
+  auto good = d.client("good");
+  ASSERT_TRUE(good->create_topic("t"));
+  EXPECT_EQ(bad->server().limits.max_frame_size, 64u * 1024);
+
+  // A header that announces a 4 GiB frame: refused before any body is read.
+  std::string header(protocol::kHeaderSize, '\0');
+  const std::uint32_t length = 0xFFFFFFFFu;
+  const std::uint32_t cid = 0x80000001u;
+  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((length >> (8 * i)) & 0xFF);
+  header[4] = 0x06;  // publish
+  for (int i = 0; i < 4; ++i) header[8 + i] = static_cast<char>((cid >> (8 * i)) & 0xFF);
+  auto reply = bad->raw_request(header, cid);
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code, Errc::frame_too_large);
+  EXPECT_TRUE(eventually([&] { return !bad->connected(); }));
+  auto after = bad->ping();
+  ASSERT_FALSE(after);
+
+  // A well-formed publish that is just over the frame limit, also refused.
+  auto bad2 = d.client("bad2");
+  Message big;
+  big.payload.assign(70 * 1024, 'x');
+  auto r = bad2->publish("t", big);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::frame_too_large);
+
+  // Everyone else is served as before.
+  auto ok = good->publish("t", make_message(1));
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(ok->offset, 0u);
+  EXPECT_TRUE(d.client("another")->ping());
+}
+
+TEST(Daemon, MessageOverTheLimitIsRefusedAndTheConnectionStaysOpen) {
+  TestDaemon d("max_message_size = \"1KiB\"\nmax_id_size = 8\n");
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  Message at_limit;
+  at_limit.payload.assign(1024, 'a');
+  ASSERT_TRUE(c->publish("t", at_limit));
+  Message over = at_limit;
+  over.payload.push_back('b');
+  auto r = c->publish("t", std::vector<Message>{make_message(1), over});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::message_too_large);
+  Message long_id;
+  long_id.id = "123456789";
+  EXPECT_EQ(c->publish("t", long_id).error().code, Errc::id_too_large);
+  // Nothing of the refused batches was stored.
+  EXPECT_EQ(c->describe_topic("t")->messages, 1u);
+  EXPECT_TRUE(c->ping());
+}
+
+TEST(Daemon, ConcurrentProducersGetDistinctGaplessOffsets) {
+  TestDaemon d;
+  d.start();
+  ASSERT_TRUE(d.client()->create_topic("shared"));
+  constexpr int kProducers = 4;
+  constexpr int kBatches = 30;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<std::uint64_t>> offsets(kProducers);
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      auto c = d.client("p" + std::to_string(p));
+      std::vector<std::future<Result<std::vector<client::PublishResult>>>> replies;
+      for (int b = 0; b < kBatches; ++b) {
+        replies.push_back(c->publish_async("shared", {make_message(b), make_message(b + 1)}));
+      }
+      for (auto& f : replies) {
+        auto r = f.get();
+        if (!r) continue;
+        for (const auto& x : *r) offsets[p].push_back(x.offset);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::uint64_t> all;
+  for (const auto& o : offsets) {
+    EXPECT_EQ(o.size(), kBatches * 2u);
+    EXPECT_TRUE(std::is_sorted(o.begin(), o.end())) << "one producer's offsets go up";
+    all.insert(all.end(), o.begin(), o.end());
+  }
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], i);
+}
+
+TEST(Daemon, GracefulStopAnswersEveryInFlightPublish) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  std::vector<std::future<Result<std::vector<client::PublishResult>>>> replies;
+  for (int b = 0; b < 200; ++b) {
+    replies.push_back(c->publish_async("t", {make_message(b), make_message(b + 1)}));
+  }
+  ASSERT_EQ(d.stop(), 0) << d.log();
+  std::vector<std::uint64_t> confirmed;
+  for (auto& f : replies) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+    auto r = f.get();
+    if (!r) continue;  // not accepted before the stop: the client knows it failed
+    for (const auto& x : *r) confirmed.push_back(x.offset);
+  }
+  EXPECT_THAT(d.log(), HasSubstr("loftd stopped"));
+  d.start();
+  auto c2 = d.client();
+  const auto stored = fetch_all(*c2, "t");
+  EXPECT_GE(stored.size(), confirmed.size());
+  for (const auto off : confirmed) {
+    ASSERT_LT(off, stored.size());
+    EXPECT_EQ(stored[off].offset.value, off);
+  }
+}
+
+TEST(Daemon, SecondDaemonOnTheSameDataDirRefusesToStart) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  const auto second =
+      run_process({TestDaemon::loftd_path(), "--listen", "127.0.0.1:0", "--data-dir",
+                   d.data_dir().string()},
+                  "", std::chrono::seconds(60));
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_THAT(second.err, HasSubstr("in use by another loftd"));
+  // The first one is untouched.
+  auto r = c->publish("t", make_message(1));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST(Daemon, RefusesToStartOnABadConfigNamingTheKey) {
+  TempDir dir;
+  const auto path = dir.path() / "bad.toml";
+  std::ofstream(path) << "durability = \"sometimes\"\n";
+  const auto r = run_process({TestDaemon::loftd_path(), "--config", path.string(), "--data-dir",
+                              (dir.path() / "data").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("durability"));
+  const auto unknown = dir.path() / "unknown.toml";
+  std::ofstream(unknown) << "durabilty = \"os\"\n";
+  const auto r2 = run_process({TestDaemon::loftd_path(), "--config", unknown.string()});
+  EXPECT_EQ(r2.exit_code, 1);
+  EXPECT_THAT(r2.err, HasSubstr("durabilty"));
+  const auto flag = run_process({TestDaemon::loftd_path(), "--listen", "nonsense"});
+  EXPECT_EQ(flag.exit_code, 1);
+  EXPECT_THAT(flag.err, HasSubstr("listen"));
+  const auto help = run_process({TestDaemon::loftd_path(), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.out, HasSubstr("--port-file"));
+}
+
+}  // namespace
+}  // namespace loft::testing

@@ -1,0 +1,241 @@
+#include "test_daemon.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace loft::testing {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = 1ms;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "loft-test-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+namespace {
+
+// Waits for `pid` up to `timeout`; returns the exit code, -1 for a signal, nullopt on timeout.
+std::optional<int> wait_for_exit(pid_t pid, std::chrono::milliseconds timeout) {
+  std::optional<int> code;
+  eventually(
+      [&] {
+        int status = 0;
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+          code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+          return true;
+        }
+        return r < 0;  // not our child any more
+      },
+      timeout);
+  return code;
+}
+
+[[noreturn]] void exec_child(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ::execv(args[0], args.data());
+  ::_exit(127);
+}
+
+}  // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input,
+                          std::chrono::milliseconds timeout) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) {
+    throw std::runtime_error("pipe failed");
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    exec_child(argv);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  // Feed stdin from a thread so a child that writes a lot before reading cannot deadlock us.
+  std::thread feeder([fd = in[1], &input] {
+    std::size_t off = 0;
+    ::signal(SIGPIPE, SIG_IGN);
+    while (off < input.size()) {
+      const auto n = ::write(fd, input.data() + off, input.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+  });
+  ProcessResult result;
+  std::array<pollfd, 2> fds{{{out[0], POLLIN, 0}, {err[0], POLLIN, 0}}};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int open = 2;
+  char buf[65536];
+  while (open > 0 && std::chrono::steady_clock::now() < deadline) {
+    if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const auto n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+        continue;
+      }
+      (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) ::close(f.fd);
+  }
+  auto code = wait_for_exit(pid, std::max<std::chrono::milliseconds>(
+                                     1ms, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              deadline - std::chrono::steady_clock::now())));
+  if (!code) {
+    ::kill(pid, SIGKILL);
+    code = wait_for_exit(pid, 10s);
+    result.exit_code = -1;
+  } else {
+    result.exit_code = *code;
+  }
+  feeder.join();
+  return result;
+}
+
+std::string TestDaemon::loftd_path() { return LOFT_LOFTD_PATH; }
+std::string TestDaemon::loft_path() { return LOFT_LOFT_PATH; }
+
+TestDaemon::TestDaemon(std::string config_toml)
+    : data_dir_(dir_.path() / "data"),
+      config_path_(dir_.path() / "loftd.toml"),
+      port_file_(dir_.path() / "port"),
+      log_path_(dir_.path() / "loftd.log") {
+  std::ofstream(config_path_) << config_toml;
+}
+
+TestDaemon::~TestDaemon() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    if (!wait_for_exit(pid_, 20s)) {
+      ::kill(pid_, SIGKILL);
+      wait_for_exit(pid_, 10s);
+    }
+  }
+}
+
+void TestDaemon::start() {
+  if (pid_ > 0) throw std::runtime_error("loftd already running");
+  std::error_code ec;
+  fs::remove(port_file_, ec);
+  const std::vector<std::string> argv{loftd_path(),
+                                      "--config",
+                                      config_path_.string(),
+                                      "--listen",
+                                      "127.0.0.1:0",
+                                      "--data-dir",
+                                      data_dir_.string(),
+                                      "--port-file",
+                                      port_file_.string()};
+  const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    exec_child(argv);
+  }
+  ::close(log_fd);
+  pid_ = pid;
+  std::optional<int> exited;
+  const bool up = eventually([&] {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return true;
+    }
+    return fs::exists(port_file_);
+  });
+  if (exited || !up) {
+    if (!exited) {
+      ::kill(pid_, SIGKILL);
+      wait_for_exit(pid_, 10s);
+    }
+    pid_ = -1;
+    throw std::runtime_error("loftd did not start (" +
+                             (exited ? "exit " + std::to_string(*exited) : std::string("timeout")) +
+                             "): " + log());
+  }
+  std::ifstream in(port_file_);
+  int port = 0;
+  in >> port;
+  port_ = static_cast<std::uint16_t>(port);
+}
+
+int TestDaemon::stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto code = wait_for_exit(pid_, 60s);
+  if (!code) {
+    ::kill(pid_, SIGKILL);
+    wait_for_exit(pid_, 10s);
+    code = -2;
+  }
+  pid_ = -1;
+  return *code;
+}
+
+void TestDaemon::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  wait_for_exit(pid_, 30s);
+  pid_ = -1;
+}
+
+std::string TestDaemon::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::unique_ptr<client::Client> TestDaemon::client(std::string name) const {
+  client::Options options;
+  options.host = "127.0.0.1";
+  options.port = port_;
+  options.client_name = std::move(name);
+  options.request_timeout = 60s;
+  auto c = client::Client::connect(options);
+  if (!c) throw std::runtime_error("cannot connect to loftd: " + c.error().to_string());
+  return std::move(*c);
+}
+
+}  // namespace loft::testing

@@ -1,0 +1,85 @@
+#pragma once
+// Test-only helpers to run the real loftd binary: each TestDaemon has its own temporary data
+// dir, listens on 127.0.0.1 with a port the kernel picks (--listen 127.0.0.1:0) and reports
+// through --port-file. The destructor stops the daemon (SIGTERM, then SIGKILL after a grace
+// period) and removes the dir, so a failing test leaves no process or dir behind.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "loft/client/client.hpp"
+
+namespace loft::testing {
+
+// Polls `condition` until it holds or `timeout` passes. For waiting on another process;
+// generous timeouts, because CI machines are loaded.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A fresh directory under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct ProcessResult {
+  int exit_code = -1;  // -1: killed by a signal or timed out
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (argv[0] is a path) with `input` on its standard input; kills it after
+// `timeout`. Captures stdout and stderr.
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = "",
+                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+class TestDaemon {
+ public:
+  // `config_toml` is written to a file passed with --config.
+  explicit TestDaemon(std::string config_toml = "");
+  ~TestDaemon();
+  TestDaemon(const TestDaemon&) = delete;
+  TestDaemon& operator=(const TestDaemon&) = delete;
+
+  // Starts loftd on the same data dir (again, after a stop) and waits until it listens.
+  void start();
+  // SIGTERM and wait for the exit; returns the exit code (-1 if killed by a signal).
+  int stop();
+  // SIGKILL and reap.
+  void kill9();
+  bool running() const { return pid_ > 0; }
+
+  std::uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  std::string log() const;  // the daemon's stderr so far
+  std::unique_ptr<client::Client> client(std::string name = "test") const;
+
+  static std::string loftd_path();
+  static std::string loft_path();
+
+ private:
+  TempDir dir_;
+  std::filesystem::path data_dir_;
+  std::filesystem::path config_path_;
+  std::filesystem::path port_file_;
+  std::filesystem::path log_path_;
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace loft::testing

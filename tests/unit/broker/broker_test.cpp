@@ -1,0 +1,276 @@
+// The broker against the memory store: offsets, topics, group commit, failed writes.
+
+#include "loft/broker/broker.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+#include "support/faulty_store.hpp"
+
+namespace loft::broker {
+namespace {
+
+using ::testing::ElementsAre;
+
+constexpr std::int64_t kNow = 1'700'000'000'000;
+
+Options test_options(bool auto_create = false) {
+  Options o;
+  o.auto_create_topics = auto_create;
+  o.now_ms = [] { return kNow; };
+  return o;
+}
+
+Message msg(std::string payload) {
+  Message m;
+  m.payload = std::move(payload);
+  return m;
+}
+
+// Waits for a callback's result (the broker completes on its writer thread).
+template <class T>
+struct Waiter {
+  std::promise<Result<T>> promise;
+  std::future<Result<T>> future = promise.get_future();
+  Callback<T> callback() {
+    return [this](Result<T> r) { promise.set_value(std::move(r)); };
+  }
+  Result<T> get() { return future.get(); }
+};
+
+std::unique_ptr<Broker> open_broker(std::unique_ptr<storage::Store> store, Options o) {
+  auto b = Broker::open(std::move(store), std::move(o));
+  EXPECT_TRUE(b.has_value());
+  return std::move(*b);
+}
+
+Result<TopicMeta> create(Broker& b, std::string name) {
+  Waiter<TopicMeta> w;
+  b.create_topic(std::move(name), w.callback());
+  return w.get();
+}
+
+Result<Appended> publish(Broker& b, std::string topic, std::vector<Message> msgs) {
+  Waiter<Appended> w;
+  b.publish(std::move(topic), std::move(msgs), w.callback());
+  return w.get();
+}
+
+TEST(Broker, AssignsGaplessOffsetsPerTopic) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "a"));
+  ASSERT_TRUE(create(*b, "b"));
+  EXPECT_EQ(publish(*b, "a", {msg("1"), msg("2")})->first, Offset{0});
+  EXPECT_EQ(publish(*b, "b", {msg("x")})->first, Offset{0});
+  const auto third = publish(*b, "a", {msg("3")});
+  EXPECT_EQ(third->first, Offset{2});
+  EXPECT_EQ(third->count, 1u);
+  const auto meta = b->describe_topic("a");
+  EXPECT_EQ(meta->next_offset, Offset{3});
+  EXPECT_EQ(meta->messages, 3u);
+  EXPECT_EQ(meta->bytes, 3u);
+  const auto read = b->fetch("a", Offset{1}, {});
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->messages.size(), 2u);
+  EXPECT_EQ(read->messages[0].message.payload, "2");
+  EXPECT_EQ(read->messages[0].timestamp_ms, kNow);
+  EXPECT_EQ(read->next_offset, Offset{3});
+}
+
+TEST(Broker, TopicErrors) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  EXPECT_EQ(publish(*b, "missing", {msg("x")}).error().code, Errc::topic_not_found);
+  ASSERT_TRUE(create(*b, "t"));
+  EXPECT_EQ(create(*b, "t").error().code, Errc::topic_exists);
+  EXPECT_EQ(create(*b, "bad name").error().code, Errc::invalid_name);
+  EXPECT_EQ(create(*b, "..").error().code, Errc::invalid_name);
+  EXPECT_EQ(create(*b, std::string(250, 'a')).error().code, Errc::invalid_name);
+  EXPECT_TRUE(create(*b, std::string(249, 'a')));
+  EXPECT_EQ(b->fetch("missing", Offset{0}, {}).error().code, Errc::topic_not_found);
+  Waiter<void> del;
+  b->delete_topic("missing", del.callback());
+  EXPECT_EQ(del.get().error().code, Errc::topic_not_found);
+}
+
+TEST(Broker, AutoCreateMakesTheTopicOnFirstPublish) {
+  auto b = open_broker(storage::make_memory_store(), test_options(true));
+  const auto r = publish(*b, "new", {msg("x")});
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->created_topic);
+  EXPECT_EQ(b->describe_topic("new")->created_at_ms, kNow);
+}
+
+TEST(Broker, DeletedTopicIsGoneAndARecreatedOneStartsAtZero) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  const auto first = create(*b, "t");
+  ASSERT_TRUE(publish(*b, "t", {msg("old"), msg("old")}));
+  Waiter<void> del;
+  b->delete_topic("t", del.callback());
+  ASSERT_TRUE(del.get());
+  EXPECT_TRUE(b->list_topics().empty());
+  const auto second = create(*b, "t");
+  EXPECT_NE(second->id, first->id);
+  EXPECT_EQ(publish(*b, "t", {msg("new")})->first, Offset{0});
+  const auto read = b->fetch("t", Offset{0}, {});
+  ASSERT_EQ(read->messages.size(), 1u);
+  EXPECT_EQ(read->messages[0].message.payload, "new");
+}
+
+TEST(Broker, StateIsReloadedFromTheStore) {
+  auto faulty = std::make_unique<testing::FaultyStore>(storage::make_memory_store());
+  auto* inner = &faulty->inner();
+  {
+    auto b = open_broker(std::move(faulty), test_options());
+    ASSERT_TRUE(create(*b, "t"));
+    ASSERT_TRUE(publish(*b, "t", {msg("a"), msg("b")}));
+    b->stop();
+    // Re-open a broker over the same store contents.
+    auto topics = inner->load_topics();
+    ASSERT_TRUE(topics);
+    ASSERT_EQ(topics->size(), 1u);
+    EXPECT_EQ((*topics)[0].next_offset, Offset{2});
+    EXPECT_EQ((*topics)[0].messages, 2u);
+  }
+}
+
+// A store whose write() blocks until the test lets it go: shows what one commit contains.
+class GateStore final : public storage::Store {
+ public:
+  explicit GateStore(std::unique_ptr<storage::Store> inner) : inner_(std::move(inner)) {}
+  Result<std::vector<storage::TopicMeta>> load_topics() override { return inner_->load_topics(); }
+  Result<void> write(const storage::WriteBatch& batch, storage::Durability d) override {
+    std::unique_lock lock(mutex_);
+    std::size_t appends = 0;
+    for (const auto& op : batch.ops) appends += std::holds_alternative<storage::Append>(op);
+    appends_per_write_.push_back(appends);
+    ++entered_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return permits_ > 0; });
+    --permits_;
+    return inner_->write(batch, d);
+  }
+  Result<std::vector<StoredMessage>> read(TopicId t, Offset f,
+                                          storage::ReadLimits l) const override {
+    return inner_->read(t, f, l);
+  }
+  Result<void> reclaim(TopicId t) override { return inner_->reclaim(t); }
+  Result<void> flush() override { return inner_->flush(); }
+
+  void wait_entered(std::size_t n) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return entered_ >= n; });
+  }
+  void release(std::size_t n) {
+    std::lock_guard lock(mutex_);
+    permits_ += n;
+    cv_.notify_all();
+  }
+  std::vector<std::size_t> appends_per_write() {
+    std::lock_guard lock(mutex_);
+    return appends_per_write_;
+  }
+
+ private:
+  std::unique_ptr<storage::Store> inner_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::size_t entered_ = 0;
+  std::size_t permits_ = 0;
+  std::vector<std::size_t> appends_per_write_;
+};
+
+TEST(Broker, ConcurrentPublishesShareOneWrite) {
+  auto gate = std::make_unique<GateStore>(storage::make_memory_store());
+  auto* g = gate.get();
+  auto b = open_broker(std::move(gate), test_options());
+  Waiter<TopicMeta> created;
+  b->create_topic("t", created.callback());
+  g->wait_entered(1);
+  // While the create's write is in progress, three producers publish.
+  Waiter<Appended> p1, p2, p3;
+  b->publish("t", {msg("a")}, p1.callback());
+  b->publish("t", {msg("b"), msg("c")}, p2.callback());
+  b->publish("t", {msg("d")}, p3.callback());
+  g->release(2);
+  ASSERT_TRUE(created.get());
+  // All three went into the second write, in queue order.
+  EXPECT_EQ(p1.get()->first, Offset{0});
+  EXPECT_EQ(p2.get()->first, Offset{1});
+  EXPECT_EQ(p3.get()->first, Offset{3});
+  EXPECT_THAT(g->appends_per_write(), ElementsAre(0u, 4u));
+  EXPECT_EQ(b->stats().commits, 2u);
+}
+
+TEST(Broker, AFailedWriteFailsItsRequestsAndLeavesNoGap) {
+  auto faulty = std::make_unique<testing::FaultyStore>(storage::make_memory_store());
+  auto* f = faulty.get();
+  auto b = open_broker(std::move(faulty), test_options());
+  ASSERT_TRUE(create(*b, "t"));
+  ASSERT_TRUE(publish(*b, "t", {msg("0")}));
+  f->arm();
+  const auto failed = publish(*b, "t", {msg("lost"), msg("lost")});
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Errc::storage_error);
+  EXPECT_EQ(create(*b, "u").error().code, Errc::storage_error);
+  f->disarm();
+  // The next publish gets the offset right after the last stored one.
+  EXPECT_EQ(publish(*b, "t", {msg("1")})->first, Offset{1});
+  EXPECT_EQ(b->describe_topic("t")->messages, 2u);
+  EXPECT_EQ(b->describe_topic("u").error().code, Errc::topic_not_found);
+  const auto read = b->fetch("t", Offset{0}, {});
+  ASSERT_EQ(read->messages.size(), 2u);
+  EXPECT_EQ(read->messages[1].message.payload, "1");
+  EXPECT_EQ(b->stats().failed_commits, 2u);
+}
+
+TEST(Broker, StopCompletesQueuedRequestsThenRefusesNewOnes) {
+  auto gate = std::make_unique<GateStore>(storage::make_memory_store());
+  auto* g = gate.get();
+  auto b = open_broker(std::move(gate), test_options(true));
+  Waiter<Appended> first, queued;
+  b->publish("t", {msg("a")}, first.callback());
+  g->wait_entered(1);
+  b->publish("t", {msg("b")}, queued.callback());
+  std::thread stopper([&] { b->stop(); });
+  g->release(2);
+  stopper.join();
+  EXPECT_TRUE(first.get());
+  EXPECT_EQ(queued.get()->first, Offset{1});
+  Waiter<Appended> late;
+  b->publish("t", {msg("c")}, late.callback());
+  EXPECT_EQ(late.get().error().code, Errc::shutting_down);
+}
+
+TEST(Broker, CreateAndDeleteInOneCommitAreAppliedInOrder) {
+  auto gate = std::make_unique<GateStore>(storage::make_memory_store());
+  auto* g = gate.get();
+  auto b = open_broker(std::move(gate), test_options());
+  Waiter<TopicMeta> blocker;
+  b->create_topic("other", blocker.callback());
+  g->wait_entered(1);
+  Waiter<TopicMeta> c1, c2;
+  Waiter<Appended> p1, p2;
+  Waiter<void> d1;
+  b->create_topic("t", c1.callback());
+  b->publish("t", {msg("gone")}, p1.callback());
+  b->delete_topic("t", d1.callback());
+  b->create_topic("t", c2.callback());
+  b->publish("t", {msg("kept")}, p2.callback());
+  g->release(2);
+  ASSERT_TRUE(c1.get());
+  ASSERT_TRUE(d1.get());
+  EXPECT_EQ(p1.get()->first, Offset{0});
+  EXPECT_EQ(p2.get()->first, Offset{0});
+  EXPECT_EQ(g->appends_per_write(), (std::vector<std::size_t>{0, 2}));
+  const auto read = b->fetch("t", Offset{0}, {});
+  ASSERT_EQ(read->messages.size(), 1u);
+  EXPECT_EQ(read->messages[0].message.payload, "kept");
+  EXPECT_EQ(b->describe_topic("t")->id, c2.get()->id);
+}
+
+}  // namespace
+}  // namespace loft::broker

@@ -1,0 +1,311 @@
+#include "loft/protocol/codec.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "sample_frames.hpp"
+
+namespace loft::protocol {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::sample_frames;
+
+constexpr std::uint32_t kMax = 16 * 1024 * 1024;
+
+std::span<const char> as_span(const std::string& s) { return {s.data(), s.size()}; }
+
+// Decodes one complete frame from `wire`, which must hold exactly that frame.
+Result<Frame> decode_frame(const std::string& wire) {
+  auto header = decode_header(as_span(wire), kMax);
+  if (!header) return tl::unexpected(header.error());
+  if (wire.size() != std::size_t{header->length} + 4) {
+    return fail(Errc::malformed_frame, "test: wire size does not match length");
+  }
+  auto body = decode_body(*header, as_span(wire).subspan(kHeaderSize));
+  if (!body) return tl::unexpected(body.error());
+  return Frame{header->correlation_id, std::move(*body)};
+}
+
+// The body bytes of an encoded frame, and its header.
+std::string body_of(const Frame& f) { return encode(f).substr(kHeaderSize); }
+FrameHeader header_of(const Frame& f) { return peek_header(as_span(encode(f))); }
+
+Result<Body> decode(const FrameHeader& h, const std::string& body) {
+  return decode_body(h, as_span(body));
+}
+
+TEST(Codec, SampleFramesCoverEveryBodyType) {
+  std::set<std::size_t> seen;
+  for (const auto& f : sample_frames()) seen.insert(f.body.index());
+  EXPECT_EQ(seen.size(), std::variant_size_v<Body>);
+}
+
+TEST(Codec, RoundTripsEveryFrame) {
+  for (const auto& frame : sample_frames()) {
+    SCOPED_TRACE(testing::to_hex(encode(frame).substr(0, 64)));
+    const auto wire = encode(frame);
+    const auto decoded = decode_frame(wire);
+    ASSERT_TRUE(decoded) << decoded.error().to_string();
+    EXPECT_EQ(*decoded, frame);
+    EXPECT_EQ(encode(*decoded), wire);  // decode then encode gives the same bytes
+  }
+}
+
+TEST(Codec, HeaderFieldsAreLittleEndian) {
+  const auto wire = encode(Frame{0x04030201, Ping{}});
+  EXPECT_EQ(testing::to_hex(wire), "08 00 00 00 08 00 00 00 01 02 03 04");
+  const auto h = decode_header(as_span(wire), kMax);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(*h, (FrameHeader{8, 0x0008, 0, 0x04030201}));
+}
+
+TEST(Codec, EncodeAppendsToExistingBuffer) {
+  std::string out = "prefix";
+  encode(Frame{1, Ping{}}, out);
+  encode(Frame{2, Pong{}}, out);
+  EXPECT_EQ(out.substr(0, 6), "prefix");
+  EXPECT_EQ(out.substr(6), encode(Frame{1, Ping{}}) + encode(Frame{2, Pong{}}));
+}
+
+TEST(Codec, TypeOfMatchesEncodedType) {
+  for (const auto& f : sample_frames()) {
+    EXPECT_EQ(header_of(f).type, static_cast<std::uint16_t>(type_of(f.body)));
+  }
+  EXPECT_EQ(type_of(Body{Publish{}}), FrameType::publish);
+  EXPECT_EQ(type_of(Body{ErrorReply{}}), FrameType::error);
+  EXPECT_EQ(type_of(Body{Pong{}}), FrameType::pong);
+}
+
+TEST(Codec, IsFatalForCodesOneToFive) {
+  for (std::uint16_t v = 0; v < 200; ++v) {
+    const auto code = static_cast<Errc>(v);
+    EXPECT_EQ(is_fatal(code), v >= 1 && v <= 5) << v;
+  }
+}
+
+TEST(Codec, EncodedSizeMatchesFetchOkFrame) {
+  for (const auto& f : sample_frames()) {
+    const auto* ok = std::get_if<FetchOk>(&f.body);
+    if (ok == nullptr) continue;
+    std::size_t expected = kFetchOkBaseSize;
+    for (const auto& m : ok->messages) expected += encoded_size(m);
+    EXPECT_EQ(encode(f).size(), expected);
+  }
+}
+
+TEST(Codec, EncodeThrowsWhenAFieldDoesNotFitItsPrefix) {
+  EXPECT_THROW(encode(Frame{1, CreateTopic{std::string(65536, 'a')}}), std::length_error);
+  Message m;
+  m.id = std::string(65536, 'i');
+  EXPECT_THROW(encode(Frame{1, Publish{"t", {m}}}), std::length_error);
+  m.id.clear();
+  m.headers = {{std::string(65536, 'n'), ""}};
+  EXPECT_THROW(encode(Frame{1, Publish{"t", {m}}}), std::length_error);
+  std::string out = "keep";
+  EXPECT_THROW(encode(Frame{1, DescribeTopic{std::string(70000, 'a')}}, out), std::length_error);
+}
+
+TEST(Codec, EncodeCutsLongTextFields) {
+  const auto wire = encode(Frame{1, ErrorReply{Errc::internal_error, std::string(70000, 'x')}});
+  const auto decoded = decode_frame(wire);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<ErrorReply>(decoded->body).message, std::string(65535, 'x'));
+}
+
+TEST(Codec, UnknownErrorCodesDecodeAsInternalError) {
+  auto body = body_of(Frame{1, ErrorReply{Errc::ok, "m"}});
+  body[0] = static_cast<char>(0xE7);  // 999
+  body[1] = 0x03;
+  const auto decoded = decode(FrameHeader{0, 0x8000, 0, 1}, body);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<ErrorReply>(*decoded).code, Errc::internal_error);
+}
+
+TEST(Codec, ReceiversIgnoreHeaderFlags) {
+  auto wire = encode(Frame{7, Ping{}});
+  wire[6] = static_cast<char>(0xFF);
+  wire[7] = static_cast<char>(0xFF);
+  const auto decoded = decode_frame(wire);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(*decoded, (Frame{7, Ping{}}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode_header
+
+TEST(DecodeHeader, RejectsLengthBelowEight) {
+  for (std::uint32_t len = 0; len < 8; ++len) {
+    std::string wire = encode(Frame{1, Ping{}});
+    wire[0] = static_cast<char>(len);
+    const auto h = decode_header(as_span(wire), kMax);
+    ASSERT_FALSE(h);
+    EXPECT_EQ(h.error().code, Errc::malformed_frame);
+    EXPECT_THAT(h.error().detail, HasSubstr("frame length " + std::to_string(len)));
+  }
+}
+
+TEST(DecodeHeader, FrameSizeLimitCountsTheLengthPrefix) {
+  // length 92 -> a frame of 96 bytes.
+  const auto wire = testing::from_hex("5c 00 00 00 06 00 00 00 09 00 00 00");
+  EXPECT_TRUE(decode_header(as_span(wire), 96));
+  const auto h = decode_header(as_span(wire), 95);
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.error().code, Errc::frame_too_large);
+  EXPECT_THAT(h.error().detail, HasSubstr("96"));
+  EXPECT_EQ(peek_header(as_span(wire)).correlation_id, 9u);
+}
+
+TEST(DecodeHeader, HugeLengthIsTooLargeWithoutOverflow) {
+  const auto wire = testing::from_hex("ff ff ff ff 06 00 00 00 2a 00 00 00");
+  const auto h = decode_header(as_span(wire), 0xFFFFFFFF);
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.error().code, Errc::frame_too_large);
+  EXPECT_EQ(peek_header(as_span(wire)), (FrameHeader{0xFFFFFFFF, 6, 0, 42}));
+}
+
+TEST(DecodeHeader, ShortInputIsMalformedNotARead) {
+  const std::string wire(11, '\0');
+  const auto h = decode_header(as_span(wire), kMax);
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.error().code, Errc::malformed_frame);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode_body: malformed input
+
+TEST(DecodeBody, UnknownTypeFails) {
+  for (const std::uint16_t type : {0x0000, 0x0009, 0x7FFF, 0x8009, 0xFFFF}) {
+    const auto r = decode(FrameHeader{8, type, 0, 1}, "");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::unknown_frame_type);
+    EXPECT_THAT(r.error().detail, HasSubstr(std::to_string(type)));
+  }
+}
+
+TEST(DecodeBody, TruncationAtEveryLengthIsMalformed) {
+  for (const auto& frame : sample_frames()) {
+    const auto body = body_of(frame);
+    const auto header = header_of(frame);
+    // Every length for small bodies; for the megabyte ones, the boundaries and a stride.
+    const std::size_t step = body.size() < 4096 ? 1 : body.size() / 40;
+    for (std::size_t n = 0; n < body.size(); n += (n < 64 || n + 64 > body.size()) ? 1 : step) {
+      const auto r = decode(header, body.substr(0, n));
+      ASSERT_FALSE(r) << "type " << header.type << " decoded from " << n << " of " << body.size();
+      EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    }
+  }
+}
+
+TEST(DecodeBody, TrailingBytesAreMalformed) {
+  for (const auto& frame : sample_frames()) {
+    const auto r = decode(header_of(frame), body_of(frame) + '\0');
+    ASSERT_FALSE(r) << "type " << header_of(frame).type;
+    EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    EXPECT_THAT(r.error().detail, HasSubstr("1 trailing bytes"));
+  }
+}
+
+TEST(DecodeBody, TruncatedPayloadNamesTheMessage) {
+  Publish p{"t", {Message{}, Message{}, Message{}, Message{"", "", {}, std::string(900, 'p')}}};
+  const Frame f{1, p};
+  auto body = body_of(f);
+  body.resize(body.size() - 888);
+  const auto r = decode(header_of(f), body);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().detail, "publish: message 3 payload length 900 exceeds remaining 12 bytes");
+}
+
+TEST(DecodeBody, HugeCountsFailBeforeAllocating) {
+  // Each count replaced by 0xFFFFFFFF (or 0xFFFF for header counts) in an otherwise valid body.
+  struct Case {
+    Frame frame;
+    std::size_t count_at;  // byte offset of the count in the body
+    std::size_t width;
+    std::string detail;
+  };
+  const std::vector<Case> cases = {
+      {{1, ListTopicsOk{}}, 0, 4, "list_topics_ok: topic count 4294967295 needs at least"},
+      {{1, Publish{"t", {}}}, 3, 4, "publish: message count 4294967295 needs at least"},
+      {{1, PublishOk{}}, 0, 4, "publish_ok: result count 4294967295 needs at least"},
+      {{1, FetchOk{}}, 16, 4, "fetch_ok: message count 4294967295 needs at least"},
+      {{1, Publish{"t", {Message{}}}}, 11, 2, "publish: message 0 header count 65535 needs"},
+  };
+  for (const auto& c : cases) {
+    auto body = body_of(c.frame);
+    for (std::size_t i = 0; i < c.width; ++i) body[c.count_at + i] = static_cast<char>(0xFF);
+    const auto r = decode(header_of(c.frame), body);
+    ASSERT_FALSE(r) << c.detail;
+    EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    EXPECT_THAT(r.error().detail, HasSubstr(c.detail));
+  }
+}
+
+TEST(DecodeBody, CountOneMoreThanPresentIsMalformed) {
+  const Frame f{1, ListTopicsOk{{TopicInfo{"a"}, TopicInfo{"b"}}}};
+  auto body = body_of(f);
+  body[0] = 3;
+  const auto r = decode(header_of(f), body);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::malformed_frame);
+}
+
+TEST(DecodeBody, HugeLengthsAreMalformed) {
+  // publish "t" with one empty message: 01 00 74 | 01 00 00 00 | id 00 00 | key 00 00 |
+  // header count 00 00 | payload length 00 00 00 00.
+  const FrameHeader h{0, 0x0006, 0, 1};
+  const auto ok = testing::from_hex("01 00 74 01 00 00 00 00 00 00 00 00 00 00 00 00 00");
+  ASSERT_TRUE(decode(h, ok));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"ff ff 74 01 00 00 00 00 00 00 00 00 00 00 00 00 00", "publish: topic length 65535"},
+      {"01 00 74 01 00 00 00 ff ff 00 00 00 00 00 00 00 00", "publish: message 0 id length 65535"},
+      {"01 00 74 01 00 00 00 00 00 ff ff 00 00 00 00 00 00", "publish: message 0 key length 65535"},
+      {"01 00 74 01 00 00 00 00 00 00 00 00 00 ff ff ff ff",
+       "publish: message 0 payload length 4294967295 exceeds remaining 0 bytes"},
+  };
+  for (const auto& [hex, detail] : bad) {
+    const auto r = decode(h, testing::from_hex(hex));
+    ASSERT_FALSE(r) << hex;
+    EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    EXPECT_THAT(r.error().detail, HasSubstr(detail));
+  }
+  // A header value length of 0xFFFFFFFF.
+  const auto hv =
+      testing::from_hex("01 00 74 01 00 00 00 00 00 00 00 01 00 01 00 6e ff ff ff ff 00 00 00 00");
+  const auto r = decode(h, hv);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail,
+              HasSubstr("publish: message 0 header 0 value length 4294967295 exceeds remaining"));
+}
+
+TEST(DecodeBody, ReservedPublishResultFlagsAreMalformed) {
+  const Frame f{1, PublishOk{{{Errc::ok, false, 1}, {Errc::ok, false, 2}}}};
+  const auto good = body_of(f);
+  for (int flags = 0; flags < 256; ++flags) {
+    auto body = good;
+    body[4 + 11 + 2] = static_cast<char>(flags);  // second result's flags byte
+    const auto r = decode(header_of(f), body);
+    if (flags <= 1) {
+      ASSERT_TRUE(r);
+      EXPECT_EQ(std::get<PublishOk>(*r).results[1].duplicate, flags == 1);
+    } else {
+      ASSERT_FALSE(r) << flags;
+      EXPECT_EQ(r.error().code, Errc::malformed_frame);
+      EXPECT_THAT(r.error().detail, HasSubstr("result 1 flags"));
+    }
+  }
+}
+
+TEST(DecodeBody, EmptyBodiesRejectAnyByte) {
+  for (const std::uint16_t type : {0x0003 + 0x8000, 0x0004, 0x0008, 0x8008}) {
+    EXPECT_TRUE(decode(FrameHeader{8, type, 0, 1}, ""));
+    EXPECT_FALSE(decode(FrameHeader{8, type, 0, 1}, "x"));
+  }
+}
+
+}  // namespace
+}  // namespace loft::protocol

@@ -1,0 +1,72 @@
+// The worked examples of docs/protocol.md ("Worked examples"), byte for byte. If one of these
+// changes, the document must change with it.
+
+#include <gtest/gtest.h>
+
+#include "loft/protocol/codec.hpp"
+#include "sample_frames.hpp"
+
+namespace loft::protocol {
+namespace {
+
+using testing::from_hex;
+using testing::to_hex;
+
+void expect_wire(const Frame& frame, std::string_view hex) {
+  const auto wire = encode(frame);
+  EXPECT_EQ(to_hex(wire), to_hex(from_hex(hex)));
+  Decoder d{Limits{}.max_frame_size};
+  const auto bytes = from_hex(hex);
+  d.feed({bytes.data(), bytes.size()});
+  const auto r = d.next();
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ(**r, frame);
+}
+
+TEST(DocExample, Hello) {
+  expect_wire(Frame{1, Hello{1, 1, "demo"}},
+              "12 00 00 00  01 00  00 00  01 00 00 00"
+              "01 00  01 00  04 00 64 65 6d 6f");
+}
+
+TEST(DocExample, HelloOk) {
+  expect_wire(Frame{1, HelloOk{1, Limits{}, "loftd 0.1.0"}},
+              "27 00 00 00  01 80  00 00  01 00 00 00"
+              "01 00"
+              "00 00 00 01  00 00 10 00  00 01  00 04  00 00 01 00"
+              "0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30");
+}
+
+TEST(DocExample, PublishOneMessage) {
+  Message m;
+  m.id = "a1";
+  m.headers = {{"h", "v"}};
+  m.payload = "hello";
+  expect_wire(Frame{2, Publish{"orders", {m}}},
+              "2d 00 00 00  06 00  00 00  02 00 00 00"
+              "06 00 6f 72 64 65 72 73"
+              "01 00 00 00"
+              "02 00 61 31"
+              "00 00"
+              "01 00"
+              "01 00 68  01 00 00 00 76"
+              "05 00 00 00 68 65 6c 6c 6f");
+}
+
+TEST(DocExample, PublishOk) {
+  expect_wire(Frame{2, PublishOk{{PublishResult{Errc::ok, false, 42}}}},
+              "17 00 00 00  06 80  00 00  02 00 00 00"
+              "01 00 00 00"
+              "00 00  00  2a 00 00 00 00 00 00 00");
+}
+
+TEST(DocExample, Error) {
+  expect_wire(Frame{2, ErrorReply{Errc::topic_not_found, "topic not found"}},
+              "1b 00 00 00  00 80  00 00  02 00 00 00"
+              "0c 00"
+              "0f 00 74 6f 70 69 63 20 6e 6f 74 20 66 6f 75 6e 64");
+}
+
+}  // namespace
+}  // namespace loft::protocol

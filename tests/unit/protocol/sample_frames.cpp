@@ -1,0 +1,123 @@
+#include "sample_frames.hpp"
+
+#include <cctype>
+#include <stdexcept>
+
+namespace loft::protocol::testing {
+namespace {
+
+using namespace std::string_literals;
+
+Message rich_message() {
+  Message m;
+  m.id = "id-\0-1"s;
+  m.key = "\x00\xff\x01key"s;
+  m.headers = {{"content-type", "application/octet-stream"},
+               {"empty", ""},
+               {"", "value with empty name"},
+               {"bin", "\0\0\x7f\x80"s}};
+  m.payload = "\0payload\0with NULs\0"s;
+  return m;
+}
+
+std::string all_bytes() {
+  std::string s;
+  for (int i = 0; i < 256; ++i) s.push_back(static_cast<char>(i));
+  return s;
+}
+
+TopicInfo topic(std::string name, std::uint64_t base) {
+  return TopicInfo{std::move(name), base, base + 17, 17, 4096, 1'700'000'000'123};
+}
+
+}  // namespace
+
+std::vector<Frame> sample_frames() {
+  std::vector<Frame> f;
+  f.push_back({1, Hello{1, 3, "loft-cli 0.1.0"}});
+  f.push_back({0, Hello{0, 0, ""}});
+  f.push_back({2, HelloOk{1, Limits{}, "loftd 0.1.0"}});
+  f.push_back({0xFFFFFFFF, HelloOk{1, Limits{0xFFFFFFFF, 0, 0xFFFF, 1, 7}, ""}});
+  f.push_back({3, ErrorReply{Errc::topic_not_found, "topic 'x' does not exist"}});
+  f.push_back({4, ErrorReply{Errc::malformed_frame, ""}});
+  f.push_back({5, ErrorReply{Errc::ok, "\0"s}});
+  f.push_back({6, CreateTopic{"orders.v1_eu-west"}});
+  f.push_back({6, CreateTopic{std::string(249, 'a')}});
+  f.push_back({7, CreateTopicOk{topic("orders", 0)}});
+  f.push_back({8, DeleteTopic{"orders"}});
+  f.push_back({8, DeleteTopic{""}});
+  f.push_back({9, DeleteTopicOk{}});
+  f.push_back({10, ListTopics{}});
+  f.push_back({11, ListTopicsOk{}});
+  f.push_back({11, ListTopicsOk{{topic("a", 0), topic("b", 1ULL << 40),
+                                 TopicInfo{"", 0xFFFFFFFFFFFFFFFF, 0, 0, 0, -1}}}});
+  f.push_back({12, DescribeTopic{"orders"}});
+  f.push_back({13, DescribeTopicOk{topic("orders", 5)}});
+  f.push_back({14, Publish{"orders", {rich_message()}}});
+  f.push_back(
+      {14, Publish{"orders", {Message{}, rich_message(), Message{"", "", {}, all_bytes()}}}});
+  {
+    Message big;
+    big.id = std::string(0xFFFF, 'i');
+    big.key = std::string(0xFFFF, 'k');
+    big.headers = {{std::string(0xFFFF, 'n'), std::string(70'000, 'v')}};
+    big.payload = std::string(1 << 20, '\0');
+    f.push_back({15, Publish{"big", {big}}});
+  }
+  f.push_back({16, Publish{"", {}}});  // structurally valid; check_limits rejects it
+  f.push_back({17, PublishOk{{{Errc::ok, false, 0},
+                              {Errc::ok, true, 1},
+                              {Errc::message_too_large, false, 0xFFFFFFFFFFFFFFFF}}}});
+  f.push_back({17, PublishOk{}});
+  f.push_back({18, Fetch{"orders", 42, 100, 1 << 20}});
+  f.push_back({18, Fetch{"", 0xFFFFFFFFFFFFFFFF, 0, 0}});
+  f.push_back({19, FetchOk{}});
+  f.push_back({19, FetchOk{3,
+                           10,
+                           {StoredMessage{Offset{3}, 1'700'000'000'000, rich_message()},
+                            StoredMessage{Offset{4}, -5, Message{}},
+                            StoredMessage{Offset{9}, 0, Message{"x", "y", {}, all_bytes()}}}}});
+  f.push_back({20, Ping{}});
+  f.push_back({20, Pong{}});
+  return f;
+}
+
+std::string from_hex(std::string_view hex) {
+  std::string out;
+  int hi = -1;
+  for (const char c : hex) {
+    if (std::isspace(static_cast<unsigned char>(c))) continue;
+    int v = 0;
+    if (c >= '0' && c <= '9') {
+      v = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      v = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      v = c - 'A' + 10;
+    } else {
+      throw std::invalid_argument("from_hex: bad character");
+    }
+    if (hi < 0) {
+      hi = v;
+    } else {
+      out.push_back(static_cast<char>(hi * 16 + v));
+      hi = -1;
+    }
+  }
+  if (hi >= 0) throw std::invalid_argument("from_hex: odd number of digits");
+  return out;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (i != 0) out.push_back(' ');
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0xF]);
+  }
+  return out;
+}
+
+}  // namespace loft::protocol::testing
