@@ -12,6 +12,7 @@ runtime_pkgs=(
   libfmt9
   libboost-program-options1.81.0
   libboost-json1.81.0
+  libtomlplusplus3
 )
 
 build_pkgs=(

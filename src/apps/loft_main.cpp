@@ -215,8 +215,8 @@ int pub_command(Common& c) {
     batch.clear();
     bytes = 0;
     while (!inflight.empty() &&
-           (inflight.size() > window ||
-            inflight.front().reply.wait_for(std::chrono::seconds(0)) == std::future_status::ready)) {
+           (inflight.size() > window || inflight.front().reply.wait_for(std::chrono::seconds(0)) ==
+                                            std::future_status::ready)) {
       complete_front();
     }
   };
@@ -255,9 +255,12 @@ int fetch_command(Common& c) {
       if (c.json) {
         json::object headers;
         for (const auto& h : m.message.headers) headers[h.name] = h.value;
-        json::object o{{"offset", m.offset.value},     {"timestamp_ms", m.timestamp_ms},
-                       {"id", m.message.id},           {"key", m.message.key},
-                       {"headers", std::move(headers)}, {"payload", m.message.payload}};
+        json::object o{{"offset", m.offset.value},
+                       {"timestamp_ms", m.timestamp_ms},
+                       {"id", m.message.id},
+                       {"key", m.message.key},
+                       {"headers", std::move(headers)},
+                       {"payload", m.message.payload}};
         std::cout << json::serialize(o) << "\n";
       } else {
         std::cout << m.offset.value << "\t" << m.message.payload << "\n";

@@ -26,12 +26,18 @@ constexpr const char* kUsage = "Usage: loftd [OPTIONS]\n\nThe loft message broke
 
 spdlog::level::level_enum to_spdlog(config::LogLevel level) {
   switch (level) {
-    case config::LogLevel::trace: return spdlog::level::trace;
-    case config::LogLevel::debug: return spdlog::level::debug;
-    case config::LogLevel::info: return spdlog::level::info;
-    case config::LogLevel::warn: return spdlog::level::warn;
-    case config::LogLevel::error: return spdlog::level::err;
-    case config::LogLevel::off: return spdlog::level::off;
+    case config::LogLevel::trace:
+      return spdlog::level::trace;
+    case config::LogLevel::debug:
+      return spdlog::level::debug;
+    case config::LogLevel::info:
+      return spdlog::level::info;
+    case config::LogLevel::warn:
+      return spdlog::level::warn;
+    case config::LogLevel::error:
+      return spdlog::level::err;
+    case config::LogLevel::off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -108,10 +114,9 @@ int run(int argc, char** argv) {
   auto broker = or_die(broker::Broker::open(std::move(store), broker_options));
 
   net::ServerOptions server_options;
-  server_options.limits = protocol::Limits{cfg.max_frame_size, cfg.max_message_size,
-                                           static_cast<std::uint16_t>(cfg.max_id_size),
-                                           static_cast<std::uint16_t>(cfg.max_key_size),
-                                           cfg.max_headers_size};
+  server_options.limits = protocol::Limits{
+      cfg.max_frame_size, cfg.max_message_size, static_cast<std::uint16_t>(cfg.max_id_size),
+      static_cast<std::uint16_t>(cfg.max_key_size), cfg.max_headers_size};
   server_options.max_inflight_requests = cfg.max_inflight_requests;
   server_options.shutdown_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
@@ -128,27 +133,29 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {
     die("cannot listen on " + cfg.listen + ": " + e.what());
   }
-  if (!port_file.empty()) apps::write_file_atomically(port_file, std::to_string(bound.port()) + "\n");
-  spdlog::info("loftd started version={} listen={}:{} data_dir={} durability={} auto_create_topics={}",
-               kVersion, bound.address().to_string(), bound.port(), cfg.data_dir.string(),
-               config::to_string(cfg.durability), cfg.auto_create_topics);
+  if (!port_file.empty())
+    apps::write_file_atomically(port_file, std::to_string(bound.port()) + "\n");
+  spdlog::info(
+      "loftd started version={} listen={}:{} data_dir={} durability={} auto_create_topics={}",
+      kVersion, bound.address().to_string(), bound.port(), cfg.data_dir.string(),
+      config::to_string(cfg.durability), cfg.auto_create_topics);
 
   bool stopping = false;
-  std::function<void(boost::system::error_code, int)> on_signal =
-      [&](boost::system::error_code ec, int signo) {
-        if (ec) return;
-        if (stopping) {
-          spdlog::warn("signal={} while stopping: still finishing in-flight requests", signo);
-        } else {
-          stopping = true;
-          spdlog::info("stopping signal={} sessions={}", signo, server.session_count());
-          server.stop([&] {
-            signals.cancel();
-            io.stop();
-          });
-        }
-        signals.async_wait(on_signal);
-      };
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int signo) {
+    if (ec) return;
+    if (stopping) {
+      spdlog::warn("signal={} while stopping: still finishing in-flight requests", signo);
+    } else {
+      stopping = true;
+      spdlog::info("stopping signal={} sessions={}", signo, server.session_count());
+      server.stop([&] {
+        signals.cancel();
+        io.stop();
+      });
+    }
+    signals.async_wait(on_signal);
+  };
   signals.async_wait(on_signal);
   io.run();
 

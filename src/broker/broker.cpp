@@ -41,8 +41,8 @@ std::size_t request_bytes(const auto& req) {
 
 Result<void> validate_topic_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxTopicName) {
-    return fail(Errc::invalid_name, "topic name must be 1 to 249 bytes long, got " +
-                                        std::to_string(name.size()));
+    return fail(Errc::invalid_name,
+                "topic name must be 1 to 249 bytes long, got " + std::to_string(name.size()));
   }
   if (name == "." || name == "..") {
     return fail(Errc::invalid_name, "topic name cannot be '.' or '..'");
@@ -62,20 +62,24 @@ Result<std::unique_ptr<Broker>> Broker::open(std::unique_ptr<storage::Store> sto
                                              Options options) {
   auto topics = store->load_topics();
   if (!topics) return tl::unexpected(topics.error());
+  auto next_id = store->load_next_topic_id();
+  if (!next_id) return tl::unexpected(next_id.error());
   if (!options.now_ms) options.now_ms = system_now_ms;
-  return std::unique_ptr<Broker>(new Broker(std::move(store), std::move(options), *topics));
+  return std::unique_ptr<Broker>(
+      new Broker(std::move(store), std::move(options), *topics, *next_id));
 }
 
 Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
-               std::vector<TopicMeta> topics)
-    : store_(std::move(store)), options_(std::move(options)) {
+               std::vector<TopicMeta> topics, TopicId next_topic_id)
+    : store_(std::move(store)), options_(std::move(options)), next_topic_id_(next_topic_id.value) {
   for (auto& t : topics) {
-    // Ids are never reused while their topic exists: new ids start above the highest one.
+    // Ids are never reused: the store remembers the next one, and it is above every topic's.
     next_topic_id_ = std::max(next_topic_id_, t.id.value + 1);
     auto name = t.name;
     topics_.emplace(std::move(name), std::move(t));
   }
   writer_ = std::thread([this] { run_writer(); });
+  reclaimer_ = std::thread([this] { run_reclaimer(); });
 }
 
 Broker::~Broker() { stop(); }
@@ -88,6 +92,12 @@ void Broker::stop() {
     }
     queue_cv_.notify_one();
     if (writer_.joinable()) writer_.join();
+    {
+      std::lock_guard lock(reclaim_mutex_);
+      reclaim_stopping_ = true;
+    }
+    reclaim_cv_.notify_one();
+    if (reclaimer_.joinable()) reclaimer_.join();
     std::ignore = store_->flush();  // best effort: every confirmed write is already in the WAL
   });
 }
@@ -158,6 +168,22 @@ Result<FetchResult> Broker::fetch(std::string_view topic, Offset from,
   return out;
 }
 
+void Broker::run_reclaimer() {
+  for (;;) {
+    TopicId id;
+    {
+      std::unique_lock lock(reclaim_mutex_);
+      reclaim_cv_.wait(lock, [this] { return reclaim_stopping_ || !reclaim_queue_.empty(); });
+      // On shutdown, pending reclaims are skipped: the data is already deleted, and RocksDB's
+      // own compactions give the space back over time.
+      if (reclaim_stopping_) return;
+      id = reclaim_queue_.front();
+      reclaim_queue_.pop_front();
+    }
+    std::ignore = store_->reclaim(id);  // space only; the data is already deleted
+  }
+}
+
 void Broker::run_writer() {
   std::vector<Request> batch;
   for (;;) {
@@ -170,10 +196,12 @@ void Broker::run_writer() {
       std::size_t bytes = 0;
       while (!queue_.empty()) {
         const auto [m, b] = std::visit(
-            [](const auto& r) { return std::pair{request_messages(r), request_bytes(r)}; },
+            [](const auto& r) {
+              return std::pair{request_messages(r), request_bytes(r)};
+            },
             queue_.front());
-        if (!batch.empty() &&
-            (messages + m > options_.max_commit_messages || bytes + b > options_.max_commit_bytes)) {
+        if (!batch.empty() && (messages + m > options_.max_commit_messages ||
+                               bytes + b > options_.max_commit_bytes)) {
           break;
         }
         messages += m;
@@ -264,6 +292,7 @@ void Broker::commit(std::vector<Request>& batch) {
   for (const auto& [name, meta] : work) {
     if (meta) wb.ops.emplace_back(storage::PutTopic{*meta});
   }
+  if (next_id != next_topic_id_) wb.ops.emplace_back(storage::SetNextTopicId{TopicId{next_id}});
 
   Result<void> written{};
   if (!wb.empty()) written = store_->write(wb, options_.durability);
@@ -286,12 +315,16 @@ void Broker::commit(std::vector<Request>& batch) {
     if (written) stats_.messages += message_count;
     if (!written) stats_.failed_commits += 1;
   }
-  // Reclaim the space of dropped topics (outside the table lock; compaction may take time).
   if (written) {
+    std::unique_lock lock(reclaim_mutex_);
+    const auto before = reclaim_queue_.size();
     for (const auto& op : wb.ops) {
-      if (const auto* drop = std::get_if<storage::DropTopic>(&op)) {
-        std::ignore = store_->reclaim(drop->id);  // space only; the data is already deleted
-      }
+      if (const auto* drop = std::get_if<storage::DropTopic>(&op))
+        reclaim_queue_.push_back(drop->id);
+    }
+    if (reclaim_queue_.size() != before) {
+      lock.unlock();
+      reclaim_cv_.notify_one();
     }
   }
 

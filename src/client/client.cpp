@@ -10,6 +10,7 @@
 #include <charconv>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
@@ -23,8 +24,8 @@ using protocol::Body;
 
 Result<void> parse_broker_address(std::string_view text, Options& options) {
   auto bad = [&] {
-    return fail(Errc::invalid_request,
-                "broker address '" + std::string(text) + "' must be HOST:PORT, like 127.0.0.1:7450");
+    return fail(Errc::invalid_request, "broker address '" + std::string(text) +
+                                           "' must be HOST:PORT, like 127.0.0.1:7450");
   };
   const auto colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return bad();
@@ -98,7 +99,12 @@ class Client::Impl {
       if (next_id_ >= 0x80000000u) next_id_ = 1;
     }
     std::string bytes;
-    protocol::encode(protocol::Frame{id, std::move(body)}, bytes);
+    try {
+      protocol::encode(protocol::Frame{id, std::move(body)}, bytes);
+    } catch (const std::length_error& e) {
+      // A field over what its length prefix can carry (a 70000-byte topic name, say).
+      return done(fail(Errc::invalid_request, std::string("cannot encode request: ") + e.what()));
+    }
     send(id, std::move(bytes), std::move(done));
   }
 
@@ -257,8 +263,9 @@ std::future<Result<std::vector<PublishResult>>> Client::publish_async(
     std::string topic, std::vector<Message> messages) {
   auto promise = std::make_shared<std::promise<Result<std::vector<PublishResult>>>>();
   auto future = promise->get_future();
-  impl_->request(protocol::Publish{std::move(topic), std::move(messages)},
-                 [promise](Result<Body> reply) { promise->set_value(to_results(std::move(reply))); });
+  impl_->request(
+      protocol::Publish{std::move(topic), std::move(messages)},
+      [promise](Result<Body> reply) { promise->set_value(to_results(std::move(reply))); });
   return future;
 }
 
@@ -273,7 +280,8 @@ Result<PublishResult> Client::publish(std::string topic, Message message) {
   batch.push_back(std::move(message));
   auto results = publish(std::move(topic), std::move(batch));
   if (!results) return tl::unexpected(results.error());
-  if (results->size() != 1) return fail(Errc::invalid_request, "broker returned wrong result count");
+  if (results->size() != 1)
+    return fail(Errc::invalid_request, "broker returned wrong result count");
   return results->front();
 }
 

@@ -4,25 +4,44 @@ namespace loft {
 
 std::string_view errc_text(Errc code) noexcept {
   switch (code) {
-    case Errc::ok: return "ok";
-    case Errc::malformed_frame: return "malformed frame";
-    case Errc::frame_too_large: return "frame too large";
-    case Errc::unsupported_version: return "unsupported protocol version";
-    case Errc::handshake_required: return "handshake required";
-    case Errc::unknown_frame_type: return "unknown frame type";
-    case Errc::invalid_request: return "invalid request";
-    case Errc::invalid_name: return "invalid name";
-    case Errc::topic_not_found: return "topic not found";
-    case Errc::topic_exists: return "topic already exists";
-    case Errc::message_too_large: return "message too large";
-    case Errc::id_too_large: return "message id too large";
-    case Errc::key_too_large: return "key too large";
-    case Errc::headers_too_large: return "headers too large";
-    case Errc::storage_error: return "storage error";
-    case Errc::shutting_down: return "server shutting down";
-    case Errc::internal_error: return "internal error";
-    case Errc::connection_error: return "connection error";
-    case Errc::timeout: return "timeout";
+    case Errc::ok:
+      return "ok";
+    case Errc::malformed_frame:
+      return "malformed frame";
+    case Errc::frame_too_large:
+      return "frame too large";
+    case Errc::unsupported_version:
+      return "unsupported protocol version";
+    case Errc::handshake_required:
+      return "handshake required";
+    case Errc::unknown_frame_type:
+      return "unknown frame type";
+    case Errc::invalid_request:
+      return "invalid request";
+    case Errc::invalid_name:
+      return "invalid name";
+    case Errc::topic_not_found:
+      return "topic not found";
+    case Errc::topic_exists:
+      return "topic already exists";
+    case Errc::message_too_large:
+      return "message too large";
+    case Errc::id_too_large:
+      return "message id too large";
+    case Errc::key_too_large:
+      return "key too large";
+    case Errc::headers_too_large:
+      return "headers too large";
+    case Errc::storage_error:
+      return "storage error";
+    case Errc::shutting_down:
+      return "server shutting down";
+    case Errc::internal_error:
+      return "internal error";
+    case Errc::connection_error:
+      return "connection error";
+    case Errc::timeout:
+      return "timeout";
   }
   return "unknown error";
 }

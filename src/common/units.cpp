@@ -15,7 +15,8 @@ Result<std::pair<std::uint64_t, std::string_view>> split_number(std::string_view
   const auto* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, n);
   if (ec == std::errc::result_out_of_range) {
-    return fail(Errc::invalid_request, std::string(what) + " '" + std::string(text) + "' is too large");
+    return fail(Errc::invalid_request,
+                std::string(what) + " '" + std::string(text) + "' is too large");
   }
   if (ec != std::errc{} || ptr == text.data()) {
     return fail(Errc::invalid_request,
@@ -51,8 +52,9 @@ Result<std::chrono::microseconds> parse_duration(std::string_view text) {
       return std::chrono::microseconds(static_cast<std::int64_t>(n * mult));
     }
   }
-  return fail(Errc::invalid_request, "duration '" + std::string(text) +
-                                         "' needs a unit: us, ms, s, m, h or d (like 500ms, 3s, 7d)");
+  return fail(Errc::invalid_request,
+              "duration '" + std::string(text) +
+                  "' needs a unit: us, ms, s, m, h or d (like 500ms, 3s, 7d)");
 }
 
 Result<std::uint64_t> parse_size(std::string_view text) {

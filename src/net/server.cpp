@@ -31,8 +31,8 @@ std::shared_ptr<spdlog::logger> net_log() {
 }
 
 protocol::TopicInfo to_info(const storage::TopicMeta& m) {
-  return protocol::TopicInfo{m.name,     m.first_offset.value, m.next_offset.value,
-                             m.messages, m.bytes,              m.created_at_ms};
+  return protocol::TopicInfo{m.name,  m.first_offset.value, m.next_offset.value, m.messages,
+                             m.bytes, m.created_at_ms};
 }
 
 }  // namespace
@@ -231,10 +231,10 @@ class Session : public std::enable_shared_from_this<Session> {
       const auto& hello = std::get<protocol::Hello>(body);
       if (hello.min_version > protocol::kProtocolVersion ||
           hello.max_version < protocol::kProtocolVersion || hello.min_version > hello.max_version) {
-        return fatal(cid, Error{Errc::unsupported_version,
-                                "client speaks versions " + std::to_string(hello.min_version) +
-                                    ".." + std::to_string(hello.max_version) +
-                                    ", server speaks 1..1"});
+        return fatal(cid,
+                     Error{Errc::unsupported_version,
+                           "client speaks versions " + std::to_string(hello.min_version) + ".." +
+                               std::to_string(hello.max_version) + ", server speaks 1..1"});
       }
       handshaken_ = true;
       net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
@@ -283,9 +283,9 @@ class Session : public std::enable_shared_from_this<Session> {
           } else if constexpr (std::is_same_v<R, protocol::Fetch>) {
             handle_fetch(cid, req);
           } else {
-            fatal(cid, Error{Errc::unknown_frame_type,
-                             "frame type " + std::to_string(static_cast<int>(type)) +
-                                 " is a reply, not a request"});
+            fatal(cid, Error{Errc::unknown_frame_type, "frame type " +
+                                                           std::to_string(static_cast<int>(type)) +
+                                                           " is a reply, not a request"});
           }
         },
         body);
@@ -296,8 +296,8 @@ class Session : public std::enable_shared_from_this<Session> {
     constexpr std::uint32_t kMaxMessages = 10000;
     const auto& limits = server_.options_.limits;
     storage::ReadLimits read;
-    read.max_messages = req.max_messages == 0 ? kDefaultMessages
-                                              : std::min(req.max_messages, kMaxMessages);
+    read.max_messages =
+        req.max_messages == 0 ? kDefaultMessages : std::min(req.max_messages, kMaxMessages);
     // Leave room for the framing of each message so the reply always fits in a frame.
     const std::size_t frame_budget = limits.max_frame_size / 2;
     read.max_bytes = req.max_bytes == 0 ? (1u << 20) : req.max_bytes;

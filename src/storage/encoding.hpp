@@ -18,6 +18,8 @@ namespace loft::storage::encoding {
 inline constexpr std::uint32_t kFormatVersion = 1;
 // Key of the format version record in the default column family.
 inline constexpr std::string_view kFormatVersionKey = "format_version";
+// Key of the next-topic-id record (u32 LE) in the default column family.
+inline constexpr std::string_view kNextTopicIdKey = "next_topic_id";
 
 inline constexpr std::size_t kMessageKeySize = 12;  // 4-byte topic id + 8-byte offset
 

@@ -25,6 +25,11 @@ class MemoryStore final : public Store {
     return out;
   }
 
+  Result<TopicId> load_next_topic_id() override {
+    std::shared_lock lock{mutex_};
+    return next_topic_id_;
+  }
+
   Result<void> write(const WriteBatch& batch, Durability /*durability*/) override {
     // Validate first, so a bad batch changes nothing (all or nothing, as in RocksDB).
     for (const auto& op : batch.ops) {
@@ -64,6 +69,8 @@ class MemoryStore final : public Store {
                                          StoredMessage{op.offset, op.timestamp_ms, *op.message});
   }
 
+  void apply(const SetNextTopicId& op) { next_topic_id_ = op.next; }
+
   void apply(const DropTopic& op) {
     topics_.erase(op.name);
     messages_.erase(op.id);
@@ -72,6 +79,7 @@ class MemoryStore final : public Store {
   mutable std::shared_mutex mutex_;
   std::map<std::string, TopicMeta> topics_;  // by name, the order load_topics() returns
   std::map<TopicId, std::map<Offset, StoredMessage>> messages_;
+  TopicId next_topic_id_{1};
 };
 
 }  // namespace

@@ -131,6 +131,19 @@ class RocksDbStore final : public Store {
     return out;
   }
 
+  Result<TopicId> load_next_topic_id() override {
+    std::string value;
+    const auto s =
+        db_->Get(rocksdb::ReadOptions{}, db_->DefaultColumnFamily(), enc::kNextTopicIdKey, &value);
+    if (s.IsNotFound()) return TopicId{1};
+    if (auto r = check(s, "load next topic id from " + dir_); !r) {
+      return tl::unexpected(std::move(r.error()));
+    }
+    const auto next = enc::decode_u32(value);
+    if (!next) return fail(Errc::storage_error, "corrupt next topic id in " + dir_);
+    return TopicId{*next};
+  }
+
   Result<void> write(const WriteBatch& batch, Durability durability) override {
     if (batch.empty()) return {};
     rocksdb::WriteBatch wb;
@@ -146,6 +159,9 @@ class RocksDbStore final : public Store {
         value.clear();
         enc::encode_message(append->timestamp_ms, *append->message, value);
         s = wb.Put(messages_, enc::message_key(append->topic, append->offset), value);
+      } else if (const auto* next = std::get_if<SetNextTopicId>(&op)) {
+        s = wb.Put(db_->DefaultColumnFamily(), enc::kNextTopicIdKey,
+                   enc::encode_u32(next->next.value));
       } else if (const auto* drop = std::get_if<DropTopic>(&op)) {
         s = wb.Delete(topics_, drop->name);
         if (s.ok()) {

@@ -460,6 +460,19 @@ TYPED_TEST(StoreContract, TopicMetaUpdatesPersist) {
   EXPECT_EQ(read_all(this->store(), meta.id), stored(0, messages));
 }
 
+TYPED_TEST(StoreContract, NextTopicIdPersists) {
+  EXPECT_EQ(this->store().load_next_topic_id().value(), TopicId{1});
+  WriteBatch batch;
+  batch.ops.emplace_back(SetNextTopicId{TopicId{7}});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  EXPECT_EQ(this->store().load_next_topic_id().value(), TopicId{7});
+  batch.ops.clear();
+  batch.ops.emplace_back(SetNextTopicId{TopicId{0x12345678}});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(this->store().load_next_topic_id().value(), TopicId{0x12345678});
+}
+
 TYPED_TEST(StoreContract, ConcurrentReadsSeeWholeBatches) {
   constexpr std::size_t kBatches = 200;
   constexpr std::size_t kPerBatch = 5;

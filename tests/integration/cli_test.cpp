@@ -82,8 +82,7 @@ TEST_F(Cli, PubPrintsOffsetsAndJson) {
   ASSERT_TRUE(got);
   ASSERT_EQ(got->messages.size(), 2u);
   EXPECT_EQ(got->messages[0].message.key, "k");
-  EXPECT_EQ(got->messages[0].message.headers,
-            (std::vector<Header>{{"a", "1"}, {"b", "x=y"}}));
+  EXPECT_EQ(got->messages[0].message.headers, (std::vector<Header>{{"a", "1"}, {"b", "x=y"}}));
   EXPECT_EQ(got->messages[1].message.id, "m-2");
   EXPECT_EQ(got->messages[1].message.payload, "two");
 }

@@ -18,7 +18,8 @@ using ::testing::HasSubstr;
 
 Message make_message(std::size_t i) {
   Message m;
-  m.payload = "payload-" + std::to_string(i) + std::string("\0\x01\xff", 3) + std::string(i % 7, 'x');
+  m.payload =
+      "payload-" + std::to_string(i) + std::string("\0\x01\xff", 3) + std::string(i % 7, 'x');
   if (i % 3 == 0) m.id = "id-" + std::to_string(i);
   if (i % 2 == 0) m.key = std::string("key\0", 4) + std::to_string(i % 5);
   if (i % 4 == 0) m.headers = {{"trace", "t" + std::to_string(i)}, {"bin", std::string("\0\0", 2)}};
@@ -281,10 +282,9 @@ TEST(Daemon, SecondDaemonOnTheSameDataDirRefusesToStart) {
   d.start();
   auto c = d.client();
   ASSERT_TRUE(c->create_topic("t"));
-  const auto second =
-      run_process({TestDaemon::loftd_path(), "--listen", "127.0.0.1:0", "--data-dir",
-                   d.data_dir().string()},
-                  "", std::chrono::seconds(60));
+  const auto second = run_process(
+      {TestDaemon::loftd_path(), "--listen", "127.0.0.1:0", "--data-dir", d.data_dir().string()},
+      "", std::chrono::seconds(60));
   EXPECT_NE(second.exit_code, 0);
   EXPECT_THAT(second.err, HasSubstr("in use by another loftd"));
   // The first one is untouched.

@@ -15,13 +15,14 @@
 #include <string>
 #include <utility>
 
+#include "forwarding_store.hpp"
 #include "loft/storage/store.hpp"
 
 namespace loft::testing {
 
-class FaultyStore final : public storage::Store {
+class FaultyStore final : public ForwardingStore {
  public:
-  explicit FaultyStore(std::unique_ptr<storage::Store> inner) : inner_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
 
   // The n-th write() from now (1 = the next one) fails; the ones before and after succeed.
   void fail_nth_write(std::uint64_t n) { fail_at_.store(writes_.load() + n); }
@@ -35,9 +36,6 @@ class FaultyStore final : public storage::Store {
 
   std::uint64_t writes() const { return writes_.load(); }         // write() calls seen
   std::uint64_t failed_writes() const { return failed_.load(); }  // of those, failed
-  storage::Store& inner() { return *inner_; }
-
-  Result<std::vector<storage::TopicMeta>> load_topics() override { return inner_->load_topics(); }
 
   Result<void> write(const storage::WriteBatch& batch, storage::Durability durability) override {
     const auto n = ++writes_;
@@ -46,19 +44,10 @@ class FaultyStore final : public storage::Store {
       return fail(Errc::storage_error,
                   "injected fault (FaultyStore) on write #" + std::to_string(n));
     }
-    return inner_->write(batch, durability);
+    return ForwardingStore::write(batch, durability);
   }
-
-  Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
-                                          storage::ReadLimits limits) const override {
-    return inner_->read(topic, from, limits);
-  }
-
-  Result<void> reclaim(TopicId dropped) override { return inner_->reclaim(dropped); }
-  Result<void> flush() override { return inner_->flush(); }
 
  private:
-  std::unique_ptr<storage::Store> inner_;
   std::atomic<bool> armed_{false};
   std::atomic<std::uint64_t> fail_at_{0};  // 0 = none (write numbers start at 1)
   std::atomic<std::uint64_t> writes_{0};

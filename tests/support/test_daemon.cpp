@@ -157,15 +157,9 @@ void TestDaemon::start() {
   if (pid_ > 0) throw std::runtime_error("loftd already running");
   std::error_code ec;
   fs::remove(port_file_, ec);
-  const std::vector<std::string> argv{loftd_path(),
-                                      "--config",
-                                      config_path_.string(),
-                                      "--listen",
-                                      "127.0.0.1:0",
-                                      "--data-dir",
-                                      data_dir_.string(),
-                                      "--port-file",
-                                      port_file_.string()};
+  const std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
+                                      "--listen",         "127.0.0.1:0", "--data-dir",
+                                      data_dir_.string(), "--port-file", port_file_.string()};
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const pid_t pid = ::fork();
   if (pid == 0) {

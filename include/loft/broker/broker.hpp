@@ -115,9 +115,11 @@ class Broker {
   };
   using Request = std::variant<CreateReq, DeleteReq, PublishReq>;
 
-  Broker(std::unique_ptr<storage::Store> store, Options options, std::vector<TopicMeta> topics);
+  Broker(std::unique_ptr<storage::Store> store, Options options, std::vector<TopicMeta> topics,
+         TopicId next_topic_id);
   void enqueue(Request req);
   void run_writer();
+  void run_reclaimer();
   void commit(std::vector<Request>& batch);
 
   std::unique_ptr<storage::Store> store_;
@@ -133,6 +135,14 @@ class Broker {
   bool stopping_ = false;
   std::thread writer_;
   std::once_flag stop_once_;
+
+  // Giving a dropped topic's disk space back is a compaction that can take seconds: it runs
+  // on its own thread so it never holds up a commit.
+  std::mutex reclaim_mutex_;  // guards reclaim_queue_ and reclaim_stopping_
+  std::condition_variable reclaim_cv_;
+  std::deque<TopicId> reclaim_queue_;
+  bool reclaim_stopping_ = false;
+  std::thread reclaimer_;
 
   mutable std::mutex stats_mutex_;
   WriterStats stats_;

@@ -19,7 +19,7 @@ enum class LogLevel { trace, debug, info, warn, error, off };
 
 struct Config {
   // Network
-  std::string listen = "127.0.0.1:7450";  // HOST:PORT; port 0 binds a free port
+  std::string listen = "127.0.0.1:7450";       // HOST:PORT; port 0 binds a free port
   std::uint32_t max_inflight_requests = 1024;  // per connection; reading pauses beyond it
   std::chrono::microseconds shutdown_timeout = std::chrono::seconds(10);
 

@@ -51,7 +51,10 @@ struct DropTopic {  // remove a topic's metadata and all its messages
   TopicId id;
   std::string name;
 };
-using Op = std::variant<PutTopic, Append, DropTopic>;
+struct SetNextTopicId {  // the lowest topic id never handed out; ids are never reused
+  TopicId next;
+};
+using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId>;
 
 struct WriteBatch {
   std::vector<Op> ops;
@@ -69,6 +72,9 @@ class Store {
 
   // All topics, as of the last successful write. Called at startup.
   virtual Result<std::vector<TopicMeta>> load_topics() = 0;
+
+  // The last SetNextTopicId written, or TopicId{1} if there was none.
+  virtual Result<TopicId> load_next_topic_id() = 0;
 
   // Applies every op atomically (all or nothing), durable as `durability` says.
   virtual Result<void> write(const WriteBatch& batch, Durability durability) = 0;

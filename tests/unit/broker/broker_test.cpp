@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "support/faulty_store.hpp"
+#include "support/forwarding_store.hpp"
 
 namespace loft::broker {
 namespace {
@@ -120,28 +121,34 @@ TEST(Broker, DeletedTopicIsGoneAndARecreatedOneStartsAtZero) {
   EXPECT_EQ(read->messages[0].message.payload, "new");
 }
 
-TEST(Broker, StateIsReloadedFromTheStore) {
-  auto faulty = std::make_unique<testing::FaultyStore>(storage::make_memory_store());
-  auto* inner = &faulty->inner();
+TEST(Broker, StateIsReloadedFromTheStoreAndTopicIdsAreNeverReused) {
+  auto store = storage::make_memory_store();
+  TopicId dropped;
   {
-    auto b = open_broker(std::move(faulty), test_options());
+    auto b = open_broker(std::make_unique<testing::ForwardingStore>(*store), test_options());
     ASSERT_TRUE(create(*b, "t"));
     ASSERT_TRUE(publish(*b, "t", {msg("a"), msg("b")}));
-    b->stop();
-    // Re-open a broker over the same store contents.
-    auto topics = inner->load_topics();
-    ASSERT_TRUE(topics);
-    ASSERT_EQ(topics->size(), 1u);
-    EXPECT_EQ((*topics)[0].next_offset, Offset{2});
-    EXPECT_EQ((*topics)[0].messages, 2u);
+    dropped = create(*b, "gone")->id;
+    Waiter<void> del;
+    b->delete_topic("gone", del.callback());
+    ASSERT_TRUE(del.get());
   }
+  // A restart: a new broker over the same stored state.
+  auto b = open_broker(std::make_unique<testing::ForwardingStore>(*store), test_options());
+  const auto t = b->describe_topic("t");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->next_offset, Offset{2});
+  EXPECT_EQ(t->messages, 2u);
+  EXPECT_EQ(b->describe_topic("gone").error().code, Errc::topic_not_found);
+  EXPECT_EQ(publish(*b, "t", {msg("c")})->first, Offset{2});
+  // The highest id was dropped; a new topic still gets a fresh one.
+  EXPECT_GT(create(*b, "new")->id, dropped);
 }
 
 // A store whose write() blocks until the test lets it go: shows what one commit contains.
-class GateStore final : public storage::Store {
+class GateStore final : public testing::ForwardingStore {
  public:
-  explicit GateStore(std::unique_ptr<storage::Store> inner) : inner_(std::move(inner)) {}
-  Result<std::vector<storage::TopicMeta>> load_topics() override { return inner_->load_topics(); }
+  using ForwardingStore::ForwardingStore;
   Result<void> write(const storage::WriteBatch& batch, storage::Durability d) override {
     std::unique_lock lock(mutex_);
     std::size_t appends = 0;
@@ -151,14 +158,8 @@ class GateStore final : public storage::Store {
     cv_.notify_all();
     cv_.wait(lock, [&] { return permits_ > 0; });
     --permits_;
-    return inner_->write(batch, d);
+    return ForwardingStore::write(batch, d);
   }
-  Result<std::vector<StoredMessage>> read(TopicId t, Offset f,
-                                          storage::ReadLimits l) const override {
-    return inner_->read(t, f, l);
-  }
-  Result<void> reclaim(TopicId t) override { return inner_->reclaim(t); }
-  Result<void> flush() override { return inner_->flush(); }
 
   void wait_entered(std::size_t n) {
     std::unique_lock lock(mutex_);
@@ -175,7 +176,6 @@ class GateStore final : public storage::Store {
   }
 
  private:
-  std::unique_ptr<storage::Store> inner_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::size_t entered_ = 0;

@@ -12,7 +12,7 @@ namespace loft::protocol {
 namespace {
 
 // Frames above this size skip the quadratic tests (they get sampled ones instead).
-constexpr std::size_t kBigFrame = 64 * 1024;
+constexpr std::size_t kBigFrame = std::size_t{64} * 1024;
 
 using testing::sample_frames;
 

@@ -13,7 +13,7 @@ namespace loft::protocol {
 namespace {
 
 // Frames above this size skip the quadratic tests (they get sampled ones instead).
-constexpr std::size_t kBigFrame = 64 * 1024;
+constexpr std::size_t kBigFrame = std::size_t{64} * 1024;
 
 constexpr std::uint16_t kTypes[] = {0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0006,
                                     0x0007, 0x0008, 0x8000, 0x8001, 0x8002, 0x8003,

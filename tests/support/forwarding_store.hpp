@@ -1,0 +1,39 @@
+#pragma once
+// ForwardingStore: a Store that passes every call to another one. Test decorators (faults,
+// gates) derive from it and override what they change. It owns the inner store when built
+// from a unique_ptr, and only borrows it when built from a reference (to reopen a broker over
+// the same memory store, as a restart would).
+
+#include <memory>
+#include <utility>
+
+#include "loft/storage/store.hpp"
+
+namespace loft::testing {
+
+class ForwardingStore : public storage::Store {
+ public:
+  explicit ForwardingStore(std::unique_ptr<storage::Store> inner)
+      : owned_(std::move(inner)), inner_(owned_.get()) {}
+  explicit ForwardingStore(storage::Store& borrowed) : inner_(&borrowed) {}
+
+  storage::Store& inner() { return *inner_; }
+
+  Result<std::vector<storage::TopicMeta>> load_topics() override { return inner_->load_topics(); }
+  Result<TopicId> load_next_topic_id() override { return inner_->load_next_topic_id(); }
+  Result<void> write(const storage::WriteBatch& batch, storage::Durability durability) override {
+    return inner_->write(batch, durability);
+  }
+  Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
+                                          storage::ReadLimits limits) const override {
+    return inner_->read(topic, from, limits);
+  }
+  Result<void> reclaim(TopicId dropped) override { return inner_->reclaim(dropped); }
+  Result<void> flush() override { return inner_->flush(); }
+
+ private:
+  std::unique_ptr<storage::Store> owned_;
+  storage::Store* inner_;
+};
+
+}  // namespace loft::testing
