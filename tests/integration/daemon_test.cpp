@@ -135,6 +135,34 @@ TEST(Daemon, PublishedBatchesSurviveRestartsByteForByte) {
   EXPECT_EQ(next->offset, sent.size());
 }
 
+TEST(Daemon, ThousandsOfTopicsShareOneStoreAndSurviveARestart) {
+  TestDaemon d("durability = \"os\"\n");
+  d.start();
+  constexpr int kTopics = 2000;
+  {
+    auto c = d.client();
+    for (int i = 0; i < kTopics; ++i) {
+      const auto name = "topic-" + std::to_string(i);
+      ASSERT_TRUE(c->create_topic(name));
+      // Topic i holds i % 3 + 1 messages.
+      std::vector<Message> batch(static_cast<std::size_t>(i % 3 + 1), make_message(i));
+      ASSERT_TRUE(c->publish(name, std::move(batch)));
+    }
+  }
+  ASSERT_EQ(d.stop(), 0);
+  d.start();
+  auto c = d.client();
+  const auto topics = c->list_topics();
+  ASSERT_TRUE(topics);
+  ASSERT_EQ(topics->size(), static_cast<std::size_t>(kTopics));
+  for (const int i : {0, 1, 2, 999, 1000, 1998, 1999}) {
+    const auto name = "topic-" + std::to_string(i);
+    const auto stored = fetch_all(*c, name);
+    ASSERT_EQ(stored.size(), static_cast<std::size_t>(i % 3 + 1)) << name;
+    EXPECT_EQ(stored.back().message, make_message(i)) << name;
+  }
+}
+
 TEST(Daemon, PublishToMissingTopicIsAnError) {
   TestDaemon d;
   d.start();
