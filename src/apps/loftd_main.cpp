@@ -8,6 +8,7 @@
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <vector>
 
 #include "data_dir_lock.hpp"
 #include "loft/broker/broker.hpp"
@@ -63,7 +64,9 @@ config::Config load(int argc, char** argv, std::string& port_file) {
     ("listen,l", po::value<std::string>(), "HOST:PORT to listen on (default 127.0.0.1:7450; port 0 = any free port)")
     ("data-dir,d", po::value<std::string>(), "directory for the data (default ./loft-data)")
     ("log-level", po::value<std::string>(), "trace, debug, info, warn, error or off (default info)")
-    ("port-file", po::value<std::string>(), "write the bound port to this file once listening");
+    ("port-file", po::value<std::string>(), "write the bound port to this file once listening")
+    ("set", po::value<std::vector<std::string>>()->composing(),
+     "KEY=VALUE: set any config file key (repeatable), e.g. --set durability=os");
   // clang-format on
   po::variables_map vm;
   try {
@@ -85,6 +88,13 @@ config::Config load(int argc, char** argv, std::string& port_file) {
   for (const auto& [flag, key] : {std::pair{"listen", "listen"}, std::pair{"data-dir", "data_dir"},
                                   std::pair{"log-level", "log_level"}}) {
     if (vm.count(flag)) or_die(config::apply_override(cfg, key, vm[flag].as<std::string>()));
+  }
+  if (vm.count("set")) {
+    for (const auto& kv : vm["set"].as<std::vector<std::string>>()) {
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) die("--set needs KEY=VALUE, got '" + kv + "'");
+      or_die(config::apply_override(cfg, kv.substr(0, eq), kv.substr(eq + 1)));
+    }
   }
   or_die(config::validate(cfg));
   if (vm.count("port-file")) port_file = vm["port-file"].as<std::string>();

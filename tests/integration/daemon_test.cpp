@@ -176,7 +176,8 @@ TEST(Daemon, PublishToMissingTopicIsAnError) {
 }
 
 TEST(Daemon, AutoCreateTopicsCreatesOnFirstPublish) {
-  TestDaemon d("auto_create_topics = true\n");
+  // The file says no; the command line wins.
+  TestDaemon d("auto_create_topics = false\n", {"--set", "auto_create_topics=true"});
   d.start();
   auto c = d.client();
   auto r = c->publish("fresh", make_message(0));
@@ -334,6 +335,9 @@ TEST(Daemon, RefusesToStartOnABadConfigNamingTheKey) {
   const auto r2 = run_process({TestDaemon::loftd_path(), "--config", unknown.string()});
   EXPECT_EQ(r2.exit_code, 1);
   EXPECT_THAT(r2.err, HasSubstr("durabilty"));
+  const auto set = run_process({TestDaemon::loftd_path(), "--set", "max_frame_size=12 furlongs"});
+  EXPECT_EQ(set.exit_code, 1);
+  EXPECT_THAT(set.err, HasSubstr("max_frame_size"));
   const auto flag = run_process({TestDaemon::loftd_path(), "--listen", "nonsense"});
   EXPECT_EQ(flag.exit_code, 1);
   EXPECT_THAT(flag.err, HasSubstr("listen"));

@@ -135,11 +135,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 std::string TestDaemon::loftd_path() { return LOFT_LOFTD_PATH; }
 std::string TestDaemon::loft_path() { return LOFT_LOFT_PATH; }
 
-TestDaemon::TestDaemon(std::string config_toml)
+TestDaemon::TestDaemon(std::string config_toml, std::vector<std::string> extra_args)
     : data_dir_(dir_.path() / "data"),
       config_path_(dir_.path() / "loftd.toml"),
       port_file_(dir_.path() / "port"),
-      log_path_(dir_.path() / "loftd.log") {
+      log_path_(dir_.path() / "loftd.log"),
+      extra_args_(std::move(extra_args)) {
   std::ofstream(config_path_) << config_toml;
 }
 
@@ -157,9 +158,10 @@ void TestDaemon::start() {
   if (pid_ > 0) throw std::runtime_error("loftd already running");
   std::error_code ec;
   fs::remove(port_file_, ec);
-  const std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
-                                      "--listen",         "127.0.0.1:0", "--data-dir",
-                                      data_dir_.string(), "--port-file", port_file_.string()};
+  std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
+                                "--listen",         "127.0.0.1:0", "--data-dir",
+                                data_dir_.string(), "--port-file", port_file_.string()};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const pid_t pid = ::fork();
   if (pid == 0) {

@@ -49,8 +49,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 
 class TestDaemon {
  public:
-  // `config_toml` is written to a file passed with --config.
-  explicit TestDaemon(std::string config_toml = "");
+  // `config_toml` is written to a file passed with --config; `extra_args` follow it.
+  explicit TestDaemon(std::string config_toml = "", std::vector<std::string> extra_args = {});
   ~TestDaemon();
   TestDaemon(const TestDaemon&) = delete;
   TestDaemon& operator=(const TestDaemon&) = delete;
@@ -78,6 +78,7 @@ class TestDaemon {
   std::filesystem::path config_path_;
   std::filesystem::path port_file_;
   std::filesystem::path log_path_;
+  std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
 };
