@@ -44,7 +44,14 @@ struct Input {
   std::string shown;  // how messages show the value: "\"os\"", "12", "a table"
 };
 
-std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string in_quotes(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  out += s;
+  out += '"';
+  return out;
+}
 
 tl::unexpected<Error> bad_value(std::string_view key, std::string_view expected, const Input& in,
                                 std::string_view why = {}) {
