@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The pure modules (common, protocol, config) use only the standard library and
+# The pure modules (common, protocol, config, delivery) use only the standard library and
 # tl::expected: no Asio, no RocksDB, no spdlog, no clock reads. Fails naming the offending line.
 set -u
 cd "$(dirname "$0")/.."
 bad=$(grep -rnE '#include <(boost/asio|rocksdb/|spdlog/)|system_clock::now|steady_clock::now' \
-  src/common src/protocol src/config include/loft/common include/loft/protocol include/loft/config)
+  src/common src/protocol src/config src/delivery \
+  include/loft/common include/loft/protocol include/loft/config include/loft/delivery)
 if [[ -n "$bad" ]]; then
   echo "a pure module reaches outside its boundary:"
   echo "$bad"

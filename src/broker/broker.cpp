@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <utility>
 
 namespace loft::broker {
@@ -64,14 +65,20 @@ Result<std::unique_ptr<Broker>> Broker::open(std::unique_ptr<storage::Store> sto
   if (!topics) return tl::unexpected(topics.error());
   auto next_id = store->load_next_topic_id();
   if (!next_id) return tl::unexpected(next_id.error());
+  auto groups = store->load_groups();
+  if (!groups) return tl::unexpected(groups.error());
   if (!options.now_ms) options.now_ms = system_now_ms;
   return std::unique_ptr<Broker>(
-      new Broker(std::move(store), std::move(options), *topics, *next_id));
+      new Broker(std::move(store), std::move(options), *topics, *next_id, std::move(*groups)));
 }
 
 Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
-               std::vector<TopicMeta> topics, TopicId next_topic_id)
-    : store_(std::move(store)), options_(std::move(options)), next_topic_id_(next_topic_id.value) {
+               std::vector<TopicMeta> topics, TopicId next_topic_id,
+               std::vector<storage::GroupRecord> groups)
+    : store_(std::move(store)),
+      options_(std::move(options)),
+      next_topic_id_(next_topic_id.value),
+      loaded_groups_(std::move(groups)) {
   for (auto& t : topics) {
     // Ids are never reused: the store remembers the next one, and it is above every topic's.
     next_topic_id_ = std::max(next_topic_id_, t.id.value + 1);
@@ -134,6 +141,37 @@ void Broker::enqueue(Request req) {
     }
   }
   std::visit([](auto& r) { r.done(fail(Errc::shutting_down, "the broker is stopping")); }, req);
+}
+
+void Broker::write_groups(GroupWrite write, Callback<void> done) {
+  enqueue(GroupReq{std::move(write), std::move(done)});
+}
+
+void Broker::set_topic_listener(std::function<void(std::vector<TopicEvent>)> listener) {
+  topic_listener_ = std::move(listener);
+}
+
+std::vector<storage::GroupRecord> Broker::take_loaded_groups() { return std::move(loaded_groups_); }
+
+Result<Offset> Broker::offset_for_timestamp(std::string_view topic,
+                                            std::int64_t timestamp_ms) const {
+  auto meta = describe_topic(topic);
+  if (!meta) return tl::unexpected(meta.error());
+  // Lowest offset in [lo, hi) whose timestamp >= timestamp_ms; hi when there is none.
+  std::uint64_t lo = meta->first_offset.value;
+  std::uint64_t hi = meta->next_offset.value;
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    auto read = store_->read(meta->id, Offset{mid}, storage::ReadLimits{1, 1});
+    if (!read) return tl::unexpected(read.error());
+    if (read->empty()) return Offset{hi};  // deleted under us
+    if (read->front().timestamp_ms < timestamp_ms) {
+      lo = read->front().offset.value + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return Offset{lo};
 }
 
 std::vector<TopicMeta> Broker::list_topics() const {
@@ -220,6 +258,8 @@ void Broker::run_writer() {
 void Broker::commit(std::vector<Request>& batch) {
   // Working state: name -> meta (nullopt = deleted in this batch). Only touched topics.
   std::map<std::string, std::optional<TopicMeta>, std::less<>> work;
+  std::set<std::string, std::less<>> dirty;  // topics whose metadata this batch changes
+  std::vector<TopicEvent> events;
   auto lookup = [&](const std::string& name) -> std::optional<TopicMeta>& {
     auto it = work.find(name);
     if (it != work.end()) return it->second;
@@ -255,6 +295,7 @@ void Broker::commit(std::vector<Request>& batch) {
         continue;
       }
       slot = make_topic(c->name);
+      dirty.insert(c->name);
       outcomes.emplace_back(*slot);  // completed with the final meta below
     } else if (auto* d = std::get_if<DeleteReq>(&req)) {
       auto& slot = lookup(d->name);
@@ -263,10 +304,11 @@ void Broker::commit(std::vector<Request>& batch) {
         continue;
       }
       wb.ops.emplace_back(storage::DropTopic{slot->id, slot->name});
+      events.push_back(TopicEvent{slot->name, slot->id, slot->next_offset, true});
       slot.reset();
       outcomes.emplace_back(std::monostate{});
-    } else {
-      auto& p = std::get<PublishReq>(req);
+    } else if (auto* pub = std::get_if<PublishReq>(&req)) {
+      auto& p = *pub;
       auto& slot = lookup(p.topic);
       bool created = false;
       if (!slot) {
@@ -277,6 +319,7 @@ void Broker::commit(std::vector<Request>& batch) {
         slot = make_topic(p.topic);
         created = true;
       }
+      dirty.insert(p.topic);
       Appended appended{p.topic, slot->next_offset, p.messages.size(), created};
       for (const auto& m : p.messages) {
         wb.ops.emplace_back(storage::Append{slot->id, slot->next_offset, now, &m});
@@ -286,11 +329,43 @@ void Broker::commit(std::vector<Request>& batch) {
       }
       message_count += p.messages.size();
       outcomes.emplace_back(std::move(appended));
+    } else {
+      auto& g = std::get<GroupReq>(req).write;
+      std::optional<Error> error;
+      for (const auto& put : g.puts) {
+        const auto& slot = lookup(put.topic);
+        if (!slot || slot->id != put.record.topic) {
+          error = not_found(put.topic);
+          break;
+        }
+      }
+      if (error) {
+        outcomes.emplace_back(std::move(*error));
+        continue;
+      }
+      if (!g.dead_letters.empty()) {
+        auto& dlq = lookup(g.dead_letter_topic);
+        if (!dlq) dlq = make_topic(g.dead_letter_topic);  // created when needed
+        dirty.insert(g.dead_letter_topic);
+        for (const auto& m : g.dead_letters) {
+          wb.ops.emplace_back(storage::Append{dlq->id, dlq->next_offset, now, &m});
+          dlq->next_offset = Offset{dlq->next_offset.value + 1};
+          dlq->messages += 1;
+          dlq->bytes += m.size_bytes();
+        }
+        message_count += g.dead_letters.size();
+      }
+      for (const auto& put : g.puts) wb.ops.emplace_back(storage::PutGroup{put.record});
+      for (const auto& drop : g.drops) wb.ops.emplace_back(drop);
+      outcomes.emplace_back(std::monostate{});
     }
   }
   // Final metadata of every topic that exists after the batch, after all drops.
   for (const auto& [name, meta] : work) {
-    if (meta) wb.ops.emplace_back(storage::PutTopic{*meta});
+    if (meta && dirty.contains(name)) {
+      wb.ops.emplace_back(storage::PutTopic{*meta});
+      events.push_back(TopicEvent{name, meta->id, meta->next_offset, false});
+    }
   }
   if (next_id != next_topic_id_) wb.ops.emplace_back(storage::SetNextTopicId{TopicId{next_id}});
 
@@ -328,6 +403,8 @@ void Broker::commit(std::vector<Request>& batch) {
     }
   }
 
+  if (written && topic_listener_ && !events.empty()) topic_listener_(std::move(events));
+
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& outcome = outcomes[i];
     std::visit(
@@ -340,7 +417,7 @@ void Broker::commit(std::vector<Request>& batch) {
             // Report the topic as committed, including publishes later in this batch.
             const auto& final_meta = work.at(req.name);
             req.done(final_meta && final_meta->id == created.id ? *final_meta : created);
-          } else if constexpr (std::is_same_v<R, DeleteReq>) {
+          } else if constexpr (std::is_same_v<R, DeleteReq> || std::is_same_v<R, GroupReq>) {
             req.done({});
           } else {
             req.done(std::move(std::get<Appended>(outcome)));

@@ -1,5 +1,6 @@
 #include "loft/client/client.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/connect.hpp>
@@ -8,6 +9,8 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <charconv>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -42,6 +45,15 @@ Result<void> parse_broker_address(std::string_view text, Options& options) {
   options.port = static_cast<std::uint16_t>(value);
   return {};
 }
+
+// Deliveries of one subscription, filled by the reader thread, drained by receive().
+struct Subscription::Stream {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<DeliveredMessage> messages;
+  std::optional<Error> broken;      // the connection is gone
+  std::optional<Error> last_error;  // of a background ack
+};
 
 class Client::Impl {
  public:
@@ -90,8 +102,8 @@ class Client::Impl {
   }
 
   // `done` runs on the reader thread (or at once, on the caller's, if the connection is
-  // already broken).
-  void request(Body body, Completion done) {
+  // already broken). DELIVER frames that carry this request's correlation id go to `stream`.
+  void request(Body body, Completion done, std::shared_ptr<Subscription::Stream> stream = nullptr) {
     std::uint32_t id = 0;
     {
       std::lock_guard lock(mutex_);
@@ -104,6 +116,10 @@ class Client::Impl {
     } catch (const std::length_error& e) {
       // A field over what its length prefix can carry (a 70000-byte topic name, say).
       return done(fail(Errc::invalid_request, std::string("cannot encode request: ") + e.what()));
+    }
+    if (stream) {
+      std::lock_guard lock(mutex_);
+      streams_[id] = std::move(stream);
     }
     send(id, std::move(bytes), std::move(done));
   }
@@ -186,6 +202,21 @@ class Client::Impl {
   }
 
   void deliver(std::uint32_t id, Body body) {
+    if (auto* frame = std::get_if<protocol::Deliver>(&body)) {
+      std::shared_ptr<Subscription::Stream> stream;
+      {
+        std::lock_guard lock(mutex_);
+        const auto it = streams_.find(id);
+        if (it != streams_.end()) stream = it->second;
+      }
+      if (!stream) return;  // unsubscribed meanwhile: the broker redelivers to others
+      {
+        std::lock_guard lock(stream->mutex);
+        for (auto& m : frame->messages) stream->messages.push_back(std::move(m));
+      }
+      stream->cv.notify_all();
+      return;
+    }
     Completion promise;
     {
       std::lock_guard lock(mutex_);
@@ -207,12 +238,21 @@ class Client::Impl {
 
   void fail_all(const Error& error) {
     std::unordered_map<std::uint32_t, Completion> pending;
+    std::unordered_map<std::uint32_t, std::shared_ptr<Subscription::Stream>> streams;
     {
       std::lock_guard lock(mutex_);
       if (!broken_) broken_ = error;
       pending.swap(pending_);
+      streams.swap(streams_);
     }
     for (auto& [_, done] : pending) done(tl::unexpected(error));
+    for (auto& [_, stream] : streams) {
+      {
+        std::lock_guard lock(stream->mutex);
+        stream->broken = error;
+      }
+      stream->cv.notify_all();
+    }
   }
 
   Options options_;
@@ -223,6 +263,7 @@ class Client::Impl {
 
   mutable std::mutex mutex_;  // guards everything below
   std::unordered_map<std::uint32_t, Completion> pending_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<Subscription::Stream>> streams_;
   std::uint32_t next_id_ = 1;
   std::optional<Error> broken_;
   bool connected_ = false;
@@ -330,6 +371,186 @@ Result<protocol::Body> Client::raw_request(std::string bytes, std::uint32_t corr
   impl_->send(correlation_id, std::move(bytes),
               [promise](Result<Body> r) { promise->set_value(std::move(r)); });
   return impl_->wait(std::move(future));
+}
+
+Result<std::unique_ptr<Subscription>> Client::subscribe(SubscribeOptions options) {
+  auto stream = std::make_shared<Subscription::Stream>();
+  auto promise = std::make_shared<std::promise<Result<Body>>>();
+  auto future = promise->get_future();
+  impl_->request(
+      protocol::Subscribe{std::move(options.topic), std::move(options.group), options.start,
+                          options.max_in_flight, std::move(options.config)},
+      [promise](Result<Body> r) { promise->set_value(std::move(r)); }, stream);
+  auto ok = expect<protocol::SubscribeOk>(impl_->wait(std::move(future)));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::unique_ptr<Subscription>(
+      new Subscription(*this, ok->subscription, ok->created, std::move(stream),
+                       std::max<std::size_t>(1, options.ack_batch)));
+}
+
+Result<GroupInfo> Client::create_group(std::string topic, std::string group,
+                                       protocol::StartPosition start,
+                                       protocol::GroupConfig config) {
+  auto ok = expect<protocol::CreateGroupOk>(impl_->wait(impl_->request(
+      protocol::CreateGroup{std::move(topic), std::move(group), start, std::move(config)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->group);
+}
+
+Result<std::vector<GroupInfo>> Client::list_groups(std::string topic) {
+  auto ok = expect<protocol::ListGroupsOk>(
+      impl_->wait(impl_->request(protocol::ListGroups{std::move(topic)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->groups);
+}
+
+Result<GroupInfo> Client::describe_group(std::string topic, std::string group) {
+  auto ok = expect<protocol::DescribeGroupOk>(
+      impl_->wait(impl_->request(protocol::DescribeGroup{std::move(topic), std::move(group)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->group);
+}
+
+Result<void> Client::delete_group(std::string topic, std::string group) {
+  auto ok = expect<protocol::DeleteGroupOk>(
+      impl_->wait(impl_->request(protocol::DeleteGroup{std::move(topic), std::move(group)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return {};
+}
+
+Result<GroupInfo> Client::reset_group(std::string topic, std::string group,
+                                      protocol::StartPosition to) {
+  auto ok = expect<protocol::ResetGroupOk>(
+      impl_->wait(impl_->request(protocol::ResetGroup{std::move(topic), std::move(group), to})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->group);
+}
+
+std::vector<protocol::OffsetRun> to_runs(std::vector<std::uint64_t> offsets) {
+  std::sort(offsets.begin(), offsets.end());
+  offsets.erase(std::unique(offsets.begin(), offsets.end()), offsets.end());
+  std::vector<protocol::OffsetRun> runs;
+  for (const auto o : offsets) {
+    if (!runs.empty() && runs.back().first + runs.back().count == o &&
+        runs.back().count < UINT32_MAX) {
+      ++runs.back().count;
+    } else {
+      runs.push_back({o, 1});
+    }
+  }
+  return runs;
+}
+
+Subscription::Subscription(Client& client, std::uint64_t id, bool created,
+                           std::shared_ptr<Stream> stream, std::size_t ack_batch)
+    : client_(client),
+      id_(id),
+      created_(created),
+      stream_(std::move(stream)),
+      ack_batch_(ack_batch) {}
+
+Subscription::~Subscription() {
+  if (!pending_acks_.empty() && client_.connected()) {
+    // Fire and forget: the broker applies them when the frame arrives.
+    client_.impl().request(
+        protocol::Settle{id_, protocol::SettleAction::ack, false, protocol::kBackoffDelay,
+                         to_runs(std::move(pending_acks_))},
+        [](Result<Body>) {});
+  }
+}
+
+Result<std::vector<DeliveredMessage>> Subscription::receive(std::chrono::milliseconds timeout,
+                                                            std::size_t max) {
+  if (!pending_acks_.empty()) {
+    // Send, don't wait: a consumer keeps working while its acks travel.
+    auto stream = stream_;
+    client_.impl().request(
+        protocol::Settle{id_, protocol::SettleAction::ack, false, protocol::kBackoffDelay,
+                         to_runs(std::move(pending_acks_))},
+        [stream](Result<Body> r) {
+          if (r) return;
+          std::lock_guard lock(stream->mutex);
+          stream->last_error = r.error();
+        });
+    pending_acks_.clear();
+  }
+  std::unique_lock lock(stream_->mutex);
+  if (stream_->last_error) {
+    auto e = *stream_->last_error;
+    stream_->last_error.reset();
+    return tl::unexpected(std::move(e));
+  }
+  stream_->cv.wait_for(lock, timeout,
+                       [&] { return !stream_->messages.empty() || stream_->broken.has_value(); });
+  if (stream_->messages.empty() && stream_->broken) return tl::unexpected(*stream_->broken);
+  std::vector<DeliveredMessage> out;
+  while (!stream_->messages.empty() && out.size() < max) {
+    out.push_back(std::move(stream_->messages.front()));
+    stream_->messages.pop_front();
+  }
+  return out;
+}
+
+void Subscription::ack(std::uint64_t offset) {
+  pending_acks_.push_back(offset);
+  if (pending_acks_.size() >= ack_batch_) {
+    auto stream = stream_;
+    client_.impl().request(
+        protocol::Settle{id_, protocol::SettleAction::ack, false, protocol::kBackoffDelay,
+                         to_runs(std::move(pending_acks_))},
+        [stream](Result<Body> r) {
+          if (r) return;
+          std::lock_guard lock(stream->mutex);
+          stream->last_error = r.error();
+        });
+    pending_acks_.clear();
+  }
+}
+
+Result<void> Subscription::flush() {
+  if (pending_acks_.empty()) return {};
+  auto acks = std::move(pending_acks_);
+  pending_acks_.clear();
+  auto r = settle(protocol::SettleAction::ack, std::move(acks), false, protocol::kBackoffDelay);
+  if (!r) return tl::unexpected(r.error());
+  return {};
+}
+
+Result<SettleOk> Subscription::settle(protocol::SettleAction action,
+                                      std::vector<std::uint64_t> offsets, bool confirm,
+                                      std::uint32_t delay_ms) {
+  return expect<protocol::SettleOk>(client_.impl().wait(client_.impl().request(
+      protocol::Settle{id_, action, confirm, delay_ms, to_runs(std::move(offsets))})));
+}
+
+Result<SettleOk> Subscription::ack_confirmed(std::vector<std::uint64_t> offsets) {
+  return settle(protocol::SettleAction::ack, std::move(offsets), true, protocol::kBackoffDelay);
+}
+
+Result<SettleOk> Subscription::nack(std::uint64_t offset,
+                                    std::optional<std::chrono::milliseconds> delay) {
+  const std::uint32_t ms =
+      delay ? static_cast<std::uint32_t>(std::min<std::int64_t>(delay->count(), 0xFFFFFFFE))
+            : protocol::kBackoffDelay;
+  return settle(protocol::SettleAction::nack, {offset}, false, ms);
+}
+
+Result<SettleOk> Subscription::extend(std::uint64_t offset) {
+  return settle(protocol::SettleAction::extend, {offset}, false, protocol::kBackoffDelay);
+}
+
+Result<SettleOk> Subscription::reject(std::uint64_t offset) {
+  return settle(protocol::SettleAction::reject, {offset}, false, protocol::kBackoffDelay);
+}
+
+Result<void> Subscription::unsubscribe() {
+  if (unsubscribed_) return {};
+  if (auto r = flush(); !r) return r;
+  unsubscribed_ = true;
+  auto ok = expect<protocol::UnsubscribeOk>(
+      client_.impl().wait(client_.impl().request(protocol::Unsubscribe{id_})));
+  if (!ok) return tl::unexpected(ok.error());
+  return {};
 }
 
 void Client::close() { impl_->close(); }

@@ -10,6 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
+#include <optional>
+#include <unordered_map>
 
 #include "loft/protocol/codec.hpp"
 
@@ -44,7 +46,7 @@ protocol::TopicInfo to_info(const storage::TopicMeta& m) {
 // Bounds: the reader pauses while `inflight_` >= max_inflight_requests or while unsent reply
 // bytes exceed max_outgoing_bytes, so a client that floods requests or never reads its
 // replies is throttled by TCP instead of growing our memory.
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
  public:
   Session(Server& server, tcp::socket socket)
       : server_(server),
@@ -78,6 +80,18 @@ class Session : public std::enable_shared_from_this<Session> {
     reading_ = false;
     read_signal_.cancel();
   }
+
+  // broker::Subscriber
+  bool ready() const override {
+    return !closed_ && outgoing_bytes_ <= server_.options_.max_outgoing_bytes;
+  }
+  void deliver(protocol::Deliver frame) override {
+    const auto it = subscriptions_.find(frame.subscription);
+    if (it == subscriptions_.end()) return;
+    send(it->second, std::move(frame));
+    if (!ready()) backed_up_ = true;
+  }
+  std::string client_name() const override { return client_name_; }
 
   // Hard: drop everything now.
   void close() {
@@ -128,6 +142,13 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<asio::const_buffer> buffers;
     for (;;) {
       while (outgoing_.empty() && !closed_ && !(finished())) {
+        // A fatal error is answered after every request before it (docs/protocol.md 7.3).
+        if (pending_fatal_ && inflight_ == 0) {
+          auto [cid, error] = std::move(*pending_fatal_);
+          pending_fatal_.reset();
+          send_error(cid, error);
+          continue;
+        }
         co_await write_signal_.async_wait(kUseTuple);
       }
       if (closed_ || outgoing_.empty()) break;
@@ -142,6 +163,11 @@ class Session : public std::enable_shared_from_this<Session> {
       outgoing_bytes_ -= std::min(outgoing_bytes_, n);
       read_signal_.cancel();  // room again for the reader
       if (ec) break;
+      if (backed_up_ && ready()) {
+        backed_up_ = false;
+        server_.groups_->on_ready(this, Server::now());
+        server_.arm_groups_timer();
+      }
     }
     boost::system::error_code ignored;
     if (fatal_ && !closed_) co_await linger(self);
@@ -149,6 +175,9 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.close(ignored);
     closed_ = true;
     read_signal_.cancel();
+    // Its subscriptions end: what was in flight to them goes to the group's other consumers.
+    server_.groups_->drop_subscriber(this, Server::now());
+    server_.arm_groups_timer();
     server_.on_session_closed(this);
     (void)self;
   }
@@ -178,7 +207,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Nothing more will be sent: the reader is done and every request has been answered.
-  bool finished() const { return !reading_ && inflight_ == 0; }
+  bool finished() const { return !reading_ && inflight_ == 0 && !pending_fatal_; }
 
   void send(std::uint32_t correlation_id, protocol::Body body) {
     if (closed_) return;
@@ -196,9 +225,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void fatal(std::uint32_t correlation_id, const Error& error) {
     net_log()->warn("closing connection peer={} code={} reason=\"{}\"", peer_,
                     static_cast<int>(error.code), error.to_string());
-    send_error(correlation_id, error);
+    pending_fatal_ = std::pair{correlation_id, error};
     reading_ = false;
     fatal_ = true;
+    write_signal_.cancel();
   }
 
   // Runs `work` for a request answered later from the broker's writer thread.
@@ -222,6 +252,79 @@ class Session : public std::enable_shared_from_this<Session> {
     };
   }
 
+  // For requests the groups answer on this thread (at once, or later through a post): no
+  // second post, so a SUBSCRIBE_OK is queued before the first DELIVER of that subscription.
+  template <class T, class Reply>
+  broker::Callback<T> local(std::uint32_t correlation_id, Reply make_reply) {
+    ++inflight_;
+    return [self = shared_from_this(), correlation_id,
+            make_reply = std::move(make_reply)](Result<T> result) mutable {
+      --self->inflight_;
+      if (result) {
+        self->send(correlation_id, make_reply(std::move(result)));
+      } else {
+        self->send_error(correlation_id, result.error());
+      }
+      self->read_signal_.cancel();
+      self->write_signal_.cancel();
+    };
+  }
+
+  // Consumer-group requests. Returns false if `body` is not one.
+  bool dispatch_group(std::uint32_t cid, protocol::Body& body) {
+    auto& groups = *server_.groups_;
+    const auto now = Server::now();
+    const bool handled = std::visit(
+        [&](auto& req) -> bool {
+          using R = std::decay_t<decltype(req)>;
+          if constexpr (std::is_same_v<R, protocol::Subscribe>) {
+            groups.subscribe(std::move(req), this, now,
+                             local<protocol::SubscribeOk>(cid, [this, cid](auto r) {
+                               subscriptions_[r->subscription] = cid;
+                               return protocol::Body{*r};
+                             }));
+          } else if constexpr (std::is_same_v<R, protocol::Settle>) {
+            groups.settle(req, this, now, local<protocol::SettleOk>(cid, [](auto r) {
+                            return protocol::Body{*r};
+                          }));
+          } else if constexpr (std::is_same_v<R, protocol::Unsubscribe>) {
+            auto r = groups.unsubscribe(req.subscription, this, now);
+            if (!r) {
+              send_error(cid, r.error());
+            } else {
+              subscriptions_.erase(req.subscription);
+              send(cid, protocol::UnsubscribeOk{});
+            }
+          } else if constexpr (std::is_same_v<R, protocol::CreateGroup>) {
+            groups.create_group(std::move(req), now, local<protocol::GroupInfo>(cid, [](auto r) {
+                                  return protocol::Body{protocol::CreateGroupOk{std::move(*r)}};
+                                }));
+          } else if constexpr (std::is_same_v<R, protocol::ListGroups>) {
+            auto r = groups.list_groups(req.topic);
+            if (!r) return send_error(cid, r.error()), true;
+            send(cid, protocol::ListGroupsOk{std::move(*r)});
+          } else if constexpr (std::is_same_v<R, protocol::DescribeGroup>) {
+            auto r = groups.describe_group(req.topic, req.group);
+            if (!r) return send_error(cid, r.error()), true;
+            send(cid, protocol::DescribeGroupOk{std::move(*r)});
+          } else if constexpr (std::is_same_v<R, protocol::DeleteGroup>) {
+            groups.delete_group(
+                std::move(req.topic), std::move(req.group), now,
+                local<void>(cid, [](auto) { return protocol::Body{protocol::DeleteGroupOk{}}; }));
+          } else if constexpr (std::is_same_v<R, protocol::ResetGroup>) {
+            groups.reset_group(std::move(req), now, local<protocol::GroupInfo>(cid, [](auto r) {
+                                 return protocol::Body{protocol::ResetGroupOk{std::move(*r)}};
+                               }));
+          } else {
+            return false;
+          }
+          return true;
+        },
+        body);
+    if (handled) server_.arm_groups_timer();
+    return handled;
+  }
+
   void dispatch(std::uint32_t cid, protocol::Body body) {
     const auto type = protocol::type_of(body);
     if (!handshaken_) {
@@ -237,10 +340,12 @@ class Session : public std::enable_shared_from_this<Session> {
                                std::to_string(hello.max_version) + ", server speaks 1..1"});
       }
       handshaken_ = true;
+      client_name_ = hello.client_name;
       net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
       return send(cid, protocol::HelloOk{protocol::kProtocolVersion, server_.options_.limits,
                                          server_.options_.server_name});
     }
+    if (dispatch_group(cid, body)) return;
     auto& broker = server_.broker_;
     std::visit(
         [&](auto& req) {
@@ -298,10 +403,10 @@ class Session : public std::enable_shared_from_this<Session> {
     storage::ReadLimits read;
     read.max_messages =
         req.max_messages == 0 ? kDefaultMessages : std::min(req.max_messages, kMaxMessages);
-    // Leave room for the framing of each message so the reply always fits in a frame.
-    const std::size_t frame_budget = limits.max_frame_size / 2;
+    // The byte budget counts message bytes; framing is added below, where the reply is cut
+    // to fit max_frame_size exactly.
     read.max_bytes = req.max_bytes == 0 ? (1u << 20) : req.max_bytes;
-    read.max_bytes = std::min(read.max_bytes, frame_budget);
+    read.max_bytes = std::min<std::size_t>(read.max_bytes, limits.max_frame_size);
     auto result = server_.broker_.fetch(req.topic, Offset{req.offset}, read);
     if (!result) return send_error(cid, result.error());
     // Keep the reply within max_frame_size, counting each message's exact encoded size.
@@ -328,14 +433,55 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handshaken_ = false;
   bool reading_ = true;
   bool closed_ = false;
-  bool fatal_ = false;  // a fatal ERROR was queued: linger, then close
+  bool fatal_ = false;      // a fatal ERROR was queued: linger, then close
+  bool backed_up_ = false;  // a delivery found the send queue over its bound
+  std::optional<std::pair<std::uint32_t, Error>> pending_fatal_;  // sent once inflight_ == 0
+  std::string client_name_;
+  std::unordered_map<std::uint64_t, std::uint32_t> subscriptions_;  // id -> SUBSCRIBE's cid
   std::string peer_;
 };
 
 Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions options)
-    : io_(io), broker_(broker), options_(std::move(options)), acceptor_(io), stop_timer_(io) {}
+    : io_(io),
+      broker_(broker),
+      options_(std::move(options)),
+      acceptor_(io),
+      stop_timer_(io),
+      groups_timer_(io) {
+  options_.groups.max_frame_size = options_.limits.max_frame_size;
+  groups_ = std::make_unique<broker::Groups>(
+      broker_, options_.groups, [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
+  groups_->load();
+  broker_.set_topic_listener([this](std::vector<broker::TopicEvent> events) {
+    asio::post(io_, [this, events = std::move(events)] {
+      groups_->on_topic_events(events, now());
+      arm_groups_timer();
+    });
+  });
+  arm_groups_timer();
+}
 
+// The broker's topic listener posts to io_: the owner stops the broker (so no more commits
+// happen) before it destroys the io_context, and handlers never run after that.
 Server::~Server() = default;
+
+delivery::TimePoint Server::now() {
+  return std::chrono::time_point_cast<delivery::Duration>(std::chrono::steady_clock::now());
+}
+
+void Server::arm_groups_timer() {
+  const auto next = groups_->next_deadline();
+  if (!next) return;
+  if (groups_timer_at_ && *groups_timer_at_ <= *next) return;  // an earlier wake-up is set
+  groups_timer_at_ = next;
+  groups_timer_.expires_at(std::chrono::steady_clock::time_point(next->time_since_epoch()));
+  groups_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    groups_timer_at_.reset();
+    groups_->on_timer(now());
+    arm_groups_timer();
+  });
+}
 
 tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
   tcp::resolver resolver(io_);

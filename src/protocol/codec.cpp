@@ -17,6 +17,15 @@ constexpr std::size_t kMinMessageSize = 2 + 2 + 2 + 4;  // id, key, header count
 constexpr std::size_t kMinStoredSize = 8 + 8 + kMinMessageSize;
 constexpr std::size_t kMinTopicInfoSize = 2 + 5 * 8;
 constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
+constexpr std::size_t kMinGroupConfigSize = 4 * 4 + 4 + 2;  // 4 u32s, delay count, dlq topic
+constexpr std::size_t kMinDeliveredSize = 8 + 4 + 8 + kMinMessageSize;
+constexpr std::size_t kOffsetRunSize = 8 + 4;
+constexpr std::size_t kMinConsumerInfoSize = 8 + 2 + 4 + 4 + 1;
+constexpr std::size_t kMinGroupInfoSize = 2 + 2 + 7 * 8 + kMinGroupConfigSize + 4;
+// The largest value of each u8 enum on the wire; anything above is malformed.
+constexpr std::uint8_t kMaxStartKind = static_cast<std::uint8_t>(StartKind::timestamp);
+constexpr std::uint8_t kMaxSettleAction = static_cast<std::uint8_t>(SettleAction::reject);
+constexpr std::uint8_t kMaxStallReason = static_cast<std::uint8_t>(StallReason::slow_socket);
 constexpr std::uint8_t kDuplicateFlag = 0x01;
 constexpr std::size_t kMaxU16 = std::numeric_limits<std::uint16_t>::max();
 constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
@@ -57,6 +66,40 @@ std::string_view type_name(std::uint16_t type) {
       return "fetch_ok";
     case FrameType::pong:
       return "pong";
+    case FrameType::subscribe:
+      return "subscribe";
+    case FrameType::settle:
+      return "settle";
+    case FrameType::unsubscribe:
+      return "unsubscribe";
+    case FrameType::create_group:
+      return "create_group";
+    case FrameType::list_groups:
+      return "list_groups";
+    case FrameType::describe_group:
+      return "describe_group";
+    case FrameType::delete_group:
+      return "delete_group";
+    case FrameType::reset_group:
+      return "reset_group";
+    case FrameType::subscribe_ok:
+      return "subscribe_ok";
+    case FrameType::settle_ok:
+      return "settle_ok";
+    case FrameType::unsubscribe_ok:
+      return "unsubscribe_ok";
+    case FrameType::create_group_ok:
+      return "create_group_ok";
+    case FrameType::list_groups_ok:
+      return "list_groups_ok";
+    case FrameType::describe_group_ok:
+      return "describe_group_ok";
+    case FrameType::delete_group_ok:
+      return "delete_group_ok";
+    case FrameType::reset_group_ok:
+      return "reset_group_ok";
+    case FrameType::deliver:
+      return "deliver";
   }
   return "";
 }
@@ -130,6 +173,49 @@ class Writer {
     bytes32(m.payload, "payload");
   }
 
+  void boolean(bool v) { put(static_cast<std::uint8_t>(v ? 1 : 0)); }
+
+  void start(const StartPosition& p) {
+    put(static_cast<std::uint8_t>(p.kind));
+    put(p.value);
+  }
+
+  void group_config(const GroupConfig& c) {
+    put(c.ack_timeout_ms);
+    put(c.max_deliveries);
+    put(c.backoff_base_ms);
+    put(c.backoff_cap_ms);
+    count32(c.backoff_delays_ms.size(), "backoff delays");
+    for (const auto d : c.backoff_delays_ms) put(d);
+    str16(c.dead_letter_topic, "dead-letter topic");
+  }
+
+  void group_info(const GroupInfo& g) {
+    str16(g.topic, "topic name");
+    str16(g.group, "group name");
+    put(g.ack_floor);
+    put(g.end);
+    put(g.lag);
+    put(g.in_flight);
+    put(g.scheduled);
+    put(g.dead_lettered);
+    put(g.redelivered);
+    group_config(g.config);
+    count32(g.consumers.size(), "consumers");
+    for (const auto& c : g.consumers) {
+      put(c.subscription);
+      text16(c.client_name);
+      put(c.max_in_flight);
+      put(c.in_flight);
+      put(static_cast<std::uint8_t>(c.stalled));
+    }
+  }
+
+  void topic_and_group(const std::string& topic, const std::string& group) {
+    str16(topic, "topic name");
+    str16(group, "group name");
+  }
+
   void body(const Hello& b) {
     put(b.min_version);
     put(b.max_version);
@@ -190,6 +276,66 @@ class Writer {
   }
   void body(const Ping&) {}
   void body(const Pong&) {}
+
+  void body(const Subscribe& b) {
+    topic_and_group(b.topic, b.group);
+    start(b.start);
+    put(b.max_in_flight);
+    group_config(b.config);
+  }
+  void body(const SubscribeOk& b) {
+    put(b.subscription);
+    boolean(b.created);
+    put(b.ack_floor);
+  }
+  void body(const Deliver& b) {
+    put(b.subscription);
+    topic_and_group(b.topic, b.group);
+    count32(b.messages.size(), "messages");
+    for (const auto& m : b.messages) {
+      put(m.offset);
+      put(m.attempt);
+      put(m.timestamp_ms);
+      message(m.message);
+    }
+  }
+  void body(const Settle& b) {
+    put(b.subscription);
+    put(static_cast<std::uint8_t>(b.action));
+    boolean(b.confirm);
+    put(b.delay_ms);
+    count32(b.runs.size(), "offset runs");
+    for (const auto& r : b.runs) {
+      put(r.first);
+      put(r.count);
+    }
+  }
+  void body(const SettleOk& b) {
+    put(b.applied);
+    put(b.ignored);
+  }
+  void body(const Unsubscribe& b) { put(b.subscription); }
+  void body(const UnsubscribeOk&) {}
+  void body(const CreateGroup& b) {
+    topic_and_group(b.topic, b.group);
+    start(b.start);
+    group_config(b.config);
+  }
+  void body(const CreateGroupOk& b) { group_info(b.group); }
+  void body(const ListGroups& b) { str16(b.topic, "topic name"); }
+  void body(const ListGroupsOk& b) {
+    count32(b.groups.size(), "groups");
+    for (const auto& g : b.groups) group_info(g);
+  }
+  void body(const DescribeGroup& b) { topic_and_group(b.topic, b.group); }
+  void body(const DescribeGroupOk& b) { group_info(b.group); }
+  void body(const DeleteGroup& b) { topic_and_group(b.topic, b.group); }
+  void body(const DeleteGroupOk&) {}
+  void body(const ResetGroup& b) {
+    topic_and_group(b.topic, b.group);
+    start(b.to);
+  }
+  void body(const ResetGroupOk& b) { group_info(b.group); }
 
  private:
   std::string& out_;
@@ -258,6 +404,25 @@ class Reader {
     const auto n = get<std::uint16_t>(field);
     check_count(n, field, min_each);
     return ok() ? n : 0;
+  }
+
+  // A u8 that must be 0 or 1.
+  bool boolean(std::string_view field) {
+    const auto v = get<std::uint8_t>(field);
+    if (v > 1) fail(std::string(field) + " is " + std::to_string(v) + ", not 0 or 1");
+    return v == 1;
+  }
+
+  // A u8 enum whose values are 0..max.
+  template <class E>
+  E enumeration(std::string_view field, std::uint8_t max) {
+    const auto v = get<std::uint8_t>(field);
+    if (v > max) {
+      fail(std::string(field) + " " + std::to_string(v) + " is not defined (0.." +
+           std::to_string(max) + ")");
+      return E{};
+    }
+    return static_cast<E>(v);
   }
 
   void fail(const std::string& what) {
@@ -343,6 +508,57 @@ Message read_message(Reader& r) {
   r.unscope(1);
   m.payload = r.bytes32("payload");
   return m;
+}
+
+StartPosition read_start(Reader& r) {
+  StartPosition p;
+  p.kind = r.enumeration<StartKind>("start kind", kMaxStartKind);
+  p.value = r.get<std::uint64_t>("start value");
+  return p;
+}
+
+GroupConfig read_group_config(Reader& r) {
+  GroupConfig c;
+  c.ack_timeout_ms = r.get<std::uint32_t>("ack_timeout_ms");
+  c.max_deliveries = r.get<std::uint32_t>("max_deliveries");
+  c.backoff_base_ms = r.get<std::uint32_t>("backoff_base_ms");
+  c.backoff_cap_ms = r.get<std::uint32_t>("backoff_cap_ms");
+  const auto n = r.count32("backoff delay count", 4);
+  c.backoff_delays_ms.reserve(n);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    c.backoff_delays_ms.push_back(r.get<std::uint32_t>("backoff delay"));
+  }
+  c.dead_letter_topic = r.str16("dead_letter_topic");
+  return c;
+}
+
+// Reads one GroupInfo at scope `level` (0 inside a bare reply, 1 inside LIST_GROUPS_OK).
+GroupInfo read_group_info(Reader& r, std::size_t level) {
+  GroupInfo g;
+  g.topic = r.str16("topic");
+  g.group = r.str16("group");
+  g.ack_floor = r.get<std::uint64_t>("ack_floor");
+  g.end = r.get<std::uint64_t>("end");
+  g.lag = r.get<std::uint64_t>("lag");
+  g.in_flight = r.get<std::uint64_t>("in_flight");
+  g.scheduled = r.get<std::uint64_t>("scheduled");
+  g.dead_lettered = r.get<std::uint64_t>("dead_lettered");
+  g.redelivered = r.get<std::uint64_t>("redelivered");
+  g.config = read_group_config(r);
+  const auto n = r.count32("consumer count", kMinConsumerInfoSize);
+  g.consumers.reserve(n);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    r.scope(level, "consumer", i);
+    ConsumerInfo c;
+    c.subscription = r.get<std::uint64_t>("subscription");
+    c.client_name = r.str16("client_name");
+    c.max_in_flight = r.get<std::uint32_t>("max_in_flight");
+    c.in_flight = r.get<std::uint32_t>("in_flight");
+    c.stalled = r.enumeration<StallReason>("stalled", kMaxStallReason);
+    g.consumers.push_back(std::move(c));
+  }
+  r.unscope(level);
+  return g;
 }
 
 Result<Body> decode_known(FrameType type, Reader& r) {
@@ -452,6 +668,114 @@ Result<Body> decode_known(FrameType type, Reader& r) {
       return r.finish(Ping{});
     case FrameType::pong:
       return r.finish(Pong{});
+    case FrameType::subscribe: {
+      Subscribe b;
+      b.topic = r.str16("topic");
+      b.group = r.str16("group");
+      b.start = read_start(r);
+      b.max_in_flight = r.get<std::uint32_t>("max_in_flight");
+      b.config = read_group_config(r);
+      return r.finish(std::move(b));
+    }
+    case FrameType::subscribe_ok: {
+      SubscribeOk b;
+      b.subscription = r.get<std::uint64_t>("subscription");
+      b.created = r.boolean("created");
+      b.ack_floor = r.get<std::uint64_t>("ack_floor");
+      return r.finish(std::move(b));
+    }
+    case FrameType::deliver: {
+      Deliver b;
+      b.subscription = r.get<std::uint64_t>("subscription");
+      b.topic = r.str16("topic");
+      b.group = r.str16("group");
+      const auto n = r.count32("message count", kMinDeliveredSize);
+      b.messages.reserve(n);
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        r.scope(0, "message", i);
+        DeliveredMessage m;
+        m.offset = r.get<std::uint64_t>("offset");
+        m.attempt = r.get<std::uint32_t>("attempt");
+        m.timestamp_ms = r.get<std::int64_t>("timestamp_ms");
+        m.message = read_message(r);
+        b.messages.push_back(std::move(m));
+      }
+      return r.finish(std::move(b));
+    }
+    case FrameType::settle: {
+      Settle b;
+      b.subscription = r.get<std::uint64_t>("subscription");
+      b.action = r.enumeration<SettleAction>("action", kMaxSettleAction);
+      b.confirm = r.boolean("confirm");
+      b.delay_ms = r.get<std::uint32_t>("delay_ms");
+      const auto n = r.count32("run count", kOffsetRunSize);
+      b.runs.reserve(n);
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        r.scope(0, "run", i);
+        OffsetRun run;
+        run.first = r.get<std::uint64_t>("first");
+        run.count = r.get<std::uint32_t>("count");
+        b.runs.push_back(run);
+      }
+      return r.finish(std::move(b));
+    }
+    case FrameType::settle_ok: {
+      SettleOk b;
+      b.applied = r.get<std::uint32_t>("applied");
+      b.ignored = r.get<std::uint32_t>("ignored");
+      return r.finish(std::move(b));
+    }
+    case FrameType::unsubscribe:
+      return r.finish(Unsubscribe{r.get<std::uint64_t>("subscription")});
+    case FrameType::unsubscribe_ok:
+      return r.finish(UnsubscribeOk{});
+    case FrameType::create_group: {
+      CreateGroup b;
+      b.topic = r.str16("topic");
+      b.group = r.str16("group");
+      b.start = read_start(r);
+      b.config = read_group_config(r);
+      return r.finish(std::move(b));
+    }
+    case FrameType::create_group_ok:
+      return r.finish(CreateGroupOk{read_group_info(r, 0)});
+    case FrameType::list_groups:
+      return r.finish(ListGroups{r.str16("topic")});
+    case FrameType::list_groups_ok: {
+      ListGroupsOk b;
+      const auto n = r.count32("group count", kMinGroupInfoSize);
+      b.groups.reserve(n);
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        r.scope(0, "group", i);
+        b.groups.push_back(read_group_info(r, 1));
+      }
+      return r.finish(std::move(b));
+    }
+    case FrameType::describe_group: {
+      DescribeGroup b;
+      b.topic = r.str16("topic");
+      b.group = r.str16("group");
+      return r.finish(std::move(b));
+    }
+    case FrameType::describe_group_ok:
+      return r.finish(DescribeGroupOk{read_group_info(r, 0)});
+    case FrameType::delete_group: {
+      DeleteGroup b;
+      b.topic = r.str16("topic");
+      b.group = r.str16("group");
+      return r.finish(std::move(b));
+    }
+    case FrameType::delete_group_ok:
+      return r.finish(DeleteGroupOk{});
+    case FrameType::reset_group: {
+      ResetGroup b;
+      b.topic = r.str16("topic");
+      b.group = r.str16("group");
+      b.to = read_start(r);
+      return r.finish(std::move(b));
+    }
+    case FrameType::reset_group_ok:
+      return r.finish(ResetGroupOk{read_group_info(r, 0)});
   }
   return fail(Errc::unknown_frame_type, "");  // not reached: the caller checked the type
 }
@@ -485,6 +809,13 @@ std::string encode(const Frame& frame) {
 std::size_t encoded_size(const StoredMessage& m) noexcept {
   std::size_t n =
       8 + 8 + 2 + m.message.id.size() + 2 + m.message.key.size() + 2 + 4 + m.message.payload.size();
+  for (const auto& h : m.message.headers) n += 2 + h.name.size() + 4 + h.value.size();
+  return n;
+}
+
+std::size_t encoded_size(const DeliveredMessage& m) noexcept {
+  std::size_t n = 8 + 4 + 8 + 2 + m.message.id.size() + 2 + m.message.key.size() + 2 + 4 +
+                  m.message.payload.size();
   for (const auto& h : m.message.headers) n += 2 + h.name.size() + 4 + h.value.size();
   return n;
 }

@@ -44,6 +44,40 @@ constexpr FrameType frame_type_of() {
     return FrameType::ping;
   else if constexpr (std::is_same_v<T, Pong>)
     return FrameType::pong;
+  else if constexpr (std::is_same_v<T, Subscribe>)
+    return FrameType::subscribe;
+  else if constexpr (std::is_same_v<T, SubscribeOk>)
+    return FrameType::subscribe_ok;
+  else if constexpr (std::is_same_v<T, Deliver>)
+    return FrameType::deliver;
+  else if constexpr (std::is_same_v<T, Settle>)
+    return FrameType::settle;
+  else if constexpr (std::is_same_v<T, SettleOk>)
+    return FrameType::settle_ok;
+  else if constexpr (std::is_same_v<T, Unsubscribe>)
+    return FrameType::unsubscribe;
+  else if constexpr (std::is_same_v<T, UnsubscribeOk>)
+    return FrameType::unsubscribe_ok;
+  else if constexpr (std::is_same_v<T, CreateGroup>)
+    return FrameType::create_group;
+  else if constexpr (std::is_same_v<T, CreateGroupOk>)
+    return FrameType::create_group_ok;
+  else if constexpr (std::is_same_v<T, ListGroups>)
+    return FrameType::list_groups;
+  else if constexpr (std::is_same_v<T, ListGroupsOk>)
+    return FrameType::list_groups_ok;
+  else if constexpr (std::is_same_v<T, DescribeGroup>)
+    return FrameType::describe_group;
+  else if constexpr (std::is_same_v<T, DescribeGroupOk>)
+    return FrameType::describe_group_ok;
+  else if constexpr (std::is_same_v<T, DeleteGroup>)
+    return FrameType::delete_group;
+  else if constexpr (std::is_same_v<T, DeleteGroupOk>)
+    return FrameType::delete_group_ok;
+  else if constexpr (std::is_same_v<T, ResetGroup>)
+    return FrameType::reset_group;
+  else if constexpr (std::is_same_v<T, ResetGroupOk>)
+    return FrameType::reset_group_ok;
   else
     static_assert(sizeof(T) == 0, "type_of: a Body alternative has no FrameType");
 }

@@ -58,6 +58,7 @@ class ValueReader {
   }
 
   bool done() const { return in_.empty(); }
+  std::size_t remaining() const { return in_.size(); }
 
  private:
   std::string_view in_;
@@ -131,6 +132,81 @@ std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_vi
     return std::nullopt;
   }
   return meta;
+}
+
+std::string group_key(TopicId topic, std::string_view name) {
+  std::string key;
+  key.reserve(4 + name.size());
+  put_be<std::uint32_t>(key, topic.value);
+  key.append(name);
+  return key;
+}
+
+std::string group_begin_key(TopicId topic) { return group_key(topic, {}); }
+
+std::string group_end_key(TopicId topic) { return group_key(TopicId{topic.value + 1}, {}); }
+
+std::optional<std::pair<TopicId, std::string>> parse_group_key(std::string_view key) {
+  if (key.size() < 4) return std::nullopt;
+  std::uint32_t id = 0;
+  for (const char c : key.substr(0, 4)) id = (id << 8) | static_cast<unsigned char>(c);
+  return std::pair{TopicId{id}, std::string(key.substr(4))};
+}
+
+std::string encode_group(const GroupRecord& group) {
+  std::string out;
+  out.reserve(1 + 8 + 4 * 4 + 4 + 4 * group.backoff_delays_ms.size() + 4 +
+              group.dead_letter_topic.size() + 8 + 4 + 16 * group.done_ranges.size() + 2 * 8);
+  put_le<std::uint8_t>(out, kGroupRecordVersion);
+  put_le<std::int64_t>(out, group.created_at_ms);
+  put_le<std::uint32_t>(out, group.ack_timeout_ms);
+  put_le<std::uint32_t>(out, group.max_deliveries);
+  put_le<std::uint32_t>(out, group.backoff_base_ms);
+  put_le<std::uint32_t>(out, group.backoff_cap_ms);
+  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(group.backoff_delays_ms.size()));
+  for (const auto delay : group.backoff_delays_ms) put_le<std::uint32_t>(out, delay);
+  put_bytes(out, group.dead_letter_topic);
+  put_le<std::uint64_t>(out, group.ack_floor.value);
+  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(group.done_ranges.size()));
+  for (const auto& [first, end] : group.done_ranges) {
+    put_le<std::uint64_t>(out, first.value);
+    put_le<std::uint64_t>(out, end.value);
+  }
+  put_le<std::uint64_t>(out, group.dead_lettered);
+  put_le<std::uint64_t>(out, group.redelivered);
+  return out;
+}
+
+std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
+                                        std::string_view value) {
+  ValueReader r{value};
+  GroupRecord g;
+  g.topic = topic;
+  g.name = std::string(name);
+  std::uint8_t version = 0;
+  if (!r.le(version) || version != kGroupRecordVersion) return std::nullopt;
+  std::uint32_t delays = 0;
+  if (!r.le(g.created_at_ms) || !r.le(g.ack_timeout_ms) || !r.le(g.max_deliveries) ||
+      !r.le(g.backoff_base_ms) || !r.le(g.backoff_cap_ms) || !r.le(delays)) {
+    return std::nullopt;
+  }
+  // Bounded by the bytes present, so a corrupt count cannot make us allocate gigabytes.
+  if (delays > r.remaining() / 4) return std::nullopt;
+  g.backoff_delays_ms.resize(delays);
+  for (auto& delay : g.backoff_delays_ms) {
+    if (!r.le(delay)) return std::nullopt;
+  }
+  std::uint32_t ranges = 0;
+  if (!r.bytes(g.dead_letter_topic) || !r.le(g.ack_floor.value) || !r.le(ranges) ||
+      ranges > r.remaining() / 16) {
+    return std::nullopt;
+  }
+  g.done_ranges.resize(ranges);
+  for (auto& [first, end] : g.done_ranges) {
+    if (!r.le(first.value) || !r.le(end.value)) return std::nullopt;
+  }
+  if (!r.le(g.dead_lettered) || !r.le(g.redelivered) || !r.done()) return std::nullopt;
+  return g;
 }
 
 void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out) {

@@ -4,7 +4,9 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
 #include <type_traits>
+#include <utility>
 
 #include "loft/storage/store.hpp"
 #include "read_budget.hpp"
@@ -12,8 +14,8 @@
 namespace loft::storage {
 namespace {
 
-// Owns every topic's metadata and messages. write() takes the lock exclusively, read() and
-// load_topics() shared, so readers see a write all or not at all. Nothing is durable: the
+// Owns every topic's metadata, messages and groups. write() takes the lock exclusively, read() and
+// the load_*() calls shared, so readers see a write all or not at all. Nothing is durable: the
 // Durability argument is accepted and ignored.
 class MemoryStore final : public Store {
  public:
@@ -28,6 +30,14 @@ class MemoryStore final : public Store {
   Result<TopicId> load_next_topic_id() override {
     std::shared_lock lock{mutex_};
     return next_topic_id_;
+  }
+
+  Result<std::vector<GroupRecord>> load_groups() override {
+    std::shared_lock lock{mutex_};
+    std::vector<GroupRecord> out;
+    out.reserve(groups_.size());
+    for (const auto& [key, group] : groups_) out.push_back(group);
+    return out;
   }
 
   Result<void> write(const WriteBatch& batch, Durability /*durability*/) override {
@@ -62,6 +72,9 @@ class MemoryStore final : public Store {
   Result<void> flush() override { return {}; }
 
  private:
+  // std::string compares as unsigned bytes, so this orders groups as the RocksDB key does.
+  using GroupKey = std::pair<TopicId, std::string>;
+
   void apply(const PutTopic& op) { topics_.insert_or_assign(op.meta.name, op.meta); }
 
   void apply(const Append& op) {
@@ -74,11 +87,19 @@ class MemoryStore final : public Store {
   void apply(const DropTopic& op) {
     topics_.erase(op.name);
     messages_.erase(op.id);
+    std::erase_if(groups_, [&](const auto& entry) { return entry.first.first == op.id; });
   }
+
+  void apply(const PutGroup& op) {
+    groups_.insert_or_assign(GroupKey{op.group.topic, op.group.name}, op.group);
+  }
+
+  void apply(const DropGroup& op) { groups_.erase(GroupKey{op.topic, op.name}); }
 
   mutable std::shared_mutex mutex_;
   std::map<std::string, TopicMeta> topics_;  // by name, the order load_topics() returns
   std::map<TopicId, std::map<Offset, StoredMessage>> messages_;
+  std::map<GroupKey, GroupRecord> groups_;  // by topic id, then name: load_groups() order
   TopicId next_topic_id_{1};
 };
 

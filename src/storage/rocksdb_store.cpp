@@ -8,7 +8,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <array>
+#include <limits>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <tuple>
@@ -32,10 +35,13 @@ Result<void> check(const rocksdb::Status& status, std::string_view doing) {
 
 constexpr std::string_view kTopicsCf = "topics";
 constexpr std::string_view kMessagesCf = "messages";
+constexpr std::string_view kGroupsCf = "groups";  // since the groups were persisted; same format
 
 struct OpenOptions {
   rocksdb::DBOptions db;
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;  // default, topics, messages
+  // default, topics, messages, groups, then any other family the directory
+  // already has (see add_existing_families).
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
 };
 
 OpenOptions make_open_options(const RocksDbOptions& options) {
@@ -73,7 +79,24 @@ OpenOptions make_open_options(const RocksDbOptions& options) {
   out.families.emplace_back(rocksdb::kDefaultColumnFamilyName, small);
   out.families.emplace_back(std::string(kTopicsCf), small);
   out.families.emplace_back(std::string(kMessagesCf), messages);
+  out.families.emplace_back(std::string(kGroupsCf), small);
   return out;
+}
+
+// RocksDB refuses to open a directory unless every family in it is named. Ours that are missing
+// (`groups` in a directory written before groups were persisted) are created by
+// create_missing_column_families; others (none today) are opened with the small options so the
+// format version check can speak instead of an "column families not opened" error.
+void add_existing_families(OpenOptions& open, const std::string& dir) {
+  std::vector<std::string> existing;
+  // Fails for a new directory (no CURRENT yet); any real problem resurfaces in DB::Open.
+  if (!rocksdb::DB::ListColumnFamilies(open.db, dir, &existing).ok()) return;
+  const auto small = open.families.front().options;
+  for (const auto& name : existing) {
+    const bool known = std::any_of(open.families.begin(), open.families.end(),
+                                   [&](const auto& f) { return f.name == name; });
+    if (!known) open.families.emplace_back(name, small);
+  }
 }
 
 // Owns the DB and its column family handles from a successful Open until destruction, which
@@ -90,6 +113,7 @@ class RocksDbStore final : public Store {
                   "open store: cannot create directory " + dir + ": " + ec.message());
     }
     auto open = make_open_options(options);
+    add_existing_families(open, dir);
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     if (auto r = check(rocksdb::DB::Open(open.db, dir, open.families, &handles, &raw),
@@ -144,11 +168,36 @@ class RocksDbStore final : public Store {
     return TopicId{*next};
   }
 
+  Result<std::vector<GroupRecord>> load_groups() override {
+    std::vector<GroupRecord> out;
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, groups_)};
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto key = enc::parse_group_key(it->key().ToStringView());
+      if (!key) {
+        return fail(Errc::storage_error, "load groups from " + dir_ + ": corrupt group key of " +
+                                             std::to_string(it->key().size()) + " bytes");
+      }
+      auto group = enc::decode_group(key->first, key->second, it->value().ToStringView());
+      if (!group) {
+        return fail(Errc::storage_error, "load groups from " + dir_ + ": cannot decode group '" +
+                                             key->second + "' of topic " +
+                                             std::to_string(key->first.value) +
+                                             " (corrupt, or written by a newer loftd)");
+      }
+      out.push_back(std::move(*group));
+    }
+    if (auto r = check(it->status(), "load groups from " + dir_); !r) {
+      return tl::unexpected(std::move(r.error()));
+    }
+    return out;
+  }
+
   Result<void> write(const WriteBatch& batch, Durability durability) override {
     if (batch.empty()) return {};
     rocksdb::WriteBatch wb;
     std::string value;
-    for (const auto& op : batch.ops) {
+    for (std::size_t i = 0; i < batch.ops.size(); ++i) {
+      const auto& op = batch.ops[i];
       rocksdb::Status s;
       if (const auto* put = std::get_if<PutTopic>(&op)) {
         s = wb.Put(topics_, put->meta.name, enc::encode_topic_meta(put->meta));
@@ -168,6 +217,12 @@ class RocksDbStore final : public Store {
           s = wb.DeleteRange(messages_, enc::topic_begin_key(drop->id),
                              enc::topic_end_key(drop->id));
         }
+        if (s.ok()) s = drop_groups(wb, drop->id, {batch.ops.data(), i});
+      } else if (const auto* put_group = std::get_if<PutGroup>(&op)) {
+        s = wb.Put(groups_, enc::group_key(put_group->group.topic, put_group->group.name),
+                   enc::encode_group(put_group->group));
+      } else if (const auto* drop_group = std::get_if<DropGroup>(&op)) {
+        s = wb.Delete(groups_, enc::group_key(drop_group->topic, drop_group->name));
       }
       if (auto r = check(s, "build write batch for " + dir_); !r) return r;
     }
@@ -227,6 +282,13 @@ class RocksDbStore final : public Store {
     return check(db_->Flush(fo, handles_), "flush " + dir_);
   }
 
+  Result<void> put_raw_group_value(TopicId topic, std::string_view name, std::string_view value) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return check(db_->Put(wo, groups_, enc::group_key(topic, name), value),
+                 "write raw group value to " + dir_);
+  }
+
   Result<void> put_format_version(std::uint32_t version) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -238,9 +300,34 @@ class RocksDbStore final : public Store {
  private:
   RocksDbStore(std::string dir, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
       : dir_(std::move(dir)), db_(db), handles_(std::move(handles)) {
-    // Open returns the handles in the order of the descriptors: default, topics, messages.
+    // Open returns the handles in the order of the descriptors: default, topics, messages,
+    // groups, then any families only the directory knows.
     topics_ = handles_.at(1);
     messages_ = handles_.at(2);
+    groups_ = handles_.at(3);
+  }
+
+  // Adds to `wb` the deletion of every group of `topic`, as a DropTopic does. `earlier` are
+  // the ops before the DropTopic in the same batch (not yet in the DB).
+  rocksdb::Status drop_groups(rocksdb::WriteBatch& wb, TopicId topic, std::span<const Op> earlier) {
+    if (topic.value != std::numeric_limits<std::uint32_t>::max()) {
+      return wb.DeleteRange(groups_, enc::group_begin_key(topic), enc::group_end_key(topic));
+    }
+    // The largest id has no finite range end (names are unbounded), so delete its groups one
+    // by one: those in the DB (write() runs on one thread, so nothing else is adding any) and
+    // those put earlier in this batch.
+    const auto prefix = enc::group_begin_key(topic);
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, groups_)};
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (auto s = wb.Delete(groups_, it->key()); !s.ok()) return s;
+    }
+    if (!it->status().ok()) return it->status();
+    for (const auto& op : earlier) {
+      const auto* put = std::get_if<PutGroup>(&op);
+      if (put == nullptr || put->group.topic != topic) continue;
+      if (auto s = wb.Delete(groups_, enc::group_key(topic, put->group.name)); !s.ok()) return s;
+    }
+    return rocksdb::Status::OK();
   }
 
   // A new store gets this build's format version; an existing one must not be newer.
@@ -268,6 +355,7 @@ class RocksDbStore final : public Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* topics_ = nullptr;
   rocksdb::ColumnFamilyHandle* messages_ = nullptr;
+  rocksdb::ColumnFamilyHandle* groups_ = nullptr;
 };
 
 }  // namespace
@@ -279,6 +367,75 @@ Result<std::unique_ptr<Store>> open_rocksdb_store(const RocksDbOptions& options)
 }
 
 namespace testing {
+
+Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicMeta& topic,
+                                         const std::vector<StoredMessage>& messages) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return fail(Errc::storage_error, "create " + dir.string() + ": " + ec.message());
+  // What the loftd before groups opened: the same options without the groups family.
+  auto open = make_open_options(RocksDbOptions{.dir = dir});
+  open.families.resize(3);
+  rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  if (auto r = check(rocksdb::DB::Open(open.db, dir.string(), open.families, &handles, &raw),
+                     "open pre-groups store in " + dir.string());
+      !r) {
+    return r;
+  }
+  const std::unique_ptr<rocksdb::DB> db{raw};
+  rocksdb::WriteBatch wb;
+  auto s = wb.Put(db->DefaultColumnFamily(), enc::kFormatVersionKey, enc::encode_u32(1));
+  if (s.ok()) s = wb.Put(handles[1], topic.name, enc::encode_topic_meta(topic));
+  std::string value;
+  for (const auto& m : messages) {
+    value.clear();
+    enc::encode_message(m.timestamp_ms, m.message, value);
+    if (s.ok()) s = wb.Put(handles[2], enc::message_key(topic.id, m.offset), value);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (s.ok()) s = db->Write(wo, &wb);
+  for (auto* h : handles) std::ignore = db->DestroyColumnFamilyHandle(h);  // cannot fail
+  if (auto r = check(s, "write pre-groups store in " + dir.string()); !r) return r;
+  return check(db->Close(), "close pre-groups store in " + dir.string());
+}
+
+Result<void> add_column_family(const std::filesystem::path& dir, const std::string& name) {
+  auto open = make_open_options(RocksDbOptions{.dir = dir});
+  add_existing_families(open, dir.string());
+  rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  if (auto r = check(rocksdb::DB::Open(open.db, dir.string(), open.families, &handles, &raw),
+                     "open store in " + dir.string());
+      !r) {
+    return r;
+  }
+  const std::unique_ptr<rocksdb::DB> db{raw};
+  rocksdb::ColumnFamilyHandle* added = nullptr;
+  const auto s = db->CreateColumnFamily(rocksdb::ColumnFamilyOptions{}, name, &added);
+  if (added != nullptr) handles.push_back(added);
+  for (auto* h : handles) std::ignore = db->DestroyColumnFamilyHandle(h);  // cannot fail
+  if (auto r = check(s, "create column family " + name + " in " + dir.string()); !r) return r;
+  return check(db->Close(), "close " + dir.string());
+}
+
+Result<std::vector<std::string>> list_column_families(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  if (auto r = check(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions{}, dir.string(), &names),
+                     "list column families in " + dir.string());
+      !r) {
+    return tl::unexpected(std::move(r.error()));
+  }
+  return names;
+}
+
+Result<void> put_raw_group_value(const std::filesystem::path& dir, TopicId topic,
+                                 std::string_view name, std::string_view value) {
+  auto store = RocksDbStore::open(RocksDbOptions{.dir = dir});
+  if (!store) return tl::unexpected(std::move(store.error()));
+  return (*store)->put_raw_group_value(topic, name, value);
+}
 
 Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uint32_t version) {
   auto store = RocksDbStore::open(RocksDbOptions{.dir = dir});

@@ -4,12 +4,33 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "loft/common/error.hpp"
+#include "loft/common/ids.hpp"
+#include "loft/common/message.hpp"
+#include "loft/storage/store.hpp"
 
 namespace loft::storage::testing {
 
 // Opens the store in `dir` and overwrites its format version record with `version`.
 Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uint32_t version);
+
+// Creates in `dir` what a loftd from before groups were persisted wrote: format version 1 and
+// only the default, topics and messages column families, holding `topic` and `messages`.
+Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicMeta& topic,
+                                         const std::vector<StoredMessage>& messages);
+
+// Adds an empty column family `name` to the RocksDB directory `dir`, as a newer loftd might.
+Result<void> add_column_family(const std::filesystem::path& dir, const std::string& name);
+
+// The column family names of the RocksDB directory `dir` (which must exist).
+Result<std::vector<std::string>> list_column_families(const std::filesystem::path& dir);
+
+// Opens the store in `dir` and writes `value` as the raw groups CF value of (topic, name).
+Result<void> put_raw_group_value(const std::filesystem::path& dir, TopicId topic,
+                                 std::string_view name, std::string_view value);
 
 }  // namespace loft::storage::testing

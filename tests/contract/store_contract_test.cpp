@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "loft/storage/store.hpp"
+#include "storage/encoding.hpp"
 #include "storage/rocksdb_testing.hpp"
 #include "support/faulty_store.hpp"
 
@@ -37,6 +39,17 @@ void PrintTo(const TopicMeta& t, std::ostream* os) {
   *os << "{id=" << t.id.value << " name=" << t.name << " created=" << t.created_at_ms
       << " first=" << t.first_offset.value << " next=" << t.next_offset.value
       << " messages=" << t.messages << " bytes=" << t.bytes << "}";
+}
+
+void PrintTo(const GroupRecord& g, std::ostream* os) {
+  *os << "{topic=" << g.topic.value << " name=" << ::testing::PrintToString(g.name)
+      << " created=" << g.created_at_ms << " ack_timeout=" << g.ack_timeout_ms
+      << " max_deliveries=" << g.max_deliveries << " backoff=" << g.backoff_base_ms << ".."
+      << g.backoff_cap_ms << " delays=" << ::testing::PrintToString(g.backoff_delays_ms)
+      << " dlt=" << ::testing::PrintToString(g.dead_letter_topic) << " floor=" << g.ack_floor.value
+      << " done=[";
+  for (const auto& [first, end] : g.done_ranges) *os << first.value << "-" << end.value << " ";
+  *os << "] dead_lettered=" << g.dead_lettered << " redelivered=" << g.redelivered << "}";
 }
 
 namespace {
@@ -163,6 +176,46 @@ std::vector<TopicMeta> topics_of(Store& store) {
     return {};
   }
   return std::move(*r);
+}
+
+std::vector<GroupRecord> groups_of(Store& store) {
+  auto r = store.load_groups();
+  if (!r) {
+    ADD_FAILURE() << "load_groups: " << r.error().to_string();
+    return {};
+  }
+  return std::move(*r);
+}
+
+// A group with the default settings and no progress.
+GroupRecord group(std::uint32_t topic, std::string name) {
+  GroupRecord g;
+  g.topic = TopicId{topic};
+  g.name = std::move(name);
+  g.created_at_ms = 1'700'000'000'000;
+  return g;
+}
+
+// A group with every field away from its default, and names and lists that exercise the
+// encoding: NUL and 0xFF bytes, several backoff delays and done ranges, extreme numbers.
+GroupRecord busy_group(std::uint32_t topic, std::string name) {
+  using namespace std::string_literals;
+  GroupRecord g;
+  g.topic = TopicId{topic};
+  g.name = std::move(name);
+  g.created_at_ms = std::numeric_limits<std::int64_t>::min();
+  g.ack_timeout_ms = 1;
+  g.max_deliveries = std::numeric_limits<std::uint32_t>::max();
+  g.backoff_base_ms = 250;
+  g.backoff_cap_ms = 7'000;
+  g.backoff_delays_ms = {0, 100, 1'000, std::numeric_limits<std::uint32_t>::max()};
+  g.dead_letter_topic = "dead\0letters\xFF"s;
+  g.ack_floor = Offset{1ULL << 40};
+  g.done_ranges = {{Offset{(1ULL << 40) + 2}, Offset{(1ULL << 40) + 5}},
+                   {Offset{(1ULL << 40) + 9}, Offset{std::numeric_limits<std::uint64_t>::max()}}};
+  g.dead_lettered = 12;
+  g.redelivered = std::numeric_limits<std::uint64_t>::max();
+  return g;
 }
 
 std::vector<std::uint64_t> offsets_of(const std::vector<StoredMessage>& messages) {
@@ -473,6 +526,151 @@ TYPED_TEST(StoreContract, NextTopicIdPersists) {
   EXPECT_EQ(this->store().load_next_topic_id().value(), TopicId{0x12345678});
 }
 
+TYPED_TEST(StoreContract, EmptyStoreHasNoGroups) {
+  EXPECT_THAT(groups_of(this->store()), IsEmpty());
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(groups_of(this->store()), IsEmpty());
+}
+
+TYPED_TEST(StoreContract, PutGroupThenLoadGroupsReturnsEveryField) {
+  using namespace std::string_literals;
+  const auto plain = group(4, "billing");             // empty delays, no done ranges
+  const auto busy = busy_group(4, "work\0ers\xFF"s);  // every field set
+  auto one_delay = group(4, "");                      // empty name, one delay, one range
+  one_delay.backoff_delays_ms = {5};
+  one_delay.done_ranges = {{Offset{3}, Offset{4}}};
+  one_delay.dead_letter_topic = "dlq";
+  WriteBatch batch{{PutGroup{busy}, PutGroup{plain}}};
+  batch.ops.emplace_back(PutGroup{one_delay});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(one_delay, plain, busy));  // by name bytes
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(one_delay, plain, busy));
+}
+
+TYPED_TEST(StoreContract, GroupUpdatesPersistAcrossReopen) {
+  auto g = group(2, "g");
+  g.backoff_delays_ms = {10, 20};
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{PutGroup{g}}}, Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().flush()));  // the first version in an SST file, the update not
+  g.ack_floor = Offset{17};
+  g.done_ranges = {{Offset{19}, Offset{21}}};
+  g.dead_lettered = 1;
+  g.redelivered = 3;
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{PutGroup{g}}}, Durability::os)));
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(g));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(g));
+
+  g.ack_floor = Offset{22};  // the floor caught up: no ranges left
+  g.done_ranges.clear();
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{PutGroup{g}}}, Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(g));
+}
+
+TYPED_TEST(StoreContract, DropGroupRemovesOnlyThatGroup) {
+  const auto a1 = group(1, "a");
+  const auto b1 = group(1, "b");
+  const auto a2 = group(2, "a");
+  const auto ab1 = group(1, "ab");  // "a" is its prefix
+  ASSERT_TRUE(ok(this->store().write(
+      WriteBatch{{PutGroup{a1}, PutGroup{b1}, PutGroup{a2}, PutGroup{ab1}}}, Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{DropGroup{TopicId{1}, "a"}}}, Durability::fsync)));
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(ab1, b1, a2));
+  // Dropping a group that does not exist is not an error and changes nothing.
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{DropGroup{TopicId{3}, "a"}}}, Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(ab1, b1, a2));
+}
+
+TYPED_TEST(StoreContract, GroupsComeBackOrderedByTopicIdThenName) {
+  using namespace std::string_literals;
+  // 0xFF and 0x100 differ in a higher byte: a little-endian key would put 0x100 first. Names
+  // compare as unsigned bytes: "\xFF" after "b", "" and "\0" before "a".
+  const std::vector<GroupRecord> ordered{
+      group(1, "z"),        group(0xFF, ""),           group(0xFF, "\0"s), group(0xFF, "a"),
+      group(0xFF, "b"),     group(0xFF, "\xFF"s),      group(0x100, "a"),  group(0x100, "aa"),
+      group(0x1'0000, "a"), group(0xFFFF'FFFF, "last")};
+  WriteBatch batch;
+  for (auto it = ordered.rbegin(); it != ordered.rend(); ++it)
+    batch.ops.emplace_back(PutGroup{*it});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  EXPECT_EQ(groups_of(this->store()), ordered);
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(groups_of(this->store()), ordered);
+}
+
+TYPED_TEST(StoreContract, DropTopicDropsItsGroupsButNotOtherTopics) {
+  using namespace std::string_literals;
+  const std::vector<std::uint32_t> ids{0xFE, 0xFF, 0x100, 0xFFFF'FFFE, 0xFFFF'FFFF};
+  WriteBatch batch;
+  for (const auto id : ids) {
+    batch.ops.emplace_back(PutTopic{topic(id, "t" + std::to_string(id))});
+    for (auto name : {"a"s, "\xFF\xFF\xFF\xFF"s, ""s})
+      batch.ops.emplace_back(PutGroup{group(id, name)});
+  }
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().flush()));  // the groups in SST files, the drops in the memtable
+
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{DropTopic{TopicId{0xFF}, "t255"}}}, Durability::fsync)));
+  // The largest id has no range end: its groups in the DB and one put earlier in the batch
+  // must all go; one put after the drop in the same batch stays (ops apply in order).
+  const auto kept = group(0xFFFF'FFFF, "after");
+  ASSERT_TRUE(ok(this->store().write(
+      WriteBatch{{PutGroup{group(0xFFFF'FFFF, "before")},
+                  DropTopic{TopicId{0xFFFF'FFFF}, "t4294967295"}, PutGroup{kept}}},
+      Durability::fsync)));
+
+  const auto expected = [&] {
+    std::vector<GroupRecord> out;
+    for (const auto id : {0xFEU, 0x100U, 0xFFFF'FFFEU}) {
+      for (auto name : {""s, "a"s, "\xFF\xFF\xFF\xFF"s}) out.push_back(group(id, name));
+    }
+    out.push_back(kept);
+    return out;
+  }();
+  EXPECT_EQ(groups_of(this->store()), expected);
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(groups_of(this->store()), expected);
+}
+
+TYPED_TEST(StoreContract, GroupInABatchWithAppendsIsAppliedWhole) {
+  // What the broker writes when it dead-letters: the append to the dead-letter topic, that
+  // topic's new metadata and the group's new progress, together.
+  const std::vector<Message> dead{msg("poison", "id-1")};
+  auto dlq = topic(9, "orders.dlq");
+  dlq.next_offset = Offset{1};
+  dlq.messages = 1;
+  dlq.bytes = dead[0].size_bytes();
+  auto g = group(8, "shipping");
+  g.dead_letter_topic = dlq.name;
+  g.ack_floor = Offset{6};
+  g.dead_lettered = 1;
+  WriteBatch batch = appends(dlq.id, 0, dead);
+  batch.ops.emplace_back(PutTopic{dlq});
+  batch.ops.emplace_back(PutGroup{g});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(g));
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(dlq));
+  EXPECT_EQ(read_all(this->store(), dlq.id), stored(0, dead));
+
+  // A batch that fails leaves the group as it was, as well as the messages.
+  auto moved = g;
+  moved.ack_floor = Offset{7};
+  moved.dead_lettered = 2;
+  WriteBatch bad = appends(dlq.id, 1, dead);
+  bad.ops.emplace_back(PutGroup{moved});
+  bad.ops.emplace_back(DropGroup{TopicId{8}, "shipping"});
+  bad.ops.emplace_back(Append{dlq.id, Offset{2}, 0, nullptr});  // invalid: no message
+  ASSERT_FALSE(this->store().write(bad, Durability::fsync));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(groups_of(this->store()), ElementsAre(g));
+  EXPECT_EQ(read_all(this->store(), dlq.id), stored(0, dead));
+}
+
 TYPED_TEST(StoreContract, ConcurrentReadsSeeWholeBatches) {
   constexpr std::size_t kBatches = 200;
   constexpr std::size_t kPerBatch = 5;
@@ -607,6 +805,90 @@ TEST(RocksDbStore, OpenRefusesANewerFormatVersion) {
   ASSERT_FALSE(store);
   EXPECT_EQ(store.error().code, Errc::storage_error);
   EXPECT_THAT(store.error().detail, HasSubstr("format version 999"));
+}
+
+TEST(RocksDbStore, OpensADataDirWrittenBeforeGroups) {
+  TempDir dir;
+  auto meta = topic(3, "legacy");
+  const std::vector<StoredMessage> old_messages{{Offset{0}, 1000, msg("one")},
+                                                {Offset{1}, 1001, msg("two", "id")}};
+  meta.next_offset = Offset{2};
+  meta.messages = 2;
+  ASSERT_TRUE(ok(testing::create_store_without_groups(dir.path(), meta, old_messages)));
+  auto families = testing::list_column_families(dir.path());
+  ASSERT_TRUE(ok(families));
+  EXPECT_THAT(*families, ::testing::UnorderedElementsAre("default", "topics", "messages"));
+
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(topics_of(*store), ElementsAre(meta));
+  EXPECT_EQ(read_all(*store, meta.id), old_messages);
+  EXPECT_THAT(groups_of(*store), IsEmpty());
+  const auto g = busy_group(3, "new");
+  ASSERT_TRUE(ok(store->write(WriteBatch{{PutGroup{g}}}, Durability::fsync)));
+  store.reset();
+
+  families = testing::list_column_families(dir.path());
+  ASSERT_TRUE(ok(families));
+  EXPECT_THAT(*families, ::testing::Contains("groups"));
+  store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(groups_of(*store), ElementsAre(g));
+  EXPECT_THAT(topics_of(*store), ElementsAre(meta));
+}
+
+TEST(RocksDbStore, OpensADataDirWithAColumnFamilyItDoesNotKnow) {
+  TempDir dir;
+  ASSERT_TRUE(ok(testing::create_store_without_groups(dir.path(), topic(1, "a"), {})));
+  { ASSERT_NE(open_or_fail(dir.path()), nullptr); }  // adds groups
+  ASSERT_TRUE(ok(testing::add_column_family(dir.path(), "from_the_future")));
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(topics_of(*store), ElementsAre(topic(1, "a")));
+}
+
+TEST(RocksDbStore, LoadGroupsReportsACorruptGroupByName) {
+  TempDir dir;
+  {
+    auto store = open_or_fail(dir.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(ok(store->write(WriteBatch{{PutGroup{group(1, "fine")}}}, Durability::fsync)));
+  }
+  ASSERT_TRUE(ok(testing::put_raw_group_value(dir.path(), TopicId{0x102}, "mangled", "\x01\x02")));
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  const auto groups = store->load_groups();
+  ASSERT_FALSE(groups);
+  EXPECT_EQ(groups.error().code, Errc::storage_error);
+  EXPECT_THAT(groups.error().detail, HasSubstr("'mangled' of topic 258"));
+}
+
+TEST(GroupEncoding, RoundTripsAndRejectsEveryTruncationAndTrailingBytes) {
+  for (const auto& g : {group(1, "g"), busy_group(0xFFFF'FFFF, "busy")}) {
+    SCOPED_TRACE(g.name);
+    const auto bytes = encoding::encode_group(g);
+    EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes), g);
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes.substr(0, n)), std::nullopt)
+          << "decoded from the first " << n << " of " << bytes.size() << " bytes";
+    }
+    EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes + '\0'), std::nullopt);
+    auto newer = bytes;
+    newer[0] = static_cast<char>(encoding::kGroupRecordVersion + 1);
+    EXPECT_EQ(encoding::decode_group(g.topic, g.name, newer), std::nullopt);
+  }
+}
+
+TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {
+  using namespace std::string_literals;
+  EXPECT_EQ(encoding::group_key(TopicId{0x01020304}, "g\0"s), "\x01\x02\x03\x04g\0"s);
+  EXPECT_EQ(encoding::group_begin_key(TopicId{0xFF}), "\0\0\0\xFF"s);
+  EXPECT_EQ(encoding::group_end_key(TopicId{0xFF}), "\0\0\x01\0"s);
+  const auto parsed = encoding::parse_group_key("\0\0\x01\0name"s);
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->first, TopicId{0x100});
+  EXPECT_EQ(parsed->second, "name");
+  EXPECT_EQ(encoding::parse_group_key("\0\0\x01"), std::nullopt);
 }
 
 // --- FaultyStore ----------------------------------------------------------------------------

@@ -21,6 +21,9 @@ class ForwardingStore : public storage::Store {
 
   Result<std::vector<storage::TopicMeta>> load_topics() override { return inner_->load_topics(); }
   Result<TopicId> load_next_topic_id() override { return inner_->load_next_topic_id(); }
+  Result<std::vector<storage::GroupRecord>> load_groups() override {
+    return inner_->load_groups();
+  }
   Result<void> write(const storage::WriteBatch& batch, storage::Durability durability) override {
     return inner_->write(batch, durability);
   }

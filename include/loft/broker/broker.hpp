@@ -63,6 +63,29 @@ struct FetchResult {
 template <class T>
 using Callback = std::function<void(Result<T>)>;
 
+// Consumer-group state to write in one atomic commit: group records (created, updated or
+// dropped) and, optionally, dead letters appended to a dead-letter topic (created if missing).
+// A dead-letter append and the group progress that retires the original go together, so a
+// crash can neither lose a dead letter nor deliver a dead-lettered message again.
+struct GroupWrite {
+  struct Put {
+    std::string topic;  // must still exist with record.topic as its id
+    storage::GroupRecord record;
+  };
+  std::vector<Put> puts;
+  std::vector<storage::DropGroup> drops;
+  std::string dead_letter_topic;
+  std::vector<Message> dead_letters;
+};
+
+// What a commit changed, for whoever serves consumers: a topic's log grew or it was deleted.
+struct TopicEvent {
+  std::string name;
+  TopicId id;
+  Offset end;  // next offset after the commit
+  bool deleted = false;
+};
+
 // Topic names: 1..249 bytes of [A-Za-z0-9._-], not "." or "..".
 Result<void> validate_topic_name(std::string_view name);
 
@@ -87,6 +110,19 @@ class Broker {
   void delete_topic(std::string name, Callback<void> done);
   // REQUIRES: messages is not empty and within the configured limits (the session checks).
   void publish(std::string topic, std::vector<Message> messages, Callback<Appended> done);
+
+  void write_groups(GroupWrite write, Callback<void> done);
+
+  // Called on the writer thread after every successful commit that touched topics. Set it
+  // before any traffic; it must be quick (post elsewhere).
+  void set_topic_listener(std::function<void(std::vector<TopicEvent>)> listener);
+  // The groups stored when the broker opened (moved out: call once).
+  std::vector<storage::GroupRecord> take_loaded_groups();
+  // The first offset whose message was published at or after `timestamp_ms` (the topic's
+  // next offset if none). Publish times only grow within a topic, so this is a binary search.
+  Result<Offset> offset_for_timestamp(std::string_view topic, std::int64_t timestamp_ms) const;
+
+  std::int64_t now_ms() const { return options_.now_ms(); }
 
   std::vector<TopicMeta> list_topics() const;  // sorted by name
   Result<TopicMeta> describe_topic(std::string_view name) const;
@@ -113,10 +149,14 @@ class Broker {
     std::vector<Message> messages;
     Callback<Appended> done;
   };
-  using Request = std::variant<CreateReq, DeleteReq, PublishReq>;
+  struct GroupReq {
+    GroupWrite write;
+    Callback<void> done;
+  };
+  using Request = std::variant<CreateReq, DeleteReq, PublishReq, GroupReq>;
 
   Broker(std::unique_ptr<storage::Store> store, Options options, std::vector<TopicMeta> topics,
-         TopicId next_topic_id);
+         TopicId next_topic_id, std::vector<storage::GroupRecord> groups);
   void enqueue(Request req);
   void run_writer();
   void run_reclaimer();
@@ -128,6 +168,8 @@ class Broker {
   mutable std::shared_mutex table_mutex_;  // guards topics_ (writer writes, anyone reads)
   std::map<std::string, TopicMeta, std::less<>> topics_;
   std::uint32_t next_topic_id_ = 1;  // writer thread only
+  std::vector<storage::GroupRecord> loaded_groups_;
+  std::function<void(std::vector<TopicEvent>)> topic_listener_;
 
   std::mutex queue_mutex_;  // guards queue_ and stopping_
   std::condition_variable queue_cv_;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,9 +35,24 @@ struct Options {
 // "HOST:PORT" (or "[v6]:PORT") into options.host/port.
 Result<void> parse_broker_address(std::string_view text, Options& options);
 
+using protocol::DeliveredMessage;
 using protocol::FetchOk;
+using protocol::GroupInfo;
 using protocol::PublishResult;
+using protocol::SettleOk;
 using protocol::TopicInfo;
+
+struct SubscribeOptions {
+  std::string topic;
+  std::string group;
+  protocol::StartPosition start;    // for a group created by this subscribe
+  std::uint32_t max_in_flight = 0;  // 0 = the server's default (1000)
+  protocol::GroupConfig config;     // for a group created by this subscribe
+  // Acks are sent in one SETTLE once this many are pending (and by flush() and receive()).
+  std::size_t ack_batch = 256;
+};
+
+class Subscription;
 
 class Client {
  public:
@@ -63,6 +79,16 @@ class Client {
                         std::uint32_t max_bytes = 0);
   Result<void> ping();
 
+  // Consumer groups. The subscription stays valid while this Client lives.
+  Result<std::unique_ptr<Subscription>> subscribe(SubscribeOptions options);
+  Result<GroupInfo> create_group(std::string topic, std::string group,
+                                 protocol::StartPosition start = {},
+                                 protocol::GroupConfig config = {});
+  Result<std::vector<GroupInfo>> list_groups(std::string topic);
+  Result<GroupInfo> describe_group(std::string topic, std::string group);
+  Result<void> delete_group(std::string topic, std::string group);
+  Result<GroupInfo> reset_group(std::string topic, std::string group, protocol::StartPosition to);
+
   // Sends `bytes` as they are (tests of malformed input) and waits for the reply carrying
   // `correlation_id`. Use ids >= 0x80000000: the client numbers its own requests from 1.
   Result<protocol::Body> raw_request(std::string bytes, std::uint32_t correlation_id);
@@ -72,10 +98,64 @@ class Client {
   bool connected() const;
 
   class Impl;
+  Impl& impl() { return *impl_; }
 
  private:
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// One subscription of a consumer group. Deliveries arrive in the background (the client's
+// reader thread queues them); receive() hands them out. Settles: ack() is batched (sent when
+// `ack_batch` are pending, and by flush() and receive()); nack/extend/reject and
+// ack_confirmed() are sent at once and wait for the broker's answer.
+// Not thread-safe: use one Subscription from one thread.
+class Subscription {
+ public:
+  ~Subscription();  // sends pending acks (without waiting)
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  std::uint64_t id() const { return id_; }
+  bool created_group() const { return created_; }
+
+  // Waits up to `timeout` for at least one message; returns up to `max` (may be empty on
+  // timeout). Fails when the connection is gone.
+  Result<std::vector<DeliveredMessage>> receive(std::chrono::milliseconds timeout,
+                                                std::size_t max = 1000);
+
+  void ack(std::uint64_t offset);
+  // Sends the pending acks and waits for the broker's answer.
+  Result<void> flush();
+  // Acks and waits until the ack is durable (it cannot be lost any more).
+  Result<SettleOk> ack_confirmed(std::vector<std::uint64_t> offsets);
+  // Redeliver after `delay`, or after the group's backoff when none is given.
+  Result<SettleOk> nack(std::uint64_t offset,
+                        std::optional<std::chrono::milliseconds> delay = std::nullopt);
+  Result<SettleOk> extend(std::uint64_t offset);
+  Result<SettleOk> reject(std::uint64_t offset);
+  // Ends the subscription; unsettled messages go to the group's other consumers.
+  Result<void> unsubscribe();
+
+  struct Stream;
+
+ private:
+  friend class Client;
+  Subscription(Client& client, std::uint64_t id, bool created, std::shared_ptr<Stream> stream,
+               std::size_t ack_batch);
+  Result<SettleOk> settle(protocol::SettleAction action, std::vector<std::uint64_t> offsets,
+                          bool confirm, std::uint32_t delay_ms);
+
+  Client& client_;
+  std::uint64_t id_;
+  bool created_;
+  std::shared_ptr<Stream> stream_;
+  std::size_t ack_batch_;
+  std::vector<std::uint64_t> pending_acks_;
+  bool unsubscribed_ = false;
+};
+
+// Runs of consecutive offsets, as SETTLE carries them (offsets are sorted first).
+std::vector<protocol::OffsetRun> to_runs(std::vector<std::uint64_t> offsets);
 
 }  // namespace loft::client

@@ -28,6 +28,9 @@ enum class Errc : std::uint16_t {
   id_too_large = 15,
   key_too_large = 16,
   headers_too_large = 17,
+  group_not_found = 18,
+  unknown_subscription = 19,
+  group_exists = 23,
   // Server-side conditions.
   storage_error = 20,
   shutting_down = 21,

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "loft/broker/broker.hpp"
+#include "loft/broker/groups.hpp"
 #include "loft/protocol/frames.hpp"
 
 namespace loft::net {
@@ -30,6 +31,7 @@ struct ServerOptions {
   std::size_t max_outgoing_bytes = 64 << 20;
   std::chrono::milliseconds shutdown_timeout{10'000};
   std::string server_name = "loftd";
+  broker::GroupDefaults groups;
 };
 
 class Session;
@@ -50,6 +52,9 @@ class Server {
   void start_accept();
   void on_session_closed(Session* session);
   void maybe_stopped();
+  // Re-arms the groups timer at the groups' next deadline (after every groups call).
+  void arm_groups_timer();
+  static delivery::TimePoint now();
 
   boost::asio::io_context& io_;
   broker::Broker& broker_;
@@ -59,6 +64,9 @@ class Server {
   bool stopping_ = false;
   std::function<void()> on_stopped_;
   boost::asio::steady_timer stop_timer_;
+  std::unique_ptr<broker::Groups> groups_;
+  boost::asio::steady_timer groups_timer_;
+  std::optional<delivery::TimePoint> groups_timer_at_;
 };
 
 }  // namespace loft::net

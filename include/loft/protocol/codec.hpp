@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "loft/common/error.hpp"
 #include "loft/protocol/frames.hpp"
@@ -27,6 +28,13 @@ std::string encode(const Frame& frame);
 // max_frame_size without encoding it first.
 inline constexpr std::size_t kFetchOkBaseSize = kHeaderSize + 8 + 8 + 4;
 std::size_t encoded_size(const StoredMessage& message) noexcept;
+
+// The same for DELIVER: a DELIVER frame is deliver_base_size(topic, group) plus the sum of
+// encoded_size over its messages, so the server can fill one up to max_frame_size.
+constexpr std::size_t deliver_base_size(std::string_view topic, std::string_view group) noexcept {
+  return kHeaderSize + 8 + 2 + topic.size() + 2 + group.size() + 4;
+}
+std::size_t encoded_size(const DeliveredMessage& message) noexcept;
 
 // The raw header fields with no checks at all: for the correlation id of a frame that
 // decode_header rejected (ERROR frame_too_large echoes it).

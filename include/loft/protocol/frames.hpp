@@ -28,6 +28,15 @@ enum class FrameType : std::uint16_t {
   publish = 0x0006,
   fetch = 0x0007,
   ping = 0x0008,
+  // Consumer groups (requests).
+  subscribe = 0x0010,
+  settle = 0x0011,  // ack, nack, extend or reject offsets of a subscription
+  unsubscribe = 0x0012,
+  create_group = 0x0013,
+  list_groups = 0x0014,
+  describe_group = 0x0015,
+  delete_group = 0x0016,
+  reset_group = 0x0017,
   // Replies (server to client): the request type with the high bit set, plus `error`.
   error = 0x8000,
   hello_ok = 0x8001,
@@ -38,6 +47,16 @@ enum class FrameType : std::uint16_t {
   publish_ok = 0x8006,
   fetch_ok = 0x8007,
   pong = 0x8008,
+  subscribe_ok = 0x8010,
+  settle_ok = 0x8011,
+  unsubscribe_ok = 0x8012,
+  create_group_ok = 0x8013,
+  list_groups_ok = 0x8014,
+  describe_group_ok = 0x8015,
+  delete_group_ok = 0x8016,
+  reset_group_ok = 0x8017,
+  // Pushed by the server without a request (correlation id = the SUBSCRIBE's).
+  deliver = 0x4001,
 };
 
 struct FrameHeader {
@@ -157,9 +176,173 @@ struct Pong {
   bool operator==(const Pong&) const = default;
 };
 
+// ---- Consumer groups --------------------------------------------------------------------
+
+enum class StartKind : std::uint8_t { earliest = 0, latest = 1, offset = 2, timestamp = 3 };
+
+// Where a new group starts (or a reset moves it): `value` is the offset for `offset` and
+// milliseconds since the Unix epoch for `timestamp` (the first message published at or after
+// it); unused otherwise.
+struct StartPosition {
+  StartKind kind = StartKind::earliest;
+  std::uint64_t value = 0;
+  bool operator==(const StartPosition&) const = default;
+};
+
+// Per-group settings, used when the group is created (ignored for an existing group).
+// 0 in any field means the server's default.
+struct GroupConfig {
+  std::uint32_t ack_timeout_ms = 0;
+  std::uint32_t max_deliveries = 0;
+  std::uint32_t backoff_base_ms = 0;
+  std::uint32_t backoff_cap_ms = 0;
+  std::vector<std::uint32_t> backoff_delays_ms;  // explicit list; empty = exponential
+  std::string dead_letter_topic;                 // empty = "<topic>.dlq"
+  bool operator==(const GroupConfig&) const = default;
+};
+
+struct Subscribe {
+  std::string topic;
+  std::string group;
+  StartPosition start;              // used only if the group does not exist yet
+  std::uint32_t max_in_flight = 0;  // 0 = 1000
+  GroupConfig config;
+  bool operator==(const Subscribe&) const = default;
+};
+struct SubscribeOk {
+  std::uint64_t subscription = 0;  // names this subscription in SETTLE, UNSUBSCRIBE, DELIVER
+  bool created = false;            // the group was created by this subscribe
+  std::uint64_t ack_floor = 0;
+  bool operator==(const SubscribeOk&) const = default;
+};
+
+struct DeliveredMessage {
+  std::uint64_t offset = 0;
+  std::uint32_t attempt = 1;
+  std::int64_t timestamp_ms = 0;
+  Message message;
+  bool operator==(const DeliveredMessage&) const = default;
+};
+struct Deliver {
+  std::uint64_t subscription = 0;
+  std::string topic;
+  std::string group;
+  std::vector<DeliveredMessage> messages;
+  bool operator==(const Deliver&) const = default;
+};
+
+enum class SettleAction : std::uint8_t { ack = 0, nack = 1, extend = 2, reject = 3 };
+inline constexpr std::uint32_t kBackoffDelay = 0xFFFFFFFFu;  // nack: use the group's backoff
+
+struct OffsetRun {
+  std::uint64_t first = 0;
+  std::uint32_t count = 0;
+  bool operator==(const OffsetRun&) const = default;
+};
+struct Settle {
+  std::uint64_t subscription = 0;
+  SettleAction action = SettleAction::ack;
+  bool confirm = false;                 // reply only once the outcome is durable
+  std::uint32_t delay_ms = kBackoffDelay;  // nack only
+  std::vector<OffsetRun> runs;
+  bool operator==(const Settle&) const = default;
+};
+struct SettleOk {
+  std::uint32_t applied = 0;  // offsets that were in flight to this subscription
+  std::uint32_t ignored = 0;  // offsets that were not (unknown, foreign, already settled)
+  bool operator==(const SettleOk&) const = default;
+};
+
+struct Unsubscribe {
+  std::uint64_t subscription = 0;
+  bool operator==(const Unsubscribe&) const = default;
+};
+struct UnsubscribeOk {
+  bool operator==(const UnsubscribeOk&) const = default;
+};
+
+enum class StallReason : std::uint8_t {
+  none = 0,
+  at_max_in_flight = 1,
+  waiting_for_backoff = 2,
+  slow_socket = 3,
+};
+struct ConsumerInfo {
+  std::uint64_t subscription = 0;
+  std::string client_name;
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t in_flight = 0;
+  StallReason stalled = StallReason::none;
+  bool operator==(const ConsumerInfo&) const = default;
+};
+struct GroupInfo {
+  std::string topic;
+  std::string group;
+  std::uint64_t ack_floor = 0;
+  std::uint64_t end = 0;  // the topic's next offset
+  std::uint64_t lag = 0;
+  std::uint64_t in_flight = 0;
+  std::uint64_t scheduled = 0;
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t redelivered = 0;
+  GroupConfig config;  // effective values (defaults filled in)
+  std::vector<ConsumerInfo> consumers;
+  bool operator==(const GroupInfo&) const = default;
+};
+
+struct CreateGroup {
+  std::string topic;
+  std::string group;
+  StartPosition start;
+  GroupConfig config;
+  bool operator==(const CreateGroup&) const = default;
+};
+struct CreateGroupOk {
+  GroupInfo group;
+  bool operator==(const CreateGroupOk&) const = default;
+};
+struct ListGroups {
+  std::string topic;
+  bool operator==(const ListGroups&) const = default;
+};
+struct ListGroupsOk {
+  std::vector<GroupInfo> groups;
+  bool operator==(const ListGroupsOk&) const = default;
+};
+struct DescribeGroup {
+  std::string topic;
+  std::string group;
+  bool operator==(const DescribeGroup&) const = default;
+};
+struct DescribeGroupOk {
+  GroupInfo group;
+  bool operator==(const DescribeGroupOk&) const = default;
+};
+struct DeleteGroup {
+  std::string topic;
+  std::string group;
+  bool operator==(const DeleteGroup&) const = default;
+};
+struct DeleteGroupOk {
+  bool operator==(const DeleteGroupOk&) const = default;
+};
+struct ResetGroup {
+  std::string topic;
+  std::string group;
+  StartPosition to;
+  bool operator==(const ResetGroup&) const = default;
+};
+struct ResetGroupOk {
+  GroupInfo group;
+  bool operator==(const ResetGroupOk&) const = default;
+};
+
 using Body = std::variant<Hello, HelloOk, ErrorReply, CreateTopic, CreateTopicOk, DeleteTopic,
                           DeleteTopicOk, ListTopics, ListTopicsOk, DescribeTopic, DescribeTopicOk,
-                          Publish, PublishOk, Fetch, FetchOk, Ping, Pong>;
+                          Publish, PublishOk, Fetch, FetchOk, Ping, Pong, Subscribe, SubscribeOk,
+                          Deliver, Settle, SettleOk, Unsubscribe, UnsubscribeOk, CreateGroup,
+                          CreateGroupOk, ListGroups, ListGroupsOk, DescribeGroup, DescribeGroupOk,
+                          DeleteGroup, DeleteGroupOk, ResetGroup, ResetGroupOk>;
 
 struct Frame {
   std::uint32_t correlation_id = 0;

@@ -37,6 +37,28 @@ struct TopicMeta {
   bool operator==(const TopicMeta&) const = default;
 };
 
+// A consumer group's durable state: its settings and how far it has got. Written whenever
+// acks move it (batched), and in the same write as the dead-letter append it records.
+struct GroupRecord {
+  TopicId topic;
+  std::string name;
+  std::int64_t created_at_ms = 0;
+  // Settings (fixed at creation).
+  std::uint32_t ack_timeout_ms = 30'000;
+  std::uint32_t max_deliveries = 5;
+  std::uint32_t backoff_base_ms = 1'000;
+  std::uint32_t backoff_cap_ms = 60'000;
+  std::vector<std::uint32_t> backoff_delays_ms;  // explicit list; empty = exponential
+  std::string dead_letter_topic;
+  // Progress: every offset below ack_floor is done; so is every offset in done_ranges
+  // ([first, end) runs above the floor, sorted and disjoint).
+  Offset ack_floor;
+  std::vector<std::pair<Offset, Offset>> done_ranges;
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t redelivered = 0;
+  bool operator==(const GroupRecord&) const = default;
+};
+
 // Operations of one atomic write, applied in order.
 struct PutTopic {  // create or update a topic's metadata (keyed by name)
   TopicMeta meta;
@@ -54,7 +76,15 @@ struct DropTopic {  // remove a topic's metadata and all its messages
 struct SetNextTopicId {  // the lowest topic id never handed out; ids are never reused
   TopicId next;
 };
-using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId>;
+struct PutGroup {  // create or update a group (keyed by topic id and group name)
+  GroupRecord group;
+};
+struct DropGroup {
+  TopicId topic;
+  std::string name;
+};
+// DropTopic also drops every group of the topic.
+using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup>;
 
 struct WriteBatch {
   std::vector<Op> ops;
@@ -75,6 +105,9 @@ class Store {
 
   // The last SetNextTopicId written, or TopicId{1} if there was none.
   virtual Result<TopicId> load_next_topic_id() = 0;
+
+  // Every group of every topic, ordered by topic id, then name. Called at startup.
+  virtual Result<std::vector<GroupRecord>> load_groups() = 0;
 
   // Applies every op atomically (all or nothing), durable as `durability` says.
   virtual Result<void> write(const WriteBatch& batch, Durability durability) = 0;

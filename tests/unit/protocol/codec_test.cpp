@@ -98,6 +98,39 @@ TEST(Codec, EncodedSizeMatchesFetchOkFrame) {
   }
 }
 
+TEST(Codec, EncodedSizeMatchesDeliverFrame) {
+  int checked = 0;
+  for (const auto& f : sample_frames()) {
+    const auto* d = std::get_if<Deliver>(&f.body);
+    if (d == nullptr) continue;
+    std::size_t expected = deliver_base_size(d->topic, d->group);
+    for (const auto& m : d->messages) expected += encoded_size(m);
+    EXPECT_EQ(encode(f).size(), expected);
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
+  static_assert(deliver_base_size("", "") == kHeaderSize + 8 + 2 + 2 + 4);
+}
+
+TEST(Codec, NewTypesHaveTheirDocumentedNumbers) {
+  EXPECT_EQ(type_of(Body{Subscribe{}}), static_cast<FrameType>(0x0010));
+  EXPECT_EQ(type_of(Body{ResetGroup{}}), static_cast<FrameType>(0x0017));
+  EXPECT_EQ(type_of(Body{SubscribeOk{}}), static_cast<FrameType>(0x8010));
+  EXPECT_EQ(type_of(Body{ResetGroupOk{}}), static_cast<FrameType>(0x8017));
+  EXPECT_EQ(type_of(Body{Deliver{}}), static_cast<FrameType>(0x4001));
+  // Every request's reply is the request's type with the high bit set.
+  const std::vector<std::pair<Body, Body>> pairs = {
+      {Subscribe{}, SubscribeOk{}},     {Settle{}, SettleOk{}},
+      {Unsubscribe{}, UnsubscribeOk{}}, {CreateGroup{}, CreateGroupOk{}},
+      {ListGroups{}, ListGroupsOk{}},   {DescribeGroup{}, DescribeGroupOk{}},
+      {DeleteGroup{}, DeleteGroupOk{}}, {ResetGroup{}, ResetGroupOk{}},
+  };
+  for (const auto& [req, rep] : pairs) {
+    EXPECT_EQ(static_cast<std::uint16_t>(type_of(rep)),
+              static_cast<std::uint16_t>(type_of(req)) | 0x8000u);
+  }
+}
+
 TEST(Codec, EncodeThrowsWhenAFieldDoesNotFitItsPrefix) {
   EXPECT_THROW(encode(Frame{1, CreateTopic{std::string(65536, 'a')}}), std::length_error);
   Message m;
@@ -179,7 +212,8 @@ TEST(DecodeHeader, ShortInputIsMalformedNotARead) {
 // decode_body: malformed input
 
 TEST(DecodeBody, UnknownTypeFails) {
-  for (const std::uint16_t type : {0x0000, 0x0009, 0x7FFF, 0x8009, 0xFFFF}) {
+  for (const std::uint16_t type :
+       {0x0000, 0x0009, 0x000F, 0x0018, 0x4000, 0x4002, 0x7FFF, 0x8009, 0x8018, 0xC001, 0xFFFF}) {
     const auto r = decode(FrameHeader{8, type, 0, 1}, "");
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::unknown_frame_type);
@@ -234,6 +268,16 @@ TEST(DecodeBody, HugeCountsFailBeforeAllocating) {
       {{1, PublishOk{}}, 0, 4, "publish_ok: result count 4294967295 needs at least"},
       {{1, FetchOk{}}, 16, 4, "fetch_ok: message count 4294967295 needs at least"},
       {{1, Publish{"t", {Message{}}}}, 11, 2, "publish: message 0 header count 65535 needs"},
+      {{1, Deliver{7, "t", "g", {}}}, 14, 4, "deliver: message count 4294967295 needs at least"},
+      {{1, Settle{7, SettleAction::ack, false, 0, {}}}, 14, 4, "settle: run count 4294967295"},
+      {{1, ListGroupsOk{}}, 0, 4, "list_groups_ok: group count 4294967295 needs at least"},
+      {{1, DescribeGroupOk{GroupInfo{}}},
+       76,
+       4,
+       "describe_group_ok: backoff delay count 4294967295"},
+      {{1, DescribeGroupOk{GroupInfo{}}}, 82, 4, "describe_group_ok: consumer count 4294967295"},
+      {{1, Subscribe{"t", "g", {}, 0, {}}}, 35, 4, "subscribe: backoff delay count 4294967295"},
+      {{1, ListGroupsOk{{GroupInfo{}}}}, 4 + 82, 4, "list_groups_ok: group 0 consumer count"},
   };
   for (const auto& c : cases) {
     auto body = body_of(c.frame);
@@ -300,8 +344,74 @@ TEST(DecodeBody, ReservedPublishResultFlagsAreMalformed) {
   }
 }
 
+// Every value of one byte of an otherwise valid body: values 0..max decode to `accepted(v)`,
+// the rest are malformed with a detail containing `detail`.
+template <class Check>
+void expect_byte_range(const Frame& f, std::size_t at, int max, const std::string& detail,
+                       Check accepted) {
+  const auto good = body_of(f);
+  ASSERT_LT(at, good.size());
+  for (int v = 0; v < 256; ++v) {
+    auto body = good;
+    body[at] = static_cast<char>(v);
+    const auto r = decode(header_of(f), body);
+    if (v <= max) {
+      ASSERT_TRUE(r) << detail << " " << v << ": " << r.error().to_string();
+      accepted(*r, v);
+    } else {
+      ASSERT_FALSE(r) << detail << " " << v;
+      EXPECT_EQ(r.error().code, Errc::malformed_frame);
+      EXPECT_THAT(r.error().detail, HasSubstr(detail));
+    }
+  }
+}
+
+TEST(DecodeBody, StartKindMustBeDefined) {
+  // topic "orders" (8 bytes) and group "billing" (9 bytes), then the start kind.
+  expect_byte_range(Frame{1, Subscribe{"orders", "billing", {}, 0, {}}}, 17, 3,
+                    "subscribe: start kind", [](const Body& b, int v) {
+                      EXPECT_EQ(std::get<Subscribe>(b).start.kind, static_cast<StartKind>(v));
+                    });
+  expect_byte_range(Frame{1, CreateGroup{"orders", "billing", {}, {}}}, 17, 3,
+                    "create_group: start kind", [](const Body& b, int v) {
+                      EXPECT_EQ(std::get<CreateGroup>(b).start.kind, static_cast<StartKind>(v));
+                    });
+  expect_byte_range(Frame{1, ResetGroup{"orders", "billing", {}}}, 17, 3, "reset_group: start kind",
+                    [](const Body& b, int v) {
+                      EXPECT_EQ(std::get<ResetGroup>(b).to.kind, static_cast<StartKind>(v));
+                    });
+}
+
+TEST(DecodeBody, SettleActionMustBeDefined) {
+  expect_byte_range(Frame{1, Settle{7, SettleAction::ack, false, 0, {{1, 1}}}}, 8, 3,
+                    "settle: action", [](const Body& b, int v) {
+                      EXPECT_EQ(std::get<Settle>(b).action, static_cast<SettleAction>(v));
+                    });
+}
+
+TEST(DecodeBody, StallReasonMustBeDefined) {
+  GroupInfo g;
+  g.consumers = {{1, "a", 2, 3, StallReason::none}, {4, "b", 5, 6, StallReason::none}};
+  const Frame f{1, DescribeGroupOk{g}};
+  // The second consumer's `stalled` is the last byte of the body.
+  expect_byte_range(f, body_of(f).size() - 1, 3, "describe_group_ok: consumer 1 stalled",
+                    [](const Body& b, int v) {
+                      EXPECT_EQ(std::get<DescribeGroupOk>(b).group.consumers[1].stalled,
+                                static_cast<StallReason>(v));
+                    });
+}
+
+TEST(DecodeBody, BooleansMustBeZeroOrOne) {
+  expect_byte_range(
+      Frame{1, SubscribeOk{7, false, 9}}, 8, 1, "subscribe_ok: created is",
+      [](const Body& b, int v) { EXPECT_EQ(std::get<SubscribeOk>(b).created, v == 1); });
+  expect_byte_range(Frame{1, Settle{7, SettleAction::nack, false, 0, {}}}, 9, 1,
+                    "settle: confirm is",
+                    [](const Body& b, int v) { EXPECT_EQ(std::get<Settle>(b).confirm, v == 1); });
+}
+
 TEST(DecodeBody, EmptyBodiesRejectAnyByte) {
-  for (const std::uint16_t type : {0x0003 + 0x8000, 0x0004, 0x0008, 0x8008}) {
+  for (const std::uint16_t type : {0x0003 + 0x8000, 0x0004, 0x0008, 0x8008, 0x8012, 0x8016}) {
     EXPECT_TRUE(decode(FrameHeader{8, type, 0, 1}, ""));
     EXPECT_FALSE(decode(FrameHeader{8, type, 0, 1}, "x"));
   }

@@ -68,5 +68,20 @@ TEST(DocExample, Error) {
               "0f 00 74 6f 70 69 63 20 6e 6f 74 20 66 6f 75 6e 64");
 }
 
+TEST(DocExample, SettleAckOfOneRun) {
+  expect_wire(Frame{3, Settle{7, SettleAction::ack, false, 0, {OffsetRun{5, 5}}}},
+              "26 00 00 00  11 00  00 00  03 00 00 00"
+              "07 00 00 00 00 00 00 00"
+              "00  00  00 00 00 00"
+              "01 00 00 00"
+              "05 00 00 00 00 00 00 00  05 00 00 00");
+}
+
+TEST(DocExample, SettleOk) {
+  expect_wire(Frame{3, SettleOk{5, 0}},
+              "10 00 00 00  11 80  00 00  03 00 00 00"
+              "05 00 00 00  00 00 00 00");
+}
+
 }  // namespace
 }  // namespace loft::protocol

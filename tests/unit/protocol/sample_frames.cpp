@@ -30,6 +30,29 @@ TopicInfo topic(std::string name, std::uint64_t base) {
   return TopicInfo{std::move(name), base, base + 17, 17, 4096, 1'700'000'000'123};
 }
 
+GroupConfig rich_config() {
+  return GroupConfig{30'000, 5, 1'000, 60'000, {100, 200, 0xFFFFFFFF}, "orders.dlq"};
+}
+
+GroupInfo group_info(std::string group) {
+  GroupInfo g;
+  g.topic = "orders";
+  g.group = std::move(group);
+  g.ack_floor = 10;
+  g.end = 1ULL << 40;
+  g.lag = 7;
+  g.in_flight = 3;
+  g.scheduled = 2;
+  g.dead_lettered = 1;
+  g.redelivered = 0xFFFFFFFFFFFFFFFF;
+  g.config = rich_config();
+  g.consumers = {{1, "worker-a", 1000, 3, StallReason::none},
+                 {2, "", 1, 1, StallReason::at_max_in_flight},
+                 {3, "w\0c"s, 0, 0, StallReason::waiting_for_backoff},
+                 {0xFFFFFFFFFFFFFFFF, "slow", 0xFFFFFFFF, 0xFFFFFFFF, StallReason::slow_socket}};
+  return g;
+}
+
 }  // namespace
 
 std::vector<Frame> sample_frames() {
@@ -79,6 +102,47 @@ std::vector<Frame> sample_frames() {
                             StoredMessage{Offset{9}, 0, Message{"x", "y", {}, all_bytes()}}}}});
   f.push_back({20, Ping{}});
   f.push_back({20, Pong{}});
+  // Consumer groups.
+  f.push_back({21, Subscribe{"orders", "billing", {StartKind::earliest, 0}, 0, GroupConfig{}}});
+  f.push_back({21, Subscribe{"orders", "billing", {StartKind::offset, 42}, 500, rich_config()}});
+  f.push_back({21, Subscribe{"",
+                             "",
+                             {StartKind::timestamp, 0xFFFFFFFFFFFFFFFF},
+                             0xFFFFFFFF,
+                             GroupConfig{0xFFFFFFFF, 0xFFFFFFFF, 0, 0, {}, ""}}});
+  f.push_back({22, SubscribeOk{7, true, 0}});
+  f.push_back({22, SubscribeOk{0xFFFFFFFFFFFFFFFF, false, 1ULL << 50}});
+  f.push_back({0x12345678, Deliver{7, "orders", "billing", {}}});
+  f.push_back({0x12345678, Deliver{7,
+                                   "orders",
+                                   "billing",
+                                   {DeliveredMessage{5, 1, 1'700'000'000'000, rich_message()},
+                                    DeliveredMessage{6, 0xFFFFFFFF, -1, Message{}},
+                                    DeliveredMessage{0xFFFFFFFFFFFFFFFF, 2, 0,
+                                                     Message{"x", "", {}, all_bytes()}}}}});
+  f.push_back({23, Settle{7, SettleAction::ack, false, 0, {{5, 5}}}});
+  f.push_back({23, Settle{7, SettleAction::nack, true, kBackoffDelay, {{1, 1}, {3, 0}, {9, 2}}}});
+  f.push_back({23, Settle{0, SettleAction::extend, false, 250, {}}});
+  f.push_back(
+      {23,
+       Settle{
+           0xFFFFFFFFFFFFFFFF, SettleAction::reject, true, 0, {{0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF}}}});
+  f.push_back({24, SettleOk{5, 0}});
+  f.push_back({24, SettleOk{0xFFFFFFFF, 0xFFFFFFFF}});
+  f.push_back({25, Unsubscribe{7}});
+  f.push_back({25, UnsubscribeOk{}});
+  f.push_back({26, CreateGroup{"orders", "billing", {StartKind::latest, 0}, rich_config()}});
+  f.push_back({26, CreateGroupOk{group_info("billing")}});
+  f.push_back({26, CreateGroupOk{GroupInfo{}}});
+  f.push_back({27, ListGroups{"orders"}});
+  f.push_back({27, ListGroupsOk{}});
+  f.push_back({27, ListGroupsOk{{group_info("a"), GroupInfo{}, group_info("b")}}});
+  f.push_back({28, DescribeGroup{"orders", "billing"}});
+  f.push_back({28, DescribeGroupOk{group_info("billing")}});
+  f.push_back({29, DeleteGroup{"orders", "billing"}});
+  f.push_back({29, DeleteGroupOk{}});
+  f.push_back({30, ResetGroup{"orders", "billing", {StartKind::timestamp, 1'700'000'000'000}}});
+  f.push_back({30, ResetGroupOk{group_info("billing")}});
   return f;
 }
 

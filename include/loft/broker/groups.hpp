@@ -1,0 +1,127 @@
+#pragma once
+// Consumer groups: subscriptions, deliveries, settles, dead letters and the persistence of
+// each group's progress. One delivery::GroupState per group decides; this class carries the
+// decisions out: it reads the messages to deliver, hands DELIVER frames to subscribers, and
+// writes group progress (and dead letters) through the Broker's single write path.
+//
+// Thread: not thread-safe. It lives on the thread that serves the connections (loftd's io
+// thread). Broker completions arrive on the writer thread; `post` must run a function on the
+// owner thread, and every completion is routed through it.
+//
+// Persistence: at most one group write is in flight per group. Acks mark the group dirty; when
+// no write is in flight the current progress is written at once, so acks arriving meanwhile
+// are batched into the next write. A dead-letter append carries the group progress that
+// retires the original in the same atomic write. A settle with `confirm` is answered once a
+// write that includes it is durable.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "loft/broker/broker.hpp"
+#include "loft/delivery/group_state.hpp"
+#include "loft/protocol/frames.hpp"
+
+namespace loft::broker {
+
+using delivery::TimePoint;
+
+// The connection side of a subscription, implemented by the network session.
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  // False while the connection's send queue is over its bound: no deliveries are made to its
+  // subscriptions until on_ready() is called for it.
+  virtual bool ready() const = 0;
+  virtual void deliver(protocol::Deliver frame) = 0;
+  virtual std::string client_name() const = 0;
+};
+
+struct GroupDefaults {
+  std::uint32_t ack_timeout_ms = 30'000;
+  std::uint32_t max_deliveries = 5;
+  std::uint32_t backoff_base_ms = 1'000;
+  std::uint32_t backoff_cap_ms = 60'000;
+  double backoff_factor = 2.0;
+  double backoff_jitter = 0.2;
+  std::uint32_t max_in_flight = 1000;
+  std::uint32_t max_frame_size = 16 << 20;   // DELIVER frames stay within it
+  std::uint32_t max_settle_offsets = 65536;  // offsets one SETTLE may name in total
+};
+
+class Groups {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+
+  Groups(Broker& broker, GroupDefaults defaults, Post post);
+  ~Groups();
+  Groups(const Groups&) = delete;
+  Groups& operator=(const Groups&) = delete;
+
+  // Restores the groups the broker loaded at startup.
+  void load();
+
+  void subscribe(protocol::Subscribe req, Subscriber* who, TimePoint now,
+                 Callback<protocol::SubscribeOk> done);
+  Result<void> unsubscribe(std::uint64_t subscription, const Subscriber* who, TimePoint now);
+  // The connection is gone: all its subscriptions end, their in-flight messages go back.
+  void drop_subscriber(const Subscriber* who, TimePoint now);
+  void settle(const protocol::Settle& req, const Subscriber* who, TimePoint now,
+              Callback<protocol::SettleOk> done);
+
+  void create_group(protocol::CreateGroup req, TimePoint now, Callback<protocol::GroupInfo> done);
+  Result<std::vector<protocol::GroupInfo>> list_groups(std::string_view topic) const;
+  Result<protocol::GroupInfo> describe_group(std::string_view topic, std::string_view group) const;
+  void delete_group(std::string topic, std::string group, TimePoint now, Callback<void> done);
+  void reset_group(protocol::ResetGroup req, TimePoint now, Callback<protocol::GroupInfo> done);
+
+  // Events.
+  void on_topic_events(const std::vector<TopicEvent>& events, TimePoint now);
+  void on_timer(TimePoint now);
+  void on_ready(const Subscriber* who, TimePoint now);
+  // When on_timer should next be called (nullopt: nothing waits on time).
+  std::optional<TimePoint> next_deadline() const;
+
+  std::size_t group_count() const { return groups_.size(); }
+
+ private:
+  struct Group;
+  struct Subscription {
+    std::uint64_t id = 0;
+    Group* group = nullptr;
+    Subscriber* who = nullptr;
+    std::uint32_t max_in_flight = 0;
+  };
+
+  Group* find(std::string_view topic, std::string_view group) const;
+  Result<Offset> resolve_start(const std::string& topic, const protocol::StartPosition& start);
+  std::unique_ptr<Group> make_group(const TopicMeta& topic, std::string name,
+                                    const protocol::GroupConfig& config, Offset start);
+  void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
+  void pump(Group& g, TimePoint now);
+  void send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries);
+  void start_write(Group& g);
+  void end_subscription(std::uint64_t id, TimePoint now);
+  void remove_group(Group& g);
+  protocol::GroupInfo info(const Group& g) const;
+  storage::GroupRecord record_of(const Group& g) const;
+
+  Broker& broker_;
+  GroupDefaults defaults_;
+  Post post_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Group>, std::less<>> groups_;
+  std::unordered_map<std::uint64_t, Subscription> subscriptions_;
+  std::uint64_t next_subscription_ = 1;
+  std::uint64_t seed_ = 1;
+  TimePoint last_now_{};  // the latest `now` seen, for retry times set in completions
+  // Set to false by the destructor, so completions still queued on the owner thread do
+  // nothing once the Groups object is gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace loft::broker

@@ -1,0 +1,230 @@
+#pragma once
+// The delivery state machine of one consumer group on one topic. Pure: no sockets, no
+// storage, no clock reads, no threads. Events go in (a consumer joined or left, new messages
+// are durable, ack, nack, extend, reject, time passed); decisions come out (deliver these
+// offsets to that consumer, dead-letter this offset); the caller carries them out and persists
+// `snapshot()` when it changes.
+//
+// Vocabulary (see docs/semantics.md):
+//  - ack floor: every offset below it is done (acked or dead-lettered) for this group.
+//  - done: acked, or dead-lettered (after the dead-letter append is durable).
+//  - in flight: delivered to exactly one consumer, not yet done; has an ack deadline.
+//  - scheduled: waiting to be redelivered at a due time (after a timeout, a nack or its
+//    consumer leaving).
+//  - attempt: 1 on the first delivery of an offset to this group, +1 on each redelivery.
+//
+// Ordering: poll() first hands out scheduled offsets that are due, lowest offset first, then
+// never-delivered offsets in offset order. Each consumer gets at most `max_in_flight` in
+// flight. Consumers are served round-robin, in the order they joined.
+//
+// Thread: not thread-safe; one owner calls everything.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "loft/common/error.hpp"
+#include "loft/common/ids.hpp"
+
+namespace loft::delivery {
+
+using Duration = std::chrono::milliseconds;
+// Monotonic time as the caller measures it (steady_clock in loftd, a fake in tests).
+using TimePoint = std::chrono::time_point<std::chrono::steady_clock, Duration>;
+
+// Delay before a redelivery after attempt `n` failed (ack timeout, or nack without a delay).
+struct Backoff {
+  // Exponential: base * factor^(n-1), capped at `cap`, then jittered by a uniformly random
+  // fraction in [-jitter, +jitter] of itself (jitter = 0.2 → ±20%), never below 0.
+  Duration base{1000};
+  double factor = 2.0;
+  Duration cap{60'000};
+  double jitter = 0.2;
+  // If not empty, replaces the exponential rule: delays[n-1], the last one repeating for
+  // higher attempts. No jitter is applied to an explicit list.
+  std::vector<Duration> delays;
+
+  Duration delay_after(std::uint32_t attempt, std::mt19937_64& rng) const;
+};
+
+struct GroupOptions {
+  Duration ack_timeout{30'000};
+  // After this many attempts have failed, the offset is dead-lettered instead of being
+  // scheduled again. 0 = never dead-letter on attempts (only reject does).
+  std::uint32_t max_deliveries = 5;
+  Backoff backoff;
+};
+
+struct Delivery {
+  ConsumerId consumer;
+  Offset offset;
+  std::uint32_t attempt = 1;
+  bool operator==(const Delivery&) const = default;
+};
+
+enum class DeadLetterReason { max_deliveries, rejected };
+
+struct DeadLetter {
+  Offset offset;
+  std::uint32_t attempts = 0;  // deliveries made before it was dead-lettered
+  DeadLetterReason reason = DeadLetterReason::max_deliveries;
+  bool operator==(const DeadLetter&) const = default;
+};
+
+// [first, end): a run of offsets.
+struct OffsetRange {
+  Offset first;
+  Offset end;
+  bool operator==(const OffsetRange&) const = default;
+};
+
+// What outlives a restart: enough to never redeliver a done offset. Done offsets above the
+// floor are kept as runs, so a long stretch of acks behind one slow message stays small.
+struct Snapshot {
+  Offset ack_floor;
+  std::vector<OffsetRange> done_above_floor;  // sorted, disjoint, non-adjacent, above floor
+  std::uint64_t dead_lettered = 0;            // counters, for describe
+  std::uint64_t redelivered = 0;
+  bool operator==(const Snapshot&) const = default;
+};
+
+// Outcome of ack/nack/extend/reject for one offset. Errors are values, never state damage:
+//  not_in_flight: the offset is not in flight to this consumer (unknown, in flight to another
+//                 consumer, already acked, or already redelivered after a timeout).
+enum class AckResult { ok, not_in_flight };
+
+struct ConsumerStats {
+  ConsumerId consumer;
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t in_flight = 0;
+};
+
+struct GroupStats {
+  Offset ack_floor;
+  Offset end;  // the topic's next offset as last told by on_appended
+  std::uint64_t in_flight = 0;
+  std::uint64_t scheduled = 0;      // waiting for redelivery (backoff, nack delay)
+  std::uint64_t lag = 0;            // offsets in [ack_floor, end) that are not done
+  std::uint64_t dead_lettered = 0;  // total, since the group was created
+  std::uint64_t redelivered = 0;    // total redeliveries (attempt >= 2) handed out
+  std::vector<ConsumerStats> consumers;
+};
+
+class GroupState {
+ public:
+  // A new group that starts delivering at `start` (earliest, latest or an offset resolved by
+  // the caller). `seed` drives the backoff jitter, so tests are reproducible.
+  GroupState(GroupOptions options, Offset start, std::uint64_t seed = 1);
+  // A group restored after a restart: nothing is in flight; every offset at or above the
+  // floor that is not done will be delivered again (attempt counts restart at 1).
+  GroupState(GroupOptions options, const Snapshot& snapshot, std::uint64_t seed = 1);
+
+  // Consumers. A consumer that is already present gets its max_in_flight updated.
+  void add_consumer(ConsumerId consumer, std::uint32_t max_in_flight);
+  // Its in-flight offsets become scheduled, due `now` (no backoff: another consumer can take
+  // them at once); their attempt counts are kept.
+  void remove_consumer(ConsumerId consumer, TimePoint now);
+
+  // The topic's log now ends at `end` (next offset); offsets below it are deliverable.
+  void on_appended(Offset end);
+
+  // Hands out what can be delivered at `now`, within every consumer's credit. Each returned
+  // offset is in flight from now on with deadline now + ack_timeout.
+  std::vector<Delivery> poll(TimePoint now);
+
+  AckResult ack(ConsumerId consumer, Offset offset);
+  // Redeliver after `delay`, or after the backoff for this attempt if no delay is given. If
+  // the attempts are used up (max_deliveries), the offset is dead-lettered instead.
+  AckResult nack(ConsumerId consumer, Offset offset, std::optional<Duration> delay, TimePoint now);
+  // Restart the ack timer: deadline = now + ack_timeout.
+  AckResult extend(ConsumerId consumer, Offset offset, TimePoint now);
+  // Dead-letter now, whatever the attempt.
+  AckResult reject(ConsumerId consumer, Offset offset);
+
+  // Moves in-flight offsets whose deadline <= now to scheduled (due now + backoff) or, when
+  // their attempts are used up, to the dead-letter list.
+  void expire(TimePoint now);
+  // The earliest time at which expire() or poll() could do something: the lowest ack
+  // deadline or scheduled due time. nullopt when nothing is waiting on time. Offsets that a
+  // poll() already found due but could not hand out for lack of credit do not count (only new
+  // credit moves them, so call poll() after an ack, nack, reject or add_consumer): after
+  // expire(now) and poll(now) the result is never <= now, so a timer armed on it never spins.
+  std::optional<TimePoint> next_deadline() const;
+
+  // Offsets to move to the dead-letter topic, in offset order; each is handed out once. Until
+  // dead_lettered() is called for it, the offset is neither delivered nor done.
+  std::vector<DeadLetter> take_dead_letters();
+  // The dead-letter append is durable: the offset is done.
+  void dead_lettered(Offset offset);
+  // The dead-letter append failed: try again (take_dead_letters returns it again).
+  void dead_letter_failed(const DeadLetter& letter);
+
+  // Moves the group: everything below `to` is done, nothing is in flight or scheduled, and
+  // delivery continues at `to`. (loft group reset)
+  void reset(Offset to);
+
+  Offset ack_floor() const { return ack_floor_; }
+  Snapshot snapshot() const;
+  GroupStats stats() const;
+  // Whether `consumer` has in-flight offsets (for invariants in tests).
+  std::uint32_t in_flight_of(ConsumerId consumer) const;
+  bool is_done(Offset offset) const;
+
+ private:
+  struct InFlight {
+    ConsumerId consumer;
+    std::uint32_t attempt = 1;
+    TimePoint deadline;
+  };
+  struct Scheduled {
+    std::uint32_t attempt = 1;  // attempts made so far
+    TimePoint due;
+  };
+  struct Consumer {
+    std::uint32_t max_in_flight = 0;
+    std::uint32_t in_flight = 0;
+    std::uint64_t joined = 0;  // join order, for round-robin
+  };
+  using DueIndex = std::set<std::pair<TimePoint, Offset>>;
+
+  void mark_done(Offset offset);
+  // Removes `offset` from in_flight_ (and its deadline and its consumer's credit use).
+  InFlight take_in_flight(std::map<Offset, InFlight>::iterator it);
+  // An attempt failed (timeout or nack): schedule again after `delay` (or the backoff), or
+  // dead-letter if the attempts are used up.
+  void retry_or_dead_letter(Offset offset, std::uint32_t attempt, std::optional<Duration> delay,
+                            TimePoint now);
+  void schedule(Offset offset, std::uint32_t attempt, TimePoint due);
+  // The next consumer in join order after the one served last that has credit, or nullptr.
+  Consumer* next_consumer_with_credit(ConsumerId& id);
+  void deliver(std::vector<Delivery>& out, Offset offset, std::uint32_t attempt, TimePoint now);
+
+  GroupOptions options_;
+  std::mt19937_64 rng_;
+  Offset ack_floor_;
+  Offset next_new_;  // lowest offset never handed out (done runs above it are skipped)
+  Offset end_;       // topic end as last told
+  // Done offsets above the floor as runs first -> end ([first, end)): disjoint, non-adjacent,
+  // none starting at the floor (it would have been folded into the floor). O(runs) memory.
+  std::map<std::uint64_t, std::uint64_t> done_runs_;
+  std::map<Offset, InFlight> in_flight_;
+  DueIndex deadlines_;  // (deadline, offset) of every in-flight offset
+  std::map<Offset, Scheduled> scheduled_;
+  DueIndex waiting_;        // scheduled, not yet due at the last poll
+  std::set<Offset> ready_;  // scheduled and due, waiting for credit (offset order)
+  std::map<Offset, DeadLetter> dead_letter_pending_;  // waiting to be taken
+  std::map<Offset, DeadLetter> dead_letter_taken_;    // taken, append not yet durable
+  std::map<ConsumerId, Consumer> consumers_;
+  std::map<std::uint64_t, ConsumerId> join_order_;  // joined -> consumer
+  std::uint64_t next_join_ = 1;
+  std::uint64_t last_served_ = 0;  // `joined` of the consumer served last (0: none yet)
+  std::uint64_t dead_lettered_ = 0;
+  std::uint64_t redelivered_ = 0;
+};
+
+}  // namespace loft::delivery

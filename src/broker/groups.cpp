@@ -1,0 +1,632 @@
+#include "loft/broker/groups.hpp"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "loft/protocol/codec.hpp"
+
+namespace loft::broker {
+namespace {
+
+constexpr delivery::Duration kWriteRetry{1000};
+
+Error group_not_found(std::string_view topic, std::string_view group) {
+  return Error{Errc::group_not_found, "group '" + std::string(group) + "' of topic '" +
+                                          std::string(topic) + "' does not exist"};
+}
+
+Result<void> validate_group_name(std::string_view name) {
+  if (auto ok = validate_topic_name(name); !ok) {
+    return fail(Errc::invalid_name, "group name '" + std::string(name) +
+                                        "' must be 1 to 249 bytes of letters, digits, '.', '_' "
+                                        "and '-'");
+  }
+  return {};
+}
+
+// Adds [offset, offset+1) to sorted, disjoint runs above `floor`, merging neighbours, and
+// advances `floor` over runs that touch it.
+void mark_done(Offset& floor, std::vector<std::pair<Offset, Offset>>& runs, Offset offset) {
+  if (offset < floor) return;
+  runs.emplace_back(offset, Offset{offset.value + 1});
+  std::sort(runs.begin(), runs.end());
+  std::vector<std::pair<Offset, Offset>> merged;
+  for (const auto& r : runs) {
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  while (!merged.empty() && merged.front().first <= floor) {
+    floor = std::max(floor, merged.front().second);
+    merged.erase(merged.begin());
+  }
+  runs = std::move(merged);
+}
+
+std::string reason_text(delivery::DeadLetterReason r) {
+  return r == delivery::DeadLetterReason::rejected ? "rejected" : "max_deliveries";
+}
+
+}  // namespace
+
+struct Groups::Group {
+  std::string topic;
+  TopicId topic_id;
+  std::string name;
+  storage::GroupRecord settings;  // settings and creation time; progress comes from `state`
+  delivery::GroupState state;
+  std::vector<std::uint64_t> subscriptions;  // in subscribe order
+  bool persisted = false;                    // the creating write is durable
+  std::vector<std::function<void(Result<Group*>)>> waiting_for_create;
+  // Persistence: at most one write in flight.
+  bool writing = false;
+  std::uint64_t generation = 0;  // bumped by every change that must reach disk
+  std::uint64_t written_generation = 0;
+  struct Confirm {
+    std::uint64_t generation;
+    protocol::SettleOk reply;
+    Callback<protocol::SettleOk> done;
+  };
+  std::vector<Confirm> confirms;
+  std::vector<delivery::DeadLetter> dead_letters_writing;
+  std::optional<TimePoint> retry_at;  // after a failed write
+
+  Group(delivery::GroupState s) : state(std::move(s)) {}
+};
+
+Groups::Groups(Broker& broker, GroupDefaults defaults, Post post)
+    : broker_(broker), defaults_(defaults), post_(std::move(post)) {}
+
+Groups::~Groups() { *alive_ = false; }
+
+namespace {
+
+delivery::GroupOptions options_of(const storage::GroupRecord& r, const GroupDefaults& d) {
+  delivery::GroupOptions o;
+  o.ack_timeout = delivery::Duration{r.ack_timeout_ms};
+  o.max_deliveries = r.max_deliveries;
+  o.backoff.base = delivery::Duration{r.backoff_base_ms};
+  o.backoff.cap = delivery::Duration{r.backoff_cap_ms};
+  o.backoff.factor = d.backoff_factor;
+  o.backoff.jitter = d.backoff_jitter;
+  for (const auto ms : r.backoff_delays_ms) o.backoff.delays.emplace_back(ms);
+  return o;
+}
+
+delivery::Snapshot snapshot_of(const storage::GroupRecord& r) {
+  delivery::Snapshot s;
+  s.ack_floor = r.ack_floor;
+  for (const auto& [first, end] : r.done_ranges) s.done_above_floor.push_back({first, end});
+  s.dead_lettered = r.dead_lettered;
+  s.redelivered = r.redelivered;
+  return s;
+}
+
+}  // namespace
+
+void Groups::load() {
+  const auto topics = broker_.list_topics();
+  for (auto& record : broker_.take_loaded_groups()) {
+    const auto topic = std::find_if(topics.begin(), topics.end(),
+                                    [&](const TopicMeta& t) { return t.id == record.topic; });
+    if (topic == topics.end()) continue;  // its topic is gone (dropped with it on disk too)
+    auto g = std::make_unique<Group>(
+        delivery::GroupState(options_of(record, defaults_), snapshot_of(record), seed_++));
+    g->topic = topic->name;
+    g->topic_id = topic->id;
+    g->name = record.name;
+    g->settings = record;
+    g->persisted = true;
+    g->state.on_appended(topic->next_offset);
+    groups_.emplace(std::pair{g->topic, g->name}, std::move(g));
+  }
+}
+
+Groups::Group* Groups::find(std::string_view topic, std::string_view group) const {
+  const auto it = groups_.find(std::pair{std::string(topic), std::string(group)});
+  return it == groups_.end() ? nullptr : it->second.get();
+}
+
+Result<Offset> Groups::resolve_start(const std::string& topic,
+                                     const protocol::StartPosition& start) {
+  auto meta = broker_.describe_topic(topic);
+  if (!meta) return tl::unexpected(meta.error());
+  switch (start.kind) {
+    case protocol::StartKind::earliest:
+      return meta->first_offset;
+    case protocol::StartKind::latest:
+      return meta->next_offset;
+    case protocol::StartKind::offset:
+      return Offset{std::clamp(start.value, meta->first_offset.value, meta->next_offset.value)};
+    case protocol::StartKind::timestamp:
+      return broker_.offset_for_timestamp(topic, static_cast<std::int64_t>(start.value));
+  }
+  return fail(Errc::invalid_request, "unknown start position");
+}
+
+std::unique_ptr<Groups::Group> Groups::make_group(const TopicMeta& topic, std::string name,
+                                                  const protocol::GroupConfig& c, Offset start) {
+  storage::GroupRecord r;
+  r.topic = topic.id;
+  r.name = name;
+  r.created_at_ms = broker_.now_ms();
+  r.ack_timeout_ms = c.ack_timeout_ms ? c.ack_timeout_ms : defaults_.ack_timeout_ms;
+  r.max_deliveries = c.max_deliveries ? c.max_deliveries : defaults_.max_deliveries;
+  r.backoff_base_ms = c.backoff_base_ms ? c.backoff_base_ms : defaults_.backoff_base_ms;
+  r.backoff_cap_ms = c.backoff_cap_ms ? c.backoff_cap_ms : defaults_.backoff_cap_ms;
+  r.backoff_delays_ms = c.backoff_delays_ms;
+  r.dead_letter_topic = c.dead_letter_topic.empty() ? topic.name + ".dlq" : c.dead_letter_topic;
+  r.ack_floor = start;
+  auto g = std::make_unique<Group>(delivery::GroupState(options_of(r, defaults_), start, seed_++));
+  g->topic = topic.name;
+  g->topic_id = topic.id;
+  g->name = std::move(name);
+  g->settings = std::move(r);
+  g->state.on_appended(topic.next_offset);
+  return g;
+}
+
+// Registers `group` in memory at once (so a second subscriber finds it) and writes it; `then`
+// runs once it is durable, or with the error if the write failed (the group is then removed).
+void Groups::create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then) {
+  Group* g = group.get();
+  g->waiting_for_create.push_back(std::move(then));
+  g->writing = true;
+  GroupWrite write;
+  write.puts.push_back({g->topic, record_of(*g)});
+  groups_.emplace(std::pair{g->topic, g->name}, std::move(group));
+  broker_.write_groups(std::move(write),
+                       [this, alive = alive_, topic = g->topic, name = g->name](Result<void> r) {
+                         post_([this, alive, topic, name, r = std::move(r)] {
+                           if (!*alive) return;
+                           Group* g = find(topic, name);
+                           if (g == nullptr) return;
+                           g->writing = false;
+                           auto waiting = std::move(g->waiting_for_create);
+                           if (!r) {
+                             remove_group(*g);
+                             for (auto& w : waiting) w(tl::unexpected(r.error()));
+                             return;
+                           }
+                           g->persisted = true;
+                           for (auto& w : waiting) w(g);
+                           start_write(*g);  // anything that changed meanwhile
+                         });
+                       });
+}
+
+void Groups::subscribe(protocol::Subscribe req, Subscriber* who, TimePoint now,
+                       Callback<protocol::SubscribeOk> done) {
+  if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
+  if (!req.config.dead_letter_topic.empty()) {
+    if (auto ok = validate_topic_name(req.config.dead_letter_topic); !ok) {
+      return done(tl::unexpected(ok.error()));
+    }
+  }
+  auto meta = broker_.describe_topic(req.topic);
+  if (!meta) return done(tl::unexpected(meta.error()));
+  const std::uint32_t max_in_flight =
+      req.max_in_flight ? req.max_in_flight : defaults_.max_in_flight;
+
+  auto attach = [this, who, max_in_flight, now, done](Result<Group*> r, bool created) {
+    if (!r) return done(tl::unexpected(r.error()));
+    Group& g = **r;
+    const std::uint64_t id = next_subscription_++;
+    subscriptions_[id] = Subscription{id, &g, who, max_in_flight};
+    g.subscriptions.push_back(id);
+    g.state.add_consumer(ConsumerId{id}, max_in_flight);
+    done(protocol::SubscribeOk{id, created, g.state.ack_floor().value});
+    pump(g, now);
+  };
+
+  if (Group* g = find(req.topic, req.group)) {
+    if (g->persisted) return attach(g, false);
+    g->waiting_for_create.push_back([attach](Result<Group*> r) { attach(std::move(r), false); });
+    return;
+  }
+  auto start = resolve_start(req.topic, req.start);
+  if (!start) return done(tl::unexpected(start.error()));
+  create_then(make_group(*meta, req.group, req.config, *start),
+              [attach](Result<Group*> r) { attach(std::move(r), true); });
+}
+
+void Groups::end_subscription(std::uint64_t id, TimePoint now) {
+  const auto it = subscriptions_.find(id);
+  if (it == subscriptions_.end()) return;
+  Group& g = *it->second.group;
+  subscriptions_.erase(it);
+  std::erase(g.subscriptions, id);
+  g.state.remove_consumer(ConsumerId{id}, now);
+  pump(g, now);  // its messages go to the others at once
+}
+
+Result<void> Groups::unsubscribe(std::uint64_t subscription, const Subscriber* who, TimePoint now) {
+  const auto it = subscriptions_.find(subscription);
+  if (it == subscriptions_.end() || it->second.who != who) {
+    return fail(Errc::unknown_subscription,
+                "subscription " + std::to_string(subscription) + " is not one of this connection");
+  }
+  end_subscription(subscription, now);
+  return {};
+}
+
+void Groups::drop_subscriber(const Subscriber* who, TimePoint now) {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, s] : subscriptions_) {
+    if (s.who == who) ids.push_back(id);
+  }
+  for (const auto id : ids) end_subscription(id, now);
+}
+
+void Groups::settle(const protocol::Settle& req, const Subscriber* who, TimePoint now,
+                    Callback<protocol::SettleOk> done) {
+  const auto it = subscriptions_.find(req.subscription);
+  if (it == subscriptions_.end() || it->second.who != who) {
+    return done(fail(
+        Errc::unknown_subscription,
+        "subscription " + std::to_string(req.subscription) + " is not one of this connection"));
+  }
+  std::uint64_t total = 0;
+  for (const auto& run : req.runs) {
+    if (run.first + run.count < run.first) {
+      return done(fail(Errc::invalid_request, "a settle run passes the largest offset"));
+    }
+    total += run.count;
+  }
+  if (total > defaults_.max_settle_offsets) {
+    return done(fail(Errc::invalid_request,
+                     "a settle may name at most " + std::to_string(defaults_.max_settle_offsets) +
+                         " offsets, this one names " + std::to_string(total)));
+  }
+  Group& g = *it->second.group;
+  const ConsumerId consumer{req.subscription};
+  protocol::SettleOk reply;
+  std::optional<delivery::Duration> delay;
+  if (req.delay_ms != protocol::kBackoffDelay) delay = delivery::Duration{req.delay_ms};
+  for (const auto& run : req.runs) {
+    for (std::uint64_t i = 0; i < run.count; ++i) {
+      const Offset offset{run.first + i};
+      delivery::AckResult r = delivery::AckResult::not_in_flight;
+      switch (req.action) {
+        case protocol::SettleAction::ack:
+          r = g.state.ack(consumer, offset);
+          break;
+        case protocol::SettleAction::nack:
+          r = g.state.nack(consumer, offset, delay, now);
+          break;
+        case protocol::SettleAction::extend:
+          r = g.state.extend(consumer, offset, now);
+          break;
+        case protocol::SettleAction::reject:
+          r = g.state.reject(consumer, offset);
+          break;
+      }
+      if (r == delivery::AckResult::ok) {
+        ++reply.applied;
+      } else {
+        ++reply.ignored;
+      }
+    }
+  }
+  // Acks move the floor (persist); nack/reject may too, through dead letters. Extend changes
+  // nothing durable.
+  if (reply.applied > 0 && req.action != protocol::SettleAction::extend) ++g.generation;
+  if (req.confirm && g.generation > g.written_generation) {
+    g.confirms.push_back({g.generation, reply, std::move(done)});
+  } else {
+    done(reply);
+  }
+  pump(g, now);
+}
+
+void Groups::pump(Group& g, TimePoint now) {
+  last_now_ = std::max(last_now_, now);
+  if (!g.persisted) return;
+  // A subscriber whose connection is backed up gets no new credit until it drains.
+  for (const auto id : g.subscriptions) {
+    const auto& s = subscriptions_.at(id);
+    const auto in_flight = g.state.in_flight_of(ConsumerId{id});
+    g.state.add_consumer(ConsumerId{id},
+                         s.who->ready() ? s.max_in_flight : std::min(s.max_in_flight, in_flight));
+  }
+  g.state.expire(now);
+  const auto deliveries = g.state.poll(now);
+  if (!deliveries.empty()) send_deliveries(g, deliveries);
+  start_write(g);
+}
+
+void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries) {
+  // Per subscription, offsets ascending, read in contiguous runs.
+  std::map<std::uint64_t, std::vector<delivery::Delivery>> by_sub;
+  for (const auto& d : deliveries) by_sub[d.consumer.value].push_back(d);
+  const std::size_t base = protocol::deliver_base_size(g.topic, g.name);
+  for (auto& [id, list] : by_sub) {
+    std::sort(list.begin(), list.end(),
+              [](const auto& a, const auto& b) { return a.offset < b.offset; });
+    auto& sub = subscriptions_.at(id);
+    protocol::Deliver frame{id, g.topic, g.name, {}};
+    std::size_t size = base;
+    auto flush = [&] {
+      if (frame.messages.empty()) return;
+      sub.who->deliver(std::move(frame));
+      frame = protocol::Deliver{id, g.topic, g.name, {}};
+      size = base;
+    };
+    std::size_t i = 0;
+    while (i < list.size()) {
+      std::size_t j = i + 1;
+      while (j < list.size() && list[j].offset.value == list[j - 1].offset.value + 1) ++j;
+      auto read =
+          broker_.fetch(g.topic, list[i].offset, storage::ReadLimits{j - i, std::size_t{1} << 62});
+      std::map<Offset, StoredMessage*> found;
+      if (read) {
+        for (auto& m : read->messages) found[m.offset] = &m;
+      }
+      for (std::size_t k = i; k < j; ++k) {
+        const auto& d = list[k];
+        const auto hit = found.find(d.offset);
+        if (hit == found.end()) {
+          // Not readable (the topic is being deleted): nothing to deliver; count it as done
+          // so the group does not wait for it forever.
+          std::ignore = g.state.ack(d.consumer, d.offset);
+          continue;
+        }
+        protocol::DeliveredMessage dm{d.offset.value, d.attempt, hit->second->timestamp_ms,
+                                      std::move(hit->second->message)};
+        const std::size_t n = protocol::encoded_size(dm);
+        if (size + n > defaults_.max_frame_size) flush();
+        size += n;
+        frame.messages.push_back(std::move(dm));
+      }
+      i = j;
+    }
+    flush();
+  }
+}
+
+storage::GroupRecord Groups::record_of(const Group& g) const {
+  auto r = g.settings;
+  const auto snap = g.state.snapshot();
+  r.ack_floor = snap.ack_floor;
+  r.done_ranges.clear();
+  for (const auto& run : snap.done_above_floor) r.done_ranges.emplace_back(run.first, run.end);
+  r.dead_lettered = snap.dead_lettered;
+  r.redelivered = snap.redelivered;
+  return r;
+}
+
+void Groups::start_write(Group& g) {
+  if (g.writing || !g.persisted) return;
+  if (g.retry_at) {
+    if (*g.retry_at > last_now_) return;
+    g.retry_at.reset();
+  }
+  GroupWrite write;
+  auto record = record_of(g);
+  auto letters = g.state.take_dead_letters();
+  if (!letters.empty()) {
+    // Each dead letter is a copy of the original with headers saying where it came from,
+    // written together with the progress that marks the original done.
+    write.dead_letter_topic = g.settings.dead_letter_topic;
+    for (const auto& dl : letters) {
+      auto read = broker_.fetch(g.topic, dl.offset, storage::ReadLimits{1, 1});
+      mark_done(record.ack_floor, record.done_ranges, dl.offset);
+      record.dead_lettered += 1;
+      if (!read || read->messages.empty() || read->messages.front().offset != dl.offset) {
+        continue;  // the original is gone (topic being deleted): nothing to copy
+      }
+      Message m = std::move(read->messages.front().message);
+      m.headers.push_back({"loft-dlq-topic", g.topic});
+      m.headers.push_back({"loft-dlq-offset", std::to_string(dl.offset.value)});
+      m.headers.push_back({"loft-dlq-group", g.name});
+      m.headers.push_back({"loft-dlq-attempts", std::to_string(dl.attempts)});
+      m.headers.push_back({"loft-dlq-reason", reason_text(dl.reason)});
+      // The id is kept so a later redrive can be deduplicated; the DLQ itself never is.
+      write.dead_letters.push_back(std::move(m));
+    }
+  } else if (g.generation == g.written_generation) {
+    return;  // nothing new to write
+  }
+  write.puts.push_back({g.topic, std::move(record)});
+  g.writing = true;
+  g.dead_letters_writing = letters;
+  const std::uint64_t generation = g.generation;
+  broker_.write_groups(std::move(write), [this, alive = alive_, topic = g.topic, name = g.name,
+                                          generation](Result<void> r) {
+    post_([this, alive, topic, name, generation, r = std::move(r)] {
+      if (!*alive) return;
+      Group* g = find(topic, name);
+      if (g == nullptr) return;
+      g->writing = false;
+      auto letters = std::move(g->dead_letters_writing);
+      g->dead_letters_writing.clear();
+      if (r) {
+        for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
+        g->written_generation = std::max(g->written_generation, generation);
+        std::vector<Group::Confirm> ready;
+        std::erase_if(g->confirms, [&](Group::Confirm& c) {
+          if (c.generation > g->written_generation) return false;
+          ready.push_back(std::move(c));
+          return true;
+        });
+        for (auto& c : ready) c.done(c.reply);
+      } else {
+        // Nothing was written: the dead letters go back to pending and are retried with
+        // the next write; confirms keep waiting for a write that succeeds.
+        for (const auto& dl : letters) g->state.dead_letter_failed(dl);
+        if (!letters.empty() || g->generation > g->written_generation) ++g->generation;
+        g->retry_at = last_now_ + kWriteRetry;  // not in a tight loop while the disk fails
+        return;
+      }
+      start_write(*g);
+    });
+  });
+}
+
+void Groups::remove_group(Group& g) {
+  for (const auto id : g.subscriptions) subscriptions_.erase(id);
+  for (auto& c : g.confirms) c.done(fail(Errc::group_not_found, "the group was deleted"));
+  groups_.erase(std::pair{g.topic, g.name});
+}
+
+void Groups::on_topic_events(const std::vector<TopicEvent>& events, TimePoint now) {
+  for (const auto& e : events) {
+    std::vector<Group*> matching;
+    for (auto& [key, g] : groups_) {
+      if (g->topic_id == e.id) matching.push_back(g.get());
+    }
+    for (Group* g : matching) {
+      if (e.deleted) {
+        remove_group(*g);  // its records were dropped with the topic, in the same write
+      } else {
+        g->state.on_appended(e.end);
+        pump(*g, now);
+      }
+    }
+  }
+}
+
+void Groups::on_timer(TimePoint now) {
+  for (auto& [key, g] : groups_) pump(*g, now);
+}
+
+void Groups::on_ready(const Subscriber* who, TimePoint now) {
+  std::set<Group*> touched;
+  for (const auto& [id, s] : subscriptions_) {
+    if (s.who == who) touched.insert(s.group);
+  }
+  for (Group* g : touched) pump(*g, now);
+}
+
+std::optional<TimePoint> Groups::next_deadline() const {
+  std::optional<TimePoint> best;
+  for (const auto& [key, g] : groups_) {
+    const auto d = g->state.next_deadline();
+    if (d && (!best || *d < *best)) best = d;
+    // A failed group write is retried a little later.
+    if (g->retry_at && (!best || *g->retry_at < *best)) best = g->retry_at;
+  }
+  return best;
+}
+
+protocol::GroupInfo Groups::info(const Group& g) const {
+  const auto stats = g.state.stats();
+  protocol::GroupInfo out;
+  out.topic = g.topic;
+  out.group = g.name;
+  out.ack_floor = stats.ack_floor.value;
+  out.end = stats.end.value;
+  out.lag = stats.lag;
+  out.in_flight = stats.in_flight;
+  out.scheduled = stats.scheduled;
+  out.dead_lettered = stats.dead_lettered;
+  out.redelivered = stats.redelivered;
+  out.config.ack_timeout_ms = g.settings.ack_timeout_ms;
+  out.config.max_deliveries = g.settings.max_deliveries;
+  out.config.backoff_base_ms = g.settings.backoff_base_ms;
+  out.config.backoff_cap_ms = g.settings.backoff_cap_ms;
+  out.config.backoff_delays_ms = g.settings.backoff_delays_ms;
+  out.config.dead_letter_topic = g.settings.dead_letter_topic;
+  for (const auto id : g.subscriptions) {
+    const auto& s = subscriptions_.at(id);
+    protocol::ConsumerInfo c;
+    c.subscription = id;
+    c.client_name = s.who->client_name();
+    c.max_in_flight = s.max_in_flight;
+    c.in_flight = g.state.in_flight_of(ConsumerId{id});
+    if (stats.lag > c.in_flight) {
+      if (!s.who->ready()) {
+        c.stalled = protocol::StallReason::slow_socket;
+      } else if (c.in_flight >= s.max_in_flight) {
+        c.stalled = protocol::StallReason::at_max_in_flight;
+      } else if (stats.scheduled > 0) {
+        c.stalled = protocol::StallReason::waiting_for_backoff;
+      }
+    }
+    out.consumers.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<std::vector<protocol::GroupInfo>> Groups::list_groups(std::string_view topic) const {
+  if (auto meta = broker_.describe_topic(topic); !meta) return tl::unexpected(meta.error());
+  std::vector<protocol::GroupInfo> out;
+  for (const auto& [key, g] : groups_) {
+    if (key.first == topic && g->persisted) out.push_back(info(*g));
+  }
+  return out;
+}
+
+Result<protocol::GroupInfo> Groups::describe_group(std::string_view topic,
+                                                   std::string_view group) const {
+  if (auto meta = broker_.describe_topic(topic); !meta) return tl::unexpected(meta.error());
+  const Group* g = find(topic, group);
+  if (g == nullptr || !g->persisted) return tl::unexpected(group_not_found(topic, group));
+  return info(*g);
+}
+
+void Groups::create_group(protocol::CreateGroup req, TimePoint now,
+                          Callback<protocol::GroupInfo> done) {
+  if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
+  if (!req.config.dead_letter_topic.empty()) {
+    if (auto ok = validate_topic_name(req.config.dead_letter_topic); !ok) {
+      return done(tl::unexpected(ok.error()));
+    }
+  }
+  auto meta = broker_.describe_topic(req.topic);
+  if (!meta) return done(tl::unexpected(meta.error()));
+  if (find(req.topic, req.group) != nullptr) {
+    return done(fail(Errc::group_exists,
+                     "group '" + req.group + "' of topic '" + req.topic + "' already exists"));
+  }
+  auto start = resolve_start(req.topic, req.start);
+  if (!start) return done(tl::unexpected(start.error()));
+  create_then(make_group(*meta, req.group, req.config, *start),
+              [this, done, now](Result<Group*> r) {
+                if (!r) return done(tl::unexpected(r.error()));
+                pump(**r, now);
+                done(info(**r));
+              });
+}
+
+void Groups::delete_group(std::string topic, std::string group, TimePoint now,
+                          Callback<void> done) {
+  (void)now;
+  Group* g = find(topic, group);
+  if (g == nullptr || !g->persisted) return done(tl::unexpected(group_not_found(topic, group)));
+  GroupWrite write;
+  write.drops.push_back(storage::DropGroup{g->topic_id, g->name});
+  // Its subscribers end now; the write removes it from disk.
+  remove_group(*g);
+  broker_.write_groups(std::move(write), [this, alive = alive_, done](Result<void> r) {
+    post_([alive, done, r = std::move(r)] {
+      if (!*alive) return;
+      done(r);
+    });
+  });
+}
+
+void Groups::reset_group(protocol::ResetGroup req, TimePoint now,
+                         Callback<protocol::GroupInfo> done) {
+  Group* g = find(req.topic, req.group);
+  if (g == nullptr || !g->persisted) {
+    return done(tl::unexpected(group_not_found(req.topic, req.group)));
+  }
+  auto to = resolve_start(req.topic, req.to);
+  if (!to) return done(tl::unexpected(to.error()));
+  g->state.reset(*to);
+  ++g->generation;
+  g->confirms.push_back(
+      {g->generation, protocol::SettleOk{},
+       [this, done, topic = req.topic, group = req.group](Result<protocol::SettleOk> r) {
+         if (!r) return done(tl::unexpected(r.error()));
+         auto described = describe_group(topic, group);
+         done(std::move(described));
+       }});
+  pump(*g, now);
+}
+
+}  // namespace loft::broker

@@ -1,0 +1,615 @@
+#include "loft/delivery/group_state.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+namespace loft::delivery {
+namespace {
+
+const TimePoint t0{};  // the fake clock: plain TimePoint values
+const ConsumerId c1{1};
+const ConsumerId c2{2};
+const ConsumerId c3{3};
+
+Offset off(std::uint64_t v) { return Offset{v}; }
+Delivery d(ConsumerId c, std::uint64_t o, std::uint32_t attempt = 1) {
+  return Delivery{c, Offset{o}, attempt};
+}
+
+// No jitter, so times are exact: 100ms, 200ms, 400ms, ...
+GroupOptions opts(std::uint32_t max_deliveries = 5) {
+  GroupOptions o;
+  o.ack_timeout = 1000ms;
+  o.max_deliveries = max_deliveries;
+  o.backoff.base = 100ms;
+  o.backoff.factor = 2.0;
+  o.backoff.cap = 10'000ms;
+  o.backoff.jitter = 0.0;
+  return o;
+}
+
+// Everything observable, to check that a refused call changes nothing.
+struct Observed {
+  Snapshot snapshot;
+  std::uint64_t in_flight, scheduled, lag;
+  std::vector<std::uint32_t> consumer_in_flight;
+  std::optional<TimePoint> next_deadline;
+  bool operator==(const Observed&) const = default;
+};
+Observed observe(const GroupState& g) {
+  const auto s = g.stats();
+  Observed o{g.snapshot(), s.in_flight, s.scheduled, s.lag, {}, g.next_deadline()};
+  for (const auto& c : s.consumers) o.consumer_in_flight.push_back(c.in_flight);
+  return o;
+}
+
+TEST(GroupState, FirstDeliveryInOffsetOrderFromStart) {
+  GroupState g{opts(), off(10)};
+  g.add_consumer(c1, 100);
+  EXPECT_THAT(g.poll(t0), IsEmpty());  // nothing appended yet
+  g.on_appended(off(13));
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 10), d(c1, 11), d(c1, 12)));
+  EXPECT_THAT(g.poll(t0), IsEmpty());
+  g.on_appended(off(15));
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 13), d(c1, 14)));
+  EXPECT_TRUE(g.is_done(off(9)));
+  EXPECT_FALSE(g.is_done(off(10)));
+  EXPECT_EQ(g.ack_floor(), off(10));
+}
+
+TEST(GroupState, OnAppendedNeverMovesBackwards) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 100);
+  g.on_appended(off(5));
+  g.on_appended(off(3));
+  EXPECT_EQ(g.stats().end, off(5));
+  EXPECT_EQ(g.poll(t0).size(), 5u);
+}
+
+TEST(GroupState, NoConsumerNoDelivery) {
+  GroupState g{opts(), off(0)};
+  g.on_appended(off(5));
+  EXPECT_THAT(g.poll(t0), IsEmpty());
+  g.add_consumer(c1, 0);  // no credit at all
+  EXPECT_THAT(g.poll(t0), IsEmpty());
+  g.add_consumer(c1, 2);  // already present: max_in_flight updated
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 0), d(c1, 1)));
+}
+
+TEST(GroupState, RoundRobinInJoinOrder) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c2, 10);
+  g.add_consumer(c1, 10);
+  g.add_consumer(c3, 10);
+  g.on_appended(off(7));
+  EXPECT_THAT(g.poll(t0),
+              ElementsAre(d(c2, 0), d(c1, 1), d(c3, 2), d(c2, 3), d(c1, 4), d(c3, 5), d(c2, 6)));
+}
+
+TEST(GroupState, RoundRobinContinuesAcrossPolls) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.add_consumer(c2, 10);
+  g.add_consumer(c3, 10);
+  for (std::uint64_t o = 0; o < 6; ++o) {
+    g.on_appended(off(o + 1));
+    const auto got = g.poll(t0);
+    ASSERT_EQ(got.size(), 1u);
+    const ConsumerId expected{o % 3 + 1};
+    EXPECT_EQ(got[0], d(expected, o));
+  }
+}
+
+TEST(GroupState, CreditIsNeverExceeded) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 2);
+  g.add_consumer(c2, 1);
+  g.on_appended(off(100));
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 0), d(c2, 1), d(c1, 2)));
+  EXPECT_THAT(g.poll(t0), IsEmpty());
+  EXPECT_EQ(g.in_flight_of(c1), 2u);
+  EXPECT_EQ(g.in_flight_of(c2), 1u);
+  ASSERT_EQ(g.ack(c2, off(1)), AckResult::ok);
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c2, 3)));  // only the freed credit
+  g.add_consumer(c1, 1);  // lowering revokes nothing, but gives nothing more
+  ASSERT_EQ(g.ack(c1, off(0)), AckResult::ok);
+  EXPECT_THAT(g.poll(t0), IsEmpty());
+  EXPECT_EQ(g.in_flight_of(c1), 1u);
+}
+
+TEST(GroupState, AckAdvancesFloorOverRuns) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 100);
+  g.on_appended(off(10));
+  ASSERT_EQ(g.poll(t0).size(), 10u);
+  for (std::uint64_t o : {1, 2, 4, 5, 7}) ASSERT_EQ(g.ack(c1, off(o)), AckResult::ok);
+  EXPECT_EQ(g.ack_floor(), off(0));
+  EXPECT_EQ(g.snapshot().done_above_floor,
+            (std::vector<OffsetRange>{{off(1), off(3)}, {off(4), off(6)}, {off(7), off(8)}}));
+  ASSERT_EQ(g.ack(c1, off(3)), AckResult::ok);  // joins two runs
+  EXPECT_EQ(g.snapshot().done_above_floor,
+            (std::vector<OffsetRange>{{off(1), off(6)}, {off(7), off(8)}}));
+  ASSERT_EQ(g.ack(c1, off(0)), AckResult::ok);  // the floor swallows the run
+  EXPECT_EQ(g.ack_floor(), off(6));
+  EXPECT_EQ(g.snapshot().done_above_floor, (std::vector<OffsetRange>{{off(7), off(8)}}));
+  ASSERT_EQ(g.ack(c1, off(6)), AckResult::ok);
+  EXPECT_EQ(g.ack_floor(), off(8));
+  EXPECT_THAT(g.snapshot().done_above_floor, IsEmpty());
+  EXPECT_TRUE(g.is_done(off(7)));
+  EXPECT_FALSE(g.is_done(off(8)));
+}
+
+TEST(GroupState, AckRunExtendsDownwardsToo) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 100);
+  g.on_appended(off(10));
+  ASSERT_EQ(g.poll(t0).size(), 10u);
+  for (std::uint64_t o : {8, 7, 6}) ASSERT_EQ(g.ack(c1, off(o)), AckResult::ok);
+  EXPECT_EQ(g.snapshot().done_above_floor, (std::vector<OffsetRange>{{off(6), off(9)}}));
+}
+
+// The done set is kept as runs: however many contiguous acks pile up behind one stuck offset,
+// they are one run (100k here to keep the Debug+ASan run short; the size does not matter).
+TEST(GroupState, ManyAcksBehindAStuckOffsetAreOneRun) {
+  GroupState g{opts(), off(0)};
+  const ConsumerId stuck{9};
+  g.add_consumer(stuck, 1);
+  g.add_consumer(c1, 1000);
+  g.on_appended(off(100'001));
+  std::uint64_t acked = 0;
+  for (auto batch = g.poll(t0); !batch.empty(); batch = g.poll(t0)) {
+    for (const auto& dl : batch) {
+      if (dl.consumer != c1) continue;
+      if (g.ack(c1, dl.offset) != AckResult::ok) FAIL() << dl.offset.value;
+      ++acked;
+    }
+  }
+  ASSERT_EQ(acked, 100'000u);
+  const auto snap = g.snapshot();
+  EXPECT_EQ(snap.ack_floor, off(0));
+  EXPECT_EQ(snap.done_above_floor, (std::vector<OffsetRange>{{off(1), off(100'001)}}));
+  EXPECT_EQ(g.stats().lag, 1u);
+  ASSERT_EQ(g.ack(stuck, off(0)), AckResult::ok);
+  EXPECT_EQ(g.ack_floor(), off(100'001));
+  EXPECT_THAT(g.snapshot().done_above_floor, IsEmpty());
+}
+
+TEST(GroupState, RefusedAcksChangeNothing) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.add_consumer(c2, 10);
+  g.on_appended(off(4));
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 0), d(c2, 1), d(c1, 2), d(c2, 3)));
+  ASSERT_EQ(g.ack(c1, off(2)), AckResult::ok);
+  const auto before = observe(g);
+  const ConsumerId stranger{99};
+  // Unknown offset, beyond the end, foreign (in flight to c2), already acked, unknown consumer.
+  for (const auto& [c, o] : std::vector<std::pair<ConsumerId, Offset>>{
+           {c1, off(50)}, {c1, off(4)}, {c1, off(1)}, {c1, off(2)}, {stranger, off(0)}}) {
+    EXPECT_EQ(g.ack(c, o), AckResult::not_in_flight) << o.value;
+    EXPECT_EQ(g.nack(c, o, std::nullopt, t0), AckResult::not_in_flight) << o.value;
+    EXPECT_EQ(g.nack(c, o, 5ms, t0), AckResult::not_in_flight) << o.value;
+    EXPECT_EQ(g.extend(c, o, t0 + 500ms), AckResult::not_in_flight) << o.value;
+    EXPECT_EQ(g.reject(c, o), AckResult::not_in_flight) << o.value;
+    EXPECT_EQ(observe(g), before) << o.value;
+  }
+  EXPECT_THAT(g.take_dead_letters(), IsEmpty());
+}
+
+TEST(GroupState, AckAfterTimeoutRedeliveryIsRefused) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.add_consumer(c2, 10);
+  g.on_appended(off(1));
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 0)));
+  g.expire(t0 + 1000ms);
+  ASSERT_THAT(g.poll(t0 + 1100ms), ElementsAre(d(c2, 0, 2)));
+  EXPECT_EQ(g.ack(c1, off(0)), AckResult::not_in_flight);  // the late ack of the first attempt
+  EXPECT_EQ(g.ack(c2, off(0)), AckResult::ok);
+}
+
+TEST(GroupState, NackWithDelayRedeliversAtTheDueTimeNotBefore) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  ASSERT_EQ(g.poll(t0).size(), 1u);
+  ASSERT_EQ(g.nack(c1, off(0), 5000ms, t0 + 10ms), AckResult::ok);
+  EXPECT_EQ(g.in_flight_of(c1), 0u);
+  EXPECT_EQ(g.stats().scheduled, 1u);
+  EXPECT_EQ(g.next_deadline(), t0 + 5010ms);
+  EXPECT_THAT(g.poll(t0 + 5009ms), IsEmpty());
+  EXPECT_THAT(g.poll(t0 + 5010ms), ElementsAre(d(c1, 0, 2)));
+  EXPECT_EQ(g.stats().redelivered, 1u);
+  EXPECT_EQ(g.stats().scheduled, 0u);
+}
+
+TEST(GroupState, NackWithZeroDelayIsDueAtOnce) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  ASSERT_EQ(g.poll(t0).size(), 1u);
+  ASSERT_EQ(g.nack(c1, off(0), 0ms, t0), AckResult::ok);
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 0, 2)));
+}
+
+TEST(GroupState, NackWithoutDelayUsesBackoff) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  TimePoint now = t0;
+  ASSERT_EQ(g.poll(now).size(), 1u);
+  // attempt n failed -> 100ms * 2^(n-1)
+  for (std::uint32_t attempt = 1; attempt <= 4; ++attempt) {
+    ASSERT_EQ(g.nack(c1, off(0), std::nullopt, now), AckResult::ok);
+    const Duration backoff{100 << (attempt - 1)};
+    EXPECT_EQ(g.next_deadline(), now + backoff);
+    EXPECT_THAT(g.poll(now + backoff - 1ms), IsEmpty());
+    now += backoff;
+    EXPECT_THAT(g.poll(now), ElementsAre(d(c1, 0, attempt + 1)));
+  }
+}
+
+TEST(GroupState, NackUsesExplicitDelayList) {
+  auto o = opts(0);
+  o.backoff.delays = {10ms, 20ms};
+  GroupState g{o, off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  TimePoint now = t0;
+  ASSERT_EQ(g.poll(now).size(), 1u);
+  for (const auto delay : {10ms, 20ms, 20ms, 20ms}) {
+    ASSERT_EQ(g.nack(c1, off(0), std::nullopt, now), AckResult::ok);
+    EXPECT_EQ(g.next_deadline(), now + delay);
+    now += delay;
+    ASSERT_EQ(g.poll(now).size(), 1u);
+  }
+}
+
+TEST(GroupState, ExpireRedeliversWithAttemptTwoAfterBackoff) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 1);
+  g.on_appended(off(2));
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 0)));
+  EXPECT_EQ(g.next_deadline(), t0 + 1000ms);
+  g.expire(t0 + 999ms);
+  EXPECT_EQ(g.in_flight_of(c1), 1u);
+  g.expire(t0 + 1000ms);              // deadline <= now
+  EXPECT_EQ(g.in_flight_of(c1), 0u);  // credit freed...
+  EXPECT_EQ(g.next_deadline(), t0 + 1100ms);
+  EXPECT_THAT(g.poll(t0 + 1000ms), ElementsAre(d(c1, 1)));  // ...so the next new offset goes
+  ASSERT_EQ(g.ack(c1, off(1)), AckResult::ok);
+  EXPECT_THAT(g.poll(t0 + 1099ms), IsEmpty());
+  EXPECT_THAT(g.poll(t0 + 1100ms), ElementsAre(d(c1, 0, 2)));
+  EXPECT_EQ(g.next_deadline(), t0 + 2100ms);
+}
+
+TEST(GroupState, ExtendPostponesTheTimeout) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  ASSERT_EQ(g.poll(t0).size(), 1u);
+  ASSERT_EQ(g.extend(c1, off(0), t0 + 800ms), AckResult::ok);
+  EXPECT_EQ(g.next_deadline(), t0 + 1800ms);
+  g.expire(t0 + 1799ms);
+  EXPECT_EQ(g.stats().in_flight, 1u);
+  EXPECT_EQ(g.ack(c1, off(0)), AckResult::ok);
+  EXPECT_EQ(g.next_deadline(), std::nullopt);
+}
+
+TEST(GroupState, MaxDeliveriesDeadLettersWithAttemptsAndReason) {
+  GroupState g{opts(3), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  TimePoint now = t0;
+  for (std::uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    ASSERT_THAT(g.poll(now), ElementsAre(d(c1, 0, attempt)));
+    now += 1000ms;
+    g.expire(now);
+    if (attempt < 3) {
+      EXPECT_THAT(g.take_dead_letters(), IsEmpty());
+      now += 10'000ms;
+    }
+  }
+  EXPECT_THAT(g.take_dead_letters(),
+              ElementsAre(DeadLetter{off(0), 3, DeadLetterReason::max_deliveries}));
+  EXPECT_THAT(g.poll(now + 100'000ms), IsEmpty());  // never delivered again
+  EXPECT_EQ(g.next_deadline(), std::nullopt);       // dead letters do not wait on time
+}
+
+TEST(GroupState, NackWithDelayStillDeadLettersWhenAttemptsAreUsedUp) {
+  GroupState g{opts(1), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  ASSERT_EQ(g.poll(t0).size(), 1u);
+  ASSERT_EQ(g.nack(c1, off(0), 5ms, t0), AckResult::ok);
+  EXPECT_THAT(g.take_dead_letters(),
+              ElementsAre(DeadLetter{off(0), 1, DeadLetterReason::max_deliveries}));
+  EXPECT_EQ(g.stats().scheduled, 0u);
+}
+
+TEST(GroupState, MaxDeliveriesZeroNeverDeadLetters) {
+  GroupState g{opts(0), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  TimePoint now = t0;
+  for (std::uint32_t attempt = 1; attempt <= 50; ++attempt) {
+    ASSERT_THAT(g.poll(now), ElementsAre(d(c1, 0, attempt)));
+    ASSERT_EQ(g.nack(c1, off(0), 0ms, now), AckResult::ok);
+    ASSERT_THAT(g.take_dead_letters(), IsEmpty());
+  }
+}
+
+TEST(GroupState, RejectDeadLettersAtOnceWhateverTheAttempt) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(2));
+  ASSERT_EQ(g.poll(t0).size(), 2u);
+  ASSERT_EQ(g.reject(c1, off(1)), AckResult::ok);
+  EXPECT_EQ(g.in_flight_of(c1), 1u);
+  EXPECT_THAT(g.take_dead_letters(),
+              ElementsAre(DeadLetter{off(1), 1, DeadLetterReason::rejected}));
+}
+
+TEST(GroupState, DeadLetterLifecycle) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(4));
+  ASSERT_EQ(g.poll(t0).size(), 4u);
+  ASSERT_EQ(g.reject(c1, off(2)), AckResult::ok);
+  ASSERT_EQ(g.reject(c1, off(0)), AckResult::ok);
+  ASSERT_EQ(g.ack(c1, off(1)), AckResult::ok);
+  const auto letters = g.take_dead_letters();
+  ASSERT_THAT(letters, ElementsAre(DeadLetter{off(0), 1, DeadLetterReason::rejected},
+                                   DeadLetter{off(2), 1, DeadLetterReason::rejected}));
+  EXPECT_THAT(g.take_dead_letters(), IsEmpty());  // once each
+  // Neither done nor deliverable while the append is pending: they count in lag.
+  EXPECT_FALSE(g.is_done(off(0)));
+  EXPECT_EQ(g.ack_floor(), off(0));
+  EXPECT_EQ(g.stats().lag, 3u);
+  EXPECT_THAT(g.poll(t0 + 100'000ms), IsEmpty());
+  g.dead_letter_failed(letters[0]);
+  EXPECT_THAT(g.take_dead_letters(), ElementsAre(letters[0]));  // offered again
+  g.dead_lettered(off(0));
+  EXPECT_EQ(g.ack_floor(), off(2));  // 0 dead-lettered, 1 acked
+  g.dead_lettered(off(2));
+  EXPECT_EQ(g.ack_floor(), off(3));
+  EXPECT_EQ(g.stats().dead_lettered, 2u);
+  EXPECT_EQ(g.stats().lag, 1u);
+  g.dead_lettered(off(2));  // a duplicate is ignored
+  g.dead_letter_failed(letters[1]);
+  EXPECT_EQ(g.stats().dead_lettered, 2u);
+  EXPECT_THAT(g.take_dead_letters(), IsEmpty());
+  EXPECT_EQ(g.snapshot().dead_lettered, 2u);
+}
+
+TEST(GroupState, RemoveConsumerMakesItsOffsetsRedeliverableAtOnceKeepingAttempts) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(2));
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 0), d(c1, 1)));
+  g.expire(t0 + 1000ms);
+  ASSERT_THAT(g.poll(t0 + 2000ms), ElementsAre(d(c1, 0, 2), d(c1, 1, 2)));
+  g.add_consumer(c2, 10);
+  g.remove_consumer(c1, t0 + 2500ms);
+  EXPECT_EQ(g.stats().in_flight, 0u);
+  EXPECT_EQ(g.stats().scheduled, 2u);
+  EXPECT_EQ(g.next_deadline(), t0 + 2500ms);
+  EXPECT_EQ(g.ack(c1, off(0)), AckResult::not_in_flight);
+  ASSERT_THAT(g.stats().consumers, ::testing::SizeIs(1));
+  EXPECT_THAT(g.poll(t0 + 2500ms), ElementsAre(d(c2, 0, 3), d(c2, 1, 3)));
+  g.remove_consumer(ConsumerId{77}, t0);  // unknown: no-op
+  EXPECT_EQ(g.stats().in_flight, 2u);
+}
+
+TEST(GroupState, RemovedConsumerRejoinsAtTheEndOfTheRoundRobin) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.add_consumer(c2, 10);
+  g.remove_consumer(c1, t0);
+  g.add_consumer(c1, 10);
+  g.on_appended(off(3));
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c2, 0), d(c1, 1), d(c2, 2)));
+}
+
+TEST(GroupState, RedeliveriesGoLowestFirstBeforeNewOffsets) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(5));
+  ASSERT_EQ(g.poll(t0).size(), 5u);
+  ASSERT_EQ(g.nack(c1, off(3), 10ms, t0), AckResult::ok);
+  ASSERT_EQ(g.nack(c1, off(1), 30ms, t0), AckResult::ok);
+  ASSERT_EQ(g.nack(c1, off(2), 20ms, t0), AckResult::ok);
+  ASSERT_EQ(g.nack(c1, off(4), 99ms, t0), AckResult::ok);  // not due yet
+  g.on_appended(off(7));
+  EXPECT_THAT(g.poll(t0 + 50ms),
+              ElementsAre(d(c1, 1, 2), d(c1, 2, 2), d(c1, 3, 2), d(c1, 5), d(c1, 6)));
+}
+
+TEST(GroupState, DueRedeliveriesWaitForCreditInOffsetOrder) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 2);
+  g.on_appended(off(10));
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 0), d(c1, 1)));
+  ASSERT_EQ(g.nack(c1, off(1), 0ms, t0), AckResult::ok);
+  ASSERT_EQ(g.nack(c1, off(0), 0ms, t0), AckResult::ok);
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 0, 2), d(c1, 1, 2)));  // lowest first
+  ASSERT_EQ(g.nack(c1, off(1), 0ms, t0), AckResult::ok);
+  ASSERT_EQ(g.nack(c1, off(0), 5ms, t0), AckResult::ok);
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 1, 3), d(c1, 2)));  // 0 is not due yet
+  EXPECT_EQ(g.next_deadline(), t0 + 5ms);
+  // 0 is due but there is no credit: it waits for credit, not for time, so next_deadline()
+  // moves on to the ack deadlines (a timer armed on a past due time would spin).
+  EXPECT_THAT(g.poll(t0 + 5ms), IsEmpty());
+  EXPECT_EQ(g.stats().scheduled, 1u);
+  EXPECT_EQ(g.next_deadline(), t0 + 1000ms);
+  ASSERT_EQ(g.ack(c1, off(2)), AckResult::ok);
+  EXPECT_THAT(g.poll(t0 + 6ms), ElementsAre(d(c1, 0, 3)));
+  ASSERT_EQ(g.ack(c1, off(0)), AckResult::ok);
+  EXPECT_THAT(g.poll(t0 + 6ms), ElementsAre(d(c1, 3)));
+}
+
+TEST(GroupState, RestoredGroupSkipsDoneRunsEvenAfterTheyMerge) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 100);
+  g.on_appended(off(6));
+  ASSERT_EQ(g.poll(t0).size(), 6u);
+  for (std::uint64_t o : {1, 3, 4}) ASSERT_EQ(g.ack(c1, off(o)), AckResult::ok);
+  GroupState r{opts(), g.snapshot()};  // floor 0, runs [1,2) [3,5)
+  r.add_consumer(c1, 1);
+  r.on_appended(off(6));
+  ASSERT_THAT(r.poll(t0), ElementsAre(d(c1, 0)));
+  ASSERT_EQ(r.ack(c1, off(0)), AckResult::ok);  // the floor swallows [1,2)
+  ASSERT_THAT(r.poll(t0), ElementsAre(d(c1, 2)));
+  ASSERT_EQ(r.ack(c1, off(2)), AckResult::ok);  // and [3,5)
+  EXPECT_THAT(r.poll(t0), ElementsAre(d(c1, 5)));
+}
+
+TEST(GroupState, RestoredGroupSkipsARunThatGrewDownwards) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 100);
+  g.on_appended(off(8));
+  ASSERT_EQ(g.poll(t0).size(), 8u);
+  for (std::uint64_t o : {2, 5, 6}) ASSERT_EQ(g.ack(c1, off(o)), AckResult::ok);
+  GroupState r{opts(), g.snapshot()};  // floor 0, runs [2,3) [5,7)
+  r.add_consumer(c1, 3);
+  r.on_appended(off(8));
+  ASSERT_THAT(r.poll(t0), ElementsAre(d(c1, 0), d(c1, 1), d(c1, 3)));
+  ASSERT_EQ(r.ack(c1, off(3)), AckResult::ok);  // [2,3) + 3 -> [2,4)
+  ASSERT_THAT(r.poll(t0), ElementsAre(d(c1, 4)));
+  ASSERT_EQ(r.ack(c1, off(4)), AckResult::ok);  // [2,4) + 4 + [5,7) -> [2,7)
+  EXPECT_THAT(r.poll(t0), ElementsAre(d(c1, 7)));
+}
+
+TEST(GroupState, NextDeadlineIsTheMinimumOfDeadlinesAndDueTimes) {
+  GroupState g{opts(), off(0)};
+  EXPECT_EQ(g.next_deadline(), std::nullopt);
+  g.add_consumer(c1, 10);
+  g.on_appended(off(3));
+  ASSERT_EQ(g.poll(t0).size(), 3u);
+  EXPECT_EQ(g.next_deadline(), t0 + 1000ms);
+  ASSERT_EQ(g.nack(c1, off(1), 300ms, t0 + 100ms), AckResult::ok);
+  EXPECT_EQ(g.next_deadline(), t0 + 400ms);
+  ASSERT_EQ(g.reject(c1, off(0)), AckResult::ok);
+  ASSERT_EQ(g.ack(c1, off(2)), AckResult::ok);
+  EXPECT_EQ(g.next_deadline(), t0 + 400ms);
+  ASSERT_EQ(g.poll(t0 + 400ms).size(), 1u);
+  EXPECT_EQ(g.next_deadline(), t0 + 1400ms);
+  ASSERT_EQ(g.ack(c1, off(1)), AckResult::ok);
+  EXPECT_EQ(g.next_deadline(), std::nullopt);  // the pending dead letter does not count
+}
+
+TEST(GroupState, ResetMovesTheGroup) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(10));
+  ASSERT_EQ(g.poll(t0).size(), 10u);
+  ASSERT_EQ(g.ack(c1, off(5)), AckResult::ok);
+  ASSERT_EQ(g.nack(c1, off(1), 0ms, t0), AckResult::ok);
+  ASSERT_EQ(g.reject(c1, off(2)), AckResult::ok);
+  g.reset(off(7));
+  EXPECT_EQ(g.ack_floor(), off(7));
+  EXPECT_EQ(g.in_flight_of(c1), 0u);
+  const auto s = g.stats();
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_EQ(s.scheduled, 0u);
+  EXPECT_EQ(s.lag, 3u);
+  EXPECT_THAT(g.take_dead_letters(), IsEmpty());
+  EXPECT_EQ(g.next_deadline(), std::nullopt);
+  EXPECT_EQ(g.ack(c1, off(8)), AckResult::not_in_flight);  // a late ack from before the reset
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 7), d(c1, 8), d(c1, 9)));
+  g.reset(off(3));  // backwards: replays, as attempt 1
+  EXPECT_THAT(g.poll(t0),
+              ElementsAre(d(c1, 3), d(c1, 4), d(c1, 5), d(c1, 6), d(c1, 7), d(c1, 8), d(c1, 9)));
+  g.reset(off(20));  // beyond the end: nothing to deliver, no lag
+  EXPECT_EQ(g.stats().lag, 0u);
+  g.on_appended(off(21));
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 20)));
+}
+
+TEST(GroupState, SnapshotRestoreNeverRedeliversAckedAndRedeliversTheRest) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 100);
+  g.on_appended(off(10));
+  ASSERT_EQ(g.poll(t0).size(), 10u);
+  for (std::uint64_t o : {0, 1, 3, 4, 8}) ASSERT_EQ(g.ack(c1, off(o)), AckResult::ok);
+  ASSERT_EQ(g.nack(c1, off(5), 0ms, t0), AckResult::ok);
+  ASSERT_EQ(g.poll(t0).size(), 1u);  // 5 is at attempt 2
+  ASSERT_EQ(g.reject(c1, off(6)), AckResult::ok);
+  ASSERT_EQ(g.take_dead_letters().size(), 1u);
+  g.dead_lettered(off(6));
+  const auto snap = g.snapshot();
+  EXPECT_EQ(snap, (Snapshot{off(2), {{off(3), off(5)}, {off(6), off(7)}, {off(8), off(9)}}, 1, 1}));
+
+  GroupState r{opts(), snap};
+  EXPECT_EQ(r.snapshot(), snap);
+  EXPECT_EQ(r.ack_floor(), off(2));
+  EXPECT_EQ(r.stats().in_flight, 0u);
+  r.add_consumer(c2, 100);
+  r.on_appended(off(12));
+  EXPECT_EQ(r.stats().lag, 6u);
+  // Not done: 2, 5, 7, 9 (unacked before) and 10, 11 (new); every one as attempt 1.
+  EXPECT_THAT(r.poll(t0),
+              ElementsAre(d(c2, 2), d(c2, 5), d(c2, 7), d(c2, 9), d(c2, 10), d(c2, 11)));
+  EXPECT_EQ(r.stats().redelivered, 1u);
+  for (std::uint64_t o : {2, 5, 7, 9, 10, 11}) ASSERT_EQ(r.ack(c2, off(o)), AckResult::ok);
+  EXPECT_EQ(r.ack_floor(), off(12));
+  EXPECT_THAT(r.snapshot().done_above_floor, IsEmpty());
+}
+
+TEST(GroupState, RestoreNormalisesMalformedRuns) {
+  const Snapshot messy{off(10),
+                       {{off(20), off(25)},
+                        {off(5), off(12)},
+                        {off(24), off(30)},
+                        {off(30), off(31)},
+                        {off(40), off(40)},
+                        {off(15), off(16)}}};
+  GroupState g{opts(), messy};
+  EXPECT_EQ(g.ack_floor(), off(12));  // [5,12) reaches the floor
+  EXPECT_EQ(g.snapshot().done_above_floor,
+            (std::vector<OffsetRange>{{off(15), off(16)}, {off(20), off(31)}}));
+}
+
+TEST(GroupState, LagCountsNotDoneOffsetsBelowTheEnd) {
+  GroupState g{opts(), off(100)};
+  EXPECT_EQ(g.stats().lag, 0u);
+  g.add_consumer(c1, 3);
+  g.add_consumer(c2, 3);
+  g.on_appended(off(110));
+  EXPECT_EQ(g.stats().lag, 10u);
+  ASSERT_EQ(g.poll(t0).size(), 6u);
+  ASSERT_EQ(g.ack(c2, off(101)), AckResult::ok);
+  ASSERT_EQ(g.ack(c2, off(103)), AckResult::ok);
+  const auto s = g.stats();
+  EXPECT_EQ(s.lag, 8u);
+  EXPECT_EQ(s.end, off(110));
+  EXPECT_EQ(s.ack_floor, off(100));
+  EXPECT_EQ(s.in_flight, 4u);
+  ASSERT_EQ(s.consumers.size(), 2u);
+  EXPECT_EQ(s.consumers[0].consumer, c1);
+  EXPECT_EQ(s.consumers[0].in_flight, 3u);
+  EXPECT_EQ(s.consumers[0].max_in_flight, 3u);
+  EXPECT_EQ(s.consumers[1].consumer, c2);
+  EXPECT_EQ(s.consumers[1].in_flight, 1u);
+}
+
+TEST(GroupState, HugeDelaysSaturateInsteadOfWrapping) {
+  GroupOptions o;
+  o.ack_timeout = Duration::max();
+  GroupState g{o, off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(2));
+  const TimePoint late{Duration{1'000'000}};
+  ASSERT_EQ(g.poll(late).size(), 2u);
+  ASSERT_EQ(g.nack(c1, off(0), Duration::max(), late), AckResult::ok);
+  EXPECT_GT(*g.next_deadline(), late);
+  g.expire(late + 1000h);
+  EXPECT_EQ(g.stats().in_flight, 1u);
+}
+
+}  // namespace
+}  // namespace loft::delivery
