@@ -69,6 +69,19 @@ struct Common {
   po::variables_map vm;
 };
 
+// An unsigned flag value in [min, max]; "-1" or "12x" is a usage error, not a huge number.
+std::uint64_t number_flag(const Common& c, const char* flag, std::uint64_t min, std::uint64_t max) {
+  const auto text = c.vm[flag].as<std::string>();
+  std::uint64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || value < min ||
+      value > max) {
+    usage_error(std::string("--") + flag + " must be a whole number from " + std::to_string(min) +
+                " to " + std::to_string(max) + ", got '" + text + "'");
+  }
+  return value;
+}
+
 json::object topic_json(const client::TopicInfo& t) {
   return json::object{{"name", t.name},
                       {"first_offset", t.first_offset},
@@ -201,9 +214,8 @@ int pub_command(Common& c) {
   // Standard input: batches of lines, a window of batches in flight, results printed in
   // input order as soon as they are confirmed.
   const auto& limits = cl->server().limits;
-  const std::size_t batch_messages = c.vm["batch"].as<std::size_t>();
-  const std::size_t window = c.vm["window"].as<std::size_t>();
-  if (batch_messages == 0 || window == 0) usage_error("--batch and --window must be at least 1");
+  const std::size_t batch_messages = number_flag(c, "batch", 1, 1'000'000);
+  const std::size_t window = number_flag(c, "window", 1, 4096);
   const std::size_t batch_bytes = limits.max_frame_size / 2;
   struct InFlight {
     std::future<Result<std::vector<client::PublishResult>>> reply;
@@ -212,6 +224,12 @@ int pub_command(Common& c) {
   std::deque<InFlight> inflight;
   auto complete_front = [&] {
     auto& f = inflight.front();
+    if (f.reply.wait_for(c.options.request_timeout) != std::future_status::ready) {
+      std::cout.flush();
+      throw Failure{"no confirm from the broker within " +
+                        std::to_string(c.options.request_timeout.count()) + "ms",
+                    1};
+    }
     print_results(check(f.reply.get()), f.count, c.json);
     inflight.pop_front();
   };
@@ -256,8 +274,8 @@ int fetch_command(Common& c) {
   const auto& topic = word(c, 1, "topic name");
   expect_words(c, 2);
   auto cl = connect(c);
-  std::uint64_t offset = c.vm["offset"].as<std::uint64_t>();
-  std::uint64_t remaining = c.vm["max"].as<std::uint64_t>();
+  std::uint64_t offset = number_flag(c, "offset", 0, UINT64_MAX);
+  std::uint64_t remaining = number_flag(c, "max", 0, UINT64_MAX);
   while (remaining > 0) {
     const auto chunk = static_cast<std::uint32_t>(std::min<std::uint64_t>(remaining, 1000));
     const auto got = check(cl->fetch(topic, offset, chunk));
@@ -312,7 +330,8 @@ protocol::GroupConfig group_config(const Common& c) {
   protocol::GroupConfig config;
   config.ack_timeout_ms = duration_ms(c, "ack-timeout");
   if (c.vm.count("max-deliveries"))
-    config.max_deliveries = c.vm["max-deliveries"].as<std::uint32_t>();
+    config.max_deliveries =
+        static_cast<std::uint32_t>(number_flag(c, "max-deliveries", 1, 1'000'000));
   return config;
 }
 
@@ -403,12 +422,12 @@ int sub_command(Common& c) {
   options.group = c.vm["group"].as<std::string>();
   if (c.vm.count("from")) options.start = parse_position(c.vm["from"].as<std::string>(), "from");
   if (c.vm.count("max-in-flight")) {
-    options.max_in_flight = c.vm["max-in-flight"].as<std::uint32_t>();
-    if (options.max_in_flight == 0) usage_error("--max-in-flight must be at least 1");
+    options.max_in_flight =
+        static_cast<std::uint32_t>(number_flag(c, "max-in-flight", 1, 1'000'000));
   }
   options.config = group_config(c);
   const bool no_ack = c.vm.count("no-ack") > 0;
-  const std::uint64_t count = c.vm.count("count") ? c.vm["count"].as<std::uint64_t>() : 0;
+  const std::uint64_t count = c.vm.count("count") ? number_flag(c, "count", 1, UINT64_MAX) : 0;
   const std::uint32_t idle_ms = duration_ms(c, "idle-exit");
   auto cl = connect(c);
   auto sub = check(cl->subscribe(options));
@@ -587,17 +606,17 @@ int run(int argc, char** argv) {
     ("id", po::value<std::string>(), "")
     ("key", po::value<std::string>(), "")
     ("header", po::value<std::vector<std::string>>()->composing(), "")
-    ("batch", po::value<std::size_t>()->default_value(1000), "")
-    ("window", po::value<std::size_t>()->default_value(16), "")
-    ("offset", po::value<std::uint64_t>()->default_value(0), "")
-    ("max", po::value<std::uint64_t>()->default_value(100), "")
+    ("batch", po::value<std::string>()->default_value("1000"), "")
+    ("window", po::value<std::string>()->default_value("16"), "")
+    ("offset", po::value<std::string>()->default_value("0"), "")
+    ("max", po::value<std::string>()->default_value("100"), "")
     ("group", po::value<std::string>(), "")
     ("from", po::value<std::string>(), "")
     ("to", po::value<std::string>(), "")
-    ("count", po::value<std::uint64_t>(), "")
-    ("max-in-flight", po::value<std::uint32_t>(), "")
+    ("count", po::value<std::string>(), "")
+    ("max-in-flight", po::value<std::string>(), "")
     ("ack-timeout", po::value<std::string>(), "")
-    ("max-deliveries", po::value<std::uint32_t>(), "")
+    ("max-deliveries", po::value<std::string>(), "")
     ("no-ack", "")
     ("idle-exit", po::value<std::string>(), "")
     ("words", po::value<std::vector<std::string>>(), "");

@@ -93,11 +93,7 @@ Broker::~Broker() { stop(); }
 
 void Broker::stop() {
   std::call_once(stop_once_, [this] {
-    {
-      std::lock_guard lock(queue_mutex_);
-      stopping_ = true;
-    }
-    queue_cv_.notify_one();
+    begin_stop();
     if (writer_.joinable()) writer_.join();
     {
       std::lock_guard lock(reclaim_mutex_);
@@ -107,6 +103,14 @@ void Broker::stop() {
     if (reclaimer_.joinable()) reclaimer_.join();
     std::ignore = store_->flush();  // best effort: every confirmed write is already in the WAL
   });
+}
+
+void Broker::begin_stop() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_one();
 }
 
 WriterStats Broker::stats() const {
@@ -229,6 +233,25 @@ void Broker::run_writer() {
       std::unique_lock lock(queue_mutex_);
       queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
+      if (stopping_) {
+        // Shutdown is bounded: publishes and topic changes still queued now (their
+        // connections were closed by the shutdown timeout) fail with shutting_down; group
+        // progress is small and still written, so acks already given are not lost.
+        std::deque<Request> rest;
+        rest.swap(queue_);
+        lock.unlock();
+        for (auto& req : rest) {
+          if (std::holds_alternative<GroupReq>(req)) {
+            batch.push_back(std::move(req));
+          } else {
+            std::visit([](auto& r) { r.done(fail(Errc::shutting_down, "the broker is stopping")); },
+                       req);
+          }
+        }
+        if (!batch.empty()) commit(batch);
+        batch.clear();
+        continue;
+      }
       // Take what is there (never wait for a batch to fill), up to the commit bounds.
       std::size_t messages = 0;
       std::size_t bytes = 0;
@@ -413,10 +436,8 @@ void Broker::commit(std::vector<Request>& batch) {
           if (!written) return req.done(tl::unexpected(written.error()));
           using R = std::decay_t<decltype(req)>;
           if constexpr (std::is_same_v<R, CreateReq>) {
-            const auto& created = std::get<TopicMeta>(outcome);
-            // Report the topic as committed, including publishes later in this batch.
-            const auto& final_meta = work.at(req.name);
-            req.done(final_meta && final_meta->id == created.id ? *final_meta : created);
+            // As created: a publish later in the same commit is not part of the answer.
+            req.done(std::get<TopicMeta>(outcome));
           } else if constexpr (std::is_same_v<R, DeleteReq> || std::is_same_v<R, GroupReq>) {
             req.done({});
           } else {

@@ -156,8 +156,18 @@ class Client::Impl {
     }
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
-    if (reader_.joinable()) reader_.join();
-    socket_.close(ec);
+    if (reader_.joinable()) {
+      if (reader_.get_id() == std::this_thread::get_id()) {
+        reader_.detach();  // close() from a completion: the reader ends by itself
+      } else {
+        reader_.join();
+      }
+    }
+    {
+      // A writer past its broken_ check must not write to a closed (and maybe reused) fd.
+      std::lock_guard write_lock(write_mutex_);
+      socket_.close(ec);
+    }
     fail_all(Error{Errc::connection_error, "the client was closed"});
   }
 

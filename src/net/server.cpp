@@ -104,11 +104,25 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
 
  private:
   tcp_awaitable reader(std::shared_ptr<Session> self) {
+    try {
+      co_await read_loop();
+    } catch (const std::exception& e) {
+      // A bug or an allocation failure: this connection ends, the others go on.
+      net_log()->error("session reader failed peer={} error=\"{}\"", peer_, e.what());
+      fatal(0, Error{Errc::internal_error, e.what()});
+    }
+    reading_ = false;
+    write_signal_.cancel();  // the writer may be waiting to learn that the reader is done
+    (void)self;
+  }
+
+  tcp_awaitable read_loop() {
     std::array<char, protocol::kHeaderSize> head{};
     std::string body;
     while (reading_ && !closed_) {
       while (reading_ && !closed_ &&
              (inflight_ >= server_.options_.max_inflight_requests ||
+              inflight_bytes_ >= server_.options_.max_inflight_bytes ||
               outgoing_bytes_ > server_.options_.max_outgoing_bytes)) {
         co_await read_signal_.async_wait(kUseTuple);
       }
@@ -130,14 +144,37 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
         fatal(header->correlation_id, frame_body.error());
         break;
       }
+      // What the request holds in memory until it is answered: its bytes, plus the decoded
+      // form of each message (tiny messages decode to far more than their wire size).
+      current_cost_ = body.size();
+      if (const auto* p = std::get_if<protocol::Publish>(&*frame_body)) {
+        current_cost_ += p->messages.size() * sizeof(Message);
+      }
       dispatch(header->correlation_id, std::move(*frame_body));
     }
-    reading_ = false;
-    write_signal_.cancel();  // the writer may be waiting to learn that the reader is done
-    (void)self;
   }
 
   tcp_awaitable writer(std::shared_ptr<Session> self) {
+    try {
+      co_await write_loop();
+    } catch (const std::exception& e) {
+      net_log()->error("session writer failed peer={} error=\"{}\"", peer_, e.what());
+      fatal_ = false;  // no linger: close now
+    }
+    boost::system::error_code ignored;
+    if (fatal_ && !closed_) co_await linger(self);
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    closed_ = true;
+    reading_ = false;
+    read_signal_.cancel();
+    // Its subscriptions end: what was in flight to them goes to the group's other consumers.
+    server_.groups_->drop_subscriber(this, Server::now());
+    server_.arm_groups_timer();
+    server_.on_session_closed(this);
+  }
+
+  tcp_awaitable write_loop() {
     std::vector<std::string> sending;
     std::vector<asio::const_buffer> buffers;
     for (;;) {
@@ -169,17 +206,6 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
         server_.arm_groups_timer();
       }
     }
-    boost::system::error_code ignored;
-    if (fatal_ && !closed_) co_await linger(self);
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-    closed_ = true;
-    read_signal_.cancel();
-    // Its subscriptions end: what was in flight to them goes to the group's other consumers.
-    server_.groups_->drop_subscriber(this, Server::now());
-    server_.arm_groups_timer();
-    server_.on_session_closed(this);
-    (void)self;
   }
 
   // After a fatal error the client may still be sending (the body of an oversized frame, more
@@ -235,12 +261,14 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   template <class T, class Reply>
   broker::Callback<T> completion(std::uint32_t correlation_id, Reply make_reply) {
     ++inflight_;
-    return [self = shared_from_this(), correlation_id,
+    inflight_bytes_ += current_cost_;
+    return [self = shared_from_this(), correlation_id, cost = current_cost_,
             make_reply = std::move(make_reply)](Result<T> result) mutable {
       asio::post(self->socket_.get_executor(),
-                 [self, correlation_id, make_reply = std::move(make_reply),
+                 [self, correlation_id, cost, make_reply = std::move(make_reply),
                   result = std::move(result)]() mutable {
                    --self->inflight_;
+                   self->inflight_bytes_ -= cost;
                    if (result) {
                      self->send(correlation_id, make_reply(std::move(result)));
                    } else {
@@ -257,9 +285,11 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   template <class T, class Reply>
   broker::Callback<T> local(std::uint32_t correlation_id, Reply make_reply) {
     ++inflight_;
-    return [self = shared_from_this(), correlation_id,
+    inflight_bytes_ += current_cost_;
+    return [self = shared_from_this(), correlation_id, cost = current_cost_,
             make_reply = std::move(make_reply)](Result<T> result) mutable {
       --self->inflight_;
+      self->inflight_bytes_ -= cost;
       if (result) {
         self->send(correlation_id, make_reply(std::move(result)));
       } else {
@@ -376,6 +406,15 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
             if (auto ok = protocol::check_limits(req, server_.options_.limits); !ok) {
               return send_error(cid, ok.error());
             }
+            // PUBLISH_OK must fit in a frame too: 11 bytes per result.
+            const std::size_t max_results =
+                (server_.options_.limits.max_frame_size - protocol::kHeaderSize - 4) / 11;
+            if (req.messages.size() > max_results) {
+              return send_error(cid, Error{Errc::invalid_request,
+                                           "publish: " + std::to_string(req.messages.size()) +
+                                               " messages in one request, at most " +
+                                               std::to_string(max_results) + " fit in the reply"});
+            }
             broker.publish(std::move(req.topic), std::move(req.messages),
                            completion<broker::Appended>(cid, [](auto r) -> protocol::Body {
                              protocol::PublishOk ok;
@@ -430,6 +469,8 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   std::deque<std::string> outgoing_;
   std::size_t outgoing_bytes_ = 0;
   std::uint32_t inflight_ = 0;
+  std::size_t inflight_bytes_ = 0;  // memory held by requests not yet answered
+  std::size_t current_cost_ = 0;    // of the request being dispatched
   bool handshaken_ = false;
   bool reading_ = true;
   bool closed_ = false;
@@ -447,7 +488,8 @@ Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions optio
       options_(std::move(options)),
       acceptor_(io),
       stop_timer_(io),
-      groups_timer_(io) {
+      groups_timer_(io),
+      accept_retry_(io) {
   options_.groups.max_frame_size = options_.limits.max_frame_size;
   groups_ = std::make_unique<broker::Groups>(
       broker_, options_.groups, [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
@@ -498,10 +540,13 @@ tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
 void Server::start_accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec) {
-      if (ec != asio::error::operation_aborted && !stopping_) {
-        net_log()->warn("accept failed error=\"{}\"", ec.message());
-        start_accept();
-      }
+      if (ec == asio::error::operation_aborted || stopping_) return;
+      // Out of file descriptors or memory: accepting again at once would spin. Wait a little.
+      net_log()->warn("accept failed error=\"{}\", retrying in 100ms", ec.message());
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](boost::system::error_code e) {
+        if (!e && !stopping_) start_accept();
+      });
       return;
     }
     if (stopping_) return;

@@ -120,6 +120,14 @@ TEST_F(Cli, ErrorsAreOneLineAndNonZero) {
   r = loft({"topic", "create", "x", "--offset", "3"});
   EXPECT_NE(r.exit_code, 0);
 
+  for (const auto& bad : {"--offset=-1", "--max=12x", "--max=-1"}) {
+    r = loft({"fetch", "t", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_EQ(lines(r.err).size(), 1u) << bad;
+  }
+  r = loft({"pub", "t", "--window=-1"}, "x\n");
+  EXPECT_EQ(r.exit_code, 2);
+
   // Nothing listens on the port of a stopped daemon.
   const auto address = daemon_.address();
   ASSERT_EQ(daemon_.stop(), 0);

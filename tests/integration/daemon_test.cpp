@@ -225,7 +225,9 @@ TEST(Daemon, OversizedFrameIsRefusedAndClosesOnlyThatConnection) {
 }
 
 TEST(Daemon, MessageOverTheLimitIsRefusedAndTheConnectionStaysOpen) {
-  TestDaemon d("max_message_size = \"1KiB\"\nmax_id_size = 8\n");
+  TestDaemon d(
+      "max_message_size = \"1KiB\"\nmax_id_size = 8\nmax_frame_size = \"64KiB\"\n"
+      "max_headers_size = \"1KiB\"\n");
   d.start();
   auto c = d.client();
   ASSERT_TRUE(c->create_topic("t"));
@@ -240,6 +242,11 @@ TEST(Daemon, MessageOverTheLimitIsRefusedAndTheConnectionStaysOpen) {
   Message long_id;
   long_id.id = "123456789";
   EXPECT_EQ(c->publish("t", long_id).error().code, Errc::id_too_large);
+  // So many empty messages that their PUBLISH_OK (11 bytes each) would not fit in a frame.
+  auto many = c->publish("t", std::vector<Message>(6000, Message{}));
+  ASSERT_FALSE(many);
+  EXPECT_EQ(many.error().code, Errc::invalid_request);
+  EXPECT_THAT(many.error().detail, HasSubstr("fit in the reply"));
   // Nothing of the refused batches was stored.
   EXPECT_EQ(c->describe_topic("t")->messages, 1u);
   EXPECT_TRUE(c->ping());

@@ -128,10 +128,14 @@ class Broker {
   Result<TopicMeta> describe_topic(std::string_view name) const;
   Result<FetchResult> fetch(std::string_view topic, Offset from, storage::ReadLimits limits) const;
 
-  // Completes everything already queued (confirm or fail), stops the writer, flushes the
-  // store. Later requests fail at once with shutting_down (callback on the caller's thread).
+  // Finishes the commit in progress, fails publishes and topic changes still queued with
+  // shutting_down (group progress is still written), stops the writer, flushes the store.
+  // Later requests fail at once with shutting_down (callback on the caller's thread).
   // Idempotent.
   void stop();
+  // The first half of stop(): no new requests are accepted and the writer fails what is
+  // queued once its current commit is done; returns at once.
+  void begin_stop();
 
   WriterStats stats() const;
 

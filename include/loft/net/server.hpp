@@ -27,6 +27,8 @@ namespace loft::net {
 struct ServerOptions {
   protocol::Limits limits;
   std::uint32_t max_inflight_requests = 1024;
+  // Reading from a connection pauses while its unanswered requests hold this much memory.
+  std::size_t max_inflight_bytes = 64 << 20;
   // Reading from a connection pauses while its unsent replies exceed this many bytes.
   std::size_t max_outgoing_bytes = 64 << 20;
   std::chrono::milliseconds shutdown_timeout{10'000};
@@ -66,6 +68,7 @@ class Server {
   boost::asio::steady_timer stop_timer_;
   std::unique_ptr<broker::Groups> groups_;
   boost::asio::steady_timer groups_timer_;
+  boost::asio::steady_timer accept_retry_;
   std::optional<delivery::TimePoint> groups_timer_at_;
 };
 

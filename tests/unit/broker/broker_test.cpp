@@ -227,7 +227,7 @@ TEST(Broker, AFailedWriteFailsItsRequestsAndLeavesNoGap) {
   EXPECT_EQ(b->stats().failed_commits, 2u);
 }
 
-TEST(Broker, StopCompletesQueuedRequestsThenRefusesNewOnes) {
+TEST(Broker, StopFinishesTheCommitInProgressFailsQueuedPublishesAndStillWritesGroups) {
   auto gate = std::make_unique<GateStore>(storage::make_memory_store());
   auto* g = gate.get();
   auto b = open_broker(std::move(gate), test_options(true));
@@ -235,14 +235,18 @@ TEST(Broker, StopCompletesQueuedRequestsThenRefusesNewOnes) {
   b->publish("t", {msg("a")}, first.callback());
   g->wait_entered(1);
   b->publish("t", {msg("b")}, queued.callback());
-  std::thread stopper([&] { b->stop(); });
-  g->release(2);
-  stopper.join();
-  EXPECT_TRUE(first.get());
-  EXPECT_EQ(queued.get()->first, Offset{1});
+  Waiter<void> group_write;
+  b->write_groups(GroupWrite{}, group_write.callback());
+  b->begin_stop();
   Waiter<Appended> late;
   b->publish("t", {msg("c")}, late.callback());
-  EXPECT_EQ(late.get().error().code, Errc::shutting_down);
+  EXPECT_EQ(late.get().error().code, Errc::shutting_down) << "refused at once";
+  g->release(2);
+  b->stop();
+  EXPECT_TRUE(first.get()) << "the commit in progress completes";
+  EXPECT_EQ(queued.get().error().code, Errc::shutting_down);
+  EXPECT_TRUE(group_write.get()) << "group progress is still written";
+  EXPECT_EQ(b->describe_topic("t")->messages, 1u);
 }
 
 TEST(Broker, CreateAndDeleteInOneCommitAreAppliedInOrder) {
