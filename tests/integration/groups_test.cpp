@@ -1,0 +1,411 @@
+// Consumer groups against the real loftd: sharing, fan-out, redelivery, dead letters,
+// restarts, flow control.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "test_daemon.hpp"
+
+namespace loft::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+Message text(std::string payload) {
+  Message m;
+  m.payload = std::move(payload);
+  return m;
+}
+
+void publish_n(client::Client& c, const std::string& topic, int n, int from = 0) {
+  std::vector<Message> batch;
+  for (int i = from; i < from + n; ++i) batch.push_back(text("m" + std::to_string(i)));
+  auto r = c.publish(topic, std::move(batch));
+  ASSERT_TRUE(r) << r.error().to_string();
+}
+
+client::SubscribeOptions sub_options(std::string topic, std::string group) {
+  client::SubscribeOptions o;
+  o.topic = std::move(topic);
+  o.group = std::move(group);
+  return o;
+}
+
+// Receives until `n` messages arrived or `deadline` passed; acks each if `ack`.
+std::vector<client::DeliveredMessage> receive_n(client::Subscription& s, std::size_t n,
+                                                bool ack = true,
+                                                std::chrono::milliseconds deadline = 30s) {
+  std::vector<client::DeliveredMessage> out;
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (out.size() < n && std::chrono::steady_clock::now() < until) {
+    auto got = s.receive(100ms, n - out.size());
+    if (!got) {
+      ADD_FAILURE() << got.error().to_string();
+      break;
+    }
+    for (auto& m : *got) {
+      if (ack) s.ack(m.offset);
+      out.push_back(std::move(m));
+    }
+  }
+  if (ack) {
+    EXPECT_TRUE(s.flush());
+  }
+  return out;
+}
+
+TEST(Groups, TwoConsumersInOneGroupSplitTheStreamWithNoOverlapAndNoGap) {
+  TestDaemon d;
+  d.start();
+  auto producer = d.client("producer");
+  ASSERT_TRUE(producer->create_topic("jobs"));
+  auto c1 = d.client("c1");
+  auto c2 = d.client("c2");
+  auto o = sub_options("jobs", "workers");
+  o.max_in_flight = 10;
+  auto s1 = c1->subscribe(o);
+  ASSERT_TRUE(s1) << s1.error().to_string();
+  EXPECT_TRUE((*s1)->created_group());
+  auto s2 = c2->subscribe(o);
+  ASSERT_TRUE(s2);
+  EXPECT_FALSE((*s2)->created_group());
+
+  constexpr int kMessages = 400;
+  for (int b = 0; b < 4; ++b) publish_n(*producer, "jobs", kMessages / 4, b * kMessages / 4);
+
+  std::map<std::uint64_t, int> seen;  // offset -> how many times
+  std::size_t got1 = 0, got2 = 0;
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (seen.size() < kMessages && std::chrono::steady_clock::now() < until) {
+    for (auto* s : {s1->get(), s2->get()}) {
+      auto batch = s->receive(20ms, 5);
+      ASSERT_TRUE(batch);
+      for (const auto& m : *batch) {
+        ++seen[m.offset];
+        EXPECT_EQ(m.attempt, 1u);
+        EXPECT_EQ(m.message.payload, "m" + std::to_string(m.offset));
+        s->ack(m.offset);
+        (s == s1->get() ? got1 : got2) += 1;
+      }
+      ASSERT_TRUE(s->flush());
+    }
+  }
+  ASSERT_EQ(seen.size(), static_cast<std::size_t>(kMessages));
+  for (const auto& [offset, count] : seen) EXPECT_EQ(count, 1) << "offset " << offset;
+  EXPECT_EQ(seen.rbegin()->first, kMessages - 1u);
+  EXPECT_GT(got1, 0u) << "both consumers took part";
+  EXPECT_GT(got2, 0u) << "both consumers took part";
+  EXPECT_TRUE(eventually([&] { return producer->describe_group("jobs", "workers")->lag == 0; }));
+}
+
+TEST(Groups, EveryGroupGetsEveryMessage) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("events"));
+  publish_n(*c, "events", 50);
+  auto billing = c->subscribe(sub_options("events", "billing"));
+  auto audit_client = d.client("audit");
+  auto audit = audit_client->subscribe(sub_options("events", "audit"));
+  ASSERT_TRUE(billing && audit);
+  const auto a = receive_n(**billing, 50);
+  const auto b = receive_n(**audit, 50);
+  ASSERT_EQ(a.size(), 50u);
+  ASSERT_EQ(b.size(), 50u);
+  for (std::size_t i = 0; i < 50; ++i) {
+    EXPECT_EQ(a[i].offset, i) << "first deliveries go out in offset order";
+    EXPECT_EQ(b[i].offset, i);
+  }
+  const auto groups = c->list_groups("events");
+  ASSERT_TRUE(groups);
+  ASSERT_EQ(groups->size(), 2u);
+  EXPECT_EQ((*groups)[0].group, "audit");
+  EXPECT_EQ((*groups)[1].group, "billing");
+}
+
+TEST(Groups, NewMessagesArePushedWithoutPolling) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  auto consumer = d.client("consumer");
+  auto s = consumer->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(s);
+  // Subscribed first, published after: the delivery follows the publish.
+  publish_n(*c, "t", 1);
+  const auto got = receive_n(**s, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.payload, "m0");
+}
+
+TEST(Groups, MessagesInFlightToAConsumerThatDiesGoToAnotherWithAttemptTwo) {
+  TestDaemon d;
+  d.start();
+  auto producer = d.client("producer");
+  ASSERT_TRUE(producer->create_topic("t"));
+  publish_n(*producer, "t", 5);
+  auto doomed_client = d.client("doomed");
+  auto doomed = doomed_client->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(doomed);
+  const auto taken = receive_n(**doomed, 5, /*ack=*/false);
+  ASSERT_EQ(taken.size(), 5u);
+  auto survivor_client = d.client("survivor");
+  auto survivor = survivor_client->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(survivor);
+  // Everything is in flight to `doomed`: the survivor gets nothing until it goes.
+  auto none = (*survivor)->receive(200ms);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  doomed->reset();
+  doomed_client->close();
+  const auto again = receive_n(**survivor, 5);
+  ASSERT_EQ(again.size(), 5u);
+  for (std::size_t i = 0; i < again.size(); ++i) {
+    EXPECT_EQ(again[i].offset, i);
+    EXPECT_EQ(again[i].attempt, 2u);
+  }
+  EXPECT_TRUE(eventually([&] { return producer->describe_group("t", "g")->redelivered == 5; }));
+}
+
+TEST(Groups, NackWithDelayRedeliversAfterTheDelayNotBefore) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  publish_n(*c, "t", 1);
+  auto s = c->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(s);
+  const auto first = receive_n(**s, 1, false);
+  ASSERT_EQ(first.size(), 1u);
+  const auto nacked_at = std::chrono::steady_clock::now();
+  auto r = (*s)->nack(0, 1500ms);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->applied, 1u);
+  const auto again = receive_n(**s, 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_GE(std::chrono::steady_clock::now() - nacked_at, 1500ms);
+  EXPECT_EQ(again[0].attempt, 2u);
+}
+
+TEST(Groups, SettlesOfUnknownOrForeignOffsetsAreIgnoredNotApplied) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  publish_n(*c, "t", 2);
+  auto s1 = c->subscribe([] {
+    auto o = sub_options("t", "g");
+    o.max_in_flight = 1;
+    return o;
+  }());
+  auto other = d.client("other");
+  auto s2 = other->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(s1 && s2);
+  const auto mine = receive_n(**s1, 1, false);
+  ASSERT_EQ(mine.size(), 1u);
+  const auto theirs = receive_n(**s2, 1, false);
+  ASSERT_EQ(theirs.size(), 1u);
+  auto foreign = (*s1)->ack_confirmed({theirs[0].offset, 999});
+  ASSERT_TRUE(foreign);
+  EXPECT_EQ(foreign->applied, 0u);
+  EXPECT_EQ(foreign->ignored, 2u);
+  auto ok = (*s1)->ack_confirmed({mine[0].offset});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->applied, 1u);
+  auto twice = (*s1)->ack_confirmed({mine[0].offset});
+  EXPECT_EQ(twice->ignored, 1u);
+  // A subscription id of another connection is refused.
+  auto foreign_sub = c->subscribe(sub_options("t", "g2"));
+  ASSERT_TRUE(foreign_sub);
+  EXPECT_EQ((*s2)->extend(theirs[0].offset)->applied, 1u);
+}
+
+TEST(Groups, MaxDeliveriesMovesTheMessageToTheDeadLetterTopicWithHeaders) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("orders"));
+  Message poison = text("poison");
+  poison.key = "k1";
+  poison.headers = {{"trace", "abc"}};
+  ASSERT_TRUE(c->publish("orders", poison));
+  auto o = sub_options("orders", "billing");
+  o.config.max_deliveries = 2;
+  o.config.backoff_delays_ms = {50};
+  auto s = c->subscribe(o);
+  ASSERT_TRUE(s);
+  for (std::uint32_t attempt = 1; attempt <= 2; ++attempt) {
+    const auto got = receive_n(**s, 1, false);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].attempt, attempt);
+    ASSERT_TRUE((*s)->nack(got[0].offset));
+  }
+  ASSERT_TRUE(eventually([&] {
+    auto dlq = c->describe_topic("orders.dlq");
+    return dlq && dlq->messages == 1;
+  }));
+  const auto dead = c->fetch("orders.dlq", 0, 10);
+  ASSERT_TRUE(dead);
+  ASSERT_EQ(dead->messages.size(), 1u);
+  const auto& m = dead->messages[0].message;
+  EXPECT_EQ(m.payload, "poison");
+  EXPECT_EQ(m.key, "k1");
+  std::map<std::string, std::string> h;
+  for (const auto& x : m.headers) h[x.name] = x.value;
+  EXPECT_EQ(h["trace"], "abc");
+  EXPECT_EQ(h["loft-dlq-topic"], "orders");
+  EXPECT_EQ(h["loft-dlq-offset"], "0");
+  EXPECT_EQ(h["loft-dlq-group"], "billing");
+  EXPECT_EQ(h["loft-dlq-attempts"], "2");
+  EXPECT_EQ(h["loft-dlq-reason"], "max_deliveries");
+  const auto info = c->describe_group("orders", "billing");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->dead_lettered, 1u);
+  EXPECT_EQ(info->ack_floor, 1u) << "a dead letter counts as done";
+  EXPECT_EQ(info->lag, 0u);
+  auto nothing = (*s)->receive(300ms);
+  ASSERT_TRUE(nothing);
+  EXPECT_TRUE(nothing->empty());
+}
+
+TEST(Groups, RejectDeadLettersAtOnce) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  publish_n(*c, "t", 2);
+  auto s = c->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(s);
+  const auto got = receive_n(**s, 2, false);
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE((*s)->reject(0));
+  ASSERT_TRUE((*s)->ack_confirmed({1}));
+  ASSERT_TRUE(eventually([&] {
+    auto dlq = c->describe_topic("t.dlq");
+    return dlq && dlq->messages == 1;
+  }));
+  const auto dead = c->fetch("t.dlq", 0, 1);
+  std::map<std::string, std::string> h;
+  for (const auto& x : dead->messages.at(0).message.headers) h[x.name] = x.value;
+  EXPECT_EQ(h["loft-dlq-reason"], "rejected");
+  EXPECT_EQ(h["loft-dlq-attempts"], "1");
+}
+
+TEST(Groups, AfterARestartAckedMessagesAreNotDeliveredAgainAndUnackedOnesAre) {
+  TestDaemon d;
+  d.start();
+  {
+    auto c = d.client();
+    ASSERT_TRUE(c->create_topic("t"));
+    publish_n(*c, "t", 10);
+    auto s = c->subscribe(sub_options("t", "g"));
+    ASSERT_TRUE(s);
+    const auto got = receive_n(**s, 10, false);
+    ASSERT_EQ(got.size(), 10u);
+    // 0..3 and 6 acked durably; 4, 5, 7, 8, 9 never.
+    ASSERT_EQ((*s)->ack_confirmed({0, 1, 2, 3, 6})->applied, 5u);
+  }
+  d.kill9();
+  d.start();
+  auto c = d.client();
+  const auto info = c->describe_group("t", "g");
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_EQ(info->ack_floor, 4u);
+  auto s = c->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(s);
+  const auto again = receive_n(**s, 5);
+  std::vector<std::uint64_t> offsets;
+  for (const auto& m : again) offsets.push_back(m.offset);
+  EXPECT_EQ(offsets, (std::vector<std::uint64_t>{4, 5, 7, 8, 9}));
+  auto more = (*s)->receive(300ms);
+  ASSERT_TRUE(more);
+  EXPECT_TRUE(more->empty()) << "acked offsets are not delivered again";
+}
+
+TEST(Groups, AConsumerThatStopsReadingDoesNotStallAnotherGroup) {
+  TestDaemon d;
+  d.start();
+  auto producer = d.client("producer");
+  ASSERT_TRUE(producer->create_topic("t"));
+  // A raw connection that subscribes and then never reads its socket again.
+  auto stuck = d.client("stuck");
+  auto o = sub_options("t", "slow");
+  o.max_in_flight = 100000;
+  auto stuck_sub = stuck->subscribe(o);
+  ASSERT_TRUE(stuck_sub);
+  auto healthy_client = d.client("healthy");
+  auto healthy = healthy_client->subscribe(sub_options("t", "fast"));
+  ASSERT_TRUE(healthy);
+  // Large messages fill the stuck consumer's socket and send queue quickly; its client
+  // library does read, but we never take from its subscription: the broker only sees the
+  // bounded in-flight credit. What matters: the other group keeps flowing.
+  for (int b = 0; b < 20; ++b) {
+    std::vector<Message> batch(10, text(std::string(64 * 1024, 'x')));
+    ASSERT_TRUE(producer->publish("t", std::move(batch)));
+  }
+  const auto got = receive_n(**healthy, 200);
+  EXPECT_EQ(got.size(), 200u);
+  EXPECT_TRUE(producer->ping());
+}
+
+TEST(Groups, LargeAndEmptyPayloadsRoundTrip) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  Message big;
+  big.payload.resize(1 << 20);
+  for (std::size_t i = 0; i < big.payload.size(); ++i) big.payload[i] = static_cast<char>(i * 7);
+  ASSERT_TRUE(c->publish("t", big));
+  ASSERT_TRUE(c->publish("t", Message{}));
+  auto s = c->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(s);
+  const auto got = receive_n(**s, 2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].message, big);
+  EXPECT_EQ(got[1].message, Message{});
+}
+
+TEST(Groups, AdminCommandsCreateDescribeResetDelete) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  publish_n(*c, "t", 10);
+  auto created = c->create_group("t", "late", {protocol::StartKind::latest, 0});
+  ASSERT_TRUE(created) << created.error().to_string();
+  EXPECT_EQ(created->ack_floor, 10u);
+  EXPECT_EQ(created->config.dead_letter_topic, "t.dlq");
+  EXPECT_EQ(created->config.ack_timeout_ms, 30000u);
+  EXPECT_EQ(c->create_group("t", "late").error().code, Errc::group_exists);
+  EXPECT_EQ(c->describe_group("t", "nope").error().code, Errc::group_not_found);
+  EXPECT_EQ(c->describe_group("nope", "late").error().code, Errc::topic_not_found);
+  EXPECT_EQ(c->create_group("t", "bad name").error().code, Errc::invalid_name);
+  auto from3 = c->create_group("t", "from3", {protocol::StartKind::offset, 3});
+  ASSERT_TRUE(from3);
+  EXPECT_EQ(from3->lag, 7u);
+  auto reset = c->reset_group("t", "late", {protocol::StartKind::earliest, 0});
+  ASSERT_TRUE(reset) << reset.error().to_string();
+  EXPECT_EQ(reset->ack_floor, 0u);
+  EXPECT_EQ(reset->lag, 10u);
+  ASSERT_TRUE(c->delete_group("t", "late"));
+  EXPECT_EQ(c->describe_group("t", "late").error().code, Errc::group_not_found);
+  // Group state survives a restart.
+  ASSERT_EQ(d.stop(), 0);
+  d.start();
+  auto c2 = d.client();
+  const auto groups = c2->list_groups("t");
+  ASSERT_TRUE(groups);
+  ASSERT_EQ(groups->size(), 1u);
+  EXPECT_EQ((*groups)[0].group, "from3");
+  EXPECT_EQ((*groups)[0].ack_floor, 3u);
+}
+
+}  // namespace
+}  // namespace loft::testing
