@@ -128,6 +128,7 @@ int run(int argc, char** argv) {
       cfg.max_frame_size, cfg.max_message_size, static_cast<std::uint16_t>(cfg.max_id_size),
       static_cast<std::uint16_t>(cfg.max_key_size), cfg.max_headers_size};
   server_options.max_inflight_requests = cfg.max_inflight_requests;
+  server_options.max_outgoing_bytes = cfg.max_send_queue;
   server_options.shutdown_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
   server_options.server_name = std::string("loftd ") + kVersion;

@@ -325,16 +325,28 @@ void Groups::settle(const protocol::Settle& req, const Subscriber* who, TimePoin
 void Groups::pump(Group& g, TimePoint now) {
   last_now_ = std::max(last_now_, now);
   if (!g.persisted) return;
-  // A subscriber whose connection is backed up gets no new credit until it drains.
-  for (const auto id : g.subscriptions) {
-    const auto& s = subscriptions_.at(id);
-    const auto in_flight = g.state.in_flight_of(ConsumerId{id});
-    g.state.add_consumer(ConsumerId{id},
-                         s.who->ready() ? s.max_in_flight : std::min(s.max_in_flight, in_flight));
-  }
   g.state.expire(now);
-  const auto deliveries = g.state.poll(now);
-  if (!deliveries.empty()) send_deliveries(g, deliveries);
+  // Deliver in rounds of at most kRound messages per subscriber, re-checking between rounds
+  // whether its connection can take more: a subscriber whose send queue is over its bound
+  // gets no new credit until it drains, so a large max_in_flight of large messages cannot
+  // pile up in memory (the overshoot is at most one round).
+  constexpr std::uint32_t kRound = 64;
+  for (;;) {
+    bool any_ready = false;
+    for (const auto id : g.subscriptions) {
+      const auto& s = subscriptions_.at(id);
+      const auto in_flight = g.state.in_flight_of(ConsumerId{id});
+      const bool ready = s.who->ready();
+      any_ready = any_ready || ready;
+      const std::uint32_t credit = ready ? std::min(s.max_in_flight, in_flight + kRound)
+                                         : std::min(s.max_in_flight, in_flight);
+      g.state.add_consumer(ConsumerId{id}, credit);
+    }
+    if (!any_ready) break;
+    const auto deliveries = g.state.poll(now);
+    if (deliveries.empty()) break;
+    send_deliveries(g, deliveries);
+  }
   start_write(g);
 }
 

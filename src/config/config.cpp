@@ -148,6 +148,7 @@ constexpr SizeBounds kMessageBounds{1, kU32Max, ""};
 constexpr SizeBounds kIdBounds{0, kU16Max, "ids are u16-length on the wire"};
 constexpr SizeBounds kKeyBounds{0, kU16Max, "keys are u16-length on the wire"};
 constexpr SizeBounds kHeadersBounds{0, kU32Max, ""};
+constexpr SizeBounds kSendQueueBounds{64 * 1024, 1024 * 1024 * 1024, ""};
 
 Result<void> set_size(std::string_view key, const Input& in, const SizeBounds& b,
                       std::uint32_t& out) {
@@ -206,7 +207,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 13> kKeys{{
+const std::array<Key, 14> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -222,6 +223,10 @@ const std::array<Key, 13> kKeys{{
        if (!n) return tl::unexpected(n.error());
        c.max_inflight_requests = static_cast<std::uint32_t>(*n);
        return {};
+     }},
+    {"max_send_queue",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_size(key, in, kSendQueueBounds, c.max_send_queue);
      }},
     {"shutdown_timeout",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
@@ -436,7 +441,8 @@ Result<void> validate(const Config& config) {
   if (config.log_pattern.empty()) {
     return fail(Errc::invalid_request, "config key 'log_pattern' must not be empty");
   }
-  const std::array<std::tuple<std::string_view, std::uint32_t, SizeBounds>, 5> sizes{{
+  const std::array<std::tuple<std::string_view, std::uint32_t, SizeBounds>, 6> sizes{{
+      {"max_send_queue", config.max_send_queue, kSendQueueBounds},
       {"max_frame_size", config.max_frame_size, kFrameBounds},
       {"max_message_size", config.max_message_size, kMessageBounds},
       {"max_id_size", config.max_id_size, kIdBounds},

@@ -21,6 +21,9 @@ struct Config {
   // Network
   std::string listen = "127.0.0.1:7450";       // HOST:PORT; port 0 binds a free port
   std::uint32_t max_inflight_requests = 1024;  // per connection; reading pauses beyond it
+  // Per connection: replies and deliveries not yet written to the socket. Beyond it the
+  // connection gets no new deliveries and its requests are not read until it drains.
+  std::uint32_t max_send_queue = 64 * 1024 * 1024;
   std::chrono::microseconds shutdown_timeout = std::chrono::seconds(10);
 
   // Storage

@@ -20,17 +20,17 @@ namespace loft::config {
 namespace {
 
 // Every key, as the file and apply_override spell it.
-constexpr std::array<std::string_view, 13> kAllKeys{
-    "listen",      "max_inflight_requests", "shutdown_timeout", "data_dir",
-    "durability",  "auto_create_topics",    "max_frame_size",   "max_message_size",
-    "max_id_size", "max_key_size",          "max_headers_size", "log_level",
-    "log_pattern",
+constexpr std::array<std::string_view, 14> kAllKeys{
+    "listen",       "max_inflight_requests", "max_send_queue", "shutdown_timeout", "data_dir",
+    "durability",   "auto_create_topics",    "max_frame_size", "max_message_size", "max_id_size",
+    "max_key_size", "max_headers_size",      "log_level",      "log_pattern",
 };
 
 // Config has no operator== (the header is a shared contract); compare field by field.
 void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.listen, b.listen);
   EXPECT_EQ(a.max_inflight_requests, b.max_inflight_requests);
+  EXPECT_EQ(a.max_send_queue, b.max_send_queue);
   EXPECT_EQ(a.shutdown_timeout, b.shutdown_timeout);
   EXPECT_EQ(a.data_dir, b.data_dir);
   EXPECT_EQ(a.durability, b.durability);
