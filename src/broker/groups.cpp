@@ -10,6 +10,21 @@ namespace loft::broker {
 namespace {
 
 constexpr delivery::Duration kWriteRetry{1000};
+constexpr std::string_view kDeadLetterSuffix = ".dlq";
+
+// The dead-letter topic a new group will use must be a valid topic name.
+Result<void> check_dead_letter_topic(const std::string& topic, const protocol::GroupConfig& c) {
+  const std::string name =
+      c.dead_letter_topic.empty() ? topic + std::string(kDeadLetterSuffix) : c.dead_letter_topic;
+  if (auto ok = validate_topic_name(name); !ok) {
+    return fail(Errc::invalid_name,
+                "dead-letter topic '" + name + "' is not a valid topic name" +
+                    (c.dead_letter_topic.empty() ? " (the topic name is too long for the default "
+                                                   "'<topic>.dlq'; set dead_letter_topic)"
+                                                 : ""));
+  }
+  return {};
+}
 
 Error group_not_found(std::string_view topic, std::string_view group) {
   return Error{Errc::group_not_found, "group '" + std::string(group) + "' of topic '" +
@@ -158,7 +173,8 @@ std::unique_ptr<Groups::Group> Groups::make_group(const TopicMeta& topic, std::s
   r.backoff_base_ms = c.backoff_base_ms ? c.backoff_base_ms : defaults_.backoff_base_ms;
   r.backoff_cap_ms = c.backoff_cap_ms ? c.backoff_cap_ms : defaults_.backoff_cap_ms;
   r.backoff_delays_ms = c.backoff_delays_ms;
-  r.dead_letter_topic = c.dead_letter_topic.empty() ? topic.name + ".dlq" : c.dead_letter_topic;
+  r.dead_letter_topic = c.dead_letter_topic.empty() ? topic.name + std::string(kDeadLetterSuffix)
+                                                    : c.dead_letter_topic;
   r.ack_floor = start;
   auto g = std::make_unique<Group>(delivery::GroupState(options_of(r, defaults_), start, seed_++));
   g->topic = topic.name;
@@ -201,10 +217,8 @@ void Groups::create_then(std::unique_ptr<Group> group, std::function<void(Result
 void Groups::subscribe(protocol::Subscribe req, Subscriber* who, TimePoint now,
                        Callback<protocol::SubscribeOk> done) {
   if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
-  if (!req.config.dead_letter_topic.empty()) {
-    if (auto ok = validate_topic_name(req.config.dead_letter_topic); !ok) {
-      return done(tl::unexpected(ok.error()));
-    }
+  if (auto ok = check_dead_letter_topic(req.topic, req.config); !ok) {
+    return done(tl::unexpected(ok.error()));
   }
   auto meta = broker_.describe_topic(req.topic);
   if (!meta) return done(tl::unexpected(meta.error()));
@@ -478,6 +492,22 @@ void Groups::start_write(Group& g) {
   });
 }
 
+void Groups::write_all_on_stop() {
+  for (auto& [key, g] : groups_) {
+    if (!g->persisted || (!g->writing && g->generation == g->written_generation)) continue;
+    auto record = record_of(*g);
+    // Dead letters whose append is in flight are retired by that write; say so here too, or
+    // this later write would bring them back.
+    for (const auto& dl : g->dead_letters_writing) {
+      mark_done(record.ack_floor, record.done_ranges, dl.offset);
+      record.dead_lettered += 1;
+    }
+    GroupWrite write;
+    write.puts.push_back({g->topic, std::move(record)});
+    broker_.write_groups(std::move(write), [](Result<void>) {});
+  }
+}
+
 void Groups::remove_group(Group& g) {
   for (const auto id : g.subscriptions) subscriptions_.erase(id);
   for (auto& c : g.confirms) c.done(fail(Errc::group_not_found, "the group was deleted"));
@@ -583,10 +613,8 @@ Result<protocol::GroupInfo> Groups::describe_group(std::string_view topic,
 void Groups::create_group(protocol::CreateGroup req, TimePoint now,
                           Callback<protocol::GroupInfo> done) {
   if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
-  if (!req.config.dead_letter_topic.empty()) {
-    if (auto ok = validate_topic_name(req.config.dead_letter_topic); !ok) {
-      return done(tl::unexpected(ok.error()));
-    }
+  if (auto ok = check_dead_letter_topic(req.topic, req.config); !ok) {
+    return done(tl::unexpected(ok.error()));
   }
   auto meta = broker_.describe_topic(req.topic);
   if (!meta) return done(tl::unexpected(meta.error()));

@@ -155,9 +155,22 @@ class Client::Impl {
       closed_ = true;
     }
     boost::system::error_code ec;
+    const bool on_reader = reader_.joinable() && reader_.get_id() == std::this_thread::get_id();
+    if (!on_reader && connected()) {
+      // Graceful: tell the broker we are done sending and let it answer what it has read.
+      // It closes once every request is answered; closing first (with replies unread) would
+      // reset the connection and could drop requests the broker had not read yet, such as
+      // fire-and-forget acks.
+      {
+        std::lock_guard write_lock(write_mutex_);
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
+      }
+      std::unique_lock lock(mutex_);
+      reader_done_cv_.wait_for(lock, options_.close_timeout, [this] { return reader_done_; });
+    }
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     if (reader_.joinable()) {
-      if (reader_.get_id() == std::this_thread::get_id()) {
+      if (on_reader) {
         reader_.detach();  // close() from a completion: the reader ends by itself
       } else {
         reader_.join();
@@ -187,6 +200,15 @@ class Client::Impl {
   }
 
   void read_loop() {
+    read_frames();
+    {
+      std::lock_guard lock(mutex_);
+      reader_done_ = true;
+    }
+    reader_done_cv_.notify_all();
+  }
+
+  void read_frames() {
     std::array<char, protocol::kHeaderSize> head{};
     std::string body;
     for (;;) {
@@ -278,6 +300,8 @@ class Client::Impl {
   std::optional<Error> broken_;
   bool connected_ = false;
   bool closed_ = false;
+  bool reader_done_ = false;
+  std::condition_variable reader_done_cv_;
   std::mutex write_mutex_;  // one frame at a time on the socket
 };
 

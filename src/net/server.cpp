@@ -491,8 +491,14 @@ Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions optio
       groups_timer_(io),
       accept_retry_(io) {
   options_.groups.max_frame_size = options_.limits.max_frame_size;
-  groups_ = std::make_unique<broker::Groups>(
-      broker_, options_.groups, [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
+  // Completions of group writes run on the io thread; each may change what waits on time.
+  groups_ =
+      std::make_unique<broker::Groups>(broker_, options_.groups, [this](std::function<void()> f) {
+        asio::post(io_, [this, f = std::move(f)] {
+          f();
+          arm_groups_timer();
+        });
+      });
   groups_->load();
   broker_.set_topic_listener([this](std::vector<broker::TopicEvent> events) {
     asio::post(io_, [this, events = std::move(events)] {
@@ -589,6 +595,11 @@ void Server::stop(std::function<void()> on_stopped) {
 void Server::maybe_stopped() {
   if (!stopping_ || !sessions_.empty() || !on_stopped_) return;
   stop_timer_.cancel();
+  groups_timer_.cancel();
+  // Every connection is gone: queue each group's latest progress, so acks batched behind a
+  // write still in flight are not lost when the io loop ends (the broker writes group
+  // progress even while it stops).
+  groups_->write_all_on_stop();
   auto done = std::move(on_stopped_);
   on_stopped_ = nullptr;
   done();

@@ -228,6 +228,44 @@ TEST(Groups, ExtendPostponesTheAckTimeoutAndAnUnackedMessageIsThenRedelivered) {
   EXPECT_EQ(c->describe_group("t", "g")->ack_floor, 1u);
 }
 
+TEST(Groups, TheAckTimeoutRunsForAGroupCreatedBySubscribeWithNothingElseHappening) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  publish_n(*c, "t", 1);
+  auto o = sub_options("t", "fresh");
+  o.config.ack_timeout_ms = 300;
+  o.config.backoff_delays_ms = {10};
+  auto s = c->subscribe(o);
+  ASSERT_TRUE(s);
+  ASSERT_EQ(receive_n(**s, 1, false).size(), 1u);
+  const auto again = receive_n(**s, 1, false);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].attempt, 2u);
+}
+
+TEST(Groups, PlainAcksAreOnDiskAfterAGracefulStop) {
+  TestDaemon d;
+  d.start();
+  constexpr std::size_t kMessages = 300;
+  {
+    auto c = d.client();
+    ASSERT_TRUE(c->create_topic("t"));
+    publish_n(*c, "t", kMessages);
+    auto o = sub_options("t", "g");
+    o.ack_batch = 1;  // one SETTLE per ack: many group writes queue up behind each other
+    auto s = c->subscribe(o);
+    ASSERT_TRUE(s);
+    ASSERT_EQ(receive_n(**s, kMessages).size(), kMessages);
+  }
+  ASSERT_EQ(d.stop(), 0) << d.log();
+  d.start();
+  const auto info = d.client()->describe_group("t", "g");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->ack_floor, kMessages);
+}
+
 TEST(Groups, SettlesOfUnknownOrForeignOffsetsAreIgnoredNotApplied) {
   TestDaemon d;
   d.start();

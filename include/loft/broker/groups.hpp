@@ -89,6 +89,11 @@ class Groups {
 
   std::size_t group_count() const { return groups_.size(); }
 
+  // Shutdown: queues a write of every group's current progress that is not known to be on
+  // disk, whether or not a write is in flight (the broker's queue keeps them in order).
+  // Completions are not waited for.
+  void write_all_on_stop();
+
  private:
   struct Group;
   struct Subscription {

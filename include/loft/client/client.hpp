@@ -30,6 +30,8 @@ struct Options {
   std::string client_name = "loft-cpp";
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};
+  // close() waits this long for the broker to answer what it has already received.
+  std::chrono::milliseconds close_timeout{5'000};
 };
 
 // "HOST:PORT" (or "[v6]:PORT") into options.host/port.
