@@ -1,5 +1,6 @@
 // loft: the command-line tool. Parses commands and flags, calls the client library, prints.
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <charconv>
@@ -7,7 +8,9 @@
 #include <deque>
 #include <future>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "loft/client/client.hpp"
@@ -39,6 +42,15 @@ Commands:
   group describe TOPIC GROUP
   group delete TOPIC GROUP
   group reset TOPIC GROUP --to earliest|latest|OFFSET|@UNIX_MS
+  dlq redrive DLQ_TOPIC [--group G]
+                             publish DLQ_TOPIC's dead letters back to their loft-dlq-topic,
+                             minus the loft-dlq-* headers loftd added when it dead-lettered
+                             them (id, key, other headers and payload kept); with --group only
+                             G's letters, the rest are skipped. Progress is kept in group
+                             loft-redrive (loft-redrive.G with --group): a rerun redrives only
+                             new letters, but each --group value has its own progress. A letter
+                             is acked once its publish is confirmed (a crash may redrive it
+                             twice, never lose it). Exits after 1s without new letters.
 
 Global options:
   --broker HOST:PORT         broker address (default 127.0.0.1:7450)
@@ -429,6 +441,12 @@ int sub_command(Common& c) {
   const bool no_ack = c.vm.count("no-ack") > 0;
   const std::uint64_t count = c.vm.count("count") ? number_flag(c, "count", 1, UINT64_MAX) : 0;
   const std::uint32_t idle_ms = duration_ms(c, "idle-exit");
+  if (count > 0) {
+    // Take no more than it will print: messages it held unprinted at exit would go back to
+    // the group as redeliveries.
+    const auto cap = static_cast<std::uint32_t>(std::min<std::uint64_t>(count, 1000));
+    options.max_in_flight = options.max_in_flight ? std::min(options.max_in_flight, cap) : cap;
+  }
   auto cl = connect(c);
   auto sub = check(cl->subscribe(options));
   std::uint64_t received = 0;
@@ -593,6 +611,129 @@ int group_command(Common& c) {
   return 0;
 }
 
+// A dead letter split into what loftd added and the original message. loftd appends
+// loft-dlq-topic and then the other loft-dlq-* headers; a letter dead-lettered again from a
+// DLQ carries two such sets, and only the last one belongs to this DLQ, so the set starts at
+// the last loft-dlq-topic header.
+struct DeadLetter {
+  std::string topic;  // where the original was published: the redrive target
+  std::string group;  // the group that gave up on it
+  Message original;
+};
+
+std::optional<DeadLetter> parse_dead_letter(Message m) {
+  auto& headers = m.headers;
+  const auto last_topic = std::find_if(headers.rbegin(), headers.rend(),
+                                       [](const Header& h) { return h.name == "loft-dlq-topic"; });
+  if (last_topic == headers.rend()) return std::nullopt;
+  const auto first = std::prev(last_topic.base());
+  DeadLetter letter;
+  letter.topic = first->value;
+  for (auto it = first; it != headers.end(); ++it) {
+    if (it->name == "loft-dlq-group") letter.group = it->value;
+  }
+  headers.erase(std::remove_if(first, headers.end(),
+                               [](const Header& h) { return h.name.starts_with("loft-dlq-"); }),
+                headers.end());
+  letter.original = std::move(m);
+  return letter;
+}
+
+int dlq_command(Common& c) {
+  const auto& sub = word(c, 1, "dlq command: redrive");
+  if (sub != "redrive") usage_error("unknown dlq command '" + sub + "'");
+  const auto& dlq_topic = word(c, 2, "dead-letter topic name");
+  expect_words(c, 3);
+  const bool filter = c.vm.count("group") > 0;
+  const std::string only_group = filter ? c.vm["group"].as<std::string>() : "";
+  if (filter && only_group.empty()) usage_error("--group needs a group name");
+  client::SubscribeOptions options;
+  options.topic = dlq_topic;
+  // One redrive group per filter: its progress is what makes a rerun skip redriven letters.
+  options.group = filter ? "loft-redrive." + only_group : "loft-redrive";
+  options.start = {protocol::StartKind::earliest, 0};
+  options.max_in_flight = 10'000;
+  auto cl = connect(c);
+  auto subscription = check(cl->subscribe(options));
+  const std::size_t batch_bytes = cl->server().limits.max_frame_size / 2;
+  constexpr auto kIdle = std::chrono::seconds(1);
+
+  std::uint64_t redriven = 0;
+  std::uint64_t skipped = 0;
+  auto last_letter = std::chrono::steady_clock::now();
+  while (true) {
+    auto letters = check(subscription->receive(std::chrono::milliseconds(200), 1000));
+    if (letters.empty()) {
+      if (std::chrono::steady_clock::now() - last_letter >= kIdle) break;
+      continue;
+    }
+    last_letter = std::chrono::steady_clock::now();
+    // Offsets of letters that are done with: redriven (publish confirmed) or skipped. Acked
+    // only after the publishes, so a crash in between redrives a letter twice, never loses it.
+    std::vector<std::uint64_t> settled;
+    // Before failing, settle what is done, so a rerun does not redrive it again.
+    auto fail = [&](std::string message) {
+      if (!settled.empty()) {
+        std::ignore = subscription->ack_confirmed(settled);  // best effort: failing anyway
+      }
+      throw Failure{std::move(message), 1};
+    };
+    // Consecutive letters for the same topic go out as one publish.
+    std::string target;
+    std::vector<Message> run;
+    std::vector<std::uint64_t> run_offsets;
+    std::size_t run_bytes = 0;
+    auto publish_run = [&] {
+      if (run.empty()) return;
+      const auto n = run.size();
+      auto results = cl->publish(target, std::move(run));
+      run.clear();
+      run_bytes = 0;
+      if (!results) fail("redrive to '" + target + "' failed: " + results.error().to_string());
+      if (results->size() != n) fail("broker returned a wrong number of results");
+      for (const auto& r : *results) {
+        if (r.code != Errc::ok) {
+          fail("redrive to '" + target + "' rejected: " + std::string(errc_text(r.code)));
+        }
+      }
+      settled.insert(settled.end(), run_offsets.begin(), run_offsets.end());
+      run_offsets.clear();
+      redriven += n;
+    };
+    for (auto& m : letters) {
+      auto letter = parse_dead_letter(std::move(m.message));
+      if (!letter) {
+        publish_run();
+        fail("dead letter at offset " + std::to_string(m.offset) + " of '" + dlq_topic +
+             "' has no loft-dlq-topic header");
+      }
+      if (filter && letter->group != only_group) {
+        settled.push_back(m.offset);
+        ++skipped;
+        continue;
+      }
+      const std::size_t bytes = letter->original.size_bytes() + 64;
+      if (letter->topic != target || run_bytes + bytes > batch_bytes) {
+        publish_run();
+        target = letter->topic;
+      }
+      run_bytes += bytes;
+      run.push_back(std::move(letter->original));
+      run_offsets.push_back(m.offset);
+    }
+    publish_run();
+    check(subscription->ack_confirmed(std::move(settled)));
+  }
+  check(subscription->unsubscribe());
+  if (c.json) {
+    std::cout << json::serialize(json::object{{"redriven", redriven}, {"skipped", skipped}})
+              << "\n";
+  } else {
+    std::cout << "redriven " << redriven << ", skipped " << skipped << "\n";
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   po::options_description global("Global options");
   // clang-format off
@@ -658,9 +799,9 @@ int run(int argc, char** argv) {
   };
   for (const auto* flag : {"id", "key", "header", "batch", "window"}) only_for(flag, {"pub"});
   for (const auto* flag : {"offset", "max"}) only_for(flag, {"fetch"});
-  for (const auto* flag : {"group", "count", "max-in-flight", "no-ack", "idle-exit"}) {
+  only_for("group", {"sub", "dlq"});
+  for (const auto* flag : {"count", "max-in-flight", "no-ack", "idle-exit"})
     only_for(flag, {"sub"});
-  }
   for (const auto* flag : {"from", "ack-timeout", "max-deliveries"})
     only_for(flag, {"sub", "group"});
   only_for("to", {"group"});
@@ -669,6 +810,7 @@ int run(int argc, char** argv) {
   if (command == "fetch") return fetch_command(c);
   if (command == "sub") return sub_command(c);
   if (command == "group") return group_command(c);
+  if (command == "dlq") return dlq_command(c);
   usage_error("unknown command '" + command + "'");
 }
 

@@ -42,6 +42,28 @@ client::SubscribeOptions sub_options(std::string topic, std::string group) {
   return o;
 }
 
+// A plain TCP connection that speaks just enough of the protocol to subscribe, then never
+// reads its socket again.
+class StuckConsumer {
+ public:
+  StuckConsumer(std::uint16_t port, protocol::Subscribe subscribe) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::string out;
+    protocol::encode(protocol::Frame{1, protocol::Hello{1, 1, "stuck"}}, out);
+    protocol::encode(protocol::Frame{2, std::move(subscribe)}, out);
+    EXPECT_EQ(::send(fd_, out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+  }
+  ~StuckConsumer() { ::close(fd_); }
+
+ private:
+  int fd_ = -1;
+};
+
 // Receives until `n` messages arrived or `deadline` passed; acks each if `ack`.
 std::vector<client::DeliveredMessage> receive_n(client::Subscription& s, std::size_t n,
                                                 bool ack = true,
@@ -176,6 +198,60 @@ TEST(Groups, MessagesInFlightToAConsumerThatDiesGoToAnotherWithAttemptTwo) {
     EXPECT_EQ(again[i].attempt, 2u);
   }
   EXPECT_TRUE(eventually([&] { return producer->describe_group("t", "g")->redelivered == 5; }));
+}
+
+TEST(Groups, MessagesInFlightToAKilledConsumerGoToAnotherWithAttemptTwo) {
+  TestDaemon d;
+  d.start();
+  auto producer = d.client("producer");
+  ASSERT_TRUE(producer->create_topic("t"));
+  publish_n(*producer, "t", 5);
+  {
+    protocol::Subscribe sub;
+    sub.topic = "t";
+    sub.group = "g";
+    StuckConsumer killed(d.port(), sub);
+    ASSERT_TRUE(eventually([&] {
+      auto g = producer->describe_group("t", "g");
+      return g && g->in_flight == 5;
+    }));
+  }  // its socket closes with no goodbye and unread data, as when its process is killed
+  auto survivor_client = d.client("survivor");
+  auto survivor = survivor_client->subscribe(sub_options("t", "g"));
+  ASSERT_TRUE(survivor);
+  const auto again = receive_n(**survivor, 5);
+  ASSERT_EQ(again.size(), 5u);
+  for (std::size_t i = 0; i < again.size(); ++i) {
+    EXPECT_EQ(again[i].offset, i);
+    EXPECT_EQ(again[i].attempt, 2u);
+  }
+}
+
+TEST(Groups, AGroupCanStartAtATimestamp) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  publish_n(*c, "t", 3);
+  const auto first = c->fetch("t", 0, 3);
+  ASSERT_TRUE(first);
+  const std::int64_t t0 = first->messages.back().timestamp_ms;
+  // The next publish gets a later publish time: wait for the wall clock to pass t0.
+  ASSERT_TRUE(eventually([&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count() > t0;
+  }));
+  publish_n(*c, "t", 2, 3);
+  const auto later = c->create_group(
+      "t", "later", {protocol::StartKind::timestamp, static_cast<std::uint64_t>(t0 + 1)});
+  ASSERT_TRUE(later) << later.error().to_string();
+  EXPECT_EQ(later->ack_floor, 3u);
+  const auto all = c->create_group("t", "all", {protocol::StartKind::timestamp, 0});
+  EXPECT_EQ(all->ack_floor, 0u);
+  const auto future = c->create_group(
+      "t", "future", {protocol::StartKind::timestamp, static_cast<std::uint64_t>(t0 + 86'400'000)});
+  EXPECT_EQ(future->ack_floor, 5u);
 }
 
 TEST(Groups, NackWithDelayRedeliversAfterTheDelayNotBefore) {
@@ -400,28 +476,6 @@ TEST(Groups, AfterARestartAckedMessagesAreNotDeliveredAgainAndUnackedOnesAre) {
   ASSERT_TRUE(more);
   EXPECT_TRUE(more->empty()) << "acked offsets are not delivered again";
 }
-
-// A plain TCP connection that speaks just enough of the protocol to subscribe, then never
-// reads its socket again.
-class StuckConsumer {
- public:
-  StuckConsumer(std::uint16_t port, protocol::Subscribe subscribe) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    std::string out;
-    protocol::encode(protocol::Frame{1, protocol::Hello{1, 1, "stuck"}}, out);
-    protocol::encode(protocol::Frame{2, std::move(subscribe)}, out);
-    EXPECT_EQ(::send(fd_, out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
-  }
-  ~StuckConsumer() { ::close(fd_); }
-
- private:
-  int fd_ = -1;
-};
 
 TEST(Groups, AConsumerThatStopsReadingDoesNotStallAnotherGroupOrTheBroker) {
   TestDaemon d("max_send_queue = \"64KiB\"\n");

@@ -94,8 +94,13 @@ struct Snapshot {
 };
 
 // Outcome of ack/nack/extend/reject for one offset. Errors are values, never state damage:
-//  not_in_flight: the offset is not in flight to this consumer (unknown, in flight to another
-//                 consumer, already acked, or already redelivered after a timeout).
+//  not_in_flight: the offset is not in flight to this consumer: unknown or never delivered,
+//                 in flight to another consumer (e.g. redelivered to it after a timeout),
+//                 scheduled (e.g. timed out and waiting for its redelivery), done, waiting
+//                 to be dead-lettered, or dropped by reset(). Settles name offsets, not
+//                 attempts: an offset that timed out and was then redelivered to this same
+//                 consumer is in flight to it again, so a late settle meant for the earlier
+//                 attempt is ok and applies to the new delivery.
 enum class AckResult { ok, not_in_flight };
 
 struct ConsumerStats {
