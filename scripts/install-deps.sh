@@ -13,6 +13,7 @@ runtime_pkgs=(
   libboost-program-options1.81.0
   libboost-json1.81.0
   libtomlplusplus3
+  libxxhash0
 )
 
 build_pkgs=(
@@ -20,7 +21,7 @@ build_pkgs=(
   libboost1.81-dev libboost-program-options1.81-dev libboost-system1.81-dev libboost-json1.81-dev
   librocksdb-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libtomlplusplus-dev libexpected-dev
+  libtomlplusplus-dev libexpected-dev libxxhash-dev
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

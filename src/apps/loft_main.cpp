@@ -5,6 +5,7 @@
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <future>
 #include <iostream>
@@ -30,8 +31,14 @@ Commands:
   topic delete NAME          delete a topic and all its messages
   topic list                 list topics
   topic describe NAME        show a topic's offsets, message count and size
+  topic create NAME [--dedup-window DURATION] [--dedup-conflict duplicate|error]
+                             how long message ids are remembered (default 2h), and what a
+                             known id with a different payload gets
   pub TOPIC [MESSAGE]        publish MESSAGE, or each line of standard input as one message
       [--id ID] [--key KEY] [--header K=V]...
+      [--id-prefix PREFIX]   (standard input) line n gets id PREFIX-n: re-running stores
+                             nothing twice; a duplicate prints its original offset and
+                             'duplicate' ("duplicate":true with --json)
   fetch TOPIC [--offset N] [--max N]
                              print stored messages from offset N (a plain read, no group)
   sub TOPIC --group G        receive messages as a member of group G, ack each after printing
@@ -44,13 +51,14 @@ Commands:
   group reset TOPIC GROUP --to earliest|latest|OFFSET|@UNIX_MS
   dlq redrive DLQ_TOPIC [--group G]
                              publish DLQ_TOPIC's dead letters back to their loft-dlq-topic,
-                             minus the loft-dlq-* headers loftd added when it dead-lettered
-                             them (id, key, other headers and payload kept); with --group only
-                             G's letters, the rest are skipped. Progress is kept in group
-                             loft-redrive (loft-redrive.G with --group): a rerun redrives only
-                             new letters, but each --group value has its own progress. A letter
-                             is acked once its publish is confirmed (a crash may redrive it
-                             twice, never lose it). Exits after 1s without new letters.
+                             without the loft-dlq-* headers (key, other headers and payload
+                             kept) and with the id redrive:<hash of DLQ_TOPIC>:<offset>[:<id>]
+                             (the original id is still known to the topic's dedup). With
+                             --group only G's letters; the rest are skipped. Progress is kept
+                             in group loft-redrive (loft-redrive.G): a rerun handles only new
+                             letters, and a letter redriven again (another filter, or a crash
+                             between publish and ack) is a duplicate, not a second copy, within
+                             the topic's dedup window. Exits after 1s without new letters.
 
 Global options:
   --broker HOST:PORT         broker address (default 127.0.0.1:7450)
@@ -100,7 +108,10 @@ json::object topic_json(const client::TopicInfo& t) {
                       {"next_offset", t.next_offset},
                       {"messages", t.messages},
                       {"bytes", t.bytes},
-                      {"created_at_ms", t.created_at_ms}};
+                      {"created_at_ms", t.created_at_ms},
+                      {"dedup_window_ms", t.dedup_window_ms},
+                      {"dedup_conflict",
+                       t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate"}};
 }
 
 void print_topic(const client::TopicInfo& t, bool as_json) {
@@ -113,7 +124,11 @@ void print_topic(const client::TopicInfo& t, bool as_json) {
             << "next_offset:   " << t.next_offset << "\n"
             << "messages:      " << t.messages << "\n"
             << "bytes:         " << t.bytes << "\n"
-            << "created_at_ms: " << t.created_at_ms << "\n";
+            << "created_at_ms: " << t.created_at_ms << "\n"
+            << "dedup_window:  " << format_duration(std::chrono::milliseconds(t.dedup_window_ms))
+            << "\n"
+            << "dedup_conflict: "
+            << (t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate") << "\n";
 }
 
 std::unique_ptr<client::Client> connect(const Common& c) {
@@ -153,7 +168,24 @@ int topic_command(Common& c) {
   const auto& name = word(c, 2, "topic name");
   expect_words(c, 3);
   if (sub == "create") {
-    const auto t = check(connect(c)->create_topic(name));
+    std::uint64_t window_ms = 0;
+    if (c.vm.count("dedup-window")) {
+      auto d = parse_duration(c.vm["dedup-window"].as<std::string>());
+      if (!d) usage_error("--dedup-window: " + d.error().detail);
+      window_ms = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(*d).count());
+      if (window_ms == 0) usage_error("--dedup-window must be at least 1s");
+    }
+    auto conflict = protocol::DedupConflict::duplicate;
+    if (c.vm.count("dedup-conflict")) {
+      const auto v = c.vm["dedup-conflict"].as<std::string>();
+      if (v == "error") {
+        conflict = protocol::DedupConflict::error;
+      } else if (v != "duplicate") {
+        usage_error("--dedup-conflict must be duplicate or error, got '" + v + "'");
+      }
+    }
+    const auto t = check(connect(c)->create_topic(name, window_ms, conflict));
     if (c.json) {
       print_topic(t, true);
     } else {
@@ -211,6 +243,10 @@ int pub_command(Common& c) {
     }
   }
   const std::string id = c.vm.count("id") ? c.vm["id"].as<std::string>() : "";
+  const std::string id_prefix = c.vm.count("id-prefix") ? c.vm["id-prefix"].as<std::string>() : "";
+  if (!id_prefix.empty() && c.words.size() >= 3) {
+    usage_error("--id-prefix is for standard input; give one message an id with --id");
+  }
   auto cl = connect(c);
 
   if (c.words.size() >= 3) {
@@ -273,6 +309,8 @@ int pub_command(Common& c) {
     }
     Message m = base;
     m.payload = std::move(line);
+    // Line n gets the id PREFIX-n, so re-running the same import stores nothing twice.
+    if (!id_prefix.empty()) m.id = id_prefix + "-" + std::to_string(line_no);
     bytes += m.size_bytes() + 64;
     batch.push_back(std::move(m));
     if (batch.size() >= batch_messages || bytes >= batch_bytes) flush_batch();
@@ -639,6 +677,28 @@ std::optional<DeadLetter> parse_dead_letter(Message m) {
   return letter;
 }
 
+// The id a redriven message is published with. Not the original's: the topic still knows that
+// one (within its dedup window) and would answer the redrive as a duplicate. It names the dead
+// letter instead (a stable hash of the DLQ topic and the letter's offset, then the original
+// id), so a redrive that is run again after a crash between publish and ack stores it once.
+std::string redrive_id(std::string_view dlq_topic, std::uint64_t dlq_offset,
+                       std::string_view original_id, std::size_t max_size) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a, 64 bits: stable across builds
+  for (const char ch : dlq_topic) {
+    h ^= static_cast<unsigned char>(ch);
+    h *= 1099511628211ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  std::string id = "redrive:" + std::string(hex) + ":" + std::to_string(dlq_offset);
+  if (!original_id.empty()) {
+    id += ":";
+    id += original_id;
+  }
+  if (id.size() > max_size) id.resize(max_size);
+  return id;
+}
+
 int dlq_command(Common& c) {
   const auto& sub = word(c, 1, "dlq command: redrive");
   if (sub != "redrive") usage_error("unknown dlq command '" + sub + "'");
@@ -718,6 +778,8 @@ int dlq_command(Common& c) {
         target = letter->topic;
       }
       run_bytes += bytes;
+      letter->original.id =
+          redrive_id(dlq_topic, m.offset, letter->original.id, cl->server().limits.max_id_size);
       run.push_back(std::move(letter->original));
       run_offsets.push_back(m.offset);
     }
@@ -745,6 +807,9 @@ int run(int argc, char** argv) {
   po::options_description cmd("Command options");
   cmd.add_options()
     ("id", po::value<std::string>(), "")
+    ("id-prefix", po::value<std::string>(), "")
+    ("dedup-window", po::value<std::string>(), "")
+    ("dedup-conflict", po::value<std::string>(), "")
     ("key", po::value<std::string>(), "")
     ("header", po::value<std::vector<std::string>>()->composing(), "")
     ("batch", po::value<std::string>()->default_value("1000"), "")
@@ -797,7 +862,10 @@ int run(int argc, char** argv) {
     usage_error(std::string("--") + flag + " only applies to 'loft " + std::string(*which.begin()) +
                 "'");
   };
-  for (const auto* flag : {"id", "key", "header", "batch", "window"}) only_for(flag, {"pub"});
+  for (const auto* flag : {"id", "id-prefix", "key", "header", "batch", "window"}) {
+    only_for(flag, {"pub"});
+  }
+  for (const auto* flag : {"dedup-window", "dedup-conflict"}) only_for(flag, {"topic"});
   for (const auto* flag : {"offset", "max"}) only_for(flag, {"fetch"});
   only_for("group", {"sub", "dlq"});
   for (const auto* flag : {"count", "max-in-flight", "no-ack", "idle-exit"})

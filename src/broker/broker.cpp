@@ -1,8 +1,11 @@
 #include "loft/broker/broker.hpp"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <utility>
 
 namespace loft::broker {
@@ -36,6 +39,25 @@ std::size_t request_bytes(const auto& req) {
   } else {
     return 0;
   }
+}
+
+// The payload hash a dedup entry keeps, to tell a retry (same payload) from a conflicting
+// reuse of an id. XXH64 with seed 0: fast, and 64 bits make an accidental match negligible.
+std::uint64_t payload_hash(std::string_view payload) {
+  return XXH64(payload.data(), payload.size(), 0);
+}
+
+Result<void> validate_settings(const TopicSettings& s) {
+  if (s.dedup_window_ms != 0 &&
+      (s.dedup_window_ms < kMinDedupWindowMs || s.dedup_window_ms > kMaxDedupWindowMs)) {
+    return fail(Errc::invalid_request, "dedup window must be 1 s to 30 d, got " +
+                                           std::to_string(s.dedup_window_ms) + " ms");
+  }
+  if (s.dedup_conflict != storage::DedupConflict::duplicate &&
+      s.dedup_conflict != storage::DedupConflict::error) {
+    return fail(Errc::invalid_request, "unknown dedup conflict mode");
+  }
+  return {};
 }
 
 }  // namespace
@@ -118,9 +140,10 @@ WriterStats Broker::stats() const {
   return stats_;
 }
 
-void Broker::create_topic(std::string name, Callback<TopicMeta> done) {
+void Broker::create_topic(std::string name, TopicSettings settings, Callback<TopicMeta> done) {
   if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
-  enqueue(CreateReq{std::move(name), std::move(done)});
+  if (auto ok = validate_settings(settings); !ok) return done(tl::unexpected(ok.error()));
+  enqueue(CreateReq{std::move(name), settings, std::move(done)});
 }
 
 void Broker::delete_topic(std::string name, Callback<void> done) {
@@ -294,13 +317,24 @@ void Broker::commit(std::vector<Request>& batch) {
   };
   std::uint32_t next_id = next_topic_id_;
   const std::int64_t now = options_.now_ms();
-  auto make_topic = [&](const std::string& name) {
+  auto make_topic = [&](const std::string& name, const TopicSettings& settings = {}) {
     TopicMeta meta;
     meta.id = TopicId{next_id++};
     meta.name = name;
     meta.created_at_ms = now;
+    meta.dedup_window_ms =
+        settings.dedup_window_ms == 0 ? storage::kDefaultDedupWindowMs : settings.dedup_window_ms;
+    meta.dedup_conflict = settings.dedup_conflict;
     return meta;
   };
+  // Message ids stored by this commit, by (topic id, message id): a duplicate later in the
+  // same commit (same request or another connection's) finds its original here, as the store
+  // does not have it yet. The views point into the requests' messages, alive until the end.
+  struct PendingId {
+    Offset offset;
+    std::uint64_t hash = 0;
+  };
+  std::map<std::pair<std::uint32_t, std::string_view>, PendingId> pending_ids;
 
   storage::WriteBatch wb;
   // Outcome per request: the error it failed with, or the value it will get if the write
@@ -317,7 +351,7 @@ void Broker::commit(std::vector<Request>& batch) {
         outcomes.emplace_back(Error{Errc::topic_exists, "topic '" + c->name + "' already exists"});
         continue;
       }
-      slot = make_topic(c->name);
+      slot = make_topic(c->name, c->settings);
       dirty.insert(c->name);
       outcomes.emplace_back(*slot);  // completed with the final meta below
     } else if (auto* d = std::get_if<DeleteReq>(&req)) {
@@ -342,15 +376,63 @@ void Broker::commit(std::vector<Request>& batch) {
         slot = make_topic(p.topic);
         created = true;
       }
+      // First the store lookups (the only step that can fail), so a failed lookup fails the
+      // request before any of its messages is in the batch. Ids stored earlier in this commit
+      // need none.
+      std::vector<std::optional<storage::DedupEntry>> stored(p.messages.size());
+      std::optional<Error> lookup_error;
+      for (std::size_t i = 0; i < p.messages.size() && !lookup_error; ++i) {
+        const auto& id = p.messages[i].id;
+        if (id.empty() || created || pending_ids.contains({slot->id.value, id})) continue;
+        auto found = store_->find_dedup(slot->id, id);
+        if (!found) {
+          lookup_error = found.error();
+        } else if (*found &&
+                   !storage::dedup_expired((*found)->timestamp_ms, slot->dedup_window_ms, now)) {
+          stored[i] = **found;
+        }
+      }
+      if (lookup_error) {
+        outcomes.emplace_back(std::move(*lookup_error));
+        continue;
+      }
       dirty.insert(p.topic);
-      Appended appended{p.topic, slot->next_offset, p.messages.size(), created};
-      for (const auto& m : p.messages) {
-        wb.ops.emplace_back(storage::Append{slot->id, slot->next_offset, now, &m});
-        slot->next_offset = Offset{slot->next_offset.value + 1};
+      Appended appended{p.topic, {}, created};
+      appended.results.reserve(p.messages.size());
+      for (std::size_t i = 0; i < p.messages.size(); ++i) {
+        const auto& m = p.messages[i];
+        std::optional<std::uint64_t> hash;
+        if (!m.id.empty()) {
+          hash = payload_hash(m.payload);
+          std::optional<PendingId> original;
+          if (const auto it = pending_ids.find({slot->id.value, m.id}); it != pending_ids.end()) {
+            original = it->second;
+          } else if (stored[i]) {
+            original = PendingId{stored[i]->offset, stored[i]->payload_hash};
+          }
+          if (original) {
+            if (original->hash != *hash && slot->dedup_conflict == storage::DedupConflict::error) {
+              appended.results.push_back({Errc::dedup_conflict, false, Offset{}});
+            } else {
+              appended.results.push_back({Errc::ok, true, original->offset});
+            }
+            continue;
+          }
+        }
+        const Offset offset = slot->next_offset;
+        wb.ops.emplace_back(storage::Append{slot->id, offset, now, &m});
+        if (hash) {
+          // Same batch as the Append: after a crash both are stored or neither.
+          wb.ops.emplace_back(storage::PutDedup{slot->id, m.id, offset, now, *hash});
+          pending_ids.emplace(std::pair{slot->id.value, std::string_view{m.id}},
+                              PendingId{offset, *hash});
+        }
+        appended.results.push_back({Errc::ok, false, offset});
+        slot->next_offset = Offset{offset.value + 1};
         slot->messages += 1;
         slot->bytes += m.size_bytes();
+        message_count += 1;
       }
-      message_count += p.messages.size();
       outcomes.emplace_back(std::move(appended));
     } else {
       auto& g = std::get<GroupReq>(req).write;

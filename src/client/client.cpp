@@ -361,8 +361,13 @@ Result<PublishResult> Client::publish(std::string topic, Message message) {
 }
 
 Result<TopicInfo> Client::create_topic(std::string name) {
-  auto ok = expect<protocol::CreateTopicOk>(
-      impl_->wait(impl_->request(protocol::CreateTopic{std::move(name)})));
+  return create_topic(std::move(name), 0, protocol::DedupConflict::duplicate);
+}
+
+Result<TopicInfo> Client::create_topic(std::string name, std::uint64_t dedup_window_ms,
+                                       protocol::DedupConflict dedup_conflict) {
+  auto ok = expect<protocol::CreateTopicOk>(impl_->wait(
+      impl_->request(protocol::CreateTopic{std::move(name), dedup_window_ms, dedup_conflict})));
   if (!ok) return tl::unexpected(ok.error());
   return std::move(ok->topic);
 }

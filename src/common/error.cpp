@@ -35,6 +35,8 @@ std::string_view errc_text(Errc code) noexcept {
     case Errc::group_not_found: return "group not found";
     case Errc::unknown_subscription: return "unknown subscription";
     case Errc::group_exists: return "group already exists";
+    case Errc::dedup_conflict:
+      return "message id conflict";
     case Errc::storage_error:
       return "storage error";
     case Errc::shutting_down:

@@ -33,8 +33,14 @@ std::shared_ptr<spdlog::logger> net_log() {
 }
 
 protocol::TopicInfo to_info(const storage::TopicMeta& m) {
-  return protocol::TopicInfo{m.name,  m.first_offset.value, m.next_offset.value, m.messages,
-                             m.bytes, m.created_at_ms};
+  return protocol::TopicInfo{m.name,
+                             m.first_offset.value,
+                             m.next_offset.value,
+                             m.messages,
+                             m.bytes,
+                             m.created_at_ms,
+                             m.dedup_window_ms,
+                             static_cast<protocol::DedupConflict>(m.dedup_conflict)};
 }
 
 }  // namespace
@@ -385,7 +391,10 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
           } else if constexpr (std::is_same_v<R, protocol::Ping>) {
             send(cid, protocol::Pong{});
           } else if constexpr (std::is_same_v<R, protocol::CreateTopic>) {
-            broker.create_topic(std::move(req.name),
+            // The two DedupConflict enums have the same values (0 duplicate, 1 error).
+            const broker::TopicSettings settings{
+                req.dedup_window_ms, static_cast<storage::DedupConflict>(req.dedup_conflict)};
+            broker.create_topic(std::move(req.name), settings,
                                 completion<storage::TopicMeta>(cid, [](auto r) -> protocol::Body {
                                   return protocol::CreateTopicOk{to_info(*r)};
                                 }));
@@ -418,9 +427,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
             broker.publish(std::move(req.topic), std::move(req.messages),
                            completion<broker::Appended>(cid, [](auto r) -> protocol::Body {
                              protocol::PublishOk ok;
-                             ok.results.reserve(r->count);
-                             for (std::size_t i = 0; i < r->count; ++i) {
-                               ok.results.push_back({Errc::ok, false, r->first.value + i});
+                             ok.results.reserve(r->results.size());
+                             for (const auto& m : r->results) {
+                               ok.results.push_back({m.code, m.duplicate, m.offset.value});
                              }
                              return ok;
                            }));

@@ -15,7 +15,7 @@ namespace {
 constexpr std::size_t kMinHeaderSize = 2 + 4;           // name length + value length
 constexpr std::size_t kMinMessageSize = 2 + 2 + 2 + 4;  // id, key, header count, payload
 constexpr std::size_t kMinStoredSize = 8 + 8 + kMinMessageSize;
-constexpr std::size_t kMinTopicInfoSize = 2 + 5 * 8;
+constexpr std::size_t kMinTopicInfoSize = 2 + 6 * 8 + 1;
 constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
 constexpr std::size_t kMinGroupConfigSize = 4 * 4 + 4 + 2;  // 4 u32s, delay count, dlq topic
 constexpr std::size_t kMinDeliveredSize = 8 + 4 + 8 + kMinMessageSize;
@@ -26,6 +26,7 @@ constexpr std::size_t kMinGroupInfoSize = 2 + 2 + 7 * 8 + kMinGroupConfigSize + 
 constexpr std::uint8_t kMaxStartKind = static_cast<std::uint8_t>(StartKind::timestamp);
 constexpr std::uint8_t kMaxSettleAction = static_cast<std::uint8_t>(SettleAction::reject);
 constexpr std::uint8_t kMaxStallReason = static_cast<std::uint8_t>(StallReason::slow_socket);
+constexpr std::uint8_t kMaxDedupConflict = static_cast<std::uint8_t>(DedupConflict::error);
 constexpr std::uint8_t kDuplicateFlag = 0x01;
 constexpr std::size_t kMaxU16 = std::numeric_limits<std::uint16_t>::max();
 constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
@@ -157,6 +158,8 @@ class Writer {
     put(t.messages);
     put(t.bytes);
     put(t.created_at_ms);
+    put(t.dedup_window_ms);
+    put(static_cast<std::uint8_t>(t.dedup_conflict));
   }
 
   void message(const Message& m) {
@@ -234,7 +237,11 @@ class Writer {
     put(static_cast<std::uint16_t>(b.code));
     text16(b.message);
   }
-  void body(const CreateTopic& b) { str16(b.name, "topic name"); }
+  void body(const CreateTopic& b) {
+    str16(b.name, "topic name");
+    put(b.dedup_window_ms);
+    put(static_cast<std::uint8_t>(b.dedup_conflict));
+  }
   void body(const CreateTopicOk& b) { topic_info(b.topic); }
   void body(const DeleteTopic& b) { str16(b.name, "topic name"); }
   void body(const DeleteTopicOk&) {}
@@ -488,6 +495,8 @@ TopicInfo read_topic_info(Reader& r) {
   t.messages = r.get<std::uint64_t>("messages");
   t.bytes = r.get<std::uint64_t>("bytes");
   t.created_at_ms = r.get<std::int64_t>("created_at_ms");
+  t.dedup_window_ms = r.get<std::uint64_t>("dedup_window_ms");
+  t.dedup_conflict = r.enumeration<DedupConflict>("dedup_conflict", kMaxDedupConflict);
   return t;
 }
 
@@ -587,8 +596,13 @@ Result<Body> decode_known(FrameType type, Reader& r) {
       b.message = r.str16("message");
       return r.finish(std::move(b));
     }
-    case FrameType::create_topic:
-      return r.finish(CreateTopic{r.str16("name")});
+    case FrameType::create_topic: {
+      CreateTopic b;
+      b.name = r.str16("name");
+      b.dedup_window_ms = r.get<std::uint64_t>("dedup_window_ms");
+      b.dedup_conflict = r.enumeration<DedupConflict>("dedup_conflict", kMaxDedupConflict);
+      return r.finish(std::move(b));
+    }
     case FrameType::create_topic_ok:
       return r.finish(CreateTopicOk{read_topic_info(r)});
     case FrameType::delete_topic:

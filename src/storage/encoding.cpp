@@ -111,9 +111,9 @@ std::optional<std::uint32_t> decode_u32(std::string_view bytes) {
   return v;
 }
 
-std::string encode_topic_meta(const TopicMeta& meta) {
+std::string encode_topic_meta_v0(const TopicMeta& meta) {
   std::string out;
-  out.reserve(4 + 5 * 8);
+  out.reserve(kTopicBaseSize + 1 + 8 + 1);
   put_le<std::uint32_t>(out, meta.id.value);
   put_le<std::int64_t>(out, meta.created_at_ms);
   put_le<std::uint64_t>(out, meta.first_offset.value);
@@ -123,15 +123,67 @@ std::string encode_topic_meta(const TopicMeta& meta) {
   return out;
 }
 
+std::string encode_topic_meta(const TopicMeta& meta) {
+  auto out = encode_topic_meta_v0(meta);
+  put_le<std::uint8_t>(out, kTopicExtensionVersion);
+  put_le<std::uint64_t>(out, meta.dedup_window_ms);
+  put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.dedup_conflict));
+  return out;
+}
+
 std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_view value) {
   ValueReader r{value};
   TopicMeta meta;
   meta.name = std::string(name);
   if (!r.le(meta.id.value) || !r.le(meta.created_at_ms) || !r.le(meta.first_offset.value) ||
-      !r.le(meta.next_offset.value) || !r.le(meta.messages) || !r.le(meta.bytes) || !r.done()) {
+      !r.le(meta.next_offset.value) || !r.le(meta.messages) || !r.le(meta.bytes)) {
     return std::nullopt;
   }
+  if (r.done()) return meta;  // written before dedup: the default settings
+  std::uint8_t version = 0;
+  std::uint8_t conflict = 0;
+  if (!r.le(version) || version != kTopicExtensionVersion || !r.le(meta.dedup_window_ms) ||
+      !r.le(conflict) || !r.done() || conflict > static_cast<std::uint8_t>(DedupConflict::error)) {
+    return std::nullopt;
+  }
+  meta.dedup_conflict = static_cast<DedupConflict>(conflict);
   return meta;
+}
+
+std::string dedup_key(TopicId topic, std::string_view id) { return group_key(topic, id); }
+
+std::string dedup_begin_key(TopicId topic) { return group_begin_key(topic); }
+
+std::string dedup_end_key(TopicId topic) { return group_end_key(topic); }
+
+std::optional<TopicId> topic_of_prefixed_key(std::string_view key) {
+  if (key.size() < 4) return std::nullopt;
+  std::uint32_t id = 0;
+  for (const char c : key.substr(0, 4)) id = (id << 8) | static_cast<unsigned char>(c);
+  return TopicId{id};
+}
+
+std::string encode_dedup(const DedupEntry& entry) {
+  std::string out;
+  out.reserve(kDedupValueSize);
+  put_le<std::uint64_t>(out, entry.offset.value);
+  put_le<std::int64_t>(out, entry.timestamp_ms);
+  put_le<std::uint64_t>(out, entry.payload_hash);
+  return out;
+}
+
+std::optional<DedupEntry> decode_dedup(std::string_view value) {
+  ValueReader r{value};
+  DedupEntry e;
+  if (!r.le(e.offset.value) || !r.le(e.timestamp_ms) || !r.le(e.payload_hash) || !r.done()) {
+    return std::nullopt;
+  }
+  return e;
+}
+
+bool dedup_entry_expired(std::int64_t timestamp_ms, std::optional<std::uint64_t> window_ms,
+                         std::int64_t now_ms) {
+  return window_ms && dedup_expired(timestamp_ms, *window_ms, now_ms);
 }
 
 std::string group_key(TopicId topic, std::string_view name) {

@@ -35,9 +35,38 @@ std::optional<Offset> offset_of_message_key(std::string_view key);
 std::string encode_u32(std::uint32_t value);
 std::optional<std::uint32_t> decode_u32(std::string_view bytes);
 
-// topics CF value (the key is the topic name, so the name is not repeated here).
+// topics CF value (the key is the topic name, so the name is not repeated here): the 44-byte
+// base record, then an extension (version byte kTopicExtensionVersion, dedup window, dedup
+// conflict mode). A 44-byte record (written before dedup) decodes with the default settings.
+inline constexpr std::size_t kTopicBaseSize = 4 + 5 * 8;
+inline constexpr std::uint8_t kTopicExtensionVersion = 1;
 std::string encode_topic_meta(const TopicMeta& meta);
+// nullopt if `value` is not exactly a base record, or a base record plus an extension of a
+// version this build knows.
 std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_view value);
+// The pre-dedup layout (the 44-byte base record only), for tests of old data directories.
+std::string encode_topic_meta_v0(const TopicMeta& meta);
+
+// dedup CF key: big-endian topic id, then the message id's bytes. Like the groups CF, the
+// 4-byte prefix puts a topic's entries in the range [dedup_begin_key, dedup_end_key).
+// REQUIRES (dedup_end_key): topic is not the largest id (see group_end_key).
+std::string dedup_key(TopicId topic, std::string_view id);
+std::string dedup_begin_key(TopicId topic);
+std::string dedup_end_key(TopicId topic);
+// The topic id of a dedup (or groups) CF key; nullopt if the key is shorter than 4 bytes.
+std::optional<TopicId> topic_of_prefixed_key(std::string_view key);
+
+// dedup CF value: offset u64 LE, timestamp_ms i64 LE, payload hash u64 LE (24 bytes).
+inline constexpr std::size_t kDedupValueSize = 24;
+std::string encode_dedup(const DedupEntry& entry);
+std::optional<DedupEntry> decode_dedup(std::string_view value);
+
+// The compaction filter's decision: an entry published at `timestamp_ms` is expired (may be
+// dropped) when its topic's window is known and timestamp_ms < now_ms - window_ms, the exact
+// complement of the broker's "live" test. An unknown topic (`window_ms` nullopt: dropped, or
+// not loaded yet) keeps the entry; a dropped topic's entries go with its DeleteRange.
+bool dedup_entry_expired(std::int64_t timestamp_ms, std::optional<std::uint64_t> window_ms,
+                         std::int64_t now_ms);
 
 // groups CF key: big-endian topic id, then the group name's bytes. The 4-byte fixed prefix
 // orders keys by topic id, then name (bytewise), and puts a topic's groups in one range.

@@ -3,8 +3,10 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -68,12 +70,20 @@ class MemoryStore final : public Store {
     return out;
   }
 
+  Result<std::optional<DedupEntry>> find_dedup(TopicId topic, std::string_view id) const override {
+    std::shared_lock lock{mutex_};
+    const auto it = dedup_.find(DedupKey{topic, std::string(id)});
+    if (it == dedup_.end()) return std::optional<DedupEntry>{};
+    return std::optional<DedupEntry>{it->second};
+  }
+
   Result<void> reclaim(TopicId /*dropped*/) override { return {}; }
   Result<void> flush() override { return {}; }
 
  private:
   // std::string compares as unsigned bytes, so this orders groups as the RocksDB key does.
   using GroupKey = std::pair<TopicId, std::string>;
+  using DedupKey = std::pair<TopicId, std::string>;  // topic, message id
 
   void apply(const PutTopic& op) { topics_.insert_or_assign(op.meta.name, op.meta); }
 
@@ -88,6 +98,14 @@ class MemoryStore final : public Store {
     topics_.erase(op.name);
     messages_.erase(op.id);
     std::erase_if(groups_, [&](const auto& entry) { return entry.first.first == op.id; });
+    std::erase_if(dedup_, [&](const auto& entry) { return entry.first.first == op.id; });
+  }
+
+  // Nothing expires here: the broker ignores entries older than the window, and a memory
+  // store lives no longer than a test.
+  void apply(const PutDedup& op) {
+    dedup_.insert_or_assign(DedupKey{op.topic, op.id},
+                            DedupEntry{op.offset, op.timestamp_ms, op.payload_hash});
   }
 
   void apply(const PutGroup& op) {
@@ -100,6 +118,7 @@ class MemoryStore final : public Store {
   std::map<std::string, TopicMeta> topics_;  // by name, the order load_topics() returns
   std::map<TopicId, std::map<Offset, StoredMessage>> messages_;
   std::map<GroupKey, GroupRecord> groups_;  // by topic id, then name: load_groups() order
+  std::map<DedupKey, DedupEntry> dedup_;
   TopicId next_topic_id_{1};
 };
 

@@ -1,6 +1,7 @@
 // The RocksDB Store: one RocksDB instance for all topics. Layout and reasoning: docs/storage.md.
 
 #include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -10,12 +11,15 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <limits>
+#include <mutex>
 #include <span>
 #include <string_view>
 #include <system_error>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 
 #include "encoding.hpp"
 #include "loft/storage/store.hpp"
@@ -36,15 +40,68 @@ Result<void> check(const rocksdb::Status& status, std::string_view doing) {
 constexpr std::string_view kTopicsCf = "topics";
 constexpr std::string_view kMessagesCf = "messages";
 constexpr std::string_view kGroupsCf = "groups";  // since the groups were persisted; same format
+constexpr std::string_view kDedupCf = "dedup";    // since dedup by message id; same format
+
+// Each topic's dedup window, for the dedup CF's compaction filter (which runs on RocksDB's
+// background threads). Filled by load_topics() and write() (PutTopic, DropTopic); a topic not
+// in it keeps its entries. Memory: one small entry per topic, none per message id.
+class DedupWindows {
+ public:
+  void set(TopicId topic, std::uint64_t window_ms) {
+    std::lock_guard lock{mutex_};
+    windows_.insert_or_assign(topic.value, window_ms);
+  }
+  void erase(TopicId topic) {
+    std::lock_guard lock{mutex_};
+    windows_.erase(topic.value);
+  }
+  std::optional<std::uint64_t> get(TopicId topic) const {
+    std::lock_guard lock{mutex_};
+    const auto it = windows_.find(topic.value);
+    if (it == windows_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::uint32_t, std::uint64_t> windows_;
+};
+
+// Drops dedup entries older than their topic's window when RocksDB compacts them, so the
+// index's disk use follows the window, not the topic's age. The broker treats an expired
+// entry as absent whether or not it was dropped yet (enc::dedup_entry_expired decides both).
+class DedupCompactionFilter final : public rocksdb::CompactionFilter {
+ public:
+  explicit DedupCompactionFilter(std::shared_ptr<const DedupWindows> windows)
+      : windows_(std::move(windows)) {}
+
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& existing_value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    const auto topic = enc::topic_of_prefixed_key(key.ToStringView());
+    const auto entry = enc::decode_dedup(existing_value.ToStringView());
+    if (!topic || !entry) return false;  // not ours to judge: keep it
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    return enc::dedup_entry_expired(entry->timestamp_ms, windows_->get(*topic), now);
+  }
+
+  const char* Name() const override { return "loft.DedupCompactionFilter"; }
+
+ private:
+  std::shared_ptr<const DedupWindows> windows_;
+};
 
 struct OpenOptions {
   rocksdb::DBOptions db;
-  // default, topics, messages, groups, then any other family the directory
+  // default, topics, messages, groups, dedup, then any other family the directory
   // already has (see add_existing_families).
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
 };
 
-OpenOptions make_open_options(const RocksDbOptions& options) {
+// `dedup_filter` (may be null: tests that build old directories) must outlive the DB.
+OpenOptions make_open_options(const RocksDbOptions& options,
+                              const rocksdb::CompactionFilter* dedup_filter = nullptr) {
   OpenOptions out;
   out.db.create_if_missing = true;
   out.db.create_missing_column_families = true;
@@ -79,7 +136,23 @@ OpenOptions make_open_options(const RocksDbOptions& options) {
   out.families.emplace_back(rocksdb::kDefaultColumnFamilyName, small);
   out.families.emplace_back(std::string(kTopicsCf), small);
   out.families.emplace_back(std::string(kMessagesCf), messages);
+  // dedup: point lookups by (topic, message id) on every publish with an id. A whole-key
+  // bloom filter answers "never seen" (the common case) without reading a data block; index
+  // and filter blocks live in the shared block cache, so memory stays bounded however many
+  // ids the window holds (they are paged in and out like data blocks).
+  rocksdb::ColumnFamilyOptions dedup;
+  dedup.write_buffer_size = 16 << 20;
+  dedup.compaction_filter = dedup_filter;
+  rocksdb::BlockBasedTableOptions dedup_table;
+  dedup_table.block_cache = cache;
+  dedup_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  dedup_table.whole_key_filtering = true;
+  dedup_table.cache_index_and_filter_blocks = true;
+  dedup_table.pin_l0_filter_and_index_blocks_in_cache = true;
+  dedup.table_factory.reset(rocksdb::NewBlockBasedTableFactory(dedup_table));
+
   out.families.emplace_back(std::string(kGroupsCf), small);
+  out.families.emplace_back(std::string(kDedupCf), dedup);
   return out;
 }
 
@@ -112,7 +185,9 @@ class RocksDbStore final : public Store {
       return fail(Errc::storage_error,
                   "open store: cannot create directory " + dir + ": " + ec.message());
     }
-    auto open = make_open_options(options);
+    auto windows = std::make_shared<DedupWindows>();
+    auto filter = std::make_unique<DedupCompactionFilter>(windows);
+    auto open = make_open_options(options, filter.get());
     add_existing_families(open, dir);
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -122,7 +197,8 @@ class RocksDbStore final : public Store {
       return tl::unexpected(std::move(r.error()));
     }
     // From here the destructor closes the DB, whichever way open() returns.
-    auto store = std::unique_ptr<RocksDbStore>(new RocksDbStore(dir, raw, handles));
+    auto store = std::unique_ptr<RocksDbStore>(
+        new RocksDbStore(dir, raw, handles, std::move(windows), std::move(filter)));
     if (auto r = store->check_format_version(); !r) return tl::unexpected(std::move(r.error()));
     return store;
   }
@@ -147,6 +223,7 @@ class RocksDbStore final : public Store {
                                              ": corrupt metadata of topic '" +
                                              it->key().ToString() + "'");
       }
+      windows_->set(meta->id, meta->dedup_window_ms);
       out.push_back(std::move(*meta));
     }
     if (auto r = check(it->status(), "load topics from " + dir_); !r) {
@@ -200,6 +277,8 @@ class RocksDbStore final : public Store {
       const auto& op = batch.ops[i];
       rocksdb::Status s;
       if (const auto* put = std::get_if<PutTopic>(&op)) {
+        // Known to the compaction filter before its entries can reach a compaction.
+        windows_->set(put->meta.id, put->meta.dedup_window_ms);
         s = wb.Put(topics_, put->meta.name, enc::encode_topic_meta(put->meta));
       } else if (const auto* append = std::get_if<Append>(&op)) {
         if (append->message == nullptr) {
@@ -218,6 +297,10 @@ class RocksDbStore final : public Store {
                              enc::topic_end_key(drop->id));
         }
         if (s.ok()) s = drop_groups(wb, drop->id, {batch.ops.data(), i});
+        if (s.ok()) s = drop_dedup(wb, drop->id, {batch.ops.data(), i});
+      } else if (const auto* dedup = std::get_if<PutDedup>(&op)) {
+        s = wb.Put(dedup_, enc::dedup_key(dedup->topic, dedup->id),
+                   enc::encode_dedup({dedup->offset, dedup->timestamp_ms, dedup->payload_hash}));
       } else if (const auto* put_group = std::get_if<PutGroup>(&op)) {
         s = wb.Put(groups_, enc::group_key(put_group->group.topic, put_group->group.name),
                    enc::encode_group(put_group->group));
@@ -228,8 +311,27 @@ class RocksDbStore final : public Store {
     }
     rocksdb::WriteOptions wo;
     wo.sync = durability == Durability::fsync;
-    return check(db_->Write(wo, &wb),
-                 "write batch of " + std::to_string(batch.ops.size()) + " ops to " + dir_);
+    auto written = check(db_->Write(wo, &wb),
+                         "write batch of " + std::to_string(batch.ops.size()) + " ops to " + dir_);
+    if (written) {
+      // Ids are never reused, so a dropped id's window is never needed again; a later PutTopic
+      // in the same batch has a new id.
+      for (const auto& op : batch.ops) {
+        if (const auto* drop = std::get_if<DropTopic>(&op)) windows_->erase(drop->id);
+      }
+    }
+    return written;
+  }
+
+  Result<std::optional<DedupEntry>> find_dedup(TopicId topic, std::string_view id) const override {
+    std::string value;
+    const auto s = db_->Get(rocksdb::ReadOptions{}, dedup_, enc::dedup_key(topic, id), &value);
+    if (s.IsNotFound()) return std::optional<DedupEntry>{};
+    const auto what = "find dedup entry of topic " + std::to_string(topic.value) + " in " + dir_;
+    if (auto r = check(s, what); !r) return tl::unexpected(std::move(r.error()));
+    auto entry = enc::decode_dedup(value);
+    if (!entry) return fail(Errc::storage_error, what + ": corrupt dedup entry");
+    return std::optional<DedupEntry>{*entry};
   }
 
   Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
@@ -298,13 +400,40 @@ class RocksDbStore final : public Store {
   }
 
  private:
-  RocksDbStore(std::string dir, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : dir_(std::move(dir)), db_(db), handles_(std::move(handles)) {
+  RocksDbStore(std::string dir, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
+               std::shared_ptr<DedupWindows> windows,
+               std::unique_ptr<DedupCompactionFilter> dedup_filter)
+      : dir_(std::move(dir)),
+        windows_(std::move(windows)),
+        dedup_filter_(std::move(dedup_filter)),
+        db_(db),
+        handles_(std::move(handles)) {
     // Open returns the handles in the order of the descriptors: default, topics, messages,
-    // groups, then any families only the directory knows.
+    // groups, dedup, then any families only the directory knows.
     topics_ = handles_.at(1);
     messages_ = handles_.at(2);
     groups_ = handles_.at(3);
+    dedup_ = handles_.at(4);
+  }
+
+  // Adds to `wb` the deletion of every dedup entry of `topic`, as a DropTopic does; like
+  // drop_groups, one DeleteRange, or point deletes for the largest id.
+  rocksdb::Status drop_dedup(rocksdb::WriteBatch& wb, TopicId topic, std::span<const Op> earlier) {
+    if (topic.value != std::numeric_limits<std::uint32_t>::max()) {
+      return wb.DeleteRange(dedup_, enc::dedup_begin_key(topic), enc::dedup_end_key(topic));
+    }
+    const auto prefix = enc::dedup_begin_key(topic);
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, dedup_)};
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (auto s = wb.Delete(dedup_, it->key()); !s.ok()) return s;
+    }
+    if (!it->status().ok()) return it->status();
+    for (const auto& op : earlier) {
+      const auto* put = std::get_if<PutDedup>(&op);
+      if (put == nullptr || put->topic != topic) continue;
+      if (auto s = wb.Delete(dedup_, enc::dedup_key(topic, put->id)); !s.ok()) return s;
+    }
+    return rocksdb::Status::OK();
   }
 
   // Adds to `wb` the deletion of every group of `topic`, as a DropTopic does. `earlier` are
@@ -351,11 +480,15 @@ class RocksDbStore final : public Store {
   }
 
   std::string dir_;
+  // Declared before db_, so they are destroyed after it: RocksDB uses the filter until Close.
+  std::shared_ptr<DedupWindows> windows_;
+  std::unique_ptr<DedupCompactionFilter> dedup_filter_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* topics_ = nullptr;
   rocksdb::ColumnFamilyHandle* messages_ = nullptr;
   rocksdb::ColumnFamilyHandle* groups_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
 };
 
 }  // namespace
@@ -373,7 +506,8 @@ Result<void> create_store_without_groups(const std::filesystem::path& dir, const
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return fail(Errc::storage_error, "create " + dir.string() + ": " + ec.message());
-  // What the loftd before groups opened: the same options without the groups family.
+  // What the loftd before groups opened: the same options without the groups (and dedup)
+  // families, and topic records in the pre-dedup layout.
   auto open = make_open_options(RocksDbOptions{.dir = dir});
   open.families.resize(3);
   rocksdb::DB* raw = nullptr;
@@ -386,7 +520,7 @@ Result<void> create_store_without_groups(const std::filesystem::path& dir, const
   const std::unique_ptr<rocksdb::DB> db{raw};
   rocksdb::WriteBatch wb;
   auto s = wb.Put(db->DefaultColumnFamily(), enc::kFormatVersionKey, enc::encode_u32(1));
-  if (s.ok()) s = wb.Put(handles[1], topic.name, enc::encode_topic_meta(topic));
+  if (s.ok()) s = wb.Put(handles[1], topic.name, enc::encode_topic_meta_v0(topic));
   std::string value;
   for (const auto& m : messages) {
     value.clear();

@@ -19,7 +19,8 @@ namespace loft::storage::testing {
 Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uint32_t version);
 
 // Creates in `dir` what a loftd from before groups were persisted wrote: format version 1 and
-// only the default, topics and messages column families, holding `topic` and `messages`.
+// only the default, topics and messages column families, holding `topic` (in the 44-byte
+// topic record written before dedup) and `messages`.
 Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicMeta& topic,
                                          const std::vector<StoredMessage>& messages);
 

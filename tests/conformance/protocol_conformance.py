@@ -90,6 +90,11 @@ def hello_body(min_v=1, max_v=1, name="conformance.py"):
     return u16(min_v) + u16(max_v) + str16(name)
 
 
+def create_body(name, dedup_window_ms=0, dedup_conflict=0):
+    """CREATE_TOPIC: name, dedup_window_ms (0 = server default), dedup_conflict (0 duplicate, 1 error)."""
+    return str16(name) + u64(dedup_window_ms) + u8(dedup_conflict)
+
+
 def publish_body(topic, messages):
     return str16(topic) + u32(len(messages)) + b"".join(enc_message(**m) for m in messages)
 
@@ -146,7 +151,8 @@ class Reader:
 
 def dec_topicinfo(r):
     return dict(name=r.str16(), first_offset=r.u64(), next_offset=r.u64(), messages=r.u64(),
-                bytes=r.u64(), created_at_ms=r.i64())
+                bytes=r.u64(), created_at_ms=r.i64(), dedup_window_ms=r.u64(),
+                dedup_conflict=r.u8())
 
 
 def dec_message(r):
@@ -170,7 +176,7 @@ def decode_body(ftype, body):
     elif ftype in (CREATE_TOPIC_OK, DESCRIBE_TOPIC_OK):
         out = dec_topicinfo(r)
     elif ftype == LIST_TOPICS_OK:
-        out = [dec_topicinfo(r) for _ in range(r.count(42))]
+        out = [dec_topicinfo(r) for _ in range(r.count(51))]
     elif ftype == PUBLISH_OK:
         out = []
         for _ in range(r.count(11)):
@@ -422,7 +428,7 @@ def t_doc_examples_live(d):
               rt == ERROR and rcid == 2 and dec["code"] == 12 and raw[4:14] == bytes.fromhex("00 80 00 00 02 00 00 00 0c 00"),
               raw.hex(" "))
         note("server's ERROR text for it: %r" % dec["message"])
-        rt, dec = c.request(CREATE_TOPIC, str16("orders"))
+        rt, dec = c.request(CREATE_TOPIC, create_body("orders"))
         c.send_raw(pub)
         rt, _, rcid, dec, raw = c.recv()
         want = bytes.fromhex("17 00 00 00 06 80 00 00 02 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00")
@@ -539,7 +545,7 @@ def t_fatal(d):
     # CREATE_TOPIC before HELLO: must not be processed
     c = d.connect(handshake=False)
     try:
-        c.send(CREATE_TOPIC, str16("pre-hello-topic"), cid=78)
+        c.send(CREATE_TOPIC, create_body("pre-hello-topic"), cid=78)
         rt, _, rcid, dec, _ = c.recv()
         check("CREATE_TOPIC before HELLO -> handshake_required (4)", expect_error(rt, dec, E_HANDSHAKE) and rcid == 78,
               desc(rt, dec))
@@ -743,7 +749,7 @@ def t_fatal(d):
     # fatal error: later frames in the same write are not processed
     c = d.connect()
     try:
-        c.send_raw(frame(0x0042, 700) + frame(CREATE_TOPIC, 701, str16("after-fatal")))
+        c.send_raw(frame(0x0042, 700) + frame(CREATE_TOPIC, 701, create_body("after-fatal")))
         rt, _, rcid, dec, _ = c.recv()
         check("unknown type followed by CREATE_TOPIC in one write -> only ERROR 5",
               expect_error(rt, dec, E_UNKNOWN_TYPE) and rcid == 700, desc(rt, dec))
@@ -761,7 +767,7 @@ def t_fatal(d):
     # after its fsync), then the ERROR, then close; later frames not processed.
     c = d.connect()
     try:
-        rt, dec = c.request(CREATE_TOPIC, str16("pipe-fatal"))
+        rt, dec = c.request(CREATE_TOPIC, create_body("pipe-fatal"))
         check("CREATE_TOPIC pipe-fatal", rt == CREATE_TOPIC_OK, desc(rt, dec))
         c.send_raw(frame(PUBLISH, 801, publish_body("pipe-fatal", [dict(payload=b"before")])) +
                    frame(PING, 802) + frame(0x0042, 803) +
@@ -795,7 +801,7 @@ def t_topics(d):
         rt, dec = c.request(LIST_TOPICS)
         check("LIST_TOPICS on empty server -> LIST_TOPICS_OK count 0", rt == LIST_TOPICS_OK and dec == [], desc(rt, dec))
 
-        rt, dec = c.request(CREATE_TOPIC, str16("orders"))
+        rt, dec = c.request(CREATE_TOPIC, create_body("orders"))
         t1 = int(time.time() * 1000)
         ok = rt == CREATE_TOPIC_OK
         check("CREATE_TOPIC orders -> CREATE_TOPIC_OK", ok, desc(rt, dec))
@@ -807,21 +813,21 @@ def t_topics(d):
                   t0 - 5000 <= dec["created_at_ms"] <= t1 + 5000, "%d vs %d" % (dec["created_at_ms"], t0))
             created = dec["created_at_ms"]
 
-        rt, dec = c.request(CREATE_TOPIC, str16("orders"))
+        rt, dec = c.request(CREATE_TOPIC, create_body("orders"))
         check("CREATE_TOPIC existing -> ERROR topic_exists (13)", expect_error(rt, dec, E_EXISTS), desc(rt, dec))
 
         for name, label in ((b"", "empty"), (b"a b", "space"), (b".", "'.'"), (b"..", "'..'"),
                             (b"a/b", "slash"), (b"x" * 250, "250 bytes"), (b"caf\xc3\xa9", "non-ASCII"),
                             (b"a\x00b", "NUL")):
-            rt, dec = c.request(CREATE_TOPIC, str16(name))
+            rt, dec = c.request(CREATE_TOPIC, create_body(name))
             check("CREATE_TOPIC invalid name (%s) -> ERROR invalid_name (11)" % label,
                   expect_error(rt, dec, E_INVALID_NAME), desc(rt, dec))
         for name, label in ((b"x" * 249, "249 bytes"), (b"A-Z_a.z-09", "all char classes"), (b"...", "'...'")):
-            rt, dec = c.request(CREATE_TOPIC, str16(name))
+            rt, dec = c.request(CREATE_TOPIC, create_body(name))
             check("CREATE_TOPIC valid name (%s) -> CREATE_TOPIC_OK" % label, rt == CREATE_TOPIC_OK, desc(rt, dec))
 
         for n in (b"b", b"B", b"_z", b"a"):
-            c.request(CREATE_TOPIC, str16(n))
+            c.request(CREATE_TOPIC, create_body(n))
         rt, dec = c.request(LIST_TOPICS)
         names = [t["name"] for t in dec] if rt == LIST_TOPICS_OK else []
         check("LIST_TOPICS -> LIST_TOPICS_OK", rt == LIST_TOPICS_OK, desc(rt, dec))
@@ -846,7 +852,7 @@ def t_topics(d):
         c.request(PUBLISH, publish_body("a", [dict(payload=b"1"), dict(payload=b"2")]))
         rt, dec = c.request(DELETE_TOPIC, str16("a"))
         check("DELETE_TOPIC of non-empty topic -> DELETE_TOPIC_OK", rt == DELETE_TOPIC_OK, desc(rt, dec))
-        rt, dec = c.request(CREATE_TOPIC, str16("a"))
+        rt, dec = c.request(CREATE_TOPIC, create_body("a"))
         check("recreated topic is new (next_offset 0, messages 0)",
               rt == CREATE_TOPIC_OK and dec["next_offset"] == 0 and dec["messages"] == 0, desc(rt, dec))
         rt, dec = c.request(FETCH, fetch_body("a", 0))
@@ -873,7 +879,7 @@ BATCH = [
 def t_publish_fetch(d):
     c = d.connect()
     try:
-        rt, dec = c.request(CREATE_TOPIC, str16("events"))
+        rt, dec = c.request(CREATE_TOPIC, create_body("events"))
         check("CREATE_TOPIC events", rt == CREATE_TOPIC_OK, desc(rt, dec))
         t0 = int(time.time() * 1000)
         rt, dec = c.request(PUBLISH, publish_body("events", BATCH))

@@ -671,6 +671,74 @@ TYPED_TEST(StoreContract, GroupInABatchWithAppendsIsAppliedWhole) {
   EXPECT_EQ(read_all(this->store(), dlq.id), stored(0, dead));
 }
 
+// ---- Dedup index ---------------------------------------------------------------------------
+
+std::optional<DedupEntry> dedup_of(const Store& store, std::uint32_t topic, std::string_view id) {
+  auto r = store.find_dedup(TopicId{topic}, id);
+  if (!r) {
+    ADD_FAILURE() << "find_dedup: " << r.error().to_string();
+    return std::nullopt;
+  }
+  return *r;
+}
+
+TYPED_TEST(StoreContract, PutDedupIsFoundByTopicAndIdAndSurvivesReopen) {
+  using namespace std::string_literals;
+  const std::vector<Message> messages{msg("payload", "id-1")};  // outlives the write
+  WriteBatch batch{{PutTopic{topic(1, "a")}, PutTopic{topic(2, "b")}}};
+  add_appends(batch, TopicId{1}, 0, messages);
+  batch.ops.emplace_back(PutDedup{TopicId{1}, "id-1", Offset{0}, 1000, 0xABCDEF0123456789});
+  batch.ops.emplace_back(PutDedup{TopicId{1}, "\0\xFF"s, Offset{7}, -5, 0});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  const DedupEntry first{Offset{0}, 1000, 0xABCDEF0123456789};
+  const DedupEntry odd{Offset{7}, -5, 0};
+  EXPECT_EQ(dedup_of(this->store(), 1, "id-1"), first);
+  EXPECT_EQ(dedup_of(this->store(), 1, "\0\xFF"s), odd);
+  EXPECT_EQ(dedup_of(this->store(), 1, "id-2"), std::nullopt);
+  EXPECT_EQ(dedup_of(this->store(), 2, "id-1"), std::nullopt) << "ids are per topic";
+  EXPECT_EQ(dedup_of(this->store(), 1, "id-"), std::nullopt) << "no prefix match";
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(dedup_of(this->store(), 1, "id-1"), first);
+  EXPECT_EQ(dedup_of(this->store(), 1, "\0\xFF"s), odd);
+}
+
+TYPED_TEST(StoreContract, DropTopicDropsItsDedupEntriesButNotOtherTopics) {
+  const std::vector<std::uint32_t> ids{0xFE, 0xFF, 0x100, 0xFFFF'FFFF};
+  WriteBatch batch;
+  for (const auto id : ids) {
+    batch.ops.emplace_back(PutTopic{topic(id, "t" + std::to_string(id))});
+    batch.ops.emplace_back(PutDedup{TopicId{id}, "x", Offset{id}, 1, 2});
+  }
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().flush()));  // the entries in SST files, the drops in the memtable
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{DropTopic{TopicId{0xFF}, "t255"}}}, Durability::fsync)));
+  // The largest id: an entry in the DB and one put earlier in the batch go, one after stays.
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{PutDedup{TopicId{0xFFFF'FFFF}, "before", Offset{1}, 1, 2},
+                                         DropTopic{TopicId{0xFFFF'FFFF}, "t4294967295"},
+                                         PutDedup{TopicId{0xFFFF'FFFF}, "after", Offset{2}, 1, 2}}},
+                             Durability::fsync)));
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_TRUE(dedup_of(this->store(), 0xFE, "x"));
+    EXPECT_FALSE(dedup_of(this->store(), 0xFF, "x"));
+    EXPECT_TRUE(dedup_of(this->store(), 0x100, "x"));
+    EXPECT_FALSE(dedup_of(this->store(), 0xFFFF'FFFF, "x"));
+    EXPECT_FALSE(dedup_of(this->store(), 0xFFFF'FFFF, "before"));
+    EXPECT_TRUE(dedup_of(this->store(), 0xFFFF'FFFF, "after"));
+    ASSERT_TRUE(this->reopen());
+  }
+}
+
+TYPED_TEST(StoreContract, TopicDedupSettingsPersist) {
+  auto meta = topic(4, "strict");
+  meta.dedup_window_ms = 1'000;
+  meta.dedup_conflict = DedupConflict::error;
+  ASSERT_TRUE(ok(this->store().write(put(meta), Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(meta));
+}
+
 TYPED_TEST(StoreContract, ConcurrentReadsSeeWholeBatches) {
   constexpr std::size_t kBatches = 200;
   constexpr std::size_t kPerBatch = 5;
@@ -821,9 +889,12 @@ TEST(RocksDbStore, OpensADataDirWrittenBeforeGroups) {
 
   auto store = open_or_fail(dir.path());
   ASSERT_NE(store, nullptr);
+  // The 44-byte pre-dedup topic record decodes with the default dedup settings.
   EXPECT_THAT(topics_of(*store), ElementsAre(meta));
+  EXPECT_EQ(topics_of(*store).at(0).dedup_window_ms, kDefaultDedupWindowMs);
   EXPECT_EQ(read_all(*store, meta.id), old_messages);
   EXPECT_THAT(groups_of(*store), IsEmpty());
+  EXPECT_EQ(dedup_of(*store, 3, "id"), std::nullopt);
   const auto g = busy_group(3, "new");
   ASSERT_TRUE(ok(store->write(WriteBatch{{PutGroup{g}}}, Durability::fsync)));
   store.reset();
@@ -831,6 +902,7 @@ TEST(RocksDbStore, OpensADataDirWrittenBeforeGroups) {
   families = testing::list_column_families(dir.path());
   ASSERT_TRUE(ok(families));
   EXPECT_THAT(*families, ::testing::Contains("groups"));
+  EXPECT_THAT(*families, ::testing::Contains("dedup"));
   store = open_or_fail(dir.path());
   ASSERT_NE(store, nullptr);
   EXPECT_THAT(groups_of(*store), ElementsAre(g));
@@ -889,6 +961,62 @@ TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {
   EXPECT_EQ(parsed->first, TopicId{0x100});
   EXPECT_EQ(parsed->second, "name");
   EXPECT_EQ(encoding::parse_group_key("\0\0\x01"), std::nullopt);
+}
+
+TEST(TopicEncoding, DecodesBothLayoutsAndRejectsEveryOtherLength) {
+  auto meta = topic(9, "t");
+  meta.next_offset = Offset{5};
+  meta.dedup_window_ms = 30ULL * 24 * 3600 * 1000;
+  meta.dedup_conflict = DedupConflict::error;
+  const auto bytes = encoding::encode_topic_meta(meta);
+  EXPECT_EQ(bytes.size(), encoding::kTopicBaseSize + 1 + 8 + 1);
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes), meta);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    if (n == encoding::kTopicBaseSize) continue;  // the old layout
+    EXPECT_EQ(encoding::decode_topic_meta("t", bytes.substr(0, n)), std::nullopt) << n;
+  }
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes + '\0'), std::nullopt);
+  auto newer = bytes;
+  newer[encoding::kTopicBaseSize] = static_cast<char>(encoding::kTopicExtensionVersion + 1);
+  EXPECT_EQ(encoding::decode_topic_meta("t", newer), std::nullopt);
+  auto bad_mode = bytes;
+  bad_mode.back() = '\x02';
+  EXPECT_EQ(encoding::decode_topic_meta("t", bad_mode), std::nullopt);
+  // The pre-dedup layout gets the defaults.
+  const auto old = encoding::decode_topic_meta("t", encoding::encode_topic_meta_v0(meta));
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->next_offset, Offset{5});
+  EXPECT_EQ(old->dedup_window_ms, kDefaultDedupWindowMs);
+  EXPECT_EQ(old->dedup_conflict, DedupConflict::duplicate);
+}
+
+TEST(DedupEncoding, ValueIs24BytesAndKeyIsBigEndianTopicIdThenId) {
+  using namespace std::string_literals;
+  const DedupEntry e{Offset{0x0102}, -1, 0xFFFF'0000'FFFF'0000};
+  const auto bytes = encoding::encode_dedup(e);
+  EXPECT_EQ(bytes.size(), encoding::kDedupValueSize);
+  EXPECT_EQ(encoding::decode_dedup(bytes), e);
+  EXPECT_EQ(encoding::decode_dedup(bytes.substr(0, 23)), std::nullopt);
+  EXPECT_EQ(encoding::decode_dedup(bytes + '\0'), std::nullopt);
+  EXPECT_EQ(encoding::dedup_key(TopicId{0x01020304}, "m\0"s), "\x01\x02\x03\x04m\0"s);
+  EXPECT_EQ(encoding::topic_of_prefixed_key("\0\0\x01\0id"s), TopicId{0x100});
+}
+
+// The compaction filter's decision, with a fake now: the same edge as the broker's.
+TEST(DedupCompactionFilter, DropsOnlyEntriesOlderThanTheirTopicsWindow) {
+  constexpr std::int64_t kNow = 1'700'000'000'000;
+  EXPECT_FALSE(encoding::dedup_entry_expired(kNow - 10'000, 10'000, kNow)) << "exactly the window";
+  EXPECT_TRUE(encoding::dedup_entry_expired(kNow - 10'001, 10'000, kNow));
+  EXPECT_FALSE(encoding::dedup_entry_expired(kNow, 10'000, kNow));
+  EXPECT_FALSE(encoding::dedup_entry_expired(kNow + 5, 0, kNow)) << "from the future";
+  EXPECT_FALSE(encoding::dedup_entry_expired(0, std::nullopt, kNow)) << "unknown topic: kept";
+  // No overflow at the extremes.
+  constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  EXPECT_TRUE(encoding::dedup_entry_expired(kMin, 10'000, kMax));
+  EXPECT_FALSE(
+      encoding::dedup_entry_expired(kMin, std::numeric_limits<std::uint64_t>::max(), kMax));
+  EXPECT_FALSE(encoding::dedup_entry_expired(kMax, 0, kMin));
 }
 
 // --- FaultyStore ----------------------------------------------------------------------------

@@ -265,7 +265,9 @@ TEST(Daemon, ConcurrentProducersGetDistinctGaplessOffsets) {
       auto c = d.client("p" + std::to_string(p));
       std::vector<std::future<Result<std::vector<client::PublishResult>>>> replies;
       for (int b = 0; b < kBatches; ++b) {
-        replies.push_back(c->publish_async("shared", {make_message(b), make_message(b + 1)}));
+        // Distinct indices, so no two messages share an id (which would be deduplicated).
+        const auto i = static_cast<std::size_t>(p * 1000 + 2 * b);
+        replies.push_back(c->publish_async("shared", {make_message(i), make_message(i + 1)}));
       }
       for (auto& f : replies) {
         auto r = f.get();
@@ -292,7 +294,8 @@ TEST(Daemon, GracefulStopAnswersEveryInFlightPublish) {
   ASSERT_TRUE(c->create_topic("t"));
   std::vector<std::future<Result<std::vector<client::PublishResult>>>> replies;
   for (int b = 0; b < 200; ++b) {
-    replies.push_back(c->publish_async("t", {make_message(b), make_message(b + 1)}));
+    // Distinct ids: a repeated id would be deduplicated.
+    replies.push_back(c->publish_async("t", {make_message(2 * b), make_message(2 * b + 1)}));
   }
   ASSERT_EQ(d.stop(), 0) << d.log();
   std::vector<std::uint64_t> confirmed;

@@ -5,6 +5,8 @@
 // the same memory store, as a restart would).
 
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "loft/storage/store.hpp"
@@ -21,15 +23,17 @@ class ForwardingStore : public storage::Store {
 
   Result<std::vector<storage::TopicMeta>> load_topics() override { return inner_->load_topics(); }
   Result<TopicId> load_next_topic_id() override { return inner_->load_next_topic_id(); }
-  Result<std::vector<storage::GroupRecord>> load_groups() override {
-    return inner_->load_groups();
-  }
+  Result<std::vector<storage::GroupRecord>> load_groups() override { return inner_->load_groups(); }
   Result<void> write(const storage::WriteBatch& batch, storage::Durability durability) override {
     return inner_->write(batch, durability);
   }
   Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                           storage::ReadLimits limits) const override {
     return inner_->read(topic, from, limits);
+  }
+  Result<std::optional<storage::DedupEntry>> find_dedup(TopicId topic,
+                                                        std::string_view id) const override {
+    return inner_->find_dedup(topic, id);
   }
   Result<void> reclaim(TopicId dropped) override { return inner_->reclaim(dropped); }
   Result<void> flush() override { return inner_->flush(); }

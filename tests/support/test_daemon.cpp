@@ -154,12 +154,14 @@ TestDaemon::~TestDaemon() {
   }
 }
 
-void TestDaemon::start() {
+void TestDaemon::start(bool same_port) {
   if (pid_ > 0) throw std::runtime_error("loftd already running");
   std::error_code ec;
   fs::remove(port_file_, ec);
+  const std::string listen =
+      same_port && port_ != 0 ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
   std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
-                                "--listen",         "127.0.0.1:0", "--data-dir",
+                                "--listen",         listen,        "--data-dir",
                                 data_dir_.string(), "--port-file", port_file_.string()};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

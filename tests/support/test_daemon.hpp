@@ -56,7 +56,9 @@ class TestDaemon {
   TestDaemon& operator=(const TestDaemon&) = delete;
 
   // Starts loftd on the same data dir (again, after a stop) and waits until it listens.
-  void start();
+  // `same_port`: listen on the port of the previous run, as a restarted broker would, so
+  // clients can reconnect to the address they know.
+  void start(bool same_port = false);
   // SIGTERM and wait for the exit; returns the exit code (-1 if killed by a signal).
   int stop();
   // SIGKILL and reap.

@@ -46,11 +46,29 @@ struct Options {
   std::function<std::int64_t()> now_ms;
 };
 
-// The outcome of a publish: `count` messages stored at first, first+1, ...
+// Settings of a new topic (fixed at creation).
+struct TopicSettings {
+  // How long a message id stays known for dedup; 0 = kDefaultDedupWindowMs (2 h). Otherwise
+  // kMinDedupWindowMs..kMaxDedupWindowMs.
+  std::uint64_t dedup_window_ms = 0;
+  storage::DedupConflict dedup_conflict = storage::DedupConflict::duplicate;
+};
+inline constexpr std::uint64_t kMinDedupWindowMs = 1'000;                     // 1 s
+inline constexpr std::uint64_t kMaxDedupWindowMs = 30ULL * 24 * 3600 * 1000;  // 30 d
+
+// The outcome of one published message.
+struct MessageResult {
+  Errc code = Errc::ok;    // ok, or dedup_conflict (stored nothing; offset unused)
+  bool duplicate = false;  // its id was already stored: not appended, `offset` is the original's
+  Offset offset;
+  bool operator==(const MessageResult&) const = default;
+};
+
+// The outcome of a publish: one result per message, in request order. The messages that were
+// appended (code ok, not duplicate) got consecutive offsets in request order.
 struct Appended {
   std::string topic;
-  Offset first;
-  std::size_t count = 0;
+  std::vector<MessageResult> results;
   bool created_topic = false;  // auto_create_topics created the topic for this publish
 };
 
@@ -106,9 +124,18 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  void create_topic(std::string name, Callback<TopicMeta> done);
+  // REQUIRES nothing of `settings`: an invalid window fails with invalid_request.
+  void create_topic(std::string name, TopicSettings settings, Callback<TopicMeta> done);
+  void create_topic(std::string name, Callback<TopicMeta> done) {
+    create_topic(std::move(name), TopicSettings{}, std::move(done));
+  }
   void delete_topic(std::string name, Callback<void> done);
   // REQUIRES: messages is not empty and within the configured limits (the session checks).
+  // A message with a non-empty id whose id is already stored in the topic, within the
+  // topic's dedup window (in the store, or earlier in the same commit), is not appended: its
+  // result is the original's offset with duplicate = true, or dedup_conflict if the payload
+  // differs and the topic's dedup_conflict is `error`. Messages without an id are always
+  // appended.
   void publish(std::string topic, std::vector<Message> messages, Callback<Appended> done);
 
   void write_groups(GroupWrite write, Callback<void> done);
@@ -142,6 +169,7 @@ class Broker {
  private:
   struct CreateReq {
     std::string name;
+    TopicSettings settings;
     Callback<TopicMeta> done;
   };
   struct DeleteReq {

@@ -74,6 +74,9 @@ class Client {
   Result<std::vector<PublishResult>> publish(std::string topic, std::vector<Message> messages);
   Result<PublishResult> publish(std::string topic, Message message);
   Result<TopicInfo> create_topic(std::string name);
+  // dedup_window_ms 0 = the broker's default (2 h).
+  Result<TopicInfo> create_topic(std::string name, std::uint64_t dedup_window_ms,
+                                 protocol::DedupConflict dedup_conflict);
   Result<void> delete_topic(std::string name);
   Result<std::vector<TopicInfo>> list_topics();
   Result<TopicInfo> describe_topic(std::string name);

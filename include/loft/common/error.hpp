@@ -31,6 +31,7 @@ enum class Errc : std::uint16_t {
   group_not_found = 18,
   unknown_subscription = 19,
   group_exists = 23,
+  dedup_conflict = 24,  // a message id already stored with a different payload
   // Server-side conditions.
   storage_error = 20,
   shutting_down = 21,

@@ -97,6 +97,10 @@ struct ErrorReply {
   bool operator==(const ErrorReply&) const = default;
 };
 
+// What a publish whose message id is already stored, with a different payload, gets:
+// `duplicate` (the original's offset, duplicate = true) or `error` (code dedup_conflict).
+enum class DedupConflict : std::uint8_t { duplicate = 0, error = 1 };
+
 struct TopicInfo {
   std::string name;
   std::uint64_t first_offset = 0;
@@ -104,11 +108,15 @@ struct TopicInfo {
   std::uint64_t messages = 0;
   std::uint64_t bytes = 0;
   std::int64_t created_at_ms = 0;
+  std::uint64_t dedup_window_ms = 0;
+  DedupConflict dedup_conflict = DedupConflict::duplicate;
   bool operator==(const TopicInfo&) const = default;
 };
 
 struct CreateTopic {
   std::string name;
+  std::uint64_t dedup_window_ms = 0;  // 0 = the server's default (2 h)
+  DedupConflict dedup_conflict = DedupConflict::duplicate;
   bool operator==(const CreateTopic&) const = default;
 };
 struct CreateTopicOk {
@@ -146,7 +154,8 @@ struct Publish {
 
 struct PublishResult {
   Errc code = Errc::ok;      // ok: stored at `offset`
-  bool duplicate = false;    // reserved for dedup by message id; false in this version
+  bool duplicate = false;    // the message id was already stored: not appended again, `offset`
+                             // is the original's
   std::uint64_t offset = 0;  // meaningful when code == ok
   bool operator==(const PublishResult&) const = default;
 };
@@ -242,7 +251,7 @@ struct OffsetRun {
 struct Settle {
   std::uint64_t subscription = 0;
   SettleAction action = SettleAction::ack;
-  bool confirm = false;                 // reply only once the outcome is durable
+  bool confirm = false;                    // reply only once the outcome is durable
   std::uint32_t delay_ms = kBackoffDelay;  // nack only
   std::vector<OffsetRun> runs;
   bool operator==(const Settle&) const = default;

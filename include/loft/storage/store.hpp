@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -26,6 +28,13 @@ namespace loft::storage {
 //         loftd, but a power loss or kernel crash can lose the last writes.
 enum class Durability { fsync, os };
 
+// What a second publish with a message id already stored (within the topic's dedup window)
+// gets when its payload differs from the stored one: `duplicate` (the original's offset, like
+// any duplicate) or `error` (a per-message dedup_conflict error).
+enum class DedupConflict : std::uint8_t { duplicate = 0, error = 1 };
+
+inline constexpr std::uint64_t kDefaultDedupWindowMs = 2 * 60 * 60 * 1000;  // 2 h
+
 struct TopicMeta {
   TopicId id;
   std::string name;
@@ -34,6 +43,10 @@ struct TopicMeta {
   Offset next_offset;   // offset the next message gets
   std::uint64_t messages = 0;
   std::uint64_t bytes = 0;  // sum of Message::size_bytes() of the stored messages
+  // Dedup by message id (settings, fixed at creation): how long an id stays known, and what a
+  // same-id, different-payload publish gets.
+  std::uint64_t dedup_window_ms = kDefaultDedupWindowMs;
+  DedupConflict dedup_conflict = DedupConflict::duplicate;
   bool operator==(const TopicMeta&) const = default;
 };
 
@@ -59,6 +72,24 @@ struct GroupRecord {
   bool operator==(const GroupRecord&) const = default;
 };
 
+// The dedup index entry of one message id in one topic: where the first message with that id
+// was stored, when, and a hash of its payload (XXH64, seed 0).
+struct DedupEntry {
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  std::uint64_t payload_hash = 0;
+  bool operator==(const DedupEntry&) const = default;
+};
+
+// Whether a dedup entry published at `timestamp_ms` is past its topic's window at `now_ms`:
+// timestamp_ms < now_ms - window_ms. At exactly the window's age it is still live. Written so
+// that no value overflows (when timestamp < now, now - timestamp fits in a u64).
+inline bool dedup_expired(std::int64_t timestamp_ms, std::uint64_t window_ms, std::int64_t now_ms) {
+  return timestamp_ms<now_ms&& static_cast<std::uint64_t>(now_ms) -
+                      static_cast<std::uint64_t>(timestamp_ms)>
+      window_ms;
+}
+
 // Operations of one atomic write, applied in order.
 struct PutTopic {  // create or update a topic's metadata (keyed by name)
   TopicMeta meta;
@@ -69,7 +100,14 @@ struct Append {  // store one message; `message` must stay valid until write() r
   std::int64_t timestamp_ms = 0;
   const Message* message = nullptr;
 };
-struct DropTopic {  // remove a topic's metadata and all its messages
+struct PutDedup {  // record that message id `id` of `topic` is stored (same batch as its Append)
+  TopicId topic;
+  std::string id;
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  std::uint64_t payload_hash = 0;
+};
+struct DropTopic {  // remove a topic's metadata, all its messages and its dedup entries
   TopicId id;
   std::string name;
 };
@@ -84,7 +122,7 @@ struct DropGroup {
   std::string name;
 };
 // DropTopic also drops every group of the topic.
-using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup>;
+using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup, PutDedup>;
 
 struct WriteBatch {
   std::vector<Op> ops;
@@ -115,6 +153,13 @@ class Store {
   // Messages of `topic` with offset >= from, in offset order, within `limits`.
   virtual Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                                   ReadLimits limits) const = 0;
+
+  // The dedup entry of message id `id` in `topic`, as of the last successful write; nullopt
+  // if there is none. Entries are not expired here: the caller compares the timestamp with its
+  // clock and the topic's window (the RocksDB store drops expired ones in compaction, so an
+  // expired entry may or may not still be returned).
+  virtual Result<std::optional<DedupEntry>> find_dedup(TopicId topic,
+                                                       std::string_view id) const = 0;
 
   // Gives the disk space of dropped topics back (may run a compaction). Safe to skip.
   virtual Result<void> reclaim(TopicId dropped) = 0;

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -65,11 +66,11 @@ TEST(Broker, AssignsGaplessOffsetsPerTopic) {
   auto b = open_broker(storage::make_memory_store(), test_options());
   ASSERT_TRUE(create(*b, "a"));
   ASSERT_TRUE(create(*b, "b"));
-  EXPECT_EQ(publish(*b, "a", {msg("1"), msg("2")})->first, Offset{0});
-  EXPECT_EQ(publish(*b, "b", {msg("x")})->first, Offset{0});
+  EXPECT_EQ(publish(*b, "a", {msg("1"), msg("2")})->results.front().offset, Offset{0});
+  EXPECT_EQ(publish(*b, "b", {msg("x")})->results.front().offset, Offset{0});
   const auto third = publish(*b, "a", {msg("3")});
-  EXPECT_EQ(third->first, Offset{2});
-  EXPECT_EQ(third->count, 1u);
+  EXPECT_EQ(third->results.front().offset, Offset{2});
+  EXPECT_EQ(third->results.size(), 1u);
   const auto meta = b->describe_topic("a");
   EXPECT_EQ(meta->next_offset, Offset{3});
   EXPECT_EQ(meta->messages, 3u);
@@ -115,7 +116,7 @@ TEST(Broker, DeletedTopicIsGoneAndARecreatedOneStartsAtZero) {
   EXPECT_TRUE(b->list_topics().empty());
   const auto second = create(*b, "t");
   EXPECT_NE(second->id, first->id);
-  EXPECT_EQ(publish(*b, "t", {msg("new")})->first, Offset{0});
+  EXPECT_EQ(publish(*b, "t", {msg("new")})->results.front().offset, Offset{0});
   const auto read = b->fetch("t", Offset{0}, {});
   ASSERT_EQ(read->messages.size(), 1u);
   EXPECT_EQ(read->messages[0].message.payload, "new");
@@ -140,7 +141,7 @@ TEST(Broker, StateIsReloadedFromTheStoreAndTopicIdsAreNeverReused) {
   EXPECT_EQ(t->next_offset, Offset{2});
   EXPECT_EQ(t->messages, 2u);
   EXPECT_EQ(b->describe_topic("gone").error().code, Errc::topic_not_found);
-  EXPECT_EQ(publish(*b, "t", {msg("c")})->first, Offset{2});
+  EXPECT_EQ(publish(*b, "t", {msg("c")})->results.front().offset, Offset{2});
   // The highest id was dropped; a new topic still gets a fresh one.
   EXPECT_GT(create(*b, "new")->id, dropped);
 }
@@ -198,9 +199,9 @@ TEST(Broker, ConcurrentPublishesShareOneWrite) {
   g->release(2);
   ASSERT_TRUE(created.get());
   // All three went into the second write, in queue order.
-  EXPECT_EQ(p1.get()->first, Offset{0});
-  EXPECT_EQ(p2.get()->first, Offset{1});
-  EXPECT_EQ(p3.get()->first, Offset{3});
+  EXPECT_EQ(p1.get()->results.front().offset, Offset{0});
+  EXPECT_EQ(p2.get()->results.front().offset, Offset{1});
+  EXPECT_EQ(p3.get()->results.front().offset, Offset{3});
   EXPECT_THAT(g->appends_per_write(), ElementsAre(0u, 4u));
   EXPECT_EQ(b->stats().commits, 2u);
 }
@@ -218,7 +219,7 @@ TEST(Broker, AFailedWriteFailsItsRequestsAndLeavesNoGap) {
   EXPECT_EQ(create(*b, "u").error().code, Errc::storage_error);
   f->disarm();
   // The next publish gets the offset right after the last stored one.
-  EXPECT_EQ(publish(*b, "t", {msg("1")})->first, Offset{1});
+  EXPECT_EQ(publish(*b, "t", {msg("1")})->results.front().offset, Offset{1});
   EXPECT_EQ(b->describe_topic("t")->messages, 2u);
   EXPECT_EQ(b->describe_topic("u").error().code, Errc::topic_not_found);
   const auto read = b->fetch("t", Offset{0}, {});
@@ -267,13 +268,178 @@ TEST(Broker, CreateAndDeleteInOneCommitAreAppliedInOrder) {
   g->release(2);
   ASSERT_TRUE(c1.get());
   ASSERT_TRUE(d1.get());
-  EXPECT_EQ(p1.get()->first, Offset{0});
-  EXPECT_EQ(p2.get()->first, Offset{0});
+  EXPECT_EQ(p1.get()->results.front().offset, Offset{0});
+  EXPECT_EQ(p2.get()->results.front().offset, Offset{0});
   EXPECT_EQ(g->appends_per_write(), (std::vector<std::size_t>{0, 2}));
   const auto read = b->fetch("t", Offset{0}, {});
   ASSERT_EQ(read->messages.size(), 1u);
   EXPECT_EQ(read->messages[0].message.payload, "kept");
   EXPECT_EQ(b->describe_topic("t")->id, c2.get()->id);
+}
+
+// ---- Dedup by message id ----------------------------------------------------------------
+
+Message with_id(std::string id, std::string payload) {
+  Message m = msg(std::move(payload));
+  m.id = std::move(id);
+  return m;
+}
+
+// A clock the test moves; read on the writer thread.
+struct TestClock {
+  std::shared_ptr<std::atomic<std::int64_t>> now =
+      std::make_shared<std::atomic<std::int64_t>>(kNow);
+  Options options() const {
+    Options o = test_options();
+    o.now_ms = [n = now] { return n->load(); };
+    return o;
+  }
+};
+
+Result<TopicMeta> create(Broker& b, std::string name, TopicSettings settings) {
+  Waiter<TopicMeta> w;
+  b.create_topic(std::move(name), settings, w.callback());
+  return w.get();
+}
+
+MessageResult appended_at(std::uint64_t offset) { return {Errc::ok, false, Offset{offset}}; }
+MessageResult duplicate_of(std::uint64_t offset) { return {Errc::ok, true, Offset{offset}}; }
+
+TEST(BrokerDedup, SameIdTwiceGetsTheOriginalOffset) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "t"));
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(appended_at(0)));
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(duplicate_of(0)));
+  EXPECT_THAT(publish(*b, "t", {with_id("b", "y")})->results, ElementsAre(appended_at(1)));
+  const auto t = b->describe_topic("t");
+  EXPECT_EQ(t->next_offset, Offset{2});
+  EXPECT_EQ(t->messages, 2u);
+  EXPECT_EQ(b->fetch("t", Offset{0}, {})->messages.size(), 2u);
+}
+
+TEST(BrokerDedup, DuplicatesInsideOneBatchKeepOffsetsGapless) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "t"));
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "1"), with_id("a", "1"), msg("2"), with_id("b", "3")})
+                  ->results,
+              ElementsAre(appended_at(0), duplicate_of(0), appended_at(1), appended_at(2)));
+  EXPECT_EQ(b->describe_topic("t")->next_offset, Offset{3});
+}
+
+TEST(BrokerDedup, TwoPublishesInTheSameCommitStoreTheIdOnce) {
+  auto gate = std::make_unique<GateStore>(storage::make_memory_store());
+  auto* g = gate.get();
+  auto b = open_broker(std::move(gate), test_options());
+  Waiter<TopicMeta> created;
+  b->create_topic("t", created.callback());
+  g->wait_entered(1);
+  // Two connections publish the same id while the create is being written: one commit.
+  Waiter<Appended> p1, p2;
+  b->publish("t", {with_id("same", "x")}, p1.callback());
+  b->publish("t", {with_id("same", "x"), with_id("other", "y")}, p2.callback());
+  g->release(2);
+  ASSERT_TRUE(created.get());
+  EXPECT_THAT(p1.get()->results, ElementsAre(appended_at(0)));
+  EXPECT_THAT(p2.get()->results, ElementsAre(duplicate_of(0), appended_at(1)));
+  EXPECT_THAT(g->appends_per_write(), ElementsAre(0u, 2u));
+}
+
+TEST(BrokerDedup, AnIdExpiresOneMillisecondAfterItsWindow) {
+  TestClock clock;
+  auto b = open_broker(storage::make_memory_store(), clock.options());
+  ASSERT_TRUE(create(*b, "t", {.dedup_window_ms = 10'000}));
+  ASSERT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(appended_at(0)));
+  *clock.now = kNow + 10'000;  // exactly the window: still known
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(duplicate_of(0)));
+  *clock.now = kNow + 10'001;  // one ms later: expired, stored as new
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(appended_at(1)));
+  // The new message starts a new window.
+  *clock.now = kNow + 20'001;
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(duplicate_of(1)));
+}
+
+TEST(BrokerDedup, TheDefaultWindowIsTwoHours) {
+  TestClock clock;
+  auto b = open_broker(storage::make_memory_store(), clock.options());
+  const auto t = create(*b, "t");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->dedup_window_ms, 7'200'000u);
+  EXPECT_EQ(t->dedup_conflict, storage::DedupConflict::duplicate);
+  ASSERT_TRUE(publish(*b, "t", {with_id("a", "x")}));
+  *clock.now = kNow + 7'200'000;
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(duplicate_of(0)));
+  *clock.now = kNow + 7'200'001;
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(appended_at(1)));
+}
+
+TEST(BrokerDedup, ConflictModeErrorRejectsADifferentPayload) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "strict", {.dedup_conflict = storage::DedupConflict::error}));
+  ASSERT_TRUE(create(*b, "lenient"));
+  for (const auto* topic : {"strict", "lenient"}) {
+    ASSERT_TRUE(publish(*b, topic, {with_id("a", "x")}));
+  }
+  EXPECT_THAT(
+      publish(*b, "strict", {with_id("a", "x"), with_id("a", "DIFFERENT"), msg("z")})->results,
+      ElementsAre(duplicate_of(0), MessageResult{Errc::dedup_conflict, false, Offset{}},
+                  appended_at(1)));
+  // Inside one batch too.
+  EXPECT_THAT(publish(*b, "strict", {with_id("n", "1"), with_id("n", "2")})->results,
+              ElementsAre(appended_at(2), MessageResult{Errc::dedup_conflict, false, Offset{}}));
+  // The default mode: still a duplicate.
+  EXPECT_THAT(publish(*b, "lenient", {with_id("a", "DIFFERENT")})->results,
+              ElementsAre(duplicate_of(0)));
+}
+
+TEST(BrokerDedup, MessagesWithoutAnIdAreNeverDeduplicated) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "t"));
+  EXPECT_THAT(publish(*b, "t", {msg("x"), msg("x")})->results,
+              ElementsAre(appended_at(0), appended_at(1)));
+  EXPECT_THAT(publish(*b, "t", {msg("x")})->results, ElementsAre(appended_at(2)));
+}
+
+TEST(BrokerDedup, IdsAreKnownAfterTheBrokerReopens) {
+  auto store = storage::make_memory_store();
+  {
+    auto b = open_broker(std::make_unique<testing::ForwardingStore>(*store), test_options());
+    ASSERT_TRUE(create(*b, "t", {.dedup_window_ms = 60'000}));
+    ASSERT_TRUE(publish(*b, "t", {with_id("a", "x"), with_id("b", "y")}));
+  }
+  auto b = open_broker(std::make_unique<testing::ForwardingStore>(*store), test_options());
+  EXPECT_EQ(b->describe_topic("t")->dedup_window_ms, 60'000u);
+  EXPECT_THAT(publish(*b, "t", {with_id("b", "y"), with_id("c", "z")})->results,
+              ElementsAre(duplicate_of(1), appended_at(2)));
+}
+
+TEST(BrokerDedup, IdsArePerTopicAndForgottenWithTheTopic) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "t"));
+  ASSERT_TRUE(create(*b, "u"));
+  ASSERT_TRUE(publish(*b, "t", {with_id("a", "x")}));
+  EXPECT_THAT(publish(*b, "u", {with_id("a", "x")})->results, ElementsAre(appended_at(0)));
+  Waiter<void> dropped;
+  b->delete_topic("t", dropped.callback());
+  ASSERT_TRUE(dropped.get());
+  ASSERT_TRUE(create(*b, "t"));
+  EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(appended_at(0)));
+}
+
+TEST(BrokerDedup, RejectsAWindowOutsideOneSecondToThirtyDays) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  EXPECT_EQ(create(*b, "t", {.dedup_window_ms = 999}).error().code, Errc::invalid_request);
+  EXPECT_EQ(create(*b, "t", {.dedup_window_ms = 30ULL * 24 * 3600 * 1000 + 1}).error().code,
+            Errc::invalid_request);
+  EXPECT_EQ(create(*b, "t", {.dedup_window_ms = 1000})->dedup_window_ms, 1000u);
+  EXPECT_EQ(create(*b, "u", {.dedup_window_ms = 30ULL * 24 * 3600 * 1000})->dedup_window_ms,
+            30ULL * 24 * 3600 * 1000);
+}
+
+TEST(BrokerDedup, AutoCreatedTopicsGetTheDefaults) {
+  auto b = open_broker(storage::make_memory_store(), test_options(/*auto_create=*/true));
+  EXPECT_THAT(publish(*b, "new", {with_id("a", "x"), with_id("a", "x")})->results,
+              ElementsAre(appended_at(0), duplicate_of(0)));
+  EXPECT_EQ(b->describe_topic("new")->dedup_window_ms, storage::kDefaultDedupWindowMs);
 }
 
 }  // namespace

@@ -289,6 +289,18 @@ TEST(DecodeBody, HugeCountsFailBeforeAllocating) {
   }
 }
 
+TEST(DecodeBody, UnknownDedupConflictModeIsMalformed) {
+  for (const Frame& f : {Frame{1, CreateTopic{"t", 1'000, DedupConflict::error}},
+                         Frame{1, DescribeTopicOk{TopicInfo{"t"}}}}) {
+    auto body = body_of(f);
+    body.back() = '\x02';  // dedup_conflict is the last byte of both bodies
+    const auto r = decode(header_of(f), body);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    EXPECT_THAT(r.error().detail, HasSubstr("dedup_conflict"));
+  }
+}
+
 TEST(DecodeBody, CountOneMoreThanPresentIsMalformed) {
   const Frame f{1, ListTopicsOk{{TopicInfo{"a"}, TopicInfo{"b"}}}};
   auto body = body_of(f);

@@ -27,7 +27,8 @@ std::string all_bytes() {
 }
 
 TopicInfo topic(std::string name, std::uint64_t base) {
-  return TopicInfo{std::move(name), base, base + 17, 17, 4096, 1'700'000'000'123};
+  return TopicInfo{std::move(name),         base, base + 17, 17, 4096, 1'700'000'000'123, 7'200'000,
+                   DedupConflict::duplicate};
 }
 
 GroupConfig rich_config() {
@@ -66,6 +67,8 @@ std::vector<Frame> sample_frames() {
   f.push_back({5, ErrorReply{Errc::ok, "\0"s}});
   f.push_back({6, CreateTopic{"orders.v1_eu-west"}});
   f.push_back({6, CreateTopic{std::string(249, 'a')}});
+  f.push_back({6, CreateTopic{"strict", 1'000, DedupConflict::error}});
+  f.push_back({6, CreateTopic{"t", 0xFFFFFFFFFFFFFFFF, DedupConflict::duplicate}});
   f.push_back({7, CreateTopicOk{topic("orders", 0)}});
   f.push_back({8, DeleteTopic{"orders"}});
   f.push_back({8, DeleteTopic{""}});
@@ -73,7 +76,8 @@ std::vector<Frame> sample_frames() {
   f.push_back({10, ListTopics{}});
   f.push_back({11, ListTopicsOk{}});
   f.push_back({11, ListTopicsOk{{topic("a", 0), topic("b", 1ULL << 40),
-                                 TopicInfo{"", 0xFFFFFFFFFFFFFFFF, 0, 0, 0, -1}}}});
+                                 TopicInfo{"", 0xFFFFFFFFFFFFFFFF, 0, 0, 0, -1, 1'000,
+                                           DedupConflict::error}}}});
   f.push_back({12, DescribeTopic{"orders"}});
   f.push_back({13, DescribeTopicOk{topic("orders", 5)}});
   f.push_back({14, Publish{"orders", {rich_message()}}});
