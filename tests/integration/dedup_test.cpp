@@ -4,6 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
+#include <map>
+#include <thread>
+
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -63,6 +67,122 @@ TEST(Dedup, IdsAreStillKnownAfterSigkillAndRestart) {
   EXPECT_FALSE((*r)[1].duplicate);
   EXPECT_EQ((*r)[1].offset, original + 1);
   EXPECT_EQ(c->describe_topic("orders")->messages, 3u);
+}
+
+TEST(Dedup, TheSameIdTwiceInOneBatchIsStoredOnce) {
+  TestDaemon daemon;
+  daemon.start();
+  auto c = daemon.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  const auto r = c->publish("t", {with_id("x", "1"), with_id("y", "2"), with_id("x", "1")});
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_FALSE((*r)[0].duplicate);
+  EXPECT_TRUE((*r)[2].duplicate);
+  EXPECT_EQ((*r)[2].offset, (*r)[0].offset);
+  EXPECT_EQ(c->describe_topic("t")->messages, 2u);
+}
+
+TEST(Dedup, TwoClientsRacingTheSameIdsStoreEachOnce) {
+  TestDaemon daemon;
+  daemon.start();
+  ASSERT_TRUE(daemon.client()->create_topic("t"));
+  constexpr int kIds = 500;
+  std::vector<std::map<std::string, std::uint64_t>> seen(2);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < 2; ++p) {
+    threads.emplace_back([&, p] {
+      auto c = daemon.client("racer" + std::to_string(p));
+      std::vector<std::future<Result<std::vector<client::PublishResult>>>> replies;
+      for (int b = 0; b < kIds / 10; ++b) {
+        std::vector<Message> batch;
+        for (int i = b * 10; i < b * 10 + 10; ++i) {
+          batch.push_back(with_id("id-" + std::to_string(i), "v" + std::to_string(i)));
+        }
+        replies.push_back(c->publish_async("t", std::move(batch)));
+      }
+      for (int b = 0; b < kIds / 10; ++b) {
+        auto r = replies[b].get();
+        ASSERT_TRUE(r) << r.error().to_string();
+        for (int i = 0; i < 10; ++i) seen[p]["id-" + std::to_string(b * 10 + i)] = (*r)[i].offset;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto c = daemon.client();
+  EXPECT_EQ(c->describe_topic("t")->messages, static_cast<std::uint64_t>(kIds));
+  // Both racers were told the same offset for every id.
+  EXPECT_EQ(seen[0], seen[1]);
+}
+
+TEST(Dedup, AfterTheWindowTheSameIdIsStoredAsNew) {
+  TestDaemon daemon;
+  daemon.start();
+  auto c = daemon.client();
+  ASSERT_TRUE(c->create_topic("t", 1000, protocol::DedupConflict::duplicate));
+  const auto first = c->publish("t", with_id("once", "1"));
+  ASSERT_TRUE(first);
+  const auto published_at = std::chrono::steady_clock::now();
+  // Retried until the 1 s window has passed: every earlier retry is a duplicate.
+  Result<client::PublishResult> later = fail(Errc::internal_error, "not tried");
+  ASSERT_TRUE(eventually(
+      [&] {
+        later = c->publish("t", with_id("once", "1"));
+        return later && !later->duplicate;
+      },
+      std::chrono::seconds(30)));
+  EXPECT_GE(std::chrono::steady_clock::now() - published_at, std::chrono::milliseconds(1000));
+  EXPECT_NE(later->offset, first->offset);
+  EXPECT_EQ(c->describe_topic("t")->messages, 2u);
+}
+
+TEST(Dedup, ConflictModeErrorRefusesTheSameIdWithAnotherPayload) {
+  TestDaemon daemon;
+  daemon.start();
+  auto c = daemon.client();
+  ASSERT_TRUE(c->create_topic("strict", 0, protocol::DedupConflict::error));
+  ASSERT_TRUE(c->create_topic("lenient"));
+  for (const auto* topic : {"strict", "lenient"}) {
+    ASSERT_TRUE(c->publish(topic, with_id("k", "original")));
+  }
+  const auto strict = c->publish("strict", with_id("k", "changed"));
+  ASSERT_TRUE(strict) << strict.error().to_string();
+  EXPECT_EQ(strict->code, Errc::dedup_conflict);
+  const auto same = c->publish("strict", with_id("k", "original"));
+  EXPECT_TRUE(same->duplicate);
+  const auto lenient = c->publish("lenient", with_id("k", "changed"));
+  EXPECT_EQ(lenient->code, Errc::ok);
+  EXPECT_TRUE(lenient->duplicate);
+  EXPECT_EQ(c->create_topic("bad", 10, protocol::DedupConflict::duplicate).error().code,
+            Errc::invalid_request);
+}
+
+TEST(Dedup, CliReportsDuplicatesAndIdPrefixMakesImportsRepeatable) {
+  TestDaemon daemon;
+  daemon.start();
+  const auto loft = [&](std::vector<std::string> args, const std::string& input = "") {
+    std::vector<std::string> argv{TestDaemon::loft_path(), "--broker", daemon.address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, input);
+  };
+  auto r = loft({"topic", "create", "t", "--dedup-window", "5m", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::HasSubstr("\"dedup_window_ms\":300000"));
+  EXPECT_EQ(loft({"pub", "t", "hello", "--id", "m1"}).out, "0\n");
+  EXPECT_EQ(loft({"pub", "t", "hello", "--id", "m1"}).out, "0 duplicate\n");
+  EXPECT_EQ(loft({"pub", "t", "hello", "--id", "m1", "--json"}).out,
+            "{\"offset\":0,\"duplicate\":true}\n");
+  const std::string input = "a\nb\nc\n";
+  r = loft({"pub", "t", "--id-prefix", "import-7"}, input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n2\n3\n");
+  r = loft({"pub", "t", "--id-prefix", "import-7"}, input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 duplicate\n2 duplicate\n3 duplicate\n") << "re-running stores nothing";
+  auto c = daemon.client();
+  EXPECT_EQ(c->describe_topic("t")->messages, 4u);
+  EXPECT_EQ(c->fetch("t", 2, 1)->messages.at(0).message.id, "import-7-2");
+  EXPECT_EQ(loft({"topic", "create", "u", "--dedup-window", "forever"}).exit_code, 2);
 }
 
 }  // namespace
