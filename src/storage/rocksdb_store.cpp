@@ -391,6 +391,20 @@ class RocksDbStore final : public Store {
                  "write raw group value to " + dir_);
   }
 
+  // Compacts the whole dedup column family (running the expiry filter) and counts what is left.
+  Result<std::size_t> compact_dedup_and_count() {
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    if (auto r = check(db_->CompactRange(co, dedup_, nullptr, nullptr), "compact dedup in " + dir_);
+        !r) {
+      return tl::unexpected(std::move(r.error()));
+    }
+    std::size_t n = 0;
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, dedup_)};
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  }
+
   Result<void> put_format_version(std::uint32_t version) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -569,6 +583,14 @@ Result<void> put_raw_group_value(const std::filesystem::path& dir, TopicId topic
   auto store = RocksDbStore::open(RocksDbOptions{.dir = dir});
   if (!store) return tl::unexpected(std::move(store.error()));
   return (*store)->put_raw_group_value(topic, name, value);
+}
+
+Result<std::size_t> compact_dedup_and_count(const std::filesystem::path& dir) {
+  auto store = RocksDbStore::open(RocksDbOptions{.dir = dir});
+  if (!store) return tl::unexpected(std::move(store.error()));
+  // As at startup: loading the topics tells the expiry filter each topic's window.
+  if (auto topics = (*store)->load_topics(); !topics) return tl::unexpected(topics.error());
+  return (*store)->compact_dedup_and_count();
 }
 
 Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uint32_t version) {

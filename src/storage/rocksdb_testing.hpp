@@ -15,6 +15,10 @@
 
 namespace loft::storage::testing {
 
+// Opens the store in `dir`, compacts its dedup column family (so the expiry filter runs over
+// every entry) and returns how many entries are left.
+Result<std::size_t> compact_dedup_and_count(const std::filesystem::path& dir);
+
 // Opens the store in `dir` and overwrites its format version record with `version`.
 Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uint32_t version);
 

@@ -805,6 +805,39 @@ INSTANTIATE_TEST_SUITE_P(Durabilities, RocksDbStoreTest,
                            return info.param == Durability::fsync ? "fsync" : "os";
                          });
 
+TEST(RocksDbStore, CompactionDropsDedupEntriesOlderThanTheirTopicsWindow) {
+  TempDir dir;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  {
+    auto store = open_or_fail(dir.path());
+    ASSERT_NE(store, nullptr);
+    auto short_window = topic(1, "short");
+    short_window.dedup_window_ms = 60'000;  // one minute
+    auto long_window = topic(2, "long");
+    long_window.dedup_window_ms = 30ULL * 24 * 3600 * 1000;
+    WriteBatch batch;
+    batch.ops.emplace_back(PutTopic{short_window});
+    batch.ops.emplace_back(PutTopic{long_window});
+    // Two hours old: expired in "short", live in "long". One second old: live in both.
+    for (const auto& [topic_id, id, age_ms] :
+         {std::tuple{1u, "old", 7'200'000}, std::tuple{1u, "new", 1'000},
+          std::tuple{2u, "old", 7'200'000}, std::tuple{2u, "new", 1'000}}) {
+      batch.ops.emplace_back(PutDedup{TopicId{topic_id}, id, Offset{0}, now - age_ms, 7});
+    }
+    ASSERT_TRUE(ok(store->write(batch, Durability::fsync)));
+    ASSERT_TRUE(ok(store->flush()));
+  }
+  const auto left = storage::testing::compact_dedup_and_count(dir.path());
+  ASSERT_TRUE(left) << left.error().to_string();
+  EXPECT_EQ(*left, 3u) << "only the expired entry of the short-window topic is gone";
+  auto store = open_or_fail(dir.path());
+  EXPECT_FALSE(store->find_dedup(TopicId{1}, "old").value().has_value());
+  EXPECT_TRUE(store->find_dedup(TopicId{1}, "new").value().has_value());
+  EXPECT_TRUE(store->find_dedup(TopicId{2}, "old").value().has_value());
+}
+
 TEST(RocksDbStore, ReclaimAfterDropGivesTheDiskSpaceBack) {
   TempDir dir;
   auto store = open_or_fail(dir.path());
