@@ -112,7 +112,10 @@ OpenOptions make_open_options(const RocksDbOptions& options,
   out.db.max_total_wal_size = 256 << 20;
 
   // One block cache for the whole instance, however many topics there are.
-  const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // Few shards: a shard only caches blocks smaller than itself, and a full bloom filter of a
+  // large dedup SST file is megabytes. With the default 64 shards of 1 MiB such a filter was
+  // never cached and every id lookup read it from disk (docs/performance.md).
+  const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes, /*num_shard_bits=*/2);
 
   rocksdb::ColumnFamilyOptions small;
   small.write_buffer_size = 4 << 20;
