@@ -489,30 +489,13 @@ Subscription::Subscription(Client& client, std::uint64_t id, bool created,
       ack_batch_(ack_batch) {}
 
 Subscription::~Subscription() {
-  if (!pending_acks_.empty() && client_.connected()) {
-    // Fire and forget: the broker applies them when the frame arrives.
-    client_.impl().request(
-        protocol::Settle{id_, protocol::SettleAction::ack, false, protocol::kBackoffDelay,
-                         to_runs(std::move(pending_acks_))},
-        [](Result<Body>) {});
-  }
+  // Fire and forget: the broker applies them when the frame arrives.
+  if (client_.connected()) send_pending_acks();
 }
 
 Result<std::vector<DeliveredMessage>> Subscription::receive(std::chrono::milliseconds timeout,
                                                             std::size_t max) {
-  if (!pending_acks_.empty()) {
-    // Send, don't wait: a consumer keeps working while its acks travel.
-    auto stream = stream_;
-    client_.impl().request(
-        protocol::Settle{id_, protocol::SettleAction::ack, false, protocol::kBackoffDelay,
-                         to_runs(std::move(pending_acks_))},
-        [stream](Result<Body> r) {
-          if (r) return;
-          std::lock_guard lock(stream->mutex);
-          stream->last_error = r.error();
-        });
-    pending_acks_.clear();
-  }
+  send_pending_acks();
   std::unique_lock lock(stream_->mutex);
   if (stream_->last_error) {
     auto e = *stream_->last_error;
@@ -532,18 +515,23 @@ Result<std::vector<DeliveredMessage>> Subscription::receive(std::chrono::millise
 
 void Subscription::ack(std::uint64_t offset) {
   pending_acks_.push_back(offset);
-  if (pending_acks_.size() >= ack_batch_) {
-    auto stream = stream_;
-    client_.impl().request(
-        protocol::Settle{id_, protocol::SettleAction::ack, false, protocol::kBackoffDelay,
-                         to_runs(std::move(pending_acks_))},
-        [stream](Result<Body> r) {
-          if (r) return;
-          std::lock_guard lock(stream->mutex);
-          stream->last_error = r.error();
-        });
-    pending_acks_.clear();
-  }
+  if (pending_acks_.size() >= ack_batch_) send_pending_acks();
+}
+
+// Sends, does not wait: a consumer keeps working while its acks travel. An error comes back
+// from the next receive().
+void Subscription::send_pending_acks() {
+  if (pending_acks_.empty()) return;
+  auto stream = stream_;
+  client_.impl().request(
+      protocol::Settle{id_, protocol::SettleAction::ack, false, protocol::kBackoffDelay,
+                       to_runs(std::move(pending_acks_))},
+      [stream](Result<Body> r) {
+        if (r) return;
+        std::lock_guard lock(stream->mutex);
+        stream->last_error = r.error();
+      });
+  pending_acks_.clear();
 }
 
 Result<void> Subscription::flush() {

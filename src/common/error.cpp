@@ -32,9 +32,12 @@ std::string_view errc_text(Errc code) noexcept {
       return "key too large";
     case Errc::headers_too_large:
       return "headers too large";
-    case Errc::group_not_found: return "group not found";
-    case Errc::unknown_subscription: return "unknown subscription";
-    case Errc::group_exists: return "group already exists";
+    case Errc::group_not_found:
+      return "group not found";
+    case Errc::unknown_subscription:
+      return "unknown subscription";
+    case Errc::group_exists:
+      return "group already exists";
     case Errc::dedup_conflict:
       return "message id conflict";
     case Errc::storage_error:

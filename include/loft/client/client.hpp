@@ -150,6 +150,7 @@ class Subscription {
                std::size_t ack_batch);
   Result<SettleOk> settle(protocol::SettleAction action, std::vector<std::uint64_t> offsets,
                           bool confirm, std::uint32_t delay_ms);
+  void send_pending_acks();
 
   Client& client_;
   std::uint64_t id_;
