@@ -263,26 +263,15 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
     write_signal_.cancel();
   }
 
-  // Runs `work` for a request answered later from the broker's writer thread.
+  // For a request the broker answers later, from its writer thread.
   template <class T, class Reply>
   broker::Callback<T> completion(std::uint32_t correlation_id, Reply make_reply) {
-    ++inflight_;
-    inflight_bytes_ += current_cost_;
-    return [self = shared_from_this(), correlation_id, cost = current_cost_,
-            make_reply = std::move(make_reply)](Result<T> result) mutable {
-      asio::post(self->socket_.get_executor(),
-                 [self, correlation_id, cost, make_reply = std::move(make_reply),
-                  result = std::move(result)]() mutable {
-                   --self->inflight_;
-                   self->inflight_bytes_ -= cost;
-                   if (result) {
-                     self->send(correlation_id, make_reply(std::move(result)));
-                   } else {
-                     self->send_error(correlation_id, result.error());
-                   }
-                   self->read_signal_.cancel();
-                   self->write_signal_.cancel();
-                 });
+    // The broker completes on its writer thread: hop to this session's thread first.
+    return [executor = socket_.get_executor(),
+            reply = local<T>(correlation_id, std::move(make_reply))](Result<T> result) mutable {
+      asio::post(executor, [reply = std::move(reply), result = std::move(result)]() mutable {
+        reply(std::move(result));
+      });
     };
   }
 
