@@ -78,14 +78,9 @@ void produce(TestDaemon& d, int producer, std::atomic<bool>& stop, Ledger& ledge
 
 void check_ledger(TestDaemon& d, Ledger& ledger) {
   auto c = d.client("checker");
-  std::vector<StoredMessage> stored;
-  for (std::uint64_t offset = 0;;) {
-    auto got = c->fetch("ledger", offset, 1000);
-    ASSERT_TRUE(got) << got.error().to_string();
-    if (got->messages.empty()) break;
-    for (auto& m : got->messages) stored.push_back(std::move(m));
-    offset = stored.back().offset.value + 1;
-  }
+  auto read = fetch_all(*c, "ledger");
+  ASSERT_TRUE(read) << read.error().to_string();
+  const auto& stored = *read;
   for (std::size_t i = 0; i < stored.size(); ++i) {
     ASSERT_EQ(stored[i].offset.value, i) << "offsets have no gaps";
   }

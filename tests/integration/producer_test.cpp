@@ -15,19 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<StoredMessage> fetch_all(client::Client& c, const std::string& topic) {
-  std::vector<StoredMessage> out;
-  std::uint64_t offset = 0;
-  for (;;) {
-    auto got = c.fetch(topic, offset, 1000);
-    EXPECT_TRUE(got.has_value());
-    if (!got || got->messages.empty()) break;
-    for (auto& m : got->messages) out.push_back(std::move(m));
-    offset = out.back().offset.value + 1;
-  }
-  return out;
-}
-
 TEST(Producer, KeepsPublishingThroughKillNineWithEveryMessageOnceAndInOrder) {
   TestDaemon d;
   d.start();
@@ -75,7 +62,7 @@ TEST(Producer, KeepsPublishingThroughKillNineWithEveryMessageOnceAndInOrder) {
   EXPECT_GE((*producer)->reconnects(), 1u);
 
   auto c = d.client();
-  const auto stored = fetch_all(*c, "orders");
+  const auto stored = fetch_all(*c, "orders").value();
   ASSERT_EQ(stored.size(), static_cast<std::size_t>(kBatches * kPerBatch))
       << "each message exactly once";
   for (std::size_t i = 0; i < stored.size(); ++i) {

@@ -132,6 +132,17 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   return result;
 }
 
+Result<std::vector<StoredMessage>> fetch_all(client::Client& c, const std::string& topic) {
+  std::vector<StoredMessage> out;
+  for (std::uint64_t offset = 0;;) {
+    auto got = c.fetch(topic, offset, 1000);
+    if (!got) return tl::unexpected(got.error());
+    if (got->messages.empty()) return out;
+    for (auto& m : got->messages) out.push_back(std::move(m));
+    offset = out.back().offset.value + 1;
+  }
+}
+
 std::string TestDaemon::loftd_path() { return LOFT_LOFTD_PATH; }
 std::string TestDaemon::loft_path() { return LOFT_LOFT_PATH; }
 

@@ -47,6 +47,9 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = "",
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// Every message of `topic`, from offset 0 to the end, read with FETCH.
+Result<std::vector<StoredMessage>> fetch_all(client::Client& c, const std::string& topic);
+
 class TestDaemon {
  public:
   // `config_toml` is written to a file passed with --config; `extra_args` follow it.
