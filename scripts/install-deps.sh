@@ -22,6 +22,7 @@ build_pkgs=(
   librocksdb-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libtomlplusplus-dev libexpected-dev libxxhash-dev
+  clang-14 libclang-rt-14-dev
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

@@ -1,11 +1,17 @@
-// Runs the decoder fuzz target without libFuzzer: over every sample frame (alone, and all of
-// them as one stream) and over seeded random mutations of them (bit flips, truncations,
+// Runs a fuzz target (LLVMFuzzerTestOneInput) without libFuzzer: over every file of the given
+// corpus directories as it is (the committed seeds, and every crash found, which stays there as
+// a regression test), over every sample frame (alone, and all of them as one stream, behind
+// each control byte 0..16) and over seeded random mutations of them (bit flips, truncations,
 // insertions, huge length fields). Deterministic, so a failure reproduces.
-//   decoder_fuzz_corpus [MUTATIONS]
+//   <target>_corpus [MUTATIONS] [CORPUS_DIR]...
+//   <target>_corpus --write-seeds DIR     writes the generated seeds as files (tests/fuzz/corpus)
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +27,27 @@ void run(const std::string& input) {
   LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
 }
 
+// A well-behaved client's requests after the handshake: create, publish, fetch, subscribe,
+// settle, describe. With control byte 1 the connection target sends a HELLO before it.
+std::string session_stream() {
+  using namespace loft::protocol;
+  loft::Message m;
+  m.id = "id-1";
+  m.key = "k";
+  m.headers = {{"h", "v"}};
+  m.payload = "hello";
+  std::string out;
+  std::uint32_t id = 2;
+  for (const Body& body : std::vector<Body>{
+           CreateTopic{"t", 0, DedupConflict::duplicate}, Publish{"t", {m, m}},
+           Fetch{"t", 0, 10, 0}, Subscribe{"t", "g", {}, 10, {}},
+           Settle{1, SettleAction::ack, true, kBackoffDelay, {{0, 1}}}, DescribeGroup{"t", "g"},
+           DescribeTopic{"t"}, ListGroups{"t"}, Unsubscribe{1}, Ping{}}) {
+    out += encode(Frame{id++, body});
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -32,7 +59,27 @@ int main(int argc, char** argv) {
     stream += seeds.back();
   }
   seeds.push_back(stream);
+  seeds.push_back(session_stream());
+  if (argc == 3 && std::string(argv[1]) == "--write-seeds") {
+    int n = 0;
+    for (const auto& seed : seeds) {
+      if (seed.size() > 16 * 1024) continue;  // big samples stay generated, not committed
+      for (char control : {'\0', '\1'}) {
+        std::ofstream(std::filesystem::path(argv[2]) / ("seed-" + std::to_string(n++)),
+                      std::ios::binary)
+            << control << seed;
+      }
+    }
+    return 0;
+  }
   std::size_t inputs = 0;
+  for (int i = 2; i < argc; ++i) {
+    for (const auto& entry : std::filesystem::directory_iterator(argv[i])) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      run(std::string(std::istreambuf_iterator<char>(in), {}));
+      ++inputs;
+    }
+  }
   for (const auto& s : seeds) {
     for (char piece = 0; piece < 17; ++piece) {
       run(std::string(1, piece) + s);
@@ -62,6 +109,6 @@ int main(int argc, char** argv) {
     run(s);
     ++inputs;
   }
-  std::printf("decoder fuzz corpus: %zu inputs, no crash, every frame round-trips\n", inputs);
+  std::printf("%s: %zu inputs, no failure\n", argv[0], inputs);
   return 0;
 }
