@@ -1,13 +1,40 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds loft with AddressSanitizer + UndefinedBehaviorSanitizer
-# (Debug) and runs the whole test suite with ctest. Extra arguments go to ctest, e.g.
-#   scripts/test.sh -L unit        only the unit tests
+# Installs the dependencies and runs every test loft has, in three stages:
+# 1. a Debug build with AddressSanitizer + UndefinedBehaviorSanitizer (build/asan): the whole
+#    suite with ctest (unit, contract, integration, crash, fuzz corpora);
+# 2. a ThreadSanitizer build (build/tsan): the concurrency-heavy suites (the broker's writer
+#    and reclaimer threads, the client's reader thread, server and broker in one process in
+#    the connection fuzz corpus, short crash rounds);
+# 3. the libFuzzer targets built with clang, each run for LOFT_FUZZ_SECONDS (default 60).
+# Extra arguments go to the stage-1 ctest and skip stages 2 and 3, e.g.
+#   scripts/test.sh -L unit        only the unit tests (ASan)
+# LOFT_TEST_STAGES=1 (or "1 3", ...) picks stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-build=build/asan
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_SANITIZE=ON >/dev/null
-cmake --build "$build"
+stages=${LOFT_TEST_STAGES:-1 2 3}
+if [[ $# -gt 0 ]]; then stages=1; fi
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --test-dir "$build" --output-on-failure -j2 "$@"
+
+if [[ " $stages " == *" 1 "* ]]; then
+  build=build/asan
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_SANITIZE=ON >/dev/null
+  cmake --build "$build"
+  ctest --test-dir "$build" --output-on-failure -j2 "$@"
+fi
+
+if [[ " $stages " == *" 2 "* ]]; then
+  build=build/tsan
+  tsan_tests=(broker_test groups_test dedup_test producer_test crash_test connection_fuzz_corpus)
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_TSAN=ON >/dev/null
+  cmake --build "$build" --target loftd loft "${tsan_tests[@]}"
+  regex="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
+  TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} LOFT_CRASH_ROUNDS=5 \
+    ctest --test-dir "$build" --output-on-failure -j2 -R "$regex"
+fi
+
+if [[ " $stages " == *" 3 "* ]]; then
+  ./scripts/fuzz.sh "${LOFT_FUZZ_SECONDS:-60}"
+fi
