@@ -152,7 +152,8 @@ Result<std::uint64_t> publish_loop(const PublishPlan& plan, Send send, LatencyHi
   std::uint64_t sent = 0;
   std::uint64_t confirmed = 0;
   while (true) {
-    const bool more = sent < plan.limit && Clock::now() < plan.deadline;
+    // At least one request, however late this thread starts: a timed run always measures.
+    const bool more = sent < plan.limit && (sent == 0 || Clock::now() < plan.deadline);
     if (more && in_flight.size() < plan.window) {
       const auto n =
           static_cast<std::size_t>(std::min<std::uint64_t>(plan.batch, plan.limit - sent));
