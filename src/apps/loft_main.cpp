@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench.hpp"
 #include "loft/client/client.hpp"
 #include "loft/common/units.hpp"
 #include "loft/common/version.hpp"
@@ -59,6 +60,23 @@ Commands:
                              letters, and a letter redriven again (another filter, or a crash
                              between publish and ack) is a duplicate, not a second copy, within
                              the topic's dedup window. Exits after 1s without new letters.
+  bench publish [--messages N | --duration D] [--size BYTES] [--batch B] [--window W]
+      [--producers P] [--ids]
+                             publish to a fresh topic; confirm latency per request
+  bench consume [--messages N] [--size BYTES] [--consumers C] [--max-in-flight M]
+                             fill a fresh topic, then drain it with one group, acking each
+                             message
+  bench e2e [--rate R] [--duration D] [--size BYTES]
+                             publish at R msg/s while a consumer acks; publish-to-delivery
+                             latency
+  bench storage [--messages N] [--size BYTES] [--batch B] [--window W] [--ids]
+      [--durability fsync|os] [--data-dir DIR]
+                             the same appends through loft's storage and group-commit writer,
+                             no network (a temporary data dir unless --data-dir)
+  bench ... [--keep]         keep the bench topic (and data dir) afterwards. Defaults: 1000000
+                             messages of 100 bytes, --batch 100 --window 10, e2e 10000 msg/s
+                             for 10s. --json: one object with every parameter and figure
+                             (msgs_per_sec, mb_per_sec, p50_us, p99_us, p999_us, max_us)
 
 Global options:
   --broker HOST:PORT         broker address (default 127.0.0.1:7450)
@@ -796,6 +814,54 @@ int dlq_command(Common& c) {
   return 0;
 }
 
+int bench_command(Common& c) {
+  const auto mode =
+      apps::bench::parse_mode(word(c, 1, "bench mode: publish, consume, e2e or storage"));
+  if (!mode) usage_error(mode.error().detail);
+  expect_words(c, 2);
+  const auto given = [&](const char* flag) { return c.vm.count(flag) && !c.vm[flag].defaulted(); };
+  for (const auto* flag :
+       {"messages", "duration", "size", "batch", "window", "producers", "ids", "consumers",
+        "max-in-flight", "rate", "data-dir", "durability", "keep"}) {
+    if (given(flag) && !apps::bench::flag_applies(*mode, flag)) {
+      usage_error(std::string("--") + flag + " does not apply to 'loft bench " +
+                  std::string(apps::bench::to_string(*mode)) + "'");
+    }
+  }
+  apps::bench::Params p;
+  p.mode = *mode;
+  if (given("messages") && given("duration"))
+    usage_error("give --messages or --duration, not both");
+  if (given("messages")) p.messages = number_flag(c, "messages", 1, 100'000'000'000);
+  if (given("duration")) p.duration = std::chrono::milliseconds(duration_ms(c, "duration"));
+  if (p.mode == apps::bench::Mode::e2e && !given("duration")) p.duration = std::chrono::seconds(10);
+  if (given("size")) p.size = number_flag(c, "size", 0, 64 << 20);
+  if (given("batch")) p.batch = number_flag(c, "batch", 1, 1'000'000);
+  if (given("window")) p.window = number_flag(c, "window", 1, 4096);
+  if (given("producers")) p.producers = number_flag(c, "producers", 1, 256);
+  if (given("consumers")) p.consumers = number_flag(c, "consumers", 1, 256);
+  if (given("max-in-flight")) {
+    p.max_in_flight = static_cast<std::uint32_t>(number_flag(c, "max-in-flight", 1, 1'000'000));
+  }
+  if (given("rate")) p.rate = number_flag(c, "rate", 1, 10'000'000);
+  p.ids = given("ids");
+  p.keep = given("keep");
+  if (given("data-dir")) p.data_dir = c.vm["data-dir"].as<std::string>();
+  if (given("durability")) {
+    const auto d = c.vm["durability"].as<std::string>();
+    if (d != "fsync" && d != "os") usage_error("--durability must be fsync or os, got '" + d + "'");
+    p.durability = d == "os" ? storage::Durability::os : storage::Durability::fsync;
+  }
+  if (auto ok = apps::bench::validate(p); !ok) usage_error(ok.error().detail);
+  const auto report = check(apps::bench::run(p, c.options));
+  if (c.json) {
+    std::cout << json::serialize(report) << "\n";
+  } else {
+    apps::bench::print_table(report, std::cout);
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   po::options_description global("Global options");
   // clang-format off
@@ -825,6 +891,16 @@ int run(int argc, char** argv) {
     ("max-deliveries", po::value<std::string>(), "")
     ("no-ack", "")
     ("idle-exit", po::value<std::string>(), "")
+    ("messages", po::value<std::string>(), "")
+    ("duration", po::value<std::string>(), "")
+    ("size", po::value<std::string>(), "")
+    ("producers", po::value<std::string>(), "")
+    ("ids", "")
+    ("consumers", po::value<std::string>(), "")
+    ("rate", po::value<std::string>(), "")
+    ("data-dir", po::value<std::string>(), "")
+    ("durability", po::value<std::string>(), "")
+    ("keep", "")
     ("words", po::value<std::vector<std::string>>(), "");
   // clang-format on
   po::options_description all;
@@ -862,14 +938,17 @@ int run(int argc, char** argv) {
     usage_error(std::string("--") + flag + " only applies to 'loft " + std::string(*which.begin()) +
                 "'");
   };
-  for (const auto* flag : {"id", "id-prefix", "key", "header", "batch", "window"}) {
-    only_for(flag, {"pub"});
+  for (const auto* flag : {"id", "id-prefix", "key", "header"}) only_for(flag, {"pub"});
+  for (const auto* flag : {"batch", "window"}) only_for(flag, {"pub", "bench"});
+  for (const auto* flag : {"messages", "duration", "size", "producers", "ids", "consumers", "rate",
+                           "data-dir", "durability", "keep"}) {
+    only_for(flag, {"bench"});
   }
   for (const auto* flag : {"dedup-window", "dedup-conflict"}) only_for(flag, {"topic"});
   for (const auto* flag : {"offset", "max"}) only_for(flag, {"fetch"});
   only_for("group", {"sub", "dlq"});
-  for (const auto* flag : {"count", "max-in-flight", "no-ack", "idle-exit"})
-    only_for(flag, {"sub"});
+  for (const auto* flag : {"count", "no-ack", "idle-exit"}) only_for(flag, {"sub"});
+  only_for("max-in-flight", {"sub", "bench"});
   for (const auto* flag : {"from", "ack-timeout", "max-deliveries"})
     only_for(flag, {"sub", "group"});
   only_for("to", {"group"});
@@ -879,6 +958,7 @@ int run(int argc, char** argv) {
   if (command == "sub") return sub_command(c);
   if (command == "group") return group_command(c);
   if (command == "dlq") return dlq_command(c);
+  if (command == "bench") return bench_command(c);
   usage_error("unknown command '" + command + "'");
 }
 

@@ -368,7 +368,10 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
       client_name_ = hello.client_name;
       net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
       return send(cid, protocol::HelloOk{protocol::kProtocolVersion, server_.options_.limits,
-                                         server_.options_.server_name});
+                                         server_.options_.server_name,
+                                         server_.broker_.durability() == storage::Durability::os
+                                             ? protocol::Durability::os
+                                             : protocol::Durability::fsync});
     }
     if (dispatch_group(cid, body)) return;
     auto& broker = server_.broker_;

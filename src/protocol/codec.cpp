@@ -27,6 +27,7 @@ constexpr std::uint8_t kMaxStartKind = static_cast<std::uint8_t>(StartKind::time
 constexpr std::uint8_t kMaxSettleAction = static_cast<std::uint8_t>(SettleAction::reject);
 constexpr std::uint8_t kMaxStallReason = static_cast<std::uint8_t>(StallReason::slow_socket);
 constexpr std::uint8_t kMaxDedupConflict = static_cast<std::uint8_t>(DedupConflict::error);
+constexpr std::uint8_t kMaxDurability = static_cast<std::uint8_t>(Durability::os);
 constexpr std::uint8_t kDuplicateFlag = 0x01;
 constexpr std::size_t kMaxU16 = std::numeric_limits<std::uint16_t>::max();
 constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
@@ -232,6 +233,7 @@ class Writer {
     put(b.limits.max_key_size);
     put(b.limits.max_headers_size);
     text16(b.server_name);
+    put(static_cast<std::uint8_t>(b.durability));
   }
   void body(const ErrorReply& b) {
     put(static_cast<std::uint16_t>(b.code));
@@ -588,6 +590,7 @@ Result<Body> decode_known(FrameType type, Reader& r) {
       b.limits.max_key_size = r.get<std::uint16_t>("max_key_size");
       b.limits.max_headers_size = r.get<std::uint32_t>("max_headers_size");
       b.server_name = r.str16("server_name");
+      b.durability = r.enumeration<Durability>("durability", kMaxDurability);
       return r.finish(std::move(b));
     }
     case FrameType::error: {

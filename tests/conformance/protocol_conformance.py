@@ -172,7 +172,7 @@ def decode_body(ftype, body):
     elif ftype == HELLO_OK:
         out = dict(version=r.u16(), max_frame_size=r.u32(), max_message_size=r.u32(),
                    max_id_size=r.u16(), max_key_size=r.u16(), max_headers_size=r.u32(),
-                   server_name=r.str16())
+                   server_name=r.str16(), durability=r.u8())
     elif ftype in (CREATE_TOPIC_OK, DESCRIBE_TOPIC_OK):
         out = dec_topicinfo(r)
     elif ftype == LIST_TOPICS_OK:
@@ -378,15 +378,16 @@ def t_doc_examples():
     want = bytes.fromhex("12 00 00 00 01 00 00 00 01 00 00 00 01 00 01 00 04 00 64 65 6d 6f")
     check("doc example: HELLO encodes byte for byte", frame(HELLO, 1, hello_body(1, 1, "demo")) == want)
     # 11: HELLO_OK (decode and re-encode)
-    hok = bytes.fromhex("27 00 00 00 01 80 00 00 01 00 00 00 01 00 00 00 00 01 00 00 10 00"
-                        "00 01 00 04 00 00 01 00 0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30")
+    hok = bytes.fromhex("28 00 00 00 01 80 00 00 01 00 00 00 01 00 00 00 00 01 00 00 10 00"
+                        "00 01 00 04 00 00 01 00 0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30 00")
     mine = frame(HELLO_OK, 1, u16(1) + u32(16777216) + u32(1048576) + u16(256) + u16(1024) +
-                 u32(65536) + str16("loftd 0.1.0"))
+                 u32(65536) + str16("loftd 0.1.0") + u8(0))
     check("doc example: HELLO_OK encodes byte for byte", mine == hok)
     dec = decode_body(HELLO_OK, hok[12:])
     check("doc example: HELLO_OK decodes to documented defaults",
           dec == dict(version=1, max_frame_size=16777216, max_message_size=1048576, max_id_size=256,
-                      max_key_size=1024, max_headers_size=65536, server_name=b"loftd 0.1.0"), repr(dec))
+                      max_key_size=1024, max_headers_size=65536, server_name=b"loftd 0.1.0",
+                      durability=0), repr(dec))
     # 11: PUBLISH
     pub = bytes.fromhex("2d 00 00 00 06 00 00 00 02 00 00 00 06 00 6f 72 64 65 72 73 01 00 00 00"
                         "02 00 61 31 00 00 01 00 01 00 68 01 00 00 00 76 05 00 00 00 68 65 6c 6c 6f")
@@ -404,7 +405,7 @@ def t_doc_examples():
     check("doc example: ERROR encodes byte for byte", mine == err)
     # the worked examples' annotated lengths
     check("doc example: frame length fields match the annotated sizes",
-          [struct.unpack("<I", x[:4])[0] for x in (want, hok, pub, pok, err)] == [18, 39, 45, 23, 27])
+          [struct.unpack("<I", x[:4])[0] for x in (want, hok, pub, pok, err)] == [18, 40, 45, 23, 27])
 
 
 def t_doc_examples_live(d):
@@ -417,8 +418,8 @@ def t_doc_examples_live(d):
             c.send_raw(hello[i:i + 1])
             time.sleep(0.002)
         rt, _, rcid, dec, raw = c.recv()
-        want = bytes.fromhex("27 00 00 00 01 80 00 00 01 00 00 00 01 00 00 00 00 01 00 00 10 00"
-                             "00 01 00 04 00 00 01 00 0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30")
+        want = bytes.fromhex("28 00 00 00 01 80 00 00 01 00 00 00 01 00 00 00 00 01 00 00 10 00"
+                             "00 01 00 04 00 00 01 00 0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30 00")
         check("live: doc HELLO (sent byte by byte) -> server HELLO_OK identical to doc example", raw == want, raw.hex(" "))
         pub = bytes.fromhex("2d 00 00 00 06 00 00 00 02 00 00 00 06 00 6f 72 64 65 72 73 01 00 00 00"
                             "02 00 61 31 00 00 01 00 01 00 68 01 00 00 00 76 05 00 00 00 68 65 6c 6c 6f")

@@ -150,6 +150,8 @@ class Broker {
   Result<Offset> offset_for_timestamp(std::string_view topic, std::int64_t timestamp_ms) const;
 
   std::int64_t now_ms() const { return options_.now_ms(); }
+  // What a confirm promises; fixed for the broker's life.
+  storage::Durability durability() const { return options_.durability; }
 
   std::vector<TopicMeta> list_topics() const;  // sorted by name
   Result<TopicMeta> describe_topic(std::string_view name) const;

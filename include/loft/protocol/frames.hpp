@@ -84,10 +84,15 @@ struct Hello {
   bool operator==(const Hello&) const = default;
 };
 
+// What a confirm promises (the broker's `durability` setting), so clients and `loft bench` can
+// report it: fsync = the confirmed write was fsync'd; os = it was handed to the OS page cache.
+enum class Durability : std::uint8_t { fsync = 0, os = 1 };
+
 struct HelloOk {
   std::uint16_t version = kProtocolVersion;
   Limits limits;
   std::string server_name;  // "loftd 0.1.0"
+  Durability durability = Durability::fsync;
   bool operator==(const HelloOk&) const = default;
 };
 

@@ -32,10 +32,11 @@ TEST(DocExample, Hello) {
 
 TEST(DocExample, HelloOk) {
   expect_wire(Frame{1, HelloOk{1, Limits{}, "loftd 0.1.0"}},
-              "27 00 00 00  01 80  00 00  01 00 00 00"
+              "28 00 00 00  01 80  00 00  01 00 00 00"
               "01 00"
               "00 00 00 01  00 00 10 00  00 01  00 04  00 00 01 00"
-              "0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30");
+              "0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30"
+              "00");
 }
 
 TEST(DocExample, PublishOneMessage) {

@@ -61,7 +61,7 @@ std::vector<Frame> sample_frames() {
   f.push_back({1, Hello{1, 3, "loft-cli 0.1.0"}});
   f.push_back({0, Hello{0, 0, ""}});
   f.push_back({2, HelloOk{1, Limits{}, "loftd 0.1.0"}});
-  f.push_back({0xFFFFFFFF, HelloOk{1, Limits{0xFFFFFFFF, 0, 0xFFFF, 1, 7}, ""}});
+  f.push_back({0xFFFFFFFF, HelloOk{1, Limits{0xFFFFFFFF, 0, 0xFFFF, 1, 7}, "", Durability::os}});
   f.push_back({3, ErrorReply{Errc::topic_not_found, "topic 'x' does not exist"}});
   f.push_back({4, ErrorReply{Errc::malformed_frame, ""}});
   f.push_back({5, ErrorReply{Errc::ok, "\0"s}});
