@@ -375,10 +375,11 @@ void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& de
     auto& sub = subscriptions_.at(id);
     protocol::Deliver frame{id, g.topic, g.name, {}};
     std::size_t size = base;
+    const std::uint64_t sub_id = id;  // clang 14 cannot capture a structured binding
     auto flush = [&] {
       if (frame.messages.empty()) return;
       sub.who->deliver(std::move(frame));
-      frame = protocol::Deliver{id, g.topic, g.name, {}};
+      frame = protocol::Deliver{sub_id, g.topic, g.name, {}};
       size = base;
     };
     std::size_t i = 0;
