@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <deque>
 #include <future>
 #include <map>
@@ -22,12 +21,6 @@ namespace loft::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-int rounds() {
-  const char* env = std::getenv("LOFT_CRASH_ROUNDS");
-  const int n = env ? std::atoi(env) : 0;
-  return n > 0 ? n : 20;
-}
 
 struct Ledger {
   std::mutex mutex;
@@ -101,7 +94,7 @@ TEST(Crash, ConfirmedMessagesSurviveKillNineRoundsExactlyOnce) {
   ASSERT_TRUE(d.client()->create_topic("ledger"));
   Ledger ledger;
   std::mt19937 rng{12345};
-  const int n = rounds();
+  const int n = env_count("LOFT_CRASH_ROUNDS", 20);
   for (int round = 0; round < n; ++round) {
     std::atomic<bool> stop{false};
     std::atomic<int> confirms{0};
