@@ -158,6 +158,7 @@ void Broker::note_storage(const Result<void>& outcome, bool was_write) {
   std::optional<StorageHealth> changed;
   {
     std::lock_guard lock(stats_mutex_);
+    if (!was_write) health_.recovery_attempts += 1;
     if (outcome) {
       if (!health_.writable) {
         health_.writable = true;

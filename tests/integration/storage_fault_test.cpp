@@ -119,6 +119,7 @@ TEST(StorageFault, FullDiskFailsPublishesAndRecoversWithoutRestart) {
   // without any publish and without a restart.
   disk.fs().set_fault(Fault::none);
   ASSERT_TRUE(eventually([&] { return disk.broker().storage_health().writable; }, 60s));
+  EXPECT_GE(disk.broker().storage_health().recovery_attempts, 1u);
   ASSERT_EQ(disk.changes().size(), 2u);
   EXPECT_TRUE(disk.changes()[1].writable);
   for (int i = 0; i < 5; ++i) {
@@ -146,8 +147,11 @@ void expect_fatal_until_restart(Fault fault, storage::Durability durability) {
   ASSERT_FALSE(r) << "a publish whose write failed was confirmed";
   EXPECT_EQ(r.error().code, Errc::storage_error) << r.error().to_string();
   disk.fs().set_fault(Fault::none);
+  // The writer retries (Resume) and RocksDB refuses: the error is fatal, not a full disk.
+  ASSERT_TRUE(
+      eventually([&] { return disk.broker().storage_health().recovery_attempts >= 2; }, 60s));
   auto h = disk.broker().storage_health();
-  EXPECT_FALSE(h.writable);
+  EXPECT_FALSE(h.writable) << "RocksDB resumed after a fatal error";
   EXPECT_EQ(h.episodes, 1u);
   EXPECT_NE(h.last_error.find("injected"), std::string::npos) << h.last_error;
   disk.expect_confirmed_intact();

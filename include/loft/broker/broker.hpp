@@ -42,8 +42,9 @@ struct StorageHealth {
   // publishes, topic changes and group progress fail with the storage's error.
   bool writable = true;
   std::string last_error;  // the last failed write's error ("storage full: disk full: ..."); kept
-  std::uint64_t failed_writes = 0;  // storage writes that failed since start
-  std::uint64_t episodes = 0;       // times `writable` went from true to false
+  std::uint64_t failed_writes = 0;      // storage writes that failed since start
+  std::uint64_t episodes = 0;           // times `writable` went from true to false
+  std::uint64_t recovery_attempts = 0;  // Store::recover() calls made while unwritable
   bool operator==(const StorageHealth&) const = default;
 };
 
