@@ -121,6 +121,18 @@ int run(int argc, char** argv) {
                                   ? storage::Durability::fsync
                                   : storage::Durability::os;
   broker_options.auto_create_topics = cfg.auto_create_topics;
+  // Once per episode (the broker calls it when writability changes), not once per failed write.
+  broker_options.on_storage_health = [](const broker::StorageHealth& h) {
+    if (h.writable) {
+      spdlog::info("storage writable again: publishes are stored again failed_writes={}",
+                   h.failed_writes);
+    } else {
+      spdlog::error(
+          "storage unwritable: publishes and group progress fail until it recovers (retried "
+          "every second) error=\"{}\"",
+          h.last_error);
+    }
+  };
   auto broker = or_die(broker::Broker::open(std::move(store), broker_options));
 
   net::ServerOptions server_options;

@@ -140,6 +140,45 @@ WriterStats Broker::stats() const {
   return stats_;
 }
 
+StorageHealth Broker::storage_health() const {
+  std::lock_guard lock(stats_mutex_);
+  return health_;
+}
+
+void Broker::maybe_recover() {
+  if (writable_) return;
+  const auto now = std::chrono::steady_clock::now();
+  // Rate-limited: while the disk is still full, each recovery attempt is a failing flush.
+  if (now - last_recover_ < options_.storage_retry_interval) return;
+  last_recover_ = now;
+  note_storage(store_->recover(), /*was_write=*/false);
+}
+
+void Broker::note_storage(const Result<void>& outcome, bool was_write) {
+  std::optional<StorageHealth> changed;
+  {
+    std::lock_guard lock(stats_mutex_);
+    if (!was_write) health_.recovery_attempts += 1;
+    if (outcome) {
+      if (!health_.writable) {
+        health_.writable = true;
+        changed = health_;
+      }
+    } else if (was_write) {
+      health_.failed_writes += 1;
+      health_.last_error = outcome.error().to_string();
+      if (health_.writable) {
+        health_.writable = false;
+        health_.episodes += 1;
+        changed = health_;
+      }
+    }
+    writable_ = health_.writable;
+  }
+  if (!writable_ && changed) last_recover_ = std::chrono::steady_clock::now();
+  if (changed && options_.on_storage_health) options_.on_storage_health(*changed);
+}
+
 void Broker::create_topic(std::string name, TopicSettings settings, Callback<TopicMeta> done) {
   if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
   if (auto ok = validate_settings(settings); !ok) return done(tl::unexpected(ok.error()));
@@ -254,7 +293,16 @@ void Broker::run_writer() {
   for (;;) {
     {
       std::unique_lock lock(queue_mutex_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      const auto ready = [this] { return stopping_ || !queue_.empty(); };
+      if (writable_) {
+        queue_cv_.wait(lock, ready);
+      } else if (!queue_cv_.wait_for(lock, options_.storage_retry_interval, ready)) {
+        // No traffic while the storage is unwritable: retry it anyway, so the health (and
+        // readiness) comes back when the disk does, not at the next publish.
+        lock.unlock();
+        maybe_recover();
+        continue;
+      }
       if (queue_.empty()) return;  // stopping and drained
       if (stopping_) {
         // Shutdown is bounded: publishes and topic changes still queued now (their
@@ -475,7 +523,11 @@ void Broker::commit(std::vector<Request>& batch) {
   if (next_id != next_topic_id_) wb.ops.emplace_back(storage::SetNextTopicId{TopicId{next_id}});
 
   Result<void> written{};
-  if (!wb.empty()) written = store_->write(wb, options_.durability);
+  if (!wb.empty()) {
+    maybe_recover();
+    written = store_->write(wb, options_.durability);
+    note_storage(written, /*was_write=*/true);
+  }
 
   if (written) {
     std::unique_lock lock(table_mutex_);

@@ -90,6 +90,17 @@ struct Groups::Group {
   std::optional<TimePoint> retry_at;  // after a failed write
 
   Group(delivery::GroupState s) : state(std::move(s)) {}
+
+  // Removes and returns the confirms that wait for writes up to `written`.
+  std::vector<Confirm> take_confirms(std::uint64_t written) {
+    std::vector<Confirm> out;
+    std::erase_if(confirms, [&](Confirm& c) {
+      if (c.generation > written) return false;
+      out.push_back(std::move(c));
+      return true;
+    });
+    return out;
+  }
 };
 
 Groups::Groups(Broker& broker, GroupDefaults defaults, Post post)
@@ -473,16 +484,13 @@ void Groups::start_write(Group& g) {
       if (r) {
         for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
         g->written_generation = std::max(g->written_generation, generation);
-        std::vector<Group::Confirm> ready;
-        std::erase_if(g->confirms, [&](Group::Confirm& c) {
-          if (c.generation > g->written_generation) return false;
-          ready.push_back(std::move(c));
-          return true;
-        });
-        for (auto& c : ready) c.done(c.reply);
+        for (auto& c : g->take_confirms(g->written_generation)) c.done(c.reply);
       } else {
         // Nothing was written: the dead letters go back to pending and are retried with
-        // the next write; confirms keep waiting for a write that succeeds.
+        // the next write. The settles waiting for this write get its error now (a full
+        // disk can last long): their acks stay applied and a later retry writes them, but
+        // they are not confirmed durable.
+        for (auto& c : g->take_confirms(generation)) c.done(tl::unexpected(r.error()));
         for (const auto& dl : letters) g->state.dead_letter_failed(dl);
         if (!letters.empty() || g->generation > g->written_generation) ++g->generation;
         g->retry_at = last_now_ + kWriteRetry;  // not in a tight loop while the disk fails

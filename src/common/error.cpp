@@ -46,6 +46,8 @@ std::string_view errc_text(Errc code) noexcept {
       return "server shutting down";
     case Errc::internal_error:
       return "internal error";
+    case Errc::storage_full:
+      return "storage full";
     case Errc::connection_error:
       return "connection error";
     case Errc::timeout:

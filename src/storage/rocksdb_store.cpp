@@ -4,6 +4,7 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -24,6 +25,7 @@
 #include "encoding.hpp"
 #include "loft/storage/store.hpp"
 #include "read_budget.hpp"
+#include "rocksdb_info_log.hpp"
 #include "rocksdb_testing.hpp"
 
 namespace loft::storage {
@@ -31,9 +33,13 @@ namespace {
 
 namespace enc = encoding;
 
-// The one place a rocksdb::Status becomes a loft Error.
+// The one place a rocksdb::Status becomes a loft Error. A full disk gets its own code, so a
+// client can tell "retry later" from a broken store, and the text says it in plain words.
 Result<void> check(const rocksdb::Status& status, std::string_view doing) {
   if (status.ok()) return {};
+  if (status.IsNoSpace()) {
+    return fail(Errc::storage_full, "disk full: " + std::string(doing) + ": " + status.ToString());
+  }
   return fail(Errc::storage_error, std::string(doing) + ": " + status.ToString());
 }
 
@@ -92,6 +98,21 @@ class DedupCompactionFilter final : public rocksdb::CompactionFilter {
   std::shared_ptr<const DedupWindows> windows_;
 };
 
+// Switches off RocksDB's own recovery from a background error, so that loft's writer, which
+// calls DB::Resume() (Store::recover) every retry interval while writes fail, is the only one
+// recovering. Why: after a WAL write fails with "no space left", RocksDB 7.8's own recovery
+// waits until the disk has as much free space as its reserve (64 MiB here: the largest write
+// buffer), and while it waits every DB::Resume() returns Busy; with less free space than that
+// after a clean-up, writes never came back. Resume() succeeds as soon as its flush fits.
+// docs/storage.md, "Disk full and I/O errors".
+class ResumeOnlyByLoft final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/, rocksdb::Status /*error*/,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
 struct OpenOptions {
   rocksdb::DBOptions db;
   // default, topics, messages, groups, dedup, then any other family the directory
@@ -99,10 +120,13 @@ struct OpenOptions {
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
 };
 
-// `dedup_filter` (may be null: tests that build old directories) must outlive the DB.
+// `dedup_filter` (may be null: tests that build old directories) must outlive the DB; so must
+// `env` (null: the default, real file system; tests pass one over a fault-injecting one).
 OpenOptions make_open_options(const RocksDbOptions& options,
-                              const rocksdb::CompactionFilter* dedup_filter = nullptr) {
+                              const rocksdb::CompactionFilter* dedup_filter = nullptr,
+                              rocksdb::Env* env = nullptr) {
   OpenOptions out;
+  if (env != nullptr) out.db.env = env;
   out.db.create_if_missing = true;
   out.db.create_missing_column_families = true;
   out.db.max_background_jobs = 2;  // the target machine has 2 cores
@@ -110,6 +134,7 @@ OpenOptions make_open_options(const RocksDbOptions& options,
   // Bounds WAL growth when the small topics CF rarely flushes: RocksDB then flushes it so the
   // old WAL files can go.
   out.db.max_total_wal_size = 256 << 20;
+  out.db.listeners.push_back(std::make_shared<ResumeOnlyByLoft>());
 
   // One block cache for the whole instance, however many topics there are.
   // Few shards: a shard only caches blocks smaller than itself, and a full bloom filter of a
@@ -180,7 +205,8 @@ void add_existing_families(OpenOptions& open, const std::string& dir) {
 // broker's writer thread, read() and load_topics() from any thread.
 class RocksDbStore final : public Store {
  public:
-  static Result<std::unique_ptr<RocksDbStore>> open(const RocksDbOptions& options) {
+  static Result<std::unique_ptr<RocksDbStore>> open(const RocksDbOptions& options,
+                                                    rocksdb::Env* env = nullptr) {
     const auto dir = options.dir.string();
     std::error_code ec;
     std::filesystem::create_directories(options.dir, ec);
@@ -190,7 +216,9 @@ class RocksDbStore final : public Store {
     }
     auto windows = std::make_shared<DedupWindows>();
     auto filter = std::make_unique<DedupCompactionFilter>(windows);
-    auto open = make_open_options(options, filter.get());
+    auto open = make_open_options(options, filter.get(), env);
+    // Our own writer of RocksDB's LOG: the default one aborts loftd when the disk is full.
+    open.db.info_log = open_info_log(options.dir, open.db.keep_log_file_num);
     add_existing_families(open, dir);
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -387,6 +415,14 @@ class RocksDbStore final : public Store {
     return check(db_->Flush(fo, handles_), "flush " + dir_);
   }
 
+  // After a write error RocksDB refuses every write (its "background error") until it is
+  // resumed. Resume() clears a recoverable error: it flushes the memtables to new SST files
+  // and starts a new WAL, so the WAL that took a torn write is never appended to again. It
+  // fails, and the store stays read-only, while the disk is still full. A no-op when there is
+  // no error. Why we call it ourselves rather than rely on RocksDB's own recovery:
+  // docs/storage.md, "Disk full and I/O errors".
+  Result<void> recover() override { return check(db_->Resume(), "resume writes to " + dir_); }
+
   Result<void> put_raw_group_value(TopicId topic, std::string_view name, std::string_view value) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -517,6 +553,13 @@ Result<std::unique_ptr<Store>> open_rocksdb_store(const RocksDbOptions& options)
 }
 
 namespace testing {
+
+Result<std::unique_ptr<Store>> open_rocksdb_store_on(const RocksDbOptions& options,
+                                                     rocksdb::Env& env) {
+  auto store = RocksDbStore::open(options, &env);
+  if (!store) return tl::unexpected(std::move(store.error()));
+  return std::unique_ptr<Store>(std::move(*store));
+}
 
 Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicMeta& topic,
                                          const std::vector<StoredMessage>& messages) {

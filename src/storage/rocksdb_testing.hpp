@@ -13,7 +13,16 @@
 #include "loft/common/message.hpp"
 #include "loft/storage/store.hpp"
 
+namespace rocksdb {
+class Env;  // only declared: tests that pass one include RocksDB themselves
+}  // namespace rocksdb
+
 namespace loft::storage::testing {
+
+// Opens the store as open_rocksdb_store() does, but doing all file IO through `env` (e.g. a
+// composite Env over a fault-injecting rocksdb::FileSystem). `env` must outlive the store.
+Result<std::unique_ptr<Store>> open_rocksdb_store_on(const RocksDbOptions& options,
+                                                     rocksdb::Env& env);
 
 // Opens the store in `dir`, compacts its dedup column family (so the expiry filter runs over
 // every entry) and returns how many entries are left.

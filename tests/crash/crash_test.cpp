@@ -32,12 +32,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int rounds(int default_rounds) {
-  const char* env = std::getenv("LOFT_CRASH_ROUNDS");
-  const int n = env ? std::atoi(env) : 0;
-  return n > 0 ? n : default_rounds;
-}
-
 const std::vector<std::string> kGroups = {"g1", "g2"};
 
 // What producers and consumers saw, shared by their threads.
@@ -259,9 +253,13 @@ void run_rounds(Stop how, int n) {
   ::testing::Test::RecordProperty("confirmed_messages", static_cast<int>(ledger.confirmed.size()));
 }
 
-TEST(Crash, KillNineRoundsKeepConfirmedMessagesAndAcks) { run_rounds(Stop::kill9, rounds(20)); }
+TEST(Crash, KillNineRoundsKeepConfirmedMessagesAndAcks) {
+  run_rounds(Stop::kill9, env_count("LOFT_CRASH_ROUNDS", 20));
+}
 
-TEST(Crash, SigtermRoundsKeepConfirmedMessagesAndAcks) { run_rounds(Stop::sigterm, rounds(10)); }
+TEST(Crash, SigtermRoundsKeepConfirmedMessagesAndAcks) {
+  run_rounds(Stop::sigterm, env_count("LOFT_CRASH_ROUNDS", 10));
+}
 
 }  // namespace
 }  // namespace loft::testing

@@ -120,9 +120,11 @@ TEST(Dedup, AfterTheWindowTheSameIdIsStoredAsNew) {
   daemon.start();
   auto c = daemon.client();
   ASSERT_TRUE(c->create_topic("t", 1000, protocol::DedupConflict::duplicate));
+  // Taken before the publish: the broker stamps the message between this and the confirm, so
+  // the window cannot have passed for the retry below until 1 s after this point.
+  const auto published_at = std::chrono::steady_clock::now();
   const auto first = c->publish("t", with_id("once", "1"));
   ASSERT_TRUE(first);
-  const auto published_at = std::chrono::steady_clock::now();
   // Retried until the 1 s window has passed: every earlier retry is a duplicate.
   Result<client::PublishResult> later = fail(Errc::internal_error, "not tried");
   ASSERT_TRUE(eventually(

@@ -47,6 +47,12 @@ class FaultyStore final : public ForwardingStore {
     return ForwardingStore::write(batch, durability);
   }
 
+  // A fault that persists (arm()) fails recovery too, as a disk that is still full does.
+  Result<void> recover() override {
+    if (armed_.load()) return fail(Errc::storage_error, "injected fault (FaultyStore) on recover");
+    return ForwardingStore::recover();
+  }
+
  private:
   std::atomic<bool> armed_{false};
   std::atomic<std::uint64_t> fail_at_{0};  // 0 = none (write numbers start at 1)

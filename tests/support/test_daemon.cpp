@@ -8,6 +8,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -130,6 +131,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   }
   feeder.join();
   return result;
+}
+
+int env_count(const char* name, int fallback) {
+  const char* env = std::getenv(name);
+  const int n = env ? std::atoi(env) : 0;
+  return n > 0 ? n : fallback;
 }
 
 Result<std::vector<StoredMessage>> fetch_all(client::Client& c, const std::string& topic) {

@@ -23,6 +23,9 @@ namespace loft::testing {
 bool eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// The positive integer in environment variable `name` (a round count, say), else `fallback`.
+int env_count(const char* name, int fallback);
+
 // A fresh directory under the system temp dir, removed by the destructor.
 class TempDir {
  public:

@@ -35,6 +35,19 @@ namespace loft::broker {
 
 using storage::TopicMeta;
 
+// Whether the storage takes writes, as the writer last saw it: for the log, readiness checks
+// and metrics.
+struct StorageHealth {
+  // False from a failed storage write until a write or a recovery succeeds. While false,
+  // publishes, topic changes and group progress fail with the storage's error.
+  bool writable = true;
+  std::string last_error;  // the last failed write's error ("storage full: disk full: ..."); kept
+  std::uint64_t failed_writes = 0;      // storage writes that failed since start
+  std::uint64_t episodes = 0;           // times `writable` went from true to false
+  std::uint64_t recovery_attempts = 0;  // Store::recover() calls made while unwritable
+  bool operator==(const StorageHealth&) const = default;
+};
+
 struct Options {
   storage::Durability durability = storage::Durability::fsync;
   bool auto_create_topics = false;
@@ -44,6 +57,12 @@ struct Options {
   // Publish timestamps and topic creation times, in ms since the Unix epoch. Injected so
   // tests can fix time.
   std::function<std::int64_t()> now_ms;
+  // While the storage is unwritable, the writer calls Store::recover() at most this often:
+  // before a commit, or after this long without one, so it comes back without traffic too.
+  std::chrono::milliseconds storage_retry_interval{1000};
+  // Called on the writer thread each time StorageHealth::writable changes (once per episode,
+  // not per failed write), so the daemon can log it. Must be quick.
+  std::function<void(const StorageHealth&)> on_storage_health;
 };
 
 // Settings of a new topic (fixed at creation).
@@ -167,6 +186,7 @@ class Broker {
   void begin_stop();
 
   WriterStats stats() const;
+  StorageHealth storage_health() const;
 
  private:
   struct CreateReq {
@@ -195,6 +215,10 @@ class Broker {
   void run_writer();
   void run_reclaimer();
   void commit(std::vector<Request>& batch);
+  // Writer thread: Store::recover() if the storage is unwritable and the retry interval passed.
+  void maybe_recover();
+  // Writer thread: records the outcome of a storage write or recovery in health_.
+  void note_storage(const Result<void>& outcome, bool was_write);
 
   std::unique_ptr<storage::Store> store_;
   Options options_;
@@ -220,8 +244,11 @@ class Broker {
   bool reclaim_stopping_ = false;
   std::thread reclaimer_;
 
-  mutable std::mutex stats_mutex_;
+  mutable std::mutex stats_mutex_;  // guards stats_ and health_
   WriterStats stats_;
+  StorageHealth health_;
+  bool writable_ = true;  // writer thread's copy of health_.writable
+  std::chrono::steady_clock::time_point last_recover_{};  // writer thread only
 };
 
 }  // namespace loft::broker

@@ -36,6 +36,7 @@ enum class Errc : std::uint16_t {
   storage_error = 20,
   shutting_down = 21,
   internal_error = 22,
+  storage_full = 35,  // the disk is full: nothing of the request was stored; retry later
   // Client-side only (never sent on the wire).
   connection_error = 100,
   timeout = 101,

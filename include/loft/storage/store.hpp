@@ -166,6 +166,12 @@ class Store {
 
   // Flushes in-memory state to disk (called on graceful shutdown).
   virtual Result<void> flush() = 0;
+
+  // After a failed write(): tries to make the store writable again (the RocksDB store stops
+  // taking writes after a write error until it is resumed). Succeeds at once if the store is
+  // fine; fails, changing nothing, while the cause (a full disk) persists. Called by the
+  // writer thread only.
+  virtual Result<void> recover() { return {}; }
 };
 
 std::unique_ptr<Store> make_memory_store();

@@ -228,6 +228,43 @@ TEST(Broker, AFailedWriteFailsItsRequestsAndLeavesNoGap) {
   EXPECT_EQ(b->stats().failed_commits, 2u);
 }
 
+TEST(Broker, StorageHealthChangesOncePerEpisodeAndRecoversWithoutTraffic) {
+  auto faulty = std::make_unique<testing::FaultyStore>(storage::make_memory_store());
+  auto* f = faulty.get();
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<StorageHealth> changes;
+  auto o = test_options();
+  o.storage_retry_interval = std::chrono::milliseconds(10);
+  o.on_storage_health = [&](const StorageHealth& h) {
+    std::lock_guard lock(mutex);
+    changes.push_back(h);
+    changed.notify_all();
+  };
+  auto b = open_broker(std::move(faulty), std::move(o));
+  ASSERT_TRUE(create(*b, "t"));
+  EXPECT_EQ(b->storage_health(), StorageHealth{});
+  f->arm();
+  for (int i = 0; i < 3; ++i) ASSERT_FALSE(publish(*b, "t", {msg("lost")}));
+  const auto down = b->storage_health();
+  EXPECT_FALSE(down.writable);
+  EXPECT_EQ(down.failed_writes, 3u);
+  EXPECT_EQ(down.episodes, 1u);
+  EXPECT_NE(down.last_error.find("injected fault"), std::string::npos) << down.last_error;
+  f->disarm();
+  // No publish: the writer's own retry (Store::recover) finds the store writable again.
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(
+      changed.wait_for(lock, std::chrono::seconds(60), [&] { return changes.size() == 2; }));
+  EXPECT_FALSE(changes[0].writable);
+  EXPECT_TRUE(changes[1].writable);
+  EXPECT_EQ(changes[1].failed_writes, 3u);
+  lock.unlock();
+  EXPECT_TRUE(b->storage_health().writable);
+  EXPECT_EQ(b->storage_health().last_error, down.last_error) << "the last error is kept";
+  EXPECT_EQ(publish(*b, "t", {msg("0")})->results.front().offset, Offset{0});
+}
+
 TEST(Broker, StopFinishesTheCommitInProgressFailsQueuedPublishesAndStillWritesGroups) {
   auto gate = std::make_unique<GateStore>(storage::make_memory_store());
   auto* g = gate.get();
