@@ -558,6 +558,30 @@ TEST(Http, ErrorsHaveStatusAndJsonBody) {
   EXPECT_EQ(http_get(d.http_port(), "/healthz").status, 200u);
 }
 
+TEST(Http, ConnectionsBeyondTheLimitAreClosedAndOthersStillServed) {
+  TestDaemon d;
+  d.start();
+  // 64 kept-alive connections, each proven open by one answered request.
+  std::vector<std::unique_ptr<HttpClient>> held;
+  for (int i = 0; i < 64; ++i) {
+    held.push_back(std::make_unique<HttpClient>(d.http_port()));
+    ASSERT_EQ(held.back()->get("/healthz").status, 200u) << i;
+  }
+  // The 65th is accepted by the kernel and closed by loftd without an answer.
+  HttpClient extra(d.http_port());
+  EXPECT_THROW(extra.get("/healthz"), std::runtime_error);
+  // The held ones still work; once one closes, a new connection is served again.
+  EXPECT_EQ(held.front()->get("/readyz").status, 200u);
+  held.pop_back();
+  EXPECT_TRUE(eventually([&] {
+    try {
+      return http_get(d.http_port(), "/healthz").status == 200u;
+    } catch (const std::runtime_error&) {
+      return false;  // the close may not have reached loftd yet
+    }
+  }));
+}
+
 TEST(Http, TurnedOffNothingListens) {
   TestDaemon on;
   on.start();

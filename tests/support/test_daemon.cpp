@@ -172,15 +172,15 @@ void TestDaemon::start(bool same_port) {
   std::error_code ec;
   fs::remove(port_file_, ec);
   fs::remove(http_port_file_, ec);
-  const auto address = [&](std::uint16_t port) {
-    return "127.0.0.1:" + std::to_string(same_port ? port : 0);
-  };
-  std::vector<std::string> argv{loftd_path(),       "--config",     config_path_.string(),
-                                "--listen",         address(port_), "--data-dir",
-                                data_dir_.string(), "--port-file",  port_file_.string()};
-  // Never the default HTTP port: daemons of concurrent tests would fight over it.
+  const std::string listen =
+      same_port && port_ != 0 ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
+  std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
+                                "--listen",         listen,        "--data-dir",
+                                data_dir_.string(), "--port-file", port_file_.string()};
+  // Never the default HTTP port: daemons of concurrent tests would fight over it. A free one
+  // on every start, even with same_port: no test needs the old one, and it may be taken.
   if (std::find(extra_args_.begin(), extra_args_.end(), "--http-listen") == extra_args_.end()) {
-    argv.insert(argv.end(), {"--http-listen", address(http_port_)});
+    argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0"});
   }
   argv.insert(argv.end(), {"--http-port-file", http_port_file_.string()});
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
