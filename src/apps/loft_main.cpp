@@ -18,12 +18,17 @@
 #include "loft/client/client.hpp"
 #include "loft/common/units.hpp"
 #include "loft/common/version.hpp"
+#include "loft/http/json.hpp"
 
 namespace po = boost::program_options;
 namespace json = boost::json;
 
 namespace loft {
 namespace {
+
+using http::group_json;
+using http::stall_text;
+using http::topic_json;
 
 constexpr const char* kUsage = R"(Usage: loft [--broker HOST:PORT] COMMAND [ARGS] [--json]
 
@@ -118,18 +123,6 @@ std::uint64_t number_flag(const Common& c, const char* flag, std::uint64_t min, 
                 " to " + std::to_string(max) + ", got '" + text + "'");
   }
   return value;
-}
-
-json::object topic_json(const client::TopicInfo& t) {
-  return json::object{{"name", t.name},
-                      {"first_offset", t.first_offset},
-                      {"next_offset", t.next_offset},
-                      {"messages", t.messages},
-                      {"bytes", t.bytes},
-                      {"created_at_ms", t.created_at_ms},
-                      {"dedup_window_ms", t.dedup_window_ms},
-                      {"dedup_conflict",
-                       t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate"}};
 }
 
 void print_topic(const client::TopicInfo& t, bool as_json) {
@@ -537,50 +530,6 @@ int sub_command(Common& c) {
   }
   check(sub->unsubscribe());
   return 0;
-}
-
-std::string stall_text(protocol::StallReason r) {
-  switch (r) {
-    case protocol::StallReason::none:
-      return "";
-    case protocol::StallReason::at_max_in_flight:
-      return "at_max_in_flight";
-    case protocol::StallReason::waiting_for_backoff:
-      return "waiting_for_backoff";
-    case protocol::StallReason::slow_socket:
-      return "slow_socket";
-  }
-  return "";
-}
-
-json::object group_json(const client::GroupInfo& g) {
-  json::array consumers;
-  for (const auto& c : g.consumers) {
-    json::object o{{"subscription", c.subscription},
-                   {"client", c.client_name},
-                   {"max_in_flight", c.max_in_flight},
-                   {"in_flight", c.in_flight}};
-    if (c.stalled != protocol::StallReason::none) o["stalled"] = stall_text(c.stalled);
-    consumers.push_back(std::move(o));
-  }
-  json::array delays;
-  for (const auto d : g.config.backoff_delays_ms) delays.push_back(d);
-  return json::object{{"topic", g.topic},
-                      {"group", g.group},
-                      {"ack_floor", g.ack_floor},
-                      {"end", g.end},
-                      {"lag", g.lag},
-                      {"in_flight", g.in_flight},
-                      {"scheduled", g.scheduled},
-                      {"dead_lettered", g.dead_lettered},
-                      {"redelivered", g.redelivered},
-                      {"ack_timeout_ms", g.config.ack_timeout_ms},
-                      {"max_deliveries", g.config.max_deliveries},
-                      {"backoff_base_ms", g.config.backoff_base_ms},
-                      {"backoff_cap_ms", g.config.backoff_cap_ms},
-                      {"backoff_delays_ms", std::move(delays)},
-                      {"dead_letter_topic", g.config.dead_letter_topic},
-                      {"consumers", std::move(consumers)}};
 }
 
 void print_group(const client::GroupInfo& g, bool as_json) {

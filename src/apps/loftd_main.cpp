@@ -8,12 +8,14 @@
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <vector>
 
 #include "data_dir_lock.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/common/version.hpp"
 #include "loft/config/config.hpp"
+#include "loft/http/server.hpp"
 #include "loft/net/server.hpp"
 #include "loft/storage/store.hpp"
 
@@ -54,7 +56,12 @@ T or_die(Result<T> r) {
   if constexpr (!std::is_void_v<T>) return std::move(*r);
 }
 
-config::Config load(int argc, char** argv, std::string& port_file) {
+struct PortFiles {
+  std::string binary;  // --port-file
+  std::string http;    // --http-port-file
+};
+
+config::Config load(int argc, char** argv, PortFiles& port_files) {
   po::options_description desc("Options");
   // clang-format off
   desc.add_options()
@@ -65,6 +72,8 @@ config::Config load(int argc, char** argv, std::string& port_file) {
     ("data-dir,d", po::value<std::string>(), "directory for the data (default ./loft-data)")
     ("log-level", po::value<std::string>(), "trace, debug, info, warn, error or off (default info)")
     ("port-file", po::value<std::string>(), "write the bound port to this file once listening")
+    ("http-listen", po::value<std::string>(), "HOST:PORT of the HTTP endpoint (default 127.0.0.1:7451; port 0 = any free port; off = none)")
+    ("http-port-file", po::value<std::string>(), "write the bound HTTP port to this file (before --port-file is written)")
     ("set", po::value<std::vector<std::string>>()->composing(),
      "KEY=VALUE: set any config file key (repeatable), e.g. --set durability=os");
   // clang-format on
@@ -85,8 +94,9 @@ config::Config load(int argc, char** argv, std::string& port_file) {
   }
   config::Config cfg;
   if (vm.count("config")) cfg = or_die(config::load_config_file(vm["config"].as<std::string>()));
-  for (const auto& [flag, key] : {std::pair{"listen", "listen"}, std::pair{"data-dir", "data_dir"},
-                                  std::pair{"log-level", "log_level"}}) {
+  for (const auto& [flag, key] :
+       {std::pair{"listen", "listen"}, std::pair{"data-dir", "data_dir"},
+        std::pair{"log-level", "log_level"}, std::pair{"http-listen", "http_listen"}}) {
     if (vm.count(flag)) or_die(config::apply_override(cfg, key, vm[flag].as<std::string>()));
   }
   if (vm.count("set")) {
@@ -97,13 +107,14 @@ config::Config load(int argc, char** argv, std::string& port_file) {
     }
   }
   or_die(config::validate(cfg));
-  if (vm.count("port-file")) port_file = vm["port-file"].as<std::string>();
+  if (vm.count("port-file")) port_files.binary = vm["port-file"].as<std::string>();
+  if (vm.count("http-port-file")) port_files.http = vm["http-port-file"].as<std::string>();
   return cfg;
 }
 
 int run(int argc, char** argv) {
-  std::string port_file;
-  const config::Config cfg = load(argc, argv, port_file);
+  PortFiles port_files;
+  const config::Config cfg = load(argc, argv, port_files);
 
   auto logger = spdlog::stderr_color_mt("loftd");
   spdlog::set_default_logger(logger);
@@ -156,11 +167,37 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {
     die("cannot listen on " + cfg.listen + ": " + e.what());
   }
-  if (!port_file.empty())
-    apps::write_file_atomically(port_file, std::to_string(bound.port()) + "\n");
+  std::optional<http::Server> http_server;
+  std::string http_bound = "off";
+  if (config::http_enabled(cfg)) {
+    http::ServerOptions http_options;
+    http_options.limits = server_options.limits;
+    http_options.server_name = server_options.server_name;
+    http_server.emplace(
+        io,
+        http::Sources{
+            *broker, server.groups(),
+            [&server] {
+              return http::NetFigures{server.session_count(), server.connections_refused()};
+            }},
+        http_options);
+    const auto http_hp = or_die(config::parse_host_port(cfg.http_listen));
+    try {
+      const auto ep = http_server->listen(http_hp.host, http_hp.port);
+      http_bound = ep.address().to_string() + ":" + std::to_string(ep.port());
+      if (!port_files.http.empty())
+        apps::write_file_atomically(port_files.http, std::to_string(ep.port()) + "\n");
+    } catch (const std::exception& e) {
+      die("cannot listen for HTTP on " + cfg.http_listen + ": " + e.what());
+    }
+  }
+  // Last: whoever waits for the port file may use both ports once it exists.
+  if (!port_files.binary.empty())
+    apps::write_file_atomically(port_files.binary, std::to_string(bound.port()) + "\n");
   spdlog::info(
-      "loftd started version={} listen={}:{} data_dir={} durability={} auto_create_topics={}",
-      kVersion, bound.address().to_string(), bound.port(), cfg.data_dir.string(),
+      "loftd started version={} listen={}:{} http_listen={} data_dir={} durability={} "
+      "auto_create_topics={}",
+      kVersion, bound.address().to_string(), bound.port(), http_bound, cfg.data_dir.string(),
       config::to_string(cfg.durability), cfg.auto_create_topics);
 
   bool stopping = false;
@@ -172,6 +209,7 @@ int run(int argc, char** argv) {
     } else {
       stopping = true;
       spdlog::info("stopping signal={} sessions={}", signo, server.session_count());
+      if (http_server) http_server->stop();
       server.stop([&] {
         signals.cancel();
         io.stop();

@@ -62,6 +62,24 @@ Result<void> validate_settings(const TopicSettings& s) {
 
 }  // namespace
 
+protocol::TopicInfo topic_info(const TopicMeta& m) {
+  return protocol::TopicInfo{m.name,
+                             m.first_offset.value,
+                             m.next_offset.value,
+                             m.messages,
+                             m.bytes,
+                             m.created_at_ms,
+                             m.dedup_window_ms,
+                             static_cast<protocol::DedupConflict>(m.dedup_conflict)};
+}
+
+void LatencyHistogram::observe(double seconds) {
+  const auto it = std::lower_bound(kBoundsSeconds.begin(), kBoundsSeconds.end(), seconds);
+  if (it != kBoundsSeconds.end()) buckets[static_cast<std::size_t>(it - kBoundsSeconds.begin())]++;
+  count += 1;
+  sum_seconds += seconds;
+}
+
 Result<void> validate_topic_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxTopicName) {
     return fail(Errc::invalid_name,
@@ -179,6 +197,16 @@ void Broker::note_storage(const Result<void>& outcome, bool was_write) {
   if (changed && options_.on_storage_health) options_.on_storage_health(*changed);
 }
 
+BrokerMetrics Broker::metrics() const {
+  std::lock_guard lock(stats_mutex_);
+  return metrics_;
+}
+
+bool Broker::accepting_requests() const {
+  std::lock_guard lock(queue_mutex_);
+  return !stopping_;
+}
+
 void Broker::create_topic(std::string name, TopicSettings settings, Callback<TopicMeta> done) {
   if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
   if (auto ok = validate_settings(settings); !ok) return done(tl::unexpected(ok.error()));
@@ -193,7 +221,8 @@ void Broker::delete_topic(std::string name, Callback<void> done) {
 void Broker::publish(std::string topic, std::vector<Message> messages, Callback<Appended> done) {
   if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
   if (messages.empty()) return done(fail(Errc::invalid_request, "publish carries no messages"));
-  enqueue(PublishReq{std::move(topic), std::move(messages), std::move(done)});
+  enqueue(PublishReq{std::move(topic), std::move(messages), std::move(done),
+                     std::chrono::steady_clock::now()});
 }
 
 void Broker::enqueue(Request req) {
@@ -391,6 +420,8 @@ void Broker::commit(std::vector<Request>& batch) {
   std::vector<Outcome> outcomes;
   outcomes.reserve(batch.size());
   std::size_t message_count = 0;
+  // What this commit adds to the per-topic counters, merged in once it is written.
+  std::map<std::string, TopicCounters, std::less<>> counted;
 
   for (auto& req : batch) {
     if (auto* c = std::get_if<CreateReq>(&req)) {
@@ -464,6 +495,7 @@ void Broker::commit(std::vector<Request>& batch) {
             } else {
               appended.results.push_back({Errc::ok, true, original->offset});
             }
+            counted[p.topic].dedup_hits += 1;
             continue;
           }
         }
@@ -480,6 +512,9 @@ void Broker::commit(std::vector<Request>& batch) {
         slot->messages += 1;
         slot->bytes += m.size_bytes();
         message_count += 1;
+        auto& c = counted[p.topic];
+        c.messages_published += 1;
+        c.bytes_published += m.size_bytes();
       }
       outcomes.emplace_back(std::move(appended));
     } else {
@@ -541,11 +576,30 @@ void Broker::commit(std::vector<Request>& batch) {
     next_topic_id_ = next_id;
   }
   {
+    const auto done_at = std::chrono::steady_clock::now();
     std::lock_guard lock(stats_mutex_);
     stats_.commits += 1;
     stats_.requests += batch.size();
     if (written) stats_.messages += message_count;
     if (!written) stats_.failed_commits += 1;
+    if (written) {
+      auto& topics = metrics_.topics;
+      for (const auto& [name, c] : counted) {
+        auto& t = topics[name];
+        t.messages_published += c.messages_published;
+        t.bytes_published += c.bytes_published;
+        t.dedup_hits += c.dedup_hits;
+      }
+      for (const auto& [name, meta] : work) {
+        if (!meta) topics.erase(name);  // a re-created topic counts from 0
+      }
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto* pub = std::get_if<PublishReq>(&batch[i]);
+        if (pub == nullptr || !std::holds_alternative<Appended>(outcomes[i])) continue;
+        metrics_.publish_confirm.observe(
+            std::chrono::duration<double>(done_at - pub->enqueued).count());
+      }
+    }
   }
   if (written) {
     std::unique_lock lock(reclaim_mutex_);

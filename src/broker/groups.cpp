@@ -88,6 +88,7 @@ struct Groups::Group {
   std::vector<Confirm> confirms;
   std::vector<delivery::DeadLetter> dead_letters_writing;
   std::optional<TimePoint> retry_at;  // after a failed write
+  GroupCounters counters;
 
   Group(delivery::GroupState s) : state(std::move(s)) {}
 
@@ -331,6 +332,11 @@ void Groups::settle(const protocol::Settle& req, const Subscriber* who, TimePoin
       }
       if (r == delivery::AckResult::ok) {
         ++reply.applied;
+        if (req.action == protocol::SettleAction::ack) ++g.counters.acked;
+        if (req.action == protocol::SettleAction::nack ||
+            req.action == protocol::SettleAction::reject) {
+          ++g.counters.nacked;
+        }
       } else {
         ++reply.ignored;
       }
@@ -417,6 +423,8 @@ void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& de
         const std::size_t n = protocol::encoded_size(dm);
         if (size + n > defaults_.max_frame_size) flush();
         size += n;
+        ++g.counters.delivered;
+        if (d.attempt > 1) ++g.counters.redelivered;
         frame.messages.push_back(std::move(dm));
       }
       i = j;
@@ -483,6 +491,7 @@ void Groups::start_write(Group& g) {
       g->dead_letters_writing.clear();
       if (r) {
         for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
+        g->counters.dead_lettered += letters.size();
         g->written_generation = std::max(g->written_generation, generation);
         for (auto& c : g->take_confirms(g->written_generation)) c.done(c.reply);
       } else {
@@ -598,6 +607,17 @@ protocol::GroupInfo Groups::info(const Group& g) const {
       }
     }
     out.consumers.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<GroupMetrics> Groups::metrics() const {
+  std::vector<GroupMetrics> out;
+  out.reserve(groups_.size());
+  for (const auto& [key, g] : groups_) {
+    if (!g->persisted) continue;  // not created yet, as list_groups
+    const auto stats = g->state.stats();
+    out.push_back(GroupMetrics{g->topic, g->name, g->counters, stats.lag, stats.in_flight});
   }
   return out;
 }

@@ -207,7 +207,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 14> kKeys{{
+const std::array<Key, 15> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -233,6 +233,19 @@ const std::array<Key, 14> kKeys{{
        auto d = read_duration(key, in);
        if (!d) return tl::unexpected(d.error());
        c.shutdown_timeout = *d;
+       return {};
+     }},
+    {"http_listen",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       constexpr std::string_view kExpected =
+           "HOST:PORT like \"127.0.0.1:7451\", or \"off\" (or \"\") to turn HTTP off";
+       auto text = read_text(key, in, kExpected);
+       if (!text) return tl::unexpected(text.error());
+       if (!text->empty() && *text != "off") {
+         auto hp = parse_host_port(*text);
+         if (!hp) return bad_value(key, kExpected, in, hp.error().detail);
+       }
+       c.http_listen = std::move(*text);
        return {};
      }},
     {"data_dir",
@@ -473,6 +486,10 @@ Result<void> validate(const Config& config) {
                     "); raise max_frame_size or lower the others");
   }
   return {};
+}
+
+bool http_enabled(const Config& config) {
+  return !config.http_listen.empty() && config.http_listen != "off";
 }
 
 std::string_view to_string(Durability d) {

@@ -32,17 +32,6 @@ std::shared_ptr<spdlog::logger> net_log() {
   return log;
 }
 
-protocol::TopicInfo to_info(const storage::TopicMeta& m) {
-  return protocol::TopicInfo{m.name,
-                             m.first_offset.value,
-                             m.next_offset.value,
-                             m.messages,
-                             m.bytes,
-                             m.created_at_ms,
-                             m.dedup_window_ms,
-                             static_cast<protocol::DedupConflict>(m.dedup_conflict)};
-}
-
 }  // namespace
 
 // One client connection. Runs entirely on the server's single-threaded io_context: a reader
@@ -388,7 +377,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
                 req.dedup_window_ms, static_cast<storage::DedupConflict>(req.dedup_conflict)};
             broker.create_topic(std::move(req.name), settings,
                                 completion<storage::TopicMeta>(cid, [](auto r) -> protocol::Body {
-                                  return protocol::CreateTopicOk{to_info(*r)};
+                                  return protocol::CreateTopicOk{broker::topic_info(*r)};
                                 }));
           } else if constexpr (std::is_same_v<R, protocol::DeleteTopic>) {
             broker.delete_topic(std::move(req.name),
@@ -397,12 +386,13 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
                                 }));
           } else if constexpr (std::is_same_v<R, protocol::ListTopics>) {
             protocol::ListTopicsOk reply;
-            for (const auto& m : broker.list_topics()) reply.topics.push_back(to_info(m));
+            for (const auto& m : broker.list_topics())
+              reply.topics.push_back(broker::topic_info(m));
             send(cid, std::move(reply));
           } else if constexpr (std::is_same_v<R, protocol::DescribeTopic>) {
             auto meta = broker.describe_topic(req.name);
             if (!meta) return send_error(cid, meta.error());
-            send(cid, protocol::DescribeTopicOk{to_info(*meta)});
+            send(cid, protocol::DescribeTopicOk{broker::topic_info(*meta)});
           } else if constexpr (std::is_same_v<R, protocol::Publish>) {
             if (auto ok = protocol::check_limits(req, server_.options_.limits); !ok) {
               return send_error(cid, ok.error());

@@ -292,7 +292,7 @@ class Daemon:
         os.mkdir(self.data)
         self.port_file = os.path.join(self.tmp, "port")
         args = [loftd, "--listen", "127.0.0.1:0", "--data-dir", self.data,
-                "--port-file", self.port_file, "--log-level", "warn"]
+                "--port-file", self.port_file, "--log-level", "warn", "--http-listen", "off"]
         if config_text is not None:
             cfg = os.path.join(self.tmp, "loftd.toml")
             with open(cfg, "w") as f:

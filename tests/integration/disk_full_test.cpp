@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "http_client.hpp"
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -144,6 +145,12 @@ TEST(DiskFull, PublishesFailWhileFullAndSucceedAgainWithoutRestart) {
   ASSERT_FALSE(settled) << "an ack was confirmed durable on a full disk";
   EXPECT_EQ(settled.error().code, Errc::storage_full) << settled.error().to_string();
   EXPECT_EQ(count(d.log(), "storage unwritable"), 1u) << "logged once per episode:\n" << d.log();
+  // Exposed: not ready, and the metrics say why.
+  EXPECT_EQ(http_get(d.http_port(), "/readyz").status, 503u);
+  EXPECT_EQ(http_get(d.http_port(), "/healthz").status, 200u);
+  const auto metrics = http_get(d.http_port(), "/metrics").body;
+  EXPECT_NE(metrics.find("\nloft_storage_writable 0\n"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("\nloft_storage_failed_writes_total 0\n"), std::string::npos);
 
   // Space is back: loftd resumes writes by itself.
   fs::remove(filler);
@@ -153,6 +160,9 @@ TEST(DiskFull, PublishesFailWhileFullAndSucceedAgainWithoutRestart) {
     auto r = publish();
     ASSERT_TRUE(r) << "after freeing space: " << r.error().to_string();
   }
+  EXPECT_EQ(http_get(d.http_port(), "/readyz").status, 200u);
+  EXPECT_NE(http_get(d.http_port(), "/metrics").body.find("\nloft_storage_writable 1\n"),
+            std::string::npos);
   // The ack stayed applied; the groups' retry writes it (a confirmed settle waits for that).
   ASSERT_TRUE(eventually([&] { return (*sub)->ack_confirmed({0}).has_value(); }, 60s));
   EXPECT_EQ(c->describe_group("t", "g")->ack_floor, 1u);

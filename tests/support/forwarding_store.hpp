@@ -38,6 +38,7 @@ class ForwardingStore : public storage::Store {
   Result<void> reclaim(TopicId dropped) override { return inner_->reclaim(dropped); }
   Result<void> flush() override { return inner_->flush(); }
   Result<void> recover() override { return inner_->recover(); }
+  storage::StoreStats stats() const override { return inner_->stats(); }
 
  private:
   std::unique_ptr<storage::Store> owned_;

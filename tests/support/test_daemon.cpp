@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdlib>
@@ -157,6 +158,7 @@ TestDaemon::TestDaemon(std::string config_toml, std::vector<std::string> extra_a
     : data_dir_(dir_.path() / "data"),
       config_path_(dir_.path() / "loftd.toml"),
       port_file_(dir_.path() / "port"),
+      http_port_file_(dir_.path() / "http_port"),
       log_path_(dir_.path() / "loftd.log"),
       extra_args_(std::move(extra_args)) {
   std::ofstream(config_path_) << config_toml;
@@ -176,11 +178,18 @@ void TestDaemon::start(bool same_port) {
   if (pid_ > 0) throw std::runtime_error("loftd already running");
   std::error_code ec;
   fs::remove(port_file_, ec);
+  fs::remove(http_port_file_, ec);
   const std::string listen =
       same_port && port_ != 0 ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
   std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
                                 "--listen",         listen,        "--data-dir",
                                 data_dir_.string(), "--port-file", port_file_.string()};
+  // Never the default HTTP port: daemons of concurrent tests would fight over it. A free one
+  // on every start, even with same_port: no test needs the old one, and it may be taken.
+  if (std::find(extra_args_.begin(), extra_args_.end(), "--http-listen") == extra_args_.end()) {
+    argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0"});
+  }
+  argv.insert(argv.end(), {"--http-port-file", http_port_file_.string()});
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const pid_t pid = ::fork();
@@ -210,10 +219,14 @@ void TestDaemon::start(bool same_port) {
                              (exited ? "exit " + std::to_string(*exited) : std::string("timeout")) +
                              "): " + log());
   }
-  std::ifstream in(port_file_);
-  int port = 0;
-  in >> port;
-  port_ = static_cast<std::uint16_t>(port);
+  const auto read_port = [](const fs::path& file) {
+    std::ifstream in(file);
+    int port = 0;
+    in >> port;  // no file (HTTP off): 0
+    return static_cast<std::uint16_t>(port);
+  };
+  port_ = read_port(port_file_);
+  http_port_ = read_port(http_port_file_);
 }
 
 int TestDaemon::stop() {

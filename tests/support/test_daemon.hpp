@@ -70,8 +70,12 @@ class TestDaemon {
   // SIGKILL and reap.
   void kill9();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   std::uint16_t port() const { return port_; }
+  // The HTTP endpoint's port (--http-listen 127.0.0.1:0 unless extra_args give
+  // --http-listen); 0 when it is off.
+  std::uint16_t http_port() const { return http_port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::filesystem::path& data_dir() const { return data_dir_; }
   std::string log() const;  // the daemon's stderr so far
@@ -85,10 +89,12 @@ class TestDaemon {
   std::filesystem::path data_dir_;
   std::filesystem::path config_path_;
   std::filesystem::path port_file_;
+  std::filesystem::path http_port_file_;
   std::filesystem::path log_path_;
   std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
+  std::uint16_t http_port_ = 0;
 };
 
 }  // namespace loft::testing

@@ -12,6 +12,7 @@
 // into the Broker's mutating functions synchronously (post to your own executor instead).
 // Reads (list, describe, fetch) may be called from any thread.
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -29,6 +30,7 @@
 
 #include "loft/common/error.hpp"
 #include "loft/common/message.hpp"
+#include "loft/protocol/frames.hpp"
 #include "loft/storage/store.hpp"
 
 namespace loft::broker {
@@ -134,6 +136,34 @@ struct WriterStats {
   std::uint64_t failed_commits = 0;
 };
 
+// The wire view of a topic's metadata (DESCRIBE_TOPIC, the HTTP JSON).
+protocol::TopicInfo topic_info(const TopicMeta& meta);
+
+// Per-topic counters since this process started; they start at 0 again after a restart or
+// when a topic is re-created (Prometheus counters may reset).
+struct TopicCounters {
+  std::uint64_t messages_published = 0;  // appended by publishes (not duplicates)
+  std::uint64_t bytes_published = 0;     // Message::size_bytes() of those
+  std::uint64_t dedup_hits = 0;          // messages answered as duplicates of a stored id
+};
+
+// Publish confirm latency: from the request entering the writer's queue to its completion
+// after the durable write. Buckets are not cumulative here; the exposition makes them so.
+struct LatencyHistogram {
+  static constexpr std::array<double, 14> kBoundsSeconds{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  std::array<std::uint64_t, kBoundsSeconds.size()> buckets{};  // [i]: (bound[i-1], bound[i]]
+  std::uint64_t count = 0;                                     // also those above every bound
+  double sum_seconds = 0;
+  void observe(double seconds);
+};
+
+// A consistent snapshot of the broker's metrics (taken under one lock).
+struct BrokerMetrics {
+  std::map<std::string, TopicCounters, std::less<>> topics;  // existing topics only
+  LatencyHistogram publish_confirm;
+};
+
 class Broker {
  public:
   // Loads the topic table from `store` and starts the writer thread.
@@ -187,6 +217,11 @@ class Broker {
 
   WriterStats stats() const;
   StorageHealth storage_health() const;
+  BrokerMetrics metrics() const;
+  // What the store reports about itself (RocksDB properties); any thread.
+  storage::StoreStats store_stats() const { return store_->stats(); }
+  // False once stop() has begun: new requests fail with shutting_down.
+  bool accepting_requests() const;
 
  private:
   struct CreateReq {
@@ -202,6 +237,7 @@ class Broker {
     std::string topic;
     std::vector<Message> messages;
     Callback<Appended> done;
+    std::chrono::steady_clock::time_point enqueued{};  // for the confirm latency histogram
   };
   struct GroupReq {
     GroupWrite write;
@@ -229,7 +265,7 @@ class Broker {
   std::vector<storage::GroupRecord> loaded_groups_;
   std::function<void(std::vector<TopicEvent>)> topic_listener_;
 
-  std::mutex queue_mutex_;  // guards queue_ and stopping_
+  mutable std::mutex queue_mutex_;  // guards queue_ and stopping_
   std::condition_variable queue_cv_;
   std::deque<Request> queue_;
   bool stopping_ = false;
@@ -244,9 +280,11 @@ class Broker {
   bool reclaim_stopping_ = false;
   std::thread reclaimer_;
 
-  mutable std::mutex stats_mutex_;  // guards stats_ and health_
+  // Taken once per commit by the writer (never per message) and by readers of the figures.
+  mutable std::mutex stats_mutex_;  // guards stats_, health_ and metrics_
   WriterStats stats_;
   StorageHealth health_;
+  BrokerMetrics metrics_;
   bool writable_ = true;  // writer thread's copy of health_.writable
   std::chrono::steady_clock::time_point last_recover_{};  // writer thread only
 };

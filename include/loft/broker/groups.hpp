@@ -54,6 +54,23 @@ struct GroupDefaults {
   std::uint32_t max_settle_offsets = 65536;  // offsets one SETTLE may name in total
 };
 
+// What happened in a group since this process started (counters restart at 0).
+struct GroupCounters {
+  std::uint64_t delivered = 0;      // messages sent to a consumer, redeliveries included
+  std::uint64_t redelivered = 0;    // of those, attempts after the first
+  std::uint64_t acked = 0;          // acks that settled an in-flight message
+  std::uint64_t nacked = 0;         // nacks and rejects that settled an in-flight message
+  std::uint64_t dead_lettered = 0;  // messages whose dead-letter copy is durable
+};
+
+struct GroupMetrics {
+  std::string topic;
+  std::string group;
+  GroupCounters counters;
+  std::uint64_t lag = 0;        // offsets in [ack_floor, end) not yet done
+  std::uint64_t in_flight = 0;  // delivered, awaiting a settle
+};
+
 class Groups {
  public:
   using Post = std::function<void(std::function<void()>)>;
@@ -88,6 +105,8 @@ class Groups {
   std::optional<TimePoint> next_deadline() const;
 
   std::size_t group_count() const { return groups_.size(); }
+  // Every group, ordered by topic then group name.
+  std::vector<GroupMetrics> metrics() const;
 
   // Shutdown: queues a write of every group's current progress that is not known to be on
   // disk, whether or not a write is in flight (the broker's queue keeps them in order).

@@ -25,6 +25,8 @@ struct Config {
   // connection gets no new deliveries and its requests are not read until it drains.
   std::uint32_t max_send_queue = 64 * 1024 * 1024;
   std::chrono::microseconds shutdown_timeout = std::chrono::seconds(10);
+  // HOST:PORT of the HTTP endpoint (metrics, health, /v1 API); "" or "off" turns it off.
+  std::string http_listen = "127.0.0.1:7451";
 
   // Storage
   std::filesystem::path data_dir = "./loft-data";
@@ -55,6 +57,9 @@ Result<void> apply_override(Config& config, std::string_view key, std::string_vi
 
 // Cross-field checks (e.g. max_message_size < max_frame_size); run after file and overrides.
 Result<void> validate(const Config& config);
+
+// False when http_listen turns the HTTP endpoint off ("" or "off").
+bool http_enabled(const Config& config);
 
 std::string_view to_string(Durability d);
 std::string_view to_string(LogLevel l);

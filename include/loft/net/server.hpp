@@ -48,6 +48,12 @@ class Server {
   void stop(std::function<void()> on_stopped);
 
   std::size_t session_count() const { return sessions_.size(); }
+  // Connections turned away by a connection limit since start. Io thread only, like every
+  // member: the HTTP endpoint runs on the same io_context and reads it there.
+  std::uint64_t connections_refused() const { return connections_refused_; }
+  void count_refused_connection() { ++connections_refused_; }
+  // The consumer groups, for read-only monitoring on the io thread.
+  const broker::Groups& groups() const { return *groups_; }
 
  private:
   friend class Session;
@@ -70,6 +76,7 @@ class Server {
   boost::asio::steady_timer groups_timer_;
   boost::asio::steady_timer accept_retry_;
   std::optional<delivery::TimePoint> groups_timer_at_;
+  std::uint64_t connections_refused_ = 0;
 };
 
 }  // namespace loft::net

@@ -134,6 +134,16 @@ struct ReadLimits {
   std::size_t max_bytes = 1 << 20;  // stops after the message that crosses it; at least one
 };
 
+// What the store says about itself, for monitoring. The memory store has no such figures.
+struct StoreStats {
+  bool available = false;                      // false: none of the figures below is known
+  std::uint64_t live_data_bytes = 0;           // estimate of the live data on disk
+  std::uint64_t memtable_bytes = 0;            // all memtables, active and unflushed
+  std::uint64_t pending_compaction_bytes = 0;  // estimate of what compaction still has to rewrite
+  std::uint64_t write_stops = 0;      // writes stopped since open (too many L0 files, etc.)
+  std::uint64_t write_slowdowns = 0;  // writes delayed since open
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -172,6 +182,9 @@ class Store {
   // fine; fails, changing nothing, while the cause (a full disk) persists. Called by the
   // writer thread only.
   virtual Result<void> recover() { return {}; }
+  // Monitoring figures; any thread. Not pure virtual: a store without figures (memory,
+  // test decorators) reports none.
+  virtual StoreStats stats() const { return {}; }
 };
 
 std::unique_ptr<Store> make_memory_store();

@@ -479,5 +479,43 @@ TEST(BrokerDedup, AutoCreatedTopicsGetTheDefaults) {
   EXPECT_EQ(b->describe_topic("new")->dedup_window_ms, storage::kDefaultDedupWindowMs);
 }
 
+TEST(BrokerMetrics, CountPublishesDuplicatesBytesAndConfirmsPerTopic) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "a"));
+  ASSERT_TRUE(create(*b, "gone"));
+  ASSERT_TRUE(publish(*b, "a", {with_id("1", "xx"), with_id("2", "yyy"), msg("z")}));
+  ASSERT_TRUE(publish(*b, "a", {with_id("1", "xx")}));  // a duplicate: counted as a hit only
+  ASSERT_TRUE(publish(*b, "gone", {msg("q")}));
+  EXPECT_FALSE(publish(*b, "missing", {msg("q")}));  // failed: not a confirm
+  auto m = b->metrics();
+  ASSERT_TRUE(m.topics.contains("a"));
+  EXPECT_EQ(m.topics["a"].messages_published, 3u);
+  EXPECT_EQ(m.topics["a"].bytes_published, (1 + 2) + (1 + 3) + 1u);  // ids + payloads
+  EXPECT_EQ(m.topics["a"].dedup_hits, 1u);
+  EXPECT_EQ(m.publish_confirm.count, 3u);
+  std::uint64_t in_buckets = 0;
+  for (const auto n : m.publish_confirm.buckets) in_buckets += n;
+  EXPECT_LE(in_buckets, m.publish_confirm.count);
+  // A deleted topic's counters go with it.
+  Waiter<void> del;
+  b->delete_topic("gone", del.callback());
+  ASSERT_TRUE(del.get());
+  EXPECT_FALSE(b->metrics().topics.contains("gone"));
+  EXPECT_TRUE(b->accepting_requests());
+  b->stop();
+  EXPECT_FALSE(b->accepting_requests());
+}
+
+TEST(LatencyHistogram, BucketsAreUpperBoundsInclusive) {
+  LatencyHistogram h;
+  h.observe(0.001);  // exactly a bound: in that bucket
+  h.observe(0.0011);
+  h.observe(11);  // above every bound: only in count
+  EXPECT_EQ(h.buckets[1], 1u);
+  EXPECT_EQ(h.buckets[2], 1u);
+  EXPECT_EQ(h.count, 3u);
+  EXPECT_DOUBLE_EQ(h.sum_seconds, 0.001 + 0.0011 + 11);
+}
+
 }  // namespace
 }  // namespace loft::broker

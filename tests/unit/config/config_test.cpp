@@ -20,10 +20,15 @@ namespace loft::config {
 namespace {
 
 // Every key, as the file and apply_override spell it.
-constexpr std::array<std::string_view, 14> kAllKeys{
-    "listen",       "max_inflight_requests", "max_send_queue", "shutdown_timeout", "data_dir",
-    "durability",   "auto_create_topics",    "max_frame_size", "max_message_size", "max_id_size",
-    "max_key_size", "max_headers_size",      "log_level",      "log_pattern",
+constexpr std::array<std::string_view, 15> kAllKeys{
+    "listen",           "max_inflight_requests",
+    "max_send_queue",   "shutdown_timeout",
+    "http_listen",      "data_dir",
+    "durability",       "auto_create_topics",
+    "max_frame_size",   "max_message_size",
+    "max_id_size",      "max_key_size",
+    "max_headers_size", "log_level",
+    "log_pattern",
 };
 
 // Config has no operator== (the header is a shared contract); compare field by field.
@@ -32,6 +37,7 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.max_inflight_requests, b.max_inflight_requests);
   EXPECT_EQ(a.max_send_queue, b.max_send_queue);
   EXPECT_EQ(a.shutdown_timeout, b.shutdown_timeout);
+  EXPECT_EQ(a.http_listen, b.http_listen);
   EXPECT_EQ(a.data_dir, b.data_dir);
   EXPECT_EQ(a.durability, b.durability);
   EXPECT_EQ(a.auto_create_topics, b.auto_create_topics);
@@ -247,6 +253,25 @@ TEST(ParseConfig, BadListenAddress) {
               AllOf(HasSubstr("'listen'"), HasSubstr("port is missing")));
 }
 
+TEST(ParseConfig, HttpListenIsAnAddressOrOff) {
+  EXPECT_EQ(Config{}.http_listen, "127.0.0.1:7451");
+  EXPECT_TRUE(http_enabled(Config{}));
+  for (const std::string_view off : {"off", ""}) {
+    Config c;
+    ASSERT_TRUE(apply_override(c, "http_listen", off).has_value()) << off;
+    EXPECT_FALSE(http_enabled(c)) << off;
+  }
+  const auto c = parse_config("http_listen = \"[::1]:9001\"");
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  EXPECT_EQ(c->http_listen, "[::1]:9001");
+  EXPECT_TRUE(http_enabled(*c));
+  EXPECT_THAT(
+      parse_error("http_listen = \"localhost\""),
+      AllOf(HasSubstr("'http_listen'"), HasSubstr("\"off\""), HasSubstr("port is missing")));
+  EXPECT_THAT(parse_error("http_listen = 7451"), HasSubstr("'http_listen'"));
+  EXPECT_THAT(override_error("http_listen", "127.0.0.1:99999"), HasSubstr("'http_listen'"));
+}
+
 TEST(ParseConfig, SyntaxErrorReportsSourceLineAndColumn) {
   const auto detail = parse_error("listen = \"127.0.0.1:1\"\n\ndurability = \"os\n");
   EXPECT_THAT(detail, HasSubstr("test.toml:3:")) << detail;
@@ -271,10 +296,11 @@ TEST(ApplyOverride, OverridesWinOverTheFile) {
 
 TEST(ApplyOverride, TakesTheCommandLineFormOfEveryKey) {
   Config c;
-  const std::array<std::pair<std::string_view, std::string_view>, 13> overrides{{
+  const std::array<std::pair<std::string_view, std::string_view>, 14> overrides{{
       {"listen", "localhost:0"},
       {"max_inflight_requests", "16"},
       {"shutdown_timeout", "2m"},
+      {"http_listen", "127.0.0.1:0"},
       {"data_dir", "/tmp/x"},
       {"durability", "os"},
       {"auto_create_topics", "true"},
@@ -293,6 +319,7 @@ TEST(ApplyOverride, TakesTheCommandLineFormOfEveryKey) {
   EXPECT_EQ(c.listen, "localhost:0");
   EXPECT_EQ(c.max_inflight_requests, 16u);
   EXPECT_EQ(c.shutdown_timeout, 2min);
+  EXPECT_EQ(c.http_listen, "127.0.0.1:0");
   EXPECT_EQ(c.data_dir, "/tmp/x");
   EXPECT_EQ(c.durability, Durability::os);
   EXPECT_TRUE(c.auto_create_topics);

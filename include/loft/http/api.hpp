@@ -1,0 +1,70 @@
+#pragma once
+// The pure parts of loftd's HTTP endpoint: which path is which endpoint, the JSON body of
+// POST /v1/topics/NAME/messages, the confirms and error bodies, and the Prometheus page built
+// from a snapshot of the figures. No sockets and no clock, so the unit tests drive them with
+// plain values.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loft/broker/broker.hpp"
+#include "loft/broker/groups.hpp"
+#include "loft/common/error.hpp"
+#include "loft/common/message.hpp"
+#include "loft/storage/store.hpp"
+
+namespace loft::http {
+
+enum class Endpoint { metrics, healthz, readyz, topics, topic, topic_groups, topic_messages };
+
+struct Route {
+  Endpoint endpoint = Endpoint::healthz;
+  std::string topic;  // for the /v1/topics/NAME... endpoints
+};
+
+// The endpoint of a request target ("/v1/topics/orders?x=1"; the query is ignored); nullopt
+// when no endpoint has that path (404).
+std::optional<Route> route(std::string_view target);
+// The one method each endpoint answers ("GET" or "POST"); others get 405 with it in Allow.
+std::string_view allowed_method(Endpoint endpoint);
+
+// The HTTP status for an error code: 400 bad request, 404 missing topic or group, 409 dedup
+// conflict, 413 too large, 503 storage or shutting down, 500 otherwise.
+unsigned status_of(Errc code);
+// {"error":{"code":"<errc_text(code)>","message":"..."}}, e.g. "topic not found"
+std::string error_json(const Error& error);
+
+// One message object, or an array of them, with the fields id, key, headers (object of
+// string to string), and payload (text) or payload_base64. Unknown fields, wrong types, bad
+// base64, an empty array or anything else fail with invalid_request naming the problem.
+struct PublishBody {
+  std::vector<Message> messages;
+  bool array = false;  // the body was an array: the confirms are an array too
+};
+Result<PublishBody> parse_publish_body(std::string_view body);
+
+// `loft pub --json`'s shape: {"offset":N,"duplicate":false} per message; an array when the
+// body was one. A message that failed (dedup_conflict) has {"error":{...}} instead.
+std::string confirms_json(const std::vector<broker::MessageResult>& results, bool array);
+
+struct NetFigures {
+  std::uint64_t connections_open = 0;
+  std::uint64_t connections_refused = 0;
+};
+
+// Everything /metrics shows, gathered on the io thread.
+struct MetricsSnapshot {
+  std::vector<std::string> topics;  // the existing topics; each gets its counters, 0 if none
+  broker::BrokerMetrics broker;
+  std::vector<broker::GroupMetrics> groups;
+  storage::StoreStats store;
+  broker::StorageHealth storage_health;
+  NetFigures net;
+  std::optional<std::uint64_t> resident_bytes;
+};
+std::string render_metrics(const MetricsSnapshot& snapshot);
+
+}  // namespace loft::http

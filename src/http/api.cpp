@@ -1,0 +1,309 @@
+#include "loft/http/api.hpp"
+
+#include <boost/beast/core/detail/base64.hpp>
+#include <boost/json.hpp>
+#include <utility>
+
+#include "loft/http/prometheus.hpp"
+
+namespace loft::http {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kTopicsPrefix = "/v1/topics/";
+
+Error bad_body(std::string detail) { return Error{Errc::invalid_request, std::move(detail)}; }
+
+bool is_base64_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
+}
+
+// Standard base64 with padding. Beast's decoder stops quietly at the first character it does
+// not know, so the text is checked here first: a typo must not publish a truncated payload.
+Result<std::string> decode_base64(std::string_view text, const std::string& where) {
+  const auto invalid = [&] {
+    return tl::unexpected(bad_body(where + "payload_base64 is not valid base64"));
+  };
+  if (text.size() % 4 != 0) return invalid();
+  std::size_t padding = 0;
+  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') {
+    ++padding;
+  }
+  for (std::size_t i = 0; i + padding < text.size(); ++i) {
+    if (!is_base64_char(text[i])) return invalid();
+  }
+  std::string out(boost::beast::detail::base64::decoded_size(text.size()), '\0');
+  const auto [written, read] =
+      boost::beast::detail::base64::decode(out.data(), text.data(), text.size());
+  (void)read;  // every character was checked above
+  out.resize(written);
+  return out;
+}
+
+Result<std::string> text_field(const json::value& v, std::string_view name,
+                               const std::string& where) {
+  if (!v.is_string()) {
+    return fail(Errc::invalid_request, where + std::string(name) + " must be a string");
+  }
+  return std::string(v.get_string());
+}
+
+Result<Message> parse_message(const json::value& v, const std::string& where) {
+  if (!v.is_object()) return fail(Errc::invalid_request, where + "must be a JSON object");
+  Message m;
+  bool has_payload = false;
+  for (const auto& [key, value] : v.get_object()) {
+    if (key == "id" || key == "key" || key == "payload") {
+      auto text = text_field(value, key, where);
+      if (!text) return tl::unexpected(text.error());
+      if (key == "id") m.id = std::move(*text);
+      if (key == "key") m.key = std::move(*text);
+      if (key == "payload") {
+        if (has_payload) {
+          return fail(Errc::invalid_request, where + "has both payload and payload_base64");
+        }
+        m.payload = std::move(*text);
+        has_payload = true;
+      }
+    } else if (key == "payload_base64") {
+      if (has_payload) {
+        return fail(Errc::invalid_request, where + "has both payload and payload_base64");
+      }
+      auto text = text_field(value, key, where);
+      if (!text) return tl::unexpected(text.error());
+      auto bytes = decode_base64(*text, where);
+      if (!bytes) return tl::unexpected(bytes.error());
+      m.payload = std::move(*bytes);
+      has_payload = true;
+    } else if (key == "headers") {
+      if (!value.is_object()) {
+        return fail(Errc::invalid_request, where + "headers must be an object of strings");
+      }
+      for (const auto& [name, header] : value.get_object()) {
+        if (!header.is_string()) {
+          return fail(Errc::invalid_request,
+                      where + "header '" + std::string(name) + "' must be a string");
+        }
+        m.headers.push_back({std::string(name), std::string(header.get_string())});
+      }
+    } else {
+      return fail(Errc::invalid_request,
+                  where + "has unknown field '" + std::string(key) +
+                      "' (known: id, key, headers, payload, payload_base64)");
+    }
+  }
+  if (!has_payload) return fail(Errc::invalid_request, where + "needs payload or payload_base64");
+  return m;
+}
+
+json::object error_object(const Error& e) {
+  return json::object{{"code", errc_text(e.code)}, {"message", e.detail}};
+}
+
+}  // namespace
+
+std::optional<Route> route(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/metrics") return Route{Endpoint::metrics, {}};
+  if (path == "/healthz") return Route{Endpoint::healthz, {}};
+  if (path == "/readyz") return Route{Endpoint::readyz, {}};
+  if (path == "/v1/topics") return Route{Endpoint::topics, {}};
+  if (!path.starts_with(kTopicsPrefix)) return std::nullopt;
+  const std::string_view rest = path.substr(kTopicsPrefix.size());
+  const auto slash = rest.find('/');
+  const std::string_view name = rest.substr(0, slash);
+  if (name.empty()) return std::nullopt;
+  if (slash == std::string_view::npos) return Route{Endpoint::topic, std::string(name)};
+  const std::string_view tail = rest.substr(slash);
+  if (tail == "/groups") return Route{Endpoint::topic_groups, std::string(name)};
+  if (tail == "/messages") return Route{Endpoint::topic_messages, std::string(name)};
+  return std::nullopt;
+}
+
+std::string_view allowed_method(Endpoint endpoint) {
+  return endpoint == Endpoint::topic_messages ? "POST" : "GET";
+}
+
+unsigned status_of(Errc code) {
+  switch (code) {
+    case Errc::ok:
+      return 200;
+    case Errc::invalid_request:
+    case Errc::invalid_name:
+    case Errc::malformed_frame:
+      return 400;
+    case Errc::topic_not_found:
+    case Errc::group_not_found:
+      return 404;
+    case Errc::dedup_conflict:
+      return 409;
+    case Errc::frame_too_large:
+    case Errc::message_too_large:
+    case Errc::id_too_large:
+    case Errc::key_too_large:
+    case Errc::headers_too_large:
+      return 413;
+    case Errc::storage_error:
+    case Errc::shutting_down:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+std::string error_json(const Error& error) {
+  return json::serialize(json::object{{"error", error_object(error)}});
+}
+
+Result<PublishBody> parse_publish_body(std::string_view body) {
+  boost::system::error_code ec;
+  const json::value doc = json::parse(body, ec);
+  if (ec) return fail(Errc::invalid_request, "the body is not valid JSON: " + ec.message());
+  PublishBody out;
+  if (doc.is_array()) {
+    const auto& arr = doc.get_array();
+    if (arr.empty()) return fail(Errc::invalid_request, "the body is an empty array");
+    out.array = true;
+    out.messages.reserve(arr.size());
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+      auto m = parse_message(arr[i], "message " + std::to_string(i) + " ");
+      if (!m) return tl::unexpected(m.error());
+      out.messages.push_back(std::move(*m));
+    }
+    return out;
+  }
+  auto m = parse_message(doc, "the message ");
+  if (!m) return tl::unexpected(m.error());
+  out.messages.push_back(std::move(*m));
+  return out;
+}
+
+std::string confirms_json(const std::vector<broker::MessageResult>& results, bool array) {
+  const auto one = [](const broker::MessageResult& r) {
+    if (r.code != Errc::ok) {
+      return json::object{
+          {"error", error_object(Error{r.code,
+                                       "the message was not stored: its id is already "
+                                       "stored with a different payload"})}};
+    }
+    return json::object{{"offset", r.offset.value}, {"duplicate", r.duplicate}};
+  };
+  if (!array && results.size() == 1) return json::serialize(one(results.front()));
+  json::array out;
+  out.reserve(results.size());
+  for (const auto& r : results) out.push_back(one(r));
+  return json::serialize(out);
+}
+
+std::string render_metrics(const MetricsSnapshot& s) {
+  Exposition e;
+  const auto topic_counter = [&](std::string_view name, std::string_view help,
+                                 std::uint64_t broker::TopicCounters::*field) {
+    e.family(name, "counter", help);
+    for (const auto& topic : s.topics) {
+      const auto it = s.broker.topics.find(topic);
+      const std::uint64_t v = it == s.broker.topics.end() ? 0 : it->second.*field;
+      e.sample(name, {{"topic", topic}}, v);
+    }
+  };
+  topic_counter("loft_messages_published_total",
+                "Messages appended to the topic by publishes since loftd started (duplicates "
+                "excluded).",
+                &broker::TopicCounters::messages_published);
+  topic_counter("loft_published_bytes_total",
+                "Bytes (id, key, headers and payload) of the messages counted in "
+                "loft_messages_published_total.",
+                &broker::TopicCounters::bytes_published);
+  topic_counter("loft_dedup_hits_total",
+                "Published messages whose id the topic already stored: answered with the "
+                "original offset, not stored again.",
+                &broker::TopicCounters::dedup_hits);
+
+  const auto& h = s.broker.publish_confirm;
+  constexpr std::string_view kLatency = "loft_publish_confirm_duration_seconds";
+  e.family(kLatency, "histogram",
+           "Time from a publish entering the write queue to its durable confirm.");
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < h.buckets.size(); ++i) {
+    cumulative += h.buckets[i];
+    e.sample("loft_publish_confirm_duration_seconds_bucket",
+             {{"le", format_value(broker::LatencyHistogram::kBoundsSeconds[i])}}, cumulative);
+  }
+  e.sample("loft_publish_confirm_duration_seconds_bucket", {{"le", "+Inf"}}, h.count);
+  e.sample("loft_publish_confirm_duration_seconds_sum", {}, h.sum_seconds);
+  e.sample("loft_publish_confirm_duration_seconds_count", {}, h.count);
+
+  const auto group_family = [&](std::string_view name, std::string_view type, std::string_view help,
+                                auto value) {
+    e.family(name, type, help);
+    for (const auto& g : s.groups)
+      e.sample(name, {{"topic", g.topic}, {"group", g.group}}, value(g));
+  };
+  using G = broker::GroupMetrics;
+  group_family("loft_messages_delivered_total", "counter",
+               "Messages sent to the group's consumers, redeliveries included.",
+               [](const G& g) { return g.counters.delivered; });
+  group_family("loft_messages_redelivered_total", "counter",
+               "Deliveries after the first attempt (ack timeout, nack, consumer gone).",
+               [](const G& g) { return g.counters.redelivered; });
+  group_family("loft_messages_acked_total", "counter",
+               "Acks that settled a message in flight to the group.",
+               [](const G& g) { return g.counters.acked; });
+  group_family("loft_messages_nacked_total", "counter",
+               "Nacks and rejects that settled a message in flight to the group.",
+               [](const G& g) { return g.counters.nacked; });
+  group_family("loft_messages_dead_lettered_total", "counter",
+               "Messages of the group moved to its dead-letter topic (durably).",
+               [](const G& g) { return g.counters.dead_lettered; });
+  group_family("loft_group_lag_messages", "gauge",
+               "Messages of the topic the group has not finished (from its ack floor to the "
+               "end of the log).",
+               [](const G& g) { return g.lag; });
+  group_family("loft_group_in_flight_messages", "gauge",
+               "Messages delivered to the group's consumers and not yet settled.",
+               [](const G& g) { return g.in_flight; });
+
+  e.single("loft_connections_open", "gauge", "Client connections (binary protocol) open now.",
+           s.net.connections_open);
+  e.single("loft_connections_refused_total", "counter",
+           "Client connections turned away by the connection limit since loftd started.",
+           s.net.connections_refused);
+
+  e.single("loft_storage_writable", "gauge",
+           "1 while storage takes writes; 0 from a failed write (disk full, I/O error) until "
+           "a write or a recovery succeeds.",
+           s.storage_health.writable ? 1 : 0);
+  e.single("loft_storage_failed_writes_total", "counter",
+           "Storage writes that failed since loftd started.", s.storage_health.failed_writes);
+  e.single("loft_storage_unwritable_episodes_total", "counter",
+           "Times storage stopped taking writes since loftd started.", s.storage_health.episodes);
+  if (s.store.available) {
+    e.single("loft_rocksdb_live_data_bytes", "gauge",
+             "RocksDB's estimate of the live data on disk (rocksdb.estimate-live-data-size).",
+             s.store.live_data_bytes);
+    e.single("loft_rocksdb_memtable_bytes", "gauge",
+             "Bytes in RocksDB's memtables, active and unflushed "
+             "(rocksdb.cur-size-all-mem-tables).",
+             s.store.memtable_bytes);
+    e.single("loft_rocksdb_pending_compaction_bytes", "gauge",
+             "RocksDB's estimate of the bytes compaction still has to rewrite "
+             "(rocksdb.estimate-pending-compaction-bytes).",
+             s.store.pending_compaction_bytes);
+    e.single("loft_rocksdb_write_stops_total", "counter",
+             "Times RocksDB stopped writes since the store was opened (io_stalls.total_stop).",
+             s.store.write_stops);
+    e.single("loft_rocksdb_write_slowdowns_total", "counter",
+             "Times RocksDB delayed writes since the store was opened "
+             "(io_stalls.total_slowdown).",
+             s.store.write_slowdowns);
+  }
+  if (s.resident_bytes) {
+    e.single("loft_process_resident_memory_bytes", "gauge",
+             "Resident memory of the loftd process (/proc/self/statm).", *s.resident_bytes);
+  }
+  return e.text();
+}
+
+}  // namespace loft::http

@@ -1,0 +1,66 @@
+#include "loft/http/json.hpp"
+
+#include <boost/json/array.hpp>
+#include <utility>
+
+namespace loft::http {
+
+namespace json = boost::json;
+
+std::string_view stall_text(protocol::StallReason reason) {
+  switch (reason) {
+    case protocol::StallReason::none:
+      return "";
+    case protocol::StallReason::at_max_in_flight:
+      return "at_max_in_flight";
+    case protocol::StallReason::waiting_for_backoff:
+      return "waiting_for_backoff";
+    case protocol::StallReason::slow_socket:
+      return "slow_socket";
+  }
+  return "";
+}
+
+json::object topic_json(const protocol::TopicInfo& t) {
+  return json::object{{"name", t.name},
+                      {"first_offset", t.first_offset},
+                      {"next_offset", t.next_offset},
+                      {"messages", t.messages},
+                      {"bytes", t.bytes},
+                      {"created_at_ms", t.created_at_ms},
+                      {"dedup_window_ms", t.dedup_window_ms},
+                      {"dedup_conflict",
+                       t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate"}};
+}
+
+json::object group_json(const protocol::GroupInfo& g) {
+  json::array consumers;
+  for (const auto& c : g.consumers) {
+    json::object o{{"subscription", c.subscription},
+                   {"client", c.client_name},
+                   {"max_in_flight", c.max_in_flight},
+                   {"in_flight", c.in_flight}};
+    if (c.stalled != protocol::StallReason::none) o["stalled"] = stall_text(c.stalled);
+    consumers.push_back(std::move(o));
+  }
+  json::array delays;
+  for (const auto d : g.config.backoff_delays_ms) delays.push_back(d);
+  return json::object{{"topic", g.topic},
+                      {"group", g.group},
+                      {"ack_floor", g.ack_floor},
+                      {"end", g.end},
+                      {"lag", g.lag},
+                      {"in_flight", g.in_flight},
+                      {"scheduled", g.scheduled},
+                      {"dead_lettered", g.dead_lettered},
+                      {"redelivered", g.redelivered},
+                      {"ack_timeout_ms", g.config.ack_timeout_ms},
+                      {"max_deliveries", g.config.max_deliveries},
+                      {"backoff_base_ms", g.config.backoff_base_ms},
+                      {"backoff_cap_ms", g.config.backoff_cap_ms},
+                      {"backoff_delays_ms", std::move(delays)},
+                      {"dead_letter_topic", g.config.dead_letter_topic},
+                      {"consumers", std::move(consumers)}};
+}
+
+}  // namespace loft::http

@@ -1,0 +1,45 @@
+#pragma once
+// A tiny blocking HTTP/1.1 client for tests of loftd's HTTP endpoint (Boost.Beast). One
+// connection per HttpClient, reused across requests (keep-alive), with a generous deadline.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace loft::testing {
+
+struct HttpResponse {
+  unsigned status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // names in lower case
+  bool keep_alive = false;
+};
+
+class HttpClient {
+ public:
+  // Connects to 127.0.0.1:port; throws std::runtime_error if it cannot.
+  explicit HttpClient(std::uint16_t port);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Throws std::runtime_error on an IO error (including the server closing the connection).
+  HttpResponse request(const std::string& method, const std::string& target,
+                       const std::string& body = "");
+  HttpResponse get(const std::string& target) { return request("GET", target); }
+  HttpResponse post(const std::string& target, const std::string& body) {
+    return request("POST", target, body);
+  }
+  // Sends `raw` bytes as they are and reads one response (malformed requests).
+  HttpResponse raw(const std::string& raw);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One request on a fresh connection.
+HttpResponse http_get(std::uint16_t port, const std::string& target);
+
+}  // namespace loft::testing
