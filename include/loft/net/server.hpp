@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -32,6 +33,13 @@ struct ServerOptions {
   // Reading from a connection pauses while its unsent replies exceed this many bytes.
   std::size_t max_outgoing_bytes = 64 << 20;
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // Open sessions; a connection accepted beyond it gets ERROR too_many_connections, is closed.
+  std::size_t max_connections = 4096;
+  // From accept to a completed HELLO (ERROR handshake_timeout, then close).
+  std::chrono::milliseconds handshake_timeout{10'000};
+  // From the first byte of a frame to its last (ERROR frame_timeout, then close). Time between
+  // frames is not limited: an idle consumer is a normal client.
+  std::chrono::milliseconds frame_timeout{30'000};
   std::string server_name = "loftd";
   broker::GroupDefaults groups;
 };
@@ -48,11 +56,14 @@ class Server {
   void stop(std::function<void()> on_stopped);
 
   std::size_t session_count() const { return sessions_.size(); }
+  // Connections refused because max_connections sessions were open, since start.
+  std::uint64_t refused_connections() const { return refused_total_; }
 
  private:
   friend class Session;
   void start_accept();
   void on_session_closed(Session* session);
+  void refuse(boost::asio::ip::tcp::socket socket);
   void maybe_stopped();
   // Re-arms the groups timer at the groups' next deadline (after every groups call).
   void arm_groups_timer();
@@ -70,6 +81,12 @@ class Server {
   boost::asio::steady_timer groups_timer_;
   boost::asio::steady_timer accept_retry_;
   std::optional<delivery::TimePoint> groups_timer_at_;
+  // Refusals: counted, logged at most once per kRefusalLogInterval (a flood must not flood the
+  // log), and at most kMaxRefusing of them hold a socket at a time.
+  std::uint64_t refused_total_ = 0;
+  std::uint64_t refused_unlogged_ = 0;
+  std::chrono::steady_clock::time_point refusal_logged_at_{};
+  std::size_t refusing_ = 0;
 };
 
 }  // namespace loft::net
