@@ -162,12 +162,18 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   }
 
   tcp_awaitable read_loop() {
+    const auto paused = [this] {
+      return inflight_ >= server_.options_.max_inflight_requests ||
+             inflight_bytes_ >= server_.options_.max_inflight_bytes ||
+             outgoing_bytes_ > server_.options_.max_outgoing_bytes;
+    };
     while (reading_ && !closed_) {
-      while (reading_ && !closed_ &&
-             (inflight_ >= server_.options_.max_inflight_requests ||
-              inflight_bytes_ >= server_.options_.max_inflight_bytes ||
-              outgoing_bytes_ > server_.options_.max_outgoing_bytes)) {
-        co_await read_signal_.async_wait(kUseTuple);
+      if (paused()) {
+        // We are the ones waiting, not the client: a frame partly in the buffer must not run
+        // into frame_timeout meanwhile. Its clock starts again when reading resumes.
+        in_frame_ = false;
+        while (reading_ && !closed_ && paused()) co_await read_signal_.async_wait(kUseTuple);
+        if (in_begin_ < in_.size()) begin_frame();
       }
       if (!reading_ || closed_) break;
       if (!co_await fill(protocol::kHeaderSize)) break;
