@@ -352,6 +352,13 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
     const auto due = watchdog_due();
     if (!due) return;
     if (now < *due) return arm_watchdog();  // a newer frame began since the wait was set
+    // Bytes waiting in the kernel mean the client is sending and we are behind (a busy or
+    // starved io thread): not a stall. Give the frame another period.
+    boost::system::error_code ec;
+    if (in_frame_ && socket_.available(ec) > 0 && !ec) {
+      frame_started_at_ = now;
+      return arm_watchdog();
+    }
     const auto& o = server_.options_;
     timed_out_ =
         !handshaken_
