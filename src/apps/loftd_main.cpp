@@ -154,6 +154,11 @@ int run(int argc, char** argv) {
   server_options.max_outgoing_bytes = cfg.max_send_queue;
   server_options.shutdown_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
+  server_options.max_connections = cfg.max_connections;
+  server_options.handshake_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.handshake_timeout);
+  server_options.frame_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.frame_timeout);
   server_options.server_name = std::string("loftd ") + kVersion;
 
   asio::io_context io(1);
@@ -178,7 +183,7 @@ int run(int argc, char** argv) {
         http::Sources{
             *broker, server.groups(),
             [&server] {
-              return http::NetFigures{server.session_count(), server.connections_refused()};
+              return http::NetFigures{server.session_count(), server.refused_connections()};
             }},
         http_options);
     const auto http_hp = or_die(config::parse_host_port(cfg.http_listen));

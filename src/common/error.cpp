@@ -46,6 +46,12 @@ std::string_view errc_text(Errc code) noexcept {
       return "server shutting down";
     case Errc::internal_error:
       return "internal error";
+    case Errc::too_many_connections:
+      return "too many connections";
+    case Errc::handshake_timeout:
+      return "handshake timeout";
+    case Errc::frame_timeout:
+      return "frame timeout";
     case Errc::storage_full:
       return "storage full";
     case Errc::connection_error:

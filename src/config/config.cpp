@@ -158,6 +158,27 @@ Result<void> set_size(std::string_view key, const Input& in, const SizeBounds& b
   return {};
 }
 
+// A count of at least 1 (requests, connections).
+Result<void> set_count(std::string_view key, const Input& in, std::uint32_t& out) {
+  auto n = read_integer(key, in, 1, kU32Max);
+  if (!n) return tl::unexpected(n.error());
+  out = static_cast<std::uint32_t>(*n);
+  return {};
+}
+
+// A connection timeout of zero would close every connection at once.
+constexpr std::chrono::microseconds kMinConnectionTimeout = std::chrono::milliseconds(10);
+
+Result<void> set_timeout(std::string_view key, const Input& in, std::chrono::microseconds& out) {
+  auto d = read_duration(key, in);
+  if (!d) return tl::unexpected(d.error());
+  if (*d < kMinConnectionTimeout) {
+    return bad_value(key, "a duration of at least \"10ms\"", in);
+  }
+  out = *d;
+  return {};
+}
+
 constexpr std::array<std::pair<std::string_view, Durability>, 2> kDurabilities{{
     {"fsync", Durability::fsync},
     {"os", Durability::os},
@@ -207,7 +228,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 15> kKeys{{
+const std::array<Key, 18> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -218,11 +239,8 @@ const std::array<Key, 15> kKeys{{
        return {};
      }},
     {"max_inflight_requests",
-     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
-       auto n = read_integer(key, in, 1, kU32Max);
-       if (!n) return tl::unexpected(n.error());
-       c.max_inflight_requests = static_cast<std::uint32_t>(*n);
-       return {};
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_count(key, in, c.max_inflight_requests);
      }},
     {"max_send_queue",
      [](Config& c, std::string_view key, const Input& in) {
@@ -235,6 +253,14 @@ const std::array<Key, 15> kKeys{{
        c.shutdown_timeout = *d;
        return {};
      }},
+    {"max_connections", [](Config& c, std::string_view key,
+                           const Input& in) { return set_count(key, in, c.max_connections); }},
+    {"handshake_timeout",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_timeout(key, in, c.handshake_timeout);
+     }},
+    {"frame_timeout", [](Config& c, std::string_view key,
+                         const Input& in) { return set_timeout(key, in, c.frame_timeout); }},
     {"http_listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        constexpr std::string_view kExpected =
@@ -447,6 +473,16 @@ Result<void> validate(const Config& config) {
   }
   if (config.max_inflight_requests < 1) {
     return fail(Errc::invalid_request, "config key 'max_inflight_requests' must be at least 1");
+  }
+  if (config.max_connections < 1) {
+    return fail(Errc::invalid_request, "config key 'max_connections' must be at least 1");
+  }
+  for (const auto& [key, value] : {std::pair{"handshake_timeout", config.handshake_timeout},
+                                   std::pair{"frame_timeout", config.frame_timeout}}) {
+    if (value < kMinConnectionTimeout) {
+      return fail(Errc::invalid_request,
+                  "config key '" + std::string(key) + "' must be at least 10ms");
+    }
   }
   if (config.data_dir.empty()) {
     return fail(Errc::invalid_request, "config key 'data_dir' must not be empty");

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -11,6 +12,7 @@
 #include <boost/asio/write.hpp>
 #include <deque>
 #include <optional>
+#include <span>
 #include <unordered_map>
 
 #include "loft/protocol/codec.hpp"
@@ -32,6 +34,35 @@ std::shared_ptr<spdlog::logger> net_log() {
   return log;
 }
 
+// A connection over max_connections: ERROR too_many_connections (correlation id 0: nothing
+// was read), then, as after any fatal error, FIN and a short drain of what the client already
+// sent (its HELLO), so that the close does not reset the connection before the client has
+// read the ERROR. Owns the socket; bounded in time and bytes.
+asio::awaitable<void> refuse_connection(tcp::socket socket, std::string error_frame) {
+  constexpr auto kLingerTime = std::chrono::seconds(1);
+  constexpr std::size_t kLingerBytes = 64 << 10;
+  boost::system::error_code ignored;
+  auto [ec, n] = co_await asio::async_write(socket, asio::buffer(error_frame), kUseTuple);
+  if (!ec) {
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    asio::steady_timer deadline(socket.get_executor());
+    deadline.expires_after(kLingerTime);
+    // Runs with an error, touching nothing, if the drain ends first and destroys the timer.
+    deadline.async_wait([&socket](boost::system::error_code e) {
+      boost::system::error_code ignored_too;
+      if (!e) socket.cancel(ignored_too);
+    });
+    std::array<char, 4096> sink{};
+    for (std::size_t total = 0; total < kLingerBytes;) {
+      std::tie(ec, n) = co_await socket.async_read_some(asio::buffer(sink), kUseTuple);
+      if (ec) break;
+      total += n;
+    }
+    deadline.cancel();
+  }
+  socket.close(ignored);
+}
+
 }  // namespace
 
 // One client connection. Runs entirely on the server's single-threaded io_context: a reader
@@ -40,14 +71,18 @@ std::shared_ptr<spdlog::logger> net_log() {
 //
 // Bounds: the reader pauses while `inflight_` >= max_inflight_requests or while unsent reply
 // bytes exceed max_outgoing_bytes, so a client that floods requests or never reads its
-// replies is throttled by TCP instead of growing our memory.
+// replies is throttled by TCP instead of growing our memory. A watchdog timer closes the
+// session when HELLO does not complete within handshake_timeout, or a frame that has begun
+// does not complete within frame_timeout; between frames a session may idle for ever.
 class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
  public:
   Session(Server& server, tcp::socket socket)
       : server_(server),
         socket_(std::move(socket)),
         read_signal_(socket_.get_executor()),
-        write_signal_(socket_.get_executor()) {
+        write_signal_(socket_.get_executor()),
+        watchdog_(socket_.get_executor()),
+        accepted_at_(Clock::now()) {
     read_signal_.expires_at(asio::steady_timer::time_point::max());
     write_signal_.expires_at(asio::steady_timer::time_point::max());
     boost::system::error_code ec;
@@ -66,6 +101,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
     };
     asio::co_spawn(socket_.get_executor(), reader(shared_from_this()), on_done);
     asio::co_spawn(socket_.get_executor(), writer(shared_from_this()), on_done);
+    arm_watchdog();
   }
 
   // Graceful: no more requests are read; in-flight ones complete and are flushed.
@@ -106,24 +142,31 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
       net_log()->error("session reader failed peer={} error=\"{}\"", peer_, e.what());
       fatal(0, Error{Errc::internal_error, e.what()});
     }
+    // The watchdog cancelled the read: say why before closing. The correlation id is 0: the
+    // frame's header may not even be complete.
+    if (timed_out_) fatal(0, *timed_out_);
     reading_ = false;
     write_signal_.cancel();  // the writer may be waiting to learn that the reader is done
     (void)self;
   }
 
   tcp_awaitable read_loop() {
-    std::array<char, protocol::kHeaderSize> head{};
-    std::string body;
+    const auto paused = [this] {
+      return inflight_ >= server_.options_.max_inflight_requests ||
+             inflight_bytes_ >= server_.options_.max_inflight_bytes ||
+             outgoing_bytes_ > server_.options_.max_outgoing_bytes;
+    };
     while (reading_ && !closed_) {
-      while (reading_ && !closed_ &&
-             (inflight_ >= server_.options_.max_inflight_requests ||
-              inflight_bytes_ >= server_.options_.max_inflight_bytes ||
-              outgoing_bytes_ > server_.options_.max_outgoing_bytes)) {
-        co_await read_signal_.async_wait(kUseTuple);
+      if (paused()) {
+        // We are the ones waiting, not the client: a frame partly in the buffer must not run
+        // into frame_timeout meanwhile. Its clock starts again when reading resumes.
+        in_frame_ = false;
+        while (reading_ && !closed_ && paused()) co_await read_signal_.async_wait(kUseTuple);
+        if (in_begin_ < in_.size()) begin_frame();
       }
       if (!reading_ || closed_) break;
-      auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(head), kUseTuple);
-      if (ec) break;
+      if (!co_await fill(protocol::kHeaderSize)) break;
+      const std::span<const char> head(in_.data() + in_begin_, protocol::kHeaderSize);
       auto header = protocol::decode_header(head, server_.options_.limits.max_frame_size);
       if (!header) {
         // The length cannot be trusted, so the stream cannot be resynchronised: report with
@@ -131,10 +174,12 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
         fatal(protocol::peek_header(head).correlation_id, header.error());
         break;
       }
-      body.resize(header->length - (protocol::kHeaderSize - 4));
-      std::tie(ec, n) = co_await asio::async_read(socket_, asio::buffer(body), kUseTuple);
-      if (ec) break;
+      const std::size_t frame_size = std::size_t{header->length} + 4;
+      if (!co_await fill(frame_size)) break;
+      const std::span<const char> body(in_.data() + in_begin_ + protocol::kHeaderSize,
+                                       frame_size - protocol::kHeaderSize);
       auto frame_body = protocol::decode_body(*header, body);
+      consume(frame_size);
       if (!frame_body) {
         fatal(header->correlation_id, frame_body.error());
         break;
@@ -147,6 +192,37 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
       }
       dispatch(header->correlation_id, std::move(*frame_body));
     }
+  }
+
+  // Reads until at least `need` bytes are buffered; false on EOF or error. Reads in chunks of
+  // up to 64 KiB, so one syscall brings in thousands of tiny pipelined frames instead of two
+  // syscalls per frame. The bytes that arrive into an empty buffer start a frame.
+  asio::awaitable<bool> fill(std::size_t need) {
+    constexpr std::size_t kReadChunk = 64 << 10;
+    while (in_.size() - in_begin_ < need) {
+      if (in_begin_ > 0) {
+        in_.erase(0, in_begin_);  // only the start of one frame is left
+        in_begin_ = 0;
+      }
+      const std::size_t have = in_.size();
+      in_.resize(std::max(have + kReadChunk, need));
+      auto [ec, n] = co_await socket_.async_read_some(
+          asio::buffer(in_.data() + have, in_.size() - have), kUseTuple);
+      in_.resize(have + n);
+      if (ec) co_return false;
+      if (have == 0) begin_frame();
+    }
+    co_return true;
+  }
+
+  // Drops a decoded frame from the buffer. Bytes left over belong to the next frame, which
+  // has therefore begun.
+  void consume(std::size_t frame_size) {
+    in_begin_ += frame_size;
+    if (in_begin_ < in_.size()) return begin_frame();
+    in_.clear();
+    in_begin_ = 0;
+    in_frame_ = false;
   }
 
   tcp_awaitable writer(std::shared_ptr<Session> self) {
@@ -163,6 +239,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
     closed_ = true;
     reading_ = false;
     read_signal_.cancel();
+    watchdog_.cancel();
     // Its subscriptions end: what was in flight to them goes to the group's other consumers.
     server_.groups_->drop_subscriber(this, Server::now());
     server_.arm_groups_timer();
@@ -227,15 +304,76 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
     deadline.cancel();
   }
 
+  using Clock = std::chrono::steady_clock;
+
+  void begin_frame() {
+    in_frame_ = true;
+    frame_started_at_ = Clock::now();
+    arm_watchdog();
+  }
+
+  // When the watchdog must look next: the handshake deadline until HELLO completes, then the
+  // deadline of the frame being read, if any.
+  std::optional<Clock::time_point> watchdog_due() const {
+    if (!handshaken_) return accepted_at_ + server_.options_.handshake_timeout;
+    if (in_frame_) return frame_started_at_ + server_.options_.frame_timeout;
+    return std::nullopt;
+  }
+
+  // At most one wait is pending, and a frame that starts while one is pending does not re-arm
+  // it: the timer is touched about once per timeout, not once per frame. A wait due later than
+  // the frame's own deadline (the handshake deadline) only makes that one frame's check late.
+  void arm_watchdog() {
+    if (watchdog_armed_ || closed_ || !reading_) return;
+    const auto due = watchdog_due();
+    if (!due) return;
+    watchdog_armed_ = true;
+    watchdog_.expires_at(*due);
+    watchdog_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      self->watchdog_armed_ = false;
+      if (!ec) self->on_watchdog();
+    });
+  }
+
+  void on_watchdog() {
+    if (closed_ || !reading_ || timed_out_) return;
+    const auto now = Clock::now();
+    const auto due = watchdog_due();
+    if (!due) return;
+    if (now < *due) return arm_watchdog();  // a newer frame began since the wait was set
+    // Bytes waiting in the kernel mean the client is sending and we are behind (a busy or
+    // starved io thread): not a stall. Give the frame another period.
+    boost::system::error_code ec;
+    if (in_frame_ && socket_.available(ec) > 0 && !ec) {
+      frame_started_at_ = now;
+      return arm_watchdog();
+    }
+    const auto& o = server_.options_;
+    timed_out_ =
+        !handshaken_
+            ? Error{Errc::handshake_timeout, "no HELLO within handshake_timeout " +
+                                                 std::to_string(o.handshake_timeout.count()) + "ms"}
+            : Error{Errc::frame_timeout, "frame not complete within frame_timeout " +
+                                             std::to_string(o.frame_timeout.count()) + "ms"};
+    // Ends the pending read (and a pending write: a client that stalls a frame and does not
+    // read either gets no ERROR); the reader then reports timed_out_.
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+  }
+
   // Nothing more will be sent: the reader is done and every request has been answered.
   bool finished() const { return !reading_ && inflight_ == 0 && !pending_fatal_; }
 
   void send(std::uint32_t correlation_id, protocol::Body body) {
     if (closed_) return;
-    std::string bytes;
-    protocol::encode(protocol::Frame{correlation_id, std::move(body)}, bytes);
-    outgoing_bytes_ += bytes.size();
-    outgoing_.push_back(std::move(bytes));
+    // Small frames share a buffer: a client that pipelines a million PINGs and reads nothing
+    // then costs about its reply bytes (what max_send_queue counts), not a string per reply.
+    constexpr std::size_t kShareBelow = 64 << 10;
+    if (outgoing_.empty() || outgoing_.back().size() >= kShareBelow) outgoing_.emplace_back();
+    auto& out = outgoing_.back();
+    const std::size_t before = out.size();
+    protocol::encode(protocol::Frame{correlation_id, std::move(body)}, out);
+    outgoing_bytes_ += out.size() - before;
     write_signal_.cancel();
   }
 
@@ -457,6 +595,14 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   tcp::socket socket_;
   asio::steady_timer read_signal_;   // cancelled when the reader may be able to go on
   asio::steady_timer write_signal_;  // cancelled when there is something to write
+  asio::steady_timer watchdog_;      // handshake and frame deadlines
+  bool watchdog_armed_ = false;
+  Clock::time_point accepted_at_;
+  Clock::time_point frame_started_at_{};
+  bool in_frame_ = false;           // a frame's first byte has arrived, not yet its last
+  std::optional<Error> timed_out_;  // why the watchdog ended the reading
+  std::string in_;                  // read from the socket: [in_begin_, size) not yet decoded
+  std::size_t in_begin_ = 0;
   std::deque<std::string> outgoing_;
   std::size_t outgoing_bytes_ = 0;
   std::uint32_t inflight_ = 0;
@@ -547,6 +693,16 @@ void Server::start_accept() {
       return;
     }
     if (stopping_) return;
+    if (sessions_.size() >= options_.max_connections) {
+      refuse(std::move(socket));
+      start_accept();
+      return;
+    }
+    if (refused_unlogged_ > 0) {
+      net_log()->info("accepting connections again sessions={} refused={} refused_total={}",
+                      sessions_.size(), refused_unlogged_, refused_total_);
+      refused_unlogged_ = 0;
+    }
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(*this, std::move(socket));
@@ -554,6 +710,40 @@ void Server::start_accept() {
     session->start();
     start_accept();
   });
+}
+
+void Server::refuse(tcp::socket socket) {
+  constexpr auto kRefusalLogInterval = std::chrono::seconds(10);
+  // Each refusal in progress holds a socket for up to a second; beyond this many, close at once.
+  constexpr std::size_t kMaxRefusing = 256;
+  ++refused_total_;
+  ++refused_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (refusal_logged_at_ == std::chrono::steady_clock::time_point{} ||
+      now - refusal_logged_at_ >= kRefusalLogInterval) {
+    boost::system::error_code ec;
+    const auto peer = socket.remote_endpoint(ec);
+    net_log()->warn(
+        "connection refused peer={} reason=max_connections max_connections={} refused={} "
+        "refused_total={}",
+        ec ? std::string("?") : peer.address().to_string() + ":" + std::to_string(peer.port()),
+        options_.max_connections, refused_unlogged_, refused_total_);
+    refused_unlogged_ = 0;
+    refusal_logged_at_ = now;
+  }
+  if (refusing_ >= kMaxRefusing) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  const Error error{
+      Errc::too_many_connections,
+      "max_connections " + std::to_string(options_.max_connections) + " reached; try again later"};
+  std::string frame;
+  protocol::encode(protocol::Frame{0, protocol::ErrorReply{error.code, error.to_string()}}, frame);
+  ++refusing_;
+  asio::co_spawn(io_, refuse_connection(std::move(socket), std::move(frame)),
+                 [this](const std::exception_ptr&) { --refusing_; });
 }
 
 void Server::on_session_closed(Session* session) {

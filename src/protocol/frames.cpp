@@ -105,6 +105,9 @@ bool is_fatal(Errc code) noexcept {
     case Errc::unsupported_version:
     case Errc::handshake_required:
     case Errc::unknown_frame_type:
+    case Errc::too_many_connections:
+    case Errc::handshake_timeout:
+    case Errc::frame_timeout:
       return true;
     default:
       return false;

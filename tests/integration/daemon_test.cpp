@@ -8,7 +8,6 @@
 #include <future>
 #include <thread>
 
-#include "loft/protocol/codec.hpp"
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -173,71 +172,7 @@ TEST(Daemon, AutoCreateTopicsCreatesOnFirstPublish) {
   EXPECT_EQ(c->describe_topic("fresh")->messages, 1u);
 }
 
-TEST(Daemon, OversizedFrameIsRefusedAndClosesOnlyThatConnection) {
-  TestDaemon d(
-      "max_frame_size = \"64KiB\"\nmax_message_size = \"16KiB\"\nmax_headers_size = \"4KiB\"\n");
-  d.start();
-  auto bad = d.client("bad");
-  auto good = d.client("good");
-  ASSERT_TRUE(good->create_topic("t"));
-  EXPECT_EQ(bad->server().limits.max_frame_size, 64u * 1024);
-
-  // A header that announces a 4 GiB frame: refused before any body is read.
-  std::string header(protocol::kHeaderSize, '\0');
-  const std::uint32_t length = 0xFFFFFFFFu;
-  const std::uint32_t cid = 0x80000001u;
-  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((length >> (8 * i)) & 0xFF);
-  header[4] = 0x06;  // publish
-  for (int i = 0; i < 4; ++i) header[8 + i] = static_cast<char>((cid >> (8 * i)) & 0xFF);
-  auto reply = bad->raw_request(header, cid);
-  ASSERT_FALSE(reply);
-  EXPECT_EQ(reply.error().code, Errc::frame_too_large);
-  EXPECT_TRUE(eventually([&] { return !bad->connected(); }));
-  auto after = bad->ping();
-  ASSERT_FALSE(after);
-
-  // A well-formed publish that is just over the frame limit, also refused.
-  auto bad2 = d.client("bad2");
-  Message big;
-  big.payload.assign(70 * 1024, 'x');
-  auto r = bad2->publish("t", big);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, Errc::frame_too_large);
-
-  // Everyone else is served as before.
-  auto ok = good->publish("t", make_message(1));
-  ASSERT_TRUE(ok) << ok.error().to_string();
-  EXPECT_EQ(ok->offset, 0u);
-  EXPECT_TRUE(d.client("another")->ping());
-}
-
-TEST(Daemon, MessageOverTheLimitIsRefusedAndTheConnectionStaysOpen) {
-  TestDaemon d(
-      "max_message_size = \"1KiB\"\nmax_id_size = 8\nmax_frame_size = \"64KiB\"\n"
-      "max_headers_size = \"1KiB\"\n");
-  d.start();
-  auto c = d.client();
-  ASSERT_TRUE(c->create_topic("t"));
-  Message at_limit;
-  at_limit.payload.assign(1024, 'a');
-  ASSERT_TRUE(c->publish("t", at_limit));
-  Message over = at_limit;
-  over.payload.push_back('b');
-  auto r = c->publish("t", std::vector<Message>{make_message(1), over});
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, Errc::message_too_large);
-  Message long_id;
-  long_id.id = "123456789";
-  EXPECT_EQ(c->publish("t", long_id).error().code, Errc::id_too_large);
-  // So many empty messages that their PUBLISH_OK (11 bytes each) would not fit in a frame.
-  auto many = c->publish("t", std::vector<Message>(6000, Message{}));
-  ASSERT_FALSE(many);
-  EXPECT_EQ(many.error().code, Errc::invalid_request);
-  EXPECT_THAT(many.error().detail, HasSubstr("fit in the reply"));
-  // Nothing of the refused batches was stored.
-  EXPECT_EQ(c->describe_topic("t")->messages, 1u);
-  EXPECT_TRUE(c->ping());
-}
+// Broken frames and limits: hostile_test.cpp.
 
 TEST(Daemon, ConcurrentProducersGetDistinctGaplessOffsets) {
   TestDaemon d;

@@ -249,6 +249,15 @@ void TestDaemon::kill9() {
   pid_ = -1;
 }
 
+std::uint64_t TestDaemon::peak_rss_kib() const {
+  if (pid_ <= 0) return 0;
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));  // "VmHWM:  1234 kB"
+  }
+  return 0;
+}
+
 std::string TestDaemon::log() const {
   std::ifstream in(log_path_);
   std::stringstream ss;

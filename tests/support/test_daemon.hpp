@@ -71,6 +71,9 @@ class TestDaemon {
   void kill9();
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
+  // The daemon's peak resident memory so far (VmHWM in /proc/<pid>/status), in KiB; 0 when it
+  // is not running or the kernel does not report it.
+  std::uint64_t peak_rss_kib() const;
 
   std::uint16_t port() const { return port_; }
   // The HTTP endpoint's port (--http-listen 127.0.0.1:0 unless extra_args give

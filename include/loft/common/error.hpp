@@ -36,6 +36,10 @@ enum class Errc : std::uint16_t {
   storage_error = 20,
   shutting_down = 21,
   internal_error = 22,
+  // Connection limits (the server closes the connection after sending them).
+  too_many_connections = 30,
+  handshake_timeout = 31,
+  frame_timeout = 32,
   storage_full = 35,  // the disk is full: nothing of the request was stored; retry later
   // Client-side only (never sent on the wire).
   connection_error = 100,

@@ -25,6 +25,13 @@ struct Config {
   // connection gets no new deliveries and its requests are not read until it drains.
   std::uint32_t max_send_queue = 64 * 1024 * 1024;
   std::chrono::microseconds shutdown_timeout = std::chrono::seconds(10);
+  // Open client connections; one more is sent ERROR too_many_connections and closed.
+  std::uint32_t max_connections = 4096;
+  // From accept to a completed HELLO; a connection that takes longer is closed.
+  std::chrono::microseconds handshake_timeout = std::chrono::seconds(10);
+  // From the first byte of a frame to its last; a connection idle between frames is never
+  // closed for it (consumers may wait for messages for hours).
+  std::chrono::microseconds frame_timeout = std::chrono::seconds(30);
   // HOST:PORT of the HTTP endpoint (metrics, health, /v1 API); "" or "off" turns it off.
   std::string http_listen = "127.0.0.1:7451";
 

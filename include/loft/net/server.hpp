@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -32,6 +33,13 @@ struct ServerOptions {
   // Reading from a connection pauses while its unsent replies exceed this many bytes.
   std::size_t max_outgoing_bytes = 64 << 20;
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // Open sessions; a connection accepted beyond it gets ERROR too_many_connections, is closed.
+  std::size_t max_connections = 4096;
+  // From accept to a completed HELLO (ERROR handshake_timeout, then close).
+  std::chrono::milliseconds handshake_timeout{10'000};
+  // From the first byte of a frame to its last (ERROR frame_timeout, then close). Time between
+  // frames is not limited: an idle consumer is a normal client.
+  std::chrono::milliseconds frame_timeout{30'000};
   std::string server_name = "loftd";
   broker::GroupDefaults groups;
 };
@@ -48,10 +56,9 @@ class Server {
   void stop(std::function<void()> on_stopped);
 
   std::size_t session_count() const { return sessions_.size(); }
-  // Connections turned away by a connection limit since start. Io thread only, like every
-  // member: the HTTP endpoint runs on the same io_context and reads it there.
-  std::uint64_t connections_refused() const { return connections_refused_; }
-  void count_refused_connection() { ++connections_refused_; }
+  // Connections refused because max_connections sessions were open, since start. Io thread
+  // only, like every member: the HTTP endpoint runs on the same io_context and reads it there.
+  std::uint64_t refused_connections() const { return refused_total_; }
   // The consumer groups, for read-only monitoring on the io thread.
   const broker::Groups& groups() const { return *groups_; }
 
@@ -59,6 +66,7 @@ class Server {
   friend class Session;
   void start_accept();
   void on_session_closed(Session* session);
+  void refuse(boost::asio::ip::tcp::socket socket);
   void maybe_stopped();
   // Re-arms the groups timer at the groups' next deadline (after every groups call).
   void arm_groups_timer();
@@ -76,7 +84,12 @@ class Server {
   boost::asio::steady_timer groups_timer_;
   boost::asio::steady_timer accept_retry_;
   std::optional<delivery::TimePoint> groups_timer_at_;
-  std::uint64_t connections_refused_ = 0;
+  // Refusals: counted, logged at most once per kRefusalLogInterval (a flood must not flood the
+  // log), and at most kMaxRefusing of them hold a socket at a time.
+  std::uint64_t refused_total_ = 0;
+  std::uint64_t refused_unlogged_ = 0;
+  std::chrono::steady_clock::time_point refusal_logged_at_{};
+  std::size_t refusing_ = 0;
 };
 
 }  // namespace loft::net

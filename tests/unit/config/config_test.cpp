@@ -20,14 +20,24 @@ namespace loft::config {
 namespace {
 
 // Every key, as the file and apply_override spell it.
-constexpr std::array<std::string_view, 15> kAllKeys{
-    "listen",           "max_inflight_requests",
-    "max_send_queue",   "shutdown_timeout",
-    "http_listen",      "data_dir",
-    "durability",       "auto_create_topics",
-    "max_frame_size",   "max_message_size",
-    "max_id_size",      "max_key_size",
-    "max_headers_size", "log_level",
+constexpr std::array<std::string_view, 18> kAllKeys{
+    "listen",
+    "max_inflight_requests",
+    "max_send_queue",
+    "shutdown_timeout",
+    "max_connections",
+    "handshake_timeout",
+    "frame_timeout",
+    "http_listen",
+    "data_dir",
+    "durability",
+    "auto_create_topics",
+    "max_frame_size",
+    "max_message_size",
+    "max_id_size",
+    "max_key_size",
+    "max_headers_size",
+    "log_level",
     "log_pattern",
 };
 
@@ -37,6 +47,9 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.max_inflight_requests, b.max_inflight_requests);
   EXPECT_EQ(a.max_send_queue, b.max_send_queue);
   EXPECT_EQ(a.shutdown_timeout, b.shutdown_timeout);
+  EXPECT_EQ(a.max_connections, b.max_connections);
+  EXPECT_EQ(a.handshake_timeout, b.handshake_timeout);
+  EXPECT_EQ(a.frame_timeout, b.frame_timeout);
   EXPECT_EQ(a.http_listen, b.http_listen);
   EXPECT_EQ(a.data_dir, b.data_dir);
   EXPECT_EQ(a.durability, b.durability);
@@ -75,6 +88,9 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.listen, "127.0.0.1:7450");
   EXPECT_EQ(c.max_inflight_requests, 1024u);
   EXPECT_EQ(c.shutdown_timeout, 10s);
+  EXPECT_EQ(c.max_connections, 4096u);
+  EXPECT_EQ(c.handshake_timeout, 10s);
+  EXPECT_EQ(c.frame_timeout, 30s);
   EXPECT_EQ(c.data_dir, "./loft-data");
   EXPECT_EQ(c.durability, Durability::fsync);
   EXPECT_FALSE(c.auto_create_topics);
@@ -99,6 +115,9 @@ TEST(ParseConfig, ReadsEveryKey) {
 listen = "[::1]:9000"
 max_inflight_requests = 7
 shutdown_timeout = "1500ms"
+max_connections = 50
+handshake_timeout = "2s"
+frame_timeout = "250ms"
 data_dir = "/var/lib/loft"
 durability = "os"
 auto_create_topics = true
@@ -114,6 +133,9 @@ log_pattern = "%v"
   EXPECT_EQ(c->listen, "[::1]:9000");
   EXPECT_EQ(c->max_inflight_requests, 7u);
   EXPECT_EQ(c->shutdown_timeout, 1500ms);
+  EXPECT_EQ(c->max_connections, 50u);
+  EXPECT_EQ(c->handshake_timeout, 2s);
+  EXPECT_EQ(c->frame_timeout, 250ms);
   EXPECT_EQ(c->data_dir, "/var/lib/loft");
   EXPECT_EQ(c->durability, Durability::os);
   EXPECT_TRUE(c->auto_create_topics);
@@ -296,10 +318,13 @@ TEST(ApplyOverride, OverridesWinOverTheFile) {
 
 TEST(ApplyOverride, TakesTheCommandLineFormOfEveryKey) {
   Config c;
-  const std::array<std::pair<std::string_view, std::string_view>, 14> overrides{{
+  const std::array<std::pair<std::string_view, std::string_view>, 17> overrides{{
       {"listen", "localhost:0"},
       {"max_inflight_requests", "16"},
       {"shutdown_timeout", "2m"},
+      {"max_connections", "200"},
+      {"handshake_timeout", "300ms"},
+      {"frame_timeout", "1s"},
       {"http_listen", "127.0.0.1:0"},
       {"data_dir", "/tmp/x"},
       {"durability", "os"},
@@ -319,6 +344,9 @@ TEST(ApplyOverride, TakesTheCommandLineFormOfEveryKey) {
   EXPECT_EQ(c.listen, "localhost:0");
   EXPECT_EQ(c.max_inflight_requests, 16u);
   EXPECT_EQ(c.shutdown_timeout, 2min);
+  EXPECT_EQ(c.max_connections, 200u);
+  EXPECT_EQ(c.handshake_timeout, 300ms);
+  EXPECT_EQ(c.frame_timeout, 1s);
   EXPECT_EQ(c.http_listen, "127.0.0.1:0");
   EXPECT_EQ(c.data_dir, "/tmp/x");
   EXPECT_EQ(c.durability, Durability::os);
@@ -351,6 +379,20 @@ TEST(ApplyOverride, SameValidationAndMessagesAsTheFile) {
   EXPECT_THAT(override_error("max_frame_size", "12 furlongs"), HasSubstr("'max_frame_size'"));
   EXPECT_THAT(override_error("listen", "127.0.0.1:70000"), HasSubstr("'listen'"));
   EXPECT_THAT(override_error("shutdown_timeout", "10"), HasSubstr("'shutdown_timeout'"));
+}
+
+TEST(ApplyOverride, ConnectionLimitsRejectZero) {
+  EXPECT_THAT(override_error("max_connections", "0"), HasSubstr("'max_connections'"));
+  EXPECT_THAT(override_error("handshake_timeout", "0s"),
+              AllOf(HasSubstr("'handshake_timeout'"), HasSubstr("at least \"10ms\"")));
+  EXPECT_THAT(override_error("frame_timeout", "9ms"),
+              AllOf(HasSubstr("'frame_timeout'"), HasSubstr("got \"9ms\"")));
+  Config c;
+  EXPECT_TRUE(apply_override(c, "frame_timeout", "10ms").has_value());
+  c.frame_timeout = 0ms;
+  const auto r = validate(c);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().detail, HasSubstr("'frame_timeout' must be at least 10ms"));
 }
 
 TEST(ApplyOverride, FailureLeavesTheConfigUnchanged) {

@@ -81,10 +81,10 @@ TEST(Codec, TypeOfMatchesEncodedType) {
   EXPECT_EQ(type_of(Body{Pong{}}), FrameType::pong);
 }
 
-TEST(Codec, IsFatalForCodesOneToFive) {
+TEST(Codec, IsFatalForFrameErrorsAndConnectionLimits) {
   for (std::uint16_t v = 0; v < 200; ++v) {
     const auto code = static_cast<Errc>(v);
-    EXPECT_EQ(is_fatal(code), v >= 1 && v <= 5) << v;
+    EXPECT_EQ(is_fatal(code), (v >= 1 && v <= 5) || (v >= 30 && v <= 32)) << v;
   }
 }
 
