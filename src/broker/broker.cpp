@@ -457,23 +457,29 @@ void Broker::commit(std::vector<Request>& batch) {
       }
       // First the store lookups (the only step that can fail), so a failed lookup fails the
       // request before any of its messages is in the batch. Ids stored earlier in this commit
-      // need none.
+      // need none. One batched lookup for the whole request: one Get per id was most of the
+      // writer's CPU with ids (docs/performance.md).
       std::vector<std::optional<storage::DedupEntry>> stored(p.messages.size());
-      std::optional<Error> lookup_error;
-      for (std::size_t i = 0; i < p.messages.size() && !lookup_error; ++i) {
+      std::vector<std::size_t> lookup_at;  // index in p.messages of each id in lookup_ids
+      std::vector<std::string_view> lookup_ids;
+      for (std::size_t i = 0; i < p.messages.size(); ++i) {
         const auto& id = p.messages[i].id;
         if (id.empty() || created || pending_ids.contains({slot->id.value, id})) continue;
-        auto found = store_->find_dedup(slot->id, id);
-        if (!found) {
-          lookup_error = found.error();
-        } else if (*found &&
-                   !storage::dedup_expired((*found)->timestamp_ms, slot->dedup_window_ms, now)) {
-          stored[i] = **found;
-        }
+        lookup_at.push_back(i);
+        lookup_ids.push_back(id);
       }
-      if (lookup_error) {
-        outcomes.emplace_back(std::move(*lookup_error));
-        continue;
+      if (!lookup_ids.empty()) {
+        auto found = store_->find_dedups(slot->id, lookup_ids);
+        if (!found) {
+          outcomes.emplace_back(std::move(found.error()));
+          continue;
+        }
+        for (std::size_t k = 0; k < lookup_at.size(); ++k) {
+          const auto& entry = (*found)[k];
+          if (entry && !storage::dedup_expired(entry->timestamp_ms, slot->dedup_window_ms, now)) {
+            stored[lookup_at[k]] = *entry;
+          }
+        }
       }
       dirty.insert(p.topic);
       Appended appended{p.topic, {}, created};

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -75,6 +76,18 @@ class MemoryStore final : public Store {
     const auto it = dedup_.find(DedupKey{topic, std::string(id)});
     if (it == dedup_.end()) return std::optional<DedupEntry>{};
     return std::optional<DedupEntry>{it->second};
+  }
+
+  Result<std::vector<std::optional<DedupEntry>>> find_dedups(
+      TopicId topic, std::span<const std::string_view> ids) const override {
+    std::shared_lock lock{mutex_};
+    std::vector<std::optional<DedupEntry>> out;
+    out.reserve(ids.size());
+    for (const auto id : ids) {
+      const auto it = dedup_.find(DedupKey{topic, std::string(id)});
+      out.push_back(it == dedup_.end() ? std::nullopt : std::optional<DedupEntry>{it->second});
+    }
+    return out;
   }
 
   Result<void> reclaim(TopicId /*dropped*/) override { return {}; }

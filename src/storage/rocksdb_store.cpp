@@ -367,6 +367,39 @@ class RocksDbStore final : public Store {
     return std::optional<DedupEntry>{*entry};
   }
 
+  Result<std::vector<std::optional<DedupEntry>>> find_dedups(
+      TopicId topic, std::span<const std::string_view> ids) const override {
+    std::vector<std::string> keys;
+    keys.reserve(ids.size());
+    for (const auto id : ids) keys.push_back(enc::dedup_key(topic, id));
+    // MultiGet walks the memtables and each SST file once for keys given in comparator order
+    // (bytewise here, as std::string compares); sorting the slices ourselves lets it skip its
+    // own copy and sort. Equal keys are fine: each gets its own result.
+    std::vector<rocksdb::Slice> sorted(keys.begin(), keys.end());
+    std::vector<std::size_t> order(keys.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
+    for (std::size_t i = 0; i < order.size(); ++i) sorted[i] = keys[order[i]];
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(rocksdb::ReadOptions{}, dedup_, sorted.size(), sorted.data(), values.data(),
+                  statuses.data(), /*sorted_input=*/true);
+    std::vector<std::optional<DedupEntry>> out(ids.size());
+    // Only built on a failure: a found id is the common case of a retried publish.
+    const auto what = [&] {
+      return "find dedup entries of topic " + std::to_string(topic.value) + " in " + dir_;
+    };
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      if (statuses[i].IsNotFound()) continue;
+      if (!statuses[i].ok()) return tl::unexpected(check(statuses[i], what()).error());
+      auto entry = enc::decode_dedup(values[i].ToStringView());
+      if (!entry) return fail(Errc::storage_error, what() + ": corrupt dedup entry");
+      out[order[i]] = *entry;
+    }
+    return out;
+  }
+
   Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                           ReadLimits limits) const override {
     std::vector<StoredMessage> out;

@@ -15,6 +15,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -726,6 +727,39 @@ TYPED_TEST(StoreContract, DropTopicDropsItsDedupEntriesButNotOtherTopics) {
     EXPECT_FALSE(dedup_of(this->store(), 0xFFFF'FFFF, "x"));
     EXPECT_FALSE(dedup_of(this->store(), 0xFFFF'FFFF, "before"));
     EXPECT_TRUE(dedup_of(this->store(), 0xFFFF'FFFF, "after"));
+    ASSERT_TRUE(this->reopen());
+  }
+}
+
+TYPED_TEST(StoreContract, FindDedupsAnswersEveryIdInTheOrderAsked) {
+  using namespace std::string_literals;
+  // "b" and "\xFF" in SST files, "a" and a newer "b" in the memtable (the newer one must win),
+  // "c" in another topic only.
+  WriteBatch first{{PutTopic{topic(1, "one")}, PutTopic{topic(2, "two")}}};
+  first.ops.emplace_back(PutDedup{TopicId{1}, "b", Offset{1}, 10, 11});
+  first.ops.emplace_back(PutDedup{TopicId{1}, "\xFF"s, Offset{2}, 20, 21});
+  first.ops.emplace_back(PutDedup{TopicId{2}, "c", Offset{3}, 30, 31});
+  ASSERT_TRUE(ok(this->store().write(first, Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().flush()));
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{PutDedup{TopicId{1}, "a", Offset{4}, 40, 41},
+                                                 PutDedup{TopicId{1}, "b", Offset{5}, 50, 51}}},
+                                     Durability::fsync)));
+  const DedupEntry a{Offset{4}, 40, 41};
+  const DedupEntry b{Offset{5}, 50, 51};
+  const DedupEntry ff{Offset{2}, 20, 21};
+  // Unsorted, with a repeat, a miss, another topic's id and a prefix of a stored id.
+  const std::vector<std::string_view> ids{"\xFF", "b", "zz", "a", "c", "b", ""};
+  for (int round = 0; round < 2; ++round) {
+    const auto found = this->store().find_dedups(TopicId{1}, ids);
+    ASSERT_TRUE(ok(found));
+    EXPECT_THAT(*found, ElementsAre(ff, b, std::nullopt, a, std::nullopt, b, std::nullopt));
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      EXPECT_EQ((*found)[i], dedup_of(this->store(), 1, ids[i])) << "same as find_dedup: " << i;
+    }
+    EXPECT_THAT(this->store().find_dedups(TopicId{2}, ids).value(),
+                ElementsAre(std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                            DedupEntry{Offset{3}, 30, 31}, std::nullopt, std::nullopt));
+    EXPECT_THAT(this->store().find_dedups(TopicId{1}, {}).value(), IsEmpty());
     ASSERT_TRUE(this->reopen());
   }
 }

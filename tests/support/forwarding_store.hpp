@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -34,6 +35,10 @@ class ForwardingStore : public storage::Store {
   Result<std::optional<storage::DedupEntry>> find_dedup(TopicId topic,
                                                         std::string_view id) const override {
     return inner_->find_dedup(topic, id);
+  }
+  Result<std::vector<std::optional<storage::DedupEntry>>> find_dedups(
+      TopicId topic, std::span<const std::string_view> ids) const override {
+    return inner_->find_dedups(topic, ids);
   }
   Result<void> reclaim(TopicId dropped) override { return inner_->reclaim(dropped); }
   Result<void> flush() override { return inner_->flush(); }

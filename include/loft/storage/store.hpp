@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -170,6 +171,13 @@ class Store {
   // expired entry may or may not still be returned).
   virtual Result<std::optional<DedupEntry>> find_dedup(TopicId topic,
                                                        std::string_view id) const = 0;
+
+  // find_dedup for several ids of one topic at once: element i is the entry of ids[i]. An id
+  // may appear more than once. The broker's writer looks up all ids of a publish with one call,
+  // so the RocksDB store can do one batched MultiGet instead of one Get per id (which cost most
+  // of the writer's CPU with ids: docs/performance.md). Fails as a whole if any lookup fails.
+  virtual Result<std::vector<std::optional<DedupEntry>>> find_dedups(
+      TopicId topic, std::span<const std::string_view> ids) const = 0;
 
   // Gives the disk space of dropped topics back (may run a compaction). Safe to skip.
   virtual Result<void> reclaim(TopicId dropped) = 0;

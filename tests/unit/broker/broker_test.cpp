@@ -9,6 +9,11 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "support/faulty_store.hpp"
 #include "support/forwarding_store.hpp"
@@ -447,6 +452,60 @@ TEST(BrokerDedup, IdsAreKnownAfterTheBrokerReopens) {
   EXPECT_EQ(b->describe_topic("t")->dedup_window_ms, 60'000u);
   EXPECT_THAT(publish(*b, "t", {with_id("b", "y"), with_id("c", "z")})->results,
               ElementsAre(duplicate_of(1), appended_at(2)));
+}
+
+// Records every batched dedup lookup, and fails them while armed.
+class LookupStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<std::vector<std::optional<storage::DedupEntry>>> find_dedups(
+      TopicId topic, std::span<const std::string_view> ids) const override {
+    std::lock_guard lock(mutex_);
+    asked_.emplace_back(ids.begin(), ids.end());
+    if (fail_) return fail(Errc::storage_error, "injected lookup failure");
+    return ForwardingStore::find_dedups(topic, ids);
+  }
+  void set_failing(bool on) {
+    std::lock_guard lock(mutex_);
+    fail_ = on;
+  }
+  std::vector<std::vector<std::string>> asked() const {
+    std::lock_guard lock(mutex_);
+    return asked_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::vector<std::vector<std::string>> asked_;
+  bool fail_ = false;
+};
+
+TEST(BrokerDedup, OnePublishAsksTheStoreOnceAndAFailedLookupFailsOnlyThatPublish) {
+  auto lookups = std::make_unique<LookupStore>(storage::make_memory_store());
+  auto* l = lookups.get();
+  auto b = open_broker(std::move(lookups), test_options());
+  ASSERT_TRUE(create(*b, "t"));
+  ASSERT_TRUE(publish(*b, "t", {with_id("a", "x"), with_id("b", "y")}));
+  // Every id of the request in one call, in request order, repeats included; none for the
+  // message without an id.
+  EXPECT_THAT(publish(*b, "t",
+                      {with_id("b", "y"), with_id("c", "z"), with_id("c", "z"), msg("-"),
+                       with_id("a", "x")})
+                  ->results,
+              ElementsAre(duplicate_of(1), appended_at(2), duplicate_of(2), appended_at(3),
+                          duplicate_of(0)));
+  using Ids = std::vector<std::string>;
+  EXPECT_THAT(l->asked(), ElementsAre(Ids{"a", "b"}, Ids{"b", "c", "c", "a"}));
+  EXPECT_EQ(publish(*b, "t", {msg("no id, no lookup")})->results.front(), appended_at(4));
+  EXPECT_EQ(l->asked().size(), 2u);
+
+  l->set_failing(true);
+  const auto failed = publish(*b, "t", {msg("lost"), with_id("d", "w")});
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Errc::storage_error);
+  EXPECT_EQ(b->describe_topic("t")->next_offset, Offset{5}) << "nothing of it was appended";
+  l->set_failing(false);
+  EXPECT_THAT(publish(*b, "t", {with_id("d", "w")})->results, ElementsAre(appended_at(5)));
 }
 
 TEST(BrokerDedup, IdsArePerTopicAndForgottenWithTheTopic) {
