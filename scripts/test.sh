@@ -31,7 +31,8 @@ if [[ " $stages " == *" 2 "* ]]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_TSAN=ON >/dev/null
   cmake --build "$build" --target loftd loft "${tsan_tests[@]}"
   regex="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
-  TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} LOFT_CRASH_ROUNDS=5 \
+  tsan_options="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
+  TSAN_OPTIONS=${TSAN_OPTIONS:-$tsan_options} LOFT_CRASH_ROUNDS=5 \
     ctest --test-dir "$build" --output-on-failure -j2 -R "$regex"
 fi
 
