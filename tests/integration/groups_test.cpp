@@ -511,6 +511,11 @@ TEST(Groups, AConsumerThatStopsReadingDoesNotStallAnotherGroupOrTheBroker) {
   EXPECT_LT(slow_info->in_flight, static_cast<std::uint64_t>(kMessages));
   EXPECT_GT(slow_info->lag, 0u);
   EXPECT_TRUE(producer->ping());
+  // Memory stays bounded while a consumer does not read: the bound of docs/protocol.md §9
+  // (the one tests/integration/hostile_test.cpp asserts), under ASan.
+  const auto peak_kib = d.peak_rss_kib();
+  ASSERT_GT(peak_kib, 0u);
+  EXPECT_LE(peak_kib, 640u * 1024) << "loftd peak RSS (VmHWM) in KiB";
 }
 
 TEST(Groups, LargeAndEmptyPayloadsRoundTrip) {
