@@ -121,6 +121,9 @@ int run(int argc, char** argv) {
                                   ? storage::Durability::fsync
                                   : storage::Durability::os;
   broker_options.auto_create_topics = cfg.auto_create_topics;
+  broker_options.default_retention = {static_cast<std::uint64_t>(cfg.retention_max_age.count()),
+                                      cfg.retention_max_bytes, cfg.retention_max_messages};
+  broker_options.retention_interval = cfg.retention_check_interval;
   auto broker = or_die(broker::Broker::open(std::move(store), broker_options));
 
   net::ServerOptions server_options;
