@@ -223,7 +223,18 @@ Result<void> Broker::run_backup(const std::filesystem::path& dir) {
     return fail(Errc::backup_failed, "the parent of backup directory '" + dir.string() +
                                          "' is not an existing directory");
   }
-  if (auto r = store_->checkpoint(dir); !r) return fail(Errc::backup_failed, r.error().detail);
+  if (options_.backup_subdir.empty()) {
+    if (auto r = store_->checkpoint(dir); !r) return fail(Errc::backup_failed, r.error().detail);
+    return {};
+  }
+  if (!std::filesystem::create_directory(dir, ec) || ec) {
+    return fail(Errc::backup_failed,
+                "cannot create backup directory '" + dir.string() + "': " + ec.message());
+  }
+  if (auto r = store_->checkpoint(dir / options_.backup_subdir); !r) {
+    std::filesystem::remove_all(dir, ec);  // ours, and incomplete: do not leave it behind
+    return fail(Errc::backup_failed, r.error().detail);
+  }
   return {};
 }
 

@@ -118,7 +118,8 @@ TEST_F(Retention, MaxMessagesKeepsTheNewestAndTheDiskSpaceComesBack) {
   }
   client_.reset();
   ASSERT_EQ(daemon_.stop(), 0);
-  const auto before = sst_bytes(daemon_.data_dir());
+  const auto store_dir = daemon_.data_dir() / "rocksdb";
+  const auto before = sst_bytes(store_dir);
   ASSERT_GT(before, std::uintmax_t{15} << 20) << "the messages should be in SST files";
   daemon_.start();
   client_ = daemon_.client();
@@ -143,7 +144,7 @@ TEST_F(Retention, MaxMessagesKeepsTheNewestAndTheDiskSpaceComesBack) {
   // The background compaction gives the space of the 1900 removed messages back.
   std::uintmax_t after = 0;
   EXPECT_TRUE(eventually([&] {
-    after = sst_bytes(daemon_.data_dir());
+    after = sst_bytes(store_dir);
     return after < before / 5;
   })) << "before="
       << before << " after=" << after;
@@ -386,7 +387,7 @@ TEST(Backup, TheCliReportsBadDirectories) {
       {TestDaemon::loft_path(), "--broker", d.address(), "admin", "backup", target.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "backup written to " + target.string() + "\n");
-  EXPECT_TRUE(fs::exists(target / "CURRENT"));
+  EXPECT_TRUE(fs::exists(target / "rocksdb" / "CURRENT"));
 }
 
 }  // namespace

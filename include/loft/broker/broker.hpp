@@ -75,6 +75,10 @@ struct Options {
   RetentionLimits default_retention;
   // How often the background thread enforces retention; 0 = only run_retention_pass() does.
   std::chrono::milliseconds retention_interval{1000};
+  // Where the store lives inside a data directory (loftd: "rocksdb"): a backup into DIR puts
+  // the store's copy at DIR/backup_subdir, so DIR is a data directory loftd can start on.
+  // Empty: the copy is DIR itself.
+  std::filesystem::path backup_subdir;
 };
 
 // Settings of a new topic (fixed at creation).
