@@ -9,6 +9,7 @@
 #include <deque>
 #include <future>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -40,6 +41,12 @@ Commands:
   topic create NAME [--dedup-window DURATION] [--dedup-conflict duplicate|error]
                              how long message ids are remembered (default 2h), and what a
                              known id with a different payload gets
+  topic create NAME [--max-age DURATION] [--max-bytes SIZE] [--max-messages N]
+                             retention: the oldest messages past any limit are removed;
+                             0 or none = unlimited; a limit not given is the broker's
+                             default (retention_max_* in loftd.toml, unlimited unless set)
+  topic alter NAME [--max-age DURATION] [--max-bytes SIZE] [--max-messages N]
+                             change the limits given (0 or none = unlimited); others stay
   pub TOPIC [MESSAGE]        publish MESSAGE, or each line of standard input as one message
       [--id ID] [--key KEY] [--header K=V]...
       [--id-prefix PREFIX]   (standard input) line n gets id PREFIX-n: re-running stores
@@ -55,6 +62,9 @@ Commands:
   group describe TOPIC GROUP
   group delete TOPIC GROUP
   group reset TOPIC GROUP --to earliest|latest|OFFSET|@UNIX_MS
+  admin backup DIR           the broker copies its data directory into DIR (a new directory,
+                             an absolute path on the broker's machine) while it keeps
+                             serving; start loftd with --data-dir DIR to restore
   dlq redrive DLQ_TOPIC [--group G]
                              publish DLQ_TOPIC's dead letters back to their loft-dlq-topic,
                              without the loft-dlq-* headers (key, other headers and payload
@@ -125,6 +135,11 @@ std::uint64_t number_flag(const Common& c, const char* flag, std::uint64_t min, 
   return value;
 }
 
+// A retention limit for text output: 0 is "unlimited".
+std::string limit_text(std::uint64_t value, std::string (*format)(std::uint64_t)) {
+  return value == 0 ? std::string("unlimited") : format(value);
+}
+
 void print_topic(const client::TopicInfo& t, bool as_json) {
   if (as_json) {
     std::cout << json::serialize(topic_json(t)) << "\n";
@@ -139,7 +154,51 @@ void print_topic(const client::TopicInfo& t, bool as_json) {
             << "dedup_window:  " << format_duration(std::chrono::milliseconds(t.dedup_window_ms))
             << "\n"
             << "dedup_conflict: "
-            << (t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate") << "\n";
+            << (t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate") << "\n"
+            << "max_age:       "
+            << limit_text(
+                   t.max_age_ms,
+                   [](std::uint64_t ms) { return format_duration(std::chrono::milliseconds(ms)); })
+            << "\n"
+            << "max_bytes:     " << limit_text(t.max_bytes, format_size) << "\n"
+            << "max_messages:  "
+            << limit_text(t.max_messages, [](std::uint64_t n) { return std::to_string(n); })
+            << "\n";
+}
+
+// --max-age, --max-bytes and --max-messages: the limits given ("none" or 0 = unlimited).
+protocol::RetentionChange retention_flags(const Common& c) {
+  protocol::RetentionChange change;
+  const auto text = [&](const char* flag) -> std::optional<std::string> {
+    if (!c.vm.count(flag)) return std::nullopt;
+    return c.vm[flag].as<std::string>();
+  };
+  if (const auto v = text("max-age")) {
+    if (*v == "none" || *v == "0") {
+      change.max_age_ms = 0;
+    } else {
+      auto d = parse_duration(*v);
+      if (!d) usage_error("--max-age: " + d.error().detail + " (or none/0 for unlimited)");
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
+      if (ms < 1000) usage_error("--max-age must be at least 1s, or none/0 for unlimited");
+      change.max_age_ms = static_cast<std::uint64_t>(ms);
+    }
+  }
+  if (const auto v = text("max-bytes")) {
+    if (*v == "none") {
+      change.max_bytes = 0;
+    } else {
+      auto n = parse_size(*v);
+      if (!n) usage_error("--max-bytes: " + n.error().detail + " (or none/0 for unlimited)");
+      change.max_bytes = *n;
+    }
+  }
+  if (const auto v = text("max-messages")) {
+    change.max_messages =
+        *v == "none" ? 0
+                     : number_flag(c, "max-messages", 0, std::numeric_limits<std::uint64_t>::max());
+  }
+  return change;
 }
 
 std::unique_ptr<client::Client> connect(const Common& c) {
@@ -156,7 +215,7 @@ void expect_words(const Common& c, std::size_t n) {
 }
 
 int topic_command(Common& c) {
-  const auto& sub = word(c, 1, "topic command: create, delete, list or describe");
+  const auto& sub = word(c, 1, "topic command: create, alter, delete, list or describe");
   if (sub == "list") {
     expect_words(c, 2);
     const auto topics = check(connect(c)->list_topics());
@@ -196,11 +255,25 @@ int topic_command(Common& c) {
         usage_error("--dedup-conflict must be duplicate or error, got '" + v + "'");
       }
     }
-    const auto t = check(connect(c)->create_topic(name, window_ms, conflict));
+    const auto t = check(connect(c)->create_topic(name, window_ms, conflict, retention_flags(c)));
     if (c.json) {
       print_topic(t, true);
     } else {
       std::cout << "created topic " << t.name << "\n";
+    }
+  } else if (sub == "alter") {
+    if (c.vm.count("dedup-window") || c.vm.count("dedup-conflict")) {
+      usage_error("dedup settings are fixed when a topic is created; alter changes retention");
+    }
+    const auto change = retention_flags(c);
+    if (change.empty()) {
+      usage_error("topic alter needs at least one of --max-age, --max-bytes, --max-messages");
+    }
+    const auto t = check(connect(c)->alter_topic(name, change));
+    if (c.json) {
+      print_topic(t, true);
+    } else {
+      std::cout << "altered topic " << t.name << "\n";
     }
   } else if (sub == "delete") {
     check(connect(c)->delete_topic(name));
@@ -546,6 +619,7 @@ void print_group(const client::GroupInfo& g, bool as_json) {
             << "scheduled:         " << g.scheduled << "\n"
             << "dead_lettered:     " << g.dead_lettered << "\n"
             << "redelivered:       " << g.redelivered << "\n"
+            << "skipped:           " << g.skipped << "\n"
             << "dead_letter_topic: " << g.config.dead_letter_topic << "\n"
             << "consumers:         " << g.consumers.size() << "\n";
   for (const auto& c : g.consumers) {
@@ -811,6 +885,22 @@ int bench_command(Common& c) {
   return 0;
 }
 
+int admin_command(Common& c) {
+  const auto& sub = word(c, 1, "admin command: backup");
+  if (sub != "backup") usage_error("unknown admin command '" + sub + "'");
+  const auto& dir = word(c, 2, "backup directory");
+  expect_words(c, 3);
+  // A backup flushes and copies files while loftd keeps serving: give it time.
+  c.options.request_timeout = std::chrono::minutes(30);
+  const auto done = check(connect(c)->backup(dir));
+  if (c.json) {
+    std::cout << json::serialize(json::object{{"backup", done}}) << "\n";
+  } else {
+    std::cout << "backup written to " << done << "\n";
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   po::options_description global("Global options");
   // clang-format off
@@ -825,6 +915,9 @@ int run(int argc, char** argv) {
     ("id-prefix", po::value<std::string>(), "")
     ("dedup-window", po::value<std::string>(), "")
     ("dedup-conflict", po::value<std::string>(), "")
+    ("max-age", po::value<std::string>(), "")
+    ("max-bytes", po::value<std::string>(), "")
+    ("max-messages", po::value<std::string>(), "")
     ("key", po::value<std::string>(), "")
     ("header", po::value<std::vector<std::string>>()->composing(), "")
     ("batch", po::value<std::string>()->default_value("1000"), "")
@@ -893,7 +986,9 @@ int run(int argc, char** argv) {
                            "data-dir", "durability", "keep"}) {
     only_for(flag, {"bench"});
   }
-  for (const auto* flag : {"dedup-window", "dedup-conflict"}) only_for(flag, {"topic"});
+  for (const auto* flag :
+       {"dedup-window", "dedup-conflict", "max-age", "max-bytes", "max-messages"})
+    only_for(flag, {"topic"});
   for (const auto* flag : {"offset", "max"}) only_for(flag, {"fetch"});
   only_for("group", {"sub", "dlq"});
   for (const auto* flag : {"count", "no-ack", "idle-exit"}) only_for(flag, {"sub"});
@@ -908,6 +1003,7 @@ int run(int argc, char** argv) {
   if (command == "group") return group_command(c);
   if (command == "dlq") return dlq_command(c);
   if (command == "bench") return bench_command(c);
+  if (command == "admin") return admin_command(c);
   usage_error("unknown command '" + command + "'");
 }
 

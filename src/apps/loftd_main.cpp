@@ -124,7 +124,8 @@ int run(int argc, char** argv) {
   apps::DataDirLock lock(cfg.data_dir);
 
   storage::RocksDbOptions store_options;
-  store_options.dir = cfg.data_dir / "rocksdb";
+  constexpr const char* kStoreSubdir = "rocksdb";
+  store_options.dir = cfg.data_dir / kStoreSubdir;
   auto store = or_die(storage::open_rocksdb_store(store_options));
 
   broker::Options broker_options;
@@ -144,6 +145,10 @@ int run(int argc, char** argv) {
           h.last_error);
     }
   };
+  broker_options.default_retention = {static_cast<std::uint64_t>(cfg.retention_max_age.count()),
+                                      cfg.retention_max_bytes, cfg.retention_max_messages};
+  broker_options.retention_interval = cfg.retention_check_interval;
+  broker_options.backup_subdir = kStoreSubdir;
   auto broker = or_die(broker::Broker::open(std::move(store), broker_options));
 
   net::ServerOptions server_options;

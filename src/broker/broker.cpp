@@ -57,10 +57,43 @@ Result<void> validate_settings(const TopicSettings& s) {
       s.dedup_conflict != storage::DedupConflict::error) {
     return fail(Errc::invalid_request, "unknown dedup conflict mode");
   }
+  return validate_retention(s.retention);
+}
+
+// A retention pass trims at most this many messages of one topic per round (and reads at
+// most that many to count their bytes), so a pass after a big alter is bounded; the next
+// round or pass goes on.
+constexpr std::uint64_t kMaxTrimPerRound = 50'000;
+constexpr std::size_t kMaxRetentionRounds = 16;
+constexpr storage::ReadLimits kTrimScan{1000, std::size_t{4} << 20};
+
+}  // namespace
+
+Result<void> validate_retention(const RetentionChange& change) {
+  if (change.max_age_ms && *change.max_age_ms != 0 &&
+      (*change.max_age_ms < kMinMaxAgeMs || *change.max_age_ms > kMaxMaxAgeMs)) {
+    return fail(Errc::invalid_request, "max_age must be 0 (unlimited) or 1 s to 100 years, got " +
+                                           std::to_string(*change.max_age_ms) + " ms");
+  }
   return {};
 }
 
-}  // namespace
+RetentionLimits apply_retention(RetentionLimits limits, const RetentionChange& change) {
+  if (change.max_age_ms) limits.max_age_ms = *change.max_age_ms;
+  if (change.max_bytes) limits.max_bytes = *change.max_bytes;
+  if (change.max_messages) limits.max_messages = *change.max_messages;
+  return limits;
+}
+
+Offset first_kept_by_count_and_age(const TopicMeta& topic, std::optional<Offset> age_start) {
+  Offset keep = topic.first_offset;
+  if (topic.max_messages != 0 &&
+      topic.next_offset.value - topic.first_offset.value > topic.max_messages) {
+    keep = Offset{topic.next_offset.value - topic.max_messages};
+  }
+  if (age_start) keep = std::max(keep, std::min(*age_start, topic.next_offset));
+  return keep;
+}
 
 protocol::TopicInfo topic_info(const TopicMeta& m) {
   return protocol::TopicInfo{m.name,
@@ -70,7 +103,10 @@ protocol::TopicInfo topic_info(const TopicMeta& m) {
                              m.bytes,
                              m.created_at_ms,
                              m.dedup_window_ms,
-                             static_cast<protocol::DedupConflict>(m.dedup_conflict)};
+                             static_cast<protocol::DedupConflict>(m.dedup_conflict),
+                             m.max_age_ms,
+                             m.max_bytes,
+                             m.max_messages};
 }
 
 void LatencyHistogram::observe(double seconds) {
@@ -218,6 +254,119 @@ void Broker::delete_topic(std::string name, Callback<void> done) {
   enqueue(DeleteReq{std::move(name), std::move(done)});
 }
 
+void Broker::alter_topic(std::string name, RetentionChange change, Callback<TopicMeta> done) {
+  if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
+  if (!change.max_age_ms && !change.max_bytes && !change.max_messages) {
+    return done(fail(Errc::invalid_request, "alter topic: no limit to change"));
+  }
+  if (auto ok = validate_retention(change); !ok) return done(tl::unexpected(ok.error()));
+  enqueue(AlterReq{std::move(name), change, std::move(done)});
+}
+
+void Broker::backup(std::filesystem::path dir, Callback<void> done) {
+  if (!dir.is_absolute()) {
+    return done(fail(Errc::backup_failed, "backup directory '" + dir.string() +
+                                              "' is not an absolute path (it is a path on the "
+                                              "broker's machine)"));
+  }
+  dir = dir.lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();  // "/a/b/" names "/a/b"
+  {
+    std::unique_lock lock(reclaim_mutex_);
+    if (!reclaim_stopping_) {
+      backups_.push_back({std::move(dir), std::move(done)});
+      lock.unlock();
+      reclaim_cv_.notify_one();
+      return;
+    }
+  }
+  done(fail(Errc::shutting_down, "the broker is stopping"));
+}
+
+Result<void> Broker::run_backup(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec) || ec) {
+    return fail(Errc::backup_failed,
+                "backup directory '" + dir.string() + "' already exists; give a new path");
+  }
+  if (!std::filesystem::is_directory(dir.parent_path(), ec)) {
+    return fail(Errc::backup_failed, "the parent of backup directory '" + dir.string() +
+                                         "' is not an existing directory");
+  }
+  if (options_.backup_subdir.empty()) {
+    if (auto r = store_->checkpoint(dir); !r) return fail(Errc::backup_failed, r.error().detail);
+    return {};
+  }
+  if (!std::filesystem::create_directory(dir, ec) || ec) {
+    return fail(Errc::backup_failed,
+                "cannot create backup directory '" + dir.string() + "': " + ec.message());
+  }
+  if (auto r = store_->checkpoint(dir / options_.backup_subdir); !r) {
+    std::filesystem::remove_all(dir, ec);  // ours, and incomplete: do not leave it behind
+    return fail(Errc::backup_failed, r.error().detail);
+  }
+  return {};
+}
+
+Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicMeta& t) {
+  std::optional<Offset> age_start;
+  const std::int64_t now = options_.now_ms();
+  if (t.max_age_ms != 0 && now > 0 && static_cast<std::uint64_t>(now) > t.max_age_ms) {
+    auto start = offset_for_timestamp(t.name, now - static_cast<std::int64_t>(t.max_age_ms));
+    if (!start) return tl::unexpected(start.error());
+    age_start = *start;
+  }
+  const Offset by_count_and_age = first_kept_by_count_and_age(t, age_start);
+  // Walk from the first offset, summing sizes, while a limit says the message goes: the
+  // count/age bound, or max_bytes while what stays is over it. Only messages confirmed when
+  // `t` was read count (t.bytes covers exactly those).
+  std::uint64_t removed_bytes = 0;
+  Offset at = t.first_offset;
+  const auto must_go = [&](Offset o) {
+    return o < by_count_and_age || (t.max_bytes != 0 && t.bytes - removed_bytes > t.max_bytes);
+  };
+  while (at < t.next_offset && at.value - t.first_offset.value < kMaxTrimPerRound && must_go(at)) {
+    auto read = store_->read(t.id, at, kTrimScan);
+    if (!read) return tl::unexpected(read.error());
+    if (read->empty()) break;
+    for (const auto& m : *read) {
+      if (m.offset >= t.next_offset || !must_go(m.offset) ||
+          m.offset.value - t.first_offset.value >= kMaxTrimPerRound) {
+        break;
+      }
+      removed_bytes += std::min(m.message.size_bytes(), t.bytes - removed_bytes);
+      at = Offset{m.offset.value + 1};
+    }
+    if (read->back().offset.value + 1 != at.value) break;  // stopped inside this read
+  }
+  if (at <= t.first_offset) return std::optional<TrimReq>{};
+  return std::optional<TrimReq>{TrimReq{t.name, t.id, t.first_offset, at, removed_bytes, {}}};
+}
+
+std::uint64_t Broker::run_retention_pass() {
+  std::lock_guard pass(retention_mutex_);
+  std::uint64_t removed = 0;
+  for (std::size_t round = 0; round < kMaxRetentionRounds; ++round) {
+    std::vector<std::future<Result<std::uint64_t>>> trims;
+    for (const auto& t : list_topics()) {
+      if (t.max_age_ms == 0 && t.max_bytes == 0 && t.max_messages == 0) continue;
+      auto plan = plan_trim(t);
+      if (!plan || !*plan) continue;  // a read error: the next pass tries again
+      auto promise = std::make_shared<std::promise<Result<std::uint64_t>>>();
+      trims.push_back(promise->get_future());
+      (*plan)->done = [promise](Result<std::uint64_t> r) { promise->set_value(std::move(r)); };
+      enqueue(std::move(**plan));
+    }
+    std::uint64_t this_round = 0;
+    for (auto& f : trims) {
+      if (auto n = f.get()) this_round += *n;
+    }
+    removed += this_round;
+    if (this_round == 0) break;
+  }
+  return removed;
+}
+
 void Broker::publish(std::string topic, std::vector<Message> messages, Callback<Appended> done) {
   if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
   if (messages.empty()) return done(fail(Errc::invalid_request, "publish carries no messages"));
@@ -302,18 +451,62 @@ Result<FetchResult> Broker::fetch(std::string_view topic, Offset from,
 }
 
 void Broker::run_reclaimer() {
+  using Clock = std::chrono::steady_clock;
+  const auto interval = options_.retention_interval;
+  auto next_pass = Clock::now() + interval;
   for (;;) {
-    TopicId id;
+    std::optional<BackupJob> backup;
+    std::optional<Reclaim> reclaim;
+    bool pass = false;
     {
       std::unique_lock lock(reclaim_mutex_);
-      reclaim_cv_.wait(lock, [this] { return reclaim_stopping_ || !reclaim_queue_.empty(); });
-      // On shutdown, pending reclaims are skipped: the data is already deleted, and RocksDB's
-      // own compactions give the space back over time.
-      if (reclaim_stopping_) return;
-      id = reclaim_queue_.front();
-      reclaim_queue_.pop_front();
+      const auto ready = [this] {
+        return reclaim_stopping_ || retention_due_ || !reclaim_queue_.empty() || !backups_.empty();
+      };
+      if (interval.count() > 0) {
+        reclaim_cv_.wait_until(lock, next_pass, ready);
+      } else {
+        reclaim_cv_.wait(lock, ready);
+      }
+      if (reclaim_stopping_) {
+        // Pending reclaims are skipped: the data is already deleted, and RocksDB's own
+        // compactions give the space back over time. Pending backups fail.
+        auto backups = std::move(backups_);
+        backups_.clear();
+        lock.unlock();
+        for (auto& b : backups) b.done(fail(Errc::shutting_down, "the broker is stopping"));
+        return;
+      }
+      if (!backups_.empty()) {
+        backup = std::move(backups_.front());
+        backups_.pop_front();
+      } else if (!reclaim_queue_.empty()) {
+        reclaim = reclaim_queue_.front();
+        reclaim_queue_.pop_front();
+        if (reclaim->trimmed_end) {
+          // Later trims of the same topic widen this one: one compaction for all of them.
+          std::erase_if(reclaim_queue_, [&](const Reclaim& r) {
+            if (r.id != reclaim->id || !r.trimmed_end) return false;
+            reclaim->trimmed_end = std::max(*reclaim->trimmed_end, *r.trimmed_end);
+            return true;
+          });
+        }
+      } else if (retention_due_ || (interval.count() > 0 && Clock::now() >= next_pass)) {
+        retention_due_ = false;
+        pass = true;
+      }
     }
-    std::ignore = store_->reclaim(id);  // space only; the data is already deleted
+    if (backup) {
+      backup->done(run_backup(backup->dir));
+    } else if (reclaim) {
+      // Space only; the data is already deleted.
+      std::ignore = reclaim->trimmed_end
+                        ? store_->reclaim_trimmed(reclaim->id, *reclaim->trimmed_end)
+                        : store_->reclaim(reclaim->id);
+    } else if (pass) {
+      run_retention_pass();
+      next_pass = Clock::now() + interval;
+    }
   }
 }
 
@@ -402,6 +595,10 @@ void Broker::commit(std::vector<Request>& batch) {
     meta.dedup_window_ms =
         settings.dedup_window_ms == 0 ? storage::kDefaultDedupWindowMs : settings.dedup_window_ms;
     meta.dedup_conflict = settings.dedup_conflict;
+    const auto limits = apply_retention(options_.default_retention, settings.retention);
+    meta.max_age_ms = limits.max_age_ms;
+    meta.max_bytes = limits.max_bytes;
+    meta.max_messages = limits.max_messages;
     return meta;
   };
   // Message ids stored by this commit, by (topic id, message id): a duplicate later in the
@@ -416,7 +613,7 @@ void Broker::commit(std::vector<Request>& batch) {
   storage::WriteBatch wb;
   // Outcome per request: the error it failed with, or the value it will get if the write
   // succeeds.
-  using Outcome = std::variant<Error, TopicMeta, std::monostate, Appended>;
+  using Outcome = std::variant<Error, TopicMeta, std::monostate, Appended, std::uint64_t>;
   std::vector<Outcome> outcomes;
   outcomes.reserve(batch.size());
   std::size_t message_count = 0;
@@ -440,7 +637,7 @@ void Broker::commit(std::vector<Request>& batch) {
         continue;
       }
       wb.ops.emplace_back(storage::DropTopic{slot->id, slot->name});
-      events.push_back(TopicEvent{slot->name, slot->id, slot->next_offset, true});
+      events.push_back(TopicEvent{slot->name, slot->id, slot->next_offset, true, Offset{}});
       slot.reset();
       outcomes.emplace_back(std::monostate{});
     } else if (auto* pub = std::get_if<PublishReq>(&req)) {
@@ -523,6 +720,34 @@ void Broker::commit(std::vector<Request>& batch) {
         c.bytes_published += m.size_bytes();
       }
       outcomes.emplace_back(std::move(appended));
+    } else if (auto* a = std::get_if<AlterReq>(&req)) {
+      auto& slot = lookup(a->name);
+      if (!slot) {
+        outcomes.emplace_back(not_found(a->name));
+        continue;
+      }
+      const auto limits =
+          apply_retention({slot->max_age_ms, slot->max_bytes, slot->max_messages}, a->change);
+      slot->max_age_ms = limits.max_age_ms;
+      slot->max_bytes = limits.max_bytes;
+      slot->max_messages = limits.max_messages;
+      dirty.insert(a->name);
+      outcomes.emplace_back(*slot);
+    } else if (auto* t = std::get_if<TrimReq>(&req)) {
+      auto& slot = lookup(t->name);
+      // Stale (the topic was dropped or re-created, or trimmed meanwhile): nothing to do.
+      if (!slot || slot->id != t->id || slot->first_offset != t->from || t->end <= t->from ||
+          t->end > slot->next_offset) {
+        outcomes.emplace_back(std::uint64_t{0});
+        continue;
+      }
+      const std::uint64_t count = t->end.value - t->from.value;
+      wb.ops.emplace_back(storage::TrimTopic{t->id, t->end});
+      slot->first_offset = t->end;
+      slot->messages -= std::min(slot->messages, count);
+      slot->bytes -= std::min(slot->bytes, t->removed_bytes);
+      dirty.insert(t->name);
+      outcomes.emplace_back(count);
     } else {
       auto& g = std::get<GroupReq>(req).write;
       std::optional<Error> error;
@@ -558,7 +783,7 @@ void Broker::commit(std::vector<Request>& batch) {
   for (const auto& [name, meta] : work) {
     if (meta && dirty.contains(name)) {
       wb.ops.emplace_back(storage::PutTopic{*meta});
-      events.push_back(TopicEvent{name, meta->id, meta->next_offset, false});
+      events.push_back(TopicEvent{name, meta->id, meta->next_offset, false, meta->first_offset});
     }
   }
   if (next_id != next_topic_id_) wb.ops.emplace_back(storage::SetNextTopicId{TopicId{next_id}});
@@ -608,16 +833,27 @@ void Broker::commit(std::vector<Request>& batch) {
     }
   }
   if (written) {
-    std::unique_lock lock(reclaim_mutex_);
-    const auto before = reclaim_queue_.size();
-    for (const auto& op : wb.ops) {
-      if (const auto* drop = std::get_if<storage::DropTopic>(&op))
-        reclaim_queue_.push_back(drop->id);
+    bool wake = false;
+    {
+      std::lock_guard lock(reclaim_mutex_);
+      for (const auto& op : wb.ops) {
+        if (const auto* drop = std::get_if<storage::DropTopic>(&op)) {
+          reclaim_queue_.push_back({drop->id, std::nullopt});
+          wake = true;
+        } else if (const auto* trim = std::get_if<storage::TrimTopic>(&op)) {
+          reclaim_queue_.push_back({trim->topic, trim->end});
+          wake = true;
+        }
+      }
+      // An alter may make messages due at once: a pass runs now, not at the next tick
+      // (unless passes are left to run_retention_pass() alone).
+      for (const auto& req : batch) {
+        if (std::holds_alternative<AlterReq>(req) && options_.retention_interval.count() > 0) {
+          retention_due_ = wake = true;
+        }
+      }
     }
-    if (reclaim_queue_.size() != before) {
-      lock.unlock();
-      reclaim_cv_.notify_one();
-    }
+    if (wake) reclaim_cv_.notify_one();
   }
 
   if (written && topic_listener_ && !events.empty()) topic_listener_(std::move(events));
@@ -629,9 +865,11 @@ void Broker::commit(std::vector<Request>& batch) {
           if (auto* err = std::get_if<Error>(&outcome)) return req.done(tl::unexpected(*err));
           if (!written) return req.done(tl::unexpected(written.error()));
           using R = std::decay_t<decltype(req)>;
-          if constexpr (std::is_same_v<R, CreateReq>) {
+          if constexpr (std::is_same_v<R, CreateReq> || std::is_same_v<R, AlterReq>) {
             // As created: a publish later in the same commit is not part of the answer.
             req.done(std::get<TopicMeta>(outcome));
+          } else if constexpr (std::is_same_v<R, TrimReq>) {
+            req.done(std::get<std::uint64_t>(outcome));
           } else if constexpr (std::is_same_v<R, DeleteReq> || std::is_same_v<R, GroupReq>) {
             req.done({});
           } else {

@@ -129,6 +129,7 @@ delivery::Snapshot snapshot_of(const storage::GroupRecord& r) {
   for (const auto& [first, end] : r.done_ranges) s.done_above_floor.push_back({first, end});
   s.dead_lettered = r.dead_lettered;
   s.redelivered = r.redelivered;
+  s.skipped = r.skipped;
   return s;
 }
 
@@ -148,6 +149,9 @@ void Groups::load() {
     g->settings = record;
     g->persisted = true;
     g->state.on_appended(topic->next_offset);
+    // Retention may have passed the group while loftd was down (or before its progress was
+    // written): it moves up, and the next write records it.
+    if (g->state.skip_to(topic->first_offset) > 0) ++g->generation;
     groups_.emplace(std::pair{g->topic, g->name}, std::move(g));
   }
 }
@@ -441,6 +445,7 @@ storage::GroupRecord Groups::record_of(const Group& g) const {
   for (const auto& run : snap.done_above_floor) r.done_ranges.emplace_back(run.first, run.end);
   r.dead_lettered = snap.dead_lettered;
   r.redelivered = snap.redelivered;
+  r.skipped = snap.skipped;
   return r;
 }
 
@@ -543,6 +548,8 @@ void Groups::on_topic_events(const std::vector<TopicEvent>& events, TimePoint no
         remove_group(*g);  // its records were dropped with the topic, in the same write
       } else {
         g->state.on_appended(e.end);
+        // Retention removed what is below e.first: a group behind it moves forward.
+        if (g->state.skip_to(e.first) > 0) ++g->generation;
         pump(*g, now);
       }
     }
@@ -584,6 +591,7 @@ protocol::GroupInfo Groups::info(const Group& g) const {
   out.scheduled = stats.scheduled;
   out.dead_lettered = stats.dead_lettered;
   out.redelivered = stats.redelivered;
+  out.skipped = stats.skipped;
   out.config.ack_timeout_ms = g.settings.ack_timeout_ms;
   out.config.max_deliveries = g.settings.max_deliveries;
   out.config.backoff_base_ms = g.settings.backoff_base_ms;

@@ -365,11 +365,26 @@ Result<TopicInfo> Client::create_topic(std::string name) {
 }
 
 Result<TopicInfo> Client::create_topic(std::string name, std::uint64_t dedup_window_ms,
-                                       protocol::DedupConflict dedup_conflict) {
-  auto ok = expect<protocol::CreateTopicOk>(impl_->wait(
-      impl_->request(protocol::CreateTopic{std::move(name), dedup_window_ms, dedup_conflict})));
+                                       protocol::DedupConflict dedup_conflict,
+                                       protocol::RetentionChange retention) {
+  auto ok = expect<protocol::CreateTopicOk>(impl_->wait(impl_->request(
+      protocol::CreateTopic{std::move(name), dedup_window_ms, dedup_conflict, retention})));
   if (!ok) return tl::unexpected(ok.error());
   return std::move(ok->topic);
+}
+
+Result<TopicInfo> Client::alter_topic(std::string name, protocol::RetentionChange retention) {
+  auto ok = expect<protocol::AlterTopicOk>(
+      impl_->wait(impl_->request(protocol::AlterTopic{std::move(name), retention})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->topic);
+}
+
+Result<std::string> Client::backup(std::string dir) {
+  auto ok =
+      expect<protocol::BackupOk>(impl_->wait(impl_->request(protocol::Backup{std::move(dir)})));
+  if (!ok) return tl::unexpected(ok.error());
+  return std::move(ok->dir);
 }
 
 Result<void> Client::delete_topic(std::string name) {

@@ -218,6 +218,12 @@ Result<void> set_enum(std::string_view key, const Input& in, const Table& table,
   return bad_value(key, expected, in);
 }
 
+// "none" (any key that takes it) means 0: unlimited.
+bool is_none(const Input& in) { return in.kind == Input::Kind::text && in.text == "none"; }
+
+constexpr std::chrono::milliseconds kMinMaxAge{1000};
+constexpr std::chrono::milliseconds kMaxMaxAge{100LL * 365 * 24 * 3600 * 1000};
+
 constexpr std::string_view kListenExpected = "HOST:PORT like \"127.0.0.1:7450\" or \"[::1]:7450\"";
 
 using Setter = Result<void> (*)(Config&, std::string_view key, const Input&);
@@ -228,7 +234,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 18> kKeys{{
+const std::array<Key, 22> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -288,6 +294,45 @@ const std::array<Key, 18> kKeys{{
        auto b = read_bool(key, in);
        if (!b) return tl::unexpected(b.error());
        c.auto_create_topics = *b;
+       return {};
+     }},
+    {"retention_max_age",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       if (is_none(in)) return c.retention_max_age = {}, Result<void>{};
+       auto d = read_duration(key, in);
+       if (!d) return tl::unexpected(d.error());
+       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+       if (ms.count() != 0 && (ms < kMinMaxAge || ms > kMaxMaxAge)) {
+         return bad_value(key, "\"none\" or a duration from 1s to 36500d", in);
+       }
+       c.retention_max_age = ms;
+       return {};
+     }},
+    {"retention_max_bytes",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       if (is_none(in)) return c.retention_max_bytes = 0, Result<void>{};
+       auto n = read_size(key, in, 0, std::numeric_limits<std::uint64_t>::max(), "0 = unlimited");
+       if (!n) return tl::unexpected(n.error());
+       c.retention_max_bytes = *n;
+       return {};
+     }},
+    {"retention_max_messages",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       if (is_none(in)) return c.retention_max_messages = 0, Result<void>{};
+       auto n = read_integer(key, in, 0, std::numeric_limits<std::int64_t>::max());
+       if (!n) return tl::unexpected(n.error());
+       c.retention_max_messages = *n;
+       return {};
+     }},
+    {"retention_check_interval",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto d = read_duration(key, in);
+       if (!d) return tl::unexpected(d.error());
+       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+       if (ms < std::chrono::milliseconds{10} || ms > std::chrono::hours{1}) {
+         return bad_value(key, "a duration from 10ms to 1h", in);
+       }
+       c.retention_check_interval = ms;
        return {};
      }},
     {"max_frame_size",

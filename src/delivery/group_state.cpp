@@ -38,6 +38,7 @@ GroupState::GroupState(GroupOptions options, const Snapshot& snapshot, std::uint
     : GroupState(std::move(options), snapshot.ack_floor, seed) {
   dead_lettered_ = snapshot.dead_lettered;
   redelivered_ = snapshot.redelivered;
+  skipped_ = snapshot.skipped;
   for (const auto& run : snapshot.done_above_floor) {
     auto first = std::max(run.first, ack_floor_).value;
     auto end = run.end.value;
@@ -268,7 +269,7 @@ void GroupState::dead_lettered(Offset offset) {
   // stale call after reset(), a duplicate) is ignored.
   if (dead_letter_taken_.erase(offset) == 0 && dead_letter_pending_.erase(offset) == 0) return;
   ++dead_lettered_;
-  mark_done(offset);
+  if (offset >= ack_floor_) mark_done(offset);  // below it: skip_to() passed it meanwhile
 }
 
 void GroupState::dead_letter_failed(const DeadLetter& letter) {
@@ -294,6 +295,38 @@ void GroupState::reset(Offset to) {
   for (auto& [id, c] : consumers_) c.in_flight = 0;
   ack_floor_ = to;
   next_new_ = to;
+}
+
+std::uint64_t GroupState::skip_to(Offset first) {
+  if (first <= ack_floor_) return 0;
+  std::uint64_t skipped = first.value - ack_floor_.value;
+  // Done runs below `first` were not skipped; a run that reaches past it lifts the floor.
+  Offset floor = first;
+  for (auto it = done_runs_.begin(); it != done_runs_.end() && it->first < first.value;) {
+    skipped -= std::min(it->second, first.value) - it->first;
+    if (it->second > first.value) floor = Offset{it->second};
+    it = done_runs_.erase(it);
+  }
+  for (auto it = dead_letter_taken_.begin(); it != dead_letter_taken_.end() && it->first < first;
+       ++it) {
+    --skipped;
+  }
+  for (auto it = in_flight_.begin(); it != in_flight_.end() && it->first < first;) {
+    take_in_flight(it++);
+  }
+  std::erase_if(waiting_, [&](const auto& due) { return due.second < first; });
+  ready_.erase(ready_.begin(), ready_.lower_bound(first));
+  scheduled_.erase(scheduled_.begin(), scheduled_.lower_bound(first));
+  dead_letter_pending_.erase(dead_letter_pending_.begin(), dead_letter_pending_.lower_bound(first));
+  ack_floor_ = floor;
+  if (auto it = done_runs_.find(ack_floor_.value); it != done_runs_.end()) {
+    ack_floor_ = Offset{it->second};
+    done_runs_.erase(it);
+  }
+  next_new_ = std::max(next_new_, ack_floor_);
+  end_ = std::max(end_, first);
+  skipped_ += skipped;
+  return skipped;
 }
 
 void GroupState::mark_done(Offset offset) {
@@ -338,6 +371,7 @@ Snapshot GroupState::snapshot() const {
   }
   s.dead_lettered = dead_lettered_;
   s.redelivered = redelivered_;
+  s.skipped = skipped_;
   return s;
 }
 
@@ -356,6 +390,7 @@ GroupStats GroupState::stats() const {
   }
   s.dead_lettered = dead_lettered_;
   s.redelivered = redelivered_;
+  s.skipped = skipped_;
   s.consumers.reserve(join_order_.size());
   for (const auto& [joined, id] : join_order_) {
     const auto& c = consumers_.at(id);

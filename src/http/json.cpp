@@ -30,7 +30,10 @@ json::object topic_json(const protocol::TopicInfo& t) {
                       {"created_at_ms", t.created_at_ms},
                       {"dedup_window_ms", t.dedup_window_ms},
                       {"dedup_conflict",
-                       t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate"}};
+                       t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate"},
+                      {"max_age_ms", t.max_age_ms},
+                      {"max_bytes", t.max_bytes},
+                      {"max_messages", t.max_messages}};
 }
 
 json::object group_json(const protocol::GroupInfo& g) {
@@ -54,6 +57,7 @@ json::object group_json(const protocol::GroupInfo& g) {
                       {"scheduled", g.scheduled},
                       {"dead_lettered", g.dead_lettered},
                       {"redelivered", g.redelivered},
+                      {"skipped", g.skipped},
                       {"ack_timeout_ms", g.config.ack_timeout_ms},
                       {"max_deliveries", g.config.max_deliveries},
                       {"backoff_base_ms", g.config.backoff_base_ms},

@@ -63,6 +63,10 @@ asio::awaitable<void> refuse_connection(tcp::socket socket, std::string error_fr
   socket.close(ignored);
 }
 
+broker::RetentionChange to_change(const protocol::RetentionChange& c) {
+  return broker::RetentionChange{c.max_age_ms, c.max_bytes, c.max_messages};
+}
+
 }  // namespace
 
 // One client connection. Runs entirely on the server's single-threaded io_context: a reader
@@ -512,11 +516,22 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
           } else if constexpr (std::is_same_v<R, protocol::CreateTopic>) {
             // The two DedupConflict enums have the same values (0 duplicate, 1 error).
             const broker::TopicSettings settings{
-                req.dedup_window_ms, static_cast<storage::DedupConflict>(req.dedup_conflict)};
+                req.dedup_window_ms, static_cast<storage::DedupConflict>(req.dedup_conflict),
+                to_change(req.retention)};
             broker.create_topic(std::move(req.name), settings,
                                 completion<storage::TopicMeta>(cid, [](auto r) -> protocol::Body {
                                   return protocol::CreateTopicOk{broker::topic_info(*r)};
                                 }));
+          } else if constexpr (std::is_same_v<R, protocol::AlterTopic>) {
+            broker.alter_topic(std::move(req.name), to_change(req.retention),
+                               completion<storage::TopicMeta>(cid, [](auto r) -> protocol::Body {
+                                 return protocol::AlterTopicOk{broker::topic_info(*r)};
+                               }));
+          } else if constexpr (std::is_same_v<R, protocol::Backup>) {
+            net_log()->info("backup requested peer={} dir=\"{}\"", peer_, req.dir);
+            broker.backup(req.dir, completion<void>(cid, [dir = req.dir](auto) -> protocol::Body {
+                            return protocol::BackupOk{dir};
+                          }));
           } else if constexpr (std::is_same_v<R, protocol::DeleteTopic>) {
             broker.delete_topic(std::move(req.name),
                                 completion<void>(cid, [](auto) -> protocol::Body {

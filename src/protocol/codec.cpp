@@ -15,13 +15,15 @@ namespace {
 constexpr std::size_t kMinHeaderSize = 2 + 4;           // name length + value length
 constexpr std::size_t kMinMessageSize = 2 + 2 + 2 + 4;  // id, key, header count, payload
 constexpr std::size_t kMinStoredSize = 8 + 8 + kMinMessageSize;
-constexpr std::size_t kMinTopicInfoSize = 2 + 6 * 8 + 1;
+constexpr std::size_t kMinTopicInfoSize = 2 + 6 * 8 + 1 + 3 * 8;
 constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
 constexpr std::size_t kMinGroupConfigSize = 4 * 4 + 4 + 2;  // 4 u32s, delay count, dlq topic
 constexpr std::size_t kMinDeliveredSize = 8 + 4 + 8 + kMinMessageSize;
 constexpr std::size_t kOffsetRunSize = 8 + 4;
 constexpr std::size_t kMinConsumerInfoSize = 8 + 2 + 4 + 4 + 1;
-constexpr std::size_t kMinGroupInfoSize = 2 + 2 + 7 * 8 + kMinGroupConfigSize + 4;
+constexpr std::size_t kMinGroupInfoSize = 2 + 2 + 7 * 8 + kMinGroupConfigSize + 4 + 8;
+// RetentionChange: which limits are set (bits 0..2: max_age_ms, max_bytes, max_messages).
+constexpr std::uint8_t kRetentionMaskBits = 0x07;
 // The largest value of each u8 enum on the wire; anything above is malformed.
 constexpr std::uint8_t kMaxStartKind = static_cast<std::uint8_t>(StartKind::timestamp);
 constexpr std::uint8_t kMaxSettleAction = static_cast<std::uint8_t>(SettleAction::reject);
@@ -102,6 +104,14 @@ std::string_view type_name(std::uint16_t type) {
       return "reset_group_ok";
     case FrameType::deliver:
       return "deliver";
+    case FrameType::alter_topic:
+      return "alter_topic";
+    case FrameType::backup:
+      return "backup";
+    case FrameType::alter_topic_ok:
+      return "alter_topic_ok";
+    case FrameType::backup_ok:
+      return "backup_ok";
   }
   return "";
 }
@@ -161,6 +171,19 @@ class Writer {
     put(t.created_at_ms);
     put(t.dedup_window_ms);
     put(static_cast<std::uint8_t>(t.dedup_conflict));
+    put(t.max_age_ms);
+    put(t.max_bytes);
+    put(t.max_messages);
+  }
+
+  // u8 mask, then the three limits (0 where not set).
+  void retention(const RetentionChange& c) {
+    const std::uint8_t mask =
+        (c.max_age_ms ? 1 : 0) | (c.max_bytes ? 2 : 0) | (c.max_messages ? 4 : 0);
+    put(mask);
+    put(c.max_age_ms.value_or(0));
+    put(c.max_bytes.value_or(0));
+    put(c.max_messages.value_or(0));
   }
 
   void message(const Message& m) {
@@ -213,6 +236,7 @@ class Writer {
       put(c.in_flight);
       put(static_cast<std::uint8_t>(c.stalled));
     }
+    put(g.skipped);
   }
 
   void topic_and_group(const std::string& topic, const std::string& group) {
@@ -243,6 +267,7 @@ class Writer {
     str16(b.name, "topic name");
     put(b.dedup_window_ms);
     put(static_cast<std::uint8_t>(b.dedup_conflict));
+    retention(b.retention);
   }
   void body(const CreateTopicOk& b) { topic_info(b.topic); }
   void body(const DeleteTopic& b) { str16(b.name, "topic name"); }
@@ -345,6 +370,13 @@ class Writer {
     start(b.to);
   }
   void body(const ResetGroupOk& b) { group_info(b.group); }
+  void body(const AlterTopic& b) {
+    str16(b.name, "topic name");
+    retention(b.retention);
+  }
+  void body(const AlterTopicOk& b) { topic_info(b.topic); }
+  void body(const Backup& b) { str16(b.dir, "backup dir"); }
+  void body(const BackupOk& b) { str16(b.dir, "backup dir"); }
 
  private:
   std::string& out_;
@@ -499,7 +531,35 @@ TopicInfo read_topic_info(Reader& r) {
   t.created_at_ms = r.get<std::int64_t>("created_at_ms");
   t.dedup_window_ms = r.get<std::uint64_t>("dedup_window_ms");
   t.dedup_conflict = r.enumeration<DedupConflict>("dedup_conflict", kMaxDedupConflict);
+  t.max_age_ms = r.get<std::uint64_t>("max_age_ms");
+  t.max_bytes = r.get<std::uint64_t>("max_bytes");
+  t.max_messages = r.get<std::uint64_t>("max_messages");
   return t;
+}
+
+// A limit not set in the mask must be written as 0, so decoding then encoding gives the same
+// bytes.
+RetentionChange read_retention(Reader& r) {
+  RetentionChange c;
+  const auto mask = r.get<std::uint8_t>("retention mask");
+  if ((mask & ~kRetentionMaskBits) != 0) {
+    r.fail("retention mask " + std::to_string(mask) + " has reserved bits set");
+  }
+  const std::array<std::pair<std::optional<std::uint64_t>*, std::string_view>, 3> fields{{
+      {&c.max_age_ms, "max_age_ms"},
+      {&c.max_bytes, "max_bytes"},
+      {&c.max_messages, "max_messages"},
+  }};
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const auto v = r.get<std::uint64_t>(fields[i].second);
+    if ((mask & (1U << i)) != 0) {
+      *fields[i].first = v;
+    } else if (v != 0) {
+      r.fail(std::string(fields[i].second) + " is " + std::to_string(v) +
+             " but not set in the retention mask (must be 0)");
+    }
+  }
+  return c;
 }
 
 // Reads one message; the caller has set scope 0 ("message N").
@@ -569,6 +629,7 @@ GroupInfo read_group_info(Reader& r, std::size_t level) {
     g.consumers.push_back(std::move(c));
   }
   r.unscope(level);
+  g.skipped = r.get<std::uint64_t>("skipped");
   return g;
 }
 
@@ -604,6 +665,8 @@ Result<Body> decode_known(FrameType type, Reader& r) {
       b.name = r.str16("name");
       b.dedup_window_ms = r.get<std::uint64_t>("dedup_window_ms");
       b.dedup_conflict = r.enumeration<DedupConflict>("dedup_conflict", kMaxDedupConflict);
+      // The retention block came later: a frame that ends here sets no limits.
+      if (r.ok() && r.remaining() != 0) b.retention = read_retention(r);
       return r.finish(std::move(b));
     }
     case FrameType::create_topic_ok:
@@ -793,6 +856,18 @@ Result<Body> decode_known(FrameType type, Reader& r) {
     }
     case FrameType::reset_group_ok:
       return r.finish(ResetGroupOk{read_group_info(r, 0)});
+    case FrameType::alter_topic: {
+      AlterTopic b;
+      b.name = r.str16("name");
+      b.retention = read_retention(r);
+      return r.finish(std::move(b));
+    }
+    case FrameType::alter_topic_ok:
+      return r.finish(AlterTopicOk{read_topic_info(r)});
+    case FrameType::backup:
+      return r.finish(Backup{r.str16("dir")});
+    case FrameType::backup_ok:
+      return r.finish(BackupOk{r.str16("dir")});
   }
   return fail(Errc::unknown_frame_type, "");  // not reached: the caller checked the type
 }

@@ -78,6 +78,14 @@ constexpr FrameType frame_type_of() {
     return FrameType::reset_group;
   else if constexpr (std::is_same_v<T, ResetGroupOk>)
     return FrameType::reset_group_ok;
+  else if constexpr (std::is_same_v<T, AlterTopic>)
+    return FrameType::alter_topic;
+  else if constexpr (std::is_same_v<T, AlterTopicOk>)
+    return FrameType::alter_topic_ok;
+  else if constexpr (std::is_same_v<T, Backup>)
+    return FrameType::backup;
+  else if constexpr (std::is_same_v<T, BackupOk>)
+    return FrameType::backup_ok;
   else
     static_assert(sizeof(T) == 0, "type_of: a Body alternative has no FrameType");
 }

@@ -128,6 +128,9 @@ std::string encode_topic_meta(const TopicMeta& meta) {
   put_le<std::uint8_t>(out, kTopicExtensionVersion);
   put_le<std::uint64_t>(out, meta.dedup_window_ms);
   put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.dedup_conflict));
+  put_le<std::uint64_t>(out, meta.max_age_ms);
+  put_le<std::uint64_t>(out, meta.max_bytes);
+  put_le<std::uint64_t>(out, meta.max_messages);
   return out;
 }
 
@@ -142,10 +145,16 @@ std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_vi
   if (r.done()) return meta;  // written before dedup: the default settings
   std::uint8_t version = 0;
   std::uint8_t conflict = 0;
-  if (!r.le(version) || version != kTopicExtensionVersion || !r.le(meta.dedup_window_ms) ||
-      !r.le(conflict) || !r.done() || conflict > static_cast<std::uint8_t>(DedupConflict::error)) {
+  if (!r.le(version) || version < 1 || version > kTopicExtensionVersion ||
+      !r.le(meta.dedup_window_ms) || !r.le(conflict) ||
+      conflict > static_cast<std::uint8_t>(DedupConflict::error)) {
     return std::nullopt;
   }
+  if (version >= 2 &&
+      (!r.le(meta.max_age_ms) || !r.le(meta.max_bytes) || !r.le(meta.max_messages))) {
+    return std::nullopt;
+  }
+  if (!r.done()) return std::nullopt;
   meta.dedup_conflict = static_cast<DedupConflict>(conflict);
   return meta;
 }
@@ -226,6 +235,7 @@ std::string encode_group(const GroupRecord& group) {
   }
   put_le<std::uint64_t>(out, group.dead_lettered);
   put_le<std::uint64_t>(out, group.redelivered);
+  put_le<std::uint64_t>(out, group.skipped);
   return out;
 }
 
@@ -236,7 +246,7 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
   g.topic = topic;
   g.name = std::string(name);
   std::uint8_t version = 0;
-  if (!r.le(version) || version != kGroupRecordVersion) return std::nullopt;
+  if (!r.le(version) || version < 1 || version > kGroupRecordVersion) return std::nullopt;
   std::uint32_t delays = 0;
   if (!r.le(g.created_at_ms) || !r.le(g.ack_timeout_ms) || !r.le(g.max_deliveries) ||
       !r.le(g.backoff_base_ms) || !r.le(g.backoff_cap_ms) || !r.le(delays)) {
@@ -257,7 +267,9 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
   for (auto& [first, end] : g.done_ranges) {
     if (!r.le(first.value) || !r.le(end.value)) return std::nullopt;
   }
-  if (!r.le(g.dead_lettered) || !r.le(g.redelivered) || !r.done()) return std::nullopt;
+  if (!r.le(g.dead_lettered) || !r.le(g.redelivered)) return std::nullopt;
+  if (version >= 2 && !r.le(g.skipped)) return std::nullopt;
+  if (!r.done()) return std::nullopt;
   return g;
 }
 

@@ -39,7 +39,9 @@ std::optional<std::uint32_t> decode_u32(std::string_view bytes);
 // base record, then an extension (version byte kTopicExtensionVersion, dedup window, dedup
 // conflict mode). A 44-byte record (written before dedup) decodes with the default settings.
 inline constexpr std::size_t kTopicBaseSize = 4 + 5 * 8;
-inline constexpr std::uint8_t kTopicExtensionVersion = 1;
+// Version 1: dedup window and conflict mode. Version 2 adds the retention limits (max_age_ms,
+// max_bytes, max_messages, u64 LE each). Older versions decode with the defaults.
+inline constexpr std::uint8_t kTopicExtensionVersion = 2;
 std::string encode_topic_meta(const TopicMeta& meta);
 // nullopt if `value` is not exactly a base record, or a base record plus an extension of a
 // version this build knows.
@@ -81,7 +83,8 @@ std::optional<std::pair<TopicId, std::string>> parse_group_key(std::string_view 
 
 // The first byte of every groups CF value. Bump it (and keep decoding the old ones) when the
 // record gains fields; a decoder that meets a newer version fails instead of misreading it.
-inline constexpr std::uint8_t kGroupRecordVersion = 1;
+// Version 2 appends `skipped` (u64 LE); a version 1 record decodes with skipped = 0.
+inline constexpr std::uint8_t kGroupRecordVersion = 2;
 
 // groups CF value: everything but the topic id and name (they are the key).
 std::string encode_group(const GroupRecord& group);

@@ -91,6 +91,10 @@ class MemoryStore final : public Store {
   }
 
   Result<void> reclaim(TopicId /*dropped*/) override { return {}; }
+  Result<void> reclaim_trimmed(TopicId /*topic*/, Offset /*end*/) override { return {}; }
+  Result<void> checkpoint(const std::filesystem::path& /*dir*/) override {
+    return fail(Errc::invalid_request, "the memory store cannot make a backup");
+  }
   Result<void> flush() override { return {}; }
 
  private:
@@ -126,6 +130,12 @@ class MemoryStore final : public Store {
   }
 
   void apply(const DropGroup& op) { groups_.erase(GroupKey{op.topic, op.name}); }
+
+  void apply(const TrimTopic& op) {
+    const auto log = messages_.find(op.topic);
+    if (log != messages_.end())
+      log->second.erase(log->second.begin(), log->second.lower_bound(op.end));
+  }
 
   mutable std::shared_mutex mutex_;
   std::map<std::string, TopicMeta> topics_;  // by name, the order load_topics() returns

@@ -8,6 +8,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -339,6 +340,10 @@ class RocksDbStore final : public Store {
                    enc::encode_group(put_group->group));
       } else if (const auto* drop_group = std::get_if<DropGroup>(&op)) {
         s = wb.Delete(groups_, enc::group_key(drop_group->topic, drop_group->name));
+      } else if (const auto* trim = std::get_if<TrimTopic>(&op)) {
+        // One range tombstone however many messages go, like a drop.
+        s = wb.DeleteRange(messages_, enc::topic_begin_key(trim->topic),
+                           enc::message_key(trim->topic, trim->end));
       }
       if (auto r = check(s, "build write batch for " + dir_); !r) return r;
     }
@@ -442,6 +447,28 @@ class RocksDbStore final : public Store {
     rocksdb::CompactRangeOptions co;
     co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
     return check(db_->CompactRange(co, messages_, &b, &e), "compact range" + what);
+  }
+
+  // REQUIRES: a TrimTopic of `topic` up to at least `end` was written.
+  Result<void> reclaim_trimmed(TopicId topic, Offset end) override {
+    const auto begin = enc::topic_begin_key(topic);
+    const auto stop = enc::message_key(topic, end);
+    const rocksdb::Slice b{begin};
+    const rocksdb::Slice e{stop};
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    return check(db_->CompactRange(co, messages_, &b, &e),
+                 "compact trimmed range of topic " + std::to_string(topic.value) + " in " + dir_);
+  }
+
+  Result<void> checkpoint(const std::filesystem::path& dir) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    const auto what = "checkpoint of " + dir_ + " into " + dir.string();
+    if (auto r = check(rocksdb::Checkpoint::Create(db_.get(), &raw), what); !r) return r;
+    const std::unique_ptr<rocksdb::Checkpoint> cp{raw};
+    // log_size_for_flush = 0: flush the memtables first, so the copy is SST files (hard
+    // links where possible) plus a short WAL, and opens quickly.
+    return check(cp->CreateCheckpoint(dir.string(), 0), what);
   }
 
   Result<void> flush() override {

@@ -152,7 +152,8 @@ class Reader:
 def dec_topicinfo(r):
     return dict(name=r.str16(), first_offset=r.u64(), next_offset=r.u64(), messages=r.u64(),
                 bytes=r.u64(), created_at_ms=r.i64(), dedup_window_ms=r.u64(),
-                dedup_conflict=r.u8())
+                dedup_conflict=r.u8(), max_age_ms=r.u64(), max_bytes=r.u64(),
+                max_messages=r.u64())
 
 
 def dec_message(r):
@@ -176,7 +177,7 @@ def decode_body(ftype, body):
     elif ftype in (CREATE_TOPIC_OK, DESCRIBE_TOPIC_OK):
         out = dec_topicinfo(r)
     elif ftype == LIST_TOPICS_OK:
-        out = [dec_topicinfo(r) for _ in range(r.count(51))]
+        out = [dec_topicinfo(r) for _ in range(r.count(75))]
     elif ftype == PUBLISH_OK:
         out = []
         for _ in range(r.count(11)):

@@ -216,6 +216,7 @@ GroupRecord busy_group(std::uint32_t topic, std::string name) {
                    {Offset{(1ULL << 40) + 9}, Offset{std::numeric_limits<std::uint64_t>::max()}}};
   g.dead_lettered = 12;
   g.redelivered = std::numeric_limits<std::uint64_t>::max();
+  g.skipped = 1ULL << 50;
   return g;
 }
 
@@ -458,6 +459,27 @@ TYPED_TEST(StoreContract, DropTopicRemovesMetaAndMessages) {
   EXPECT_THAT(read_all(this->store(), old_topic.id), IsEmpty());
   EXPECT_THAT(read_all(this->store(), new_topic.id), IsEmpty());
   EXPECT_EQ(read_all(this->store(), neighbour.id), stored(0, messages));
+}
+
+TYPED_TEST(StoreContract, TrimTopicRemovesOnlyItsMessagesBelowTheEndAndKeepsDedupEntries) {
+  const std::vector<Message> messages(10, msg("m"));
+  WriteBatch batch = appends(TopicId{4}, 0, messages);
+  add_appends(batch, TopicId{5}, 0, messages);  // the next topic's messages stay
+  batch.ops.emplace_back(PutDedup{TopicId{4}, "first", Offset{0}, 1, 2});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{TrimTopic{TopicId{4}, Offset{7}}}}, Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().reclaim_trimmed(TopicId{4}, Offset{7})));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(offsets_of(read_all(this->store(), TopicId{4})), (std::vector<std::uint64_t>{7, 8, 9}));
+  EXPECT_THAT(read_all(this->store(), TopicId{5}), SizeIs(10));
+  // The id of a removed message stays known until its dedup window expires.
+  EXPECT_TRUE(this->store().find_dedup(TopicId{4}, "first").value().has_value());
+  // Trimming again below the new start changes nothing.
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{TrimTopic{TopicId{4}, Offset{3}}}}, Durability::fsync)));
+  EXPECT_THAT(read_all(this->store(), TopicId{4}), SizeIs(3));
 }
 
 TYPED_TEST(StoreContract, DropTopicHidesMessagesAlreadyFlushed) {
@@ -872,14 +894,11 @@ TEST(RocksDbStore, CompactionDropsDedupEntriesOlderThanTheirTopicsWindow) {
   EXPECT_TRUE(store->find_dedup(TopicId{2}, "old").value().has_value());
 }
 
-TEST(RocksDbStore, ReclaimAfterDropGivesTheDiskSpaceBack) {
-  TempDir dir;
-  auto store = open_or_fail(dir.path());
-  ASSERT_NE(store, nullptr);
-  // ~20 MiB of incompressible payloads in topic 1, a little in its neighbour topic 2.
+// Writes `batches` batches of 100 incompressible 10 KiB messages to `topic` (offsets from 0).
+void write_random_payloads(Store& store, TopicId topic, std::uint64_t batches) {
   std::mt19937_64 rng{42};
   std::vector<Message> batch_messages(100);
-  for (std::uint64_t b = 0; b < 20; ++b) {
+  for (std::uint64_t b = 0; b < batches; ++b) {
     for (auto& m : batch_messages) {
       m.payload.resize(std::size_t{10} << 10);
       for (std::size_t i = 0; i < m.payload.size(); i += 8) {
@@ -887,9 +906,17 @@ TEST(RocksDbStore, ReclaimAfterDropGivesTheDiskSpaceBack) {
         std::memcpy(&m.payload[i], &r, 8);
       }
     }
-    ASSERT_TRUE(ok(store->write(appends(TopicId{1}, b * batch_messages.size(), batch_messages),
-                                Durability::os)));
+    ASSERT_TRUE(
+        ok(store.write(appends(topic, b * batch_messages.size(), batch_messages), Durability::os)));
   }
+}
+
+TEST(RocksDbStore, ReclaimAfterDropGivesTheDiskSpaceBack) {
+  TempDir dir;
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  // ~20 MiB of incompressible payloads in topic 1, a little in its neighbour topic 2.
+  write_random_payloads(*store, TopicId{1}, 20);
   const std::vector<Message> kept{msg("keep me"), msg("me too")};
   ASSERT_TRUE(ok(store->write(appends(TopicId{2}, 0, kept), Durability::os)));
   ASSERT_TRUE(ok(store->flush()));
@@ -902,6 +929,72 @@ TEST(RocksDbStore, ReclaimAfterDropGivesTheDiskSpaceBack) {
   EXPECT_LT(after, before / 20) << "before=" << before << " after=" << after;
   EXPECT_THAT(read_all(*store, TopicId{1}), IsEmpty());
   EXPECT_EQ(read_all(*store, TopicId{2}), stored(0, kept));
+}
+
+TEST(RocksDbStore, ReclaimTrimmedGivesTheDiskSpaceOfTheRemovedMessagesBack) {
+  TempDir dir;
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  write_random_payloads(*store, TopicId{1}, 20);  // offsets 0..1999, ~20 MiB
+  ASSERT_TRUE(ok(store->flush()));
+  const auto before = sst_bytes(dir.path());
+  ASSERT_GT(before, 19U << 20);
+
+  // Keep the newest 200 messages (~2 MiB).
+  ASSERT_TRUE(ok(store->write(WriteBatch{{TrimTopic{TopicId{1}, Offset{1800}}}}, Durability::os)));
+  ASSERT_TRUE(ok(store->reclaim_trimmed(TopicId{1}, Offset{1800})));
+  const auto after = sst_bytes(dir.path());
+  EXPECT_LT(after, before / 5) << "before=" << before << " after=" << after;
+  EXPECT_GT(after, 1U << 20) << "the 200 kept messages are still on disk";
+  const auto left = read_all(*store, TopicId{1});
+  ASSERT_THAT(left, SizeIs(200));
+  EXPECT_EQ(left.front().offset, Offset{1800});
+}
+
+TEST(RocksDbStore, CheckpointIsACopyThatOpensWithTheSameState) {
+  TempDir dir;
+  TempDir copy;
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  const auto messages = tricky_messages();
+  auto t = topic(1, "t");
+  t.next_offset = Offset{messages.size()};
+  WriteBatch batch = put(t);
+  add_appends(batch, t.id, 0, messages);
+  batch.ops.emplace_back(PutGroup{busy_group(1, "g")});
+  batch.ops.emplace_back(PutDedup{t.id, "id-1", Offset{1}, 5, 6});
+  ASSERT_TRUE(ok(store->write(batch, Durability::fsync)));
+
+  ASSERT_TRUE(ok(store->checkpoint(copy.path())));
+  // Written after the checkpoint: not in the copy.
+  ASSERT_TRUE(ok(store->write(appends(t.id, messages.size(), {msg("later")}), Durability::fsync)));
+
+  auto restored = open_or_fail(copy.path());
+  ASSERT_NE(restored, nullptr);
+  EXPECT_THAT(topics_of(*restored), ElementsAre(t));
+  EXPECT_EQ(read_all(*restored, t.id), stored(0, messages));
+  EXPECT_THAT(restored->load_groups().value(), ElementsAre(busy_group(1, "g")));
+  EXPECT_EQ(restored->find_dedup(t.id, "id-1").value(), (DedupEntry{Offset{1}, 5, 6}));
+}
+
+TEST(RocksDbStore, CheckpointIntoAnExistingDirectoryFailsAndLeavesItAlone) {
+  TempDir dir;
+  TempDir existing;
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  fs::create_directories(existing.path());
+  { std::ofstream{existing.path() / "keep"} << "mine"; }
+  const auto r = store->checkpoint(existing.path());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::storage_error);
+  EXPECT_TRUE(fs::exists(existing.path() / "keep"));
+}
+
+TEST(MemoryStore, CheckpointIsRefused) {
+  TempDir copy;
+  const auto r = make_memory_store()->checkpoint(copy.path());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_request);
 }
 
 TEST(RocksDbStore, OpenFailsWithAnErrorWhenThePathIsARegularFile) {
@@ -1018,6 +1111,18 @@ TEST(GroupEncoding, RoundTripsAndRejectsEveryTruncationAndTrailingBytes) {
   }
 }
 
+TEST(GroupEncoding, AVersion1RecordDecodesWithNothingSkipped) {
+  auto g = busy_group(3, "old");
+  g.skipped = 77;
+  auto v1 = encoding::encode_group(g);
+  v1.resize(v1.size() - 8);  // version 1 ended after `redelivered`
+  v1[0] = '\x01';
+  const auto decoded = encoding::decode_group(g.topic, g.name, v1);
+  ASSERT_TRUE(decoded);
+  g.skipped = 0;
+  EXPECT_EQ(*decoded, g);
+}
+
 TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {
   using namespace std::string_literals;
   EXPECT_EQ(encoding::group_key(TopicId{0x01020304}, "g\0"s), "\x01\x02\x03\x04g\0"s);
@@ -1035,8 +1140,12 @@ TEST(TopicEncoding, DecodesBothLayoutsAndRejectsEveryOtherLength) {
   meta.next_offset = Offset{5};
   meta.dedup_window_ms = 30ULL * 24 * 3600 * 1000;
   meta.dedup_conflict = DedupConflict::error;
+  meta.max_age_ms = 3'600'000;
+  meta.max_bytes = 1ULL << 40;
+  meta.max_messages = std::numeric_limits<std::uint64_t>::max();
   const auto bytes = encoding::encode_topic_meta(meta);
-  EXPECT_EQ(bytes.size(), encoding::kTopicBaseSize + 1 + 8 + 1);
+  constexpr std::size_t kV1Size = encoding::kTopicBaseSize + 1 + 8 + 1;
+  EXPECT_EQ(bytes.size(), kV1Size + 3 * 8);
   EXPECT_EQ(encoding::decode_topic_meta("t", bytes), meta);
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     if (n == encoding::kTopicBaseSize) continue;  // the old layout
@@ -1047,8 +1156,17 @@ TEST(TopicEncoding, DecodesBothLayoutsAndRejectsEveryOtherLength) {
   newer[encoding::kTopicBaseSize] = static_cast<char>(encoding::kTopicExtensionVersion + 1);
   EXPECT_EQ(encoding::decode_topic_meta("t", newer), std::nullopt);
   auto bad_mode = bytes;
-  bad_mode.back() = '\x02';
+  bad_mode[kV1Size - 1] = '\x02';
   EXPECT_EQ(encoding::decode_topic_meta("t", bad_mode), std::nullopt);
+  // Extension version 1 (before retention): unlimited retention.
+  auto v1 = bytes.substr(0, kV1Size);
+  v1[encoding::kTopicBaseSize] = '\x01';
+  const auto unlimited = encoding::decode_topic_meta("t", v1);
+  ASSERT_TRUE(unlimited);
+  EXPECT_EQ(unlimited->dedup_window_ms, meta.dedup_window_ms);
+  EXPECT_EQ(unlimited->max_age_ms, 0u);
+  EXPECT_EQ(unlimited->max_bytes, 0u);
+  EXPECT_EQ(unlimited->max_messages, 0u);
   // The pre-dedup layout gets the defaults.
   const auto old = encoding::decode_topic_meta("t", encoding::encode_topic_meta_v0(meta));
   ASSERT_TRUE(old);

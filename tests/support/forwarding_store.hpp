@@ -41,6 +41,12 @@ class ForwardingStore : public storage::Store {
     return inner_->find_dedups(topic, ids);
   }
   Result<void> reclaim(TopicId dropped) override { return inner_->reclaim(dropped); }
+  Result<void> reclaim_trimmed(TopicId topic, Offset end) override {
+    return inner_->reclaim_trimmed(topic, end);
+  }
+  Result<void> checkpoint(const std::filesystem::path& dir) override {
+    return inner_->checkpoint(dir);
+  }
   Result<void> flush() override { return inner_->flush(); }
   Result<void> recover() override { return inner_->recover(); }
   storage::StoreStats stats() const override { return inner_->stats(); }

@@ -17,10 +17,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -49,6 +52,29 @@ struct StorageHealth {
   std::uint64_t recovery_attempts = 0;  // Store::recover() calls made while unwritable
   bool operator==(const StorageHealth&) const = default;
 };
+// Retention limits of a topic: the oldest messages past any of them are removed. 0 = unlimited.
+struct RetentionLimits {
+  std::uint64_t max_age_ms = 0;
+  std::uint64_t max_bytes = 0;
+  std::uint64_t max_messages = 0;
+  bool operator==(const RetentionLimits&) const = default;
+};
+// The limits a request sets; a limit left nullopt is not set by it.
+struct RetentionChange {
+  std::optional<std::uint64_t> max_age_ms;
+  std::optional<std::uint64_t> max_bytes;
+  std::optional<std::uint64_t> max_messages;
+};
+inline constexpr std::uint64_t kMinMaxAgeMs = 1'000;                            // 1 s
+inline constexpr std::uint64_t kMaxMaxAgeMs = 100ULL * 365 * 24 * 3600 * 1000;  // 100 years
+
+// Checks a change: max_age is 0 or 1 s..100 years; sizes and counts are any u64.
+Result<void> validate_retention(const RetentionChange& change);
+// `limits` with what `change` sets.
+RetentionLimits apply_retention(RetentionLimits limits, const RetentionChange& change);
+// The lowest offset that max_messages and max_age keep: `age_start` is the first offset
+// published at or after now - max_age (nullopt when the topic has no max_age).
+Offset first_kept_by_count_and_age(const TopicMeta& topic, std::optional<Offset> age_start);
 
 struct Options {
   storage::Durability durability = storage::Durability::fsync;
@@ -65,6 +91,14 @@ struct Options {
   // Called on the writer thread each time StorageHealth::writable changes (once per episode,
   // not per failed write), so the daemon can log it. Must be quick.
   std::function<void(const StorageHealth&)> on_storage_health;
+  // Limits of a topic whose creation does not set them.
+  RetentionLimits default_retention;
+  // How often the background thread enforces retention; 0 = only run_retention_pass() does.
+  std::chrono::milliseconds retention_interval{1000};
+  // Where the store lives inside a data directory (loftd: "rocksdb"): a backup into DIR puts
+  // the store's copy at DIR/backup_subdir, so DIR is a data directory loftd can start on.
+  // Empty: the copy is DIR itself.
+  std::filesystem::path backup_subdir;
 };
 
 // Settings of a new topic (fixed at creation).
@@ -73,6 +107,7 @@ struct TopicSettings {
   // kMinDedupWindowMs..kMaxDedupWindowMs.
   std::uint64_t dedup_window_ms = 0;
   storage::DedupConflict dedup_conflict = storage::DedupConflict::duplicate;
+  RetentionChange retention{};  // limits not set here come from Options::default_retention
 };
 inline constexpr std::uint64_t kMinDedupWindowMs = 1'000;                     // 1 s
 inline constexpr std::uint64_t kMaxDedupWindowMs = 30ULL * 24 * 3600 * 1000;  // 30 d
@@ -123,6 +158,7 @@ struct TopicEvent {
   TopicId id;
   Offset end;  // next offset after the commit
   bool deleted = false;
+  Offset first{};  // the topic's first offset after the commit (retention moves it up)
 };
 
 // Topic names: 1..249 bytes of [A-Za-z0-9._-], not "." or "..".
@@ -179,6 +215,19 @@ class Broker {
     create_topic(std::move(name), TopicSettings{}, std::move(done));
   }
   void delete_topic(std::string name, Callback<void> done);
+  // Sets the retention limits `change` names (at least one); the next retention pass applies
+  // them (one is started at once).
+  void alter_topic(std::string name, RetentionChange change, Callback<TopicMeta> done);
+  // A consistent copy of the whole store into `dir` (absolute, must not exist, its parent
+  // must), made on the background thread while publishes go on: it holds every write that
+  // completed before the call. Fails with backup_failed (`done` runs on the background
+  // thread, or at once on the caller's for a bad path).
+  void backup(std::filesystem::path dir, Callback<void> done);
+  // One retention pass over every topic with limits: computes what is past a limit and
+  // trims it through the writer; returns once those trims are committed (or failed). Runs
+  // on the background thread every retention_interval; tests call it directly. Thread-safe,
+  // but not to be called on the writer thread. Returns the number of messages removed.
+  std::uint64_t run_retention_pass();
   // REQUIRES: messages is not empty and within the configured limits (the session checks).
   // A message with a non-empty id whose id is already stored in the topic, within the
   // topic's dedup window (in the store, or earlier in the same commit), is not appended: its
@@ -243,7 +292,32 @@ class Broker {
     GroupWrite write;
     Callback<void> done;
   };
-  using Request = std::variant<CreateReq, DeleteReq, PublishReq, GroupReq>;
+  struct AlterReq {
+    std::string name;
+    RetentionChange change;
+    Callback<TopicMeta> done;
+  };
+  // Removes [from, end) of topic `id` if the topic still has that id and starts at `from`
+  // (otherwise nothing: the next pass looks again). `removed_bytes` is what the range holds.
+  // Completes with the number of messages removed (0 when it was stale).
+  struct TrimReq {
+    std::string name;
+    TopicId id;
+    Offset from;
+    Offset end;
+    std::uint64_t removed_bytes = 0;
+    Callback<std::uint64_t> done;
+  };
+  struct BackupJob {
+    std::filesystem::path dir;
+    Callback<void> done;
+  };
+  using Request = std::variant<CreateReq, DeleteReq, PublishReq, GroupReq, AlterReq, TrimReq>;
+  // Work for the background thread: give a dropped topic's space back, or a trimmed range's.
+  struct Reclaim {
+    TopicId id;
+    std::optional<Offset> trimmed_end;  // nullopt: the whole (dropped) topic
+  };
 
   Broker(std::unique_ptr<storage::Store> store, Options options, std::vector<TopicMeta> topics,
          TopicId next_topic_id, std::vector<storage::GroupRecord> groups);
@@ -255,6 +329,9 @@ class Broker {
   void maybe_recover();
   // Writer thread: records the outcome of a storage write or recovery in health_.
   void note_storage(const Result<void>& outcome, bool was_write);
+  // The trim that brings `topic` within its limits, bounded in size; nullopt if none is due.
+  Result<std::optional<TrimReq>> plan_trim(const TopicMeta& topic);
+  Result<void> run_backup(const std::filesystem::path& dir);
 
   std::unique_ptr<storage::Store> store_;
   Options options_;
@@ -272,13 +349,17 @@ class Broker {
   std::thread writer_;
   std::once_flag stop_once_;
 
-  // Giving a dropped topic's disk space back is a compaction that can take seconds: it runs
-  // on its own thread so it never holds up a commit.
-  std::mutex reclaim_mutex_;  // guards reclaim_queue_ and reclaim_stopping_
+  // Giving disk space back (after a drop or a trim) is a compaction that can take seconds, and
+  // a backup a flush and file copies: they run on this background thread, which also runs
+  // the retention passes, so none of it ever holds up a commit.
+  std::mutex reclaim_mutex_;  // guards the fields up to reclaimer_
   std::condition_variable reclaim_cv_;
-  std::deque<TopicId> reclaim_queue_;
+  std::deque<Reclaim> reclaim_queue_;
+  std::deque<BackupJob> backups_;
+  bool retention_due_ = false;  // run a pass now (after an alter)
   bool reclaim_stopping_ = false;
   std::thread reclaimer_;
+  std::mutex retention_mutex_;  // one retention pass at a time
 
   // Taken once per commit by the writer (never per message) and by readers of the figures.
   mutable std::mutex stats_mutex_;  // guards stats_, health_ and metrics_

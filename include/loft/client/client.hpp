@@ -75,8 +75,15 @@ class Client {
   Result<PublishResult> publish(std::string topic, Message message);
   Result<TopicInfo> create_topic(std::string name);
   // dedup_window_ms 0 = the broker's default (2 h).
+  // retention: the limits to set; a limit left nullopt gets the broker's configured default.
   Result<TopicInfo> create_topic(std::string name, std::uint64_t dedup_window_ms,
-                                 protocol::DedupConflict dedup_conflict);
+                                 protocol::DedupConflict dedup_conflict,
+                                 protocol::RetentionChange retention = {});
+  // Changes the limits that are set in `retention` (0 = unlimited); the others stay.
+  Result<TopicInfo> alter_topic(std::string name, protocol::RetentionChange retention);
+  // The broker copies its data directory into `dir` (a path on the broker's machine: absolute,
+  // not existing yet) while it keeps serving.
+  Result<std::string> backup(std::string dir);
   Result<void> delete_topic(std::string name);
   Result<std::vector<TopicInfo>> list_topics();
   Result<TopicInfo> describe_topic(std::string name);

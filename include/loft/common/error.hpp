@@ -32,6 +32,7 @@ enum class Errc : std::uint16_t {
   unknown_subscription = 19,
   group_exists = 23,
   dedup_conflict = 24,  // a message id already stored with a different payload
+  backup_failed = 40,   // BACKUP: the target exists, cannot be created, or the copy failed
   // Server-side conditions.
   storage_error = 20,
   shutting_down = 21,

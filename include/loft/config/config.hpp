@@ -39,6 +39,12 @@ struct Config {
   std::filesystem::path data_dir = "./loft-data";
   Durability durability = Durability::fsync;
   bool auto_create_topics = false;
+  // Retention limits of a topic created without its own; 0 = unlimited ("none" in the file).
+  std::chrono::milliseconds retention_max_age{0};
+  std::uint64_t retention_max_bytes = 0;
+  std::uint64_t retention_max_messages = 0;
+  // How often loftd looks for messages past their topic's limits.
+  std::chrono::milliseconds retention_check_interval = std::chrono::seconds(1);
 
   // Limits (bytes)
   std::uint32_t max_frame_size = 16 * 1024 * 1024;

@@ -90,6 +90,7 @@ struct Snapshot {
   std::vector<OffsetRange> done_above_floor;  // sorted, disjoint, non-adjacent, above floor
   std::uint64_t dead_lettered = 0;            // counters, for describe
   std::uint64_t redelivered = 0;
+  std::uint64_t skipped = 0;
   bool operator==(const Snapshot&) const = default;
 };
 
@@ -117,6 +118,7 @@ struct GroupStats {
   std::uint64_t lag = 0;            // offsets in [ack_floor, end) that are not done
   std::uint64_t dead_lettered = 0;  // total, since the group was created
   std::uint64_t redelivered = 0;    // total redeliveries (attempt >= 2) handed out
+  std::uint64_t skipped = 0;        // total offsets skipped by skip_to (retention)
   std::vector<ConsumerStats> consumers;
 };
 
@@ -172,6 +174,14 @@ class GroupState {
   // Moves the group: everything below `to` is done, nothing is in flight or scheduled, and
   // delivery continues at `to`. (loft group reset)
   void reset(Offset to);
+
+  // Retention removed every offset below `first`: the floor moves up to it if it is below.
+  // Offsets below `first` that were not done are skipped: counted (returned, and added to
+  // stats().skipped) and forgotten, in flight ones included (their consumers' credit comes
+  // back; a late ack of one is not_in_flight). Dead letters whose append is already taken
+  // are not counted: dead_lettered() still completes them. Returns 0 if the floor is at or
+  // above `first`.
+  std::uint64_t skip_to(Offset first);
 
   Offset ack_floor() const { return ack_floor_; }
   Snapshot snapshot() const;
@@ -230,6 +240,7 @@ class GroupState {
   std::uint64_t last_served_ = 0;  // `joined` of the consumer served last (0: none yet)
   std::uint64_t dead_lettered_ = 0;
   std::uint64_t redelivered_ = 0;
+  std::uint64_t skipped_ = 0;
 };
 
 }  // namespace loft::delivery

@@ -3,6 +3,7 @@
 // layout; src/protocol/codec.cpp is the only code that knows it.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -37,6 +38,9 @@ enum class FrameType : std::uint16_t {
   describe_group = 0x0015,
   delete_group = 0x0016,
   reset_group = 0x0017,
+  // Operations (requests).
+  alter_topic = 0x0020,
+  backup = 0x0021,
   // Replies (server to client): the request type with the high bit set, plus `error`.
   error = 0x8000,
   hello_ok = 0x8001,
@@ -55,6 +59,8 @@ enum class FrameType : std::uint16_t {
   describe_group_ok = 0x8015,
   delete_group_ok = 0x8016,
   reset_group_ok = 0x8017,
+  alter_topic_ok = 0x8020,
+  backup_ok = 0x8021,
   // Pushed by the server without a request (correlation id = the SUBSCRIBE's).
   deliver = 0x4001,
 };
@@ -115,13 +121,28 @@ struct TopicInfo {
   std::int64_t created_at_ms = 0;
   std::uint64_t dedup_window_ms = 0;
   DedupConflict dedup_conflict = DedupConflict::duplicate;
+  // Retention limits in force; 0 = unlimited.
+  std::uint64_t max_age_ms = 0;
+  std::uint64_t max_bytes = 0;
+  std::uint64_t max_messages = 0;
   bool operator==(const TopicInfo&) const = default;
+};
+
+// Retention limits a request sets: a limit that is nullopt is not set by this request (the
+// server's default at creation, unchanged by ALTER_TOPIC); 0 = unlimited.
+struct RetentionChange {
+  std::optional<std::uint64_t> max_age_ms;
+  std::optional<std::uint64_t> max_bytes;
+  std::optional<std::uint64_t> max_messages;
+  bool empty() const { return !max_age_ms && !max_bytes && !max_messages; }
+  bool operator==(const RetentionChange&) const = default;
 };
 
 struct CreateTopic {
   std::string name;
   std::uint64_t dedup_window_ms = 0;  // 0 = the server's default (2 h)
   DedupConflict dedup_conflict = DedupConflict::duplicate;
+  RetentionChange retention{};
   bool operator==(const CreateTopic&) const = default;
 };
 struct CreateTopicOk {
@@ -181,6 +202,27 @@ struct FetchOk {
   std::uint64_t next_offset = 0;
   std::vector<StoredMessage> messages;
   bool operator==(const FetchOk&) const = default;
+};
+
+struct AlterTopic {
+  std::string name;
+  RetentionChange retention;  // at least one limit set
+  bool operator==(const AlterTopic&) const = default;
+};
+struct AlterTopicOk {
+  TopicInfo topic;  // with the new limits
+  bool operator==(const AlterTopicOk&) const = default;
+};
+
+// An online copy of the whole data directory, made by the server into `dir` (a path on the
+// server's machine: absolute, must not exist yet, its parent must).
+struct Backup {
+  std::string dir;
+  bool operator==(const Backup&) const = default;
+};
+struct BackupOk {
+  std::string dir;
+  bool operator==(const BackupOk&) const = default;
 };
 
 struct Ping {
@@ -301,6 +343,7 @@ struct GroupInfo {
   std::uint64_t redelivered = 0;
   GroupConfig config;  // effective values (defaults filled in)
   std::vector<ConsumerInfo> consumers;
+  std::uint64_t skipped = 0;  // offsets retention removed before the group acked them
   bool operator==(const GroupInfo&) const = default;
 };
 
@@ -351,12 +394,13 @@ struct ResetGroupOk {
   bool operator==(const ResetGroupOk&) const = default;
 };
 
-using Body = std::variant<Hello, HelloOk, ErrorReply, CreateTopic, CreateTopicOk, DeleteTopic,
-                          DeleteTopicOk, ListTopics, ListTopicsOk, DescribeTopic, DescribeTopicOk,
-                          Publish, PublishOk, Fetch, FetchOk, Ping, Pong, Subscribe, SubscribeOk,
-                          Deliver, Settle, SettleOk, Unsubscribe, UnsubscribeOk, CreateGroup,
-                          CreateGroupOk, ListGroups, ListGroupsOk, DescribeGroup, DescribeGroupOk,
-                          DeleteGroup, DeleteGroupOk, ResetGroup, ResetGroupOk>;
+using Body =
+    std::variant<Hello, HelloOk, ErrorReply, CreateTopic, CreateTopicOk, DeleteTopic, DeleteTopicOk,
+                 ListTopics, ListTopicsOk, DescribeTopic, DescribeTopicOk, Publish, PublishOk,
+                 Fetch, FetchOk, Ping, Pong, Subscribe, SubscribeOk, Deliver, Settle, SettleOk,
+                 Unsubscribe, UnsubscribeOk, CreateGroup, CreateGroupOk, ListGroups, ListGroupsOk,
+                 DescribeGroup, DescribeGroupOk, DeleteGroup, DeleteGroupOk, ResetGroup,
+                 ResetGroupOk, AlterTopic, AlterTopicOk, Backup, BackupOk>;
 
 struct Frame {
   std::uint32_t correlation_id = 0;

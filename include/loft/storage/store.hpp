@@ -48,6 +48,11 @@ struct TopicMeta {
   // same-id, different-payload publish gets.
   std::uint64_t dedup_window_ms = kDefaultDedupWindowMs;
   DedupConflict dedup_conflict = DedupConflict::duplicate;
+  // Retention limits (0 = unlimited): the oldest messages past any of them are removed in the
+  // background (the broker trims; see docs/storage.md, "Retention").
+  std::uint64_t max_age_ms = 0;
+  std::uint64_t max_bytes = 0;
+  std::uint64_t max_messages = 0;
   bool operator==(const TopicMeta&) const = default;
 };
 
@@ -70,6 +75,7 @@ struct GroupRecord {
   std::vector<std::pair<Offset, Offset>> done_ranges;
   std::uint64_t dead_lettered = 0;
   std::uint64_t redelivered = 0;
+  std::uint64_t skipped = 0;  // offsets retention removed before the group had acked them
   bool operator==(const GroupRecord&) const = default;
 };
 
@@ -122,8 +128,16 @@ struct DropGroup {
   TopicId topic;
   std::string name;
 };
+// Retention: remove every message of `topic` below `end` (one range delete; the caller
+// advances the topic's first_offset with a PutTopic in the same batch). Dedup entries stay
+// until their window expires.
+struct TrimTopic {
+  TopicId topic;
+  Offset end;
+};
 // DropTopic also drops every group of the topic.
-using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup, PutDedup>;
+using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup, PutDedup,
+                        TrimTopic>;
 
 struct WriteBatch {
   std::vector<Op> ops;
@@ -181,6 +195,15 @@ class Store {
 
   // Gives the disk space of dropped topics back (may run a compaction). Safe to skip.
   virtual Result<void> reclaim(TopicId dropped) = 0;
+
+  // Gives back the disk space of `topic`'s messages below `end`, removed by a TrimTopic that
+  // was written (a compaction of that key range). Safe to skip.
+  virtual Result<void> reclaim_trimmed(TopicId topic, Offset end) = 0;
+
+  // Writes a consistent copy of the whole store as of now into `dir`, which must not exist
+  // (its parent must). Safe to call while write() runs on another thread; the copy holds
+  // every write that completed before the call. The memory store cannot (invalid_request).
+  virtual Result<void> checkpoint(const std::filesystem::path& dir) = 0;
 
   // Flushes in-memory state to disk (called on graceful shutdown).
   virtual Result<void> flush() = 0;

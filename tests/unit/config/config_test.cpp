@@ -20,7 +20,7 @@ namespace loft::config {
 namespace {
 
 // Every key, as the file and apply_override spell it.
-constexpr std::array<std::string_view, 18> kAllKeys{
+constexpr std::array<std::string_view, 22> kAllKeys{
     "listen",
     "max_inflight_requests",
     "max_send_queue",
@@ -39,6 +39,10 @@ constexpr std::array<std::string_view, 18> kAllKeys{
     "max_headers_size",
     "log_level",
     "log_pattern",
+    "retention_max_age",
+    "retention_max_bytes",
+    "retention_max_messages",
+    "retention_check_interval",
 };
 
 // Config has no operator== (the header is a shared contract); compare field by field.
@@ -61,6 +65,10 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.max_headers_size, b.max_headers_size);
   EXPECT_EQ(a.log_level, b.log_level);
   EXPECT_EQ(a.log_pattern, b.log_pattern);
+  EXPECT_EQ(a.retention_max_age, b.retention_max_age);
+  EXPECT_EQ(a.retention_max_bytes, b.retention_max_bytes);
+  EXPECT_EQ(a.retention_max_messages, b.retention_max_messages);
+  EXPECT_EQ(a.retention_check_interval, b.retention_check_interval);
 }
 
 std::string parse_error(std::string_view text) {
@@ -360,6 +368,38 @@ TEST(ApplyOverride, TakesTheCommandLineFormOfEveryKey) {
   EXPECT_EQ(c.log_pattern, "%l %v");
   EXPECT_TRUE(apply_override(c, "auto_create_topics", "false").has_value());
   EXPECT_FALSE(c.auto_create_topics);
+}
+
+TEST(ParseConfig, RetentionKeysTakeNoneOrAValueAndRejectBadOnes) {
+  Config defaults;
+  EXPECT_EQ(defaults.retention_max_age.count(), 0);
+  EXPECT_EQ(defaults.retention_max_bytes, 0u);
+  EXPECT_EQ(defaults.retention_max_messages, 0u);
+  EXPECT_EQ(defaults.retention_check_interval, 1s);
+  const auto c = parse_config(
+      "retention_max_age = \"7d\"\nretention_max_bytes = \"10GiB\"\n"
+      "retention_max_messages = 1000000\nretention_check_interval = \"250ms\"\n");
+  ASSERT_TRUE(c) << c.error().detail;
+  EXPECT_EQ(c->retention_max_age, std::chrono::hours(24 * 7));
+  EXPECT_EQ(c->retention_max_bytes, 10ULL << 30);
+  EXPECT_EQ(c->retention_max_messages, 1'000'000u);
+  EXPECT_EQ(c->retention_check_interval, 250ms);
+  const auto none = parse_config(
+      "retention_max_age = \"none\"\nretention_max_bytes = \"none\"\n"
+      "retention_max_messages = \"none\"\n");
+  ASSERT_TRUE(none) << none.error().detail;
+  EXPECT_EQ(none->retention_max_age.count(), 0);
+  EXPECT_THAT(parse_error("retention_max_age = \"500ms\""),
+              AllOf(HasSubstr("'retention_max_age'"), HasSubstr("from 1s")));
+  EXPECT_THAT(parse_error("retention_max_bytes = \"lots\""), HasSubstr("'retention_max_bytes'"));
+  EXPECT_THAT(parse_error("retention_max_messages = -1"), HasSubstr("'retention_max_messages'"));
+  EXPECT_THAT(parse_error("retention_check_interval = \"1ms\""),
+              AllOf(HasSubstr("'retention_check_interval'"), HasSubstr("10ms to 1h")));
+  Config o;
+  ASSERT_TRUE(apply_override(o, "retention_max_messages", "5"));
+  EXPECT_EQ(o.retention_max_messages, 5u);
+  ASSERT_TRUE(apply_override(o, "retention_max_age", "none"));
+  EXPECT_EQ(o.retention_max_age.count(), 0);
 }
 
 TEST(ApplyOverride, UnknownKeyFails) {

@@ -502,6 +502,63 @@ TEST(GroupState, NextDeadlineIsTheMinimumOfDeadlinesAndDueTimes) {
   EXPECT_EQ(g.next_deadline(), std::nullopt);  // the pending dead letter does not count
 }
 
+TEST(GroupState, SkipToCountsWhatWasNotDoneAndKeepsWhatIsAbove) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 4);
+  g.on_appended(off(20));
+  ASSERT_THAT(g.poll(t0), ElementsAre(d(c1, 0), d(c1, 1), d(c1, 2), d(c1, 3)));
+  ASSERT_EQ(g.ack(c1, off(2)), AckResult::ok);  // done: not skipped
+  ASSERT_EQ(g.ack(c1, off(3)), AckResult::ok);
+  // 0, 1 in flight; 4..9 never delivered; 2, 3 done: 8 skipped.
+  EXPECT_EQ(g.skip_to(off(10)), 8u);
+  EXPECT_EQ(g.ack_floor(), off(10));
+  EXPECT_EQ(g.stats().skipped, 8u);
+  EXPECT_EQ(g.stats().in_flight, 0u);
+  EXPECT_EQ(g.in_flight_of(c1), 0u) << "the skipped in-flight offsets gave their credit back";
+  EXPECT_EQ(g.ack(c1, off(1)), AckResult::not_in_flight);
+  EXPECT_EQ(g.stats().lag, 10u);
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 10), d(c1, 11), d(c1, 12), d(c1, 13)));
+  EXPECT_EQ(g.skip_to(off(5)), 0u) << "below the floor: nothing to skip";
+  EXPECT_EQ(g.snapshot().skipped, 8u);
+  // Restored from a snapshot, the count carries on.
+  GroupState restored{opts(), g.snapshot()};
+  EXPECT_EQ(restored.stats().skipped, 8u);
+}
+
+TEST(GroupState, SkipToLandsPastADoneRunThatCrossesTheNewStart) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(10));
+  ASSERT_EQ(g.poll(t0).size(), 10u);
+  for (std::uint64_t o = 3; o < 8; ++o) ASSERT_EQ(g.ack(c1, off(o)), AckResult::ok);
+  // [3, 8) done; skipping to 5 skips 0, 1, 2 and the floor lands on 8.
+  EXPECT_EQ(g.skip_to(off(5)), 3u);
+  EXPECT_EQ(g.ack_floor(), off(8));
+  EXPECT_EQ(g.stats().in_flight, 2u);  // 8 and 9 stay in flight
+  EXPECT_EQ(g.ack(c1, off(8)), AckResult::ok);
+  EXPECT_EQ(g.ack_floor(), off(9));
+}
+
+TEST(GroupState, SkipToDropsScheduledAndPendingDeadLettersButNotTakenOnes) {
+  GroupState g{opts(1), off(0)};  // one attempt: a nack dead-letters
+  g.add_consumer(c1, 10);
+  g.on_appended(off(6));
+  ASSERT_EQ(g.poll(t0).size(), 6u);
+  ASSERT_EQ(g.reject(c1, off(0)), AckResult::ok);
+  ASSERT_THAT(g.take_dead_letters(),
+              ElementsAre(DeadLetter{off(0), 1, DeadLetterReason::rejected}));
+  ASSERT_EQ(g.reject(c1, off(1)), AckResult::ok);  // pending, not taken
+  ASSERT_EQ(g.nack(c1, off(2), 0ms, t0), AckResult::ok);
+  // 1 (pending letter), 2 (dead-lettered by the nack: pending), 3 (in flight): skipped;
+  // 0 is taken and still completes.
+  EXPECT_EQ(g.skip_to(off(4)), 3u);
+  EXPECT_THAT(g.take_dead_letters(), IsEmpty());
+  g.dead_lettered(off(0));
+  EXPECT_EQ(g.stats().dead_lettered, 1u);
+  EXPECT_EQ(g.ack_floor(), off(4));
+  EXPECT_EQ(g.next_deadline(), t0 + 1000ms);  // 4 and 5 in flight
+}
+
 TEST(GroupState, ResetMovesTheGroup) {
   GroupState g{opts(), off(0)};
   g.add_consumer(c1, 10);

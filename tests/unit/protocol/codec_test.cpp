@@ -16,6 +16,7 @@ using ::testing::HasSubstr;
 using testing::sample_frames;
 
 constexpr std::uint32_t kMax = 16 * 1024 * 1024;
+constexpr std::size_t kRetentionBlockSize = 1 + 3 * 8;  // mask + three limits
 
 std::span<const char> as_span(const std::string& s) { return {s.data(), s.size()}; }
 
@@ -124,7 +125,10 @@ TEST(Codec, NewTypesHaveTheirDocumentedNumbers) {
       {Unsubscribe{}, UnsubscribeOk{}}, {CreateGroup{}, CreateGroupOk{}},
       {ListGroups{}, ListGroupsOk{}},   {DescribeGroup{}, DescribeGroupOk{}},
       {DeleteGroup{}, DeleteGroupOk{}}, {ResetGroup{}, ResetGroupOk{}},
+      {AlterTopic{}, AlterTopicOk{}},   {Backup{}, BackupOk{}},
   };
+  EXPECT_EQ(type_of(Body{AlterTopic{}}), static_cast<FrameType>(0x0020));
+  EXPECT_EQ(type_of(Body{Backup{}}), static_cast<FrameType>(0x0021));
   for (const auto& [req, rep] : pairs) {
     EXPECT_EQ(static_cast<std::uint16_t>(type_of(rep)),
               static_cast<std::uint16_t>(type_of(req)) | 0x8000u);
@@ -132,7 +136,9 @@ TEST(Codec, NewTypesHaveTheirDocumentedNumbers) {
 }
 
 TEST(Codec, EncodeThrowsWhenAFieldDoesNotFitItsPrefix) {
-  EXPECT_THROW(encode(Frame{1, CreateTopic{std::string(65536, 'a')}}), std::length_error);
+  EXPECT_THROW(
+      encode(Frame{1, CreateTopic{std::string(65536, 'a'), 0, DedupConflict::duplicate, {}}}),
+      std::length_error);
   Message m;
   m.id = std::string(65536, 'i');
   EXPECT_THROW(encode(Frame{1, Publish{"t", {m}}}), std::length_error);
@@ -225,9 +231,14 @@ TEST(DecodeBody, TruncationAtEveryLengthIsMalformed) {
   for (const auto& frame : sample_frames()) {
     const auto body = body_of(frame);
     const auto header = header_of(frame);
+    // A CREATE_TOPIC that ends before its retention block is the older layout, and valid.
+    const auto* create = std::get_if<CreateTopic>(&frame.body);
+    const std::size_t without_retention =
+        create ? body.size() - kRetentionBlockSize : std::size_t{0} - 1;
     // Every length for small bodies; for the megabyte ones, the boundaries and a stride.
     const std::size_t step = body.size() < 4096 ? 1 : body.size() / 40;
     for (std::size_t n = 0; n < body.size(); n += (n < 64 || n + 64 > body.size()) ? 1 : step) {
+      if (n == without_retention) continue;
       const auto r = decode(header, body.substr(0, n));
       ASSERT_FALSE(r) << "type " << header.type << " decoded from " << n << " of " << body.size();
       EXPECT_EQ(r.error().code, Errc::malformed_frame);
@@ -290,15 +301,43 @@ TEST(DecodeBody, HugeCountsFailBeforeAllocating) {
 }
 
 TEST(DecodeBody, UnknownDedupConflictModeIsMalformed) {
-  for (const Frame& f : {Frame{1, CreateTopic{"t", 1'000, DedupConflict::error}},
-                         Frame{1, DescribeTopicOk{TopicInfo{"t"}}}}) {
+  // dedup_conflict follows the name "t" (3 bytes) and one u64 (CREATE_TOPIC) or six.
+  for (const auto& [f, at] :
+       {std::pair{Frame{1, CreateTopic{"t", 1'000, DedupConflict::error, {}}}, std::size_t{3 + 8}},
+        std::pair{Frame{1, DescribeTopicOk{TopicInfo{"t"}}}, std::size_t{3 + 6 * 8}}}) {
     auto body = body_of(f);
-    body.back() = '\x02';  // dedup_conflict is the last byte of both bodies
+    body[at] = '\x02';
     const auto r = decode(header_of(f), body);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::malformed_frame);
     EXPECT_THAT(r.error().detail, HasSubstr("dedup_conflict"));
   }
+}
+
+TEST(DecodeBody, CreateTopicWithoutTheRetentionBlockSetsNoLimits) {
+  const Frame f{1, CreateTopic{"t", 1'000, DedupConflict::error, {5, 6, 7}}};
+  auto body = body_of(f);
+  body.resize(body.size() - kRetentionBlockSize);
+  const auto r = decode(header_of(f), body);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(std::get<CreateTopic>(*r), (CreateTopic{"t", 1'000, DedupConflict::error, {}}));
+}
+
+TEST(DecodeBody, RetentionMaskReservedBitsAndUnsetNonZeroLimitsAreMalformed) {
+  const Frame f{1, AlterTopic{"t", {std::nullopt, 9, std::nullopt}}};
+  const auto good = body_of(f);
+  const std::size_t mask_at = 3;  // after the name "t"
+  auto reserved = good;
+  reserved[mask_at] = static_cast<char>(0x0A);
+  auto r = decode(header_of(f), reserved);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("reserved bits"));
+  auto unset = good;
+  unset[mask_at + 1] = '\x01';  // max_age_ms is not in the mask but not 0
+  r = decode(header_of(f), unset);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::malformed_frame);
+  EXPECT_THAT(r.error().detail, HasSubstr("max_age_ms is 1 but not set"));
 }
 
 TEST(DecodeBody, CountOneMoreThanPresentIsMalformed) {
@@ -405,8 +444,8 @@ TEST(DecodeBody, StallReasonMustBeDefined) {
   GroupInfo g;
   g.consumers = {{1, "a", 2, 3, StallReason::none}, {4, "b", 5, 6, StallReason::none}};
   const Frame f{1, DescribeGroupOk{g}};
-  // The second consumer's `stalled` is the last byte of the body.
-  expect_byte_range(f, body_of(f).size() - 1, 3, "describe_group_ok: consumer 1 stalled",
+  // The second consumer's `stalled` is the last byte before `skipped` (u64).
+  expect_byte_range(f, body_of(f).size() - 1 - 8, 3, "describe_group_ok: consumer 1 stalled",
                     [](const Body& b, int v) {
                       EXPECT_EQ(std::get<DescribeGroupOk>(b).group.consumers[1].stalled,
                                 static_cast<StallReason>(v));

@@ -84,5 +84,19 @@ TEST(DocExample, SettleOk) {
               "05 00 00 00  00 00 00 00");
 }
 
+TEST(DocExample, AlterTopic) {
+  // Keep at most 1000 messages; max_age and max_bytes unchanged.
+  expect_wire(Frame{7, AlterTopic{"t", {std::nullopt, std::nullopt, 1000}}},
+              "24 00 00 00  20 00  00 00  07 00 00 00"
+              "01 00 74  04"
+              "00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  e8 03 00 00 00 00 00 00");
+}
+
+TEST(DocExample, Backup) {
+  expect_wire(Frame{8, Backup{"/srv/b1"}},
+              "11 00 00 00  21 00  00 00  08 00 00 00"
+              "07 00 2f 73 72 76 2f 62 31");
+}
+
 }  // namespace
 }  // namespace loft::protocol

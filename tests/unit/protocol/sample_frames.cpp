@@ -27,8 +27,17 @@ std::string all_bytes() {
 }
 
 TopicInfo topic(std::string name, std::uint64_t base) {
-  return TopicInfo{std::move(name),         base, base + 17, 17, 4096, 1'700'000'000'123, 7'200'000,
-                   DedupConflict::duplicate};
+  return TopicInfo{std::move(name),
+                   base,
+                   base + 17,
+                   17,
+                   4096,
+                   1'700'000'000'123,
+                   7'200'000,
+                   DedupConflict::duplicate,
+                   86'400'000,
+                   1ULL << 30,
+                   0xFFFFFFFFFFFFFFFF};
 }
 
 GroupConfig rich_config() {
@@ -51,6 +60,7 @@ GroupInfo group_info(std::string group) {
                  {2, "", 1, 1, StallReason::at_max_in_flight},
                  {3, "w\0c"s, 0, 0, StallReason::waiting_for_backoff},
                  {0xFFFFFFFFFFFFFFFF, "slow", 0xFFFFFFFF, 0xFFFFFFFF, StallReason::slow_socket}};
+  g.skipped = 1ULL << 33;
   return g;
 }
 
@@ -65,10 +75,10 @@ std::vector<Frame> sample_frames() {
   f.push_back({3, ErrorReply{Errc::topic_not_found, "topic 'x' does not exist"}});
   f.push_back({4, ErrorReply{Errc::malformed_frame, ""}});
   f.push_back({5, ErrorReply{Errc::ok, "\0"s}});
-  f.push_back({6, CreateTopic{"orders.v1_eu-west"}});
-  f.push_back({6, CreateTopic{std::string(249, 'a')}});
-  f.push_back({6, CreateTopic{"strict", 1'000, DedupConflict::error}});
-  f.push_back({6, CreateTopic{"t", 0xFFFFFFFFFFFFFFFF, DedupConflict::duplicate}});
+  f.push_back({6, CreateTopic{"orders.v1_eu-west", 0, DedupConflict::duplicate, {}}});
+  f.push_back({6, CreateTopic{std::string(249, 'a'), 0, DedupConflict::duplicate, {}}});
+  f.push_back({6, CreateTopic{"strict", 1'000, DedupConflict::error, {}}});
+  f.push_back({6, CreateTopic{"t", 0xFFFFFFFFFFFFFFFF, DedupConflict::duplicate, {}}});
   f.push_back({7, CreateTopicOk{topic("orders", 0)}});
   f.push_back({8, DeleteTopic{"orders"}});
   f.push_back({8, DeleteTopic{""}});
@@ -147,6 +157,14 @@ std::vector<Frame> sample_frames() {
   f.push_back({29, DeleteGroupOk{}});
   f.push_back({30, ResetGroup{"orders", "billing", {StartKind::timestamp, 1'700'000'000'000}}});
   f.push_back({30, ResetGroupOk{group_info("billing")}});
+  f.push_back({6, CreateTopic{"kept", 0, DedupConflict::duplicate, {3'600'000, 0, 1'000}}});
+  f.push_back({6, CreateTopic{"some", 0, DedupConflict::error, {std::nullopt, 1ULL << 40, {}}}});
+  f.push_back({31, AlterTopic{"orders", {0, std::nullopt, 0xFFFFFFFFFFFFFFFF}}});
+  f.push_back({31, AlterTopic{"", {}}});
+  f.push_back({31, AlterTopicOk{topic("orders", 9)}});
+  f.push_back({32, Backup{"/var/backups/loft-2026-11-26"}});
+  f.push_back({32, Backup{""}});
+  f.push_back({32, BackupOk{"/var/backups/loft-2026-11-26"}});
   return f;
 }
 
