@@ -625,7 +625,8 @@ std::vector<GroupMetrics> Groups::metrics() const {
   for (const auto& [key, g] : groups_) {
     if (!g->persisted) continue;  // not created yet, as list_groups
     const auto stats = g->state.stats();
-    out.push_back(GroupMetrics{g->topic, g->name, g->counters, stats.lag, stats.in_flight});
+    out.push_back(
+        GroupMetrics{g->topic, g->name, g->counters, stats.lag, stats.in_flight, stats.skipped});
   }
   return out;
 }

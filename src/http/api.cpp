@@ -257,6 +257,10 @@ std::string render_metrics(const MetricsSnapshot& s) {
   group_family("loft_messages_dead_lettered_total", "counter",
                "Messages of the group moved to its dead-letter topic (durably).",
                [](const G& g) { return g.counters.dead_lettered; });
+  group_family("loft_messages_skipped_total", "counter",
+               "Messages retention removed before the group finished them: the group moved "
+               "past them. Kept with the group, so it counts since the group was created.",
+               [](const G& g) { return g.skipped; });
   group_family("loft_group_lag_messages", "gauge",
                "Messages of the topic the group has not finished (from its ack floor to the "
                "end of the log).",

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "http_client.hpp"
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -253,6 +254,8 @@ TEST_F(Retention, AGroupBehindRetentionSkipsForwardAndReportsIt) {
   EXPECT_EQ(json::parse(r.out).as_object().at("skipped").to_number<std::uint64_t>(), 35u);
   r = loft({"group", "describe", "t", "slow"});
   EXPECT_THAT(r.out, HasSubstr("skipped:           35"));
+  EXPECT_THAT(http_get(daemon_.http_port(), "/metrics").body,
+              HasSubstr("\nloft_messages_skipped_total{topic=\"t\",group=\"slow\"} 35\n"));
 
   // Delivery goes on from the first retained offset.
   r = loft({"sub", "t", "--group", "slow", "--count", "1"});

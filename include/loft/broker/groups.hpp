@@ -69,6 +69,9 @@ struct GroupMetrics {
   GroupCounters counters;
   std::uint64_t lag = 0;        // offsets in [ack_floor, end) not yet done
   std::uint64_t in_flight = 0;  // delivered, awaiting a settle
+  // Offsets retention removed before the group finished them; persisted with the group, so it
+  // counts since the group was created, not since loftd started.
+  std::uint64_t skipped = 0;
 };
 
 class Groups {
