@@ -72,6 +72,9 @@ Errc errc_from_wire(std::uint16_t value) noexcept {
 
 std::string Error::to_string() const {
   std::string out{errc_text(code)};
+  // A detail that already begins with the text (as the server's often do: "storage full: disk
+  // full ...") is not prefixed a second time.
+  if (detail.starts_with(out)) return detail;
   if (!detail.empty()) {
     out += ": ";
     out += detail;

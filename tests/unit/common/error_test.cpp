@@ -27,5 +27,12 @@ TEST(Error, ToStringJoinsTextAndDetail) {
   EXPECT_EQ((Error{Errc::timeout, ""}.to_string()), "timeout");
 }
 
+TEST(Error, ToStringDoesNotRepeatATextTheDetailAlreadyStartsWith) {
+  EXPECT_EQ((Error{Errc::storage_full, "storage full: disk full: no space"}.to_string()),
+            "storage full: disk full: no space");
+  EXPECT_EQ((Error{Errc::backup_failed, "backup failed: 'x' exists"}.to_string()),
+            "backup failed: 'x' exists");
+}
+
 }  // namespace
 }  // namespace loft
