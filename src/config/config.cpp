@@ -219,7 +219,11 @@ Result<void> set_enum(std::string_view key, const Input& in, const Table& table,
 }
 
 // "none" (any key that takes it) means 0: unlimited.
-bool is_none(const Input& in) { return in.kind == Input::Kind::text && in.text == "none"; }
+// "none", or 0 as the file's integer or the command line's text: no limit.
+bool is_none(const Input& in) {
+  return (in.kind == Input::Kind::text && (in.text == "none" || in.text == "0")) ||
+         (in.kind == Input::Kind::integer && in.integer == 0);
+}
 
 constexpr std::chrono::milliseconds kMinMaxAge{1000};
 constexpr std::chrono::milliseconds kMaxMaxAge{100LL * 365 * 24 * 3600 * 1000};

@@ -389,6 +389,13 @@ TEST(ParseConfig, RetentionKeysTakeNoneOrAValueAndRejectBadOnes) {
       "retention_max_messages = \"none\"\n");
   ASSERT_TRUE(none) << none.error().detail;
   EXPECT_EQ(none->retention_max_age.count(), 0);
+  // 0 means unlimited too, for every limit (as config/loftd.toml says).
+  const auto zero =
+      parse_config("retention_max_age = 0\nretention_max_bytes = 0\nretention_max_messages = 0\n");
+  ASSERT_TRUE(zero) << zero.error().detail;
+  EXPECT_EQ(zero->retention_max_age.count(), 0);
+  EXPECT_EQ(zero->retention_max_bytes, 0u);
+  EXPECT_EQ(zero->retention_max_messages, 0u);
   EXPECT_THAT(parse_error("retention_max_age = \"500ms\""),
               AllOf(HasSubstr("'retention_max_age'"), HasSubstr("from 1s")));
   EXPECT_THAT(parse_error("retention_max_bytes = \"lots\""), HasSubstr("'retention_max_bytes'"));
@@ -399,6 +406,9 @@ TEST(ParseConfig, RetentionKeysTakeNoneOrAValueAndRejectBadOnes) {
   ASSERT_TRUE(apply_override(o, "retention_max_messages", "5"));
   EXPECT_EQ(o.retention_max_messages, 5u);
   ASSERT_TRUE(apply_override(o, "retention_max_age", "none"));
+  EXPECT_EQ(o.retention_max_age.count(), 0);
+  o.retention_max_age = std::chrono::hours(1);
+  ASSERT_TRUE(apply_override(o, "retention_max_age", "0"));
   EXPECT_EQ(o.retention_max_age.count(), 0);
 }
 
