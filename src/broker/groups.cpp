@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <span>
 #include <utility>
 
 #include "loft/protocol/codec.hpp"
@@ -409,21 +410,21 @@ void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& de
       while (j < list.size() && list[j].offset.value == list[j - 1].offset.value + 1) ++j;
       auto read =
           broker_.fetch(g.topic, list[i].offset, storage::ReadLimits{j - i, std::size_t{1} << 62});
-      std::map<Offset, StoredMessage*> found;
-      if (read) {
-        for (auto& m : read->messages) found[m.offset] = &m;
-      }
+      // Both in ascending offset order: walk them together.
+      std::span<StoredMessage> found;
+      if (read) found = read->messages;
+      auto hit = found.begin();
       for (std::size_t k = i; k < j; ++k) {
         const auto& d = list[k];
-        const auto hit = found.find(d.offset);
-        if (hit == found.end()) {
+        while (hit != found.end() && hit->offset < d.offset) ++hit;
+        if (hit == found.end() || hit->offset != d.offset) {
           // Not readable (the topic is being deleted): nothing to deliver; count it as done
           // so the group does not wait for it forever.
           std::ignore = g.state.ack(d.consumer, d.offset);
           continue;
         }
-        protocol::DeliveredMessage dm{d.offset.value, d.attempt, hit->second->timestamp_ms,
-                                      std::move(hit->second->message)};
+        protocol::DeliveredMessage dm{d.offset.value, d.attempt, hit->timestamp_ms,
+                                      std::move(hit->message)};
         const std::size_t n = protocol::encoded_size(dm);
         if (size + n > defaults_.max_frame_size) flush();
         size += n;

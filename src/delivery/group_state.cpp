@@ -167,7 +167,7 @@ std::vector<Delivery> GroupState::poll(TimePoint now) {
   return out;
 }
 
-GroupState::InFlight GroupState::take_in_flight(std::map<Offset, InFlight>::iterator it) {
+GroupState::InFlight GroupState::take_in_flight(InFlightMap::iterator it) {
   const auto f = it->second;
   deadlines_.erase({f.deadline, it->first});
   in_flight_.erase(it);

@@ -22,6 +22,8 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <memory_resource>
 #include <optional>
 #include <random>
 #include <set>
@@ -130,6 +132,9 @@ class GroupState {
   // A group restored after a restart: nothing is in flight; every offset at or above the
   // floor that is not done will be delivered again (attempt counts restart at 1).
   GroupState(GroupOptions options, const Snapshot& snapshot, std::uint64_t seed = 1);
+  GroupState(GroupState&&) noexcept = default;
+  // Not assignable: the containers keep the allocator of the pool they were built with.
+  GroupState& operator=(GroupState&&) = delete;
 
   // Consumers. A consumer that is already present gets its max_in_flight updated.
   void add_consumer(ConsumerId consumer, std::uint32_t max_in_flight);
@@ -205,11 +210,12 @@ class GroupState {
     std::uint32_t in_flight = 0;
     std::uint64_t joined = 0;  // join order, for round-robin
   };
-  using DueIndex = std::set<std::pair<TimePoint, Offset>>;
+  using DueIndex = std::pmr::set<std::pair<TimePoint, Offset>>;
+  using InFlightMap = std::pmr::map<Offset, InFlight>;
 
   void mark_done(Offset offset);
   // Removes `offset` from in_flight_ (and its deadline and its consumer's credit use).
-  InFlight take_in_flight(std::map<Offset, InFlight>::iterator it);
+  InFlight take_in_flight(InFlightMap::iterator it);
   // An attempt failed (timeout or nack): schedule again after `delay` (or the backoff), or
   // dead-letter if the attempts are used up.
   void retry_or_dead_letter(Offset offset, std::uint32_t attempt, std::optional<Duration> delay,
@@ -227,11 +233,16 @@ class GroupState {
   // Done offsets above the floor as runs first -> end ([first, end)): disjoint, non-adjacent,
   // none starting at the floor (it would have been folded into the floor). O(runs) memory.
   std::map<std::uint64_t, std::uint64_t> done_runs_;
-  std::map<Offset, InFlight> in_flight_;
-  DueIndex deadlines_;  // (deadline, offset) of every in-flight offset
+  // Node storage of the per-delivery containers below: every delivery and its ack allocate
+  // and free a node in each, in bursts of up to max_in_flight, and the pool reuses them
+  // without malloc (docs/performance.md). On the heap, so a moved GroupState keeps it.
+  std::unique_ptr<std::pmr::unsynchronized_pool_resource> pool_ =
+      std::make_unique<std::pmr::unsynchronized_pool_resource>();
+  InFlightMap in_flight_{pool_.get()};
+  DueIndex deadlines_{pool_.get()};  // (deadline, offset) of every in-flight offset
   std::map<Offset, Scheduled> scheduled_;
-  DueIndex waiting_;        // scheduled, not yet due at the last poll
-  std::set<Offset> ready_;  // scheduled and due, waiting for credit (offset order)
+  DueIndex waiting_{pool_.get()};  // scheduled, not yet due at the last poll
+  std::set<Offset> ready_;         // scheduled and due, waiting for credit (offset order)
   std::map<Offset, DeadLetter> dead_letter_pending_;  // waiting to be taken
   std::map<Offset, DeadLetter> dead_letter_taken_;    // taken, append not yet durable
   std::map<ConsumerId, Consumer> consumers_;
