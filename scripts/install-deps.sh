@@ -14,6 +14,7 @@ runtime_pkgs=(
   libboost-json1.81.0
   libtomlplusplus3
   libxxhash0
+  curl  # the Dockerfile's HEALTHCHECK: GET /healthz
 )
 
 build_pkgs=(

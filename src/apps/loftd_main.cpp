@@ -3,16 +3,23 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/program_options.hpp>
+#include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "data_dir_lock.hpp"
 #include "loft/broker/broker.hpp"
+#include "loft/common/units.hpp"
 #include "loft/common/version.hpp"
 #include "loft/config/config.hpp"
 #include "loft/http/server.hpp"
@@ -61,13 +68,21 @@ struct PortFiles {
   std::string http;    // --http-port-file
 };
 
-config::Config load(int argc, char** argv, PortFiles& port_files) {
+// What the command line asks for, kept for SIGHUP, which builds the config from it again.
+struct CommandLine {
+  std::optional<std::filesystem::path> config_file;  // --config
+  // KEY=VALUE over the file, in the order applied: the flags, then each --set.
+  std::vector<std::pair<std::string, std::string>> overrides;
+  PortFiles port_files;
+};
+
+CommandLine parse_command_line(int argc, char** argv) {
   po::options_description desc("Options");
   // clang-format off
   desc.add_options()
     ("help,h", "print this help and exit")
     ("version", "print the version and exit")
-    ("config,c", po::value<std::string>(), "TOML config file (see config/loftd.toml); flags override it")
+    ("config,c", po::value<std::string>(), "TOML config file (see config/loftd.toml); flags override it; SIGHUP reloads it")
     ("listen,l", po::value<std::string>(), "HOST:PORT to listen on (default 127.0.0.1:7450; port 0 = any free port)")
     ("data-dir,d", po::value<std::string>(), "directory for the data (default ./loft-data)")
     ("log-level", po::value<std::string>(), "trace, debug, info, warn, error or off (default info)")
@@ -92,34 +107,120 @@ config::Config load(int argc, char** argv, PortFiles& port_files) {
     std::cout << "loftd " << kVersion << "\n";
     std::exit(0);
   }
-  config::Config cfg;
-  if (vm.count("config")) cfg = or_die(config::load_config_file(vm["config"].as<std::string>()));
+  CommandLine cl;
+  if (vm.count("config")) cl.config_file = vm["config"].as<std::string>();
   for (const auto& [flag, key] :
        {std::pair{"listen", "listen"}, std::pair{"data-dir", "data_dir"},
         std::pair{"log-level", "log_level"}, std::pair{"http-listen", "http_listen"}}) {
-    if (vm.count(flag)) or_die(config::apply_override(cfg, key, vm[flag].as<std::string>()));
+    if (vm.count(flag)) cl.overrides.emplace_back(key, vm[flag].as<std::string>());
   }
   if (vm.count("set")) {
     for (const auto& kv : vm["set"].as<std::vector<std::string>>()) {
       const auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) die("--set needs KEY=VALUE, got '" + kv + "'");
-      or_die(config::apply_override(cfg, kv.substr(0, eq), kv.substr(eq + 1)));
+      cl.overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
   }
-  or_die(config::validate(cfg));
-  if (vm.count("port-file")) port_files.binary = vm["port-file"].as<std::string>();
-  if (vm.count("http-port-file")) port_files.http = vm["http-port-file"].as<std::string>();
+  if (vm.count("port-file")) cl.port_files.binary = vm["port-file"].as<std::string>();
+  if (vm.count("http-port-file")) cl.port_files.http = vm["http-port-file"].as<std::string>();
+  return cl;
+}
+
+// The file (if any), then the command line over it, then the checks: at start-up and on SIGHUP.
+Result<config::Config> build_config(const CommandLine& cl) {
+  config::Config cfg;
+  if (cl.config_file) {
+    auto loaded = config::load_config_file(*cl.config_file);
+    if (!loaded) return tl::unexpected(loaded.error());
+    cfg = std::move(*loaded);
+  }
+  for (const auto& [key, value] : cl.overrides) {
+    if (auto applied = config::apply_override(cfg, key, value); !applied) {
+      return tl::unexpected(applied.error());
+    }
+  }
+  if (auto valid = config::validate(cfg); !valid) return tl::unexpected(valid.error());
   return cfg;
 }
 
+net::ServerOptions server_options_of(const config::Config& cfg) {
+  net::ServerOptions o;
+  o.limits = protocol::Limits{cfg.max_frame_size, cfg.max_message_size,
+                              static_cast<std::uint16_t>(cfg.max_id_size),
+                              static_cast<std::uint16_t>(cfg.max_key_size), cfg.max_headers_size};
+  o.max_inflight_requests = cfg.max_inflight_requests;
+  o.max_outgoing_bytes = cfg.max_send_queue;
+  o.shutdown_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
+  o.max_connections = cfg.max_connections;
+  o.handshake_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.handshake_timeout);
+  o.frame_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.frame_timeout);
+  o.server_name = std::string("loftd ") + kVersion;
+  return o;
+}
+
+std::string joined(const std::vector<std::string_view>& keys) {
+  if (keys.empty()) return "none";
+  std::string s;
+  for (const auto key : keys) {
+    if (!s.empty()) s += ',';
+    s += key;
+  }
+  return s;
+}
+
+// SIGHUP, on the io thread: build the config again as at start-up, take over the reloadable
+// keys (config::is_reloadable), keep the rest and name them. A bad file changes nothing.
+void reload(const CommandLine& cl, config::Config& running, net::Server& server) {
+  if (!cl.config_file) {
+    // The command line cannot have changed, so there is nothing new to apply.
+    spdlog::info("SIGHUP: loftd runs without --config, nothing to reload");
+    return;
+  }
+  const auto file = cl.config_file->string();
+  auto loaded = build_config(cl);
+  if (!loaded) {
+    spdlog::error(
+        "config reload failed, running on with the previous settings file={} error=\"{}\"", file,
+        loaded.error().detail.empty() ? loaded.error().to_string() : loaded.error().detail);
+    return;
+  }
+  const auto changed = config::diff(running, *loaded);
+  for (const auto key : changed.needs_restart) {
+    spdlog::warn("config key needs a restart to take effect key={}", key);
+  }
+  const auto old_level = running.log_level;
+  running = config::apply_reloadable(std::move(running), *loaded);
+  server.update_limits(server_options_of(running));
+  // Under the more verbose of the old and the new level: a reload to a quieter level (warn)
+  // still confirms itself.
+  spdlog::set_level(to_spdlog(std::min(old_level, running.log_level)));
+  spdlog::info(
+      "config reloaded file={} applied={} needs_restart={} log_level={} max_connections={} "
+      "handshake_timeout={} frame_timeout={} max_inflight_requests={} max_send_queue={}",
+      file, joined(changed.reloadable), joined(changed.needs_restart),
+      config::to_string(running.log_level), running.max_connections,
+      format_duration(running.handshake_timeout), format_duration(running.frame_timeout),
+      running.max_inflight_requests, format_size(running.max_send_queue));
+  spdlog::set_level(to_spdlog(running.log_level));
+}
+
 int run(int argc, char** argv) {
-  PortFiles port_files;
-  const config::Config cfg = load(argc, argv, port_files);
+  const CommandLine cl = parse_command_line(argc, argv);
+  const auto& port_files = cl.port_files;
+  config::Config cfg = or_die(build_config(cl));
 
   auto logger = spdlog::stderr_color_mt("loftd");
   spdlog::set_default_logger(logger);
+  // Registered, so that spdlog::set_level (SIGHUP) reaches every layer's logger.
+  for (const char* layer : {"net", "http"}) spdlog::register_logger(logger->clone(layer));
   spdlog::set_pattern(cfg.log_pattern);
   spdlog::set_level(to_spdlog(cfg.log_level));
+
+  asio::io_context io(1);
+  // Before storage opens (which may take a while): a SIGHUP from now on is no longer fatal; it
+  // waits, and is handled once loftd serves.
+  asio::signal_set hup(io, SIGHUP);
 
   apps::DataDirLock lock(cfg.data_dir);
 
@@ -151,22 +252,8 @@ int run(int argc, char** argv) {
   broker_options.backup_subdir = kStoreSubdir;
   auto broker = or_die(broker::Broker::open(std::move(store), broker_options));
 
-  net::ServerOptions server_options;
-  server_options.limits = protocol::Limits{
-      cfg.max_frame_size, cfg.max_message_size, static_cast<std::uint16_t>(cfg.max_id_size),
-      static_cast<std::uint16_t>(cfg.max_key_size), cfg.max_headers_size};
-  server_options.max_inflight_requests = cfg.max_inflight_requests;
-  server_options.max_outgoing_bytes = cfg.max_send_queue;
-  server_options.shutdown_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
-  server_options.max_connections = cfg.max_connections;
-  server_options.handshake_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.handshake_timeout);
-  server_options.frame_timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.frame_timeout);
-  server_options.server_name = std::string("loftd ") + kVersion;
+  const net::ServerOptions server_options = server_options_of(cfg);
 
-  asio::io_context io(1);
   // Installed before the port file exists, so a SIGTERM sent as soon as we are up is handled.
   asio::signal_set signals(io, SIGINT, SIGTERM);
   net::Server server(io, *broker, server_options);
@@ -222,12 +309,20 @@ int run(int argc, char** argv) {
       if (http_server) http_server->stop();
       server.stop([&] {
         signals.cancel();
+        hup.cancel();
         io.stop();
       });
     }
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
+  std::function<void(boost::system::error_code, int)> on_hup = [&](boost::system::error_code ec,
+                                                                   int) {
+    if (ec || stopping) return;
+    reload(cl, cfg, server);
+    hup.async_wait(on_hup);
+  };
+  hup.async_wait(on_hup);
   io.run();
 
   // Every session is closed: nothing can enqueue any more. Complete what is queued, flush.

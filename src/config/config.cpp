@@ -232,9 +232,26 @@ constexpr std::string_view kListenExpected = "HOST:PORT like \"127.0.0.1:7450\" 
 
 using Setter = Result<void> (*)(Config&, std::string_view key, const Input&);
 
+// The Config member a key sets, for diff and apply_reloadable.
+struct Field {
+  bool (*same)(const Config&, const Config&);
+  void (*copy)(Config& to, const Config& from);
+};
+
+template <auto Member>
+constexpr Field field() {
+  return {[](const Config& a, const Config& b) { return a.*Member == b.*Member; },
+          [](Config& to, const Config& from) { to.*Member = from.*Member; }};
+}
+
+// How a changed key takes effect in a running loftd.
+enum class Reload { live, restart };
+
 struct Key {
   std::string_view name;
   Setter set;
+  Field field;
+  Reload reload;
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
@@ -247,30 +264,41 @@ const std::array<Key, 22> kKeys{{
        if (!hp) return bad_value(key, kListenExpected, in, hp.error().detail);
        c.listen = std::move(*text);
        return {};
-     }},
+     },
+     field<&Config::listen>(), Reload::restart},
     {"max_inflight_requests",
      [](Config& c, std::string_view key, const Input& in) {
        return set_count(key, in, c.max_inflight_requests);
-     }},
+     },
+     field<&Config::max_inflight_requests>(), Reload::live},
     {"max_send_queue",
      [](Config& c, std::string_view key, const Input& in) {
        return set_size(key, in, kSendQueueBounds, c.max_send_queue);
-     }},
+     },
+     field<&Config::max_send_queue>(), Reload::live},
     {"shutdown_timeout",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto d = read_duration(key, in);
        if (!d) return tl::unexpected(d.error());
        c.shutdown_timeout = *d;
        return {};
-     }},
-    {"max_connections", [](Config& c, std::string_view key,
-                           const Input& in) { return set_count(key, in, c.max_connections); }},
+     },
+     field<&Config::shutdown_timeout>(), Reload::restart},
+    {"max_connections",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_count(key, in, c.max_connections);
+     },
+     field<&Config::max_connections>(), Reload::live},
     {"handshake_timeout",
      [](Config& c, std::string_view key, const Input& in) {
        return set_timeout(key, in, c.handshake_timeout);
-     }},
-    {"frame_timeout", [](Config& c, std::string_view key,
-                         const Input& in) { return set_timeout(key, in, c.frame_timeout); }},
+     },
+     field<&Config::handshake_timeout>(), Reload::live},
+    {"frame_timeout",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_timeout(key, in, c.frame_timeout);
+     },
+     field<&Config::frame_timeout>(), Reload::live},
     {"http_listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        constexpr std::string_view kExpected =
@@ -283,23 +311,29 @@ const std::array<Key, 22> kKeys{{
        }
        c.http_listen = std::move(*text);
        return {};
-     }},
+     },
+     field<&Config::http_listen>(), Reload::restart},
     {"data_dir",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_non_empty_text(key, in, "a non-empty directory path");
        if (!text) return tl::unexpected(text.error());
        c.data_dir = std::move(*text);
        return {};
-     }},
-    {"durability", [](Config& c, std::string_view key,
-                      const Input& in) { return set_enum(key, in, kDurabilities, c.durability); }},
+     },
+     field<&Config::data_dir>(), Reload::restart},
+    {"durability",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_enum(key, in, kDurabilities, c.durability);
+     },
+     field<&Config::durability>(), Reload::restart},
     {"auto_create_topics",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto b = read_bool(key, in);
        if (!b) return tl::unexpected(b.error());
        c.auto_create_topics = *b;
        return {};
-     }},
+     },
+     field<&Config::auto_create_topics>(), Reload::restart},
     {"retention_max_age",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        if (is_none(in)) return c.retention_max_age = {}, Result<void>{};
@@ -311,7 +345,8 @@ const std::array<Key, 22> kKeys{{
        }
        c.retention_max_age = ms;
        return {};
-     }},
+     },
+     field<&Config::retention_max_age>(), Reload::restart},
     {"retention_max_bytes",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        if (is_none(in)) return c.retention_max_bytes = 0, Result<void>{};
@@ -319,7 +354,8 @@ const std::array<Key, 22> kKeys{{
        if (!n) return tl::unexpected(n.error());
        c.retention_max_bytes = *n;
        return {};
-     }},
+     },
+     field<&Config::retention_max_bytes>(), Reload::restart},
     {"retention_max_messages",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        if (is_none(in)) return c.retention_max_messages = 0, Result<void>{};
@@ -327,7 +363,8 @@ const std::array<Key, 22> kKeys{{
        if (!n) return tl::unexpected(n.error());
        c.retention_max_messages = *n;
        return {};
-     }},
+     },
+     field<&Config::retention_max_messages>(), Reload::restart},
     {"retention_check_interval",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto d = read_duration(key, in);
@@ -338,32 +375,46 @@ const std::array<Key, 22> kKeys{{
        }
        c.retention_check_interval = ms;
        return {};
-     }},
+     },
+     field<&Config::retention_check_interval>(), Reload::restart},
     {"max_frame_size",
      [](Config& c, std::string_view key, const Input& in) {
        return set_size(key, in, kFrameBounds, c.max_frame_size);
-     }},
+     },
+     field<&Config::max_frame_size>(), Reload::restart},
     {"max_message_size",
      [](Config& c, std::string_view key, const Input& in) {
        return set_size(key, in, kMessageBounds, c.max_message_size);
-     }},
-    {"max_id_size", [](Config& c, std::string_view key,
-                       const Input& in) { return set_size(key, in, kIdBounds, c.max_id_size); }},
-    {"max_key_size", [](Config& c, std::string_view key,
-                        const Input& in) { return set_size(key, in, kKeyBounds, c.max_key_size); }},
+     },
+     field<&Config::max_message_size>(), Reload::restart},
+    {"max_id_size",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_size(key, in, kIdBounds, c.max_id_size);
+     },
+     field<&Config::max_id_size>(), Reload::restart},
+    {"max_key_size",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_size(key, in, kKeyBounds, c.max_key_size);
+     },
+     field<&Config::max_key_size>(), Reload::restart},
     {"max_headers_size",
      [](Config& c, std::string_view key, const Input& in) {
        return set_size(key, in, kHeadersBounds, c.max_headers_size);
-     }},
-    {"log_level", [](Config& c, std::string_view key,
-                     const Input& in) { return set_enum(key, in, kLogLevels, c.log_level); }},
+     },
+     field<&Config::max_headers_size>(), Reload::restart},
+    {"log_level",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_enum(key, in, kLogLevels, c.log_level);
+     },
+     field<&Config::log_level>(), Reload::live},
     {"log_pattern",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_non_empty_text(key, in, "a non-empty spdlog pattern");
        if (!text) return tl::unexpected(text.error());
        c.log_pattern = std::move(*text);
        return {};
-     }},
+     },
+     field<&Config::log_pattern>(), Reload::restart},
 }};
 
 // Plain Levenshtein distance; keys are short, so the O(n*m) table is nothing.
@@ -571,6 +622,27 @@ Result<void> validate(const Config& config) {
                     "); raise max_frame_size or lower the others");
   }
   return {};
+}
+
+bool is_reloadable(std::string_view key) {
+  const Key* k = find_key(key);
+  return k != nullptr && k->reload == Reload::live;
+}
+
+Diff diff(const Config& running, const Config& loaded) {
+  Diff d;
+  for (const auto& key : kKeys) {
+    if (key.field.same(running, loaded)) continue;
+    (key.reload == Reload::live ? d.reloadable : d.needs_restart).push_back(key.name);
+  }
+  return d;
+}
+
+Config apply_reloadable(Config running, const Config& loaded) {
+  for (const auto& key : kKeys) {
+    if (key.reload == Reload::live) key.field.copy(running, loaded);
+  }
+  return running;
 }
 
 bool http_enabled(const Config& config) {

@@ -86,7 +86,10 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
         read_signal_(socket_.get_executor()),
         write_signal_(socket_.get_executor()),
         watchdog_(socket_.get_executor()),
-        accepted_at_(Clock::now()) {
+        accepted_at_(Clock::now()),
+        max_inflight_requests_(server.options_.max_inflight_requests),
+        max_outgoing_bytes_(server.options_.max_outgoing_bytes),
+        handshake_timeout_(server.options_.handshake_timeout) {
     read_signal_.expires_at(asio::steady_timer::time_point::max());
     write_signal_.expires_at(asio::steady_timer::time_point::max());
     boost::system::error_code ec;
@@ -117,9 +120,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   }
 
   // broker::Subscriber
-  bool ready() const override {
-    return !closed_ && outgoing_bytes_ <= server_.options_.max_outgoing_bytes;
-  }
+  bool ready() const override { return !closed_ && outgoing_bytes_ <= max_outgoing_bytes_; }
   void deliver(protocol::Deliver frame) override {
     const auto it = subscriptions_.find(frame.subscription);
     if (it == subscriptions_.end()) return;
@@ -156,9 +157,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
 
   tcp_awaitable read_loop() {
     const auto paused = [this] {
-      return inflight_ >= server_.options_.max_inflight_requests ||
+      return inflight_ >= max_inflight_requests_ ||
              inflight_bytes_ >= server_.options_.max_inflight_bytes ||
-             outgoing_bytes_ > server_.options_.max_outgoing_bytes;
+             outgoing_bytes_ > max_outgoing_bytes_;
     };
     while (reading_ && !closed_) {
       if (paused()) {
@@ -319,7 +320,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   // When the watchdog must look next: the handshake deadline until HELLO completes, then the
   // deadline of the frame being read, if any.
   std::optional<Clock::time_point> watchdog_due() const {
-    if (!handshaken_) return accepted_at_ + server_.options_.handshake_timeout;
+    if (!handshaken_) return accepted_at_ + handshake_timeout_;
     if (in_frame_) return frame_started_at_ + server_.options_.frame_timeout;
     return std::nullopt;
   }
@@ -352,13 +353,13 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
       frame_started_at_ = now;
       return arm_watchdog();
     }
-    const auto& o = server_.options_;
     timed_out_ =
         !handshaken_
             ? Error{Errc::handshake_timeout, "no HELLO within handshake_timeout " +
-                                                 std::to_string(o.handshake_timeout.count()) + "ms"}
-            : Error{Errc::frame_timeout, "frame not complete within frame_timeout " +
-                                             std::to_string(o.frame_timeout.count()) + "ms"};
+                                                 std::to_string(handshake_timeout_.count()) + "ms"}
+            : Error{Errc::frame_timeout,
+                    "frame not complete within frame_timeout " +
+                        std::to_string(server_.options_.frame_timeout.count()) + "ms"};
     // Ends the pending read (and a pending write: a client that stalls a frame and does not
     // read either gets no ERROR); the reader then reports timed_out_.
     boost::system::error_code ignored;
@@ -613,6 +614,10 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   asio::steady_timer watchdog_;      // handshake and frame deadlines
   bool watchdog_armed_ = false;
   Clock::time_point accepted_at_;
+  // Fixed at accept: a reload (Server::update_limits) changes them for later connections only.
+  const std::uint32_t max_inflight_requests_;
+  const std::size_t max_outgoing_bytes_;
+  const std::chrono::milliseconds handshake_timeout_;
   Clock::time_point frame_started_at_{};
   bool in_frame_ = false;           // a frame's first byte has arrived, not yet its last
   std::optional<Error> timed_out_;  // why the watchdog ended the reading
@@ -759,6 +764,14 @@ void Server::refuse(tcp::socket socket) {
   ++refusing_;
   asio::co_spawn(io_, refuse_connection(std::move(socket), std::move(frame)),
                  [this](const std::exception_ptr&) { --refusing_; });
+}
+
+void Server::update_limits(const ServerOptions& options) {
+  options_.max_connections = options.max_connections;
+  options_.handshake_timeout = options.handshake_timeout;
+  options_.frame_timeout = options.frame_timeout;
+  options_.max_inflight_requests = options.max_inflight_requests;
+  options_.max_outgoing_bytes = options.max_outgoing_bytes;
 }
 
 void Server::on_session_closed(Session* session) {

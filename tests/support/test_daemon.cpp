@@ -161,7 +161,22 @@ TestDaemon::TestDaemon(std::string config_toml, std::vector<std::string> extra_a
       http_port_file_(dir_.path() / "http_port"),
       log_path_(dir_.path() / "loftd.log"),
       extra_args_(std::move(extra_args)) {
-  std::ofstream(config_path_) << config_toml;
+  write_config(config_toml);
+}
+
+void TestDaemon::write_config(const std::string& config_toml) {
+  const fs::path temp = config_path_.string() + ".tmp";
+  {
+    std::ofstream out(temp);
+    out << config_toml;
+    if (!out.flush()) throw std::runtime_error("cannot write " + temp.string());
+  }
+  fs::rename(temp, config_path_);
+}
+
+void TestDaemon::signal(int signo) const {
+  if (pid_ <= 0) throw std::runtime_error("loftd is not running");
+  ::kill(pid_, signo);
 }
 
 TestDaemon::~TestDaemon() {

@@ -69,6 +69,11 @@ class TestDaemon {
   int stop();
   // SIGKILL and reap.
   void kill9();
+  // Replaces the config file (atomically: a reload never reads half of it); a running loftd
+  // reads it on SIGHUP.
+  void write_config(const std::string& config_toml);
+  // Sends `signo` (SIGHUP, SIGSTOP, ...) to the running daemon.
+  void signal(int signo) const;
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   // The daemon's peak resident memory so far (VmHWM in /proc/<pid>/status), in KiB; 0 when it
@@ -81,6 +86,7 @@ class TestDaemon {
   std::uint16_t http_port() const { return http_port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::filesystem::path& data_dir() const { return data_dir_; }
+  const std::filesystem::path& config_path() const { return config_path_; }
   std::string log() const;  // the daemon's stderr so far
   std::unique_ptr<client::Client> client(std::string name = "test") const;
 

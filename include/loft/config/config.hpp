@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loft/common/error.hpp"
 
@@ -70,6 +71,23 @@ Result<void> apply_override(Config& config, std::string_view key, std::string_vi
 
 // Cross-field checks (e.g. max_message_size < max_frame_size); run after file and overrides.
 Result<void> validate(const Config& config);
+
+// Reload (loftd's SIGHUP): which keys a running loftd can take over without a restart. They are
+// log_level and the connection limits: max_connections, handshake_timeout, frame_timeout,
+// max_inflight_requests, max_send_queue. Every other key takes effect only at start-up.
+bool is_reloadable(std::string_view key);
+
+// The keys whose values differ between `running` and `loaded`, split by is_reloadable, each
+// list in the order of the Config struct.
+struct Diff {
+  std::vector<std::string_view> reloadable;
+  std::vector<std::string_view> needs_restart;
+};
+Diff diff(const Config& running, const Config& loaded);
+
+// `running` with every reloadable key taken from `loaded`: what a reload applies. The keys that
+// need a restart keep their running values.
+Config apply_reloadable(Config running, const Config& loaded);
 
 // False when http_listen turns the HTTP endpoint off ("" or "off").
 bool http_enabled(const Config& config);

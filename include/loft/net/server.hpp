@@ -54,6 +54,13 @@ class Server {
   // Binds host:port (port 0 = any free port), starts accepting; returns the bound endpoint.
   boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
   void stop(std::function<void()> on_stopped);
+  // Takes over the limits of `options` that may change while running (loftd's SIGHUP) and
+  // ignores the rest. max_connections and frame_timeout apply at once, on every connection
+  // (a lower max_connections closes none: new ones are refused until fewer are open; a
+  // frame_timeout wait already armed may fire late by up to the old timeout). handshake_timeout,
+  // max_inflight_requests and max_outgoing_bytes apply to connections accepted afterwards; an
+  // open connection keeps the ones it was accepted with. Io thread only.
+  void update_limits(const ServerOptions& options);
 
   std::size_t session_count() const { return sessions_.size(); }
   // Connections refused because max_connections sessions were open, since start. Io thread

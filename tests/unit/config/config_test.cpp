@@ -3,13 +3,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 using ::testing::AllOf;
@@ -488,6 +491,118 @@ TEST(Validate, ChecksSingleKeysOfConfigsBuiltInCode) {
   c = Config{};
   c.max_inflight_requests = 0;
   EXPECT_THAT(validate(c).error().detail, HasSubstr("max_inflight_requests"));
+}
+
+// A valid command-line value of every key that differs from its default.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 22> kChangedValues{{
+    {"listen", "localhost:0"},
+    {"max_inflight_requests", "16"},
+    {"max_send_queue", "1MiB"},
+    {"shutdown_timeout", "2m"},
+    {"max_connections", "200"},
+    {"handshake_timeout", "300ms"},
+    {"frame_timeout", "1s"},
+    {"http_listen", "off"},
+    {"data_dir", "/tmp/x"},
+    {"durability", "os"},
+    {"auto_create_topics", "true"},
+    {"retention_max_age", "7d"},
+    {"retention_max_bytes", "1GiB"},
+    {"retention_max_messages", "1000"},
+    {"retention_check_interval", "5s"},
+    {"max_frame_size", "32MiB"},
+    {"max_message_size", "512KiB"},
+    {"max_id_size", "64"},
+    {"max_key_size", "128B"},
+    {"max_headers_size", "4KiB"},
+    {"log_level", "warn"},
+    {"log_pattern", "%l %v"},
+}};
+
+constexpr std::array<std::string_view, 6> kReloadableKeys{
+    "max_inflight_requests", "max_send_queue", "max_connections",
+    "handshake_timeout",     "frame_timeout",  "log_level",
+};
+
+bool in(const auto& keys, std::string_view key) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+TEST(Diff, SameConfigsDifferInNothing) {
+  const auto d = diff(Config{}, Config{});
+  EXPECT_TRUE(d.reloadable.empty());
+  EXPECT_TRUE(d.needs_restart.empty());
+}
+
+TEST(Diff, NamesEveryKeyChangedAloneInTheListOfHowItTakesEffect) {
+  for (const auto& [key, value] : kChangedValues) {
+    Config changed;
+    ASSERT_TRUE(apply_override(changed, key, value).has_value()) << key;
+    const auto d = diff(Config{}, changed);
+    const bool reloadable = in(kReloadableKeys, key);
+    EXPECT_EQ(is_reloadable(key), reloadable) << key;
+    EXPECT_THAT(reloadable ? d.reloadable : d.needs_restart, ::testing::ElementsAre(key));
+    EXPECT_TRUE((reloadable ? d.needs_restart : d.reloadable).empty()) << key;
+  }
+  EXPECT_FALSE(is_reloadable("no_such_key"));
+}
+
+TEST(Diff, ListsSeveralChangesInTheOrderOfTheConfig) {
+  Config changed;
+  for (const auto& [key, value] : {std::pair{"log_level", "debug"}, std::pair{"durability", "os"},
+                                   std::pair{"max_connections", "2"}, std::pair{"listen", "a:1"}}) {
+    ASSERT_TRUE(apply_override(changed, key, value).has_value()) << key;
+  }
+  const auto d = diff(Config{}, changed);
+  EXPECT_THAT(d.reloadable, ::testing::ElementsAre("max_connections", "log_level"));
+  EXPECT_THAT(d.needs_restart, ::testing::ElementsAre("listen", "durability"));
+}
+
+TEST(ApplyReloadable, TakesTheReloadableKeysAndKeepsTheOthers) {
+  Config loaded;
+  for (const auto& [key, value] : kChangedValues) {
+    ASSERT_TRUE(apply_override(loaded, key, value).has_value()) << key;
+  }
+  const Config running;
+  const Config applied = apply_reloadable(running, loaded);
+  const auto from_loaded = diff(loaded, applied);
+  EXPECT_TRUE(from_loaded.reloadable.empty()) << from_loaded.reloadable.front();
+  EXPECT_EQ(from_loaded.needs_restart.size(), kChangedValues.size() - kReloadableKeys.size());
+  const auto from_running = diff(running, applied);
+  EXPECT_EQ(from_running.reloadable.size(), kReloadableKeys.size());
+  EXPECT_TRUE(from_running.needs_restart.empty()) << from_running.needs_restart.front();
+  EXPECT_EQ(applied.max_connections, 200u);
+  EXPECT_EQ(applied.log_level, LogLevel::warn);
+  EXPECT_EQ(applied.durability, Durability::fsync);
+}
+
+// The comment lines right above a key's line (past the key lines of a shared comment).
+std::string comment_above(const std::string& text, std::string_view key) {
+  const auto at = text.find("\n" + std::string(key) + " = ");
+  if (at == std::string::npos) return {};
+  std::vector<std::string> lines;
+  std::istringstream in(text.substr(0, at));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::string comment;
+  auto it = lines.rbegin();
+  while (it != lines.rend() && !it->empty() && it->front() != '#') ++it;  // sibling keys
+  for (; it != lines.rend() && !it->empty() && it->front() == '#'; ++it)
+    comment = *it + "\n" + comment;
+  return comment;
+}
+
+TEST(ShippedConfigFile, SaysOfEveryKeyWhetherSighupReloadsIt) {
+  const auto text = read_text(std::filesystem::path(LOFT_SOURCE_DIR) / "config/loftd.toml");
+  for (const auto key : kAllKeys) {
+    const auto comment = comment_above(text, key);
+    if (is_reloadable(key)) {
+      EXPECT_THAT(comment, AllOf(HasSubstr("Reloaded on SIGHUP"), Not(HasSubstr("Restart needed"))))
+          << key;
+    } else {
+      EXPECT_THAT(comment, AllOf(HasSubstr("Restart needed"), Not(HasSubstr("Reloaded on SIGHUP"))))
+          << key;
+    }
+  }
 }
 
 TEST(ToString, RoundTripsThroughTheParser) {
