@@ -162,7 +162,6 @@ OpenOptions make_open_options(const RocksDbOptions& options,
   messages_table.block_cache = cache;
   messages_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   messages_table.whole_key_filtering = true;  // also answers point reads by offset
-  messages_table.block_size = 64 << 10;
   messages.table_factory.reset(rocksdb::NewBlockBasedTableFactory(messages_table));
 
   out.families.emplace_back(rocksdb::kDefaultColumnFamilyName, small);
