@@ -57,7 +57,15 @@ class ValueReader {
     return true;
   }
 
+  bool skip_bytes() {
+    std::uint32_t size = 0;
+    if (!le(size) || in_.size() < size) return false;
+    in_.remove_prefix(size);
+    return true;
+  }
+
   bool done() const { return in_.empty(); }
+  std::string_view rest() const { return in_; }
   std::size_t remaining() const { return in_.size(); }
 
  private:
@@ -289,6 +297,29 @@ void encode_message(std::int64_t timestamp_ms, const Message& message, std::stri
 }
 
 std::optional<StoredMessage> decode_message(Offset offset, std::string_view value) {
+  auto m = decode_next_message(offset, value);
+  if (!m || !value.empty()) return std::nullopt;
+  return m;
+}
+
+bool skip_message(std::string_view& rest) {
+  ValueReader r{rest};
+  std::int64_t timestamp = 0;
+  std::uint32_t header_count = 0;
+  if (!r.le(timestamp) || !r.skip_bytes() || !r.skip_bytes() || !r.le(header_count)) {
+    return false;
+  }
+  if (header_count > rest.size() / 8) return false;
+  for (std::uint32_t i = 0; i < header_count; ++i) {
+    if (!r.skip_bytes() || !r.skip_bytes()) return false;
+  }
+  if (!r.skip_bytes()) return false;
+  rest = r.rest();
+  return true;
+}
+
+std::optional<StoredMessage> decode_next_message(Offset offset, std::string_view& rest) {
+  const std::string_view value = rest;
   ValueReader r{value};
   StoredMessage m;
   m.offset = offset;
@@ -303,7 +334,8 @@ std::optional<StoredMessage> decode_message(Offset offset, std::string_view valu
   for (auto& h : m.message.headers) {
     if (!r.bytes(h.name) || !r.bytes(h.value)) return std::nullopt;
   }
-  if (!r.bytes(m.message.payload) || !r.done()) return std::nullopt;
+  if (!r.bytes(m.message.payload)) return std::nullopt;
+  rest = r.rest();
   return m;
 }
 

@@ -16,7 +16,9 @@
 namespace loft::storage::encoding {
 
 // The storage format this build writes. Bump it when a layout below changes incompatibly.
-inline constexpr std::uint32_t kFormatVersion = 1;
+// 2: a messages record may hold several messages (format 1 wrote one per record, which
+// format 2 still reads); a store of format 1 is marked 2 when this build opens it.
+inline constexpr std::uint32_t kFormatVersion = 2;
 // Key of the format version record in the default column family.
 inline constexpr std::string_view kFormatVersionKey = "format_version";
 // Key of the next-topic-id record (u32 LE) in the default column family.
@@ -92,8 +94,14 @@ std::string encode_group(const GroupRecord& group);
 std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
                                         std::string_view value);
 
-// messages CF value: timestamp, id, key, headers and payload of one message.
+// messages CF value: one or more messages at consecutive offsets, the first at the key's
+// offset, each as timestamp, id, key, headers and payload. encode_message appends one.
 void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out);
+// The message at the front of `rest`, which then starts after it; nullopt if corrupt.
+std::optional<StoredMessage> decode_next_message(Offset offset, std::string_view& rest);
+// Removes the message at the front of `rest` without decoding it; false if corrupt.
+bool skip_message(std::string_view& rest);
+// Exactly one message.
 std::optional<StoredMessage> decode_message(Offset offset, std::string_view value);
 
 }  // namespace loft::storage::encoding

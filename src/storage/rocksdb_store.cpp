@@ -50,6 +50,9 @@ constexpr std::string_view kTopicsCf = "topics";
 constexpr std::string_view kMessagesCf = "messages";
 constexpr std::string_view kGroupsCf = "groups";  // since the groups were persisted; same format
 constexpr std::string_view kDedupCf = "dedup";    // since dedup by message id; same format
+// A messages record takes consecutive appends until it holds this many bytes: big enough that
+// a publish batch is one record, small enough that reading one offset decodes little.
+constexpr std::size_t kMaxRecordBytes = 256 << 10;
 
 // Each topic's dedup window, for the dedup CF's compaction filter (which runs on RocksDB's
 // background threads). Filled by load_topics() and write() (PutTopic, DropTopic); a topic not
@@ -311,10 +314,31 @@ class RocksDbStore final : public Store {
   Result<void> write(const WriteBatch& batch, Durability durability) override {
     if (batch.empty()) return {};
     rocksdb::WriteBatch wb;
-    std::string value;
+    // Appends at consecutive offsets of one topic become one messages record (key: the first
+    // offset), up to kMaxRecordBytes: one memtable insert per record instead of per message,
+    // which was half of the writer's CPU (docs/performance.md, docs/storage.md).
+    struct Run {
+      TopicId topic;
+      Offset first;
+      Offset next;
+      std::string value;
+    };
+    std::optional<Run> run;
+    const auto put_run = [&]() -> rocksdb::Status {
+      if (!run) return rocksdb::Status::OK();
+      auto s = wb.Put(messages_, enc::message_key(run->topic, run->first), run->value);
+      run.reset();
+      return s;
+    };
     for (std::size_t i = 0; i < batch.ops.size(); ++i) {
       const auto& op = batch.ops[i];
       rocksdb::Status s;
+      // A drop or trim deletes a key range of the messages family: what was appended before
+      // it in this batch must be in the WriteBatch before the range tombstone.
+      if (std::holds_alternative<DropTopic>(op) || std::holds_alternative<TrimTopic>(op)) {
+        s = put_run();
+        if (auto r = check(s, "build write batch for " + dir_); !r) return r;
+      }
       if (const auto* put = std::get_if<PutTopic>(&op)) {
         // Known to the compaction filter before its entries can reach a compaction.
         windows_->set(put->meta.id, put->meta.dedup_window_ms);
@@ -323,9 +347,13 @@ class RocksDbStore final : public Store {
         if (append->message == nullptr) {
           return fail(Errc::internal_error, "write: Append without a message");
         }
-        value.clear();
-        enc::encode_message(append->timestamp_ms, *append->message, value);
-        s = wb.Put(messages_, enc::message_key(append->topic, append->offset), value);
+        if (run && (run->topic != append->topic || run->next != append->offset ||
+                    run->value.size() >= kMaxRecordBytes)) {
+          s = put_run();
+        }
+        if (!run) run = Run{append->topic, append->offset, append->offset, {}};
+        enc::encode_message(append->timestamp_ms, *append->message, run->value);
+        run->next = Offset{append->offset.value + 1};
       } else if (const auto* next = std::get_if<SetNextTopicId>(&op)) {
         s = wb.Put(db_->DefaultColumnFamily(), enc::kNextTopicIdKey,
                    enc::encode_u32(next->next.value));
@@ -346,12 +374,18 @@ class RocksDbStore final : public Store {
       } else if (const auto* drop_group = std::get_if<DropGroup>(&op)) {
         s = wb.Delete(groups_, enc::group_key(drop_group->topic, drop_group->name));
       } else if (const auto* trim = std::get_if<TrimTopic>(&op)) {
-        // One range tombstone however many messages go, like a drop.
+        // One range tombstone however many messages go, like a drop. A record that holds
+        // offsets on both sides of `end` is cut: the tombstone removes it, and its messages
+        // from `end` on are put back as a record at `end` (a suffix of its value is one).
+        auto tail = record_tail(trim->topic, trim->end);
+        if (!tail) return tl::unexpected(std::move(tail.error()));
         s = wb.DeleteRange(messages_, enc::topic_begin_key(trim->topic),
                            enc::message_key(trim->topic, trim->end));
+        if (s.ok() && *tail) s = wb.Put(messages_, enc::message_key(trim->topic, trim->end), **tail);
       }
       if (auto r = check(s, "build write batch for " + dir_); !r) return r;
     }
+    if (auto r = check(put_run(), "build write batch for " + dir_); !r) return r;
     rocksdb::WriteOptions wo;
     wo.sync = durability == Durability::fsync;
     auto written = check(db_->Write(wo, &wb),
@@ -420,16 +454,33 @@ class RocksDbStore final : public Store {
     ro.prefix_same_as_start = true;         // lets the prefix bloom filter skip files
     std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, messages_)};
     ReadBudget budget{limits};
-    for (it->Seek(enc::message_key(topic, from)); it->Valid(); it->Next()) {
-      const auto offset = enc::offset_of_message_key(it->key().ToStringView());
-      auto message =
-          offset ? enc::decode_message(*offset, it->value().ToStringView()) : std::nullopt;
-      if (!message) {
-        return fail(Errc::storage_error, "read topic " + std::to_string(topic.value) + " in " +
-                                             dir_ + ": corrupt message record");
+    const auto corrupt = [&] {
+      return fail(Errc::storage_error, "read topic " + std::to_string(topic.value) + " in " +
+                                           dir_ + ": corrupt message record");
+    };
+    // The record holding `from` starts at or before it.
+    const auto from_key = enc::message_key(topic, from);
+    it->SeekForPrev(from_key);
+    if (!it->Valid()) it->Seek(from_key);
+    bool full = false;
+    for (; it->Valid() && !full; it->Next()) {
+      const auto first = enc::offset_of_message_key(it->key().ToStringView());
+      if (!first) return corrupt();
+      std::string_view rest = it->value().ToStringView();
+      if (rest.empty()) return corrupt();
+      for (Offset offset = *first; !rest.empty(); offset = Offset{offset.value + 1}) {
+        if (offset < from) {
+          if (!enc::skip_message(rest)) return corrupt();
+          continue;
+        }
+        auto message = enc::decode_next_message(offset, rest);
+        if (!message) return corrupt();
+        out.push_back(std::move(*message));
+        if (!budget.take(out.back().message)) {
+          full = true;
+          break;
+        }
       }
-      out.push_back(std::move(*message));
-      if (!budget.take(out.back().message)) break;
     }
     if (auto r = check(it->status(), "read topic " + std::to_string(topic.value) + " in " + dir_);
         !r) {
@@ -606,7 +657,37 @@ class RocksDbStore final : public Store {
     return rocksdb::Status::OK();
   }
 
-  // A new store gets this build's format version; an existing one must not be newer.
+  // The messages from `end` on of the record that holds `end`, when that record starts below
+  // `end` (as a record value); nullopt when no record straddles `end`.
+  Result<std::optional<std::string>> record_tail(TopicId topic, Offset end) const {
+    const auto upper = enc::topic_end_key(topic);
+    const rocksdb::Slice upper_slice{upper};
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    ro.prefix_same_as_start = true;
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, messages_)};
+    it->SeekForPrev(enc::message_key(topic, end));
+    const auto what = "find the record holding offset " + std::to_string(end.value) +
+                      " of topic " + std::to_string(topic.value) + " in " + dir_;
+    if (!it->Valid()) {
+      if (auto r = check(it->status(), what); !r) return tl::unexpected(std::move(r.error()));
+      return std::nullopt;
+    }
+    const auto first = enc::offset_of_message_key(it->key().ToStringView());
+    if (!first) return fail(Errc::storage_error, what + ": corrupt message key");
+    if (*first == end) return std::nullopt;
+    std::string_view rest = it->value().ToStringView();
+    for (auto offset = first->value; offset < end.value; ++offset) {
+      if (rest.empty()) return std::nullopt;  // the record ends below `end`
+      if (!enc::skip_message(rest)) return fail(Errc::storage_error, what + ": corrupt record");
+    }
+    if (rest.empty()) return std::nullopt;
+    return std::string(rest);
+  }
+
+  // A new store gets this build's format version; an existing one must not be newer. An older
+  // one is marked with this version before anything is written in the new layout, so an older
+  // loftd then refuses it instead of misreading it.
   Result<void> check_format_version() {
     std::string value;
     const auto s = db_->Get(rocksdb::ReadOptions{}, db_->DefaultColumnFamily(),
@@ -623,6 +704,7 @@ class RocksDbStore final : public Store {
                       " is newer than this loftd supports (" + std::to_string(enc::kFormatVersion) +
                       "); run a newer loftd");
     }
+    if (*version < enc::kFormatVersion) return put_format_version(enc::kFormatVersion);
     return {};
   }
 
@@ -653,6 +735,30 @@ Result<std::unique_ptr<Store>> open_rocksdb_store_on(const RocksDbOptions& optio
   auto store = RocksDbStore::open(options, &env);
   if (!store) return tl::unexpected(std::move(store.error()));
   return std::unique_ptr<Store>(std::move(*store));
+}
+
+Result<std::uint32_t> read_format_version(const std::filesystem::path& dir) {
+  auto open = make_open_options(RocksDbOptions{.dir = dir});
+  add_existing_families(open, dir.string());
+  rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  if (auto r = check(rocksdb::DB::OpenForReadOnly(open.db, dir.string(), open.families, &handles,
+                                                  &raw),
+                     "open store read-only in " + dir.string());
+      !r) {
+    return tl::unexpected(std::move(r.error()));
+  }
+  const std::unique_ptr<rocksdb::DB> db{raw};
+  std::string value;
+  const auto s =
+      db->Get(rocksdb::ReadOptions{}, db->DefaultColumnFamily(), enc::kFormatVersionKey, &value);
+  for (auto* h : handles) std::ignore = db->DestroyColumnFamilyHandle(h);  // cannot fail
+  if (auto r = check(s, "read format version in " + dir.string()); !r) {
+    return tl::unexpected(std::move(r.error()));
+  }
+  const auto version = enc::decode_u32(value);
+  if (!version) return fail(Errc::storage_error, "corrupt format version record");
+  return *version;
 }
 
 Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicMeta& topic,

@@ -28,6 +28,10 @@ Result<std::unique_ptr<Store>> open_rocksdb_store_on(const RocksDbOptions& optio
 // every entry) and returns how many entries are left.
 Result<std::size_t> compact_dedup_and_count(const std::filesystem::path& dir);
 
+// The format version record of the store in `dir`, read without opening it as a store (which
+// would mark an older store with this build's version).
+Result<std::uint32_t> read_format_version(const std::filesystem::path& dir);
+
 // Opens the store in `dir` and overwrites its format version record with `version`.
 Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uint32_t version);
 
