@@ -316,29 +316,14 @@ class RocksDbStore final : public Store {
     rocksdb::WriteBatch wb;
     // Appends at consecutive offsets of one topic become one messages record (key: the first
     // offset), up to kMaxRecordBytes: one memtable insert per record instead of per message,
-    // which was half of the writer's CPU (docs/performance.md, docs/storage.md).
-    struct Run {
-      TopicId topic;
-      Offset first;
-      Offset next;
-      std::string value;
-    };
-    std::optional<Run> run;
-    const auto put_run = [&]() -> rocksdb::Status {
-      if (!run) return rocksdb::Status::OK();
-      auto s = wb.Put(messages_, enc::message_key(run->topic, run->first), run->value);
-      run.reset();
-      return s;
-    };
+    // which was half of the writer's CPU (docs/performance.md, docs/storage.md). The records
+    // are put after every other op; a drop or trim later in the batch applies to them here
+    // first, so the batch has the effect of its ops in order.
+    std::vector<Run> runs;
+    std::map<std::uint32_t, Offset> trimmed;  // topic -> highest trim end in this batch
     for (std::size_t i = 0; i < batch.ops.size(); ++i) {
       const auto& op = batch.ops[i];
       rocksdb::Status s;
-      // A drop or trim deletes a key range of the messages family: what was appended before
-      // it in this batch must be in the WriteBatch before the range tombstone.
-      if (std::holds_alternative<DropTopic>(op) || std::holds_alternative<TrimTopic>(op)) {
-        s = put_run();
-        if (auto r = check(s, "build write batch for " + dir_); !r) return r;
-      }
       if (const auto* put = std::get_if<PutTopic>(&op)) {
         // Known to the compaction filter before its entries can reach a compaction.
         windows_->set(put->meta.id, put->meta.dedup_window_ms);
@@ -347,17 +332,18 @@ class RocksDbStore final : public Store {
         if (append->message == nullptr) {
           return fail(Errc::internal_error, "write: Append without a message");
         }
-        if (run && (run->topic != append->topic || run->next != append->offset ||
-                    run->value.size() >= kMaxRecordBytes)) {
-          s = put_run();
+        if (runs.empty() || runs.back().topic != append->topic ||
+            runs.back().next != append->offset || runs.back().value.size() >= kMaxRecordBytes) {
+          runs.push_back(Run{append->topic, append->offset, append->offset, {}});
         }
-        if (!run) run = Run{append->topic, append->offset, append->offset, {}};
-        enc::encode_message(append->timestamp_ms, *append->message, run->value);
-        run->next = Offset{append->offset.value + 1};
+        auto& run = runs.back();
+        enc::encode_message(append->timestamp_ms, *append->message, run.value);
+        run.next = Offset{append->offset.value + 1};
       } else if (const auto* next = std::get_if<SetNextTopicId>(&op)) {
         s = wb.Put(db_->DefaultColumnFamily(), enc::kNextTopicIdKey,
                    enc::encode_u32(next->next.value));
       } else if (const auto* drop = std::get_if<DropTopic>(&op)) {
+        std::erase_if(runs, [&](const Run& r) { return r.topic == drop->id; });
         s = wb.Delete(topics_, drop->name);
         if (s.ok()) {
           s = wb.DeleteRange(messages_, enc::topic_begin_key(drop->id),
@@ -377,15 +363,23 @@ class RocksDbStore final : public Store {
         // One range tombstone however many messages go, like a drop. A record that holds
         // offsets on both sides of `end` is cut: the tombstone removes it, and its messages
         // from `end` on are put back as a record at `end` (a suffix of its value is one).
-        auto tail = record_tail(trim->topic, trim->end);
+        // A trim below one made earlier in this batch has nothing left to remove.
+        auto& end = trimmed[trim->topic.value];
+        if (trim->end <= end) continue;
+        end = trim->end;
+        if (auto r = trim_runs(runs, trim->topic, end); !r) return r;
+        auto tail = record_tail(trim->topic, end);
         if (!tail) return tl::unexpected(std::move(tail.error()));
         s = wb.DeleteRange(messages_, enc::topic_begin_key(trim->topic),
-                           enc::message_key(trim->topic, trim->end));
-        if (s.ok() && *tail) s = wb.Put(messages_, enc::message_key(trim->topic, trim->end), **tail);
+                           enc::message_key(trim->topic, end));
+        if (s.ok() && *tail) s = wb.Put(messages_, enc::message_key(trim->topic, end), **tail);
       }
       if (auto r = check(s, "build write batch for " + dir_); !r) return r;
     }
-    if (auto r = check(put_run(), "build write batch for " + dir_); !r) return r;
+    for (const auto& run : runs) {
+      const auto s = wb.Put(messages_, enc::message_key(run.topic, run.first), run.value);
+      if (auto r = check(s, "build write batch for " + dir_); !r) return r;
+    }
     rocksdb::WriteOptions wo;
     wo.sync = durability == Durability::fsync;
     auto written = check(db_->Write(wo, &wb),
@@ -455,15 +449,15 @@ class RocksDbStore final : public Store {
     std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, messages_)};
     ReadBudget budget{limits};
     const auto corrupt = [&] {
-      return fail(Errc::storage_error, "read topic " + std::to_string(topic.value) + " in " +
-                                           dir_ + ": corrupt message record");
+      return fail(Errc::storage_error, "read topic " + std::to_string(topic.value) + " in " + dir_ +
+                                           ": corrupt message record");
     };
     // The record holding `from` starts at or before it.
     const auto from_key = enc::message_key(topic, from);
     it->SeekForPrev(from_key);
     if (!it->Valid()) it->Seek(from_key);
     bool full = false;
-    for (; it->Valid() && !full; it->Next()) {
+    for (; it->Valid(); it->Next()) {
       const auto first = enc::offset_of_message_key(it->key().ToStringView());
       if (!first) return corrupt();
       std::string_view rest = it->value().ToStringView();
@@ -481,6 +475,7 @@ class RocksDbStore final : public Store {
           break;
         }
       }
+      if (full) break;  // before Next(): it would load the next record for nothing
     }
     if (auto r = check(it->status(), "read topic " + std::to_string(topic.value) + " in " + dir_);
         !r) {
@@ -657,6 +652,37 @@ class RocksDbStore final : public Store {
     return rocksdb::Status::OK();
   }
 
+  // Messages appended at consecutive offsets of one topic within a write: one record.
+  struct Run {
+    TopicId topic;
+    Offset first;
+    Offset next;
+    std::string value;
+  };
+
+  // Removes from `runs` the messages of `topic` below `end`: a run wholly below goes, a run
+  // across `end` keeps its suffix (itself a record) from `end` on.
+  Result<void> trim_runs(std::vector<Run>& runs, TopicId topic, Offset end) const {
+    for (auto it = runs.begin(); it != runs.end();) {
+      if (it->topic != topic || it->first >= end) {
+        ++it;
+      } else if (it->next <= end) {
+        it = runs.erase(it);
+      } else {
+        std::string_view rest = it->value;
+        for (auto o = it->first.value; o < end.value; ++o) {
+          if (!enc::skip_message(rest)) {
+            return fail(Errc::internal_error, "write: cannot cut a record it encoded");
+          }
+        }
+        it->value = std::string(rest);
+        it->first = end;
+        ++it;
+      }
+    }
+    return {};
+  }
+
   // The messages from `end` on of the record that holds `end`, when that record starts below
   // `end` (as a record value); nullopt when no record straddles `end`.
   Result<std::optional<std::string>> record_tail(TopicId topic, Offset end) const {
@@ -667,8 +693,8 @@ class RocksDbStore final : public Store {
     ro.prefix_same_as_start = true;
     std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, messages_)};
     it->SeekForPrev(enc::message_key(topic, end));
-    const auto what = "find the record holding offset " + std::to_string(end.value) +
-                      " of topic " + std::to_string(topic.value) + " in " + dir_;
+    const auto what = "find the record holding offset " + std::to_string(end.value) + " of topic " +
+                      std::to_string(topic.value) + " in " + dir_;
     if (!it->Valid()) {
       if (auto r = check(it->status(), what); !r) return tl::unexpected(std::move(r.error()));
       return std::nullopt;
@@ -742,9 +768,9 @@ Result<std::uint32_t> read_format_version(const std::filesystem::path& dir) {
   add_existing_families(open, dir.string());
   rocksdb::DB* raw = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  if (auto r = check(rocksdb::DB::OpenForReadOnly(open.db, dir.string(), open.families, &handles,
-                                                  &raw),
-                     "open store read-only in " + dir.string());
+  if (auto r =
+          check(rocksdb::DB::OpenForReadOnly(open.db, dir.string(), open.families, &handles, &raw),
+                "open store read-only in " + dir.string());
       !r) {
     return tl::unexpected(std::move(r.error()));
   }

@@ -361,8 +361,8 @@ TYPED_TEST(StoreContract, ReadsAndTrimsAtEveryOffsetOfMessagesWrittenTogether) {
     ASSERT_TRUE(ok(this->store().write(appends(TopicId{topic}, 6, c), Durability::os)));
   };
   const auto tail = [&](std::uint64_t from) {
-    return stored(from, std::vector<Message>(messages.begin() + static_cast<long>(from),
-                                             messages.end()));
+    return stored(from,
+                  std::vector<Message>(messages.begin() + static_cast<long>(from), messages.end()));
   };
   write_all(99);
   for (std::uint64_t from = 0; from <= 13; ++from) {
@@ -371,8 +371,8 @@ TYPED_TEST(StoreContract, ReadsAndTrimsAtEveryOffsetOfMessagesWrittenTogether) {
   for (std::uint64_t end = 0; end <= 13; ++end) {
     const auto topic = static_cast<std::uint32_t>(100 + end);
     write_all(topic);
-    ASSERT_TRUE(ok(this->store().write(WriteBatch{{TrimTopic{TopicId{topic}, Offset{end}}}},
-                                       Durability::os)));
+    ASSERT_TRUE(ok(
+        this->store().write(WriteBatch{{TrimTopic{TopicId{topic}, Offset{end}}}}, Durability::os)));
   }
   for (int pass = 0; pass < 2; ++pass) {
     for (std::uint64_t end = 0; end <= 13; ++end) {
@@ -386,6 +386,63 @@ TYPED_TEST(StoreContract, ReadsAndTrimsAtEveryOffsetOfMessagesWrittenTogether) {
     EXPECT_EQ(read_all(this->store(), TopicId{99}), tail(0));
     ASSERT_TRUE(this->reopen());
   }
+}
+
+// A write's ops apply in order, also where the RocksDB store keeps a batch's appends as records
+// it puts last: a trim in the same batch cuts them, a second smaller trim removes nothing more.
+TYPED_TEST(StoreContract, TrimsApplyInOrderToAppendsOfTheSameWrite) {
+  std::vector<Message> m;
+  for (int i = 0; i < 10; ++i) m.push_back(msg("a" + std::to_string(i)));
+  const std::vector<Message> first(m.begin(), m.begin() + 5);
+  const std::vector<Message> second(m.begin() + 5, m.end());
+  // Appends then a trim into them, in one write.
+  auto batch = appends(TopicId{1}, 0, first);
+  batch.ops.emplace_back(TrimTopic{TopicId{1}, Offset{2}});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  EXPECT_EQ(read_all(this->store(), TopicId{1}), stored(2, {m.begin() + 2, m.begin() + 5}));
+  // Stored messages, then appends and a trim into the new ones, in one write.
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{2}, 0, first), Durability::os)));
+  batch = appends(TopicId{2}, 5, second);
+  batch.ops.emplace_back(TrimTopic{TopicId{2}, Offset{7}});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  EXPECT_EQ(read_all(this->store(), TopicId{2}), stored(7, {m.begin() + 7, m.end()}));
+  // Two trims of one topic in one write, the second lower: the first one stands.
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{3}, 0, m), Durability::os)));
+  ASSERT_TRUE(ok(this->store().write(
+      WriteBatch{{TrimTopic{TopicId{3}, Offset{5}}, TrimTopic{TopicId{3}, Offset{3}}}},
+      Durability::os)));
+  EXPECT_EQ(read_all(this->store(), TopicId{3}), stored(5, {m.begin() + 5, m.end()}));
+  // Appends, a drop of the topic, in one write: nothing of it is left.
+  batch = appends(TopicId{4}, 0, m);
+  batch.ops.emplace_back(DropTopic{TopicId{4}, "four"});
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  EXPECT_THAT(read_all(this->store(), TopicId{4}), IsEmpty());
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(read_all(this->store(), TopicId{1}), stored(2, {m.begin() + 2, m.begin() + 5}));
+  EXPECT_EQ(read_all(this->store(), TopicId{2}), stored(7, {m.begin() + 7, m.end()}));
+  EXPECT_EQ(read_all(this->store(), TopicId{3}), stored(5, {m.begin() + 5, m.end()}));
+  EXPECT_THAT(read_all(this->store(), TopicId{4}), IsEmpty());
+}
+
+// Reads never cross into a neighbouring topic's records, on flushed files as in the memtable.
+TYPED_TEST(StoreContract, ReadsStayWithinTheirTopicAfterAFlush) {
+  std::vector<Message> m;
+  for (int i = 0; i < 10; ++i) m.push_back(msg("n" + std::to_string(i)));
+  auto batch = appends(TopicId{1}, 0, m);
+  add_appends(batch, TopicId{2}, 0, m);
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::os)));
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{TrimTopic{TopicId{2}, Offset{5}}}}, Durability::os)));
+  ASSERT_TRUE(ok(this->store().flush()));
+  EXPECT_EQ(offsets_of(read_all(this->store(), TopicId{2})),
+            (std::vector<std::uint64_t>{5, 6, 7, 8, 9}));
+  EXPECT_EQ(offsets_of(read_all(this->store(), TopicId{2}, Offset{3})),
+            (std::vector<std::uint64_t>{5, 6, 7, 8, 9}));
+  EXPECT_THAT(read_all(this->store(), TopicId{3}, Offset{3}), IsEmpty());
+  EXPECT_THAT(read_all(this->store(), TopicId{2}, Offset{12}), IsEmpty());
+  const auto one = this->store().read(TopicId{1}, Offset{4}, ReadLimits{1, kAll.max_bytes});
+  ASSERT_TRUE(one);
+  EXPECT_EQ(offsets_of(*one), (std::vector<std::uint64_t>{4}));
 }
 
 TYPED_TEST(StoreContract, ReadStopsAtMaxMessages) {

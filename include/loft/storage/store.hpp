@@ -101,7 +101,10 @@ inline bool dedup_expired(std::int64_t timestamp_ms, std::uint64_t window_ms, st
 struct PutTopic {  // create or update a topic's metadata (keyed by name)
   TopicMeta meta;
 };
-struct Append {  // store one message; `message` must stay valid until write() returns
+// Store one message; `message` must stay valid until write() returns. REQUIRES: `offset` is
+// not held by the store yet (the broker hands each offset out once): a store may keep
+// several records of consecutive messages, and an offset written twice would be in two.
+struct Append {
   TopicId topic;
   Offset offset;
   std::int64_t timestamp_ms = 0;
