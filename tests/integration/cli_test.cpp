@@ -19,10 +19,8 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override { daemon_.start(); }
 
-  ProcessResult loft(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{TestDaemon::loft_path(), "--broker", daemon_.address()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, input);
+  ProcessResult loft(const std::vector<std::string>& args, const std::string& input = "") {
+    return daemon_.loft(args, input);
   }
 
   static std::vector<std::string> lines(const std::string& text) {

@@ -162,10 +162,8 @@ TEST(Dedup, ConflictModeErrorRefusesTheSameIdWithAnotherPayload) {
 TEST(Dedup, CliReportsDuplicatesAndIdPrefixMakesImportsRepeatable) {
   TestDaemon daemon;
   daemon.start();
-  const auto loft = [&](std::vector<std::string> args, const std::string& input = "") {
-    std::vector<std::string> argv{TestDaemon::loft_path(), "--broker", daemon.address()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, input);
+  const auto loft = [&](const std::vector<std::string>& args, const std::string& input = "") {
+    return daemon.loft(args, input);
   };
   auto r = loft({"topic", "create", "t", "--dedup-window", "5m", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -36,10 +36,8 @@ class Dlq : public ::testing::Test {
     client_ = daemon_.client();
   }
 
-  ProcessResult loft(std::vector<std::string> args) {
-    std::vector<std::string> argv{TestDaemon::loft_path(), "--broker", daemon_.address()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv);
+  ProcessResult loft(const std::vector<std::string>& args, const std::string& input = "") {
+    return daemon_.loft(args, input);
   }
 
   // Receives all `n` messages of `topic` as group `group`, rejects those in `dead` (they go

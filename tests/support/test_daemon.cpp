@@ -154,6 +154,13 @@ Result<std::vector<StoredMessage>> fetch_all(client::Client& c, const std::strin
 std::string TestDaemon::loftd_path() { return LOFT_LOFTD_PATH; }
 std::string TestDaemon::loft_path() { return LOFT_LOFT_PATH; }
 
+ProcessResult TestDaemon::loft(const std::vector<std::string>& args,
+                               const std::string& input) const {
+  std::vector<std::string> argv{loft_path(), "--broker", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, input);
+}
+
 TestDaemon::TestDaemon(std::string config_toml, std::vector<std::string> extra_args)
     : data_dir_(dir_.path() / "data"),
       config_path_(dir_.path() / "loftd.toml"),

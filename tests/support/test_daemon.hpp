@@ -92,6 +92,8 @@ class TestDaemon {
 
   static std::string loftd_path();
   static std::string loft_path();
+  // Runs the `loft` CLI against this daemon: loft --broker ADDRESS args..., `input` on stdin.
+  ProcessResult loft(const std::vector<std::string>& args, const std::string& input = "") const;
 
  private:
   TempDir dir_;
