@@ -1209,6 +1209,44 @@ TEST(RocksDbStore, LoadGroupsReportsACorruptGroupByName) {
   EXPECT_THAT(groups.error().detail, HasSubstr("'mangled' of topic 258"));
 }
 
+// A messages record is messages back to back: decoded one by one with their offsets, skipped
+// without decoding, and a cut anywhere but between two messages is never read past.
+TEST(MessageEncoding, ARecordOfSeveralMessagesDecodesOneByOneAndRejectsEveryPartialMessage) {
+  const std::vector<StoredMessage> messages{
+      {Offset{7}, -5, msg("", "id", "key", {{"h", std::string(1, '\0')}})},
+      {Offset{8}, std::numeric_limits<std::int64_t>::max(), msg(std::string(300, '\xFF'))},
+      {Offset{9}, 0, msg("last", "", "", {{"a", "1"}, {"b", ""}})}};
+  std::string record;
+  std::vector<std::size_t> ends;  // where each message ends in the record
+  for (const auto& m : messages) {
+    encoding::encode_message(m.timestamp_ms, m.message, record);
+    ends.push_back(record.size());
+  }
+  std::string_view rest = record;
+  for (const auto& m : messages) EXPECT_EQ(encoding::decode_next_message(m.offset, rest), m);
+  EXPECT_TRUE(rest.empty());
+  rest = record;
+  ASSERT_TRUE(encoding::skip_message(rest));
+  ASSERT_TRUE(encoding::skip_message(rest));
+  EXPECT_EQ(encoding::decode_message(Offset{9}, rest), messages[2]);
+  EXPECT_EQ(encoding::decode_message(Offset{7}, record), std::nullopt) << "more than one message";
+  for (std::size_t n = 0; n < record.size(); ++n) {
+    std::string_view cut = std::string_view(record).substr(0, n);
+    std::size_t whole = 0;
+    while (!cut.empty() && encoding::decode_next_message(Offset{whole}, cut)) ++whole;
+    const auto expected_whole =
+        static_cast<std::size_t>(std::upper_bound(ends.begin(), ends.end(), n) - ends.begin());
+    EXPECT_EQ(whole, expected_whole) << "cut at " << n;
+    std::string_view skipped = std::string_view(record).substr(0, n);
+    std::size_t skips = 0;
+    while (!skipped.empty() && encoding::skip_message(skipped)) ++skips;
+    EXPECT_EQ(skips, expected_whole) << "cut at " << n;
+    // After the last whole message, what is left is a partial one and is refused.
+    const bool at_boundary = n == 0 || std::find(ends.begin(), ends.end(), n) != ends.end();
+    EXPECT_EQ(cut.empty(), at_boundary) << "cut at " << n;
+  }
+}
+
 TEST(GroupEncoding, RoundTripsAndRejectsEveryTruncationAndTrailingBytes) {
   for (const auto& g : {group(1, "g"), busy_group(0xFFFF'FFFF, "busy")}) {
     SCOPED_TRACE(g.name);
