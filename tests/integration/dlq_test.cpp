@@ -36,10 +36,6 @@ class Dlq : public ::testing::Test {
     client_ = daemon_.client();
   }
 
-  ProcessResult loft(const std::vector<std::string>& args, const std::string& input = "") {
-    return daemon_.loft(args, input);
-  }
-
   // Receives all `n` messages of `topic` as group `group`, rejects those in `dead` (they go
   // to the group's dead-letter topic) and acks the others.
   void settle(const std::string& topic, const std::string& group, std::size_t n,
@@ -106,7 +102,7 @@ Message without_id(Message m) {
 
 TEST_F(Dlq, RedrivesOneGroupsLettersOnceByteForByte) {
   make_dead_letters();
-  auto r = loft({"dlq", "redrive", "orders.dlq", "--group", "billing"});
+  auto r = daemon_.loft({"dlq", "redrive", "orders.dlq", "--group", "billing"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "redriven 2, skipped 1\n");
   EXPECT_EQ(r.err, "");
@@ -122,7 +118,7 @@ TEST_F(Dlq, RedrivesOneGroupsLettersOnceByteForByte) {
   EXPECT_NE(orders[3].message.id, orders[4].message.id);
 
   // The redrive group remembers its progress: nothing is redriven twice.
-  r = loft({"dlq", "redrive", "orders.dlq", "--group", "billing", "--json"});
+  r = daemon_.loft({"dlq", "redrive", "orders.dlq", "--group", "billing", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"redriven\":0,\"skipped\":0}\n");
   EXPECT_EQ(all("orders").size(), 5u);
@@ -133,18 +129,18 @@ TEST_F(Dlq, RedrivesOneGroupsLettersOnceByteForByte) {
   // Each filter has its own progress, so a run without --group (group loft-redrive) goes
   // through all three letters; billing's two carry the same redrive ids as before, so the
   // topic's dedup answers them as duplicates: only audit's letter is stored.
-  r = loft({"dlq", "redrive", "orders.dlq", "--json"});
+  r = daemon_.loft({"dlq", "redrive", "orders.dlq", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"redriven\":3,\"skipped\":0}\n");
   const auto after = all("orders");
   ASSERT_EQ(after.size(), 6u);
   EXPECT_EQ(without_id(after[5].message), without_id(orders[2].message));
-  r = loft({"dlq", "redrive", "orders.dlq"});
+  r = daemon_.loft({"dlq", "redrive", "orders.dlq"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "redriven 0, skipped 0\n");
 
   // The help text says so.
-  r = loft({"--help"});
+  r = daemon_.loft({"--help"});
   EXPECT_THAT(r.out, HasSubstr("dlq redrive DLQ_TOPIC [--group G]"));
   EXPECT_THAT(r.out, HasSubstr("is a duplicate, not a second copy"));
 }
@@ -165,7 +161,7 @@ TEST_F(Dlq, RedrivesToEachLettersOwnTopic) {
   };
   ASSERT_TRUE(client_->publish(
       "shared.dlq", {letter("a", "a1"), letter("a", "a2"), letter("b", "b1"), letter("a", "a3")}));
-  const auto r = loft({"dlq", "redrive", "shared.dlq", "--group", "g"});
+  const auto r = daemon_.loft({"dlq", "redrive", "shared.dlq", "--group", "g"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "redriven 4, skipped 0\n");
   std::vector<std::string> a;
@@ -184,7 +180,7 @@ TEST_F(Dlq, ALetterDeadLetteredTwiceGoesBackOneStep) {
   // two sets of loft-dlq-* headers. Redriving it restores it to orders.dlq as it was there.
   settle("orders.dlq", "fixer", 3, {0});
   wait_for_messages("orders.dlq.dlq", 1);
-  auto r = loft({"dlq", "redrive", "orders.dlq.dlq", "--group", "fixer"});
+  auto r = daemon_.loft({"dlq", "redrive", "orders.dlq.dlq", "--group", "fixer"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "redriven 1, skipped 0\n");
   const auto dlq = all("orders.dlq");
@@ -199,7 +195,7 @@ TEST_F(Dlq, StopsAtALetterWithoutOriginTopicAfterSettlingTheOnesBefore) {
   good.headers = {{"loft-dlq-topic", "x"}, {"loft-dlq-group", "g"}};
   ASSERT_TRUE(client_->publish("x.dlq", {good, text("no origin")}));
   for (int run = 0; run < 2; ++run) {
-    const auto r = loft({"dlq", "redrive", "x.dlq"});
+    const auto r = daemon_.loft({"dlq", "redrive", "x.dlq"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_EQ(lines(r.err).size(), 1u) << r.err;
     EXPECT_THAT(r.err, HasSubstr("offset 1 of 'x.dlq' has no loft-dlq-topic header"));
@@ -208,22 +204,22 @@ TEST_F(Dlq, StopsAtALetterWithoutOriginTopicAfterSettlingTheOnesBefore) {
 }
 
 TEST_F(Dlq, ErrorsAreOneLine) {
-  auto r = loft({"dlq", "redrive", "nope.dlq"});
+  auto r = daemon_.loft({"dlq", "redrive", "nope.dlq"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(lines(r.err).size(), 1u) << r.err;
   EXPECT_THAT(r.err, HasSubstr("topic 'nope.dlq' does not exist"));
   EXPECT_EQ(r.out, "");
 
-  r = loft({"dlq", "redrive"});
+  r = daemon_.loft({"dlq", "redrive"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(lines(r.err).size(), 1u) << r.err;
-  r = loft({"dlq", "replay", "x.dlq"});
+  r = daemon_.loft({"dlq", "replay", "x.dlq"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown dlq command"));
-  r = loft({"topic", "list", "--group", "g"});
+  r = daemon_.loft({"topic", "list", "--group", "g"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--group only applies"));
-  r = loft({"dlq", "redrive", "x.dlq", "--count", "1"});
+  r = daemon_.loft({"dlq", "redrive", "x.dlq", "--count", "1"});
   EXPECT_EQ(r.exit_code, 2);
 }
 

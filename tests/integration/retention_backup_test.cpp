@@ -90,10 +90,6 @@ class Retention : public ::testing::Test {
     client_ = daemon_.client();
   }
 
-  ProcessResult loft(const std::vector<std::string>& args, const std::string& input = "") {
-    return daemon_.loft(args, input);
-  }
-
   client::TopicInfo describe(const std::string& topic) {
     auto t = client_->describe_topic(topic);
     EXPECT_TRUE(t) << t.error().to_string();
@@ -151,9 +147,9 @@ TEST_F(Retention, MaxMessagesKeepsTheNewestAndTheDiskSpaceComesBack) {
 }
 
 TEST_F(Retention, MaxBytesAndMaxAgeFromTheCliTrimWhatIsPastThem) {
-  auto r = loft({"topic", "create", "bytes", "--max-bytes", "1KiB"});
+  auto r = daemon_.loft({"topic", "create", "bytes", "--max-bytes", "1KiB"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = loft({"topic", "create", "aged", "--max-age", "1s", "--max-messages", "none"});
+  r = daemon_.loft({"topic", "create", "aged", "--max-age", "1s", "--max-messages", "none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   std::vector<Message> hundred_bytes(20, text(std::string(100, 'x')));
@@ -168,20 +164,20 @@ TEST_F(Retention, MaxBytesAndMaxAgeFromTheCliTrimWhatIsPastThem) {
   EXPECT_EQ(describe("aged").first_offset, 5u);
   EXPECT_EQ(describe("aged").next_offset, 5u);
 
-  r = loft({"topic", "describe", "aged", "--json"});
+  r = daemon_.loft({"topic", "describe", "aged", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto obj = json::parse(r.out).as_object();
   EXPECT_EQ(obj.at("max_age_ms").to_number<std::uint64_t>(), 1000u);
   EXPECT_EQ(obj.at("max_bytes").to_number<std::uint64_t>(), 0u);
   EXPECT_EQ(obj.at("max_messages").to_number<std::uint64_t>(), 0u);
   EXPECT_EQ(obj.at("first_offset").to_number<std::uint64_t>(), 5u);
-  r = loft({"topic", "describe", "bytes"});
+  r = daemon_.loft({"topic", "describe", "bytes"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("max_bytes:     1KiB"));
   EXPECT_THAT(r.out, HasSubstr("max_age:       unlimited"));
 
   // alter from the CLI: the limit changes and takes effect.
-  r = loft({"topic", "alter", "bytes", "--max-messages", "3", "--json"});
+  r = daemon_.loft({"topic", "alter", "bytes", "--max-messages", "3", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).as_object().at("max_messages").to_number<std::uint64_t>(), 3u);
   ASSERT_TRUE(eventually([&] { return describe("bytes").first_offset == 17; }));
@@ -200,7 +196,7 @@ TEST_F(Retention, ConfiguredDefaultsApplyToTopicsCreatedWithoutLimits) {
 }
 
 TEST_F(Retention, BadValuesGetClearErrors) {
-  ASSERT_EQ(loft({"topic", "create", "t"}).exit_code, 0);
+  ASSERT_EQ(daemon_.loft({"topic", "create", "t"}).exit_code, 0);
   const std::vector<std::pair<std::vector<std::string>, std::string>> usage = {
       {{"topic", "create", "x", "--max-age", "10"}, "--max-age"},
       {{"topic", "create", "x", "--max-age", "500ms"}, "at least 1s"},
@@ -211,11 +207,11 @@ TEST_F(Retention, BadValuesGetClearErrors) {
       {{"pub", "t", "m", "--max-messages", "3"}, "only applies to 'loft topic'"},
   };
   for (const auto& [args, text] : usage) {
-    const auto r = loft(args);
+    const auto r = daemon_.loft(args);
     EXPECT_EQ(r.exit_code, 2) << args.back();
     EXPECT_THAT(r.err, HasSubstr(text));
   }
-  auto r = loft({"topic", "alter", "missing", "--max-messages", "1"});
+  auto r = daemon_.loft({"topic", "alter", "missing", "--max-messages", "1"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("does not exist"));
   // The server checks too, for clients other than the CLI.
@@ -247,16 +243,16 @@ TEST_F(Retention, AGroupBehindRetentionSkipsForwardAndReportsIt) {
   EXPECT_EQ(g->ack_floor, 40u);
   EXPECT_EQ(g->lag, 10u);
 
-  auto r = loft({"group", "describe", "t", "slow", "--json"});
+  auto r = daemon_.loft({"group", "describe", "t", "slow", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).as_object().at("skipped").to_number<std::uint64_t>(), 35u);
-  r = loft({"group", "describe", "t", "slow"});
+  r = daemon_.loft({"group", "describe", "t", "slow"});
   EXPECT_THAT(r.out, HasSubstr("skipped:           35"));
   EXPECT_THAT(http_get(daemon_.http_port(), "/metrics").body,
               HasSubstr("\nloft_messages_skipped_total{topic=\"t\",group=\"slow\"} 35\n"));
 
   // Delivery goes on from the first retained offset.
-  r = loft({"sub", "t", "--group", "slow", "--count", "1"});
+  r = daemon_.loft({"sub", "t", "--group", "slow", "--count", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "40\tm40\n");
 
@@ -377,15 +373,13 @@ TEST(Backup, TheCliReportsBadDirectories) {
       {(exists.path() / "no" / "parent").string(), "not an existing directory"},
   };
   for (const auto& [dir, text] : cases) {
-    const auto r =
-        run_process({TestDaemon::loft_path(), "--broker", d.address(), "admin", "backup", dir});
+    const auto r = d.loft({"admin", "backup", dir});
     EXPECT_EQ(r.exit_code, 1) << dir;
     EXPECT_THAT(r.err, HasSubstr(text)) << dir;
     EXPECT_THAT(r.err, HasSubstr("backup failed"));
   }
   const auto target = exists.path() / "copy";
-  const auto r = run_process(
-      {TestDaemon::loft_path(), "--broker", d.address(), "admin", "backup", target.string()});
+  const auto r = d.loft({"admin", "backup", target.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "backup written to " + target.string() + "\n");
   EXPECT_TRUE(fs::exists(target / "rocksdb" / "CURRENT"));
