@@ -18,6 +18,7 @@
 #include "data_dir_lock.hpp"
 #include "latency_histogram.hpp"
 #include "loft/broker/broker.hpp"
+#include "malloc_tuning.hpp"
 
 namespace loft::apps::bench {
 namespace {
@@ -574,6 +575,7 @@ std::pair<std::future<Result<T>>, broker::Callback<T>> completion() {
 }
 
 Result<json::object> run_storage(const Params& p) {
+  tune_malloc_for_commits();  // as loftd does, so the ceiling is measured the same way
   auto dir = DataDir::make(p.data_dir, p.keep);
   if (!dir) return tl::unexpected(dir.error());
   std::optional<DataDirLock> lock;

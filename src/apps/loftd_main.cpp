@@ -25,6 +25,7 @@
 #include "loft/http/server.hpp"
 #include "loft/net/server.hpp"
 #include "loft/storage/store.hpp"
+#include "malloc_tuning.hpp"
 
 namespace po = boost::program_options;
 namespace asio = boost::asio;
@@ -338,6 +339,7 @@ int run(int argc, char** argv) {
 }  // namespace loft
 
 int main(int argc, char** argv) {
+  loft::apps::tune_malloc_for_commits();
   try {
     return loft::run(argc, argv);
   } catch (const std::exception& e) {
