@@ -1,6 +1,7 @@
 #include "loft/broker/groups.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <set>
 #include <span>
 #include <utility>
@@ -11,6 +12,10 @@ namespace loft::broker {
 namespace {
 
 constexpr delivery::Duration kWriteRetry{1000};
+// Read-ahead of a group (Group::read_ahead): how much one store read may bring in beyond the
+// deliveries that asked for it, and so what one group holds at most between deliveries.
+constexpr std::size_t kReadAheadMessages = 1024;
+constexpr std::size_t kReadAheadBytes = 256 << 10;
 constexpr std::string_view kDeadLetterSuffix = ".dlq";
 
 // The dead-letter topic a new group will use must be a valid topic name.
@@ -90,6 +95,25 @@ struct Groups::Group {
   std::vector<delivery::DeadLetter> dead_letters_writing;
   std::optional<TimePoint> retry_at;  // after a failed write
   GroupCounters counters;
+  // Messages read from the store past the deliveries that asked for them, at consecutive
+  // offsets from the front. A group that drains a backlog gets its deliveries in runs as short
+  // as its consumers' acks free credit; without this, every run would seek to the stored
+  // record that holds its first offset and skip the messages before it, so each record was
+  // read and parsed again for every run it served. Bounded by kReadAheadMessages, and by
+  // kReadAheadBytes plus the one message that crosses it; emptied when the group's last
+  // subscription ends. Messages never change
+  // once stored, so what is here stays valid; offsets the group moved past are dropped.
+  std::deque<StoredMessage> read_ahead;
+  std::size_t read_ahead_bytes = 0;
+
+  void drop_read_ahead_front() {
+    read_ahead_bytes -= std::min(read_ahead_bytes, read_ahead.front().message.size_bytes());
+    read_ahead.pop_front();
+  }
+  void clear_read_ahead() {
+    read_ahead.clear();
+    read_ahead_bytes = 0;
+  }
 
   Group(delivery::GroupState s) : state(std::move(s)) {}
 
@@ -270,6 +294,7 @@ void Groups::end_subscription(std::uint64_t id, TimePoint now) {
   Group& g = *it->second.group;
   subscriptions_.erase(it);
   std::erase(g.subscriptions, id);
+  if (g.subscriptions.empty()) g.clear_read_ahead();  // memory only for groups being served
   g.state.remove_consumer(ConsumerId{id}, now);
   pump(g, now);  // its messages go to the others at once
 }
@@ -408,11 +433,8 @@ void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& de
     while (i < list.size()) {
       std::size_t j = i + 1;
       while (j < list.size() && list[j].offset.value == list[j - 1].offset.value + 1) ++j;
-      auto read =
-          broker_.fetch(g.topic, list[i].offset, storage::ReadLimits{j - i, std::size_t{1} << 62});
+      auto found = read_run(g, list[i].offset, j - i);
       // Both in ascending offset order: walk them together.
-      std::span<StoredMessage> found;
-      if (read) found = read->messages;
       auto hit = found.begin();
       for (std::size_t k = i; k < j; ++k) {
         const auto& d = list[k];
@@ -436,6 +458,55 @@ void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& de
     }
     flush();
   }
+}
+
+std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t count) {
+  constexpr std::size_t kNoByteLimit = std::size_t{1} << 62;
+  const std::uint64_t end = first.value + count;
+  auto& ahead = g.read_ahead;
+  // What the group moved past (delivered to another consumer, settled, skipped) is not needed.
+  while (!ahead.empty() && ahead.front().offset < first) g.drop_read_ahead_front();
+  std::vector<StoredMessage> out;
+  if (!ahead.empty() && ahead.front().offset != first) {
+    // A run below what was read ahead: a redelivery. Read it alone; keep the read-ahead.
+    auto read = broker_.fetch(g.topic, first, storage::ReadLimits{count, kNoByteLimit});
+    if (read) out = std::move(read->messages);
+    return out;
+  }
+  out.reserve(count);
+  while (!ahead.empty() && ahead.front().offset.value < end) {
+    out.push_back(std::move(ahead.front()));
+    g.drop_read_ahead_front();
+  }
+  const auto next = [&] { return out.empty() ? first.value : out.back().offset.value + 1; };
+  if (next() >= end) return out;
+  // The rest from the store, and a read-ahead's worth beyond it when the run is short.
+  const std::size_t want = end - next();
+  const bool ahead_too = want < kReadAheadMessages;
+  auto read = broker_.fetch(g.topic, Offset{next()},
+                            ahead_too ? storage::ReadLimits{kReadAheadMessages, kReadAheadBytes}
+                                      : storage::ReadLimits{want, kNoByteLimit});
+  if (!read) return out;  // the topic is going away: the caller counts the rest as done
+  auto& msgs = read->messages;
+  std::size_t used = 0;
+  for (; used < msgs.size() && msgs[used].offset.value < end; ++used) {
+    out.push_back(std::move(msgs[used]));
+  }
+  if (used == msgs.size() && next() < end) {
+    // The byte bound cut the read short of the run (large messages), or the topic ends
+    // before it (a trim or delete is on its way): read the rest without read-ahead.
+    auto rest =
+        broker_.fetch(g.topic, Offset{next()}, storage::ReadLimits{end - next(), kNoByteLimit});
+    if (rest) {
+      for (auto& m : rest->messages) out.push_back(std::move(m));
+    }
+    return out;
+  }
+  for (; used < msgs.size(); ++used) {
+    g.read_ahead_bytes += msgs[used].message.size_bytes();
+    g.read_ahead.push_back(std::move(msgs[used]));
+  }
+  return out;
 }
 
 storage::GroupRecord Groups::record_of(const Group& g) const {
@@ -697,6 +768,7 @@ void Groups::reset_group(protocol::ResetGroup req, TimePoint now,
   auto to = resolve_start(req.topic, req.to);
   if (!to) return done(tl::unexpected(to.error()));
   g->state.reset(*to);
+  g->clear_read_ahead();  // the group may move back; read afresh from where it now is
   ++g->generation;
   g->confirms.push_back(
       {g->generation, protocol::SettleOk{},

@@ -132,6 +132,9 @@ class Groups {
   void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
   void pump(Group& g, TimePoint now);
   void send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries);
+  // The stored messages at offsets [first, first + count), from the group's read-ahead and the
+  // store; fewer if some are not readable (the topic is being deleted or trimmed).
+  std::vector<StoredMessage> read_run(Group& g, Offset first, std::size_t count);
   void start_write(Group& g);
   void end_subscription(std::uint64_t id, TimePoint now);
   void remove_group(Group& g);

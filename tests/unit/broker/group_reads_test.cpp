@@ -1,0 +1,219 @@
+// Groups over a broker with a memory store: what a group reads from the store while it drains
+// a backlog, and that every delivery carries its own message whichever way it was read.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "loft/broker/broker.hpp"
+#include "loft/broker/groups.hpp"
+#include "support/forwarding_store.hpp"
+
+namespace loft::broker {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t kBacklog = 3000;
+const TimePoint kT0{};
+
+// Counts read() calls.
+class CountingStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
+                                          storage::ReadLimits limits) const override {
+    ++reads_;
+    return ForwardingStore::read(topic, from, limits);
+  }
+  std::uint64_t reads() const { return reads_.load(); }
+
+ private:
+  mutable std::atomic<std::uint64_t> reads_{0};
+};
+
+// The test thread plays the io thread: completions the broker posts run here, in order.
+class Loop {
+ public:
+  void post(std::function<void()> f) {
+    {
+      std::lock_guard lock(mutex_);
+      tasks_.push_back(std::move(f));
+    }
+    cv_.notify_one();
+  }
+  // Runs posted tasks until `done` holds; false if it does not within a generous deadline.
+  bool run_until(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!done()) {
+      std::unique_lock lock(mutex_);
+      if (!cv_.wait_until(lock, deadline, [&] { return !tasks_.empty(); })) return false;
+      auto f = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      f();
+    }
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+};
+
+class FakeSubscriber final : public Subscriber {
+ public:
+  bool ready() const override { return true; }
+  void deliver(protocol::Deliver frame) override {
+    for (auto& m : frame.messages) received.push_back(std::move(m));
+  }
+  std::string client_name() const override { return "test"; }
+  std::deque<protocol::DeliveredMessage> received;
+};
+
+std::string payload_of(std::uint64_t offset) { return "message-" + std::to_string(offset); }
+
+class GroupReads : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = std::make_unique<CountingStore>(storage::make_memory_store());
+    store_ = store.get();
+    Options o;
+    o.now_ms = [] { return std::int64_t{1'700'000'000'000}; };
+    auto b = Broker::open(std::move(store), std::move(o));
+    ASSERT_TRUE(b.has_value());
+    broker_ = std::move(*b);
+    std::promise<Result<TopicMeta>> created;
+    broker_->create_topic("t", [&](Result<TopicMeta> r) { created.set_value(std::move(r)); });
+    ASSERT_TRUE(created.get_future().get());
+    for (std::uint64_t first = 0; first < kBacklog; first += 100) {
+      std::vector<Message> batch(100);
+      for (std::uint64_t i = 0; i < 100; ++i) batch[i].payload = payload_of(first + i);
+      std::promise<Result<Appended>> published;
+      broker_->publish("t", std::move(batch),
+                       [&](Result<Appended> r) { published.set_value(std::move(r)); });
+      ASSERT_TRUE(published.get_future().get());
+    }
+    groups_ = std::make_unique<Groups>(
+        *broker_, GroupDefaults{}, [this](std::function<void()> f) { loop_.post(std::move(f)); });
+  }
+
+  void TearDown() override {
+    groups_.reset();
+    if (broker_) broker_->stop();
+  }
+
+  std::uint64_t subscribe(FakeSubscriber& who, std::uint32_t max_in_flight) {
+    std::optional<Result<protocol::SubscribeOk>> ok;
+    protocol::Subscribe req{"t", "g", {}, max_in_flight, {}};
+    groups_->subscribe(std::move(req), &who, kT0,
+                       [&](Result<protocol::SubscribeOk> r) { ok = std::move(r); });
+    EXPECT_TRUE(loop_.run_until([&] { return ok.has_value(); }));
+    EXPECT_TRUE(ok && *ok);
+    return ok && *ok ? (*ok)->subscription : 0;
+  }
+
+  void settle(std::uint64_t sub, const FakeSubscriber& who, protocol::SettleAction action,
+              std::uint64_t offset) {
+    protocol::Settle req{sub, action, false, 0, {protocol::OffsetRun{offset, 1}}};
+    bool done = false;
+    groups_->settle(req, &who, kT0, [&](Result<protocol::SettleOk> r) {
+      EXPECT_TRUE(r);
+      done = true;
+    });
+    EXPECT_TRUE(loop_.run_until([&] { return done; }));
+  }
+
+  CountingStore* store_ = nullptr;
+  std::unique_ptr<Broker> broker_;
+  Loop loop_;
+  std::unique_ptr<Groups> groups_;
+};
+
+// Acks each delivery as it comes, as a consumer does: credit frees one offset at a time.
+TEST_F(GroupReads, ADrainReadsEachStretchOfTheBacklogOnceNotOncePerRunOfDeliveries) {
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 10);
+  const auto reads_before = store_->reads();
+  std::vector<std::uint64_t> offsets;
+  while (offsets.size() < kBacklog) {
+    ASSERT_FALSE(who.received.empty()) << "no delivery after offset " << offsets.size();
+    auto m = std::move(who.received.front());
+    who.received.pop_front();
+    ASSERT_EQ(m.message.payload, payload_of(m.offset));
+    ASSERT_EQ(m.attempt, 1u);
+    offsets.push_back(m.offset);
+    settle(sub, who, protocol::SettleAction::ack, m.offset);
+  }
+  for (std::uint64_t i = 0; i < kBacklog; ++i) ASSERT_EQ(offsets[i], i);
+  // Runs of one delivery each: 3000 store reads without the read-ahead, 3 with it (1024
+  // messages a read) and one more for the first 10.
+  EXPECT_LE(store_->reads() - reads_before, 6u);
+}
+
+TEST_F(GroupReads, ARedeliveryBelowTheReadAheadCarriesItsOwnMessage) {
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 10);
+  std::map<std::uint64_t, std::vector<std::uint32_t>> attempts;  // offset -> attempts seen
+  std::uint64_t acked = 0;
+  bool nacked = false;
+  while (acked < kBacklog) {
+    ASSERT_FALSE(who.received.empty()) << "no delivery after " << acked << " acks";
+    auto m = std::move(who.received.front());
+    who.received.pop_front();
+    ASSERT_EQ(m.message.payload, payload_of(m.offset)) << "attempt " << m.attempt;
+    attempts[m.offset].push_back(m.attempt);
+    if (m.offset == 5 && !nacked) {
+      // Back at once (no delay), while the group has read far past it.
+      nacked = true;
+      settle(sub, who, protocol::SettleAction::nack, m.offset);
+      continue;
+    }
+    settle(sub, who, protocol::SettleAction::ack, m.offset);
+    ++acked;
+  }
+  ASSERT_EQ(attempts.size(), kBacklog);
+  EXPECT_THAT(attempts[5], ::testing::ElementsAre(1u, 2u));
+  for (const auto& [offset, seen] : attempts) {
+    if (offset != 5) {
+      EXPECT_THAT(seen, ::testing::ElementsAre(1u)) << "offset " << offset;
+    }
+  }
+}
+
+TEST_F(GroupReads, TwoConsumersOfOneGroupEachGetTheirOwnMessages) {
+  FakeSubscriber a;
+  FakeSubscriber b;
+  const auto sub_a = subscribe(a, 7);
+  const auto sub_b = subscribe(b, 13);
+  std::vector<int> seen(kBacklog, 0);
+  std::uint64_t total = 0;
+  while (total < kBacklog) {
+    auto* from = !a.received.empty() ? &a : &b;
+    ASSERT_FALSE(from->received.empty()) << "no delivery after " << total;
+    auto m = std::move(from->received.front());
+    from->received.pop_front();
+    ASSERT_LT(m.offset, kBacklog);
+    ASSERT_EQ(m.message.payload, payload_of(m.offset));
+    ++seen[m.offset];
+    ++total;
+    settle(from == &a ? sub_a : sub_b, *from, protocol::SettleAction::ack, m.offset);
+  }
+  for (std::uint64_t i = 0; i < kBacklog; ++i) EXPECT_EQ(seen[i], 1) << "offset " << i;
+}
+
+}  // namespace
+}  // namespace loft::broker
