@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <set>
 #include <span>
 #include <utility>
@@ -13,9 +14,11 @@ namespace {
 
 constexpr delivery::Duration kWriteRetry{1000};
 // Read-ahead of a group (Group::read_ahead): how much one store read may bring in beyond the
-// deliveries that asked for it, and so what one group holds at most between deliveries.
+// deliveries that asked for it, and so what one group holds at most between deliveries; and
+// what all groups together may hold (no group reads ahead while they hold more).
 constexpr std::size_t kReadAheadMessages = 1024;
 constexpr std::size_t kReadAheadBytes = 256 << 10;
+constexpr std::size_t kReadAheadBudget = 64 << 20;
 constexpr std::string_view kDeadLetterSuffix = ".dlq";
 
 // The dead-letter topic a new group will use must be a valid topic name.
@@ -100,20 +103,16 @@ struct Groups::Group {
   // as its consumers' acks free credit; without this, every run would seek to the stored
   // record that holds its first offset and skip the messages before it, so each record was
   // read and parsed again for every run it served. Bounded by kReadAheadMessages, and by
-  // kReadAheadBytes plus the one message that crosses it; emptied when the group's last
-  // subscription ends. Messages never change
-  // once stored, so what is here stays valid; offsets the group moved past are dropped.
+  // kReadAheadBytes plus the one message that crosses it; all groups' together by
+  // kReadAheadBudget (Groups::read_ahead_total_). Emptied when the group's last subscription
+  // ends or the group is reset. Messages never change once stored, so what is here stays
+  // valid; offsets the group moved past are dropped. Changed only through Groups' *_ahead
+  // functions, which keep the byte counts.
   std::deque<StoredMessage> read_ahead;
   std::size_t read_ahead_bytes = 0;
-
-  void drop_read_ahead_front() {
-    read_ahead_bytes -= std::min(read_ahead_bytes, read_ahead.front().message.size_bytes());
-    read_ahead.pop_front();
-  }
-  void clear_read_ahead() {
-    read_ahead.clear();
-    read_ahead_bytes = 0;
-  }
+  // Average stored size of the messages this group read, 0 before its first read: a run whose
+  // own messages would fill the read-ahead's byte bound is read without read-ahead.
+  std::size_t average_message_bytes = 0;
 
   Group(delivery::GroupState s) : state(std::move(s)) {}
 
@@ -294,7 +293,7 @@ void Groups::end_subscription(std::uint64_t id, TimePoint now) {
   Group& g = *it->second.group;
   subscriptions_.erase(it);
   std::erase(g.subscriptions, id);
-  if (g.subscriptions.empty()) g.clear_read_ahead();  // memory only for groups being served
+  if (g.subscriptions.empty()) clear_ahead(g);  // memory only for groups being served
   g.state.remove_consumer(ConsumerId{id}, now);
   pump(g, now);  // its messages go to the others at once
 }
@@ -412,89 +411,113 @@ void Groups::pump(Group& g, TimePoint now) {
 }
 
 void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries) {
-  // Per subscription, offsets ascending, read in contiguous runs.
-  std::map<std::uint64_t, std::vector<delivery::Delivery>> by_sub;
-  for (const auto& d : deliveries) by_sub[d.consumer.value].push_back(d);
+  // Every delivery of this round in offset order, whichever consumer it goes to: a contiguous
+  // run is read once (consumers with credit at the same time get alternate offsets), and each
+  // message goes into its own consumer's frame, in ascending offset order per consumer.
+  std::vector<delivery::Delivery> list = deliveries;
+  std::sort(list.begin(), list.end(),
+            [](const auto& a, const auto& b) { return a.offset < b.offset; });
   const std::size_t base = protocol::deliver_base_size(g.topic, g.name);
-  for (auto& [id, list] : by_sub) {
-    std::sort(list.begin(), list.end(),
-              [](const auto& a, const auto& b) { return a.offset < b.offset; });
-    auto& sub = subscriptions_.at(id);
-    protocol::Deliver frame{id, g.topic, g.name, {}};
-    std::size_t size = base;
-    const std::uint64_t sub_id = id;  // clang 14 cannot capture a structured binding
-    auto flush = [&] {
-      if (frame.messages.empty()) return;
-      sub.who->deliver(std::move(frame));
-      frame = protocol::Deliver{sub_id, g.topic, g.name, {}};
-      size = base;
-    };
-    std::size_t i = 0;
-    while (i < list.size()) {
-      std::size_t j = i + 1;
-      while (j < list.size() && list[j].offset.value == list[j - 1].offset.value + 1) ++j;
-      auto found = read_run(g, list[i].offset, j - i);
-      // Both in ascending offset order: walk them together.
-      auto hit = found.begin();
-      for (std::size_t k = i; k < j; ++k) {
-        const auto& d = list[k];
-        while (hit != found.end() && hit->offset < d.offset) ++hit;
-        if (hit == found.end() || hit->offset != d.offset) {
-          // Not readable (the topic is being deleted): nothing to deliver; count it as done
-          // so the group does not wait for it forever.
-          std::ignore = g.state.ack(d.consumer, d.offset);
-          continue;
-        }
-        protocol::DeliveredMessage dm{d.offset.value, d.attempt, hit->timestamp_ms,
-                                      std::move(hit->message)};
-        const std::size_t n = protocol::encoded_size(dm);
-        if (size + n > defaults_.max_frame_size) flush();
-        size += n;
-        ++g.counters.delivered;
-        if (d.attempt > 1) ++g.counters.redelivered;
-        frame.messages.push_back(std::move(dm));
-      }
-      i = j;
+  struct Pending {
+    Subscription* sub = nullptr;
+    protocol::Deliver frame;
+    std::size_t size = 0;
+  };
+  std::map<std::uint64_t, Pending> frames;  // by subscription id
+  const auto frame_of = [&](std::uint64_t id) -> Pending& {
+    auto [it, added] = frames.try_emplace(id);
+    if (added) {
+      it->second.sub = &subscriptions_.at(id);
+      it->second.frame = protocol::Deliver{id, g.topic, g.name, {}};
+      it->second.size = base;
     }
-    flush();
+    return it->second;
+  };
+  const auto flush = [&](std::uint64_t id, Pending& p) {
+    if (p.frame.messages.empty()) return;
+    p.sub->who->deliver(std::move(p.frame));
+    p.frame = protocol::Deliver{id, g.topic, g.name, {}};
+    p.size = base;
+  };
+  std::size_t i = 0;
+  while (i < list.size()) {
+    std::size_t j = i + 1;
+    while (j < list.size() && list[j].offset.value == list[j - 1].offset.value + 1) ++j;
+    // A run that ends in first attempts goes on into offsets never delivered: worth reading
+    // ahead. One of redeliveries only is read as it is.
+    auto found = read_run(g, list[i].offset, j - i, list[j - 1].attempt == 1);
+    // Both in ascending offset order: walk them together.
+    auto hit = found.begin();
+    for (std::size_t k = i; k < j; ++k) {
+      const auto& d = list[k];
+      while (hit != found.end() && hit->offset < d.offset) ++hit;
+      if (hit == found.end() || hit->offset != d.offset) {
+        // Not readable (the topic is being deleted): nothing to deliver; count it as done
+        // so the group does not wait for it forever.
+        std::ignore = g.state.ack(d.consumer, d.offset);
+        continue;
+      }
+      auto& p = frame_of(d.consumer.value);
+      protocol::DeliveredMessage dm{d.offset.value, d.attempt, hit->timestamp_ms,
+                                    std::move(hit->message)};
+      const std::size_t n = protocol::encoded_size(dm);
+      if (p.size + n > defaults_.max_frame_size) flush(d.consumer.value, p);
+      p.size += n;
+      ++g.counters.delivered;
+      if (d.attempt > 1) ++g.counters.redelivered;
+      p.frame.messages.push_back(std::move(dm));
+    }
+    i = j;
   }
+  for (auto& [id, p] : frames) flush(id, p);
 }
 
-std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t count) {
+std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t count,
+                                            bool read_ahead) {
   constexpr std::size_t kNoByteLimit = std::size_t{1} << 62;
   const std::uint64_t end = first.value + count;
   auto& ahead = g.read_ahead;
   // What the group moved past (delivered to another consumer, settled, skipped) is not needed.
-  while (!ahead.empty() && ahead.front().offset < first) g.drop_read_ahead_front();
+  while (!ahead.empty() && ahead.front().offset < first) drop_ahead_front(g);
   std::vector<StoredMessage> out;
   if (!ahead.empty() && ahead.front().offset != first) {
-    // A run below what was read ahead: a redelivery. Read it alone; keep the read-ahead.
+    // A run below what was read ahead: redeliveries. Read it alone; keep the read-ahead.
     auto read = broker_.fetch(g.topic, first, storage::ReadLimits{count, kNoByteLimit});
     if (read) out = std::move(read->messages);
     return out;
   }
   out.reserve(count);
   while (!ahead.empty() && ahead.front().offset.value < end) {
-    out.push_back(std::move(ahead.front()));
-    g.drop_read_ahead_front();
+    auto& m = ahead.front();
+    take_ahead_bytes(g, m);
+    out.push_back(std::move(m));
+    ahead.pop_front();
   }
   const auto next = [&] { return out.empty() ? first.value : out.back().offset.value + 1; };
   if (next() >= end) return out;
-  // The rest from the store, and a read-ahead's worth beyond it when the run is short.
+  // The rest from the store, and a read-ahead's worth beyond it when the run is short, goes
+  // on into new offsets, and its own messages would not fill the byte bound.
   const std::size_t want = end - next();
-  const bool ahead_too = want < kReadAheadMessages;
+  const bool ahead_too = read_ahead && want < kReadAheadMessages &&
+                         want * g.average_message_bytes <= kReadAheadBytes / 2 &&
+                         read_ahead_total_ < kReadAheadBudget;
   auto read = broker_.fetch(g.topic, Offset{next()},
                             ahead_too ? storage::ReadLimits{kReadAheadMessages, kReadAheadBytes}
                                       : storage::ReadLimits{want, kNoByteLimit});
   if (!read) return out;  // the topic is going away: the caller counts the rest as done
   auto& msgs = read->messages;
+  if (!msgs.empty()) {
+    std::uint64_t bytes = 0;
+    for (const auto& m : msgs) bytes += m.message.size_bytes();
+    g.average_message_bytes = static_cast<std::size_t>(bytes / msgs.size());
+  }
   std::size_t used = 0;
   for (; used < msgs.size() && msgs[used].offset.value < end; ++used) {
     out.push_back(std::move(msgs[used]));
   }
   if (used == msgs.size() && next() < end) {
-    // The byte bound cut the read short of the run (large messages), or the topic ends
-    // before it (a trim or delete is on its way): read the rest without read-ahead.
+    // The byte bound cut the read short of the run (larger messages than before), or the
+    // topic ends before it (a trim or delete is on its way): read the rest as it is.
     auto rest =
         broker_.fetch(g.topic, Offset{next()}, storage::ReadLimits{end - next(), kNoByteLimit});
     if (rest) {
@@ -504,9 +527,27 @@ std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t 
   }
   for (; used < msgs.size(); ++used) {
     g.read_ahead_bytes += msgs[used].message.size_bytes();
+    read_ahead_total_ += msgs[used].message.size_bytes();
     g.read_ahead.push_back(std::move(msgs[used]));
   }
   return out;
+}
+
+void Groups::take_ahead_bytes(Group& g, const StoredMessage& m) {
+  const auto n = m.message.size_bytes();
+  g.read_ahead_bytes -= std::min<std::size_t>(g.read_ahead_bytes, n);
+  read_ahead_total_ -= std::min<std::size_t>(read_ahead_total_, n);
+}
+
+void Groups::drop_ahead_front(Group& g) {
+  take_ahead_bytes(g, g.read_ahead.front());
+  g.read_ahead.pop_front();
+}
+
+void Groups::clear_ahead(Group& g) {
+  read_ahead_total_ -= std::min(read_ahead_total_, g.read_ahead_bytes);
+  g.read_ahead.clear();
+  g.read_ahead_bytes = 0;
 }
 
 storage::GroupRecord Groups::record_of(const Group& g) const {
@@ -604,6 +645,7 @@ void Groups::write_all_on_stop() {
 }
 
 void Groups::remove_group(Group& g) {
+  clear_ahead(g);
   for (const auto id : g.subscriptions) subscriptions_.erase(id);
   for (auto& c : g.confirms) c.done(fail(Errc::group_not_found, "the group was deleted"));
   groups_.erase(std::pair{g.topic, g.name});
@@ -768,7 +810,7 @@ void Groups::reset_group(protocol::ResetGroup req, TimePoint now,
   auto to = resolve_start(req.topic, req.to);
   if (!to) return done(tl::unexpected(to.error()));
   g->state.reset(*to);
-  g->clear_read_ahead();  // the group may move back; read afresh from where it now is
+  clear_ahead(*g);  // the group may move back; read afresh from where it now is
   ++g->generation;
   g->confirms.push_back(
       {g->generation, protocol::SettleOk{},

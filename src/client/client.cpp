@@ -62,7 +62,15 @@ class Client::Impl {
 
   explicit Impl(Options options) : options_(std::move(options)), socket_(io_) {}
 
-  ~Impl() { close(); }
+  ~Impl() {
+    close();
+    // A reader that a close() from one of its completions detached may still be delivering
+    // the frames it had buffered: wait until it is done with this object, unless this is it.
+    std::unique_lock lock(mutex_);
+    if (reader_started_ && std::this_thread::get_id() != reader_id_) {
+      reader_done_cv_.wait_for(lock, options_.close_timeout, [this] { return reader_done_; });
+    }
+  }
 
   Result<void> connect() {
     boost::system::error_code ec;
@@ -87,7 +95,12 @@ class Client::Impl {
     // then waits inside recv itself instead of a failed recv followed by a poll.
     socket_.native_non_blocking(false, ec);
     connected_ = true;
-    reader_ = std::thread([this] { read_loop(); });
+    {
+      std::lock_guard lock(mutex_);
+      reader_ = std::thread([this] { read_loop(); });
+      reader_id_ = reader_.get_id();
+      reader_started_ = true;
+    }
 
     auto reply = wait(request(protocol::Hello{protocol::kProtocolVersion,
                                               protocol::kProtocolVersion, options_.client_name}));
@@ -205,10 +218,10 @@ class Client::Impl {
 
   void read_loop() {
     read_frames();
-    {
-      std::lock_guard lock(mutex_);
-      reader_done_ = true;
-    }
+    // Notified under the lock: a destructor waiting for this cannot free the object before
+    // the reader is done touching it.
+    std::lock_guard lock(mutex_);
+    reader_done_ = true;
     reader_done_cv_.notify_all();
   }
 
@@ -219,6 +232,9 @@ class Client::Impl {
   // docs/performance.md, "Fewer system calls per reply in the client").
   void read_frames() {
     constexpr std::size_t kReadChunk = 64 << 10;
+    // A buffer grown for a large frame is kept up to this size, so a series of large fetches
+    // does not allocate (and fault in) a new buffer each.
+    constexpr std::size_t kKeepBuffer = 4 << 20;
     // Replies may legitimately be large (a fetch); the server's own limit bounds them.
     constexpr std::uint32_t kMaxReply = 1u << 30;
     // buf[begin, end) holds bytes read and not decoded yet; it grows only for a frame larger
@@ -251,8 +267,8 @@ class Client::Impl {
       }
       if (frame_size > buf.size()) {
         buf.resize(frame_size);
-      } else if (end == 0 && buf.size() > 4 * kReadChunk) {
-        buf.resize(kReadChunk);  // after a large frame (a fetch), give the memory back
+      } else if (end == 0 && buf.size() > kKeepBuffer) {
+        buf.resize(kReadChunk);  // after a very large frame (a fetch), give the memory back
         buf.shrink_to_fit();
       }
       if (end == buf.size()) buf.resize(buf.size() + kReadChunk);
@@ -336,6 +352,8 @@ class Client::Impl {
   bool connected_ = false;
   bool closed_ = false;
   bool reader_done_ = false;
+  bool reader_started_ = false;
+  std::thread::id reader_id_;  // still known once reader_ is detached
   std::condition_variable reader_done_cv_;
   std::mutex write_mutex_;  // one frame at a time on the socket
 };

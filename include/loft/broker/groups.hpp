@@ -133,8 +133,13 @@ class Groups {
   void pump(Group& g, TimePoint now);
   void send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries);
   // The stored messages at offsets [first, first + count), from the group's read-ahead and the
-  // store; fewer if some are not readable (the topic is being deleted or trimmed).
-  std::vector<StoredMessage> read_run(Group& g, Offset first, std::size_t count);
+  // store; fewer if some are not readable (the topic is being deleted or trimmed). Reads ahead
+  // past the run only if `read_ahead` (the run goes on into offsets not delivered before).
+  std::vector<StoredMessage> read_run(Group& g, Offset first, std::size_t count, bool read_ahead);
+  // The read-ahead's byte counts, per group and in all (read_ahead_total_), kept here.
+  void take_ahead_bytes(Group& g, const StoredMessage& m);
+  void drop_ahead_front(Group& g);
+  void clear_ahead(Group& g);
   void start_write(Group& g);
   void end_subscription(std::uint64_t id, TimePoint now);
   void remove_group(Group& g);
@@ -146,6 +151,7 @@ class Groups {
   Post post_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Group>, std::less<>> groups_;
   std::unordered_map<std::uint64_t, Subscription> subscriptions_;
+  std::size_t read_ahead_total_ = 0;  // bytes in every group's read-ahead
   std::uint64_t next_subscription_ = 1;
   std::uint64_t seed_ = 1;
   TimePoint last_now_{};  // the latest `now` seen, for retry times set in completions

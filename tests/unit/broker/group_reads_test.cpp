@@ -36,12 +36,15 @@ class CountingStore final : public testing::ForwardingStore {
   Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                           storage::ReadLimits limits) const override {
     ++reads_;
+    last_max_messages_ = limits.max_messages;
     return ForwardingStore::read(topic, from, limits);
   }
   std::uint64_t reads() const { return reads_.load(); }
+  std::size_t last_max_messages() const { return last_max_messages_.load(); }
 
  private:
   mutable std::atomic<std::uint64_t> reads_{0};
+  mutable std::atomic<std::size_t> last_max_messages_{0};
 };
 
 // The test thread plays the io thread: completions the broker posts run here, in order.
@@ -76,15 +79,21 @@ class Loop {
 
 class FakeSubscriber final : public Subscriber {
  public:
-  bool ready() const override { return true; }
+  bool ready() const override { return is_ready; }
   void deliver(protocol::Deliver frame) override {
     for (auto& m : frame.messages) received.push_back(std::move(m));
   }
   std::string client_name() const override { return "test"; }
   std::deque<protocol::DeliveredMessage> received;
+  bool is_ready = true;  // false: its connection's send queue is full, no deliveries
 };
 
-std::string payload_of(std::uint64_t offset) { return "message-" + std::to_string(offset); }
+// The payload of the message at `offset`: "message-<offset>", padded to `size` bytes if given.
+std::string payload_of(std::uint64_t offset, std::size_t size = 0) {
+  auto p = "message-" + std::to_string(offset);
+  if (p.size() < size) p.resize(size, '.');
+  return p;
+}
 
 class GroupReads : public ::testing::Test {
  protected:
@@ -99,14 +108,7 @@ class GroupReads : public ::testing::Test {
     std::promise<Result<TopicMeta>> created;
     broker_->create_topic("t", [&](Result<TopicMeta> r) { created.set_value(std::move(r)); });
     ASSERT_TRUE(created.get_future().get());
-    for (std::uint64_t first = 0; first < kBacklog; first += 100) {
-      std::vector<Message> batch(100);
-      for (std::uint64_t i = 0; i < 100; ++i) batch[i].payload = payload_of(first + i);
-      std::promise<Result<Appended>> published;
-      broker_->publish("t", std::move(batch),
-                       [&](Result<Appended> r) { published.set_value(std::move(r)); });
-      ASSERT_TRUE(published.get_future().get());
-    }
+    for (std::uint64_t first = 0; first < kBacklog; first += 100) publish(first, 100);
     groups_ = std::make_unique<Groups>(
         *broker_, GroupDefaults{}, [this](std::function<void()> f) { loop_.post(std::move(f)); });
   }
@@ -114,6 +116,17 @@ class GroupReads : public ::testing::Test {
   void TearDown() override {
     groups_.reset();
     if (broker_) broker_->stop();
+  }
+
+  // Publishes `n` messages at offsets from `first` (the next ones), each `size` bytes or, by
+  // default, payload_of(offset).
+  void publish(std::uint64_t first, std::uint64_t n, std::size_t size = 0) {
+    std::vector<Message> batch(n);
+    for (std::uint64_t i = 0; i < n; ++i) batch[i].payload = payload_of(first + i, size);
+    std::promise<Result<Appended>> published;
+    broker_->publish("t", std::move(batch),
+                     [&](Result<Appended> r) { published.set_value(std::move(r)); });
+    ASSERT_TRUE(published.get_future().get());
   }
 
   std::uint64_t subscribe(FakeSubscriber& who, std::uint32_t max_in_flight) {
@@ -194,11 +207,23 @@ TEST_F(GroupReads, ARedeliveryBelowTheReadAheadCarriesItsOwnMessage) {
   }
 }
 
-TEST_F(GroupReads, TwoConsumersOfOneGroupEachGetTheirOwnMessages) {
+// Both get credit in the same round (their connections become ready together), so they get
+// alternate offsets: each stretch is still read once, not once per consumer or per offset.
+TEST_F(GroupReads, TwoConsumersWithCreditAtOnceShareOneReadOfEachStretch) {
   FakeSubscriber a;
   FakeSubscriber b;
+  a.is_ready = false;
+  b.is_ready = false;
   const auto sub_a = subscribe(a, 7);
   const auto sub_b = subscribe(b, 13);
+  ASSERT_TRUE(a.received.empty());
+  const auto reads_before = store_->reads();
+  a.is_ready = true;
+  b.is_ready = true;
+  groups_->on_timer(kT0);
+  ASSERT_EQ(a.received.size(), 7u);
+  ASSERT_EQ(b.received.size(), 13u);
+  EXPECT_EQ(a.received[1].offset, 2u) << "not alternate offsets: the test needs them";
   std::vector<int> seen(kBacklog, 0);
   std::uint64_t total = 0;
   while (total < kBacklog) {
@@ -213,6 +238,49 @@ TEST_F(GroupReads, TwoConsumersOfOneGroupEachGetTheirOwnMessages) {
     settle(from == &a ? sub_a : sub_b, *from, protocol::SettleAction::ack, m.offset);
   }
   for (std::uint64_t i = 0; i < kBacklog; ++i) EXPECT_EQ(seen[i], 1) << "offset " << i;
+  EXPECT_LE(store_->reads() - reads_before, 6u);
+}
+
+// A consumer that has caught up has nothing read ahead: a redelivery then reads just itself.
+TEST_F(GroupReads, ARedeliveryAtTheTailReadsOnlyItself) {
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 10);
+  std::uint64_t acked = 0;
+  while (acked + 1 < kBacklog) {
+    ASSERT_FALSE(who.received.empty());
+    const auto m = std::move(who.received.front());
+    who.received.pop_front();
+    if (m.offset == 100) continue;  // kept in flight, nacked at the end
+    settle(sub, who, protocol::SettleAction::ack, m.offset);
+    ++acked;
+  }
+  ASSERT_TRUE(who.received.empty());
+  const auto reads_before = store_->reads();
+  settle(sub, who, protocol::SettleAction::nack, 100);
+  ASSERT_EQ(who.received.size(), 1u);
+  EXPECT_EQ(who.received.front().offset, 100u);
+  EXPECT_EQ(who.received.front().attempt, 2u);
+  EXPECT_EQ(who.received.front().message.payload, payload_of(100));
+  EXPECT_EQ(store_->reads() - reads_before, 1u);
+  EXPECT_EQ(store_->last_max_messages(), 1u) << "read ahead for a redelivery";
+}
+
+// Messages larger than the read-ahead's byte bound: each run is read as it is, whole.
+TEST_F(GroupReads, LargeMessagesAreDeliveredWholeAndInOrder) {
+  constexpr std::size_t kLarge = 300 << 10;
+  publish(kBacklog, 12, kLarge);
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 4);
+  std::uint64_t next = 0;
+  while (next < kBacklog + 12) {
+    ASSERT_FALSE(who.received.empty()) << "no delivery after offset " << next;
+    auto m = std::move(who.received.front());
+    who.received.pop_front();
+    ASSERT_EQ(m.offset, next);
+    ASSERT_EQ(m.message.payload, payload_of(m.offset, m.offset >= kBacklog ? kLarge : 0));
+    settle(sub, who, protocol::SettleAction::ack, m.offset);
+    ++next;
+  }
 }
 
 }  // namespace
