@@ -445,15 +445,22 @@ void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& de
     while (j < list.size() && list[j].offset.value == list[j - 1].offset.value + 1) ++j;
     // A run that ends in first attempts goes on into offsets never delivered: worth reading
     // ahead. One of redeliveries only is read as it is.
-    auto found = read_run(g, list[i].offset, j - i, list[j - 1].attempt == 1);
+    auto read = read_run(g, list[i].offset, j - i, list[j - 1].attempt == 1);
+    if (!read) {
+      // The store failed (not a deleted topic): the run stays in flight, and its ack deadline
+      // brings it back, read again, rather than count messages never sent as done.
+      i = j;
+      continue;
+    }
+    auto& found = *read;
     // Both in ascending offset order: walk them together.
     auto hit = found.begin();
     for (std::size_t k = i; k < j; ++k) {
       const auto& d = list[k];
       while (hit != found.end() && hit->offset < d.offset) ++hit;
       if (hit == found.end() || hit->offset != d.offset) {
-        // Not readable (the topic is being deleted): nothing to deliver; count it as done
-        // so the group does not wait for it forever.
+        // Not stored any more (the topic is being deleted or was trimmed): nothing to
+        // deliver; count it as done so the group does not wait for it forever.
         std::ignore = g.state.ack(d.consumer, d.offset);
         continue;
       }
@@ -472,8 +479,10 @@ void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& de
   for (auto& [id, p] : frames) flush(id, p);
 }
 
-std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t count,
-                                            bool read_ahead) {
+Result<std::vector<StoredMessage>> Groups::read_run(Group& g, Offset first, std::size_t count,
+                                                    bool read_ahead) {
+  // A topic that is gone has nothing left to deliver; any other failure is the store's.
+  const auto gone = [](const Error& e) { return e.code == Errc::topic_not_found; };
   constexpr std::size_t kNoByteLimit = std::size_t{1} << 62;
   const std::uint64_t end = first.value + count;
   auto& ahead = g.read_ahead;
@@ -484,6 +493,7 @@ std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t 
     // A run below what was read ahead: redeliveries. Read it alone; keep the read-ahead.
     auto read = broker_.fetch(g.topic, first, storage::ReadLimits{count, kNoByteLimit});
     if (read) out = std::move(read->messages);
+    if (!read && !gone(read.error())) return tl::unexpected(read.error());
     return out;
   }
   out.reserve(count);
@@ -504,7 +514,10 @@ std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t 
   auto read = broker_.fetch(g.topic, Offset{next()},
                             ahead_too ? storage::ReadLimits{kReadAheadMessages, kReadAheadBytes}
                                       : storage::ReadLimits{want, kNoByteLimit});
-  if (!read) return out;  // the topic is going away: the caller counts the rest as done
+  if (!read) {
+    if (!gone(read.error())) return tl::unexpected(read.error());
+    return out;  // the caller counts the rest as done
+  }
   auto& msgs = read->messages;
   if (!msgs.empty()) {
     std::uint64_t bytes = 0;
@@ -522,6 +535,8 @@ std::vector<StoredMessage> Groups::read_run(Group& g, Offset first, std::size_t 
         broker_.fetch(g.topic, Offset{next()}, storage::ReadLimits{end - next(), kNoByteLimit});
     if (rest) {
       for (auto& m : rest->messages) out.push_back(std::move(m));
+    } else if (!gone(rest.error())) {
+      return tl::unexpected(rest.error());
     }
     return out;
   }

@@ -133,9 +133,11 @@ class Groups {
   void pump(Group& g, TimePoint now);
   void send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries);
   // The stored messages at offsets [first, first + count), from the group's read-ahead and the
-  // store; fewer if some are not readable (the topic is being deleted or trimmed). Reads ahead
-  // past the run only if `read_ahead` (the run goes on into offsets not delivered before).
-  std::vector<StoredMessage> read_run(Group& g, Offset first, std::size_t count, bool read_ahead);
+  // store; fewer if some are not stored any more (the topic is being deleted or trimmed); an
+  // error if the store failed. Reads ahead past the run only if `read_ahead` (the run goes on
+  // into offsets not delivered before).
+  Result<std::vector<StoredMessage>> read_run(Group& g, Offset first, std::size_t count,
+                                              bool read_ahead);
   // The read-ahead's byte counts, per group and in all (read_ahead_total_), kept here.
   void take_ahead_bytes(Group& g, const StoredMessage& m);
   void drop_ahead_front(Group& g);

@@ -37,8 +37,10 @@ class CountingStore final : public testing::ForwardingStore {
                                           storage::ReadLimits limits) const override {
     ++reads_;
     last_max_messages_ = limits.max_messages;
+    if (fail_reads) return fail(Errc::storage_error, "injected read failure");
     return ForwardingStore::read(topic, from, limits);
   }
+  std::atomic<bool> fail_reads{false};
   std::uint64_t reads() const { return reads_.load(); }
   std::size_t last_max_messages() const { return last_max_messages_.load(); }
 
@@ -263,6 +265,40 @@ TEST_F(GroupReads, ARedeliveryAtTheTailReadsOnlyItself) {
   EXPECT_EQ(who.received.front().message.payload, payload_of(100));
   EXPECT_EQ(store_->reads() - reads_before, 1u);
   EXPECT_EQ(store_->last_max_messages(), 1u) << "read ahead for a redelivery";
+}
+
+// A read the store fails is not a message gone: the run stays in flight and comes back at its
+// ack deadline, read again, instead of being counted as done and never delivered.
+TEST_F(GroupReads, AFailedStoreReadLeavesTheRunInFlightForRedelivery) {
+  FakeSubscriber who;
+  who.is_ready = false;
+  const auto sub = subscribe(who, 5);
+  store_->fail_reads = true;
+  who.is_ready = true;
+  groups_->on_timer(kT0);
+  EXPECT_TRUE(who.received.empty());
+  store_->fail_reads = false;
+  const auto metrics = groups_->metrics();
+  ASSERT_EQ(metrics.size(), 1u);
+  EXPECT_EQ(metrics[0].lag, kBacklog) << "offsets never sent were counted as done";
+  EXPECT_EQ(metrics[0].in_flight, 5u);
+  // Past the ack deadline (30 s by default) and the redelivery backoff they are delivered
+  // again, whole; meanwhile the freed credit took new offsets, acked here to make room.
+  std::map<std::uint64_t, std::uint32_t> attempts;
+  for (const auto at : {std::chrono::seconds(31), std::chrono::seconds(120)}) {
+    groups_->on_timer(kT0 + at);
+    while (!who.received.empty()) {
+      const auto m = std::move(who.received.front());
+      who.received.pop_front();
+      EXPECT_EQ(m.message.payload, payload_of(m.offset));
+      attempts[m.offset] = m.attempt;
+      settle(sub, who, protocol::SettleAction::ack, m.offset);
+    }
+  }
+  for (std::uint64_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(attempts.contains(i)) << "offset " << i << " never delivered";
+    EXPECT_EQ(attempts[i], 2u) << "offset " << i;
+  }
 }
 
 // Messages larger than the read-ahead's byte bound: each run is read as it is, whole.
