@@ -55,8 +55,8 @@ Result<Body> decode_body(const FrameHeader& header, std::span<const char> body);
 // key_too_large, headers_too_large, or invalid_request for an empty batch.
 Result<void> check_limits(const Publish& publish, const Limits& limits);
 
-// Incremental decoder over a byte stream (for tests and fuzzing; the server reads the header
-// and body with two reads and calls decode_header/decode_body itself).
+// Incremental decoder over a byte stream (for tests and fuzzing; the server's sessions and the
+// client's reader keep their own 64 KiB read buffers and call decode_header/decode_body).
 class Decoder {
  public:
   explicit Decoder(std::uint32_t max_frame_size) : max_frame_size_(max_frame_size) {}
