@@ -15,6 +15,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -179,7 +180,10 @@ class Client::Impl {
       // reset the connection and could drop requests the broker had not read yet, such as
       // fire-and-forget acks.
       {
-        std::lock_guard write_lock(write_mutex_);
+        // Between two frames if we can; but a writer blocked in send() to a broker that has
+        // stopped reading holds the lock for good, and the shutdown is what wakes it (EPIPE).
+        std::unique_lock write_lock(write_mutex_, std::defer_lock);
+        std::ignore = write_lock.try_lock_for(options_.close_timeout);  // either way, shut down
         socket_.shutdown(tcp::socket::shutdown_send, ec);
       }
       std::unique_lock lock(mutex_);
@@ -355,7 +359,7 @@ class Client::Impl {
   bool reader_started_ = false;
   std::thread::id reader_id_;  // still known once reader_ is detached
   std::condition_variable reader_done_cv_;
-  std::mutex write_mutex_;  // one frame at a time on the socket
+  std::timed_mutex write_mutex_;  // one frame at a time on the socket
 };
 
 namespace {

@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <fstream>
 #include <future>
 #include <thread>
+#include <tuple>
 
 #include "test_daemon.hpp"
 
@@ -276,6 +280,47 @@ TEST(Daemon, RefusesToStartOnABadConfigNamingTheKey) {
   const auto help = run_process({TestDaemon::loftd_path(), "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_THAT(help.out, HasSubstr("--port-file"));
+}
+
+// A broker that stops reading (SIGSTOPped here) must not make close() hang while another
+// thread is blocked sending to it: close() stops waiting after close_timeout, and the blocked
+// send fails.
+TEST(Daemon, ClientCloseReturnsWhileAnotherThreadIsBlockedSendingToABrokerThatStoppedReading) {
+  using namespace std::chrono_literals;
+  TestDaemon d;
+  d.start();
+  client::Options o;
+  o.host = "127.0.0.1";
+  o.port = d.port();
+  o.close_timeout = 1s;
+  auto c = client::Client::connect(o);
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE((*c)->create_topic("t"));
+  d.signal(SIGSTOP);
+  // 1 MiB per request: the socket buffers (a few MiB on loopback) fill within a few requests,
+  // then a send blocks. Bounded: 256 requests at most.
+  std::atomic<int> sent{0};
+  std::thread producer([&] {
+    std::vector<Message> batch(16);
+    for (auto& m : batch) m.payload.assign(64 << 10, 'x');
+    for (int i = 0; i < 256 && (*c)->connected(); ++i) {
+      std::ignore = (*c)->publish_async("t", batch);  // never answered: loftd is stopped
+      ++sent;
+    }
+  });
+  // Until the producer makes no progress: blocked in a send.
+  ASSERT_TRUE(eventually([&] {
+    const int before = sent.load();
+    std::this_thread::sleep_for(300ms);
+    return before > 0 && sent.load() == before;
+  }));
+  auto closing = std::async(std::launch::async, [&] { (*c)->close(); });
+  const bool closed = closing.wait_for(30s) == std::future_status::ready;
+  d.signal(SIGCONT);  // frees a hung close() too, so the test ends either way
+  producer.join();
+  closing.wait();
+  EXPECT_TRUE(closed) << "close() hung behind a blocked send";
+  EXPECT_LT(sent.load(), 256) << "the sends never blocked: the test did not test anything";
 }
 
 }  // namespace
