@@ -3,14 +3,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -68,6 +73,71 @@ std::optional<int> wait_for_exit(pid_t pid, std::chrono::milliseconds timeout) {
   ::execv(args[0], args.data());
   ::_exit(127);
 }
+
+// Forks every loftd from one thread that lives as long as the test process, and each child
+// asks for SIGKILL when that thread ends (PR_SET_PDEATHSIG). A test process that a sanitizer
+// aborts (no destructors run) thus takes its daemons with it, SIGSTOPped ones included.
+// Forking from the calling thread would not do: tests restart daemons from helper threads
+// that end long before the daemon should.
+class Spawner {
+ public:
+  // Never destroyed: its thread must outlive every daemon.
+  static Spawner& instance() {
+    static Spawner* spawner = new Spawner;
+    return *spawner;
+  }
+
+  // Starts argv[0] with stdout and stderr on `out_fd`; the child's pid.
+  pid_t spawn(std::vector<std::string> argv, int out_fd) {
+    Job job{std::move(argv), out_fd, {}};
+    auto pid = job.pid.get_future();
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return pid.get();
+  }
+
+ private:
+  struct Job {
+    std::vector<std::string> argv;
+    int out_fd = -1;
+    std::promise<pid_t> pid;
+  };
+
+  Spawner() {
+    std::thread([this] { run(); }).detach();
+  }
+
+  [[noreturn]] void run() {
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [this] { return !jobs_.empty(); });
+      Job job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      std::vector<char*> args;  // built before fork: the child only execs
+      for (auto& a : job.argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      const pid_t parent = ::getpid();
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);  // the parent is already gone
+        ::dup2(job.out_fd, 1);
+        ::dup2(job.out_fd, 2);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+      }
+      job.pid.set_value(pid);
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+};
 
 }  // namespace
 
@@ -214,13 +284,9 @@ void TestDaemon::start(bool same_port) {
   argv.insert(argv.end(), {"--http-port-file", http_port_file_.string()});
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    exec_child(argv);
-  }
+  const pid_t pid = Spawner::instance().spawn(argv, log_fd);
   ::close(log_fd);
+  if (pid < 0) throw std::runtime_error("fork failed");
   pid_ = pid;
   std::optional<int> exited;
   const bool up = eventually([&] {
