@@ -403,18 +403,17 @@ void Groups::pump(Group& g, TimePoint now) {
       g.state.add_consumer(ConsumerId{id}, credit);
     }
     if (!any_ready) break;
-    const auto deliveries = g.state.poll(now);
+    auto deliveries = g.state.poll(now);
     if (deliveries.empty()) break;
-    send_deliveries(g, deliveries);
+    send_deliveries(g, std::move(deliveries));
   }
   start_write(g);
 }
 
-void Groups::send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries) {
+void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
   // Every delivery of this round in offset order, whichever consumer it goes to: a contiguous
   // run is read once (consumers with credit at the same time get alternate offsets), and each
   // message goes into its own consumer's frame, in ascending offset order per consumer.
-  std::vector<delivery::Delivery> list = deliveries;
   std::sort(list.begin(), list.end(),
             [](const auto& a, const auto& b) { return a.offset < b.offset; });
   const std::size_t base = protocol::deliver_base_size(g.topic, g.name);

@@ -279,7 +279,6 @@ class Client::Impl {
         buf.resize(kReadChunk);  // after a very large frame (a fetch), give the memory back
         buf.shrink_to_fit();
       }
-      if (end == buf.size()) buf.resize(buf.size() + kReadChunk);
       boost::system::error_code ec;
       const std::size_t n = socket_.read_some(asio::buffer(buf.data() + end, buf.size() - end), ec);
       end += n;

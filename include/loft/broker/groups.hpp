@@ -131,7 +131,7 @@ class Groups {
                                     const protocol::GroupConfig& config, Offset start);
   void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
   void pump(Group& g, TimePoint now);
-  void send_deliveries(Group& g, const std::vector<delivery::Delivery>& deliveries);
+  void send_deliveries(Group& g, std::vector<delivery::Delivery> list);
   // The stored messages at offsets [first, first + count), from the group's read-ahead and the
   // store; fewer if some are not stored any more (the topic is being deleted or trimmed); an
   // error if the store failed. Reads ahead past the run only if `read_ahead` (the run goes on
