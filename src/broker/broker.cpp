@@ -450,6 +450,20 @@ Result<FetchResult> Broker::fetch(std::string_view topic, Offset from,
   return out;
 }
 
+Result<std::shared_ptr<const storage::MessageBlock>> Broker::fetch_block(
+    std::string_view topic, Offset from, storage::ReadLimits limits) const {
+  auto meta = describe_topic(topic);
+  if (!meta) return tl::unexpected(meta.error());
+  const Offset start = std::max(from, meta->first_offset);
+  if (start >= meta->next_offset) return std::make_shared<const storage::MessageBlock>();
+  auto read = store_->read_block(meta->id, start, limits);
+  if (!read) return tl::unexpected(read.error());
+  // Only what was confirmed when we looked, as in fetch().
+  auto& msgs = (*read)->messages;
+  while (!msgs.empty() && msgs.back().offset >= meta->next_offset) msgs.pop_back();
+  return std::shared_ptr<const storage::MessageBlock>{std::move(*read)};
+}
+
 void Broker::run_reclaimer() {
   using Clock = std::chrono::steady_clock;
   const auto interval = options_.retention_interval;

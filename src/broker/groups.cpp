@@ -98,18 +98,20 @@ struct Groups::Group {
   std::vector<delivery::DeadLetter> dead_letters_writing;
   std::optional<TimePoint> retry_at;  // after a failed write
   GroupCounters counters;
-  // Messages read from the store past the deliveries that asked for them, at consecutive
-  // offsets from the front. A group that drains a backlog gets its deliveries in runs as short
-  // as its consumers' acks free credit; without this, every run would seek to the stored
-  // record that holds its first offset and skip the messages before it, so each record was
-  // read and parsed again for every run it served. Bounded by kReadAheadMessages, and by
-  // kReadAheadBytes plus the one message that crosses it; all groups' together by
-  // kReadAheadBudget (Groups::read_ahead_total_). Emptied when the group's last subscription
-  // ends or the group is reset. Messages never change once stored, so what is here stays
-  // valid; offsets the group moved past are dropped. Changed only through Groups' *_ahead
+  // Messages read from the store past the deliveries that asked for them: the views of
+  // read_ahead->messages from read_ahead_next on, at consecutive offsets. A group that drains
+  // a backlog gets its deliveries in runs as short as its consumers' acks free credit; without
+  // this, every run would seek to the stored record that holds its first offset and skip the
+  // messages before it, so each record was read and parsed again for every run it served.
+  // One store read's block: at most kReadAheadMessages, and kReadAheadBytes plus the one
+  // message that crosses it; all groups' blocks together count against kReadAheadBudget
+  // (Groups::read_ahead_total_). Let go of when used up, when the group's last subscription
+  // ends and when the group is reset. Messages never change once stored, so what is here stays
+  // valid; offsets the group moved past are skipped. Changed only through Groups' *_ahead
   // functions, which keep the byte counts.
-  std::deque<StoredMessage> read_ahead;
-  std::size_t read_ahead_bytes = 0;
+  std::shared_ptr<const storage::MessageBlock> read_ahead;
+  std::size_t read_ahead_next = 0;
+  std::size_t read_ahead_bytes = 0;  // what the block holds in memory
   // Average stored size of the messages this group read, 0 before its first read: a run whose
   // own messages would fill the read-ahead's byte bound is read without read-ahead.
   std::size_t average_message_bytes = 0;
@@ -413,30 +415,25 @@ void Groups::pump(Group& g, TimePoint now) {
 void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
   // Every delivery of this round in offset order, whichever consumer it goes to: a contiguous
   // run is read once (consumers with credit at the same time get alternate offsets), and each
-  // message goes into its own consumer's frame, in ascending offset order per consumer.
+  // message goes into its own consumer's frame, in ascending offset order per consumer. The
+  // frames are encoded here, straight from the stored bytes.
   std::sort(list.begin(), list.end(),
             [](const auto& a, const auto& b) { return a.offset < b.offset; });
-  const std::size_t base = protocol::deliver_base_size(g.topic, g.name);
   struct Pending {
     Subscription* sub = nullptr;
-    protocol::Deliver frame;
-    std::size_t size = 0;
+    protocol::DeliverWriter frame;
   };
   std::map<std::uint64_t, Pending> frames;  // by subscription id
   const auto frame_of = [&](std::uint64_t id) -> Pending& {
-    auto [it, added] = frames.try_emplace(id);
-    if (added) {
-      it->second.sub = &subscriptions_.at(id);
-      it->second.frame = protocol::Deliver{id, g.topic, g.name, {}};
-      it->second.size = base;
-    }
-    return it->second;
+    const auto it = frames.find(id);
+    if (it != frames.end()) return it->second;
+    return frames
+        .emplace(id, Pending{&subscriptions_.at(id), protocol::DeliverWriter{id, g.topic, g.name}})
+        .first->second;
   };
   const auto flush = [&](std::uint64_t id, Pending& p) {
-    if (p.frame.messages.empty()) return;
-    p.sub->who->deliver(std::move(p.frame));
-    p.frame = protocol::Deliver{id, g.topic, g.name, {}};
-    p.size = base;
+    if (p.frame.count() == 0) return;
+    p.sub->who->deliver(id, p.frame.take());
   };
   std::size_t i = 0;
   while (i < list.size()) {
@@ -451,116 +448,137 @@ void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
       i = j;
       continue;
     }
-    auto& found = *read;
+    const auto& found = read->messages;
     // Both in ascending offset order: walk them together.
     auto hit = found.begin();
     for (std::size_t k = i; k < j; ++k) {
       const auto& d = list[k];
-      while (hit != found.end() && hit->offset < d.offset) ++hit;
-      if (hit == found.end() || hit->offset != d.offset) {
+      while (hit != found.end() && (*hit)->offset < d.offset) ++hit;
+      if (hit == found.end() || (*hit)->offset != d.offset) {
         // Not stored any more (the topic is being deleted or was trimmed): nothing to
         // deliver; count it as done so the group does not wait for it forever.
         std::ignore = g.state.ack(d.consumer, d.offset);
         continue;
       }
       auto& p = frame_of(d.consumer.value);
-      protocol::DeliveredMessage dm{d.offset.value, d.attempt, hit->timestamp_ms,
-                                    std::move(hit->message)};
-      const std::size_t n = protocol::encoded_size(dm);
-      if (p.size + n > defaults_.max_frame_size) flush(d.consumer.value, p);
-      p.size += n;
+      const std::size_t n = protocol::DeliverWriter::encoded_size(**hit);
+      if (p.frame.size() + n > defaults_.max_frame_size) flush(d.consumer.value, p);
+      p.frame.add(d.attempt, **hit);
       ++g.counters.delivered;
       if (d.attempt > 1) ++g.counters.redelivered;
-      p.frame.messages.push_back(std::move(dm));
     }
     i = j;
   }
   for (auto& [id, p] : frames) flush(id, p);
 }
 
-Result<std::vector<StoredMessage>> Groups::read_run(Group& g, Offset first, std::size_t count,
-                                                    bool read_ahead) {
+void Groups::Run::add(const std::shared_ptr<const storage::MessageBlock>& block, std::size_t from,
+                      std::uint64_t end) {
+  bool used = false;
+  for (; from < block->messages.size() && block->messages[from].offset.value < end; ++from) {
+    messages.push_back(&block->messages[from]);
+    used = true;
+  }
+  if (used) blocks.push_back(block);
+}
+
+Result<Groups::Run> Groups::read_run(Group& g, Offset first, std::size_t count, bool read_ahead) {
   // A topic that is gone has nothing left to deliver; any other failure is the store's.
   const auto gone = [](const Error& e) { return e.code == Errc::topic_not_found; };
   constexpr std::size_t kNoByteLimit = std::size_t{1} << 62;
   const std::uint64_t end = first.value + count;
-  auto& ahead = g.read_ahead;
+  Run out;
   // What the group moved past (delivered to another consumer, settled, skipped) is not needed.
-  while (!ahead.empty() && ahead.front().offset < first) drop_ahead_front(g);
-  std::vector<StoredMessage> out;
-  if (!ahead.empty() && ahead.front().offset != first) {
+  if (g.read_ahead) {
+    const auto& ahead = g.read_ahead->messages;
+    while (g.read_ahead_next < ahead.size() && ahead[g.read_ahead_next].offset < first) {
+      ++g.read_ahead_next;
+    }
+    if (g.read_ahead_next == ahead.size()) clear_ahead(g);
+  }
+  if (g.read_ahead && g.read_ahead->messages[g.read_ahead_next].offset != first) {
     // A run below what was read ahead: redeliveries. Read it alone; keep the read-ahead.
-    auto read = broker_.fetch(g.topic, first, storage::ReadLimits{count, kNoByteLimit});
-    if (read) out = std::move(read->messages);
+    auto read = broker_.fetch_block(g.topic, first, storage::ReadLimits{count, kNoByteLimit});
+    if (read) out.add(*read, 0, end);
     if (!read && !gone(read.error())) return tl::unexpected(read.error());
     return out;
   }
-  out.reserve(count);
-  while (!ahead.empty() && ahead.front().offset.value < end) {
-    auto& m = ahead.front();
-    take_ahead_bytes(g, m);
-    out.push_back(std::move(m));
-    ahead.pop_front();
+  if (g.read_ahead) {
+    out.add(g.read_ahead, g.read_ahead_next, end);
+    g.read_ahead_next += out.messages.size();
+    if (g.read_ahead_next == g.read_ahead->messages.size()) clear_ahead(g);
   }
-  const auto next = [&] { return out.empty() ? first.value : out.back().offset.value + 1; };
+  const auto next = [&] {
+    return out.messages.empty() ? first.value : out.messages.back()->offset.value + 1;
+  };
   if (next() >= end) return out;
+  // What is left of the read-ahead starts beyond a gap in the run (trimmed offsets): let it
+  // go, so that the read-ahead is always the rest of the last read.
+  clear_ahead(g);
   // The rest from the store, and a read-ahead's worth beyond it when the run is short, goes
   // on into new offsets, and its own messages would not fill the byte bound.
   const std::size_t want = end - next();
   const bool ahead_too = read_ahead && want < kReadAheadMessages &&
                          want * g.average_message_bytes <= kReadAheadBytes / 2 &&
                          read_ahead_total_ < kReadAheadBudget;
-  auto read = broker_.fetch(g.topic, Offset{next()},
-                            ahead_too ? storage::ReadLimits{kReadAheadMessages, kReadAheadBytes}
-                                      : storage::ReadLimits{want, kNoByteLimit});
+  auto read =
+      broker_.fetch_block(g.topic, Offset{next()},
+                          ahead_too ? storage::ReadLimits{kReadAheadMessages, kReadAheadBytes}
+                                    : storage::ReadLimits{want, kNoByteLimit});
   if (!read) {
     if (!gone(read.error())) return tl::unexpected(read.error());
     return out;  // the caller counts the rest as done
   }
-  auto& msgs = read->messages;
+  const auto& block = *read;
+  const auto& msgs = block->messages;
   if (!msgs.empty()) {
     std::uint64_t bytes = 0;
-    for (const auto& m : msgs) bytes += m.message.size_bytes();
+    for (const auto& m : msgs) bytes += m.size_bytes();
     g.average_message_bytes = static_cast<std::size_t>(bytes / msgs.size());
   }
-  std::size_t used = 0;
-  for (; used < msgs.size() && msgs[used].offset.value < end; ++used) {
-    out.push_back(std::move(msgs[used]));
-  }
+  const std::size_t before = out.messages.size();
+  out.add(block, 0, end);
+  const std::size_t used = out.messages.size() - before;
   if (used == msgs.size() && next() < end) {
     // The byte bound cut the read short of the run (larger messages than before), or the
     // topic ends before it (a trim or delete is on its way): read the rest as it is.
-    auto rest =
-        broker_.fetch(g.topic, Offset{next()}, storage::ReadLimits{end - next(), kNoByteLimit});
+    auto rest = broker_.fetch_block(g.topic, Offset{next()},
+                                    storage::ReadLimits{end - next(), kNoByteLimit});
     if (rest) {
-      for (auto& m : rest->messages) out.push_back(std::move(m));
+      out.add(*rest, 0, end);
     } else if (!gone(rest.error())) {
       return tl::unexpected(rest.error());
     }
     return out;
   }
-  for (; used < msgs.size(); ++used) {
-    g.read_ahead_bytes += msgs[used].message.size_bytes();
-    read_ahead_total_ += msgs[used].message.size_bytes();
-    g.read_ahead.push_back(std::move(msgs[used]));
-  }
+  if (used < msgs.size()) keep_ahead(g, block, used);
   return out;
 }
 
-void Groups::take_ahead_bytes(Group& g, const StoredMessage& m) {
-  const auto n = m.message.size_bytes();
-  g.read_ahead_bytes -= std::min<std::size_t>(g.read_ahead_bytes, n);
-  read_ahead_total_ -= std::min<std::size_t>(read_ahead_total_, n);
+namespace {
+// What a block holds in memory, roughly: its bytes and views (and decoded messages, for a
+// store that has them).
+std::size_t block_bytes(const storage::MessageBlock& b) {
+  std::size_t n = b.bytes.capacity() + b.headers.capacity() * sizeof(HeaderView) +
+                  b.messages.capacity() * sizeof(StoredMessageView);
+  for (const auto& m : b.decoded) n += sizeof(m) + m.message.size_bytes();
+  return n;
 }
+}  // namespace
 
-void Groups::drop_ahead_front(Group& g) {
-  take_ahead_bytes(g, g.read_ahead.front());
-  g.read_ahead.pop_front();
+void Groups::keep_ahead(Group& g, std::shared_ptr<const storage::MessageBlock> block,
+                        std::size_t next) {
+  clear_ahead(g);
+  g.read_ahead_bytes = block_bytes(*block);
+  read_ahead_total_ += g.read_ahead_bytes;
+  g.read_ahead = std::move(block);
+  g.read_ahead_next = next;
 }
 
 void Groups::clear_ahead(Group& g) {
   read_ahead_total_ -= std::min(read_ahead_total_, g.read_ahead_bytes);
-  g.read_ahead.clear();
+  g.read_ahead.reset();
+  g.read_ahead_next = 0;
   g.read_ahead_bytes = 0;
 }
 

@@ -121,10 +121,11 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
 
   // broker::Subscriber
   bool ready() const override { return !closed_ && outgoing_bytes_ <= max_outgoing_bytes_; }
-  void deliver(protocol::Deliver frame) override {
-    const auto it = subscriptions_.find(frame.subscription);
+  void deliver(std::uint64_t subscription, std::string frame) override {
+    const auto it = subscriptions_.find(subscription);
     if (it == subscriptions_.end()) return;
-    send(it->second, std::move(frame));
+    protocol::set_correlation_id(frame, it->second);
+    send_encoded(std::move(frame));
     if (!ready()) backed_up_ = true;
   }
   std::string client_name() const override { return client_name_; }
@@ -369,11 +370,25 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   // Nothing more will be sent: the reader is done and every request has been answered.
   bool finished() const { return !reading_ && inflight_ == 0 && !pending_fatal_; }
 
+  // Small frames share a buffer: a client that pipelines a million PINGs and reads nothing
+  // then costs about its reply bytes (what max_send_queue counts), not a string per reply.
+  static constexpr std::size_t kShareBelow = 64 << 10;
+
+  // A frame encoded elsewhere (DELIVER): appended to the last buffer if both are small,
+  // queued as it is otherwise.
+  void send_encoded(std::string frame) {
+    if (closed_) return;
+    outgoing_bytes_ += frame.size();
+    if (!outgoing_.empty() && outgoing_.back().size() < kShareBelow && frame.size() < kShareBelow) {
+      outgoing_.back().append(frame);
+    } else {
+      outgoing_.push_back(std::move(frame));
+    }
+    write_signal_.cancel();
+  }
+
   void send(std::uint32_t correlation_id, protocol::Body body) {
     if (closed_) return;
-    // Small frames share a buffer: a client that pipelines a million PINGs and reads nothing
-    // then costs about its reply bytes (what max_send_queue counts), not a string per reply.
-    constexpr std::size_t kShareBelow = 64 << 10;
     if (outgoing_.empty() || outgoing_.back().size() >= kShareBelow) outgoing_.emplace_back();
     auto& out = outgoing_.back();
     const std::size_t before = out.size();

@@ -128,10 +128,14 @@ class Writer {
     static_assert(std::is_integral_v<T>);
     using U = std::make_unsigned_t<T>;
     auto u = static_cast<U>(v);
+    // One append of the little-endian bytes, not a push_back per byte (a DELIVER of small
+    // messages is mostly integers).
+    char bytes[sizeof(T)];
     for (std::size_t i = 0; i < sizeof(T); ++i) {
-      out_.push_back(static_cast<char>(static_cast<std::uint8_t>(u & 0xFF)));
+      bytes[i] = static_cast<char>(static_cast<std::uint8_t>(u & 0xFF));
       if constexpr (sizeof(T) > 1) u = static_cast<U>(u >> 8);
     }
+    out_.append(bytes, sizeof(T));
   }
 
   // u16 length + bytes. REQUIRES: s.size() <= 65535.
@@ -186,7 +190,9 @@ class Writer {
     put(c.max_messages.value_or(0));
   }
 
-  void message(const Message& m) {
+  // A Message, or a StoredMessageView's message fields: the same bytes.
+  template <class M>
+  void message(const M& m) {
     str16(m.id, "message id");
     str16(m.key, "message key");
     if (m.headers.size() > kMaxU16) {
@@ -239,7 +245,7 @@ class Writer {
     put(g.skipped);
   }
 
-  void topic_and_group(const std::string& topic, const std::string& group) {
+  void topic_and_group(std::string_view topic, std::string_view group) {
     str16(topic, "topic name");
     str16(group, "group name");
   }
@@ -326,12 +332,15 @@ class Writer {
     put(b.subscription);
     topic_and_group(b.topic, b.group);
     count32(b.messages.size(), "messages");
-    for (const auto& m : b.messages) {
-      put(m.offset);
-      put(m.attempt);
-      put(m.timestamp_ms);
-      message(m.message);
-    }
+    for (const auto& m : b.messages) delivered(m.offset, m.attempt, m.timestamp_ms, m.message);
+  }
+  template <class M>
+  void delivered(std::uint64_t offset, std::uint32_t attempt, std::int64_t timestamp_ms,
+                 const M& m) {
+    put(offset);
+    put(attempt);
+    put(timestamp_ms);
+    message(m);
   }
   void body(const Settle& b) {
     put(b.subscription);
@@ -905,11 +914,60 @@ std::size_t encoded_size(const StoredMessage& m) noexcept {
   return n;
 }
 
-std::size_t encoded_size(const DeliveredMessage& m) noexcept {
-  std::size_t n = 8 + 4 + 8 + 2 + m.message.id.size() + 2 + m.message.key.size() + 2 + 4 +
-                  m.message.payload.size();
-  for (const auto& h : m.message.headers) n += 2 + h.name.size() + 4 + h.value.size();
+namespace {
+template <class M>
+std::size_t delivered_size(const M& m) noexcept {
+  std::size_t n = 8 + 4 + 8 + 2 + m.id.size() + 2 + m.key.size() + 2 + 4 + m.payload.size();
+  for (const auto& h : m.headers) n += 2 + h.name.size() + 4 + h.value.size();
   return n;
+}
+}  // namespace
+
+std::size_t encoded_size(const DeliveredMessage& m) noexcept { return delivered_size(m.message); }
+
+DeliverWriter::DeliverWriter(std::uint64_t subscription, std::string_view topic,
+                             std::string_view group) {
+  Writer w(prefix_);
+  w.put(std::uint32_t{0});  // length, set by take()
+  w.put(static_cast<std::uint16_t>(FrameType::deliver));
+  w.put(std::uint16_t{0});  // flags
+  w.put(std::uint32_t{0});  // correlation id: set_correlation_id
+  w.put(subscription);
+  w.topic_and_group(topic, group);
+  w.put(std::uint32_t{0});  // count, set by take()
+  frame_ = prefix_;
+}
+
+std::size_t DeliverWriter::encoded_size(const StoredMessageView& m) noexcept {
+  return delivered_size(m);
+}
+
+void DeliverWriter::add(std::uint32_t attempt, const StoredMessageView& m) {
+  Writer w(frame_);
+  w.delivered(m.offset.value, attempt, m.timestamp_ms, m);
+  ++count_;
+}
+
+std::string DeliverWriter::take() {
+  const std::size_t length = frame_.size() - 4;
+  if (length > kMaxU32) throw std::length_error("loft::protocol::encode: frame larger than 4 GiB");
+  const auto store = [&](std::size_t at, std::uint32_t v) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      frame_[at + i] = static_cast<char>(static_cast<std::uint8_t>(v >> (8 * i)));
+    }
+  };
+  store(0, static_cast<std::uint32_t>(length));
+  store(prefix_.size() - 4, count_);
+  std::string out = std::move(frame_);
+  frame_ = prefix_;
+  count_ = 0;
+  return out;
+}
+
+void set_correlation_id(std::span<char> frame, std::uint32_t correlation_id) noexcept {
+  for (std::size_t i = 0; i < 4; ++i) {
+    frame[8 + i] = static_cast<char>(static_cast<std::uint8_t>(correlation_id >> (8 * i)));
+  }
 }
 
 FrameHeader peek_header(std::span<const char> bytes) noexcept {

@@ -57,6 +57,14 @@ class ValueReader {
     return true;
   }
 
+  bool view(std::string_view& value) {
+    std::uint32_t size = 0;
+    if (!le(size) || in_.size() < size) return false;
+    value = in_.substr(0, size);
+    in_.remove_prefix(size);
+    return true;
+  }
+
   bool skip_bytes() {
     std::uint32_t size = 0;
     if (!le(size) || in_.size() < size) return false;
@@ -314,6 +322,25 @@ bool skip_message(std::string_view& rest) {
     if (!r.skip_bytes() || !r.skip_bytes()) return false;
   }
   if (!r.skip_bytes()) return false;
+  rest = r.rest();
+  return true;
+}
+
+bool decode_next_view(std::string_view& rest, StoredMessageView& out,
+                      std::vector<HeaderView>& headers) {
+  ValueReader r{rest};
+  std::uint32_t header_count = 0;
+  if (!r.le(out.timestamp_ms) || !r.view(out.id) || !r.view(out.key) || !r.le(header_count)) {
+    return false;
+  }
+  if (header_count > rest.size() / 8) return false;  // as in decode_next_message
+  out.headers = {};
+  for (std::uint32_t i = 0; i < header_count; ++i) {
+    HeaderView h;
+    if (!r.view(h.name) || !r.view(h.value)) return false;
+    headers.push_back(h);
+  }
+  if (!r.view(out.payload)) return false;
   rest = r.rest();
   return true;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "loft/common/ids.hpp"
 #include "loft/common/message.hpp"
@@ -99,6 +100,11 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
 void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out);
 // The message at the front of `rest`, which then starts after it; nullopt if corrupt.
 std::optional<StoredMessage> decode_next_message(Offset offset, std::string_view& rest);
+// The message at the front of `rest` as views into rest's bytes (offset not set), `rest` then
+// starting after it. Its header views are appended to `headers`, and `out.headers` is left
+// empty for the caller to point at them once `headers` stops growing. False if corrupt.
+bool decode_next_view(std::string_view& rest, StoredMessageView& out,
+                      std::vector<HeaderView>& headers);
 // Removes the message at the front of `rest` without decoding it; false if corrupt.
 bool skip_message(std::string_view& rest);
 // Exactly one message.

@@ -17,9 +17,10 @@ class ReadBudget {
   explicit ReadBudget(ReadLimits limits) : limits_(limits) {}
 
   // Counts one taken message; returns whether another one may follow.
-  bool take(const Message& message) {
+  bool take(const Message& message) { return take(message.size_bytes()); }
+  bool take(std::uint64_t size_bytes) {
     ++messages_;
-    bytes_ += message.size_bytes();
+    bytes_ += size_bytes;
     return messages_ < limits_.max_messages && bytes_ < limits_.max_bytes;
   }
 

@@ -441,47 +441,74 @@ class RocksDbStore final : public Store {
   Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                           ReadLimits limits) const override {
     std::vector<StoredMessage> out;
-    const auto upper = enc::topic_end_key(topic);
-    const rocksdb::Slice upper_slice{upper};
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper_slice;  // never step into the next topic's keys
-    ro.prefix_same_as_start = true;         // lets the prefix bloom filter skip files
-    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, messages_)};
     ReadBudget budget{limits};
-    const auto corrupt = [&] {
-      return fail(Errc::storage_error, "read topic " + std::to_string(topic.value) + " in " + dir_ +
-                                           ": corrupt message record");
-    };
-    // The record holding `from` starts at or before it.
-    const auto from_key = enc::message_key(topic, from);
-    it->SeekForPrev(from_key);
-    if (!it->Valid()) it->Seek(from_key);
-    bool full = false;
-    for (; it->Valid(); it->Next()) {
-      const auto first = enc::offset_of_message_key(it->key().ToStringView());
-      if (!first) return corrupt();
-      std::string_view rest = it->value().ToStringView();
-      if (rest.empty()) return corrupt();
-      for (Offset offset = *first; !rest.empty(); offset = Offset{offset.value + 1}) {
-        if (offset < from) {
-          if (!enc::skip_message(rest)) return corrupt();
-          continue;
-        }
-        auto message = enc::decode_next_message(offset, rest);
-        if (!message) return corrupt();
-        out.push_back(std::move(*message));
-        if (!budget.take(out.back().message)) {
-          full = true;
-          break;
-        }
-      }
-      if (full) break;  // before Next(): it would load the next record for nothing
-    }
-    if (auto r = check(it->status(), "read topic " + std::to_string(topic.value) + " in " + dir_);
-        !r) {
-      return tl::unexpected(std::move(r.error()));
-    }
+    auto scanned = scan_messages(topic, from, [&](Offset offset, std::string_view& rest) {
+      auto message = enc::decode_next_message(offset, rest);
+      if (!message) return Scan::corrupt;
+      out.push_back(std::move(*message));
+      return budget.take(out.back().message) ? Scan::more : Scan::full;
+    });
+    if (!scanned) return tl::unexpected(std::move(scanned.error()));
     return out;
+  }
+
+  // As read(), but the taken messages' bytes are copied once into the block, each record's
+  // run of them with one append, and the views are made after the last append (the bytes do
+  // not move after that).
+  Result<std::shared_ptr<MessageBlock>> read_block(TopicId topic, Offset from,
+                                                   ReadLimits limits) const override {
+    auto block = std::make_shared<MessageBlock>();
+    ReadBudget budget{limits};
+    std::vector<HeaderView> scratch;
+    std::size_t header_count = 0;
+    std::size_t message_count = 0;
+    // Each run's first offset, and where it starts in block->bytes.
+    std::vector<std::pair<Offset, std::size_t>> runs;
+    const char* run_begin = nullptr;
+    const char* run_end = nullptr;
+    const auto end_run = [&] {
+      if (run_begin != run_end) block->bytes.append(run_begin, run_end);
+      run_begin = run_end = nullptr;
+    };
+    auto scanned = scan_messages(topic, from, [&](Offset offset, std::string_view& rest) {
+      if (run_begin == nullptr || run_end != rest.data()) {
+        end_run();
+        run_begin = rest.data();
+        runs.emplace_back(offset, block->bytes.size());
+      }
+      StoredMessageView m;
+      scratch.clear();
+      if (!enc::decode_next_view(rest, m, scratch)) return Scan::corrupt;
+      m.headers = scratch;
+      run_end = rest.data();
+      header_count += scratch.size();
+      ++message_count;
+      return budget.take(m.size_bytes()) ? Scan::more : Scan::full;
+    });
+    if (!scanned) return tl::unexpected(std::move(scanned.error()));
+    end_run();
+    // Decode again, now from the block's own bytes; `headers` is reserved so that the spans
+    // into it stay valid.
+    block->headers.reserve(header_count);
+    block->messages.reserve(message_count);
+    for (std::size_t r = 0; r < runs.size(); ++r) {
+      const std::size_t begin = runs[r].second;
+      const std::size_t end = r + 1 < runs.size() ? runs[r + 1].second : block->bytes.size();
+      std::string_view rest{block->bytes.data() + begin, end - begin};
+      for (Offset offset = runs[r].first; !rest.empty(); offset = Offset{offset.value + 1}) {
+        StoredMessageView m;
+        const std::size_t first_header = block->headers.size();
+        // Checked once already; the bytes are the same.
+        if (!enc::decode_next_view(rest, m, block->headers)) {
+          return tl::unexpected(corrupt_record(topic));
+        }
+        m.offset = offset;
+        m.headers = std::span<const HeaderView>{block->headers.data() + first_header,
+                                                block->headers.size() - first_header};
+        block->messages.push_back(m);
+      }
+    }
+    return block;
   }
 
   // REQUIRES: the DropTopic of `dropped` was written, and the id is never used again (the
@@ -570,6 +597,13 @@ class RocksDbStore final : public Store {
                  "write raw group value to " + dir_);
   }
 
+  Result<void> put_raw_message_record(TopicId topic, Offset first, std::string_view value) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return check(db_->Put(wo, messages_, enc::message_key(topic, first), value),
+                 "write raw message record to " + dir_);
+  }
+
   // Compacts the whole dedup column family (running the expiry filter) and counts what is left.
   Result<std::size_t> compact_dedup_and_count() {
     rocksdb::CompactRangeOptions co;
@@ -593,6 +627,53 @@ class RocksDbStore final : public Store {
   }
 
  private:
+  // What a scan_messages visitor says after taking the message at the front of `rest`.
+  enum class Scan { more, full, corrupt };
+
+  Error corrupt_record(TopicId topic) const {
+    return Error{Errc::storage_error, "read topic " + std::to_string(topic.value) + " in " + dir_ +
+                                          ": corrupt message record"};
+  }
+
+  // Calls visit(offset, rest) for each stored message of `topic` from offset `from` on, in
+  // offset order, `rest` starting at that message's bytes inside its record (valid only during
+  // the call); visit must take the message off the front of `rest`. Messages of a record below
+  // `from` are skipped undecoded. Stops when visit says full, or at the topic's last message.
+  template <class Visit>
+  Result<void> scan_messages(TopicId topic, Offset from, Visit&& visit) const {
+    const auto upper = enc::topic_end_key(topic);
+    const rocksdb::Slice upper_slice{upper};
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;  // never step into the next topic's keys
+    ro.prefix_same_as_start = true;         // lets the prefix bloom filter skip files
+    std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, messages_)};
+    // The record holding `from` starts at or before it.
+    const auto from_key = enc::message_key(topic, from);
+    it->SeekForPrev(from_key);
+    if (!it->Valid()) it->Seek(from_key);
+    bool full = false;
+    for (; it->Valid(); it->Next()) {
+      const auto first = enc::offset_of_message_key(it->key().ToStringView());
+      if (!first) return tl::unexpected(corrupt_record(topic));
+      std::string_view rest = it->value().ToStringView();
+      if (rest.empty()) return tl::unexpected(corrupt_record(topic));
+      for (Offset offset = *first; !rest.empty(); offset = Offset{offset.value + 1}) {
+        if (offset < from) {
+          if (!enc::skip_message(rest)) return tl::unexpected(corrupt_record(topic));
+          continue;
+        }
+        const Scan next = visit(offset, rest);
+        if (next == Scan::corrupt) return tl::unexpected(corrupt_record(topic));
+        if (next == Scan::full) {
+          full = true;
+          break;
+        }
+      }
+      if (full) break;  // before Next(): it would load the next record for nothing
+    }
+    return check(it->status(), "read topic " + std::to_string(topic.value) + " in " + dir_);
+  }
+
   RocksDbStore(std::string dir, rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
                std::shared_ptr<DedupWindows> windows,
                std::unique_ptr<DedupCompactionFilter> dedup_filter)
@@ -855,6 +936,13 @@ Result<void> put_raw_group_value(const std::filesystem::path& dir, TopicId topic
   auto store = RocksDbStore::open(RocksDbOptions{.dir = dir});
   if (!store) return tl::unexpected(std::move(store.error()));
   return (*store)->put_raw_group_value(topic, name, value);
+}
+
+Result<void> put_raw_message_record(const std::filesystem::path& dir, TopicId topic, Offset first,
+                                    std::string_view value) {
+  auto store = RocksDbStore::open(RocksDbOptions{.dir = dir});
+  if (!store) return tl::unexpected(std::move(store.error()));
+  return (*store)->put_raw_message_record(topic, first, value);
 }
 
 Result<std::size_t> compact_dedup_and_count(const std::filesystem::path& dir) {

@@ -51,4 +51,8 @@ Result<std::vector<std::string>> list_column_families(const std::filesystem::pat
 Result<void> put_raw_group_value(const std::filesystem::path& dir, TopicId topic,
                                  std::string_view name, std::string_view value);
 
+// Opens the store in `dir` and writes `value` as the raw messages CF record of `topic` whose
+// first message has offset `first`.
+Result<void> put_raw_message_record(const std::filesystem::path& dir, TopicId topic, Offset first,
+                                    std::string_view value);
 }  // namespace loft::storage::testing

@@ -482,6 +482,68 @@ TYPED_TEST(StoreContract, ReadReturnsAMessageLargerThanMaxBytes) {
   EXPECT_EQ(*r, stored(0, {messages[0]}));
 }
 
+// What a block's views show, as Message objects.
+std::vector<StoredMessage> materialize(const MessageBlock& block) {
+  std::vector<StoredMessage> out;
+  for (const auto& v : block.messages) {
+    StoredMessage m{v.offset, v.timestamp_ms, {}};
+    m.message.id = v.id;
+    m.message.key = v.key;
+    for (const auto& h : v.headers)
+      m.message.headers.push_back({std::string(h.name), std::string(h.value)});
+    m.message.payload = v.payload;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// read_block shows exactly what read() returns, for every start and limit, across records of
+// several messages, a trim inside a record, headers, empty fields and NUL bytes; and a block
+// stays readable after the store has moved on (written, flushed, reopened): it owns its bytes.
+TYPED_TEST(StoreContract, ReadBlockShowsWhatReadReturns) {
+  const std::vector<Message> first{
+      msg("a"), msg("", "id-1"), msg(std::string("n\0l", 3), "", "key", {{"h1", "v1"}, {"", ""}}),
+      msg(std::string(70'000, 'x'), "id-2", "k2", {{"only", std::string(300, 'y')}}),
+      msg("e", {}, {}, {{"x", ""}, {"y", "z"}, {"x", "again"}})};
+  const std::vector<Message> second{msg("f"), msg("g", "id-3"), msg("h", {}, {}, {{"a", "b"}})};
+  const std::vector<Message> third{msg("i")};
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 0, first), Durability::os)));
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 5, second), Durability::os)));
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 8, third), Durability::os)));
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{2}, 0, second), Durability::os)));
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{TrimTopic{TopicId{1}, Offset{2}}}}, Durability::os)));
+  const std::vector<ReadLimits> limits{kAll,
+                                       {.max_messages = 1, .max_bytes = 1 << 20},
+                                       {.max_messages = 3, .max_bytes = 1 << 20},
+                                       {.max_messages = 100, .max_bytes = 15},
+                                       {.max_messages = 100, .max_bytes = 70'001}};
+  const auto check_all = [&] {
+    for (std::uint64_t from = 0; from <= 10; ++from) {
+      for (const auto& l : limits) {
+        const auto want = this->store().read(TopicId{1}, Offset{from}, l);
+        const auto got = this->store().read_block(TopicId{1}, Offset{from}, l);
+        ASSERT_TRUE(ok(want));
+        ASSERT_TRUE(ok(got));
+        ASSERT_NE(*got, nullptr);
+        EXPECT_EQ(materialize(**got), *want) << "from " << from << " max_messages "
+                                             << l.max_messages << " max_bytes " << l.max_bytes;
+      }
+    }
+  };
+  check_all();
+  auto held = this->store().read_block(TopicId{1}, Offset{0}, kAll);
+  ASSERT_TRUE(ok(held));
+  const auto expected = materialize(**held);
+  ASSERT_EQ(offsets_of(expected), (std::vector<std::uint64_t>{2, 3, 4, 5, 6, 7, 8}));
+  ASSERT_TRUE(ok(this->store().flush()));
+  check_all();
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 9, second), Durability::os)));
+  ASSERT_TRUE(this->reopen());
+  check_all();
+  EXPECT_EQ(materialize(**held), expected);
+}
+
 TYPED_TEST(StoreContract, TopicsDoNotSeeEachOthersMessages) {
   // Neighbouring ids, including ones that differ in a higher key byte and the largest id.
   const std::vector<std::uint32_t> ids{1, 2, 0xFF, 0x100, 0xFFFF'FFFE, 0xFFFF'FFFF};
@@ -1226,6 +1288,35 @@ TEST(RocksDbStore, LoadGroupsReportsACorruptGroupByName) {
   EXPECT_THAT(groups.error().detail, HasSubstr("'mangled' of topic 258"));
 }
 
+// A messages record that does not decode (here: cut inside its second message) fails read()
+// and read_block() with a storage error naming the topic, whichever message the read starts
+// at; nothing past the record's end is read.
+TEST(RocksDbStore, ACorruptMessageRecordFailsReadsWithAStorageError) {
+  TempDir dir;
+  std::string record;
+  encoding::encode_message(1000, msg("one"), record);
+  encoding::encode_message(1001, msg("two", "id", "key", {{"h", "v"}}), record);
+  record.resize(record.size() - 2);
+  ASSERT_TRUE(ok(testing::put_raw_message_record(dir.path(), TopicId{3}, Offset{0}, record)));
+  auto store = open_or_fail(dir.path());
+  ASSERT_NE(store, nullptr);
+  for (const std::uint64_t from : {0, 1}) {
+    const auto read = store->read(TopicId{3}, Offset{from}, kAll);
+    ASSERT_FALSE(read) << "from " << from;
+    EXPECT_EQ(read.error().code, Errc::storage_error);
+    EXPECT_THAT(read.error().detail, HasSubstr("read topic 3"));
+    EXPECT_THAT(read.error().detail, HasSubstr("corrupt message record"));
+    const auto block = store->read_block(TopicId{3}, Offset{from}, kAll);
+    ASSERT_FALSE(block) << "from " << from;
+    EXPECT_EQ(block.error().code, Errc::storage_error);
+    EXPECT_EQ(block.error().detail, read.error().detail);
+  }
+  // The first message alone is whole: a read that stops after it succeeds.
+  const auto one = store->read_block(TopicId{3}, Offset{0}, {.max_messages = 1, .max_bytes = 1});
+  ASSERT_TRUE(ok(one));
+  EXPECT_EQ(materialize(**one), (std::vector<StoredMessage>{{Offset{0}, 1000, msg("one")}}));
+}
+
 // A messages record is messages back to back: decoded one by one with their offsets, skipped
 // without decoding, and a cut anywhere but between two messages is never read past.
 TEST(MessageEncoding, ARecordOfSeveralMessagesDecodesOneByOneAndRejectsEveryPartialMessage) {
@@ -1243,6 +1334,23 @@ TEST(MessageEncoding, ARecordOfSeveralMessagesDecodesOneByOneAndRejectsEveryPart
   for (const auto& m : messages) EXPECT_EQ(encoding::decode_next_message(m.offset, rest), m);
   EXPECT_TRUE(rest.empty());
   rest = record;
+  std::vector<HeaderView> headers;
+  for (const auto& m : messages) {
+    StoredMessageView v;
+    headers.clear();
+    ASSERT_TRUE(encoding::decode_next_view(rest, v, headers));
+    EXPECT_EQ(v.timestamp_ms, m.timestamp_ms);
+    EXPECT_EQ(v.id, m.message.id);
+    EXPECT_EQ(v.key, m.message.key);
+    EXPECT_EQ(v.payload, m.message.payload);
+    ASSERT_EQ(headers.size(), m.message.headers.size());
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+      EXPECT_EQ(headers[i].name, m.message.headers[i].name);
+      EXPECT_EQ(headers[i].value, m.message.headers[i].value);
+    }
+  }
+  EXPECT_TRUE(rest.empty());
+  rest = record;
   ASSERT_TRUE(encoding::skip_message(rest));
   ASSERT_TRUE(encoding::skip_message(rest));
   EXPECT_EQ(encoding::decode_message(Offset{9}, rest), messages[2]);
@@ -1258,6 +1366,12 @@ TEST(MessageEncoding, ARecordOfSeveralMessagesDecodesOneByOneAndRejectsEveryPart
     std::size_t skips = 0;
     while (!skipped.empty() && encoding::skip_message(skipped)) ++skips;
     EXPECT_EQ(skips, expected_whole) << "cut at " << n;
+    std::string_view viewed = std::string_view(record).substr(0, n);
+    std::size_t views = 0;
+    std::vector<HeaderView> headers;
+    StoredMessageView v;
+    while (!viewed.empty() && encoding::decode_next_view(viewed, v, headers)) ++views;
+    EXPECT_EQ(views, expected_whole) << "cut at " << n;
     // After the last whole message, what is left is a partial one and is refused.
     const bool at_boundary = n == 0 || std::find(ends.begin(), ends.end(), n) != ends.end();
     EXPECT_EQ(cut.empty(), at_boundary) << "cut at " << n;

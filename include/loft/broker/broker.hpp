@@ -254,6 +254,9 @@ class Broker {
   std::vector<TopicMeta> list_topics() const;  // sorted by name
   Result<TopicMeta> describe_topic(std::string_view name) const;
   Result<FetchResult> fetch(std::string_view topic, Offset from, storage::ReadLimits limits) const;
+  // fetch() for delivery: the same messages, as views into one block (Store::read_block).
+  Result<std::shared_ptr<const storage::MessageBlock>> fetch_block(
+      std::string_view topic, Offset from, storage::ReadLimits limits) const;
 
   // Finishes the commit in progress, fails publishes and topic changes still queued with
   // shutting_down (group progress is still written), stops the writer, flushes the store.

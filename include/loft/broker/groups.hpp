@@ -38,7 +38,9 @@ class Subscriber {
   // False while the connection's send queue is over its bound: no deliveries are made to its
   // subscriptions until on_ready() is called for it.
   virtual bool ready() const = 0;
-  virtual void deliver(protocol::Deliver frame) = 0;
+  // `frame` is an encoded DELIVER frame for `subscription` with correlation id 0: the
+  // subscriber sets its own (protocol::set_correlation_id) and sends it.
+  virtual void deliver(std::uint64_t subscription, std::string frame) = 0;
   virtual std::string client_name() const = 0;
 };
 
@@ -132,15 +134,22 @@ class Groups {
   void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
   void pump(Group& g, TimePoint now);
   void send_deliveries(Group& g, std::vector<delivery::Delivery> list);
+  // Messages to deliver, as views, with the blocks that hold their bytes.
+  struct Run {
+    std::vector<std::shared_ptr<const storage::MessageBlock>> blocks;
+    std::vector<const StoredMessageView*> messages;  // ascending offsets
+    // Adds block's messages from index `from` on, up to offset `end` (exclusive).
+    void add(const std::shared_ptr<const storage::MessageBlock>& block, std::size_t from,
+             std::uint64_t end);
+  };
   // The stored messages at offsets [first, first + count), from the group's read-ahead and the
   // store; fewer if some are not stored any more (the topic is being deleted or trimmed); an
   // error if the store failed. Reads ahead past the run only if `read_ahead` (the run goes on
   // into offsets not delivered before).
-  Result<std::vector<StoredMessage>> read_run(Group& g, Offset first, std::size_t count,
-                                              bool read_ahead);
-  // The read-ahead's byte counts, per group and in all (read_ahead_total_), kept here.
-  void take_ahead_bytes(Group& g, const StoredMessage& m);
-  void drop_ahead_front(Group& g);
+  Result<Run> read_run(Group& g, Offset first, std::size_t count, bool read_ahead);
+  // The read-ahead (block's messages from index `next` on) and its byte counts, per group and
+  // in all (read_ahead_total_), kept here.
+  void keep_ahead(Group& g, std::shared_ptr<const storage::MessageBlock> block, std::size_t next);
   void clear_ahead(Group& g);
   void start_write(Group& g);
   void end_subscription(std::uint64_t id, TimePoint now);

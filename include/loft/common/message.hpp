@@ -3,7 +3,9 @@
 // storage layer, so neither has to translate the other's type.
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loft/common/ids.hpp"
@@ -37,6 +39,28 @@ struct StoredMessage {
   std::int64_t timestamp_ms = 0;  // publish time, milliseconds since the Unix epoch
   Message message;
   bool operator==(const StoredMessage&) const = default;
+};
+
+// A stored message's fields as views into bytes that something else owns (for delivery, a
+// storage::MessageBlock): read and sent on without building a Message.
+struct HeaderView {
+  std::string_view name;
+  std::string_view value;
+};
+struct StoredMessageView {
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  std::string_view id;
+  std::string_view key;
+  std::span<const HeaderView> headers;
+  std::string_view payload;
+
+  // Message::size_bytes() of the message it shows.
+  std::uint64_t size_bytes() const {
+    std::uint64_t n = id.size() + key.size() + payload.size();
+    for (const auto& h : headers) n += h.name.size() + h.value.size();
+    return n;
+  }
 };
 
 }  // namespace loft

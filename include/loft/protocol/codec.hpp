@@ -36,6 +36,38 @@ constexpr std::size_t deliver_base_size(std::string_view topic, std::string_view
 }
 std::size_t encoded_size(const DeliveredMessage& message) noexcept;
 
+// Builds DELIVER frames straight from stored message views, with no Deliver or Message in
+// between: what the server sends while a group drains. A frame it makes is byte for byte what
+// encode() makes of Frame{0, Deliver{subscription, topic, group, messages}} with the same
+// messages and attempts; the correlation id is 0 until set_correlation_id sets it (the
+// connection knows its subscription's).
+// REQUIRES: the limits encode() requires (topic and group names, message ids and keys and
+// header names at most 65535 bytes, at most 65535 headers); throws std::length_error if not.
+class DeliverWriter {
+ public:
+  DeliverWriter(std::uint64_t subscription, std::string_view topic, std::string_view group);
+
+  // The bytes one message adds to a frame: encoded_size() of the same DeliveredMessage.
+  static std::size_t encoded_size(const StoredMessageView& message) noexcept;
+
+  // The frame so far, in bytes, and its number of messages.
+  std::size_t size() const noexcept { return frame_.size(); }
+  std::size_t count() const noexcept { return count_; }
+
+  void add(std::uint32_t attempt, const StoredMessageView& message);
+  // The finished frame; the writer starts a new, empty one. REQUIRES: count() > 0 (a DELIVER
+  // carries at least one message).
+  std::string take();
+
+ private:
+  std::string prefix_;  // header and fields up to the count, as every frame begins
+  std::string frame_;
+  std::uint32_t count_ = 0;
+};
+
+// Overwrites the correlation id of an encoded frame. REQUIRES: frame.size() >= kHeaderSize.
+void set_correlation_id(std::span<char> frame, std::uint32_t correlation_id) noexcept;
+
 // The raw header fields with no checks at all: for the correlation id of a frame that
 // decode_header rejected (ERROR frame_too_large echoes it).
 // REQUIRES: bytes.size() >= kHeaderSize.

@@ -152,6 +152,19 @@ struct ReadLimits {
   std::size_t max_bytes = 1 << 20;  // stops after the message that crosses it; at least one
 };
 
+// Messages read for delivery, not decoded into Message objects: `messages` are views into the
+// bytes the block owns (`bytes` for the RocksDB store: the stored records' messages copied
+// once; `decoded` for a store that has Message objects anyway), and `headers` holds every
+// message's header views. Nothing in a block changes after the read that made it, so its views
+// stay valid as long as the block lives: hold it by shared_ptr. (Dropping views from the end
+// of `messages` is fine; nothing else may change.)
+struct MessageBlock {
+  std::string bytes;
+  std::vector<StoredMessage> decoded;
+  std::vector<HeaderView> headers;
+  std::vector<StoredMessageView> messages;
+};
+
 // What the store says about itself, for monitoring. The memory store has no such figures.
 struct StoreStats {
   bool available = false;                      // false: none of the figures below is known
@@ -181,6 +194,13 @@ class Store {
   // Messages of `topic` with offset >= from, in offset order, within `limits`.
   virtual Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                                   ReadLimits limits) const = 0;
+
+  // The same messages as read(), as views into one block (never null on success). Delivery
+  // copies their fields straight into DELIVER frames, with no Message, string or vector per
+  // message. The default builds the block from read(), so a store (or a test decorator) that
+  // overrides only read() is seen by every delivery read too; the RocksDB store overrides it.
+  virtual Result<std::shared_ptr<MessageBlock>> read_block(TopicId topic, Offset from,
+                                                           ReadLimits limits) const;
 
   // The dedup entry of message id `id` in `topic`, as of the last successful write; nullopt
   // if there is none. Entries are not expired here: the caller compares the timestamp with its

@@ -14,11 +14,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
+#include "loft/protocol/codec.hpp"
 #include "support/forwarding_store.hpp"
 
 namespace loft::broker {
@@ -82,8 +84,18 @@ class Loop {
 class FakeSubscriber final : public Subscriber {
  public:
   bool ready() const override { return is_ready; }
-  void deliver(protocol::Deliver frame) override {
-    for (auto& m : frame.messages) received.push_back(std::move(m));
+  // Decodes the frame as a client would; a frame that does not decode fails the test.
+  void deliver(std::uint64_t subscription, std::string frame) override {
+    auto header = protocol::decode_header(frame, 1u << 30);
+    ASSERT_TRUE(header.has_value()) << header.error().to_string();
+    ASSERT_EQ(header->length + 4, frame.size());
+    auto body =
+        protocol::decode_body(*header, std::span<const char>{frame}.subspan(protocol::kHeaderSize));
+    ASSERT_TRUE(body.has_value()) << body.error().to_string();
+    auto* deliver = std::get_if<protocol::Deliver>(&*body);
+    ASSERT_NE(deliver, nullptr) << "not a DELIVER";
+    EXPECT_EQ(deliver->subscription, subscription);
+    for (auto& m : deliver->messages) received.push_back(std::move(m));
   }
   std::string client_name() const override { return "test"; }
   std::deque<protocol::DeliveredMessage> received;

@@ -113,6 +113,50 @@ TEST(Codec, EncodedSizeMatchesDeliverFrame) {
   static_assert(deliver_base_size("", "") == kHeaderSize + 8 + 2 + 2 + 4);
 }
 
+// Views of a DeliveredMessage's message, and the headers they point into.
+StoredMessageView view_of(const DeliveredMessage& m, std::vector<HeaderView>& headers) {
+  headers.clear();
+  for (const auto& h : m.message.headers) headers.push_back({h.name, h.value});
+  return StoredMessageView{Offset{m.offset}, m.timestamp_ms, m.message.id,
+                           m.message.key,    headers,        m.message.payload};
+}
+
+// A DeliverWriter makes byte for byte the frame encode() makes of the same Deliver, sizes
+// included, frame after frame, and set_correlation_id gives it the subscription's id.
+TEST(DeliverWriter, WritesTheFramesEncodeWrites) {
+  int checked = 0;
+  for (const auto& f : sample_frames()) {
+    const auto* d = std::get_if<Deliver>(&f.body);
+    if (d == nullptr || d->messages.empty()) continue;
+    DeliverWriter w{d->subscription, d->topic, d->group};
+    std::vector<HeaderView> headers;
+    for (int round = 0; round < 2; ++round) {  // the second frame after take()
+      EXPECT_EQ(w.size(), deliver_base_size(d->topic, d->group));
+      for (const auto& m : d->messages) {
+        const auto v = view_of(m, headers);
+        EXPECT_EQ(DeliverWriter::encoded_size(v), encoded_size(m));
+        w.add(m.attempt, v);
+      }
+      EXPECT_EQ(w.count(), d->messages.size());
+      auto frame = w.take();
+      EXPECT_EQ(w.count(), 0u);
+      EXPECT_EQ(frame, encode(Frame{0, *d}));
+      set_correlation_id(frame, f.correlation_id);
+      EXPECT_EQ(frame, encode(f));
+    }
+    ++checked;
+  }
+  EXPECT_GE(checked, 1);
+}
+
+TEST(DeliverWriter, RefusesAMessageIdLongerThanTheWireAllows) {
+  DeliverWriter w{1, "t", "g"};
+  const std::string id(70'000, 'i');
+  StoredMessageView v;
+  v.id = id;
+  EXPECT_THROW(w.add(1, v), std::length_error);
+}
+
 TEST(Codec, NewTypesHaveTheirDocumentedNumbers) {
   EXPECT_EQ(type_of(Body{Subscribe{}}), static_cast<FrameType>(0x0010));
   EXPECT_EQ(type_of(Body{ResetGroup{}}), static_cast<FrameType>(0x0017));
