@@ -253,7 +253,11 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   }
 
   tcp_awaitable write_loop() {
+    // Reserved once: `buffers` points into these strings, and a reallocation would move the
+    // bytes of a short (in-place) one, such as a 12-byte frame with an empty body.
+    constexpr std::size_t kMaxBuffers = 256;
     std::vector<std::string> sending;
+    sending.reserve(kMaxBuffers);
     std::vector<asio::const_buffer> buffers;
     for (;;) {
       while (outgoing_.empty() && !closed_ && !(finished())) {
@@ -269,7 +273,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
       if (closed_ || outgoing_.empty()) break;
       sending.clear();
       buffers.clear();
-      while (!outgoing_.empty() && sending.size() < 256) {
+      while (!outgoing_.empty() && sending.size() < kMaxBuffers) {
         sending.push_back(std::move(outgoing_.front()));
         outgoing_.pop_front();
         buffers.emplace_back(asio::buffer(sending.back()));

@@ -943,8 +943,14 @@ std::size_t DeliverWriter::encoded_size(const StoredMessageView& m) noexcept {
 }
 
 void DeliverWriter::add(std::uint32_t attempt, const StoredMessageView& m) {
-  Writer w(frame_);
-  w.delivered(m.offset.value, attempt, m.timestamp_ms, m);
+  const std::size_t before = frame_.size();
+  try {
+    Writer w(frame_);
+    w.delivered(m.offset.value, attempt, m.timestamp_ms, m);
+  } catch (...) {
+    frame_.resize(before);  // the frame stays as it was: no half-written message
+    throw;
+  }
   ++count_;
 }
 

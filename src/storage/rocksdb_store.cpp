@@ -15,6 +15,7 @@
 #include <array>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -442,71 +443,75 @@ class RocksDbStore final : public Store {
                                           ReadLimits limits) const override {
     std::vector<StoredMessage> out;
     ReadBudget budget{limits};
-    auto scanned = scan_messages(topic, from, [&](Offset offset, std::string_view& rest) {
+    const auto visit = [&](Offset offset, std::string_view& rest) {
       auto message = enc::decode_next_message(offset, rest);
       if (!message) return Scan::corrupt;
       out.push_back(std::move(*message));
       return budget.take(out.back().message) ? Scan::more : Scan::full;
-    });
+    };
+    auto scanned = scan_messages(topic, from, visit, [] {});
     if (!scanned) return tl::unexpected(std::move(scanned.error()));
     return out;
   }
 
-  // As read(), but the taken messages' bytes are copied once into the block, each record's
-  // run of them with one append, and the views are made after the last append (the bytes do
-  // not move after that).
+  // As read(), but each record's run of taken messages is copied once into a buffer of the
+  // block's own (exact size, so it never moves) while the iterator still holds the record, and
+  // the views made in the record are moved over to the copy.
   Result<std::shared_ptr<MessageBlock>> read_block(TopicId topic, Offset from,
                                                    ReadLimits limits) const override {
     auto block = std::make_shared<MessageBlock>();
+    auto& messages = block->messages;
+    auto& headers = block->headers;
     ReadBudget budget{limits};
-    std::vector<HeaderView> scratch;
-    std::size_t header_count = 0;
-    std::size_t message_count = 0;
-    // Each run's first offset, and where it starts in block->bytes.
-    std::vector<std::pair<Offset, std::size_t>> runs;
-    const char* run_begin = nullptr;
+    std::vector<std::size_t> first_header;  // per message: its first entry in `headers`
+    const char* run_begin = nullptr;        // the current record's taken bytes so far
     const char* run_end = nullptr;
-    const auto end_run = [&] {
-      if (run_begin != run_end) block->bytes.append(run_begin, run_end);
-      run_begin = run_end = nullptr;
-    };
-    auto scanned = scan_messages(topic, from, [&](Offset offset, std::string_view& rest) {
-      if (run_begin == nullptr || run_end != rest.data()) {
-        end_run();
+    std::size_t run_first = 0;  // the current record's first taken message
+    const auto visit = [&](Offset offset, std::string_view& rest) {
+      if (run_begin == nullptr) {
         run_begin = rest.data();
-        runs.emplace_back(offset, block->bytes.size());
+        run_first = messages.size();
       }
       StoredMessageView m;
-      scratch.clear();
-      if (!enc::decode_next_view(rest, m, scratch)) return Scan::corrupt;
-      m.headers = scratch;
+      first_header.push_back(headers.size());
+      if (!enc::decode_next_view(rest, m, headers)) return Scan::corrupt;
+      m.offset = offset;
       run_end = rest.data();
-      header_count += scratch.size();
-      ++message_count;
-      return budget.take(m.size_bytes()) ? Scan::more : Scan::full;
-    });
-    if (!scanned) return tl::unexpected(std::move(scanned.error()));
-    end_run();
-    // Decode again, now from the block's own bytes; `headers` is reserved so that the spans
-    // into it stay valid.
-    block->headers.reserve(header_count);
-    block->messages.reserve(message_count);
-    for (std::size_t r = 0; r < runs.size(); ++r) {
-      const std::size_t begin = runs[r].second;
-      const std::size_t end = r + 1 < runs.size() ? runs[r + 1].second : block->bytes.size();
-      std::string_view rest{block->bytes.data() + begin, end - begin};
-      for (Offset offset = runs[r].first; !rest.empty(); offset = Offset{offset.value + 1}) {
-        StoredMessageView m;
-        const std::size_t first_header = block->headers.size();
-        // Checked once already; the bytes are the same.
-        if (!enc::decode_next_view(rest, m, block->headers)) {
-          return tl::unexpected(corrupt_record(topic));
-        }
-        m.offset = offset;
-        m.headers = std::span<const HeaderView>{block->headers.data() + first_header,
-                                                block->headers.size() - first_header};
-        block->messages.push_back(m);
+      std::uint64_t size = m.id.size() + m.key.size() + m.payload.size();
+      for (std::size_t h = first_header.back(); h < headers.size(); ++h) {
+        size += headers[h].name.size() + headers[h].value.size();
       }
+      messages.push_back(m);
+      return budget.take(size) ? Scan::more : Scan::full;
+    };
+    const auto end_of_record = [&] {
+      if (run_begin == nullptr) return;
+      const auto n = static_cast<std::size_t>(run_end - run_begin);
+      std::unique_ptr<char[]> copy{new char[n]};
+      std::memcpy(copy.get(), run_begin, n);
+      const auto moved = [&](std::string_view v) {
+        return std::string_view{copy.get() + (v.data() - run_begin), v.size()};
+      };
+      for (std::size_t i = run_first; i < messages.size(); ++i) {
+        messages[i].id = moved(messages[i].id);
+        messages[i].key = moved(messages[i].key);
+        messages[i].payload = moved(messages[i].payload);
+      }
+      for (std::size_t h = first_header[run_first]; h < headers.size(); ++h) {
+        headers[h].name = moved(headers[h].name);
+        headers[h].value = moved(headers[h].value);
+      }
+      block->buffers.push_back(std::move(copy));
+      block->buffer_bytes += n;
+      run_begin = run_end = nullptr;
+    };
+    auto scanned = scan_messages(topic, from, visit, end_of_record);
+    if (!scanned) return tl::unexpected(std::move(scanned.error()));
+    // `headers` has stopped growing: the spans into it stay valid from here on.
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const std::size_t end = i + 1 < messages.size() ? first_header[i + 1] : headers.size();
+      messages[i].headers =
+          std::span<const HeaderView>{headers.data() + first_header[i], end - first_header[i]};
     }
     return block;
   }
@@ -636,11 +641,14 @@ class RocksDbStore final : public Store {
   }
 
   // Calls visit(offset, rest) for each stored message of `topic` from offset `from` on, in
-  // offset order, `rest` starting at that message's bytes inside its record (valid only during
-  // the call); visit must take the message off the front of `rest`. Messages of a record below
-  // `from` are skipped undecoded. Stops when visit says full, or at the topic's last message.
-  template <class Visit>
-  Result<void> scan_messages(TopicId topic, Offset from, Visit&& visit) const {
+  // offset order, `rest` starting at that message's bytes inside its record; visit must take
+  // the message off the front of `rest`. After the last visit of each record, end_of_record()
+  // is called while the record's bytes are still valid (they are not after it returns: the
+  // iterator moves on). Messages of a record below `from` are skipped undecoded. Stops when
+  // visit says full, or at the topic's last message.
+  template <class Visit, class EndOfRecord>
+  Result<void> scan_messages(TopicId topic, Offset from, Visit&& visit,
+                             EndOfRecord&& end_of_record) const {
     const auto upper = enc::topic_end_key(topic);
     const rocksdb::Slice upper_slice{upper};
     rocksdb::ReadOptions ro;
@@ -669,6 +677,7 @@ class RocksDbStore final : public Store {
           break;
         }
       }
+      end_of_record();
       if (full) break;  // before Next(): it would load the next record for nothing
     }
     return check(it->status(), "read topic " + std::to_string(topic.value) + " in " + dir_);

@@ -54,6 +54,7 @@ class DeliverWriter {
   std::size_t size() const noexcept { return frame_.size(); }
   std::size_t count() const noexcept { return count_; }
 
+  // On std::length_error the frame is left as it was.
   void add(std::uint32_t attempt, const StoredMessageView& message);
   // The finished frame; the writer starts a new, empty one. REQUIRES: count() > 0 (a DELIVER
   // carries at least one message).

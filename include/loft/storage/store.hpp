@@ -152,14 +152,15 @@ struct ReadLimits {
   std::size_t max_bytes = 1 << 20;  // stops after the message that crosses it; at least one
 };
 
-// Messages read for delivery, not decoded into Message objects: `messages` are views into the
-// bytes the block owns (`bytes` for the RocksDB store: the stored records' messages copied
-// once; `decoded` for a store that has Message objects anyway), and `headers` holds every
-// message's header views. Nothing in a block changes after the read that made it, so its views
-// stay valid as long as the block lives: hold it by shared_ptr. (Dropping views from the end
-// of `messages` is fine; nothing else may change.)
+// Messages read for delivery, not decoded into Message objects: `messages` are views into
+// bytes the block owns (`buffers` for the RocksDB store: each record's run of read messages
+// copied once; `decoded` for a store that has Message objects anyway), and `headers` holds
+// every message's header views. Nothing in a block changes after the read that made it, so
+// its views stay valid as long as the block lives: hold it by shared_ptr. (Dropping views from
+// the end of `messages` is fine; nothing else may change.)
 struct MessageBlock {
-  std::string bytes;
+  std::vector<std::unique_ptr<char[]>> buffers;
+  std::size_t buffer_bytes = 0;  // the sum of the buffers' sizes
   std::vector<StoredMessage> decoded;
   std::vector<HeaderView> headers;
   std::vector<StoredMessageView> messages;

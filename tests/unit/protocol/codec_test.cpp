@@ -151,10 +151,22 @@ TEST(DeliverWriter, WritesTheFramesEncodeWrites) {
 
 TEST(DeliverWriter, RefusesAMessageIdLongerThanTheWireAllows) {
   DeliverWriter w{1, "t", "g"};
+  StoredMessageView fine;
+  fine.offset = Offset{4};
+  fine.payload = "ok";
+  w.add(1, fine);
   const std::string id(70'000, 'i');
   StoredMessageView v;
   v.id = id;
+  v.payload = "not sent";
+  const auto size = w.size();
   EXPECT_THROW(w.add(1, v), std::length_error);
+  // The frame is as before the failed add: still one whole message.
+  EXPECT_EQ(w.size(), size);
+  EXPECT_EQ(w.count(), 1u);
+  DeliveredMessage sent{4, 1, 0, Message{}};
+  sent.message.payload = "ok";
+  EXPECT_EQ(w.take(), encode(Frame{0, Deliver{1, "t", "g", {sent}}}));
 }
 
 TEST(Codec, NewTypesHaveTheirDocumentedNumbers) {
