@@ -105,12 +105,12 @@ struct Groups::Group {
   // messages before it, so each record was read and parsed again for every run it served.
   // One store read's block: at most kReadAheadMessages, and kReadAheadBytes plus the one
   // message that crosses it. What counts against kReadAheadBudget (Groups::read_ahead_total_,
-  // all groups together) is the memory the block holds (its copied record bytes and about 80
-  // bytes of views per message, so about twice the messages' size_bytes for 100-byte
-  // payloads), from when it is kept until it is let go, however much of it is used. Let go of when
-  // used up, when the group's last subscription ends and when the group is reset. Messages never
-  // change once stored, so what is here stays valid; offsets the group moved past are skipped.
-  // Changed only through Groups' *_ahead functions, which keep the byte counts.
+  // all groups together) is the memory the block holds (its copied record bytes, about 80 bytes
+  // of views per message and 32 more per header, so about twice the messages' size_bytes for
+  // 100-byte payloads), from when it is kept until it is let go, however much of it is used. Let go
+  // of when used up, when the group's last subscription ends and when the group is reset. Messages
+  // never change once stored, so what is here stays valid; offsets the group moved past are
+  // skipped. Changed only through Groups' *_ahead functions, which keep the byte counts.
   std::shared_ptr<const storage::MessageBlock> read_ahead;
   std::size_t read_ahead_next = 0;
   std::size_t read_ahead_bytes = 0;  // block_bytes() of the block, counted when it was kept
@@ -561,7 +561,8 @@ namespace {
 // What a block holds in memory, roughly: its bytes and views (and decoded messages, for a
 // store that has them).
 std::size_t block_bytes(const storage::MessageBlock& b) {
-  std::size_t n = b.buffer_bytes + b.headers.capacity() * sizeof(HeaderView) +
+  std::size_t n = b.buffer_bytes + b.buffers.capacity() * sizeof(b.buffers[0]) +
+                  b.headers.capacity() * sizeof(HeaderView) +
                   b.messages.capacity() * sizeof(StoredMessageView);
   for (const auto& m : b.decoded) n += sizeof(m) + m.message.size_bytes();
   return n;

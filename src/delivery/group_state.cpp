@@ -126,7 +126,12 @@ void GroupState::deliver(std::vector<Delivery>& out, Offset offset, std::uint32_
   // Deadlines only grow with `now`, so the new one almost always goes last: with the hint the
   // insert takes constant time instead of a search.
   const auto due = deadlines_.emplace_hint(deadlines_.end(), deadline, offset);
-  in_flight_.emplace(offset, InFlight{id, attempt, deadline, due});
+  try {
+    in_flight_.emplace(offset, InFlight{id, attempt, deadline, due});
+  } catch (...) {
+    deadlines_.erase(due);  // no deadline without its in-flight entry
+    throw;
+  }
   if (attempt >= 2) ++redelivered_;
   out.push_back(Delivery{id, offset, attempt});
 }
@@ -197,9 +202,12 @@ AckResult GroupState::nack(ConsumerId consumer, Offset offset, std::optional<Dur
 AckResult GroupState::extend(ConsumerId consumer, Offset offset, TimePoint now) {
   const auto it = in_flight_.find(offset);
   if (it == in_flight_.end() || it->second.consumer != consumer) return AckResult::not_in_flight;
-  deadlines_.erase(it->second.due);
-  it->second.deadline = add_saturating(now, options_.ack_timeout);
-  it->second.due = deadlines_.emplace_hint(deadlines_.end(), it->second.deadline, offset);
+  // The new entry first: if inserting throws, the old one is still there and valid.
+  const auto deadline = add_saturating(now, options_.ack_timeout);
+  const auto due = deadlines_.emplace_hint(deadlines_.end(), deadline, offset);
+  if (due != it->second.due) deadlines_.erase(it->second.due);
+  it->second.deadline = deadline;
+  it->second.due = due;
   return AckResult::ok;
 }
 

@@ -218,7 +218,8 @@ class GroupState {
     std::size_t operator()(Offset o) const noexcept { return std::hash<std::uint64_t>{}(o.value); }
   };
   // Unordered: deliver and ack find, insert and erase one offset each, and a hash table does
-  // that in constant time (the tree it replaced was about 9 % of the io thread in a drain,
+  // that in constant time (the tree it replaced and the deadline set's searches were together about
+  // 9 % of the io thread in a drain,
   // docs/performance.md). Nothing needs the offsets in order.
   using InFlightMap = std::pmr::unordered_map<Offset, InFlight, OffsetHash>;
 
