@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 namespace loft::broker {
@@ -622,7 +623,15 @@ void Broker::commit(std::vector<Request>& batch) {
     Offset offset;
     std::uint64_t hash = 0;
   };
-  std::map<std::pair<std::uint32_t, std::string_view>, PendingId> pending_ids;
+  using IdKey = std::pair<std::uint32_t, std::string_view>;
+  struct IdKeyHash {
+    std::size_t operator()(const IdKey& k) const noexcept {
+      return std::hash<std::string_view>{}(k.second) ^ (std::size_t{k.first} * 0x9E3779B97F4A7C15u);
+    }
+  };
+  // Hashed: three look-ups per id, and ids often share long prefixes, which made the ordered
+  // map's compares long.
+  std::unordered_map<IdKey, PendingId, IdKeyHash> pending_ids;
 
   storage::WriteBatch wb;
   // Outcome per request: the error it failed with, or the value it will get if the write

@@ -177,6 +177,12 @@ std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_vi
 
 std::string dedup_key(TopicId topic, std::string_view id) { return group_key(topic, id); }
 
+void dedup_key_into(TopicId topic, std::string_view id, std::string& out) {
+  out.clear();
+  put_be<std::uint32_t>(out, topic.value);
+  out.append(id);
+}
+
 std::string dedup_begin_key(TopicId topic) { return group_begin_key(topic); }
 
 std::string dedup_end_key(TopicId topic) { return group_end_key(topic); }
@@ -190,11 +196,16 @@ std::optional<TopicId> topic_of_prefixed_key(std::string_view key) {
 
 std::string encode_dedup(const DedupEntry& entry) {
   std::string out;
+  encode_dedup_into(entry, out);
+  return out;
+}
+
+void encode_dedup_into(const DedupEntry& entry, std::string& out) {
+  out.clear();
   out.reserve(kDedupValueSize);
   put_le<std::uint64_t>(out, entry.offset.value);
   put_le<std::int64_t>(out, entry.timestamp_ms);
   put_le<std::uint64_t>(out, entry.payload_hash);
-  return out;
 }
 
 std::optional<DedupEntry> decode_dedup(std::string_view value) {

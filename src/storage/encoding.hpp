@@ -56,6 +56,8 @@ std::string encode_topic_meta_v0(const TopicMeta& meta);
 // 4-byte prefix puts a topic's entries in the range [dedup_begin_key, dedup_end_key).
 // REQUIRES (dedup_end_key): topic is not the largest id (see group_end_key).
 std::string dedup_key(TopicId topic, std::string_view id);
+// The same into `out` (replacing its content): the writer reuses one buffer for every id.
+void dedup_key_into(TopicId topic, std::string_view id, std::string& out);
 std::string dedup_begin_key(TopicId topic);
 std::string dedup_end_key(TopicId topic);
 // The topic id of a dedup (or groups) CF key; nullopt if the key is shorter than 4 bytes.
@@ -64,6 +66,7 @@ std::optional<TopicId> topic_of_prefixed_key(std::string_view key);
 // dedup CF value: offset u64 LE, timestamp_ms i64 LE, payload hash u64 LE (24 bytes).
 inline constexpr std::size_t kDedupValueSize = 24;
 std::string encode_dedup(const DedupEntry& entry);
+void encode_dedup_into(const DedupEntry& entry, std::string& out);  // replacing out's content
 std::optional<DedupEntry> decode_dedup(std::string_view value);
 
 // The compaction filter's decision: an entry published at `timestamp_ms` is expired (may be

@@ -322,6 +322,8 @@ class RocksDbStore final : public Store {
     // first, so the batch has the effect of its ops in order.
     std::vector<Run> runs;
     std::map<std::uint32_t, Offset> trimmed;  // topic -> highest trim end in this batch
+    std::string dedup_key;
+    std::string dedup_value;
     for (std::size_t i = 0; i < batch.ops.size(); ++i) {
       const auto& op = batch.ops[i];
       rocksdb::Status s;
@@ -353,8 +355,11 @@ class RocksDbStore final : public Store {
         if (s.ok()) s = drop_groups(wb, drop->id, {batch.ops.data(), i});
         if (s.ok()) s = drop_dedup(wb, drop->id, {batch.ops.data(), i});
       } else if (const auto* dedup = std::get_if<PutDedup>(&op)) {
-        s = wb.Put(dedup_, enc::dedup_key(dedup->topic, dedup->id),
-                   enc::encode_dedup({dedup->offset, dedup->timestamp_ms, dedup->payload_hash}));
+        // Put copies both: one key and one value buffer serve every id of the batch.
+        enc::dedup_key_into(dedup->topic, dedup->id, dedup_key);
+        enc::encode_dedup_into({dedup->offset, dedup->timestamp_ms, dedup->payload_hash},
+                               dedup_value);
+        s = wb.Put(dedup_, dedup_key, dedup_value);
       } else if (const auto* put_group = std::get_if<PutGroup>(&op)) {
         s = wb.Put(groups_, enc::group_key(put_group->group.topic, put_group->group.name),
                    enc::encode_group(put_group->group));
@@ -408,18 +413,33 @@ class RocksDbStore final : public Store {
 
   Result<std::vector<std::optional<DedupEntry>>> find_dedups(
       TopicId topic, std::span<const std::string_view> ids) const override {
-    std::vector<std::string> keys;
+    // Every key in one buffer (one allocation, not one per id), then a view of each.
+    std::size_t total = 0;
+    for (const auto id : ids) total += 4 + id.size();
+    std::string buffer;
+    buffer.reserve(total);
+    std::vector<std::string_view> keys;
     keys.reserve(ids.size());
-    for (const auto id : ids) keys.push_back(enc::dedup_key(topic, id));
+    std::string key;
+    for (const auto id : ids) {
+      enc::dedup_key_into(topic, id, key);
+      buffer.append(key);
+    }
+    for (std::size_t at = 0; const auto id : ids) {  // `buffer` no longer grows
+      keys.emplace_back(buffer.data() + at, 4 + id.size());
+      at += 4 + id.size();
+    }
     // MultiGet walks the memtables and each SST file once for keys given in comparator order
-    // (bytewise here, as std::string compares); sorting the slices ourselves lets it skip its
-    // own copy and sort. Equal keys are fine: each gets its own result.
-    std::vector<rocksdb::Slice> sorted(keys.begin(), keys.end());
+    // (bytewise here, as std::string_view compares); sorting the slices ourselves lets it skip
+    // its own copy and sort. Equal keys are fine: each gets its own result.
+    std::vector<rocksdb::Slice> sorted(keys.size());
     std::vector<std::size_t> order(keys.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(),
               [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
-    for (std::size_t i = 0; i < order.size(); ++i) sorted[i] = keys[order[i]];
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      sorted[i] = rocksdb::Slice{keys[order[i]].data(), keys[order[i]].size()};
+    }
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
     db_->MultiGet(rocksdb::ReadOptions{}, dedup_, sorted.size(), sorted.data(), values.data(),
