@@ -883,6 +883,15 @@ Result<Body> decode_known(FrameType type, Reader& r) {
 
 }  // namespace
 
+namespace {
+// Overwrites 4 bytes at `at` with `v`, little-endian: a length, count or correlation id known
+// only after the bytes around it were written.
+void store_u32_le(char* at, std::uint32_t v) noexcept {
+  for (std::size_t i = 0; i < 4; ++i)
+    at[i] = static_cast<char>(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+}  // namespace
+
 void encode(const Frame& frame, std::string& out) {
   const auto start = out.size();
   Writer w(out);
@@ -896,9 +905,7 @@ void encode(const Frame& frame, std::string& out) {
     out.resize(start);
     throw std::length_error("loft::protocol::encode: frame larger than 4 GiB");
   }
-  for (std::size_t i = 0; i < 4; ++i) {
-    out[start + i] = static_cast<char>(static_cast<std::uint8_t>(length >> (8 * i)));
-  }
+  store_u32_le(out.data() + start, static_cast<std::uint32_t>(length));
 }
 
 std::string encode(const Frame& frame) {
@@ -907,21 +914,24 @@ std::string encode(const Frame& frame) {
   return out;
 }
 
-std::size_t encoded_size(const StoredMessage& m) noexcept {
-  std::size_t n =
-      8 + 8 + 2 + m.message.id.size() + 2 + m.message.key.size() + 2 + 4 + m.message.payload.size();
-  for (const auto& h : m.message.headers) n += 2 + h.name.size() + 4 + h.value.size();
-  return n;
-}
-
 namespace {
+// The bytes of a Message (5.2) on the wire: a Message or a StoredMessageView's fields.
 template <class M>
-std::size_t delivered_size(const M& m) noexcept {
-  std::size_t n = 8 + 4 + 8 + 2 + m.id.size() + 2 + m.key.size() + 2 + 4 + m.payload.size();
+std::size_t message_size(const M& m) noexcept {
+  std::size_t n = 2 + m.id.size() + 2 + m.key.size() + 2 + 4 + m.payload.size();
   for (const auto& h : m.headers) n += 2 + h.name.size() + 4 + h.value.size();
   return n;
 }
+// A DELIVER's message: offset, attempt and timestamp before it.
+template <class M>
+std::size_t delivered_size(const M& m) noexcept {
+  return 8 + 4 + 8 + message_size(m);
+}
 }  // namespace
+
+std::size_t encoded_size(const StoredMessage& m) noexcept {
+  return 8 + 8 + message_size(m.message);  // offset and timestamp, then the message
+}
 
 std::size_t encoded_size(const DeliveredMessage& m) noexcept { return delivered_size(m.message); }
 
@@ -957,13 +967,8 @@ void DeliverWriter::add(std::uint32_t attempt, const StoredMessageView& m) {
 std::string DeliverWriter::take() {
   const std::size_t length = frame_.size() - 4;
   if (length > kMaxU32) throw std::length_error("loft::protocol::encode: frame larger than 4 GiB");
-  const auto store = [&](std::size_t at, std::uint32_t v) {
-    for (std::size_t i = 0; i < 4; ++i) {
-      frame_[at + i] = static_cast<char>(static_cast<std::uint8_t>(v >> (8 * i)));
-    }
-  };
-  store(0, static_cast<std::uint32_t>(length));
-  store(prefix_.size() - 4, count_);
+  store_u32_le(frame_.data(), static_cast<std::uint32_t>(length));
+  store_u32_le(frame_.data() + prefix_.size() - 4, count_);
   std::string out = std::move(frame_);
   frame_ = prefix_;
   count_ = 0;
@@ -971,9 +976,7 @@ std::string DeliverWriter::take() {
 }
 
 void set_correlation_id(std::span<char> frame, std::uint32_t correlation_id) noexcept {
-  for (std::size_t i = 0; i < 4; ++i) {
-    frame[8 + i] = static_cast<char>(static_cast<std::uint8_t>(correlation_id >> (8 * i)));
-  }
+  store_u32_le(frame.data() + 8, correlation_id);
 }
 
 FrameHeader peek_header(std::span<const char> bytes) noexcept {

@@ -414,20 +414,17 @@ class RocksDbStore final : public Store {
   Result<std::vector<std::optional<DedupEntry>>> find_dedups(
       TopicId topic, std::span<const std::string_view> ids) const override {
     // Every key in one buffer (one allocation, not one per id), then a view of each.
+    const auto prefix = enc::dedup_key(topic, {});  // every key is this, then the id
     std::size_t total = 0;
-    for (const auto id : ids) total += 4 + id.size();
+    for (const auto id : ids) total += prefix.size() + id.size();
     std::string buffer;
     buffer.reserve(total);
-    std::vector<std::string_view> keys;
+    for (const auto id : ids) buffer.append(prefix).append(id);
+    std::vector<std::string_view> keys;  // `buffer` no longer grows
     keys.reserve(ids.size());
-    std::string key;
-    for (const auto id : ids) {
-      enc::dedup_key_into(topic, id, key);
-      buffer.append(key);
-    }
-    for (std::size_t at = 0; const auto id : ids) {  // `buffer` no longer grows
-      keys.emplace_back(buffer.data() + at, 4 + id.size());
-      at += 4 + id.size();
+    for (std::size_t at = 0; const auto id : ids) {
+      keys.emplace_back(buffer.data() + at, prefix.size() + id.size());
+      at += prefix.size() + id.size();
     }
     // MultiGet walks the memtables and each SST file once for keys given in comparator order
     // (bytewise here, as std::string_view compares); sorting the slices ourselves lets it skip
