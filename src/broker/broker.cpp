@@ -634,6 +634,20 @@ void Broker::commit(std::vector<Request>& batch) {
   std::unordered_map<IdKey, PendingId, IdKeyHash> pending_ids;
 
   storage::WriteBatch wb;
+  {
+    // An Append per message and a PutDedup per id, sized once: an op is some 180 bytes, and
+    // a commit holds hundreds of them.
+    std::size_t messages = 0;
+    std::size_t ids = 0;
+    for (const auto& req : batch) {
+      if (const auto* pub = std::get_if<PublishReq>(&req)) {
+        messages += pub->messages.size();
+        for (const auto& m : pub->messages) ids += m.id.empty() ? 0 : 1;
+      }
+    }
+    wb.ops.reserve(messages + ids + batch.size() + 8);
+    pending_ids.reserve(ids);
+  }
   // Outcome per request: the error it failed with, or the value it will get if the write
   // succeeds.
   using Outcome = std::variant<Error, TopicMeta, std::monostate, Appended, std::uint64_t>;
@@ -682,9 +696,11 @@ void Broker::commit(std::vector<Request>& batch) {
       std::vector<std::optional<storage::DedupEntry>> stored(p.messages.size());
       std::vector<std::size_t> lookup_at;  // index in p.messages of each id in lookup_ids
       std::vector<std::string_view> lookup_ids;
+      // An id stored earlier in this commit is looked up too (not worth a second probe of
+      // pending_ids for every id); the store does not have it, and pending_ids answers below.
       for (std::size_t i = 0; i < p.messages.size(); ++i) {
         const auto& id = p.messages[i].id;
-        if (id.empty() || created || pending_ids.contains({slot->id.value, id})) continue;
+        if (id.empty() || created) continue;
         lookup_at.push_back(i);
         lookup_ids.push_back(id);
       }
@@ -704,41 +720,40 @@ void Broker::commit(std::vector<Request>& batch) {
       dirty.insert(p.topic);
       Appended appended{p.topic, {}, created};
       appended.results.reserve(p.messages.size());
+      auto& c = counted[p.topic];
       for (std::size_t i = 0; i < p.messages.size(); ++i) {
         const auto& m = p.messages[i];
-        std::optional<std::uint64_t> hash;
+        const Offset offset = slot->next_offset;
         if (!m.id.empty()) {
-          hash = payload_hash(m.payload);
-          std::optional<PendingId> original;
-          if (const auto it = pending_ids.find({slot->id.value, m.id}); it != pending_ids.end()) {
-            original = it->second;
-          } else if (stored[i]) {
-            original = PendingId{stored[i]->offset, stored[i]->payload_hash};
-          }
-          if (original) {
-            if (original->hash != *hash && slot->dedup_conflict == storage::DedupConflict::error) {
+          const auto hash = payload_hash(m.payload);
+          // One probe: an id already known to this commit (stored by it, or found stored
+          // before it) is a duplicate; a new one is entered as stored at `offset`. A found
+          // entry is entered too, so a repeat later in the commit needs no store answer.
+          const PendingId known = stored[i] ? PendingId{stored[i]->offset, stored[i]->payload_hash}
+                                            : PendingId{offset, hash};
+          const auto [it, fresh] =
+              pending_ids.try_emplace(IdKey{slot->id.value, std::string_view{m.id}}, known);
+          if (!fresh || stored[i]) {
+            const PendingId& original = it->second;
+            if (original.hash != hash && slot->dedup_conflict == storage::DedupConflict::error) {
               appended.results.push_back({Errc::dedup_conflict, false, Offset{}});
             } else {
-              appended.results.push_back({Errc::ok, true, original->offset});
+              appended.results.push_back({Errc::ok, true, original.offset});
             }
-            counted[p.topic].dedup_hits += 1;
+            c.dedup_hits += 1;
             continue;
           }
-        }
-        const Offset offset = slot->next_offset;
-        wb.ops.emplace_back(storage::Append{slot->id, offset, now, &m});
-        if (hash) {
+          wb.ops.emplace_back(storage::Append{slot->id, offset, now, &m});
           // Same batch as the Append: after a crash both are stored or neither.
-          wb.ops.emplace_back(storage::PutDedup{slot->id, m.id, offset, now, *hash});
-          pending_ids.emplace(std::pair{slot->id.value, std::string_view{m.id}},
-                              PendingId{offset, *hash});
+          wb.ops.emplace_back(storage::PutDedup{slot->id, m.id, offset, now, hash});
+        } else {
+          wb.ops.emplace_back(storage::Append{slot->id, offset, now, &m});
         }
         appended.results.push_back({Errc::ok, false, offset});
         slot->next_offset = Offset{offset.value + 1};
         slot->messages += 1;
         slot->bytes += m.size_bytes();
         message_count += 1;
-        auto& c = counted[p.topic];
         c.messages_published += 1;
         c.bytes_published += m.size_bytes();
       }

@@ -121,7 +121,7 @@ class MemoryStore final : public Store {
   // Nothing expires here: the broker ignores entries older than the window, and a memory
   // store lives no longer than a test.
   void apply(const PutDedup& op) {
-    dedup_.insert_or_assign(DedupKey{op.topic, op.id},
+    dedup_.insert_or_assign(DedupKey{op.topic, std::string(op.id)},
                             DedupEntry{op.offset, op.timestamp_ms, op.payload_hash});
   }
 

@@ -874,7 +874,8 @@ TYPED_TEST(StoreContract, PutDedupIsFoundByTopicAndIdAndSurvivesReopen) {
   WriteBatch batch{{PutTopic{topic(1, "a")}, PutTopic{topic(2, "b")}}};
   add_appends(batch, TopicId{1}, 0, messages);
   batch.ops.emplace_back(PutDedup{TopicId{1}, "id-1", Offset{0}, 1000, 0xABCDEF0123456789});
-  batch.ops.emplace_back(PutDedup{TopicId{1}, "\0\xFF"s, Offset{7}, -5, 0});
+  const auto binary_id = "\0\xFF"s;  // PutDedup views its id until write() returns
+  batch.ops.emplace_back(PutDedup{TopicId{1}, binary_id, Offset{7}, -5, 0});
   ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
   const DedupEntry first{Offset{0}, 1000, 0xABCDEF0123456789};
   const DedupEntry odd{Offset{7}, -5, 0};
@@ -922,7 +923,8 @@ TYPED_TEST(StoreContract, FindDedupsAnswersEveryIdInTheOrderAsked) {
   // "c" in another topic only.
   WriteBatch first{{PutTopic{topic(1, "one")}, PutTopic{topic(2, "two")}}};
   first.ops.emplace_back(PutDedup{TopicId{1}, "b", Offset{1}, 10, 11});
-  first.ops.emplace_back(PutDedup{TopicId{1}, "\xFF"s, Offset{2}, 20, 21});
+  const auto high_id = "\xFF"s;  // PutDedup views its id until write() returns
+  first.ops.emplace_back(PutDedup{TopicId{1}, high_id, Offset{2}, 20, 21});
   first.ops.emplace_back(PutDedup{TopicId{2}, "c", Offset{3}, 30, 31});
   ASSERT_TRUE(ok(this->store().write(first, Durability::fsync)));
   ASSERT_TRUE(ok(this->store().flush()));

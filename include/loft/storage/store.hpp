@@ -110,9 +110,11 @@ struct Append {
   std::int64_t timestamp_ms = 0;
   const Message* message = nullptr;
 };
-struct PutDedup {  // record that message id `id` of `topic` is stored (same batch as its Append)
+// Record that message id `id` of `topic` is stored (same batch as its Append); the bytes `id`
+// views must stay valid until write() returns, as an Append's message must.
+struct PutDedup {
   TopicId topic;
-  std::string id;
+  std::string_view id;
   Offset offset;
   std::int64_t timestamp_ms = 0;
   std::uint64_t payload_hash = 0;

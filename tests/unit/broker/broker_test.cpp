@@ -400,6 +400,25 @@ TEST(BrokerDedup, AnIdExpiresOneMillisecondAfterItsWindow) {
   EXPECT_THAT(publish(*b, "t", {with_id("a", "x")})->results, ElementsAre(duplicate_of(1)));
 }
 
+// Repeats inside one publish of an id the store knows (live) and of one whose entry expired:
+// the commit answers each repeat from its first answer.
+TEST(BrokerDedup, RepeatsOfAStoredAndOfAnExpiredIdInOnePublish) {
+  TestClock clock;
+  auto b = open_broker(storage::make_memory_store(), clock.options());
+  ASSERT_TRUE(create(*b, "t", {.dedup_window_ms = 10'000}));
+  ASSERT_THAT(publish(*b, "t", {with_id("old", "x")})->results, ElementsAre(appended_at(0)));
+  *clock.now = kNow + 5'000;
+  ASSERT_THAT(publish(*b, "t", {with_id("live", "y")})->results, ElementsAre(appended_at(1)));
+  *clock.now = kNow + 10'001;  // "old" expired, "live" not
+  EXPECT_THAT(publish(*b, "t",
+                      {with_id("old", "x"), with_id("live", "y"), with_id("old", "x"),
+                       with_id("live", "y"), with_id("new", "z")})
+                  ->results,
+              ElementsAre(appended_at(2), duplicate_of(1), duplicate_of(2), duplicate_of(1),
+                          appended_at(3)));
+  EXPECT_EQ(b->describe_topic("t")->next_offset, Offset{4});
+}
+
 TEST(BrokerDedup, TheDefaultWindowIsTwoHours) {
   TestClock clock;
   auto b = open_broker(storage::make_memory_store(), clock.options());
