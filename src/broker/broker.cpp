@@ -616,9 +616,10 @@ void Broker::commit(std::vector<Request>& batch) {
     meta.max_messages = limits.max_messages;
     return meta;
   };
-  // Message ids stored by this commit, by (topic id, message id): a duplicate later in the
-  // same commit (same request or another connection's) finds its original here, as the store
-  // does not have it yet. The views point into the requests' messages, alive until the end.
+  // Message ids this commit has answered, by (topic id, message id): those it stores, and
+  // those it found stored already. A repeat later in the same commit (same request or another
+  // connection's) finds its original here; the store does not have the new ones yet. The
+  // views point into the requests' messages, alive until the end.
   struct PendingId {
     Offset offset;
     std::uint64_t hash = 0;
@@ -629,8 +630,7 @@ void Broker::commit(std::vector<Request>& batch) {
       return std::hash<std::string_view>{}(k.second) ^ (std::size_t{k.first} * 0x9E3779B97F4A7C15u);
     }
   };
-  // Hashed: three look-ups per id, and ids often share long prefixes, which made the ordered
-  // map's compares long.
+  // Hashed: ids often share long prefixes, which made an ordered map's compares long.
   std::unordered_map<IdKey, PendingId, IdKeyHash> pending_ids;
 
   storage::WriteBatch wb;
@@ -690,9 +690,9 @@ void Broker::commit(std::vector<Request>& batch) {
         created = true;
       }
       // First the store lookups (the only step that can fail), so a failed lookup fails the
-      // request before any of its messages is in the batch. Ids stored earlier in this commit
-      // need none. One batched lookup for the whole request: one Get per id was most of the
-      // writer's CPU with ids (docs/performance.md).
+      // request before any of its messages (or ids) is in the batch. One batched lookup for the
+      // whole request: one Get per id was most of the writer's CPU with ids
+      // (docs/performance.md).
       std::vector<std::optional<storage::DedupEntry>> stored(p.messages.size());
       std::vector<std::size_t> lookup_at;  // index in p.messages of each id in lookup_ids
       std::vector<std::string_view> lookup_ids;
@@ -720,7 +720,7 @@ void Broker::commit(std::vector<Request>& batch) {
       dirty.insert(p.topic);
       Appended appended{p.topic, {}, created};
       appended.results.reserve(p.messages.size());
-      auto& c = counted[p.topic];
+      auto& counters = counted[p.topic];
       for (std::size_t i = 0; i < p.messages.size(); ++i) {
         const auto& m = p.messages[i];
         const Offset offset = slot->next_offset;
@@ -740,7 +740,7 @@ void Broker::commit(std::vector<Request>& batch) {
             } else {
               appended.results.push_back({Errc::ok, true, original.offset});
             }
-            c.dedup_hits += 1;
+            counters.dedup_hits += 1;
             continue;
           }
           wb.ops.emplace_back(storage::Append{slot->id, offset, now, &m});
@@ -754,8 +754,8 @@ void Broker::commit(std::vector<Request>& batch) {
         slot->messages += 1;
         slot->bytes += m.size_bytes();
         message_count += 1;
-        c.messages_published += 1;
-        c.bytes_published += m.size_bytes();
+        counters.messages_published += 1;
+        counters.bytes_published += m.size_bytes();
       }
       outcomes.emplace_back(std::move(appended));
     } else if (auto* a = std::get_if<AlterReq>(&req)) {

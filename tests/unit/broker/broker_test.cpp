@@ -417,6 +417,23 @@ TEST(BrokerDedup, RepeatsOfAStoredAndOfAnExpiredIdInOnePublish) {
               ElementsAre(appended_at(2), duplicate_of(1), duplicate_of(2), duplicate_of(1),
                           appended_at(3)));
   EXPECT_EQ(b->describe_topic("t")->next_offset, Offset{4});
+  // The re-stored "old" reached the store; the repeats did not extend "live"'s window.
+  EXPECT_THAT(publish(*b, "t", {with_id("old", "x")})->results, ElementsAre(duplicate_of(2)));
+  *clock.now = kNow + 15'001;
+  EXPECT_THAT(publish(*b, "t", {with_id("live", "y")})->results, ElementsAre(appended_at(4)));
+}
+
+// With dedup_conflict = error, every copy is compared with the original's payload: the stored
+// one, even when the first copy in the commit differs from it.
+TEST(BrokerDedup, ConflictsInOnePublishAreJudgedAgainstTheStoredOriginal) {
+  auto b = open_broker(storage::make_memory_store(), test_options());
+  ASSERT_TRUE(create(*b, "strict", {.dedup_conflict = storage::DedupConflict::error}));
+  ASSERT_TRUE(publish(*b, "strict", {with_id("a", "x")}));
+  const MessageResult conflict{Errc::dedup_conflict, false, Offset{}};
+  EXPECT_THAT(publish(*b, "strict",
+                      {with_id("a", "DIFFERENT"), with_id("a", "x"), with_id("a", "DIFFERENT")})
+                  ->results,
+              ElementsAre(conflict, duplicate_of(0), conflict));
 }
 
 TEST(BrokerDedup, TheDefaultWindowIsTwoHours) {
