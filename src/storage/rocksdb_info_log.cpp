@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <tuple>
@@ -18,9 +20,43 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Keeps the newest `keep` of the LOG.old.* files in `dir`.
+void prune_old_logs(const fs::path& dir, std::size_t keep) {
+  std::vector<fs::path> old;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().filename().string().starts_with("LOG.old.")) old.push_back(entry.path());
+  }
+  if (old.size() <= keep) return;
+  // Same-length microsecond stamps: name order is age order.
+  std::sort(old.begin(), old.end());
+  for (std::size_t i = 0; i + keep < old.size(); ++i) fs::remove(old[i], ec);
+}
+
+// Renames an existing `dir`/LOG to LOG.old.<microseconds since the epoch>, then keeps the
+// newest `keep_files - 1` old files. Errors are ignored: at worst the old LOG is appended to.
+void retire_log(const fs::path& dir, std::size_t keep_files) {
+  const auto path = dir / "LOG";
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    auto stamp = std::chrono::duration_cast<std::chrono::microseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    // Two rotations within a microsecond must not overwrite one old file with the other.
+    while (fs::exists(dir / ("LOG.old." + std::to_string(stamp)), ec)) ++stamp;
+    fs::rename(path, dir / ("LOG.old." + std::to_string(stamp)), ec);
+  }
+  if (keep_files > 0) prune_old_logs(dir, keep_files - 1);
+}
+
+int open_log(const fs::path& dir) {
+  return ::open((dir / "LOG").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
 class InfoLog final : public rocksdb::Logger {
  public:
-  explicit InfoLog(int fd) : fd_(fd) {}
+  InfoLog(int fd, fs::path dir, std::size_t keep_files, std::uint64_t max_file_bytes)
+      : fd_(fd), dir_(std::move(dir)), keep_files_(keep_files), max_file_bytes_(max_file_bytes) {}
   ~InfoLog() override { std::ignore = Close(); }  // closing a file descriptor cannot fail usefully
 
   using rocksdb::Logger::Logv;
@@ -40,49 +76,50 @@ class InfoLog final : public rocksdb::Logger {
     const int m = std::vsnprintf(line + n, sizeof line - static_cast<std::size_t>(n), format, ap);
     std::size_t len = std::min(sizeof line - 1, static_cast<std::size_t>(n + std::max(m, 0)));
     line[len++] = '\n';
+    std::lock_guard lock(mutex_);
+    if (fd_ < 0) return;
     // A full disk (or any error) loses this line; that is the point of this logger.
     std::ignore = ::write(fd_, line, len);
+    written_ += len;
+    if (max_file_bytes_ > 0 && written_ >= max_file_bytes_) rotate();
   }
 
  protected:
   rocksdb::Status CloseImpl() override {
+    std::lock_guard lock(mutex_);
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     return rocksdb::Status::OK();
   }
 
  private:
-  int fd_;
-};
-
-// Keeps the newest `keep` of the LOG.old.* files in `dir`.
-void prune_old_logs(const fs::path& dir, std::size_t keep) {
-  std::vector<fs::path> old;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().filename().string().starts_with("LOG.old.")) old.push_back(entry.path());
+  // REQUIRES: mutex_ held. If the new LOG cannot be opened, lines go on to the renamed file,
+  // and the next try is another max_file_bytes_ later.
+  void rotate() {
+    written_ = 0;
+    retire_log(dir_, keep_files_);
+    const int fd = open_log(dir_);
+    if (fd < 0) return;
+    ::close(fd_);
+    fd_ = fd;
   }
-  if (old.size() <= keep) return;
-  // Same-length microsecond stamps: name order is age order.
-  std::sort(old.begin(), old.end());
-  for (std::size_t i = 0; i + keep < old.size(); ++i) fs::remove(old[i], ec);
-}
+
+  std::mutex mutex_;  // guards fd_ and written_
+  int fd_;
+  std::uint64_t written_ = 0;  // bytes this logger wrote to the current file
+  const fs::path dir_;
+  const std::size_t keep_files_;
+  const std::uint64_t max_file_bytes_;
+};
 
 }  // namespace
 
-std::shared_ptr<rocksdb::Logger> open_info_log(const fs::path& dir, std::size_t keep_files) {
-  const auto path = dir / "LOG";
-  std::error_code ec;
-  if (fs::exists(path, ec)) {
-    const auto stamp = std::chrono::duration_cast<std::chrono::microseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
-    fs::rename(path, dir / ("LOG.old." + std::to_string(stamp)), ec);
-  }
-  if (keep_files > 0) prune_old_logs(dir, keep_files - 1);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+std::shared_ptr<rocksdb::Logger> open_info_log(const fs::path& dir, std::size_t keep_files,
+                                               std::uint64_t max_file_bytes) {
+  retire_log(dir, keep_files);
+  const int fd = open_log(dir);
   if (fd < 0) return nullptr;
-  return std::make_shared<InfoLog>(fd);
+  return std::make_shared<InfoLog>(fd, dir, keep_files, max_file_bytes);
 }
 
 }  // namespace loft::storage

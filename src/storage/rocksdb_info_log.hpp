@@ -5,13 +5,15 @@
 // aborted loftd the moment the disk filled up. This logger ignores write errors: while the disk
 // is full its lines are lost, nothing else happens.
 //
-// Rotation as RocksDB does it: at open, an existing LOG becomes LOG.old.<microseconds>, and
-// only the newest `keep_files - 1` old files are kept. No size-based rotation. Thread-safe
-// (one write(2) per line on an O_APPEND descriptor).
+// Rotation as RocksDB does it with max_log_file_size: at open, and whenever the LOG has grown
+// by `max_file_bytes` (0: never), the LOG becomes LOG.old.<microseconds> and a new one is
+// started; only the newest `keep_files - 1` old files are kept. Thread-safe (a mutex around
+// each line's write(2) and the rotation; RocksDB logs a few lines a second at most).
 
 #include <rocksdb/env.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 
@@ -19,6 +21,7 @@ namespace loft::storage {
 
 // nullptr if the file cannot be opened (RocksDB then falls back to its own logger).
 std::shared_ptr<rocksdb::Logger> open_info_log(const std::filesystem::path& dir,
-                                               std::size_t keep_files);
+                                               std::size_t keep_files,
+                                               std::uint64_t max_file_bytes);
 
 }  // namespace loft::storage

@@ -120,6 +120,10 @@ class ResumeOnlyByLoft final : public rocksdb::EventListener {
   }
 };
 
+// RocksDB's LOG is started anew past this size (keep_log_file_num files are kept): a loftd
+// that runs for months under load logs every flush and compaction.
+constexpr std::uint64_t kMaxInfoLogBytes = 16 << 20;
+
 struct OpenOptions {
   rocksdb::DBOptions db;
   // default, topics, messages, groups, dedup, then any other family the directory
@@ -230,7 +234,7 @@ class RocksDbStore final : public Store {
     auto filter = std::make_unique<DedupCompactionFilter>(windows);
     auto open = make_open_options(options, filter.get(), env);
     // Our own writer of RocksDB's LOG: the default one aborts loftd when the disk is full.
-    open.db.info_log = open_info_log(options.dir, open.db.keep_log_file_num);
+    open.db.info_log = open_info_log(options.dir, open.db.keep_log_file_num, kMaxInfoLogBytes);
     add_existing_families(open, dir);
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyHandle*> handles;

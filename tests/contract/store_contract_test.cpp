@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -18,10 +19,12 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "loft/storage/store.hpp"
 #include "storage/encoding.hpp"
+#include "storage/rocksdb_info_log.hpp"
 #include "storage/rocksdb_testing.hpp"
 #include "support/faulty_store.hpp"
 
@@ -1560,6 +1563,51 @@ TEST(FaultyStore, ArmedFailsEveryWriteUntilDisarmed) {
   EXPECT_TRUE(ok(store.write(put(topic(1, "a")), Durability::os)));
   EXPECT_THAT(topics_of(store), SizeIs(1));
   EXPECT_EQ(store.failed_writes(), 3U);
+}
+
+// RocksDB's LOG, written by loft's logger: a new file every max_file_bytes, the newest
+// keep_files kept, no line lost or repeated across the files.
+TEST(RocksDbInfoLog, StartsANewFilePastItsSizeAndKeepsTheNewest) {
+  TempDir dir;
+  fs::create_directories(dir.path());
+  constexpr std::uint64_t kMax = 4096;
+  constexpr int kLines = 400;  // about 60 bytes each: some six files' worth
+  {
+    const auto log = open_info_log(dir.path(), 3, kMax);
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < kLines; ++i) rocksdb::Log(log.get(), "line %05d of the test", i);
+  }
+  std::vector<fs::path> old;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    if (e.path().filename().string().starts_with("LOG.old.")) old.push_back(e.path());
+  }
+  std::sort(old.begin(), old.end());
+  ASSERT_EQ(old.size(), 2u) << "keep_files 3: the LOG and the two newest old files";
+  for (const auto& f : old) EXPECT_GE(fs::file_size(f), kMax) << f;
+  EXPECT_LT(fs::file_size(dir.path() / "LOG"), kMax);
+  // The kept files hold the last lines, each once, in order.
+  std::vector<int> numbers;
+  for (const auto& f : {old[0], old[1], dir.path() / "LOG"}) {
+    std::ifstream in(f);
+    for (std::string line; std::getline(in, line);) {
+      const auto at = line.find("line ");
+      ASSERT_NE(at, std::string::npos) << line;
+      numbers.push_back(std::stoi(line.substr(at + 5, 5)));
+    }
+  }
+  ASSERT_FALSE(numbers.empty());
+  EXPECT_EQ(numbers.back(), kLines - 1);
+  for (std::size_t i = 1; i < numbers.size(); ++i) EXPECT_EQ(numbers[i], numbers[i - 1] + 1);
+  EXPECT_GT(numbers.size(), static_cast<std::size_t>(2 * kMax / 60)) << "two full old files";
+
+  // Opening again starts a new LOG too, and still keeps two old files.
+  { std::ignore = open_info_log(dir.path(), 3, kMax); }
+  std::size_t after = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    after += e.path().filename().string().starts_with("LOG.old.") ? 1 : 0;
+  }
+  EXPECT_EQ(after, 2u);
+  EXPECT_EQ(fs::file_size(dir.path() / "LOG"), 0u);
 }
 
 }  // namespace
