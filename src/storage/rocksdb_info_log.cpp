@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdarg>
 #include <cstdint>
@@ -24,8 +25,10 @@ namespace fs = std::filesystem;
 void prune_old_logs(const fs::path& dir, std::size_t keep) {
   std::vector<fs::path> old;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.path().filename().string().starts_with("LOG.old.")) old.push_back(entry.path());
+  // increment(ec), not a range-for: this runs inside RocksDB's logging, where a
+  // filesystem_error must not escape.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().starts_with("LOG.old.")) old.push_back(it->path());
   }
   if (old.size() <= keep) return;
   // Same-length microsecond stamps: name order is age order.
@@ -61,27 +64,23 @@ class InfoLog final : public rocksdb::Logger {
 
   using rocksdb::Logger::Logv;
   void Logv(const char* format, va_list ap) override {
-    char line[1024];
-    const auto now = std::chrono::system_clock::now();
-    const auto t = std::chrono::system_clock::to_time_t(now);
-    const auto us =
-        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
-        1'000'000;
-    std::tm tm{};
-    ::localtime_r(&t, &tm);
-    int n = std::snprintf(line, sizeof line, "%04d/%02d/%02d-%02d:%02d:%02d.%06lld ",
-                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                          tm.tm_sec, static_cast<long long>(us));
-    n = std::max(n, 0);
-    const int m = std::vsnprintf(line + n, sizeof line - static_cast<std::size_t>(n), format, ap);
-    std::size_t len = std::min(sizeof line - 1, static_cast<std::size_t>(n + std::max(m, 0)));
-    line[len++] = '\n';
+    Line line;
+    const auto len = line.format(format, ap);
     std::lock_guard lock(mutex_);
-    if (fd_ < 0) return;
-    // A full disk (or any error) loses this line; that is the point of this logger.
-    std::ignore = ::write(fd_, line, len);
-    written_ += len;
-    if (max_file_bytes_ > 0 && written_ >= max_file_bytes_) rotate();
+    emit(line.text.data(), len);
+  }
+
+  // RocksDB's header lines (its version and the whole Options dump, at open) are kept and
+  // written again at the top of every new file, as RocksDB's own logger does.
+  void LogHeader(const char* format, va_list ap) override {
+    Line line;
+    const auto len = line.format(format, ap);
+    std::lock_guard lock(mutex_);
+    if (header_bytes_ + len <= kMaxHeaderBytes) {
+      headers_.emplace_back(line.text.data(), len);
+      header_bytes_ += len;
+    }
+    emit(line.text.data(), len);
   }
 
  protected:
@@ -93,6 +92,46 @@ class InfoLog final : public rocksdb::Logger {
   }
 
  private:
+  static constexpr std::size_t kMaxHeaderBytes = 1 << 20;
+
+  // One formatted line: local time to the microsecond, the message, a newline.
+  struct Line {
+    std::array<char, 1024> text;
+    std::size_t format(const char* format, va_list ap) {
+      const auto now = std::chrono::system_clock::now();
+      const auto t = std::chrono::system_clock::to_time_t(now);
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+          1'000'000;
+      std::tm tm{};
+      ::localtime_r(&t, &tm);
+      int n = std::snprintf(text.data(), text.size(), "%04d/%02d/%02d-%02d:%02d:%02d.%06lld ",
+                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                            tm.tm_sec, static_cast<long long>(us));
+      n = std::max(n, 0);
+      const int m =
+          std::vsnprintf(text.data() + n, text.size() - static_cast<std::size_t>(n), format, ap);
+      std::size_t len = std::min(text.size() - 1, static_cast<std::size_t>(n + std::max(m, 0)));
+      text[len++] = '\n';
+      return len;
+    }
+  };
+
+  // REQUIRES: mutex_ held.
+  void emit(const char* data, std::size_t len) {
+    if (fd_ < 0) return;
+    write_out(data, len);
+    if (max_file_bytes_ > 0 && written_ >= max_file_bytes_) rotate();
+  }
+
+  // REQUIRES: mutex_ held. A full disk (or any error) loses the line; that is the point of
+  // this logger. Only what reached the file counts towards the rotation, so a full disk does
+  // not rotate (and prune) the files that still hold the history.
+  void write_out(const char* data, std::size_t len) {
+    const auto n = ::write(fd_, data, len);
+    if (n > 0) written_ += static_cast<std::uint64_t>(n);
+  }
+
   // REQUIRES: mutex_ held. If the new LOG cannot be opened, lines go on to the renamed file,
   // and the next try is another max_file_bytes_ later.
   void rotate() {
@@ -102,9 +141,13 @@ class InfoLog final : public rocksdb::Logger {
     if (fd < 0) return;
     ::close(fd_);
     fd_ = fd;
+    for (const auto& h : headers_) write_out(h.data(), h.size());
+    written_ = 0;  // the headers do not count: they alone could otherwise exceed the size
   }
 
-  std::mutex mutex_;  // guards fd_ and written_
+  std::mutex mutex_;  // guards every field below but the const ones
+  std::vector<std::string> headers_;
+  std::size_t header_bytes_ = 0;
   int fd_;
   std::uint64_t written_ = 0;  // bytes this logger wrote to the current file
   const fs::path dir_;

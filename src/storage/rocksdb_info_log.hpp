@@ -5,9 +5,10 @@
 // aborted loftd the moment the disk filled up. This logger ignores write errors: while the disk
 // is full its lines are lost, nothing else happens.
 //
-// Rotation as RocksDB does it with max_log_file_size: at open, and whenever the LOG has grown
-// by `max_file_bytes` (0: never), the LOG becomes LOG.old.<microseconds> and a new one is
-// started; only the newest `keep_files - 1` old files are kept. Thread-safe (a mutex around
+// Rotation as RocksDB does it with max_log_file_size: at open, and whenever `max_file_bytes`
+// (0: never) more have reached the LOG, it becomes LOG.old.<microseconds> and a new one is
+// started with RocksDB's header lines (version, Options) again; only the newest
+// `keep_files - 1` old files are kept. Thread-safe (a mutex around
 // each line's write(2) and the rotation; RocksDB logs a few lines a second at most).
 
 #include <rocksdb/env.h>

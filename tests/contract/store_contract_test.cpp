@@ -1566,15 +1566,17 @@ TEST(FaultyStore, ArmedFailsEveryWriteUntilDisarmed) {
 }
 
 // RocksDB's LOG, written by loft's logger: a new file every max_file_bytes, the newest
-// keep_files kept, no line lost or repeated across the files.
+// keep_files kept, no line lost or repeated across the files, RocksDB's header lines (its
+// Options dump) at the top of every file.
 TEST(RocksDbInfoLog, StartsANewFilePastItsSizeAndKeepsTheNewest) {
   TempDir dir;
   fs::create_directories(dir.path());
   constexpr std::uint64_t kMax = 4096;
-  constexpr int kLines = 400;  // about 60 bytes each: some six files' worth
+  constexpr int kLines = 400;  // 50 bytes each: some five files' worth
   {
     const auto log = open_info_log(dir.path(), 3, kMax);
     ASSERT_NE(log, nullptr);
+    rocksdb::Header(log.get(), "header %s", "of the test");
     for (int i = 0; i < kLines; ++i) rocksdb::Log(log.get(), "line %05d of the test", i);
   }
   std::vector<fs::path> old;
@@ -1589,6 +1591,9 @@ TEST(RocksDbInfoLog, StartsANewFilePastItsSizeAndKeepsTheNewest) {
   std::vector<int> numbers;
   for (const auto& f : {old[0], old[1], dir.path() / "LOG"}) {
     std::ifstream in(f);
+    std::string first;
+    ASSERT_TRUE(std::getline(in, first)) << f;
+    EXPECT_NE(first.find("header of the test"), std::string::npos) << f << ": " << first;
     for (std::string line; std::getline(in, line);) {
       const auto at = line.find("line ");
       ASSERT_NE(at, std::string::npos) << line;
@@ -1599,6 +1604,7 @@ TEST(RocksDbInfoLog, StartsANewFilePastItsSizeAndKeepsTheNewest) {
   EXPECT_EQ(numbers.back(), kLines - 1);
   for (std::size_t i = 1; i < numbers.size(); ++i) EXPECT_EQ(numbers[i], numbers[i - 1] + 1);
   EXPECT_GT(numbers.size(), static_cast<std::size_t>(2 * kMax / 60)) << "two full old files";
+  EXPECT_EQ(numbers.front(), kLines - static_cast<int>(numbers.size()));
 
   // Opening again starts a new LOG too, and still keeps two old files.
   { std::ignore = open_info_log(dir.path(), 3, kMax); }
