@@ -46,8 +46,11 @@ void retire_log(const fs::path& dir, std::size_t keep_files) {
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
     // Two rotations within a microsecond must not overwrite one old file with the other.
-    while (fs::exists(dir / ("LOG.old." + std::to_string(stamp)), ec)) ++stamp;
-    fs::rename(path, dir / ("LOG.old." + std::to_string(stamp)), ec);
+    fs::path old;
+    do {
+      old = dir / ("LOG.old." + std::to_string(stamp++));
+    } while (fs::exists(old, ec));
+    fs::rename(path, old, ec);
   }
   if (keep_files > 0) prune_old_logs(dir, keep_files - 1);
 }
