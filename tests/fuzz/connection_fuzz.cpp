@@ -25,6 +25,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -102,6 +104,24 @@ std::string hello_bytes() {
   return protocol::encode(protocol::Frame{1, protocol::Hello{1, 1, "fuzz"}});
 }
 
+constexpr std::chrono::milliseconds kDeadline{20'000};  // generous: ASan, a loaded machine
+
+// Waits until `fd` has one of `events` and returns what it has; fails the run if nothing
+// happens within kDeadline. A signal is not a timeout: libFuzzer's -timeout watchdog is a
+// SIGALRM every half timeout, and when it lands on this thread poll() returns EINTR.
+short wait_for(int fd, short events) {
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  for (;;) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    check(left.count() > 0, "the server neither read nor closed in time");
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (n == 1) return p.revents;
+    check(n == 0 || errno == EINTR, "poll() failed");
+  }
+}
+
 int connect_to(std::uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   check(fd >= 0, "socket() failed");
@@ -109,12 +129,17 @@ int connect_to(std::uint16_t port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  check(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0,
-        "the server stopped accepting connections");
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    // Interrupted by a signal, the connection goes on being made: wait for its outcome.
+    check(errno == EINTR, "the server stopped accepting connections");
+    wait_for(fd, POLLOUT);
+    int error = 0;
+    socklen_t len = sizeof error;
+    check(::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0,
+          "the server stopped accepting connections");
+  }
   return fd;
 }
-
-constexpr int kDeadlineMs = 20'000;  // generous: ASan, a loaded machine
 
 }  // namespace
 
@@ -135,15 +160,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       ::shutdown(fd, SHUT_WR);
       write_open = false;
     }
-    pollfd p{fd, static_cast<short>(POLLIN | (write_open ? POLLOUT : 0)), 0};
-    check(::poll(&p, 1, kDeadlineMs) == 1, "the server neither read nor closed in time");
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+    const short ready = wait_for(fd, static_cast<short>(POLLIN | (write_open ? POLLOUT : 0)));
+    if (ready & (POLLIN | POLLHUP | POLLERR)) {
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // closed (or reset after a fatal error)
       replies.append(buf, static_cast<std::size_t>(n));
     }
-    if (write_open && (p.revents & POLLOUT)) {
+    if (write_open && (ready & POLLOUT)) {
       const ssize_t n = ::send(fd, input.data() + sent, input.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         write_open = false;  // the server closed its side early: fine after a fatal error
       } else {
@@ -154,7 +180,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ::close(fd);
   // The server lets go of the connection (no session outlives its socket).
   for (int waited_ms = 0; harness().sessions() != 0; waited_ms += 1) {
-    check(waited_ms < kDeadlineMs, "the server still holds a closed connection");
+    check(waited_ms < kDeadline.count(), "the server still holds a closed connection");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling the server's state
   }
 

@@ -2,9 +2,14 @@
 // corpus directories as it is (the committed seeds, and every crash found, which stays there as
 // a regression test), over every sample frame (alone, and all of them as one stream, behind
 // each control byte 0..16) and over seeded random mutations of them (bit flips, truncations,
-// insertions, huge length fields). Deterministic, so a failure reproduces.
+// insertions, huge length fields). Deterministic, so a failure reproduces. A SIGALRM arrives
+// every millisecond throughout, as libFuzzer's -timeout watchdog sends one every half timeout:
+// a target must take an interrupted system call (EINTR) for what it is, not for a failure.
 //   <target>_corpus [MUTATIONS] [CORPUS_DIR]...
 //   <target>_corpus --write-seeds DIR     writes the generated seeds as files (tests/fuzz/corpus)
+
+#include <signal.h>
+#include <sys/time.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -22,6 +27,17 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
+
+// Interrupts whatever system call a thread is blocked in, about once per millisecond.
+void start_alarms() {
+  struct sigaction action {};
+  action.sa_handler = [](int) {};
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART, as libFuzzer installs its handler
+  sigaction(SIGALRM, &action, nullptr);
+  const itimerval every_ms{{0, 1000}, {0, 1000}};
+  setitimer(ITIMER_REAL, &every_ms, nullptr);
+}
 
 void run(const std::string& input) {
   LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
@@ -72,6 +88,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  start_alarms();
   std::size_t inputs = 0;
   for (int i = 2; i < argc; ++i) {
     for (const auto& entry : std::filesystem::directory_iterator(argv[i])) {
