@@ -153,7 +153,13 @@ class Client::Impl {
     }
     std::lock_guard write_lock(write_mutex_);
     boost::system::error_code ec;
-    asio::write(socket_, asio::buffer(bytes), ec);
+    // A signal that interrupts the blocking send (a handler installed without SA_RESTART) is
+    // not a failure: write the rest.
+    for (std::size_t written = 0;;) {
+      written +=
+          asio::write(socket_, asio::buffer(bytes.data() + written, bytes.size() - written), ec);
+      if (ec != asio::error::interrupted) break;
+    }
     if (ec) fail_all(Error{Errc::connection_error, "write failed: " + ec.message()});
   }
 
@@ -282,6 +288,9 @@ class Client::Impl {
       boost::system::error_code ec;
       const std::size_t n = socket_.read_some(asio::buffer(buf.data() + end, buf.size() - end), ec);
       end += n;
+      // Interrupted by a signal (a handler of the program's installed without SA_RESTART):
+      // the connection is fine, read again.
+      if (ec == asio::error::interrupted) continue;
       if (ec) return fail_all(Error{Errc::connection_error, disconnect_text(ec)});
     }
   }

@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <mutex>
 #include <thread>
 #include <tuple>
 
@@ -337,6 +340,95 @@ TEST(Daemon, ClientCloseReturnsWhileAnotherThreadIsBlockedSendingToABrokerThatSt
   closing.wait();
   ASSERT_TRUE(blocked) << "the producer never blocked in a send: the test tests nothing";
   EXPECT_TRUE(closed) << "close() hung behind a blocked send";
+}
+
+// While it lives, a SIGALRM about once a millisecond to every thread of this process (the
+// clients' readers waiting in recv, the test's own thread sending), from a thread of its own, with
+// a handler installed without SA_RESTART, as libFuzzer's and many profilers' timers are: a system
+// call such a thread is in fails with EINTR. (A process-wide timer would not do: the kernel hands
+// its signal to one thread, which may be an idle one.) The handler stays installed afterwards
+// (it does nothing): restoring the default could let one last alarm in flight end the test.
+class AlarmsOnEveryThread {
+ public:
+  AlarmsOnEveryThread() {
+    struct sigaction action {};
+    action.sa_handler = [](int) {};
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;
+    ::sigaction(SIGALRM, &action, nullptr);
+    sender_ = std::thread([this] { run(); });
+  }
+  ~AlarmsOnEveryThread() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    sender_.join();
+  }
+  AlarmsOnEveryThread(const AlarmsOnEveryThread&) = delete;
+  AlarmsOnEveryThread& operator=(const AlarmsOnEveryThread&) = delete;
+
+  std::uint64_t sent() const { return sent_; }
+
+ private:
+  void run() {
+    const auto self = static_cast<pid_t>(::syscall(SYS_gettid));
+    std::unique_lock lock(mutex_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(1), [this] { return stop_; })) {
+      for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+        if (tid == self) continue;
+        if (::syscall(SYS_tgkill, ::getpid(), tid, SIGALRM) == 0) ++sent_;
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<std::uint64_t> sent_{0};
+  std::thread sender_;
+};
+
+// A signal that interrupts the client's blocking recv is not a lost connection: publishes,
+// deliveries and acks go on through a thousand interruptions a second.
+TEST(Daemon, ClientKeepsItsConnectionThroughSignalsThatInterruptSystemCalls) {
+  using namespace std::chrono_literals;
+  TestDaemon d;
+  d.start();
+  auto producer = d.client();
+  auto consumer = d.client();
+  ASSERT_TRUE(producer->create_topic("t"));
+  client::SubscribeOptions o;
+  o.topic = "t";
+  o.group = "g";
+  auto s = consumer->subscribe(o);
+  ASSERT_TRUE(s) << s.error().to_string();
+
+  constexpr std::size_t kMessages = 2000;
+  std::size_t received = 0;
+  {
+    AlarmsOnEveryThread alarms;
+    for (std::size_t i = 0; i < kMessages; ++i) {
+      auto r = producer->publish("t", make_message(i));
+      ASSERT_TRUE(r) << "publish " << i << ": " << r.error().to_string();
+    }
+    const auto until = std::chrono::steady_clock::now() + 60s;
+    while (received < kMessages && std::chrono::steady_clock::now() < until) {
+      auto batch = (*s)->receive(100ms, kMessages - received);
+      ASSERT_TRUE(batch) << batch.error().to_string();
+      for (const auto& m : *batch) (*s)->ack(m.offset);
+      received += batch->size();
+    }
+    auto flushed = (*s)->flush();
+    ASSERT_TRUE(flushed) << flushed.error().to_string();
+    EXPECT_GT(alarms.sent(), 100u) << "the alarms did not run";
+  }
+  EXPECT_EQ(received, kMessages);
+  const auto g = producer->describe_group("t", "g");
+  ASSERT_TRUE(g) << g.error().to_string();
+  EXPECT_EQ(g->ack_floor, kMessages);
 }
 
 }  // namespace

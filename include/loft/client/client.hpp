@@ -8,7 +8,9 @@
 //
 // Threads: a Client may be used from several threads at once. It owns one reader thread that
 // matches replies to requests. When the connection breaks, every pending and later request
-// fails with Errc::connection_error (or the fatal error the server sent).
+// fails with Errc::connection_error (or the fatal error the server sent). A signal that
+// interrupts the client's blocking reads or writes (a handler of the program's installed
+// without SA_RESTART) does not break it: the call is retried.
 
 #include <chrono>
 #include <cstdint>
