@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -376,9 +377,14 @@ class AlarmsOnEveryThread {
     const auto self = static_cast<pid_t>(::syscall(SYS_gettid));
     std::unique_lock lock(mutex_);
     while (!cv_.wait_for(lock, std::chrono::milliseconds(1), [this] { return stop_; })) {
-      for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-        const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
-        if (tid == self) continue;
+      // Not throwing: an exception on this thread would end the test process. A thread that
+      // exits between the listing and the kill only makes tgkill fail.
+      std::error_code ec;
+      for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
+           it.increment(ec)) {
+        const auto tid =
+            static_cast<pid_t>(std::strtol(it->path().filename().c_str(), nullptr, 10));
+        if (tid <= 0 || tid == self) continue;
         if (::syscall(SYS_tgkill, ::getpid(), tid, SIGALRM) == 0) ++sent_;
       }
     }
