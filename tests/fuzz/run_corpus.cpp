@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
 namespace {
 
-// Interrupts whatever system call a thread is blocked in, about once per millisecond.
+// A SIGALRM about once per millisecond. The kernel hands a process-wide timer's signal to one
+// thread, the main thread first: the one that runs the target and waits on its sockets.
 void start_alarms() {
   struct sigaction action {};
   action.sa_handler = [](int) {};
