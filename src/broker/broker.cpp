@@ -584,6 +584,18 @@ void Broker::run_writer() {
   }
 }
 
+// The configured durability, unless every request of the commit is group progress that asked
+// for no sync: then the commit is only written (GroupWrite::durability).
+storage::Durability Broker::commit_durability(const std::vector<Request>& batch) const {
+  for (const auto& req : batch) {
+    const auto* group = std::get_if<GroupReq>(&req);
+    if (group == nullptr || group->write.durability == storage::Durability::fsync) {
+      return options_.durability;
+    }
+  }
+  return storage::Durability::os;
+}
+
 // Applies a batch of requests to a working copy of the topics they touch, writes the result
 // in one storage write, and only then publishes the new state and completes the requests.
 void Broker::commit(std::vector<Request>& batch) {
@@ -829,7 +841,7 @@ void Broker::commit(std::vector<Request>& batch) {
   Result<void> written{};
   if (!wb.empty()) {
     maybe_recover();
-    written = store_->write(wb, options_.durability);
+    written = store_->write(wb, commit_durability(batch));
     note_storage(written, /*was_write=*/true);
   }
 

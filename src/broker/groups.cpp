@@ -89,6 +89,10 @@ struct Groups::Group {
   bool writing = false;
   std::uint64_t generation = 0;  // bumped by every change that must reach disk
   std::uint64_t written_generation = 0;
+  // Written with a sync (as durable as the broker's durability): what confirms wait for.
+  // Progress nobody waits on is written without one (GroupWrite::durability), so this can
+  // trail written_generation.
+  std::uint64_t durable_generation = 0;
   struct Confirm {
     std::uint64_t generation;
     protocol::SettleOk reply;
@@ -378,7 +382,7 @@ void Groups::settle(const protocol::Settle& req, const Subscriber* who, TimePoin
   // Acks move the floor (persist); nack/reject may too, through dead letters. Extend changes
   // nothing durable.
   if (reply.applied > 0 && req.action != protocol::SettleAction::extend) ++g.generation;
-  if (req.confirm && g.generation > g.written_generation) {
+  if (req.confirm && g.generation > g.durable_generation) {
     g.confirms.push_back({g.generation, reply, std::move(done)});
   } else {
     done(reply);
@@ -626,16 +630,22 @@ void Groups::start_write(Group& g) {
       // The id is kept so a later redrive can be deduplicated; the DLQ itself never is.
       write.dead_letters.push_back(std::move(m));
     }
-  } else if (g.generation == g.written_generation) {
-    return;  // nothing new to write
+  } else if (g.generation == g.written_generation &&
+             (g.confirms.empty() || g.durable_generation >= g.generation)) {
+    return;  // nothing new to write, and no confirm waits for a sync of what was written
   }
   write.puts.push_back({g.topic, std::move(record)});
+  // A sync only when someone waits for one: a confirmed settle or a reset (g.confirms), or a
+  // dead letter (its append is a publish to the dead-letter topic). Plain acks are only
+  // written: a power loss can forget them (they are redelivered), as docs/guarantees.md says.
+  const bool sync = !letters.empty() || !g.confirms.empty();
+  write.durability = sync ? storage::Durability::fsync : storage::Durability::os;
   g.writing = true;
   g.dead_letters_writing = letters;
   const std::uint64_t generation = g.generation;
   broker_.write_groups(std::move(write), [this, alive = alive_, topic = g.topic, name = g.name,
-                                          generation](Result<void> r) {
-    post_([this, alive, topic, name, generation, r = std::move(r)] {
+                                          generation, sync](Result<void> r) {
+    post_([this, alive, topic, name, generation, sync, r = std::move(r)] {
       if (!*alive) return;
       Group* g = find(topic, name);
       if (g == nullptr) return;
@@ -646,7 +656,8 @@ void Groups::start_write(Group& g) {
         for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
         g->counters.dead_lettered += letters.size();
         g->written_generation = std::max(g->written_generation, generation);
-        for (auto& c : g->take_confirms(g->written_generation)) c.done(c.reply);
+        if (sync) g->durable_generation = std::max(g->durable_generation, generation);
+        for (auto& c : g->take_confirms(g->durable_generation)) c.done(c.reply);
       } else {
         // Nothing was written: the dead letters go back to pending and are retried with
         // the next write. The settles waiting for this write get its error now (a full

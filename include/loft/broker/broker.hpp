@@ -150,6 +150,12 @@ struct GroupWrite {
   std::vector<storage::DropGroup> drops;
   std::string dead_letter_topic;
   std::vector<Message> dead_letters;
+  // How durable the write must be before it completes. `fsync`, the default: as durable as the
+  // broker's configured durability. `os`: written, not synced, for progress that no client
+  // waits on (acks without confirm). Such a write survives a kill -9 once it completes, and a
+  // power loss once any later commit syncs: the write-ahead log is one sequence, and a sync
+  // covers everything written before it. A commit is synced if any of its requests asks for it.
+  storage::Durability durability = storage::Durability::fsync;
 };
 
 // What a commit changed, for whoever serves consumers: a topic's log grew or it was deleted.
@@ -328,6 +334,7 @@ class Broker {
   void run_writer();
   void run_reclaimer();
   void commit(std::vector<Request>& batch);
+  storage::Durability commit_durability(const std::vector<Request>& batch) const;
   // Writer thread: Store::recover() if the storage is unwritable and the retry interval passed.
   void maybe_recover();
   // Writer thread: records the outcome of a storage write or recovery in health_.

@@ -160,6 +160,7 @@ class GateStore final : public testing::ForwardingStore {
     std::size_t appends = 0;
     for (const auto& op : batch.ops) appends += std::holds_alternative<storage::Append>(op);
     appends_per_write_.push_back(appends);
+    durabilities_.push_back(d);
     ++entered_;
     cv_.notify_all();
     cv_.wait(lock, [&] { return permits_ > 0; });
@@ -180,6 +181,10 @@ class GateStore final : public testing::ForwardingStore {
     std::lock_guard lock(mutex_);
     return appends_per_write_;
   }
+  std::vector<storage::Durability> durabilities() {
+    std::lock_guard lock(mutex_);
+    return durabilities_;
+  }
 
  private:
   std::mutex mutex_;
@@ -187,6 +192,7 @@ class GateStore final : public testing::ForwardingStore {
   std::size_t entered_ = 0;
   std::size_t permits_ = 0;
   std::vector<std::size_t> appends_per_write_;
+  std::vector<storage::Durability> durabilities_;
 };
 
 TEST(Broker, ConcurrentPublishesShareOneWrite) {
@@ -209,6 +215,83 @@ TEST(Broker, ConcurrentPublishesShareOneWrite) {
   EXPECT_EQ(p3.get()->results.front().offset, Offset{3});
   EXPECT_THAT(g->appends_per_write(), ElementsAre(0u, 4u));
   EXPECT_EQ(b->stats().commits, 2u);
+}
+
+// Group progress of topic `t` that asks for `durability`.
+GroupWrite progress(const TopicMeta& t, storage::Durability durability) {
+  GroupWrite w;
+  storage::GroupRecord r;
+  r.topic = t.id;
+  r.name = "g";
+  w.puts.push_back({t.name, std::move(r)});
+  w.durability = durability;
+  return w;
+}
+
+// A broker configured with `durability` over a GateStore, with topic "t" created (the first
+// write).
+struct Gated {
+  explicit Gated(storage::Durability durability) {
+    auto store = std::make_unique<GateStore>(storage::make_memory_store());
+    gate = store.get();
+    auto o = test_options();
+    o.durability = durability;
+    broker = open_broker(std::move(store), std::move(o));
+    Waiter<TopicMeta> created;
+    broker->create_topic("t", created.callback());
+    gate->release(1);
+    auto r = created.get();
+    EXPECT_TRUE(r);
+    if (r) topic = std::move(*r);
+  }
+  GateStore* gate = nullptr;
+  std::unique_ptr<Broker> broker;
+  TopicMeta topic;
+};
+
+TEST(Broker, ACommitIsSyncedUnlessAllOfItIsProgressThatAskedForNoSync) {
+  using storage::Durability;
+  Gated gated(Durability::fsync);
+  auto* g = gated.gate;
+  auto& b = gated.broker;
+  const auto* t = &gated.topic;
+  // Alone, in a commit of its own.
+  Waiter<void> alone;
+  b->write_groups(progress(*t, Durability::os), alone.callback());
+  g->release(1);
+  ASSERT_TRUE(alone.get());
+  // Held behind a commit in progress, so the next commit takes the three together.
+  Waiter<Appended> held;
+  b->publish("t", {msg("a")}, held.callback());
+  g->wait_entered(3);
+  Waiter<void> first, second;
+  Waiter<Appended> with_publish;
+  b->write_groups(progress(*t, Durability::os), first.callback());
+  b->write_groups(progress(*t, Durability::os), second.callback());
+  b->publish("t", {msg("b")}, with_publish.callback());
+  g->release(2);
+  ASSERT_TRUE(held.get());
+  ASSERT_TRUE(with_publish.get());
+  ASSERT_TRUE(first.get());
+  ASSERT_TRUE(second.get());
+  // Progress that asks for a sync (a confirmed ack) gets one, with or without others.
+  Waiter<void> synced;
+  b->write_groups(progress(*t, Durability::fsync), synced.callback());
+  g->release(1);
+  ASSERT_TRUE(synced.get());
+  EXPECT_THAT(g->durabilities(), ElementsAre(Durability::fsync, Durability::os, Durability::fsync,
+                                             Durability::fsync, Durability::fsync));
+  EXPECT_THAT(g->appends_per_write(), ElementsAre(0u, 0u, 1u, 1u, 0u));
+}
+
+TEST(Broker, ProgressThatAsksForASyncGetsOnlyTheConfiguredDurability) {
+  using storage::Durability;
+  Gated gated(Durability::os);
+  Waiter<void> w;
+  gated.broker->write_groups(progress(gated.topic, Durability::fsync), w.callback());
+  gated.gate->release(1);
+  ASSERT_TRUE(w.get());
+  EXPECT_THAT(gated.gate->durabilities(), ElementsAre(Durability::os, Durability::os));
 }
 
 TEST(Broker, AFailedWriteFailsItsRequestsAndLeavesNoGap) {

@@ -1,5 +1,6 @@
 // Groups over a broker with a memory store: what a group reads from the store while it drains
-// a backlog, and that every delivery carries its own message whichever way it was read.
+// a backlog, that every delivery carries its own message whichever way it was read, and how
+// durable the writes of its progress are (GroupProgress).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -31,10 +32,21 @@ using namespace std::chrono_literals;
 constexpr std::uint64_t kBacklog = 3000;
 const TimePoint kT0{};
 
-// Counts read() calls.
+// Counts read() calls, and records the durability of every write.
 class CountingStore final : public testing::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
+  Result<void> write(const storage::WriteBatch& batch, storage::Durability d) override {
+    auto r = ForwardingStore::write(batch, d);
+    std::lock_guard lock(writes_mutex_);
+    writes_.push_back(d);
+    return r;
+  }
+  // The durability of each write so far, in order.
+  std::vector<storage::Durability> writes() const {
+    std::lock_guard lock(writes_mutex_);
+    return writes_;
+  }
   Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                           storage::ReadLimits limits) const override {
     ++reads_;
@@ -49,6 +61,8 @@ class CountingStore final : public testing::ForwardingStore {
  private:
   mutable std::atomic<std::uint64_t> reads_{0};
   mutable std::atomic<std::size_t> last_max_messages_{0};
+  mutable std::mutex writes_mutex_;
+  std::vector<storage::Durability> writes_;
 };
 
 // The test thread plays the io thread: completions the broker posts run here, in order.
@@ -162,6 +176,14 @@ class GroupReads : public ::testing::Test {
       done = true;
     });
     EXPECT_TRUE(loop_.run_until([&] { return done; }));
+  }
+
+  // Acks `offset` with confirm; `done` is set once the broker answers.
+  void ack_confirmed(std::uint64_t sub, const FakeSubscriber& who, std::uint64_t offset,
+                     std::optional<Result<protocol::SettleOk>>& done) {
+    protocol::Settle req{
+        sub, protocol::SettleAction::ack, true, 0, {protocol::OffsetRun{offset, 1}}};
+    groups_->settle(req, &who, kT0, [&](Result<protocol::SettleOk> r) { done = std::move(r); });
   }
 
   CountingStore* store_ = nullptr;
@@ -329,6 +351,47 @@ TEST_F(GroupReads, LargeMessagesAreDeliveredWholeAndInOrder) {
     settle(sub, who, protocol::SettleAction::ack, m.offset);
     ++next;
   }
+}
+
+using GroupProgress = GroupReads;
+
+// Plain acks are written without a sync; a confirmed ack gets one before its answer.
+TEST_F(GroupProgress, OnlyConfirmedAcksWaitForASyncedWrite) {
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 10);
+  const auto before = store_->writes();
+  ASSERT_EQ(before.back(), storage::Durability::fsync) << "the group's creation is synced";
+  settle(sub, who, protocol::SettleAction::ack, 0);
+  ASSERT_TRUE(loop_.run_until([&] { return store_->writes().size() > before.size(); }));
+  std::optional<Result<protocol::SettleOk>> confirmed;
+  ack_confirmed(sub, who, 1, confirmed);
+  ASSERT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
+  ASSERT_TRUE(*confirmed);
+  EXPECT_EQ((*confirmed)->applied, 1u);
+  const auto after = store_->writes();
+  ASSERT_EQ(after.size(), before.size() + 2);
+  EXPECT_EQ(after[before.size()], storage::Durability::os) << "the plain ack";
+  EXPECT_EQ(after.back(), storage::Durability::fsync) << "the confirmed ack";
+}
+
+// A confirm that asks for nothing new (the offset is acked already) while that ack's unsynced
+// write is in flight: it is answered after a synced write, not by the unsynced one.
+TEST_F(GroupProgress, AConfirmDuringAnUnsyncedWriteOfTheSameProgressWaitsForASync) {
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 10);
+  const auto before = store_->writes().size();
+  // The test thread is the loop: the plain ack's write completes only when the loop runs.
+  settle(sub, who, protocol::SettleAction::ack, 0);
+  std::optional<Result<protocol::SettleOk>> confirmed;
+  ack_confirmed(sub, who, 0, confirmed);
+  ASSERT_FALSE(confirmed.has_value()) << "answered before the ack was durable";
+  ASSERT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
+  ASSERT_TRUE(*confirmed);
+  EXPECT_EQ((*confirmed)->ignored, 1u);
+  const auto after = store_->writes();
+  ASSERT_EQ(after.size(), before + 2);
+  EXPECT_EQ(after[before], storage::Durability::os);
+  EXPECT_EQ(after.back(), storage::Durability::fsync);
 }
 
 }  // namespace
