@@ -80,6 +80,9 @@ struct Groups::Group {
   std::string topic;
   TopicId topic_id;
   std::string name;
+  // Unique among the groups this Groups made (the seed of its state): a write's completion
+  // for a group that was deleted must not land on a group made again under the same name.
+  std::uint64_t incarnation = 0;
   storage::GroupRecord settings;  // settings and creation time; progress comes from `state`
   delivery::GroupState state;
   std::vector<std::uint64_t> subscriptions;  // in subscribe order
@@ -173,13 +176,18 @@ void Groups::load() {
     const auto topic = std::find_if(topics.begin(), topics.end(),
                                     [&](const TopicMeta& t) { return t.id == record.topic; });
     if (topic == topics.end()) continue;  // its topic is gone (dropped with it on disk too)
+    const auto incarnation = seed_++;
     auto g = std::make_unique<Group>(
-        delivery::GroupState(options_of(record, defaults_), snapshot_of(record), seed_++));
+        delivery::GroupState(options_of(record, defaults_), snapshot_of(record), incarnation));
+    g->incarnation = incarnation;
     g->topic = topic->name;
     g->topic_id = topic->id;
     g->name = record.name;
     g->settings = record;
     g->persisted = true;
+    // What was loaded counts as durable (durable_generation 0 = generation 0): after a kill,
+    // RocksDB replays what the WAL held, written or synced, and flushes it to synced files
+    // while it opens (avoid_flush_during_recovery is left false), before any confirm.
     g->state.on_appended(topic->next_offset);
     // Retention may have passed the group while loftd was down (or before its progress was
     // written): it moves up, and the next write records it.
@@ -224,7 +232,10 @@ std::unique_ptr<Groups::Group> Groups::make_group(const TopicMeta& topic, std::s
   r.dead_letter_topic = c.dead_letter_topic.empty() ? topic.name + std::string(kDeadLetterSuffix)
                                                     : c.dead_letter_topic;
   r.ack_floor = start;
-  auto g = std::make_unique<Group>(delivery::GroupState(options_of(r, defaults_), start, seed_++));
+  const auto incarnation = seed_++;
+  auto g =
+      std::make_unique<Group>(delivery::GroupState(options_of(r, defaults_), start, incarnation));
+  g->incarnation = incarnation;
   g->topic = topic.name;
   g->topic_id = topic.id;
   g->name = std::move(name);
@@ -638,40 +649,44 @@ void Groups::start_write(Group& g) {
   // A sync only when someone waits for one: a confirmed settle or a reset (g.confirms), or a
   // dead letter (its append is a publish to the dead-letter topic). Plain acks are only
   // written: a power loss can forget them (they are redelivered), as docs/guarantees.md says.
-  const bool sync = !letters.empty() || !g.confirms.empty();
-  write.durability = sync ? storage::Durability::fsync : storage::Durability::os;
+  const auto durability = !letters.empty() || !g.confirms.empty() ? storage::Durability::fsync
+                                                                  : storage::Durability::os;
+  write.durability = durability;
   g.writing = true;
   g.dead_letters_writing = letters;
   const std::uint64_t generation = g.generation;
-  broker_.write_groups(std::move(write), [this, alive = alive_, topic = g.topic, name = g.name,
-                                          generation, sync](Result<void> r) {
-    post_([this, alive, topic, name, generation, sync, r = std::move(r)] {
-      if (!*alive) return;
-      Group* g = find(topic, name);
-      if (g == nullptr) return;
-      g->writing = false;
-      auto letters = std::move(g->dead_letters_writing);
-      g->dead_letters_writing.clear();
-      if (r) {
-        for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
-        g->counters.dead_lettered += letters.size();
-        g->written_generation = std::max(g->written_generation, generation);
-        if (sync) g->durable_generation = std::max(g->durable_generation, generation);
-        for (auto& c : g->take_confirms(g->durable_generation)) c.done(c.reply);
-      } else {
-        // Nothing was written: the dead letters go back to pending and are retried with
-        // the next write. The settles waiting for this write get its error now (a full
-        // disk can last long): their acks stay applied and a later retry writes them, but
-        // they are not confirmed durable.
-        for (auto& c : g->take_confirms(generation)) c.done(tl::unexpected(r.error()));
-        for (const auto& dl : letters) g->state.dead_letter_failed(dl);
-        if (!letters.empty() || g->generation > g->written_generation) ++g->generation;
-        g->retry_at = last_now_ + kWriteRetry;  // not in a tight loop while the disk fails
-        return;
-      }
-      start_write(*g);
-    });
-  });
+  broker_.write_groups(
+      std::move(write), [this, alive = alive_, topic = g.topic, name = g.name,
+                         incarnation = g.incarnation, generation, durability](Result<void> r) {
+        post_([this, alive, topic, name, incarnation, generation, durability, r = std::move(r)] {
+          if (!*alive) return;
+          Group* g = find(topic, name);
+          if (g == nullptr || g->incarnation != incarnation) return;  // deleted meanwhile
+          g->writing = false;
+          auto letters = std::move(g->dead_letters_writing);
+          g->dead_letters_writing.clear();
+          if (r) {
+            for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
+            g->counters.dead_lettered += letters.size();
+            g->written_generation = std::max(g->written_generation, generation);
+            if (durability == storage::Durability::fsync) {
+              g->durable_generation = std::max(g->durable_generation, generation);
+            }
+            for (auto& c : g->take_confirms(g->durable_generation)) c.done(c.reply);
+          } else {
+            // Nothing was written: the dead letters go back to pending and are retried with
+            // the next write. The settles waiting for this write get its error now (a full
+            // disk can last long): their acks stay applied and a later retry writes them, but
+            // they are not confirmed durable.
+            for (auto& c : g->take_confirms(generation)) c.done(tl::unexpected(r.error()));
+            for (const auto& dl : letters) g->state.dead_letter_failed(dl);
+            if (!letters.empty() || g->generation > g->written_generation) ++g->generation;
+            g->retry_at = last_now_ + kWriteRetry;  // not in a tight loop while the disk fails
+            return;
+          }
+          start_write(*g);
+        });
+      });
 }
 
 void Groups::write_all_on_stop() {

@@ -4,7 +4,8 @@
 // Ownership and threads. A Broker owns the Store and one writer thread. Every mutation (create
 // topic, delete topic, publish) is queued to the writer, which takes everything that is pending,
 // turns it into ONE storage WriteBatch, writes it with the configured durability (one sync for
-// many requests: group commit) and then completes every request in queue order. Offsets are
+// many requests: group commit; a commit of only group progress that asked for no sync is not
+// synced, see GroupWrite::durability) and then completes every request in queue order. Offsets are
 // assigned on the writer thread, in queue order, only for requests in the batch being written;
 // a failed write hands out no offsets, so a topic's log never has gaps.
 //

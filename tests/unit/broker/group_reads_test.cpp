@@ -23,11 +23,14 @@
 #include "loft/broker/groups.hpp"
 #include "loft/protocol/codec.hpp"
 #include "support/forwarding_store.hpp"
+#include "support/groups_harness.hpp"
 
 namespace loft::broker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::FakeSubscriber;
+using testing::Loop;
 
 constexpr std::uint64_t kBacklog = 3000;
 const TimePoint kT0{};
@@ -63,57 +66,6 @@ class CountingStore final : public testing::ForwardingStore {
   mutable std::atomic<std::size_t> last_max_messages_{0};
   mutable std::mutex writes_mutex_;
   std::vector<storage::Durability> writes_;
-};
-
-// The test thread plays the io thread: completions the broker posts run here, in order.
-class Loop {
- public:
-  void post(std::function<void()> f) {
-    {
-      std::lock_guard lock(mutex_);
-      tasks_.push_back(std::move(f));
-    }
-    cv_.notify_one();
-  }
-  // Runs posted tasks until `done` holds; false if it does not within a generous deadline.
-  bool run_until(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (!done()) {
-      std::unique_lock lock(mutex_);
-      if (!cv_.wait_until(lock, deadline, [&] { return !tasks_.empty(); })) return false;
-      auto f = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      f();
-    }
-    return true;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-};
-
-class FakeSubscriber final : public Subscriber {
- public:
-  bool ready() const override { return is_ready; }
-  // Decodes the frame as a client would; a frame that does not decode fails the test.
-  void deliver(std::uint64_t subscription, std::string frame) override {
-    auto header = protocol::decode_header(frame, 1u << 30);
-    ASSERT_TRUE(header.has_value()) << header.error().to_string();
-    ASSERT_EQ(header->length + 4, frame.size());
-    auto body =
-        protocol::decode_body(*header, std::span<const char>{frame}.subspan(protocol::kHeaderSize));
-    ASSERT_TRUE(body.has_value()) << body.error().to_string();
-    auto* deliver = std::get_if<protocol::Deliver>(&*body);
-    ASSERT_NE(deliver, nullptr) << "not a DELIVER";
-    EXPECT_EQ(deliver->subscription, subscription);
-    for (auto& m : deliver->messages) received.push_back(std::move(m));
-  }
-  std::string client_name() const override { return "test"; }
-  std::deque<protocol::DeliveredMessage> received;
-  bool is_ready = true;  // false: its connection's send queue is full, no deliveries
 };
 
 // The payload of the message at `offset`: "message-<offset>", padded to `size` bytes if given.
@@ -392,6 +344,34 @@ TEST_F(GroupProgress, AConfirmDuringAnUnsyncedWriteOfTheSameProgressWaitsForASyn
   ASSERT_EQ(after.size(), before + 2);
   EXPECT_EQ(after[before], storage::Durability::os);
   EXPECT_EQ(after.back(), storage::Durability::fsync);
+}
+
+// A group deleted while its synced write is in flight, and made again under the same name
+// before that write completes: the completion must not count for the new group.
+TEST_F(GroupProgress, AWriteOfADeletedGroupDoesNotCountForTheGroupMadeAgainUnderItsName) {
+  FakeSubscriber old_who;
+  const auto old_sub = subscribe(old_who, 10);
+  std::optional<Result<protocol::SettleOk>> old_confirm;
+  ack_confirmed(old_sub, old_who, 0, old_confirm);  // its synced write is now in flight
+  std::optional<Result<void>> deleted;
+  groups_->delete_group("t", "g", kT0, [&](Result<void> r) { deleted = std::move(r); });
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 10);  // runs the old write's completion too
+  ASSERT_TRUE(loop_.run_until([&] { return deleted.has_value(); }));
+  ASSERT_TRUE(*deleted);
+  ASSERT_TRUE(old_confirm.has_value());
+  EXPECT_EQ(old_confirm->error().code, Errc::group_not_found);
+  ASSERT_FALSE(who.received.empty());
+  ASSERT_EQ(who.received.front().offset, 0u) << "the new group starts again at the beginning";
+  const auto writes = store_->writes().size();
+  std::optional<Result<protocol::SettleOk>> confirmed;
+  ack_confirmed(sub, who, 0, confirmed);
+  ASSERT_FALSE(confirmed.has_value()) << "answered with nothing written";
+  ASSERT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
+  ASSERT_TRUE(*confirmed);
+  EXPECT_EQ((*confirmed)->applied, 1u);
+  ASSERT_GT(store_->writes().size(), writes);
+  EXPECT_EQ(store_->writes().back(), storage::Durability::fsync);
 }
 
 }  // namespace
