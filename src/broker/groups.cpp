@@ -253,24 +253,26 @@ void Groups::create_then(std::unique_ptr<Group> group, std::function<void(Result
   GroupWrite write;
   write.puts.push_back({g->topic, record_of(*g)});
   groups_.emplace(std::pair{g->topic, g->name}, std::move(group));
-  broker_.write_groups(std::move(write),
-                       [this, alive = alive_, topic = g->topic, name = g->name](Result<void> r) {
-                         post_([this, alive, topic, name, r = std::move(r)] {
-                           if (!*alive) return;
-                           Group* g = find(topic, name);
-                           if (g == nullptr) return;
-                           g->writing = false;
-                           auto waiting = std::move(g->waiting_for_create);
-                           if (!r) {
-                             remove_group(*g);
-                             for (auto& w : waiting) w(tl::unexpected(r.error()));
-                             return;
-                           }
-                           g->persisted = true;
-                           for (auto& w : waiting) w(g);
-                           start_write(*g);  // anything that changed meanwhile
-                         });
-                       });
+  broker_.write_groups(std::move(write), [this, alive = alive_, topic = g->topic, name = g->name,
+                                          incarnation = g->incarnation](Result<void> r) {
+    post_([this, alive, topic, name, incarnation, r = std::move(r)] {
+      if (!*alive) return;
+      Group* g = find(topic, name);
+      // Removed meanwhile (its topic was deleted; its waiters were answered then), and maybe
+      // made again under the same name: that one is not this write's.
+      if (g == nullptr || g->incarnation != incarnation) return;
+      g->writing = false;
+      auto waiting = std::move(g->waiting_for_create);
+      if (!r) {
+        remove_group(*g);
+        for (auto& w : waiting) w(tl::unexpected(r.error()));
+        return;
+      }
+      g->persisted = true;
+      for (auto& w : waiting) w(g);
+      start_write(*g);  // anything that changed meanwhile
+    });
+  });
 }
 
 void Groups::subscribe(protocol::Subscribe req, Subscriber* who, TimePoint now,
@@ -709,7 +711,11 @@ void Groups::remove_group(Group& g) {
   clear_ahead(g);
   for (const auto id : g.subscriptions) subscriptions_.erase(id);
   for (auto& c : g.confirms) c.done(fail(Errc::group_not_found, "the group was deleted"));
+  // Subscribes and creates waiting for its creating write (its topic was deleted meanwhile):
+  // that write's completion will not find this group, so they are answered here.
+  auto waiting = std::move(g.waiting_for_create);
   groups_.erase(std::pair{g.topic, g.name});
+  for (auto& w : waiting) w(fail(Errc::group_not_found, "the group was deleted"));
 }
 
 void Groups::on_topic_events(const std::vector<TopicEvent>& events, TimePoint now) {

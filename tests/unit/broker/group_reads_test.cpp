@@ -17,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "loft/broker/broker.hpp"
@@ -35,12 +36,14 @@ using testing::Loop;
 constexpr std::uint64_t kBacklog = 3000;
 const TimePoint kT0{};
 
-// Counts read() calls, and records the durability of every write.
+// Counts read() calls, and records the durability of every write; fails reads or writes when
+// told to.
 class CountingStore final : public testing::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
   Result<void> write(const storage::WriteBatch& batch, storage::Durability d) override {
-    auto r = ForwardingStore::write(batch, d);
+    auto r = fail_writes ? fail(Errc::storage_error, "injected write failure")
+                         : ForwardingStore::write(batch, d);
     std::lock_guard lock(writes_mutex_);
     writes_.push_back(d);
     return r;
@@ -58,6 +61,7 @@ class CountingStore final : public testing::ForwardingStore {
     return ForwardingStore::read(topic, from, limits);
   }
   std::atomic<bool> fail_reads{false};
+  std::atomic<bool> fail_writes{false};
   std::uint64_t reads() const { return reads_.load(); }
   std::size_t last_max_messages() const { return last_max_messages_.load(); }
 
@@ -94,8 +98,9 @@ class GroupReads : public ::testing::Test {
   }
 
   void TearDown() override {
-    groups_.reset();
+    // The broker first: its writer's completions call into groups_.
     if (broker_) broker_->stop();
+    groups_.reset();
   }
 
   // Publishes `n` messages at offsets from `first` (the next ones), each `size` bytes or, by
@@ -360,6 +365,7 @@ TEST_F(GroupProgress, AWriteOfADeletedGroupDoesNotCountForTheGroupMadeAgainUnder
   ASSERT_TRUE(loop_.run_until([&] { return deleted.has_value(); }));
   ASSERT_TRUE(*deleted);
   ASSERT_TRUE(old_confirm.has_value());
+  ASSERT_FALSE(*old_confirm);
   EXPECT_EQ(old_confirm->error().code, Errc::group_not_found);
   ASSERT_FALSE(who.received.empty());
   ASSERT_EQ(who.received.front().offset, 0u) << "the new group starts again at the beginning";
@@ -372,6 +378,38 @@ TEST_F(GroupProgress, AWriteOfADeletedGroupDoesNotCountForTheGroupMadeAgainUnder
   EXPECT_EQ((*confirmed)->applied, 1u);
   ASSERT_GT(store_->writes().size(), writes);
   EXPECT_EQ(store_->writes().back(), storage::Durability::fsync);
+}
+
+// The topic goes while its group's creating write is in flight, and a group of the same name
+// is made on it again (as after a delete and re-create of the topic). The subscribe waiting for
+// the first group is answered at once, and the first write's completion (here a failure) does
+// not touch the second group.
+TEST_F(GroupProgress, AGroupMadeAgainIsNotTouchedByTheCreatingWriteOfTheOneBefore) {
+  FakeSubscriber first_who;
+  std::optional<Result<protocol::SubscribeOk>> first;
+  const auto before = store_->writes().size();
+  store_->fail_writes = true;
+  groups_->subscribe(protocol::Subscribe{"t", "g", {}, 10, {}}, &first_who, kT0,
+                     [&](Result<protocol::SubscribeOk> r) { first = std::move(r); });
+  ASSERT_FALSE(first.has_value()) << "answered before its group was written";
+  // The creating write fails on the writer thread; its completion waits in the loop, which
+  // runs only when the test runs it.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (store_->writes().size() == before) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the creating write never came";
+    std::this_thread::yield();
+  }
+  store_->fail_writes = false;
+  const auto topic = broker_->describe_topic("t");
+  ASSERT_TRUE(topic);
+  groups_->on_topic_events({TopicEvent{"t", topic->id, topic->next_offset, true, {}}}, kT0);
+  ASSERT_TRUE(first.has_value()) << "not answered when its group went with the topic";
+  ASSERT_FALSE(*first);
+  EXPECT_EQ(first->error().code, Errc::group_not_found);
+  FakeSubscriber who;
+  const auto sub = subscribe(who, 10);  // runs the first write's completion too
+  EXPECT_NE(sub, 0u);
+  EXPECT_FALSE(who.received.empty()) << "the second group delivers";
 }
 
 }  // namespace
