@@ -7,15 +7,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -141,6 +138,18 @@ class GroupReads : public ::testing::Test {
     protocol::Settle req{
         sub, protocol::SettleAction::ack, true, 0, {protocol::OffsetRun{offset, 1}}};
     groups_->settle(req, &who, kT0, [&](Result<protocol::SettleOk> r) { done = std::move(r); });
+  }
+
+  // Acks `offset` with confirm, checks it is not answered before a write completes (the loop
+  // runs only here), then runs the loop until the answer, which must be a success.
+  protocol::SettleOk ack_confirmed_after_a_write(std::uint64_t sub, const FakeSubscriber& who,
+                                                 std::uint64_t offset) {
+    std::optional<Result<protocol::SettleOk>> confirmed;
+    ack_confirmed(sub, who, offset, confirmed);
+    EXPECT_FALSE(confirmed.has_value()) << "answered before a write completed";
+    EXPECT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
+    EXPECT_TRUE(confirmed && *confirmed);
+    return confirmed && *confirmed ? **confirmed : protocol::SettleOk{};
   }
 
   CountingStore* store_ = nullptr;
@@ -320,11 +329,7 @@ TEST_F(GroupProgress, OnlyConfirmedAcksWaitForASyncedWrite) {
   ASSERT_EQ(before.back(), storage::Durability::fsync) << "the group's creation is synced";
   settle(sub, who, protocol::SettleAction::ack, 0);
   ASSERT_TRUE(loop_.run_until([&] { return store_->writes().size() > before.size(); }));
-  std::optional<Result<protocol::SettleOk>> confirmed;
-  ack_confirmed(sub, who, 1, confirmed);
-  ASSERT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
-  ASSERT_TRUE(*confirmed);
-  EXPECT_EQ((*confirmed)->applied, 1u);
+  EXPECT_EQ(ack_confirmed_after_a_write(sub, who, 1).applied, 1u);
   const auto after = store_->writes();
   ASSERT_EQ(after.size(), before.size() + 2);
   EXPECT_EQ(after[before.size()], storage::Durability::os) << "the plain ack";
@@ -339,12 +344,7 @@ TEST_F(GroupProgress, AConfirmDuringAnUnsyncedWriteOfTheSameProgressWaitsForASyn
   const auto before = store_->writes().size();
   // The test thread is the loop: the plain ack's write completes only when the loop runs.
   settle(sub, who, protocol::SettleAction::ack, 0);
-  std::optional<Result<protocol::SettleOk>> confirmed;
-  ack_confirmed(sub, who, 0, confirmed);
-  ASSERT_FALSE(confirmed.has_value()) << "answered before the ack was durable";
-  ASSERT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
-  ASSERT_TRUE(*confirmed);
-  EXPECT_EQ((*confirmed)->ignored, 1u);
+  EXPECT_EQ(ack_confirmed_after_a_write(sub, who, 0).ignored, 1u);
   const auto after = store_->writes();
   ASSERT_EQ(after.size(), before + 2);
   EXPECT_EQ(after[before], storage::Durability::os);
@@ -370,12 +370,7 @@ TEST_F(GroupProgress, AWriteOfADeletedGroupDoesNotCountForTheGroupMadeAgainUnder
   ASSERT_FALSE(who.received.empty());
   ASSERT_EQ(who.received.front().offset, 0u) << "the new group starts again at the beginning";
   const auto writes = store_->writes().size();
-  std::optional<Result<protocol::SettleOk>> confirmed;
-  ack_confirmed(sub, who, 0, confirmed);
-  ASSERT_FALSE(confirmed.has_value()) << "answered with nothing written";
-  ASSERT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
-  ASSERT_TRUE(*confirmed);
-  EXPECT_EQ((*confirmed)->applied, 1u);
+  EXPECT_EQ(ack_confirmed_after_a_write(sub, who, 0).applied, 1u);
   ASSERT_GT(store_->writes().size(), writes);
   EXPECT_EQ(store_->writes().back(), storage::Durability::fsync);
 }
