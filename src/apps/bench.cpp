@@ -36,12 +36,7 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 // Whole microseconds: finer would be noise on a loaded machine.
 std::uint64_t ns_to_us(std::uint64_t ns) { return (ns + 500) / 1000; }
 
-std::string_view durability_text(storage::Durability d) {
-  return d == storage::Durability::fsync ? "fsync" : "os";
-}
-std::string_view durability_text(protocol::Durability d) {
-  return d == protocol::Durability::fsync ? "fsync" : "os";
-}
+std::string_view durability_text(Durability d) { return d == Durability::fsync ? "fsync" : "os"; }
 
 // The latency figures every mode that measures latency reports, under the same names.
 void put_latency(json::object& o, const LatencyHistogram& h) {
@@ -235,10 +230,10 @@ std::size_t fitting_batch(const client::Client& c, std::size_t wanted, std::size
 
 Result<void> check_sizes(const client::Client& c, const Params& p) {
   const auto& limits = c.server().limits;
-  if (p.size > limits.max_message_size) {
+  if (p.size > limits.message.max_message_size) {
     return fail(Errc::message_too_large, "--size " + std::to_string(p.size) +
                                              " is over the broker's max_message_size of " +
-                                             std::to_string(limits.max_message_size));
+                                             std::to_string(limits.message.max_message_size));
   }
   if (p.mode == Mode::publish && fitting_batch(c, p.batch, p.size) < p.batch) {
     return fail(Errc::invalid_request, "--batch " + std::to_string(p.batch) + " of " +
@@ -596,7 +591,7 @@ Result<json::object> run_storage(const Params& p) {
 
   const auto topic = fresh_topic(p.mode);
   {
-    auto created = completion<storage::TopicMeta>();
+    auto created = completion<TopicInfo>();
     broker.create_topic(topic, created.second);
     auto r = wait_reply(created.first, "create topic");
     if (!r) return tl::unexpected(r.error());

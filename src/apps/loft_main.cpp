@@ -146,8 +146,8 @@ void print_topic(const client::TopicInfo& t, bool as_json) {
     return;
   }
   std::cout << "name:          " << t.name << "\n"
-            << "first_offset:  " << t.first_offset << "\n"
-            << "next_offset:   " << t.next_offset << "\n"
+            << "first_offset:  " << t.first_offset.value << "\n"
+            << "next_offset:   " << t.next_offset.value << "\n"
             << "messages:      " << t.messages << "\n"
             << "bytes:         " << t.bytes << "\n"
             << "created_at_ms: " << t.created_at_ms << "\n"
@@ -230,8 +230,8 @@ int topic_command(Common& c) {
       std::printf("%-40s %12llu %14llu %12llu %12llu\n", t.name.c_str(),
                   static_cast<unsigned long long>(t.messages),
                   static_cast<unsigned long long>(t.bytes),
-                  static_cast<unsigned long long>(t.first_offset),
-                  static_cast<unsigned long long>(t.next_offset));
+                  static_cast<unsigned long long>(t.first_offset.value),
+                  static_cast<unsigned long long>(t.next_offset.value));
     }
     return 0;
   }
@@ -384,11 +384,11 @@ int pub_command(Common& c) {
   std::string line;
   while (std::getline(std::cin, line)) {
     ++line_no;
-    if (line.size() > limits.max_message_size) {
+    if (line.size() > limits.message.max_message_size) {
       while (!inflight.empty()) complete_front();
       throw Failure{"line " + std::to_string(line_no) + " is " + std::to_string(line.size()) +
                         " bytes, over the broker's max_message_size of " +
-                        std::to_string(limits.max_message_size),
+                        std::to_string(limits.message.max_message_size),
                     1};
     }
     Message m = base;
@@ -819,8 +819,8 @@ int dlq_command(Common& c) {
         target = letter->topic;
       }
       run_bytes += bytes;
-      letter->original.id =
-          redrive_id(dlq_topic, m.offset, letter->original.id, cl->server().limits.max_id_size);
+      letter->original.id = redrive_id(dlq_topic, m.offset, letter->original.id,
+                                       cl->server().limits.message.max_id_size);
       run.push_back(std::move(letter->original));
       run_offsets.push_back(m.offset);
     }

@@ -144,11 +144,14 @@ Result<config::Config> build_config(const CommandLine& cl) {
   return cfg;
 }
 
+MessageLimits message_limits_of(const config::Config& cfg) {
+  return MessageLimits{cfg.max_message_size, static_cast<std::uint16_t>(cfg.max_id_size),
+                       static_cast<std::uint16_t>(cfg.max_key_size), cfg.max_headers_size};
+}
+
 net::ServerOptions server_options_of(const config::Config& cfg) {
   net::ServerOptions o;
-  o.limits = protocol::Limits{cfg.max_frame_size, cfg.max_message_size,
-                              static_cast<std::uint16_t>(cfg.max_id_size),
-                              static_cast<std::uint16_t>(cfg.max_key_size), cfg.max_headers_size};
+  o.limits = protocol::Limits{cfg.max_frame_size, message_limits_of(cfg)};
   o.max_inflight_requests = cfg.max_inflight_requests;
   o.max_outgoing_bytes = cfg.max_send_queue;
   o.shutdown_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
@@ -231,9 +234,8 @@ int run(int argc, char** argv) {
   auto store = or_die(storage::open_rocksdb_store(store_options));
 
   broker::Options broker_options;
-  broker_options.durability = cfg.durability == config::Durability::fsync
-                                  ? storage::Durability::fsync
-                                  : storage::Durability::os;
+  broker_options.durability = cfg.durability;
+  broker_options.message_limits = message_limits_of(cfg);
   broker_options.auto_create_topics = cfg.auto_create_topics;
   // Once per episode (the broker calls it when writability changes), not once per failed write.
   broker_options.on_storage_health = [](const broker::StorageHealth& h) {
@@ -269,7 +271,7 @@ int run(int argc, char** argv) {
   std::string http_bound = "off";
   if (config::http_enabled(cfg)) {
     http::ServerOptions http_options;
-    http_options.limits = server_options.limits;
+    http_options.max_body_bytes = server_options.limits.max_frame_size;
     http_options.server_name = server_options.server_name;
     http_server.emplace(
         io,

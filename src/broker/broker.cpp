@@ -54,8 +54,7 @@ Result<void> validate_settings(const TopicSettings& s) {
     return fail(Errc::invalid_request, "dedup window must be 1 s to 30 d, got " +
                                            std::to_string(s.dedup_window_ms) + " ms");
   }
-  if (s.dedup_conflict != storage::DedupConflict::duplicate &&
-      s.dedup_conflict != storage::DedupConflict::error) {
+  if (s.dedup_conflict != DedupConflict::duplicate && s.dedup_conflict != DedupConflict::error) {
     return fail(Errc::invalid_request, "unknown dedup conflict mode");
   }
   return validate_retention(s.retention);
@@ -86,7 +85,7 @@ RetentionLimits apply_retention(RetentionLimits limits, const RetentionChange& c
   return limits;
 }
 
-Offset first_kept_by_count_and_age(const TopicMeta& topic, std::optional<Offset> age_start) {
+Offset first_kept_by_count_and_age(const TopicInfo& topic, std::optional<Offset> age_start) {
   Offset keep = topic.first_offset;
   if (topic.max_messages != 0 &&
       topic.next_offset.value - topic.first_offset.value > topic.max_messages) {
@@ -96,25 +95,50 @@ Offset first_kept_by_count_and_age(const TopicMeta& topic, std::optional<Offset>
   return keep;
 }
 
-protocol::TopicInfo topic_info(const TopicMeta& m) {
-  return protocol::TopicInfo{m.name,
-                             m.first_offset.value,
-                             m.next_offset.value,
-                             m.messages,
-                             m.bytes,
-                             m.created_at_ms,
-                             m.dedup_window_ms,
-                             static_cast<protocol::DedupConflict>(m.dedup_conflict),
-                             m.max_age_ms,
-                             m.max_bytes,
-                             m.max_messages};
-}
-
 void LatencyHistogram::observe(double seconds) {
   const auto it = std::lower_bound(kBoundsSeconds.begin(), kBoundsSeconds.end(), seconds);
   if (it != kBoundsSeconds.end()) buckets[static_cast<std::size_t>(it - kBoundsSeconds.begin())]++;
   count += 1;
   sum_seconds += seconds;
+}
+
+Result<void> validate_messages(std::span<const Message> messages, const MessageLimits& limits) {
+  if (messages.empty()) return fail(Errc::invalid_request, "publish: no messages");
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    const auto where = "publish: message " + std::to_string(i) + " ";
+    if (m.payload.size() > limits.max_message_size) {
+      return fail(Errc::message_too_large,
+                  where + "payload is " + std::to_string(m.payload.size()) +
+                      " bytes, max_message_size is " + std::to_string(limits.max_message_size));
+    }
+    if (m.id.size() > limits.max_id_size) {
+      return fail(Errc::id_too_large, where + "id is " + std::to_string(m.id.size()) +
+                                          " bytes, max_id_size is " +
+                                          std::to_string(limits.max_id_size));
+    }
+    if (m.key.size() > limits.max_key_size) {
+      return fail(Errc::key_too_large, where + "key is " + std::to_string(m.key.size()) +
+                                           " bytes, max_key_size is " +
+                                           std::to_string(limits.max_key_size));
+    }
+    std::uint64_t headers = 0;
+    for (std::size_t j = 0; j < m.headers.size(); ++j) {
+      const auto& h = m.headers[j];
+      if (h.name.size() > kMaxHeaderNameSize) {
+        return fail(Errc::headers_too_large, where + "header " + std::to_string(j) + " name is " +
+                                                 std::to_string(h.name.size()) +
+                                                 " bytes, more than 65535");
+      }
+      headers += h.name.size() + h.value.size();
+    }
+    if (headers > limits.max_headers_size) {
+      return fail(Errc::headers_too_large, where + "headers are " + std::to_string(headers) +
+                                               " bytes (names + values), max_headers_size is " +
+                                               std::to_string(limits.max_headers_size));
+    }
+  }
+  return {};
 }
 
 Result<void> validate_topic_name(std::string_view name) {
@@ -150,7 +174,7 @@ Result<std::unique_ptr<Broker>> Broker::open(std::unique_ptr<storage::Store> sto
 }
 
 Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
-               std::vector<TopicMeta> topics, TopicId next_topic_id,
+               std::vector<TopicInfo> topics, TopicId next_topic_id,
                std::vector<storage::GroupRecord> groups)
     : store_(std::move(store)),
       options_(std::move(options)),
@@ -244,7 +268,7 @@ bool Broker::accepting_requests() const {
   return !stopping_;
 }
 
-void Broker::create_topic(std::string name, TopicSettings settings, Callback<TopicMeta> done) {
+void Broker::create_topic(std::string name, TopicSettings settings, Callback<TopicInfo> done) {
   if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
   if (auto ok = validate_settings(settings); !ok) return done(tl::unexpected(ok.error()));
   enqueue(CreateReq{std::move(name), settings, std::move(done)});
@@ -255,7 +279,7 @@ void Broker::delete_topic(std::string name, Callback<void> done) {
   enqueue(DeleteReq{std::move(name), std::move(done)});
 }
 
-void Broker::alter_topic(std::string name, RetentionChange change, Callback<TopicMeta> done) {
+void Broker::alter_topic(std::string name, RetentionChange change, Callback<TopicInfo> done) {
   if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
   if (!change.max_age_ms && !change.max_bytes && !change.max_messages) {
     return done(fail(Errc::invalid_request, "alter topic: no limit to change"));
@@ -309,7 +333,7 @@ Result<void> Broker::run_backup(const std::filesystem::path& dir) {
   return {};
 }
 
-Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicMeta& t) {
+Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicInfo& t) {
   std::optional<Offset> age_start;
   const std::int64_t now = options_.now_ms();
   if (t.max_age_ms != 0 && now > 0 && static_cast<std::uint64_t>(now) > t.max_age_ms) {
@@ -369,8 +393,11 @@ std::uint64_t Broker::run_retention_pass() {
 }
 
 void Broker::publish(std::string topic, std::vector<Message> messages, Callback<Appended> done) {
+  if (topic.empty()) return done(fail(Errc::invalid_request, "publish: empty topic name"));
+  if (auto ok = validate_messages(messages, options_.message_limits); !ok) {
+    return done(tl::unexpected(ok.error()));
+  }
   if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
-  if (messages.empty()) return done(fail(Errc::invalid_request, "publish carries no messages"));
   enqueue(PublishReq{std::move(topic), std::move(messages), std::move(done),
                      std::chrono::steady_clock::now()});
 }
@@ -419,15 +446,15 @@ Result<Offset> Broker::offset_for_timestamp(std::string_view topic,
   return Offset{lo};
 }
 
-std::vector<TopicMeta> Broker::list_topics() const {
+std::vector<TopicInfo> Broker::list_topics() const {
   std::shared_lock lock(table_mutex_);
-  std::vector<TopicMeta> out;
+  std::vector<TopicInfo> out;
   out.reserve(topics_.size());
   for (const auto& [_, meta] : topics_) out.push_back(meta);
   return out;
 }
 
-Result<TopicMeta> Broker::describe_topic(std::string_view name) const {
+Result<TopicInfo> Broker::describe_topic(std::string_view name) const {
   std::shared_lock lock(table_mutex_);
   const auto it = topics_.find(name);
   if (it == topics_.end()) return tl::unexpected(not_found(name));
@@ -586,36 +613,36 @@ void Broker::run_writer() {
 
 // The configured durability, unless every request of the commit is group progress that asked
 // for no sync: then the commit is only written (GroupWrite::durability).
-storage::Durability Broker::commit_durability(const std::vector<Request>& batch) const {
+Durability Broker::commit_durability(const std::vector<Request>& batch) const {
   for (const auto& req : batch) {
     const auto* group = std::get_if<GroupReq>(&req);
-    if (group == nullptr || group->write.durability == storage::Durability::fsync) {
+    if (group == nullptr || group->write.durability == Durability::fsync) {
       return options_.durability;
     }
   }
-  return storage::Durability::os;
+  return Durability::os;
 }
 
 // Applies a batch of requests to a working copy of the topics they touch, writes the result
 // in one storage write, and only then publishes the new state and completes the requests.
 void Broker::commit(std::vector<Request>& batch) {
   // Working state: name -> meta (nullopt = deleted in this batch). Only touched topics.
-  std::map<std::string, std::optional<TopicMeta>, std::less<>> work;
+  std::map<std::string, std::optional<TopicInfo>, std::less<>> work;
   std::set<std::string, std::less<>> dirty;  // topics whose metadata this batch changes
   std::vector<TopicEvent> events;
-  auto lookup = [&](const std::string& name) -> std::optional<TopicMeta>& {
+  auto lookup = [&](const std::string& name) -> std::optional<TopicInfo>& {
     auto it = work.find(name);
     if (it != work.end()) return it->second;
     std::shared_lock lock(table_mutex_);
     const auto t = topics_.find(name);
-    std::optional<TopicMeta> meta;
+    std::optional<TopicInfo> meta;
     if (t != topics_.end()) meta = t->second;
     return work.emplace(name, std::move(meta)).first->second;
   };
   std::uint32_t next_id = next_topic_id_;
   const std::int64_t now = options_.now_ms();
   auto make_topic = [&](const std::string& name, const TopicSettings& settings = {}) {
-    TopicMeta meta;
+    TopicInfo meta;
     meta.id = TopicId{next_id++};
     meta.name = name;
     meta.created_at_ms = now;
@@ -662,7 +689,7 @@ void Broker::commit(std::vector<Request>& batch) {
   }
   // Outcome per request: the error it failed with, or the value it will get if the write
   // succeeds.
-  using Outcome = std::variant<Error, TopicMeta, std::monostate, Appended, std::uint64_t>;
+  using Outcome = std::variant<Error, TopicInfo, std::monostate, Appended, std::uint64_t>;
   std::vector<Outcome> outcomes;
   outcomes.reserve(batch.size());
   std::size_t message_count = 0;
@@ -747,7 +774,7 @@ void Broker::commit(std::vector<Request>& batch) {
               pending_ids.try_emplace(IdKey{slot->id.value, std::string_view{m.id}}, known);
           if (!fresh || stored[i]) {
             const PendingId& original = it->second;
-            if (original.hash != hash && slot->dedup_conflict == storage::DedupConflict::error) {
+            if (original.hash != hash && slot->dedup_conflict == DedupConflict::error) {
               appended.results.push_back({Errc::dedup_conflict, false, Offset{}});
             } else {
               appended.results.push_back({Errc::ok, true, original.offset});
@@ -917,7 +944,7 @@ void Broker::commit(std::vector<Request>& batch) {
           using R = std::decay_t<decltype(req)>;
           if constexpr (std::is_same_v<R, CreateReq> || std::is_same_v<R, AlterReq>) {
             // As created: a publish later in the same commit is not part of the answer.
-            req.done(std::get<TopicMeta>(outcome));
+            req.done(std::get<TopicInfo>(outcome));
           } else if constexpr (std::is_same_v<R, TrimReq>) {
             req.done(std::get<std::uint64_t>(outcome));
           } else if constexpr (std::is_same_v<R, DeleteReq> || std::is_same_v<R, GroupReq>) {

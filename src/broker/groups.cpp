@@ -7,8 +7,6 @@
 #include <span>
 #include <utility>
 
-#include "loft/protocol/codec.hpp"
-
 namespace loft::broker {
 namespace {
 
@@ -22,7 +20,7 @@ constexpr std::size_t kReadAheadBudget = 64 << 20;
 constexpr std::string_view kDeadLetterSuffix = ".dlq";
 
 // The dead-letter topic a new group will use must be a valid topic name.
-Result<void> check_dead_letter_topic(const std::string& topic, const protocol::GroupConfig& c) {
+Result<void> check_dead_letter_topic(const std::string& topic, const GroupConfig& c) {
   const std::string name =
       c.dead_letter_topic.empty() ? topic + std::string(kDeadLetterSuffix) : c.dead_letter_topic;
   if (auto ok = validate_topic_name(name); !ok) {
@@ -98,8 +96,8 @@ struct Groups::Group {
   std::uint64_t durable_generation = 0;
   struct Confirm {
     std::uint64_t generation;
-    protocol::SettleOk reply;
-    Callback<protocol::SettleOk> done;
+    Settled reply;
+    Callback<Settled> done;
   };
   std::vector<Confirm> confirms;
   std::vector<delivery::DeadLetter> dead_letters_writing;
@@ -174,7 +172,7 @@ void Groups::load() {
   const auto topics = broker_.list_topics();
   for (auto& record : broker_.take_loaded_groups()) {
     const auto topic = std::find_if(topics.begin(), topics.end(),
-                                    [&](const TopicMeta& t) { return t.id == record.topic; });
+                                    [&](const TopicInfo& t) { return t.id == record.topic; });
     if (topic == topics.end()) continue;  // its topic is gone (dropped with it on disk too)
     const auto incarnation = seed_++;
     auto g = std::make_unique<Group>(
@@ -201,25 +199,24 @@ Groups::Group* Groups::find(std::string_view topic, std::string_view group) cons
   return it == groups_.end() ? nullptr : it->second.get();
 }
 
-Result<Offset> Groups::resolve_start(const std::string& topic,
-                                     const protocol::StartPosition& start) {
+Result<Offset> Groups::resolve_start(const std::string& topic, const StartPosition& start) {
   auto meta = broker_.describe_topic(topic);
   if (!meta) return tl::unexpected(meta.error());
   switch (start.kind) {
-    case protocol::StartKind::earliest:
+    case StartKind::earliest:
       return meta->first_offset;
-    case protocol::StartKind::latest:
+    case StartKind::latest:
       return meta->next_offset;
-    case protocol::StartKind::offset:
+    case StartKind::offset:
       return Offset{std::clamp(start.value, meta->first_offset.value, meta->next_offset.value)};
-    case protocol::StartKind::timestamp:
+    case StartKind::timestamp:
       return broker_.offset_for_timestamp(topic, static_cast<std::int64_t>(start.value));
   }
   return fail(Errc::invalid_request, "unknown start position");
 }
 
-std::unique_ptr<Groups::Group> Groups::make_group(const TopicMeta& topic, std::string name,
-                                                  const protocol::GroupConfig& c, Offset start) {
+std::unique_ptr<Groups::Group> Groups::make_group(const TopicInfo& topic, std::string name,
+                                                  const GroupConfig& c, Offset start) {
   storage::GroupRecord r;
   r.topic = topic.id;
   r.name = name;
@@ -275,8 +272,8 @@ void Groups::create_then(std::unique_ptr<Group> group, std::function<void(Result
   });
 }
 
-void Groups::subscribe(protocol::Subscribe req, Subscriber* who, TimePoint now,
-                       Callback<protocol::SubscribeOk> done) {
+void Groups::subscribe(SubscribeRequest req, Subscriber* who, TimePoint now,
+                       Callback<Subscribed> done) {
   if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
   if (auto ok = check_dead_letter_topic(req.topic, req.config); !ok) {
     return done(tl::unexpected(ok.error()));
@@ -293,7 +290,7 @@ void Groups::subscribe(protocol::Subscribe req, Subscriber* who, TimePoint now,
     subscriptions_[id] = Subscription{id, &g, who, max_in_flight};
     g.subscriptions.push_back(id);
     g.state.add_consumer(ConsumerId{id}, max_in_flight);
-    done(protocol::SubscribeOk{id, created, g.state.ack_floor().value});
+    done(Subscribed{id, created, g.state.ack_floor()});
     pump(g, now);
   };
 
@@ -337,8 +334,8 @@ void Groups::drop_subscriber(const Subscriber* who, TimePoint now) {
   for (const auto id : ids) end_subscription(id, now);
 }
 
-void Groups::settle(const protocol::Settle& req, const Subscriber* who, TimePoint now,
-                    Callback<protocol::SettleOk> done) {
+void Groups::settle(const SettleRequest& req, const Subscriber* who, TimePoint now,
+                    Callback<Settled> done) {
   const auto it = subscriptions_.find(req.subscription);
   if (it == subscriptions_.end() || it->second.who != who) {
     return done(fail(
@@ -359,32 +356,31 @@ void Groups::settle(const protocol::Settle& req, const Subscriber* who, TimePoin
   }
   Group& g = *it->second.group;
   const ConsumerId consumer{req.subscription};
-  protocol::SettleOk reply;
+  Settled reply;
   std::optional<delivery::Duration> delay;
-  if (req.delay_ms != protocol::kBackoffDelay) delay = delivery::Duration{req.delay_ms};
+  if (req.delay_ms) delay = delivery::Duration{*req.delay_ms};
   for (const auto& run : req.runs) {
     for (std::uint64_t i = 0; i < run.count; ++i) {
       const Offset offset{run.first + i};
       delivery::AckResult r = delivery::AckResult::not_in_flight;
       switch (req.action) {
-        case protocol::SettleAction::ack:
+        case SettleAction::ack:
           r = g.state.ack(consumer, offset);
           break;
-        case protocol::SettleAction::nack:
+        case SettleAction::nack:
           r = g.state.nack(consumer, offset, delay, now);
           break;
-        case protocol::SettleAction::extend:
+        case SettleAction::extend:
           r = g.state.extend(consumer, offset, now);
           break;
-        case protocol::SettleAction::reject:
+        case SettleAction::reject:
           r = g.state.reject(consumer, offset);
           break;
       }
       if (r == delivery::AckResult::ok) {
         ++reply.applied;
-        if (req.action == protocol::SettleAction::ack) ++g.counters.acked;
-        if (req.action == protocol::SettleAction::nack ||
-            req.action == protocol::SettleAction::reject) {
+        if (req.action == SettleAction::ack) ++g.counters.acked;
+        if (req.action == SettleAction::nack || req.action == SettleAction::reject) {
           ++g.counters.nacked;
         }
       } else {
@@ -394,7 +390,7 @@ void Groups::settle(const protocol::Settle& req, const Subscriber* who, TimePoin
   }
   // Acks move the floor (persist); nack/reject may too, through dead letters. Extend changes
   // nothing durable.
-  if (reply.applied > 0 && req.action != protocol::SettleAction::extend) ++g.generation;
+  if (reply.applied > 0 && req.action != SettleAction::extend) ++g.generation;
   if (req.confirm && g.generation > g.durable_generation) {
     g.confirms.push_back({g.generation, reply, std::move(done)});
   } else {
@@ -434,26 +430,13 @@ void Groups::pump(Group& g, TimePoint now) {
 void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
   // Every delivery of this round in offset order, whichever consumer it goes to: a contiguous
   // run is read once (consumers with credit at the same time get alternate offsets), and each
-  // message goes into its own consumer's frame, in ascending offset order per consumer. The
-  // frames are encoded here, straight from the stored bytes.
+  // message goes into its own consumer's batch, in ascending offset order per consumer. The
+  // batches are views of the stored bytes; the blocks that hold them live until every
+  // subscriber has encoded its batch.
   std::sort(list.begin(), list.end(),
             [](const auto& a, const auto& b) { return a.offset < b.offset; });
-  struct Pending {
-    Subscription* sub = nullptr;
-    protocol::DeliverWriter frame;
-  };
-  std::map<std::uint64_t, Pending> frames;  // by subscription id
-  const auto frame_of = [&](std::uint64_t id) -> Pending& {
-    const auto it = frames.find(id);
-    if (it != frames.end()) return it->second;
-    return frames
-        .emplace(id, Pending{&subscriptions_.at(id), protocol::DeliverWriter{id, g.topic, g.name}})
-        .first->second;
-  };
-  const auto flush = [&](std::uint64_t id, Pending& p) {
-    if (p.frame.count() == 0) return;
-    p.sub->who->deliver(id, p.frame.take());
-  };
+  std::vector<std::shared_ptr<const storage::MessageBlock>> blocks;
+  std::map<std::uint64_t, std::vector<DeliveredView>> batches;  // by subscription id
   std::size_t i = 0;
   while (i < list.size()) {
     std::size_t j = i + 1;
@@ -479,16 +462,17 @@ void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
         std::ignore = g.state.ack(d.consumer, d.offset);
         continue;
       }
-      auto& p = frame_of(d.consumer.value);
-      const std::size_t n = protocol::DeliverWriter::encoded_size(**hit);
-      if (p.frame.size() + n > defaults_.max_frame_size) flush(d.consumer.value, p);
-      p.frame.add(d.attempt, **hit);
+      batches[d.consumer.value].push_back(DeliveredView{d.attempt, *hit});
       ++g.counters.delivered;
       if (d.attempt > 1) ++g.counters.redelivered;
     }
+    blocks.insert(blocks.end(), std::make_move_iterator(read->blocks.begin()),
+                  std::make_move_iterator(read->blocks.end()));
     i = j;
   }
-  for (auto& [id, p] : frames) flush(id, p);
+  for (const auto& [id, views] : batches) {
+    subscriptions_.at(id).who->deliver(DeliveryBatch{id, g.topic, g.name, views});
+  }
 }
 
 void Groups::Run::add(const std::shared_ptr<const storage::MessageBlock>& block, std::size_t from,
@@ -651,8 +635,8 @@ void Groups::start_write(Group& g) {
   // A sync only when someone waits for one: a confirmed settle or a reset (g.confirms), or a
   // dead letter (its append is a publish to the dead-letter topic). Plain acks are only
   // written: a power loss can forget them (they are redelivered), as docs/guarantees.md says.
-  const auto durability = !letters.empty() || !g.confirms.empty() ? storage::Durability::fsync
-                                                                  : storage::Durability::os;
+  const auto durability =
+      !letters.empty() || !g.confirms.empty() ? Durability::fsync : Durability::os;
   write.durability = durability;
   g.writing = true;
   g.dead_letters_writing = letters;
@@ -671,7 +655,7 @@ void Groups::start_write(Group& g) {
             for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
             g->counters.dead_lettered += letters.size();
             g->written_generation = std::max(g->written_generation, generation);
-            if (durability == storage::Durability::fsync) {
+            if (durability == Durability::fsync) {
               g->durable_generation = std::max(g->durable_generation, generation);
             }
             for (auto& c : g->take_confirms(g->durable_generation)) c.done(c.reply);
@@ -760,9 +744,9 @@ std::optional<TimePoint> Groups::next_deadline() const {
   return best;
 }
 
-protocol::GroupInfo Groups::info(const Group& g) const {
+GroupInfo Groups::info(const Group& g) const {
   const auto stats = g.state.stats();
-  protocol::GroupInfo out;
+  GroupInfo out;
   out.topic = g.topic;
   out.group = g.name;
   out.ack_floor = stats.ack_floor.value;
@@ -781,18 +765,18 @@ protocol::GroupInfo Groups::info(const Group& g) const {
   out.config.dead_letter_topic = g.settings.dead_letter_topic;
   for (const auto id : g.subscriptions) {
     const auto& s = subscriptions_.at(id);
-    protocol::ConsumerInfo c;
+    ConsumerInfo c;
     c.subscription = id;
     c.client_name = s.who->client_name();
     c.max_in_flight = s.max_in_flight;
     c.in_flight = g.state.in_flight_of(ConsumerId{id});
     if (stats.lag > c.in_flight) {
       if (!s.who->ready()) {
-        c.stalled = protocol::StallReason::slow_socket;
+        c.stalled = StallReason::slow_socket;
       } else if (c.in_flight >= s.max_in_flight) {
-        c.stalled = protocol::StallReason::at_max_in_flight;
+        c.stalled = StallReason::at_max_in_flight;
       } else if (stats.scheduled > 0) {
-        c.stalled = protocol::StallReason::waiting_for_backoff;
+        c.stalled = StallReason::waiting_for_backoff;
       }
     }
     out.consumers.push_back(std::move(c));
@@ -812,25 +796,23 @@ std::vector<GroupMetrics> Groups::metrics() const {
   return out;
 }
 
-Result<std::vector<protocol::GroupInfo>> Groups::list_groups(std::string_view topic) const {
+Result<std::vector<GroupInfo>> Groups::list_groups(std::string_view topic) const {
   if (auto meta = broker_.describe_topic(topic); !meta) return tl::unexpected(meta.error());
-  std::vector<protocol::GroupInfo> out;
+  std::vector<GroupInfo> out;
   for (const auto& [key, g] : groups_) {
     if (key.first == topic && g->persisted) out.push_back(info(*g));
   }
   return out;
 }
 
-Result<protocol::GroupInfo> Groups::describe_group(std::string_view topic,
-                                                   std::string_view group) const {
+Result<GroupInfo> Groups::describe_group(std::string_view topic, std::string_view group) const {
   if (auto meta = broker_.describe_topic(topic); !meta) return tl::unexpected(meta.error());
   const Group* g = find(topic, group);
   if (g == nullptr || !g->persisted) return tl::unexpected(group_not_found(topic, group));
   return info(*g);
 }
 
-void Groups::create_group(protocol::CreateGroup req, TimePoint now,
-                          Callback<protocol::GroupInfo> done) {
+void Groups::create_group(CreateGroupRequest req, TimePoint now, Callback<GroupInfo> done) {
   if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
   if (auto ok = check_dead_letter_topic(req.topic, req.config); !ok) {
     return done(tl::unexpected(ok.error()));
@@ -868,20 +850,18 @@ void Groups::delete_group(std::string topic, std::string group, TimePoint now,
   });
 }
 
-void Groups::reset_group(protocol::ResetGroup req, TimePoint now,
-                         Callback<protocol::GroupInfo> done) {
-  Group* g = find(req.topic, req.group);
-  if (g == nullptr || !g->persisted) {
-    return done(tl::unexpected(group_not_found(req.topic, req.group)));
-  }
-  auto to = resolve_start(req.topic, req.to);
+void Groups::reset_group(std::string topic, std::string group, StartPosition to_position,
+                         TimePoint now, Callback<GroupInfo> done) {
+  Group* g = find(topic, group);
+  if (g == nullptr || !g->persisted) return done(tl::unexpected(group_not_found(topic, group)));
+  auto to = resolve_start(topic, to_position);
   if (!to) return done(tl::unexpected(to.error()));
   g->state.reset(*to);
   clear_ahead(*g);  // the group may move back; read afresh from where it now is
   ++g->generation;
   g->confirms.push_back(
-      {g->generation, protocol::SettleOk{},
-       [this, done, topic = req.topic, group = req.group](Result<protocol::SettleOk> r) {
+      {g->generation, Settled{},
+       [this, done, topic = std::move(topic), group = std::move(group)](Result<Settled> r) {
          if (!r) return done(tl::unexpected(r.error()));
          auto described = describe_group(topic, group);
          done(std::move(described));

@@ -7,43 +7,43 @@ namespace loft::http {
 
 namespace json = boost::json;
 
-std::string_view stall_text(protocol::StallReason reason) {
+std::string_view stall_text(StallReason reason) {
   switch (reason) {
-    case protocol::StallReason::none:
+    case StallReason::none:
       return "";
-    case protocol::StallReason::at_max_in_flight:
+    case StallReason::at_max_in_flight:
       return "at_max_in_flight";
-    case protocol::StallReason::waiting_for_backoff:
+    case StallReason::waiting_for_backoff:
       return "waiting_for_backoff";
-    case protocol::StallReason::slow_socket:
+    case StallReason::slow_socket:
       return "slow_socket";
   }
   return "";
 }
 
-json::object topic_json(const protocol::TopicInfo& t) {
-  return json::object{{"name", t.name},
-                      {"first_offset", t.first_offset},
-                      {"next_offset", t.next_offset},
-                      {"messages", t.messages},
-                      {"bytes", t.bytes},
-                      {"created_at_ms", t.created_at_ms},
-                      {"dedup_window_ms", t.dedup_window_ms},
-                      {"dedup_conflict",
-                       t.dedup_conflict == protocol::DedupConflict::error ? "error" : "duplicate"},
-                      {"max_age_ms", t.max_age_ms},
-                      {"max_bytes", t.max_bytes},
-                      {"max_messages", t.max_messages}};
+json::object topic_json(const TopicInfo& t) {
+  return json::object{
+      {"name", t.name},
+      {"first_offset", t.first_offset.value},
+      {"next_offset", t.next_offset.value},
+      {"messages", t.messages},
+      {"bytes", t.bytes},
+      {"created_at_ms", t.created_at_ms},
+      {"dedup_window_ms", t.dedup_window_ms},
+      {"dedup_conflict", t.dedup_conflict == DedupConflict::error ? "error" : "duplicate"},
+      {"max_age_ms", t.max_age_ms},
+      {"max_bytes", t.max_bytes},
+      {"max_messages", t.max_messages}};
 }
 
-json::object group_json(const protocol::GroupInfo& g) {
+json::object group_json(const GroupInfo& g) {
   json::array consumers;
   for (const auto& c : g.consumers) {
     json::object o{{"subscription", c.subscription},
                    {"client", c.client_name},
                    {"max_in_flight", c.max_in_flight},
                    {"in_flight", c.in_flight}};
-    if (c.stalled != protocol::StallReason::none) o["stalled"] = stall_text(c.stalled);
+    if (c.stalled != StallReason::none) o["stalled"] = stall_text(c.stalled);
     consumers.push_back(std::move(o));
   }
   json::array delays;

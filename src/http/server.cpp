@@ -17,7 +17,6 @@
 #include <utility>
 
 #include "loft/http/json.hpp"
-#include "loft/protocol/codec.hpp"
 
 namespace loft::http {
 
@@ -101,7 +100,7 @@ std::optional<Response> read_error_response(beast::error_code ec, const ServerOp
   if (ec == bhttp::error::body_limit) {
     res = error_response(
         Error{Errc::message_too_large, "the request body is larger than max_frame_size (" +
-                                           std::to_string(o.limits.max_frame_size) + " bytes)"},
+                                           std::to_string(o.max_body_bytes) + " bytes)"},
         11);
   } else if (ec == bhttp::error::header_limit) {
     res = error_response(
@@ -150,7 +149,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(o.max_header_bytes);
-      parser.body_limit(o.limits.max_frame_size);
+      parser.body_limit(o.max_body_bytes);
       stream_.expires_after(o.request_timeout);
       auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser, kUseTuple);
       if (ec) {
@@ -230,13 +229,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         co_return error_response(Error{Errc::shutting_down, "the broker is not taking writes"}, v);
       case Endpoint::topics: {
         json::array out;
-        for (const auto& m : broker.list_topics()) out.push_back(topic_json(broker::topic_info(m)));
+        for (const auto& m : broker.list_topics()) out.push_back(topic_json(m));
         co_return json_response(200, json::serialize(out), v);
       }
       case Endpoint::topic: {
         auto meta = broker.describe_topic(r->topic);
         if (!meta) co_return error_response(meta.error(), v);
-        co_return json_response(200, json::serialize(topic_json(broker::topic_info(*meta))), v);
+        co_return json_response(200, json::serialize(topic_json(*meta)), v);
       }
       case Endpoint::topic_groups: {
         auto groups = server_.sources_.groups.list_groups(r->topic);
@@ -271,15 +270,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const unsigned v = req.version();
     auto body = parse_publish_body(req.body());
     if (!body) co_return error_response(body.error(), v);
-    protocol::Publish p{topic, std::move(body->messages)};
-    if (auto ok = protocol::check_limits(p, server_.options_.limits); !ok) {
-      co_return error_response(ok.error(), v);
-    }
     // Named locals, not temporaries in the co_await expression (see read_error_response).
-    auto request = std::make_shared<protocol::Publish>(std::move(p));
+    // The broker checks the messages against its limits, as for every front end.
+    auto messages = std::make_shared<std::vector<Message>>(std::move(body->messages));
     auto* broker = &server_.sources_.broker;
-    auto start = [broker, request](broker::Callback<broker::Appended> done) {
-      broker->publish(std::move(request->topic), std::move(request->messages), std::move(done));
+    auto start = [broker, topic, messages](broker::Callback<broker::Appended> done) {
+      broker->publish(topic, std::move(*messages), std::move(done));
     };
     auto op = on_io_thread<broker::Appended>(stream_.get_executor(), std::move(start));
     auto appended = co_await std::move(op);

@@ -63,10 +63,6 @@ asio::awaitable<void> refuse_connection(tcp::socket socket, std::string error_fr
   socket.close(ignored);
 }
 
-broker::RetentionChange to_change(const protocol::RetentionChange& c) {
-  return broker::RetentionChange{c.max_age_ms, c.max_bytes, c.max_messages};
-}
-
 }  // namespace
 
 // One client connection. Runs entirely on the server's single-threaded io_context: a reader
@@ -121,11 +117,25 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
 
   // broker::Subscriber
   bool ready() const override { return !closed_ && outgoing_bytes_ <= max_outgoing_bytes_; }
-  void deliver(std::uint64_t subscription, std::string frame) override {
-    const auto it = subscriptions_.find(subscription);
+  // Encodes the batch straight from the stored bytes into DELIVER frames of at most
+  // max_frame_size, with the SUBSCRIBE's correlation id.
+  void deliver(const broker::DeliveryBatch& batch) override {
+    const auto it = subscriptions_.find(batch.subscription);
     if (it == subscriptions_.end()) return;
-    protocol::set_correlation_id(frame, it->second);
-    send_encoded(std::move(frame));
+    const std::uint32_t cid = it->second;
+    protocol::DeliverWriter frame{batch.subscription, batch.topic, batch.group};
+    const auto flush = [&] {
+      auto bytes = frame.take();
+      protocol::set_correlation_id(bytes, cid);
+      send_encoded(std::move(bytes));
+    };
+    const std::size_t max_frame = server_.options_.limits.max_frame_size;
+    for (const auto& m : batch.messages) {
+      const std::size_t n = protocol::DeliverWriter::encoded_size(*m.message);
+      if (frame.count() > 0 && frame.size() + n > max_frame) flush();
+      frame.add(m.attempt, *m.message);
+    }
+    if (frame.count() > 0) flush();
     if (!ready()) backed_up_ = true;
   }
   std::string client_name() const override { return client_name_; }
@@ -454,14 +464,21 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
         [&](auto& req) -> bool {
           using R = std::decay_t<decltype(req)>;
           if constexpr (std::is_same_v<R, protocol::Subscribe>) {
-            groups.subscribe(std::move(req), this, now,
-                             local<protocol::SubscribeOk>(cid, [this, cid](auto r) {
-                               subscriptions_[r->subscription] = cid;
-                               return protocol::Body{*r};
-                             }));
+            groups.subscribe(
+                broker::SubscribeRequest{std::move(req.topic), std::move(req.group), req.start,
+                                         req.max_in_flight, std::move(req.config)},
+                this, now, local<broker::Subscribed>(cid, [this, cid](auto r) {
+                  subscriptions_[r->subscription] = cid;
+                  return protocol::Body{
+                      protocol::SubscribeOk{r->subscription, r->created, r->ack_floor.value}};
+                }));
           } else if constexpr (std::is_same_v<R, protocol::Settle>) {
-            groups.settle(req, this, now, local<protocol::SettleOk>(cid, [](auto r) {
-                            return protocol::Body{*r};
+            std::optional<std::uint32_t> delay;
+            if (req.delay_ms != protocol::kBackoffDelay) delay = req.delay_ms;
+            groups.settle(broker::SettleRequest{req.subscription, req.action, req.confirm, delay,
+                                                std::move(req.runs)},
+                          this, now, local<broker::Settled>(cid, [](auto r) {
+                            return protocol::Body{protocol::SettleOk{r->applied, r->ignored}};
                           }));
           } else if constexpr (std::is_same_v<R, protocol::Unsubscribe>) {
             auto r = groups.unsubscribe(req.subscription, this, now);
@@ -472,9 +489,12 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
               send(cid, protocol::UnsubscribeOk{});
             }
           } else if constexpr (std::is_same_v<R, protocol::CreateGroup>) {
-            groups.create_group(std::move(req), now, local<protocol::GroupInfo>(cid, [](auto r) {
-                                  return protocol::Body{protocol::CreateGroupOk{std::move(*r)}};
-                                }));
+            groups.create_group(
+                broker::CreateGroupRequest{std::move(req.topic), std::move(req.group), req.start,
+                                           std::move(req.config)},
+                now, local<GroupInfo>(cid, [](auto r) {
+                  return protocol::Body{protocol::CreateGroupOk{std::move(*r)}};
+                }));
           } else if constexpr (std::is_same_v<R, protocol::ListGroups>) {
             auto r = groups.list_groups(req.topic);
             if (!r) return send_error(cid, r.error()), true;
@@ -488,7 +508,8 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
                 std::move(req.topic), std::move(req.group), now,
                 local<void>(cid, [](auto) { return protocol::Body{protocol::DeleteGroupOk{}}; }));
           } else if constexpr (std::is_same_v<R, protocol::ResetGroup>) {
-            groups.reset_group(std::move(req), now, local<protocol::GroupInfo>(cid, [](auto r) {
+            groups.reset_group(std::move(req.topic), std::move(req.group), req.to, now,
+                               local<GroupInfo>(cid, [](auto r) {
                                  return protocol::Body{protocol::ResetGroupOk{std::move(*r)}};
                                }));
           } else {
@@ -518,11 +539,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
       handshaken_ = true;
       client_name_ = hello.client_name;
       net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
-      return send(cid, protocol::HelloOk{protocol::kProtocolVersion, server_.options_.limits,
-                                         server_.options_.server_name,
-                                         server_.broker_.durability() == storage::Durability::os
-                                             ? protocol::Durability::os
-                                             : protocol::Durability::fsync});
+      return send(cid,
+                  protocol::HelloOk{protocol::kProtocolVersion, server_.options_.limits,
+                                    server_.options_.server_name, server_.broker_.durability()});
     }
     if (dispatch_group(cid, body)) return;
     auto& broker = server_.broker_;
@@ -534,18 +553,16 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
           } else if constexpr (std::is_same_v<R, protocol::Ping>) {
             send(cid, protocol::Pong{});
           } else if constexpr (std::is_same_v<R, protocol::CreateTopic>) {
-            // The two DedupConflict enums have the same values (0 duplicate, 1 error).
-            const broker::TopicSettings settings{
-                req.dedup_window_ms, static_cast<storage::DedupConflict>(req.dedup_conflict),
-                to_change(req.retention)};
+            const broker::TopicSettings settings{req.dedup_window_ms, req.dedup_conflict,
+                                                 req.retention};
             broker.create_topic(std::move(req.name), settings,
-                                completion<storage::TopicMeta>(cid, [](auto r) -> protocol::Body {
-                                  return protocol::CreateTopicOk{broker::topic_info(*r)};
+                                completion<TopicInfo>(cid, [](auto r) -> protocol::Body {
+                                  return protocol::CreateTopicOk{std::move(*r)};
                                 }));
           } else if constexpr (std::is_same_v<R, protocol::AlterTopic>) {
-            broker.alter_topic(std::move(req.name), to_change(req.retention),
-                               completion<storage::TopicMeta>(cid, [](auto r) -> protocol::Body {
-                                 return protocol::AlterTopicOk{broker::topic_info(*r)};
+            broker.alter_topic(std::move(req.name), req.retention,
+                               completion<TopicInfo>(cid, [](auto r) -> protocol::Body {
+                                 return protocol::AlterTopicOk{std::move(*r)};
                                }));
           } else if constexpr (std::is_same_v<R, protocol::Backup>) {
             net_log()->info("backup requested peer={} dir=\"{}\"", peer_, req.dir);
@@ -558,21 +575,15 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
                                   return protocol::DeleteTopicOk{};
                                 }));
           } else if constexpr (std::is_same_v<R, protocol::ListTopics>) {
-            protocol::ListTopicsOk reply;
-            for (const auto& m : broker.list_topics())
-              reply.topics.push_back(broker::topic_info(m));
-            send(cid, std::move(reply));
+            send(cid, protocol::ListTopicsOk{broker.list_topics()});
           } else if constexpr (std::is_same_v<R, protocol::DescribeTopic>) {
             auto meta = broker.describe_topic(req.name);
             if (!meta) return send_error(cid, meta.error());
-            send(cid, protocol::DescribeTopicOk{broker::topic_info(*meta)});
+            send(cid, protocol::DescribeTopicOk{std::move(*meta)});
           } else if constexpr (std::is_same_v<R, protocol::Publish>) {
-            if (auto ok = protocol::check_limits(req, server_.options_.limits); !ok) {
-              return send_error(cid, ok.error());
-            }
-            // PUBLISH_OK must fit in a frame too: 11 bytes per result.
+            // PUBLISH_OK must fit in a frame too.
             const std::size_t max_results =
-                (server_.options_.limits.max_frame_size - protocol::kHeaderSize - 4) / 11;
+                protocol::max_publish_results(server_.options_.limits.max_frame_size);
             if (req.messages.size() > max_results) {
               return send_error(cid, Error{Errc::invalid_request,
                                            "publish: " + std::to_string(req.messages.size()) +
@@ -666,7 +677,6 @@ Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions optio
       stop_timer_(io),
       groups_timer_(io),
       accept_retry_(io) {
-  options_.groups.max_frame_size = options_.limits.max_frame_size;
   // Completions of group writes run on the io thread; each may change what waits on time.
   groups_ =
       std::make_unique<broker::Groups>(broker_, options_.groups, [this](std::function<void()> f) {

@@ -168,8 +168,8 @@ class Writer {
 
   void topic_info(const TopicInfo& t) {
     str16(t.name, "topic name");
-    put(t.first_offset);
-    put(t.next_offset);
+    put(t.first_offset.value);
+    put(t.next_offset.value);
     put(t.messages);
     put(t.bytes);
     put(t.created_at_ms);
@@ -258,10 +258,10 @@ class Writer {
   void body(const HelloOk& b) {
     put(b.version);
     put(b.limits.max_frame_size);
-    put(b.limits.max_message_size);
-    put(b.limits.max_id_size);
-    put(b.limits.max_key_size);
-    put(b.limits.max_headers_size);
+    put(b.limits.message.max_message_size);
+    put(b.limits.message.max_id_size);
+    put(b.limits.message.max_key_size);
+    put(b.limits.message.max_headers_size);
     text16(b.server_name);
     put(static_cast<std::uint8_t>(b.durability));
   }
@@ -533,8 +533,8 @@ class Reader {
 TopicInfo read_topic_info(Reader& r) {
   TopicInfo t;
   t.name = r.str16("name");
-  t.first_offset = r.get<std::uint64_t>("first_offset");
-  t.next_offset = r.get<std::uint64_t>("next_offset");
+  t.first_offset = Offset{r.get<std::uint64_t>("first_offset")};
+  t.next_offset = Offset{r.get<std::uint64_t>("next_offset")};
   t.messages = r.get<std::uint64_t>("messages");
   t.bytes = r.get<std::uint64_t>("bytes");
   t.created_at_ms = r.get<std::int64_t>("created_at_ms");
@@ -655,10 +655,10 @@ Result<Body> decode_known(FrameType type, Reader& r) {
       HelloOk b;
       b.version = r.get<std::uint16_t>("version");
       b.limits.max_frame_size = r.get<std::uint32_t>("max_frame_size");
-      b.limits.max_message_size = r.get<std::uint32_t>("max_message_size");
-      b.limits.max_id_size = r.get<std::uint16_t>("max_id_size");
-      b.limits.max_key_size = r.get<std::uint16_t>("max_key_size");
-      b.limits.max_headers_size = r.get<std::uint32_t>("max_headers_size");
+      b.limits.message.max_message_size = r.get<std::uint32_t>("max_message_size");
+      b.limits.message.max_id_size = r.get<std::uint16_t>("max_id_size");
+      b.limits.message.max_key_size = r.get<std::uint16_t>("max_key_size");
+      b.limits.message.max_headers_size = r.get<std::uint32_t>("max_headers_size");
       b.server_name = r.str16("server_name");
       b.durability = r.enumeration<Durability>("durability", kMaxDurability);
       return r.finish(std::move(b));
@@ -1016,45 +1016,10 @@ Result<Body> decode_body(const FrameHeader& header, std::span<const char> body) 
   return decode_known(static_cast<FrameType>(header.type), r);
 }
 
-Result<void> check_limits(const Publish& publish, const Limits& limits) {
-  if (publish.topic.empty()) return fail(Errc::invalid_request, "publish: empty topic name");
-  if (publish.messages.empty()) return fail(Errc::invalid_request, "publish: no messages");
-  for (std::size_t i = 0; i < publish.messages.size(); ++i) {
-    const auto& m = publish.messages[i];
-    const auto where = "publish: message " + std::to_string(i) + " ";
-    if (m.payload.size() > limits.max_message_size) {
-      return fail(Errc::message_too_large,
-                  where + "payload is " + std::to_string(m.payload.size()) +
-                      " bytes, max_message_size is " + std::to_string(limits.max_message_size));
-    }
-    if (m.id.size() > limits.max_id_size) {
-      return fail(Errc::id_too_large, where + "id is " + std::to_string(m.id.size()) +
-                                          " bytes, max_id_size is " +
-                                          std::to_string(limits.max_id_size));
-    }
-    if (m.key.size() > limits.max_key_size) {
-      return fail(Errc::key_too_large, where + "key is " + std::to_string(m.key.size()) +
-                                           " bytes, max_key_size is " +
-                                           std::to_string(limits.max_key_size));
-    }
-    std::uint64_t headers = 0;
-    for (std::size_t j = 0; j < m.headers.size(); ++j) {
-      const auto& h = m.headers[j];
-      // A header name must fit its u16 length prefix whatever max_headers_size says.
-      if (h.name.size() > kMaxU16) {
-        return fail(Errc::headers_too_large, where + "header " + std::to_string(j) + " name is " +
-                                                 std::to_string(h.name.size()) +
-                                                 " bytes, more than 65535");
-      }
-      headers += h.name.size() + h.value.size();
-    }
-    if (headers > limits.max_headers_size) {
-      return fail(Errc::headers_too_large, where + "headers are " + std::to_string(headers) +
-                                               " bytes (names + values), max_headers_size is " +
-                                               std::to_string(limits.max_headers_size));
-    }
-  }
-  return {};
+std::size_t max_publish_results(std::uint32_t max_frame_size) noexcept {
+  constexpr std::size_t kResultSize = 2 + 1 + 8;  // u16 code, u8 duplicate, u64 offset
+  const std::size_t base = kHeaderSize + 4;       // the u32 count
+  return max_frame_size < base ? 0 : (max_frame_size - base) / kResultSize;
 }
 
 void Decoder::feed(std::span<const char> bytes) {

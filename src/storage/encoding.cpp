@@ -127,7 +127,7 @@ std::optional<std::uint32_t> decode_u32(std::string_view bytes) {
   return v;
 }
 
-std::string encode_topic_meta_v0(const TopicMeta& meta) {
+std::string encode_topic_meta_v0(const TopicInfo& meta) {
   std::string out;
   out.reserve(kTopicBaseSize + 1 + 8 + 1);
   put_le<std::uint32_t>(out, meta.id.value);
@@ -139,7 +139,7 @@ std::string encode_topic_meta_v0(const TopicMeta& meta) {
   return out;
 }
 
-std::string encode_topic_meta(const TopicMeta& meta) {
+std::string encode_topic_meta(const TopicInfo& meta) {
   auto out = encode_topic_meta_v0(meta);
   put_le<std::uint8_t>(out, kTopicExtensionVersion);
   put_le<std::uint64_t>(out, meta.dedup_window_ms);
@@ -150,9 +150,9 @@ std::string encode_topic_meta(const TopicMeta& meta) {
   return out;
 }
 
-std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_view value) {
+std::optional<TopicInfo> decode_topic_meta(std::string_view name, std::string_view value) {
   ValueReader r{value};
-  TopicMeta meta;
+  TopicInfo meta;
   meta.name = std::string(name);
   if (!r.le(meta.id.value) || !r.le(meta.created_at_ms) || !r.le(meta.first_offset.value) ||
       !r.le(meta.next_offset.value) || !r.le(meta.messages) || !r.le(meta.bytes)) {

@@ -45,12 +45,12 @@ inline constexpr std::size_t kTopicBaseSize = 4 + 5 * 8;
 // Version 1: dedup window and conflict mode. Version 2 adds the retention limits (max_age_ms,
 // max_bytes, max_messages, u64 LE each). Older versions decode with the defaults.
 inline constexpr std::uint8_t kTopicExtensionVersion = 2;
-std::string encode_topic_meta(const TopicMeta& meta);
+std::string encode_topic_meta(const TopicInfo& meta);
 // nullopt if `value` is not exactly a base record, or a base record plus an extension of a
 // version this build knows.
-std::optional<TopicMeta> decode_topic_meta(std::string_view name, std::string_view value);
+std::optional<TopicInfo> decode_topic_meta(std::string_view name, std::string_view value);
 // The pre-dedup layout (the 44-byte base record only), for tests of old data directories.
-std::string encode_topic_meta_v0(const TopicMeta& meta);
+std::string encode_topic_meta_v0(const TopicInfo& meta);
 
 // dedup CF key: big-endian topic id, then the message id's bytes. Like the groups CF, the
 // 4-byte prefix puts a topic's entries in the range [dedup_begin_key, dedup_end_key).

@@ -22,9 +22,9 @@ namespace {
 // Durability argument is accepted and ignored.
 class MemoryStore final : public Store {
  public:
-  Result<std::vector<TopicMeta>> load_topics() override {
+  Result<std::vector<TopicInfo>> load_topics() override {
     std::shared_lock lock{mutex_};
-    std::vector<TopicMeta> out;
+    std::vector<TopicInfo> out;
     out.reserve(topics_.size());
     for (const auto& [name, meta] : topics_) out.push_back(meta);
     return out;
@@ -138,7 +138,7 @@ class MemoryStore final : public Store {
   }
 
   mutable std::shared_mutex mutex_;
-  std::map<std::string, TopicMeta> topics_;  // by name, the order load_topics() returns
+  std::map<std::string, TopicInfo> topics_;  // by name, the order load_topics() returns
   std::map<TopicId, std::map<Offset, StoredMessage>> messages_;
   std::map<GroupKey, GroupRecord> groups_;  // by topic id, then name: load_groups() order
   std::map<DedupKey, DedupEntry> dedup_;

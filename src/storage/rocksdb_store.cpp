@@ -260,8 +260,8 @@ class RocksDbStore final : public Store {
   RocksDbStore(const RocksDbStore&) = delete;
   RocksDbStore& operator=(const RocksDbStore&) = delete;
 
-  Result<std::vector<TopicMeta>> load_topics() override {
-    std::vector<TopicMeta> out;
+  Result<std::vector<TopicInfo>> load_topics() override {
+    std::vector<TopicInfo> out;
     std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(rocksdb::ReadOptions{}, topics_)};
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto meta = enc::decode_topic_meta(it->key().ToStringView(), it->value().ToStringView());
@@ -898,7 +898,7 @@ Result<std::uint32_t> read_format_version(const std::filesystem::path& dir) {
   return *version;
 }
 
-Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicMeta& topic,
+Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicInfo& topic,
                                          const std::vector<StoredMessage>& messages) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -38,7 +38,7 @@ Result<void> overwrite_format_version(const std::filesystem::path& dir, std::uin
 // Creates in `dir` what a loftd from before groups were persisted wrote: format version 1 and
 // only the default, topics and messages column families, holding `topic` (in the 44-byte
 // topic record written before dedup) and `messages`.
-Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicMeta& topic,
+Result<void> create_store_without_groups(const std::filesystem::path& dir, const TopicInfo& topic,
                                          const std::vector<StoredMessage>& messages);
 
 // Adds an empty column family `name` to the RocksDB directory `dir`, as a newer loftd might.

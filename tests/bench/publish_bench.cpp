@@ -39,7 +39,7 @@ struct Fixture {
     std::mutex m;
     std::condition_variable cv;
     bool done = false;
-    broker->create_topic("bench", [&](Result<storage::TopicMeta>) {
+    broker->create_topic("bench", [&](Result<TopicInfo>) {
       std::lock_guard lock(m);
       done = true;
       cv.notify_one();

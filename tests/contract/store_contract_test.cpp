@@ -40,7 +40,7 @@ void PrintTo(const StoredMessage& m, std::ostream* os) {
 
 namespace storage {
 
-void PrintTo(const TopicMeta& t, std::ostream* os) {
+void PrintTo(const TopicInfo& t, std::ostream* os) {
   *os << "{id=" << t.id.value << " name=" << t.name << " created=" << t.created_at_ms
       << " first=" << t.first_offset.value << " next=" << t.next_offset.value
       << " messages=" << t.messages << " bytes=" << t.bytes << "}";
@@ -120,8 +120,8 @@ struct RocksDbBackend {
   std::unique_ptr<Store> open() { return open_or_fail(dir.path()); }
 };
 
-TopicMeta topic(std::uint32_t id, std::string name) {
-  TopicMeta meta;
+TopicInfo topic(std::uint32_t id, std::string name) {
+  TopicInfo meta;
   meta.id = TopicId{id};
   meta.name = std::move(name);
   meta.created_at_ms = 1'700'000'000'000;
@@ -136,7 +136,7 @@ Message msg(std::string payload, std::string id = {}, std::string key = {},
                  .payload = std::move(payload)};
 }
 
-WriteBatch put(const TopicMeta& meta) { return WriteBatch{{PutTopic{meta}}}; }
+WriteBatch put(const TopicInfo& meta) { return WriteBatch{{PutTopic{meta}}}; }
 
 // Appends `messages` at offsets first, first+1, ... with timestamp 1000 + offset.
 void add_appends(WriteBatch& batch, TopicId topic, std::uint64_t first,
@@ -174,7 +174,7 @@ std::vector<StoredMessage> read_all(const Store& store, TopicId topic, Offset fr
   return std::move(*r);
 }
 
-std::vector<TopicMeta> topics_of(Store& store) {
+std::vector<TopicInfo> topics_of(Store& store) {
   auto r = store.load_topics();
   if (!r) {
     ADD_FAILURE() << "load_topics: " << r.error().to_string();

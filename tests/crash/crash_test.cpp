@@ -177,7 +177,7 @@ void run_rounds(Stop how, int n) {
   {
     auto c = d.client();
     ASSERT_TRUE(c->create_topic("ledger"));
-    protocol::GroupConfig config;
+    GroupConfig config;
     config.ack_timeout_ms = 300'000;  // redelivery only when a consumer is gone
     for (const auto& g : kGroups) ASSERT_TRUE(c->create_group("ledger", g, {}, config));
   }

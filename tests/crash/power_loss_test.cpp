@@ -178,8 +178,8 @@ void run_rounds(Durability durability) {
     auto b = broker::Broker::open(std::move(*store), with_durability(durability));
     ASSERT_TRUE(b) << b.error().to_string();
     p->broker = std::move(*b);
-    std::promise<Result<broker::TopicMeta>> created;
-    p->broker->create_topic("ledger", [&](Result<broker::TopicMeta> r) { created.set_value(r); });
+    std::promise<Result<TopicInfo>> created;
+    p->broker->create_topic("ledger", [&](Result<TopicInfo> r) { created.set_value(r); });
     ASSERT_TRUE(created.get_future().get());
     // The topic must exist after any cut, also under `os`: flush it to synced SST files.
     p->broker->stop();
@@ -283,8 +283,8 @@ TEST(PowerLoss, ConfirmedAcksSurviveWhilePlainAcksAreWrittenUnsynced) {
     auto b = broker::Broker::open(std::move(*store), with_durability(Durability::fsync));
     ASSERT_TRUE(b) << b.error().to_string();
     p->broker = std::move(*b);
-    std::promise<Result<broker::TopicMeta>> created;
-    p->broker->create_topic("acks", [&](Result<broker::TopicMeta> r) { created.set_value(r); });
+    std::promise<Result<TopicInfo>> created;
+    p->broker->create_topic("acks", [&](Result<TopicInfo> r) { created.set_value(r); });
     ASSERT_TRUE(created.get_future().get());
   }
   for (int round = 0; round < n; ++round) {
@@ -295,9 +295,9 @@ TEST(PowerLoss, ConfirmedAcksSurviveWhilePlainAcksAreWrittenUnsynced) {
                                          [&](std::function<void()> f) { loop.post(std::move(f)); });
     groups->load();
     FakeSubscriber who;
-    std::optional<Result<protocol::SubscribeOk>> subscribed;
-    groups->subscribe(protocol::Subscribe{"acks", "g", {}, 10, {}}, &who, {},
-                      [&](Result<protocol::SubscribeOk> r) { subscribed = std::move(r); });
+    std::optional<Result<broker::Subscribed>> subscribed;
+    groups->subscribe(broker::SubscribeRequest{"acks", "g", {}, 10, {}}, &who, {},
+                      [&](Result<broker::Subscribed> r) { subscribed = std::move(r); });
     ASSERT_TRUE(loop.run_until([&] { return subscribed.has_value(); }));
     ASSERT_TRUE(*subscribed) << subscribed->error().to_string();
     const auto sub = (*subscribed)->subscription;
@@ -310,12 +310,9 @@ TEST(PowerLoss, ConfirmedAcksSurviveWhilePlainAcksAreWrittenUnsynced) {
       auto step = std::move(who.received);
       who.received.clear();
       auto send = [&](std::uint64_t offset, bool confirm) {
-        protocol::Settle req{sub,
-                             protocol::SettleAction::ack,
-                             confirm,
-                             protocol::kBackoffDelay,
-                             {protocol::OffsetRun{offset, 1}}};
-        groups->settle(req, &who, {}, [&, offset, confirm](Result<protocol::SettleOk> r) {
+        broker::SettleRequest req{
+            sub, SettleAction::ack, confirm, std::nullopt, {OffsetRun{offset, 1}}};
+        groups->settle(req, &who, {}, [&, offset, confirm](Result<broker::Settled> r) {
           ASSERT_TRUE(r) << "before the cut: " << r.error().to_string();
           if (confirm) {
             confirmed.push_back(offset);

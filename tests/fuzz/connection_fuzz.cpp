@@ -58,16 +58,17 @@ class Harness {
     broker::Options bo;
     bo.durability = storage::Durability::os;
     bo.auto_create_topics = true;  // publishes reach the write path without a CREATE_TOPIC
+    // Small limits, so inputs of a few KiB reach every limit check.
+    bo.message_limits = MessageLimits{.max_message_size = 8 * 1024,
+                                      .max_id_size = 64,
+                                      .max_key_size = 64,
+                                      .max_headers_size = 1024};
     auto b = broker::Broker::open(storage::make_memory_store(), bo);
     check(b.has_value(), "broker did not open");
     broker_ = std::move(*b);
     net::ServerOptions so;
-    // Small limits, so inputs of a few KiB reach every limit check.
     so.limits.max_frame_size = 64 * 1024;
-    so.limits.max_message_size = 8 * 1024;
-    so.limits.max_id_size = 64;
-    so.limits.max_key_size = 64;
-    so.limits.max_headers_size = 1024;
+    so.limits.message = bo.message_limits;
     so.max_inflight_requests = 16;
     so.max_outgoing_bytes = 256 * 1024;
     so.shutdown_timeout = std::chrono::seconds(5);

@@ -43,7 +43,7 @@ TEST(Daemon, TopicsAreCreatedListedDescribedAndDeleted) {
   const auto created = c->create_topic("orders");
   ASSERT_TRUE(created) << created.error().to_string();
   EXPECT_EQ(created->name, "orders");
-  EXPECT_EQ(created->next_offset, 0u);
+  EXPECT_EQ(created->next_offset.value, 0u);
   ASSERT_TRUE(c->create_topic("audit.log-2"));
 
   auto again = c->create_topic("orders");
@@ -62,7 +62,7 @@ TEST(Daemon, TopicsAreCreatedListedDescribedAndDeleted) {
   ASSERT_TRUE(c->publish("orders", make_message(1)));
   const auto described = c->describe_topic("orders");
   ASSERT_TRUE(described);
-  EXPECT_EQ(described->next_offset, 1u);
+  EXPECT_EQ(described->next_offset.value, 1u);
   EXPECT_EQ(described->messages, 1u);
   EXPECT_EQ(described->bytes, make_message(1).size_bytes());
 
@@ -115,7 +115,7 @@ TEST(Daemon, PublishedBatchesSurviveRestartsByteForByte) {
     }
     const auto info = c->describe_topic("events");
     ASSERT_TRUE(info);
-    EXPECT_EQ(info->next_offset, sent.size());
+    EXPECT_EQ(info->next_offset.value, sent.size());
     EXPECT_EQ(info->messages, sent.size());
   };
   ASSERT_EQ(d.stop(), 0) << d.log();

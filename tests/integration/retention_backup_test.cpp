@@ -122,10 +122,10 @@ TEST_F(Retention, MaxMessagesKeepsTheNewestAndTheDiskSpaceComesBack) {
   const auto altered = client_->alter_topic("big", max_messages(100));
   ASSERT_TRUE(altered) << altered.error().to_string();
   EXPECT_EQ(altered->max_messages, 100u);
-  ASSERT_TRUE(eventually([&] { return describe("big").first_offset == 1900; }))
-      << "first_offset=" << describe("big").first_offset;
+  ASSERT_TRUE(eventually([&] { return describe("big").first_offset.value == 1900; }))
+      << "first_offset=" << describe("big").first_offset.value;
   const auto t = describe("big");
-  EXPECT_EQ(t.next_offset, 2000u);
+  EXPECT_EQ(t.next_offset.value, 2000u);
   EXPECT_EQ(t.messages, 100u);
   EXPECT_EQ(t.bytes, 100u * 8192);
   // Exactly the newest 100 remain, byte for byte; a fetch from 0 starts at the first one.
@@ -155,14 +155,14 @@ TEST_F(Retention, MaxBytesAndMaxAgeFromTheCliTrimWhatIsPastThem) {
   std::vector<Message> hundred_bytes(20, text(std::string(100, 'x')));
   ASSERT_TRUE(client_->publish("bytes", hundred_bytes));
   // 10 x 100 = 1000 bytes fit in 1024; 11 would not.
-  ASSERT_TRUE(eventually([&] { return describe("bytes").first_offset == 10; }));
+  ASSERT_TRUE(eventually([&] { return describe("bytes").first_offset.value == 10; }));
   EXPECT_EQ(describe("bytes").bytes, 1000u);
   EXPECT_EQ(describe("bytes").messages, 10u);
 
   ASSERT_TRUE(client_->publish("aged", std::vector<Message>(5, text("old"))));
   ASSERT_TRUE(eventually([&] { return describe("aged").messages == 0; }));
-  EXPECT_EQ(describe("aged").first_offset, 5u);
-  EXPECT_EQ(describe("aged").next_offset, 5u);
+  EXPECT_EQ(describe("aged").first_offset.value, 5u);
+  EXPECT_EQ(describe("aged").next_offset.value, 5u);
 
   r = daemon_.loft({"topic", "describe", "aged", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -180,7 +180,7 @@ TEST_F(Retention, MaxBytesAndMaxAgeFromTheCliTrimWhatIsPastThem) {
   r = daemon_.loft({"topic", "alter", "bytes", "--max-messages", "3", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).as_object().at("max_messages").to_number<std::uint64_t>(), 3u);
-  ASSERT_TRUE(eventually([&] { return describe("bytes").first_offset == 17; }));
+  ASSERT_TRUE(eventually([&] { return describe("bytes").first_offset.value == 17; }));
   EXPECT_EQ(describe("bytes").max_bytes, 1024u) << "alter keeps the limits it is not given";
 }
 
@@ -192,7 +192,7 @@ TEST_F(Retention, ConfiguredDefaultsApplyToTopicsCreatedWithoutLimits) {
   ASSERT_TRUE(t);
   EXPECT_EQ(t->max_messages, 2u);
   ASSERT_TRUE(c->publish("t", std::vector<Message>(5, text("m"))));
-  ASSERT_TRUE(eventually([&] { return c->describe_topic("t")->first_offset == 3; }));
+  ASSERT_TRUE(eventually([&] { return c->describe_topic("t")->first_offset.value == 3; }));
 }
 
 TEST_F(Retention, BadValuesGetClearErrors) {
@@ -337,7 +337,7 @@ TEST(Backup, ATakenUnderLoadRestoresToALoftdWithTheSameData) {
   ASSERT_TRUE(copy && original);
   ASSERT_GE(copy->size(), 200 + confirmed_before.size());
   ASSERT_LE(copy->size(), original->size());
-  EXPECT_EQ(topic->next_offset, copy->size());
+  EXPECT_EQ(topic->next_offset.value, copy->size());
   for (std::size_t i = 0; i < copy->size(); ++i) {
     ASSERT_EQ((*copy)[i].offset, (*original)[i].offset);
     ASSERT_EQ((*copy)[i].timestamp_ms, (*original)[i].timestamp_ms);

@@ -88,8 +88,8 @@ class FaultyDisk {
 };
 
 void create_topic(broker::Broker& b) {
-  std::promise<Result<broker::TopicMeta>> done;
-  b.create_topic("t", [&](Result<broker::TopicMeta> r) { done.set_value(std::move(r)); });
+  std::promise<Result<TopicInfo>> done;
+  b.create_topic("t", [&](Result<TopicInfo> r) { done.set_value(std::move(r)); });
   auto r = done.get_future().get();
   ASSERT_TRUE(r) << r.error().to_string();
 }

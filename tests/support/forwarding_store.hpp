@@ -22,7 +22,7 @@ class ForwardingStore : public storage::Store {
 
   storage::Store& inner() { return *inner_; }
 
-  Result<std::vector<storage::TopicMeta>> load_topics() override { return inner_->load_topics(); }
+  Result<std::vector<TopicInfo>> load_topics() override { return inner_->load_topics(); }
   Result<TopicId> load_next_topic_id() override { return inner_->load_next_topic_id(); }
   Result<std::vector<storage::GroupRecord>> load_groups() override { return inner_->load_groups(); }
   Result<void> write(const storage::WriteBatch& batch, storage::Durability durability) override {

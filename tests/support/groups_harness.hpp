@@ -15,7 +15,6 @@
 #include <utility>
 
 #include "loft/broker/groups.hpp"
-#include "loft/protocol/codec.hpp"
 
 namespace loft::testing {
 
@@ -54,24 +53,35 @@ class Loop {
   std::deque<std::function<void()>> tasks_;
 };
 
+// A delivered message as a test sees it: copied out of the views the subscriber was handed
+// (they are valid only during deliver()).
+struct Received {
+  std::uint64_t offset = 0;
+  std::uint32_t attempt = 1;
+  std::int64_t timestamp_ms = 0;
+  Message message;
+};
+
 class FakeSubscriber final : public broker::Subscriber {
  public:
   bool ready() const override { return is_ready; }
-  // Decodes the frame as a client would; a frame that does not decode fails the test.
-  void deliver(std::uint64_t subscription, std::string frame) override {
-    auto header = protocol::decode_header(frame, 1u << 30);
-    ASSERT_TRUE(header.has_value()) << header.error().to_string();
-    ASSERT_EQ(header->length + 4, frame.size());
-    auto body =
-        protocol::decode_body(*header, std::span<const char>{frame}.subspan(protocol::kHeaderSize));
-    ASSERT_TRUE(body.has_value()) << body.error().to_string();
-    auto* deliver = std::get_if<protocol::Deliver>(&*body);
-    ASSERT_NE(deliver, nullptr) << "not a DELIVER";
-    EXPECT_EQ(deliver->subscription, subscription);
-    for (auto& m : deliver->messages) received.push_back(std::move(m));
+  void deliver(const broker::DeliveryBatch& batch) override {
+    EXPECT_FALSE(batch.messages.empty()) << "an empty delivery";
+    std::uint64_t last = 0;
+    for (const auto& d : batch.messages) {
+      const auto& v = *d.message;
+      EXPECT_TRUE(last == 0 || v.offset.value > last) << "not in ascending offset order";
+      last = v.offset.value;
+      Message m{std::string(v.id), std::string(v.key), {}, std::string(v.payload)};
+      for (const auto& h : v.headers)
+        m.headers.push_back({std::string(h.name), std::string(h.value)});
+      received.push_back(Received{v.offset.value, d.attempt, v.timestamp_ms, std::move(m)});
+    }
+    subscriptions.push_back(batch.subscription);
   }
   std::string client_name() const override { return "test"; }
-  std::deque<protocol::DeliveredMessage> received;
+  std::deque<Received> received;
+  std::vector<std::uint64_t> subscriptions;  // of each delivery, in order
   bool is_ready = true;  // false: its connection's send queue is full, no deliveries
 };
 

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -34,12 +35,10 @@
 
 #include "loft/common/error.hpp"
 #include "loft/common/message.hpp"
-#include "loft/protocol/frames.hpp"
+#include "loft/common/topic.hpp"
 #include "loft/storage/store.hpp"
 
 namespace loft::broker {
-
-using storage::TopicMeta;
 
 // Whether the storage takes writes, as the writer last saw it: for the log, readiness checks
 // and metrics.
@@ -53,19 +52,6 @@ struct StorageHealth {
   std::uint64_t recovery_attempts = 0;  // Store::recover() calls made while unwritable
   bool operator==(const StorageHealth&) const = default;
 };
-// Retention limits of a topic: the oldest messages past any of them are removed. 0 = unlimited.
-struct RetentionLimits {
-  std::uint64_t max_age_ms = 0;
-  std::uint64_t max_bytes = 0;
-  std::uint64_t max_messages = 0;
-  bool operator==(const RetentionLimits&) const = default;
-};
-// The limits a request sets; a limit left nullopt is not set by it.
-struct RetentionChange {
-  std::optional<std::uint64_t> max_age_ms;
-  std::optional<std::uint64_t> max_bytes;
-  std::optional<std::uint64_t> max_messages;
-};
 inline constexpr std::uint64_t kMinMaxAgeMs = 1'000;                            // 1 s
 inline constexpr std::uint64_t kMaxMaxAgeMs = 100ULL * 365 * 24 * 3600 * 1000;  // 100 years
 
@@ -75,10 +61,13 @@ Result<void> validate_retention(const RetentionChange& change);
 RetentionLimits apply_retention(RetentionLimits limits, const RetentionChange& change);
 // The lowest offset that max_messages and max_age keep: `age_start` is the first offset
 // published at or after now - max_age (nullopt when the topic has no max_age).
-Offset first_kept_by_count_and_age(const TopicMeta& topic, std::optional<Offset> age_start);
+Offset first_kept_by_count_and_age(const TopicInfo& topic, std::optional<Offset> age_start);
 
 struct Options {
-  storage::Durability durability = storage::Durability::fsync;
+  Durability durability = Durability::fsync;
+  // What one message may hold: every publish is checked against it, whatever front end it
+  // came through.
+  MessageLimits message_limits;
   bool auto_create_topics = false;
   // Upper bound on what one group commit takes from the queue; the rest waits for the next.
   std::size_t max_commit_messages = 16384;
@@ -107,7 +96,7 @@ struct TopicSettings {
   // How long a message id stays known for dedup; 0 = kDefaultDedupWindowMs (2 h). Otherwise
   // kMinDedupWindowMs..kMaxDedupWindowMs.
   std::uint64_t dedup_window_ms = 0;
-  storage::DedupConflict dedup_conflict = storage::DedupConflict::duplicate;
+  DedupConflict dedup_conflict = DedupConflict::duplicate;
   RetentionChange retention{};  // limits not set here come from Options::default_retention
 };
 inline constexpr std::uint64_t kMinDedupWindowMs = 1'000;                     // 1 s
@@ -156,7 +145,7 @@ struct GroupWrite {
   // waits on (acks without confirm). Such a write survives a kill -9 once it completes, and a
   // power loss once any later commit syncs: the write-ahead log is one sequence, and a sync
   // covers everything written before it. A commit is synced if any of its requests asks for it.
-  storage::Durability durability = storage::Durability::fsync;
+  Durability durability = Durability::fsync;
 };
 
 // What a commit changed, for whoever serves consumers: a topic's log grew or it was deleted.
@@ -168,6 +157,11 @@ struct TopicEvent {
   Offset first{};  // the topic's first offset after the commit (retention moves it up)
 };
 
+// Checks a publish's messages (at least one) against `limits`: message_too_large,
+// id_too_large, key_too_large, headers_too_large or invalid_request, naming the first message
+// that fails by its index in the request, counted from 0 ("publish: message 0 id is ...").
+Result<void> validate_messages(std::span<const Message> messages, const MessageLimits& limits);
+
 // Topic names: 1..249 bytes of [A-Za-z0-9._-], not "." or "..".
 Result<void> validate_topic_name(std::string_view name);
 
@@ -178,9 +172,6 @@ struct WriterStats {
   std::uint64_t messages = 0;
   std::uint64_t failed_commits = 0;
 };
-
-// The wire view of a topic's metadata (DESCRIBE_TOPIC, the HTTP JSON).
-protocol::TopicInfo topic_info(const TopicMeta& meta);
 
 // Per-topic counters since this process started; they start at 0 again after a restart or
 // when a topic is re-created (Prometheus counters may reset).
@@ -217,14 +208,14 @@ class Broker {
   Broker& operator=(const Broker&) = delete;
 
   // REQUIRES nothing of `settings`: an invalid window fails with invalid_request.
-  void create_topic(std::string name, TopicSettings settings, Callback<TopicMeta> done);
-  void create_topic(std::string name, Callback<TopicMeta> done) {
+  void create_topic(std::string name, TopicSettings settings, Callback<TopicInfo> done);
+  void create_topic(std::string name, Callback<TopicInfo> done) {
     create_topic(std::move(name), TopicSettings{}, std::move(done));
   }
   void delete_topic(std::string name, Callback<void> done);
   // Sets the retention limits `change` names (at least one); the next retention pass applies
   // them (one is started at once).
-  void alter_topic(std::string name, RetentionChange change, Callback<TopicMeta> done);
+  void alter_topic(std::string name, RetentionChange change, Callback<TopicInfo> done);
   // A consistent copy of the whole store into `dir` (absolute, must not exist, its parent
   // must), made on the background thread while publishes go on: it holds every write that
   // completed before the call. Fails with backup_failed (`done` runs on the background
@@ -235,7 +226,8 @@ class Broker {
   // on the background thread every retention_interval; tests call it directly. Thread-safe,
   // but not to be called on the writer thread. Returns the number of messages removed.
   std::uint64_t run_retention_pass();
-  // REQUIRES: messages is not empty and within the configured limits (the session checks).
+  // Fails at once (on the caller's thread) with validate_messages' error, or invalid_request /
+  // invalid_name for a bad topic name.
   // A message with a non-empty id whose id is already stored in the topic, within the
   // topic's dedup window (in the store, or earlier in the same commit), is not appended: its
   // result is the original's offset with duplicate = true, or dedup_conflict if the payload
@@ -256,10 +248,10 @@ class Broker {
 
   std::int64_t now_ms() const { return options_.now_ms(); }
   // What a confirm promises; fixed for the broker's life.
-  storage::Durability durability() const { return options_.durability; }
+  Durability durability() const { return options_.durability; }
 
-  std::vector<TopicMeta> list_topics() const;  // sorted by name
-  Result<TopicMeta> describe_topic(std::string_view name) const;
+  std::vector<TopicInfo> list_topics() const;  // sorted by name
+  Result<TopicInfo> describe_topic(std::string_view name) const;
   Result<FetchResult> fetch(std::string_view topic, Offset from, storage::ReadLimits limits) const;
   // fetch() for delivery: the same messages, as views into one block (Store::read_block).
   Result<std::shared_ptr<const storage::MessageBlock>> fetch_block(
@@ -286,7 +278,7 @@ class Broker {
   struct CreateReq {
     std::string name;
     TopicSettings settings;
-    Callback<TopicMeta> done;
+    Callback<TopicInfo> done;
   };
   struct DeleteReq {
     std::string name;
@@ -305,7 +297,7 @@ class Broker {
   struct AlterReq {
     std::string name;
     RetentionChange change;
-    Callback<TopicMeta> done;
+    Callback<TopicInfo> done;
   };
   // Removes [from, end) of topic `id` if the topic still has that id and starts at `from`
   // (otherwise nothing: the next pass looks again). `removed_bytes` is what the range holds.
@@ -329,26 +321,26 @@ class Broker {
     std::optional<Offset> trimmed_end;  // nullopt: the whole (dropped) topic
   };
 
-  Broker(std::unique_ptr<storage::Store> store, Options options, std::vector<TopicMeta> topics,
+  Broker(std::unique_ptr<storage::Store> store, Options options, std::vector<TopicInfo> topics,
          TopicId next_topic_id, std::vector<storage::GroupRecord> groups);
   void enqueue(Request req);
   void run_writer();
   void run_reclaimer();
   void commit(std::vector<Request>& batch);
-  storage::Durability commit_durability(const std::vector<Request>& batch) const;
+  Durability commit_durability(const std::vector<Request>& batch) const;
   // Writer thread: Store::recover() if the storage is unwritable and the retry interval passed.
   void maybe_recover();
   // Writer thread: records the outcome of a storage write or recovery in health_.
   void note_storage(const Result<void>& outcome, bool was_write);
   // The trim that brings `topic` within its limits, bounded in size; nullopt if none is due.
-  Result<std::optional<TrimReq>> plan_trim(const TopicMeta& topic);
+  Result<std::optional<TrimReq>> plan_trim(const TopicInfo& topic);
   Result<void> run_backup(const std::filesystem::path& dir);
 
   std::unique_ptr<storage::Store> store_;
   Options options_;
 
   mutable std::shared_mutex table_mutex_;  // guards topics_ (writer writes, anyone reads)
-  std::map<std::string, TopicMeta, std::less<>> topics_;
+  std::map<std::string, TopicInfo, std::less<>> topics_;
   std::uint32_t next_topic_id_ = 1;  // writer thread only
   std::vector<storage::GroupRecord> loaded_groups_;
   std::function<void(std::vector<TopicEvent>)> topic_listener_;

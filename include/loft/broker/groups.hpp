@@ -1,7 +1,8 @@
 #pragma once
 // Consumer groups: subscriptions, deliveries, settles, dead letters and the persistence of
 // each group's progress. One delivery::GroupState per group decides; this class carries the
-// decisions out: it reads the messages to deliver, hands DELIVER frames to subscribers, and
+// decisions out: it reads the messages to deliver, hands them to subscribers as views of the
+// stored messages (each front end encodes them for its own wire), and
 // writes group progress (and dead letters) through the Broker's single write path.
 //
 // Thread: not thread-safe. It lives on the thread that serves the connections (loftd's io
@@ -19,29 +20,80 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "loft/broker/broker.hpp"
+#include "loft/common/group.hpp"
 #include "loft/delivery/group_state.hpp"
-#include "loft/protocol/frames.hpp"
 
 namespace loft::broker {
 
 using delivery::TimePoint;
 
-// The connection side of a subscription, implemented by the network session.
+// One message handed to a subscriber: a view of the stored message and its attempt number
+// (1 for the first delivery).
+struct DeliveredView {
+  std::uint32_t attempt = 1;
+  const StoredMessageView* message = nullptr;
+};
+// Messages for one subscription, in ascending offset order. Every view (topic, group, the
+// messages and their bytes) is valid only during Subscriber::deliver: encode, do not keep.
+struct DeliveryBatch {
+  std::uint64_t subscription = 0;
+  std::string_view topic;
+  std::string_view group;
+  std::span<const DeliveredView> messages;  // at least one
+};
+
+// The connection side of a subscription, implemented by each front end's session.
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
   // False while the connection's send queue is over its bound: no deliveries are made to its
   // subscriptions until on_ready() is called for it.
   virtual bool ready() const = 0;
-  // `frame` is an encoded DELIVER frame for `subscription` with correlation id 0: the
-  // subscriber sets its own (protocol::set_correlation_id) and sends it.
-  virtual void deliver(std::uint64_t subscription, std::string frame) = 0;
+  // Sends `batch` on the subscriber's wire (as many frames as its wire needs).
+  virtual void deliver(const DeliveryBatch& batch) = 0;
   virtual std::string client_name() const = 0;
+};
+
+// SUBSCRIBE: join `group` of `topic` (creating the group, from `start` with `config`, if it does
+// not exist yet). max_in_flight 0 = the default.
+struct SubscribeRequest {
+  std::string topic;
+  std::string group;
+  StartPosition start;
+  std::uint32_t max_in_flight = 0;
+  GroupConfig config;
+};
+struct Subscribed {
+  std::uint64_t subscription = 0;  // names it in settle, unsubscribe and every delivery
+  bool created = false;            // the group was created by this subscribe
+  Offset ack_floor;
+};
+
+// Settle offsets delivered to `subscription`: offsets that are not in flight to it are ignored.
+struct SettleRequest {
+  std::uint64_t subscription = 0;
+  SettleAction action = SettleAction::ack;
+  bool confirm = false;                   // answer only once the outcome is durable
+  std::optional<std::uint32_t> delay_ms;  // nack: redeliver after this; nullopt = the backoff
+  std::vector<OffsetRun> runs;
+};
+struct Settled {
+  std::uint32_t applied = 0;  // offsets that were in flight to this subscription
+  std::uint32_t ignored = 0;  // offsets that were not (unknown, foreign, already settled)
+  bool operator==(const Settled&) const = default;
+};
+
+struct CreateGroupRequest {
+  std::string topic;
+  std::string group;
+  StartPosition start;
+  GroupConfig config;
 };
 
 struct GroupDefaults {
@@ -52,7 +104,6 @@ struct GroupDefaults {
   double backoff_factor = 2.0;
   double backoff_jitter = 0.2;
   std::uint32_t max_in_flight = 1000;
-  std::uint32_t max_frame_size = 16 << 20;   // DELIVER frames stay within it
   std::uint32_t max_settle_offsets = 65536;  // offsets one SETTLE may name in total
 };
 
@@ -88,19 +139,20 @@ class Groups {
   // Restores the groups the broker loaded at startup.
   void load();
 
-  void subscribe(protocol::Subscribe req, Subscriber* who, TimePoint now,
-                 Callback<protocol::SubscribeOk> done);
+  void subscribe(SubscribeRequest req, Subscriber* who, TimePoint now, Callback<Subscribed> done);
   Result<void> unsubscribe(std::uint64_t subscription, const Subscriber* who, TimePoint now);
   // The connection is gone: all its subscriptions end, their in-flight messages go back.
   void drop_subscriber(const Subscriber* who, TimePoint now);
-  void settle(const protocol::Settle& req, const Subscriber* who, TimePoint now,
-              Callback<protocol::SettleOk> done);
+  void settle(const SettleRequest& req, const Subscriber* who, TimePoint now,
+              Callback<Settled> done);
 
-  void create_group(protocol::CreateGroup req, TimePoint now, Callback<protocol::GroupInfo> done);
-  Result<std::vector<protocol::GroupInfo>> list_groups(std::string_view topic) const;
-  Result<protocol::GroupInfo> describe_group(std::string_view topic, std::string_view group) const;
+  void create_group(CreateGroupRequest req, TimePoint now, Callback<GroupInfo> done);
+  Result<std::vector<GroupInfo>> list_groups(std::string_view topic) const;
+  Result<GroupInfo> describe_group(std::string_view topic, std::string_view group) const;
   void delete_group(std::string topic, std::string group, TimePoint now, Callback<void> done);
-  void reset_group(protocol::ResetGroup req, TimePoint now, Callback<protocol::GroupInfo> done);
+  // Moves the group to `to`: everything before it is done, nothing after it is.
+  void reset_group(std::string topic, std::string group, StartPosition to, TimePoint now,
+                   Callback<GroupInfo> done);
 
   // Events.
   void on_topic_events(const std::vector<TopicEvent>& events, TimePoint now);
@@ -128,9 +180,9 @@ class Groups {
   };
 
   Group* find(std::string_view topic, std::string_view group) const;
-  Result<Offset> resolve_start(const std::string& topic, const protocol::StartPosition& start);
-  std::unique_ptr<Group> make_group(const TopicMeta& topic, std::string name,
-                                    const protocol::GroupConfig& config, Offset start);
+  Result<Offset> resolve_start(const std::string& topic, const StartPosition& start);
+  std::unique_ptr<Group> make_group(const TopicInfo& topic, std::string name,
+                                    const GroupConfig& config, Offset start);
   void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
   void pump(Group& g, TimePoint now);
   void send_deliveries(Group& g, std::vector<delivery::Delivery> list);
@@ -154,7 +206,7 @@ class Groups {
   void start_write(Group& g);
   void end_subscription(std::uint64_t id, TimePoint now);
   void remove_group(Group& g);
-  protocol::GroupInfo info(const Group& g) const;
+  GroupInfo info(const Group& g) const;
   storage::GroupRecord record_of(const Group& g) const;
 
   Broker& broker_;

@@ -33,6 +33,19 @@ struct Message {
   }
 };
 
+// What one message may hold; the broker refuses a publish past any of these, whichever front
+// end it came through (message_too_large, id_too_large, key_too_large, headers_too_large).
+struct MessageLimits {
+  std::uint32_t max_message_size = 1024 * 1024;  // payload bytes
+  std::uint16_t max_id_size = 256;
+  std::uint16_t max_key_size = 1024;
+  std::uint32_t max_headers_size = 64 * 1024;  // sum of header names and values
+  bool operator==(const MessageLimits&) const = default;
+};
+// A header name is at most this long whatever max_headers_size says: the log and every wire
+// carry it with a u16 length.
+inline constexpr std::size_t kMaxHeaderNameSize = 65535;
+
 // A message as the log holds it: with its offset and publish time.
 struct StoredMessage {
   Offset offset;

@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "loft/common/error.hpp"
+#include "loft/common/topic.hpp"
 
 namespace loft::config {
 
-enum class Durability { fsync, os };
+using loft::Durability;  // one definition, in loft/common/topic.hpp
 enum class LogLevel { trace, debug, info, warn, error, off };
 
 struct Config {

@@ -23,12 +23,12 @@
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/http/api.hpp"
-#include "loft/protocol/frames.hpp"
 
 namespace loft::http {
 
 struct ServerOptions {
-  protocol::Limits limits;  // a request body may be up to limits.max_frame_size bytes
+  // A request body may be up to this many bytes (loftd: max_frame_size).
+  std::uint32_t max_body_bytes = 16 * 1024 * 1024;
   std::uint32_t max_header_bytes = 16 * 1024;
   // Connections beyond it are closed at once, so idle or slow clients cannot pile up.
   std::size_t max_connections = 64;

@@ -84,9 +84,9 @@ Result<FrameHeader> decode_header(std::span<const char> bytes, std::uint32_t max
 // malformed_frame for bad lengths, counts or trailing bytes.
 Result<Body> decode_body(const FrameHeader& header, std::span<const char> body);
 
-// Checks a publish against the server's limits: message_too_large, id_too_large,
-// key_too_large, headers_too_large, or invalid_request for an empty batch.
-Result<void> check_limits(const Publish& publish, const Limits& limits);
+// How many results a PUBLISH_OK within `max_frame_size` can carry: a PUBLISH of more
+// messages cannot be answered (invalid_request).
+std::size_t max_publish_results(std::uint32_t max_frame_size) noexcept;
 
 // Incremental decoder over a byte stream (for tests and fuzzing; the server's sessions and the
 // client's reader keep their own 64 KiB read buffers and call decode_header/decode_body).

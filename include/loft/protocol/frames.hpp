@@ -9,9 +9,25 @@
 #include <vector>
 
 #include "loft/common/error.hpp"
+#include "loft/common/group.hpp"
 #include "loft/common/message.hpp"
+#include "loft/common/topic.hpp"
 
 namespace loft::protocol {
+
+// Domain values the frames carry: defined once in loft/common, encoded by the codec.
+using loft::ConsumerInfo;
+using loft::DedupConflict;
+using loft::Durability;
+using loft::GroupConfig;
+using loft::GroupInfo;
+using loft::OffsetRun;
+using loft::RetentionChange;
+using loft::SettleAction;
+using loft::StallReason;
+using loft::StartKind;
+using loft::StartPosition;
+using loft::TopicInfo;
 
 inline constexpr std::uint16_t kProtocolVersion = 1;
 // u32 length | u16 type | u16 flags | u32 correlation id. `length` counts the bytes after
@@ -76,10 +92,7 @@ struct FrameHeader {
 // Size limits the server enforces; sent to the client in HelloOk.
 struct Limits {
   std::uint32_t max_frame_size = 16 * 1024 * 1024;
-  std::uint32_t max_message_size = 1024 * 1024;  // payload bytes of one message
-  std::uint16_t max_id_size = 256;
-  std::uint16_t max_key_size = 1024;
-  std::uint32_t max_headers_size = 64 * 1024;  // sum of header names and values of one message
+  MessageLimits message;  // what the broker accepts of one message
   bool operator==(const Limits&) const = default;
 };
 
@@ -89,10 +102,6 @@ struct Hello {
   std::string client_name;
   bool operator==(const Hello&) const = default;
 };
-
-// What a confirm promises (the broker's `durability` setting), so clients and `loft bench` can
-// report it: fsync = the confirmed write was fsync'd; os = it was handed to the OS page cache.
-enum class Durability : std::uint8_t { fsync = 0, os = 1 };
 
 struct HelloOk {
   std::uint16_t version = kProtocolVersion;
@@ -106,36 +115,6 @@ struct ErrorReply {
   Errc code = Errc::internal_error;
   std::string message;
   bool operator==(const ErrorReply&) const = default;
-};
-
-// What a publish whose message id is already stored, with a different payload, gets:
-// `duplicate` (the original's offset, duplicate = true) or `error` (code dedup_conflict).
-enum class DedupConflict : std::uint8_t { duplicate = 0, error = 1 };
-
-struct TopicInfo {
-  std::string name;
-  std::uint64_t first_offset = 0;
-  std::uint64_t next_offset = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t bytes = 0;
-  std::int64_t created_at_ms = 0;
-  std::uint64_t dedup_window_ms = 0;
-  DedupConflict dedup_conflict = DedupConflict::duplicate;
-  // Retention limits in force; 0 = unlimited.
-  std::uint64_t max_age_ms = 0;
-  std::uint64_t max_bytes = 0;
-  std::uint64_t max_messages = 0;
-  bool operator==(const TopicInfo&) const = default;
-};
-
-// Retention limits a request sets: a limit that is nullopt is not set by this request (the
-// server's default at creation, unchanged by ALTER_TOPIC); 0 = unlimited.
-struct RetentionChange {
-  std::optional<std::uint64_t> max_age_ms;
-  std::optional<std::uint64_t> max_bytes;
-  std::optional<std::uint64_t> max_messages;
-  bool empty() const { return !max_age_ms && !max_bytes && !max_messages; }
-  bool operator==(const RetentionChange&) const = default;
 };
 
 struct CreateTopic {
@@ -234,29 +213,6 @@ struct Pong {
 
 // ---- Consumer groups --------------------------------------------------------------------
 
-enum class StartKind : std::uint8_t { earliest = 0, latest = 1, offset = 2, timestamp = 3 };
-
-// Where a new group starts (or a reset moves it): `value` is the offset for `offset` and
-// milliseconds since the Unix epoch for `timestamp` (the first message published at or after
-// it); unused otherwise.
-struct StartPosition {
-  StartKind kind = StartKind::earliest;
-  std::uint64_t value = 0;
-  bool operator==(const StartPosition&) const = default;
-};
-
-// Per-group settings, used when the group is created (ignored for an existing group).
-// 0 in any field means the server's default.
-struct GroupConfig {
-  std::uint32_t ack_timeout_ms = 0;
-  std::uint32_t max_deliveries = 0;
-  std::uint32_t backoff_base_ms = 0;
-  std::uint32_t backoff_cap_ms = 0;
-  std::vector<std::uint32_t> backoff_delays_ms;  // explicit list; empty = exponential
-  std::string dead_letter_topic;                 // empty = "<topic>.dlq"
-  bool operator==(const GroupConfig&) const = default;
-};
-
 struct Subscribe {
   std::string topic;
   std::string group;
@@ -287,14 +243,8 @@ struct Deliver {
   bool operator==(const Deliver&) const = default;
 };
 
-enum class SettleAction : std::uint8_t { ack = 0, nack = 1, extend = 2, reject = 3 };
 inline constexpr std::uint32_t kBackoffDelay = 0xFFFFFFFFu;  // nack: use the group's backoff
 
-struct OffsetRun {
-  std::uint64_t first = 0;
-  std::uint32_t count = 0;
-  bool operator==(const OffsetRun&) const = default;
-};
 struct Settle {
   std::uint64_t subscription = 0;
   SettleAction action = SettleAction::ack;
@@ -315,36 +265,6 @@ struct Unsubscribe {
 };
 struct UnsubscribeOk {
   bool operator==(const UnsubscribeOk&) const = default;
-};
-
-enum class StallReason : std::uint8_t {
-  none = 0,
-  at_max_in_flight = 1,
-  waiting_for_backoff = 2,
-  slow_socket = 3,
-};
-struct ConsumerInfo {
-  std::uint64_t subscription = 0;
-  std::string client_name;
-  std::uint32_t max_in_flight = 0;
-  std::uint32_t in_flight = 0;
-  StallReason stalled = StallReason::none;
-  bool operator==(const ConsumerInfo&) const = default;
-};
-struct GroupInfo {
-  std::string topic;
-  std::string group;
-  std::uint64_t ack_floor = 0;
-  std::uint64_t end = 0;  // the topic's next offset
-  std::uint64_t lag = 0;
-  std::uint64_t in_flight = 0;
-  std::uint64_t scheduled = 0;
-  std::uint64_t dead_lettered = 0;
-  std::uint64_t redelivered = 0;
-  GroupConfig config;  // effective values (defaults filled in)
-  std::vector<ConsumerInfo> consumers;
-  std::uint64_t skipped = 0;  // offsets retention removed before the group acked them
-  bool operator==(const GroupInfo&) const = default;
 };
 
 struct CreateGroup {

@@ -19,42 +19,16 @@
 #include "loft/common/error.hpp"
 #include "loft/common/ids.hpp"
 #include "loft/common/message.hpp"
+#include "loft/common/topic.hpp"
 
 namespace loft::storage {
 
-// What a successful write() guarantees:
-//  fsync: the write is in the write-ahead log and the log is fsync'd: it survives kill -9
-//         and power loss.
-//  os:    the write is in the write-ahead log in the OS page cache: it survives kill -9 of
-//         loftd, but a power loss or kernel crash can lose the last writes.
-enum class Durability { fsync, os };
-
-// What a second publish with a message id already stored (within the topic's dedup window)
-// gets when its payload differs from the stored one: `duplicate` (the original's offset, like
-// any duplicate) or `error` (a per-message dedup_conflict error).
-enum class DedupConflict : std::uint8_t { duplicate = 0, error = 1 };
-
-inline constexpr std::uint64_t kDefaultDedupWindowMs = 2 * 60 * 60 * 1000;  // 2 h
-
-struct TopicMeta {
-  TopicId id;
-  std::string name;
-  std::int64_t created_at_ms = 0;
-  Offset first_offset;  // lowest offset still stored (0 until retention removes messages)
-  Offset next_offset;   // offset the next message gets
-  std::uint64_t messages = 0;
-  std::uint64_t bytes = 0;  // sum of Message::size_bytes() of the stored messages
-  // Dedup by message id (settings, fixed at creation): how long an id stays known, and what a
-  // same-id, different-payload publish gets.
-  std::uint64_t dedup_window_ms = kDefaultDedupWindowMs;
-  DedupConflict dedup_conflict = DedupConflict::duplicate;
-  // Retention limits (0 = unlimited): the oldest messages past any of them are removed in the
-  // background (the broker trims; see docs/storage.md, "Retention").
-  std::uint64_t max_age_ms = 0;
-  std::uint64_t max_bytes = 0;
-  std::uint64_t max_messages = 0;
-  bool operator==(const TopicMeta&) const = default;
-};
+// Values the store persists, defined once in loft/common (Durability: what a successful
+// write() guarantees).
+using loft::DedupConflict;
+using loft::Durability;
+using loft::kDefaultDedupWindowMs;
+using loft::TopicInfo;
 
 // A consumer group's durable state: its settings and how far it has got. Written whenever
 // acks move it (batched), and in the same write as the dead-letter append it records.
@@ -99,7 +73,7 @@ inline bool dedup_expired(std::int64_t timestamp_ms, std::uint64_t window_ms, st
 
 // Operations of one atomic write, applied in order.
 struct PutTopic {  // create or update a topic's metadata (keyed by name)
-  TopicMeta meta;
+  TopicInfo meta;
 };
 // Store one message; `message` must stay valid until write() returns. REQUIRES: `offset` is
 // not held by the store yet (the broker hands each offset out once): a store may keep
@@ -183,7 +157,7 @@ class Store {
   virtual ~Store() = default;
 
   // All topics, as of the last successful write. Called at startup.
-  virtual Result<std::vector<TopicMeta>> load_topics() = 0;
+  virtual Result<std::vector<TopicInfo>> load_topics() = 0;
 
   // The last SetNextTopicId written, or TopicId{1} if there was none.
   virtual Result<TopicId> load_next_topic_id() = 0;

@@ -55,8 +55,8 @@ std::unique_ptr<Broker> open_broker(std::unique_ptr<storage::Store> store, Optio
   return std::move(*b);
 }
 
-Result<TopicMeta> create(Broker& b, std::string name) {
-  Waiter<TopicMeta> w;
+Result<TopicInfo> create(Broker& b, std::string name) {
+  Waiter<TopicInfo> w;
   b.create_topic(std::move(name), w.callback());
   return w.get();
 }
@@ -199,7 +199,7 @@ TEST(Broker, ConcurrentPublishesShareOneWrite) {
   auto gate = std::make_unique<GateStore>(storage::make_memory_store());
   auto* g = gate.get();
   auto b = open_broker(std::move(gate), test_options());
-  Waiter<TopicMeta> created;
+  Waiter<TopicInfo> created;
   b->create_topic("t", created.callback());
   g->wait_entered(1);
   // While the create's write is in progress, three producers publish.
@@ -218,7 +218,7 @@ TEST(Broker, ConcurrentPublishesShareOneWrite) {
 }
 
 // Group progress of topic `t` that asks for `durability`.
-GroupWrite progress(const TopicMeta& t, storage::Durability durability) {
+GroupWrite progress(const TopicInfo& t, storage::Durability durability) {
   GroupWrite w;
   storage::GroupRecord r;
   r.topic = t.id;
@@ -237,7 +237,7 @@ struct Gated {
     auto o = test_options();
     o.durability = durability;
     broker = open_broker(std::move(store), std::move(o));
-    Waiter<TopicMeta> created;
+    Waiter<TopicInfo> created;
     broker->create_topic("t", created.callback());
     gate->release(1);
     auto r = created.get();
@@ -246,7 +246,7 @@ struct Gated {
   }
   GateStore* gate = nullptr;
   std::unique_ptr<Broker> broker;
-  TopicMeta topic;
+  TopicInfo topic;
 };
 
 TEST(Broker, ACommitIsSyncedUnlessAllOfItIsProgressThatAskedForNoSync) {
@@ -379,10 +379,10 @@ TEST(Broker, CreateAndDeleteInOneCommitAreAppliedInOrder) {
   auto gate = std::make_unique<GateStore>(storage::make_memory_store());
   auto* g = gate.get();
   auto b = open_broker(std::move(gate), test_options());
-  Waiter<TopicMeta> blocker;
+  Waiter<TopicInfo> blocker;
   b->create_topic("other", blocker.callback());
   g->wait_entered(1);
-  Waiter<TopicMeta> c1, c2;
+  Waiter<TopicInfo> c1, c2;
   Waiter<Appended> p1, p2;
   Waiter<void> d1;
   b->create_topic("t", c1.callback());
@@ -421,8 +421,8 @@ struct TestClock {
   }
 };
 
-Result<TopicMeta> create(Broker& b, std::string name, TopicSettings settings) {
-  Waiter<TopicMeta> w;
+Result<TopicInfo> create(Broker& b, std::string name, TopicSettings settings) {
+  Waiter<TopicInfo> w;
   b.create_topic(std::move(name), settings, w.callback());
   return w.get();
 }
@@ -455,7 +455,7 @@ TEST(BrokerDedup, TwoPublishesInTheSameCommitStoreTheIdOnce) {
   auto gate = std::make_unique<GateStore>(storage::make_memory_store());
   auto* g = gate.get();
   auto b = open_broker(std::move(gate), test_options());
-  Waiter<TopicMeta> created;
+  Waiter<TopicInfo> created;
   b->create_topic("t", created.callback());
   g->wait_entered(1);
   // Two connections publish the same id while the create is being written: one commit.

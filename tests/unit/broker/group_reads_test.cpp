@@ -86,8 +86,8 @@ class GroupReads : public ::testing::Test {
     auto b = Broker::open(std::move(store), std::move(o));
     ASSERT_TRUE(b.has_value());
     broker_ = std::move(*b);
-    std::promise<Result<TopicMeta>> created;
-    broker_->create_topic("t", [&](Result<TopicMeta> r) { created.set_value(std::move(r)); });
+    std::promise<Result<TopicInfo>> created;
+    broker_->create_topic("t", [&](Result<TopicInfo> r) { created.set_value(std::move(r)); });
     ASSERT_TRUE(created.get_future().get());
     for (std::uint64_t first = 0; first < kBacklog; first += 100) publish(first, 100);
     groups_ = std::make_unique<Groups>(
@@ -112,20 +112,20 @@ class GroupReads : public ::testing::Test {
   }
 
   std::uint64_t subscribe(FakeSubscriber& who, std::uint32_t max_in_flight) {
-    std::optional<Result<protocol::SubscribeOk>> ok;
-    protocol::Subscribe req{"t", "g", {}, max_in_flight, {}};
+    std::optional<Result<broker::Subscribed>> ok;
+    broker::SubscribeRequest req{"t", "g", {}, max_in_flight, {}};
     groups_->subscribe(std::move(req), &who, kT0,
-                       [&](Result<protocol::SubscribeOk> r) { ok = std::move(r); });
+                       [&](Result<broker::Subscribed> r) { ok = std::move(r); });
     EXPECT_TRUE(loop_.run_until([&] { return ok.has_value(); }));
     EXPECT_TRUE(ok && *ok);
     return ok && *ok ? (*ok)->subscription : 0;
   }
 
-  void settle(std::uint64_t sub, const FakeSubscriber& who, protocol::SettleAction action,
+  void settle(std::uint64_t sub, const FakeSubscriber& who, SettleAction action,
               std::uint64_t offset) {
-    protocol::Settle req{sub, action, false, 0, {protocol::OffsetRun{offset, 1}}};
+    broker::SettleRequest req{sub, action, false, 0, {OffsetRun{offset, 1}}};
     bool done = false;
-    groups_->settle(req, &who, kT0, [&](Result<protocol::SettleOk> r) {
+    groups_->settle(req, &who, kT0, [&](Result<broker::Settled> r) {
       EXPECT_TRUE(r);
       done = true;
     });
@@ -134,22 +134,21 @@ class GroupReads : public ::testing::Test {
 
   // Acks `offset` with confirm; `done` is set once the broker answers.
   void ack_confirmed(std::uint64_t sub, const FakeSubscriber& who, std::uint64_t offset,
-                     std::optional<Result<protocol::SettleOk>>& done) {
-    protocol::Settle req{
-        sub, protocol::SettleAction::ack, true, 0, {protocol::OffsetRun{offset, 1}}};
-    groups_->settle(req, &who, kT0, [&](Result<protocol::SettleOk> r) { done = std::move(r); });
+                     std::optional<Result<broker::Settled>>& done) {
+    broker::SettleRequest req{sub, SettleAction::ack, true, 0, {OffsetRun{offset, 1}}};
+    groups_->settle(req, &who, kT0, [&](Result<broker::Settled> r) { done = std::move(r); });
   }
 
   // Acks `offset` with confirm, checks it is not answered before a write completes (the loop
   // runs only here), then runs the loop until the answer, which must be a success.
-  protocol::SettleOk ack_confirmed_after_a_write(std::uint64_t sub, const FakeSubscriber& who,
-                                                 std::uint64_t offset) {
-    std::optional<Result<protocol::SettleOk>> confirmed;
+  broker::Settled ack_confirmed_after_a_write(std::uint64_t sub, const FakeSubscriber& who,
+                                              std::uint64_t offset) {
+    std::optional<Result<broker::Settled>> confirmed;
     ack_confirmed(sub, who, offset, confirmed);
     EXPECT_FALSE(confirmed.has_value()) << "answered before a write completed";
     EXPECT_TRUE(loop_.run_until([&] { return confirmed.has_value(); }));
     EXPECT_TRUE(confirmed && *confirmed);
-    return confirmed && *confirmed ? **confirmed : protocol::SettleOk{};
+    return confirmed && *confirmed ? **confirmed : broker::Settled{};
   }
 
   CountingStore* store_ = nullptr;
@@ -171,7 +170,7 @@ TEST_F(GroupReads, ADrainReadsEachStretchOfTheBacklogOnceNotOncePerRunOfDeliveri
     ASSERT_EQ(m.message.payload, payload_of(m.offset));
     ASSERT_EQ(m.attempt, 1u);
     offsets.push_back(m.offset);
-    settle(sub, who, protocol::SettleAction::ack, m.offset);
+    settle(sub, who, SettleAction::ack, m.offset);
   }
   for (std::uint64_t i = 0; i < kBacklog; ++i) ASSERT_EQ(offsets[i], i);
   // Runs of one delivery each: 3000 store reads without the read-ahead, 3 with it (1024
@@ -194,10 +193,10 @@ TEST_F(GroupReads, ARedeliveryBelowTheReadAheadCarriesItsOwnMessage) {
     if (m.offset == 5 && !nacked) {
       // Back at once (no delay), while the group has read far past it.
       nacked = true;
-      settle(sub, who, protocol::SettleAction::nack, m.offset);
+      settle(sub, who, SettleAction::nack, m.offset);
       continue;
     }
-    settle(sub, who, protocol::SettleAction::ack, m.offset);
+    settle(sub, who, SettleAction::ack, m.offset);
     ++acked;
   }
   ASSERT_EQ(attempts.size(), kBacklog);
@@ -237,7 +236,7 @@ TEST_F(GroupReads, TwoConsumersWithCreditAtOnceShareOneReadOfEachStretch) {
     ASSERT_EQ(m.message.payload, payload_of(m.offset));
     ++seen[m.offset];
     ++total;
-    settle(from == &a ? sub_a : sub_b, *from, protocol::SettleAction::ack, m.offset);
+    settle(from == &a ? sub_a : sub_b, *from, SettleAction::ack, m.offset);
   }
   for (std::uint64_t i = 0; i < kBacklog; ++i) EXPECT_EQ(seen[i], 1) << "offset " << i;
   EXPECT_LE(store_->reads() - reads_before, 6u);
@@ -253,12 +252,12 @@ TEST_F(GroupReads, ARedeliveryAtTheTailReadsOnlyItself) {
     const auto m = std::move(who.received.front());
     who.received.pop_front();
     if (m.offset == 100) continue;  // kept in flight, nacked at the end
-    settle(sub, who, protocol::SettleAction::ack, m.offset);
+    settle(sub, who, SettleAction::ack, m.offset);
     ++acked;
   }
   ASSERT_TRUE(who.received.empty());
   const auto reads_before = store_->reads();
-  settle(sub, who, protocol::SettleAction::nack, 100);
+  settle(sub, who, SettleAction::nack, 100);
   ASSERT_EQ(who.received.size(), 1u);
   EXPECT_EQ(who.received.front().offset, 100u);
   EXPECT_EQ(who.received.front().attempt, 2u);
@@ -292,7 +291,7 @@ TEST_F(GroupReads, AFailedStoreReadLeavesTheRunInFlightForRedelivery) {
       who.received.pop_front();
       EXPECT_EQ(m.message.payload, payload_of(m.offset));
       attempts[m.offset] = m.attempt;
-      settle(sub, who, protocol::SettleAction::ack, m.offset);
+      settle(sub, who, SettleAction::ack, m.offset);
     }
   }
   for (std::uint64_t i = 0; i < 5; ++i) {
@@ -314,7 +313,7 @@ TEST_F(GroupReads, LargeMessagesAreDeliveredWholeAndInOrder) {
     who.received.pop_front();
     ASSERT_EQ(m.offset, next);
     ASSERT_EQ(m.message.payload, payload_of(m.offset, m.offset >= kBacklog ? kLarge : 0));
-    settle(sub, who, protocol::SettleAction::ack, m.offset);
+    settle(sub, who, SettleAction::ack, m.offset);
     ++next;
   }
 }
@@ -327,7 +326,7 @@ TEST_F(GroupProgress, OnlyConfirmedAcksWaitForASyncedWrite) {
   const auto sub = subscribe(who, 10);
   const auto before = store_->writes();
   ASSERT_EQ(before.back(), storage::Durability::fsync) << "the group's creation is synced";
-  settle(sub, who, protocol::SettleAction::ack, 0);
+  settle(sub, who, SettleAction::ack, 0);
   ASSERT_TRUE(loop_.run_until([&] { return store_->writes().size() > before.size(); }));
   EXPECT_EQ(ack_confirmed_after_a_write(sub, who, 1).applied, 1u);
   const auto after = store_->writes();
@@ -343,7 +342,7 @@ TEST_F(GroupProgress, AConfirmDuringAnUnsyncedWriteOfTheSameProgressWaitsForASyn
   const auto sub = subscribe(who, 10);
   const auto before = store_->writes().size();
   // The test thread is the loop: the plain ack's write completes only when the loop runs.
-  settle(sub, who, protocol::SettleAction::ack, 0);
+  settle(sub, who, SettleAction::ack, 0);
   EXPECT_EQ(ack_confirmed_after_a_write(sub, who, 0).ignored, 1u);
   const auto after = store_->writes();
   ASSERT_EQ(after.size(), before + 2);
@@ -356,7 +355,7 @@ TEST_F(GroupProgress, AConfirmDuringAnUnsyncedWriteOfTheSameProgressWaitsForASyn
 TEST_F(GroupProgress, AWriteOfADeletedGroupDoesNotCountForTheGroupMadeAgainUnderItsName) {
   FakeSubscriber old_who;
   const auto old_sub = subscribe(old_who, 10);
-  std::optional<Result<protocol::SettleOk>> old_confirm;
+  std::optional<Result<broker::Settled>> old_confirm;
   ack_confirmed(old_sub, old_who, 0, old_confirm);  // its synced write is now in flight
   std::optional<Result<void>> deleted;
   groups_->delete_group("t", "g", kT0, [&](Result<void> r) { deleted = std::move(r); });
@@ -381,11 +380,11 @@ TEST_F(GroupProgress, AWriteOfADeletedGroupDoesNotCountForTheGroupMadeAgainUnder
 // not touch the second group.
 TEST_F(GroupProgress, AGroupMadeAgainIsNotTouchedByTheCreatingWriteOfTheOneBefore) {
   FakeSubscriber first_who;
-  std::optional<Result<protocol::SubscribeOk>> first;
+  std::optional<Result<broker::Subscribed>> first;
   const auto before = store_->writes().size();
   store_->fail_writes = true;
-  groups_->subscribe(protocol::Subscribe{"t", "g", {}, 10, {}}, &first_who, kT0,
-                     [&](Result<protocol::SubscribeOk> r) { first = std::move(r); });
+  groups_->subscribe(broker::SubscribeRequest{"t", "g", {}, 10, {}}, &first_who, kT0,
+                     [&](Result<broker::Subscribed> r) { first = std::move(r); });
   ASSERT_FALSE(first.has_value()) << "answered before its group was written";
   // The creating write fails on the writer thread; its completion waits in the loop, which
   // runs only when the test runs it.

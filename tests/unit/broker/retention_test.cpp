@@ -54,14 +54,14 @@ RetentionChange change(std::optional<std::uint64_t> max_age_ms,
   return c;
 }
 
-Result<TopicMeta> create(Broker& b, std::string name, RetentionChange retention) {
+Result<TopicInfo> create(Broker& b, std::string name, RetentionChange retention) {
   TopicSettings settings;
   settings.retention = retention;
-  return wait<TopicMeta>([&](auto done) { b.create_topic(name, settings, std::move(done)); });
+  return wait<TopicInfo>([&](auto done) { b.create_topic(name, settings, std::move(done)); });
 }
 
-Result<TopicMeta> alter(Broker& b, std::string name, RetentionChange change) {
-  return wait<TopicMeta>([&](auto done) { b.alter_topic(name, change, std::move(done)); });
+Result<TopicInfo> alter(Broker& b, std::string name, RetentionChange change) {
+  return wait<TopicInfo>([&](auto done) { b.alter_topic(name, change, std::move(done)); });
 }
 
 // Publishes `n` messages with `size`-byte payloads (and ids "<prefix>-<i>" if a prefix is
@@ -255,7 +255,7 @@ TEST(Retention, TopicEventsCarryTheNewFirstOffset) {
 }
 
 TEST(Retention, FirstKeptByCountAndAge) {
-  TopicMeta t;
+  TopicInfo t;
   t.first_offset = Offset{10};
   t.next_offset = Offset{20};
   EXPECT_EQ(first_kept_by_count_and_age(t, std::nullopt), Offset{10});

@@ -360,7 +360,7 @@ TEST(DecodeBody, UnknownDedupConflictModeIsMalformed) {
   // dedup_conflict follows the name "t" (3 bytes) and one u64 (CREATE_TOPIC) or six.
   for (const auto& [f, at] :
        {std::pair{Frame{1, CreateTopic{"t", 1'000, DedupConflict::error, {}}}, std::size_t{3 + 8}},
-        std::pair{Frame{1, DescribeTopicOk{TopicInfo{"t"}}}, std::size_t{3 + 6 * 8}}}) {
+        std::pair{Frame{1, DescribeTopicOk{TopicInfo{.name = "t"}}}, std::size_t{3 + 6 * 8}}}) {
     auto body = body_of(f);
     body[at] = '\x02';
     const auto r = decode(header_of(f), body);
@@ -397,7 +397,7 @@ TEST(DecodeBody, RetentionMaskReservedBitsAndUnsetNonZeroLimitsAreMalformed) {
 }
 
 TEST(DecodeBody, CountOneMoreThanPresentIsMalformed) {
-  const Frame f{1, ListTopicsOk{{TopicInfo{"a"}, TopicInfo{"b"}}}};
+  const Frame f{1, ListTopicsOk{{TopicInfo{.name = "a"}, TopicInfo{.name = "b"}}}};
   auto body = body_of(f);
   body[0] = 3;
   const auto r = decode(header_of(f), body);
@@ -521,6 +521,26 @@ TEST(DecodeBody, EmptyBodiesRejectAnyByte) {
   for (const std::uint16_t type : {0x0003 + 0x8000, 0x0004, 0x0008, 0x8008, 0x8012, 0x8016}) {
     EXPECT_TRUE(decode(FrameHeader{8, type, 0, 1}, ""));
     EXPECT_FALSE(decode(FrameHeader{8, type, 0, 1}, "x"));
+  }
+}
+
+}  // namespace
+}  // namespace loft::protocol
+
+namespace loft::protocol {
+namespace {
+
+TEST(Limits, DefaultFrameSize) { EXPECT_EQ(Limits{}.max_frame_size, 16u << 20); }
+
+// A PUBLISH_OK of max_publish_results(m) results is exactly what fits in m bytes.
+TEST(Limits, MaxPublishResultsFitInAFrame) {
+  for (const std::uint32_t max_frame : {16u, 27u, 28u, 4096u, 16u << 20}) {
+    const auto n = max_publish_results(max_frame);
+    PublishOk ok;
+    ok.results.resize(n);
+    EXPECT_LE(encode(Frame{1, ok}).size(), max_frame) << max_frame;
+    ok.results.resize(n + 1);
+    EXPECT_GT(encode(Frame{1, ok}).size(), max_frame) << max_frame;
   }
 }
 

@@ -27,17 +27,17 @@ std::string all_bytes() {
 }
 
 TopicInfo topic(std::string name, std::uint64_t base) {
-  return TopicInfo{std::move(name),
-                   base,
-                   base + 17,
-                   17,
-                   4096,
-                   1'700'000'000'123,
-                   7'200'000,
-                   DedupConflict::duplicate,
-                   86'400'000,
-                   1ULL << 30,
-                   0xFFFFFFFFFFFFFFFF};
+  return TopicInfo{.name = std::move(name),
+                   .created_at_ms = 1'700'000'000'123,
+                   .first_offset = Offset{base},
+                   .next_offset = Offset{base + 17},
+                   .messages = 17,
+                   .bytes = 4096,
+                   .dedup_window_ms = 7'200'000,
+                   .dedup_conflict = DedupConflict::duplicate,
+                   .max_age_ms = 86'400'000,
+                   .max_bytes = 1ULL << 30,
+                   .max_messages = 0xFFFFFFFFFFFFFFFF};
 }
 
 GroupConfig rich_config() {
@@ -86,8 +86,11 @@ std::vector<Frame> sample_frames() {
   f.push_back({10, ListTopics{}});
   f.push_back({11, ListTopicsOk{}});
   f.push_back({11, ListTopicsOk{{topic("a", 0), topic("b", 1ULL << 40),
-                                 TopicInfo{"", 0xFFFFFFFFFFFFFFFF, 0, 0, 0, -1, 1'000,
-                                           DedupConflict::error}}}});
+                                 TopicInfo{.name = "",
+                                           .created_at_ms = -1,
+                                           .first_offset = Offset{0xFFFFFFFFFFFFFFFF},
+                                           .dedup_window_ms = 1'000,
+                                           .dedup_conflict = DedupConflict::error}}}});
   f.push_back({12, DescribeTopic{"orders"}});
   f.push_back({13, DescribeTopicOk{topic("orders", 5)}});
   f.push_back({14, Publish{"orders", {rich_message()}}});

@@ -1,0 +1,78 @@
+#pragma once
+// Consumer groups as the broker describes them, and the settings and verbs that shape them.
+// One definition for every layer: the broker takes and returns these, each front end encodes
+// them for its own wire (loft's codec, the HTTP JSON).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace loft {
+
+enum class StartKind : std::uint8_t { earliest = 0, latest = 1, offset = 2, timestamp = 3 };
+
+// Where a new group starts (or a reset moves it): `value` is the offset for `offset` and
+// milliseconds since the Unix epoch for `timestamp` (the first message published at or after
+// it); unused otherwise.
+struct StartPosition {
+  StartKind kind = StartKind::earliest;
+  std::uint64_t value = 0;
+  bool operator==(const StartPosition&) const = default;
+};
+
+// Per-group settings, used when the group is created (ignored for an existing group).
+// 0 in any field means the broker's default; valid ranges: docs/protocol.md, "GroupConfig".
+struct GroupConfig {
+  std::uint32_t ack_timeout_ms = 0;
+  std::uint32_t max_deliveries = 0;
+  std::uint32_t backoff_base_ms = 0;
+  std::uint32_t backoff_cap_ms = 0;
+  std::vector<std::uint32_t> backoff_delays_ms;  // explicit list; empty = exponential
+  std::string dead_letter_topic;                 // empty = the default dead-letter name
+  bool operator==(const GroupConfig&) const = default;
+};
+
+// How a consumer settles offsets delivered to it.
+enum class SettleAction : std::uint8_t { ack = 0, nack = 1, extend = 2, reject = 3 };
+
+// Offsets [first, first + count).
+struct OffsetRun {
+  std::uint64_t first = 0;
+  std::uint32_t count = 0;
+  bool operator==(const OffsetRun&) const = default;
+};
+
+// Why a consumer gets nothing right now.
+enum class StallReason : std::uint8_t {
+  none = 0,
+  at_max_in_flight = 1,
+  waiting_for_backoff = 2,
+  slow_socket = 3,
+};
+
+struct ConsumerInfo {
+  std::uint64_t subscription = 0;
+  std::string client_name;
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t in_flight = 0;
+  StallReason stalled = StallReason::none;
+  bool operator==(const ConsumerInfo&) const = default;
+};
+
+struct GroupInfo {
+  std::string topic;
+  std::string group;
+  std::uint64_t ack_floor = 0;
+  std::uint64_t end = 0;  // the topic's next offset
+  std::uint64_t lag = 0;
+  std::uint64_t in_flight = 0;
+  std::uint64_t scheduled = 0;
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t redelivered = 0;
+  GroupConfig config;  // effective values (defaults filled in)
+  std::vector<ConsumerInfo> consumers;
+  std::uint64_t skipped = 0;  // offsets retention removed before the group acked them
+  bool operator==(const GroupInfo&) const = default;
+};
+
+}  // namespace loft
