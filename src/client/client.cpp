@@ -243,7 +243,7 @@ class Client::Impl {
   // chunk holds: one recv per burst of replies and deliveries, where reading each frame's
   // header and body separately on the non-blocking socket took a recv that failed, a poll and
   // two more recvs per frame (system calls are the costly part of a reply here:
-  // docs/performance.md, "Fewer system calls per reply in the client").
+  // docs/performance-log.md, "Fewer system calls per reply in the client").
   void read_frames() {
     constexpr std::size_t kReadChunk = 64 << 10;
     // A buffer grown for a large frame is kept up to this size, so a series of large fetches

@@ -1,7 +1,8 @@
 // The protocol codec's cost per frame and per message: encode and decode of the frames on the
 // hot paths (PUBLISH with a batch, DELIVER with a batch, SETTLE with runs), and the
 // incremental decoder fed a stream in pieces as a socket would. Not a test: run it and read
-// the numbers (docs/performance.md has the figures).
+// the numbers (last figures: docs/performance-log.md, "Micro-benchmarks: codec and delivery
+// state machine").
 //
 //   build-release/tests/bench/codec_bench
 //

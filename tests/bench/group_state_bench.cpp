@@ -1,6 +1,7 @@
 // The delivery state machine's cost per offset (include/loft/delivery/group_state.hpp):
 // hand out N offsets, ack them in order and out of order, expire them at their ack deadline,
-// nack them with backoff. Not a test: run it and read the numbers (docs/performance.md).
+// nack them with backoff. Not a test: run it and read the numbers (last figures:
+// docs/performance-log.md, "Micro-benchmarks: codec and delivery state machine").
 //
 //   build-release/tests/bench/group_state_bench
 //
