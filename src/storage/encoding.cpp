@@ -183,10 +183,6 @@ void dedup_key_into(TopicId topic, std::string_view id, std::string& out) {
   out.append(id);
 }
 
-std::string dedup_begin_key(TopicId topic) { return group_begin_key(topic); }
-
-std::string dedup_end_key(TopicId topic) { return group_end_key(topic); }
-
 std::optional<TopicId> topic_of_prefixed_key(std::string_view key) {
   if (key.size() < 4) return std::nullopt;
   std::uint32_t id = 0;

@@ -52,14 +52,11 @@ std::optional<TopicInfo> decode_topic_meta(std::string_view name, std::string_vi
 // The pre-dedup layout (the 44-byte base record only), for tests of old data directories.
 std::string encode_topic_meta_v0(const TopicInfo& meta);
 
-// dedup CF key: big-endian topic id, then the message id's bytes. Like the groups CF, the
-// 4-byte prefix puts a topic's entries in the range [dedup_begin_key, dedup_end_key).
-// REQUIRES (dedup_end_key): topic is not the largest id (see group_end_key).
+// dedup CF key: big-endian topic id, then the message id's bytes. As in the groups CF, the
+// 4-byte prefix puts a topic's entries in the range [group_begin_key, group_end_key).
 std::string dedup_key(TopicId topic, std::string_view id);
 // The same into `out` (replacing its content): the writer reuses one buffer for every id.
 void dedup_key_into(TopicId topic, std::string_view id, std::string& out);
-std::string dedup_begin_key(TopicId topic);
-std::string dedup_end_key(TopicId topic);
 // The topic id of a dedup (or groups) CF key; nullopt if the key is shorter than 4 bytes.
 std::optional<TopicId> topic_of_prefixed_key(std::string_view key);
 
@@ -79,7 +76,8 @@ bool dedup_entry_expired(std::int64_t timestamp_ms, std::optional<std::uint64_t>
 // groups CF key: big-endian topic id, then the group name's bytes. The 4-byte fixed prefix
 // orders keys by topic id, then name (bytewise), and puts a topic's groups in one range.
 std::string group_key(TopicId topic, std::string_view name);
-// The half-open key range [group_begin_key, group_end_key) holds exactly `topic`'s groups.
+// The half-open key range [group_begin_key, group_end_key) holds exactly `topic`'s groups (and
+// its dedup entries in the dedup CF, whose keys have the same prefix).
 // REQUIRES: topic is not the largest id: no finite key sorts after every key of that topic
 // (the names are unbounded), so its groups must be deleted one by one.
 std::string group_begin_key(TopicId topic);

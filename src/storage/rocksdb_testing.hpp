@@ -1,6 +1,7 @@
 #pragma once
 // Test-only hooks into the RocksDB store, for states a correct loftd never writes. Declared
-// here (module-private, no RocksDB types) so tests need not include RocksDB headers.
+// here (module-private, no RocksDB types) so tests need not include RocksDB headers. Defined in
+// rocksdb_testing.cpp, in the library loft_storage_testing: only tests link it, not loftd.
 
 #include <cstdint>
 #include <filesystem>
