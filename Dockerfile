@@ -41,7 +41,8 @@ RUN /tmp/install-deps.sh --runtime \
  && useradd --system --uid 10001 --home-dir /var/lib/loft --shell /usr/sbin/nologin loft \
  && mkdir -p /var/lib/loft /etc/loft \
  && chown loft:loft /var/lib/loft
-COPY --from=build /out/bin/loftd /out/bin/loft /usr/local/bin/
+# loft-bench-storage sits beside loft: `loft bench storage` runs it from there.
+COPY --from=build /out/bin/loftd /out/bin/loft /out/bin/loft-bench-storage /usr/local/bin/
 COPY config/loftd.toml /etc/loft/loftd.toml
 USER loft
 VOLUME ["/var/lib/loft"]

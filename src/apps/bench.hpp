@@ -1,6 +1,8 @@
 #pragma once
 // `loft bench`: load generators that a user runs against their own broker (publish, consume,
-// e2e) or against loft's storage layer alone (storage), reporting throughput and latency.
+// e2e; bench_client.hpp, in `loft`) or against loft's storage layer alone (storage;
+// bench_storage.hpp, in the loft-bench-storage binary, so that `loft` links no server code),
+// reporting throughput and latency. This header: the parameters and the report's table.
 //
 // Each mode works on a fresh topic (bench-<mode>-<pid>-<unix ms>) and deletes it afterwards
 // unless `keep`. Every loop is bounded: by a message count, by a duration, and by the client's
@@ -18,9 +20,8 @@
 #include <ostream>
 #include <string_view>
 
-#include "loft/client/client.hpp"
 #include "loft/common/error.hpp"
-#include "loft/storage/store.hpp"
+#include "loft/common/topic.hpp"
 
 namespace loft::apps::bench {
 
@@ -40,7 +41,7 @@ struct Params {
   std::uint32_t max_in_flight = 1000;             // consume: each subscription's credit
   std::uint64_t rate = 10'000;                    // e2e: messages per second
   std::optional<std::filesystem::path> data_dir;  // storage: instead of a temporary dir
-  storage::Durability durability = storage::Durability::fsync;  // storage only
+  Durability durability = Durability::fsync;      // storage only
   bool keep = false;  // keep the topic (and a temporary data dir) afterwards
 };
 
@@ -50,9 +51,6 @@ std::string_view to_string(Mode mode);
 bool flag_applies(Mode mode, std::string_view name);
 // The combinations a single flag cannot check (e.g. e2e needs 8 bytes for its timestamp).
 Result<void> validate(const Params& params);
-
-// Runs the benchmark. `connection` is the broker (unused by storage).
-Result<boost::json::object> run(const Params& params, const client::Options& connection);
 
 // The report as an aligned two-column table.
 void print_table(const boost::json::object& report, std::ostream& out);

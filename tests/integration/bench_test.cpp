@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <filesystem>
 
 #include "test_daemon.hpp"
 
@@ -151,6 +153,32 @@ TEST_F(Bench, StorageDefaultsToFsyncInATemporaryDir) {
   EXPECT_EQ(number(o, "messages"), 500);
   expect_rates(o);
   expect_latency(o);
+}
+
+// `bench storage` runs loft-bench-storage from loft's own directory; a loft installed without
+// it says so in one line instead of running anything.
+TEST_F(Bench, StorageWithoutItsBinaryIsAOneLineError) {
+  TempDir dir;
+  const auto lone = dir.path() / "loft";
+  std::filesystem::copy_file(TestDaemon::loft_path(), lone);
+  const auto r = run_process({lone.string(), "bench", "storage", "--messages", "10"}, "",
+                             std::chrono::minutes(1));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("loft-bench-storage"));
+  EXPECT_EQ(r.out, "");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "loft-bench-storage"));
+}
+
+// The helper runs `loft bench storage` only: another mode is a usage error, not a broker run.
+TEST_F(Bench, TheStorageBinaryRunsOnlyTheStorageMode) {
+  const auto helper =
+      std::filesystem::path(TestDaemon::loft_path()).parent_path() / "loft-bench-storage";
+  const auto r = run_process(
+      {helper.string(), "--broker", daemon_.address(), "bench", "publish", "--messages", "10"}, "",
+      std::chrono::minutes(1));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("'loft bench storage' only"));
 }
 
 TEST_F(Bench, TableByDefault) {

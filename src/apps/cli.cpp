@@ -1,0 +1,305 @@
+#include "cli.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <charconv>
+#include <chrono>
+#include <initializer_list>
+#include <iostream>
+#include <string_view>
+
+#include "loft/common/units.hpp"
+#include "loft/common/version.hpp"
+
+namespace po = boost::program_options;
+
+namespace loft::cli {
+namespace {
+
+constexpr const char* kUsage = R"(Usage: loft [--broker HOST:PORT] COMMAND [ARGS] [--json]
+
+Commands:
+  topic create NAME          create a topic
+  topic delete NAME          delete a topic and all its messages
+  topic list                 list topics
+  topic describe NAME        show a topic's offsets, message count and size
+  topic create NAME [--dedup-window DURATION] [--dedup-conflict duplicate|error]
+                             how long message ids are remembered (default 2h), and what a
+                             known id with a different payload gets
+  topic create NAME [--max-age DURATION] [--max-bytes SIZE] [--max-messages N]
+                             retention: the oldest messages past any limit are removed;
+                             0 or none = unlimited; a limit not given is the broker's
+                             default (retention_max_* in loftd.toml, unlimited unless set)
+  topic alter NAME [--max-age DURATION] [--max-bytes SIZE] [--max-messages N]
+                             change the limits given (0 or none = unlimited); others stay
+  pub TOPIC [MESSAGE]        publish MESSAGE, or each line of standard input as one message
+      [--id ID] [--key KEY] [--header K=V]...
+      [--id-prefix PREFIX]   (standard input) line n gets id PREFIX-n: re-running stores
+                             nothing twice; a duplicate prints its original offset and
+                             'duplicate' ("duplicate":true with --json)
+  fetch TOPIC [--offset N] [--max N]
+                             print stored messages from offset N (a plain read, no group)
+  sub TOPIC --group G        receive messages as a member of group G, ack each after printing
+      [--from earliest|latest|OFFSET|@UNIX_MS] [--count N] [--max-in-flight N]
+      [--ack-timeout DURATION] [--max-deliveries N] [--no-ack] [--idle-exit DURATION]
+  group create TOPIC GROUP [--from ...] [--ack-timeout D] [--max-deliveries N]
+  group list TOPIC
+  group describe TOPIC GROUP
+  group delete TOPIC GROUP
+  group reset TOPIC GROUP --to earliest|latest|OFFSET|@UNIX_MS
+  admin backup DIR           the broker copies its data directory into DIR (a new directory,
+                             an absolute path on the broker's machine) while it keeps
+                             serving; start loftd with --data-dir DIR to restore
+  dlq redrive DLQ_TOPIC [--group G]
+                             publish DLQ_TOPIC's dead letters back to their loft-dlq-topic,
+                             without the loft-dlq-* headers (key, other headers and payload
+                             kept) and with the id redrive:<hash of DLQ_TOPIC>:<offset>[:<id>]
+                             (the original id is still known to the topic's dedup). With
+                             --group only G's letters; the rest are skipped. Progress is kept
+                             in group loft-redrive (loft-redrive.G): a rerun handles only new
+                             letters, and a letter redriven again (another filter, or a crash
+                             between publish and ack) is a duplicate, not a second copy, within
+                             the topic's dedup window. Exits after 1s without new letters.
+  bench publish [--messages N | --duration D] [--size BYTES] [--batch B] [--window W]
+      [--producers P] [--ids]
+                             publish to a fresh topic; confirm latency per request
+  bench consume [--messages N] [--size BYTES] [--consumers C] [--max-in-flight M]
+                             fill a fresh topic, then drain it with one group, acking each
+                             message
+  bench e2e [--rate R] [--duration D] [--size BYTES]
+                             publish at R msg/s while a consumer acks; publish-to-delivery
+                             latency
+  bench storage [--messages N] [--size BYTES] [--batch B] [--window W] [--ids]
+      [--durability fsync|os] [--data-dir DIR]
+                             the same appends through loft's storage and group-commit writer,
+                             no network (a temporary data dir unless --data-dir)
+  bench ... [--keep]         keep the bench topic (and data dir) afterwards. Defaults: 1000000
+                             messages of 100 bytes, --batch 100 --window 10, e2e 10000 msg/s
+                             for 10s. --json: one object with every parameter and figure
+                             (msgs_per_sec, mb_per_sec, p50_us, p99_us, p999_us, max_us)
+
+Global options:
+  --broker HOST:PORT         broker address (default 127.0.0.1:7450)
+  --json                     print JSON instead of text
+  --help, --version
+)";
+
+// Every flag of every command; parse_command_line refuses those a command does not take.
+po::options_description all_options() {
+  po::options_description global("Global options");
+  // clang-format off
+  global.add_options()
+    ("help,h", "")
+    ("version", "")
+    ("broker", po::value<std::string>()->default_value("127.0.0.1:7450"), "")
+    ("json", "");
+  po::options_description cmd("Command options");
+  cmd.add_options()
+    ("id", po::value<std::string>(), "")
+    ("id-prefix", po::value<std::string>(), "")
+    ("dedup-window", po::value<std::string>(), "")
+    ("dedup-conflict", po::value<std::string>(), "")
+    ("max-age", po::value<std::string>(), "")
+    ("max-bytes", po::value<std::string>(), "")
+    ("max-messages", po::value<std::string>(), "")
+    ("key", po::value<std::string>(), "")
+    ("header", po::value<std::vector<std::string>>()->composing(), "")
+    ("batch", po::value<std::string>()->default_value("1000"), "")
+    ("window", po::value<std::string>()->default_value("16"), "")
+    ("offset", po::value<std::string>()->default_value("0"), "")
+    ("max", po::value<std::string>()->default_value("100"), "")
+    ("group", po::value<std::string>(), "")
+    ("from", po::value<std::string>(), "")
+    ("to", po::value<std::string>(), "")
+    ("count", po::value<std::string>(), "")
+    ("max-in-flight", po::value<std::string>(), "")
+    ("ack-timeout", po::value<std::string>(), "")
+    ("max-deliveries", po::value<std::string>(), "")
+    ("no-ack", "")
+    ("idle-exit", po::value<std::string>(), "")
+    ("messages", po::value<std::string>(), "")
+    ("duration", po::value<std::string>(), "")
+    ("size", po::value<std::string>(), "")
+    ("producers", po::value<std::string>(), "")
+    ("ids", "")
+    ("consumers", po::value<std::string>(), "")
+    ("rate", po::value<std::string>(), "")
+    ("data-dir", po::value<std::string>(), "")
+    ("durability", po::value<std::string>(), "")
+    ("keep", "")
+    ("words", po::value<std::vector<std::string>>(), "");
+  // clang-format on
+  po::options_description all;
+  all.add(global).add(cmd);
+  return all;
+}
+
+// Flags that only make sense with some commands are refused elsewhere, not ignored.
+void refuse_misplaced_flags(const Common& c) {
+  const auto& command = c.words[0];
+  auto only_for = [&](const char* flag, std::initializer_list<std::string_view> which) {
+    if (!given(c, flag)) return;
+    for (const auto w : which) {
+      if (command == w) return;
+    }
+    usage_error(std::string("--") + flag + " only applies to 'loft " + std::string(*which.begin()) +
+                "'");
+  };
+  for (const auto* flag : {"id", "id-prefix", "key", "header"}) only_for(flag, {"pub"});
+  for (const auto* flag : {"batch", "window"}) only_for(flag, {"pub", "bench"});
+  for (const auto* flag : {"messages", "duration", "size", "producers", "ids", "consumers", "rate",
+                           "data-dir", "durability", "keep"}) {
+    only_for(flag, {"bench"});
+  }
+  for (const auto* flag :
+       {"dedup-window", "dedup-conflict", "max-age", "max-bytes", "max-messages"})
+    only_for(flag, {"topic"});
+  for (const auto* flag : {"offset", "max"}) only_for(flag, {"fetch"});
+  only_for("group", {"sub", "dlq"});
+  for (const auto* flag : {"count", "no-ack", "idle-exit"}) only_for(flag, {"sub"});
+  only_for("max-in-flight", {"sub", "bench"});
+  for (const auto* flag : {"from", "ack-timeout", "max-deliveries"})
+    only_for(flag, {"sub", "group"});
+  only_for("to", {"group"});
+}
+
+}  // namespace
+
+void usage_error(const std::string& message) { throw Failure{message + " (see loft --help)", 2}; }
+
+bool given(const Common& c, const char* flag) {
+  return c.vm.count(flag) && !c.vm[flag].defaulted();
+}
+
+std::string text_flag(const Common& c, const char* flag) {
+  return c.vm.count(flag) ? c.vm[flag].as<std::string>() : std::string();
+}
+
+std::uint64_t number_flag(const Common& c, const char* flag, std::uint64_t min, std::uint64_t max) {
+  const auto text = c.vm[flag].as<std::string>();
+  std::uint64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || value < min ||
+      value > max) {
+    usage_error(std::string("--") + flag + " must be a whole number from " + std::to_string(min) +
+                " to " + std::to_string(max) + ", got '" + text + "'");
+  }
+  return value;
+}
+
+std::uint32_t duration_ms(const Common& c, const char* flag) {
+  if (!c.vm.count(flag)) return 0;
+  auto d = parse_duration(c.vm[flag].as<std::string>());
+  if (!d) usage_error(std::string("--") + flag + ": " + d.error().detail);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
+  if (ms <= 0 || ms > 0xFFFFFFF0) usage_error(std::string("--") + flag + " is out of range");
+  return static_cast<std::uint32_t>(ms);
+}
+
+const std::string& word(const Common& c, std::size_t i, const char* what) {
+  if (c.words.size() <= i) usage_error(std::string("missing ") + what);
+  return c.words[i];
+}
+
+void expect_words(const Common& c, std::size_t n) {
+  if (c.words.size() > n) usage_error("unexpected argument '" + c.words[n] + "'");
+}
+
+std::unique_ptr<client::Client> connect(const Common& c) {
+  return check(client::Client::connect(c.options));
+}
+
+std::optional<Common> parse_command_line(int argc, char** argv) {
+  po::positional_options_description pos;
+  pos.add("words", -1);
+  Common c;
+  c.argv.assign(argv, argv + argc);
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all_options()).positional(pos).run(),
+              c.vm);
+    po::notify(c.vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  if (c.vm.count("help")) {
+    std::cout << kUsage;
+    return std::nullopt;
+  }
+  if (c.vm.count("version")) {
+    std::cout << "loft " << kVersion << "\n";
+    return std::nullopt;
+  }
+  check(client::parse_broker_address(c.vm["broker"].as<std::string>(), c.options));
+  c.options.client_name = std::string("loft-cli ") + kVersion;
+  c.json = c.vm.count("json") > 0;
+  if (c.vm.count("words")) c.words = c.vm["words"].as<std::vector<std::string>>();
+  if (c.words.empty()) usage_error("missing command");
+  refuse_misplaced_flags(c);
+  return c;
+}
+
+apps::bench::Params bench_params(const Common& c) {
+  namespace bench = apps::bench;
+  const auto mode = bench::parse_mode(word(c, 1, "bench mode: publish, consume, e2e or storage"));
+  if (!mode) usage_error(mode.error().detail);
+  expect_words(c, 2);
+  for (const auto* flag :
+       {"messages", "duration", "size", "batch", "window", "producers", "ids", "consumers",
+        "max-in-flight", "rate", "data-dir", "durability", "keep"}) {
+    if (given(c, flag) && !bench::flag_applies(*mode, flag)) {
+      usage_error(std::string("--") + flag + " does not apply to 'loft bench " +
+                  std::string(bench::to_string(*mode)) + "'");
+    }
+  }
+  bench::Params p;
+  p.mode = *mode;
+  if (given(c, "messages") && given(c, "duration"))
+    usage_error("give --messages or --duration, not both");
+  if (given(c, "messages")) p.messages = number_flag(c, "messages", 1, 100'000'000'000);
+  if (given(c, "duration")) p.duration = std::chrono::milliseconds(duration_ms(c, "duration"));
+  if (p.mode == bench::Mode::e2e && !given(c, "duration")) p.duration = std::chrono::seconds(10);
+  if (given(c, "size")) p.size = number_flag(c, "size", 0, 64 << 20);
+  if (given(c, "batch")) p.batch = number_flag(c, "batch", 1, 1'000'000);
+  if (given(c, "window")) p.window = number_flag(c, "window", 1, 4096);
+  if (given(c, "producers")) p.producers = number_flag(c, "producers", 1, 256);
+  if (given(c, "consumers")) p.consumers = number_flag(c, "consumers", 1, 256);
+  if (given(c, "max-in-flight")) {
+    p.max_in_flight = static_cast<std::uint32_t>(number_flag(c, "max-in-flight", 1, 1'000'000));
+  }
+  if (given(c, "rate")) p.rate = number_flag(c, "rate", 1, 10'000'000);
+  p.ids = given(c, "ids");
+  p.keep = given(c, "keep");
+  if (given(c, "data-dir")) p.data_dir = c.vm["data-dir"].as<std::string>();
+  if (given(c, "durability")) {
+    const auto d = c.vm["durability"].as<std::string>();
+    if (d != "fsync" && d != "os") usage_error("--durability must be fsync or os, got '" + d + "'");
+    p.durability = d == "os" ? Durability::os : Durability::fsync;
+  }
+  if (auto ok = bench::validate(p); !ok) usage_error(ok.error().detail);
+  return p;
+}
+
+void print_report(const Common& c, const boost::json::object& report) {
+  if (c.json) {
+    std::cout << boost::json::serialize(report) << "\n";
+  } else {
+    apps::bench::print_table(report, std::cout);
+  }
+}
+
+int run_cli(int argc, char** argv, int (*command)(Common&)) {
+  std::ios::sync_with_stdio(false);
+  try {
+    auto c = parse_command_line(argc, argv);
+    return c ? command(*c) : 0;
+  } catch (const Failure& f) {
+    std::cout.flush();
+    std::cerr << "loft: " << f.message << "\n";
+    return f.status;
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << "loft: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace loft::cli
