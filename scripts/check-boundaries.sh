@@ -16,4 +16,20 @@ if [[ -n "$bad" ]]; then
   echo "only src/storage/rocksdb_* may include RocksDB: $bad"
   exit 1
 fi
+# The broker core speaks loft's own types: no module below the front ends (and not http, which
+# translates JSON to broker types) sees loft's wire format.
+bad=$(grep -rnE '#include "loft/protocol/' src/broker src/delivery src/storage src/http \
+  include/loft/broker include/loft/delivery include/loft/storage include/loft/http)
+if [[ -n "$bad" ]]; then
+  echo "only the codec's users (net, client, apps) may include loft/protocol:"
+  echo "$bad"
+  exit 1
+fi
+# Front ends reach storage only through the broker (its figures too: Broker::store_stats).
+bad=$(grep -rnE '#include "loft/storage/' src/net src/http include/loft/net include/loft/http)
+if [[ -n "$bad" ]]; then
+  echo "net and http must not include loft/storage (ask the broker):"
+  echo "$bad"
+  exit 1
+fi
 echo "module boundaries ok"

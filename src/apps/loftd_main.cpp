@@ -19,10 +19,12 @@
 
 #include "data_dir_lock.hpp"
 #include "loft/broker/broker.hpp"
+#include "loft/broker/groups.hpp"
 #include "loft/common/units.hpp"
 #include "loft/common/version.hpp"
 #include "loft/config/config.hpp"
 #include "loft/http/server.hpp"
+#include "loft/net/group_runner.hpp"
 #include "loft/net/server.hpp"
 #include "loft/storage/store.hpp"
 #include "malloc_tuning.hpp"
@@ -209,36 +211,27 @@ void reload(const CommandLine& cl, config::Config& running, net::Server& server)
   spdlog::set_level(to_spdlog(running.log_level));
 }
 
-int run(int argc, char** argv) {
-  const CommandLine cl = parse_command_line(argc, argv);
-  const auto& port_files = cl.port_files;
-  config::Config cfg = or_die(build_config(cl));
-
+void set_up_logging(const config::Config& cfg) {
   auto logger = spdlog::stderr_color_mt("loftd");
   spdlog::set_default_logger(logger);
   // Registered, so that spdlog::set_level (SIGHUP) reaches every layer's logger.
   for (const char* layer : {"net", "http"}) spdlog::register_logger(logger->clone(layer));
   spdlog::set_pattern(cfg.log_pattern);
   spdlog::set_level(to_spdlog(cfg.log_level));
+}
 
-  asio::io_context io(1);
-  // Before storage opens (which may take a while): a SIGHUP from now on is no longer fatal; it
-  // waits, and is handled once loftd serves.
-  asio::signal_set hup(io, SIGHUP);
+constexpr const char* kStoreSubdir = "rocksdb";
 
-  apps::DataDirLock lock(cfg.data_dir);
-
+std::unique_ptr<broker::Broker> open_broker(const config::Config& cfg) {
   storage::RocksDbOptions store_options;
-  constexpr const char* kStoreSubdir = "rocksdb";
   store_options.dir = cfg.data_dir / kStoreSubdir;
   auto store = or_die(storage::open_rocksdb_store(store_options));
-
-  broker::Options broker_options;
-  broker_options.durability = cfg.durability;
-  broker_options.message_limits = message_limits_of(cfg);
-  broker_options.auto_create_topics = cfg.auto_create_topics;
+  broker::Options o;
+  o.durability = cfg.durability;
+  o.message_limits = message_limits_of(cfg);
+  o.auto_create_topics = cfg.auto_create_topics;
   // Once per episode (the broker calls it when writability changes), not once per failed write.
-  broker_options.on_storage_health = [](const broker::StorageHealth& h) {
+  o.on_storage_health = [](const broker::StorageHealth& h) {
     if (h.writable) {
       spdlog::info("storage writable again: publishes are stored again failed_writes={}",
                    h.failed_writes);
@@ -249,41 +242,50 @@ int run(int argc, char** argv) {
           h.last_error);
     }
   };
-  broker_options.default_retention = {static_cast<std::uint64_t>(cfg.retention_max_age.count()),
-                                      cfg.retention_max_bytes, cfg.retention_max_messages};
-  broker_options.retention_interval = cfg.retention_check_interval;
-  broker_options.backup_subdir = kStoreSubdir;
-  auto broker = or_die(broker::Broker::open(std::move(store), broker_options));
+  o.default_retention = {static_cast<std::uint64_t>(cfg.retention_max_age.count()),
+                         cfg.retention_max_bytes, cfg.retention_max_messages};
+  o.retention_interval = cfg.retention_check_interval;
+  o.backup_subdir = kStoreSubdir;
+  return or_die(broker::Broker::open(std::move(store), o));
+}
 
-  const net::ServerOptions server_options = server_options_of(cfg);
-
-  // Installed before the port file exists, so a SIGTERM sent as soon as we are up is handled.
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  net::Server server(io, *broker, server_options);
-  const auto hp = or_die(config::parse_host_port(cfg.listen));
-  asio::ip::tcp::endpoint bound;
-  try {
-    bound = server.listen(hp.host, hp.port);
-  } catch (const std::exception& e) {
-    die("cannot listen on " + cfg.listen + ": " + e.what());
+// What loftd runs, made in dependency order here (and nowhere else): the broker with its
+// store, the consumer groups over it, and the front ends over both. Destroyed in reverse; the
+// broker is stopped first (see stop()).
+struct Daemon {
+  Daemon(asio::io_context& io, const config::Config& cfg)
+      : core(open_broker(cfg)),
+        group_runner(io),
+        groups(*core, broker::GroupDefaults{}, group_runner.poster()),
+        server(io, *core, group_runner, server_options_of(cfg)) {
+    group_runner.attach(*core, groups);
   }
-  std::optional<http::Server> http_server;
-  std::string http_bound = "off";
-  if (config::http_enabled(cfg)) {
-    http::ServerOptions http_options;
-    http_options.max_body_bytes = server_options.limits.max_frame_size;
-    http_options.server_name = server_options.server_name;
-    http_server.emplace(
-        io,
-        http::Sources{
-            *broker, server.groups(),
-            [&server] {
-              return http::NetFigures{server.session_count(), server.refused_connections()};
-            }},
-        http_options);
-    const auto http_hp = or_die(config::parse_host_port(cfg.http_listen));
+
+  // Binds the binary port and, if configured, the HTTP one; writes the port files (the
+  // binary one last: whoever waits for it may use both ports once it exists).
+  void listen(asio::io_context& io, const config::Config& cfg, const PortFiles& port_files) {
+    const auto hp = or_die(config::parse_host_port(cfg.listen));
     try {
-      const auto ep = http_server->listen(http_hp.host, http_hp.port);
+      bound = server.listen(hp.host, hp.port);
+    } catch (const std::exception& e) {
+      die("cannot listen on " + cfg.listen + ": " + e.what());
+    }
+    if (config::http_enabled(cfg)) listen_http(io, cfg, port_files);
+    if (!port_files.binary.empty())
+      apps::write_file_atomically(port_files.binary, std::to_string(bound.port()) + "\n");
+  }
+
+  void listen_http(asio::io_context& io, const config::Config& cfg, const PortFiles& port_files) {
+    http::ServerOptions options;
+    options.max_body_bytes = cfg.max_frame_size;
+    options.server_name = std::string("loftd ") + kVersion;
+    const auto figures = [this] {
+      return http::NetFigures{server.session_count(), server.refused_connections()};
+    };
+    http_server.emplace(io, http::Sources{*core, groups, figures}, options);
+    const auto hp = or_die(config::parse_host_port(cfg.http_listen));
+    try {
+      const auto ep = http_server->listen(hp.host, hp.port);
       http_bound = ep.address().to_string() + ":" + std::to_string(ep.port());
       if (!port_files.http.empty())
         apps::write_file_atomically(port_files.http, std::to_string(ep.port()) + "\n");
@@ -291,47 +293,92 @@ int run(int argc, char** argv) {
       die("cannot listen for HTTP on " + cfg.http_listen + ": " + e.what());
     }
   }
-  // Last: whoever waits for the port file may use both ports once it exists.
-  if (!port_files.binary.empty())
-    apps::write_file_atomically(port_files.binary, std::to_string(bound.port()) + "\n");
+
+  // After io.run() returned: every session is closed, nothing can enqueue any more. Completes
+  // what is queued, flushes, closes RocksDB.
+  broker::WriterStats stop() {
+    core->stop();
+    return core->stats();
+  }
+
+  std::unique_ptr<broker::Broker> core;  // the broker, with its store
+  net::GroupRunner group_runner;
+  broker::Groups groups;
+  net::Server server;
+  std::optional<http::Server> http_server;
+  asio::ip::tcp::endpoint bound;
+  std::string http_bound = "off";
+};
+
+// SIGINT / SIGTERM stop loftd gracefully (a second one only logs); SIGHUP reloads the config.
+class Signals {
+ public:
+  Signals(asio::io_context& io, asio::signal_set& hup, const CommandLine& cl, config::Config& cfg,
+          Daemon& daemon)
+      : io_(io), stop_(io, SIGINT, SIGTERM), hup_(hup), cl_(cl), cfg_(cfg), daemon_(daemon) {
+    wait_stop();
+    wait_hup();
+  }
+
+ private:
+  void wait_stop() {
+    stop_.async_wait([this](boost::system::error_code ec, int signo) {
+      if (ec) return;
+      if (stopping_) {
+        spdlog::warn("signal={} while stopping: still finishing in-flight requests", signo);
+      } else {
+        stopping_ = true;
+        spdlog::info("stopping signal={} sessions={}", signo, daemon_.server.session_count());
+        if (daemon_.http_server) daemon_.http_server->stop();
+        daemon_.server.stop([this] {
+          stop_.cancel();
+          hup_.cancel();
+          io_.stop();
+        });
+      }
+      wait_stop();
+    });
+  }
+  void wait_hup() {
+    hup_.async_wait([this](boost::system::error_code ec, int) {
+      if (ec || stopping_) return;
+      reload(cl_, cfg_, daemon_.server);
+      wait_hup();
+    });
+  }
+
+  asio::io_context& io_;
+  asio::signal_set stop_;
+  asio::signal_set& hup_;
+  const CommandLine& cl_;
+  config::Config& cfg_;
+  Daemon& daemon_;
+  bool stopping_ = false;
+};
+
+int run(int argc, char** argv) {
+  const CommandLine cl = parse_command_line(argc, argv);
+  config::Config cfg = or_die(build_config(cl));
+  set_up_logging(cfg);
+
+  asio::io_context io(1);
+  // Before storage opens (which may take a while): a SIGHUP from now on is no longer fatal; it
+  // waits, and is handled once loftd serves.
+  asio::signal_set hup(io, SIGHUP);
+  apps::DataDirLock lock(cfg.data_dir);
+  auto daemon = std::make_unique<Daemon>(io, cfg);
+  // Installed before the port file exists, so a SIGTERM sent as soon as we are up is handled.
+  Signals signals(io, hup, cl, cfg, *daemon);
+  daemon->listen(io, cfg, cl.port_files);
   spdlog::info(
       "loftd started version={} listen={}:{} http_listen={} data_dir={} durability={} "
       "auto_create_topics={}",
-      kVersion, bound.address().to_string(), bound.port(), http_bound, cfg.data_dir.string(),
-      config::to_string(cfg.durability), cfg.auto_create_topics);
-
-  bool stopping = false;
-  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
-                                                                      int signo) {
-    if (ec) return;
-    if (stopping) {
-      spdlog::warn("signal={} while stopping: still finishing in-flight requests", signo);
-    } else {
-      stopping = true;
-      spdlog::info("stopping signal={} sessions={}", signo, server.session_count());
-      if (http_server) http_server->stop();
-      server.stop([&] {
-        signals.cancel();
-        hup.cancel();
-        io.stop();
-      });
-    }
-    signals.async_wait(on_signal);
-  };
-  signals.async_wait(on_signal);
-  std::function<void(boost::system::error_code, int)> on_hup = [&](boost::system::error_code ec,
-                                                                   int) {
-    if (ec || stopping) return;
-    reload(cl, cfg, server);
-    hup.async_wait(on_hup);
-  };
-  hup.async_wait(on_hup);
+      kVersion, daemon->bound.address().to_string(), daemon->bound.port(), daemon->http_bound,
+      cfg.data_dir.string(), config::to_string(cfg.durability), cfg.auto_create_topics);
   io.run();
 
-  // Every session is closed: nothing can enqueue any more. Complete what is queued, flush.
-  broker->stop();
-  const auto stats = broker->stats();
-  broker.reset();  // closes RocksDB
+  const auto stats = daemon->stop();
+  daemon.reset();  // closes RocksDB
   spdlog::info("loftd stopped commits={} messages={} failed_commits={}", stats.commits,
                stats.messages, stats.failed_commits);
   return 0;

@@ -36,6 +36,8 @@
 #include <thread>
 
 #include "loft/broker/broker.hpp"
+#include "loft/broker/groups.hpp"
+#include "loft/net/group_runner.hpp"
 #include "loft/net/server.hpp"
 #include "loft/protocol/codec.hpp"
 #include "loft/storage/store.hpp"
@@ -72,7 +74,9 @@ class Harness {
     so.max_inflight_requests = 16;
     so.max_outgoing_bytes = 256 * 1024;
     so.shutdown_timeout = std::chrono::seconds(5);
-    server_ = std::make_unique<net::Server>(io_, *broker_, so);
+    groups_ = std::make_unique<broker::Groups>(*broker_, broker::GroupDefaults{}, runner_.poster());
+    runner_.attach(*broker_, *groups_);
+    server_ = std::make_unique<net::Server>(io_, *broker_, runner_, so);
     port_ = server_->listen("127.0.0.1", 0).port();
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -89,6 +93,8 @@ class Harness {
  private:
   boost::asio::io_context io_{1};
   std::unique_ptr<broker::Broker> broker_;
+  net::GroupRunner runner_{io_};
+  std::unique_ptr<broker::Groups> groups_;
   std::unique_ptr<net::Server> server_;
   std::uint16_t port_ = 0;
   std::thread thread_;

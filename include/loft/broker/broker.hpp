@@ -118,6 +118,11 @@ struct Appended {
   bool created_topic = false;  // auto_create_topics created the topic for this publish
 };
 
+// Storage figures and read bounds, as the broker's API hands them to front ends (which do not
+// see the storage layer themselves).
+using ReadLimits = storage::ReadLimits;
+using StoreStats = storage::StoreStats;
+
 struct FetchResult {
   Offset first_offset;
   Offset next_offset;
@@ -252,10 +257,10 @@ class Broker {
 
   std::vector<TopicInfo> list_topics() const;  // sorted by name
   Result<TopicInfo> describe_topic(std::string_view name) const;
-  Result<FetchResult> fetch(std::string_view topic, Offset from, storage::ReadLimits limits) const;
+  Result<FetchResult> fetch(std::string_view topic, Offset from, ReadLimits limits) const;
   // fetch() for delivery: the same messages, as views into one block (Store::read_block).
   Result<std::shared_ptr<const storage::MessageBlock>> fetch_block(
-      std::string_view topic, Offset from, storage::ReadLimits limits) const;
+      std::string_view topic, Offset from, ReadLimits limits) const;
 
   // Finishes the commit in progress, fails publishes and topic changes still queued with
   // shutting_down (group progress is still written), stops the writer, flushes the store.
@@ -270,7 +275,7 @@ class Broker {
   StorageHealth storage_health() const;
   BrokerMetrics metrics() const;
   // What the store reports about itself (RocksDB properties); any thread.
-  storage::StoreStats store_stats() const { return store_->stats(); }
+  StoreStats store_stats() const { return store_->stats(); }
   // False once stop() has begun: new requests fail with shutting_down.
   bool accepting_requests() const;
 

@@ -14,7 +14,6 @@
 #include "loft/broker/groups.hpp"
 #include "loft/common/error.hpp"
 #include "loft/common/message.hpp"
-#include "loft/storage/store.hpp"
 
 namespace loft::http {
 
@@ -60,7 +59,7 @@ struct MetricsSnapshot {
   std::vector<std::string> topics;  // the existing topics; each gets its counters, 0 if none
   broker::BrokerMetrics broker;
   std::vector<broker::GroupMetrics> groups;
-  storage::StoreStats store;
+  broker::StoreStats store;
   broker::StorageHealth storage_health;
   NetFigures net;
   std::optional<std::uint64_t> resident_bytes;

@@ -1,7 +1,10 @@
 #pragma once
-// The TCP front end of loftd: an acceptor and one Session per connection, as C++20 coroutines
-// on a single-threaded io_context (so session state needs no locks or strands). A session
-// decodes frames, hands requests to the Broker and writes replies through a bounded queue.
+// The binary protocol's front end of loftd: an acceptor and one Session per connection, as C++20
+// coroutines on a single-threaded io_context (so session state needs no locks or strands). A
+// session decodes frames, translates each request into a call of the broker's API (Broker, and
+// the Groups through their GroupRunner) and writes replies through a bounded queue. The Server
+// owns connections and sessions only: loftd's main makes the broker and the groups and hands
+// them in.
 //
 // Lifecycle: listen() binds (throws on failure: a startup error), then accepts until stop().
 // stop() closes the acceptor and each session's read side; sessions finish their in-flight
@@ -20,7 +23,7 @@
 #include <string>
 
 #include "loft/broker/broker.hpp"
-#include "loft/broker/groups.hpp"
+#include "loft/net/group_runner.hpp"
 #include "loft/protocol/frames.hpp"
 
 namespace loft::net {
@@ -41,14 +44,16 @@ struct ServerOptions {
   // frames is not limited: an idle consumer is a normal client.
   std::chrono::milliseconds frame_timeout{30'000};
   std::string server_name = "loftd";
-  broker::GroupDefaults groups;
 };
 
 class Session;
+struct SessionContext;
 
 class Server {
  public:
-  Server(boost::asio::io_context& io, broker::Broker& broker, ServerOptions options);
+  // `broker` and `groups` outlive the server; `groups` is attached (GroupRunner::attach).
+  Server(boost::asio::io_context& io, broker::Broker& broker, GroupRunner& groups,
+         ServerOptions options);
   ~Server();
 
   // Binds host:port (port 0 = any free port), starts accepting; returns the bound endpoint.
@@ -66,31 +71,23 @@ class Server {
   // Connections refused because max_connections sessions were open, since start. Io thread
   // only, like every member: the HTTP endpoint runs on the same io_context and reads it there.
   std::uint64_t refused_connections() const { return refused_total_; }
-  // The consumer groups, for read-only monitoring on the io thread.
-  const broker::Groups& groups() const { return *groups_; }
 
  private:
-  friend class Session;
   void start_accept();
-  void on_session_closed(Session* session);
+  void on_session_closed(const Session* session);
   void refuse(boost::asio::ip::tcp::socket socket);
   void maybe_stopped();
-  // Re-arms the groups timer at the groups' next deadline (after every groups call).
-  void arm_groups_timer();
-  static delivery::TimePoint now();
 
   boost::asio::io_context& io_;
-  broker::Broker& broker_;
+  GroupRunner& groups_;
   ServerOptions options_;
+  std::unique_ptr<SessionContext> context_;  // what sessions see of the server
   boost::asio::ip::tcp::acceptor acceptor_;
   std::set<std::shared_ptr<Session>> sessions_;
   bool stopping_ = false;
   std::function<void()> on_stopped_;
   boost::asio::steady_timer stop_timer_;
-  std::unique_ptr<broker::Groups> groups_;
-  boost::asio::steady_timer groups_timer_;
   boost::asio::steady_timer accept_retry_;
-  std::optional<delivery::TimePoint> groups_timer_at_;
   // Refusals: counted, logged at most once per kRefusalLogInterval (a flood must not flood the
   // log), and at most kMaxRefusing of them hold a socket at a time.
   std::uint64_t refused_total_ = 0;

@@ -1,0 +1,362 @@
+#include "session.hpp"
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <span>
+
+#include "loft/protocol/codec.hpp"
+#include "log.hpp"
+
+namespace loft::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// Small frames share a buffer: a client that pipelines a million PINGs and reads nothing
+// then costs about its reply bytes (what max_send_queue counts), not a string per reply.
+constexpr std::size_t kShareBelow = 64 << 10;
+
+}  // namespace
+
+Session::Session(SessionContext& context, tcp::socket socket)
+    : context_(context),
+      socket_(std::move(socket)),
+      read_signal_(socket_.get_executor()),
+      write_signal_(socket_.get_executor()),
+      watchdog_(socket_.get_executor()),
+      accepted_at_(Clock::now()),
+      max_inflight_requests_(context.options.max_inflight_requests),
+      max_outgoing_bytes_(context.options.max_outgoing_bytes),
+      handshake_timeout_(context.options.handshake_timeout) {
+  read_signal_.expires_at(asio::steady_timer::time_point::max());
+  write_signal_.expires_at(asio::steady_timer::time_point::max());
+  boost::system::error_code ec;
+  const auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void Session::start() {
+  auto on_done = [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      net_log()->error("session coroutine failed error={}", ex.what());
+    }
+  };
+  asio::co_spawn(socket_.get_executor(), reader(shared_from_this()), on_done);
+  asio::co_spawn(socket_.get_executor(), writer(shared_from_this()), on_done);
+  arm_watchdog();
+}
+
+void Session::stop_reading() {
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  reading_ = false;
+  read_signal_.cancel();
+}
+
+// Hard: drop everything now.
+void Session::close() {
+  boost::system::error_code ec;
+  socket_.close(ec);
+  closed_ = true;
+  read_signal_.cancel();
+  write_signal_.cancel();
+}
+
+Session::Awaitable Session::reader(std::shared_ptr<Session> self) {
+  try {
+    co_await read_loop();
+  } catch (const std::exception& e) {
+    // A bug or an allocation failure: this connection ends, the others go on.
+    net_log()->error("session reader failed peer={} error=\"{}\"", peer_, e.what());
+    fatal(0, Error{Errc::internal_error, e.what()});
+  }
+  // The watchdog cancelled the read: say why before closing. The correlation id is 0: the
+  // frame's header may not even be complete.
+  if (timed_out_) fatal(0, *timed_out_);
+  reading_ = false;
+  write_signal_.cancel();  // the writer may be waiting to learn that the reader is done
+  (void)self;
+}
+
+Session::Awaitable Session::read_loop() {
+  const auto paused = [this] {
+    return inflight_ >= max_inflight_requests_ ||
+           inflight_bytes_ >= context_.options.max_inflight_bytes ||
+           outgoing_bytes_ > max_outgoing_bytes_;
+  };
+  while (reading_ && !closed_) {
+    if (paused()) {
+      // We are the ones waiting, not the client: a frame partly in the buffer must not run
+      // into frame_timeout meanwhile. Its clock starts again when reading resumes.
+      in_frame_ = false;
+      while (reading_ && !closed_ && paused()) co_await read_signal_.async_wait(kUseTuple);
+      if (in_begin_ < in_.size()) begin_frame();
+    }
+    if (!reading_ || closed_) break;
+    if (!co_await fill(protocol::kHeaderSize)) break;
+    const std::span<const char> head(in_.data() + in_begin_, protocol::kHeaderSize);
+    auto header = protocol::decode_header(head, context_.options.limits.max_frame_size);
+    if (!header) {
+      // The length cannot be trusted, so the stream cannot be resynchronised: report with
+      // the correlation id the client sent, then close.
+      fatal(protocol::peek_header(head).correlation_id, header.error());
+      break;
+    }
+    const std::size_t frame_size = std::size_t{header->length} + 4;
+    if (!co_await fill(frame_size)) break;
+    const std::span<const char> body(in_.data() + in_begin_ + protocol::kHeaderSize,
+                                     frame_size - protocol::kHeaderSize);
+    auto frame_body = protocol::decode_body(*header, body);
+    consume(frame_size);
+    if (!frame_body) {
+      fatal(header->correlation_id, frame_body.error());
+      break;
+    }
+    // What the request holds in memory until it is answered: its bytes, plus the decoded
+    // form of each message (tiny messages decode to far more than their wire size).
+    current_cost_ = body.size();
+    if (const auto* p = std::get_if<protocol::Publish>(&*frame_body)) {
+      current_cost_ += p->messages.size() * sizeof(Message);
+    }
+    dispatch(header->correlation_id, std::move(*frame_body));
+  }
+}
+
+// Reads until at least `need` bytes are buffered; false on EOF or error. Reads in chunks of
+// up to 64 KiB, so one syscall brings in thousands of tiny pipelined frames instead of two
+// syscalls per frame. The bytes that arrive into an empty buffer start a frame.
+asio::awaitable<bool> Session::fill(std::size_t need) {
+  constexpr std::size_t kReadChunk = 64 << 10;
+  while (in_.size() - in_begin_ < need) {
+    if (in_begin_ > 0) {
+      in_.erase(0, in_begin_);  // only the start of one frame is left
+      in_begin_ = 0;
+    }
+    const std::size_t have = in_.size();
+    in_.resize(std::max(have + kReadChunk, need));
+    auto [ec, n] = co_await socket_.async_read_some(
+        asio::buffer(in_.data() + have, in_.size() - have), kUseTuple);
+    in_.resize(have + n);
+    if (ec) co_return false;
+    if (have == 0) begin_frame();
+  }
+  co_return true;
+}
+
+// Drops a decoded frame from the buffer. Bytes left over belong to the next frame, which
+// has therefore begun.
+void Session::consume(std::size_t frame_size) {
+  in_begin_ += frame_size;
+  if (in_begin_ < in_.size()) return begin_frame();
+  in_.clear();
+  in_begin_ = 0;
+  in_frame_ = false;
+}
+
+Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
+  try {
+    co_await write_loop();
+  } catch (const std::exception& e) {
+    net_log()->error("session writer failed peer={} error=\"{}\"", peer_, e.what());
+    fatal_ = false;  // no linger: close now
+  }
+  boost::system::error_code ignored;
+  if (fatal_ && !closed_) co_await linger(self);
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  closed_ = true;
+  reading_ = false;
+  read_signal_.cancel();
+  watchdog_.cancel();
+  // Its subscriptions end: what was in flight to them goes to the group's other consumers.
+  context_.groups.groups().drop_subscriber(this, GroupRunner::now());
+  context_.groups.arm();
+  context_.on_closed(this);
+}
+
+Session::Awaitable Session::write_loop() {
+  // Reserved once: `buffers` points into these strings, and a reallocation would move the
+  // bytes of a short (in-place) one, such as a 12-byte frame with an empty body.
+  constexpr std::size_t kMaxBuffers = 256;
+  std::vector<std::string> sending;
+  sending.reserve(kMaxBuffers);
+  std::vector<asio::const_buffer> buffers;
+  for (;;) {
+    while (outgoing_.empty() && !closed_ && !(finished())) {
+      // A fatal error is answered after every request before it (docs/protocol.md 7.3).
+      if (pending_fatal_ && inflight_ == 0) {
+        auto [cid, error] = std::move(*pending_fatal_);
+        pending_fatal_.reset();
+        send_error(cid, error);
+        continue;
+      }
+      co_await write_signal_.async_wait(kUseTuple);
+    }
+    if (closed_ || outgoing_.empty()) break;
+    sending.clear();
+    buffers.clear();
+    while (!outgoing_.empty() && sending.size() < kMaxBuffers) {
+      sending.push_back(std::move(outgoing_.front()));
+      outgoing_.pop_front();
+      buffers.emplace_back(asio::buffer(sending.back()));
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, buffers, kUseTuple);
+    outgoing_bytes_ -= std::min(outgoing_bytes_, n);
+    read_signal_.cancel();  // room again for the reader
+    if (ec) break;
+    if (backed_up_ && ready()) {
+      backed_up_ = false;
+      context_.groups.groups().on_ready(this, GroupRunner::now());
+      context_.groups.arm();
+    }
+  }
+}
+
+// After a fatal error the client may still be sending (the body of an oversized frame, more
+// pipelined requests). Closing with unread bytes would reset the connection and could
+// destroy our ERROR frame before the client reads it, so: FIN, then read and discard for a
+// bounded time and amount before closing.
+Session::Awaitable Session::linger(std::shared_ptr<Session> self) {
+  constexpr auto kLingerTime = std::chrono::seconds(2);
+  constexpr std::size_t kLingerBytes = 32 << 20;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  asio::steady_timer deadline(socket_.get_executor());
+  deadline.expires_after(kLingerTime);
+  deadline.async_wait([self](boost::system::error_code ec) {
+    boost::system::error_code ignored;
+    if (!ec) self->socket_.cancel(ignored);
+  });
+  std::array<char, 16384> sink{};
+  for (std::size_t total = 0; total < kLingerBytes;) {
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), kUseTuple);
+    if (ec) break;
+    total += n;
+  }
+  deadline.cancel();
+}
+
+void Session::begin_frame() {
+  in_frame_ = true;
+  frame_started_at_ = Clock::now();
+  arm_watchdog();
+}
+
+// When the watchdog must look next: the handshake deadline until HELLO completes, then the
+// deadline of the frame being read, if any.
+std::optional<Session::Clock::time_point> Session::watchdog_due() const {
+  if (!handshaken_) return accepted_at_ + handshake_timeout_;
+  if (in_frame_) return frame_started_at_ + context_.options.frame_timeout;
+  return std::nullopt;
+}
+
+// At most one wait is pending, and a frame that starts while one is pending does not re-arm
+// it: the timer is touched about once per timeout, not once per frame. A wait due later than
+// the frame's own deadline (the handshake deadline) only makes that one frame's check late.
+void Session::arm_watchdog() {
+  if (watchdog_armed_ || closed_ || !reading_) return;
+  const auto due = watchdog_due();
+  if (!due) return;
+  watchdog_armed_ = true;
+  watchdog_.expires_at(*due);
+  watchdog_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->watchdog_armed_ = false;
+    if (!ec) self->on_watchdog();
+  });
+}
+
+void Session::on_watchdog() {
+  if (closed_ || !reading_ || timed_out_) return;
+  const auto now = Clock::now();
+  const auto due = watchdog_due();
+  if (!due) return;
+  if (now < *due) return arm_watchdog();  // a newer frame began since the wait was set
+  // Bytes waiting in the kernel mean the client is sending and we are behind (a busy or
+  // starved io thread): not a stall. Give the frame another period.
+  boost::system::error_code ec;
+  if (in_frame_ && socket_.available(ec) > 0 && !ec) {
+    frame_started_at_ = now;
+    return arm_watchdog();
+  }
+  timed_out_ =
+      !handshaken_
+          ? Error{Errc::handshake_timeout, "no HELLO within handshake_timeout " +
+                                               std::to_string(handshake_timeout_.count()) + "ms"}
+          : Error{Errc::frame_timeout, "frame not complete within frame_timeout " +
+                                           std::to_string(context_.options.frame_timeout.count()) +
+                                           "ms"};
+  // Ends the pending read (and a pending write: a client that stalls a frame and does not
+  // read either gets no ERROR); the reader then reports timed_out_.
+  boost::system::error_code ignored;
+  socket_.cancel(ignored);
+}
+
+// A frame encoded elsewhere (DELIVER): appended to the last buffer if both are small,
+// queued as it is otherwise.
+void Session::send_encoded(std::string frame) {
+  if (closed_) return;
+  outgoing_bytes_ += frame.size();
+  if (!outgoing_.empty() && outgoing_.back().size() < kShareBelow && frame.size() < kShareBelow) {
+    outgoing_.back().append(frame);
+  } else {
+    outgoing_.push_back(std::move(frame));
+  }
+  write_signal_.cancel();
+}
+
+void Session::send(std::uint32_t correlation_id, protocol::Body body) {
+  if (closed_) return;
+  if (outgoing_.empty() || outgoing_.back().size() >= kShareBelow) outgoing_.emplace_back();
+  auto& out = outgoing_.back();
+  const std::size_t before = out.size();
+  protocol::encode(protocol::Frame{correlation_id, std::move(body)}, out);
+  outgoing_bytes_ += out.size() - before;
+  write_signal_.cancel();
+}
+
+void Session::send_error(std::uint32_t correlation_id, const Error& error) {
+  send(correlation_id, protocol::ErrorReply{error.code, error.to_string()});
+}
+
+void Session::fatal(std::uint32_t correlation_id, const Error& error) {
+  net_log()->warn("closing connection peer={} code={} reason=\"{}\"", peer_,
+                  static_cast<int>(error.code), error.to_string());
+  pending_fatal_ = std::pair{correlation_id, error};
+  reading_ = false;
+  fatal_ = true;
+  write_signal_.cancel();
+}
+
+// Encodes the batch straight from the stored bytes into DELIVER frames of at most
+// max_frame_size, with the SUBSCRIBE's correlation id.
+void Session::deliver(const broker::DeliveryBatch& batch) {
+  const auto it = subscriptions_.find(batch.subscription);
+  if (it == subscriptions_.end()) return;
+  const std::uint32_t cid = it->second;
+  protocol::DeliverWriter frame{batch.subscription, batch.topic, batch.group};
+  const auto flush = [&] {
+    auto bytes = frame.take();
+    protocol::set_correlation_id(bytes, cid);
+    send_encoded(std::move(bytes));
+  };
+  const std::size_t max_frame = context_.options.limits.max_frame_size;
+  for (const auto& m : batch.messages) {
+    const std::size_t n = protocol::DeliverWriter::encoded_size(*m.message);
+    if (frame.count() > 0 && frame.size() + n > max_frame) flush();
+    frame.add(m.attempt, *m.message);
+  }
+  if (frame.count() > 0) flush();
+  if (!ready()) backed_up_ = true;
+}
+
+}  // namespace loft::net

@@ -1,0 +1,148 @@
+#pragma once
+// One client connection of the binary protocol (module-private to net).
+//
+// Runs entirely on the server's single-threaded io_context: a reader coroutine (decode,
+// dispatch) and a writer coroutine (flush the outgoing queue). Broker completions arrive on the
+// broker's writer thread and are posted back here; group completions arrive here already.
+//
+// Bounds: the reader pauses while `inflight_` >= max_inflight_requests or while unsent reply
+// bytes exceed max_outgoing_bytes, so a client that floods requests or never reads its
+// replies is throttled by TCP instead of growing our memory. A watchdog timer closes the
+// session when HELLO does not complete within handshake_timeout, or a frame that has begun
+// does not complete within frame_timeout; between frames a session may idle for ever.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "loft/broker/broker.hpp"
+#include "loft/broker/groups.hpp"
+#include "loft/net/group_runner.hpp"
+#include "loft/net/server.hpp"
+#include "loft/protocol/frames.hpp"
+
+namespace loft::net {
+
+// What a session works with, owned by the Server (which outlives its sessions). `options` is
+// the server's current options: the ones a session reads while it runs (frame_timeout,
+// max_inflight_bytes) follow a reload; the rest it copies when it is accepted.
+struct SessionContext {
+  broker::Broker& broker;
+  GroupRunner& groups;
+  const ServerOptions& options;
+  std::function<void(const class Session*)> on_closed;
+};
+
+class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
+ public:
+  Session(SessionContext& context, boost::asio::ip::tcp::socket socket);
+
+  void start();
+  // Graceful: no more requests are read; in-flight ones complete and are flushed.
+  void stop_reading();
+  // Hard: drop everything now.
+  void close();
+
+  // broker::Subscriber
+  bool ready() const override { return !closed_ && outgoing_bytes_ <= max_outgoing_bytes_; }
+  void deliver(const broker::DeliveryBatch& batch) override;
+  std::string client_name() const override { return client_name_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using Awaitable = boost::asio::awaitable<void>;
+
+  // Reading.
+  Awaitable reader(std::shared_ptr<Session> self);
+  Awaitable read_loop();
+  boost::asio::awaitable<bool> fill(std::size_t need);
+  void consume(std::size_t frame_size);
+  // Writing.
+  Awaitable writer(std::shared_ptr<Session> self);
+  Awaitable write_loop();
+  Awaitable linger(std::shared_ptr<Session> self);
+  void send_encoded(std::string frame);
+  void send(std::uint32_t correlation_id, protocol::Body body);
+  void send_error(std::uint32_t correlation_id, const Error& error);
+  void fatal(std::uint32_t correlation_id, const Error& error);
+  bool finished() const { return !reading_ && inflight_ == 0 && !pending_fatal_; }
+  // Deadlines.
+  void begin_frame();
+  std::optional<Clock::time_point> watchdog_due() const;
+  void arm_watchdog();
+  void on_watchdog();
+
+  // Requests: one handler per frame type (session_requests.cpp).
+  void dispatch(std::uint32_t cid, protocol::Body body);
+  void handle(std::uint32_t cid, protocol::Hello& req);
+  void handle(std::uint32_t cid, protocol::Ping& req);
+  void handle(std::uint32_t cid, protocol::CreateTopic& req);
+  void handle(std::uint32_t cid, protocol::DeleteTopic& req);
+  void handle(std::uint32_t cid, protocol::AlterTopic& req);
+  void handle(std::uint32_t cid, protocol::ListTopics& req);
+  void handle(std::uint32_t cid, protocol::DescribeTopic& req);
+  void handle(std::uint32_t cid, protocol::Publish& req);
+  void handle(std::uint32_t cid, protocol::Fetch& req);
+  void handle(std::uint32_t cid, protocol::Backup& req);
+  void handle(std::uint32_t cid, protocol::Subscribe& req);
+  void handle(std::uint32_t cid, protocol::Settle& req);
+  void handle(std::uint32_t cid, protocol::Unsubscribe& req);
+  void handle(std::uint32_t cid, protocol::CreateGroup& req);
+  void handle(std::uint32_t cid, protocol::ListGroups& req);
+  void handle(std::uint32_t cid, protocol::DescribeGroup& req);
+  void handle(std::uint32_t cid, protocol::DeleteGroup& req);
+  void handle(std::uint32_t cid, protocol::ResetGroup& req);
+  // Any other frame is a reply, which a client must not send.
+  template <class Reply>
+  void handle(std::uint32_t cid, Reply& reply);
+
+  // For a request the broker answers later, from its writer thread.
+  template <class T, class Reply>
+  broker::Callback<T> completion(std::uint32_t correlation_id, Reply make_reply);
+  // For requests the groups answer on this thread (at once, or later through a post): no
+  // second post, so a SUBSCRIBE_OK is queued before the first DELIVER of that subscription.
+  template <class T, class Reply>
+  broker::Callback<T> local(std::uint32_t correlation_id, Reply make_reply);
+
+  SessionContext& context_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer read_signal_;   // cancelled when the reader may be able to go on
+  boost::asio::steady_timer write_signal_;  // cancelled when there is something to write
+  boost::asio::steady_timer watchdog_;      // handshake and frame deadlines
+  bool watchdog_armed_ = false;
+  Clock::time_point accepted_at_;
+  // Fixed at accept: a reload (Server::update_limits) changes them for later connections only.
+  const std::uint32_t max_inflight_requests_;
+  const std::size_t max_outgoing_bytes_;
+  const std::chrono::milliseconds handshake_timeout_;
+  Clock::time_point frame_started_at_{};
+  bool in_frame_ = false;           // a frame's first byte has arrived, not yet its last
+  std::optional<Error> timed_out_;  // why the watchdog ended the reading
+  std::string in_;                  // read from the socket: [in_begin_, size) not yet decoded
+  std::size_t in_begin_ = 0;
+  std::deque<std::string> outgoing_;
+  std::size_t outgoing_bytes_ = 0;
+  std::uint32_t inflight_ = 0;
+  std::size_t inflight_bytes_ = 0;  // memory held by requests not yet answered
+  std::size_t current_cost_ = 0;    // of the request being dispatched
+  bool handshaken_ = false;
+  bool reading_ = true;
+  bool closed_ = false;
+  bool fatal_ = false;      // a fatal ERROR was queued: linger, then close
+  bool backed_up_ = false;  // a delivery found the send queue over its bound
+  std::optional<std::pair<std::uint32_t, Error>> pending_fatal_;  // sent once inflight_ == 0
+  std::string client_name_;
+  std::unordered_map<std::uint64_t, std::uint32_t> subscriptions_;  // id -> SUBSCRIBE's cid
+  std::string peer_;
+};
+
+}  // namespace loft::net

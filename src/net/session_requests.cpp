@@ -1,0 +1,238 @@
+// The binary protocol's requests: each frame type's handler translates the frame into a call of
+// the broker's API (loft's own types) and the answer back into a reply frame. Nothing here
+// decides anything the broker decides (limits, names, settings): it checks only its own framing
+// (the handshake, what fits a reply frame).
+
+#include <boost/asio/post.hpp>
+#include <string>
+#include <utility>
+
+#include "loft/protocol/codec.hpp"
+#include "log.hpp"
+#include "session.hpp"
+
+namespace loft::net {
+
+namespace asio = boost::asio;
+
+template <class T, class Reply>
+broker::Callback<T> Session::completion(std::uint32_t correlation_id, Reply make_reply) {
+  // The broker completes on its writer thread: hop to this session's thread first.
+  return [executor = socket_.get_executor(),
+          reply = local<T>(correlation_id, std::move(make_reply))](Result<T> result) mutable {
+    asio::post(executor, [reply = std::move(reply), result = std::move(result)]() mutable {
+      reply(std::move(result));
+    });
+  };
+}
+
+template <class T, class Reply>
+broker::Callback<T> Session::local(std::uint32_t correlation_id, Reply make_reply) {
+  ++inflight_;
+  inflight_bytes_ += current_cost_;
+  return [self = shared_from_this(), correlation_id, cost = current_cost_,
+          make_reply = std::move(make_reply)](Result<T> result) mutable {
+    --self->inflight_;
+    self->inflight_bytes_ -= cost;
+    if (result) {
+      self->send(correlation_id, make_reply(std::move(result)));
+    } else {
+      self->send_error(correlation_id, result.error());
+    }
+    self->read_signal_.cancel();
+    self->write_signal_.cancel();
+  };
+}
+
+void Session::dispatch(std::uint32_t cid, protocol::Body body) {
+  if (!handshaken_ && !std::holds_alternative<protocol::Hello>(body)) {
+    return fatal(cid, Error{Errc::handshake_required, "the first frame must be HELLO"});
+  }
+  std::visit([&](auto& req) { handle(cid, req); }, body);
+}
+
+template <class Reply>
+void Session::handle(std::uint32_t cid, Reply&) {
+  fatal(cid, Error{Errc::unknown_frame_type,
+                   "frame type " + std::to_string(static_cast<int>(protocol::type_of(Reply{}))) +
+                       " is a reply, not a request"});
+}
+
+void Session::handle(std::uint32_t cid, protocol::Hello& hello) {
+  if (handshaken_) return send_error(cid, Error{Errc::invalid_request, "HELLO was already sent"});
+  if (hello.min_version > protocol::kProtocolVersion ||
+      hello.max_version < protocol::kProtocolVersion || hello.min_version > hello.max_version) {
+    return fatal(cid, Error{Errc::unsupported_version,
+                            "client speaks versions " + std::to_string(hello.min_version) + ".." +
+                                std::to_string(hello.max_version) + ", server speaks 1..1"});
+  }
+  handshaken_ = true;
+  client_name_ = hello.client_name;
+  net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
+  send(cid, protocol::HelloOk{protocol::kProtocolVersion, context_.options.limits,
+                              context_.options.server_name, context_.broker.durability()});
+}
+
+void Session::handle(std::uint32_t cid, protocol::Ping&) { send(cid, protocol::Pong{}); }
+
+// ---- Topics ------------------------------------------------------------------------------
+
+void Session::handle(std::uint32_t cid, protocol::CreateTopic& req) {
+  const broker::TopicSettings settings{req.dedup_window_ms, req.dedup_conflict, req.retention};
+  context_.broker.create_topic(std::move(req.name), settings,
+                               completion<TopicInfo>(cid, [](auto r) -> protocol::Body {
+                                 return protocol::CreateTopicOk{std::move(*r)};
+                               }));
+}
+
+void Session::handle(std::uint32_t cid, protocol::DeleteTopic& req) {
+  context_.broker.delete_topic(std::move(req.name), completion<void>(cid, [](auto) {
+                                 return protocol::Body{protocol::DeleteTopicOk{}};
+                               }));
+}
+
+void Session::handle(std::uint32_t cid, protocol::AlterTopic& req) {
+  context_.broker.alter_topic(std::move(req.name), req.retention,
+                              completion<TopicInfo>(cid, [](auto r) -> protocol::Body {
+                                return protocol::AlterTopicOk{std::move(*r)};
+                              }));
+}
+
+void Session::handle(std::uint32_t cid, protocol::ListTopics&) {
+  send(cid, protocol::ListTopicsOk{context_.broker.list_topics()});
+}
+
+void Session::handle(std::uint32_t cid, protocol::DescribeTopic& req) {
+  auto topic = context_.broker.describe_topic(req.name);
+  if (!topic) return send_error(cid, topic.error());
+  send(cid, protocol::DescribeTopicOk{std::move(*topic)});
+}
+
+void Session::handle(std::uint32_t cid, protocol::Backup& req) {
+  net_log()->info("backup requested peer={} dir=\"{}\"", peer_, req.dir);
+  context_.broker.backup(req.dir, completion<void>(cid, [dir = req.dir](auto) -> protocol::Body {
+                           return protocol::BackupOk{dir};
+                         }));
+}
+
+// ---- Messages ----------------------------------------------------------------------------
+
+void Session::handle(std::uint32_t cid, protocol::Publish& req) {
+  // Framing: the PUBLISH_OK must fit in a frame too. What a message may hold, the broker checks.
+  const std::size_t max_results =
+      protocol::max_publish_results(context_.options.limits.max_frame_size);
+  if (req.messages.size() > max_results) {
+    return send_error(
+        cid, Error{Errc::invalid_request, "publish: " + std::to_string(req.messages.size()) +
+                                              " messages in one request, at most " +
+                                              std::to_string(max_results) + " fit in the reply"});
+  }
+  context_.broker.publish(std::move(req.topic), std::move(req.messages),
+                          completion<broker::Appended>(cid, [](auto r) -> protocol::Body {
+                            protocol::PublishOk ok;
+                            ok.results.reserve(r->results.size());
+                            for (const auto& m : r->results) {
+                              ok.results.push_back({m.code, m.duplicate, m.offset.value});
+                            }
+                            return ok;
+                          }));
+}
+
+void Session::handle(std::uint32_t cid, protocol::Fetch& req) {
+  constexpr std::uint32_t kDefaultMessages = 1000;
+  constexpr std::uint32_t kMaxMessages = 10000;
+  const auto& limits = context_.options.limits;
+  broker::ReadLimits read;
+  read.max_messages =
+      req.max_messages == 0 ? kDefaultMessages : std::min(req.max_messages, kMaxMessages);
+  // The byte budget counts message bytes; framing is added below, where the reply is cut
+  // to fit max_frame_size exactly.
+  read.max_bytes = req.max_bytes == 0 ? (1u << 20) : req.max_bytes;
+  read.max_bytes = std::min<std::size_t>(read.max_bytes, limits.max_frame_size);
+  auto result = context_.broker.fetch(req.topic, Offset{req.offset}, read);
+  if (!result) return send_error(cid, result.error());
+  // Keep the reply within max_frame_size, counting each message's exact encoded size.
+  protocol::FetchOk ok{result->first_offset.value, result->next_offset.value,
+                       std::move(result->messages)};
+  std::size_t size = protocol::kFetchOkBaseSize;
+  std::size_t keep = 0;
+  for (; keep < ok.messages.size(); ++keep) {
+    const std::size_t next = protocol::encoded_size(ok.messages[keep]);
+    if (size + next > limits.max_frame_size) break;
+    size += next;
+  }
+  ok.messages.resize(keep);
+  send(cid, std::move(ok));
+}
+
+// ---- Consumer groups: answered on this thread; each call may move a deadline ---------------
+
+void Session::handle(std::uint32_t cid, protocol::Subscribe& req) {
+  context_.groups.groups().subscribe(
+      broker::SubscribeRequest{std::move(req.topic), std::move(req.group), req.start,
+                               req.max_in_flight, std::move(req.config)},
+      this, GroupRunner::now(), local<broker::Subscribed>(cid, [this, cid](auto r) {
+        subscriptions_[r->subscription] = cid;
+        return protocol::Body{
+            protocol::SubscribeOk{r->subscription, r->created, r->ack_floor.value}};
+      }));
+  context_.groups.arm();
+}
+
+void Session::handle(std::uint32_t cid, protocol::Settle& req) {
+  std::optional<std::uint32_t> delay;
+  if (req.delay_ms != protocol::kBackoffDelay) delay = req.delay_ms;
+  context_.groups.groups().settle(
+      broker::SettleRequest{req.subscription, req.action, req.confirm, delay, std::move(req.runs)},
+      this, GroupRunner::now(), local<broker::Settled>(cid, [](auto r) {
+        return protocol::Body{protocol::SettleOk{r->applied, r->ignored}};
+      }));
+  context_.groups.arm();
+}
+
+void Session::handle(std::uint32_t cid, protocol::Unsubscribe& req) {
+  auto r = context_.groups.groups().unsubscribe(req.subscription, this, GroupRunner::now());
+  context_.groups.arm();
+  if (!r) return send_error(cid, r.error());
+  subscriptions_.erase(req.subscription);
+  send(cid, protocol::UnsubscribeOk{});
+}
+
+void Session::handle(std::uint32_t cid, protocol::CreateGroup& req) {
+  context_.groups.groups().create_group(
+      broker::CreateGroupRequest{std::move(req.topic), std::move(req.group), req.start,
+                                 std::move(req.config)},
+      GroupRunner::now(), local<GroupInfo>(cid, [](auto r) {
+        return protocol::Body{protocol::CreateGroupOk{std::move(*r)}};
+      }));
+  context_.groups.arm();
+}
+
+void Session::handle(std::uint32_t cid, protocol::ListGroups& req) {
+  auto r = context_.groups.groups().list_groups(req.topic);
+  if (!r) return send_error(cid, r.error());
+  send(cid, protocol::ListGroupsOk{std::move(*r)});
+}
+
+void Session::handle(std::uint32_t cid, protocol::DescribeGroup& req) {
+  auto r = context_.groups.groups().describe_group(req.topic, req.group);
+  if (!r) return send_error(cid, r.error());
+  send(cid, protocol::DescribeGroupOk{std::move(*r)});
+}
+
+void Session::handle(std::uint32_t cid, protocol::DeleteGroup& req) {
+  context_.groups.groups().delete_group(
+      std::move(req.topic), std::move(req.group), GroupRunner::now(),
+      local<void>(cid, [](auto) { return protocol::Body{protocol::DeleteGroupOk{}}; }));
+  context_.groups.arm();
+}
+
+void Session::handle(std::uint32_t cid, protocol::ResetGroup& req) {
+  context_.groups.groups().reset_group(
+      std::move(req.topic), std::move(req.group), req.to, GroupRunner::now(),
+      local<GroupInfo>(
+          cid, [](auto r) { return protocol::Body{protocol::ResetGroupOk{std::move(*r)}}; }));
+  context_.groups.arm();
+}
+
+}  // namespace loft::net
