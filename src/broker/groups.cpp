@@ -10,29 +10,13 @@
 namespace loft::broker {
 namespace {
 
-constexpr delivery::Duration kWriteRetry{1000};
+constexpr std::chrono::milliseconds kWriteRetry{1000};
 // Read-ahead of a group (Group::read_ahead): how much one store read may bring in beyond the
 // deliveries that asked for it, and so what one group holds at most between deliveries; and
 // what all groups together may hold (no group reads ahead while they hold more).
 constexpr std::size_t kReadAheadMessages = 1024;
 constexpr std::size_t kReadAheadBytes = 256 << 10;
 constexpr std::size_t kReadAheadBudget = 64 << 20;
-constexpr std::string_view kDeadLetterSuffix = ".dlq";
-
-// The dead-letter topic a new group will use must be a valid topic name.
-Result<void> check_dead_letter_topic(const std::string& topic, const GroupConfig& c) {
-  const std::string name =
-      c.dead_letter_topic.empty() ? topic + std::string(kDeadLetterSuffix) : c.dead_letter_topic;
-  if (auto ok = validate_topic_name(name); !ok) {
-    return fail(Errc::invalid_name,
-                "dead-letter topic '" + name + "' is not a valid topic name" +
-                    (c.dead_letter_topic.empty() ? " (the topic name is too long for the default "
-                                                   "'<topic>.dlq'; set dead_letter_topic)"
-                                                 : ""));
-  }
-  return {};
-}
-
 Error group_not_found(std::string_view topic, std::string_view group) {
   return Error{Errc::group_not_found, "group '" + std::string(group) + "' of topic '" +
                                           std::string(topic) + "' does not exist"};
@@ -45,27 +29,6 @@ Result<void> validate_group_name(std::string_view name) {
                                         "and '-'");
   }
   return {};
-}
-
-// Adds [offset, offset+1) to sorted, disjoint runs above `floor`, merging neighbours, and
-// advances `floor` over runs that touch it.
-void mark_done(Offset& floor, std::vector<std::pair<Offset, Offset>>& runs, Offset offset) {
-  if (offset < floor) return;
-  runs.emplace_back(offset, Offset{offset.value + 1});
-  std::sort(runs.begin(), runs.end());
-  std::vector<std::pair<Offset, Offset>> merged;
-  for (const auto& r : runs) {
-    if (!merged.empty() && r.first <= merged.back().second) {
-      merged.back().second = std::max(merged.back().second, r.second);
-    } else {
-      merged.push_back(r);
-    }
-  }
-  while (!merged.empty() && merged.front().first <= floor) {
-    floor = std::max(floor, merged.front().second);
-    merged.erase(merged.begin());
-  }
-  runs = std::move(merged);
 }
 
 std::string reason_text(delivery::DeadLetterReason r) {
@@ -146,13 +109,14 @@ namespace {
 
 delivery::GroupOptions options_of(const storage::GroupRecord& r, const GroupDefaults& d) {
   delivery::GroupOptions o;
-  o.ack_timeout = delivery::Duration{r.ack_timeout_ms};
+  using std::chrono::milliseconds;
+  o.ack_timeout = milliseconds{r.ack_timeout_ms};
   o.max_deliveries = r.max_deliveries;
-  o.backoff.base = delivery::Duration{r.backoff_base_ms};
-  o.backoff.cap = delivery::Duration{r.backoff_cap_ms};
+  o.backoff.base = milliseconds{r.backoff_base_ms};
+  o.backoff.cap = milliseconds{r.backoff_cap_ms};
   o.backoff.factor = d.backoff_factor;
   o.backoff.jitter = d.backoff_jitter;
-  for (const auto ms : r.backoff_delays_ms) o.backoff.delays.emplace_back(ms);
+  for (const auto ms : r.backoff_delays_ms) o.backoff.delays.emplace_back(milliseconds{ms});
   return o;
 }
 
@@ -217,17 +181,17 @@ Result<Offset> Groups::resolve_start(const std::string& topic, const StartPositi
 
 std::unique_ptr<Groups::Group> Groups::make_group(const TopicInfo& topic, std::string name,
                                                   const GroupConfig& c, Offset start) {
+  // REQUIRES: `c` is effective (effective_group_config): every field set and in range.
   storage::GroupRecord r;
   r.topic = topic.id;
   r.name = name;
   r.created_at_ms = broker_.now_ms();
-  r.ack_timeout_ms = c.ack_timeout_ms ? c.ack_timeout_ms : defaults_.ack_timeout_ms;
-  r.max_deliveries = c.max_deliveries ? c.max_deliveries : defaults_.max_deliveries;
-  r.backoff_base_ms = c.backoff_base_ms ? c.backoff_base_ms : defaults_.backoff_base_ms;
-  r.backoff_cap_ms = c.backoff_cap_ms ? c.backoff_cap_ms : defaults_.backoff_cap_ms;
+  r.ack_timeout_ms = c.ack_timeout_ms;
+  r.max_deliveries = c.max_deliveries;
+  r.backoff_base_ms = c.backoff_base_ms;
+  r.backoff_cap_ms = c.backoff_cap_ms;
   r.backoff_delays_ms = c.backoff_delays_ms;
-  r.dead_letter_topic = c.dead_letter_topic.empty() ? topic.name + std::string(kDeadLetterSuffix)
-                                                    : c.dead_letter_topic;
+  r.dead_letter_topic = c.dead_letter_topic;
   r.ack_floor = start;
   const auto incarnation = seed_++;
   auto g =
@@ -239,6 +203,19 @@ std::unique_ptr<Groups::Group> Groups::make_group(const TopicInfo& topic, std::s
   g->settings = std::move(r);
   g->state.on_appended(topic.next_offset);
   return g;
+}
+
+// The checks before making a group, for SUBSCRIBE and CREATE_GROUP alike (and so also when
+// SUBSCRIBE joins an existing group, whose settings the request cannot change): the group
+// name, the settings, and the topic.
+Result<Groups::NewGroup> Groups::check_new_group(const std::string& topic, const std::string& group,
+                                                 const GroupConfig& config) const {
+  if (auto ok = validate_group_name(group); !ok) return tl::unexpected(ok.error());
+  auto effective = effective_group_config(topic, config, defaults_);
+  if (!effective) return tl::unexpected(effective.error());
+  auto meta = broker_.describe_topic(topic);
+  if (!meta) return tl::unexpected(meta.error());
+  return NewGroup{std::move(*meta), std::move(*effective)};
 }
 
 // Registers `group` in memory at once (so a second subscriber finds it) and writes it; `then`
@@ -274,12 +251,8 @@ void Groups::create_then(std::unique_ptr<Group> group, std::function<void(Result
 
 void Groups::subscribe(SubscribeRequest req, Subscriber* who, TimePoint now,
                        Callback<Subscribed> done) {
-  if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
-  if (auto ok = check_dead_letter_topic(req.topic, req.config); !ok) {
-    return done(tl::unexpected(ok.error()));
-  }
-  auto meta = broker_.describe_topic(req.topic);
-  if (!meta) return done(tl::unexpected(meta.error()));
+  auto checked = check_new_group(req.topic, req.group, req.config);
+  if (!checked) return done(tl::unexpected(checked.error()));
   const std::uint32_t max_in_flight =
       req.max_in_flight ? req.max_in_flight : defaults_.max_in_flight;
 
@@ -301,7 +274,7 @@ void Groups::subscribe(SubscribeRequest req, Subscriber* who, TimePoint now,
   }
   auto start = resolve_start(req.topic, req.start);
   if (!start) return done(tl::unexpected(start.error()));
-  create_then(make_group(*meta, req.group, req.config, *start),
+  create_then(make_group(checked->topic, req.group, checked->config, *start),
               [attach](Result<Group*> r) { attach(std::move(r), true); });
 }
 
@@ -358,7 +331,7 @@ void Groups::settle(const SettleRequest& req, const Subscriber* who, TimePoint n
   const ConsumerId consumer{req.subscription};
   Settled reply;
   std::optional<delivery::Duration> delay;
-  if (req.delay_ms) delay = delivery::Duration{*req.delay_ms};
+  if (req.delay_ms) delay = std::chrono::milliseconds{*req.delay_ms};
   for (const auto& run : req.runs) {
     for (std::uint64_t i = 0; i < run.count; ++i) {
       const Offset offset{run.first + i};
@@ -586,9 +559,10 @@ void Groups::clear_ahead(Group& g) {
   g.read_ahead_bytes = 0;
 }
 
-storage::GroupRecord Groups::record_of(const Group& g) const {
+storage::GroupRecord Groups::record_of(const Group& g,
+                                       std::span<const delivery::DeadLetter> retiring) const {
   auto r = g.settings;
-  const auto snap = g.state.snapshot();
+  const auto snap = g.state.snapshot(retiring);
   r.ack_floor = snap.ack_floor;
   r.done_ranges.clear();
   for (const auto& run : snap.done_above_floor) r.done_ranges.emplace_back(run.first, run.end);
@@ -605,16 +579,15 @@ void Groups::start_write(Group& g) {
     g.retry_at.reset();
   }
   GroupWrite write;
-  auto record = record_of(g);
   auto letters = g.state.take_dead_letters();
+  // The progress as it is once the dead letters are durable: their originals are done.
+  auto record = record_of(g, letters);
   if (!letters.empty()) {
     // Each dead letter is a copy of the original with headers saying where it came from,
     // written together with the progress that marks the original done.
     write.dead_letter_topic = g.settings.dead_letter_topic;
     for (const auto& dl : letters) {
       auto read = broker_.fetch(g.topic, dl.offset, storage::ReadLimits{1, 1});
-      mark_done(record.ack_floor, record.done_ranges, dl.offset);
-      record.dead_lettered += 1;
       if (!read || read->messages.empty() || read->messages.front().offset != dl.offset) {
         continue;  // the original is gone (topic being deleted): nothing to copy
       }
@@ -678,13 +651,9 @@ void Groups::start_write(Group& g) {
 void Groups::write_all_on_stop() {
   for (auto& [key, g] : groups_) {
     if (!g->persisted || (!g->writing && g->generation == g->written_generation)) continue;
-    auto record = record_of(*g);
     // Dead letters whose append is in flight are retired by that write; say so here too, or
     // this later write would bring them back.
-    for (const auto& dl : g->dead_letters_writing) {
-      mark_done(record.ack_floor, record.done_ranges, dl.offset);
-      record.dead_lettered += 1;
-    }
+    auto record = record_of(*g, g->dead_letters_writing);
     GroupWrite write;
     write.puts.push_back({g->topic, std::move(record)});
     broker_.write_groups(std::move(write), [](Result<void>) {});
@@ -813,19 +782,15 @@ Result<GroupInfo> Groups::describe_group(std::string_view topic, std::string_vie
 }
 
 void Groups::create_group(CreateGroupRequest req, TimePoint now, Callback<GroupInfo> done) {
-  if (auto ok = validate_group_name(req.group); !ok) return done(tl::unexpected(ok.error()));
-  if (auto ok = check_dead_letter_topic(req.topic, req.config); !ok) {
-    return done(tl::unexpected(ok.error()));
-  }
-  auto meta = broker_.describe_topic(req.topic);
-  if (!meta) return done(tl::unexpected(meta.error()));
+  auto checked = check_new_group(req.topic, req.group, req.config);
+  if (!checked) return done(tl::unexpected(checked.error()));
   if (find(req.topic, req.group) != nullptr) {
     return done(fail(Errc::group_exists,
                      "group '" + req.group + "' of topic '" + req.topic + "' already exists"));
   }
   auto start = resolve_start(req.topic, req.start);
   if (!start) return done(tl::unexpected(start.error()));
-  create_then(make_group(*meta, req.group, req.config, *start),
+  create_then(make_group(checked->topic, req.group, checked->config, *start),
               [this, done, now](Result<Group*> r) {
                 if (!r) return done(tl::unexpected(r.error()));
                 pump(**r, now);

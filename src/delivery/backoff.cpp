@@ -1,6 +1,7 @@
 // Backoff::delay_after: the exponential rule (or an explicit list) for redelivery delays.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -9,12 +10,15 @@
 namespace loft::delivery {
 namespace {
 
-// Milliseconds as a double to a Duration, saturating instead of overflowing.
+using Millis = std::chrono::duration<double, std::milli>;
+
+// Milliseconds as a double to a Duration of whole milliseconds (rounded to the nearest),
+// saturating instead of overflowing.
 Duration to_duration(double ms) {
   if (!(ms > 0.0)) return Duration{0};  // also NaN
-  constexpr auto kMax = static_cast<double>(std::numeric_limits<Duration::rep>::max());
-  if (ms >= kMax) return Duration::max();
-  return Duration{static_cast<Duration::rep>(std::llround(ms))};
+  const auto max_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Duration::max());
+  if (ms >= static_cast<double>(max_ms.count())) return Duration::max();
+  return std::chrono::milliseconds{std::llround(ms)};
 }
 
 }  // namespace
@@ -25,8 +29,8 @@ Duration Backoff::delay_after(std::uint32_t attempt, std::mt19937_64& rng) const
     const auto i = std::min<std::size_t>(attempt, delays.size()) - 1;
     return std::max(delays[i], Duration{0});
   }
-  const auto cap_ms = static_cast<double>(std::max(cap, Duration{0}).count());
-  const auto base_ms = static_cast<double>(base.count());
+  const auto cap_ms = Millis(std::max(cap, Duration{0})).count();
+  const auto base_ms = Millis(base).count();
   double ms = 0.0;
   if (base_ms > 0.0) {
     // pow() of a large attempt is inf (factor > 1) or 0 (factor < 1); inf and NaN both fail

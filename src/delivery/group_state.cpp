@@ -343,47 +343,26 @@ std::uint64_t GroupState::skip_to(Offset first) {
   return skipped;
 }
 
-void GroupState::mark_done(Offset offset) {
-  // REQUIRES: offset >= ack_floor_ and not done (it was in flight or a dead letter).
-  const auto o = offset.value;
-  if (offset == ack_floor_) {
-    ack_floor_ = next(offset);
-    if (auto it = done_runs_.find(ack_floor_.value); it != done_runs_.end()) {
-      ack_floor_ = Offset{it->second};
-      done_runs_.erase(it);
-    }
-    return;
-  }
-  auto after = done_runs_.find(o + 1);
-  auto it = done_runs_.upper_bound(o);
-  if (it != done_runs_.begin()) {
-    auto prev = std::prev(it);
-    if (prev->second == o) {  // extends the run before it
-      prev->second = o + 1;
-      if (after != done_runs_.end()) {
-        prev->second = after->second;
-        done_runs_.erase(after);
-      }
-      return;
-    }
-  }
-  if (after != done_runs_.end()) {  // extends the run after it downwards
-    const auto end = after->second;
-    done_runs_.erase(after);
-    done_runs_.emplace(o, end);
-    return;
-  }
-  done_runs_.emplace(o, o + 1);
-}
+void GroupState::mark_done(Offset offset) { delivery::mark_done(ack_floor_, done_runs_, offset); }
 
-Snapshot GroupState::snapshot() const {
+Snapshot GroupState::snapshot() const { return snapshot(std::span<const DeadLetter>{}); }
+
+Snapshot GroupState::snapshot(std::span<const DeadLetter> retiring) const {
+  Offset floor = ack_floor_;
+  const DoneRuns* runs = &done_runs_;
+  DoneRuns retired;  // a copy only when something changes
+  if (!retiring.empty()) {
+    retired = done_runs_;
+    for (const auto& letter : retiring) delivery::mark_done(floor, retired, letter.offset);
+    runs = &retired;
+  }
   Snapshot s;
-  s.ack_floor = ack_floor_;
-  s.done_above_floor.reserve(done_runs_.size());
-  for (const auto& [first, end] : done_runs_) {
+  s.ack_floor = floor;
+  s.done_above_floor.reserve(runs->size());
+  for (const auto& [first, end] : *runs) {
     s.done_above_floor.push_back(OffsetRange{Offset{first}, Offset{end}});
   }
-  s.dead_lettered = dead_lettered_;
+  s.dead_lettered = dead_lettered_ + retiring.size();
   s.redelivered = redelivered_;
   s.skipped = skipped_;
   return s;
@@ -419,10 +398,7 @@ std::uint32_t GroupState::in_flight_of(ConsumerId consumer) const {
 }
 
 bool GroupState::is_done(Offset offset) const {
-  if (offset < ack_floor_) return true;
-  auto it = done_runs_.upper_bound(offset.value);
-  if (it == done_runs_.begin()) return false;
-  return offset.value < std::prev(it)->second;
+  return delivery::is_done(ack_floor_, done_runs_, offset);
 }
 
 }  // namespace loft::delivery

@@ -571,5 +571,46 @@ TEST(Groups, AdminCommandsCreateDescribeResetDelete) {
   EXPECT_EQ((*groups)[0].ack_floor, 3u);
 }
 
+// Settings outside their ranges (docs/protocol.md, GroupConfig) are refused naming the field,
+// for SUBSCRIBE and CREATE_GROUP alike, and no group is made.
+TEST(Groups, SettingsOutOfRangeAreRefusedNamingTheField) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t"));
+  protocol::GroupConfig bad;
+  bad.ack_timeout_ms = 1;
+  auto created = c->create_group("t", "g", {}, bad);
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().code, Errc::invalid_request);
+  EXPECT_THAT(created.error().detail, HasSubstr("ack_timeout_ms"));
+  auto o = sub_options("t", "g");
+  o.config.dead_letter_topic = "t";
+  auto s = c->subscribe(o);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, Errc::invalid_request);
+  EXPECT_THAT(s.error().detail, HasSubstr("dead_letter_topic"));
+  const auto groups = c->list_groups("t");
+  ASSERT_TRUE(groups);
+  EXPECT_TRUE(groups->empty());
+}
+
+// A 249-byte topic cannot have '<topic>.dlq': SUBSCRIBE with the defaults still works, and the
+// group's dead-letter topic is the documented derived name.
+TEST(Groups, ALongTopicGetsADerivedDeadLetterTopic) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  const std::string topic(249, 't');
+  ASSERT_TRUE(c->create_topic(topic));
+  auto s = c->subscribe(sub_options(topic, "g"));
+  ASSERT_TRUE(s) << s.error().to_string();
+  const auto info = c->describe_group(topic, "g");
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_EQ(info->config.dead_letter_topic.size(), 249u);
+  EXPECT_EQ(info->config.dead_letter_topic.substr(0, 229), topic.substr(0, 228) + ".");
+  EXPECT_TRUE(info->config.dead_letter_topic.ends_with(".dlq"));
+}
+
 }  // namespace
 }  // namespace loft::testing

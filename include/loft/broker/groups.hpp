@@ -107,6 +107,29 @@ struct GroupDefaults {
   std::uint32_t max_settle_offsets = 65536;  // offsets one SETTLE may name in total
 };
 
+// Valid ranges of the group settings, in one place (docs/protocol.md, "GroupConfig"). A 0 in
+// any numeric field of a request means the server's default; every other value must lie in
+// its range, and the effective values (defaults filled in) must too.
+struct GroupLimits {
+  static constexpr std::uint32_t kMinAckTimeoutMs = 100;        // below: redelivery storms
+  static constexpr std::uint32_t kMaxAckTimeoutMs = 3'600'000;  // 1 h; longer work extends
+  static constexpr std::uint32_t kMaxDeliveries = 1000;
+  static constexpr std::uint32_t kMinBackoffMs = 1;
+  static constexpr std::uint32_t kMaxBackoffMs = 3'600'000;  // base, cap and each listed delay
+  static constexpr std::size_t kMaxBackoffDelays = 64;
+};
+
+// The settings a new group of `topic` gets: `requested` with the defaults filled in (and the
+// default dead-letter topic), or an error naming the first setting outside its range:
+// invalid_request, or invalid_name for a dead-letter topic that is not a valid topic name.
+Result<GroupConfig> effective_group_config(std::string_view topic, const GroupConfig& requested,
+                                           const GroupDefaults& defaults);
+
+// The dead-letter topic of a group whose config names none: `<topic>.dlq` while that is a
+// valid topic name (up to 249 bytes), otherwise the topic's first 228 bytes, '.', the 16
+// lowercase hex digits of XXH64(topic, seed 0) and '.dlq' (249 bytes; docs/semantics.md).
+std::string default_dead_letter_topic(std::string_view topic);
+
 // What happened in a group since this process started (counters restart at 0).
 struct GroupCounters {
   std::uint64_t delivered = 0;      // messages sent to a consumer, redeliveries included
@@ -180,7 +203,14 @@ class Groups {
   };
 
   Group* find(std::string_view topic, std::string_view group) const;
+  struct NewGroup {
+    TopicInfo topic;
+    GroupConfig config;  // effective
+  };
+  Result<NewGroup> check_new_group(const std::string& topic, const std::string& group,
+                                   const GroupConfig& config) const;
   Result<Offset> resolve_start(const std::string& topic, const StartPosition& start);
+  // `config`: effective (check_new_group).
   std::unique_ptr<Group> make_group(const TopicInfo& topic, std::string name,
                                     const GroupConfig& config, Offset start);
   void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
@@ -207,7 +237,10 @@ class Groups {
   void end_subscription(std::uint64_t id, TimePoint now);
   void remove_group(Group& g);
   GroupInfo info(const Group& g) const;
-  storage::GroupRecord record_of(const Group& g) const;
+  // The group's record: its settings, and its progress once `retiring` (dead letters whose
+  // append this write carries) are done.
+  storage::GroupRecord record_of(const Group& g,
+                                 std::span<const delivery::DeadLetter> retiring = {}) const;
 
   Broker& broker_;
   GroupDefaults defaults_;

@@ -27,16 +27,23 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "loft/common/error.hpp"
 #include "loft/common/ids.hpp"
+#include "loft/delivery/done_runs.hpp"
 
 namespace loft::delivery {
 
-using Duration = std::chrono::milliseconds;
+// Nanoseconds, steady_clock's own resolution: loftd passes steady_clock::now() as it is, so a
+// deadline or due time is never computed from a truncated `now`. (With milliseconds, a nack at
+// 100.7 ms with a 5 ms delay read `now` as 100 ms and came due at 105 ms: 0.7 ms early.)
+// Settings in milliseconds convert to it exactly; write them as std::chrono::milliseconds, not
+// as a bare count.
+using Duration = std::chrono::nanoseconds;
 // Monotonic time as the caller measures it (steady_clock in loftd, a fake in tests).
 using TimePoint = std::chrono::time_point<std::chrono::steady_clock, Duration>;
 
@@ -44,9 +51,9 @@ using TimePoint = std::chrono::time_point<std::chrono::steady_clock, Duration>;
 struct Backoff {
   // Exponential: base * factor^(n-1), capped at `cap`, then jittered by a uniformly random
   // fraction in [-jitter, +jitter] of itself (jitter = 0.2 → ±20%), never below 0.
-  Duration base{1000};
+  Duration base = std::chrono::milliseconds{1000};
   double factor = 2.0;
-  Duration cap{60'000};
+  Duration cap = std::chrono::milliseconds{60'000};
   double jitter = 0.2;
   // If not empty, replaces the exponential rule: delays[n-1], the last one repeating for
   // higher attempts. No jitter is applied to an explicit list.
@@ -56,7 +63,7 @@ struct Backoff {
 };
 
 struct GroupOptions {
-  Duration ack_timeout{30'000};
+  Duration ack_timeout = std::chrono::milliseconds{30'000};
   // After this many attempts have failed, the offset is dead-lettered instead of being
   // scheduled again. 0 = never dead-letter on attempts (only reject does).
   std::uint32_t max_deliveries = 5;
@@ -191,6 +198,9 @@ class GroupState {
 
   Offset ack_floor() const { return ack_floor_; }
   Snapshot snapshot() const;
+  // The snapshot as it will be once the dead-letter appends of `retiring` are durable: each
+  // offset done (by the same rule as dead_lettered()) and counted in dead_lettered.
+  Snapshot snapshot(std::span<const DeadLetter> retiring) const;
   GroupStats stats() const;
   // Whether `consumer` has in-flight offsets (for invariants in tests).
   std::uint32_t in_flight_of(ConsumerId consumer) const;
@@ -242,7 +252,7 @@ class GroupState {
   Offset end_;       // topic end as last told
   // Done offsets above the floor as runs first -> end ([first, end)): disjoint, non-adjacent,
   // none starting at the floor (it would have been folded into the floor). O(runs) memory.
-  std::map<std::uint64_t, std::uint64_t> done_runs_;
+  DoneRuns done_runs_;
   // Node storage of the per-delivery containers below: every delivery and its ack allocate
   // and free a node in each, in bursts of up to max_in_flight, and the pool reuses them
   // without malloc (docs/performance.md). On the heap, so a moved GroupState keeps it.

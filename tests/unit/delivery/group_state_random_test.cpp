@@ -43,11 +43,11 @@ Observed observe(const GroupState& g) {
 class Harness {
  public:
   explicit Harness(std::uint64_t seed) : seed_(seed), rng_(seed) {
-    options_.ack_timeout = Duration{pick(50, 400)};
+    options_.ack_timeout = std::chrono::milliseconds{pick(50, 400)};
     options_.max_deliveries = static_cast<std::uint32_t>(pick(0, 4));
-    options_.backoff.base = Duration{pick(0, 50)};
+    options_.backoff.base = std::chrono::milliseconds{pick(0, 50)};
     options_.backoff.factor = pick(0, 1) ? 2.0 : 0.5;
-    options_.backoff.cap = Duration{pick(0, 300)};
+    options_.backoff.cap = std::chrono::milliseconds{pick(0, 300)};
     options_.backoff.jitter = 0.5;
     if (pick(0, 3) == 0) options_.backoff.delays = {5ms, 40ms};
     const auto start = pick(0, 20);
@@ -253,7 +253,7 @@ class Harness {
     auto f = random_in_flight();
     if (!f) return;
     std::optional<Duration> delay;
-    if (pick(0, 1)) delay = Duration{pick(0, 50)};
+    if (pick(0, 1)) delay = std::chrono::milliseconds{pick(0, 50)};
     ASSERT_EQ(g_->nack(f->second.consumer, Offset{f->first}, delay, now_), AckResult::ok);
     in_flight_.erase(f->first);
   }
@@ -273,7 +273,7 @@ class Harness {
   }
 
   void advance_and_expire() {
-    now_ += Duration{pick(0, 150)};
+    now_ += std::chrono::milliseconds{pick(0, 150)};
     g_->expire(now_);
     std::erase_if(in_flight_, [&](const auto& f) { return f.second.deadline <= now_; });
   }

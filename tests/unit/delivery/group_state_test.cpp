@@ -245,7 +245,7 @@ TEST(GroupState, NackWithoutDelayUsesBackoff) {
   // attempt n failed -> 100ms * 2^(n-1)
   for (std::uint32_t attempt = 1; attempt <= 4; ++attempt) {
     ASSERT_EQ(g.nack(c1, off(0), std::nullopt, now), AckResult::ok);
-    const Duration backoff{100 << (attempt - 1)};
+    const std::chrono::milliseconds backoff{100 << (attempt - 1)};
     EXPECT_EQ(g.next_deadline(), now + backoff);
     EXPECT_THAT(g.poll(now + backoff - 1ms), IsEmpty());
     now += backoff;
@@ -660,12 +660,75 @@ TEST(GroupState, HugeDelaysSaturateInsteadOfWrapping) {
   GroupState g{o, off(0)};
   g.add_consumer(c1, 10);
   g.on_appended(off(2));
-  const TimePoint late{Duration{1'000'000}};
+  const TimePoint late{std::chrono::milliseconds{1'000'000}};
   ASSERT_EQ(g.poll(late).size(), 2u);
   ASSERT_EQ(g.nack(c1, off(0), Duration::max(), late), AckResult::ok);
   EXPECT_GT(*g.next_deadline(), late);
   g.expire(late + 1000h);
   EXPECT_EQ(g.stats().in_flight, 1u);
+}
+
+TEST(GroupState, SnapshotWithRetiringDeadLettersIsTheSnapshotAfterThem) {
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(4));
+  ASSERT_EQ(g.poll(t0).size(), 4u);
+  ASSERT_EQ(g.ack(c1, off(3)), AckResult::ok);
+  ASSERT_EQ(g.reject(c1, off(0)), AckResult::ok);
+  ASSERT_EQ(g.reject(c1, off(2)), AckResult::ok);
+  const auto letters = g.take_dead_letters();
+  ASSERT_EQ(letters.size(), 2u);
+  const auto before = g.snapshot();
+  const auto predicted = g.snapshot(letters);
+  EXPECT_EQ(g.snapshot(), before);  // a prediction changes nothing
+  EXPECT_EQ(predicted.ack_floor, off(1));
+  EXPECT_EQ(predicted.done_above_floor, (std::vector<OffsetRange>{{off(2), off(4)}}));
+  EXPECT_EQ(predicted.dead_lettered, before.dead_lettered + 2);
+  for (const auto& l : letters) g.dead_lettered(l.offset);
+  EXPECT_EQ(g.snapshot(), predicted);
+}
+
+// loftd hands steady_clock::now() to the group as it is. The fake clock here reads a time
+// that is not on a millisecond boundary, as a real one almost always does: a nack at 100.7 ms
+// with a 5 ms delay must not come due before 105.7 ms. (With millisecond TimePoints, the
+// net layer's cast read `now` as 100 ms and the offset came due at 105 ms, 0.7 ms early.)
+TEST(GroupState, RedeliveryIsNeverBeforeItsDelayAtASubMillisecondNow) {
+  using std::chrono::steady_clock;
+  const steady_clock::time_point real_nack{100'700us};
+  const auto now = std::chrono::time_point_cast<Duration>(real_nack);  // as loftd converts
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(2));
+  ASSERT_EQ(g.poll(now).size(), 2u);
+  ASSERT_EQ(g.nack(c1, off(0), 5ms, now), AckResult::ok);           // explicit delay
+  ASSERT_EQ(g.nack(c1, off(1), std::nullopt, now), AckResult::ok);  // backoff: 100 ms
+  // The timer is armed at next_deadline(): never before the delay has passed in real time.
+  const auto due = steady_clock::time_point(g.next_deadline()->time_since_epoch());
+  EXPECT_GE(due, real_nack + 5ms);
+  EXPECT_THAT(g.poll(now + 5ms - 1ns), IsEmpty());
+  EXPECT_THAT(g.poll(now + 5ms), ElementsAre(d(c1, 0, 2)));
+  EXPECT_THAT(g.poll(now + 100ms - 1ns), IsEmpty());
+  EXPECT_THAT(g.poll(now + 100ms), ElementsAre(d(c1, 1, 2)));
+}
+
+TEST(GroupState, AckTimeoutIsNeverEarlyAtASubMillisecondNow) {
+  const TimePoint now{100'700us};
+  GroupState g{opts(), off(0)};
+  g.add_consumer(c1, 10);
+  g.on_appended(off(1));
+  ASSERT_EQ(g.poll(now).size(), 1u);
+  EXPECT_EQ(*g.next_deadline(), now + 1000ms);
+  g.expire(now + 1000ms - 1ns);
+  EXPECT_EQ(g.stats().in_flight, 1u);
+  g.expire(now + 1000ms);
+  EXPECT_EQ(g.stats().in_flight, 0u);
+}
+
+TEST(GroupState, DefaultSettingsAreInMilliseconds) {
+  const GroupOptions o;
+  EXPECT_EQ(o.ack_timeout, 30s);
+  EXPECT_EQ(o.backoff.base, 1s);
+  EXPECT_EQ(o.backoff.cap, 60s);
 }
 
 }  // namespace
