@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <type_traits>
 #include <utility>
 
 namespace loft::net {
@@ -32,6 +33,9 @@ void GroupRunner::attach(broker::Broker& broker, broker::Groups& groups) {
 }
 
 delivery::TimePoint GroupRunner::now() {
+  // Due times are now + a delay, and the timer fires at them on the steady clock: a `now` cut
+  // to a coarser unit would make a redelivery early by up to that unit.
+  static_assert(std::is_same_v<delivery::Duration, std::chrono::steady_clock::duration>);
   return std::chrono::time_point_cast<delivery::Duration>(std::chrono::steady_clock::now());
 }
 
