@@ -9,7 +9,6 @@
 #include <boost/asio/write.hpp>
 #include <charconv>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -239,55 +238,27 @@ class Client::Impl {
     reader_done_cv_.notify_all();
   }
 
-  // Reads in chunks of up to 64 KiB on a blocking socket and decodes every complete frame a
-  // chunk holds: one recv per burst of replies and deliveries, where reading each frame's
-  // header and body separately on the non-blocking socket took a recv that failed, a poll and
-  // two more recvs per frame (system calls are the costly part of a reply here:
-  // docs/performance-log.md, "Fewer system calls per reply in the client").
+  // Reads in chunks of up to 64 KiB on a blocking socket, straight into the decoder's buffer,
+  // and delivers every complete frame a chunk holds: one recv per burst of replies and
+  // deliveries, where reading each frame's header and body separately on the non-blocking
+  // socket took a recv that failed, a poll and two more recvs per frame (system calls are the
+  // costly part of a reply here: docs/performance-log.md, "Fewer system calls per reply in the
+  // client").
   void read_frames() {
     constexpr std::size_t kReadChunk = 64 << 10;
-    // A buffer grown for a large frame is kept up to this size, so a series of large fetches
-    // does not allocate (and fault in) a new buffer each.
-    constexpr std::size_t kKeepBuffer = 4 << 20;
     // Replies may legitimately be large (a fetch); the server's own limit bounds them.
     constexpr std::uint32_t kMaxReply = 1u << 30;
-    // buf[begin, end) holds bytes read and not decoded yet; it grows only for a frame larger
-    // than it, and is never cleared or zero-filled between reads.
-    std::vector<char> buf(kReadChunk);
-    std::size_t begin = 0;
-    std::size_t end = 0;
+    protocol::Decoder decoder{kMaxReply};
     for (;;) {
-      // Decode what is buffered.
-      std::size_t frame_size = 0;  // of the incomplete frame at `begin`, once its header is in
-      while (end - begin >= protocol::kHeaderSize) {
-        const std::span<const char> head(buf.data() + begin, protocol::kHeaderSize);
-        auto header = protocol::decode_header(head, kMaxReply);
-        if (!header) return fail_all(header.error());
-        frame_size = std::size_t{header->length} + 4;
-        if (end - begin < frame_size) break;
-        auto decoded = protocol::decode_body(
-            *header, std::span<const char>(buf.data() + begin + protocol::kHeaderSize,
-                                           frame_size - protocol::kHeaderSize));
-        if (!decoded) return fail_all(decoded.error());
-        begin += frame_size;
-        frame_size = 0;
-        deliver(header->correlation_id, std::move(*decoded));
+      for (;;) {
+        auto frame = decoder.next();
+        if (!frame) return fail_all(frame.error());
+        if (!frame->has_value()) break;
+        deliver((*frame)->correlation_id, std::move((*frame)->body));
       }
-      // Move the start of the next frame to the front, then read after it.
-      if (begin > 0) {
-        std::memmove(buf.data(), buf.data() + begin, end - begin);
-        end -= begin;
-        begin = 0;
-      }
-      if (frame_size > buf.size()) {
-        buf.resize(frame_size);
-      } else if (end == 0 && buf.size() > kKeepBuffer) {
-        buf.resize(kReadChunk);  // after a very large frame (a fetch), give the memory back
-        buf.shrink_to_fit();
-      }
+      const std::span<char> room = decoder.prepare(kReadChunk);
       boost::system::error_code ec;
-      const std::size_t n = socket_.read_some(asio::buffer(buf.data() + end, buf.size() - end), ec);
-      end += n;
+      decoder.commit(socket_.read_some(asio::buffer(room.data(), room.size()), ec));
       // Interrupted by a signal (a handler of the program's installed without SA_RESTART):
       // the connection is fine, read again.
       if (ec == asio::error::interrupted) continue;

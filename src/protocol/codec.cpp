@@ -1,5 +1,6 @@
 #include "loft/protocol/codec.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <limits>
@@ -33,88 +34,6 @@ constexpr std::uint8_t kMaxDurability = static_cast<std::uint8_t>(Durability::os
 constexpr std::uint8_t kDuplicateFlag = 0x01;
 constexpr std::size_t kMaxU16 = std::numeric_limits<std::uint16_t>::max();
 constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
-
-std::string_view type_name(std::uint16_t type) {
-  switch (static_cast<FrameType>(type)) {
-    case FrameType::hello:
-      return "hello";
-    case FrameType::create_topic:
-      return "create_topic";
-    case FrameType::delete_topic:
-      return "delete_topic";
-    case FrameType::list_topics:
-      return "list_topics";
-    case FrameType::describe_topic:
-      return "describe_topic";
-    case FrameType::publish:
-      return "publish";
-    case FrameType::fetch:
-      return "fetch";
-    case FrameType::ping:
-      return "ping";
-    case FrameType::error:
-      return "error";
-    case FrameType::hello_ok:
-      return "hello_ok";
-    case FrameType::create_topic_ok:
-      return "create_topic_ok";
-    case FrameType::delete_topic_ok:
-      return "delete_topic_ok";
-    case FrameType::list_topics_ok:
-      return "list_topics_ok";
-    case FrameType::describe_topic_ok:
-      return "describe_topic_ok";
-    case FrameType::publish_ok:
-      return "publish_ok";
-    case FrameType::fetch_ok:
-      return "fetch_ok";
-    case FrameType::pong:
-      return "pong";
-    case FrameType::subscribe:
-      return "subscribe";
-    case FrameType::settle:
-      return "settle";
-    case FrameType::unsubscribe:
-      return "unsubscribe";
-    case FrameType::create_group:
-      return "create_group";
-    case FrameType::list_groups:
-      return "list_groups";
-    case FrameType::describe_group:
-      return "describe_group";
-    case FrameType::delete_group:
-      return "delete_group";
-    case FrameType::reset_group:
-      return "reset_group";
-    case FrameType::subscribe_ok:
-      return "subscribe_ok";
-    case FrameType::settle_ok:
-      return "settle_ok";
-    case FrameType::unsubscribe_ok:
-      return "unsubscribe_ok";
-    case FrameType::create_group_ok:
-      return "create_group_ok";
-    case FrameType::list_groups_ok:
-      return "list_groups_ok";
-    case FrameType::describe_group_ok:
-      return "describe_group_ok";
-    case FrameType::delete_group_ok:
-      return "delete_group_ok";
-    case FrameType::reset_group_ok:
-      return "reset_group_ok";
-    case FrameType::deliver:
-      return "deliver";
-    case FrameType::alter_topic:
-      return "alter_topic";
-    case FrameType::backup:
-      return "backup";
-    case FrameType::alter_topic_ok:
-      return "alter_topic_ok";
-    case FrameType::backup_ok:
-      return "backup_ok";
-  }
-  return "";
-}
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -642,243 +561,206 @@ GroupInfo read_group_info(Reader& r, std::size_t level) {
   return g;
 }
 
-Result<Body> decode_known(FrameType type, Reader& r) {
-  switch (type) {
-    case FrameType::hello: {
-      Hello b;
-      b.min_version = r.get<std::uint16_t>("min_version");
-      b.max_version = r.get<std::uint16_t>("max_version");
-      b.client_name = r.str16("client_name");
-      return r.finish(std::move(b));
-    }
-    case FrameType::hello_ok: {
-      HelloOk b;
-      b.version = r.get<std::uint16_t>("version");
-      b.limits.max_frame_size = r.get<std::uint32_t>("max_frame_size");
-      b.limits.message.max_message_size = r.get<std::uint32_t>("max_message_size");
-      b.limits.message.max_id_size = r.get<std::uint16_t>("max_id_size");
-      b.limits.message.max_key_size = r.get<std::uint16_t>("max_key_size");
-      b.limits.message.max_headers_size = r.get<std::uint32_t>("max_headers_size");
-      b.server_name = r.str16("server_name");
-      b.durability = r.enumeration<Durability>("durability", kMaxDurability);
-      return r.finish(std::move(b));
-    }
-    case FrameType::error: {
-      ErrorReply b;
-      b.code = errc_from_wire(r.get<std::uint16_t>("code"));
-      b.message = r.str16("message");
-      return r.finish(std::move(b));
-    }
-    case FrameType::create_topic: {
-      CreateTopic b;
-      b.name = r.str16("name");
-      b.dedup_window_ms = r.get<std::uint64_t>("dedup_window_ms");
-      b.dedup_conflict = r.enumeration<DedupConflict>("dedup_conflict", kMaxDedupConflict);
-      // The retention block came later: a frame that ends here sets no limits.
-      if (r.ok() && r.remaining() != 0) b.retention = read_retention(r);
-      return r.finish(std::move(b));
-    }
-    case FrameType::create_topic_ok:
-      return r.finish(CreateTopicOk{read_topic_info(r)});
-    case FrameType::delete_topic:
-      return r.finish(DeleteTopic{r.str16("name")});
-    case FrameType::delete_topic_ok:
-      return r.finish(DeleteTopicOk{});
-    case FrameType::list_topics:
-      return r.finish(ListTopics{});
-    case FrameType::list_topics_ok: {
-      ListTopicsOk b;
-      const auto n = r.count32("topic count", kMinTopicInfoSize);
-      b.topics.reserve(n);
-      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
-        r.scope(0, "topic", i);
-        b.topics.push_back(read_topic_info(r));
-      }
-      return r.finish(std::move(b));
-    }
-    case FrameType::describe_topic:
-      return r.finish(DescribeTopic{r.str16("name")});
-    case FrameType::describe_topic_ok:
-      return r.finish(DescribeTopicOk{read_topic_info(r)});
-    case FrameType::publish: {
-      Publish b;
-      b.topic = r.str16("topic");
-      const auto n = r.count32("message count", kMinMessageSize);
-      b.messages.reserve(n);
-      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
-        r.scope(0, "message", i);
-        b.messages.push_back(read_message(r));
-      }
-      return r.finish(std::move(b));
-    }
-    case FrameType::publish_ok: {
-      PublishOk b;
-      const auto n = r.count32("result count", kPublishResultSize);
-      b.results.reserve(n);
-      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
-        r.scope(0, "result", i);
-        PublishResult res;
-        res.code = errc_from_wire(r.get<std::uint16_t>("code"));
-        const auto flags = r.get<std::uint8_t>("flags");
-        if ((flags & ~kDuplicateFlag) != 0) {
-          r.fail("flags " + std::to_string(flags) + " has reserved bits set");
-        }
-        res.duplicate = (flags & kDuplicateFlag) != 0;
-        res.offset = r.get<std::uint64_t>("offset");
-        b.results.push_back(res);
-      }
-      return r.finish(std::move(b));
-    }
-    case FrameType::fetch: {
-      Fetch b;
-      b.topic = r.str16("topic");
-      b.offset = r.get<std::uint64_t>("offset");
-      b.max_messages = r.get<std::uint32_t>("max_messages");
-      b.max_bytes = r.get<std::uint32_t>("max_bytes");
-      return r.finish(std::move(b));
-    }
-    case FrameType::fetch_ok: {
-      FetchOk b;
-      b.first_offset = r.get<std::uint64_t>("first_offset");
-      b.next_offset = r.get<std::uint64_t>("next_offset");
-      const auto n = r.count32("message count", kMinStoredSize);
-      b.messages.reserve(n);
-      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
-        r.scope(0, "message", i);
-        StoredMessage m;
-        m.offset = Offset{r.get<std::uint64_t>("offset")};
-        m.timestamp_ms = r.get<std::int64_t>("timestamp_ms");
-        m.message = read_message(r);
-        b.messages.push_back(std::move(m));
-      }
-      return r.finish(std::move(b));
-    }
-    case FrameType::ping:
-      return r.finish(Ping{});
-    case FrameType::pong:
-      return r.finish(Pong{});
-    case FrameType::subscribe: {
-      Subscribe b;
-      b.topic = r.str16("topic");
-      b.group = r.str16("group");
-      b.start = read_start(r);
-      b.max_in_flight = r.get<std::uint32_t>("max_in_flight");
-      b.config = read_group_config(r);
-      return r.finish(std::move(b));
-    }
-    case FrameType::subscribe_ok: {
-      SubscribeOk b;
-      b.subscription = r.get<std::uint64_t>("subscription");
-      b.created = r.boolean("created");
-      b.ack_floor = r.get<std::uint64_t>("ack_floor");
-      return r.finish(std::move(b));
-    }
-    case FrameType::deliver: {
-      Deliver b;
-      b.subscription = r.get<std::uint64_t>("subscription");
-      b.topic = r.str16("topic");
-      b.group = r.str16("group");
-      const auto n = r.count32("message count", kMinDeliveredSize);
-      b.messages.reserve(n);
-      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
-        r.scope(0, "message", i);
-        DeliveredMessage m;
-        m.offset = r.get<std::uint64_t>("offset");
-        m.attempt = r.get<std::uint32_t>("attempt");
-        m.timestamp_ms = r.get<std::int64_t>("timestamp_ms");
-        m.message = read_message(r);
-        b.messages.push_back(std::move(m));
-      }
-      return r.finish(std::move(b));
-    }
-    case FrameType::settle: {
-      Settle b;
-      b.subscription = r.get<std::uint64_t>("subscription");
-      b.action = r.enumeration<SettleAction>("action", kMaxSettleAction);
-      b.confirm = r.boolean("confirm");
-      b.delay_ms = r.get<std::uint32_t>("delay_ms");
-      const auto n = r.count32("run count", kOffsetRunSize);
-      b.runs.reserve(n);
-      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
-        r.scope(0, "run", i);
-        OffsetRun run;
-        run.first = r.get<std::uint64_t>("first");
-        run.count = r.get<std::uint32_t>("count");
-        b.runs.push_back(run);
-      }
-      return r.finish(std::move(b));
-    }
-    case FrameType::settle_ok: {
-      SettleOk b;
-      b.applied = r.get<std::uint32_t>("applied");
-      b.ignored = r.get<std::uint32_t>("ignored");
-      return r.finish(std::move(b));
-    }
-    case FrameType::unsubscribe:
-      return r.finish(Unsubscribe{r.get<std::uint64_t>("subscription")});
-    case FrameType::unsubscribe_ok:
-      return r.finish(UnsubscribeOk{});
-    case FrameType::create_group: {
-      CreateGroup b;
-      b.topic = r.str16("topic");
-      b.group = r.str16("group");
-      b.start = read_start(r);
-      b.config = read_group_config(r);
-      return r.finish(std::move(b));
-    }
-    case FrameType::create_group_ok:
-      return r.finish(CreateGroupOk{read_group_info(r, 0)});
-    case FrameType::list_groups:
-      return r.finish(ListGroups{r.str16("topic")});
-    case FrameType::list_groups_ok: {
-      ListGroupsOk b;
-      const auto n = r.count32("group count", kMinGroupInfoSize);
-      b.groups.reserve(n);
-      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
-        r.scope(0, "group", i);
-        b.groups.push_back(read_group_info(r, 1));
-      }
-      return r.finish(std::move(b));
-    }
-    case FrameType::describe_group: {
-      DescribeGroup b;
-      b.topic = r.str16("topic");
-      b.group = r.str16("group");
-      return r.finish(std::move(b));
-    }
-    case FrameType::describe_group_ok:
-      return r.finish(DescribeGroupOk{read_group_info(r, 0)});
-    case FrameType::delete_group: {
-      DeleteGroup b;
-      b.topic = r.str16("topic");
-      b.group = r.str16("group");
-      return r.finish(std::move(b));
-    }
-    case FrameType::delete_group_ok:
-      return r.finish(DeleteGroupOk{});
-    case FrameType::reset_group: {
-      ResetGroup b;
-      b.topic = r.str16("topic");
-      b.group = r.str16("group");
-      b.to = read_start(r);
-      return r.finish(std::move(b));
-    }
-    case FrameType::reset_group_ok:
-      return r.finish(ResetGroupOk{read_group_info(r, 0)});
-    case FrameType::alter_topic: {
-      AlterTopic b;
-      b.name = r.str16("name");
-      b.retention = read_retention(r);
-      return r.finish(std::move(b));
-    }
-    case FrameType::alter_topic_ok:
-      return r.finish(AlterTopicOk{read_topic_info(r)});
-    case FrameType::backup:
-      return r.finish(Backup{r.str16("dir")});
-    case FrameType::backup_ok:
-      return r.finish(BackupOk{r.str16("dir")});
+// ---- One read() per frame struct, the mirror of Writer::body: it reads the fields in wire
+// order; decode_as() then checks for trailing bytes. A failure is sticky in the Reader.
+
+// The topic and group names that begin the group frames.
+template <class T>
+void read_topic_and_group(Reader& r, T& b) {
+  b.topic = r.str16("topic");
+  b.group = r.str16("group");
+}
+
+// A u32 count, then that many items, each read by `item()` at scope 0 ("message 3").
+template <class T, class F>
+void read_list(Reader& r, std::vector<T>& out, std::string_view count_field, std::size_t min_each,
+               std::string_view item_name, F item) {
+  const auto n = r.count32(count_field, min_each);
+  out.reserve(n);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    r.scope(0, item_name, i);
+    out.push_back(item());
   }
-  return fail(Errc::unknown_frame_type, "");  // not reached: the caller checked the type
+}
+
+void read(Reader& r, Hello& b) {
+  b.min_version = r.get<std::uint16_t>("min_version");
+  b.max_version = r.get<std::uint16_t>("max_version");
+  b.client_name = r.str16("client_name");
+}
+void read(Reader& r, HelloOk& b) {
+  b.version = r.get<std::uint16_t>("version");
+  b.limits.max_frame_size = r.get<std::uint32_t>("max_frame_size");
+  b.limits.message.max_message_size = r.get<std::uint32_t>("max_message_size");
+  b.limits.message.max_id_size = r.get<std::uint16_t>("max_id_size");
+  b.limits.message.max_key_size = r.get<std::uint16_t>("max_key_size");
+  b.limits.message.max_headers_size = r.get<std::uint32_t>("max_headers_size");
+  b.server_name = r.str16("server_name");
+  b.durability = r.enumeration<Durability>("durability", kMaxDurability);
+}
+void read(Reader& r, ErrorReply& b) {
+  b.code = errc_from_wire(r.get<std::uint16_t>("code"));
+  b.message = r.str16("message");
+}
+void read(Reader& r, CreateTopic& b) {
+  b.name = r.str16("name");
+  b.dedup_window_ms = r.get<std::uint64_t>("dedup_window_ms");
+  b.dedup_conflict = r.enumeration<DedupConflict>("dedup_conflict", kMaxDedupConflict);
+  // The retention block came later: a frame that ends here sets no limits.
+  if (r.ok() && r.remaining() != 0) b.retention = read_retention(r);
+}
+void read(Reader& r, CreateTopicOk& b) { b.topic = read_topic_info(r); }
+void read(Reader& r, DeleteTopic& b) { b.name = r.str16("name"); }
+void read(Reader&, DeleteTopicOk&) {}
+void read(Reader&, ListTopics&) {}
+void read(Reader& r, ListTopicsOk& b) {
+  read_list(r, b.topics, "topic count", kMinTopicInfoSize, "topic",
+            [&r] { return read_topic_info(r); });
+}
+void read(Reader& r, DescribeTopic& b) { b.name = r.str16("name"); }
+void read(Reader& r, DescribeTopicOk& b) { b.topic = read_topic_info(r); }
+void read(Reader& r, Publish& b) {
+  b.topic = r.str16("topic");
+  read_list(r, b.messages, "message count", kMinMessageSize, "message",
+            [&r] { return read_message(r); });
+}
+void read(Reader& r, PublishOk& b) {
+  read_list(r, b.results, "result count", kPublishResultSize, "result", [&r] {
+    PublishResult res;
+    res.code = errc_from_wire(r.get<std::uint16_t>("code"));
+    const auto flags = r.get<std::uint8_t>("flags");
+    if ((flags & ~kDuplicateFlag) != 0) {
+      r.fail("flags " + std::to_string(flags) + " has reserved bits set");
+    }
+    res.duplicate = (flags & kDuplicateFlag) != 0;
+    res.offset = r.get<std::uint64_t>("offset");
+    return res;
+  });
+}
+void read(Reader& r, Fetch& b) {
+  b.topic = r.str16("topic");
+  b.offset = r.get<std::uint64_t>("offset");
+  b.max_messages = r.get<std::uint32_t>("max_messages");
+  b.max_bytes = r.get<std::uint32_t>("max_bytes");
+}
+void read(Reader& r, FetchOk& b) {
+  b.first_offset = r.get<std::uint64_t>("first_offset");
+  b.next_offset = r.get<std::uint64_t>("next_offset");
+  read_list(r, b.messages, "message count", kMinStoredSize, "message", [&r] {
+    StoredMessage m;
+    m.offset = Offset{r.get<std::uint64_t>("offset")};
+    m.timestamp_ms = r.get<std::int64_t>("timestamp_ms");
+    m.message = read_message(r);
+    return m;
+  });
+}
+void read(Reader&, Ping&) {}
+void read(Reader&, Pong&) {}
+void read(Reader& r, Subscribe& b) {
+  read_topic_and_group(r, b);
+  b.start = read_start(r);
+  b.max_in_flight = r.get<std::uint32_t>("max_in_flight");
+  b.config = read_group_config(r);
+}
+void read(Reader& r, SubscribeOk& b) {
+  b.subscription = r.get<std::uint64_t>("subscription");
+  b.created = r.boolean("created");
+  b.ack_floor = r.get<std::uint64_t>("ack_floor");
+}
+void read(Reader& r, Deliver& b) {
+  b.subscription = r.get<std::uint64_t>("subscription");
+  b.topic = r.str16("topic");
+  b.group = r.str16("group");
+  read_list(r, b.messages, "message count", kMinDeliveredSize, "message", [&r] {
+    DeliveredMessage m;
+    m.offset = r.get<std::uint64_t>("offset");
+    m.attempt = r.get<std::uint32_t>("attempt");
+    m.timestamp_ms = r.get<std::int64_t>("timestamp_ms");
+    m.message = read_message(r);
+    return m;
+  });
+}
+void read(Reader& r, Settle& b) {
+  b.subscription = r.get<std::uint64_t>("subscription");
+  b.action = r.enumeration<SettleAction>("action", kMaxSettleAction);
+  b.confirm = r.boolean("confirm");
+  b.delay_ms = r.get<std::uint32_t>("delay_ms");
+  read_list(r, b.runs, "run count", kOffsetRunSize, "run", [&r] {
+    OffsetRun run;
+    run.first = r.get<std::uint64_t>("first");
+    run.count = r.get<std::uint32_t>("count");
+    return run;
+  });
+}
+void read(Reader& r, SettleOk& b) {
+  b.applied = r.get<std::uint32_t>("applied");
+  b.ignored = r.get<std::uint32_t>("ignored");
+}
+void read(Reader& r, Unsubscribe& b) { b.subscription = r.get<std::uint64_t>("subscription"); }
+void read(Reader&, UnsubscribeOk&) {}
+void read(Reader& r, CreateGroup& b) {
+  read_topic_and_group(r, b);
+  b.start = read_start(r);
+  b.config = read_group_config(r);
+}
+void read(Reader& r, CreateGroupOk& b) { b.group = read_group_info(r, 0); }
+void read(Reader& r, ListGroups& b) { b.topic = r.str16("topic"); }
+void read(Reader& r, ListGroupsOk& b) {
+  read_list(r, b.groups, "group count", kMinGroupInfoSize, "group",
+            [&r] { return read_group_info(r, 1); });
+}
+void read(Reader& r, DescribeGroup& b) { read_topic_and_group(r, b); }
+void read(Reader& r, DescribeGroupOk& b) { b.group = read_group_info(r, 0); }
+void read(Reader& r, DeleteGroup& b) { read_topic_and_group(r, b); }
+void read(Reader&, DeleteGroupOk&) {}
+void read(Reader& r, ResetGroup& b) {
+  read_topic_and_group(r, b);
+  b.to = read_start(r);
+}
+void read(Reader& r, ResetGroupOk& b) { b.group = read_group_info(r, 0); }
+void read(Reader& r, AlterTopic& b) {
+  b.name = r.str16("name");
+  b.retention = read_retention(r);
+}
+void read(Reader& r, AlterTopicOk& b) { b.topic = read_topic_info(r); }
+void read(Reader& r, Backup& b) { b.dir = r.str16("dir"); }
+void read(Reader& r, BackupOk& b) { b.dir = r.str16("dir"); }
+
+template <class T>
+Result<Body> decode_as(Reader& r) {
+  T body;
+  read(r, body);
+  return r.finish(std::move(body));
+}
+
+// How to decode each frame type, sorted by type: one entry per Body alternative, made from
+// its kType and kName, so a new frame needs no edit here.
+struct BodyDecoder {
+  std::uint16_t type;
+  std::string_view name;  // in failure details: "publish: message 3 ..."
+  Result<Body> (*decode)(Reader&);
+};
+
+template <std::size_t... I>
+constexpr auto make_body_decoders(std::index_sequence<I...>) {
+  std::array<BodyDecoder, sizeof...(I)> table{{
+      {static_cast<std::uint16_t>(std::variant_alternative_t<I, Body>::kType),
+       std::variant_alternative_t<I, Body>::kName,
+       &decode_as<std::variant_alternative_t<I, Body>>}...,
+  }};
+  std::sort(table.begin(), table.end(),
+            [](const BodyDecoder& a, const BodyDecoder& b) { return a.type < b.type; });
+  return table;
+}
+constexpr auto kBodyDecoders =
+    make_body_decoders(std::make_index_sequence<std::variant_size_v<Body>>{});
+
+// The decoder of `type`, or nullptr for a type v1 does not define.
+const BodyDecoder* find_body_decoder(std::uint16_t type) noexcept {
+  const auto it =
+      std::lower_bound(kBodyDecoders.begin(), kBodyDecoders.end(), type,
+                       [](const BodyDecoder& d, std::uint16_t t) { return d.type < t; });
+  return it != kBodyDecoders.end() && it->type == type ? &*it : nullptr;
 }
 
 }  // namespace
@@ -939,7 +821,7 @@ DeliverWriter::DeliverWriter(std::uint64_t subscription, std::string_view topic,
                              std::string_view group) {
   Writer w(prefix_);
   w.put(std::uint32_t{0});  // length, set by take()
-  w.put(static_cast<std::uint16_t>(FrameType::deliver));
+  w.put(static_cast<std::uint16_t>(Deliver::kType));
   w.put(std::uint16_t{0});  // flags
   w.put(std::uint32_t{0});  // correlation id: set_correlation_id
   w.put(subscription);
@@ -1007,13 +889,13 @@ Result<FrameHeader> decode_header(std::span<const char> bytes, std::uint32_t max
 }
 
 Result<Body> decode_body(const FrameHeader& header, std::span<const char> body) {
-  const auto name = type_name(header.type);
-  if (name.empty()) {
+  const auto* decoder = find_body_decoder(header.type);
+  if (decoder == nullptr) {
     return fail(Errc::unknown_frame_type,
                 "frame type " + std::to_string(header.type) + " is not defined in protocol v1");
   }
-  Reader r(body, name);
-  return decode_known(static_cast<FrameType>(header.type), r);
+  Reader r(body, decoder->name);
+  return decoder->decode(r);
 }
 
 std::size_t max_publish_results(std::uint32_t max_frame_size) noexcept {
@@ -1022,42 +904,70 @@ std::size_t max_publish_results(std::uint32_t max_frame_size) noexcept {
   return max_frame_size < base ? 0 : (max_frame_size - base) / kResultSize;
 }
 
+void Decoder::make_room(std::size_t n) {
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+    if (buffer_.size() > kKeepCapacity) std::vector<char>().swap(buffer_);
+  } else if (begin_ > 0 && (end_ - begin_ <= begin_ || buffer_.size() - end_ < n)) {
+    // Move what is left (usually the start of one frame) to the front once the consumed
+    // bytes are the larger part, or to make room: each byte moves O(1) times on average.
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (buffer_.size() - end_ < n) buffer_.resize(end_ + n);
+}
+
+std::span<char> Decoder::prepare(std::size_t at_least) {
+  std::size_t need = at_least;
+  if (!failed_ && buffered() >= kHeaderSize) {
+    const auto h = peek_header({buffer_.data() + begin_, kHeaderSize});
+    const std::uint64_t total = std::uint64_t{h.length} + 4;
+    // Only a length next() accepts: a bad header fails there, it allocates nothing here.
+    if (h.length >= kMinLength && total <= max_frame_size_ && total > buffered()) {
+      need = std::max<std::size_t>(need, static_cast<std::size_t>(total) - buffered());
+    }
+  }
+  make_room(need);
+  return {buffer_.data() + end_, buffer_.size() - end_};
+}
+
 void Decoder::feed(std::span<const char> bytes) {
   if (failed_) return;  // the stream is dead; do not buffer more of it
-  // Drop consumed bytes once they are the larger part of the buffer, so a long stream keeps
-  // the buffer near the size of one frame and each byte is moved O(1) times on average.
-  if (consumed_ == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  } else if (consumed_ > 0 && consumed_ >= buffer_.size() / 2) {
-    buffer_.erase(0, consumed_);
-    consumed_ = 0;
-  }
-  buffer_.append(bytes.data(), bytes.size());
+  make_room(bytes.size());
+  if (!bytes.empty()) std::memcpy(buffer_.data() + end_, bytes.data(), bytes.size());
+  end_ += bytes.size();
+}
+
+Result<std::optional<Frame>> Decoder::fail_with(std::uint32_t correlation_id, Error error) {
+  failed_correlation_id_ = correlation_id;
+  failed_ = std::move(error);
+  return tl::unexpected(*failed_);
 }
 
 Result<std::optional<Frame>> Decoder::next() {
   if (failed_) return tl::unexpected(*failed_);
-  const std::span<const char> avail(buffer_.data() + consumed_, buffer_.size() - consumed_);
+  const std::span<const char> avail(buffer_.data() + begin_, end_ - begin_);
   if (avail.size() < kHeaderSize) return std::optional<Frame>{};
   auto header = decode_header(avail, max_frame_size_);
-  if (!header) {
-    failed_ = header.error();
-    return tl::unexpected(*failed_);
-  }
+  if (!header) return fail_with(peek_header(avail).correlation_id, std::move(header.error()));
   const std::size_t total = std::size_t{header->length} + 4;
   if (avail.size() < total) return std::optional<Frame>{};
   auto body = decode_body(*header, avail.subspan(kHeaderSize, total - kHeaderSize));
-  if (!body) {
-    failed_ = body.error();
-    return tl::unexpected(*failed_);
-  }
-  consumed_ += total;
-  if (consumed_ == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  }
+  if (!body) return fail_with(header->correlation_id, std::move(body.error()));
+  begin_ += total;
+  if (begin_ == end_) begin_ = end_ = 0;
+  last_frame_size_ = total;
   return std::optional<Frame>{Frame{header->correlation_id, std::move(*body)}};
+}
+
+bool Decoder::partial_frame() const noexcept {
+  if (failed_ || begin_ == end_) return false;
+  if (buffered() < kHeaderSize) return true;
+  const auto h = peek_header({buffer_.data() + begin_, kHeaderSize});
+  const std::uint64_t total = std::uint64_t{h.length} + 4;
+  if (h.length < kMinLength || total > max_frame_size_) return false;  // next() fails now
+  return buffered() < total;
 }
 
 }  // namespace loft::protocol

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loft/common/error.hpp"
 #include "loft/protocol/frames.hpp"
@@ -88,21 +89,64 @@ Result<Body> decode_body(const FrameHeader& header, std::span<const char> body);
 // messages cannot be answered (invalid_request).
 std::size_t max_publish_results(std::uint32_t max_frame_size) noexcept;
 
-// Incremental decoder over a byte stream (for tests and fuzzing; the server's sessions and the
-// client's reader keep their own 64 KiB read buffers and call decode_header/decode_body).
+// The frame reader of a byte stream: what the client's reader thread and the server's sessions
+// read with (and the tests and fuzz targets). It owns the read buffer, so a reader reads from
+// its socket straight into it (prepare(), then commit() what arrived) or feed()s bytes it
+// already has; next() then returns each complete frame in turn. One chunk read can bring in
+// thousands of small frames: next() returns them one by one without another read.
+// Not thread-safe: used by one thread (or strand) at a time.
 class Decoder {
  public:
+  // A buffer grown past this for a large frame is given back once the frame is consumed, so a
+  // long-lived connection keeps a large allocation only while it needs one.
+  static constexpr std::size_t kKeepCapacity = std::size_t{4} << 20;
+
   explicit Decoder(std::uint32_t max_frame_size) : max_frame_size_(max_frame_size) {}
+
+  // Room at the end of the buffer for the next read: a span of at least `at_least` bytes and at
+  // least what the frame begun in the buffer still lacks once its header is in (so one read
+  // can complete a large frame). Compacts first: bytes of frames next() returned are dropped,
+  // the rest moved to the front, so the buffer stays near one read plus one frame. The span
+  // is valid until the next prepare(), commit(), feed() or next().
+  std::span<char> prepare(std::size_t at_least);
+  // Appends the first `n` bytes of the last prepare()'s span to the stream.
+  // REQUIRES: n <= that span's size, and no other call since that prepare().
+  void commit(std::size_t n) noexcept { end_ += n; }
+  // Appends a copy of `bytes`: prepare, copy, commit. Ignored after an error.
   void feed(std::span<const char> bytes);
+
   // A complete frame, nullopt when more bytes are needed, or the error that makes the stream
-  // unusable (after an error, every later call returns the same error).
+  // unusable: malformed_frame or frame_too_large (from the header alone, as soon as its 12
+  // bytes are in), unknown_frame_type or malformed_frame (from the body). After an error,
+  // every later call returns the same error.
   Result<std::optional<Frame>> next();
-  std::size_t buffered() const { return buffer_.size() - consumed_; }
+
+  // Bytes buffered that next() has not returned as a frame.
+  std::size_t buffered() const noexcept { return end_ - begin_; }
+  // True while a frame has begun and is not complete: bytes are buffered, and next() needs
+  // more of them before it can return a frame or an error (what a frame timeout measures).
+  bool partial_frame() const noexcept;
+  // Wire bytes (the 12-byte header included) of the frame the last successful next() returned.
+  std::size_t last_frame_size() const noexcept { return last_frame_size_; }
+  // The correlation id the peer sent in the header of the frame that made next() fail (the
+  // raw header field even when the header itself is what failed), so that an ERROR reply can
+  // echo it. 0 until next() has failed.
+  std::uint32_t failed_correlation_id() const noexcept { return failed_correlation_id_; }
+  // Bytes allocated for the buffer (for tests of its bounds).
+  std::size_t capacity() const noexcept { return buffer_.size(); }
 
  private:
+  void make_room(std::size_t n);
+  Result<std::optional<Frame>> fail_with(std::uint32_t correlation_id, Error error);
+
   std::uint32_t max_frame_size_;
-  std::string buffer_;
-  std::size_t consumed_ = 0;
+  // buffer_[begin_, end_) holds bytes not yet returned as frames; the rest is room for reads.
+  // Never zero-filled between reads: it grows (once) only for a frame larger than it.
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  std::size_t last_frame_size_ = 0;
+  std::uint32_t failed_correlation_id_ = 0;
   std::optional<Error> failed_;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -96,7 +97,13 @@ struct Limits {
   bool operator==(const Limits&) const = default;
 };
 
+// Each frame struct names its type (kType) and its name in decode failure details (kName):
+// type_of() and the decoder's dispatch are derived from them over Body. A new frame is an
+// enumerator above, its struct, its Body alternative, and its encode (Writer::body) and decode
+// (read) in codec.cpp.
 struct Hello {
+  static constexpr FrameType kType = FrameType::hello;
+  static constexpr std::string_view kName = "hello";
   std::uint16_t min_version = kProtocolVersion;
   std::uint16_t max_version = kProtocolVersion;
   std::string client_name;
@@ -104,6 +111,8 @@ struct Hello {
 };
 
 struct HelloOk {
+  static constexpr FrameType kType = FrameType::hello_ok;
+  static constexpr std::string_view kName = "hello_ok";
   std::uint16_t version = kProtocolVersion;
   Limits limits;
   std::string server_name;  // "loftd 0.1.0"
@@ -112,12 +121,16 @@ struct HelloOk {
 };
 
 struct ErrorReply {
+  static constexpr FrameType kType = FrameType::error;
+  static constexpr std::string_view kName = "error";
   Errc code = Errc::internal_error;
   std::string message;
   bool operator==(const ErrorReply&) const = default;
 };
 
 struct CreateTopic {
+  static constexpr FrameType kType = FrameType::create_topic;
+  static constexpr std::string_view kName = "create_topic";
   std::string name;
   std::uint64_t dedup_window_ms = 0;  // 0 = the server's default (2 h)
   DedupConflict dedup_conflict = DedupConflict::duplicate;
@@ -125,33 +138,49 @@ struct CreateTopic {
   bool operator==(const CreateTopic&) const = default;
 };
 struct CreateTopicOk {
+  static constexpr FrameType kType = FrameType::create_topic_ok;
+  static constexpr std::string_view kName = "create_topic_ok";
   TopicInfo topic;
   bool operator==(const CreateTopicOk&) const = default;
 };
 struct DeleteTopic {
+  static constexpr FrameType kType = FrameType::delete_topic;
+  static constexpr std::string_view kName = "delete_topic";
   std::string name;
   bool operator==(const DeleteTopic&) const = default;
 };
 struct DeleteTopicOk {
+  static constexpr FrameType kType = FrameType::delete_topic_ok;
+  static constexpr std::string_view kName = "delete_topic_ok";
   bool operator==(const DeleteTopicOk&) const = default;
 };
 struct ListTopics {
+  static constexpr FrameType kType = FrameType::list_topics;
+  static constexpr std::string_view kName = "list_topics";
   bool operator==(const ListTopics&) const = default;
 };
 struct ListTopicsOk {
+  static constexpr FrameType kType = FrameType::list_topics_ok;
+  static constexpr std::string_view kName = "list_topics_ok";
   std::vector<TopicInfo> topics;
   bool operator==(const ListTopicsOk&) const = default;
 };
 struct DescribeTopic {
+  static constexpr FrameType kType = FrameType::describe_topic;
+  static constexpr std::string_view kName = "describe_topic";
   std::string name;
   bool operator==(const DescribeTopic&) const = default;
 };
 struct DescribeTopicOk {
+  static constexpr FrameType kType = FrameType::describe_topic_ok;
+  static constexpr std::string_view kName = "describe_topic_ok";
   TopicInfo topic;
   bool operator==(const DescribeTopicOk&) const = default;
 };
 
 struct Publish {
+  static constexpr FrameType kType = FrameType::publish;
+  static constexpr std::string_view kName = "publish";
   std::string topic;
   std::vector<Message> messages;  // at least one
   bool operator==(const Publish&) const = default;
@@ -165,11 +194,15 @@ struct PublishResult {
   bool operator==(const PublishResult&) const = default;
 };
 struct PublishOk {
+  static constexpr FrameType kType = FrameType::publish_ok;
+  static constexpr std::string_view kName = "publish_ok";
   std::vector<PublishResult> results;  // one per message, in request order
   bool operator==(const PublishOk&) const = default;
 };
 
 struct Fetch {
+  static constexpr FrameType kType = FrameType::fetch;
+  static constexpr std::string_view kName = "fetch";
   std::string topic;
   std::uint64_t offset = 0;
   std::uint32_t max_messages = 0;
@@ -177,6 +210,8 @@ struct Fetch {
   bool operator==(const Fetch&) const = default;
 };
 struct FetchOk {
+  static constexpr FrameType kType = FrameType::fetch_ok;
+  static constexpr std::string_view kName = "fetch_ok";
   std::uint64_t first_offset = 0;  // the topic's current first and next offsets
   std::uint64_t next_offset = 0;
   std::vector<StoredMessage> messages;
@@ -184,11 +219,15 @@ struct FetchOk {
 };
 
 struct AlterTopic {
+  static constexpr FrameType kType = FrameType::alter_topic;
+  static constexpr std::string_view kName = "alter_topic";
   std::string name;
   RetentionChange retention;  // at least one limit set
   bool operator==(const AlterTopic&) const = default;
 };
 struct AlterTopicOk {
+  static constexpr FrameType kType = FrameType::alter_topic_ok;
+  static constexpr std::string_view kName = "alter_topic_ok";
   TopicInfo topic;  // with the new limits
   bool operator==(const AlterTopicOk&) const = default;
 };
@@ -196,24 +235,34 @@ struct AlterTopicOk {
 // An online copy of the whole data directory, made by the server into `dir` (a path on the
 // server's machine: absolute, must not exist yet, its parent must).
 struct Backup {
+  static constexpr FrameType kType = FrameType::backup;
+  static constexpr std::string_view kName = "backup";
   std::string dir;
   bool operator==(const Backup&) const = default;
 };
 struct BackupOk {
+  static constexpr FrameType kType = FrameType::backup_ok;
+  static constexpr std::string_view kName = "backup_ok";
   std::string dir;
   bool operator==(const BackupOk&) const = default;
 };
 
 struct Ping {
+  static constexpr FrameType kType = FrameType::ping;
+  static constexpr std::string_view kName = "ping";
   bool operator==(const Ping&) const = default;
 };
 struct Pong {
+  static constexpr FrameType kType = FrameType::pong;
+  static constexpr std::string_view kName = "pong";
   bool operator==(const Pong&) const = default;
 };
 
 // ---- Consumer groups --------------------------------------------------------------------
 
 struct Subscribe {
+  static constexpr FrameType kType = FrameType::subscribe;
+  static constexpr std::string_view kName = "subscribe";
   std::string topic;
   std::string group;
   StartPosition start;              // used only if the group does not exist yet
@@ -222,6 +271,8 @@ struct Subscribe {
   bool operator==(const Subscribe&) const = default;
 };
 struct SubscribeOk {
+  static constexpr FrameType kType = FrameType::subscribe_ok;
+  static constexpr std::string_view kName = "subscribe_ok";
   std::uint64_t subscription = 0;  // names this subscription in SETTLE, UNSUBSCRIBE, DELIVER
   bool created = false;            // the group was created by this subscribe
   std::uint64_t ack_floor = 0;
@@ -236,6 +287,8 @@ struct DeliveredMessage {
   bool operator==(const DeliveredMessage&) const = default;
 };
 struct Deliver {
+  static constexpr FrameType kType = FrameType::deliver;
+  static constexpr std::string_view kName = "deliver";
   std::uint64_t subscription = 0;
   std::string topic;
   std::string group;
@@ -246,6 +299,8 @@ struct Deliver {
 inline constexpr std::uint32_t kBackoffDelay = 0xFFFFFFFFu;  // nack: use the group's backoff
 
 struct Settle {
+  static constexpr FrameType kType = FrameType::settle;
+  static constexpr std::string_view kName = "settle";
   std::uint64_t subscription = 0;
   SettleAction action = SettleAction::ack;
   bool confirm = false;                    // reply only once the outcome is durable
@@ -254,20 +309,28 @@ struct Settle {
   bool operator==(const Settle&) const = default;
 };
 struct SettleOk {
+  static constexpr FrameType kType = FrameType::settle_ok;
+  static constexpr std::string_view kName = "settle_ok";
   std::uint32_t applied = 0;  // offsets that were in flight to this subscription
   std::uint32_t ignored = 0;  // offsets that were not (unknown, foreign, already settled)
   bool operator==(const SettleOk&) const = default;
 };
 
 struct Unsubscribe {
+  static constexpr FrameType kType = FrameType::unsubscribe;
+  static constexpr std::string_view kName = "unsubscribe";
   std::uint64_t subscription = 0;
   bool operator==(const Unsubscribe&) const = default;
 };
 struct UnsubscribeOk {
+  static constexpr FrameType kType = FrameType::unsubscribe_ok;
+  static constexpr std::string_view kName = "unsubscribe_ok";
   bool operator==(const UnsubscribeOk&) const = default;
 };
 
 struct CreateGroup {
+  static constexpr FrameType kType = FrameType::create_group;
+  static constexpr std::string_view kName = "create_group";
   std::string topic;
   std::string group;
   StartPosition start;
@@ -275,41 +338,59 @@ struct CreateGroup {
   bool operator==(const CreateGroup&) const = default;
 };
 struct CreateGroupOk {
+  static constexpr FrameType kType = FrameType::create_group_ok;
+  static constexpr std::string_view kName = "create_group_ok";
   GroupInfo group;
   bool operator==(const CreateGroupOk&) const = default;
 };
 struct ListGroups {
+  static constexpr FrameType kType = FrameType::list_groups;
+  static constexpr std::string_view kName = "list_groups";
   std::string topic;
   bool operator==(const ListGroups&) const = default;
 };
 struct ListGroupsOk {
+  static constexpr FrameType kType = FrameType::list_groups_ok;
+  static constexpr std::string_view kName = "list_groups_ok";
   std::vector<GroupInfo> groups;
   bool operator==(const ListGroupsOk&) const = default;
 };
 struct DescribeGroup {
+  static constexpr FrameType kType = FrameType::describe_group;
+  static constexpr std::string_view kName = "describe_group";
   std::string topic;
   std::string group;
   bool operator==(const DescribeGroup&) const = default;
 };
 struct DescribeGroupOk {
+  static constexpr FrameType kType = FrameType::describe_group_ok;
+  static constexpr std::string_view kName = "describe_group_ok";
   GroupInfo group;
   bool operator==(const DescribeGroupOk&) const = default;
 };
 struct DeleteGroup {
+  static constexpr FrameType kType = FrameType::delete_group;
+  static constexpr std::string_view kName = "delete_group";
   std::string topic;
   std::string group;
   bool operator==(const DeleteGroup&) const = default;
 };
 struct DeleteGroupOk {
+  static constexpr FrameType kType = FrameType::delete_group_ok;
+  static constexpr std::string_view kName = "delete_group_ok";
   bool operator==(const DeleteGroupOk&) const = default;
 };
 struct ResetGroup {
+  static constexpr FrameType kType = FrameType::reset_group;
+  static constexpr std::string_view kName = "reset_group";
   std::string topic;
   std::string group;
   StartPosition to;
   bool operator==(const ResetGroup&) const = default;
 };
 struct ResetGroupOk {
+  static constexpr FrameType kType = FrameType::reset_group_ok;
+  static constexpr std::string_view kName = "reset_group_ok";
   GroupInfo group;
   bool operator==(const ResetGroupOk&) const = default;
 };
