@@ -623,318 +623,287 @@ Durability Broker::commit_durability(const std::vector<Request>& batch) const {
   return Durability::os;
 }
 
-// Applies a batch of requests to a working copy of the topics they touch, writes the result
-// in one storage write, and only then publishes the new state and completes the requests.
-void Broker::commit(std::vector<Request>& batch) {
-  // Working state: name -> meta (nullopt = deleted in this batch). Only touched topics.
+namespace {
+
+// Message ids a commit has answered, by (topic id, message id): those it stores, and those it
+// found stored already. A repeat later in the same commit (same request or another
+// connection's) finds its original here; the store does not have the new ones yet. The views
+// point into the requests' messages, alive until the commit ends.
+struct PendingId {
+  Offset offset;
+  std::uint64_t hash = 0;
+};
+using IdKey = std::pair<std::uint32_t, std::string_view>;
+struct IdKeyHash {
+  std::size_t operator()(const IdKey& k) const noexcept {
+    return std::hash<std::string_view>{}(k.second) ^ (std::size_t{k.first} * 0x9E3779B97F4A7C15u);
+  }
+};
+
+// Outcome per request: the error it failed with, or the value it will get if the write
+// succeeds.
+using Outcome = std::variant<Error, TopicInfo, std::monostate, Appended, std::uint64_t>;
+
+}  // namespace
+
+// One commit on the writer thread: a working copy of the topics the batch touches, the
+// storage batch being built, the dedup state within the commit, and each request's outcome.
+// Nothing of it is visible to readers until the write succeeded.
+struct Broker::Commit {
+  Commit(Broker& b, std::span<const Request> batch)
+      : broker(b), now(b.options_.now_ms()), next_id(b.next_topic_id_) {
+    reserve(batch);
+  }
+
+  Outcome stage(CreateReq& req);
+  Outcome stage(DeleteReq& req);
+  Outcome stage(PublishReq& req);
+  Outcome stage(GroupReq& req);
+  Outcome stage(AlterReq& req);
+  Outcome stage(TrimReq& req);
+  // A PutTopic (and a TopicEvent) per topic the batch changed and kept, and the next id.
+  void add_topic_metadata();
+  // Runs each request's callback: its error, the write's error, or its value.
+  void complete(std::vector<Request>& batch, const Result<void>& written);
+
+  Broker& broker;
+  const std::int64_t now;
+  std::uint32_t next_id;
+  // Name -> meta (nullopt = deleted in this commit). Only touched topics.
   std::map<std::string, std::optional<TopicInfo>, std::less<>> work;
-  std::set<std::string, std::less<>> dirty;  // topics whose metadata this batch changes
+  std::set<std::string, std::less<>> dirty;  // topics whose metadata this commit changes
   std::vector<TopicEvent> events;
-  auto lookup = [&](const std::string& name) -> std::optional<TopicInfo>& {
-    auto it = work.find(name);
-    if (it != work.end()) return it->second;
-    std::shared_lock lock(table_mutex_);
-    const auto t = topics_.find(name);
-    std::optional<TopicInfo> meta;
-    if (t != topics_.end()) meta = t->second;
-    return work.emplace(name, std::move(meta)).first->second;
-  };
-  std::uint32_t next_id = next_topic_id_;
-  const std::int64_t now = options_.now_ms();
-  auto make_topic = [&](const std::string& name, const TopicSettings& settings = {}) {
-    TopicInfo meta;
-    meta.id = TopicId{next_id++};
-    meta.name = name;
-    meta.created_at_ms = now;
-    meta.dedup_window_ms =
-        settings.dedup_window_ms == 0 ? storage::kDefaultDedupWindowMs : settings.dedup_window_ms;
-    meta.dedup_conflict = settings.dedup_conflict;
-    const auto limits = apply_retention(options_.default_retention, settings.retention);
-    meta.max_age_ms = limits.max_age_ms;
-    meta.max_bytes = limits.max_bytes;
-    meta.max_messages = limits.max_messages;
-    return meta;
-  };
-  // Message ids this commit has answered, by (topic id, message id): those it stores, and
-  // those it found stored already. A repeat later in the same commit (same request or another
-  // connection's) finds its original here; the store does not have the new ones yet. The
-  // views point into the requests' messages, alive until the end.
-  struct PendingId {
-    Offset offset;
-    std::uint64_t hash = 0;
-  };
-  using IdKey = std::pair<std::uint32_t, std::string_view>;
-  struct IdKeyHash {
-    std::size_t operator()(const IdKey& k) const noexcept {
-      return std::hash<std::string_view>{}(k.second) ^ (std::size_t{k.first} * 0x9E3779B97F4A7C15u);
-    }
-  };
   // Hashed: ids often share long prefixes, which made an ordered map's compares long.
   std::unordered_map<IdKey, PendingId, IdKeyHash> pending_ids;
-
   storage::WriteBatch wb;
-  {
-    // An Append per message and a PutDedup per id, sized once: an op is some 180 bytes, and
-    // a commit holds hundreds of them.
-    std::size_t messages = 0;
-    std::size_t ids = 0;
-    for (const auto& req : batch) {
-      if (const auto* pub = std::get_if<PublishReq>(&req)) {
-        messages += pub->messages.size();
-        for (const auto& m : pub->messages) ids += m.id.empty() ? 0 : 1;
-      }
-    }
-    wb.ops.reserve(messages + ids + batch.size() + 8);
-    pending_ids.reserve(ids);
-  }
-  // Outcome per request: the error it failed with, or the value it will get if the write
-  // succeeds.
-  using Outcome = std::variant<Error, TopicInfo, std::monostate, Appended, std::uint64_t>;
   std::vector<Outcome> outcomes;
-  outcomes.reserve(batch.size());
   std::size_t message_count = 0;
   // What this commit adds to the per-topic counters, merged in once it is written.
   std::map<std::string, TopicCounters, std::less<>> counted;
 
-  for (auto& req : batch) {
-    if (auto* c = std::get_if<CreateReq>(&req)) {
-      auto& slot = lookup(c->name);
-      if (slot) {
-        outcomes.emplace_back(Error{Errc::topic_exists, "topic '" + c->name + "' already exists"});
-        continue;
-      }
-      slot = make_topic(c->name, c->settings);
-      dirty.insert(c->name);
-      outcomes.emplace_back(*slot);  // completed with the final meta below
-    } else if (auto* d = std::get_if<DeleteReq>(&req)) {
-      auto& slot = lookup(d->name);
-      if (!slot) {
-        outcomes.emplace_back(not_found(d->name));
-        continue;
-      }
-      wb.ops.emplace_back(storage::DropTopic{slot->id, slot->name});
-      events.push_back(TopicEvent{slot->name, slot->id, slot->next_offset, true, Offset{}});
-      slot.reset();
-      outcomes.emplace_back(std::monostate{});
-    } else if (auto* pub = std::get_if<PublishReq>(&req)) {
-      auto& p = *pub;
-      auto& slot = lookup(p.topic);
-      bool created = false;
-      if (!slot) {
-        if (!options_.auto_create_topics) {
-          outcomes.emplace_back(not_found(p.topic));
-          continue;
-        }
-        slot = make_topic(p.topic);
-        created = true;
-      }
-      // First the store lookups (the only step that can fail), so a failed lookup fails the
-      // request before any of its messages (or ids) is in the batch. One batched lookup for the
-      // whole request: one Get per id was most of the writer's CPU with ids
-      // (docs/performance.md).
-      std::vector<std::optional<storage::DedupEntry>> stored(p.messages.size());
-      std::vector<std::size_t> lookup_at;  // index in p.messages of each id in lookup_ids
-      std::vector<std::string_view> lookup_ids;
-      // An id stored earlier in this commit is looked up too (not worth a second probe of
-      // pending_ids for every id); the store does not have it, and pending_ids answers below.
-      for (std::size_t i = 0; i < p.messages.size(); ++i) {
-        const auto& id = p.messages[i].id;
-        if (id.empty() || created) continue;
-        lookup_at.push_back(i);
-        lookup_ids.push_back(id);
-      }
-      if (!lookup_ids.empty()) {
-        auto found = store_->find_dedups(slot->id, lookup_ids);
-        if (!found) {
-          outcomes.emplace_back(std::move(found.error()));
-          continue;
-        }
-        for (std::size_t k = 0; k < lookup_at.size(); ++k) {
-          const auto& entry = (*found)[k];
-          if (entry && !storage::dedup_expired(entry->timestamp_ms, slot->dedup_window_ms, now)) {
-            stored[lookup_at[k]] = *entry;
-          }
-        }
-      }
-      dirty.insert(p.topic);
-      Appended appended{p.topic, {}, created};
-      appended.results.reserve(p.messages.size());
-      auto& counters = counted[p.topic];
-      for (std::size_t i = 0; i < p.messages.size(); ++i) {
-        const auto& m = p.messages[i];
-        const Offset offset = slot->next_offset;
-        if (!m.id.empty()) {
-          const auto hash = payload_hash(m.payload);
-          // One probe: an id already known to this commit (stored by it, or found stored
-          // before it) is a duplicate; a new one is entered as stored at `offset`. A found
-          // entry is entered too, so a repeat later in the commit needs no store answer.
-          const PendingId known = stored[i] ? PendingId{stored[i]->offset, stored[i]->payload_hash}
-                                            : PendingId{offset, hash};
-          const auto [it, fresh] =
-              pending_ids.try_emplace(IdKey{slot->id.value, std::string_view{m.id}}, known);
-          if (!fresh || stored[i]) {
-            const PendingId& original = it->second;
-            if (original.hash != hash && slot->dedup_conflict == DedupConflict::error) {
-              appended.results.push_back({Errc::dedup_conflict, false, Offset{}});
-            } else {
-              appended.results.push_back({Errc::ok, true, original.offset});
-            }
-            counters.dedup_hits += 1;
-            continue;
-          }
-          wb.ops.emplace_back(storage::Append{slot->id, offset, now, &m});
-          // Same batch as the Append: after a crash both are stored or neither.
-          wb.ops.emplace_back(storage::PutDedup{slot->id, m.id, offset, now, hash});
-        } else {
-          wb.ops.emplace_back(storage::Append{slot->id, offset, now, &m});
-        }
-        appended.results.push_back({Errc::ok, false, offset});
-        slot->next_offset = Offset{offset.value + 1};
-        slot->messages += 1;
-        slot->bytes += m.size_bytes();
-        message_count += 1;
-        counters.messages_published += 1;
-        counters.bytes_published += m.size_bytes();
-      }
-      outcomes.emplace_back(std::move(appended));
-    } else if (auto* a = std::get_if<AlterReq>(&req)) {
-      auto& slot = lookup(a->name);
-      if (!slot) {
-        outcomes.emplace_back(not_found(a->name));
-        continue;
-      }
-      const auto limits =
-          apply_retention({slot->max_age_ms, slot->max_bytes, slot->max_messages}, a->change);
-      slot->max_age_ms = limits.max_age_ms;
-      slot->max_bytes = limits.max_bytes;
-      slot->max_messages = limits.max_messages;
-      dirty.insert(a->name);
-      outcomes.emplace_back(*slot);
-    } else if (auto* t = std::get_if<TrimReq>(&req)) {
-      auto& slot = lookup(t->name);
-      // Stale (the topic was dropped or re-created, or trimmed meanwhile): nothing to do.
-      if (!slot || slot->id != t->id || slot->first_offset != t->from || t->end <= t->from ||
-          t->end > slot->next_offset) {
-        outcomes.emplace_back(std::uint64_t{0});
-        continue;
-      }
-      const std::uint64_t count = t->end.value - t->from.value;
-      wb.ops.emplace_back(storage::TrimTopic{t->id, t->end});
-      slot->first_offset = t->end;
-      slot->messages -= std::min(slot->messages, count);
-      slot->bytes -= std::min(slot->bytes, t->removed_bytes);
-      dirty.insert(t->name);
-      outcomes.emplace_back(count);
-    } else {
-      auto& g = std::get<GroupReq>(req).write;
-      std::optional<Error> error;
-      for (const auto& put : g.puts) {
-        const auto& slot = lookup(put.topic);
-        if (!slot || slot->id != put.record.topic) {
-          error = not_found(put.topic);
-          break;
-        }
-      }
-      if (error) {
-        outcomes.emplace_back(std::move(*error));
-        continue;
-      }
-      if (!g.dead_letters.empty()) {
-        auto& dlq = lookup(g.dead_letter_topic);
-        if (!dlq) dlq = make_topic(g.dead_letter_topic);  // created when needed
-        dirty.insert(g.dead_letter_topic);
-        for (const auto& m : g.dead_letters) {
-          wb.ops.emplace_back(storage::Append{dlq->id, dlq->next_offset, now, &m});
-          dlq->next_offset = Offset{dlq->next_offset.value + 1};
-          dlq->messages += 1;
-          dlq->bytes += m.size_bytes();
-        }
-        message_count += g.dead_letters.size();
-      }
-      for (const auto& put : g.puts) wb.ops.emplace_back(storage::PutGroup{put.record});
-      for (const auto& drop : g.drops) wb.ops.emplace_back(drop);
-      outcomes.emplace_back(std::monostate{});
+ private:
+  void reserve(std::span<const Request> batch);
+  std::optional<TopicInfo>& lookup(const std::string& name);
+  TopicInfo make_topic(const std::string& name, const TopicSettings& settings = {});
+  // Sets stored[i] to the store's unexpired dedup entry of messages[i]'s id. It is the one
+  // step of a publish that can fail, and it fails the request before any of its messages is
+  // in the batch.
+  Result<void> find_stored(const std::vector<Message>& messages, const TopicInfo& topic,
+                           std::vector<std::optional<storage::DedupEntry>>& stored);
+  MessageResult stage_message(TopicInfo& topic, const Message& m,
+                              const std::optional<storage::DedupEntry>& stored,
+                              TopicCounters& counters);
+};
+
+// An Append per message and a PutDedup per id, sized once: an op is some 180 bytes, and a
+// commit holds hundreds of them.
+void Broker::Commit::reserve(std::span<const Request> batch) {
+  std::size_t messages = 0;
+  std::size_t ids = 0;
+  for (const auto& req : batch) {
+    if (const auto* pub = std::get_if<PublishReq>(&req)) {
+      messages += pub->messages.size();
+      for (const auto& m : pub->messages) ids += m.id.empty() ? 0 : 1;
     }
   }
-  // Final metadata of every topic that exists after the batch, after all drops.
+  wb.ops.reserve(messages + ids + batch.size() + 8);
+  pending_ids.reserve(ids);
+  outcomes.reserve(batch.size());
+}
+
+std::optional<TopicInfo>& Broker::Commit::lookup(const std::string& name) {
+  auto it = work.find(name);
+  if (it != work.end()) return it->second;
+  std::shared_lock lock(broker.table_mutex_);
+  const auto t = broker.topics_.find(name);
+  std::optional<TopicInfo> meta;
+  if (t != broker.topics_.end()) meta = t->second;
+  return work.emplace(name, std::move(meta)).first->second;
+}
+
+TopicInfo Broker::Commit::make_topic(const std::string& name, const TopicSettings& settings) {
+  TopicInfo meta;
+  meta.id = TopicId{next_id++};
+  meta.name = name;
+  meta.created_at_ms = now;
+  meta.dedup_window_ms =
+      settings.dedup_window_ms == 0 ? storage::kDefaultDedupWindowMs : settings.dedup_window_ms;
+  meta.dedup_conflict = settings.dedup_conflict;
+  const auto limits = apply_retention(broker.options_.default_retention, settings.retention);
+  meta.max_age_ms = limits.max_age_ms;
+  meta.max_bytes = limits.max_bytes;
+  meta.max_messages = limits.max_messages;
+  return meta;
+}
+
+Outcome Broker::Commit::stage(CreateReq& req) {
+  auto& slot = lookup(req.name);
+  if (slot) return Error{Errc::topic_exists, "topic '" + req.name + "' already exists"};
+  slot = make_topic(req.name, req.settings);
+  dirty.insert(req.name);
+  return *slot;  // as created: a publish later in the same commit is not part of the answer
+}
+
+Outcome Broker::Commit::stage(DeleteReq& req) {
+  auto& slot = lookup(req.name);
+  if (!slot) return not_found(req.name);
+  wb.ops.emplace_back(storage::DropTopic{slot->id, slot->name});
+  events.push_back(TopicEvent{slot->name, slot->id, slot->next_offset, true, Offset{}});
+  slot.reset();
+  return std::monostate{};
+}
+
+Outcome Broker::Commit::stage(PublishReq& req) {
+  auto& slot = lookup(req.topic);
+  bool created = false;
+  if (!slot) {
+    if (!broker.options_.auto_create_topics) return not_found(req.topic);
+    slot = make_topic(req.topic);
+    created = true;
+  }
+  std::vector<std::optional<storage::DedupEntry>> stored(req.messages.size());
+  if (!created) {  // a topic created now has no ids stored
+    if (auto found = find_stored(req.messages, *slot, stored); !found) {
+      return std::move(found.error());
+    }
+  }
+  dirty.insert(req.topic);
+  Appended appended{req.topic, {}, created};
+  appended.results.reserve(req.messages.size());
+  auto& counters = counted[req.topic];
+  for (std::size_t i = 0; i < req.messages.size(); ++i) {
+    appended.results.push_back(stage_message(*slot, req.messages[i], stored[i], counters));
+  }
+  return appended;
+}
+
+// One batched lookup for the whole request: one Get per id was most of the writer's CPU with
+// ids (docs/performance.md). An id stored earlier in this commit is looked up too (not worth a
+// second probe of pending_ids for every id); the store does not have it, and pending_ids
+// answers in stage_message.
+Result<void> Broker::Commit::find_stored(const std::vector<Message>& messages,
+                                         const TopicInfo& topic,
+                                         std::vector<std::optional<storage::DedupEntry>>& stored) {
+  std::vector<std::size_t> lookup_at;  // index in messages of each id in lookup_ids
+  std::vector<std::string_view> lookup_ids;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].id.empty()) continue;
+    lookup_at.push_back(i);
+    lookup_ids.push_back(messages[i].id);
+  }
+  if (lookup_ids.empty()) return {};
+  auto found = broker.store_->find_dedups(topic.id, lookup_ids);
+  if (!found) return tl::unexpected(std::move(found.error()));
+  for (std::size_t k = 0; k < lookup_at.size(); ++k) {
+    const auto& entry = (*found)[k];
+    if (entry && !storage::dedup_expired(entry->timestamp_ms, topic.dedup_window_ms, now)) {
+      stored[lookup_at[k]] = *entry;
+    }
+  }
+  return {};
+}
+
+MessageResult Broker::Commit::stage_message(TopicInfo& topic, const Message& m,
+                                            const std::optional<storage::DedupEntry>& stored,
+                                            TopicCounters& counters) {
+  const Offset offset = topic.next_offset;
+  if (!m.id.empty()) {
+    const auto hash = payload_hash(m.payload);
+    // One probe: an id already known to this commit (stored by it, or found stored before
+    // it) is a duplicate; a new one is entered as stored at `offset`. A found entry is
+    // entered too, so a repeat later in the commit needs no store answer.
+    const PendingId known =
+        stored ? PendingId{stored->offset, stored->payload_hash} : PendingId{offset, hash};
+    const auto [it, fresh] =
+        pending_ids.try_emplace(IdKey{topic.id.value, std::string_view{m.id}}, known);
+    if (!fresh || stored) {
+      counters.dedup_hits += 1;
+      const PendingId& original = it->second;
+      if (original.hash != hash && topic.dedup_conflict == DedupConflict::error) {
+        return {Errc::dedup_conflict, false, Offset{}};
+      }
+      return {Errc::ok, true, original.offset};
+    }
+    wb.ops.emplace_back(storage::Append{topic.id, offset, now, &m});
+    // Same batch as the Append: after a crash both are stored or neither.
+    wb.ops.emplace_back(storage::PutDedup{topic.id, m.id, offset, now, hash});
+  } else {
+    wb.ops.emplace_back(storage::Append{topic.id, offset, now, &m});
+  }
+  topic.next_offset = Offset{offset.value + 1};
+  topic.messages += 1;
+  topic.bytes += m.size_bytes();
+  message_count += 1;
+  counters.messages_published += 1;
+  counters.bytes_published += m.size_bytes();
+  return {Errc::ok, false, offset};
+}
+
+Outcome Broker::Commit::stage(GroupReq& req) {
+  auto& g = req.write;
+  for (const auto& put : g.puts) {
+    const auto& slot = lookup(put.topic);
+    if (!slot || slot->id != put.record.topic) return not_found(put.topic);
+  }
+  if (!g.dead_letters.empty()) {
+    auto& dlq = lookup(g.dead_letter_topic);
+    if (!dlq) dlq = make_topic(g.dead_letter_topic);  // created when needed
+    dirty.insert(g.dead_letter_topic);
+    for (const auto& m : g.dead_letters) {
+      wb.ops.emplace_back(storage::Append{dlq->id, dlq->next_offset, now, &m});
+      dlq->next_offset = Offset{dlq->next_offset.value + 1};
+      dlq->messages += 1;
+      dlq->bytes += m.size_bytes();
+    }
+    message_count += g.dead_letters.size();
+  }
+  for (const auto& put : g.puts) wb.ops.emplace_back(storage::PutGroup{put.record});
+  for (const auto& drop : g.drops) wb.ops.emplace_back(drop);
+  return std::monostate{};
+}
+
+Outcome Broker::Commit::stage(AlterReq& req) {
+  auto& slot = lookup(req.name);
+  if (!slot) return not_found(req.name);
+  const auto limits =
+      apply_retention({slot->max_age_ms, slot->max_bytes, slot->max_messages}, req.change);
+  slot->max_age_ms = limits.max_age_ms;
+  slot->max_bytes = limits.max_bytes;
+  slot->max_messages = limits.max_messages;
+  dirty.insert(req.name);
+  return *slot;
+}
+
+Outcome Broker::Commit::stage(TrimReq& req) {
+  auto& slot = lookup(req.name);
+  // Stale (the topic was dropped or re-created, or trimmed meanwhile): nothing to do.
+  if (!slot || slot->id != req.id || slot->first_offset != req.from || req.end <= req.from ||
+      req.end > slot->next_offset) {
+    return std::uint64_t{0};
+  }
+  const std::uint64_t count = req.end.value - req.from.value;
+  wb.ops.emplace_back(storage::TrimTopic{req.id, req.end});
+  slot->first_offset = req.end;
+  slot->messages -= std::min(slot->messages, count);
+  slot->bytes -= std::min(slot->bytes, req.removed_bytes);
+  dirty.insert(req.name);
+  return count;
+}
+
+// Final metadata of every topic that exists after the batch, after all drops.
+void Broker::Commit::add_topic_metadata() {
   for (const auto& [name, meta] : work) {
     if (meta && dirty.contains(name)) {
       wb.ops.emplace_back(storage::PutTopic{*meta});
       events.push_back(TopicEvent{name, meta->id, meta->next_offset, false, meta->first_offset});
     }
   }
-  if (next_id != next_topic_id_) wb.ops.emplace_back(storage::SetNextTopicId{TopicId{next_id}});
-
-  Result<void> written{};
-  if (!wb.empty()) {
-    maybe_recover();
-    written = store_->write(wb, commit_durability(batch));
-    note_storage(written, /*was_write=*/true);
+  if (next_id != broker.next_topic_id_) {
+    wb.ops.emplace_back(storage::SetNextTopicId{TopicId{next_id}});
   }
+}
 
-  if (written) {
-    std::unique_lock lock(table_mutex_);
-    for (auto& [name, meta] : work) {
-      if (meta) {
-        topics_.insert_or_assign(name, *meta);
-      } else {
-        topics_.erase(name);
-      }
-    }
-    next_topic_id_ = next_id;
-  }
-  {
-    const auto done_at = std::chrono::steady_clock::now();
-    std::lock_guard lock(stats_mutex_);
-    stats_.commits += 1;
-    stats_.requests += batch.size();
-    if (written) stats_.messages += message_count;
-    if (!written) stats_.failed_commits += 1;
-    if (written) {
-      auto& topics = metrics_.topics;
-      for (const auto& [name, c] : counted) {
-        auto& t = topics[name];
-        t.messages_published += c.messages_published;
-        t.bytes_published += c.bytes_published;
-        t.dedup_hits += c.dedup_hits;
-      }
-      for (const auto& [name, meta] : work) {
-        if (!meta) topics.erase(name);  // a re-created topic counts from 0
-      }
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        const auto* pub = std::get_if<PublishReq>(&batch[i]);
-        if (pub == nullptr || !std::holds_alternative<Appended>(outcomes[i])) continue;
-        metrics_.publish_confirm.observe(
-            std::chrono::duration<double>(done_at - pub->enqueued).count());
-      }
-    }
-  }
-  if (written) {
-    bool wake = false;
-    {
-      std::lock_guard lock(reclaim_mutex_);
-      for (const auto& op : wb.ops) {
-        if (const auto* drop = std::get_if<storage::DropTopic>(&op)) {
-          reclaim_queue_.push_back({drop->id, std::nullopt});
-          wake = true;
-        } else if (const auto* trim = std::get_if<storage::TrimTopic>(&op)) {
-          reclaim_queue_.push_back({trim->topic, trim->end});
-          wake = true;
-        }
-      }
-      // An alter may make messages due at once: a pass runs now, not at the next tick
-      // (unless passes are left to run_retention_pass() alone).
-      for (const auto& req : batch) {
-        if (std::holds_alternative<AlterReq>(req) && options_.retention_interval.count() > 0) {
-          retention_due_ = wake = true;
-        }
-      }
-    }
-    if (wake) reclaim_cv_.notify_one();
-  }
-
-  if (written && topic_listener_ && !events.empty()) topic_listener_(std::move(events));
-
+void Broker::Commit::complete(std::vector<Request>& batch, const Result<void>& written) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& outcome = outcomes[i];
     std::visit(
@@ -943,7 +912,6 @@ void Broker::commit(std::vector<Request>& batch) {
           if (!written) return req.done(tl::unexpected(written.error()));
           using R = std::decay_t<decltype(req)>;
           if constexpr (std::is_same_v<R, CreateReq> || std::is_same_v<R, AlterReq>) {
-            // As created: a publish later in the same commit is not part of the answer.
             req.done(std::get<TopicInfo>(outcome));
           } else if constexpr (std::is_same_v<R, TrimReq>) {
             req.done(std::get<std::uint64_t>(outcome));
@@ -955,6 +923,95 @@ void Broker::commit(std::vector<Request>& batch) {
         },
         batch[i]);
   }
+}
+
+// Stages the requests in queue order on a working copy of the topics they touch, writes the
+// result in one storage write, and only then publishes the new state and completes the
+// requests: a failed write changes no topic and hands out no offsets.
+void Broker::commit(std::vector<Request>& batch) {
+  Commit c(*this, batch);
+  for (auto& req : batch) {
+    c.outcomes.push_back(std::visit([&c](auto& r) { return c.stage(r); }, req));
+  }
+  c.add_topic_metadata();
+
+  Result<void> written{};
+  if (!c.wb.empty()) {
+    maybe_recover();
+    written = store_->write(c.wb, commit_durability(batch));
+    note_storage(written, /*was_write=*/true);
+  }
+  if (written) install_topics(c);
+  record_commit(c, batch, written.has_value());
+  if (written) {
+    queue_reclaims(c, batch);
+    if (topic_listener_ && !c.events.empty()) topic_listener_(std::move(c.events));
+  }
+  c.complete(batch, written);
+}
+
+void Broker::install_topics(const Commit& c) {
+  std::unique_lock lock(table_mutex_);
+  for (const auto& [name, meta] : c.work) {
+    if (meta) {
+      topics_.insert_or_assign(name, *meta);
+    } else {
+      topics_.erase(name);
+    }
+  }
+  next_topic_id_ = c.next_id;
+}
+
+void Broker::record_commit(const Commit& c, const std::vector<Request>& batch, bool written) {
+  const auto done_at = std::chrono::steady_clock::now();
+  std::lock_guard lock(stats_mutex_);
+  stats_.commits += 1;
+  stats_.requests += batch.size();
+  if (!written) {
+    stats_.failed_commits += 1;
+    return;
+  }
+  stats_.messages += c.message_count;
+  auto& topics = metrics_.topics;
+  for (const auto& [name, counters] : c.counted) {
+    auto& t = topics[name];
+    t.messages_published += counters.messages_published;
+    t.bytes_published += counters.bytes_published;
+    t.dedup_hits += counters.dedup_hits;
+  }
+  for (const auto& [name, meta] : c.work) {
+    if (!meta) topics.erase(name);  // a re-created topic counts from 0
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto* pub = std::get_if<PublishReq>(&batch[i]);
+    if (pub == nullptr || !std::holds_alternative<Appended>(c.outcomes[i])) continue;
+    metrics_.publish_confirm.observe(
+        std::chrono::duration<double>(done_at - pub->enqueued).count());
+  }
+}
+
+void Broker::queue_reclaims(const Commit& c, const std::vector<Request>& batch) {
+  bool wake = false;
+  {
+    std::lock_guard lock(reclaim_mutex_);
+    for (const auto& op : c.wb.ops) {
+      if (const auto* drop = std::get_if<storage::DropTopic>(&op)) {
+        reclaim_queue_.push_back({drop->id, std::nullopt});
+        wake = true;
+      } else if (const auto* trim = std::get_if<storage::TrimTopic>(&op)) {
+        reclaim_queue_.push_back({trim->topic, trim->end});
+        wake = true;
+      }
+    }
+    // An alter may make messages due at once: a pass runs now, not at the next tick (unless
+    // passes are left to run_retention_pass() alone).
+    for (const auto& req : batch) {
+      if (std::holds_alternative<AlterReq>(req) && options_.retention_interval.count() > 0) {
+        retention_due_ = wake = true;
+      }
+    }
+  }
+  if (wake) reclaim_cv_.notify_one();
 }
 
 }  // namespace loft::broker

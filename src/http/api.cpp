@@ -197,8 +197,10 @@ std::string confirms_json(const std::vector<broker::MessageResult>& results, boo
   return json::serialize(out);
 }
 
-std::string render_metrics(const MetricsSnapshot& s) {
-  Exposition e;
+namespace {
+
+// Per-topic publish counters and the confirm latency histogram.
+void render_broker(Exposition& e, const MetricsSnapshot& s) {
   const auto topic_counter = [&](std::string_view name, std::string_view help,
                                  std::uint64_t broker::TopicCounters::*field) {
     e.family(name, "counter", help);
@@ -234,7 +236,10 @@ std::string render_metrics(const MetricsSnapshot& s) {
   e.sample("loft_publish_confirm_duration_seconds_bucket", {{"le", "+Inf"}}, h.count);
   e.sample("loft_publish_confirm_duration_seconds_sum", {}, h.sum_seconds);
   e.sample("loft_publish_confirm_duration_seconds_count", {}, h.count);
+}
 
+// Per-group delivery counters and gauges.
+void render_groups(Exposition& e, const MetricsSnapshot& s) {
   const auto group_family = [&](std::string_view name, std::string_view type, std::string_view help,
                                 auto value) {
     e.family(name, type, help);
@@ -268,45 +273,64 @@ std::string render_metrics(const MetricsSnapshot& s) {
   group_family("loft_group_in_flight_messages", "gauge",
                "Messages delivered to the group's consumers and not yet settled.",
                [](const G& g) { return g.in_flight; });
+}
 
+void render_net(Exposition& e, const NetFigures& net) {
   e.single("loft_connections_open", "gauge", "Client connections (binary protocol) open now.",
-           s.net.connections_open);
+           net.connections_open);
   e.single("loft_connections_refused_total", "counter",
            "Client connections turned away by the connection limit since loftd started.",
-           s.net.connections_refused);
+           net.connections_refused);
+}
 
+// The writer's view of the storage, then RocksDB's own figures when the store has them (the
+// memory store has none: no lines rather than made-up zeros).
+void render_storage(Exposition& e, const broker::StorageHealth& health,
+                    const storage::StoreStats& store) {
   e.single("loft_storage_writable", "gauge",
            "1 while storage takes writes; 0 from a failed write (disk full, I/O error) until "
            "a write or a recovery succeeds.",
-           s.storage_health.writable ? 1 : 0);
+           health.writable ? 1 : 0);
   e.single("loft_storage_failed_writes_total", "counter",
-           "Storage writes that failed since loftd started.", s.storage_health.failed_writes);
+           "Storage writes that failed since loftd started.", health.failed_writes);
   e.single("loft_storage_unwritable_episodes_total", "counter",
-           "Times storage stopped taking writes since loftd started.", s.storage_health.episodes);
-  if (s.store.available) {
-    e.single("loft_rocksdb_live_data_bytes", "gauge",
-             "RocksDB's estimate of the live data on disk (rocksdb.estimate-live-data-size).",
-             s.store.live_data_bytes);
-    e.single("loft_rocksdb_memtable_bytes", "gauge",
-             "Bytes in RocksDB's memtables, active and unflushed "
-             "(rocksdb.cur-size-all-mem-tables).",
-             s.store.memtable_bytes);
-    e.single("loft_rocksdb_pending_compaction_bytes", "gauge",
-             "RocksDB's estimate of the bytes compaction still has to rewrite "
-             "(rocksdb.estimate-pending-compaction-bytes).",
-             s.store.pending_compaction_bytes);
-    e.single("loft_rocksdb_write_stops_total", "counter",
-             "Times RocksDB stopped writes since the store was opened (io_stalls.total_stop).",
-             s.store.write_stops);
-    e.single("loft_rocksdb_write_slowdowns_total", "counter",
-             "Times RocksDB delayed writes since the store was opened "
-             "(io_stalls.total_slowdown).",
-             s.store.write_slowdowns);
-  }
-  if (s.resident_bytes) {
-    e.single("loft_process_resident_memory_bytes", "gauge",
-             "Resident memory of the loftd process (/proc/self/statm).", *s.resident_bytes);
-  }
+           "Times storage stopped taking writes since loftd started.", health.episodes);
+  if (!store.available) return;
+  e.single("loft_rocksdb_live_data_bytes", "gauge",
+           "RocksDB's estimate of the live data on disk (rocksdb.estimate-live-data-size).",
+           store.live_data_bytes);
+  e.single("loft_rocksdb_memtable_bytes", "gauge",
+           "Bytes in RocksDB's memtables, active and unflushed "
+           "(rocksdb.cur-size-all-mem-tables).",
+           store.memtable_bytes);
+  e.single("loft_rocksdb_pending_compaction_bytes", "gauge",
+           "RocksDB's estimate of the bytes compaction still has to rewrite "
+           "(rocksdb.estimate-pending-compaction-bytes).",
+           store.pending_compaction_bytes);
+  e.single("loft_rocksdb_write_stops_total", "counter",
+           "Times RocksDB stopped writes since the store was opened (io_stalls.total_stop).",
+           store.write_stops);
+  e.single("loft_rocksdb_write_slowdowns_total", "counter",
+           "Times RocksDB delayed writes since the store was opened "
+           "(io_stalls.total_slowdown).",
+           store.write_slowdowns);
+}
+
+void render_process(Exposition& e, const std::optional<std::uint64_t>& resident_bytes) {
+  if (!resident_bytes) return;
+  e.single("loft_process_resident_memory_bytes", "gauge",
+           "Resident memory of the loftd process (/proc/self/statm).", *resident_bytes);
+}
+
+}  // namespace
+
+std::string render_metrics(const MetricsSnapshot& s) {
+  Exposition e;
+  render_broker(e, s);
+  render_groups(e, s);
+  render_net(e, s.net);
+  render_storage(e, s.storage_health, s.store);
+  render_process(e, s.resident_bytes);
   return e.text();
 }
 

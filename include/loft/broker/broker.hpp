@@ -331,8 +331,16 @@ class Broker {
   void enqueue(Request req);
   void run_writer();
   void run_reclaimer();
+  // One commit's working state and its per-request staging (broker.cpp).
+  struct Commit;
+  // Stages every request of `batch`, writes them in one storage write and completes them.
   void commit(std::vector<Request>& batch);
   Durability commit_durability(const std::vector<Request>& batch) const;
+  // After a successful write: the topic table, then the background work it calls for.
+  void install_topics(const Commit& c);
+  void queue_reclaims(const Commit& c, const std::vector<Request>& batch);
+  // Writer stats, and (if `written`) the per-topic counters and confirm latencies.
+  void record_commit(const Commit& c, const std::vector<Request>& batch, bool written);
   // Writer thread: Store::recover() if the storage is unwritable and the retry interval passed.
   void maybe_recover();
   // Writer thread: records the outcome of a storage write or recovery in health_.

@@ -182,5 +182,159 @@ TEST(RenderMetrics, CountersGroupsHistogramAndStore) {
   EXPECT_THAT(render_metrics(s), HasSubstr("loft_rocksdb_write_stops_total 4\n"));
 }
 
+// Every line of the page, in order: the split of render_metrics by family must not move a
+// byte. Each figure differs from the others, so a sample reading the wrong field shows.
+MetricsSnapshot full_snapshot() {
+  MetricsSnapshot s;
+  s.topics = {"a", "idle"};
+  s.broker.topics["a"] = broker::TopicCounters{10, 1000, 2};
+  s.broker.publish_confirm.observe(0.0001);
+  s.broker.publish_confirm.observe(0.003);
+  s.broker.publish_confirm.observe(100);
+  broker::GroupMetrics g;
+  g.topic = "a";
+  g.group = "billing";
+  g.counters = broker::GroupCounters{12, 2, 9, 1, 3};
+  g.lag = 4;
+  g.in_flight = 5;
+  g.skipped = 6;
+  s.groups.push_back(g);
+  g.group = "audit";
+  g.counters = broker::GroupCounters{21, 22, 23, 24, 25};
+  g.lag = 26;
+  g.in_flight = 27;
+  g.skipped = 28;
+  s.groups.push_back(g);
+  s.net = NetFigures{3, 7};
+  s.storage_health.writable = false;
+  s.storage_health.failed_writes = 8;
+  s.storage_health.episodes = 9;
+  s.store = storage::StoreStats{true, 101, 102, 103, 104, 105};
+  s.resident_bytes = 4096;
+  return s;
+}
+
+TEST(RenderMetrics, WholePage) {
+  EXPECT_EQ(
+      render_metrics(full_snapshot()),
+      "# HELP loft_messages_published_total Messages appended to the topic by publishes since "
+      "loftd started (duplicates excluded).\n"
+      "# TYPE loft_messages_published_total counter\n"
+      "loft_messages_published_total{topic=\"a\"} 10\n"
+      "loft_messages_published_total{topic=\"idle\"} 0\n"
+      "# HELP loft_published_bytes_total Bytes (id, key, headers and payload) of the messages "
+      "counted in loft_messages_published_total.\n"
+      "# TYPE loft_published_bytes_total counter\n"
+      "loft_published_bytes_total{topic=\"a\"} 1000\n"
+      "loft_published_bytes_total{topic=\"idle\"} 0\n"
+      "# HELP loft_dedup_hits_total Published messages whose id the topic already stored: answered "
+      "with the original offset, not stored again.\n"
+      "# TYPE loft_dedup_hits_total counter\n"
+      "loft_dedup_hits_total{topic=\"a\"} 2\n"
+      "loft_dedup_hits_total{topic=\"idle\"} 0\n"
+      "# HELP loft_publish_confirm_duration_seconds Time from a publish entering the write queue "
+      "to its durable confirm.\n"
+      "# TYPE loft_publish_confirm_duration_seconds histogram\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.0005\"} 1\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.001\"} 1\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.0025\"} 1\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.005\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.01\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.025\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.05\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.1\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.25\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"0.5\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"1\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"2.5\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"5\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"10\"} 2\n"
+      "loft_publish_confirm_duration_seconds_bucket{le=\"+Inf\"} 3\n"
+      "loft_publish_confirm_duration_seconds_sum 100.0031\n"
+      "loft_publish_confirm_duration_seconds_count 3\n"
+      "# HELP loft_messages_delivered_total Messages sent to the group's consumers, redeliveries "
+      "included.\n"
+      "# TYPE loft_messages_delivered_total counter\n"
+      "loft_messages_delivered_total{topic=\"a\",group=\"billing\"} 12\n"
+      "loft_messages_delivered_total{topic=\"a\",group=\"audit\"} 21\n"
+      "# HELP loft_messages_redelivered_total Deliveries after the first attempt (ack timeout, "
+      "nack, consumer gone).\n"
+      "# TYPE loft_messages_redelivered_total counter\n"
+      "loft_messages_redelivered_total{topic=\"a\",group=\"billing\"} 2\n"
+      "loft_messages_redelivered_total{topic=\"a\",group=\"audit\"} 22\n"
+      "# HELP loft_messages_acked_total Acks that settled a message in flight to the group.\n"
+      "# TYPE loft_messages_acked_total counter\n"
+      "loft_messages_acked_total{topic=\"a\",group=\"billing\"} 9\n"
+      "loft_messages_acked_total{topic=\"a\",group=\"audit\"} 23\n"
+      "# HELP loft_messages_nacked_total Nacks and rejects that settled a message in flight to the "
+      "group.\n"
+      "# TYPE loft_messages_nacked_total counter\n"
+      "loft_messages_nacked_total{topic=\"a\",group=\"billing\"} 1\n"
+      "loft_messages_nacked_total{topic=\"a\",group=\"audit\"} 24\n"
+      "# HELP loft_messages_dead_lettered_total Messages of the group moved to its dead-letter "
+      "topic (durably).\n"
+      "# TYPE loft_messages_dead_lettered_total counter\n"
+      "loft_messages_dead_lettered_total{topic=\"a\",group=\"billing\"} 3\n"
+      "loft_messages_dead_lettered_total{topic=\"a\",group=\"audit\"} 25\n"
+      "# HELP loft_messages_skipped_total Messages retention removed before the group finished "
+      "them: the group moved past them. Kept with the group, so it counts since the group was "
+      "created.\n"
+      "# TYPE loft_messages_skipped_total counter\n"
+      "loft_messages_skipped_total{topic=\"a\",group=\"billing\"} 6\n"
+      "loft_messages_skipped_total{topic=\"a\",group=\"audit\"} 28\n"
+      "# HELP loft_group_lag_messages Messages of the topic the group has not finished (from its "
+      "ack floor to the end of the log).\n"
+      "# TYPE loft_group_lag_messages gauge\n"
+      "loft_group_lag_messages{topic=\"a\",group=\"billing\"} 4\n"
+      "loft_group_lag_messages{topic=\"a\",group=\"audit\"} 26\n"
+      "# HELP loft_group_in_flight_messages Messages delivered to the group's consumers and not "
+      "yet settled.\n"
+      "# TYPE loft_group_in_flight_messages gauge\n"
+      "loft_group_in_flight_messages{topic=\"a\",group=\"billing\"} 5\n"
+      "loft_group_in_flight_messages{topic=\"a\",group=\"audit\"} 27\n"
+      "# HELP loft_connections_open Client connections (binary protocol) open now.\n"
+      "# TYPE loft_connections_open gauge\n"
+      "loft_connections_open 3\n"
+      "# HELP loft_connections_refused_total Client connections turned away by the connection "
+      "limit since loftd started.\n"
+      "# TYPE loft_connections_refused_total counter\n"
+      "loft_connections_refused_total 7\n"
+      "# HELP loft_storage_writable 1 while storage takes writes; 0 from a failed write (disk "
+      "full, I/O error) until a write or a recovery succeeds.\n"
+      "# TYPE loft_storage_writable gauge\n"
+      "loft_storage_writable 0\n"
+      "# HELP loft_storage_failed_writes_total Storage writes that failed since loftd started.\n"
+      "# TYPE loft_storage_failed_writes_total counter\n"
+      "loft_storage_failed_writes_total 8\n"
+      "# HELP loft_storage_unwritable_episodes_total Times storage stopped taking writes since "
+      "loftd started.\n"
+      "# TYPE loft_storage_unwritable_episodes_total counter\n"
+      "loft_storage_unwritable_episodes_total 9\n"
+      "# HELP loft_rocksdb_live_data_bytes RocksDB's estimate of the live data on disk "
+      "(rocksdb.estimate-live-data-size).\n"
+      "# TYPE loft_rocksdb_live_data_bytes gauge\n"
+      "loft_rocksdb_live_data_bytes 101\n"
+      "# HELP loft_rocksdb_memtable_bytes Bytes in RocksDB's memtables, active and unflushed "
+      "(rocksdb.cur-size-all-mem-tables).\n"
+      "# TYPE loft_rocksdb_memtable_bytes gauge\n"
+      "loft_rocksdb_memtable_bytes 102\n"
+      "# HELP loft_rocksdb_pending_compaction_bytes RocksDB's estimate of the bytes compaction "
+      "still has to rewrite (rocksdb.estimate-pending-compaction-bytes).\n"
+      "# TYPE loft_rocksdb_pending_compaction_bytes gauge\n"
+      "loft_rocksdb_pending_compaction_bytes 103\n"
+      "# HELP loft_rocksdb_write_stops_total Times RocksDB stopped writes since the store was "
+      "opened (io_stalls.total_stop).\n"
+      "# TYPE loft_rocksdb_write_stops_total counter\n"
+      "loft_rocksdb_write_stops_total 104\n"
+      "# HELP loft_rocksdb_write_slowdowns_total Times RocksDB delayed writes since the store was "
+      "opened (io_stalls.total_slowdown).\n"
+      "# TYPE loft_rocksdb_write_slowdowns_total counter\n"
+      "loft_rocksdb_write_slowdowns_total 105\n"
+      "# HELP loft_process_resident_memory_bytes Resident memory of the loftd process "
+      "(/proc/self/statm).\n"
+      "# TYPE loft_process_resident_memory_bytes gauge\n"
+      "loft_process_resident_memory_bytes 4096\n");
+}
+
 }  // namespace
 }  // namespace loft::http
