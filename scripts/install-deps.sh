@@ -23,7 +23,7 @@ build_pkgs=(
   librocksdb-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libtomlplusplus-dev libexpected-dev libxxhash-dev
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-tidy-14
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

@@ -6,8 +6,14 @@
 #    and reclaimer threads, the client's reader thread, server and broker in one process in
 #    the connection fuzz corpus, short crash rounds);
 # 3. the libFuzzer targets built with clang, each run for LOFT_FUZZ_SECONDS (default 60).
-# Extra arguments go to the stage-1 ctest and skip stages 2 and 3, e.g.
-#   scripts/test.sh -L unit        only the unit tests (ASan)
+# Stage "tidy" runs clang-tidy over src/ (scripts/tidy.sh) with build/asan's compile commands;
+# it is not in the default stages yet (LOFT_TEST_STAGES="tidy 1 2 3" adds it).
+# Each gtest is a ctest test of its own, named Suite.Name and labelled with its kind and its
+# executable (tests/CMakeLists.txt), so extra arguments, which go to the stage-1 ctest and skip
+# stages 2 and 3, can pick a few, e.g.
+#   scripts/test.sh -L unit                    only the unit tests (ASan)
+#   scripts/test.sh -L '^groups_test$'         one test executable
+#   scripts/test.sh -R '^Groups\.NackWithDelay'  tests by name (ctest -N lists them)
 # LOFT_TEST_STAGES=1 (or "1 3", ...) picks stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +23,11 @@ if [[ $# -gt 0 ]]; then stages=1; fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+if [[ " $stages " == *" tidy "* ]]; then
+  cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_SANITIZE=ON >/dev/null
+  ./scripts/tidy.sh build/asan
+fi
 
 if [[ " $stages " == *" 1 "* ]]; then
   build=build/asan
@@ -30,10 +41,11 @@ if [[ " $stages " == *" 2 "* ]]; then
   tsan_tests=(broker_test group_reads_test groups_test dedup_test producer_test crash_test connection_fuzz_corpus)
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_TSAN=ON >/dev/null
   cmake --build "$build" --target loftd loft "${tsan_tests[@]}"
+  # Every test of these executables: each carries its executable's name as a label.
   regex="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
   tsan_options="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
   TSAN_OPTIONS=${TSAN_OPTIONS:-$tsan_options} LOFT_CRASH_ROUNDS=5 \
-    ctest --test-dir "$build" --output-on-failure -j2 -R "$regex"
+    ctest --test-dir "$build" --output-on-failure -j2 -L "$regex"
 fi
 
 if [[ " $stages " == *" 3 "* ]]; then

@@ -11,7 +11,8 @@ namespace loft::apps {
 // shift follow those of the previous one, so the index grows with the value.
 std::size_t LatencyHistogram::bucket_of(std::uint64_t value) {
   if (value < 2 * kHalf) return static_cast<std::size_t>(value);
-  const int msb = std::bit_width(value) - 1;
+  // bit_width returns the argument's type in libstdc++ 12 (int only since LWG 3656).
+  const int msb = static_cast<int>(std::bit_width(value)) - 1;
   const int shift = msb - kPrecisionBits + 1;
   const auto m = static_cast<std::size_t>(value >> shift);
   return static_cast<std::size_t>(shift + 1) * kHalf + (m - kHalf);

@@ -240,7 +240,8 @@ std::optional<std::pair<TopicId, std::string>> parse_group_key(std::string_view 
 std::string encode_group(const GroupRecord& group) {
   std::string out;
   out.reserve(1 + 8 + 4 * 4 + 4 + 4 * group.backoff_delays_ms.size() + 4 +
-              group.dead_letter_topic.size() + 8 + 4 + 16 * group.done_ranges.size() + 2 * 8);
+              group.dead_letter_topic.size() + 8 + 4 + 16 * group.done_ranges.size() +
+              2 * sizeof(std::uint64_t));
   put_le<std::uint8_t>(out, kGroupRecordVersion);
   put_le<std::int64_t>(out, group.created_at_ms);
   put_le<std::uint32_t>(out, group.ack_timeout_ms);
