@@ -34,7 +34,8 @@ Session::Session(SessionContext& context, tcp::socket socket)
       accepted_at_(Clock::now()),
       max_inflight_requests_(context.options.max_inflight_requests),
       max_outgoing_bytes_(context.options.max_outgoing_bytes),
-      handshake_timeout_(context.options.handshake_timeout) {
+      handshake_timeout_(context.options.handshake_timeout),
+      decoder_(context.options.limits.max_frame_size) {
   read_signal_.expires_at(asio::steady_timer::time_point::max());
   write_signal_.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;
@@ -100,67 +101,49 @@ Session::Awaitable Session::read_loop() {
       // into frame_timeout meanwhile. Its clock starts again when reading resumes.
       in_frame_ = false;
       while (reading_ && !closed_ && paused()) co_await read_signal_.async_wait(kUseTuple);
-      if (in_begin_ < in_.size()) begin_frame();
+      if (decoder_.buffered() > 0) begin_frame();
     }
     if (!reading_ || closed_) break;
-    if (!co_await fill(protocol::kHeaderSize)) break;
-    const std::span<const char> head(in_.data() + in_begin_, protocol::kHeaderSize);
-    auto header = protocol::decode_header(head, context_.options.limits.max_frame_size);
-    if (!header) {
-      // The length cannot be trusted, so the stream cannot be resynchronised: report with
-      // the correlation id the client sent, then close.
-      fatal(protocol::peek_header(head).correlation_id, header.error());
+    auto frame = decoder_.next();
+    if (!frame) {
+      // A bad header's length cannot be trusted, so the stream cannot be resynchronised:
+      // report with the correlation id the client sent, then close.
+      fatal(decoder_.failed_correlation_id(), frame.error());
       break;
     }
-    const std::size_t frame_size = std::size_t{header->length} + 4;
-    if (!co_await fill(frame_size)) break;
-    const std::span<const char> body(in_.data() + in_begin_ + protocol::kHeaderSize,
-                                     frame_size - protocol::kHeaderSize);
-    auto frame_body = protocol::decode_body(*header, body);
-    consume(frame_size);
-    if (!frame_body) {
-      fatal(header->correlation_id, frame_body.error());
-      break;
+    if (!*frame) {
+      if (!co_await read_more()) break;
+      continue;
+    }
+    // Bytes left over belong to the next frame, which has therefore begun.
+    if (decoder_.buffered() > 0) {
+      begin_frame();
+    } else {
+      in_frame_ = false;
     }
     // What the request holds in memory until it is answered: its bytes, plus the decoded
     // form of each message (tiny messages decode to far more than their wire size).
-    current_cost_ = body.size();
-    if (const auto* p = std::get_if<protocol::Publish>(&*frame_body)) {
+    current_cost_ = decoder_.last_frame_size() - protocol::kHeaderSize;
+    if (const auto* p = std::get_if<protocol::Publish>(&(*frame)->body)) {
       current_cost_ += p->messages.size() * sizeof(Message);
     }
-    dispatch(header->correlation_id, std::move(*frame_body));
+    dispatch((*frame)->correlation_id, std::move((*frame)->body));
   }
 }
 
-// Reads until at least `need` bytes are buffered; false on EOF or error. Reads in chunks of
-// up to 64 KiB, so one syscall brings in thousands of tiny pipelined frames instead of two
-// syscalls per frame. The bytes that arrive into an empty buffer start a frame.
-asio::awaitable<bool> Session::fill(std::size_t need) {
+// Reads what the socket has, up to 64 KiB at a time (so one syscall brings in thousands of tiny
+// pipelined frames), straight into the decoder's buffer; false on EOF or error. The bytes that
+// arrive into an empty buffer start a frame.
+asio::awaitable<bool> Session::read_more() {
   constexpr std::size_t kReadChunk = 64 << 10;
-  while (in_.size() - in_begin_ < need) {
-    if (in_begin_ > 0) {
-      in_.erase(0, in_begin_);  // only the start of one frame is left
-      in_begin_ = 0;
-    }
-    const std::size_t have = in_.size();
-    in_.resize(std::max(have + kReadChunk, need));
-    auto [ec, n] = co_await socket_.async_read_some(
-        asio::buffer(in_.data() + have, in_.size() - have), kUseTuple);
-    in_.resize(have + n);
-    if (ec) co_return false;
-    if (have == 0) begin_frame();
-  }
+  const bool was_empty = decoder_.buffered() == 0;
+  const auto room = decoder_.prepare(kReadChunk);
+  auto [ec, n] =
+      co_await socket_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
+  if (ec) co_return false;
+  decoder_.commit(n);
+  if (was_empty) begin_frame();
   co_return true;
-}
-
-// Drops a decoded frame from the buffer. Bytes left over belong to the next frame, which
-// has therefore begun.
-void Session::consume(std::size_t frame_size) {
-  in_begin_ += frame_size;
-  if (in_begin_ < in_.size()) return begin_frame();
-  in_.clear();
-  in_begin_ = 0;
-  in_frame_ = false;
 }
 
 Session::Awaitable Session::writer(std::shared_ptr<Session> self) {

@@ -28,6 +28,7 @@
 #include "loft/broker/groups.hpp"
 #include "loft/net/group_runner.hpp"
 #include "loft/net/server.hpp"
+#include "loft/protocol/codec.hpp"
 #include "loft/protocol/frames.hpp"
 
 namespace loft::net {
@@ -64,8 +65,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   // Reading.
   Awaitable reader(std::shared_ptr<Session> self);
   Awaitable read_loop();
-  boost::asio::awaitable<bool> fill(std::size_t need);
-  void consume(std::size_t frame_size);
+  boost::asio::awaitable<bool> read_more();
   // Writing.
   Awaitable writer(std::shared_ptr<Session> self);
   Awaitable write_loop();
@@ -127,8 +127,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   Clock::time_point frame_started_at_{};
   bool in_frame_ = false;           // a frame's first byte has arrived, not yet its last
   std::optional<Error> timed_out_;  // why the watchdog ended the reading
-  std::string in_;                  // read from the socket: [in_begin_, size) not yet decoded
-  std::size_t in_begin_ = 0;
+  protocol::Decoder decoder_;       // what was read from the socket and not yet decoded
   std::deque<std::string> outgoing_;
   std::size_t outgoing_bytes_ = 0;
   std::uint32_t inflight_ = 0;
