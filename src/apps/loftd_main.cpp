@@ -260,6 +260,11 @@ struct Daemon {
         server(io, *core, group_runner, server_options_of(cfg)) {
     group_runner.attach(*core, groups);
   }
+  // Also on an early exit (an exception from listen()): the writer thread calls into the groups
+  // and posts to the io_context, so the broker stops while they all still exist. Idempotent.
+  ~Daemon() { core->stop(); }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
 
   // Binds the binary port and, if configured, the HTTP one; writes the port files (the
   // binary one last: whoever waits for it may use both ports once it exists).

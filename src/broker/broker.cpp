@@ -392,10 +392,17 @@ std::uint64_t Broker::run_retention_pass() {
   return removed;
 }
 
-void Broker::publish(std::string topic, std::vector<Message> messages, Callback<Appended> done) {
+void Broker::publish(std::string topic, std::vector<Message> messages, Callback<Appended> done,
+                     std::size_t max_messages) {
   if (topic.empty()) return done(fail(Errc::invalid_request, "publish: empty topic name"));
   if (auto ok = validate_messages(messages, options_.message_limits); !ok) {
     return done(tl::unexpected(ok.error()));
+  }
+  if (messages.size() > max_messages) {
+    return done(fail(Errc::invalid_request, "publish: " + std::to_string(messages.size()) +
+                                                " messages in one request, at most " +
+                                                std::to_string(max_messages) +
+                                                " fit in the reply"));
   }
   if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
   enqueue(PublishReq{std::move(topic), std::move(messages), std::move(done),

@@ -40,7 +40,7 @@ delivery::TimePoint GroupRunner::now() {
 }
 
 void GroupRunner::arm() {
-  if (groups_ == nullptr) return;
+  if (groups_ == nullptr || stopped_) return;
   const auto next = groups_->next_deadline();
   if (!next) return;
   if (timer_at_ && *timer_at_ <= *next) return;  // an earlier wake-up is set
@@ -55,6 +55,7 @@ void GroupRunner::arm() {
 }
 
 void GroupRunner::stop() {
+  stopped_ = true;
   timer_.cancel();
   timer_at_.reset();
 }

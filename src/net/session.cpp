@@ -95,8 +95,11 @@ Session::Awaitable Session::read_loop() {
            inflight_bytes_ >= context_.options.max_inflight_bytes ||
            outgoing_bytes_ > max_outgoing_bytes_;
   };
+  // Pausing is judged between frames only, as a client expects: a frame it has begun to send is
+  // read to its end (its bytes are bounded by max_frame_size).
+  bool at_boundary = true;
   while (reading_ && !closed_) {
-    if (paused()) {
+    if (at_boundary && paused()) {
       // We are the ones waiting, not the client: a frame partly in the buffer must not run
       // into frame_timeout meanwhile. Its clock starts again when reading resumes.
       in_frame_ = false;
@@ -113,8 +116,10 @@ Session::Awaitable Session::read_loop() {
     }
     if (!*frame) {
       if (!co_await read_more()) break;
+      at_boundary = decoder_.buffered() == 0;
       continue;
     }
+    at_boundary = true;
     // Bytes left over belong to the next frame, which has therefore begun.
     if (decoder_.buffered() > 0) {
       begin_frame();

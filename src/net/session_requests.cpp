@@ -118,24 +118,20 @@ void Session::handle(std::uint32_t cid, protocol::Backup& req) {
 // ---- Messages ----------------------------------------------------------------------------
 
 void Session::handle(std::uint32_t cid, protocol::Publish& req) {
-  // Framing: the PUBLISH_OK must fit in a frame too. What a message may hold, the broker checks.
-  const std::size_t max_results =
-      protocol::max_publish_results(context_.options.limits.max_frame_size);
-  if (req.messages.size() > max_results) {
-    return send_error(
-        cid, Error{Errc::invalid_request, "publish: " + std::to_string(req.messages.size()) +
-                                              " messages in one request, at most " +
-                                              std::to_string(max_results) + " fit in the reply"});
-  }
-  context_.broker.publish(std::move(req.topic), std::move(req.messages),
-                          completion<broker::Appended>(cid, [](auto r) -> protocol::Body {
-                            protocol::PublishOk ok;
-                            ok.results.reserve(r->results.size());
-                            for (const auto& m : r->results) {
-                              ok.results.push_back({m.code, m.duplicate, m.offset.value});
-                            }
-                            return ok;
-                          }));
+  // What a message may hold, the broker checks; this front end adds only that the PUBLISH_OK
+  // must fit in a frame.
+  context_.broker.publish(
+      std::move(req.topic), std::move(req.messages),
+      completion<broker::Appended>(cid,
+                                   [](auto r) -> protocol::Body {
+                                     protocol::PublishOk ok;
+                                     ok.results.reserve(r->results.size());
+                                     for (const auto& m : r->results) {
+                                       ok.results.push_back({m.code, m.duplicate, m.offset.value});
+                                     }
+                                     return ok;
+                                   }),
+      protocol::max_publish_results(context_.options.limits.max_frame_size));
 }
 
 void Session::handle(std::uint32_t cid, protocol::Fetch& req) {

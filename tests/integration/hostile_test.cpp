@@ -322,6 +322,42 @@ class Bystander {
 };
 
 // ------------------------------------------------------------------------------------------
+// A group's deliveries reach the session as one batch per round; the session splits them into
+// DELIVER frames that each stay within max_frame_size (the client must be able to read them).
+
+TEST(Hostile, DeliverFramesStayWithinMaxFrameSize) {
+  TestDaemon d(
+      "max_frame_size = \"64KiB\"\nmax_message_size = \"16KiB\"\nmax_headers_size = \"4KiB\"\n");
+  d.start();
+  auto admin = d.client("admin");
+  ASSERT_TRUE(admin->create_topic("big"));
+  constexpr std::size_t kMessages = 40;  // 40 x 15,000 bytes: about ten frames' worth
+  for (std::size_t i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(admin->publish("big", text(std::string(15'000, 'x'))));  // one fits a frame
+  }
+
+  RawConnection c(d.port());
+  ASSERT_TRUE(hello(c));
+  ASSERT_TRUE(c.send(9, protocol::Subscribe{"big", "g", {}, 1000, {}}));
+  std::size_t delivered = 0;
+  std::size_t frames = 0;
+  std::uint64_t next_offset = 0;
+  while (delivered < kMessages) {
+    const auto frame = c.read_frame();
+    ASSERT_TRUE(frame.has_value()) << "after " << delivered << " messages";
+    const auto* deliver = std::get_if<protocol::Deliver>(&frame->body);
+    if (deliver == nullptr) continue;  // the SUBSCRIBE_OK
+    EXPECT_EQ(frame->correlation_id, 9u) << "a DELIVER carries its SUBSCRIBE's correlation id";
+    EXPECT_LE(protocol::encode(*frame).size(), std::size_t{64} << 10) << "frame " << frames;
+    for (const auto& m : deliver->messages) EXPECT_EQ(m.offset, next_offset++);
+    delivered += deliver->messages.size();
+    ++frames;
+  }
+  EXPECT_EQ(delivered, kMessages);
+  EXPECT_GT(frames, 1u) << "the batch was not split";
+}
+
+// ------------------------------------------------------------------------------------------
 // Broken frames: each gets its ERROR, only its own connection closes, nothing of it is stored.
 
 TEST(Hostile, BrokenFramesCloseOnlyTheirOwnConnection) {

@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -67,10 +68,10 @@ class FakeSubscriber final : public broker::Subscriber {
   bool ready() const override { return is_ready; }
   void deliver(const broker::DeliveryBatch& batch) override {
     EXPECT_FALSE(batch.messages.empty()) << "an empty delivery";
-    std::uint64_t last = 0;
+    std::optional<std::uint64_t> last;
     for (const auto& d : batch.messages) {
       const auto& v = *d.message;
-      EXPECT_TRUE(last == 0 || v.offset.value > last) << "not in ascending offset order";
+      EXPECT_TRUE(!last || v.offset.value > *last) << "not in ascending offset order";
       last = v.offset.value;
       Message m{std::string(v.id), std::string(v.key), {}, std::string(v.payload)};
       for (const auto& h : v.headers)

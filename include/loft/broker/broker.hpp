@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -238,7 +239,11 @@ class Broker {
   // result is the original's offset with duplicate = true, or dedup_conflict if the payload
   // differs and the topic's dedup_conflict is `error`. Messages without an id are always
   // appended.
-  void publish(std::string topic, std::vector<Message> messages, Callback<Appended> done);
+  // `max_messages` is what the caller can answer for (a front end's reply must fit its frame):
+  // a publish of more fails with invalid_request, checked after the messages' limits and
+  // before the topic name (docs/protocol.md, PUBLISH: "The checks, in this order").
+  void publish(std::string topic, std::vector<Message> messages, Callback<Appended> done,
+               std::size_t max_messages = std::numeric_limits<std::size_t>::max());
 
   void write_groups(GroupWrite write, Callback<void> done);
 
@@ -259,8 +264,9 @@ class Broker {
   Result<TopicInfo> describe_topic(std::string_view name) const;
   Result<FetchResult> fetch(std::string_view topic, Offset from, ReadLimits limits) const;
   // fetch() for delivery: the same messages, as views into one block (Store::read_block).
-  Result<std::shared_ptr<const storage::MessageBlock>> fetch_block(
-      std::string_view topic, Offset from, ReadLimits limits) const;
+  Result<std::shared_ptr<const storage::MessageBlock>> fetch_block(std::string_view topic,
+                                                                   Offset from,
+                                                                   ReadLimits limits) const;
 
   // Finishes the commit in progress, fails publishes and topic changes still queued with
   // shutting_down (group progress is still written), stops the writer, flushes the store.

@@ -38,7 +38,7 @@
 
 namespace loft::delivery {
 
-// Nanoseconds, steady_clock's own resolution: loftd passes steady_clock::now() as it is, so a
+// Nanoseconds, steady_clock's own resolution: loftd passes the steady clock's time as it is, so a
 // deadline or due time is never computed from a truncated `now`. (With milliseconds, a nack at
 // 100.7 ms with a 5 ms delay read `now` as 100 ms and came due at 105 ms: 0.7 ms early.)
 // Settings in milliseconds convert to it exactly; write them as std::chrono::milliseconds, not

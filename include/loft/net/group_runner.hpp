@@ -33,6 +33,7 @@ class GroupRunner {
   void attach(broker::Broker& broker, broker::Groups& groups);
   // Re-arms the timer at the groups' next deadline; call after every call into the groups.
   void arm();
+  // Cancels the timer; it is not armed again (the groups' last writes still complete).
   void stop();
 
   broker::Groups& groups() { return *groups_; }
@@ -45,6 +46,7 @@ class GroupRunner {
   broker::Groups* groups_ = nullptr;
   boost::asio::steady_timer timer_;
   std::optional<delivery::TimePoint> timer_at_;
+  bool stopped_ = false;
 };
 
 }  // namespace loft::net

@@ -19,8 +19,8 @@ namespace loft::protocol {
 // Appends the complete frame (header and body) to `out`. Text fields (client_name,
 // server_name, error message) longer than 65535 bytes are cut to 65535.
 // REQUIRES: every other u16-prefixed field (topic names, message id and key, header names) is
-// at most 65535 bytes and the frame fits a u32 length: check_limits and the topic name rules
-// guarantee it. Throws std::length_error otherwise (a bug in the caller).
+// at most 65535 bytes and the frame fits a u32 length: the broker's message limits and topic
+// name rules guarantee it. Throws std::length_error otherwise (a bug in the caller).
 void encode(const Frame& frame, std::string& out);
 std::string encode(const Frame& frame);
 

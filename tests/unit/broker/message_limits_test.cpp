@@ -81,9 +81,7 @@ TEST(CheckLimits, HeaderNameMustFitItsPrefix) {
   EXPECT_THAT(r.error().detail, HasSubstr("header 0 name is 65536 bytes"));
 }
 
-TEST(CheckLimits, NoMessagesIsInvalid) {
-  expect_fail({}, Errc::invalid_request, "no messages");
-}
+TEST(CheckLimits, NoMessagesIsInvalid) { expect_fail({}, Errc::invalid_request, "no messages"); }
 
 TEST(CheckLimits, EmptyMessageIsFine) { expect_ok({Message{}}); }
 
@@ -113,17 +111,45 @@ TEST(CheckLimits, PublishIsRefusedBeforeItReachesTheWriter) {
   (*broker)->stop();
 }
 
+// A front end's batch bound (what its reply can answer for) comes after the message limits
+// and before the topic name, as docs/protocol.md orders PUBLISH's checks.
+TEST(CheckLimits, TheCallersBatchBoundIsCheckedAfterTheMessagesAndBeforeTheTopicName) {
+  Options o;
+  o.message_limits = kLimits;
+  auto broker = Broker::open(storage::make_memory_store(), o);
+  ASSERT_TRUE(broker) << broker.error().to_string();
+  const auto publish = [&](std::string topic, std::vector<Message> messages) {
+    std::promise<Result<Appended>> p;
+    (*broker)->publish(
+        std::move(topic), std::move(messages),
+        [&](Result<Appended> r) { p.set_value(std::move(r)); }, 1);
+    return p.get_future().get();
+  };
+  auto r = publish("bad name!", with_message(id(11)));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::id_too_large);
+  r = publish("bad name!", with_message(id(10)));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_request);
+  EXPECT_THAT(r.error().detail, HasSubstr("2 messages in one request, at most 1 fit"));
+  r = publish("bad name!", {Message{}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_name);
+  (*broker)->stop();
+}
+
 TEST(CheckLimits, DefaultLimits) {
   const MessageLimits d;
   EXPECT_EQ(d.max_message_size, 1u << 20);
   EXPECT_EQ(d.max_id_size, 256u);
   EXPECT_EQ(d.max_key_size, 1024u);
   EXPECT_EQ(d.max_headers_size, 64u << 10);
-  EXPECT_TRUE(validate_messages(std::vector<Message>{Message{std::string(256, 'i'),
-                                                              std::string(1024, 'k'),
-                                                              {{"n", std::string((64 << 10) - 1, 'v')}},
-                                                              std::string(1 << 20, 'p')}},
-                                d));
+  EXPECT_TRUE(
+      validate_messages(std::vector<Message>{Message{std::string(256, 'i'),
+                                                     std::string(1024, 'k'),
+                                                     {{"n", std::string((64 << 10) - 1, 'v')}},
+                                                     std::string(1 << 20, 'p')}},
+                        d));
 }
 
 }  // namespace

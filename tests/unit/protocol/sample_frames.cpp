@@ -104,7 +104,7 @@ std::vector<Frame> sample_frames() {
     big.payload = std::string(1 << 20, '\0');
     f.push_back({15, Publish{"big", {big}}});
   }
-  f.push_back({16, Publish{"", {}}});  // structurally valid; check_limits rejects it
+  f.push_back({16, Publish{"", {}}});  // structurally valid; the broker refuses it
   f.push_back({17, PublishOk{{{Errc::ok, false, 0},
                               {Errc::ok, true, 1},
                               {Errc::message_too_large, false, 0xFFFFFFFFFFFFFFFF}}}});
