@@ -19,7 +19,6 @@
 
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
-#include "loft/protocol/codec.hpp"
 #include "support/forwarding_store.hpp"
 #include "support/groups_harness.hpp"
 
