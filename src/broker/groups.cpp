@@ -256,7 +256,8 @@ void Groups::subscribe(SubscribeRequest req, Subscriber* who, TimePoint now,
   const std::uint32_t max_in_flight =
       req.max_in_flight ? req.max_in_flight : defaults_.max_in_flight;
 
-  auto attach = [this, who, max_in_flight, now, done](Result<Group*> r, bool created) {
+  auto attach = [this, who, max_in_flight, now, done = std::move(done)](Result<Group*> r,
+                                                                        bool created) {
     if (!r) return done(tl::unexpected(r.error()));
     Group& g = **r;
     const std::uint64_t id = next_subscription_++;
@@ -273,8 +274,8 @@ void Groups::subscribe(SubscribeRequest req, Subscriber* who, TimePoint now,
     return;
   }
   auto start = resolve_start(req.topic, req.start);
-  if (!start) return done(tl::unexpected(start.error()));
-  create_then(make_group(checked->topic, req.group, checked->config, *start),
+  if (!start) return attach(tl::unexpected(start.error()), true);  // answers `done` the error
+  create_then(make_group(checked->topic, std::move(req.group), checked->config, *start),
               [attach](Result<Group*> r) { attach(std::move(r), true); });
 }
 
@@ -656,7 +657,7 @@ void Groups::write_all_on_stop() {
     auto record = record_of(*g, g->dead_letters_writing);
     GroupWrite write;
     write.puts.push_back({g->topic, std::move(record)});
-    broker_.write_groups(std::move(write), [](Result<void>) {});
+    broker_.write_groups(std::move(write), [](const Result<void>&) {});
   }
 }
 
@@ -790,15 +791,15 @@ void Groups::create_group(CreateGroupRequest req, TimePoint now, Callback<GroupI
   }
   auto start = resolve_start(req.topic, req.start);
   if (!start) return done(tl::unexpected(start.error()));
-  create_then(make_group(checked->topic, req.group, checked->config, *start),
-              [this, done, now](Result<Group*> r) {
+  create_then(make_group(checked->topic, std::move(req.group), checked->config, *start),
+              [this, done = std::move(done), now](Result<Group*> r) {
                 if (!r) return done(tl::unexpected(r.error()));
                 pump(**r, now);
                 done(info(**r));
               });
 }
 
-void Groups::delete_group(std::string topic, std::string group, TimePoint now,
+void Groups::delete_group(const std::string& topic, const std::string& group, TimePoint now,
                           Callback<void> done) {
   (void)now;
   Group* g = find(topic, group);
@@ -807,12 +808,13 @@ void Groups::delete_group(std::string topic, std::string group, TimePoint now,
   write.drops.push_back(storage::DropGroup{g->topic_id, g->name});
   // Its subscribers end now; the write removes it from disk.
   remove_group(*g);
-  broker_.write_groups(std::move(write), [this, alive = alive_, done](Result<void> r) {
-    post_([alive, done, r = std::move(r)] {
-      if (!*alive) return;
-      done(r);
-    });
-  });
+  broker_.write_groups(std::move(write),
+                       [this, alive = alive_, done = std::move(done)](Result<void> r) {
+                         post_([alive, done, r = std::move(r)] {
+                           if (!*alive) return;
+                           done(r);
+                         });
+                       });
 }
 
 void Groups::reset_group(std::string topic, std::string group, StartPosition to_position,
@@ -824,13 +826,13 @@ void Groups::reset_group(std::string topic, std::string group, StartPosition to_
   g->state.reset(*to);
   clear_ahead(*g);  // the group may move back; read afresh from where it now is
   ++g->generation;
-  g->confirms.push_back(
-      {g->generation, Settled{},
-       [this, done, topic = std::move(topic), group = std::move(group)](Result<Settled> r) {
-         if (!r) return done(tl::unexpected(r.error()));
-         auto described = describe_group(topic, group);
-         done(std::move(described));
-       }});
+  g->confirms.push_back({g->generation, Settled{},
+                         [this, done = std::move(done), topic = std::move(topic),
+                          group = std::move(group)](Result<Settled> r) {
+                           if (!r) return done(tl::unexpected(r.error()));
+                           auto described = describe_group(topic, group);
+                           done(std::move(described));
+                         }});
   pump(*g, now);
 }
 

@@ -148,7 +148,8 @@ constexpr SizeBounds kMessageBounds{1, kU32Max, ""};
 constexpr SizeBounds kIdBounds{0, kU16Max, "ids are u16-length on the wire"};
 constexpr SizeBounds kKeyBounds{0, kU16Max, "keys are u16-length on the wire"};
 constexpr SizeBounds kHeadersBounds{0, kU32Max, ""};
-constexpr SizeBounds kSendQueueBounds{64 * 1024, 1024 * 1024 * 1024, ""};
+constexpr SizeBounds kSendQueueBounds{std::uint64_t{64} * 1024, std::uint64_t{1024} * 1024 * 1024,
+                                      ""};
 
 Result<void> set_size(std::string_view key, const Input& in, const SizeBounds& b,
                       std::uint32_t& out) {

@@ -34,9 +34,9 @@ namespace {
 
 // Bytes the read buffer may hold: a whole header (bounded below it) plus a chunk of body;
 // the body itself goes into the request, bounded by the parser's body limit.
-constexpr std::size_t kReadBufferBytes = 64 * 1024;
+constexpr std::size_t kReadBufferBytes = std::size_t{64} * 1024;
 // What a closing connection still reads (and drops) after an error response.
-constexpr std::size_t kLingerBytes = 1024 * 1024;
+constexpr std::size_t kLingerBytes = std::size_t{1024} * 1024;
 
 std::shared_ptr<spdlog::logger> http_log() {
   static auto log = [] {

@@ -44,7 +44,7 @@ Session::Session(SessionContext& context, tcp::socket socket)
 }
 
 void Session::start() {
-  auto on_done = [](std::exception_ptr e) {
+  auto on_done = [](const std::exception_ptr& e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);

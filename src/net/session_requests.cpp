@@ -218,7 +218,7 @@ void Session::handle(std::uint32_t cid, protocol::DescribeGroup& req) {
 
 void Session::handle(std::uint32_t cid, protocol::DeleteGroup& req) {
   context_.groups.groups().delete_group(
-      std::move(req.topic), std::move(req.group), GroupRunner::now(),
+      req.topic, req.group, GroupRunner::now(),
       local<void>(cid, [](auto) { return protocol::Body{protocol::DeleteGroupOk{}}; }));
   context_.groups.arm();
 }

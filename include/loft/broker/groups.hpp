@@ -172,7 +172,8 @@ class Groups {
   void create_group(CreateGroupRequest req, TimePoint now, Callback<GroupInfo> done);
   Result<std::vector<GroupInfo>> list_groups(std::string_view topic) const;
   Result<GroupInfo> describe_group(std::string_view topic, std::string_view group) const;
-  void delete_group(std::string topic, std::string group, TimePoint now, Callback<void> done);
+  void delete_group(const std::string& topic, const std::string& group, TimePoint now,
+                    Callback<void> done);
   // Moves the group to `to`: everything before it is done, nothing after it is.
   void reset_group(std::string topic, std::string group, StartPosition to, TimePoint now,
                    Callback<GroupInfo> done);

@@ -24,7 +24,7 @@ enum class Durability : std::uint8_t { fsync = 0, os = 1 };
 // any duplicate) or `error` (a per-message dedup_conflict error). The values are the wire's.
 enum class DedupConflict : std::uint8_t { duplicate = 0, error = 1 };
 
-inline constexpr std::uint64_t kDefaultDedupWindowMs = 2 * 60 * 60 * 1000;  // 2 h
+inline constexpr std::uint64_t kDefaultDedupWindowMs = std::uint64_t{2} * 60 * 60 * 1000;  // 2 h
 
 // Retention limits of a topic: the oldest messages past any of them are removed. 0 = unlimited.
 struct RetentionLimits {
