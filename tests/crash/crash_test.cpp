@@ -56,7 +56,7 @@ void produce(std::uint16_t port, int producer, std::atomic<bool>& stop, Ledger& 
   client::ProducerOptions options;
   options.connection.port = port;
   options.connection.request_timeout = 60s;
-  options.give_up_after = 60s;
+  options.give_up_after = 180s;  // longer than a restart may take (TestDaemon: 120 s)
   auto p = client::Producer::connect(options);
   ASSERT_TRUE(p) << p.error().to_string();
   std::deque<

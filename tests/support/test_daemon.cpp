@@ -266,6 +266,9 @@ TestDaemon::~TestDaemon() {
   }
 }
 
+// A start may replay a write-ahead log under a sanitizer on a loaded 2-core machine: generous.
+constexpr std::chrono::seconds kStartTimeout{120};
+
 void TestDaemon::start(bool same_port) {
   if (pid_ > 0) throw std::runtime_error("loftd already running");
   std::error_code ec;
@@ -289,14 +292,16 @@ void TestDaemon::start(bool same_port) {
   if (pid < 0) throw std::runtime_error("fork failed");
   pid_ = pid;
   std::optional<int> exited;
-  const bool up = eventually([&] {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      return true;
-    }
-    return fs::exists(port_file_);
-  });
+  const bool up = eventually(
+      [&] {
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+          exited = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+          return true;
+        }
+        return fs::exists(port_file_);
+      },
+      kStartTimeout);
   if (exited || !up) {
     if (!exited) {
       ::kill(pid_, SIGKILL);
