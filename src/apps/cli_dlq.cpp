@@ -100,8 +100,8 @@ class Redrive {
         target_ = letter->topic;
       }
       run_bytes_ += bytes;
-      letter->original.id =
-          redrive_id(dlq_topic_, m.offset, letter->original.id, cl_.server().limits.message.max_id_size);
+      letter->original.id = redrive_id(dlq_topic_, m.offset, letter->original.id,
+                                       cl_.server().limits.message.max_id_size);
       run_.push_back(std::move(letter->original));
       run_offsets_.push_back(m.offset);
     }
