@@ -42,6 +42,12 @@ std::string_view errc_text(Errc code) noexcept {
       return "message id conflict";
     case Errc::backup_failed:
       return "backup failed";
+    case Errc::forbidden:
+      return "forbidden";
+    case Errc::unauthenticated:
+      return "unauthenticated";
+    case Errc::authentication_failed:
+      return "authentication failed";
     case Errc::storage_error:
       return "storage error";
     case Errc::shutting_down:
@@ -54,6 +60,8 @@ std::string_view errc_text(Errc code) noexcept {
       return "handshake timeout";
     case Errc::frame_timeout:
       return "frame timeout";
+    case Errc::auth_failures:
+      return "too many authentication failures";
     case Errc::storage_full:
       return "storage full";
     case Errc::connection_error:

@@ -194,6 +194,17 @@ constexpr std::array<std::pair<std::string_view, LogLevel>, 6> kLogLevels{{
     {"off", LogLevel::off},
 }};
 
+constexpr std::array<std::pair<std::string_view, TlsClientAuth>, 3> kTlsClientAuths{{
+    {"none", TlsClientAuth::none},
+    {"optional", TlsClientAuth::optional},
+    {"required", TlsClientAuth::required},
+}};
+
+constexpr std::array<std::pair<std::string_view, MetricsAuth>, 2> kMetricsAuths{{
+    {"open", MetricsAuth::open},
+    {"users", MetricsAuth::users},
+}};
+
 // "\"a\", \"b\" or \"c\""
 template <class Table>
 std::string one_of(const Table& table) {
@@ -231,6 +242,36 @@ constexpr std::chrono::milliseconds kMaxMaxAge{100LL * 365 * 24 * 3600 * 1000};
 
 constexpr std::string_view kListenExpected = "HOST:PORT like \"127.0.0.1:7450\" or \"[::1]:7450\"";
 
+bool is_off(std::string_view listen) { return listen.empty() || listen == "off"; }
+
+// A HOST:PORT that may also be "off" or "" (an optional listener).
+Result<void> set_optional_listen(std::string_view key, const Input& in, std::string& out) {
+  const std::string expected = "HOST:PORT, or \"off\" (or \"\") to turn it off";
+  auto text = read_text(key, in, expected);
+  if (!text) return tl::unexpected(text.error());
+  if (!is_off(*text)) {
+    auto hp = parse_host_port(*text);
+    if (!hp) return bad_value(key, expected, in, hp.error().detail);
+  }
+  out = std::move(*text);
+  return {};
+}
+
+// A file path; "" means none.
+Result<void> set_path(std::string_view key, const Input& in, std::filesystem::path& out) {
+  auto text = read_text(key, in, "a file path, or \"\" for none");
+  if (!text) return tl::unexpected(text.error());
+  out = std::move(*text);
+  return {};
+}
+
+Result<void> set_bool(std::string_view key, const Input& in, bool& out) {
+  auto b = read_bool(key, in);
+  if (!b) return tl::unexpected(b.error());
+  out = *b;
+  return {};
+}
+
 using Setter = Result<void> (*)(Config&, std::string_view key, const Input&);
 
 // The Config member a key sets, for diff and apply_reloadable.
@@ -256,7 +297,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 22> kKeys{{
+const std::array<Key, 34> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -290,6 +331,11 @@ const std::array<Key, 22> kKeys{{
        return set_count(key, in, c.max_connections);
      },
      field<&Config::max_connections>(), Reload::live},
+    {"max_pending_connections",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_count(key, in, c.max_pending_connections);
+     },
+     field<&Config::max_pending_connections>(), Reload::live},
     {"handshake_timeout",
      [](Config& c, std::string_view key, const Input& in) {
        return set_timeout(key, in, c.handshake_timeout);
@@ -314,6 +360,59 @@ const std::array<Key, 22> kKeys{{
        return {};
      },
      field<&Config::http_listen>(), Reload::restart},
+    {"tls_listen",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_optional_listen(key, in, c.tls_listen);
+     },
+     field<&Config::tls_listen>(), Reload::restart},
+    {"tls_cert_file",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_path(key, in, c.tls_cert_file);
+     },
+     field<&Config::tls_cert_file>(), Reload::live},
+    {"tls_key_file",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_path(key, in, c.tls_key_file);
+     },
+     field<&Config::tls_key_file>(), Reload::live},
+    {"tls_ca_file",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_path(key, in, c.tls_ca_file);
+     },
+     field<&Config::tls_ca_file>(), Reload::live},
+    {"tls_client_auth",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_enum(key, in, kTlsClientAuths, c.tls_client_auth);
+     },
+     field<&Config::tls_client_auth>(), Reload::live},
+    {"http_tls",
+     [](Config& c, std::string_view key, const Input& in) { return set_bool(key, in, c.http_tls); },
+     field<&Config::http_tls>(), Reload::restart},
+    {"users_file",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_path(key, in, c.users_file);
+     },
+     field<&Config::users_file>(), Reload::live},
+    {"allow_anonymous",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_bool(key, in, c.allow_anonymous);
+     },
+     field<&Config::allow_anonymous>(), Reload::restart},
+    {"allow_plaintext_passwords",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_bool(key, in, c.allow_plaintext_passwords);
+     },
+     field<&Config::allow_plaintext_passwords>(), Reload::live},
+    {"metrics_auth",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_enum(key, in, kMetricsAuths, c.metrics_auth);
+     },
+     field<&Config::metrics_auth>(), Reload::live},
+    {"max_auth_failures",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_count(key, in, c.max_auth_failures);
+     },
+     field<&Config::max_auth_failures>(), Reload::live},
     {"data_dir",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_non_empty_text(key, in, "a non-empty directory path");
@@ -328,11 +427,8 @@ const std::array<Key, 22> kKeys{{
      },
      field<&Config::durability>(), Reload::restart},
     {"auto_create_topics",
-     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
-       auto b = read_bool(key, in);
-       if (!b) return tl::unexpected(b.error());
-       c.auto_create_topics = *b;
-       return {};
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_bool(key, in, c.auto_create_topics);
      },
      field<&Config::auto_create_topics>(), Reload::restart},
     {"retention_max_age",
@@ -567,6 +663,47 @@ Result<void> apply_override(Config& config, std::string_view key, std::string_vi
   return k->set(config, k->name, in);
 }
 
+namespace {
+
+// TLS settings that belong together, and the secure default: no listener reachable from the
+// network without users, unless the operator says so.
+Result<void> validate_security(const Config& config) {
+  if (!is_off(config.tls_listen)) {
+    if (auto hp = parse_host_port(config.tls_listen); !hp) {
+      return fail(Errc::invalid_request, "config key 'tls_listen': " + hp.error().detail);
+    }
+  }
+  const bool tls = tls_listen_enabled(config) || config.http_tls;
+  if (tls && (config.tls_cert_file.empty() || config.tls_key_file.empty())) {
+    return fail(Errc::invalid_request,
+                std::string(tls_listen_enabled(config) ? "tls_listen" : "http_tls") +
+                    " needs tls_cert_file and tls_key_file (PEM files; docs/security.md says "
+                    "how to make them)");
+  }
+  if (config.http_tls && !http_enabled(config)) {
+    return fail(Errc::invalid_request, "http_tls = true needs http_listen on");
+  }
+  if (config.tls_client_auth != TlsClientAuth::none && config.tls_ca_file.empty()) {
+    return fail(Errc::invalid_request, "tls_client_auth = \"" +
+                                           std::string(to_string(config.tls_client_auth)) +
+                                           "\" needs tls_ca_file (the CA of client certificates)");
+  }
+  if (config.users_file.empty() && !config.allow_anonymous) {
+    for (const auto& [key, address] : listeners(config)) {
+      auto hp = parse_host_port(address);
+      if (!hp || is_loopback_host(hp->host)) continue;
+      return fail(Errc::invalid_request,
+                  std::string(key) + " " + address +
+                      " is reachable from the network and no users are configured: set "
+                      "users_file (docs/security.md), or allow_anonymous = true to let anyone "
+                      "who reaches the port do anything");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<void> validate(const Config& config) {
   // Single-key checks again: a Config may also have been built in code, not parsed.
   if (auto hp = parse_host_port(config.listen); !hp) {
@@ -585,6 +722,13 @@ Result<void> validate(const Config& config) {
                   "config key '" + std::string(key) + "' must be at least 10ms");
     }
   }
+  if (config.max_pending_connections < 1) {
+    return fail(Errc::invalid_request, "config key 'max_pending_connections' must be at least 1");
+  }
+  if (config.max_auth_failures < 1) {
+    return fail(Errc::invalid_request, "config key 'max_auth_failures' must be at least 1");
+  }
+  if (auto ok = validate_security(config); !ok) return ok;
   if (config.data_dir.empty()) {
     return fail(Errc::invalid_request, "config key 'data_dir' must not be empty");
   }
@@ -646,13 +790,54 @@ Config apply_reloadable(Config running, const Config& loaded) {
   return running;
 }
 
-bool http_enabled(const Config& config) {
-  return !config.http_listen.empty() && config.http_listen != "off";
+bool http_enabled(const Config& config) { return !is_off(config.http_listen); }
+
+bool tls_listen_enabled(const Config& config) { return !is_off(config.tls_listen); }
+
+bool is_loopback_host(std::string_view host) {
+  if (host == "localhost" || host == "::1") return true;
+  // An IPv4 literal 127.x.y.z: four decimal parts, the first 127.
+  if (!host.starts_with("127.")) return false;
+  int parts = 0;
+  std::size_t i = 0;
+  while (i <= host.size()) {
+    const auto dot = std::min(host.find('.', i), host.size());
+    const auto part = host.substr(i, dot - i);
+    unsigned value = 0;
+    const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
+    if (part.empty() || ec != std::errc{} || ptr != part.data() + part.size() || value > 255) {
+      return false;
+    }
+    ++parts;
+    i = dot + 1;
+  }
+  return parts == 4;
+}
+
+std::vector<std::pair<std::string_view, std::string>> listeners(const Config& config) {
+  std::vector<std::pair<std::string_view, std::string>> out{{"listen", config.listen}};
+  if (tls_listen_enabled(config)) out.emplace_back("tls_listen", config.tls_listen);
+  if (http_enabled(config)) out.emplace_back("http_listen", config.http_listen);
+  return out;
 }
 
 std::string_view to_string(Durability d) {
   for (const auto& [name, value] : kDurabilities) {
     if (value == d) return name;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(TlsClientAuth a) {
+  for (const auto& [name, value] : kTlsClientAuths) {
+    if (value == a) return name;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(MetricsAuth a) {
+  for (const auto& [name, value] : kMetricsAuths) {
+    if (value == a) return name;
   }
   return "unknown";
 }

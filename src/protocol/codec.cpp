@@ -305,6 +305,11 @@ class Writer {
   void body(const AlterTopicOk& b) { topic_info(b.topic); }
   void body(const Backup& b) { str16(b.dir, "backup dir"); }
   void body(const BackupOk& b) { str16(b.dir, "backup dir"); }
+  void body(const Authenticate& b) {
+    str16(b.mechanism, "mechanism");
+    str16(b.payload, "auth payload");
+  }
+  void body(const AuthenticateOk& b) { str16(b.user, "user"); }
 
  private:
   std::string& out_;
@@ -725,6 +730,11 @@ void read(Reader& r, AlterTopic& b) {
 void read(Reader& r, AlterTopicOk& b) { b.topic = read_topic_info(r); }
 void read(Reader& r, Backup& b) { b.dir = r.str16("dir"); }
 void read(Reader& r, BackupOk& b) { b.dir = r.str16("dir"); }
+void read(Reader& r, Authenticate& b) {
+  b.mechanism = r.str16("mechanism");
+  b.payload = r.str16("payload");
+}
+void read(Reader& r, AuthenticateOk& b) { b.user = r.str16("user"); }
 
 template <class T>
 Result<Body> decode_as(Reader& r) {

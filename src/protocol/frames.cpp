@@ -44,6 +44,7 @@ bool is_fatal(Errc code) noexcept {
     case Errc::too_many_connections:
     case Errc::handshake_timeout:
     case Errc::frame_timeout:
+    case Errc::auth_failures:
       return true;
     default:
       return false;

@@ -33,6 +33,10 @@ enum class Errc : std::uint16_t {
   group_exists = 23,
   dedup_conflict = 24,  // a message id already stored with a different payload
   backup_failed = 40,   // BACKUP: the target exists, cannot be created, or the copy failed
+  // Security (docs/security.md).
+  forbidden = 41,              // the user may not do this operation on this topic
+  unauthenticated = 42,        // the server has users and the connection did not authenticate
+  authentication_failed = 43,  // AUTHENTICATE: wrong user, password or mechanism
   // Server-side conditions.
   storage_error = 20,
   shutting_down = 21,
@@ -41,7 +45,8 @@ enum class Errc : std::uint16_t {
   too_many_connections = 30,
   handshake_timeout = 31,
   frame_timeout = 32,
-  storage_full = 35,  // the disk is full: nothing of the request was stored; retry later
+  auth_failures = 33,  // too many failed AUTHENTICATE attempts on one connection
+  storage_full = 35,   // the disk is full: nothing of the request was stored; retry later
   // Client-side only (never sent on the wire).
   connection_error = 100,
   timeout = 101,

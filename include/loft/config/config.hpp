@@ -18,6 +18,10 @@ namespace loft::config {
 
 using loft::Durability;  // one definition, in loft/common/topic.hpp
 enum class LogLevel { trace, debug, info, warn, error, off };
+// Whether the TLS listeners ask a client for its certificate (checked against tls_ca_file).
+enum class TlsClientAuth { none, optional, required };
+// Whether GET /metrics needs a user (HTTP Basic), like the /v1 API does when users exist.
+enum class MetricsAuth { open, users };
 
 struct Config {
   // Network
@@ -29,13 +33,36 @@ struct Config {
   std::chrono::microseconds shutdown_timeout = std::chrono::seconds(10);
   // Open client connections; one more is sent ERROR too_many_connections and closed.
   std::uint32_t max_connections = 4096;
+  // Of those, connections that have not completed HELLO (and, with users, AUTHENTICATE; with
+  // TLS, the TLS handshake). At the limit the oldest pending one is closed to make room, so
+  // sockets that never speak cannot lock out clients that do.
+  std::uint32_t max_pending_connections = 256;
   // From accept to a completed HELLO; a connection that takes longer is closed.
-  std::chrono::microseconds handshake_timeout = std::chrono::seconds(10);
+  std::chrono::microseconds handshake_timeout = std::chrono::seconds(5);
   // From the first byte of a frame to its last; a connection idle between frames is never
   // closed for it (consumers may wait for messages for hours).
   std::chrono::microseconds frame_timeout = std::chrono::seconds(30);
   // HOST:PORT of the HTTP endpoint (metrics, health, /v1 API); "" or "off" turns it off.
   std::string http_listen = "127.0.0.1:7451";
+
+  // Security (docs/security.md)
+  // HOST:PORT of a second binary-protocol listener that speaks only TLS; "" or "off" = none.
+  std::string tls_listen;
+  std::filesystem::path tls_cert_file;  // PEM chain, the server's certificate first
+  std::filesystem::path tls_key_file;   // PEM private key of that certificate
+  std::filesystem::path tls_ca_file;    // PEM CA(s) that client certificates must chain to
+  TlsClientAuth tls_client_auth = TlsClientAuth::none;
+  bool http_tls = false;  // the HTTP listener speaks HTTPS, with tls_cert_file and tls_key_file
+  // TOML file of [[users]] with password hashes and permissions; "" = no users (anonymous).
+  std::filesystem::path users_file;
+  // Lets loftd listen on a non-loopback address with no users_file: anyone who reaches the port
+  // may do anything. Without it such a configuration refuses to start.
+  bool allow_anonymous = false;
+  // Lets a password arrive over a plaintext connection from a non-loopback address.
+  bool allow_plaintext_passwords = false;
+  MetricsAuth metrics_auth = MetricsAuth::open;
+  // Failed AUTHENTICATE attempts after which a connection is closed (ERROR auth_failures).
+  std::uint32_t max_auth_failures = 3;
 
   // Storage
   std::filesystem::path data_dir = "./loft-data";
@@ -74,8 +101,12 @@ Result<void> apply_override(Config& config, std::string_view key, std::string_vi
 Result<void> validate(const Config& config);
 
 // Reload (loftd's SIGHUP): which keys a running loftd can take over without a restart. They are
-// log_level and the connection limits: max_connections, handshake_timeout, frame_timeout,
-// max_inflight_requests, max_send_queue. Every other key takes effect only at start-up.
+// log_level, the connection limits (max_connections, max_pending_connections,
+// handshake_timeout, frame_timeout, max_inflight_requests, max_send_queue) and the security
+// files and policies (tls_cert_file, tls_key_file, tls_ca_file, tls_client_auth, users_file,
+// allow_plaintext_passwords, metrics_auth, max_auth_failures). A SIGHUP also reads the
+// certificate, key, CA and users files again even when their paths did not change. Every
+// other key takes effect only at start-up.
 bool is_reloadable(std::string_view key);
 
 // The keys whose values differ between `running` and `loaded`, split by is_reloadable, each
@@ -92,9 +123,18 @@ Config apply_reloadable(Config running, const Config& loaded);
 
 // False when http_listen turns the HTTP endpoint off ("" or "off").
 bool http_enabled(const Config& config);
+// False when tls_listen is "" or "off".
+bool tls_listen_enabled(const Config& config);
+// True for an IP literal in 127.0.0.0/8, ::1, or "localhost": an address only this machine
+// reaches. Any other name counts as reachable from the network.
+bool is_loopback_host(std::string_view host);
+// Every listener of `config` that is on: ("listen", "127.0.0.1:7450"), ...
+std::vector<std::pair<std::string_view, std::string>> listeners(const Config& config);
 
 std::string_view to_string(Durability d);
 std::string_view to_string(LogLevel l);
+std::string_view to_string(TlsClientAuth a);
+std::string_view to_string(MetricsAuth a);
 
 // "host:port" split; port must be 0..65535. IPv6 as "[::1]:7450".
 struct HostPort {

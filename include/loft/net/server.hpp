@@ -39,7 +39,7 @@ struct ServerOptions {
   // Open sessions; a connection accepted beyond it gets ERROR too_many_connections, is closed.
   std::size_t max_connections = 4096;
   // From accept to a completed HELLO (ERROR handshake_timeout, then close).
-  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds handshake_timeout{5'000};
   // From the first byte of a frame to its last (ERROR frame_timeout, then close). Time between
   // frames is not limited: an idle consumer is a normal client.
   std::chrono::milliseconds frame_timeout{30'000};

@@ -58,6 +58,8 @@ enum class FrameType : std::uint16_t {
   // Operations (requests).
   alter_topic = 0x0020,
   backup = 0x0021,
+  // Security (requests).
+  authenticate = 0x0030,
   // Replies (server to client): the request type with the high bit set, plus `error`.
   error = 0x8000,
   hello_ok = 0x8001,
@@ -78,6 +80,7 @@ enum class FrameType : std::uint16_t {
   reset_group_ok = 0x8017,
   alter_topic_ok = 0x8020,
   backup_ok = 0x8021,
+  authenticate_ok = 0x8030,
   // Pushed by the server without a request (correlation id = the SUBSCRIBE's).
   deliver = 0x4001,
 };
@@ -247,6 +250,24 @@ struct BackupOk {
   bool operator==(const BackupOk&) const = default;
 };
 
+// After HELLO_OK, before any request that needs a user (docs/protocol.md 16). `mechanism` names
+// the method ("PLAIN"); `payload` is its opaque response (PLAIN: authzid NUL user NUL password,
+// RFC 4616). A mechanism that needs several steps (SCRAM) would answer with a challenge frame;
+// PLAIN needs one.
+struct Authenticate {
+  static constexpr FrameType kType = FrameType::authenticate;
+  static constexpr std::string_view kName = "authenticate";
+  std::string mechanism;
+  std::string payload;
+  bool operator==(const Authenticate&) const = default;
+};
+struct AuthenticateOk {
+  static constexpr FrameType kType = FrameType::authenticate_ok;
+  static constexpr std::string_view kName = "authenticate_ok";
+  std::string user;  // the name the connection now acts as
+  bool operator==(const AuthenticateOk&) const = default;
+};
+
 struct Ping {
   static constexpr FrameType kType = FrameType::ping;
   static constexpr std::string_view kName = "ping";
@@ -395,13 +416,13 @@ struct ResetGroupOk {
   bool operator==(const ResetGroupOk&) const = default;
 };
 
-using Body =
-    std::variant<Hello, HelloOk, ErrorReply, CreateTopic, CreateTopicOk, DeleteTopic, DeleteTopicOk,
-                 ListTopics, ListTopicsOk, DescribeTopic, DescribeTopicOk, Publish, PublishOk,
-                 Fetch, FetchOk, Ping, Pong, Subscribe, SubscribeOk, Deliver, Settle, SettleOk,
-                 Unsubscribe, UnsubscribeOk, CreateGroup, CreateGroupOk, ListGroups, ListGroupsOk,
-                 DescribeGroup, DescribeGroupOk, DeleteGroup, DeleteGroupOk, ResetGroup,
-                 ResetGroupOk, AlterTopic, AlterTopicOk, Backup, BackupOk>;
+using Body = std::variant<Hello, HelloOk, ErrorReply, CreateTopic, CreateTopicOk, DeleteTopic,
+                          DeleteTopicOk, ListTopics, ListTopicsOk, DescribeTopic, DescribeTopicOk,
+                          Publish, PublishOk, Fetch, FetchOk, Ping, Pong, Subscribe, SubscribeOk,
+                          Deliver, Settle, SettleOk, Unsubscribe, UnsubscribeOk, CreateGroup,
+                          CreateGroupOk, ListGroups, ListGroupsOk, DescribeGroup, DescribeGroupOk,
+                          DeleteGroup, DeleteGroupOk, ResetGroup, ResetGroupOk, AlterTopic,
+                          AlterTopicOk, Backup, BackupOk, Authenticate, AuthenticateOk>;
 
 struct Frame {
   std::uint32_t correlation_id = 0;

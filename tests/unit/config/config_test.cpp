@@ -72,6 +72,18 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.retention_max_bytes, b.retention_max_bytes);
   EXPECT_EQ(a.retention_max_messages, b.retention_max_messages);
   EXPECT_EQ(a.retention_check_interval, b.retention_check_interval);
+  EXPECT_EQ(a.max_pending_connections, b.max_pending_connections);
+  EXPECT_EQ(a.tls_listen, b.tls_listen);
+  EXPECT_EQ(a.tls_cert_file, b.tls_cert_file);
+  EXPECT_EQ(a.tls_key_file, b.tls_key_file);
+  EXPECT_EQ(a.tls_ca_file, b.tls_ca_file);
+  EXPECT_EQ(a.tls_client_auth, b.tls_client_auth);
+  EXPECT_EQ(a.http_tls, b.http_tls);
+  EXPECT_EQ(a.users_file, b.users_file);
+  EXPECT_EQ(a.allow_anonymous, b.allow_anonymous);
+  EXPECT_EQ(a.allow_plaintext_passwords, b.allow_plaintext_passwords);
+  EXPECT_EQ(a.metrics_auth, b.metrics_auth);
+  EXPECT_EQ(a.max_auth_failures, b.max_auth_failures);
 }
 
 std::string parse_error(std::string_view text) {
@@ -100,8 +112,17 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.max_inflight_requests, 1024u);
   EXPECT_EQ(c.shutdown_timeout, 10s);
   EXPECT_EQ(c.max_connections, 4096u);
-  EXPECT_EQ(c.handshake_timeout, 10s);
+  EXPECT_EQ(c.handshake_timeout, 5s);
   EXPECT_EQ(c.frame_timeout, 30s);
+  EXPECT_EQ(c.max_pending_connections, 256u);
+  EXPECT_EQ(c.tls_listen, "");
+  EXPECT_EQ(c.tls_client_auth, TlsClientAuth::none);
+  EXPECT_FALSE(c.http_tls);
+  EXPECT_EQ(c.users_file, "");
+  EXPECT_FALSE(c.allow_anonymous);
+  EXPECT_FALSE(c.allow_plaintext_passwords);
+  EXPECT_EQ(c.metrics_auth, MetricsAuth::open);
+  EXPECT_EQ(c.max_auth_failures, 3u);
   EXPECT_EQ(c.data_dir, "./loft-data");
   EXPECT_EQ(c.durability, Durability::fsync);
   EXPECT_FALSE(c.auto_create_topics);
@@ -649,6 +670,96 @@ TEST(ParseHostPort, RejectsBadAddresses) {
   EXPECT_THAT(parse_host_port("127.0.0.1:70000").error().detail, HasSubstr("0 to 65535"));
   EXPECT_THAT(parse_host_port("127.0.0.1").error().detail, HasSubstr("port is missing"));
   EXPECT_THAT(parse_host_port(":1").error().detail, HasSubstr("host is empty"));
+}
+
+TEST(ParseConfig, ReadsTheSecurityKeys) {
+  const auto c = parse_config(R"(
+tls_listen = "0.0.0.0:7453"
+tls_cert_file = "/etc/loft/server.pem"
+tls_key_file = "/etc/loft/server.key"
+tls_ca_file = "/etc/loft/ca.pem"
+tls_client_auth = "required"
+http_tls = true
+users_file = "/etc/loft/users.toml"
+allow_plaintext_passwords = true
+metrics_auth = "users"
+max_auth_failures = 5
+max_pending_connections = 100
+)");
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  EXPECT_EQ(c->tls_listen, "0.0.0.0:7453");
+  EXPECT_EQ(c->tls_cert_file, "/etc/loft/server.pem");
+  EXPECT_EQ(c->tls_key_file, "/etc/loft/server.key");
+  EXPECT_EQ(c->tls_ca_file, "/etc/loft/ca.pem");
+  EXPECT_EQ(c->tls_client_auth, TlsClientAuth::required);
+  EXPECT_TRUE(c->http_tls);
+  EXPECT_EQ(c->users_file, "/etc/loft/users.toml");
+  EXPECT_TRUE(c->allow_plaintext_passwords);
+  EXPECT_EQ(c->metrics_auth, MetricsAuth::users);
+  EXPECT_EQ(c->max_auth_failures, 5u);
+  EXPECT_EQ(c->max_pending_connections, 100u);
+  EXPECT_TRUE(validate(*c).has_value()) << validate(*c).error().detail;
+}
+
+TEST(Validate, RefusesANetworkListenerWithoutUsersUnlessAnonymousIsAllowed) {
+  Config c;
+  c.listen = "0.0.0.0:7450";
+  const auto r = validate(c);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().detail.find("allow_anonymous"), std::string::npos) << r.error().detail;
+  EXPECT_NE(r.error().detail.find("listen 0.0.0.0:7450"), std::string::npos);
+  c.allow_anonymous = true;
+  EXPECT_TRUE(validate(c).has_value());
+  c.allow_anonymous = false;
+  c.users_file = "/etc/loft/users.toml";
+  EXPECT_TRUE(validate(c).has_value());
+  // The HTTP listener counts too.
+  Config h;
+  h.http_listen = "[::]:7451";
+  EXPECT_FALSE(validate(h).has_value());
+  h.http_listen = "localhost:7451";
+  EXPECT_TRUE(validate(h).has_value());
+}
+
+TEST(Validate, TlsNeedsACertificateAndClientAuthNeedsACa) {
+  Config c;
+  c.tls_listen = "127.0.0.1:0";
+  EXPECT_NE(validate(c).error().detail.find("tls_cert_file"), std::string::npos);
+  c.tls_cert_file = "cert.pem";
+  c.tls_key_file = "key.pem";
+  EXPECT_TRUE(validate(c).has_value());
+  c.tls_client_auth = TlsClientAuth::optional;
+  EXPECT_NE(validate(c).error().detail.find("tls_ca_file"), std::string::npos);
+  c.tls_ca_file = "ca.pem";
+  EXPECT_TRUE(validate(c).has_value());
+  Config h;
+  h.http_tls = true;
+  EXPECT_FALSE(validate(h).has_value());
+  h.http_listen = "off";
+  h.tls_cert_file = "cert.pem";
+  h.tls_key_file = "key.pem";
+  EXPECT_NE(validate(h).error().detail.find("http_listen"), std::string::npos);
+}
+
+TEST(IsLoopbackHost, OnlyAddressesThisMachineAloneReaches) {
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) {
+    EXPECT_TRUE(is_loopback_host(host)) << host;
+  }
+  for (const char* host : {"0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "127.0.0", "127.0.0.256",
+                           "127.0.0.1.5", "example.com", "127.example.com", ""}) {
+    EXPECT_FALSE(is_loopback_host(host)) << host;
+  }
+}
+
+TEST(Reload, SecurityFilesAndPoliciesAreReloadableListenersAreNot) {
+  for (const char* key : {"tls_cert_file", "tls_key_file", "tls_ca_file", "tls_client_auth",
+                          "users_file", "allow_plaintext_passwords", "metrics_auth",
+                          "max_auth_failures", "max_pending_connections"}) {
+    EXPECT_TRUE(is_reloadable(key)) << key;
+  }
+  for (const char* key : {"tls_listen", "http_tls", "allow_anonymous"}) {
+    EXPECT_FALSE(is_reloadable(key)) << key;
+  }
 }
 
 }  // namespace

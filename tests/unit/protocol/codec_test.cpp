@@ -85,7 +85,7 @@ TEST(Codec, TypeOfMatchesEncodedType) {
 TEST(Codec, IsFatalForFrameErrorsAndConnectionLimits) {
   for (std::uint16_t v = 0; v < 200; ++v) {
     const auto code = static_cast<Errc>(v);
-    EXPECT_EQ(is_fatal(code), (v >= 1 && v <= 5) || (v >= 30 && v <= 32)) << v;
+    EXPECT_EQ(is_fatal(code), (v >= 1 && v <= 5) || (v >= 30 && v <= 33)) << v;
   }
 }
 
@@ -177,12 +177,14 @@ TEST(Codec, NewTypesHaveTheirDocumentedNumbers) {
   EXPECT_EQ(type_of(Body{Deliver{}}), static_cast<FrameType>(0x4001));
   // Every request's reply is the request's type with the high bit set.
   const std::vector<std::pair<Body, Body>> pairs = {
-      {Subscribe{}, SubscribeOk{}},     {Settle{}, SettleOk{}},
-      {Unsubscribe{}, UnsubscribeOk{}}, {CreateGroup{}, CreateGroupOk{}},
-      {ListGroups{}, ListGroupsOk{}},   {DescribeGroup{}, DescribeGroupOk{}},
-      {DeleteGroup{}, DeleteGroupOk{}}, {ResetGroup{}, ResetGroupOk{}},
-      {AlterTopic{}, AlterTopicOk{}},   {Backup{}, BackupOk{}},
+      {Subscribe{}, SubscribeOk{}},       {Settle{}, SettleOk{}},
+      {Unsubscribe{}, UnsubscribeOk{}},   {CreateGroup{}, CreateGroupOk{}},
+      {ListGroups{}, ListGroupsOk{}},     {DescribeGroup{}, DescribeGroupOk{}},
+      {DeleteGroup{}, DeleteGroupOk{}},   {ResetGroup{}, ResetGroupOk{}},
+      {AlterTopic{}, AlterTopicOk{}},     {Backup{}, BackupOk{}},
+      {Authenticate{}, AuthenticateOk{}},
   };
+  EXPECT_EQ(type_of(Body{Authenticate{}}), static_cast<FrameType>(0x0030));
   EXPECT_EQ(type_of(Body{AlterTopic{}}), static_cast<FrameType>(0x0020));
   EXPECT_EQ(type_of(Body{Backup{}}), static_cast<FrameType>(0x0021));
   for (const auto& [req, rep] : pairs) {

@@ -168,6 +168,9 @@ std::vector<Frame> sample_frames() {
   f.push_back({32, Backup{"/var/backups/loft-2026-11-26"}});
   f.push_back({32, Backup{""}});
   f.push_back({32, BackupOk{"/var/backups/loft-2026-11-26"}});
+  f.push_back({33, Authenticate{"PLAIN", std::string("\0billing\0s3cret", 15)}});
+  f.push_back({33, Authenticate{"", ""}});
+  f.push_back({33, AuthenticateOk{"billing"}});
   return f;
 }
 

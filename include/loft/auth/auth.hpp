@@ -1,0 +1,131 @@
+#pragma once
+// Users, password hashes and topic permissions: what every front end (the binary protocol, HTTP,
+// later NATS) asks before it calls the broker. Pure C++ plus libsodium (hashes) and toml++ (the
+// users file, inside users.cpp only): no Asio, no spdlog, no clock reads; failures are values
+// that the caller logs. docs/security.md describes the file and the rules for users.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loft/common/error.hpp"
+
+namespace loft::auth {
+
+// What a request needs on a topic.
+enum class Operation : std::uint8_t {
+  publish,    // PUBLISH
+  subscribe,  // SUBSCRIBE, SETTLE, UNSUBSCRIBE, FETCH: consuming, in groups or not
+  admin,      // create/alter/delete topics; create/reset/delete groups
+};
+std::string_view to_string(Operation op);
+
+// A topic pattern: an exact name, or a name with `*` wildcards, each matching any run of
+// characters (also none, also dots): "orders.*" matches "orders.eu" and "orders.eu.x"; "*"
+// matches every topic.
+class TopicPattern {
+ public:
+  // Fails (invalid_request) for an empty pattern or one longer than a topic name may be.
+  static Result<TopicPattern> parse(std::string_view text);
+  bool matches(std::string_view topic) const;
+  const std::string& text() const { return text_; }
+  bool operator==(const TopicPattern&) const = default;
+
+ private:
+  std::string text_;
+};
+
+// One user's permission lists, as in the users file. `deny` wins over the three allow lists.
+struct Permissions {
+  std::vector<TopicPattern> publish;
+  std::vector<TopicPattern> subscribe;
+  std::vector<TopicPattern> admin;
+  std::vector<TopicPattern> deny;
+
+  bool allows(Operation op, std::string_view topic) const;
+  // Any of the three on `topic` (what LIST_TOPICS shows and DESCRIBE_TOPIC/GROUP answer).
+  bool may_see(std::string_view topic) const;
+  // `op` on every topic that exists or may ever exist: a "*" in its list and nothing denied.
+  // BACKUP needs admin on all (a backup holds every topic).
+  bool allows_all(Operation op) const;
+  bool operator==(const Permissions&) const = default;
+};
+
+struct User {
+  std::string name;
+  std::string password_hash;  // "$argon2id$..." or "$7$..." (scrypt); "" = no password login
+  Permissions permissions;
+  bool operator==(const User&) const = default;
+};
+
+// The users file, parsed and checked. Immutable: a reload makes a new one.
+class Users {
+ public:
+  // Parses the TOML text ([[users]] tables with name, password_hash, publish, subscribe,
+  // admin, deny). Fails with invalid_request naming the file, the user and the field: a
+  // missing name, a duplicate name, an unknown field, a hash that is neither Argon2id nor
+  // scrypt, a bad pattern.
+  static Result<Users> parse(std::string_view toml_text, std::string_view source_name);
+  static Result<Users> load(const std::filesystem::path& path);
+
+  // nullptr if there is no such user. The pointer lives as long as this Users.
+  const User* find(std::string_view name) const;
+  const std::vector<User>& all() const { return users_; }
+  bool empty() const { return users_.empty(); }
+
+ private:
+  std::vector<User> users_;
+};
+
+// The hash to put in the users file: Argon2id (libsodium's crypto_pwhash_str with its
+// INTERACTIVE limits: 64 MiB, a few tens of ms). Fails only when the memory cannot be had.
+Result<std::string> hash_password(std::string_view password);
+// Constant-time for a given hash; slow by design (the hash's own cost). False for a malformed
+// hash.
+bool verify_password(std::string_view hash, std::string_view password);
+
+// SASL PLAIN (RFC 4616): authzid NUL authcid NUL passwd. An authzid, if given, must equal the
+// user: loft has no acting-as.
+struct PlainCredentials {
+  std::string user;
+  std::string password;
+};
+Result<PlainCredentials> parse_plain(std::string_view payload);
+std::string encode_plain(std::string_view user, std::string_view password);
+
+// Checks credentials against the current Users. Thread-safe: front ends call verify() from a
+// worker thread (it is slow) while a reload calls replace() from the io thread.
+//
+// A successful password check is remembered (a keyed BLAKE2b digest of user and password,
+// with a key drawn at start, never the password itself) so that a service that opens many
+// connections, or an HTTP client that sends Basic credentials on every request, pays the
+// Argon2id cost once per password, not once per connection. replace() forgets them all.
+class Authenticator {
+ public:
+  explicit Authenticator(std::shared_ptr<const Users> users);
+  ~Authenticator();
+
+  void replace(std::shared_ptr<const Users> users);
+  std::shared_ptr<const Users> users() const;
+  // Bumped by every replace(): front ends holding a user re-resolve it when this changed.
+  std::uint64_t generation() const { return generation_.load(); }
+
+  // The user, or authentication_failed ("invalid user name or password": the same text for an
+  // unknown user and a wrong password). An unknown user costs a hash verification too, so the
+  // time does not tell which. Slow unless remembered: call off the io thread.
+  Result<std::shared_ptr<const User>> verify(std::string_view user, std::string_view password);
+  // For a certificate identity: the first of `names` that is a user (a TLS client certificate
+  // names its user by CN or a subject alternative name). authentication_failed if none is.
+  Result<std::shared_ptr<const User>> find_any(const std::vector<std::string>& names) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+}  // namespace loft::auth
