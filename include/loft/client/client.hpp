@@ -26,6 +26,17 @@
 
 namespace loft::client {
 
+struct TlsOptions {
+  bool enabled = false;
+  // PEM CA(s) the server's certificate must chain to; "" = the system's trust store.
+  std::string ca_file;
+  // A client certificate and its key, for a server with tls_client_auth (both or neither).
+  std::string cert_file;
+  std::string key_file;
+  // The name the server's certificate must carry (and SNI); "" = `host`.
+  std::string server_name;
+};
+
 struct Options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 7450;
@@ -34,6 +45,13 @@ struct Options {
   std::chrono::milliseconds request_timeout{30'000};
   // close() waits this long for the broker to answer what it has already received.
   std::chrono::milliseconds close_timeout{5'000};
+  TlsOptions tls;
+  // With `user` set, the handshake authenticates (AUTHENTICATE, mechanism PLAIN) after HELLO;
+  // a failure fails connect() with authentication_failed. Without TLS, a password is sent to a
+  // loopback host only, unless allow_plaintext_password.
+  std::string user;
+  std::string password;
+  bool allow_plaintext_password = false;
 };
 
 // "HOST:PORT" (or "[v6]:PORT") into options.host/port.
