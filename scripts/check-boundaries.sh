@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The pure modules (common, protocol, config, delivery) use only the standard library and
-# tl::expected: no Asio, no RocksDB, no spdlog, no clock reads. Fails naming the offending line.
+# The pure modules (common, protocol, config, delivery, auth) use only the standard library and
+# tl::expected (auth also libsodium and toml++): no Asio, no RocksDB, no spdlog, no clock reads.
+# Fails naming the offending line.
 set -u
 cd "$(dirname "$0")/.."
 bad=$(grep -rnE '#include <(boost/asio|rocksdb/|spdlog/)|system_clock::now|steady_clock::now' \
-  src/common src/protocol src/config src/delivery \
-  include/loft/common include/loft/protocol include/loft/config include/loft/delivery)
+  src/common src/protocol src/config src/delivery src/auth \
+  include/loft/common include/loft/protocol include/loft/config include/loft/delivery \
+  include/loft/auth)
 if [[ -n "$bad" ]]; then
   echo "a pure module reaches outside its boundary:"
   echo "$bad"

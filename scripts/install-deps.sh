@@ -14,6 +14,8 @@ runtime_pkgs=(
   libboost-json1.81.0
   libtomlplusplus3
   libxxhash0
+  libsodium23  # password hashes (Argon2id, scrypt) of the users file: src/auth
+  libssl3      # TLS on the binary and HTTP listeners (OpenSSL 3 through Asio)
   curl  # the Dockerfile's HEALTHCHECK: GET /healthz
 )
 
@@ -23,6 +25,8 @@ build_pkgs=(
   librocksdb-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libtomlplusplus-dev libexpected-dev libxxhash-dev
+  libsodium-dev  # src/auth: password hashes, keyed BLAKE2b, random bytes
+  libssl-dev     # TLS listeners and the client's TLS (Asio's SSL support on OpenSSL 3)
   clang-14 libclang-rt-14-dev clang-tidy-14
 )
 

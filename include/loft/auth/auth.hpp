@@ -5,6 +5,7 @@
 // that the caller logs. docs/security.md describes the file and the rules for users.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -24,12 +25,18 @@ enum class Operation : std::uint8_t {
 };
 std::string_view to_string(Operation op);
 
+// Bounds on credentials, checked by parse_plain and Authenticator::verify before any hashing.
+inline constexpr std::size_t kMaxUserName = 255;
+inline constexpr std::size_t kMaxPassword = 1024;
+
 // A topic pattern: an exact name, or a name with `*` wildcards, each matching any run of
 // characters (also none, also dots): "orders.*" matches "orders.eu" and "orders.eu.x"; "*"
-// matches every topic.
+// matches every topic. Matching never backtracks: at most pattern length x topic length steps.
 class TopicPattern {
  public:
-  // Fails (invalid_request) for an empty pattern or one longer than a topic name may be.
+  // Fails (invalid_request) for an empty pattern, one longer than a topic name may be (249
+  // bytes), or one with a character no topic name has (names are [A-Za-z0-9._-]): such a
+  // pattern could never match, so it is a typo.
   static Result<TopicPattern> parse(std::string_view text);
   bool matches(std::string_view topic) const;
   const std::string& text() const { return text_; }
