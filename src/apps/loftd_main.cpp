@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "data_dir_lock.hpp"
+#include "loft/auth/auth.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/common/units.hpp"
@@ -162,6 +164,19 @@ net::ServerOptions server_options_of(const config::Config& cfg) {
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.handshake_timeout);
   o.frame_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.frame_timeout);
   o.server_name = std::string("loftd ") + kVersion;
+  o.security.allow_plaintext_passwords = cfg.allow_plaintext_passwords;
+  o.security.max_auth_failures = cfg.max_auth_failures;
+  return o;
+}
+
+// server_options_of plus what does not come from the config: the users and where their
+// passwords are checked.
+net::ServerOptions server_options_of(const config::Config& cfg,
+                                     std::shared_ptr<auth::Authenticator> authenticator,
+                                     asio::thread_pool& slow) {
+  auto o = server_options_of(cfg);
+  o.security.authenticator = std::move(authenticator);
+  o.security.slow_executor = slow.get_executor();
   return o;
 }
 
@@ -175,9 +190,45 @@ std::string joined(const std::vector<std::string_view>& keys) {
   return s;
 }
 
+// The users file at start-up: a file that does not load stops loftd (the operator asked for
+// users; running without them would be anonymous). Null without users_file.
+std::shared_ptr<auth::Authenticator> load_users(const config::Config& cfg) {
+  if (cfg.users_file.empty()) return nullptr;
+  auto users = auth::Users::load(cfg.users_file);
+  if (!users) die("cannot load users_file: " + users.error().detail);
+  spdlog::info("users loaded file={} users={}", cfg.users_file.string(), users->all().size());
+  return std::make_shared<auth::Authenticator>(
+      std::make_shared<const auth::Users>(std::move(*users)));
+}
+
+// SIGHUP: reads the users file again. A file that does not load is logged and changes nothing;
+// connections whose user changed are closed (net::Server::on_users_reloaded). Whether users
+// exist at all is fixed at start: turning users_file on or off needs a restart.
+void reload_users(config::Config& running, const config::Config& before,
+                  auth::Authenticator* authenticator, net::Server& server) {
+  if (running.users_file.empty() != before.users_file.empty()) {
+    spdlog::warn("users_file turned {} needs a restart to take effect; keeping users_file={}",
+                 running.users_file.empty() ? "off" : "on", before.users_file.string());
+    running.users_file = before.users_file;
+  }
+  if (authenticator == nullptr) return;
+  auto users = auth::Users::load(running.users_file);
+  if (!users) {
+    spdlog::error("users reload failed, keeping the previous users file={} error=\"{}\"",
+                  running.users_file.string(), users.error().detail);
+    running.users_file = before.users_file;
+    return;
+  }
+  const auto count = users->all().size();
+  authenticator->replace(std::make_shared<const auth::Users>(std::move(*users)));
+  server.on_users_reloaded();
+  spdlog::info("users reloaded file={} users={}", running.users_file.string(), count);
+}
+
 // SIGHUP, on the io thread: build the config again as at start-up, take over the reloadable
 // keys (config::is_reloadable), keep the rest and name them. A bad file changes nothing.
-void reload(const CommandLine& cl, config::Config& running, net::Server& server) {
+void reload(const CommandLine& cl, config::Config& running, net::Server& server,
+            auth::Authenticator* authenticator) {
   if (!cl.config_file) {
     // The command line cannot have changed, so there is nothing new to apply.
     spdlog::info("SIGHUP: loftd runs without --config, nothing to reload");
@@ -196,7 +247,9 @@ void reload(const CommandLine& cl, config::Config& running, net::Server& server)
     spdlog::warn("config key needs a restart to take effect key={}", key);
   }
   const auto old_level = running.log_level;
+  const config::Config before = running;
   running = config::apply_reloadable(std::move(running), *loaded);
+  reload_users(running, before, authenticator, server);
   server.update_limits(server_options_of(running));
   // Under the more verbose of the old and the new level: a reload to a quieter level (warn)
   // still confirms itself.
@@ -257,7 +310,8 @@ struct Daemon {
       : core(open_broker(cfg)),
         group_runner(io),
         groups(*core, broker::GroupDefaults{}, group_runner.poster()),
-        server(io, *core, group_runner, server_options_of(cfg)) {
+        authenticator(load_users(cfg)),
+        server(io, *core, group_runner, server_options_of(cfg, authenticator, slow)) {
     group_runner.attach(*core, groups);
   }
   // Also on an early exit (an exception from listen()): the writer thread calls into the groups
@@ -285,7 +339,9 @@ struct Daemon {
     options.max_body_bytes = cfg.max_frame_size;
     options.server_name = std::string("loftd ") + kVersion;
     const auto figures = [this] {
-      return http::NetFigures{server.session_count(), server.refused_connections()};
+      const auto logins = server.auth_counters();
+      return http::NetFigures{server.session_count(), server.refused_connections(),
+                              logins.succeeded, logins.failed};
     };
     http_server.emplace(io, http::Sources{*core, groups, figures}, options);
     const auto hp = or_die(config::parse_host_port(cfg.http_listen));
@@ -309,6 +365,10 @@ struct Daemon {
   std::unique_ptr<broker::Broker> core;  // the broker, with its store
   net::GroupRunner group_runner;
   broker::Groups groups;
+  // Password checks (Argon2id, tens of ms and 64 MiB each) run here, one at a time, off the io
+  // thread. Declared before the front ends: it is joined after they are gone.
+  asio::thread_pool slow{1};
+  std::shared_ptr<auth::Authenticator> authenticator;  // null without users_file
   net::Server server;
   std::optional<http::Server> http_server;
   asio::ip::tcp::endpoint bound;
@@ -347,7 +407,7 @@ class Signals {
   void wait_hup() {
     hup_.async_wait([this](boost::system::error_code ec, int) {
       if (ec || stopping_) return;
-      reload(cl_, cfg_, daemon_.server);
+      reload(cl_, cfg_, daemon_.server, daemon_.authenticator.get());
       wait_hup();
     });
   }
@@ -377,9 +437,21 @@ int run(int argc, char** argv) {
   daemon->listen(io, cfg, cl.port_files);
   spdlog::info(
       "loftd started version={} listen={}:{} http_listen={} data_dir={} durability={} "
-      "auto_create_topics={}",
+      "auto_create_topics={} users={}",
       kVersion, daemon->bound.address().to_string(), daemon->bound.port(), daemon->http_bound,
-      cfg.data_dir.string(), config::to_string(cfg.durability), cfg.auto_create_topics);
+      cfg.data_dir.string(), config::to_string(cfg.durability), cfg.auto_create_topics,
+      cfg.users_file.empty() ? std::string("none (anonymous)") : cfg.users_file.string());
+  if (cfg.users_file.empty() && cfg.allow_anonymous) {
+    for (const auto& [key, address] : config::listeners(cfg)) {
+      const auto hp = config::parse_host_port(address);
+      if (hp && !config::is_loopback_host(hp->host)) {
+        spdlog::warn(
+            "{} {} is reachable from the network without users (allow_anonymous = true): anyone "
+            "who reaches it may read, publish and delete every topic",
+            key, address);
+      }
+    }
+  }
   io.run();
 
   const auto stats = daemon->stop();

@@ -281,6 +281,12 @@ void render_net(Exposition& e, const NetFigures& net) {
   e.single("loft_connections_refused_total", "counter",
            "Client connections turned away by the connection limit since loftd started.",
            net.connections_refused);
+  e.single("loft_auth_succeeded_total", "counter",
+           "Successful logins (a password or a client certificate) since loftd started.",
+           net.auth_succeeded);
+  e.single("loft_auth_failed_total", "counter",
+           "Failed logins (wrong user or password, bad request) since loftd started.",
+           net.auth_failed);
 }
 
 // The writer's view of the storage, then RocksDB's own figures when the store has them (the

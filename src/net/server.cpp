@@ -151,7 +151,19 @@ void Server::update_limits(const ServerOptions& options) {
   options_.frame_timeout = options.frame_timeout;
   options_.max_inflight_requests = options.max_inflight_requests;
   options_.max_outgoing_bytes = options.max_outgoing_bytes;
+  // The authenticator itself stays: a reload gives it a new users file (on_users_reloaded).
+  options_.security.allow_plaintext_passwords = options.security.allow_plaintext_passwords;
+  options_.security.max_auth_failures = options.security.max_auth_failures;
 }
+
+void Server::on_users_reloaded() {
+  // A copy: a session that closes is erased from sessions_ only later (its writer ends first),
+  // but keep the loop independent of that.
+  const auto sessions = sessions_;
+  for (const auto& s : sessions) s->recheck_user();
+}
+
+AuthCounters Server::auth_counters() const { return context_->auth_counters; }
 
 void Server::on_session_closed(const Session* session) {
   for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {

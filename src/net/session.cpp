@@ -35,12 +35,14 @@ Session::Session(SessionContext& context, tcp::socket socket)
       max_inflight_requests_(context.options.max_inflight_requests),
       max_outgoing_bytes_(context.options.max_outgoing_bytes),
       handshake_timeout_(context.options.handshake_timeout),
-      decoder_(context.options.limits.max_frame_size) {
+      decoder_(context.options.limits.max_frame_size),
+      auth_delay_(socket_.get_executor()) {
   read_signal_.expires_at(asio::steady_timer::time_point::max());
   write_signal_.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;
   const auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  peer_is_loopback_ = !ec && ep.address().is_loopback();
 }
 
 void Session::start() {
@@ -166,6 +168,7 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
   reading_ = false;
   read_signal_.cancel();
   watchdog_.cancel();
+  auth_delay_.cancel();
   // Its subscriptions end: what was in flight to them goes to the group's other consumers.
   context_.groups.groups().drop_subscriber(this, GroupRunner::now());
   context_.groups.arm();
@@ -243,7 +246,7 @@ void Session::begin_frame() {
 // When the watchdog must look next: the handshake deadline until HELLO completes, then the
 // deadline of the frame being read, if any.
 std::optional<Session::Clock::time_point> Session::watchdog_due() const {
-  if (!handshaken_) return accepted_at_ + handshake_timeout_;
+  if (!handshaken_ || !authenticated()) return accepted_at_ + handshake_timeout_;
   if (in_frame_) return frame_started_at_ + context_.options.frame_timeout;
   return std::nullopt;
 }
@@ -276,13 +279,15 @@ void Session::on_watchdog() {
     frame_started_at_ = now;
     return arm_watchdog();
   }
+  const auto timeout_ms = std::to_string(handshake_timeout_.count()) + "ms";
   timed_out_ =
       !handshaken_
-          ? Error{Errc::handshake_timeout, "no HELLO within handshake_timeout " +
-                                               std::to_string(handshake_timeout_.count()) + "ms"}
-          : Error{Errc::frame_timeout, "frame not complete within frame_timeout " +
-                                           std::to_string(context_.options.frame_timeout.count()) +
-                                           "ms"};
+          ? Error{Errc::handshake_timeout, "no HELLO within handshake_timeout " + timeout_ms}
+      : !authenticated() ? Error{Errc::handshake_timeout,
+                                 "not authenticated within handshake_timeout " + timeout_ms}
+                         : Error{Errc::frame_timeout,
+                                 "frame not complete within frame_timeout " +
+                                     std::to_string(context_.options.frame_timeout.count()) + "ms"};
   // Ends the pending read (and a pending write: a client that stalls a frame and does not
   // read either gets no ERROR); the reader then reports timed_out_.
   boost::system::error_code ignored;

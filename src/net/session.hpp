@@ -41,6 +41,7 @@ struct SessionContext {
   GroupRunner& groups;
   const ServerOptions& options;
   std::function<void(const class Session*)> on_closed;
+  AuthCounters auth_counters{};
 };
 
 class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
@@ -57,6 +58,11 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   bool ready() const override { return !closed_ && outgoing_bytes_ <= max_outgoing_bytes_; }
   void deliver(const broker::DeliveryBatch& batch) override;
   std::string client_name() const override { return client_name_; }
+
+  // True for a connection of the TLS listener.
+  bool secure() const { return false; }
+  // After a users reload (Server::on_users_reloaded): closes the session if its user changed.
+  void recheck_user();
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -101,6 +107,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   void handle(std::uint32_t cid, protocol::DescribeGroup& req);
   void handle(std::uint32_t cid, protocol::DeleteGroup& req);
   void handle(std::uint32_t cid, protocol::ResetGroup& req);
+  void handle(std::uint32_t cid, protocol::Authenticate& req);
   // Any other frame is a reply, which a client must not send.
   template <class Reply>
   void handle(std::uint32_t cid, Reply& reply);
@@ -112,6 +119,21 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   // second post, so a SUBSCRIBE_OK is queued before the first DELIVER of that subscription.
   template <class T, class Reply>
   broker::Callback<T> local(std::uint32_t correlation_id, Reply make_reply);
+
+  // Authentication and permissions (session_auth.cpp).
+  bool users_required() const { return context_.options.security.authenticator != nullptr; }
+  bool authenticated() const { return !users_required() || user_ != nullptr; }
+  // True when the connection may do `op` on `topic`; otherwise answers `cid` with ERROR
+  // forbidden (or unauthenticated) and returns false. Resolved once per topic and connection.
+  bool permit(std::uint32_t cid, auth::Operation op, const std::string& topic);
+  bool may_see(const std::string& topic);
+  // ERROR forbidden: "user 'u' may not <what> topic 't'".
+  void forbid(std::uint32_t cid, std::string_view what, const std::string& topic);
+  std::uint8_t grants(const std::string& topic);
+  bool password_allowed_here() const;
+  void on_verified(std::uint32_t cid, const std::string& name,
+                   Result<std::shared_ptr<const auth::User>> result);
+  void log_auth_failure(const std::string& name, const std::string& reason);
 
   SessionContext& context_;
   boost::asio::ip::tcp::socket socket_;
@@ -142,6 +164,14 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   std::string client_name_;
   std::unordered_map<std::uint64_t, std::uint32_t> subscriptions_;  // id -> SUBSCRIBE's cid
   std::string peer_;
+  bool peer_is_loopback_ = false;
+  // The authenticated user (null before, or when the server has no users), the failed attempts,
+  // and each topic's resolved permissions (bits of grants()).
+  std::shared_ptr<const auth::User> user_;
+  bool auth_pending_ = false;
+  std::uint32_t auth_failures_ = 0;
+  boost::asio::steady_timer auth_delay_;
+  std::unordered_map<std::string, std::uint8_t> grants_;
 };
 
 }  // namespace loft::net

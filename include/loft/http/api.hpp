@@ -52,6 +52,9 @@ std::string confirms_json(const std::vector<broker::MessageResult>& results, boo
 struct NetFigures {
   std::uint64_t connections_open = 0;
   std::uint64_t connections_refused = 0;
+  // Logins of the binary protocol since start (AUTHENTICATE and client certificates).
+  std::uint64_t auth_succeeded = 0;
+  std::uint64_t auth_failed = 0;
 };
 
 // Everything /metrics shows, gathered on the io thread.

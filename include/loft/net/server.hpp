@@ -11,6 +11,7 @@
 // requests, flush their replies, and close. `on_stopped` runs when the last session is gone,
 // or when shutdown_timeout passes (remaining sessions are then closed hard).
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -22,11 +23,32 @@
 #include <set>
 #include <string>
 
+#include "loft/auth/auth.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/net/group_runner.hpp"
 #include "loft/protocol/frames.hpp"
 
 namespace loft::net {
+
+// Users and how a connection proves who it is (docs/security.md).
+struct Security {
+  // Null: no users; every connection may do everything (loopback only, or allow_anonymous).
+  // Otherwise a connection must authenticate (AUTHENTICATE, or a client certificate naming a
+  // user) before anything but HELLO, AUTHENTICATE and PING, and each request is checked
+  // against the user's permissions.
+  std::shared_ptr<auth::Authenticator> authenticator;
+  // Where password checks run: Argon2id takes tens of milliseconds and must not stall the io
+  // thread. Required with an authenticator.
+  boost::asio::any_io_executor slow_executor;
+  bool allow_plaintext_passwords = false;
+  std::uint32_t max_auth_failures = 3;
+};
+
+// Logins since start (the HTTP endpoint's /metrics).
+struct AuthCounters {
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+};
 
 struct ServerOptions {
   protocol::Limits limits;
@@ -44,6 +66,7 @@ struct ServerOptions {
   // frames is not limited: an idle consumer is a normal client.
   std::chrono::milliseconds frame_timeout{30'000};
   std::string server_name = "loftd";
+  Security security;
 };
 
 class Session;
@@ -66,6 +89,11 @@ class Server {
   // max_inflight_requests and max_outgoing_bytes apply to connections accepted afterwards; an
   // open connection keeps the ones it was accepted with. Io thread only.
   void update_limits(const ServerOptions& options);
+  // After the authenticator took a new users file (SIGHUP): a connection whose user is gone, or
+  // whose password hash or permissions changed, gets ERROR unauthenticated and is closed; the
+  // others go on. Io thread only.
+  void on_users_reloaded();
+  AuthCounters auth_counters() const;
 
   std::size_t session_count() const { return sessions_.size(); }
   // Connections refused because max_connections sessions were open, since start. Io thread
