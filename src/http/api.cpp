@@ -281,6 +281,14 @@ void render_net(Exposition& e, const NetFigures& net) {
   e.single("loft_connections_refused_total", "counter",
            "Client connections turned away by the connection limit since loftd started.",
            net.connections_refused);
+  e.single("loft_connections_pending", "gauge",
+           "Client connections (binary protocol) open and not yet admitted (handshake not "
+           "complete); included in loft_connections_open.",
+           net.connections_pending);
+  e.single("loft_connections_evicted_total", "counter",
+           "Pending client connections closed to make room for a new connection "
+           "(max_pending_connections, or max_connections reached) since loftd started.",
+           net.connections_evicted);
 }
 
 // The writer's view of the storage, then RocksDB's own figures when the store has them (the

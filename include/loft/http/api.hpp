@@ -52,6 +52,8 @@ std::string confirms_json(const std::vector<broker::MessageResult>& results, boo
 struct NetFigures {
   std::uint64_t connections_open = 0;
   std::uint64_t connections_refused = 0;
+  std::uint64_t connections_pending = 0;
+  std::uint64_t connections_evicted = 0;
 };
 
 // Everything /metrics shows, gathered on the io thread.
