@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
@@ -146,6 +147,28 @@ TEST(Flood, TheOldestPendingConnectionIsClosedFirstAndAdmittedOnesNever) {
   EXPECT_EQ(metric(d, "loft_connections_pending"), 3);
   EXPECT_EQ(metric(d, "loft_connections_evicted_total"), 1);
   EXPECT_TRUE(admitted->ping());
+}
+
+TEST(Flood, ALoweredMaxPendingConnectionsAppliesAtTheNextAccept) {
+  TestDaemon d("max_pending_connections = 100\nhandshake_timeout = \"60s\"\n");
+  d.start();
+  SocketFlood older(d.port(), 3, 20s);
+  ASSERT_EQ(older.connected(), 3u) << older.first_error();
+  ASSERT_TRUE(eventually([&] { return metric(d, "loft_connections_pending") == 3; }, 20s));
+
+  d.write_config("max_pending_connections = 2\nhandshake_timeout = \"60s\"\n");
+  d.signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] { return d.log().find("max_pending_connections=2 ") != std::string::npos; }, 20s))
+      << d.log();
+  EXPECT_EQ(metric(d, "loft_connections_pending"), 3) << "a lower limit closes none at once";
+
+  SocketFlood newer(d.port(), 1, 20s);
+  ASSERT_EQ(newer.connected(), 1u) << newer.first_error();
+  ASSERT_TRUE(eventually([&] { return metric(d, "loft_connections_evicted_total") == 2; }, 20s));
+  EXPECT_EQ(metric(d, "loft_connections_pending"), 2);
+  EXPECT_TRUE(eventually([&] { return older.closed_by_peer() == 2; }, 20s));
+  EXPECT_EQ(newer.closed_by_peer(), 0u);
 }
 
 }  // namespace
