@@ -160,6 +160,7 @@ net::ServerOptions server_options_of(const config::Config& cfg) {
   o.max_outgoing_bytes = cfg.max_send_queue;
   o.shutdown_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
   o.max_connections = cfg.max_connections;
+  o.max_pending_connections = cfg.max_pending_connections;
   o.handshake_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.handshake_timeout);
   o.frame_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.frame_timeout);
@@ -256,11 +257,13 @@ void reload(const CommandLine& cl, config::Config& running, net::Server& server,
   spdlog::set_level(to_spdlog(std::min(old_level, running.log_level)));
   spdlog::info(
       "config reloaded file={} applied={} needs_restart={} log_level={} max_connections={} "
-      "handshake_timeout={} frame_timeout={} max_inflight_requests={} max_send_queue={}",
+      "max_pending_connections={} handshake_timeout={} frame_timeout={} "
+      "max_inflight_requests={} max_send_queue={}",
       file, joined(changed.reloadable), joined(changed.needs_restart),
       config::to_string(running.log_level), running.max_connections,
-      format_duration(running.handshake_timeout), format_duration(running.frame_timeout),
-      running.max_inflight_requests, format_size(running.max_send_queue));
+      running.max_pending_connections, format_duration(running.handshake_timeout),
+      format_duration(running.frame_timeout), running.max_inflight_requests,
+      format_size(running.max_send_queue));
   spdlog::set_level(to_spdlog(running.log_level));
 }
 
@@ -340,8 +343,14 @@ struct Daemon {
     options.server_name = std::string("loftd ") + kVersion;
     const auto figures = [this] {
       const auto logins = server.auth_counters();
-      return http::NetFigures{server.session_count(), server.refused_connections(),
-                              logins.succeeded, logins.failed};
+      http::NetFigures f;
+      f.connections_open = server.session_count();
+      f.connections_refused = server.refused_connections();
+      f.auth_succeeded = logins.succeeded;
+      f.auth_failed = logins.failed;
+      f.connections_pending = server.pending_count();
+      f.connections_evicted = server.evicted_pending();
+      return f;
     };
     http_server.emplace(io, http::Sources{*core, groups, figures}, options);
     const auto hp = or_die(config::parse_host_port(cfg.http_listen));

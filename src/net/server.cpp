@@ -9,6 +9,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <iterator>
+#include <string_view>
+#include <vector>
 
 #include "loft/protocol/codec.hpp"
 #include "log.hpp"
@@ -60,7 +63,8 @@ Server::Server(asio::io_context& io, broker::Broker& broker, GroupRunner& groups
       groups_(groups),
       options_(std::move(options)),
       context_(std::make_unique<SessionContext>(SessionContext{
-          broker, groups, options_, [this](const Session* s) { on_session_closed(s); }})),
+          broker, groups, options_, [this](const Session* s) { on_session_closed(s); },
+          [this](const Session* s) { on_session_admitted(s); }})),
       acceptor_(io),
       stop_timer_(io),
       accept_retry_(io) {}
@@ -92,20 +96,30 @@ void Server::start_accept() {
       return;
     }
     if (stopping_) return;
-    if (sessions_.size() >= options_.max_connections) {
+    // Room for the new connection comes out of the pending ones first (the oldest has had the
+    // longest to handshake), so a flood of silent sockets cannot lock out real clients.
+    while (!pending_.empty() && pending_.size() >= options_.max_pending_connections) {
+      evict_oldest_pending("max_pending_connections");
+    }
+    if (session_count() >= options_.max_connections && !pending_.empty()) {
+      evict_oldest_pending("max_connections");
+    }
+    if (session_count() >= options_.max_connections) {
       refuse(std::move(socket));
       start_accept();
       return;
     }
     if (refused_unlogged_ > 0) {
       net_log()->info("accepting connections again sessions={} refused={} refused_total={}",
-                      sessions_.size(), refused_unlogged_, refused_total_);
+                      session_count(), refused_unlogged_, refused_total_);
       refused_unlogged_ = 0;
     }
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto session = std::make_shared<Session>(*context_, std::move(socket));
-    sessions_.insert(session);
+    const Session* key = session.get();
+    pending_.push_back(key);
+    sessions_.emplace(key, Entry{session, std::prev(pending_.end())});
     session->start();
     start_accept();
   });
@@ -145,8 +159,35 @@ void Server::refuse(tcp::socket socket) {
                  [this](const std::exception_ptr&) { --refusing_; });
 }
 
+// Hard close, no ERROR frame: the connection has not shown it speaks the protocol. Its
+// coroutines end later; until then it is counted in evicted_closing_, not in session_count().
+void Server::evict_oldest_pending(std::string_view reason) {
+  constexpr auto kEvictionLogInterval = std::chrono::seconds(10);
+  const Session* oldest = pending_.front();
+  pending_.pop_front();
+  auto& entry = sessions_.at(oldest);
+  entry.pending.reset();
+  entry.evicted = true;
+  ++evicted_closing_;
+  ++evicted_total_;
+  ++evicted_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (eviction_logged_at_ == std::chrono::steady_clock::time_point{} ||
+      now - eviction_logged_at_ >= kEvictionLogInterval) {
+    net_log()->warn(
+        "pending connection closed peer={} reason={} pending={} max_pending_connections={} "
+        "max_connections={} evicted={} evicted_total={}",
+        entry.session->peer(), reason, pending_.size(), options_.max_pending_connections,
+        options_.max_connections, evicted_unlogged_, evicted_total_);
+    evicted_unlogged_ = 0;
+    eviction_logged_at_ = now;
+  }
+  entry.session->close();
+}
+
 void Server::update_limits(const ServerOptions& options) {
   options_.max_connections = options.max_connections;
+  options_.max_pending_connections = options.max_pending_connections;
   options_.handshake_timeout = options.handshake_timeout;
   options_.frame_timeout = options.frame_timeout;
   options_.max_inflight_requests = options.max_inflight_requests;
@@ -159,18 +200,27 @@ void Server::update_limits(const ServerOptions& options) {
 void Server::on_users_reloaded() {
   // A copy: a session that closes is erased from sessions_ only later (its writer ends first),
   // but keep the loop independent of that.
-  const auto sessions = sessions_;
+  std::vector<std::shared_ptr<Session>> sessions;
+  sessions.reserve(sessions_.size());
+  for (const auto& [key, entry] : sessions_) sessions.push_back(entry.session);
   for (const auto& s : sessions) s->recheck_user();
 }
 
 AuthCounters Server::auth_counters() const { return context_->auth_counters; }
 
+void Server::on_session_admitted(const Session* session) {
+  const auto it = sessions_.find(session);
+  if (it == sessions_.end() || !it->second.pending) return;
+  pending_.erase(*it->second.pending);
+  it->second.pending.reset();
+}
+
 void Server::on_session_closed(const Session* session) {
-  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-    if (it->get() == session) {
-      sessions_.erase(it);
-      break;
-    }
+  const auto it = sessions_.find(session);
+  if (it != sessions_.end()) {
+    if (it->second.pending) pending_.erase(*it->second.pending);
+    if (it->second.evicted) --evicted_closing_;
+    sessions_.erase(it);
   }
   maybe_stopped();
 }
@@ -181,12 +231,14 @@ void Server::stop(std::function<void()> on_stopped) {
   on_stopped_ = std::move(on_stopped);
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  for (const auto& s : sessions_) s->stop_reading();
+  for (const auto& [key, entry] : sessions_) entry.session->stop_reading();
   stop_timer_.expires_after(options_.shutdown_timeout);
   stop_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || sessions_.empty()) return;
     net_log()->warn("shutdown timeout: closing sessions={}", sessions_.size());
-    auto remaining = sessions_;
+    std::vector<std::shared_ptr<Session>> remaining;
+    remaining.reserve(sessions_.size());
+    for (const auto& [key, entry] : sessions_) remaining.push_back(entry.session);
     for (const auto& s : remaining) s->close();
   });
   maybe_stopped();

@@ -1,5 +1,6 @@
 #include "session.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -23,6 +24,10 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // then costs about its reply bytes (what max_send_queue counts), not a string per reply.
 constexpr std::size_t kShareBelow = 64 << 10;
 
+// Frames a connection may send before it is admitted (HELLO and the like are tiny): a pending
+// connection cannot make us buffer a max_frame_size frame.
+constexpr std::uint32_t kPendingMaxFrameSize = 64 << 10;
+
 }  // namespace
 
 Session::Session(SessionContext& context, tcp::socket socket)
@@ -37,6 +42,7 @@ Session::Session(SessionContext& context, tcp::socket socket)
       handshake_timeout_(context.options.handshake_timeout),
       decoder_(context.options.limits.max_frame_size),
       auth_delay_(socket_.get_executor()) {
+      decoder_(std::min(context.options.limits.max_frame_size, kPendingMaxFrameSize)) {
   read_signal_.expires_at(asio::steady_timer::time_point::max());
   write_signal_.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;
@@ -140,11 +146,13 @@ Session::Awaitable Session::read_loop() {
 
 // Reads what the socket has, up to 64 KiB at a time (so one syscall brings in thousands of tiny
 // pipelined frames), straight into the decoder's buffer; false on EOF or error. The bytes that
-// arrive into an empty buffer start a frame.
+// arrive into an empty buffer start a frame. Until admitted, a session reads in small chunks:
+// thousands of pending connections that send nothing must not hold 64 KiB each.
 asio::awaitable<bool> Session::read_more() {
   constexpr std::size_t kReadChunk = 64 << 10;
+  constexpr std::size_t kPendingReadChunk = 1 << 10;
   const bool was_empty = decoder_.buffered() == 0;
-  const auto room = decoder_.prepare(kReadChunk);
+  const auto room = decoder_.prepare(admitted_ ? kReadChunk : kPendingReadChunk);
   auto [ec, n] =
       co_await socket_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
   if (ec) co_return false;
@@ -176,11 +184,11 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
 }
 
 Session::Awaitable Session::write_loop() {
-  // Reserved once: `buffers` points into these strings, and a reallocation would move the
+  // Reserved once, at the first write (not before: a pending connection that is never answered
+  // must stay cheap): `buffers` points into these strings, and a reallocation would move the
   // bytes of a short (in-place) one, such as a 12-byte frame with an empty body.
   constexpr std::size_t kMaxBuffers = 256;
   std::vector<std::string> sending;
-  sending.reserve(kMaxBuffers);
   std::vector<asio::const_buffer> buffers;
   for (;;) {
     while (outgoing_.empty() && !closed_ && !(finished())) {
@@ -194,6 +202,7 @@ Session::Awaitable Session::write_loop() {
       co_await write_signal_.async_wait(kUseTuple);
     }
     if (closed_ || outgoing_.empty()) break;
+    sending.reserve(kMaxBuffers);
     sending.clear();
     buffers.clear();
     while (!outgoing_.empty() && sending.size() < kMaxBuffers) {
@@ -235,6 +244,13 @@ Session::Awaitable Session::linger(std::shared_ptr<Session> self) {
     total += n;
   }
   deadline.cancel();
+}
+
+void Session::admit() {
+  if (admitted_) return;
+  admitted_ = true;
+  decoder_.set_max_frame_size(context_.options.limits.max_frame_size);
+  context_.on_admitted(this);
 }
 
 void Session::begin_frame() {

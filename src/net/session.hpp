@@ -41,6 +41,8 @@ struct SessionContext {
   GroupRunner& groups;
   const ServerOptions& options;
   std::function<void(const class Session*)> on_closed;
+  // Once per session, when it is admitted (Session::admit): it stops being pending.
+  std::function<void(const class Session*)> on_admitted;
   AuthCounters auth_counters{};
 };
 
@@ -58,6 +60,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   bool ready() const override { return !closed_ && outgoing_bytes_ <= max_outgoing_bytes_; }
   void deliver(const broker::DeliveryBatch& batch) override;
   std::string client_name() const override { return client_name_; }
+  const std::string& peer() const { return peer_; }
 
   // True for a connection of the TLS listener.
   bool secure() const { return false; }
@@ -81,6 +84,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   void send_error(std::uint32_t correlation_id, const Error& error);
   void fatal(std::uint32_t correlation_id, const Error& error);
   bool finished() const { return !reading_ && inflight_ == 0 && !pending_fatal_; }
+  // The connection has completed what a client must do before it is served (today HELLO) and
+  // stops being pending (ServerOptions::max_pending_connections). Idempotent.
+  void admit();
   // Deadlines.
   void begin_frame();
   std::optional<Clock::time_point> watchdog_due() const;
@@ -156,6 +162,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   std::size_t inflight_bytes_ = 0;  // memory held by requests not yet answered
   std::size_t current_cost_ = 0;    // of the request being dispatched
   bool handshaken_ = false;
+  bool admitted_ = false;  // see admit()
   bool reading_ = true;
   bool closed_ = false;
   bool fatal_ = false;      // a fatal ERROR was queued: linger, then close

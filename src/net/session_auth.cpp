@@ -166,6 +166,7 @@ void Session::on_verified(std::uint32_t cid, const std::string& name,
     grants_.clear();
     ++context_.auth_counters.succeeded;
     net_log()->info("authenticated peer={} user=\"{}\" mechanism=PLAIN", peer_, printable(name));
+    admit();
     return send(cid, protocol::AuthenticateOk{user_->name});
   }
   ++auth_failures_;

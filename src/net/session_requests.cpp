@@ -73,6 +73,8 @@ void Session::handle(std::uint32_t cid, protocol::Hello& hello) {
                                 std::to_string(hello.max_version) + ", server speaks 1..1"});
   }
   handshaken_ = true;
+  // With users, a connection is admitted once it has authenticated too (on_verified).
+  if (authenticated()) admit();
   client_name_ = hello.client_name;
   net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
   send(cid, protocol::HelloOk{protocol::kProtocolVersion, context_.options.limits,

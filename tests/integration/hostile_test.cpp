@@ -396,6 +396,12 @@ TEST(Hostile, BrokenFramesCloseOnlyTheirOwnConnection) {
     EXPECT_TRUE(error_then_close(after, Errc::frame_too_large, 0x80000002u));
   }
   {
+    SCOPED_TRACE("a 1 MiB frame before HELLO: a pending connection may send 64 KiB at most");
+    RawConnection c(d.port());
+    ASSERT_TRUE(c.send(header_bytes((1u << 20) - 4, 0x0006, 7)));
+    EXPECT_TRUE(error_then_close(c, Errc::frame_too_large, 7u));
+  }
+  {
     SCOPED_TRACE("a length below the 8-byte minimum");
     RawConnection c(d.port());
     ASSERT_TRUE(hello(c));
