@@ -40,9 +40,8 @@ Session::Session(SessionContext& context, tcp::socket socket)
       max_inflight_requests_(context.options.max_inflight_requests),
       max_outgoing_bytes_(context.options.max_outgoing_bytes),
       handshake_timeout_(context.options.handshake_timeout),
-      decoder_(context.options.limits.max_frame_size),
+      decoder_(std::min(context.options.limits.max_frame_size, kPendingMaxFrameSize)),
       auth_delay_(socket_.get_executor()) {
-      decoder_(std::min(context.options.limits.max_frame_size, kPendingMaxFrameSize)) {
   read_signal_.expires_at(asio::steady_timer::time_point::max());
   write_signal_.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;
