@@ -114,7 +114,7 @@ void Server::start_accept(Listener& listener) {
         }
         if (stopping_) return;
         if (sessions_.size() >= options_.max_connections) {
-          refuse(std::move(socket));
+          refuse(std::move(socket), listener.tls == nullptr);
           start_accept(listener);
           return;
         }
@@ -134,7 +134,7 @@ void Server::start_accept(Listener& listener) {
       });
 }
 
-void Server::refuse(tcp::socket socket) {
+void Server::refuse(tcp::socket socket, bool plaintext) {
   constexpr auto kRefusalLogInterval = std::chrono::seconds(10);
   // Each refusal in progress holds a socket for up to a second; beyond this many, close at once.
   constexpr std::size_t kMaxRefusing = 256;
@@ -153,7 +153,9 @@ void Server::refuse(tcp::socket socket) {
     refused_unlogged_ = 0;
     refusal_logged_at_ = now;
   }
-  if (refusing_ >= kMaxRefusing) {
+  // On the TLS listener an ERROR frame would need a handshake first: a refused TLS client
+  // sees its handshake fail instead.
+  if (refusing_ >= kMaxRefusing || !plaintext) {
     boost::system::error_code ignored;
     socket.close(ignored);
     return;

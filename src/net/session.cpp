@@ -184,7 +184,9 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
   boost::system::error_code ignored;
   if (fatal_ && !closed_) {
     co_await linger(self);
-  } else if (tls_established_ && !closed_) {
+  } else if (tls_established_ && !closed_ && !reading_) {
+    // Not after a failed write with the reader still waiting: the connection is broken, and
+    // a shutdown would be a second operation reading the TLS stream.
     co_await tls_shutdown(self);
   }
   stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);

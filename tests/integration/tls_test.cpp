@@ -302,5 +302,32 @@ TEST(Tls, SighupReloadsTheCertificateForNewConnectionsOnly) {
   EXPECT_TRUE(publishes(**old, "t"));
 }
 
+// Refused before any connection is made, so no broker is needed.
+TEST(Tls, APasswordIsNotSentInClearTextToANetworkAddress) {
+  client::Options o;
+  o.host = "192.0.2.1";  // TEST-NET-1: never reached
+  o.user = "alice";
+  o.password = "s3cret-in-test";
+  auto c = client::Client::connect(o);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::invalid_request);
+  EXPECT_THAT(c.error().detail, HasSubstr("clear text"));
+  EXPECT_THAT(c.error().detail, Not(HasSubstr(o.password)));
+
+  const std::string broker = "192.0.2.1:7450";
+  TempDir dir;
+  const auto password_file = (dir.path() / "password").string();
+  std::ofstream(password_file) << "s3cret-in-test\n";
+  auto cli = run_process({TestDaemon::loft_path(), "--broker", broker, "--user", "alice",
+                          "--password-file", password_file, "topic", "list"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_THAT(cli.err, HasSubstr("clear text"));
+  EXPECT_THAT(cli.err, Not(HasSubstr("s3cret")));
+  auto missing = run_process({TestDaemon::loft_path(), "--broker", broker, "--user", "alice",
+                              "--password-file", (dir.path() / "none").string(), "topic", "list"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("--password-file"));
+}
+
 }  // namespace
 }  // namespace loft::testing

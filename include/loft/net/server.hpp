@@ -91,7 +91,8 @@ class Server {
                                       std::uint16_t port);
   void start_accept(Listener& listener);
   void on_session_closed(const Session* session);
-  void refuse(boost::asio::ip::tcp::socket socket);
+  // `plaintext`: send ERROR too_many_connections before closing.
+  void refuse(boost::asio::ip::tcp::socket socket, bool plaintext);
   void maybe_stopped();
 
   boost::asio::io_context& io_;
