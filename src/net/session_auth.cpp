@@ -108,6 +108,21 @@ bool Session::password_allowed_here() const {
   return secure() || peer_is_loopback_ || context_.options.security.allow_plaintext_passwords;
 }
 
+void Session::authenticate_by_certificate() {
+  if (!users_required() || peer_names_.empty() || user_ != nullptr) return;
+  auto user = context_.options.security.authenticator->find_any(peer_names_);
+  if (!user) {
+    // Not a failure: the certificate was valid, it just names no user. AUTHENTICATE may follow.
+    net_log()->info("client certificate names no user peer={} names=\"{}\"", peer_,
+                    printable(peer_names_.front()));
+    return;
+  }
+  user_ = std::move(*user);
+  ++context_.auth_counters.succeeded;
+  net_log()->info("authenticated peer={} user=\"{}\" mechanism=certificate", peer_,
+                  printable(user_->name));
+}
+
 void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
   const auto& security = context_.options.security;
   if (!users_required()) {
@@ -147,7 +162,7 @@ void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
                                       credentials = std::move(*credentials)]() mutable {
     auto result = authenticator->verify(credentials.user, credentials.password);
     credentials.password.assign(credentials.password.size(), '\0');
-    asio::post(self->socket_.get_executor(), [self, cid, name = std::move(credentials.user),
+    asio::post(self->stream_.get_executor(), [self, cid, name = std::move(credentials.user),
                                               result = std::move(result)]() mutable {
       --self->inflight_;
       self->auth_pending_ = false;
