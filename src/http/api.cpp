@@ -137,6 +137,11 @@ unsigned status_of(Errc code) {
     case Errc::topic_not_found:
     case Errc::group_not_found:
       return 404;
+    case Errc::unauthenticated:
+    case Errc::authentication_failed:
+      return 401;
+    case Errc::forbidden:
+      return 403;
     case Errc::dedup_conflict:
       return 409;
     case Errc::frame_too_large:
@@ -281,6 +286,12 @@ void render_net(Exposition& e, const NetFigures& net) {
   e.single("loft_connections_refused_total", "counter",
            "Client connections turned away by the connection limit since loftd started.",
            net.connections_refused);
+  e.single("loft_auth_succeeded_total", "counter",
+           "Successful logins (a password or a client certificate) since loftd started.",
+           net.auth_succeeded);
+  e.single("loft_auth_failed_total", "counter",
+           "Failed logins (wrong user or password, bad request) since loftd started.",
+           net.auth_failed);
 }
 
 // The writer's view of the storage, then RocksDB's own figures when the store has them (the

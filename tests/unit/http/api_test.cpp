@@ -41,6 +41,9 @@ TEST(StatusOf, MapsErrorCodes) {
   EXPECT_EQ(status_of(Errc::invalid_request), 400u);
   EXPECT_EQ(status_of(Errc::invalid_name), 400u);
   EXPECT_EQ(status_of(Errc::topic_not_found), 404u);
+  EXPECT_EQ(status_of(Errc::unauthenticated), 401u);
+  EXPECT_EQ(status_of(Errc::authentication_failed), 401u);
+  EXPECT_EQ(status_of(Errc::forbidden), 403u);
   EXPECT_EQ(status_of(Errc::dedup_conflict), 409u);
   EXPECT_EQ(status_of(Errc::message_too_large), 413u);
   EXPECT_EQ(status_of(Errc::storage_error), 503u);
@@ -205,7 +208,7 @@ MetricsSnapshot full_snapshot() {
   g.in_flight = 27;
   g.skipped = 28;
   s.groups.push_back(g);
-  s.net = NetFigures{3, 7};
+  s.net = NetFigures{3, 7, 11, 12};
   s.storage_health.writable = false;
   s.storage_health.failed_writes = 8;
   s.storage_health.episodes = 9;
@@ -299,6 +302,14 @@ TEST(RenderMetrics, WholePage) {
       "limit since loftd started.\n"
       "# TYPE loft_connections_refused_total counter\n"
       "loft_connections_refused_total 7\n"
+      "# HELP loft_auth_succeeded_total Successful logins (a password or a client certificate) "
+      "since loftd started.\n"
+      "# TYPE loft_auth_succeeded_total counter\n"
+      "loft_auth_succeeded_total 11\n"
+      "# HELP loft_auth_failed_total Failed logins (wrong user or password, bad request) since "
+      "loftd started.\n"
+      "# TYPE loft_auth_failed_total counter\n"
+      "loft_auth_failed_total 12\n"
       "# HELP loft_storage_writable 1 while storage takes writes; 0 from a failed write (disk "
       "full, I/O error) until a write or a recovery succeeds.\n"
       "# TYPE loft_storage_writable gauge\n"
