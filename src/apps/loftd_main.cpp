@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/program_options.hpp>
 #include <csignal>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "data_dir_lock.hpp"
+#include "loft/auth/auth.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/common/units.hpp"
@@ -175,6 +177,31 @@ std::string joined(const std::vector<std::string_view>& keys) {
   return s;
 }
 
+// The users file at start-up: a file that does not load stops loftd (the operator asked for
+// users; running without them would be anonymous). Null without users_file.
+std::shared_ptr<auth::Authenticator> load_users(const config::Config& cfg) {
+  if (cfg.users_file.empty()) return nullptr;
+  auto users = auth::Users::load(cfg.users_file);
+  if (!users) die("cannot load users_file: " + users.error().detail);
+  spdlog::info("users loaded file={} users={}", cfg.users_file.string(), users->all().size());
+  return std::make_shared<auth::Authenticator>(
+      std::make_shared<const auth::Users>(std::move(*users)));
+}
+
+// The HTTP endpoint's users: the binary protocol's, checked on the same slow executor; the
+// policies are reloadable (SIGHUP).
+http::Security http_security_of(const config::Config& cfg,
+                                std::shared_ptr<auth::Authenticator> authenticator,
+                                asio::thread_pool& slow) {
+  http::Security s;
+  s.authenticator = std::move(authenticator);
+  s.slow_executor = slow.get_executor();
+  s.allow_plaintext_passwords = cfg.allow_plaintext_passwords;
+  s.metrics = cfg.metrics_auth == config::MetricsAuth::users ? http::MetricsAccess::users
+                                                             : http::MetricsAccess::open;
+  return s;
+}
+
 // SIGHUP, on the io thread: build the config again as at start-up, take over the reloadable
 // keys (config::is_reloadable), keep the rest and name them. A bad file changes nothing.
 void reload(const CommandLine& cl, config::Config& running, net::Server& server) {
@@ -257,6 +284,7 @@ struct Daemon {
       : core(open_broker(cfg)),
         group_runner(io),
         groups(*core, broker::GroupDefaults{}, group_runner.poster()),
+        authenticator(load_users(cfg)),
         server(io, *core, group_runner, server_options_of(cfg)) {
     group_runner.attach(*core, groups);
   }
@@ -284,6 +312,7 @@ struct Daemon {
     http::ServerOptions options;
     options.max_body_bytes = cfg.max_frame_size;
     options.server_name = std::string("loftd ") + kVersion;
+    options.security = http_security_of(cfg, authenticator, slow);
     const auto figures = [this] {
       return http::NetFigures{server.session_count(), server.refused_connections()};
     };
@@ -309,6 +338,10 @@ struct Daemon {
   std::unique_ptr<broker::Broker> core;  // the broker, with its store
   net::GroupRunner group_runner;
   broker::Groups groups;
+  // Password checks (Argon2id, tens of ms and 64 MiB each) run here, one at a time, off the io
+  // thread. Declared before the front ends: it is joined after they are gone.
+  asio::thread_pool slow{1};
+  std::shared_ptr<auth::Authenticator> authenticator;  // null without users_file
   net::Server server;
   std::optional<http::Server> http_server;
   asio::ip::tcp::endpoint bound;
@@ -348,6 +381,10 @@ class Signals {
     hup_.async_wait([this](boost::system::error_code ec, int) {
       if (ec || stopping_) return;
       reload(cl_, cfg_, daemon_.server);
+      if (daemon_.http_server) {
+        daemon_.http_server->update_security(
+            http_security_of(cfg_, daemon_.authenticator, daemon_.slow));
+      }
       wait_hup();
     });
   }

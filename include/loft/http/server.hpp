@@ -98,6 +98,9 @@ class Server {
   // Binds host:port (port 0 = any free port) and starts accepting; returns the bound endpoint.
   boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
   void stop();
+  // The reloadable policies (allow_plaintext_passwords, metrics) and users, for the requests
+  // read from now on. Io thread only.
+  void update_security(Security security) { options_.security = std::move(security); }
   // Logins over HTTP since start (also added into /metrics' loft_auth_*_total). Io thread.
   AuthCounters auth_counters() const { return auth_counters_; }
 

@@ -1,0 +1,233 @@
+// loftd's HTTP endpoint with users and over HTTPS, against the real daemon on 127.0.0.1:0:
+// 401 without or with bad Basic credentials (with the challenge), 403 per topic, the topic
+// list filtered, health open, /metrics open or not as metrics_auth says, logins counted and
+// logged without the password; HTTPS with a test CA, and plaintext/TLS mismatches that close
+// cleanly while loftd goes on serving.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "http_client.hpp"
+#include "loft/auth/auth.hpp"
+#include "test_daemon.hpp"
+
+namespace loft::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace json = boost::json;
+
+constexpr const char* kAdminPassword = "admin-pw-9f3c1e";
+constexpr const char* kBillingPassword = "billing-pw-47aa2d";
+constexpr const char* kWrongPassword = "wrong-pw-d81b06";
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
+}
+
+// A CA and a server certificate for 127.0.0.1 (EC P-256), made with the openssl command.
+void make_certificates(const std::filesystem::path& dir) {
+  const auto openssl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "openssl");
+    const auto r = run_process({"/bin/sh", "-c", [&] {
+                                  std::string cmd = "cd '" + dir.string() + "' &&";
+                                  for (const auto& a : args) cmd += " '" + a + "'";
+                                  return cmd;
+                                }()});
+    if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.err);
+  };
+  openssl({"ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"});
+  openssl({"req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=loft test CA", "-days", "2",
+           "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+           "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.pem"});
+  openssl({"ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key"});
+  openssl({"req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr"});
+  write_file(dir / "server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  openssl({"x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+           "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem"});
+}
+
+// The users file and certificates, made once for the suite (Argon2id hashing is slow).
+class HttpAuth : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const auto admin = auth::hash_password(kAdminPassword);
+    const auto billing = auth::hash_password(kBillingPassword);
+    ASSERT_TRUE(admin && billing);
+    write_file(users_file(), "[[users]]\nname = \"admin\"\npassword_hash = \"" + *admin +
+                                 "\"\npublish = [\"*\"]\nsubscribe = [\"*\"]\nadmin = [\"*\"]\n"
+                                 "\n[[users]]\nname = \"billing\"\npassword_hash = \"" +
+                                 *billing +
+                                 "\"\npublish = [\"orders.*\"]\nsubscribe = [\"audit\"]\n"
+                                 "deny = [\"orders.secret\"]\n");
+    make_certificates(dir_->path());
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static std::filesystem::path users_file() { return dir_->path() / "users.toml"; }
+  static std::filesystem::path ca_file() { return dir_->path() / "ca.pem"; }
+  static std::string config(const std::string& extra = "") {
+    return "auto_create_topics = true\nusers_file = \"" + users_file().string() + "\"\n" + extra;
+  }
+  static std::string tls_config(const std::string& extra = "") {
+    return config("http_tls = true\ntls_cert_file = \"" + (dir_->path() / "server.pem").string() +
+                  "\"\ntls_key_file = \"" + (dir_->path() / "server.key").string() + "\"\n" +
+                  extra);
+  }
+  static HttpClientOptions as(const std::string& user, const std::string& password) {
+    HttpClientOptions o;
+    o.user = user;
+    o.password = password;
+    return o;
+  }
+
+  static HttpClientOptions raw_authorization(const std::string& value) {
+    HttpClientOptions o;
+    o.authorization = value;
+    return o;
+  }
+
+  // Creates the topics (auto_create_topics, as admin, which may publish everywhere).
+  static void make_topics(std::uint16_t port,
+                          HttpClientOptions admin = as("admin", kAdminPassword)) {
+    HttpClient http(port, std::move(admin));
+    for (const char* topic : {"orders.eu", "orders.secret", "audit", "payroll"}) {
+      const auto r =
+          http.post(std::string("/v1/topics/") + topic + "/messages", R"({"payload":"first"})");
+      ASSERT_EQ(r.status, 200u) << topic << ": " << r.body;
+    }
+  }
+
+  static std::set<std::string> topic_names(const HttpResponse& r) {
+    std::set<std::string> names;
+    const auto list = json::parse(r.body);
+    for (const auto& t : list.as_array()) {
+      names.insert(std::string(t.at("name").as_string()));
+    }
+    return names;
+  }
+
+  static std::string error_code(const HttpResponse& r) {
+    return std::string(json::parse(r.body).at("error").at("code").as_string());
+  }
+
+  static TempDir* dir_;
+};
+TempDir* HttpAuth::dir_ = nullptr;
+
+TEST_F(HttpAuth, UsersAndPermissionsOnPlainHttp) {
+  TestDaemon d(config());
+  d.start();
+  ASSERT_NE(d.http_port(), 0);
+  make_topics(d.http_port());
+
+  // No credentials: 401 with the challenge and the JSON error body; health stays open.
+  {
+    HttpClient anonymous(d.http_port());
+    for (const char* target : {"/v1/topics", "/v1/topics/audit", "/v1/topics/audit/groups"}) {
+      const auto r = anonymous.get(target);
+      EXPECT_EQ(r.status, 401u) << target;
+      EXPECT_EQ(r.headers.at("www-authenticate"), "Basic realm=\"loft\"") << target;
+      EXPECT_EQ(error_code(r), "unauthenticated") << r.body;
+    }
+    const auto p = anonymous.post("/v1/topics/audit/messages", R"({"payload":"x"})");
+    EXPECT_EQ(p.status, 401u);
+    EXPECT_EQ(anonymous.get("/healthz").status, 200u);
+    EXPECT_EQ(anonymous.get("/readyz").status, 200u);
+    EXPECT_EQ(anonymous.get("/metrics").status, 200u);  // metrics_auth = "open" by default
+  }
+
+  // Wrong password, unknown user, a malformed header: 401 authentication_failed.
+  for (const auto& options :
+       {as("billing", kWrongPassword), as("nobody", kWrongPassword),
+        raw_authorization("Basic not*base64"), raw_authorization("Bearer abc")}) {
+    HttpClient http(d.http_port(), options);
+    const auto r = http.get("/v1/topics");
+    EXPECT_EQ(r.status, 401u) << r.body;
+    EXPECT_EQ(r.headers.at("www-authenticate"), "Basic realm=\"loft\"");
+    EXPECT_EQ(error_code(r), "authentication failed") << r.body;
+    EXPECT_TRUE(r.keep_alive);  // a failed request does not end the connection
+  }
+
+  HttpClient admin(d.http_port(), as("admin", kAdminPassword));
+  HttpClient billing(d.http_port(), as("billing", kBillingPassword));
+
+  // The list shows only what the user may see; admin sees everything.
+  const auto all = admin.get("/v1/topics");
+  ASSERT_EQ(all.status, 200u) << all.body;
+  EXPECT_EQ(topic_names(all),
+            (std::set<std::string>{"audit", "orders.eu", "orders.secret", "payroll"}));
+  const auto mine = billing.get("/v1/topics");
+  ASSERT_EQ(mine.status, 200u) << mine.body;
+  EXPECT_EQ(topic_names(mine), (std::set<std::string>{"audit", "orders.eu"}));
+
+  // Allowed: publish on orders.*, describe and groups of what the user may see.
+  EXPECT_EQ(billing.post("/v1/topics/orders.eu/messages", R"({"payload":"ok"})").status, 200u);
+  EXPECT_EQ(billing.get("/v1/topics/audit").status, 200u);
+  EXPECT_EQ(billing.get("/v1/topics/orders.eu/groups").status, 200u);
+
+  // Denied: 403 forbidden naming the operation and the topic.
+  const auto publish = billing.post("/v1/topics/audit/messages", R"({"payload":"no"})");
+  EXPECT_EQ(publish.status, 403u);
+  EXPECT_EQ(error_code(publish), "forbidden");
+  EXPECT_THAT(publish.body, HasSubstr("may not publish to topic 'audit'"));
+  const auto denied = billing.post("/v1/topics/orders.secret/messages", R"({"payload":"no"})");
+  EXPECT_EQ(denied.status, 403u) << denied.body;
+  for (const char* target :
+       {"/v1/topics/payroll", "/v1/topics/payroll/groups", "/v1/topics/orders.secret"}) {
+    const auto r = billing.get(target);
+    EXPECT_EQ(r.status, 403u) << target;
+    EXPECT_THAT(r.body, HasSubstr("may not see topic")) << target;
+  }
+  // Nothing of the denied publishes was stored.
+  const auto audit = admin.get("/v1/topics/audit");
+  ASSERT_EQ(audit.status, 200u);
+  EXPECT_EQ(json::parse(audit.body).at("next_offset").as_int64(), 1) << audit.body;
+
+  // Logins counted over HTTP (every request with credentials is one): 4 failures above.
+  const auto metrics = admin.get("/metrics");
+  ASSERT_EQ(metrics.status, 200u);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(metrics.body, m, std::regex("\nloft_auth_failed_total (\\d+)")));
+  EXPECT_EQ(std::stoi(m[1]), 4);
+  ASSERT_TRUE(std::regex_search(metrics.body, m, std::regex("\nloft_auth_succeeded_total (\\d+)")));
+  EXPECT_GE(std::stoi(m[1]), 10);
+
+  // One log line per failure, with peer and user name; never a password.
+  const auto log = d.log();
+  for (const char* secret : {kAdminPassword, kBillingPassword, kWrongPassword}) {
+    EXPECT_THAT(log, Not(HasSubstr(secret)));
+  }
+  EXPECT_THAT(log, HasSubstr("authentication failed peer=127.0.0.1:"));
+  EXPECT_THAT(log, HasSubstr("user=\"nobody\""));
+  const std::regex failure("authentication failed");
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(log.begin(), log.end(), failure), std::sregex_iterator()),
+      4);
+}
+
+TEST_F(HttpAuth, TlsToThePlainPortClosesCleanly) {
+  TestDaemon d(config());
+  d.start();
+  HttpClientOptions tls;
+  tls.tls_ca_file = ca_file();
+  EXPECT_THROW(HttpClient(d.http_port(), tls), std::runtime_error);
+  EXPECT_TRUE(eventually(
+      [&] { return d.log().find("tls handshake on the plain HTTP port") != std::string::npos; }));
+  EXPECT_EQ(http_get(d.http_port(), "/healthz").status, 200u);
+}
+
+}  // namespace
+}  // namespace loft::testing
