@@ -148,6 +148,7 @@ Result<json::object> run_publish(const Params& p, const client::Options& connect
   }
   auto o = common_params(p, durability_text(clients[0]->server().durability), topic.name());
   o["broker"] = connection.host + ":" + std::to_string(connection.port);
+  o["tls"] = connection.tls.enabled;
   o["duration_s"] = timed ? std::chrono::duration<double>(p.duration).count() : 0.0;
   o["batch"] = p.batch;
   o["window"] = p.window;

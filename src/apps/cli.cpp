@@ -1,8 +1,12 @@
 #include "cli.hpp"
 
 #include <boost/json/serialize.hpp>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <initializer_list>
 #include <iostream>
 #include <string_view>
@@ -15,7 +19,8 @@ namespace po = boost::program_options;
 namespace loft::cli {
 namespace {
 
-constexpr const char* kUsage = R"(Usage: loft [--broker HOST:PORT] COMMAND [ARGS] [--json]
+constexpr const char* kUsage =
+    R"(Usage: loft [--broker HOST:PORT] [--tls ...] [--user NAME] COMMAND [ARGS] [--json]
 
 Commands:
   topic create NAME          create a topic
@@ -79,6 +84,16 @@ Commands:
 
 Global options:
   --broker HOST:PORT         broker address (default 127.0.0.1:7450)
+  --tls                      connect with TLS (loftd's tls_listen port); the broker's
+                             certificate is verified against the system's CAs
+  --tls-ca FILE              PEM CA(s) the broker's certificate must chain to (implies --tls)
+  --tls-cert FILE --tls-key FILE
+                             a client certificate and its key (implies --tls)
+  --tls-server-name NAME     the name the broker's certificate must carry (default: the
+                             host of --broker; implies --tls)
+  --user NAME                authenticate as NAME; the password is the first line of
+                             --password-file FILE, else the environment variable LOFT_PASSWORD
+  --allow-plaintext-password send the password without TLS to a host that is not loopback
   --json                     print JSON instead of text
   --help, --version
 )";
@@ -91,6 +106,14 @@ po::options_description all_options() {
     ("help,h", "")
     ("version", "")
     ("broker", po::value<std::string>()->default_value("127.0.0.1:7450"), "")
+    ("tls", "")
+    ("tls-ca", po::value<std::string>(), "")
+    ("tls-cert", po::value<std::string>(), "")
+    ("tls-key", po::value<std::string>(), "")
+    ("tls-server-name", po::value<std::string>(), "")
+    ("user", po::value<std::string>(), "")
+    ("password-file", po::value<std::string>(), "")
+    ("allow-plaintext-password", "")
     ("json", "");
   po::options_description cmd("Command options");
   cmd.add_options()
@@ -162,6 +185,45 @@ void refuse_misplaced_flags(const Common& c) {
   only_for("to", {"group"});
 }
 
+// The first line of `path`, without its line end.
+std::string read_password_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Failure{"cannot read --password-file " + path + ": " + std::strerror(errno), 1};
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+// --tls..., --user and the password into the client's options (the bench's too).
+void apply_connection_flags(Common& c) {
+  auto& tls = c.options.tls;
+  tls.enabled = c.vm.count("tls") > 0;
+  for (const auto& [flag, field] :
+       {std::pair{"tls-ca", &tls.ca_file}, std::pair{"tls-cert", &tls.cert_file},
+        std::pair{"tls-key", &tls.key_file}, std::pair{"tls-server-name", &tls.server_name}}) {
+    if (!c.vm.count(flag)) continue;
+    *field = c.vm[flag].as<std::string>();
+    tls.enabled = true;
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    usage_error("--tls-cert and --tls-key go together");
+  }
+  c.options.allow_plaintext_password = c.vm.count("allow-plaintext-password") > 0;
+  if (!c.vm.count("user")) {
+    if (c.vm.count("password-file")) usage_error("--password-file needs --user");
+    return;
+  }
+  c.options.user = c.vm["user"].as<std::string>();
+  if (c.vm.count("password-file")) {
+    c.options.password = read_password_file(c.vm["password-file"].as<std::string>());
+  } else if (const char* env = std::getenv("LOFT_PASSWORD"); env != nullptr) {
+    c.options.password = env;
+  } else {
+    usage_error("--user needs a password: --password-file FILE or LOFT_PASSWORD");
+  }
+}
+
 }  // namespace
 
 void usage_error(const std::string& message) { throw Failure{message + " (see loft --help)", 2}; }
@@ -230,6 +292,7 @@ std::optional<Common> parse_command_line(int argc, char** argv) {
   }
   check(client::parse_broker_address(c.vm["broker"].as<std::string>(), c.options));
   c.options.client_name = std::string("loft-cli ") + kVersion;
+  apply_connection_flags(c);
   c.json = c.vm.count("json") > 0;
   if (c.vm.count("words")) c.words = c.vm["words"].as<std::vector<std::string>>();
   if (c.words.empty()) usage_error("missing command");

@@ -29,6 +29,7 @@
 #include "loft/net/group_runner.hpp"
 #include "loft/net/server.hpp"
 #include "loft/storage/store.hpp"
+#include "loft/tls/tls.hpp"
 #include "malloc_tuning.hpp"
 
 namespace po = boost::program_options;
@@ -71,6 +72,7 @@ T or_die(Result<T> r) {
 struct PortFiles {
   std::string binary;  // --port-file
   std::string http;    // --http-port-file
+  std::string tls;     // --tls-port-file
 };
 
 // What the command line asks for, kept for SIGHUP, which builds the config from it again.
@@ -94,6 +96,7 @@ CommandLine parse_command_line(int argc, char** argv) {
     ("port-file", po::value<std::string>(), "write the bound port to this file once listening")
     ("http-listen", po::value<std::string>(), "HOST:PORT of the HTTP endpoint (default 127.0.0.1:7451; port 0 = any free port; off = none)")
     ("http-port-file", po::value<std::string>(), "write the bound HTTP port to this file (before --port-file is written)")
+    ("tls-port-file", po::value<std::string>(), "write the bound TLS port (tls_listen) to this file (before --port-file is written)")
     ("set", po::value<std::vector<std::string>>()->composing(),
      "KEY=VALUE: set any config file key (repeatable), e.g. --set durability=os");
   // clang-format on
@@ -128,6 +131,7 @@ CommandLine parse_command_line(int argc, char** argv) {
   }
   if (vm.count("port-file")) cl.port_files.binary = vm["port-file"].as<std::string>();
   if (vm.count("http-port-file")) cl.port_files.http = vm["http-port-file"].as<std::string>();
+  if (vm.count("tls-port-file")) cl.port_files.tls = vm["tls-port-file"].as<std::string>();
   return cl;
 }
 
@@ -238,6 +242,35 @@ void reload(const CommandLine& cl, config::Config& running, net::Server& server)
   spdlog::set_level(to_spdlog(running.log_level));
 }
 
+tls::ServerFiles tls_files_of(const config::Config& cfg) {
+  tls::ServerFiles f{cfg.tls_cert_file, cfg.tls_key_file, cfg.tls_ca_file, tls::ClientAuth::none};
+  switch (cfg.tls_client_auth) {
+    case config::TlsClientAuth::none:
+      break;
+    case config::TlsClientAuth::optional:
+      f.client_auth = tls::ClientAuth::optional;
+      break;
+    case config::TlsClientAuth::required:
+      f.client_auth = tls::ClientAuth::required;
+      break;
+  }
+  return f;
+}
+
+// SIGHUP, after the config: read the certificate, key and CA files again (their contents may
+// have changed even when their paths did not). New TLS connections get the new context, open
+// ones keep theirs; files that do not load change nothing.
+void reload_tls(const config::Config& cfg, std::optional<tls::ServerContext>& context) {
+  if (!context) return;
+  if (auto ok = context->reload(tls_files_of(cfg)); !ok) {
+    spdlog::error("tls reload failed, keeping the previous certificate error=\"{}\"",
+                  ok.error().detail);
+    return;
+  }
+  spdlog::info("tls reloaded {} client_auth={}", tls::describe_certificate(*context->current()),
+               config::to_string(cfg.tls_client_auth));
+}
+
 void set_up_logging(const config::Config& cfg) {
   auto logger = spdlog::stderr_color_mt("loftd");
   spdlog::set_default_logger(logger);
@@ -303,9 +336,26 @@ struct Daemon {
     } catch (const std::exception& e) {
       die("cannot listen on " + cfg.listen + ": " + e.what());
     }
+    if (config::tls_listen_enabled(cfg)) listen_tls(cfg, port_files);
     if (config::http_enabled(cfg)) listen_http(io, cfg, port_files);
     if (!port_files.binary.empty())
       apps::write_file_atomically(port_files.binary, std::to_string(bound.port()) + "\n");
+  }
+
+  void listen_tls(const config::Config& cfg, const PortFiles& port_files) {
+    tls_context = or_die(tls::ServerContext::load(tls_files_of(cfg)));
+    const auto hp = or_die(config::parse_host_port(cfg.tls_listen));
+    try {
+      const auto ep = server.listen_tls(hp.host, hp.port, *tls_context);
+      tls_bound = ep.address().to_string() + ":" + std::to_string(ep.port());
+      if (!port_files.tls.empty())
+        apps::write_file_atomically(port_files.tls, std::to_string(ep.port()) + "\n");
+    } catch (const std::exception& e) {
+      die("cannot listen for TLS on " + cfg.tls_listen + ": " + e.what());
+    }
+    spdlog::info("tls listening address={} {} client_auth={}", tls_bound,
+                 tls::describe_certificate(*tls_context->current()),
+                 config::to_string(cfg.tls_client_auth));
   }
 
   void listen_http(asio::io_context& io, const config::Config& cfg, const PortFiles& port_files) {
@@ -335,7 +385,8 @@ struct Daemon {
     return core->stats();
   }
 
-  std::unique_ptr<broker::Broker> core;  // the broker, with its store
+  std::unique_ptr<broker::Broker> core;           // the broker, with its store
+  std::optional<tls::ServerContext> tls_context;  // with tls_listen; before the server uses it
   net::GroupRunner group_runner;
   broker::Groups groups;
   // Password checks (Argon2id, tens of ms and 64 MiB each) run here, one at a time, off the io
@@ -346,6 +397,7 @@ struct Daemon {
   std::optional<http::Server> http_server;
   asio::ip::tcp::endpoint bound;
   std::string http_bound = "off";
+  std::string tls_bound = "off";
 };
 
 // SIGINT / SIGTERM stop loftd gracefully (a second one only logs); SIGHUP reloads the config.
@@ -381,6 +433,7 @@ class Signals {
     hup_.async_wait([this](boost::system::error_code ec, int) {
       if (ec || stopping_) return;
       reload(cl_, cfg_, daemon_.server);
+      reload_tls(cfg_, daemon_.tls_context);
       if (daemon_.http_server) {
         daemon_.http_server->update_security(
             http_security_of(cfg_, daemon_.authenticator, daemon_.slow));
@@ -413,10 +466,11 @@ int run(int argc, char** argv) {
   Signals signals(io, hup, cl, cfg, *daemon);
   daemon->listen(io, cfg, cl.port_files);
   spdlog::info(
-      "loftd started version={} listen={}:{} http_listen={} data_dir={} durability={} "
-      "auto_create_topics={}",
-      kVersion, daemon->bound.address().to_string(), daemon->bound.port(), daemon->http_bound,
-      cfg.data_dir.string(), config::to_string(cfg.durability), cfg.auto_create_topics);
+      "loftd started version={} listen={}:{} tls_listen={} http_listen={} data_dir={} "
+      "durability={} auto_create_topics={}",
+      kVersion, daemon->bound.address().to_string(), daemon->bound.port(), daemon->tls_bound,
+      daemon->http_bound, cfg.data_dir.string(), config::to_string(cfg.durability),
+      cfg.auto_create_topics);
   io.run();
 
   const auto stats = daemon->stop();

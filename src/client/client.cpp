@@ -1,11 +1,19 @@
 #include "loft/client/client.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <charconv>
 #include <condition_variable>
@@ -22,8 +30,31 @@
 namespace loft::client {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 using asio::ip::tcp;
 using protocol::Body;
+
+namespace {
+
+// An address only this machine reaches: 127.0.0.0/8, ::1 or "localhost".
+bool is_loopback(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
+
+// An OpenSSL error as its reason ("certificate verify failed"), other errors as Asio says.
+std::string error_text(const boost::system::error_code& ec) {
+  if (ec.category() == asio::error::get_ssl_category()) {
+    const char* reason = ERR_reason_error_string(static_cast<unsigned long>(ec.value()));
+    if (reason != nullptr) return reason;
+  }
+  if (ec == ssl::error::stream_truncated) return "the connection closed during the TLS handshake";
+  return ec.message();
+}
+
+}  // namespace
 
 Result<void> parse_broker_address(std::string_view text, Options& options) {
   auto bad = [&] {
@@ -72,6 +103,13 @@ class Client::Impl {
   }
 
   Result<void> connect() {
+    if (!options_.user.empty() && !options_.tls.enabled && !options_.allow_plaintext_password &&
+        !is_loopback(options_.host)) {
+      return fail(Errc::invalid_request,
+                  "refusing to send the password of user '" + options_.user + "' to " + address() +
+                      " in clear text: use TLS, or allow a plaintext password explicitly");
+    }
+    const auto started = std::chrono::steady_clock::now();
     boost::system::error_code ec;
     tcp::resolver resolver(io_);
     const auto endpoints = resolver.resolve(options_.host, std::to_string(options_.port), ec);
@@ -90,9 +128,23 @@ class Client::Impl {
     }
     if (connect_ec) return connection_failed("cannot connect to " + address(), connect_ec);
     socket_.set_option(tcp::no_delay(true), ec);
-    // Blocking from here on (async_connect made the socket non-blocking): the reader thread
-    // then waits inside recv itself instead of a failed recv followed by a poll.
-    socket_.native_non_blocking(false, ec);
+    if (options_.tls.enabled) {
+      const auto left =
+          options_.connect_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started);
+      if (auto ok = tls_handshake(std::max(left, std::chrono::milliseconds(1))); !ok) {
+        socket_.close(ec);
+        return ok;
+      }
+      // From here on the io thread runs the connection (see tls_send).
+      io_.restart();
+      work_.emplace(io_.get_executor());
+      tls_read();
+    } else {
+      // Blocking from here on (async_connect made the socket non-blocking): the reader thread
+      // then waits inside recv itself instead of a failed recv followed by a poll.
+      socket_.native_non_blocking(false, ec);
+    }
     connected_ = true;
     {
       std::lock_guard lock(mutex_);
@@ -107,6 +159,23 @@ class Client::Impl {
     auto* ok = std::get_if<protocol::HelloOk>(&*reply);
     if (!ok) return fail(Errc::invalid_request, "server did not answer HELLO with HELLO_OK");
     hello_ = *ok;
+    if (!options_.user.empty()) return authenticate();
+    return {};
+  }
+
+  // PLAIN (RFC 4616): an empty authorization identity, the user, the password.
+  Result<void> authenticate() {
+    std::string payload;
+    payload.reserve(options_.user.size() + options_.password.size() + 2);
+    payload += '\0';
+    payload += options_.user;
+    payload += '\0';
+    payload += options_.password;
+    auto reply = wait(request(protocol::Authenticate{"PLAIN", std::move(payload)}));
+    if (!reply) return tl::unexpected(reply.error());
+    if (!std::holds_alternative<protocol::AuthenticateOk>(*reply)) {
+      return fail(Errc::invalid_request, "server did not answer AUTHENTICATE with AUTHENTICATE_OK");
+    }
     return {};
   }
 
@@ -150,6 +219,7 @@ class Client::Impl {
       }
       pending_.emplace(id, std::move(done));
     }
+    if (tls_) return tls_send(bytes);
     std::lock_guard write_lock(write_mutex_);
     boost::system::error_code ec;
     // A signal that interrupts the blocking send (a handler installed without SA_RESTART) is
@@ -178,6 +248,7 @@ class Client::Impl {
     }
     boost::system::error_code ec;
     const bool on_reader = reader_.joinable() && reader_.get_id() == std::this_thread::get_id();
+    if (tls_) return tls_close(on_reader);
     if (!on_reader && connected()) {
       // Graceful: tell the broker we are done sending and let it answer what it has read.
       // It closes once every request is answered; closing first (with replies unread) would
@@ -230,7 +301,11 @@ class Client::Impl {
   }
 
   void read_loop() {
-    read_frames();
+    if (tls_) {
+      io_.run();  // until the read chain ends (tls_read) or close()
+    } else {
+      read_frames();
+    }
     // Notified under the lock: a destructor waiting for this cannot free the object before
     // the reader is done touching it.
     std::lock_guard lock(mutex_);
@@ -245,17 +320,9 @@ class Client::Impl {
   // costly part of a reply here: docs/performance-log.md, "Fewer system calls per reply in the
   // client").
   void read_frames() {
-    constexpr std::size_t kReadChunk = 64 << 10;
-    // Replies may legitimately be large (a fetch); the server's own limit bounds them.
-    constexpr std::uint32_t kMaxReply = 1u << 30;
-    protocol::Decoder decoder{kMaxReply};
+    auto& decoder = decoder_;
     for (;;) {
-      for (;;) {
-        auto frame = decoder.next();
-        if (!frame) return fail_all(frame.error());
-        if (!frame->has_value()) break;
-        deliver((*frame)->correlation_id, std::move((*frame)->body));
-      }
+      if (!deliver_frames()) return;
       const std::span<char> room = decoder.prepare(kReadChunk);
       boost::system::error_code ec;
       decoder.commit(socket_.read_some(asio::buffer(room.data(), room.size()), ec));
@@ -266,9 +333,198 @@ class Client::Impl {
     }
   }
 
+  // Every complete frame in the decoder; false (after failing everything) on a malformed one.
+  bool deliver_frames() {
+    for (;;) {
+      auto frame = decoder_.next();
+      if (!frame) {
+        fail_all(frame.error());
+        return false;
+      }
+      if (!frame->has_value()) return true;
+      deliver((*frame)->correlation_id, std::move((*frame)->body));
+    }
+  }
+
   std::string disconnect_text(boost::system::error_code ec) const {
-    if (ec == asio::error::eof) return "the broker at " + address() + " closed the connection";
-    return "connection to " + address() + " lost: " + ec.message();
+    if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+      return "the broker at " + address() + " closed the connection";
+    }
+    return "connection to " + address() + " lost: " + error_text(ec);
+  }
+
+  // TLS. OpenSSL does not allow one SSL object to be used from two threads at once, so over
+  // TLS the connection runs on the io thread (the reader thread runs io_): reads are one
+  // chain of async reads, and callers' frames are queued (tls_out_) and written by a chain
+  // of async writes there. A caller waits only while more than kMaxQueued bytes are queued,
+  // which is what a blocking send does when the socket buffer is full.
+
+  // Before the io thread starts: connect() runs io_ on the caller's thread.
+  Result<void> tls_handshake(std::chrono::milliseconds timeout) {
+    const auto& t = options_.tls;
+    const std::string name = t.server_name.empty() ? options_.host : t.server_name;
+    auto bad_file = [](std::string_view what, const std::string& file,
+                       const boost::system::error_code& e) {
+      return fail(Errc::invalid_request,
+                  "cannot load TLS " + std::string(what) + " file " + file + ": " + error_text(e));
+    };
+    tls_context_.emplace(ssl::context::tls_client);
+    auto& context = *tls_context_;
+    boost::system::error_code ec;
+    context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_compression);
+    SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
+    context.set_verify_mode(ssl::verify_peer);
+    if (!t.ca_file.empty()) {
+      if (context.load_verify_file(t.ca_file, ec); ec) return bad_file("CA", t.ca_file, ec);
+    } else if (context.set_default_verify_paths(ec); ec) {
+      return fail(Errc::invalid_request,
+                  "cannot load the system's CA certificates: " + error_text(ec));
+    }
+    if (t.cert_file.empty() != t.key_file.empty()) {
+      return fail(Errc::invalid_request,
+                  "a TLS client certificate needs both a certificate and a key file");
+    }
+    if (!t.cert_file.empty()) {
+      if (context.use_certificate_chain_file(t.cert_file, ec); ec) {
+        return bad_file("certificate", t.cert_file, ec);
+      }
+      if (context.use_private_key_file(t.key_file, ssl::context::pem, ec); ec) {
+        return bad_file("key", t.key_file, ec);
+      }
+    }
+    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, context);
+    SSL* handle = tls_->native_handle();
+    // The name check is OpenSSL's own (X509_VERIFY_PARAM, as asio::ssl::host_name_verification
+    // does it), set on the SSL object so that a mismatch is reported as the verify result
+    // ("hostname mismatch") and not as an unexplained failure of a callback.
+    asio::ip::make_address(name, ec);
+    if (!ec) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), name.c_str());
+    } else {
+      SSL_set1_host(handle, name.c_str());
+      SSL_set_tlsext_host_name(handle, name.c_str());  // SNI: for names, not addresses
+    }
+    bool done = false;
+    boost::system::error_code handshake_ec;
+    tls_->async_handshake(ssl::stream_base::client, [&](boost::system::error_code e) {
+      handshake_ec = e;
+      done = true;
+    });
+    io_.restart();
+    io_.run_for(timeout);
+    if (!done) {
+      socket_.close(ec);
+      io_.restart();
+      io_.run();  // the handshake completes, aborted
+      tls_.reset();
+      return fail(Errc::timeout, "TLS handshake with " + address() + " took longer than " +
+                                     std::to_string(options_.connect_timeout.count()) + "ms");
+    }
+    if (handshake_ec) {
+      std::string detail =
+          "TLS handshake with " + address() + " failed: " + error_text(handshake_ec);
+      if (const long v = SSL_get_verify_result(handle); v != X509_V_OK) {
+        detail += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+      }
+      tls_.reset();
+      return fail(Errc::connection_error, detail);
+    }
+    return {};
+  }
+
+  // Io thread.
+  void tls_read() {
+    const std::span<char> room = decoder_.prepare(kReadChunk);
+    tls_->async_read_some(asio::buffer(room.data(), room.size()),
+                          [this](boost::system::error_code ec, std::size_t n) {
+                            decoder_.commit(n);
+                            if (!deliver_frames()) return tls_end();
+                            if (ec) {
+                              fail_all(Error{Errc::connection_error, disconnect_text(ec)});
+                              return tls_end();
+                            }
+                            tls_read();
+                          });
+  }
+
+  // Io thread: reading is over, so is the connection. The socket closes (a write still
+  // pending ends) and io_.run() returns once nothing is left to run.
+  void tls_end() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    work_.reset();
+    {
+      std::lock_guard lock(tls_mutex_);
+      tls_failed_ = true;
+    }
+    tls_cv_.notify_all();
+  }
+
+  // Any thread.
+  void tls_send(const std::string& bytes) {
+    constexpr std::size_t kMaxQueued = 4 << 20;
+    std::unique_lock lock(tls_mutex_);
+    tls_cv_.wait(lock, [this] { return tls_out_.size() < kMaxQueued || tls_failed_; });
+    if (tls_failed_) return;  // fail_all completes the request
+    tls_out_ += bytes;
+    if (tls_writing_) return;
+    tls_writing_ = true;
+    asio::post(io_, [this] { tls_write(); });
+  }
+
+  // Io thread.
+  void tls_write() {
+    {
+      std::lock_guard lock(tls_mutex_);
+      tls_sending_.swap(tls_out_);
+      tls_out_.clear();
+    }
+    tls_cv_.notify_all();
+    asio::async_write(
+        *tls_, asio::buffer(tls_sending_), [this](boost::system::error_code ec, std::size_t) {
+          bool more = false;
+          {
+            std::lock_guard lock(tls_mutex_);
+            if (ec) tls_failed_ = true;
+            more = !ec && !tls_out_.empty();
+            if (!more) tls_writing_ = false;
+          }
+          tls_cv_.notify_all();
+          if (ec) {
+            return fail_all(Error{Errc::connection_error, "write failed: " + error_text(ec)});
+          }
+          if (more) tls_write();
+        });
+  }
+
+  // As the plaintext close(): graceful (our queued frames out, then FIN, then the broker's
+  // answers until it closes) unless called from a completion, then hard. The FIN is TCP's:
+  // the broker reads it as the end of our requests, answers what it has read and closes
+  // with its close_notify; the frames carry their own lengths, so nothing can be cut short
+  // unnoticed.
+  void tls_close(bool on_reader) {
+    if (!on_reader && connected()) {
+      {
+        std::unique_lock lock(tls_mutex_);
+        tls_cv_.wait_for(lock, options_.close_timeout,
+                         [this] { return (!tls_writing_ && tls_out_.empty()) || tls_failed_; });
+      }
+      asio::post(io_, [this] {
+        boost::system::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      });
+      std::unique_lock lock(mutex_);
+      reader_done_cv_.wait_for(lock, options_.close_timeout, [this] { return reader_done_; });
+    }
+    if (on_reader) {
+      tls_end();
+      reader_.detach();  // close() from a completion: the io thread ends by itself
+    } else {
+      asio::post(io_, [this] { tls_end(); });
+      if (reader_.joinable()) reader_.join();
+    }
+    fail_all(Error{Errc::connection_error, "the client was closed"});
   }
 
   void deliver(std::uint32_t id, Body body) {
@@ -325,9 +581,24 @@ class Client::Impl {
     }
   }
 
+  static constexpr std::size_t kReadChunk = 64 << 10;
+  // Replies may legitimately be large (a fetch); the server's own limit bounds them.
+  static constexpr std::uint32_t kMaxReply = 1u << 30;
+
   Options options_;
   asio::io_context io_;
   tcp::socket socket_;
+  protocol::Decoder decoder_{kMaxReply};  // the reader thread's
+  // TLS only.
+  std::optional<ssl::context> tls_context_;
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::mutex tls_mutex_;  // guards the four below
+  std::condition_variable tls_cv_;
+  std::string tls_out_;  // queued by senders
+  bool tls_writing_ = false;
+  bool tls_failed_ = false;
+  std::string tls_sending_;  // the io thread's: being written
   std::thread reader_;
   protocol::HelloOk hello_;
 

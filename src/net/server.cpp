@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 
 #include "loft/protocol/codec.hpp"
+#include "loft/tls/tls.hpp"
 #include "log.hpp"
 #include "session.hpp"
 
@@ -18,6 +19,15 @@ namespace loft::net {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+
+// One acceptor: plaintext, or TLS with the listener's current context.
+struct Server::Listener {
+  explicit Listener(asio::io_context& io, tls::ServerContext* tls_context)
+      : acceptor(io), retry(io), tls(tls_context) {}
+  tcp::acceptor acceptor;
+  asio::steady_timer retry;  // after a failed accept
+  tls::ServerContext* tls;   // null: plaintext
+};
 
 namespace {
 
@@ -61,54 +71,67 @@ Server::Server(asio::io_context& io, broker::Broker& broker, GroupRunner& groups
       options_(std::move(options)),
       context_(std::make_unique<SessionContext>(SessionContext{
           broker, groups, options_, [this](const Session* s) { on_session_closed(s); }})),
-      acceptor_(io),
-      stop_timer_(io),
-      accept_retry_(io) {}
+      stop_timer_(io) {}
 
 Server::~Server() = default;
 
 tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
+  listeners_.push_back(std::make_unique<Listener>(io_, nullptr));
+  return bind(*listeners_.back(), host, port);
+}
+
+tcp::endpoint Server::listen_tls(const std::string& host, std::uint16_t port,
+                                 tls::ServerContext& context) {
+  listeners_.push_back(std::make_unique<Listener>(io_, &context));
+  return bind(*listeners_.back(), host, port);
+}
+
+tcp::endpoint Server::bind(Listener& listener, const std::string& host, std::uint16_t port) {
   tcp::resolver resolver(io_);
   const auto results = resolver.resolve(host, std::to_string(port));  // throws on failure
   const tcp::endpoint endpoint = *results.begin();
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.bind(endpoint);
-  acceptor_.listen(asio::socket_base::max_listen_connections);
-  start_accept();
-  return acceptor_.local_endpoint();
+  auto& acceptor = listener.acceptor;
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(endpoint);
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  start_accept(listener);
+  return acceptor.local_endpoint();
 }
 
-void Server::start_accept() {
-  acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || stopping_) return;
-      // Out of file descriptors or memory: accepting again at once would spin. Wait a little.
-      net_log()->warn("accept failed error=\"{}\", retrying in 100ms", ec.message());
-      accept_retry_.expires_after(std::chrono::milliseconds(100));
-      accept_retry_.async_wait([this](boost::system::error_code e) {
-        if (!e && !stopping_) start_accept();
+void Server::start_accept(Listener& listener) {
+  listener.acceptor.async_accept(
+      [this, &listener](boost::system::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted || stopping_) return;
+          // Out of file descriptors or memory: accepting again at once would spin. Wait a little.
+          net_log()->warn("accept failed error=\"{}\", retrying in 100ms", ec.message());
+          listener.retry.expires_after(std::chrono::milliseconds(100));
+          listener.retry.async_wait([this, &listener](boost::system::error_code e) {
+            if (!e && !stopping_) start_accept(listener);
+          });
+          return;
+        }
+        if (stopping_) return;
+        if (sessions_.size() >= options_.max_connections) {
+          refuse(std::move(socket));
+          start_accept(listener);
+          return;
+        }
+        if (refused_unlogged_ > 0) {
+          net_log()->info("accepting connections again sessions={} refused={} refused_total={}",
+                          sessions_.size(), refused_unlogged_, refused_total_);
+          refused_unlogged_ = 0;
+        }
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto session = std::make_shared<Session>(
+            *context_, listener.tls ? Stream(std::move(socket), listener.tls->current())
+                                    : Stream(std::move(socket)));
+        sessions_.insert(session);
+        session->start();
+        start_accept(listener);
       });
-      return;
-    }
-    if (stopping_) return;
-    if (sessions_.size() >= options_.max_connections) {
-      refuse(std::move(socket));
-      start_accept();
-      return;
-    }
-    if (refused_unlogged_ > 0) {
-      net_log()->info("accepting connections again sessions={} refused={} refused_total={}",
-                      sessions_.size(), refused_unlogged_, refused_total_);
-      refused_unlogged_ = 0;
-    }
-    boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    auto session = std::make_shared<Session>(*context_, std::move(socket));
-    sessions_.insert(session);
-    session->start();
-    start_accept();
-  });
 }
 
 void Server::refuse(tcp::socket socket) {
@@ -167,8 +190,11 @@ void Server::stop(std::function<void()> on_stopped) {
   if (stopping_) return;
   stopping_ = true;
   on_stopped_ = std::move(on_stopped);
-  boost::system::error_code ignored;
-  acceptor_.close(ignored);
+  for (const auto& listener : listeners_) {
+    boost::system::error_code ignored;
+    listener->acceptor.close(ignored);
+    listener->retry.cancel();
+  }
   for (const auto& s : sessions_) s->stop_reading();
   stop_timer_.expires_after(options_.shutdown_timeout);
   stop_timer_.async_wait([this](boost::system::error_code ec) {

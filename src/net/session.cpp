@@ -9,6 +9,7 @@
 #include <span>
 
 #include "loft/protocol/codec.hpp"
+#include "loft/tls/tls.hpp"
 #include "log.hpp"
 
 namespace loft::net {
@@ -25,12 +26,12 @@ constexpr std::size_t kShareBelow = 64 << 10;
 
 }  // namespace
 
-Session::Session(SessionContext& context, tcp::socket socket)
+Session::Session(SessionContext& context, Stream stream)
     : context_(context),
-      socket_(std::move(socket)),
-      read_signal_(socket_.get_executor()),
-      write_signal_(socket_.get_executor()),
-      watchdog_(socket_.get_executor()),
+      stream_(std::move(stream)),
+      read_signal_(stream_.get_executor()),
+      write_signal_(stream_.get_executor()),
+      watchdog_(stream_.get_executor()),
       accepted_at_(Clock::now()),
       max_inflight_requests_(context.options.max_inflight_requests),
       max_outgoing_bytes_(context.options.max_outgoing_bytes),
@@ -39,7 +40,7 @@ Session::Session(SessionContext& context, tcp::socket socket)
   read_signal_.expires_at(asio::steady_timer::time_point::max());
   write_signal_.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;
-  const auto ep = socket_.remote_endpoint(ec);
+  const auto ep = stream_.socket().remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
@@ -52,14 +53,14 @@ void Session::start() {
       net_log()->error("session coroutine failed error={}", ex.what());
     }
   };
-  asio::co_spawn(socket_.get_executor(), reader(shared_from_this()), on_done);
-  asio::co_spawn(socket_.get_executor(), writer(shared_from_this()), on_done);
+  asio::co_spawn(stream_.get_executor(), reader(shared_from_this()), on_done);
+  asio::co_spawn(stream_.get_executor(), writer(shared_from_this()), on_done);
   arm_watchdog();
 }
 
 void Session::stop_reading() {
   boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  stream_.socket().shutdown(tcp::socket::shutdown_receive, ec);
   reading_ = false;
   read_signal_.cancel();
 }
@@ -67,7 +68,7 @@ void Session::stop_reading() {
 // Hard: drop everything now.
 void Session::close() {
   boost::system::error_code ec;
-  socket_.close(ec);
+  stream_.socket().close(ec);
   closed_ = true;
   read_signal_.cancel();
   write_signal_.cancel();
@@ -75,7 +76,7 @@ void Session::close() {
 
 Session::Awaitable Session::reader(std::shared_ptr<Session> self) {
   try {
-    co_await read_loop();
+    if (!stream_.secure() || co_await tls_handshake()) co_await read_loop();
   } catch (const std::exception& e) {
     // A bug or an allocation failure: this connection ends, the others go on.
     net_log()->error("session reader failed peer={} error=\"{}\"", peer_, e.what());
@@ -87,6 +88,28 @@ Session::Awaitable Session::reader(std::shared_ptr<Session> self) {
   reading_ = false;
   write_signal_.cancel();  // the writer may be waiting to learn that the reader is done
   (void)self;
+}
+
+// The server side of the TLS handshake. A failure (a plaintext client, a certificate the CA
+// does not vouch for, a client that stalls past handshake_timeout) ends the connection with
+// one log line: without a completed handshake there is no way to send an ERROR frame.
+asio::awaitable<bool> Session::tls_handshake() {
+  auto [ec] = co_await stream_.tls().async_handshake(asio::ssl::stream_base::server, kUseTuple);
+  if (ec || closed_) {
+    if (!closed_) {
+      const std::string reason = timed_out_
+                                     ? "TLS handshake not complete within handshake_timeout " +
+                                           std::to_string(handshake_timeout_.count()) + "ms"
+                                     : "TLS handshake failed: " + ec.message();
+      net_log()->warn("closing connection peer={} reason=\"{}\"", peer_, reason);
+    }
+    timed_out_.reset();  // nothing to tell the client: no ERROR frame without TLS
+    reading_ = false;
+    co_return false;
+  }
+  tls_established_ = true;
+  peer_names_ = tls::peer_names(stream_.ssl());
+  co_return true;
 }
 
 Session::Awaitable Session::read_loop() {
@@ -144,7 +167,7 @@ asio::awaitable<bool> Session::read_more() {
   const bool was_empty = decoder_.buffered() == 0;
   const auto room = decoder_.prepare(kReadChunk);
   auto [ec, n] =
-      co_await socket_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
+      co_await stream_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
   if (ec) co_return false;
   decoder_.commit(n);
   if (was_empty) begin_frame();
@@ -159,9 +182,13 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
     fatal_ = false;  // no linger: close now
   }
   boost::system::error_code ignored;
-  if (fatal_ && !closed_) co_await linger(self);
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  if (fatal_ && !closed_) {
+    co_await linger(self);
+  } else if (tls_established_ && !closed_) {
+    co_await tls_shutdown(self);
+  }
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
   closed_ = true;
   reading_ = false;
   read_signal_.cancel();
@@ -198,7 +225,7 @@ Session::Awaitable Session::write_loop() {
       outgoing_.pop_front();
       buffers.emplace_back(asio::buffer(sending.back()));
     }
-    auto [ec, n] = co_await asio::async_write(socket_, buffers, kUseTuple);
+    auto [ec, n] = co_await stream_.async_write(buffers, kUseTuple);
     outgoing_bytes_ -= std::min(outgoing_bytes_, n);
     read_signal_.cancel();  // room again for the reader
     if (ec) break;
@@ -214,23 +241,44 @@ Session::Awaitable Session::write_loop() {
 // pipelined requests). Closing with unread bytes would reset the connection and could
 // destroy our ERROR frame before the client reads it, so: FIN, then read and discard for a
 // bounded time and amount before closing.
+// Over TLS the same in TLS terms: close_notify, then read (and discard) until the client's
+// close_notify, its FIN or the same bound.
 Session::Awaitable Session::linger(std::shared_ptr<Session> self) {
   constexpr auto kLingerTime = std::chrono::seconds(2);
   constexpr std::size_t kLingerBytes = 32 << 20;
+  if (stream_.secure()) {
+    if (tls_established_) co_await tls_shutdown(self);
+    co_return;
+  }
   boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  asio::steady_timer deadline(socket_.get_executor());
+  auto& socket = stream_.socket();
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  asio::steady_timer deadline(socket.get_executor());
   deadline.expires_after(kLingerTime);
   deadline.async_wait([self](boost::system::error_code ec) {
     boost::system::error_code ignored;
-    if (!ec) self->socket_.cancel(ignored);
+    if (!ec) self->stream_.socket().cancel(ignored);
   });
   std::array<char, 16384> sink{};
   for (std::size_t total = 0; total < kLingerBytes;) {
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), kUseTuple);
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), kUseTuple);
     if (ec) break;
     total += n;
   }
+  deadline.cancel();
+}
+
+// TLS close: our close_notify, then the client's (OpenSSL discards application data that
+// arrives meanwhile), bounded in time like the plaintext linger.
+Session::Awaitable Session::tls_shutdown(std::shared_ptr<Session> self) {
+  constexpr auto kShutdownTime = std::chrono::seconds(2);
+  asio::steady_timer deadline(stream_.get_executor());
+  deadline.expires_after(kShutdownTime);
+  deadline.async_wait([self](boost::system::error_code ec) {
+    boost::system::error_code ignored;
+    if (!ec) self->stream_.socket().cancel(ignored);
+  });
+  std::ignore = co_await stream_.tls().async_shutdown(kUseTuple);  // a failure: close anyway
   deadline.cancel();
 }
 
@@ -272,7 +320,7 @@ void Session::on_watchdog() {
   // Bytes waiting in the kernel mean the client is sending and we are behind (a busy or
   // starved io thread): not a stall. Give the frame another period.
   boost::system::error_code ec;
-  if (in_frame_ && socket_.available(ec) > 0 && !ec) {
+  if (in_frame_ && stream_.socket().available(ec) > 0 && !ec) {
     frame_started_at_ = now;
     return arm_watchdog();
   }
@@ -286,7 +334,7 @@ void Session::on_watchdog() {
   // Ends the pending read (and a pending write: a client that stalls a frame and does not
   // read either gets no ERROR); the reader then reports timed_out_.
   boost::system::error_code ignored;
-  socket_.cancel(ignored);
+  stream_.socket().cancel(ignored);
 }
 
 // A frame encoded elsewhere (DELIVER): appended to the last buffer if both are small,
@@ -319,6 +367,12 @@ void Session::send_error(std::uint32_t correlation_id, const Error& error) {
 void Session::fatal(std::uint32_t correlation_id, const Error& error) {
   net_log()->warn("closing connection peer={} code={} reason=\"{}\"", peer_,
                   static_cast<int>(error.code), error.to_string());
+  if (stream_.secure() && !tls_established_) {
+    // No TLS session to carry an ERROR frame yet: just close.
+    reading_ = false;
+    write_signal_.cancel();
+    return;
+  }
   pending_fatal_ = std::pair{correlation_id, error};
   reading_ = false;
   fatal_ = true;

@@ -10,6 +10,12 @@
 // replies is throttled by TCP instead of growing our memory. A watchdog timer closes the
 // session when HELLO does not complete within handshake_timeout, or a frame that has begun
 // does not complete within frame_timeout; between frames a session may idle for ever.
+//
+// TLS: on a TLS listener the stream is TLS, and the reader's first step is the TLS handshake,
+// under the same handshake deadline as HELLO (counted from accept). A handshake that fails or
+// times out closes the connection with one log line and no ERROR frame (there is no channel
+// to carry one); after it, errors are answered and closed as on plaintext, with a TLS
+// close_notify (bounded in time) before the socket closes.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -23,6 +29,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
@@ -30,6 +37,7 @@
 #include "loft/net/server.hpp"
 #include "loft/protocol/codec.hpp"
 #include "loft/protocol/frames.hpp"
+#include "stream.hpp"
 
 namespace loft::net {
 
@@ -45,7 +53,7 @@ struct SessionContext {
 
 class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
  public:
-  Session(SessionContext& context, boost::asio::ip::tcp::socket socket);
+  Session(SessionContext& context, Stream stream);
 
   void start();
   // Graceful: no more requests are read; in-flight ones complete and are flushed.
@@ -58,18 +66,27 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   void deliver(const broker::DeliveryBatch& batch) override;
   std::string client_name() const override { return client_name_; }
 
+  // Whether the connection is TLS (accepted on the TLS listener).
+  bool secure() const { return stream_.secure(); }
+  // The names of the client's verified certificate (tls::peer_names: the subject's CN, then
+  // its DNS, email and URI alternative names); empty without TLS, without a client
+  // certificate, or before the TLS handshake completed.
+  const std::vector<std::string>& peer_names() const { return peer_names_; }
+
  private:
   using Clock = std::chrono::steady_clock;
   using Awaitable = boost::asio::awaitable<void>;
 
   // Reading.
   Awaitable reader(std::shared_ptr<Session> self);
+  boost::asio::awaitable<bool> tls_handshake();
   Awaitable read_loop();
   boost::asio::awaitable<bool> read_more();
   // Writing.
   Awaitable writer(std::shared_ptr<Session> self);
   Awaitable write_loop();
   Awaitable linger(std::shared_ptr<Session> self);
+  Awaitable tls_shutdown(std::shared_ptr<Session> self);
   void send_encoded(std::string frame);
   void send(std::uint32_t correlation_id, protocol::Body body);
   void send_error(std::uint32_t correlation_id, const Error& error);
@@ -114,7 +131,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   broker::Callback<T> local(std::uint32_t correlation_id, Reply make_reply);
 
   SessionContext& context_;
-  boost::asio::ip::tcp::socket socket_;
+  Stream stream_;
+  bool tls_established_ = false;  // the TLS handshake completed
+  std::vector<std::string> peer_names_;
   boost::asio::steady_timer read_signal_;   // cancelled when the reader may be able to go on
   boost::asio::steady_timer write_signal_;  // cancelled when there is something to write
   boost::asio::steady_timer watchdog_;      // handshake and frame deadlines

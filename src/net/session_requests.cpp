@@ -18,7 +18,7 @@ namespace asio = boost::asio;
 template <class T, class Reply>
 broker::Callback<T> Session::completion(std::uint32_t correlation_id, Reply make_reply) {
   // The broker completes on its writer thread: hop to this session's thread first.
-  return [executor = socket_.get_executor(),
+  return [executor = stream_.get_executor(),
           reply = local<T>(correlation_id, std::move(make_reply))](Result<T> result) mutable {
     asio::post(executor, [reply = std::move(reply), result = std::move(result)]() mutable {
       reply(std::move(result));

@@ -6,6 +6,9 @@
 // owns connections and sessions only: loftd's main makes the broker and the groups and hands
 // them in.
 //
+// Listeners: listen() for plaintext and, optionally, listen_tls() for a second one that speaks
+// only TLS. Both share max_connections and the set of sessions.
+//
 // Lifecycle: listen() binds (throws on failure: a startup error), then accepts until stop().
 // stop() closes the acceptor and each session's read side; sessions finish their in-flight
 // requests, flush their replies, and close. `on_stopped` runs when the last session is gone,
@@ -21,10 +24,15 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "loft/broker/broker.hpp"
 #include "loft/net/group_runner.hpp"
 #include "loft/protocol/frames.hpp"
+
+namespace loft::tls {
+class ServerContext;
+}
 
 namespace loft::net {
 
@@ -58,6 +66,11 @@ class Server {
 
   // Binds host:port (port 0 = any free port), starts accepting; returns the bound endpoint.
   boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
+  // The same for a listener that speaks only TLS: each connection it accepts takes
+  // context.current() (so a reload of `context` reaches the connections accepted after it).
+  // `context` outlives the server.
+  boost::asio::ip::tcp::endpoint listen_tls(const std::string& host, std::uint16_t port,
+                                            tls::ServerContext& context);
   void stop(std::function<void()> on_stopped);
   // Takes over the limits of `options` that may change while running (loftd's SIGHUP) and
   // ignores the rest. max_connections and frame_timeout apply at once, on every connection
@@ -73,7 +86,10 @@ class Server {
   std::uint64_t refused_connections() const { return refused_total_; }
 
  private:
-  void start_accept();
+  struct Listener;
+  boost::asio::ip::tcp::endpoint bind(Listener& listener, const std::string& host,
+                                      std::uint16_t port);
+  void start_accept(Listener& listener);
   void on_session_closed(const Session* session);
   void refuse(boost::asio::ip::tcp::socket socket);
   void maybe_stopped();
@@ -82,12 +98,11 @@ class Server {
   GroupRunner& groups_;
   ServerOptions options_;
   std::unique_ptr<SessionContext> context_;  // what sessions see of the server
-  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
   std::set<std::shared_ptr<Session>> sessions_;
   bool stopping_ = false;
   std::function<void()> on_stopped_;
   boost::asio::steady_timer stop_timer_;
-  boost::asio::steady_timer accept_retry_;
   // Refusals: counted, logged at most once per kRefusalLogInterval (a flood must not flood the
   // log), and at most kMaxRefusing of them hold a socket at a time.
   std::uint64_t refused_total_ = 0;

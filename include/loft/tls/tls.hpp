@@ -47,4 +47,7 @@ class ServerContext {
 // alternative names (DNS, email, URI). Empty when the peer sent no certificate.
 std::vector<std::string> peer_names(SSL* ssl);
 
+// "serial=HEX subject=\"CN=...\"" of the context's own certificate, for a log line.
+std::string describe_certificate(const boost::asio::ssl::context& context);
+
 }  // namespace loft::tls
