@@ -363,6 +363,12 @@ struct Daemon {
     options.max_body_bytes = cfg.max_frame_size;
     options.server_name = std::string("loftd ") + kVersion;
     options.security = http_security_of(cfg, authenticator, slow);
+    if (cfg.http_tls) {
+      // HTTPS with the TLS listener's certificate (loaded here when tls_listen is off); each
+      // connection takes the current context, so a SIGHUP reload reaches new connections.
+      if (!tls_context) tls_context = or_die(tls::ServerContext::load(tls_files_of(cfg)));
+      options.tls_context = [this] { return tls_context->current(); };
+    }
     const auto figures = [this] {
       return http::NetFigures{server.session_count(), server.refused_connections()};
     };
@@ -376,6 +382,10 @@ struct Daemon {
     } catch (const std::exception& e) {
       die("cannot listen for HTTP on " + cfg.http_listen + ": " + e.what());
     }
+    if (cfg.http_tls) {
+      spdlog::info("https listening address={} {}", http_bound,
+                   tls::describe_certificate(*tls_context->current()));
+    }
   }
 
   // After io.run() returned: every session is closed, nothing can enqueue any more. Completes
@@ -386,7 +396,7 @@ struct Daemon {
   }
 
   std::unique_ptr<broker::Broker> core;           // the broker, with its store
-  std::optional<tls::ServerContext> tls_context;  // with tls_listen; before the server uses it
+  std::optional<tls::ServerContext> tls_context;  // with tls_listen or http_tls
   net::GroupRunner group_runner;
   broker::Groups groups;
   // Password checks (Argon2id, tens of ms and 64 MiB each) run here, one at a time, off the io

@@ -124,6 +124,15 @@ std::optional<std::uint64_t> resident_memory_bytes() {
 
 }  // namespace
 
+// For a plain HTTP request to the HTTPS port.
+Response plain_on_tls_port_response() {
+  auto res = error_response(
+      Error{Errc::invalid_request, "this port speaks HTTPS (http_tls = true): use https://"}, 11);
+  res.keep_alive(false);
+  res.prepare_payload();
+  return res;
+}
+
 bool ready(const broker::Broker& broker) {
   return broker.accepting_requests() && broker.storage_health().writable;
 }
@@ -404,18 +413,30 @@ class StreamConnection final : public Connection {
     beast::get_lowest_layer(stream_).expires_after(d);
   }
 
-  // HTTPS: the TLS handshake within request_timeout. A client that does not speak TLS (plain
-  // HTTP to this port), a bad certificate or a silent peer: one log line, then closed.
+  // HTTPS: the TLS handshake within request_timeout. A plain HTTP request to this port gets
+  // a plain 400 saying so; a bad certificate or a silent peer is closed. One log line each.
   asio::awaitable<bool> handshake() {
     if constexpr (kTls) {
       expires_after(options().request_timeout);
-      auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, kUseTuple);
+      auto [detect_ec, is_tls] =
+          co_await beast::async_detect_ssl(beast::get_lowest_layer(stream_), buffer_, kUseTuple);
+      if (detect_ec) co_return false;  // closed or timed out before a byte
+      if (!is_tls) {
+        http_log()->warn("plain HTTP on the HTTPS port peer={}: answered 400 and closed", peer_);
+        auto res = plain_on_tls_port_response();
+        std::ignore = co_await bhttp::async_write(beast::get_lowest_layer(stream_), res,
+                                                  kUseTuple);  // closing anyway
+        co_return false;
+      }
+      auto [ec, used] = co_await stream_.async_handshake(asio::ssl::stream_base::server,
+                                                         buffer_.data(), kUseTuple);
       if (ec) {
         if (!stopping()) {
           http_log()->warn("tls handshake failed peer={} reason=\"{}\"", peer_, ec.message());
         }
         co_return false;
       }
+      buffer_.consume(used);
     }
     co_return true;
   }

@@ -2,7 +2,7 @@
 // 401 without or with bad Basic credentials (with the challenge), 403 per topic, the topic
 // list filtered, health open, /metrics open or not as metrics_auth says, logins counted and
 // logged without the password; HTTPS with a test CA, and plaintext/TLS mismatches that close
-// cleanly while loftd goes on serving.
+// cleanly while loftd goes on serving. Certificates come from TestCerts (openssl at test time).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 
 #include "http_client.hpp"
 #include "loft/auth/auth.hpp"
+#include "test_certs.hpp"
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -33,29 +34,7 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
   if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
 }
 
-// A CA and a server certificate for 127.0.0.1 (EC P-256), made with the openssl command.
-void make_certificates(const std::filesystem::path& dir) {
-  const auto openssl = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), "openssl");
-    const auto r = run_process({"/bin/sh", "-c", [&] {
-                                  std::string cmd = "cd '" + dir.string() + "' &&";
-                                  for (const auto& a : args) cmd += " '" + a + "'";
-                                  return cmd;
-                                }()});
-    if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.err);
-  };
-  openssl({"ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"});
-  openssl({"req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=loft test CA", "-days", "2",
-           "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
-           "keyUsage=critical,keyCertSign,cRLSign", "-out", "ca.pem"});
-  openssl({"ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key"});
-  openssl({"req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr"});
-  write_file(dir / "server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  openssl({"x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-           "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem"});
-}
-
-// The users file and certificates, made once for the suite (Argon2id hashing is slow).
+// The users file, made once for the suite (Argon2id hashing is slow).
 class HttpAuth : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -69,7 +48,6 @@ class HttpAuth : public ::testing::Test {
                                  *billing +
                                  "\"\npublish = [\"orders.*\"]\nsubscribe = [\"audit\"]\n"
                                  "deny = [\"orders.secret\"]\n");
-    make_certificates(dir_->path());
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -77,14 +55,14 @@ class HttpAuth : public ::testing::Test {
   }
 
   static std::filesystem::path users_file() { return dir_->path() / "users.toml"; }
-  static std::filesystem::path ca_file() { return dir_->path() / "ca.pem"; }
+  static std::filesystem::path ca_file() { return TestCerts::get().ca; }
   static std::string config(const std::string& extra = "") {
     return "auto_create_topics = true\nusers_file = \"" + users_file().string() + "\"\n" + extra;
   }
   static std::string tls_config(const std::string& extra = "") {
-    return config("http_tls = true\ntls_cert_file = \"" + (dir_->path() / "server.pem").string() +
-                  "\"\ntls_key_file = \"" + (dir_->path() / "server.key").string() + "\"\n" +
-                  extra);
+    const auto& certs = TestCerts::get();
+    return config("http_tls = true\ntls_cert_file = \"" + certs.server.cert +
+                  "\"\ntls_key_file = \"" + certs.server.key + "\"\n" + extra);
   }
   static HttpClientOptions as(const std::string& user, const std::string& password) {
     HttpClientOptions o;
@@ -216,6 +194,53 @@ TEST_F(HttpAuth, UsersAndPermissionsOnPlainHttp) {
   EXPECT_EQ(
       std::distance(std::sregex_iterator(log.begin(), log.end(), failure), std::sregex_iterator()),
       4);
+}
+
+TEST_F(HttpAuth, HttpsWithMetricsForUsersAndMismatchesCloseCleanly) {
+  TestDaemon d(tls_config("metrics_auth = \"users\"\n"));
+  d.start();
+  ASSERT_NE(d.http_port(), 0);
+  HttpClientOptions admin = as("admin", kAdminPassword);
+  admin.tls_ca_file = ca_file();
+  make_topics(d.http_port(), admin);
+
+  HttpClientOptions anonymous;
+  anonymous.tls_ca_file = ca_file();
+  HttpClient open(d.http_port(), anonymous);
+  EXPECT_EQ(open.get("/healthz").status, 200u);
+  const auto metrics = open.get("/metrics");
+  EXPECT_EQ(metrics.status, 401u);
+  EXPECT_EQ(metrics.headers.at("www-authenticate"), "Basic realm=\"loft\"");
+  HttpClient https(d.http_port(), admin);
+  EXPECT_EQ(https.get("/metrics").status, 200u);
+  const auto topics = https.get("/v1/topics");
+  EXPECT_EQ(topics.status, 200u);
+  EXPECT_EQ(topic_names(topics).size(), 4u);
+
+  // Plain HTTP to the HTTPS port: a plain 400 that says so, the connection closed, one log
+  // line; a TLS client whose handshake stops half way is closed too; loftd goes on serving.
+  {
+    HttpClient plain(d.http_port());
+    const auto r = plain.get("/healthz");
+    EXPECT_EQ(r.status, 400u);
+    EXPECT_THAT(r.body, HasSubstr("use https://"));
+    EXPECT_FALSE(r.keep_alive);
+    EXPECT_THROW(plain.get("/healthz"), std::runtime_error);
+  }
+  {
+    HttpClient garbage(d.http_port());
+    // A ClientHello record of zeros (protocol version 0.0): OpenSSL rejects it with an alert.
+    std::string hello("\x16\x03\x01\x00\x28\x01\x00\x00\x24", 9);
+    hello.append(36, '\0');
+    EXPECT_THROW(garbage.raw(hello), std::runtime_error);
+  }
+  EXPECT_TRUE(eventually([&] {
+    const auto log = d.log();
+    return log.find("plain HTTP on the HTTPS port") != std::string::npos &&
+           log.find("tls handshake failed") != std::string::npos;
+  }));
+  EXPECT_EQ(HttpClient(d.http_port(), admin).get("/v1/topics/audit").status, 200u);
+  EXPECT_THAT(d.log(), Not(HasSubstr(kAdminPassword)));
 }
 
 TEST_F(HttpAuth, TlsToThePlainPortClosesCleanly) {
