@@ -71,7 +71,8 @@ HttpClient::HttpClient(std::uint16_t port, HttpClientOptions options)
   impl_->options = std::move(options);
   beast::error_code ec;
   impl_->stream.expires_after(std::chrono::seconds(60));
-  impl_->stream.connect(asio::ip::tcp::endpoint{asio::ip::make_address("127.0.0.1"), port}, ec);
+  impl_->stream.connect(asio::ip::tcp::endpoint{asio::ip::make_address(impl_->options.host), port},
+                        ec);
   if (ec) throw std::runtime_error("HTTP connect failed: " + ec.message());
   if (impl_->options.tls_ca_file.empty()) return;
   auto& context = impl_->tls_context.emplace(asio::ssl::context::tls_client);

@@ -26,11 +26,13 @@ struct HttpClientOptions {
   std::string authorization;
   // HTTPS: the server's certificate must chain to this CA and name 127.0.0.1. Empty: plain.
   std::filesystem::path tls_ca_file;
+  // The address to connect to (a non-loopback one of this host tests the loopback rules).
+  std::string host = "127.0.0.1";
 };
 
 class HttpClient {
  public:
-  // Connects to 127.0.0.1:port (and does the TLS handshake); throws std::runtime_error if it
+  // Connects to options.host:port (and does the TLS handshake); throws std::runtime_error if it
   // cannot.
   explicit HttpClient(std::uint16_t port, HttpClientOptions options = {});
   ~HttpClient();
