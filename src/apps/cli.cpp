@@ -64,6 +64,9 @@ Commands:
                              letters, and a letter redriven again (another filter, or a crash
                              between publish and ack) is a duplicate, not a second copy, within
                              the topic's dedup window. Exits after 1s without new letters.
+  user hash-password         the Argon2id hash of a password, for password_hash in the
+                             users file: prompts twice without echo on a terminal, else
+                             reads one line of standard input; no broker is contacted
   bench publish [--messages N | --duration D] [--size BYTES] [--batch B] [--window W]
       [--producers P] [--ids]
                              publish to a fresh topic; confirm latency per request

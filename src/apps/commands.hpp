@@ -15,5 +15,6 @@ int group_command(Common& c);  // cli_group.cpp
 int dlq_command(Common& c);    // cli_dlq.cpp
 int admin_command(Common& c);  // cli_admin.cpp
 int bench_command(Common& c);  // cli_bench.cpp
+int user_command(Common& c);   // cli_user.cpp
 
 }  // namespace loft::cli

@@ -16,7 +16,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"topic", topic_command}, {"pub", pub_command},     {"fetch", fetch_command},
     {"sub", sub_command},     {"group", group_command}, {"dlq", dlq_command},
-    {"bench", bench_command}, {"admin", admin_command},
+    {"bench", bench_command}, {"admin", admin_command}, {"user", user_command},
 };
 
 int dispatch(Common& c) {
