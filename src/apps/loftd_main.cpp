@@ -201,6 +201,7 @@ http::Security http_security_of(const config::Config& cfg,
   s.authenticator = std::move(authenticator);
   s.slow_executor = slow.get_executor();
   s.allow_plaintext_passwords = cfg.allow_plaintext_passwords;
+  s.max_auth_failures = cfg.max_auth_failures;
   s.metrics = cfg.metrics_auth == config::MetricsAuth::users ? http::MetricsAccess::users
                                                              : http::MetricsAccess::open;
   return s;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -89,6 +90,13 @@ asio::awaitable<T> off_io_thread(asio::any_io_executor ex, Fn fn) {
         });
       },
       asio::use_awaitable);
+}
+
+// The delay before a failed login is answered: 100 ms, doubling per failure of the
+// connection, at most 3.2 s (as for the binary protocol's AUTHENTICATE).
+std::chrono::milliseconds failure_delay(std::uint32_t failures) {
+  const std::uint32_t doublings = failures == 0 ? 0 : std::min<std::uint32_t>(failures - 1, 5);
+  return std::chrono::milliseconds(100) * (1u << doublings);
 }
 
 // A user name as the client sent it, safe for one log line: at most 64 bytes, control bytes and
@@ -266,10 +274,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_return error_response(Error{Errc::internal_error, "unhandled endpoint"}, v);
   }
 
-  // The user of a request's Basic credentials, checked on the slow executor. Every request
-  // with credentials counts as one login, successful or failed; each failure is one log line
-  // with the peer and the user name as sent, never the password.
+  // The user of a request's Basic credentials. A failed login is answered after a delay that
+  // grows with each failure of the connection, and the max_auth_failures-th closes it:
+  // guessing is slow (a new connection starts again, but each costs a password check too).
   asio::awaitable<Result<User>> authenticate(const Request& req) {
+    const auto failures_before = auth_failures_;
+    auto result = co_await check_credentials(req);
+    if (auth_failures_ != failures_before) {
+      auto ex = co_await asio::this_coro::executor;
+      asio::steady_timer delay(ex);
+      delay.expires_after(failure_delay(auth_failures_));
+      std::ignore = co_await delay.async_wait(kUseTuple);  // cancelled: answer now
+      const auto max = server_.options_.security.max_auth_failures;
+      if (max > 0 && auth_failures_ >= max) close_after_response_ = true;
+    }
+    co_return result;
+  }
+
+  // Checks the Basic credentials on the slow executor. Every request with credentials counts
+  // as one login, successful or failed; each failure is one log line with the peer and the
+  // user name as sent, never the password.
+  asio::awaitable<Result<User>> check_credentials(const Request& req) {
     const auto& security = server_.options_.security;
     const auto header = req[bhttp::field::authorization];
     if (header.empty()) {
@@ -307,8 +332,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void on_login_failed(const std::string& name, const std::string& reason) {
     ++server_.auth_counters_.failed;
-    http_log()->warn("authentication failed peer={} user=\"{}\" reason=\"{}\"", peer_,
-                     printable(name), reason);
+    ++auth_failures_;
+    http_log()->warn("authentication failed peer={} user=\"{}\" failures={} reason=\"{}\"", peer_,
+                     printable(name), auth_failures_, reason);
   }
 
   Response metrics(unsigned version) {
@@ -360,6 +386,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool peer_is_loopback_ = false;
   const bool secure_;  // TLS: a password here did not cross the network in clear text
   bool busy_ = false;
+  std::uint32_t auth_failures_ = 0;
+  bool close_after_response_ = false;  // too many failed logins
 };
 
 namespace {
@@ -477,7 +505,7 @@ class StreamConnection final : public Connection {
       if (res.result() == bhttp::status::unauthorized) {
         res.set(bhttp::field::www_authenticate, kBasicChallenge);
       }
-      res.keep_alive(req.keep_alive() && !stopping());
+      res.keep_alive(req.keep_alive() && !stopping() && !close_after_response_);
       const bool written = co_await write(std::move(res));
       busy_ = false;
       if (!written) break;

@@ -214,6 +214,16 @@ TEST_F(HttpAuth, UsersAndPermissionsOnPlainHttp) {
   EXPECT_EQ(
       std::distance(std::sregex_iterator(log.begin(), log.end(), failure), std::sregex_iterator()),
       4);
+
+  // Failures on one connection are answered ever later, and the third closes it.
+  HttpClient guesser(d.http_port(), as("billing", kWrongPassword));
+  EXPECT_TRUE(guesser.get("/v1/topics").keep_alive);
+  EXPECT_TRUE(guesser.get("/v1/topics").keep_alive);
+  const auto third = guesser.get("/v1/topics");
+  EXPECT_EQ(third.status, 401u);
+  EXPECT_FALSE(third.keep_alive);
+  EXPECT_THROW(guesser.get("/v1/topics"), std::runtime_error);
+  EXPECT_THAT(d.log(), HasSubstr("user=\"billing\" failures=3"));
 }
 
 TEST_F(HttpAuth, HttpsWithMetricsForUsersAndMismatchesCloseCleanly) {
@@ -261,6 +271,34 @@ TEST_F(HttpAuth, HttpsWithMetricsForUsersAndMismatchesCloseCleanly) {
   }));
   EXPECT_EQ(HttpClient(d.http_port(), admin).get("/v1/topics/audit").status, 200u);
   EXPECT_THAT(d.log(), Not(HasSubstr(kAdminPassword)));
+}
+
+TEST_F(HttpAuth, SighupReloadsTheHttpsCertificateForNewConnections) {
+  const auto& certs = TestCerts::get();
+  TempDir dir;
+  const CertPair live{(dir.path() / "server.pem").string(), (dir.path() / "server.key").string()};
+  std::filesystem::copy_file(certs.server.cert, live.cert);
+  std::filesystem::copy_file(certs.server.key, live.key);
+  const auto cfg = config("http_tls = true\ntls_cert_file = \"" + live.cert +
+                          "\"\ntls_key_file = \"" + live.key + "\"\n");
+  TestDaemon d(cfg);
+  d.start();
+  HttpClientOptions tls;
+  tls.tls_ca_file = ca_file();
+  HttpClient old(d.http_port(), tls);
+  const auto before = old.peer_certificate_serial();
+  EXPECT_FALSE(before.empty());
+
+  certs.make_server_cert("2C3D", live.cert, live.key);
+  d.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return d.log().find("tls reloaded serial=2C3D") != std::string::npos;
+  })) << d.log();
+  HttpClient fresh(d.http_port(), tls);
+  EXPECT_EQ(fresh.peer_certificate_serial(), "2C3D");
+  EXPECT_EQ(fresh.get("/healthz").status, 200u);
+  EXPECT_EQ(old.get("/healthz").status, 200u) << "an open connection keeps its TLS session";
+  EXPECT_EQ(old.peer_certificate_serial(), before);
 }
 
 TEST_F(HttpAuth, PasswordsOverPlainHttpFromTheNetworkAreRefusedUnlessAllowed) {

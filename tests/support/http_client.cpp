@@ -1,5 +1,8 @@
 #include "http_client.hpp"
 
+#include <openssl/bn.h>
+#include <openssl/x509.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -116,6 +119,18 @@ HttpResponse HttpClient::raw(const std::string& raw) {
   impl_->with_stream([&](auto& s) { asio::write(s, asio::buffer(raw), ec); });
   if (ec) throw std::runtime_error("raw write failed: " + ec.message());
   return impl_->read();
+}
+
+std::string HttpClient::peer_certificate_serial() const {
+  if (!impl_->tls) return "";
+  X509* cert = SSL_get0_peer_certificate(impl_->tls->native_handle());
+  if (cert == nullptr) return "";
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
+  char* hex = BN_bn2hex(bn);
+  std::string serial(hex);
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return serial;
 }
 
 HttpResponse http_get(std::uint16_t port, const std::string& target,

@@ -48,6 +48,8 @@ class HttpClient {
   }
   // Sends `raw` bytes as they are and reads one response (malformed requests).
   HttpResponse raw(const std::string& raw);
+  // HTTPS: the serial number (hex) of the server's certificate; "" on plain HTTP.
+  std::string peer_certificate_serial() const;
 
  private:
   struct Impl;

@@ -47,6 +47,8 @@ struct Security {
   // Basic credentials over plain HTTP from a non-loopback peer are refused unless this is set.
   bool allow_plaintext_passwords = false;
   MetricsAccess metrics = MetricsAccess::open;
+  // Failed logins on one connection before it is closed (after that answer); 0 = no limit.
+  std::uint32_t max_auth_failures = 3;
 };
 
 // Logins over HTTP since start: every request that carries Basic credentials counts once, as
