@@ -1,13 +1,18 @@
 # Multi-stage: build with the full toolchain, run on a slim image with only the runtime
 # libraries. Both stages install their packages with the project's own script.
 #   docker build -t loft .
-#   docker run -p 7450:7450 -p 7451:7451 -v loft-data:/var/lib/loft --stop-timeout 30 loft
+#   docker run -p 7450:7450 -p 7451:7451 -v loft-data:/var/lib/loft --stop-timeout 30 \
+#     -v "$PWD/loft-conf:/etc/loft:ro" loft
 #
 # Ports: 7450 the loft protocol, 7451 HTTP (/metrics for Prometheus, /healthz, /readyz, /v1).
-# The HTTP endpoint has no authentication: publish 7451 only where it is private.
 #
-# Config: /etc/loft/loftd.toml is config/loftd.toml as shipped (every key at its default). Mount
-# your own over it:
+# Security: loftd listens on 0.0.0.0 in the container, so it refuses to start without users
+# (users_file) unless allow_anonymous = true is set: mount a loftd.toml with users_file, and the
+# users file and certificates beside it (docs/security.md, "Docker"). No secret is in the image.
+# For a trusted private network only: docker run ... loft --set allow_anonymous=true
+#
+# Config: /etc/loft/loftd.toml is config/loftd.toml as shipped (every key at its default, so no
+# users: loftd will ask for users_file or allow_anonymous). Mount your own over it:
 #   docker run ... -v "$PWD/my.toml:/etc/loft/loftd.toml:ro" loft
 # The ENTRYPOINT's flags win over the file for listen, http_listen and data_dir (they are part of
 # the image: its ports and its volume); every other key comes from the file. To reload with

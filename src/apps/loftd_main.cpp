@@ -164,10 +164,24 @@ net::ServerOptions server_options_of(const config::Config& cfg) {
   o.max_outgoing_bytes = cfg.max_send_queue;
   o.shutdown_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
   o.max_connections = cfg.max_connections;
+  o.max_pending_connections = cfg.max_pending_connections;
   o.handshake_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.handshake_timeout);
   o.frame_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.frame_timeout);
   o.server_name = std::string("loftd ") + kVersion;
+  o.security.allow_plaintext_passwords = cfg.allow_plaintext_passwords;
+  o.security.max_auth_failures = cfg.max_auth_failures;
+  return o;
+}
+
+// server_options_of plus what does not come from the config: the users and where their
+// passwords are checked.
+net::ServerOptions server_options_of(const config::Config& cfg,
+                                     std::shared_ptr<auth::Authenticator> authenticator,
+                                     asio::thread_pool& slow) {
+  auto o = server_options_of(cfg);
+  o.security.authenticator = std::move(authenticator);
+  o.security.slow_executor = slow.get_executor();
   return o;
 }
 
@@ -192,6 +206,30 @@ std::shared_ptr<auth::Authenticator> load_users(const config::Config& cfg) {
       std::make_shared<const auth::Users>(std::move(*users)));
 }
 
+// SIGHUP: reads the users file again. A file that does not load is logged and changes nothing;
+// connections whose user changed are closed (net::Server::on_users_reloaded). Whether users
+// exist at all is fixed at start: turning users_file on or off needs a restart.
+void reload_users(config::Config& running, const config::Config& before,
+                  auth::Authenticator* authenticator, net::Server& server) {
+  if (running.users_file.empty() != before.users_file.empty()) {
+    spdlog::warn("users_file turned {} needs a restart to take effect; keeping users_file={}",
+                 running.users_file.empty() ? "off" : "on", before.users_file.string());
+    running.users_file = before.users_file;
+  }
+  if (authenticator == nullptr) return;
+  auto users = auth::Users::load(running.users_file);
+  if (!users) {
+    spdlog::error("users reload failed, keeping the previous users file={} error=\"{}\"",
+                  running.users_file.string(), users.error().detail);
+    running.users_file = before.users_file;
+    return;
+  }
+  const auto count = users->all().size();
+  authenticator->replace(std::make_shared<const auth::Users>(std::move(*users)));
+  server.on_users_reloaded();
+  spdlog::info("users reloaded file={} users={}", running.users_file.string(), count);
+}
+
 // The HTTP endpoint's users: the binary protocol's, checked on the same slow executor; the
 // policies are reloadable (SIGHUP).
 http::Security http_security_of(const config::Config& cfg,
@@ -209,7 +247,8 @@ http::Security http_security_of(const config::Config& cfg,
 
 // SIGHUP, on the io thread: build the config again as at start-up, take over the reloadable
 // keys (config::is_reloadable), keep the rest and name them. A bad file changes nothing.
-void reload(const CommandLine& cl, config::Config& running, net::Server& server) {
+void reload(const CommandLine& cl, config::Config& running, net::Server& server,
+            auth::Authenticator* authenticator) {
   if (!cl.config_file) {
     // The command line cannot have changed, so there is nothing new to apply.
     spdlog::info("SIGHUP: loftd runs without --config, nothing to reload");
@@ -228,18 +267,22 @@ void reload(const CommandLine& cl, config::Config& running, net::Server& server)
     spdlog::warn("config key needs a restart to take effect key={}", key);
   }
   const auto old_level = running.log_level;
+  const config::Config before = running;
   running = config::apply_reloadable(std::move(running), *loaded);
+  reload_users(running, before, authenticator, server);
   server.update_limits(server_options_of(running));
   // Under the more verbose of the old and the new level: a reload to a quieter level (warn)
   // still confirms itself.
   spdlog::set_level(to_spdlog(std::min(old_level, running.log_level)));
   spdlog::info(
       "config reloaded file={} applied={} needs_restart={} log_level={} max_connections={} "
-      "handshake_timeout={} frame_timeout={} max_inflight_requests={} max_send_queue={}",
+      "max_pending_connections={} handshake_timeout={} frame_timeout={} "
+      "max_inflight_requests={} max_send_queue={}",
       file, joined(changed.reloadable), joined(changed.needs_restart),
       config::to_string(running.log_level), running.max_connections,
-      format_duration(running.handshake_timeout), format_duration(running.frame_timeout),
-      running.max_inflight_requests, format_size(running.max_send_queue));
+      running.max_pending_connections, format_duration(running.handshake_timeout),
+      format_duration(running.frame_timeout), running.max_inflight_requests,
+      format_size(running.max_send_queue));
   spdlog::set_level(to_spdlog(running.log_level));
 }
 
@@ -319,7 +362,7 @@ struct Daemon {
         group_runner(io),
         groups(*core, broker::GroupDefaults{}, group_runner.poster()),
         authenticator(load_users(cfg)),
-        server(io, *core, group_runner, server_options_of(cfg)) {
+        server(io, *core, group_runner, server_options_of(cfg, authenticator, slow)) {
     group_runner.attach(*core, groups);
   }
   // Also on an early exit (an exception from listen()): the writer thread calls into the groups
@@ -371,7 +414,15 @@ struct Daemon {
       options.tls_context = [this] { return tls_context->current(); };
     }
     const auto figures = [this] {
-      return http::NetFigures{server.session_count(), server.refused_connections()};
+      const auto logins = server.auth_counters();
+      http::NetFigures f;
+      f.connections_open = server.session_count();
+      f.connections_refused = server.refused_connections();
+      f.auth_succeeded = logins.succeeded;
+      f.auth_failed = logins.failed;
+      f.connections_pending = server.pending_count();
+      f.connections_evicted = server.evicted_pending();
+      return f;
     };
     http_server.emplace(io, http::Sources{*core, groups, figures}, options);
     const auto hp = or_die(config::parse_host_port(cfg.http_listen));
@@ -443,7 +494,7 @@ class Signals {
   void wait_hup() {
     hup_.async_wait([this](boost::system::error_code ec, int) {
       if (ec || stopping_) return;
-      reload(cl_, cfg_, daemon_.server);
+      reload(cl_, cfg_, daemon_.server, daemon_.authenticator.get());
       reload_tls(cfg_, daemon_.tls_context);
       if (daemon_.http_server) {
         daemon_.http_server->update_security(
@@ -478,10 +529,22 @@ int run(int argc, char** argv) {
   daemon->listen(io, cfg, cl.port_files);
   spdlog::info(
       "loftd started version={} listen={}:{} tls_listen={} http_listen={} data_dir={} "
-      "durability={} auto_create_topics={}",
+      "durability={} auto_create_topics={} users={}",
       kVersion, daemon->bound.address().to_string(), daemon->bound.port(), daemon->tls_bound,
       daemon->http_bound, cfg.data_dir.string(), config::to_string(cfg.durability),
-      cfg.auto_create_topics);
+      cfg.auto_create_topics,
+      cfg.users_file.empty() ? std::string("none (anonymous)") : cfg.users_file.string());
+  if (cfg.users_file.empty() && cfg.allow_anonymous) {
+    for (const auto& [key, address] : config::listeners(cfg)) {
+      const auto hp = config::parse_host_port(address);
+      if (hp && !config::is_loopback_host(hp->host)) {
+        spdlog::warn(
+            "{} {} is reachable from the network without users (allow_anonymous = true): anyone "
+            "who reaches it may read, publish and delete every topic",
+            key, address);
+      }
+    }
+  }
   io.run();
 
   const auto stats = daemon->stop();

@@ -37,7 +37,7 @@ struct DigestEqual {
 // The hash an unknown user's password is checked against, so that a wrong name costs what a
 // wrong password costs. Made once per process, from a random password nobody knows.
 const std::string& dummy_hash() {
-  static const std::string hash = [] {
+  static const std::string kHash = [] {
     detail::ensure_sodium();
     std::array<unsigned char, 32> random{};
     randombytes_buf(random.data(), random.size());
@@ -48,7 +48,7 @@ const std::string& dummy_hash() {
     // verifies nothing, which is still the right answer.
     return h ? *h : std::string();
   }();
-  return hash;
+  return kHash;
 }
 
 tl::unexpected<Error> failed() { return fail(Errc::authentication_failed, std::string(kFailed)); }

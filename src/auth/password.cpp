@@ -15,8 +15,8 @@ namespace detail {
 
 void ensure_sodium() {
   // sodium_init() is itself safe to call from several threads; the static makes it run once.
-  static const int status = sodium_init();
-  if (status < 0) throw std::runtime_error("libsodium could not be initialised");
+  static const int kStatus = sodium_init();
+  if (kStatus < 0) throw std::runtime_error("libsodium could not be initialised");
 }
 
 }  // namespace detail

@@ -292,6 +292,14 @@ void render_net(Exposition& e, const NetFigures& net) {
   e.single("loft_auth_failed_total", "counter",
            "Failed logins (wrong user or password, bad request) since loftd started.",
            net.auth_failed);
+  e.single("loft_connections_pending", "gauge",
+           "Client connections (binary protocol) open and not yet admitted (handshake not "
+           "complete); included in loft_connections_open.",
+           net.connections_pending);
+  e.single("loft_connections_evicted_total", "counter",
+           "Pending client connections closed to make room for a new connection "
+           "(max_pending_connections, or max_connections reached) since loftd started.",
+           net.connections_evicted);
 }
 
 // The writer's view of the storage, then RocksDB's own figures when the store has them (the

@@ -9,6 +9,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <iterator>
+#include <string_view>
+#include <vector>
 
 #include "loft/protocol/codec.hpp"
 #include "loft/tls/tls.hpp"
@@ -70,7 +73,8 @@ Server::Server(asio::io_context& io, broker::Broker& broker, GroupRunner& groups
       groups_(groups),
       options_(std::move(options)),
       context_(std::make_unique<SessionContext>(SessionContext{
-          broker, groups, options_, [this](const Session* s) { on_session_closed(s); }})),
+          broker, groups, options_, [this](const Session* s) { on_session_closed(s); },
+          [this](const Session* s) { on_session_admitted(s); }})),
       stop_timer_(io) {}
 
 Server::~Server() = default;
@@ -113,14 +117,22 @@ void Server::start_accept(Listener& listener) {
           return;
         }
         if (stopping_) return;
-        if (sessions_.size() >= options_.max_connections) {
-          refuse(std::move(socket));
+        // Room for the new connection comes out of the pending ones first (the oldest has had
+        // the longest to handshake), so a flood of silent sockets cannot lock out real clients.
+        while (!pending_.empty() && pending_.size() >= options_.max_pending_connections) {
+          evict_oldest_pending("max_pending_connections");
+        }
+        if (session_count() >= options_.max_connections && !pending_.empty()) {
+          evict_oldest_pending("max_connections");
+        }
+        if (session_count() >= options_.max_connections) {
+          refuse(std::move(socket), listener.tls == nullptr);
           start_accept(listener);
           return;
         }
         if (refused_unlogged_ > 0) {
           net_log()->info("accepting connections again sessions={} refused={} refused_total={}",
-                          sessions_.size(), refused_unlogged_, refused_total_);
+                          session_count(), refused_unlogged_, refused_total_);
           refused_unlogged_ = 0;
         }
         boost::system::error_code ignored;
@@ -128,13 +140,15 @@ void Server::start_accept(Listener& listener) {
         auto session = std::make_shared<Session>(
             *context_, listener.tls ? Stream(std::move(socket), listener.tls->current())
                                     : Stream(std::move(socket)));
-        sessions_.insert(session);
+        const Session* key = session.get();
+        pending_.push_back(key);
+        sessions_.emplace(key, Entry{session, std::prev(pending_.end())});
         session->start();
         start_accept(listener);
       });
 }
 
-void Server::refuse(tcp::socket socket) {
+void Server::refuse(tcp::socket socket, bool plaintext) {
   constexpr auto kRefusalLogInterval = std::chrono::seconds(10);
   // Each refusal in progress holds a socket for up to a second; beyond this many, close at once.
   constexpr std::size_t kMaxRefusing = 256;
@@ -153,7 +167,9 @@ void Server::refuse(tcp::socket socket) {
     refused_unlogged_ = 0;
     refusal_logged_at_ = now;
   }
-  if (refusing_ >= kMaxRefusing) {
+  // On the TLS listener an ERROR frame would need a handshake first: a refused TLS client
+  // sees its handshake fail instead.
+  if (refusing_ >= kMaxRefusing || !plaintext) {
     boost::system::error_code ignored;
     socket.close(ignored);
     return;
@@ -168,20 +184,68 @@ void Server::refuse(tcp::socket socket) {
                  [this](const std::exception_ptr&) { --refusing_; });
 }
 
+// Hard close, no ERROR frame: the connection has not shown it speaks the protocol. Its
+// coroutines end later; until then it is counted in evicted_closing_, not in session_count().
+void Server::evict_oldest_pending(std::string_view reason) {
+  constexpr auto kEvictionLogInterval = std::chrono::seconds(10);
+  const Session* oldest = pending_.front();
+  pending_.pop_front();
+  auto& entry = sessions_.at(oldest);
+  entry.pending.reset();
+  entry.evicted = true;
+  ++evicted_closing_;
+  ++evicted_total_;
+  ++evicted_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (eviction_logged_at_ == std::chrono::steady_clock::time_point{} ||
+      now - eviction_logged_at_ >= kEvictionLogInterval) {
+    net_log()->warn(
+        "pending connection closed peer={} reason={} pending={} max_pending_connections={} "
+        "max_connections={} evicted={} evicted_total={}",
+        entry.session->peer(), reason, pending_.size(), options_.max_pending_connections,
+        options_.max_connections, evicted_unlogged_, evicted_total_);
+    evicted_unlogged_ = 0;
+    eviction_logged_at_ = now;
+  }
+  entry.session->close();
+}
+
 void Server::update_limits(const ServerOptions& options) {
   options_.max_connections = options.max_connections;
+  options_.max_pending_connections = options.max_pending_connections;
   options_.handshake_timeout = options.handshake_timeout;
   options_.frame_timeout = options.frame_timeout;
   options_.max_inflight_requests = options.max_inflight_requests;
   options_.max_outgoing_bytes = options.max_outgoing_bytes;
+  // The authenticator itself stays: a reload gives it a new users file (on_users_reloaded).
+  options_.security.allow_plaintext_passwords = options.security.allow_plaintext_passwords;
+  options_.security.max_auth_failures = options.security.max_auth_failures;
+}
+
+void Server::on_users_reloaded() {
+  // A copy: a session that closes is erased from sessions_ only later (its writer ends first),
+  // but keep the loop independent of that.
+  std::vector<std::shared_ptr<Session>> sessions;
+  sessions.reserve(sessions_.size());
+  for (const auto& [key, entry] : sessions_) sessions.push_back(entry.session);
+  for (const auto& s : sessions) s->recheck_user();
+}
+
+AuthCounters Server::auth_counters() const { return context_->auth_counters; }
+
+void Server::on_session_admitted(const Session* session) {
+  const auto it = sessions_.find(session);
+  if (it == sessions_.end() || !it->second.pending) return;
+  pending_.erase(*it->second.pending);
+  it->second.pending.reset();
 }
 
 void Server::on_session_closed(const Session* session) {
-  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-    if (it->get() == session) {
-      sessions_.erase(it);
-      break;
-    }
+  const auto it = sessions_.find(session);
+  if (it != sessions_.end()) {
+    if (it->second.pending) pending_.erase(*it->second.pending);
+    if (it->second.evicted) --evicted_closing_;
+    sessions_.erase(it);
   }
   maybe_stopped();
 }
@@ -195,12 +259,14 @@ void Server::stop(std::function<void()> on_stopped) {
     listener->acceptor.close(ignored);
     listener->retry.cancel();
   }
-  for (const auto& s : sessions_) s->stop_reading();
+  for (const auto& [key, entry] : sessions_) entry.session->stop_reading();
   stop_timer_.expires_after(options_.shutdown_timeout);
   stop_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || sessions_.empty()) return;
     net_log()->warn("shutdown timeout: closing sessions={}", sessions_.size());
-    auto remaining = sessions_;
+    std::vector<std::shared_ptr<Session>> remaining;
+    remaining.reserve(sessions_.size());
+    for (const auto& [key, entry] : sessions_) remaining.push_back(entry.session);
     for (const auto& s : remaining) s->close();
   });
   maybe_stopped();

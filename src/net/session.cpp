@@ -1,5 +1,6 @@
 #include "session.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,6 +25,10 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // then costs about its reply bytes (what max_send_queue counts), not a string per reply.
 constexpr std::size_t kShareBelow = 64 << 10;
 
+// Frames a connection may send before it is admitted (HELLO and the like are tiny): a pending
+// connection cannot make us buffer a max_frame_size frame.
+constexpr std::uint32_t kPendingMaxFrameSize = 64 << 10;
+
 }  // namespace
 
 Session::Session(SessionContext& context, Stream stream)
@@ -36,12 +41,14 @@ Session::Session(SessionContext& context, Stream stream)
       max_inflight_requests_(context.options.max_inflight_requests),
       max_outgoing_bytes_(context.options.max_outgoing_bytes),
       handshake_timeout_(context.options.handshake_timeout),
-      decoder_(context.options.limits.max_frame_size) {
+      decoder_(std::min(context.options.limits.max_frame_size, kPendingMaxFrameSize)),
+      auth_delay_(stream_.get_executor()) {
   read_signal_.expires_at(asio::steady_timer::time_point::max());
   write_signal_.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;
   const auto ep = stream_.socket().remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  peer_is_loopback_ = !ec && ep.address().is_loopback();
 }
 
 void Session::start() {
@@ -109,6 +116,7 @@ asio::awaitable<bool> Session::tls_handshake() {
   }
   tls_established_ = true;
   peer_names_ = tls::peer_names(stream_.ssl());
+  authenticate_by_certificate();
   co_return true;
 }
 
@@ -161,11 +169,13 @@ Session::Awaitable Session::read_loop() {
 
 // Reads what the socket has, up to 64 KiB at a time (so one syscall brings in thousands of tiny
 // pipelined frames), straight into the decoder's buffer; false on EOF or error. The bytes that
-// arrive into an empty buffer start a frame.
+// arrive into an empty buffer start a frame. Until admitted, a session reads in small chunks:
+// thousands of pending connections that send nothing must not hold 64 KiB each.
 asio::awaitable<bool> Session::read_more() {
   constexpr std::size_t kReadChunk = 64 << 10;
+  constexpr std::size_t kPendingReadChunk = 1 << 10;
   const bool was_empty = decoder_.buffered() == 0;
-  const auto room = decoder_.prepare(kReadChunk);
+  const auto room = decoder_.prepare(admitted_ ? kReadChunk : kPendingReadChunk);
   auto [ec, n] =
       co_await stream_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
   if (ec) co_return false;
@@ -184,7 +194,9 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
   boost::system::error_code ignored;
   if (fatal_ && !closed_) {
     co_await linger(self);
-  } else if (tls_established_ && !closed_) {
+  } else if (tls_established_ && !closed_ && !reading_) {
+    // Not after a failed write with the reader still waiting: the connection is broken, and
+    // a shutdown would be a second operation reading the TLS stream.
     co_await tls_shutdown(self);
   }
   stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -193,6 +205,7 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
   reading_ = false;
   read_signal_.cancel();
   watchdog_.cancel();
+  auth_delay_.cancel();
   // Its subscriptions end: what was in flight to them goes to the group's other consumers.
   context_.groups.groups().drop_subscriber(this, GroupRunner::now());
   context_.groups.arm();
@@ -200,11 +213,11 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
 }
 
 Session::Awaitable Session::write_loop() {
-  // Reserved once: `buffers` points into these strings, and a reallocation would move the
+  // Reserved once, at the first write (not before: a pending connection that is never answered
+  // must stay cheap): `buffers` points into these strings, and a reallocation would move the
   // bytes of a short (in-place) one, such as a 12-byte frame with an empty body.
   constexpr std::size_t kMaxBuffers = 256;
   std::vector<std::string> sending;
-  sending.reserve(kMaxBuffers);
   std::vector<asio::const_buffer> buffers;
   for (;;) {
     while (outgoing_.empty() && !closed_ && !(finished())) {
@@ -218,6 +231,7 @@ Session::Awaitable Session::write_loop() {
       co_await write_signal_.async_wait(kUseTuple);
     }
     if (closed_ || outgoing_.empty()) break;
+    sending.reserve(kMaxBuffers);
     sending.clear();
     buffers.clear();
     while (!outgoing_.empty() && sending.size() < kMaxBuffers) {
@@ -268,6 +282,13 @@ Session::Awaitable Session::linger(std::shared_ptr<Session> self) {
   deadline.cancel();
 }
 
+void Session::admit() {
+  if (admitted_) return;
+  admitted_ = true;
+  decoder_.set_max_frame_size(context_.options.limits.max_frame_size);
+  context_.on_admitted(this);
+}
+
 // TLS close: our close_notify, then the client's (OpenSSL discards application data that
 // arrives meanwhile), bounded in time like the plaintext linger.
 Session::Awaitable Session::tls_shutdown(std::shared_ptr<Session> self) {
@@ -291,7 +312,7 @@ void Session::begin_frame() {
 // When the watchdog must look next: the handshake deadline until HELLO completes, then the
 // deadline of the frame being read, if any.
 std::optional<Session::Clock::time_point> Session::watchdog_due() const {
-  if (!handshaken_) return accepted_at_ + handshake_timeout_;
+  if (!handshaken_ || !authenticated()) return accepted_at_ + handshake_timeout_;
   if (in_frame_) return frame_started_at_ + context_.options.frame_timeout;
   return std::nullopt;
 }
@@ -324,13 +345,15 @@ void Session::on_watchdog() {
     frame_started_at_ = now;
     return arm_watchdog();
   }
+  const auto timeout_ms = std::to_string(handshake_timeout_.count()) + "ms";
   timed_out_ =
       !handshaken_
-          ? Error{Errc::handshake_timeout, "no HELLO within handshake_timeout " +
-                                               std::to_string(handshake_timeout_.count()) + "ms"}
-          : Error{Errc::frame_timeout, "frame not complete within frame_timeout " +
-                                           std::to_string(context_.options.frame_timeout.count()) +
-                                           "ms"};
+          ? Error{Errc::handshake_timeout, "no HELLO within handshake_timeout " + timeout_ms}
+      : !authenticated() ? Error{Errc::handshake_timeout,
+                                 "not authenticated within handshake_timeout " + timeout_ms}
+                         : Error{Errc::frame_timeout,
+                                 "frame not complete within frame_timeout " +
+                                     std::to_string(context_.options.frame_timeout.count()) + "ms"};
   // Ends the pending read (and a pending write: a client that stalls a frame and does not
   // read either gets no ERROR); the reader then reports timed_out_.
   boost::system::error_code ignored;

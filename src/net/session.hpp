@@ -49,6 +49,9 @@ struct SessionContext {
   GroupRunner& groups;
   const ServerOptions& options;
   std::function<void(const class Session*)> on_closed;
+  // Once per session, when it is admitted (Session::admit): it stops being pending.
+  std::function<void(const class Session*)> on_admitted;
+  AuthCounters auth_counters{};
 };
 
 class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
@@ -65,6 +68,10 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   bool ready() const override { return !closed_ && outgoing_bytes_ <= max_outgoing_bytes_; }
   void deliver(const broker::DeliveryBatch& batch) override;
   std::string client_name() const override { return client_name_; }
+  const std::string& peer() const { return peer_; }
+
+  // After a users reload (Server::on_users_reloaded): closes the session if its user changed.
+  void recheck_user();
 
   // Whether the connection is TLS (accepted on the TLS listener).
   bool secure() const { return stream_.secure(); }
@@ -92,6 +99,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   void send_error(std::uint32_t correlation_id, const Error& error);
   void fatal(std::uint32_t correlation_id, const Error& error);
   bool finished() const { return !reading_ && inflight_ == 0 && !pending_fatal_; }
+  // The connection has completed what a client must do before it is served (today HELLO) and
+  // stops being pending (ServerOptions::max_pending_connections). Idempotent.
+  void admit();
   // Deadlines.
   void begin_frame();
   std::optional<Clock::time_point> watchdog_due() const;
@@ -118,6 +128,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   void handle(std::uint32_t cid, protocol::DescribeGroup& req);
   void handle(std::uint32_t cid, protocol::DeleteGroup& req);
   void handle(std::uint32_t cid, protocol::ResetGroup& req);
+  void handle(std::uint32_t cid, protocol::Authenticate& req);
   // Any other frame is a reply, which a client must not send.
   template <class Reply>
   void handle(std::uint32_t cid, Reply& reply);
@@ -129,6 +140,24 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   // second post, so a SUBSCRIBE_OK is queued before the first DELIVER of that subscription.
   template <class T, class Reply>
   broker::Callback<T> local(std::uint32_t correlation_id, Reply make_reply);
+
+  // Authentication and permissions (session_auth.cpp).
+  bool users_required() const { return context_.options.security.authenticator != nullptr; }
+  bool authenticated() const { return !users_required() || user_ != nullptr; }
+  // True when the connection may do `op` on `topic`; otherwise answers `cid` with ERROR
+  // forbidden (or unauthenticated) and returns false. Resolved once per topic and connection.
+  bool permit(std::uint32_t cid, auth::Operation op, const std::string& topic);
+  bool may_see(const std::string& topic);
+  // ERROR forbidden: "user 'u' may not <what> topic 't'".
+  void forbid(std::uint32_t cid, std::string_view what, const std::string& topic);
+  std::uint8_t grants(const std::string& topic);
+  bool password_allowed_here() const;
+  // With users: a verified client certificate whose CN or alternative name is a user's name
+  // authenticates the connection as that user (no AUTHENTICATE needed).
+  void authenticate_by_certificate();
+  void on_verified(std::uint32_t cid, const std::string& name,
+                   Result<std::shared_ptr<const auth::User>> result);
+  void log_auth_failure(const std::string& name, const std::string& reason);
 
   SessionContext& context_;
   Stream stream_;
@@ -153,6 +182,7 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   std::size_t inflight_bytes_ = 0;  // memory held by requests not yet answered
   std::size_t current_cost_ = 0;    // of the request being dispatched
   bool handshaken_ = false;
+  bool admitted_ = false;  // see admit()
   bool reading_ = true;
   bool closed_ = false;
   bool fatal_ = false;      // a fatal ERROR was queued: linger, then close
@@ -161,6 +191,14 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   std::string client_name_;
   std::unordered_map<std::uint64_t, std::uint32_t> subscriptions_;  // id -> SUBSCRIBE's cid
   std::string peer_;
+  bool peer_is_loopback_ = false;
+  // The authenticated user (null before, or when the server has no users), the failed attempts,
+  // and each topic's resolved permissions (bits of grants()).
+  std::shared_ptr<const auth::User> user_;
+  bool auth_pending_ = false;
+  std::uint32_t auth_failures_ = 0;
+  boost::asio::steady_timer auth_delay_;
+  std::unordered_map<std::string, std::uint8_t> grants_;
 };
 
 }  // namespace loft::net

@@ -48,6 +48,12 @@ void Session::dispatch(std::uint32_t cid, protocol::Body body) {
   if (!handshaken_ && !std::holds_alternative<protocol::Hello>(body)) {
     return fatal(cid, Error{Errc::handshake_required, "the first frame must be HELLO"});
   }
+  if (!authenticated() && !std::holds_alternative<protocol::Hello>(body) &&
+      !std::holds_alternative<protocol::Authenticate>(body) &&
+      !std::holds_alternative<protocol::Ping>(body)) {
+    return send_error(cid, Error{Errc::unauthenticated,
+                                 "this server has users: send AUTHENTICATE after HELLO first"});
+  }
   std::visit([&](auto& req) { handle(cid, req); }, body);
 }
 
@@ -67,6 +73,8 @@ void Session::handle(std::uint32_t cid, protocol::Hello& hello) {
                                 std::to_string(hello.max_version) + ", server speaks 1..1"});
   }
   handshaken_ = true;
+  // With users, a connection is admitted once it has authenticated too (on_verified).
+  if (authenticated()) admit();
   client_name_ = hello.client_name;
   net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
   send(cid, protocol::HelloOk{protocol::kProtocolVersion, context_.options.limits,
@@ -78,6 +86,7 @@ void Session::handle(std::uint32_t cid, protocol::Ping&) { send(cid, protocol::P
 // ---- Topics ------------------------------------------------------------------------------
 
 void Session::handle(std::uint32_t cid, protocol::CreateTopic& req) {
+  if (!permit(cid, auth::Operation::admin, req.name)) return;
   const broker::TopicSettings settings{req.dedup_window_ms, req.dedup_conflict, req.retention};
   context_.broker.create_topic(std::move(req.name), settings,
                                completion<TopicInfo>(cid, [](auto r) -> protocol::Body {
@@ -86,12 +95,14 @@ void Session::handle(std::uint32_t cid, protocol::CreateTopic& req) {
 }
 
 void Session::handle(std::uint32_t cid, protocol::DeleteTopic& req) {
+  if (!permit(cid, auth::Operation::admin, req.name)) return;
   context_.broker.delete_topic(std::move(req.name), completion<void>(cid, [](auto) {
                                  return protocol::Body{protocol::DeleteTopicOk{}};
                                }));
 }
 
 void Session::handle(std::uint32_t cid, protocol::AlterTopic& req) {
+  if (!permit(cid, auth::Operation::admin, req.name)) return;
   context_.broker.alter_topic(std::move(req.name), req.retention,
                               completion<TopicInfo>(cid, [](auto r) -> protocol::Body {
                                 return protocol::AlterTopicOk{std::move(*r)};
@@ -99,16 +110,24 @@ void Session::handle(std::uint32_t cid, protocol::AlterTopic& req) {
 }
 
 void Session::handle(std::uint32_t cid, protocol::ListTopics&) {
-  send(cid, protocol::ListTopicsOk{context_.broker.list_topics()});
+  auto topics = context_.broker.list_topics();
+  std::erase_if(topics, [this](const TopicInfo& t) { return !may_see(t.name); });
+  send(cid, protocol::ListTopicsOk{std::move(topics)});
 }
 
 void Session::handle(std::uint32_t cid, protocol::DescribeTopic& req) {
+  if (!may_see(req.name)) return forbid(cid, "describe", req.name);
   auto topic = context_.broker.describe_topic(req.name);
   if (!topic) return send_error(cid, topic.error());
   send(cid, protocol::DescribeTopicOk{std::move(*topic)});
 }
 
 void Session::handle(std::uint32_t cid, protocol::Backup& req) {
+  if (users_required() && !user_->permissions.allows_all(auth::Operation::admin)) {
+    return send_error(cid, Error{Errc::forbidden, "user '" + user_->name +
+                                                      "' may not back up: BACKUP copies every "
+                                                      "topic and needs admin on \"*\""});
+  }
   net_log()->info("backup requested peer={} dir=\"{}\"", peer_, req.dir);
   context_.broker.backup(req.dir, completion<void>(cid, [dir = req.dir](auto) -> protocol::Body {
                            return protocol::BackupOk{dir};
@@ -118,6 +137,7 @@ void Session::handle(std::uint32_t cid, protocol::Backup& req) {
 // ---- Messages ----------------------------------------------------------------------------
 
 void Session::handle(std::uint32_t cid, protocol::Publish& req) {
+  if (!permit(cid, auth::Operation::publish, req.topic)) return;
   // What a message may hold, the broker checks; this front end adds only that the PUBLISH_OK
   // must fit in a frame.
   context_.broker.publish(
@@ -135,6 +155,7 @@ void Session::handle(std::uint32_t cid, protocol::Publish& req) {
 }
 
 void Session::handle(std::uint32_t cid, protocol::Fetch& req) {
+  if (!permit(cid, auth::Operation::subscribe, req.topic)) return;
   constexpr std::uint32_t kDefaultMessages = 1000;
   constexpr std::uint32_t kMaxMessages = 10000;
   const auto& limits = context_.options.limits;
@@ -164,6 +185,13 @@ void Session::handle(std::uint32_t cid, protocol::Fetch& req) {
 // ---- Consumer groups: answered on this thread; each call may move a deadline ---------------
 
 void Session::handle(std::uint32_t cid, protocol::Subscribe& req) {
+  // Joining a group creates it when it does not exist: consuming is enough for that, but a
+  // dead-letter topic of the client's choosing is written to, so it needs publish.
+  if (!permit(cid, auth::Operation::subscribe, req.topic)) return;
+  if (!req.config.dead_letter_topic.empty() &&
+      !permit(cid, auth::Operation::publish, req.config.dead_letter_topic)) {
+    return;
+  }
   context_.groups.groups().subscribe(
       broker::SubscribeRequest{std::move(req.topic), std::move(req.group), req.start,
                                req.max_in_flight, std::move(req.config)},
@@ -195,6 +223,11 @@ void Session::handle(std::uint32_t cid, protocol::Unsubscribe& req) {
 }
 
 void Session::handle(std::uint32_t cid, protocol::CreateGroup& req) {
+  if (!permit(cid, auth::Operation::admin, req.topic)) return;
+  if (!req.config.dead_letter_topic.empty() &&
+      !permit(cid, auth::Operation::publish, req.config.dead_letter_topic)) {
+    return;
+  }
   context_.groups.groups().create_group(
       broker::CreateGroupRequest{std::move(req.topic), std::move(req.group), req.start,
                                  std::move(req.config)},
@@ -205,18 +238,21 @@ void Session::handle(std::uint32_t cid, protocol::CreateGroup& req) {
 }
 
 void Session::handle(std::uint32_t cid, protocol::ListGroups& req) {
+  if (!may_see(req.topic)) return forbid(cid, "list groups of", req.topic);
   auto r = context_.groups.groups().list_groups(req.topic);
   if (!r) return send_error(cid, r.error());
   send(cid, protocol::ListGroupsOk{std::move(*r)});
 }
 
 void Session::handle(std::uint32_t cid, protocol::DescribeGroup& req) {
+  if (!may_see(req.topic)) return forbid(cid, "describe groups of", req.topic);
   auto r = context_.groups.groups().describe_group(req.topic, req.group);
   if (!r) return send_error(cid, r.error());
   send(cid, protocol::DescribeGroupOk{std::move(*r)});
 }
 
 void Session::handle(std::uint32_t cid, protocol::DeleteGroup& req) {
+  if (!permit(cid, auth::Operation::admin, req.topic)) return;
   context_.groups.groups().delete_group(
       req.topic, req.group, GroupRunner::now(),
       local<void>(cid, [](auto) { return protocol::Body{protocol::DeleteGroupOk{}}; }));
@@ -224,6 +260,7 @@ void Session::handle(std::uint32_t cid, protocol::DeleteGroup& req) {
 }
 
 void Session::handle(std::uint32_t cid, protocol::ResetGroup& req) {
+  if (!permit(cid, auth::Operation::admin, req.topic)) return;
   context_.groups.groups().reset_group(
       std::move(req.topic), std::move(req.group), req.to, GroupRunner::now(),
       local<GroupInfo>(

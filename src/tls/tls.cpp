@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <boost/asio/ssl/error.hpp>
@@ -69,13 +70,16 @@ Result<std::shared_ptr<ssl::context>> make_server_context(const ServerFiles& fil
   if (context->use_certificate_chain_file(files.cert_file.string(), ec); ec) {
     return file_failed("certificate", files.cert_file, ec);
   }
-  if (context->use_private_key_file(files.key_file.string(), ssl::context::pem, ec); ec) {
-    return file_failed("key", files.key_file, ec);
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
+  context->use_private_key_file(files.key_file.string(), ssl::context::pem, ec);
+  const bool mismatch =
+      ec && ec.category() == boost::asio::error::get_ssl_category() &&
+      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
+  if (ec && !mismatch) return file_failed("key", files.key_file, ec);
+  ERR_clear_error();
+  if (mismatch || SSL_CTX_check_private_key(ctx) != 1) {
     return fail(Errc::invalid_request, "TLS key file " + files.key_file.string() +
                                            " does not match the certificate in " +
-                                           files.cert_file.string() + ": " + openssl_error());
+                                           files.cert_file.string());
   }
   if (!files.ca_file.empty()) {
     if (context->load_verify_file(files.ca_file.string(), ec); ec) {

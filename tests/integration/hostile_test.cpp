@@ -6,17 +6,23 @@
 //
 // A consumer that never reads its socket is tested in groups_test.cpp
 // (AConsumerThatStopsReadingDoesNotStallAnotherGroupOrTheBroker).
+//
+// The cases most about the transport (broken frames, stalls, a producer that never reads) run
+// on the plaintext listener and on the TLS one (HostileTransport/...); the bystander stays on
+// plaintext.
 
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -26,6 +32,7 @@
 #include <thread>
 
 #include "loft/protocol/codec.hpp"
+#include "test_certs.hpp"
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -47,19 +54,34 @@ void expect_peak_rss_within_bound(const TestDaemon& d) {
   EXPECT_LE(kib, kPeakRssBoundKiB);
 }
 
-// A plain TCP connection that sends what no well-behaved client would. Reads wait with poll
-// and a deadline, so nothing here can hang.
+enum class Transport { plain, tls };
+
+// A TCP connection, or a TLS one (OpenSSL on a blocking socket, the server not verified), that
+// sends what no well-behaved client would. Reads wait with poll and a deadline, so nothing here
+// can hang.
 class RawConnection {
  public:
-  explicit RawConnection(std::uint16_t port) : decoder_(1u << 30) {
+  explicit RawConnection(std::uint16_t port, Transport transport = Transport::plain)
+      : decoder_(1u << 30) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (connected_ && transport == Transport::tls) {
+      std::signal(SIGPIPE, SIG_IGN);  // SSL_write to a closed connection
+      const timeval timeout{30, 0};   // a blocking handshake or record read cannot hang
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+      context_ = SSL_CTX_new(TLS_client_method());
+      ssl_ = SSL_new(context_);
+      SSL_set_fd(ssl_, fd_);
+      connected_ = SSL_connect(ssl_) == 1;
+    }
   }
   ~RawConnection() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (context_ != nullptr) SSL_CTX_free(context_);
     if (fd_ >= 0) ::close(fd_);
   }
   RawConnection(const RawConnection&) = delete;
@@ -70,7 +92,8 @@ class RawConnection {
 
   bool send(std::string_view bytes) {
     while (!bytes.empty()) {
-      const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      const auto n = ssl_ != nullptr ? SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size()))
+                                     : ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (n <= 0) return false;
       bytes.remove_prefix(static_cast<std::size_t>(n));
     }
@@ -113,9 +136,11 @@ class RawConnection {
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left <= 0ms) return false;
       pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      const bool buffered = ssl_ != nullptr && SSL_pending(ssl_) > 0;
+      if (!buffered && ::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
       std::array<char, 65536> buf{};
-      const auto n = ::recv(fd_, buf.data(), buf.size(), 0);
+      const auto n = ssl_ != nullptr ? SSL_read(ssl_, buf.data(), static_cast<int>(buf.size()))
+                                     : ::recv(fd_, buf.data(), buf.size(), 0);
       if (n <= 0) {
         eof_ = true;
         return false;
@@ -126,6 +151,8 @@ class RawConnection {
   }
 
   int fd_ = -1;
+  SSL_CTX* context_ = nullptr;
+  SSL* ssl_ = nullptr;
   bool connected_ = false;
   bool eof_ = false;
   protocol::Decoder decoder_;
@@ -174,6 +201,31 @@ Message text(std::string payload) {
   m.payload = std::move(payload);
   return m;
 }
+
+// The cases run over each transport: the hostile connections use the listener of the
+// parameter (loftd gets a TLS listener for the tls runs); the bystander uses plaintext.
+class HostileTransport : public ::testing::TestWithParam<Transport> {
+ protected:
+  bool tls() const { return GetParam() == Transport::tls; }
+  // `args` for TestDaemon, with the TLS listener's keys added for the tls runs.
+  std::vector<std::string> daemon_args(std::vector<std::string> args = {}) const {
+    if (!tls()) return args;
+    const auto& certs = TestCerts::get();
+    for (const std::string& kv :
+         {std::string("tls_listen=127.0.0.1:0"), "tls_cert_file=" + certs.server.cert,
+          "tls_key_file=" + certs.server.key}) {
+      args.insert(args.end(), {"--set", kv});
+    }
+    return args;
+  }
+  std::uint16_t port(const TestDaemon& d) const { return tls() ? d.tls_port() : d.port(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Transports, HostileTransport,
+                         ::testing::Values(Transport::plain, Transport::tls),
+                         [](const ::testing::TestParamInfo<Transport>& info) {
+                           return info.param == Transport::tls ? "tls" : "plain";
+                         });
 
 // A well-behaved producer and consumer working on their own topic while a test misbehaves next
 // to them. The producer publishes small batches (paced, at most ~200 a second, and at most
@@ -360,9 +412,10 @@ TEST(Hostile, DeliverFramesStayWithinMaxFrameSize) {
 // ------------------------------------------------------------------------------------------
 // Broken frames: each gets its ERROR, only its own connection closes, nothing of it is stored.
 
-TEST(Hostile, BrokenFramesCloseOnlyTheirOwnConnection) {
+TEST_P(HostileTransport, BrokenFramesCloseOnlyTheirOwnConnection) {
   TestDaemon d(
-      "max_frame_size = \"64KiB\"\nmax_message_size = \"16KiB\"\nmax_headers_size = \"4KiB\"\n");
+      "max_frame_size = \"64KiB\"\nmax_message_size = \"16KiB\"\nmax_headers_size = \"4KiB\"\n",
+      daemon_args());
   d.start();
   Bystander bystander(d);
   auto admin = d.client("admin");
@@ -372,7 +425,7 @@ TEST(Hostile, BrokenFramesCloseOnlyTheirOwnConnection) {
 
   {
     SCOPED_TRACE("an HTTP request: its first 4 bytes read as a 542 MB length");
-    RawConnection c(d.port());
+    RawConnection c(port(d), GetParam());
     ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: loft\r\n\r\n"));
     EXPECT_TRUE(error_then_close(c, Errc::frame_too_large));
   }
@@ -381,41 +434,47 @@ TEST(Hostile, BrokenFramesCloseOnlyTheirOwnConnection) {
     std::mt19937 rng(5);
     std::string noise(64 << 10, '\0');
     for (auto& ch : noise) ch = static_cast<char>(rng());
-    RawConnection c(d.port());
+    RawConnection c(port(d), GetParam());
     c.send(noise);  // may fail part-way: the server closes as soon as it has judged the header
     EXPECT_TRUE(c.closed_by_server());
   }
   {
     SCOPED_TRACE("a 4 GiB length prefix, before and after HELLO");
-    RawConnection before(d.port());
+    RawConnection before(port(d), GetParam());
     ASSERT_TRUE(before.send(header_bytes(0xFFFFFFFFu, 0x0006, 0x80000001u)));
     EXPECT_TRUE(error_then_close(before, Errc::frame_too_large, 0x80000001u));
-    RawConnection after(d.port());
+    RawConnection after(port(d), GetParam());
     ASSERT_TRUE(hello(after));
     ASSERT_TRUE(after.send(header_bytes(0xFFFFFFFFu, 0x0006, 0x80000002u)));
     EXPECT_TRUE(error_then_close(after, Errc::frame_too_large, 0x80000002u));
   }
   {
-    SCOPED_TRACE("a length below the 8-byte minimum");
+    SCOPED_TRACE("a 1 MiB frame before HELLO: a pending connection may send 64 KiB at most");
     RawConnection c(d.port());
+    ASSERT_TRUE(c.send(header_bytes((1u << 20) - 4, 0x0006, 7)));
+    EXPECT_TRUE(error_then_close(c, Errc::frame_too_large, 7u));
+  }
+  {
+    SCOPED_TRACE("a length below the 8-byte minimum");
+    RawConnection c(port(d), GetParam());
     ASSERT_TRUE(hello(c));
     ASSERT_TRUE(c.send(header_bytes(3, 0x0008, 9)));
     EXPECT_TRUE(error_then_close(c, Errc::malformed_frame, 9u));
   }
   {
     SCOPED_TRACE("an unknown frame type, and a reply type sent by a client");
-    RawConnection unknown(d.port());
+    RawConnection unknown(port(d), GetParam());
     ASSERT_TRUE(hello(unknown));
     ASSERT_TRUE(unknown.send(header_bytes(8, 0x3FFF, 11)));
     EXPECT_TRUE(error_then_close(unknown, Errc::unknown_frame_type, 11u));
-    RawConnection reply(d.port());
+    RawConnection reply(port(d), GetParam());
     ASSERT_TRUE(hello(reply));
     ASSERT_TRUE(reply.send(12, protocol::Pong{}));
     EXPECT_TRUE(error_then_close(reply, Errc::unknown_frame_type, 12u));
   }
   {
     SCOPED_TRACE("a body that does not parse: a message count of 0xFFFFFFFF");
-    RawConnection c(d.port());
+    RawConnection c(port(d), GetParam());
     ASSERT_TRUE(hello(c));
     std::string body = std::string("\x06\x00victim", 8) + "\xFF\xFF\xFF\xFF";
     ASSERT_TRUE(
@@ -424,22 +483,22 @@ TEST(Hostile, BrokenFramesCloseOnlyTheirOwnConnection) {
   }
   {
     SCOPED_TRACE("wrong protocol versions");
-    RawConnection newer(d.port());
+    RawConnection newer(port(d), GetParam());
     ASSERT_TRUE(newer.send(1, protocol::Hello{2, 3, "from the future"}));
     EXPECT_TRUE(error_then_close(newer, Errc::unsupported_version, 1u));
-    RawConnection inverted(d.port());
+    RawConnection inverted(port(d), GetParam());
     ASSERT_TRUE(inverted.send(1, protocol::Hello{1, 0, "min > max"}));
     EXPECT_TRUE(error_then_close(inverted, Errc::unsupported_version, 1u));
   }
   {
     SCOPED_TRACE("a PUBLISH before HELLO");
-    RawConnection c(d.port());
+    RawConnection c(port(d), GetParam());
     ASSERT_TRUE(c.send(publish_frame));
     EXPECT_TRUE(error_then_close(c, Errc::handshake_required, 7u));
   }
   {
     SCOPED_TRACE("a PUBLISH cut short by the client closing its side");
-    RawConnection c(d.port());
+    RawConnection c(port(d), GetParam());
     ASSERT_TRUE(hello(c));
     ASSERT_TRUE(c.send(publish_frame.substr(0, publish_frame.size() / 2)));
     c.shutdown_send();
@@ -550,8 +609,8 @@ TEST(Hostile, LimitsAreCheckedToTheByteAndTheConnectionStaysOpen) {
 // Timeouts: a connection that never completes HELLO, or starts a frame and never finishes it,
 // is closed; one that is idle between frames is not.
 
-TEST(Hostile, StalledConnectionsAreClosedAndIdleOnesAreNot) {
-  TestDaemon d("", {"--set", "handshake_timeout=2s", "--set", "frame_timeout=1s"});
+TEST_P(HostileTransport, StalledConnectionsAreClosedAndIdleOnesAreNot) {
+  TestDaemon d("", daemon_args({"--set", "handshake_timeout=2s", "--set", "frame_timeout=1s"}));
   d.start();
   Bystander bystander(d);
   // Idle from here on: a handshaked client with nothing to say, and a consumer with nothing to
@@ -566,14 +625,14 @@ TEST(Hostile, StalledConnectionsAreClosedAndIdleOnesAreNot) {
   auto waiting = waiting_client->subscribe(o);
   ASSERT_TRUE(waiting);
 
-  RawConnection silent(d.port());
-  RawConnection half_hello(d.port());
+  RawConnection silent(port(d), GetParam());
+  RawConnection half_hello(port(d), GetParam());
   ASSERT_TRUE(
       half_hello.send(protocol::encode(protocol::Frame{1, protocol::Hello{}}).substr(0, 5)));
-  RawConnection half_header(d.port());
+  RawConnection half_header(port(d), GetParam());
   ASSERT_TRUE(hello(half_header));
   ASSERT_TRUE(half_header.send(header_bytes(100, 0x0006, 5).substr(0, 6)));
-  RawConnection half_body(d.port());
+  RawConnection half_body(port(d), GetParam());
   ASSERT_TRUE(hello(half_body));
   const auto publish =
       protocol::encode(protocol::Frame{6, protocol::Publish{"victim", {text("never whole")}}});
@@ -731,14 +790,15 @@ TEST(Hostile, AMillionPingsPipelinedWithoutReadingAreAllAnswered) {
   expect_peak_rss_within_bound(d);
 }
 
-TEST(Hostile, AProducerThatNeverReadsItsConfirmsIsStoppedByBackpressure) {
+TEST_P(HostileTransport, AProducerThatNeverReadsItsConfirmsIsStoppedByBackpressure) {
   // Small send queue: loftd stops reading the producer once 64 KiB of PUBLISH_OKs wait. A
   // short frame_timeout: the pause, with part of a frame read, must not count against it.
-  TestDaemon d("max_send_queue = \"64KiB\"\ndurability = \"os\"\nframe_timeout = \"1s\"\n");
+  TestDaemon d("max_send_queue = \"64KiB\"\ndurability = \"os\"\nframe_timeout = \"1s\"\n",
+               daemon_args());
   d.start();
   Bystander bystander(d);
   ASSERT_TRUE(d.client()->create_topic("flood"));
-  RawConnection producer(d.port());
+  RawConnection producer(port(d), GetParam());
   // Small socket buffers on our side, so that requests and confirms pile up in loftd rather
   // than in our kernel.
   const int buffer = 16 << 10;

@@ -1,6 +1,8 @@
 // TLS on the binary protocol against the real loftd: certificates made at test time
 // (TestCerts), the C++ client and the CLI on loftd's tls_listen port.
 
+#include "loft/tls/tls.hpp"
+
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -300,6 +302,99 @@ TEST(Tls, SighupReloadsTheCertificateForNewConnectionsOnly) {
   ASSERT_TRUE(after) << after.error().to_string();
   EXPECT_TRUE(publishes(**after, "t"));
   EXPECT_TRUE(publishes(**old, "t"));
+}
+
+// In process: a server stream on loft_tls's context and a client, both on one io_context; the
+// names tls::peer_names reads from the server's side once both handshakes are done.
+std::vector<std::string> names_seen_by_server(tls::ClientAuth auth, const CertPair* client_cert) {
+  const auto& certs = TestCerts::get();
+  auto context = tls::make_server_context({certs.server.cert, certs.server.key, certs.ca, auth});
+  EXPECT_TRUE(context) << context.error().to_string();
+  if (!context) return {"(no context)"};
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  ssl::stream<tcp::socket> server(io, **context);
+  ssl::context client_context(ssl::context::tls_client);
+  client_context.load_verify_file(certs.ca);
+  if (client_cert != nullptr) {
+    client_context.use_certificate_chain_file(client_cert->cert);
+    client_context.use_private_key_file(client_cert->key, ssl::context::pem);
+  }
+  ssl::stream<tcp::socket> client(io, client_context);
+  boost::system::error_code server_ec = asio::error::would_block;
+  acceptor.async_accept(server.next_layer(), [&](boost::system::error_code ec) {
+    if (ec) return;
+    server.async_handshake(ssl::stream_base::server,
+                           [&](boost::system::error_code e) { server_ec = e; });
+  });
+  client.next_layer().async_connect(acceptor.local_endpoint(), [&](boost::system::error_code ec) {
+    if (!ec) client.async_handshake(ssl::stream_base::client, [](boost::system::error_code) {});
+  });
+  io.run_for(30s);
+  EXPECT_FALSE(server_ec) << server_ec.message();
+  return tls::peer_names(server.native_handle());
+}
+
+TEST(Tls, PeerNamesAreTheClientCertificatesCommonNameThenItsAlternativeNames) {
+  const auto& certs = TestCerts::get();
+  using ::testing::ElementsAre;
+  EXPECT_THAT(names_seen_by_server(tls::ClientAuth::optional, &certs.alice), ElementsAre("alice"));
+  EXPECT_THAT(names_seen_by_server(tls::ClientAuth::required, &certs.bob),
+              ElementsAre("client-b", "bob", "bob@loft.test"));
+  EXPECT_THAT(names_seen_by_server(tls::ClientAuth::optional, nullptr), ElementsAre());
+  // Not asked for, so not sent.
+  EXPECT_THAT(names_seen_by_server(tls::ClientAuth::none, &certs.alice), ElementsAre());
+}
+
+TEST(Tls, ServerContextsRefuseFilesThatDoNotLoadOrMatch) {
+  const auto& certs = TestCerts::get();
+  const auto detail = [](const tls::ServerFiles& files) {
+    auto c = tls::ServerContext::load(files);
+    return c ? std::string("loaded") : c.error().detail;
+  };
+  EXPECT_THAT(detail({certs.server.cert, certs.alice.key, "", tls::ClientAuth::none}),
+              HasSubstr("does not match"));
+  EXPECT_THAT(detail({certs.dir / "none.pem", certs.server.key, "", tls::ClientAuth::none}),
+              HasSubstr("cannot load TLS certificate file"));
+  EXPECT_THAT(detail({certs.server.cert, certs.server.key, "", tls::ClientAuth::required}),
+              HasSubstr("tls_ca_file"));
+  EXPECT_EQ(detail({certs.server.cert, certs.server.key, certs.ca, tls::ClientAuth::required}),
+            "loaded");
+  // loftd names the file and does not start.
+  TestDaemon d(tls_config({certs.server.cert, certs.alice.key}));
+  try {
+    d.start();
+    ADD_FAILURE() << "loftd started with a key that does not match its certificate";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("does not match"));
+  }
+}
+
+// Refused before any connection is made, so no broker is needed.
+TEST(Tls, APasswordIsNotSentInClearTextToANetworkAddress) {
+  client::Options o;
+  o.host = "192.0.2.1";  // TEST-NET-1: never reached
+  o.user = "alice";
+  o.password = "s3cret-in-test";
+  auto c = client::Client::connect(o);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::invalid_request);
+  EXPECT_THAT(c.error().detail, HasSubstr("clear text"));
+  EXPECT_THAT(c.error().detail, Not(HasSubstr(o.password)));
+
+  const std::string broker = "192.0.2.1:7450";
+  TempDir dir;
+  const auto password_file = (dir.path() / "password").string();
+  std::ofstream(password_file) << "s3cret-in-test\n";
+  auto cli = run_process({TestDaemon::loft_path(), "--broker", broker, "--user", "alice",
+                          "--password-file", password_file, "topic", "list"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_THAT(cli.err, HasSubstr("clear text"));
+  EXPECT_THAT(cli.err, Not(HasSubstr("s3cret")));
+  auto missing = run_process({TestDaemon::loft_path(), "--broker", broker, "--user", "alice",
+                              "--password-file", (dir.path() / "none").string(), "topic", "list"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("--password-file"));
 }
 
 }  // namespace

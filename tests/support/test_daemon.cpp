@@ -19,6 +19,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace loft::testing {
@@ -346,14 +347,26 @@ void TestDaemon::kill9() {
   pid_ = -1;
 }
 
-std::uint64_t TestDaemon::peak_rss_kib() const {
-  if (pid_ <= 0) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+namespace {
+
+// A "Name:  1234 kB" line of /proc/<pid>/status, in KiB; 0 when absent.
+std::uint64_t status_kib(pid_t pid, std::string_view name) {
+  if (pid <= 0) return 0;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));  // "VmHWM:  1234 kB"
+    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0 &&
+        line[name.size()] == ':') {
+      return std::stoull(line.substr(name.size() + 1));
+    }
   }
   return 0;
 }
+
+}  // namespace
+
+std::uint64_t TestDaemon::peak_rss_kib() const { return status_kib(pid_, "VmHWM"); }
+
+std::uint64_t TestDaemon::rss_kib() const { return status_kib(pid_, "VmRSS"); }
 
 std::string TestDaemon::log() const {
   std::ifstream in(log_path_);

@@ -79,6 +79,8 @@ class TestDaemon {
   // The daemon's peak resident memory so far (VmHWM in /proc/<pid>/status), in KiB; 0 when it
   // is not running or the kernel does not report it.
   std::uint64_t peak_rss_kib() const;
+  // Its resident memory now (VmRSS), in KiB; 0 as above.
+  std::uint64_t rss_kib() const;
 
   std::uint16_t port() const { return port_; }
   // The HTTP endpoint's port (--http-listen 127.0.0.1:0 unless extra_args give

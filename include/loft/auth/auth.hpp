@@ -75,7 +75,9 @@ class Users {
   // Parses the TOML text ([[users]] tables with name, password_hash, publish, subscribe,
   // admin, deny). Fails with invalid_request naming the file, the user and the field: a
   // missing name, a duplicate name, an unknown field, a hash that is neither Argon2id nor
-  // scrypt, a bad pattern.
+  // scrypt, a bad pattern; any top-level key but `users`. A name is 1 to kMaxUserName bytes
+  // without control characters (a certificate's CN or SAN may name a user, so it is not limited
+  // to topic-name characters).
   static Result<Users> parse(std::string_view toml_text, std::string_view source_name);
   static Result<Users> load(const std::filesystem::path& path);
 

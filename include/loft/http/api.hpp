@@ -56,6 +56,8 @@ struct NetFigures {
   // Logins of the binary protocol since start (AUTHENTICATE and client certificates).
   std::uint64_t auth_succeeded = 0;
   std::uint64_t auth_failed = 0;
+  std::uint64_t connections_pending = 0;
+  std::uint64_t connections_evicted = 0;
 };
 
 // Everything /metrics shows, gathered on the io thread.

@@ -102,6 +102,11 @@ class Decoder {
   static constexpr std::size_t kKeepCapacity = std::size_t{4} << 20;
 
   explicit Decoder(std::uint32_t max_frame_size) : max_frame_size_(max_frame_size) {}
+  // Changes the limit from the next call of next() or prepare() on, for the frame in progress
+  // too (loftd raises it once a connection has completed its handshake).
+  void set_max_frame_size(std::uint32_t max_frame_size) noexcept {
+    max_frame_size_ = max_frame_size;
+  }
 
   // Room at the end of the buffer for the next read: a span of at least `at_least` bytes and at
   // least what the frame begun in the buffer still lacks once its header is in (so one read

@@ -208,7 +208,7 @@ MetricsSnapshot full_snapshot() {
   g.in_flight = 27;
   g.skipped = 28;
   s.groups.push_back(g);
-  s.net = NetFigures{3, 7, 11, 12};
+  s.net = NetFigures{3, 7, 11, 12, 2, 13};
   s.storage_health.writable = false;
   s.storage_health.failed_writes = 8;
   s.storage_health.episodes = 9;
@@ -310,6 +310,15 @@ TEST(RenderMetrics, WholePage) {
       "loftd started.\n"
       "# TYPE loft_auth_failed_total counter\n"
       "loft_auth_failed_total 12\n"
+      "# HELP loft_connections_pending Client connections (binary protocol) open and not yet "
+      "admitted (handshake not complete); included in loft_connections_open.\n"
+      "# TYPE loft_connections_pending gauge\n"
+      "loft_connections_pending 2\n"
+      "# HELP loft_connections_evicted_total Pending client connections closed to make room for "
+      "a new connection (max_pending_connections, or max_connections reached) since loftd "
+      "started.\n"
+      "# TYPE loft_connections_evicted_total counter\n"
+      "loft_connections_evicted_total 13\n"
       "# HELP loft_storage_writable 1 while storage takes writes; 0 from a failed write (disk "
       "full, I/O error) until a write or a recovery succeeds.\n"
       "# TYPE loft_storage_writable gauge\n"

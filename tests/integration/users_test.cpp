@@ -1,0 +1,398 @@
+// Users and permissions on the binary protocol, against the real loftd with a users file:
+// authentication (good and bad passwords, unknown users, too many failures, requests before
+// AUTHENTICATE), the permission matrix of every request type, a users reload, the refusal to
+// run anonymous on a network address, and that no password reaches the log.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loft/auth/auth.hpp"
+#include "loft/protocol/codec.hpp"
+#include "test_daemon.hpp"
+
+namespace loft::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+Message msg(std::string payload) {
+  Message m;
+  m.payload = std::move(payload);
+  return m;
+}
+
+client::SubscribeOptions subscription(std::string topic, std::string group) {
+  client::SubscribeOptions o;
+  o.topic = std::move(topic);
+  o.group = std::move(group);
+  return o;
+}
+
+// Passwords of the test users; none may ever appear in loftd's log.
+const std::map<std::string, std::string>& passwords() {
+  static const std::map<std::string, std::string> p{
+      {"producer", "pr0ducer-secret-7f3a"}, {"consumer", "c0nsumer-secret-91bd"},
+      {"ops", "0ps-secret-c2e4"},           {"root", "r00t-secret-5d10"},
+      {"nobody", "n0body-secret-aa21"},
+  };
+  return p;
+}
+
+// One Argon2id hash per user, made once per test binary (each costs tens of milliseconds).
+const std::string& hash_of(const std::string& user) {
+  static std::map<std::string, std::string> hashes;
+  auto it = hashes.find(user);
+  if (it == hashes.end()) {
+    auto h = auth::hash_password(passwords().at(user));
+    EXPECT_TRUE(h.has_value());
+    it = hashes.emplace(user, h ? *h : std::string()).first;
+  }
+  return it->second;
+}
+
+std::string user_entry(const std::string& name, const std::string& permissions) {
+  return "[[users]]\nname = \"" + name + "\"\npassword_hash = \"" + hash_of(name) + "\"\n" +
+         permissions + "\n";
+}
+
+// producer publishes to orders.* but never orders.secret; consumer consumes orders.*; ops
+// administers orders.*; root administers everything; nobody may do nothing.
+std::string users_file_text(const std::string& producer_publish = R"(["orders.*"])") {
+  return user_entry("producer", "publish = " + producer_publish + "\ndeny = [\"orders.secret\"]") +
+         user_entry("consumer", "subscribe = [\"orders.*\"]") +
+         user_entry("ops", "admin = [\"orders.*\"]") +
+         user_entry("root", "admin = [\"*\"]\npublish = [\"*\"]\nsubscribe = [\"*\"]") +
+         user_entry("nobody", "");
+}
+
+class WithUsers : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    users_path_ = dir_.path() / "users.toml";
+    write_users(users_file_text());
+    daemon_ = std::make_unique<TestDaemon>("users_file = \"" + users_path_.string() + "\"\n");
+    daemon_->start();
+    auto root = as("root");
+    ASSERT_TRUE(root.has_value()) << root.error().to_string();
+    for (const char* topic : {"orders.eu", "orders.secret", "payments"}) {
+      ASSERT_TRUE((*root)->create_topic(topic).has_value()) << topic;
+      ASSERT_TRUE((*root)->publish(topic, msg("m")).has_value()) << topic;
+    }
+  }
+
+  void TearDown() override {
+    if (!daemon_) return;
+    const auto log = daemon_->log();
+    for (const auto& [user, password] : passwords()) {
+      EXPECT_THAT(log, Not(HasSubstr(password))) << "the password of " << user << " was logged";
+    }
+  }
+
+  void write_users(const std::string& text) {
+    const auto tmp = users_path_.string() + ".tmp";
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, users_path_);
+  }
+
+  client::Options options(const std::string& user, const std::string& password) const {
+    client::Options o;
+    o.port = daemon_->port();
+    o.user = user;
+    o.password = password;
+    return o;
+  }
+
+  Result<std::unique_ptr<client::Client>> as(const std::string& user) const {
+    return client::Client::connect(options(user, passwords().at(user)));
+  }
+
+  std::unique_ptr<client::Client> anonymous() const {
+    client::Options o;
+    o.port = daemon_->port();
+    auto c = client::Client::connect(o);
+    EXPECT_TRUE(c.has_value()) << c.error().to_string();
+    return c ? std::move(*c) : nullptr;
+  }
+
+  TempDir dir_;
+  std::filesystem::path users_path_;
+  std::unique_ptr<TestDaemon> daemon_;
+};
+
+TEST_F(WithUsers, AGoodPasswordAuthenticatesAndTheUserCanPublish) {
+  auto c = as("producer");
+  ASSERT_TRUE(c.has_value()) << c.error().to_string();
+  auto r = (*c)->publish("orders.eu", msg("hello"));
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(r->code, Errc::ok);
+  EXPECT_THAT(daemon_->log(), HasSubstr("authenticated peer="));
+  EXPECT_THAT(daemon_->log(), HasSubstr("user=\"producer\""));
+}
+
+TEST_F(WithUsers, AWrongPasswordAndAnUnknownUserFailAlike) {
+  const auto wrong = client::Client::connect(options("producer", "not-the-password"));
+  ASSERT_FALSE(wrong.has_value());
+  EXPECT_EQ(wrong.error().code, Errc::authentication_failed) << wrong.error().to_string();
+  const auto unknown = client::Client::connect(options("mallory", "whatever"));
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, Errc::authentication_failed) << unknown.error().to_string();
+  // The same text: the answer does not tell whether the user exists.
+  EXPECT_EQ(wrong.error().to_string(), unknown.error().to_string());
+  // One line per failure, naming the peer and the user.
+  const auto log = daemon_->log();
+  EXPECT_THAT(log, HasSubstr("authentication failed peer=127.0.0.1:"));
+  EXPECT_THAT(log, HasSubstr("user=\"mallory\""));
+  EXPECT_THAT(log, Not(HasSubstr("not-the-password")));
+  EXPECT_THAT(log, Not(HasSubstr("whatever")));
+}
+
+TEST_F(WithUsers, BeforeAuthenticatingOnlyPingWorks) {
+  auto c = anonymous();
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->ping().has_value());
+  const auto topics = c->list_topics();
+  ASSERT_FALSE(topics.has_value());
+  EXPECT_EQ(topics.error().code, Errc::unauthenticated);
+  const auto pub = c->publish("orders.eu", msg("x"));
+  ASSERT_FALSE(pub.has_value());
+  EXPECT_EQ(pub.error().code, Errc::unauthenticated);
+  // The connection stays open for AUTHENTICATE.
+  EXPECT_TRUE(c->ping().has_value());
+}
+
+// AUTHENTICATE frames sent by hand: each failure is answered (after a growing delay), and the
+// max_auth_failures-th closes the connection with auth_failures.
+TEST_F(WithUsers, TooManyFailuresCloseTheConnection) {
+  auto c = anonymous();
+  ASSERT_NE(c, nullptr);
+  const auto attempt = [&](std::uint32_t cid) {
+    std::string bytes;
+    protocol::encode(
+        protocol::Frame{cid, protocol::Authenticate{"PLAIN", auth::encode_plain("root", "guess")}},
+        bytes);
+    return c->raw_request(bytes, cid);
+  };
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    const auto r = attempt(0x80000001 + i);
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+    const auto* error = std::get_if<protocol::ErrorReply>(&*r);
+    ASSERT_NE(error, nullptr);
+    EXPECT_EQ(error->code, Errc::authentication_failed);
+  }
+  const auto last = attempt(0x80000003);
+  const bool closed_with_auth_failures =
+      (!last && last.error().code == Errc::auth_failures) ||
+      (last && std::holds_alternative<protocol::ErrorReply>(*last) &&
+       std::get<protocol::ErrorReply>(*last).code == Errc::auth_failures);
+  EXPECT_TRUE(closed_with_auth_failures);
+  EXPECT_TRUE(eventually([&] { return !c->connected(); }));
+}
+
+TEST_F(WithUsers, AnUnsupportedMechanismIsRefused) {
+  auto c = anonymous();
+  ASSERT_NE(c, nullptr);
+  std::string bytes;
+  protocol::encode(protocol::Frame{0x80000001, protocol::Authenticate{"SCRAM-SHA-256", "x"}},
+                   bytes);
+  const auto r = c->raw_request(bytes, 0x80000001);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  const auto* error = std::get_if<protocol::ErrorReply>(&*r);
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->code, Errc::authentication_failed);
+  EXPECT_THAT(error->message, HasSubstr("PLAIN"));
+}
+
+// Every request type, by a user who may, one who may not, and on a topic outside the grant.
+TEST_F(WithUsers, PermissionMatrix) {
+  struct Case {
+    std::string what;
+    std::string user;
+    std::function<Result<void>(client::Client&)> request;
+    bool allowed;
+  };
+  const auto ok = [](auto r) -> Result<void> {
+    if (!r) return tl::unexpected(r.error());
+    return {};
+  };
+  const auto publish = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.publish(topic, msg("p"))); };
+  };
+  const auto fetch = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.fetch(topic, 0)); };
+  };
+  const auto subscribe = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.subscribe(subscription(topic, "g"))); };
+  };
+  const auto create_topic = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.create_topic(topic)); };
+  };
+  const auto alter_topic = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.alter_topic(topic, {})); };
+  };
+  const auto describe_topic = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.describe_topic(topic)); };
+  };
+  const auto create_group = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.create_group(topic, "admin-made")); };
+  };
+  const auto describe_group = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.describe_group(topic, "admin-made")); };
+  };
+  const auto list_groups = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.list_groups(topic)); };
+  };
+  const auto reset_group = [&](std::string topic) {
+    return [=](client::Client& c) {
+      return ok(c.reset_group(topic, "admin-made", {StartKind::earliest, 0}));
+    };
+  };
+  const auto delete_group = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.delete_group(topic, "admin-made")); };
+  };
+  const auto delete_topic = [&](std::string topic) {
+    return [=](client::Client& c) { return ok(c.delete_topic(topic)); };
+  };
+  const auto backup = [&](client::Client& c) {
+    return ok(c.backup((dir_.path() / ("backup-" + std::to_string(::getpid()))).string()));
+  };
+  const std::vector<Case> cases = {
+      {"publish", "producer", publish("orders.eu"), true},
+      {"publish", "consumer", publish("orders.eu"), false},
+      {"publish denied topic", "producer", publish("orders.secret"), false},
+      {"publish other topic", "producer", publish("payments"), false},
+      {"fetch", "consumer", fetch("orders.eu"), true},
+      {"fetch", "producer", fetch("orders.eu"), false},
+      {"fetch other topic", "consumer", fetch("payments"), false},
+      {"subscribe", "consumer", subscribe("orders.eu"), true},
+      {"subscribe", "producer", subscribe("orders.eu"), false},
+      {"subscribe other topic", "consumer", subscribe("payments"), false},
+      {"describe topic", "consumer", describe_topic("orders.eu"), true},
+      {"describe topic", "nobody", describe_topic("orders.eu"), false},
+      {"describe other topic", "consumer", describe_topic("payments"), false},
+      {"create topic", "ops", create_topic("orders.us"), true},
+      {"create topic", "producer", create_topic("orders.jp"), false},
+      {"create other topic", "ops", create_topic("invoices"), false},
+      {"alter topic", "ops", alter_topic("orders.eu"), true},
+      {"alter topic", "consumer", alter_topic("orders.eu"), false},
+      {"alter other topic", "ops", alter_topic("payments"), false},
+      {"create group", "ops", create_group("orders.eu"), true},
+      {"create group", "consumer", create_group("orders.eu"), false},
+      {"create group other topic", "ops", create_group("payments"), false},
+      {"describe group", "consumer", describe_group("orders.eu"), true},
+      {"describe group", "nobody", describe_group("orders.eu"), false},
+      {"list groups", "consumer", list_groups("orders.eu"), true},
+      {"list groups other topic", "consumer", list_groups("payments"), false},
+      {"reset group", "ops", reset_group("orders.eu"), true},
+      {"reset group", "consumer", reset_group("orders.eu"), false},
+      {"delete group", "consumer", delete_group("orders.eu"), false},
+      {"delete group", "ops", delete_group("orders.eu"), true},
+      {"delete topic", "producer", delete_topic("orders.us"), false},
+      {"delete other topic", "ops", delete_topic("payments"), false},
+      {"delete topic", "ops", delete_topic("orders.us"), true},
+      {"backup", "ops", backup, false},
+      {"backup", "root", backup, true},
+  };
+  std::map<std::string, std::unique_ptr<client::Client>> clients;
+  for (const auto& c : cases) {
+    auto& client = clients[c.user];
+    if (!client) {
+      auto made = as(c.user);
+      ASSERT_TRUE(made.has_value()) << c.user << ": " << made.error().to_string();
+      client = std::move(*made);
+    }
+    const auto r = c.request(*client);
+    if (c.allowed) {
+      EXPECT_TRUE(r.has_value()) << c.what << " by " << c.user << ": " << r.error().to_string();
+    } else {
+      ASSERT_FALSE(r.has_value()) << c.what << " by " << c.user << " was allowed";
+      EXPECT_EQ(r.error().code, Errc::forbidden)
+          << c.what << " by " << c.user << ": " << r.error().to_string();
+      EXPECT_THAT(r.error().detail, HasSubstr("user '" + c.user + "'")) << c.what;
+    }
+  }
+}
+
+TEST_F(WithUsers, TopicListShowsOnlyTopicsTheUserMaySee) {
+  auto producer = as("producer");
+  ASSERT_TRUE(producer.has_value());
+  const auto topics = (*producer)->list_topics();
+  ASSERT_TRUE(topics.has_value()) << topics.error().to_string();
+  std::vector<std::string> names;
+  for (const auto& t : *topics) names.push_back(t.name);
+  EXPECT_THAT(names, ::testing::ElementsAre("orders.eu"));  // not orders.secret, not payments
+  auto nobody = as("nobody");
+  ASSERT_TRUE(nobody.has_value());
+  EXPECT_TRUE((*nobody)->list_topics()->empty());
+}
+
+TEST_F(WithUsers, ADeadLetterTopicOfTheClientsChoiceNeedsPublishOnIt) {
+  auto consumer = as("consumer");
+  ASSERT_TRUE(consumer.has_value());
+  auto o = subscription("orders.eu", "dlq-elsewhere");
+  o.config.dead_letter_topic = "payments";
+  const auto s = (*consumer)->subscribe(o);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, Errc::forbidden);
+  EXPECT_THAT(s.error().detail, HasSubstr("payments"));
+}
+
+// A reload that narrows a user's rights closes that user's connections; others go on, and a
+// new connection gets the new rights.
+TEST_F(WithUsers, AUsersReloadClosesConnectionsOfChangedUsers) {
+  auto producer = as("producer");
+  auto consumer = as("consumer");
+  ASSERT_TRUE(producer.has_value() && consumer.has_value());
+  write_users(users_file_text(R"(["payments"])"));
+  const auto before = daemon_->log();
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return daemon_->log().find("users reloaded") != std::string::npos;
+  })) << daemon_->log();
+  EXPECT_TRUE(eventually([&] { return !(*producer)->connected(); }));
+  EXPECT_TRUE((*consumer)->ping().has_value());
+  auto again = as("producer");
+  ASSERT_TRUE(again.has_value()) << again.error().to_string();
+  EXPECT_EQ((*again)->publish("orders.eu", msg("x")).error().code, Errc::forbidden);
+  EXPECT_TRUE((*again)->publish("payments", msg("x")).has_value());
+}
+
+TEST_F(WithUsers, ABrokenUsersFileOnReloadChangesNothing) {
+  write_users("[[users]]\nname = 42\n");
+  daemon_->signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return daemon_->log().find("users reload failed") != std::string::npos;
+  })) << daemon_->log();
+  auto producer = as("producer");
+  ASSERT_TRUE(producer.has_value()) << producer.error().to_string();
+  EXPECT_TRUE((*producer)->publish("orders.eu", msg("x")).has_value());
+}
+
+TEST(Anonymous, LoftdRefusesANetworkAddressWithoutUsers) {
+  TempDir dir;
+  const auto r = run_process({TestDaemon::loftd_path(), "--listen", "0.0.0.0:0", "--http-listen",
+                              "off", "--data-dir", (dir.path() / "data").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("allow_anonymous"));
+  EXPECT_THAT(r.err, HasSubstr("users_file"));
+}
+
+TEST(Anonymous, LoopbackWithoutUsersWorksAsBefore) {
+  TestDaemon d;
+  d.start();
+  auto c = d.client();
+  ASSERT_TRUE(c->create_topic("t").has_value());
+  EXPECT_TRUE(c->publish("t", msg("x")).has_value());
+}
+
+}  // namespace
+}  // namespace loft::testing
