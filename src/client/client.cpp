@@ -448,11 +448,13 @@ class Client::Impl {
                           });
   }
 
-  // Io thread: reading is over, so is the connection. The socket closes (a write still
-  // pending ends) and io_.run() returns once nothing is left to run.
+  // Io thread (or after it ended): reading is over, so is the connection. A write still pending
+  // is cancelled and io_.run() returns once nothing is left to run. The socket is closed by
+  // whoever joins the io thread (or by the destructor): a close here would race with a
+  // close() on another thread shutting the socket down.
   void tls_end() {
     boost::system::error_code ignored;
-    socket_.close(ignored);
+    socket_.cancel(ignored);
     work_.reset();
     {
       std::lock_guard lock(tls_mutex_);
@@ -470,13 +472,26 @@ class Client::Impl {
     tls_out_ += bytes;
     if (tls_writing_) return;
     tls_writing_ = true;
-    asio::post(io_, [this] { tls_write(); });
+    try {
+      asio::post(io_, [this] { tls_write(); });
+    } catch (const std::exception& e) {
+      // Only an allocation failure: the connection fails as on a failed write.
+      tls_writing_ = false;
+      tls_failed_ = true;
+      lock.unlock();
+      tls_cv_.notify_all();
+      fail_all(Error{Errc::connection_error, std::string("cannot queue a write: ") + e.what()});
+    }
   }
 
   // Io thread.
   void tls_write() {
     {
       std::lock_guard lock(tls_mutex_);
+      if (tls_failed_) {
+        tls_writing_ = false;
+        return;
+      }
       tls_sending_.swap(tls_out_);
       tls_out_.clear();
     }
@@ -510,19 +525,26 @@ class Client::Impl {
         tls_cv_.wait_for(lock, options_.close_timeout,
                          [this] { return (!tls_writing_ && tls_out_.empty()) || tls_failed_; });
       }
-      asio::post(io_, [this] {
-        boost::system::error_code ignored;
-        socket_.shutdown(tcp::socket::shutdown_send, ignored);
-      });
+      // From this thread, as on plaintext: shutdown is a system call on the descriptor and
+      // changes nothing the io thread's pending read shares.
+      boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
       std::unique_lock lock(mutex_);
       reader_done_cv_.wait_for(lock, options_.close_timeout, [this] { return reader_done_; });
     }
+    boost::system::error_code ignored;
     if (on_reader) {
+      // On the io thread, and a second close() returns at once (closed_): nothing else
+      // touches the socket now.
       tls_end();
+      socket_.close(ignored);
       reader_.detach();  // close() from a completion: the io thread ends by itself
     } else {
-      asio::post(io_, [this] { tls_end(); });
+      // run() returns at once; what it had pending is dropped unrun when io_ is destroyed.
+      io_.stop();
       if (reader_.joinable()) reader_.join();
+      tls_end();  // no io thread any more: this thread may touch the socket
+      socket_.close(ignored);
     }
     fail_all(Error{Errc::connection_error, "the client was closed"});
   }
