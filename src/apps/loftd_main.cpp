@@ -230,6 +230,21 @@ void reload_users(config::Config& running, const config::Config& before,
   spdlog::info("users reloaded file={} users={}", running.users_file.string(), count);
 }
 
+// The HTTP endpoint's users: the binary protocol's, checked on the same slow executor; the
+// policies are reloadable (SIGHUP).
+http::Security http_security_of(const config::Config& cfg,
+                                std::shared_ptr<auth::Authenticator> authenticator,
+                                asio::thread_pool& slow) {
+  http::Security s;
+  s.authenticator = std::move(authenticator);
+  s.slow_executor = slow.get_executor();
+  s.allow_plaintext_passwords = cfg.allow_plaintext_passwords;
+  s.max_auth_failures = cfg.max_auth_failures;
+  s.metrics = cfg.metrics_auth == config::MetricsAuth::users ? http::MetricsAccess::users
+                                                             : http::MetricsAccess::open;
+  return s;
+}
+
 // SIGHUP, on the io thread: build the config again as at start-up, take over the reloadable
 // keys (config::is_reloadable), keep the rest and name them. A bad file changes nothing.
 void reload(const CommandLine& cl, config::Config& running, net::Server& server,
@@ -391,6 +406,13 @@ struct Daemon {
     http::ServerOptions options;
     options.max_body_bytes = cfg.max_frame_size;
     options.server_name = std::string("loftd ") + kVersion;
+    options.security = http_security_of(cfg, authenticator, slow);
+    if (cfg.http_tls) {
+      // HTTPS with the TLS listener's certificate (loaded here when tls_listen is off); each
+      // connection takes the current context, so a SIGHUP reload reaches new connections.
+      if (!tls_context) tls_context = or_die(tls::ServerContext::load(tls_files_of(cfg)));
+      options.tls_context = [this] { return tls_context->current(); };
+    }
     const auto figures = [this] {
       const auto logins = server.auth_counters();
       http::NetFigures f;
@@ -412,6 +434,10 @@ struct Daemon {
     } catch (const std::exception& e) {
       die("cannot listen for HTTP on " + cfg.http_listen + ": " + e.what());
     }
+    if (cfg.http_tls) {
+      spdlog::info("https listening address={} {}", http_bound,
+                   tls::describe_certificate(*tls_context->current()));
+    }
   }
 
   // After io.run() returned: every session is closed, nothing can enqueue any more. Completes
@@ -422,7 +448,7 @@ struct Daemon {
   }
 
   std::unique_ptr<broker::Broker> core;           // the broker, with its store
-  std::optional<tls::ServerContext> tls_context;  // with tls_listen; before the server uses it
+  std::optional<tls::ServerContext> tls_context;  // with tls_listen or http_tls
   net::GroupRunner group_runner;
   broker::Groups groups;
   // Password checks (Argon2id, tens of ms and 64 MiB each) run here, one at a time, off the io
@@ -470,6 +496,10 @@ class Signals {
       if (ec || stopping_) return;
       reload(cl_, cfg_, daemon_.server, daemon_.authenticator.get());
       reload_tls(cfg_, daemon_.tls_context);
+      if (daemon_.http_server) {
+        daemon_.http_server->update_security(
+            http_security_of(cfg_, daemon_.authenticator, daemon_.slow));
+      }
       wait_hup();
     });
   }

@@ -137,6 +137,11 @@ unsigned status_of(Errc code) {
     case Errc::topic_not_found:
     case Errc::group_not_found:
       return 404;
+    case Errc::unauthenticated:
+    case Errc::authentication_failed:
+      return 401;
+    case Errc::forbidden:
+      return 403;
     case Errc::dedup_conflict:
       return 409;
     case Errc::frame_too_large:

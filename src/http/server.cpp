@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,10 +13,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <fstream>
 #include <utility>
 
+#include "loft/http/access.hpp"
 #include "loft/http/json.hpp"
 
 namespace loft::http {
@@ -72,6 +75,50 @@ asio::awaitable<Result<T>> on_io_thread(asio::any_io_executor ex, Start start) {
       asio::use_awaitable);
 }
 
+// Runs `fn` on `ex` (the slow executor) and resumes the awaiting coroutine on its own
+// executor with the result.
+template <class T, class Fn>
+asio::awaitable<T> off_io_thread(asio::any_io_executor ex, Fn fn) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
+      [ex, fn = std::move(fn)](auto handler) mutable {
+        asio::post(ex, [fn = std::move(fn), handler = std::move(handler)]() mutable {
+          T result = fn();
+          auto home = asio::get_associated_executor(handler);
+          asio::post(home, [handler = std::move(handler), result = std::move(result)]() mutable {
+            std::move(handler)(std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable);
+}
+
+// The delay before a failed login is answered: 100 ms, doubling per failure of the
+// connection, at most 3.2 s (as for the binary protocol's AUTHENTICATE).
+std::chrono::milliseconds failure_delay(std::uint32_t failures) {
+  const std::uint32_t doublings = failures == 0 ? 0 : std::min<std::uint32_t>(failures - 1, 5);
+  return std::chrono::milliseconds(100) * (1u << doublings);
+}
+
+// A user name as the client sent it, safe for one log line: at most 64 bytes, control bytes and
+// quotes escaped.
+std::string printable(std::string_view name) {
+  constexpr std::size_t kMax = 64;
+  std::string out;
+  for (const char c : name.substr(0, kMax)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '"' || c == '\\') {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  if (name.size() > kMax) out += "...";
+  return out;
+}
+
 std::optional<std::uint64_t> resident_memory_bytes() {
   // statm: total program size, then resident set size, both in pages.
   std::ifstream in("/proc/self/statm");
@@ -84,6 +131,15 @@ std::optional<std::uint64_t> resident_memory_bytes() {
 }
 
 }  // namespace
+
+// For a plain HTTP request to the HTTPS port.
+Response plain_on_tls_port_response() {
+  auto res = error_response(
+      Error{Errc::invalid_request, "this port speaks HTTPS (http_tls = true): use https://"}, 11);
+  res.keep_alive(false);
+  res.prepare_payload();
+  return res;
+}
 
 bool ready(const broker::Broker& broker) {
   return broker.accepting_requests() && broker.storage_health().writable;
@@ -117,84 +173,39 @@ std::optional<Response> read_error_response(beast::error_code ec, const ServerOp
   return res;
 }
 
-// One HTTP connection, on the io thread. Owned by the Server's set while it runs.
+// One HTTP connection, on the io thread. Owned by the Server's set while it runs. This part
+// answers requests (routing, users, the endpoints) whatever the stream; StreamConnection
+// below reads and writes them over plain TCP or TLS.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Server& server, tcp::socket socket)
-      : server_(server), stream_(std::move(socket)), buffer_(kReadBufferBytes) {}
-
-  asio::awaitable<void> run() {
-    try {
-      co_await serve();
-    } catch (const std::exception& e) {
-      http_log()->error("connection failed reason={}", e.what());
+  Connection(Server& server, const tcp::socket& socket, bool secure)
+      : server_(server), secure_(secure) {
+    beast::error_code ec;
+    const auto peer = socket.remote_endpoint(ec);
+    if (ec) return;
+    peer_ = peer.address().to_string() + ":" + std::to_string(peer.port());
+    auto address = peer.address();
+    if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+      address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
     }
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
-    server_.connections_.erase(shared_from_this());
+    peer_is_loopback_ = address.is_loopback();
   }
+  virtual ~Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
+  virtual asio::awaitable<void> run() = 0;
   // Stop: an idle connection closes now; one answering a request (a publish waiting for its
   // confirm) finishes that answer, without keep-alive, and then closes.
-  void close() {
-    if (busy_) return;
-    beast::error_code ignored;
-    stream_.socket().close(ignored);
-  }
+  virtual void close() = 0;
 
- private:
-  asio::awaitable<void> serve() {
-    const auto& o = server_.options_;
-    for (;;) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(o.max_header_bytes);
-      parser.body_limit(o.max_body_bytes);
-      stream_.expires_after(o.request_timeout);
-      auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser, kUseTuple);
-      if (ec) {
-        // Answer what we can name, then close: the rest of the stream cannot be trusted.
-        if (auto answer = read_error_response(ec, o)) {
-          co_await write(std::move(*answer));
-          co_await linger();
-        }
-        co_return;
-      }
-      Request req = parser.release();
-      busy_ = true;
-      Response res = co_await handle(req);
-      res.set(bhttp::field::server, o.server_name);
-      res.keep_alive(req.keep_alive() && !server_.stopping_);
-      const bool written = co_await write(std::move(res));
-      busy_ = false;
-      if (!written) co_return;
-      if (!req.keep_alive() || server_.stopping_) co_return;
-    }
-  }
+ protected:
+  using User = std::shared_ptr<const auth::User>;
 
-  // Closing a socket with unread input makes the kernel send a reset, which can destroy the
-  // error response before the client reads it. So: stop sending, then read and drop what the
-  // client still sends, bounded in bytes and time, until it closes.
-  asio::awaitable<void> linger() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::seconds(2));
-    std::array<char, 4096> sink;
-    for (std::size_t total = 0; total < kLingerBytes;) {
-      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(sink), kUseTuple);
-      if (ec) break;
-      total += n;
-    }
-  }
-
-  // False when the connection must end (write failed or the response closes it).
-  asio::awaitable<bool> write(Response res) {
-    res.prepare_payload();  // Content-Length from the body
-    const bool keep = res.keep_alive();
-    stream_.expires_after(server_.options_.request_timeout);
-    auto [ec, n] = co_await bhttp::async_write(stream_, res, kUseTuple);
-    co_return !ec && keep;
-  }
+  // For the stream part (friendship with Server is not inherited).
+  const ServerOptions& options() const { return server_.options_; }
+  bool stopping() const { return server_.stopping_; }
+  void forget() { server_.connections_.erase(shared_from_this()); }
 
   asio::awaitable<Response> handle(const Request& req) {
     const unsigned v = req.version();
@@ -216,6 +227,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       res.set(bhttp::field::allow, allowed);
       co_return res;
     }
+    const auto& security = server_.options_.security;
+    User user;  // null: the server has no users, or the endpoint is open
+    if (security.authenticator != nullptr &&
+        access_of(r->endpoint, security.metrics == MetricsAccess::users) != Access::open) {
+      auto who = co_await authenticate(req);
+      if (!who) co_return error_response(who.error(), v);
+      user = std::move(*who);
+      if (auto permitted = authorize(*user, *r); !permitted) {
+        co_return error_response(permitted.error(), v);
+      }
+    }
     auto& broker = server_.sources_.broker;
     switch (r->endpoint) {
       case Endpoint::metrics:
@@ -229,7 +251,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         co_return error_response(Error{Errc::shutting_down, "the broker is not taking writes"}, v);
       case Endpoint::topics: {
         json::array out;
-        for (const auto& m : broker.list_topics()) out.push_back(topic_json(m));
+        for (const auto& m : broker.list_topics()) {
+          if (user == nullptr || user->permissions.may_see(m.name)) out.push_back(topic_json(m));
+        }
         co_return json_response(200, json::serialize(out), v);
       }
       case Endpoint::topic: {
@@ -250,6 +274,69 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_return error_response(Error{Errc::internal_error, "unhandled endpoint"}, v);
   }
 
+  // The user of a request's Basic credentials. A failed login is answered after a delay that
+  // grows with each failure of the connection, and the max_auth_failures-th closes it:
+  // guessing is slow (a new connection starts again, but each costs a password check too).
+  asio::awaitable<Result<User>> authenticate(const Request& req) {
+    const auto failures_before = auth_failures_;
+    auto result = co_await check_credentials(req);
+    if (auth_failures_ != failures_before) {
+      auto ex = co_await asio::this_coro::executor;
+      asio::steady_timer delay(ex);
+      delay.expires_after(failure_delay(auth_failures_));
+      std::ignore = co_await delay.async_wait(kUseTuple);  // cancelled: answer now
+      const auto max = server_.options_.security.max_auth_failures;
+      if (max > 0 && auth_failures_ >= max) close_after_response_ = true;
+    }
+    co_return result;
+  }
+
+  // Checks the Basic credentials on the slow executor. Every request with credentials counts
+  // as one login, successful or failed; each failure is one log line with the peer and the
+  // user name as sent, never the password.
+  asio::awaitable<Result<User>> check_credentials(const Request& req) {
+    const auto& security = server_.options_.security;
+    const auto header = req[bhttp::field::authorization];
+    if (header.empty()) {
+      co_return fail(Errc::unauthenticated,
+                     "this server has users: send HTTP Basic credentials (curl -u USER)");
+    }
+    if (!secure_ && !peer_is_loopback_ && !security.allow_plaintext_passwords) {
+      auto refused = Error{Errc::authentication_failed,
+                           "a password over plain HTTP from a non-loopback address is refused: "
+                           "use HTTPS (http_tls = true)"};
+      on_login_failed("", "plaintext password from a non-loopback address");
+      co_return tl::unexpected(std::move(refused));
+    }
+    auto credentials = parse_basic_authorization(header);
+    if (!credentials) {
+      on_login_failed("", credentials.error().detail);
+      co_return tl::unexpected(std::move(credentials.error()));
+    }
+    const std::string name = credentials->user;
+    auto check = [authenticator = security.authenticator,
+                  credentials = std::move(*credentials)]() mutable {
+      auto result = authenticator->verify(credentials.user, credentials.password);
+      credentials.password.assign(credentials.password.size(), '\0');
+      return result;
+    };
+    auto op = off_io_thread<Result<User>>(security.slow_executor, std::move(check));
+    auto result = co_await std::move(op);
+    if (!result) {
+      on_login_failed(name, result.error().detail);
+      co_return result;
+    }
+    ++server_.auth_counters_.succeeded;
+    co_return result;
+  }
+
+  void on_login_failed(const std::string& name, const std::string& reason) {
+    ++server_.auth_counters_.failed;
+    ++auth_failures_;
+    http_log()->warn("authentication failed peer={} user=\"{}\" failures={} reason=\"{}\"", peer_,
+                     printable(name), auth_failures_, reason);
+  }
+
   Response metrics(unsigned version) {
     auto& broker = server_.sources_.broker;
     MetricsSnapshot s;
@@ -259,6 +346,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     s.store = broker.store_stats();
     s.storage_health = broker.storage_health();
     if (server_.sources_.net) s.net = server_.sources_.net();
+    // Logins are counted over both front ends.
+    s.net.auth_succeeded += server_.auth_counters_.succeeded;
+    s.net.auth_failed += server_.auth_counters_.failed;
     s.resident_bytes = resident_memory_bytes();
     Response res{bhttp::status::ok, version};
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -277,7 +367,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto start = [broker, topic, messages](broker::Callback<broker::Appended> done) {
       broker->publish(topic, std::move(*messages), std::move(done));
     };
-    auto op = on_io_thread<broker::Appended>(stream_.get_executor(), std::move(start));
+    auto ex = co_await asio::this_coro::executor;
+    auto op = on_io_thread<broker::Appended>(ex, std::move(start));
     auto appended = co_await std::move(op);
     if (!appended) co_return error_response(appended.error(), v);
     const auto& results = appended->results;
@@ -291,10 +382,175 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   Server& server_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
+  std::string peer_ = "unknown";
+  bool peer_is_loopback_ = false;
+  const bool secure_;  // TLS: a password here did not cross the network in clear text
   bool busy_ = false;
+  std::uint32_t auth_failures_ = 0;
+  bool close_after_response_ = false;  // too many failed logins
 };
+
+namespace {
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// A connection over a plain TCP stream or a TLS stream on one.
+template <class Stream>
+class StreamConnection final : public Connection {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+ public:
+  // REQUIRES: `context` for a TLS stream; ignored for plain TCP.
+  StreamConnection(Server& server, tcp::socket socket,
+                   std::shared_ptr<asio::ssl::context> context = nullptr)
+      : Connection(server, socket, kTls),
+        context_(std::move(context)),
+        stream_(make_stream(std::move(socket), context_.get())),
+        buffer_(kReadBufferBytes) {}
+
+  asio::awaitable<void> run() override {
+    try {
+      if (co_await handshake()) co_await serve();
+    } catch (const std::exception& e) {
+      http_log()->error("connection failed peer={} reason={}", peer_, e.what());
+    }
+    beast::error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket().close(ignored);
+    forget();
+  }
+
+  void close() override {
+    if (busy_) return;
+    beast::error_code ignored;
+    socket().close(ignored);
+  }
+
+ private:
+  static Stream make_stream(tcp::socket socket, asio::ssl::context* context) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *context);
+    } else {
+      (void)context;
+      return Stream(std::move(socket));
+    }
+  }
+
+  tcp::socket& socket() { return beast::get_lowest_layer(stream_).socket(); }
+  void expires_after(std::chrono::steady_clock::duration d) {
+    beast::get_lowest_layer(stream_).expires_after(d);
+  }
+
+  // HTTPS: the TLS handshake within request_timeout. A plain HTTP request to this port gets
+  // a plain 400 saying so; a bad certificate or a silent peer is closed. One log line each.
+  asio::awaitable<bool> handshake() {
+    if constexpr (kTls) {
+      expires_after(options().request_timeout);
+      auto [detect_ec, is_tls] =
+          co_await beast::async_detect_ssl(beast::get_lowest_layer(stream_), buffer_, kUseTuple);
+      if (detect_ec) co_return false;  // closed or timed out before a byte
+      if (!is_tls) {
+        http_log()->warn("plain HTTP on the HTTPS port peer={}: answered 400 and closed", peer_);
+        auto res = plain_on_tls_port_response();
+        std::ignore = co_await bhttp::async_write(beast::get_lowest_layer(stream_), res,
+                                                  kUseTuple);  // closing anyway
+        co_return false;
+      }
+      auto [ec, used] = co_await stream_.async_handshake(asio::ssl::stream_base::server,
+                                                         buffer_.data(), kUseTuple);
+      if (ec) {
+        if (!stopping()) {
+          http_log()->warn("tls handshake failed peer={} reason=\"{}\"", peer_, ec.message());
+        }
+        co_return false;
+      }
+      buffer_.consume(used);
+    }
+    co_return true;
+  }
+
+  asio::awaitable<void> serve() {
+    const auto& o = options();
+    for (;;) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(o.max_header_bytes);
+      parser.body_limit(o.max_body_bytes);
+      expires_after(o.request_timeout);
+      auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser, kUseTuple);
+      if (ec) {
+        if constexpr (!kTls) {
+          // A TLS ClientHello (record type 22) on the plain port: a plaintext answer would be
+          // noise to that client; say so in the log and close.
+          const auto pending = buffer_.data();
+          if (pending.size() > 0 && *static_cast<const unsigned char*>(pending.data()) == 0x16) {
+            http_log()->warn(
+                "tls handshake on the plain HTTP port peer={}: closed (use http://, or set "
+                "http_tls = true)",
+                peer_);
+            co_return;
+          }
+        }
+        // Answer what we can name, then close: the rest of the stream cannot be trusted.
+        if (auto answer = read_error_response(ec, o)) {
+          http_log()->info("bad request peer={} reason=\"{}\"", peer_, ec.message());
+          co_await write(std::move(*answer));
+          co_await linger();
+        }
+        co_return;
+      }
+      Request req = parser.release();
+      busy_ = true;
+      Response res = co_await handle(req);
+      res.set(bhttp::field::server, o.server_name);
+      if (res.result() == bhttp::status::unauthorized) {
+        res.set(bhttp::field::www_authenticate, kBasicChallenge);
+      }
+      res.keep_alive(req.keep_alive() && !stopping() && !close_after_response_);
+      const bool written = co_await write(std::move(res));
+      busy_ = false;
+      if (!written) break;
+      if (!req.keep_alive() || stopping()) break;
+    }
+    if constexpr (kTls) {
+      // close_notify, so the client sees a clean end; bounded, a client may not answer it.
+      expires_after(std::chrono::seconds(2));
+      std::ignore = co_await stream_.async_shutdown(kUseTuple);  // closing anyway
+    }
+  }
+
+  // Closing a socket with unread input makes the kernel send a reset, which can destroy the
+  // error response before the client reads it. So: stop sending (plain TCP; TLS cannot
+  // half-close), then read and drop what the client still sends, bounded in bytes and time,
+  // until it closes.
+  asio::awaitable<void> linger() {
+    if constexpr (!kTls) {
+      beast::error_code ignored;
+      socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    expires_after(std::chrono::seconds(2));
+    std::array<char, 4096> sink;
+    for (std::size_t total = 0; total < kLingerBytes;) {
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(sink), kUseTuple);
+      if (ec) break;
+      total += n;
+    }
+  }
+
+  // False when the connection must end (write failed or the response closes it).
+  asio::awaitable<bool> write(Response res) {
+    res.prepare_payload();  // Content-Length from the body
+    const bool keep = res.keep_alive();
+    expires_after(options().request_timeout);
+    auto [ec, n] = co_await bhttp::async_write(stream_, res, kUseTuple);
+    co_return !ec && keep;
+  }
+
+  std::shared_ptr<asio::ssl::context> context_;  // outlives stream_, which uses it
+  Stream stream_;
+  beast::flat_buffer buffer_;
+};
+
+}  // namespace
 
 Server::Server(asio::io_context& io, Sources sources, ServerOptions options)
     : io_(io), sources_(std::move(sources)), options_(std::move(options)), acceptor_(io) {}
@@ -330,7 +586,20 @@ asio::awaitable<void> Server::accept_loop() {
       socket.close(ignored);
       continue;
     }
-    auto c = std::make_shared<Connection>(*this, std::move(socket));
+    std::shared_ptr<Connection> c;
+    if (options_.tls_context) {
+      auto context = options_.tls_context();
+      if (context == nullptr) {
+        http_log()->error("connection refused reason=no_tls_context");
+        beast::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      c = std::make_shared<StreamConnection<TlsStream>>(*this, std::move(socket),
+                                                        std::move(context));
+    } else {
+      c = std::make_shared<StreamConnection<beast::tcp_stream>>(*this, std::move(socket));
+    }
     connections_.insert(c);
     asio::co_spawn(
         io_, [c] { return c->run(); }, asio::detached);

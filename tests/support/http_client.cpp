@@ -1,13 +1,20 @@
 #include "http_client.hpp"
 
+#include <openssl/bn.h>
+#include <openssl/x509.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 
 namespace loft::testing {
@@ -16,17 +23,37 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
+namespace {
+
+std::string base64(const std::string& text) {
+  std::string out(beast::detail::base64::encoded_size(text.size()), '\0');
+  out.resize(beast::detail::base64::encode(out.data(), text.data(), text.size()));
+  return out;
+}
+
+}  // namespace
+
 struct HttpClient::Impl {
   asio::io_context io;
+  HttpClientOptions options;
   beast::tcp_stream stream{io};
+  std::optional<asio::ssl::context> tls_context;
+  std::optional<beast::ssl_stream<beast::tcp_stream&>> tls;
   beast::flat_buffer buffer;
+
+  // Calls f with the stream requests go through: TLS over the TCP stream, or the TCP stream.
+  template <class F>
+  auto with_stream(F&& f) {
+    if (tls) return f(*tls);
+    return f(stream);
+  }
 
   HttpResponse read() {
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(1ULL << 30);
     stream.expires_after(std::chrono::seconds(60));
     beast::error_code ec;
-    bhttp::read(stream, buffer, parser, ec);
+    with_stream([&](auto& s) { bhttp::read(s, buffer, parser, ec); });
     if (ec) throw std::runtime_error("HTTP read failed: " + ec.message());
     auto res = parser.release();
     HttpResponse out;
@@ -42,11 +69,22 @@ struct HttpClient::Impl {
   }
 };
 
-HttpClient::HttpClient(std::uint16_t port) : impl_(std::make_unique<Impl>()) {
+HttpClient::HttpClient(std::uint16_t port, HttpClientOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
   beast::error_code ec;
   impl_->stream.expires_after(std::chrono::seconds(60));
-  impl_->stream.connect(asio::ip::tcp::endpoint{asio::ip::make_address("127.0.0.1"), port}, ec);
+  impl_->stream.connect(asio::ip::tcp::endpoint{asio::ip::make_address(impl_->options.host), port},
+                        ec);
   if (ec) throw std::runtime_error("HTTP connect failed: " + ec.message());
+  if (impl_->options.tls_ca_file.empty()) return;
+  auto& context = impl_->tls_context.emplace(asio::ssl::context::tls_client);
+  context.load_verify_file(impl_->options.tls_ca_file.string());
+  context.set_verify_mode(asio::ssl::verify_peer);
+  auto& tls = impl_->tls.emplace(impl_->stream, context);
+  tls.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
+  tls.handshake(asio::ssl::stream_base::client, ec);
+  if (ec) throw std::runtime_error("TLS handshake failed: " + ec.message());
 }
 
 HttpClient::~HttpClient() = default;
@@ -56,6 +94,12 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& t
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
   if (req.method() == bhttp::verb::unknown) req.method_string(method);
   req.set(bhttp::field::host, "127.0.0.1");
+  const auto& o = impl_->options;
+  if (!o.authorization.empty()) {
+    req.set(bhttp::field::authorization, o.authorization);
+  } else if (!o.user.empty()) {
+    req.set(bhttp::field::authorization, "Basic " + base64(o.user + ":" + o.password));
+  }
   if (!body.empty() || method == "POST") {
     req.set(bhttp::field::content_type, "application/json");
     req.body() = body;
@@ -64,7 +108,7 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& t
   req.prepare_payload();
   impl_->stream.expires_after(std::chrono::seconds(60));
   beast::error_code ec;
-  bhttp::write(impl_->stream, req, ec);
+  impl_->with_stream([&](auto& s) { bhttp::write(s, req, ec); });
   if (ec) throw std::runtime_error("HTTP write failed: " + ec.message());
   return impl_->read();
 }
@@ -72,13 +116,26 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& t
 HttpResponse HttpClient::raw(const std::string& raw) {
   impl_->stream.expires_after(std::chrono::seconds(60));
   beast::error_code ec;
-  asio::write(impl_->stream, asio::buffer(raw), ec);
+  impl_->with_stream([&](auto& s) { asio::write(s, asio::buffer(raw), ec); });
   if (ec) throw std::runtime_error("raw write failed: " + ec.message());
   return impl_->read();
 }
 
-HttpResponse http_get(std::uint16_t port, const std::string& target) {
-  HttpClient c(port);
+std::string HttpClient::peer_certificate_serial() const {
+  if (!impl_->tls) return "";
+  X509* cert = SSL_get0_peer_certificate(impl_->tls->native_handle());
+  if (cert == nullptr) return "";
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
+  char* hex = BN_bn2hex(bn);
+  std::string serial(hex);
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return serial;
+}
+
+HttpResponse http_get(std::uint16_t port, const std::string& target,
+                      const HttpClientOptions& options) {
+  HttpClient c(port, options);
   return c.get(target);
 }
 

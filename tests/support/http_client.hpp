@@ -1,8 +1,10 @@
 #pragma once
 // A tiny blocking HTTP/1.1 client for tests of loftd's HTTP endpoint (Boost.Beast). One
-// connection per HttpClient, reused across requests (keep-alive), with a generous deadline.
+// connection per HttpClient, reused across requests (keep-alive), with a generous deadline;
+// HTTPS (checked against a CA file) and HTTP Basic credentials on request.
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,10 +18,23 @@ struct HttpResponse {
   bool keep_alive = false;
 };
 
+struct HttpClientOptions {
+  // Basic credentials sent with every request when `user` is not empty.
+  std::string user;
+  std::string password;
+  // Sent as the Authorization header as it is, instead of user and password (malformed ones).
+  std::string authorization;
+  // HTTPS: the server's certificate must chain to this CA and name 127.0.0.1. Empty: plain.
+  std::filesystem::path tls_ca_file;
+  // The address to connect to (a non-loopback one of this host tests the loopback rules).
+  std::string host = "127.0.0.1";
+};
+
 class HttpClient {
  public:
-  // Connects to 127.0.0.1:port; throws std::runtime_error if it cannot.
-  explicit HttpClient(std::uint16_t port);
+  // Connects to options.host:port (and does the TLS handshake); throws std::runtime_error if it
+  // cannot.
+  explicit HttpClient(std::uint16_t port, HttpClientOptions options = {});
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -33,6 +48,8 @@ class HttpClient {
   }
   // Sends `raw` bytes as they are and reads one response (malformed requests).
   HttpResponse raw(const std::string& raw);
+  // HTTPS: the serial number (hex) of the server's certificate; "" on plain HTTP.
+  std::string peer_certificate_serial() const;
 
  private:
   struct Impl;
@@ -40,6 +57,7 @@ class HttpClient {
 };
 
 // One request on a fresh connection.
-HttpResponse http_get(std::uint16_t port, const std::string& target);
+HttpResponse http_get(std::uint16_t port, const std::string& target,
+                      const HttpClientOptions& options = {});
 
 }  // namespace loft::testing

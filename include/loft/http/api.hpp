@@ -30,8 +30,9 @@ std::optional<Route> route(std::string_view target);
 // The one method each endpoint answers ("GET" or "POST"); others get 405 with it in Allow.
 std::string_view allowed_method(Endpoint endpoint);
 
-// The HTTP status for an error code: 400 bad request, 404 missing topic or group, 409 dedup
-// conflict, 413 too large, 503 storage or shutting down, 500 otherwise.
+// The HTTP status for an error code: 400 bad request, 401 unauthenticated or a failed login,
+// 403 forbidden, 404 missing topic or group, 409 dedup conflict, 413 too large, 503 storage or
+// shutting down, 500 otherwise.
 unsigned status_of(Errc code);
 // {"error":{"code":"<errc_text(code)>","message":"..."}}, e.g. "topic not found"
 std::string error_json(const Error& error);

@@ -7,12 +7,19 @@
 // posting. Broker completions (publishes) arrive on the writer thread and are posted back.
 //
 // Lifecycle: listen() binds (throws on failure: a startup error) and accepts until stop(),
-// which closes the acceptor and every connection. One coroutine per connection: read a
-// request (bounded header and body, a deadline), answer, repeat while keep-alive.
+// which closes the acceptor and every connection. One coroutine per connection: the TLS
+// handshake (HTTPS), then read a request (bounded header and body, a deadline), answer, repeat
+// while keep-alive.
+//
+// Security (docs/operations.md, "HTTP"): with users, /v1 needs HTTP Basic credentials, checked
+// on the slow executor (Argon2id), and the user's permissions per topic; /healthz and /readyz
+// stay open, /metrics as ServerOptions::security.metrics says.
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -20,11 +27,40 @@
 #include <set>
 #include <string>
 
+#include "loft/auth/auth.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/http/api.hpp"
 
 namespace loft::http {
+
+// Whether GET /metrics needs a user when the server has users.
+enum class MetricsAccess { open, users };
+
+// Users and how a request proves who it is.
+struct Security {
+  // Null: no users; every endpoint is open to everyone (loopback, or allow_anonymous).
+  std::shared_ptr<auth::Authenticator> authenticator;
+  // Where password checks run: Argon2id takes tens of milliseconds and must not stall the io
+  // thread. Required with an authenticator.
+  boost::asio::any_io_executor slow_executor;
+  // Basic credentials over plain HTTP from a non-loopback peer are refused unless this is set.
+  bool allow_plaintext_passwords = false;
+  MetricsAccess metrics = MetricsAccess::open;
+  // Failed logins on one connection before it is closed (after that answer); 0 = no limit.
+  std::uint32_t max_auth_failures = 3;
+};
+
+// Logins over HTTP since start: every request that carries Basic credentials counts once, as
+// a success or a failure (the Authenticator remembers good passwords, so a repeat is cheap).
+struct AuthCounters {
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+};
+
+// The TLS context for a new connection (HTTPS); called once per accepted connection, which
+// keeps what it got, so a certificate reload reaches the connections accepted after it.
+using TlsContextSource = std::function<std::shared_ptr<boost::asio::ssl::context>()>;
 
 struct ServerOptions {
   // A request body may be up to this many bytes (loftd: max_frame_size).
@@ -36,6 +72,10 @@ struct ServerOptions {
   // write a response: a slow or silent client is disconnected after it.
   std::chrono::milliseconds request_timeout{30'000};
   std::string server_name = "loftd";
+  Security security;
+  // Empty: plain HTTP. Otherwise every connection speaks TLS (HTTPS) with the context it
+  // returns; the handshake must finish within request_timeout.
+  TlsContextSource tls_context;
 };
 
 // Where the endpoint's figures come from, all read on the io thread.
@@ -60,6 +100,11 @@ class Server {
   // Binds host:port (port 0 = any free port) and starts accepting; returns the bound endpoint.
   boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
   void stop();
+  // The reloadable policies (allow_plaintext_passwords, metrics) and users, for the requests
+  // read from now on. Io thread only.
+  void update_security(Security security) { options_.security = std::move(security); }
+  // Logins over HTTP since start (also added into /metrics' loft_auth_*_total). Io thread.
+  AuthCounters auth_counters() const { return auth_counters_; }
 
  private:
   friend class Connection;
@@ -70,6 +115,7 @@ class Server {
   ServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::set<std::shared_ptr<Connection>> connections_;
+  AuthCounters auth_counters_;
   bool stopping_ = false;
 };
 

@@ -41,6 +41,9 @@ TEST(StatusOf, MapsErrorCodes) {
   EXPECT_EQ(status_of(Errc::invalid_request), 400u);
   EXPECT_EQ(status_of(Errc::invalid_name), 400u);
   EXPECT_EQ(status_of(Errc::topic_not_found), 404u);
+  EXPECT_EQ(status_of(Errc::unauthenticated), 401u);
+  EXPECT_EQ(status_of(Errc::authentication_failed), 401u);
+  EXPECT_EQ(status_of(Errc::forbidden), 403u);
   EXPECT_EQ(status_of(Errc::dedup_conflict), 409u);
   EXPECT_EQ(status_of(Errc::message_too_large), 413u);
   EXPECT_EQ(status_of(Errc::storage_error), 503u);
