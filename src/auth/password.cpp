@@ -94,6 +94,10 @@ Result<PlainCredentials> parse_plain(std::string_view payload) {
   return PlainCredentials{std::string(user), std::string(password)};
 }
 
+bool password_allowed(Transport transport, bool allow_plaintext_passwords) {
+  return transport.encrypted || transport.peer_loopback || allow_plaintext_passwords;
+}
+
 std::string encode_plain(std::string_view user, std::string_view password) {
   std::string out;
   out.reserve(user.size() + password.size() + 2);

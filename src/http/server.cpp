@@ -301,7 +301,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       co_return fail(Errc::unauthenticated,
                      "this server has users: send HTTP Basic credentials (curl -u USER)");
     }
-    if (!secure_ && !peer_is_loopback_ && !security.allow_plaintext_passwords) {
+    if (!auth::password_allowed({secure_, peer_is_loopback_}, security.allow_plaintext_passwords)) {
       auto refused = Error{Errc::authentication_failed,
                            "a password over plain HTTP from a non-loopback address is refused: "
                            "use HTTPS (http_tls = true)"};

@@ -105,7 +105,8 @@ void Session::forbid(std::uint32_t cid, std::string_view what, const std::string
 // A password that crossed the network in clear text is refused unless the operator allows it:
 // TLS connections and loopback peers are fine.
 bool Session::password_allowed_here() const {
-  return secure() || peer_is_loopback_ || context_.options.security.allow_plaintext_passwords;
+  return auth::password_allowed({secure(), peer_is_loopback_},
+                                context_.options.security.allow_plaintext_passwords);
 }
 
 void Session::authenticate_by_certificate() {

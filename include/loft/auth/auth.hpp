@@ -106,6 +106,15 @@ struct PlainCredentials {
 Result<PlainCredentials> parse_plain(std::string_view payload);
 std::string encode_plain(std::string_view user, std::string_view password);
 
+// How a password reached a front end, and whether it may be checked: not when it crossed the
+// network in clear text (a plaintext connection from a non-loopback peer) unless the operator
+// allows it (allow_plaintext_passwords). Every front end asks this before verify().
+struct Transport {
+  bool encrypted = false;      // TLS
+  bool peer_loopback = false;  // the peer's address is a loopback address
+};
+bool password_allowed(Transport transport, bool allow_plaintext_passwords);
+
 // Checks credentials against the current Users. Thread-safe: front ends call verify() from a
 // worker thread (it is slow) while a reload calls replace() from the io thread.
 //

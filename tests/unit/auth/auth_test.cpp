@@ -424,4 +424,11 @@ TEST(Authenticator, FindAnyDuringReplace) {
 }
 
 }  // namespace
+TEST(PasswordAllowed, OnlyWhereItDidNotCrossTheNetworkInClearText) {
+  EXPECT_TRUE(password_allowed({.encrypted = true, .peer_loopback = false}, false));
+  EXPECT_TRUE(password_allowed({.encrypted = false, .peer_loopback = true}, false));
+  EXPECT_FALSE(password_allowed({.encrypted = false, .peer_loopback = false}, false));
+  EXPECT_TRUE(password_allowed({.encrypted = false, .peer_loopback = false}, true));
+}
+
 }  // namespace loft::auth
