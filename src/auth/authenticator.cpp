@@ -145,6 +145,16 @@ Result<std::shared_ptr<const User>> Authenticator::verify(std::string_view user,
   return hold(users, found);
 }
 
+std::shared_ptr<const User> Authenticator::remembered(std::string_view user,
+                                                      std::string_view password) const {
+  if (user.empty() || user.size() > kMaxUserName || password.size() > kMaxPassword) return nullptr;
+  const Digest digest = impl_->digest(user, password);
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->remembered.count(digest) == 0) return nullptr;
+  const User* found = impl_->users->find(user);
+  return found == nullptr ? nullptr : hold(impl_->users, found);
+}
+
 Result<std::shared_ptr<const User>> Authenticator::find_any(
     const std::vector<std::string>& names) const {
   const auto users = this->users();

@@ -94,6 +94,24 @@ Result<PlainCredentials> parse_plain(std::string_view payload) {
   return PlainCredentials{std::string(user), std::string(password)};
 }
 
+std::string loggable_name(std::string_view name) {
+  constexpr std::size_t kMax = 64;
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : name.substr(0, kMax)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '"' || c == '\\') {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  if (name.size() > kMax) out += "...";
+  return out;
+}
+
 bool password_allowed(Transport transport, bool allow_plaintext_passwords) {
   return transport.encrypted || transport.peer_loopback || allow_plaintext_passwords;
 }

@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "loft/auth/auth.hpp"
+#include "loft/common/text_file.hpp"
 
 namespace loft::auth {
 namespace {
@@ -180,21 +181,9 @@ Result<Users> Users::parse(std::string_view toml_text, std::string_view source_n
 }
 
 Result<Users> Users::load(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return fail(Errc::invalid_request,
-                "cannot read users file '" + path.string() + "': it is a directory");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    return fail(Errc::invalid_request, "cannot read users file '" + path.string() +
-                                           "': " + std::generic_category().message(err));
-  }
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad())
-    return fail(Errc::invalid_request, "cannot read users file '" + path.string() + "'");
-  return parse(text, path.string());
+  auto text = read_text_file(path, "users file");
+  if (!text) return tl::unexpected(text.error());
+  return parse(*text, path.string());
 }
 
 const User* Users::find(std::string_view name) const {

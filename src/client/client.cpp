@@ -399,12 +399,15 @@ class Client::Impl {
     // does it), set on the SSL object so that a mismatch is reported as the verify result
     // ("hostname mismatch") and not as an unexplained failure of a callback.
     asio::ip::make_address(name, ec);
-    if (!ec) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), name.c_str());
-    } else {
-      SSL_set1_host(handle, name.c_str());
-      SSL_set_tlsext_host_name(handle, name.c_str());  // SNI: for names, not addresses
+    // A name check that cannot be set up must fail the connection, not be skipped.
+    const bool name_set =
+        !ec ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), name.c_str()) == 1
+            : SSL_set1_host(handle, name.c_str()) == 1;
+    if (!name_set) {
+      return fail(Errc::invalid_request,
+                  "cannot check the broker's certificate for the name '" + name + "'");
     }
+    if (ec) SSL_set_tlsext_host_name(handle, name.c_str());  // SNI: for names, not addresses
     bool done = false;
     boost::system::error_code handshake_ec;
     tls_->async_handshake(ssl::stream_base::client, [&](boost::system::error_code e) {

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "loft/common/text_file.hpp"
 #include "loft/common/units.hpp"
 
 namespace loft::config {
@@ -634,22 +635,9 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
 }
 
 Result<Config> load_config_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return fail(Errc::invalid_request,
-                "cannot read config file '" + path.string() + "': it is a directory");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    return fail(Errc::invalid_request, "cannot read config file '" + path.string() +
-                                           "': " + std::generic_category().message(err));
-  }
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) {
-    return fail(Errc::invalid_request, "cannot read config file '" + path.string() + "'");
-  }
-  return parse_config(text, path.string());
+  auto text = read_text_file(path, "config file");
+  if (!text) return tl::unexpected(text.error());
+  return parse_config(*text, path.string());
 }
 
 Result<void> apply_override(Config& config, std::string_view key, std::string_view value) {

@@ -99,26 +99,6 @@ std::chrono::milliseconds failure_delay(std::uint32_t failures) {
   return std::chrono::milliseconds(100) * (1u << doublings);
 }
 
-// A user name as the client sent it, safe for one log line: at most 64 bytes, control bytes and
-// quotes escaped.
-std::string printable(std::string_view name) {
-  constexpr std::size_t kMax = 64;
-  std::string out;
-  for (const char c : name.substr(0, kMax)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '"' || c == '\\') {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  if (name.size() > kMax) out += "...";
-  return out;
-}
-
 std::optional<std::uint64_t> resident_memory_bytes() {
   // statm: total program size, then resident set size, both in pages.
   std::ifstream in("/proc/self/statm");
@@ -334,7 +314,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++server_.auth_counters_.failed;
     ++auth_failures_;
     http_log()->warn("authentication failed peer={} user=\"{}\" failures={} reason=\"{}\"", peer_,
-                     printable(name), auth_failures_, reason);
+                     auth::loggable_name(name), auth_failures_, reason);
   }
 
   Response metrics(unsigned version) {

@@ -188,8 +188,21 @@ void Server::refuse(tcp::socket socket, bool plaintext) {
 // coroutines end later; until then it is counted in evicted_closing_, not in session_count().
 void Server::evict_oldest_pending(std::string_view reason) {
   constexpr auto kEvictionLogInterval = std::chrono::seconds(10);
-  const Session* oldest = pending_.front();
-  pending_.pop_front();
+  // The oldest connection that has shown no sign of a handshake (no HELLO bytes, no completed
+  // TLS handshake, no login in progress) goes first: a stream of new silent sockets must not
+  // close a real client in the middle of its login. Looked for among the oldest few only, so
+  // an accept costs O(1); without one, the oldest pending connection goes.
+  constexpr std::size_t kLookAhead = 64;
+  auto victim = pending_.begin();
+  std::size_t looked = 0;
+  for (auto it = pending_.begin(); it != pending_.end() && looked < kLookAhead; ++it, ++looked) {
+    if (!sessions_.at(*it).session->shows_handshake()) {
+      victim = it;
+      break;
+    }
+  }
+  const Session* oldest = *victim;
+  pending_.erase(victim);
   auto& entry = sessions_.at(oldest);
   entry.pending.reset();
   entry.evicted = true;

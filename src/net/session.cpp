@@ -49,6 +49,7 @@ Session::Session(SessionContext& context, Stream stream)
   const auto ep = stream_.socket().remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   peer_is_loopback_ = !ec && ep.address().is_loopback();
+  peer_address_ = ec ? std::string("?") : ep.address().to_string();
 }
 
 void Session::start() {
@@ -180,6 +181,7 @@ asio::awaitable<bool> Session::read_more() {
       co_await stream_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
   if (ec) co_return false;
   decoder_.commit(n);
+  spoke_ = spoke_ || n > 0;
   if (was_empty) begin_frame();
   co_return true;
 }

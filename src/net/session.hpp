@@ -52,6 +52,17 @@ struct SessionContext {
   // Once per session, when it is admitted (Session::admit): it stops being pending.
   std::function<void(const class Session*)> on_admitted;
   AuthCounters auth_counters{};
+  // Password checks queued on the slow executor, overall and per peer address: a flood of
+  // logins cannot queue more work than this, and one address cannot take all of it.
+  struct PasswordChecks {
+    static constexpr std::uint32_t kMaxTotal = 64;
+    static constexpr std::uint32_t kMaxPerAddress = 4;
+    std::uint32_t total = 0;
+    std::unordered_map<std::string, std::uint32_t> per_address;
+    bool try_begin(const std::string& address);
+    void end(const std::string& address);
+  };
+  PasswordChecks password_checks{};
 };
 
 class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
@@ -69,6 +80,10 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   void deliver(const broker::DeliveryBatch& batch) override;
   std::string client_name() const override { return client_name_; }
   const std::string& peer() const { return peer_; }
+
+  // Whether the connection has begun its handshake in earnest: bytes of a frame read, a
+  // completed TLS handshake, or a password check under way. Eviction spares these first.
+  bool shows_handshake() const { return spoke_ || tls_established_ || auth_pending_; }
 
   // After a users reload (Server::on_users_reloaded): closes the session if its user changed.
   void recheck_user();
@@ -192,6 +207,8 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   std::unordered_map<std::uint64_t, std::uint32_t> subscriptions_;  // id -> SUBSCRIBE's cid
   std::string peer_;
   bool peer_is_loopback_ = false;
+  std::string peer_address_;  // the peer's IP address alone (per-address limits)
+  bool spoke_ = false;        // some bytes of a frame were read
   // The authenticated user (null before, or when the server has no users), the failed attempts,
   // and each topic's resolved permissions (bits of grants()).
   std::shared_ptr<const auth::User> user_;

@@ -7,6 +7,7 @@
 // connection (a reload that changes the user closes the connection instead of re-resolving).
 
 #include <boost/asio/post.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -38,26 +39,6 @@ constexpr std::uint8_t bit_of(auth::Operation op) {
       return kAdmin;
   }
   return 0;
-}
-
-// A user name as the client sent it, safe for one log line: at most 64 bytes, control bytes and
-// quotes escaped.
-std::string printable(std::string_view name) {
-  constexpr std::size_t kMax = 64;
-  std::string out;
-  for (const char c : name.substr(0, kMax)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '"' || c == '\\') {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  if (name.size() > kMax) out += "...";
-  return out;
 }
 
 // The delay before a failed AUTHENTICATE is answered: 100 ms, doubling per failure of the
@@ -115,13 +96,13 @@ void Session::authenticate_by_certificate() {
   if (!user) {
     // Not a failure: the certificate was valid, it just names no user. AUTHENTICATE may follow.
     net_log()->info("client certificate names no user peer={} names=\"{}\"", peer_,
-                    printable(peer_names_.front()));
+                    auth::loggable_name(peer_names_.front()));
     return;
   }
   user_ = std::move(*user);
   ++context_.auth_counters.succeeded;
   net_log()->info("authenticated peer={} user=\"{}\" mechanism=certificate", peer_,
-                  printable(user_->name));
+                  auth::loggable_name(user_->name));
 }
 
 void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
@@ -140,7 +121,7 @@ void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
   }
   if (req.mechanism != "PLAIN") {
     return send_error(cid, Error{Errc::authentication_failed,
-                                 "mechanism '" + printable(req.mechanism) +
+                                 "mechanism '" + auth::loggable_name(req.mechanism) +
                                      "' is not supported; this server supports PLAIN"});
   }
   if (!password_allowed_here()) {
@@ -156,32 +137,78 @@ void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
   }
   // The check runs on the slow executor; the session stays alive (self) and counts it in
   // flight, so a shutdown waits for it like for any other request.
+  // Known user and password: answered on this thread, no queue.
+  if (auto user = security.authenticator->remembered(credentials->user, credentials->password)) {
+    return on_verified(cid, credentials->user, std::move(user));
+  }
+  if (!context_.password_checks.try_begin(peer_address_)) {
+    // Not a failed login (nothing was checked): the client may try again shortly.
+    return send_error(cid, Error{Errc::authentication_failed,
+                                 "too many password checks in progress (from " + peer_address_ +
+                                     " or overall); try again shortly"});
+  }
+  // The check runs on the slow executor. It holds the session only weakly: a connection that
+  // closes meanwhile (a handshake timeout, an eviction) is neither kept alive nor waited for,
+  // and a check whose connection is gone is skipped. Not counted in inflight_, so a timeout
+  // closes the connection at once.
   auth_pending_ = true;
-  ++inflight_;
-  asio::post(security.slow_executor, [self = shared_from_this(), cid,
-                                      authenticator = security.authenticator,
-                                      credentials = std::move(*credentials)]() mutable {
-    auto result = authenticator->verify(credentials.user, credentials.password);
-    credentials.password.assign(credentials.password.size(), '\0');
-    asio::post(self->stream_.get_executor(), [self, cid, name = std::move(credentials.user),
-                                              result = std::move(result)]() mutable {
-      --self->inflight_;
-      self->auth_pending_ = false;
-      self->on_verified(cid, name, std::move(result));
-      self->read_signal_.cancel();
-      self->write_signal_.cancel();
-    });
-  });
+  asio::post(security.slow_executor,
+             [weak = weak_from_this(), cid, context = &context_, address = peer_address_,
+              executor = stream_.get_executor(), authenticator = security.authenticator,
+              credentials = std::move(*credentials)]() mutable {
+               std::optional<Result<std::shared_ptr<const auth::User>>> result;
+               if (!weak.expired())
+                 result = authenticator->verify(credentials.user, credentials.password);
+               credentials.password.assign(credentials.password.size(), '\0');
+               asio::post(executor, [weak, cid, context, address = std::move(address),
+                                     name = std::move(credentials.user),
+                                     result = std::move(result)]() mutable {
+                 context->password_checks.end(address);
+                 const auto self = weak.lock();
+                 if (!self || !result) return;
+                 self->auth_pending_ = false;
+                 self->on_verified(cid, name, std::move(*result));
+                 self->read_signal_.cancel();
+                 self->write_signal_.cancel();
+               });
+             });
+}
+
+bool SessionContext::PasswordChecks::try_begin(const std::string& address) {
+  auto& mine = per_address[address];
+  if (total >= kMaxTotal || mine >= kMaxPerAddress) {
+    if (mine == 0) per_address.erase(address);
+    return false;
+  }
+  ++mine;
+  ++total;
+  return true;
+}
+
+void SessionContext::PasswordChecks::end(const std::string& address) {
+  --total;
+  const auto it = per_address.find(address);
+  if (it != per_address.end() && --it->second == 0) per_address.erase(it);
 }
 
 void Session::on_verified(std::uint32_t cid, const std::string& name,
                           Result<std::shared_ptr<const auth::User>> result) {
   if (closed_) return;
   if (result) {
+    // A reload while the password was being checked: admit only what the current file says.
+    const auto users = context_.options.security.authenticator->users();
+    const auth::User* now = users->find((*result)->name);
+    if (now == nullptr || !(*now == **result)) {
+      result = tl::unexpected(
+          Error{Errc::authentication_failed, "the users file changed during the login; try again"});
+    }
+  }
+  if (result) {
     user_ = std::move(*result);
     grants_.clear();
     ++context_.auth_counters.succeeded;
-    net_log()->info("authenticated peer={} user=\"{}\" mechanism=PLAIN", peer_, printable(name));
+    net_log()->info("authenticated peer={} user=\"{}\" mechanism=PLAIN", peer_,
+                    auth::loggable_name(name));
     admit();
     return send(cid, protocol::AuthenticateOk{user_->name});
   }
@@ -211,7 +238,7 @@ void Session::on_verified(std::uint32_t cid, const std::string& name,
 // One line per failure: the peer and the user name as sent, never the password.
 void Session::log_auth_failure(const std::string& name, const std::string& reason) {
   net_log()->warn("authentication failed peer={} user=\"{}\" failures={} reason=\"{}\"", peer_,
-                  printable(name), auth_failures_, reason);
+                  auth::loggable_name(name), auth_failures_, reason);
 }
 
 void Session::recheck_user() {
@@ -224,7 +251,7 @@ void Session::recheck_user() {
     return;
   }
   net_log()->info("closing connection peer={} user=\"{}\" reason=\"user changed by a reload\"",
-                  peer_, printable(user_->name));
+                  peer_, auth::loggable_name(user_->name));
   fatal(0, Error{Errc::unauthenticated, "user '" + user_->name +
                                             "' was removed or changed by a reload of the users "
                                             "file; connect and authenticate again"});

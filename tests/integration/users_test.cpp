@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "loft/auth/auth.hpp"
@@ -196,6 +197,37 @@ TEST_F(WithUsers, TooManyFailuresCloseTheConnection) {
   }
   EXPECT_EQ(code_of(attempt(0x80000003)), Errc::auth_failures);
   EXPECT_TRUE(eventually([&] { return !c->connected(); }));
+}
+
+// Password checks are queued at most 4 per client address: of 8 logins fired at once from one
+// address, the ones beyond that are answered at once with "try again shortly" (and are not
+// counted as failures), and a known password skips the queue.
+TEST_F(WithUsers, PasswordChecksAreBoundedPerAddress) {
+  constexpr int kClients = 8;
+  std::vector<std::unique_ptr<client::Client>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(anonymous());
+  std::vector<Result<protocol::Body>> replies(kClients, tl::unexpected(Error{}));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      std::string bytes;
+      protocol::encode(
+          protocol::Frame{0x80000001,
+                          protocol::Authenticate{"PLAIN", auth::encode_plain("root", "x")}},
+          bytes);
+      replies[i] = clients[i]->raw_request(bytes, 0x80000001);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int busy = 0;
+  for (const auto& r : replies) {
+    EXPECT_EQ(code_of(r), Errc::authentication_failed);
+    if (!r && r.error().detail.find("try again shortly") != std::string::npos) ++busy;
+  }
+  EXPECT_GE(busy, kClients - 4);
+  // The known password of an earlier login is answered without queueing.
+  ASSERT_TRUE(as("producer").has_value());
+  EXPECT_TRUE(as("producer").has_value());
 }
 
 TEST_F(WithUsers, AnUnsupportedMechanismIsRefused) {

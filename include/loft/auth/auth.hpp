@@ -106,6 +106,10 @@ struct PlainCredentials {
 Result<PlainCredentials> parse_plain(std::string_view payload);
 std::string encode_plain(std::string_view user, std::string_view password);
 
+// A user name as a client sent it, safe for one log line: at most 64 bytes, control bytes,
+// quotes and backslashes escaped (\xNN). Front ends log names of failed logins with it.
+std::string loggable_name(std::string_view name);
+
 // How a password reached a front end, and whether it may be checked: not when it crossed the
 // network in clear text (a plaintext connection from a non-loopback peer) unless the operator
 // allows it (allow_plaintext_passwords). Every front end asks this before verify().
@@ -136,6 +140,10 @@ class Authenticator {
   // unknown user and a wrong password). An unknown user costs a hash verification too, so the
   // time does not tell which. Slow unless remembered: call off the io thread.
   Result<std::shared_ptr<const User>> verify(std::string_view user, std::string_view password);
+  // The fast half of verify(): the user when this user and password were verified before (and
+  // no replace() came since), else null. Cheap (one keyed BLAKE2b): front ends call it on their
+  // io thread first and queue verify() only when it returns null.
+  std::shared_ptr<const User> remembered(std::string_view user, std::string_view password) const;
   // For a certificate identity: the first of `names` that is a user (a TLS client certificate
   // names its user by CN or a subject alternative name). authentication_failed if none is.
   Result<std::shared_ptr<const User>> find_any(const std::vector<std::string>& names) const;

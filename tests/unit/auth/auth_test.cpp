@@ -431,4 +431,10 @@ TEST(PasswordAllowed, OnlyWhereItDidNotCrossTheNetworkInClearText) {
   EXPECT_TRUE(password_allowed({.encrypted = false, .peer_loopback = false}, true));
 }
 
+TEST(LoggableName, EscapesWhatCouldForgeALogLineAndCutsLongNames) {
+  EXPECT_EQ(loggable_name("billing"), "billing");
+  EXPECT_EQ(loggable_name("a\"b\\c\nd"), "a\\x22b\\x5cc\\x0ad");
+  EXPECT_EQ(loggable_name(std::string(100, 'x')), std::string(64, 'x') + "...");
+}
+
 }  // namespace loft::auth
