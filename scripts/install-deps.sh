@@ -27,6 +27,7 @@ build_pkgs=(
   libtomlplusplus-dev libexpected-dev libxxhash-dev
   libsodium-dev  # src/auth: password hashes, keyed BLAKE2b, random bytes
   libssl-dev     # TLS listeners and the client's TLS (Asio's SSL support on OpenSSL 3)
+  openssl        # tests make their certificates with it; scripts/bench-security.sh too
   clang-14 libclang-rt-14-dev clang-tidy-14
 )
 
