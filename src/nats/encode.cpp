@@ -6,23 +6,39 @@
 namespace loft::nats {
 namespace {
 
-void append_number(std::string& out, std::uint64_t n) {
-  std::array<char, 20> digits{};
-  const auto r = std::to_chars(digits.data(), digits.data() + digits.size(), n);
-  out.append(digits.data(), r.ptr);
-}
-
-// " <token>" when the token is present.
-void append_optional(std::string& out, std::string_view token) {
+// " <token>", nothing for an empty (absent) token.
+void append_token(std::string& out, std::string_view token) {
   if (token.empty()) return;
   out += ' ';
   out += token;
 }
 
+// " <n>"
+void append_size(std::string& out, std::uint64_t n) {
+  std::array<char, 20> digits{};
+  const auto r = std::to_chars(digits.data(), digits.data() + digits.size(), n);
+  out += ' ';
+  out.append(digits.data(), r.ptr);
+}
+
+// "<op> <a> <b> <c>", leaving out the empty (absent) ones.
+void append_head(std::string& out, std::string_view op, std::string_view a, std::string_view b,
+                 std::string_view c) {
+  out += op;
+  append_token(out, a);
+  append_token(out, b);
+  append_token(out, c);
+}
+
+void append_body(std::string& out, std::string_view headers, std::string_view payload) {
+  out += headers;
+  out += payload;
+  out += "\r\n";
+}
+
 void append_line(std::string& out, std::string_view op, std::string_view text) {
   out += op;
-  out += ' ';
-  out += text;
+  append_token(out, text);
   out += "\r\n";
 }
 
@@ -32,43 +48,29 @@ void append_info(std::string& out, std::string_view json) { append_line(out, "IN
 
 void append_msg_line(std::string& out, std::string_view subject, std::string_view sid,
                      std::string_view reply, std::size_t payload_size) {
-  out += "MSG ";
-  out += subject;
-  out += ' ';
-  out += sid;
-  append_optional(out, reply);
-  out += ' ';
-  append_number(out, payload_size);
+  append_head(out, "MSG", subject, sid, reply);
+  append_size(out, payload_size);
   out += "\r\n";
 }
 
 void append_msg(std::string& out, std::string_view subject, std::string_view sid,
                 std::string_view reply, std::string_view payload) {
   append_msg_line(out, subject, sid, reply, payload.size());
-  out += payload;
-  out += "\r\n";
+  append_body(out, {}, payload);
 }
 
 void append_hmsg_line(std::string& out, std::string_view subject, std::string_view sid,
                       std::string_view reply, std::size_t headers_size, std::size_t total_size) {
-  out += "HMSG ";
-  out += subject;
-  out += ' ';
-  out += sid;
-  append_optional(out, reply);
-  out += ' ';
-  append_number(out, headers_size);
-  out += ' ';
-  append_number(out, total_size);
+  append_head(out, "HMSG", subject, sid, reply);
+  append_size(out, headers_size);
+  append_size(out, total_size);
   out += "\r\n";
 }
 
 void append_hmsg(std::string& out, std::string_view subject, std::string_view sid,
                  std::string_view reply, std::string_view headers, std::string_view payload) {
   append_hmsg_line(out, subject, sid, reply, headers.size(), headers.size() + payload.size());
-  out += headers;
-  out += payload;
-  out += "\r\n";
+  append_body(out, headers, payload);
 }
 
 void append_crlf(std::string& out) { out += "\r\n"; }
@@ -87,48 +89,31 @@ void append_connect(std::string& out, std::string_view json) { append_line(out, 
 
 void append_pub(std::string& out, std::string_view subject, std::string_view reply,
                 std::string_view payload) {
-  out += "PUB ";
-  out += subject;
-  append_optional(out, reply);
-  out += ' ';
-  append_number(out, payload.size());
+  append_head(out, "PUB", subject, reply, {});
+  append_size(out, payload.size());
   out += "\r\n";
-  out += payload;
-  out += "\r\n";
+  append_body(out, {}, payload);
 }
 
 void append_hpub(std::string& out, std::string_view subject, std::string_view reply,
                  std::string_view headers, std::string_view payload) {
-  out += "HPUB ";
-  out += subject;
-  append_optional(out, reply);
-  out += ' ';
-  append_number(out, headers.size());
-  out += ' ';
-  append_number(out, headers.size() + payload.size());
+  append_head(out, "HPUB", subject, reply, {});
+  append_size(out, headers.size());
+  append_size(out, headers.size() + payload.size());
   out += "\r\n";
-  out += headers;
-  out += payload;
-  out += "\r\n";
+  append_body(out, headers, payload);
 }
 
 void append_sub(std::string& out, std::string_view subject, std::string_view queue,
                 std::string_view sid) {
-  out += "SUB ";
-  out += subject;
-  append_optional(out, queue);
-  out += ' ';
-  out += sid;
+  append_head(out, "SUB", subject, queue, sid);
   out += "\r\n";
 }
 
 void append_unsub(std::string& out, std::string_view sid, std::optional<std::uint64_t> max_msgs) {
-  out += "UNSUB ";
-  out += sid;
-  if (max_msgs) {
-    out += ' ';
-    append_number(out, *max_msgs);
-  }
+  out += "UNSUB";
+  append_token(out, sid);
+  if (max_msgs) append_size(out, *max_msgs);
   out += "\r\n";
 }
 

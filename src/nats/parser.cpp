@@ -256,7 +256,7 @@ Result<std::optional<Op>> Parser::next() {
   }
   if (!*r) return std::optional<Op>{};
   begin_ += (*r)->size;
-  return std::optional<Op>(std::move((*r)->op));
+  return std::optional<Op>((*r)->op);
 }
 
 }  // namespace loft::nats

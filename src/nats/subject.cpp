@@ -87,14 +87,15 @@ using Node = SubscriptionIndex::Node;
 
 void collect(const Node& node, MatchResult& out) {
   out.plain.insert(out.plain.end(), node.plain.begin(), node.plain.end());
-  for (const auto& [group, members] : node.queues) {
+  for (const auto& entry : node.queues) {
+    const std::string& group = entry.first;
     auto it = std::find_if(out.queues.begin(), out.queues.end(),
-                           [&](const QueueMatch& q) { return q.group == group; });
+                           [&group](const QueueMatch& q) { return q.group == group; });
     if (it == out.queues.end()) {
       out.queues.push_back(QueueMatch{group, {}});
       it = std::prev(out.queues.end());
     }
-    it->members.insert(it->members.end(), members.begin(), members.end());
+    it->members.insert(it->members.end(), entry.second.begin(), entry.second.end());
   }
 }
 

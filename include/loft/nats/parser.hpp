@@ -61,7 +61,7 @@ struct ParserLimits {
   // arguments only; the whole line is simpler to explain and differs by the op name.
   std::size_t max_control_line = 4096;
   // Largest PUB payload or HPUB headers + payload (nats-server's max_payload, default 1 MB).
-  std::uint64_t max_payload = 1024 * 1024;
+  std::uint64_t max_payload = std::uint64_t{1} << 20;
 };
 
 // Incremental reader of a client's byte stream. It owns one buffer: the front end reads from
