@@ -131,10 +131,11 @@ ParseResult parse_one(std::string_view in, const ParserLimits& limits) {
     return fail(ErrorCode::unknown_operation, "not a client protocol operation");
   }
 
-  const std::size_t scan = std::min(in.size(), limits.max_control_line + 2);
-  const std::size_t line_end = in.substr(0, scan).find('\n');
+  // A line of max_control_line bytes and its CRLF; more without an LF is too long already.
+  const std::size_t with_crlf = std::max(limits.max_control_line, limits.max_control_line + 2);
+  const std::size_t line_end = in.substr(0, with_crlf).find('\n');
   if (line_end == std::string_view::npos) {
-    if (in.size() >= limits.max_control_line + 2) {
+    if (in.size() >= with_crlf) {
       return fail(ErrorCode::max_control_line,
                   "control line longer than " + std::to_string(limits.max_control_line));
     }

@@ -32,7 +32,7 @@ void check(bool ok) {
   if (!ok) __builtin_trap();
 }
 
-constexpr ParserLimits kLimits{.max_control_line = 512, .max_payload = 64 * 1024};
+constexpr ParserLimits kLimits{.max_control_line = 512, .max_payload = std::uint64_t{64} << 10};
 
 void check_round_trip(const Op& op) {
   std::string wire;

@@ -107,6 +107,7 @@ TEST(NatsHeaders, AnyLoftHeaderRoundTrips) {
     EXPECT_EQ(parsed->headers, headers) << wire;
     // And from views, as a delivery writes them.
     std::vector<HeaderView> views;
+    views.reserve(headers.size());
     for (const auto& h : headers) views.push_back(HeaderView{h.name, h.value});
     std::string from_views;
     append_headers(from_views, 0, "", views);

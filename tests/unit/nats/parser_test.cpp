@@ -279,7 +279,7 @@ TEST(NatsParser, ReadsStraightIntoItsBuffer) {
 TEST(NatsParser, GivesBackALargeBufferOnceEmpty) {
   Parser parser;
   std::string wire;
-  append_pub(wire, "big", "", std::string(900 * 1024, 'x'));
+  append_pub(wire, "big", "", std::string(std::size_t{900} << 10, 'x'));
   parser.feed(wire);
   parser.feed(wire);
   ASSERT_TRUE(parser.next()->has_value());

@@ -155,9 +155,9 @@ TEST(NatsSubscriptionIndex, AgreesWithBruteForce) {
   SubscriptionIndex index;
   MatchResult result;
   std::uint64_t next_handle = 1;
-  for (int step = 0; step < 1500; ++step) {
+  for (int step = 0; step < 1000; ++step) {
     // Grow to a few hundred subscriptions, then insert and remove alike.
-    if (live.empty() || step < 300 || rng() % 2 == 0) {
+    if (live.empty() || step < 200 || rng() % 2 == 0) {
       Live l{random_subject(true), rng() % 3 == 0 ? std::string(1, "xy"[rng() % 2]) : "",
              h(next_handle++)};
       ASSERT_TRUE(index.insert(l.subject, l.queue, l.handle));
