@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "loft/nats/encode.hpp"
+#include "loft/nats/parser.hpp"
+
 namespace loft::nats {
 namespace {
 
@@ -114,6 +117,23 @@ TEST(NatsHeaders, AnyLoftHeaderRoundTrips) {
     EXPECT_EQ(from_views, wire);
     EXPECT_EQ(headers_size(0, "", views), wire.size());
   }
+}
+
+TEST(NatsHeaders, FromAnHpubToLoftHeadersAndBack) {
+  const std::vector<Header> headers{{"Nats-Msg-Id", "42"}, {"bin", "\r\n\x00"s}};
+  std::string block_bytes;
+  append_headers(block_bytes, 0, "", headers);
+  std::string wire;
+  append_hpub(wire, "orders.eu", "", block_bytes, "body");
+  Parser parser;
+  parser.feed(wire);
+  const auto op = parser.next();
+  ASSERT_TRUE(op.has_value() && op->has_value());
+  const auto& hpub = std::get<HPub>(**op);
+  EXPECT_EQ(hpub.payload, "body");
+  const auto parsed = parse_headers(hpub.headers);
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().detail;
+  EXPECT_EQ(parsed->headers, headers);
 }
 
 }  // namespace

@@ -162,7 +162,8 @@ Error parse_error(std::string_view wire, ParserLimits limits = {}) {
 TEST(NatsParser, OpNamesAreCaseInsensitiveAndBlanksAnyRun) {
   EXPECT_EQ(parse_one("ping\r\n"), canon(Ping{}));
   EXPECT_EQ(parse_one("PiNg\r\n"), canon(Ping{}));
-  EXPECT_EQ(parse_one("pong\n"), canon(Pong{}));  // a bare LF ends a line too
+  EXPECT_EQ(parse_one("pong\n"), canon(Pong{}));             // a bare LF ends a line too
+  EXPECT_EQ(parse_one("PING anything\r\n"), canon(Ping{}));  // ignored, as nats-server does
   EXPECT_EQ(parse_one("pub\t foo \t\t3\r\nabc\r\n"), canon(Pub{"foo", "", "abc"}));
   EXPECT_EQ(parse_one("Pub foo  bar 3 \r\nabc\r\n"), canon(Pub{"foo", "bar", "abc"}));
   EXPECT_EQ(parse_one("hpub foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"),
