@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# The pure modules (common, protocol, config, delivery, auth) use only the standard library and
-# tl::expected (auth also libsodium and toml++): no Asio, no RocksDB, no spdlog, no clock reads.
+# The pure modules (common, protocol, nats, config, delivery, auth) use only the standard library
+# and tl::expected (auth also libsodium and toml++): no Asio, no RocksDB, no spdlog, no clock
+# reads; nats no Boost at all (CONNECT's JSON is parsed by the front end).
 # Fails naming the offending line.
 set -u
 cd "$(dirname "$0")/.."
 bad=$(grep -rnE '#include <(boost/asio|rocksdb/|spdlog/)|system_clock::now|steady_clock::now' \
-  src/common src/protocol src/config src/delivery src/auth \
-  include/loft/common include/loft/protocol include/loft/config include/loft/delivery \
-  include/loft/auth)
+  src/common src/protocol src/nats src/config src/delivery src/auth \
+  include/loft/common include/loft/protocol include/loft/nats include/loft/config \
+  include/loft/delivery include/loft/auth)
 if [[ -n "$bad" ]]; then
   echo "a pure module reaches outside its boundary:"
+  echo "$bad"
+  exit 1
+fi
+bad=$(grep -rnE '#include <boost/' src/nats include/loft/nats)
+if [[ -n "$bad" ]]; then
+  echo "the NATS protocol library is pure (std and tl::expected):"
   echo "$bad"
   exit 1
 fi

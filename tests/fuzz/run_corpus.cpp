@@ -5,7 +5,10 @@
 // insertions, huge length fields). Deterministic, so a failure reproduces. A SIGALRM arrives
 // every millisecond throughout, as libFuzzer's -timeout watchdog sends one every half timeout:
 // a target must take an interrupted system call (EINTR) for what it is, not for a failure.
-//   <target>_corpus [MUTATIONS] [CORPUS_DIR]...
+//   <target>_corpus [MUTATIONS] [CORPUS_DIR]... [--seeds SEED_DIR...]
+// The files of a SEED_DIR are run as they are too, then behind each control byte, and the
+// mutations start from them instead of the sample frames (for a target whose input is not
+// loft frames: nats_parser_fuzz).
 //   <target>_corpus --write-seeds DIR     writes the generated seeds as files (tests/fuzz/corpus)
 
 #include <signal.h>
@@ -91,12 +94,27 @@ int main(int argc, char** argv) {
   }
   start_alarms();
   std::size_t inputs = 0;
+  bool mutate_files = false;
+  std::vector<std::string> file_seeds;
   for (int i = 2; i < argc; ++i) {
+    if (std::string(argv[i]) == "--seeds") {
+      mutate_files = true;
+      continue;
+    }
     for (const auto& entry : std::filesystem::directory_iterator(argv[i])) {
       std::ifstream in(entry.path(), std::ios::binary);
-      run(std::string(std::istreambuf_iterator<char>(in), {}));
+      std::string input(std::istreambuf_iterator<char>(in), {});
+      run(input);
       ++inputs;
+      // Without its control byte, as the sample frames are kept.
+      if (mutate_files && input.size() > 1) file_seeds.push_back(input.substr(1));
     }
+  }
+  if (!file_seeds.empty()) {
+    std::string all;
+    for (const auto& seed : file_seeds) all += seed;
+    file_seeds.push_back(all);
+    seeds = file_seeds;
   }
   for (const auto& s : seeds) {
     for (char piece = 0; piece < 17; ++piece) {
