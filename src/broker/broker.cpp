@@ -137,6 +137,39 @@ Result<void> validate_messages(std::span<const Message> messages, const MessageL
                                                " bytes (names + values), max_headers_size is " +
                                                std::to_string(limits.max_headers_size));
     }
+    if (auto ok = validate_subject(m.subject); !ok) {
+      return fail(Errc::invalid_subject, where + ok.error().detail);
+    }
+  }
+  return {};
+}
+
+Result<void> validate_subject(std::string_view subject) {
+  if (subject.empty()) return {};  // none: the topic's name
+  if (subject.size() > kMaxSubjectSize) {
+    return fail(Errc::invalid_subject, "subject is " + std::to_string(subject.size()) +
+                                           " bytes, more than " + std::to_string(kMaxSubjectSize));
+  }
+  if (!is_valid_publish_subject(subject)) {
+    return fail(Errc::invalid_subject,
+                "subject '" + std::string(subject) +
+                    "' is not a valid subject (tokens separated by '.', none empty, no "
+                    "whitespace, no '*' or '>' token)");
+  }
+  return {};
+}
+
+Result<void> validate_filter(std::string_view filter) {
+  if (filter.empty()) return {};  // every message
+  if (filter.size() > kMaxSubjectSize) {
+    return fail(Errc::invalid_subject, "filter is " + std::to_string(filter.size()) +
+                                           " bytes, more than " + std::to_string(kMaxSubjectSize));
+  }
+  if (!is_valid_filter_subject(filter)) {
+    return fail(Errc::invalid_subject,
+                "filter '" + std::string(filter) +
+                    "' is not a valid subject filter (tokens separated by '.', none empty, no "
+                    "whitespace; '*' matches one token, '>' as the last token one or more)");
   }
   return {};
 }

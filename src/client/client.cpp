@@ -54,6 +54,18 @@ std::string error_text(const boost::system::error_code& ec) {
   return ec.message();
 }
 
+// Whether a request carries what only protocol version 2 can: a message subject or a group
+// filter. At version 1 the codec would leave them out, so such a request is refused instead.
+bool needs_version_2(const Body& body) {
+  if (const auto* p = std::get_if<protocol::Publish>(&body)) {
+    return std::any_of(p->messages.begin(), p->messages.end(),
+                       [](const Message& m) { return !m.subject.empty(); });
+  }
+  if (const auto* s = std::get_if<protocol::Subscribe>(&body)) return !s->config.filter.empty();
+  if (const auto* c = std::get_if<protocol::CreateGroup>(&body)) return !c->config.filter.empty();
+  return false;
+}
+
 }  // namespace
 
 Result<void> parse_broker_address(std::string_view text, Options& options) {
@@ -153,12 +165,19 @@ class Client::Impl {
       reader_started_ = true;
     }
 
-    auto reply = wait(request(protocol::Hello{protocol::kProtocolVersion,
+    // Every version this client speaks: a server that knows only version 1 is served too
+    // (without subjects and group filters, which need 2).
+    auto reply = wait(request(protocol::Hello{protocol::kMinProtocolVersion,
                                               protocol::kProtocolVersion, options_.client_name}));
     if (!reply) return tl::unexpected(reply.error());
     auto* ok = std::get_if<protocol::HelloOk>(&*reply);
     if (!ok) return fail(Errc::invalid_request, "server did not answer HELLO with HELLO_OK");
+    if (ok->version < protocol::kMinProtocolVersion || ok->version > protocol::kProtocolVersion) {
+      return fail(Errc::unsupported_version,
+                  "server chose protocol version " + std::to_string(ok->version));
+    }
     hello_ = *ok;
+    version_ = ok->version;
     if (!options_.user.empty()) return authenticate();
     return {};
   }
@@ -195,9 +214,14 @@ class Client::Impl {
       id = next_id_++;
       if (next_id_ >= 0x80000000u) next_id_ = 1;
     }
+    if (version_ < 2 && needs_version_2(body)) {
+      return done(fail(Errc::invalid_request,
+                       "the broker speaks protocol version 1, which has no message subjects "
+                       "or group filters"));
+    }
     std::string bytes;
     try {
-      protocol::encode(protocol::Frame{id, std::move(body)}, bytes);
+      protocol::encode(protocol::Frame{id, std::move(body)}, bytes, version_);
     } catch (const std::length_error& e) {
       // A field over what its length prefix can carry (a 70000-byte topic name, say).
       return done(fail(Errc::invalid_request, std::string("cannot encode request: ") + e.what()));
@@ -342,6 +366,10 @@ class Client::Impl {
         return false;
       }
       if (!frame->has_value()) return true;
+      // The frames after HELLO_OK are in the layouts of the version it names.
+      if (const auto* ok = std::get_if<protocol::HelloOk>(&(*frame)->body)) {
+        decoder_.set_version(ok->version);
+      }
       deliver((*frame)->correlation_id, std::move((*frame)->body));
     }
   }
@@ -626,6 +654,9 @@ class Client::Impl {
   std::string tls_sending_;  // the io thread's: being written
   std::thread reader_;
   protocol::HelloOk hello_;
+  // The protocol version agreed in the handshake; set by connect() before any request but
+  // HELLO is sent, and not changed after.
+  std::uint16_t version_ = protocol::kProtocolVersion;
 
   mutable std::mutex mutex_;  // guards everything below
   std::unordered_map<std::uint32_t, Completion> pending_;

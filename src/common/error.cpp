@@ -40,6 +40,8 @@ std::string_view errc_text(Errc code) noexcept {
       return "group already exists";
     case Errc::dedup_conflict:
       return "message id conflict";
+    case Errc::invalid_subject:
+      return "invalid subject";
     case Errc::backup_failed:
       return "backup failed";
     case Errc::forbidden:

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "loft/common/subject.hpp"
 #include "loft/common/text_file.hpp"
 #include "loft/common/units.hpp"
 
@@ -741,15 +742,18 @@ Result<void> validate(const Config& config) {
   }
 
   // Any message the limits admit must fit in one frame, or a valid publish could never be sent.
+  // A subject (at most kMaxSubjectSize, fixed) comes on top of the configurable limits.
   const std::uint64_t needed = std::uint64_t{config.max_message_size} + config.max_id_size +
-                               config.max_key_size + config.max_headers_size + kFrameOverhead;
+                               config.max_key_size + config.max_headers_size + kMaxSubjectSize +
+                               kFrameOverhead;
   if (needed > config.max_frame_size) {
     return fail(Errc::invalid_request,
                 "config keys do not fit together: max_message_size (" +
                     format_size(config.max_message_size) + ") + max_id_size (" +
                     format_size(config.max_id_size) + ") + max_key_size (" +
                     format_size(config.max_key_size) + ") + max_headers_size (" +
-                    format_size(config.max_headers_size) + ") + " + format_size(kFrameOverhead) +
+                    format_size(config.max_headers_size) + ") + " + format_size(kMaxSubjectSize) +
+                    " of subject + " + format_size(kFrameOverhead) +
                     " of frame overhead = " + format_size(needed) +
                     " must be at most max_frame_size (" + format_size(config.max_frame_size) +
                     "); raise max_frame_size or lower the others");

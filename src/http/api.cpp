@@ -55,11 +55,12 @@ Result<Message> parse_message(const json::value& v, const std::string& where) {
   Message m;
   bool has_payload = false;
   for (const auto& [key, value] : v.get_object()) {
-    if (key == "id" || key == "key" || key == "payload") {
+    if (key == "id" || key == "key" || key == "subject" || key == "payload") {
       auto text = text_field(value, key, where);
       if (!text) return tl::unexpected(text.error());
       if (key == "id") m.id = std::move(*text);
       if (key == "key") m.key = std::move(*text);
+      if (key == "subject") m.subject = std::move(*text);
       if (key == "payload") {
         if (has_payload) {
           return fail(Errc::invalid_request, where + "has both payload and payload_base64");
@@ -91,7 +92,7 @@ Result<Message> parse_message(const json::value& v, const std::string& where) {
     } else {
       return fail(Errc::invalid_request,
                   where + "has unknown field '" + std::string(key) +
-                      "' (known: id, key, headers, payload, payload_base64)");
+                      "' (known: id, key, subject, headers, payload, payload_base64)");
     }
   }
   if (!has_payload) return fail(Errc::invalid_request, where + "needs payload or payload_base64");
@@ -132,6 +133,7 @@ unsigned status_of(Errc code) {
       return 200;
     case Errc::invalid_request:
     case Errc::invalid_name:
+    case Errc::invalid_subject:
     case Errc::malformed_frame:
       return 400;
     case Errc::topic_not_found:

@@ -3,53 +3,25 @@
 #include <algorithm>
 #include <utility>
 
+#include "loft/common/subject.hpp"
+
 namespace loft::nats {
 namespace {
 
 bool is_whitespace(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-// Takes the first token off `rest`; `last` tells whether it was the last one.
-struct Tokens {
-  std::string_view rest;
-  bool done = false;
-
-  std::string_view next() noexcept {
-    const std::size_t dot = rest.find('.');
-    const std::string_view token = rest.substr(0, dot);
-    if (dot == std::string_view::npos) {
-      done = true;
-      rest = {};
-    } else {
-      rest.remove_prefix(dot + 1);
-    }
-    return token;
-  }
-};
-
-enum class Wildcards : std::uint8_t { allowed, refused };
-
-bool valid_subject(std::string_view subject, Wildcards wildcards) noexcept {
-  if (subject.empty()) return false;
-  Tokens tokens{subject};
-  while (!tokens.done) {
-    const std::string_view token = tokens.next();
-    if (token.empty() || std::any_of(token.begin(), token.end(), is_whitespace)) return false;
-    if (token == "*" || token == ">") {
-      if (wildcards == Wildcards::refused) return false;
-      if (token == ">" && !tokens.done) return false;
-    }
-  }
-  return true;
-}
+using Tokens = loft::SubjectTokens;
 
 }  // namespace
 
+// The subject rules live in loft/common/subject.hpp (the broker filters groups with them too);
+// this module's API forwards to them.
 bool is_valid_publish_subject(std::string_view subject) noexcept {
-  return valid_subject(subject, Wildcards::refused);
+  return loft::is_valid_publish_subject(subject);
 }
 
 bool is_valid_subscription_subject(std::string_view subject) noexcept {
-  return valid_subject(subject, Wildcards::allowed);
+  return loft::is_valid_filter_subject(subject);
 }
 
 bool is_valid_queue_group(std::string_view queue) noexcept {
@@ -57,16 +29,7 @@ bool is_valid_queue_group(std::string_view queue) noexcept {
 }
 
 bool subject_matches(std::string_view pattern, std::string_view subject) noexcept {
-  Tokens p{pattern};
-  Tokens s{subject};
-  while (!p.done) {
-    const std::string_view pt = p.next();
-    if (s.done) return false;
-    const std::string_view st = s.next();
-    if (pt == ">") return true;
-    if (pt != "*" && pt != st) return false;
-  }
-  return s.done;
+  return loft::subject_matches(pattern, subject);
 }
 
 struct SubscriptionIndex::Node {

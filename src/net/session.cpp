@@ -380,7 +380,7 @@ void Session::send(std::uint32_t correlation_id, protocol::Body body) {
   if (outgoing_.empty() || outgoing_.back().size() >= kShareBelow) outgoing_.emplace_back();
   auto& out = outgoing_.back();
   const std::size_t before = out.size();
-  protocol::encode(protocol::Frame{correlation_id, std::move(body)}, out);
+  protocol::encode(protocol::Frame{correlation_id, std::move(body)}, out, decoder_.version());
   outgoing_bytes_ += out.size() - before;
   write_signal_.cancel();
 }
@@ -410,7 +410,7 @@ void Session::deliver(const broker::DeliveryBatch& batch) {
   const auto it = subscriptions_.find(batch.subscription);
   if (it == subscriptions_.end()) return;
   const std::uint32_t cid = it->second;
-  protocol::DeliverWriter frame{batch.subscription, batch.topic, batch.group};
+  protocol::DeliverWriter frame{batch.subscription, batch.topic, batch.group, decoder_.version()};
   const auto flush = [&] {
     auto bytes = frame.take();
     protocol::set_correlation_id(bytes, cid);
@@ -418,7 +418,7 @@ void Session::deliver(const broker::DeliveryBatch& batch) {
   };
   const std::size_t max_frame = context_.options.limits.max_frame_size;
   for (const auto& m : batch.messages) {
-    const std::size_t n = protocol::DeliverWriter::encoded_size(*m.message);
+    const std::size_t n = frame.encoded_size(*m.message);
     if (frame.count() > 0 && frame.size() + n > max_frame) flush();
     frame.add(m.attempt, *m.message);
   }

@@ -190,7 +190,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   Clock::time_point frame_started_at_{};
   bool in_frame_ = false;           // a frame's first byte has arrived, not yet its last
   std::optional<Error> timed_out_;  // why the watchdog ended the reading
-  protocol::Decoder decoder_;       // what was read from the socket and not yet decoded
+  // What was read from the socket and not yet decoded; its version() is the protocol version
+  // agreed in HELLO, which replies and deliveries are encoded in too.
+  protocol::Decoder decoder_;
   std::deque<std::string> outgoing_;
   std::size_t outgoing_bytes_ = 0;
   std::uint32_t inflight_ = 0;

@@ -3,6 +3,7 @@
 // decides anything the broker decides (limits, names, settings): it checks only its own framing
 // (the handshake, what fits a reply frame).
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <string>
 #include <utility>
@@ -66,19 +67,25 @@ void Session::handle(std::uint32_t cid, Reply&) {
 
 void Session::handle(std::uint32_t cid, protocol::Hello& hello) {
   if (handshaken_) return send_error(cid, Error{Errc::invalid_request, "HELLO was already sent"});
-  if (hello.min_version > protocol::kProtocolVersion ||
-      hello.max_version < protocol::kProtocolVersion || hello.min_version > hello.max_version) {
+  // The highest version both speak.
+  const auto version = std::min(hello.max_version, protocol::kProtocolVersion);
+  if (hello.min_version > hello.max_version || version < hello.min_version ||
+      version < protocol::kMinProtocolVersion) {
     return fatal(cid, Error{Errc::unsupported_version,
                             "client speaks versions " + std::to_string(hello.min_version) + ".." +
-                                std::to_string(hello.max_version) + ", server speaks 1..1"});
+                                std::to_string(hello.max_version) + ", server speaks " +
+                                std::to_string(protocol::kMinProtocolVersion) + ".." +
+                                std::to_string(protocol::kProtocolVersion)});
   }
   handshaken_ = true;
+  // The frames after this one are read, and every reply and delivery written, in its layouts.
+  decoder_.set_version(version);
   // With users, a connection is admitted once it has authenticated too (on_verified).
   if (authenticated()) admit();
   client_name_ = hello.client_name;
   net_log()->debug("handshake peer={} client=\"{}\"", peer_, hello.client_name);
-  send(cid, protocol::HelloOk{protocol::kProtocolVersion, context_.options.limits,
-                              context_.options.server_name, context_.broker.durability()});
+  send(cid, protocol::HelloOk{version, context_.options.limits, context_.options.server_name,
+                              context_.broker.durability()});
 }
 
 void Session::handle(std::uint32_t cid, protocol::Ping&) { send(cid, protocol::Pong{}); }
@@ -174,7 +181,7 @@ void Session::handle(std::uint32_t cid, protocol::Fetch& req) {
   std::size_t size = protocol::kFetchOkBaseSize;
   std::size_t keep = 0;
   for (; keep < ok.messages.size(); ++keep) {
-    const std::size_t next = protocol::encoded_size(ok.messages[keep]);
+    const std::size_t next = protocol::encoded_size(ok.messages[keep], decoder_.version());
     if (size + next > limits.max_frame_size) break;
     size += next;
   }

@@ -12,17 +12,25 @@
 namespace loft::protocol {
 namespace {
 
-// Smallest encodings, used to reject a count before reserving memory for it.
-constexpr std::size_t kMinHeaderSize = 2 + 4;           // name length + value length
-constexpr std::size_t kMinMessageSize = 2 + 2 + 2 + 4;  // id, key, header count, payload
-constexpr std::size_t kMinStoredSize = 8 + 8 + kMinMessageSize;
+// Smallest encodings, used to reject a count before reserving memory for it. Version 2 adds a
+// str16 to Message (subject) and to GroupConfig (filter): 2 bytes more each at least.
+constexpr std::size_t kMinHeaderSize = 2 + 4;  // name length + value length
 constexpr std::size_t kMinTopicInfoSize = 2 + 6 * 8 + 1 + 3 * 8;
 constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
-constexpr std::size_t kMinGroupConfigSize = 4 * 4 + 4 + 2;  // 4 u32s, delay count, dlq topic
-constexpr std::size_t kMinDeliveredSize = 8 + 4 + 8 + kMinMessageSize;
 constexpr std::size_t kOffsetRunSize = 8 + 4;
 constexpr std::size_t kMinConsumerInfoSize = 8 + 2 + 4 + 4 + 1;
-constexpr std::size_t kMinGroupInfoSize = 2 + 2 + 7 * 8 + kMinGroupConfigSize + 4 + 8;
+constexpr std::size_t extra_v2(std::uint16_t version) { return version >= 2 ? 2 : 0; }
+// id, key, [subject,] header count, payload
+constexpr std::size_t min_message_size(std::uint16_t v) { return 2 + 2 + 2 + 4 + extra_v2(v); }
+constexpr std::size_t min_stored_size(std::uint16_t v) { return 8 + 8 + min_message_size(v); }
+constexpr std::size_t min_delivered_size(std::uint16_t v) {
+  return 8 + 4 + 8 + min_message_size(v);
+}
+// 4 u32s, delay count, dlq topic, [filter]
+constexpr std::size_t min_group_config_size(std::uint16_t v) { return 4 * 4 + 4 + 2 + extra_v2(v); }
+constexpr std::size_t min_group_info_size(std::uint16_t v) {
+  return 2 + 2 + 7 * 8 + min_group_config_size(v) + 4 + 8;
+}
 // RetentionChange: which limits are set (bits 0..2: max_age_ms, max_bytes, max_messages).
 constexpr std::uint8_t kRetentionMaskBits = 0x07;
 // The largest value of each u8 enum on the wire; anything above is malformed.
@@ -38,9 +46,11 @@ constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+// Writes the layouts of protocol `version` (docs/protocol.md, "Version 2"): at version 1 a
+// message's subject and a group's filter are left out, as that version has no field for them.
 class Writer {
  public:
-  explicit Writer(std::string& out) : out_(out) {}
+  Writer(std::string& out, std::uint16_t version) : out_(out), v2_(version >= 2) {}
 
   template <class T>
   void put(T v) {
@@ -114,6 +124,7 @@ class Writer {
   void message(const M& m) {
     str16(m.id, "message id");
     str16(m.key, "message key");
+    if (v2_) str16(m.subject, "message subject");
     if (m.headers.size() > kMaxU16) {
       throw std::length_error("loft::protocol::encode: more than 65535 headers in a message");
     }
@@ -140,6 +151,7 @@ class Writer {
     count32(c.backoff_delays_ms.size(), "backoff delays");
     for (const auto d : c.backoff_delays_ms) put(d);
     str16(c.dead_letter_topic, "dead-letter topic");
+    if (v2_) str16(c.filter, "group filter");
   }
 
   void group_info(const GroupInfo& g) {
@@ -313,6 +325,7 @@ class Writer {
 
  private:
   std::string& out_;
+  bool v2_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -331,9 +344,11 @@ std::uint64_t load_le(const char* p, std::size_t n) {
 // the frame, the item being read ("message 3 header 1") and the field.
 class Reader {
  public:
-  Reader(std::span<const char> bytes, std::string_view frame) : bytes_(bytes), frame_(frame) {}
+  Reader(std::span<const char> bytes, std::string_view frame, std::uint16_t version)
+      : bytes_(bytes), frame_(frame), version_(version) {}
 
   bool ok() const { return !error_.has_value(); }
+  std::uint16_t version() const { return version_; }
   std::size_t remaining() const { return bytes_.size() - pos_; }
 
   // Context for failure details: `scope(0, "message", 3)` then `scope(1, "header", 1)`.
@@ -449,6 +464,7 @@ class Reader {
   std::span<const char> bytes_;
   std::size_t pos_ = 0;
   std::string_view frame_;
+  std::uint16_t version_;
   std::array<std::pair<std::string_view, std::size_t>, 2> scopes_{};
   std::size_t depth_ = 0;
   std::optional<Error> error_;
@@ -500,6 +516,7 @@ Message read_message(Reader& r) {
   Message m;
   m.id = r.str16("id");
   m.key = r.str16("key");
+  if (r.version() >= 2) m.subject = r.str16("subject");
   const auto headers = r.count16("header count", kMinHeaderSize);
   m.headers.reserve(headers);
   for (std::uint16_t i = 0; i < headers && r.ok(); ++i) {
@@ -533,6 +550,7 @@ GroupConfig read_group_config(Reader& r) {
     c.backoff_delays_ms.push_back(r.get<std::uint32_t>("backoff delay"));
   }
   c.dead_letter_topic = r.str16("dead_letter_topic");
+  if (r.version() >= 2) c.filter = r.str16("filter");
   return c;
 }
 
@@ -626,7 +644,7 @@ void read(Reader& r, DescribeTopic& b) { b.name = r.str16("name"); }
 void read(Reader& r, DescribeTopicOk& b) { b.topic = read_topic_info(r); }
 void read(Reader& r, Publish& b) {
   b.topic = r.str16("topic");
-  read_list(r, b.messages, "message count", kMinMessageSize, "message",
+  read_list(r, b.messages, "message count", min_message_size(r.version()), "message",
             [&r] { return read_message(r); });
 }
 void read(Reader& r, PublishOk& b) {
@@ -651,7 +669,7 @@ void read(Reader& r, Fetch& b) {
 void read(Reader& r, FetchOk& b) {
   b.first_offset = r.get<std::uint64_t>("first_offset");
   b.next_offset = r.get<std::uint64_t>("next_offset");
-  read_list(r, b.messages, "message count", kMinStoredSize, "message", [&r] {
+  read_list(r, b.messages, "message count", min_stored_size(r.version()), "message", [&r] {
     StoredMessage m;
     m.offset = Offset{r.get<std::uint64_t>("offset")};
     m.timestamp_ms = r.get<std::int64_t>("timestamp_ms");
@@ -676,7 +694,7 @@ void read(Reader& r, Deliver& b) {
   b.subscription = r.get<std::uint64_t>("subscription");
   b.topic = r.str16("topic");
   b.group = r.str16("group");
-  read_list(r, b.messages, "message count", kMinDeliveredSize, "message", [&r] {
+  read_list(r, b.messages, "message count", min_delivered_size(r.version()), "message", [&r] {
     DeliveredMessage m;
     m.offset = r.get<std::uint64_t>("offset");
     m.attempt = r.get<std::uint32_t>("attempt");
@@ -711,7 +729,7 @@ void read(Reader& r, CreateGroup& b) {
 void read(Reader& r, CreateGroupOk& b) { b.group = read_group_info(r, 0); }
 void read(Reader& r, ListGroups& b) { b.topic = r.str16("topic"); }
 void read(Reader& r, ListGroupsOk& b) {
-  read_list(r, b.groups, "group count", kMinGroupInfoSize, "group",
+  read_list(r, b.groups, "group count", min_group_info_size(r.version()), "group",
             [&r] { return read_group_info(r, 1); });
 }
 void read(Reader& r, DescribeGroup& b) { read_topic_and_group(r, b); }
@@ -784,9 +802,9 @@ void store_u32_le(char* at, std::uint32_t v) noexcept {
 }
 }  // namespace
 
-void encode(const Frame& frame, std::string& out) {
+void encode(const Frame& frame, std::string& out, std::uint16_t version) {
   const auto start = out.size();
-  Writer w(out);
+  Writer w(out, version);
   w.put(std::uint32_t{0});  // patched below
   w.put(static_cast<std::uint16_t>(type_of(frame.body)));
   w.put(std::uint16_t{0});  // flags: none defined in v1
@@ -800,36 +818,40 @@ void encode(const Frame& frame, std::string& out) {
   store_u32_le(out.data() + start, static_cast<std::uint32_t>(length));
 }
 
-std::string encode(const Frame& frame) {
+std::string encode(const Frame& frame, std::uint16_t version) {
   std::string out;
-  encode(frame, out);
+  encode(frame, out, version);
   return out;
 }
 
 namespace {
 // The bytes of a Message (5.2) on the wire: a Message or a StoredMessageView's fields.
 template <class M>
-std::size_t message_size(const M& m) noexcept {
+std::size_t message_size(const M& m, std::uint16_t version) noexcept {
   std::size_t n = 2 + m.id.size() + 2 + m.key.size() + 2 + 4 + m.payload.size();
+  if (version >= 2) n += 2 + m.subject.size();
   for (const auto& h : m.headers) n += 2 + h.name.size() + 4 + h.value.size();
   return n;
 }
 // A DELIVER's message: offset, attempt and timestamp before it.
 template <class M>
-std::size_t delivered_size(const M& m) noexcept {
-  return 8 + 4 + 8 + message_size(m);
+std::size_t delivered_size(const M& m, std::uint16_t version) noexcept {
+  return 8 + 4 + 8 + message_size(m, version);
 }
 }  // namespace
 
-std::size_t encoded_size(const StoredMessage& m) noexcept {
-  return 8 + 8 + message_size(m.message);  // offset and timestamp, then the message
+std::size_t encoded_size(const StoredMessage& m, std::uint16_t version) noexcept {
+  return 8 + 8 + message_size(m.message, version);  // offset and timestamp, then the message
 }
 
-std::size_t encoded_size(const DeliveredMessage& m) noexcept { return delivered_size(m.message); }
+std::size_t encoded_size(const DeliveredMessage& m, std::uint16_t version) noexcept {
+  return delivered_size(m.message, version);
+}
 
 DeliverWriter::DeliverWriter(std::uint64_t subscription, std::string_view topic,
-                             std::string_view group) {
-  Writer w(prefix_);
+                             std::string_view group, std::uint16_t version)
+    : version_(version) {
+  Writer w(prefix_, version_);
   w.put(std::uint32_t{0});  // length, set by take()
   w.put(static_cast<std::uint16_t>(Deliver::kType));
   w.put(std::uint16_t{0});  // flags
@@ -840,14 +862,14 @@ DeliverWriter::DeliverWriter(std::uint64_t subscription, std::string_view topic,
   frame_ = prefix_;
 }
 
-std::size_t DeliverWriter::encoded_size(const StoredMessageView& m) noexcept {
-  return delivered_size(m);
+std::size_t DeliverWriter::encoded_size(const StoredMessageView& m) const noexcept {
+  return delivered_size(m, version_);
 }
 
 void DeliverWriter::add(std::uint32_t attempt, const StoredMessageView& m) {
   const std::size_t before = frame_.size();
   try {
-    Writer w(frame_);
+    Writer w(frame_, version_);
     w.delivered(m.offset.value, attempt, m.timestamp_ms, m);
   } catch (...) {
     frame_.resize(before);  // the frame stays as it was: no half-written message
@@ -898,13 +920,15 @@ Result<FrameHeader> decode_header(std::span<const char> bytes, std::uint32_t max
   return h;
 }
 
-Result<Body> decode_body(const FrameHeader& header, std::span<const char> body) {
+Result<Body> decode_body(const FrameHeader& header, std::span<const char> body,
+                         std::uint16_t version) {
   const auto* decoder = find_body_decoder(header.type);
   if (decoder == nullptr) {
-    return fail(Errc::unknown_frame_type,
-                "frame type " + std::to_string(header.type) + " is not defined in protocol v1");
+    return fail(Errc::unknown_frame_type, "frame type " + std::to_string(header.type) +
+                                              " is not defined in protocol v" +
+                                              std::to_string(version));
   }
-  Reader r(body, decoder->name);
+  Reader r(body, decoder->name, version);
   return decoder->decode(r);
 }
 
@@ -963,7 +987,7 @@ Result<std::optional<Frame>> Decoder::next() {
   if (!header) return fail_with(peek_header(avail).correlation_id, std::move(header.error()));
   const std::size_t total = std::size_t{header->length} + 4;
   if (avail.size() < total) return std::optional<Frame>{};
-  auto body = decode_body(*header, avail.subspan(kHeaderSize, total - kHeaderSize));
+  auto body = decode_body(*header, avail.subspan(kHeaderSize, total - kHeaderSize), version_);
   if (!body) return fail_with(header->correlation_id, std::move(body.error()));
   begin_ += total;
   if (begin_ == end_) begin_ = end_ = 0;

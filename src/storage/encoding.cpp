@@ -72,6 +72,17 @@ class ValueReader {
     return true;
   }
 
+  // The header count of a message, and its subject: a count with kSubjectFlag set is followed
+  // by the subject (u32 length + bytes, not empty). False if corrupt.
+  bool header_count_and_subject(std::uint32_t& count, std::string_view& subject) {
+    subject = {};
+    if (!le(count)) return false;
+    if ((count & kSubjectFlag) == 0) return true;
+    count &= ~kSubjectFlag;
+    // One encoding per message: a subject that is there is never empty.
+    return view(subject) && !subject.empty();
+  }
+
   bool done() const { return in_.empty(); }
   std::string_view rest() const { return in_; }
   std::size_t remaining() const { return in_.size(); }
@@ -298,13 +309,20 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
 }
 
 void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out) {
-  // Fixed part: timestamp, three lengths and the header count; then 8 bytes of lengths a header.
-  out.reserve(out.size() + std::size_t{8 + 4 * 4} + 8 * message.headers.size() +
+  // Fixed part: timestamp, four lengths and the header count; then 8 bytes of lengths a header.
+  out.reserve(out.size() + std::size_t{8 + 5 * 4} + 8 * message.headers.size() +
               message.size_bytes());
   put_le<std::int64_t>(out, timestamp_ms);
   put_bytes(out, message.id);
   put_bytes(out, message.key);
-  put_le<std::uint32_t>(out, static_cast<std::uint32_t>(message.headers.size()));
+  // A message without a subject is encoded exactly as before subjects existed.
+  const auto count = static_cast<std::uint32_t>(message.headers.size());
+  if (message.subject.empty()) {
+    put_le<std::uint32_t>(out, count);
+  } else {
+    put_le<std::uint32_t>(out, count | kSubjectFlag);
+    put_bytes(out, message.subject);
+  }
   for (const auto& h : message.headers) {
     put_bytes(out, h.name);
     put_bytes(out, h.value);
@@ -322,7 +340,9 @@ bool skip_message(std::string_view& rest) {
   ValueReader r{rest};
   std::int64_t timestamp = 0;
   std::uint32_t header_count = 0;
-  if (!r.le(timestamp) || !r.skip_bytes() || !r.skip_bytes() || !r.le(header_count)) {
+  std::string_view subject;
+  if (!r.le(timestamp) || !r.skip_bytes() || !r.skip_bytes() ||
+      !r.header_count_and_subject(header_count, subject)) {
     return false;
   }
   if (header_count > rest.size() / 8) return false;
@@ -338,7 +358,8 @@ bool decode_next_view(std::string_view& rest, StoredMessageView& out,
                       std::vector<HeaderView>& headers) {
   ValueReader r{rest};
   std::uint32_t header_count = 0;
-  if (!r.le(out.timestamp_ms) || !r.view(out.id) || !r.view(out.key) || !r.le(header_count)) {
+  if (!r.le(out.timestamp_ms) || !r.view(out.id) || !r.view(out.key) ||
+      !r.header_count_and_subject(header_count, out.subject)) {
     return false;
   }
   if (header_count > rest.size() / 8) return false;  // as in decode_next_message
@@ -359,10 +380,12 @@ std::optional<StoredMessage> decode_next_message(Offset offset, std::string_view
   StoredMessage m;
   m.offset = offset;
   std::uint32_t header_count = 0;
+  std::string_view subject;
   if (!r.le(m.timestamp_ms) || !r.bytes(m.message.id) || !r.bytes(m.message.key) ||
-      !r.le(header_count)) {
+      !r.header_count_and_subject(header_count, subject)) {
     return std::nullopt;
   }
+  m.message.subject.assign(subject);
   // Each header takes at least 8 bytes, so a corrupt count cannot make us reserve gigabytes.
   if (header_count > value.size() / 8) return std::nullopt;
   m.message.headers.resize(header_count);

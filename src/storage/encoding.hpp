@@ -18,8 +18,10 @@ namespace loft::storage::encoding {
 
 // The storage format this build writes. Bump it when a layout below changes incompatibly.
 // 2: a messages record may hold several messages (format 1 wrote one per record, which
-// format 2 still reads); a store of format 1 is marked 2 when this build opens it.
-inline constexpr std::uint32_t kFormatVersion = 2;
+// format 2 still reads). 3: a message may carry a subject (kSubjectFlag); every format 2
+// record reads the same. A store of an older format is marked 3 when this build opens it, so
+// an older loftd refuses it instead of reporting records with subjects as corrupt.
+inline constexpr std::uint32_t kFormatVersion = 3;
 // Key of the format version record in the default column family.
 inline constexpr std::string_view kFormatVersionKey = "format_version";
 // Key of the next-topic-id record (u32 LE) in the default column family.
@@ -97,7 +99,11 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
                                         std::string_view value);
 
 // messages CF value: one or more messages at consecutive offsets, the first at the key's
-// offset, each as timestamp, id, key, headers and payload. encode_message appends one.
+// offset, each as timestamp, id, key, header count, [subject,] headers and payload.
+// encode_message appends one. A message with a subject has kSubjectFlag set in its header
+// count, and the subject (u32 length + bytes, never empty) right after the count; one without
+// is encoded as before subjects existed (format 2), so every older record reads unchanged.
+inline constexpr std::uint32_t kSubjectFlag = 0x8000'0000u;
 void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out);
 // The message at the front of `rest`, which then starts after it; nullopt if corrupt.
 std::optional<StoredMessage> decode_next_message(Offset offset, std::string_view& rest);

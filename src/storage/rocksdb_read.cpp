@@ -208,7 +208,8 @@ Result<std::shared_ptr<MessageBlock>> RocksDbStore::read_block(TopicId topic, Of
     if (!enc::decode_next_view(rest, m, headers)) return Scan::corrupt;
     m.offset = offset;
     run_end = rest.data();
-    std::uint64_t size = m.id.size() + m.key.size() + m.payload.size();
+    // Message::size_bytes(), before m.headers points at its headers.
+    std::uint64_t size = m.id.size() + m.key.size() + m.subject.size() + m.payload.size();
     for (std::size_t h = first_header.back(); h < headers.size(); ++h) {
       size += headers[h].name.size() + headers[h].value.size();
     }
@@ -221,12 +222,15 @@ Result<std::shared_ptr<MessageBlock>> RocksDbStore::read_block(TopicId topic, Of
     std::unique_ptr<char[]> copy{new char[n]};
     std::memcpy(copy.get(), run_begin, n);
     const auto moved = [&](std::string_view v) {
+      // An absent subject is a default view (no data pointer): nothing to move.
+      if (v.empty()) return std::string_view{};
       return std::string_view{copy.get() + (v.data() - run_begin), v.size()};
     };
     for (std::size_t i = run_first; i < messages.size(); ++i) {
       messages[i].id = moved(messages[i].id);
       messages[i].key = moved(messages[i].key);
       messages[i].payload = moved(messages[i].payload);
+      messages[i].subject = moved(messages[i].subject);
     }
     for (std::size_t h = first_header[run_first]; h < headers.size(); ++h) {
       headers[h].name = moved(headers[h].name);

@@ -136,6 +136,12 @@ Message msg(std::string payload, std::string id = {}, std::string key = {},
                  .payload = std::move(payload)};
 }
 
+// `m` with a subject.
+Message on(std::string subject, Message m) {
+  m.subject = std::move(subject);
+  return m;
+}
+
 WriteBatch put(const TopicInfo& meta) { return WriteBatch{{PutTopic{meta}}}; }
 
 // Appends `messages` at offsets first, first+1, ... with timestamp 1000 + offset.
@@ -242,6 +248,8 @@ std::vector<Message> tricky_messages() {
       msg("", "only-id"),                 // empty payload with an id
       msg(std::string(70'000, '\0')),     // larger than 64 KiB, all NUL
       msg("\xFF\xFE\xFD"s, "", "k", {}),  // key only
+      on("orders.eu.new", msg("with a subject", "id-s", "k", {{"h", "v"}})),
+      on("s", msg("")),  // a subject and nothing else
   };
 }
 
@@ -461,9 +469,11 @@ TYPED_TEST(StoreContract, ReadStopsAtMaxMessages) {
 }
 
 TYPED_TEST(StoreContract, ReadStopsAfterTheMessageThatCrossesMaxBytes) {
-  // size_bytes() counts id + key + headers + payload: each message here is 10 bytes.
-  const std::vector<Message> messages(10, msg("123456", "ab", "cd"));
+  // size_bytes() counts id + key + subject + headers + payload: each message here is 10 bytes.
+  std::vector<Message> messages(10, msg("123456", "ab", "cd"));
+  for (std::size_t i = 0; i < messages.size(); i += 2) messages[i] = on("s.t", msg("12345", "ab"));
   ASSERT_EQ(messages[0].size_bytes(), 10U);
+  ASSERT_EQ(messages[1].size_bytes(), 10U);
   ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 0, messages), Durability::os)));
   const auto read = [&](std::size_t max_bytes) {
     auto r =
@@ -495,6 +505,7 @@ std::vector<StoredMessage> materialize(const MessageBlock& block) {
     for (const auto& h : v.headers)
       m.message.headers.push_back({std::string(h.name), std::string(h.value)});
     m.message.payload = v.payload;
+    m.message.subject = v.subject;
     out.push_back(std::move(m));
   }
   return out;
@@ -507,8 +518,9 @@ TYPED_TEST(StoreContract, ReadBlockShowsWhatReadReturns) {
   const std::vector<Message> first{
       msg("a"), msg("", "id-1"), msg(std::string("n\0l", 3), "", "key", {{"h1", "v1"}, {"", ""}}),
       msg(std::string(70'000, 'x'), "id-2", "k2", {{"only", std::string(300, 'y')}}),
-      msg("e", {}, {}, {{"x", ""}, {"y", "z"}, {"x", "again"}})};
-  const std::vector<Message> second{msg("f"), msg("g", "id-3"), msg("h", {}, {}, {{"a", "b"}})};
+      on("a.b", msg("e", {}, {}, {{"x", ""}, {"y", "z"}, {"x", "again"}}))};
+  const std::vector<Message> second{msg("f"), on("g.h", msg("g", "id-3")),
+                                    msg("h", {}, {}, {{"a", "b"}})};
   const std::vector<Message> third{msg("i")};
   ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 0, first), Durability::os)));
   ASSERT_TRUE(ok(this->store().write(appends(TopicId{1}, 5, second), Durability::os)));
@@ -1252,12 +1264,13 @@ TEST(RocksDbStore, OpensADataDirWrittenBeforeGroups) {
   EXPECT_THAT(groups_of(*store), ElementsAre(g));
   EXPECT_THAT(topics_of(*store), ElementsAre(meta));
 
-  // Format 1 (one message per record) was marked 2 at the first open, so an older loftd
-  // refuses the store once records of several messages may be in it; both kinds read back.
-  const std::vector<Message> more{msg("three"), msg("four"), msg("five")};
+  // Format 1 (one message per record) was marked with this build's format (3) at the first
+  // open, so an older loftd refuses the store once records of several messages, or messages
+  // with subjects, may be in it; every kind reads back.
+  const std::vector<Message> more{msg("three"), on("x.y", msg("four")), msg("five")};
   ASSERT_TRUE(ok(store->write(appends(meta.id, 2, more), Durability::fsync)));
   store.reset();
-  EXPECT_EQ(testing::read_format_version(dir.path()).value(), 2u);
+  EXPECT_EQ(testing::read_format_version(dir.path()).value(), encoding::kFormatVersion);
   store = open_or_fail(dir.path());
   ASSERT_NE(store, nullptr);
   auto all = old_messages;
@@ -1372,7 +1385,7 @@ TEST(MessageEncoding, ARecordOfSeveralMessagesDecodesOneByOneAndRejectsEveryPart
   const std::vector<StoredMessage> messages{
       {Offset{7}, -5, msg("", "id", "key", {{"h", std::string(1, '\0')}})},
       {Offset{8}, std::numeric_limits<std::int64_t>::max(), msg(std::string(300, '\xFF'))},
-      {Offset{9}, 0, msg("last", "", "", {{"a", "1"}, {"b", ""}})}};
+      {Offset{9}, 0, on("a.b.c", msg("last", "", "", {{"a", "1"}, {"b", ""}}))}};
   std::string record;
   std::vector<std::size_t> ends;  // where each message ends in the record
   for (const auto& m : messages) {
@@ -1392,6 +1405,7 @@ TEST(MessageEncoding, ARecordOfSeveralMessagesDecodesOneByOneAndRejectsEveryPart
     EXPECT_EQ(v.id, m.message.id);
     EXPECT_EQ(v.key, m.message.key);
     EXPECT_EQ(v.payload, m.message.payload);
+    EXPECT_EQ(v.subject, m.message.subject);
     ASSERT_EQ(headers.size(), m.message.headers.size());
     for (std::size_t i = 0; i < headers.size(); ++i) {
       EXPECT_EQ(headers[i].name, m.message.headers[i].name);
@@ -1425,6 +1439,82 @@ TEST(MessageEncoding, ARecordOfSeveralMessagesDecodesOneByOneAndRejectsEveryPart
     const bool at_boundary = n == 0 || std::find(ends.begin(), ends.end(), n) != ends.end();
     EXPECT_EQ(cut.empty(), at_boundary) << "cut at " << n;
   }
+}
+
+// A message without a subject is encoded exactly as before subjects existed (storage format 2),
+// so records written by an older loftd read unchanged; one with a subject sets bit 31 of the
+// header count and carries the subject right after it.
+TEST(MessageEncoding, WithoutASubjectTheLayoutIsTheFormat2One) {
+  using namespace std::string_literals;
+  const auto plain = msg("pay", "i", "k", {{"h", "v"}});
+  const std::string format2 =
+      "\x05\0\0\0\0\0\0\0"s      // timestamp 5
+      "\x01\0\0\0i"s             // id
+      "\x01\0\0\0k"s             // key
+      "\x01\0\0\0"s              // header count 1
+      "\x01\0\0\0h\x01\0\0\0v"s  // header
+      "\x03\0\0\0pay"s;          // payload
+  std::string record;
+  encoding::encode_message(5, plain, record);
+  EXPECT_EQ(record, format2);
+  EXPECT_EQ(encoding::decode_message(Offset{1}, format2), (StoredMessage{Offset{1}, 5, plain}));
+
+  const auto with = on("a.b", plain);
+  record.clear();
+  encoding::encode_message(5, with, record);
+  const std::string format3 =
+      "\x05\0\0\0\0\0\0\0\x01\0\0\0i\x01\0\0\0k"s
+      "\x01\0\0\x80"s   // header count 1, subject flag
+      "\x03\0\0\0a.b"s  // subject
+      "\x01\0\0\0h\x01\0\0\0v\x03\0\0\0pay"s;
+  EXPECT_EQ(record, format3);
+  EXPECT_EQ(encoding::decode_message(Offset{1}, record), (StoredMessage{Offset{1}, 5, with}));
+  std::vector<HeaderView> headers;
+  StoredMessageView v;
+  std::string_view rest = record;
+  ASSERT_TRUE(encoding::decode_next_view(rest, v, headers));
+  EXPECT_EQ(v.subject, "a.b");
+  EXPECT_EQ(v.payload, "pay");
+  ASSERT_EQ(headers.size(), 1u);
+  EXPECT_EQ(headers[0].value, "v");
+  rest = format2;
+  ASSERT_TRUE(encoding::decode_next_view(rest, v, headers));
+  EXPECT_EQ(v.subject, "");
+  rest = record;
+  ASSERT_TRUE(encoding::skip_message(rest));
+  EXPECT_TRUE(rest.empty());
+}
+
+// The subject flag has one meaning only: a flagged count must be followed by a whole, non-empty
+// subject, and every decoder refuses anything else rather than guess.
+TEST(MessageEncoding, RejectsCorruptSubjectFlags) {
+  using namespace std::string_literals;
+  const std::string head = "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"s;  // timestamp, empty id and key
+  const std::string tail = "\x01\0\0\0p"s;                       // payload "p"
+  const std::vector<std::pair<std::string, std::string>> corrupt{
+      {"an empty subject", head + "\0\0\0\x80"s + "\0\0\0\0"s + tail},
+      {"a subject longer than the record", head + "\0\0\0\x80"s + "\x09\0\0\0a.b"s + tail},
+      {"a flag and no subject length", head + "\0\0\0\x80"s},
+      {"a flag and a cut length", head + "\0\0\0\x80\x03\0"s},
+      {"a flagged header count too large", head + "\x10\0\0\x80\x01\0\0\0s"s + tail},
+  };
+  for (const auto& [what, bytes] : corrupt) {
+    SCOPED_TRACE(what);
+    std::string_view rest = bytes;
+    EXPECT_EQ(encoding::decode_next_message(Offset{0}, rest), std::nullopt);
+    rest = bytes;
+    EXPECT_FALSE(encoding::skip_message(rest));
+    rest = bytes;
+    std::vector<HeaderView> headers;
+    StoredMessageView v;
+    EXPECT_FALSE(encoding::decode_next_view(rest, v, headers));
+  }
+  // The same bytes with a one-byte subject decode.
+  const std::string good = head + "\0\0\0\x80"s + "\x01\0\0\0s"s + tail;
+  const auto m = encoding::decode_message(Offset{0}, good);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->message.subject, "s");
+  EXPECT_EQ(m->message.payload, "p");
 }
 
 TEST(GroupEncoding, RoundTripsAndRejectsEveryTruncationAndTrailingBytes) {

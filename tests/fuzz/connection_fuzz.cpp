@@ -7,7 +7,8 @@
 // - release the connection (no session left behind);
 // - keep accepting new connections.
 // The first input byte is a control byte: bit 0 set sends a valid HELLO first, so the fuzzer
-// reaches every request handler without having to discover the handshake.
+// reaches every request handler without having to discover the handshake; bit 1 makes that
+// HELLO offer protocol version 2 (clear: version 1 only, as the committed seeds were written).
 //
 //   CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DLOFT_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
 //   ninja -C build/fuzz connection_fuzz
@@ -107,8 +108,9 @@ Harness& harness() {
   return *h;
 }
 
-std::string hello_bytes() {
-  return protocol::encode(protocol::Frame{1, protocol::Hello{1, 1, "fuzz"}});
+// A HELLO that offers version 1 only, or versions 1 to 2 (the server then picks 2).
+std::string hello_bytes(std::uint16_t max_version) {
+  return protocol::encode(protocol::Frame{1, protocol::Hello{1, max_version, "fuzz"}});
 }
 
 constexpr std::chrono::milliseconds kDeadline{20'000};  // generous: ASan, a loaded machine
@@ -152,7 +154,8 @@ int connect_to(std::uint16_t port) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  std::string input = (data[0] & 1) ? hello_bytes() : std::string();
+  std::string input =
+      (data[0] & 1) ? hello_bytes((data[0] & 2) ? protocol::kProtocolVersion : 1) : std::string();
   input.append(reinterpret_cast<const char*>(data + 1), size - 1);
 
   const int fd = connect_to(harness().port());
@@ -198,6 +201,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto next = decoder.next();
     check(next.has_value(), "the server sent a malformed frame");
     if (!next->has_value()) break;
+    // What follows HELLO_OK is in the layouts of the version it names, as a client reads it.
+    if (const auto* ok = std::get_if<protocol::HelloOk>(&(**next).body)) {
+      decoder.set_version(ok->version);
+    }
   }
   return 0;
 }

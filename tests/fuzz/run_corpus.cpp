@@ -48,14 +48,16 @@ void run(const std::string& input) {
 }
 
 // A well-behaved client's requests after the handshake: create, publish, fetch, subscribe,
-// settle, describe. With control byte 1 the connection target sends a HELLO before it.
-std::string session_stream() {
+// settle, describe, in the layouts of `version`. With control byte 1 the connection target
+// sends a HELLO of version 1 before it, with control byte 3 one of version 2.
+std::string session_stream(std::uint16_t version) {
   using namespace loft::protocol;
   loft::Message m;
   m.id = "id-1";
   m.key = "k";
   m.headers = {{"h", "v"}};
   m.payload = "hello";
+  if (version >= 2) m.subject = "t.eu";
   std::string out;
   std::uint32_t id = 2;
   for (const Body& body : std::vector<Body>{
@@ -63,7 +65,7 @@ std::string session_stream() {
            Fetch{"t", 0, 10, 0}, Subscribe{"t", "g", {}, 10, {}},
            Settle{1, SettleAction::ack, true, kBackoffDelay, {{0, 1}}}, DescribeGroup{"t", "g"},
            DescribeTopic{"t"}, ListGroups{"t"}, Unsubscribe{1}, Ping{}}) {
-    out += encode(Frame{id++, body});
+    out += encode(Frame{id++, body}, version);
   }
   return out;
 }
@@ -74,12 +76,19 @@ int main(int argc, char** argv) {
   const long mutations = argc > 1 ? std::atol(argv[1]) : 20000;
   std::vector<std::string> seeds;
   std::string stream;
-  for (const auto& frame : loft::protocol::testing::sample_frames()) {
-    seeds.push_back(loft::protocol::encode(frame));
-    stream += seeds.back();
+  // Each sample frame in the layouts of both versions (the committed corpus is version 1's),
+  // and per version all of them as one stream and a session's requests.
+  using loft::protocol::kMinProtocolVersion;
+  using loft::protocol::kProtocolVersion;
+  for (std::uint16_t v = kMinProtocolVersion; v <= kProtocolVersion; ++v) {
+    stream.clear();
+    for (const auto& frame : loft::protocol::testing::sample_frames()) {
+      seeds.push_back(loft::protocol::encode(frame, v));
+      stream += seeds.back();
+    }
+    seeds.push_back(stream);
+    seeds.push_back(session_stream(v));
   }
-  seeds.push_back(stream);
-  seeds.push_back(session_stream());
   if (argc == 3 && std::string(argv[1]) == "--write-seeds") {
     int n = 0;
     for (const auto& seed : seeds) {

@@ -55,7 +55,7 @@ class StuckConsumer {
     EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     std::string out;
     protocol::encode(protocol::Frame{1, protocol::Hello{1, 1, "stuck"}}, out);
-    protocol::encode(protocol::Frame{2, std::move(subscribe)}, out);
+    protocol::encode(protocol::Frame{2, std::move(subscribe)}, out, 1);  // as HELLO agreed
     EXPECT_EQ(::send(fd_, out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
   }
   ~StuckConsumer() { ::close(fd_); }

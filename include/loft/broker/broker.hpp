@@ -36,6 +36,7 @@
 
 #include "loft/common/error.hpp"
 #include "loft/common/message.hpp"
+#include "loft/common/subject.hpp"
 #include "loft/common/topic.hpp"
 #include "loft/storage/store.hpp"
 
@@ -164,9 +165,17 @@ struct TopicEvent {
 };
 
 // Checks a publish's messages (at least one) against `limits`: message_too_large,
-// id_too_large, key_too_large, headers_too_large or invalid_request, naming the first message
-// that fails by its index in the request, counted from 0 ("publish: message 0 id is ...").
+// id_too_large, key_too_large, headers_too_large, invalid_subject or invalid_request, naming
+// the first message that fails by its index in the request, counted from 0 ("publish: message
+// 0 id is ..."). Within a message: payload, id, key, headers, subject.
 Result<void> validate_messages(std::span<const Message> messages, const MessageLimits& limits);
+
+// A message's subject: empty (none), or a publish subject (loft/common/subject.hpp) of at most
+// kMaxSubjectSize bytes; invalid_subject otherwise.
+Result<void> validate_subject(std::string_view subject);
+// A group's filter: empty (every message), or a filter subject (wildcards allowed) of at most
+// kMaxSubjectSize bytes; invalid_subject otherwise.
+Result<void> validate_filter(std::string_view filter);
 
 // Topic names: 1..249 bytes of [A-Za-z0-9._-], not "." or "..".
 Result<void> validate_topic_name(std::string_view name);

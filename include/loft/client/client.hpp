@@ -1,5 +1,7 @@
 #pragma once
-// The loft C++ client: one TCP connection to loftd speaking protocol v1.
+// The loft C++ client: one TCP connection to loftd, speaking protocol version 2 (or 1 with a
+// server that knows only 1: then a message subject or group filter is refused with
+// invalid_request rather than dropped).
 //
 // The core is asynchronous: every request gets a correlation id and a std::future, and many
 // requests may be in flight at once (pipelining) — publish_async() is how a producer keeps a

@@ -29,6 +29,11 @@ struct GroupConfig {
   std::uint32_t backoff_cap_ms = 0;
   std::vector<std::uint32_t> backoff_delays_ms;  // explicit list; empty = exponential
   std::string dead_letter_topic;                 // empty = the default dead-letter name
+  // A subject filter (loft/common/subject.hpp, wildcards allowed): the group delivers only
+  // messages whose subject (the topic's name when a message has none) matches it, and counts
+  // the others as done. Empty = every message. Last, with an initializer, so aggregate
+  // initialisations written before filters keep their meaning.
+  std::string filter{};
   bool operator==(const GroupConfig&) const = default;
 };
 

@@ -23,11 +23,15 @@ struct Message {
   std::string key;  // optional key (empty = none); bytes
   std::vector<Header> headers;
   std::string payload;  // bytes, any content including NUL
+  // Optional subject (loft/common/subject.hpp; empty = none, which wherever a subject is shown
+  // or matched means the topic's name). Last, and with an initializer, so that aggregate
+  // initialisations written before subjects (designated ones too) keep their meaning.
+  std::string subject{};
   bool operator==(const Message&) const = default;
 
-  // Bytes counted against the topic's size: id + key + header names/values + payload.
+  // Bytes counted against the topic's size: id + key + subject + header names/values + payload.
   std::uint64_t size_bytes() const {
-    std::uint64_t n = id.size() + key.size() + payload.size();
+    std::uint64_t n = id.size() + key.size() + subject.size() + payload.size();
     for (const auto& h : headers) n += h.name.size() + h.value.size();
     return n;
   }
@@ -67,10 +71,11 @@ struct StoredMessageView {
   std::string_view key;
   std::span<const HeaderView> headers;
   std::string_view payload;
+  std::string_view subject{};  // empty = none (the topic's name)
 
   // Message::size_bytes() of the message it shows.
   std::uint64_t size_bytes() const {
-    std::uint64_t n = id.size() + key.size() + payload.size();
+    std::uint64_t n = id.size() + key.size() + subject.size() + payload.size();
     for (const auto& h : headers) n += h.name.size() + h.value.size();
     return n;
   }

@@ -1,5 +1,8 @@
 #pragma once
-// Encode and decode protocol v1 frames. Pure functions over bytes: no sockets, no clocks.
+// Encode and decode protocol frames, of version 1 or 2 (docs/protocol.md, "Version 2": the
+// two differ only in Message, which version 2 gives a subject, and GroupConfig, which it gives
+// a filter). Every function takes the version agreed in the handshake; HELLO and HELLO_OK
+// are the same in every version. Pure functions over bytes: no sockets, no clocks.
 // Decoding never reads past the span it is given and never allocates more than the frame's
 // declared length allows; every structural problem is an Error with code malformed_frame,
 // frame_too_large or unknown_frame_type.
@@ -16,26 +19,30 @@
 
 namespace loft::protocol {
 
-// Appends the complete frame (header and body) to `out`. Text fields (client_name,
-// server_name, error message) longer than 65535 bytes are cut to 65535.
+// Appends the complete frame (header and body) to `out`, in the layout of `version`. Text
+// fields (client_name, server_name, error message) longer than 65535 bytes are cut to 65535.
+// At version 1 a message's subject and a group config's filter are left out (that version has
+// no field for them): a client checks it has nothing to leave out before it sends.
 // REQUIRES: every other u16-prefixed field (topic names, message id and key, header names) is
 // at most 65535 bytes and the frame fits a u32 length: the broker's message limits and topic
 // name rules guarantee it. Throws std::length_error otherwise (a bug in the caller).
-void encode(const Frame& frame, std::string& out);
-std::string encode(const Frame& frame);
+void encode(const Frame& frame, std::string& out, std::uint16_t version = kProtocolVersion);
+std::string encode(const Frame& frame, std::uint16_t version = kProtocolVersion);
 
 // Bytes one stored message adds to a FETCH_OK frame. A FETCH_OK frame is kFetchOkBaseSize plus
 // the sum of encoded_size over its messages, so the server can keep a reply under
 // max_frame_size without encoding it first.
 inline constexpr std::size_t kFetchOkBaseSize = kHeaderSize + 8 + 8 + 4;
-std::size_t encoded_size(const StoredMessage& message) noexcept;
+std::size_t encoded_size(const StoredMessage& message,
+                         std::uint16_t version = kProtocolVersion) noexcept;
 
 // The same for DELIVER: a DELIVER frame is deliver_base_size(topic, group) plus the sum of
 // encoded_size over its messages, so the server can fill one up to max_frame_size.
 constexpr std::size_t deliver_base_size(std::string_view topic, std::string_view group) noexcept {
   return kHeaderSize + 8 + 2 + topic.size() + 2 + group.size() + 4;
 }
-std::size_t encoded_size(const DeliveredMessage& message) noexcept;
+std::size_t encoded_size(const DeliveredMessage& message,
+                         std::uint16_t version = kProtocolVersion) noexcept;
 
 // Builds DELIVER frames straight from stored message views, with no Deliver or Message in
 // between: what the server sends while a group drains. A frame it makes is byte for byte what
@@ -46,10 +53,11 @@ std::size_t encoded_size(const DeliveredMessage& message) noexcept;
 // header names at most 65535 bytes, at most 65535 headers); throws std::length_error if not.
 class DeliverWriter {
  public:
-  DeliverWriter(std::uint64_t subscription, std::string_view topic, std::string_view group);
+  DeliverWriter(std::uint64_t subscription, std::string_view topic, std::string_view group,
+                std::uint16_t version = kProtocolVersion);
 
   // The bytes one message adds to a frame: encoded_size() of the same DeliveredMessage.
-  static std::size_t encoded_size(const StoredMessageView& message) noexcept;
+  std::size_t encoded_size(const StoredMessageView& message) const noexcept;
 
   // The frame so far, in bytes, and its number of messages.
   std::size_t size() const noexcept { return frame_.size(); }
@@ -62,6 +70,7 @@ class DeliverWriter {
   std::string take();
 
  private:
+  std::uint16_t version_;
   std::string prefix_;  // header and fields up to the count, as every frame begins
   std::string frame_;
   std::uint32_t count_ = 0;
@@ -80,10 +89,11 @@ FrameHeader peek_header(std::span<const char> bytes) noexcept;
 // REQUIRES: bytes.size() >= kHeaderSize.
 Result<FrameHeader> decode_header(std::span<const char> bytes, std::uint32_t max_frame_size);
 
-// Decodes the body of a frame whose header has been decoded. `body` is exactly
-// header.length - 8 bytes. Fails with unknown_frame_type for a type v1 does not define and
-// malformed_frame for bad lengths, counts or trailing bytes.
-Result<Body> decode_body(const FrameHeader& header, std::span<const char> body);
+// Decodes the body of a frame whose header has been decoded, in the layout of `version`.
+// `body` is exactly header.length - 8 bytes. Fails with unknown_frame_type for a type the
+// protocol does not define and malformed_frame for bad lengths, counts or trailing bytes.
+Result<Body> decode_body(const FrameHeader& header, std::span<const char> body,
+                         std::uint16_t version = kProtocolVersion);
 
 // How many results a PUBLISH_OK within `max_frame_size` can carry: a PUBLISH of more
 // messages cannot be answered (invalid_request).
@@ -107,6 +117,11 @@ class Decoder {
   void set_max_frame_size(std::uint32_t max_frame_size) noexcept {
     max_frame_size_ = max_frame_size;
   }
+  // The protocol version whose layouts the next frames are decoded with (kProtocolVersion
+  // until set): a reader sets the version agreed in the handshake as soon as it has it, before
+  // it decodes the frame after HELLO (or HELLO_OK).
+  void set_version(std::uint16_t version) noexcept { version_ = version; }
+  std::uint16_t version() const noexcept { return version_; }
 
   // Room at the end of the buffer for the next read: a span of at least `at_least` bytes and at
   // least what the frame begun in the buffer still lacks once its header is in (so one read
@@ -145,6 +160,7 @@ class Decoder {
   Result<std::optional<Frame>> fail_with(std::uint32_t correlation_id, Error error);
 
   std::uint32_t max_frame_size_;
+  std::uint16_t version_ = kProtocolVersion;
   // buffer_[begin_, end_) holds bytes not yet returned as frames; the rest is room for reads.
   // Never zero-filled between reads: it grows (once) only for a frame larger than it.
   std::vector<char> buffer_;

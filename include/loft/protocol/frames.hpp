@@ -1,6 +1,6 @@
 #pragma once
-// The frames of loft wire protocol v1, as plain structs. docs/protocol.md gives their byte
-// layout; src/protocol/codec.cpp is the only code that knows it.
+// The frames of loft wire protocol versions 1 and 2, as plain structs. docs/protocol.md gives
+// their byte layout; src/protocol/codec.cpp is the only code that knows it.
 
 #include <cstdint>
 #include <optional>
@@ -30,7 +30,10 @@ using loft::StartKind;
 using loft::StartPosition;
 using loft::TopicInfo;
 
-inline constexpr std::uint16_t kProtocolVersion = 1;
+// The versions this build speaks: 1 and, the newest, 2 (a message's subject and a group's
+// filter: docs/protocol.md, "Version 2"). A server accepts any of them in HELLO.
+inline constexpr std::uint16_t kMinProtocolVersion = 1;
+inline constexpr std::uint16_t kProtocolVersion = 2;
 // u32 length | u16 type | u16 flags | u32 correlation id. `length` counts the bytes after
 // itself (the remaining 8 header bytes plus the body).
 inline constexpr std::size_t kHeaderSize = 12;

@@ -81,6 +81,46 @@ TEST(CheckLimits, HeaderNameMustFitItsPrefix) {
   EXPECT_THAT(r.error().detail, HasSubstr("header 0 name is 65536 bytes"));
 }
 
+Message subject(std::string s) {
+  Message m;
+  m.subject = std::move(s);
+  return m;
+}
+
+// Subjects follow the NATS rules (loft/common/subject.hpp) with a fixed length limit; none
+// (empty) is always fine. Checked after every size limit.
+TEST(CheckLimits, SubjectsMustBeValidPublishSubjects) {
+  expect_ok(with_message(subject("")));
+  expect_ok(with_message(subject("orders.eu.new")));
+  expect_ok(with_message(subject(std::string(kMaxSubjectSize, 's'))));
+  expect_fail(with_message(subject(std::string(kMaxSubjectSize + 1, 's'))), Errc::invalid_subject,
+              "message 1 subject is 1025 bytes, more than 1024");
+  for (const char* bad : {"a..b", ".a", "a.", "a b", "orders.*", "orders.>", ">", "a\tb"}) {
+    expect_fail(with_message(subject(bad)), Errc::invalid_subject,
+                "message 1 subject '" + std::string(bad) + "' is not a valid subject");
+  }
+  // A size limit is reported before the subject.
+  auto both = subject("a..b");
+  both.payload = std::string(101, 'p');
+  expect_fail(with_message(both), Errc::message_too_large, "payload is 101 bytes");
+}
+
+TEST(CheckLimits, FiltersMayHoldWildcards) {
+  EXPECT_TRUE(validate_filter(""));
+  for (const char* good : {"orders", "orders.*", "orders.>", "*.eu.>", ">"}) {
+    EXPECT_TRUE(validate_filter(good)) << good;
+  }
+  for (const char* bad : {"a..b", "orders.>.eu", "a b", "."}) {
+    const auto r = validate_filter(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, Errc::invalid_subject);
+    EXPECT_THAT(r.error().detail, HasSubstr("is not a valid subject filter"));
+  }
+  const auto long_one = validate_filter(std::string(kMaxSubjectSize + 1, 'f'));
+  ASSERT_FALSE(long_one);
+  EXPECT_THAT(long_one.error().detail, HasSubstr("filter is 1025 bytes"));
+}
+
 TEST(CheckLimits, NoMessagesIsInvalid) { expect_fail({}, Errc::invalid_request, "no messages"); }
 
 TEST(CheckLimits, EmptyMessageIsFine) { expect_ok({Message{}}); }

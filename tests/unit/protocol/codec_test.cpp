@@ -21,23 +21,28 @@ constexpr std::size_t kRetentionBlockSize = 1 + 3 * 8;  // mask + three limits
 std::span<const char> as_span(const std::string& s) { return {s.data(), s.size()}; }
 
 // Decodes one complete frame from `wire`, which must hold exactly that frame.
-Result<Frame> decode_frame(const std::string& wire) {
+Result<Frame> decode_frame(const std::string& wire, std::uint16_t version = kProtocolVersion) {
   auto header = decode_header(as_span(wire), kMax);
   if (!header) return tl::unexpected(header.error());
   if (wire.size() != std::size_t{header->length} + 4) {
     return fail(Errc::malformed_frame, "test: wire size does not match length");
   }
-  auto body = decode_body(*header, as_span(wire).subspan(kHeaderSize));
+  auto body = decode_body(*header, as_span(wire).subspan(kHeaderSize), version);
   if (!body) return tl::unexpected(body.error());
   return Frame{header->correlation_id, std::move(*body)};
 }
 
 // The body bytes of an encoded frame, and its header.
-std::string body_of(const Frame& f) { return encode(f).substr(kHeaderSize); }
-FrameHeader header_of(const Frame& f) { return peek_header(as_span(encode(f))); }
+std::string body_of(const Frame& f, std::uint16_t version = kProtocolVersion) {
+  return encode(f, version).substr(kHeaderSize);
+}
+FrameHeader header_of(const Frame& f, std::uint16_t version = kProtocolVersion) {
+  return peek_header(as_span(encode(f, version)));
+}
 
-Result<Body> decode(const FrameHeader& h, const std::string& body) {
-  return decode_body(h, as_span(body));
+Result<Body> decode(const FrameHeader& h, const std::string& body,
+                    std::uint16_t version = kProtocolVersion) {
+  return decode_body(h, as_span(body), version);
 }
 
 TEST(Codec, SampleFramesCoverEveryBodyType) {
@@ -117,36 +122,38 @@ TEST(Codec, EncodedSizeMatchesDeliverFrame) {
 StoredMessageView view_of(const DeliveredMessage& m, std::vector<HeaderView>& headers) {
   headers.clear();
   for (const auto& h : m.message.headers) headers.push_back({h.name, h.value});
-  return StoredMessageView{Offset{m.offset}, m.timestamp_ms, m.message.id,
-                           m.message.key,    headers,        m.message.payload};
+  return StoredMessageView{Offset{m.offset}, m.timestamp_ms,    m.message.id,     m.message.key,
+                           headers,          m.message.payload, m.message.subject};
 }
 
 // A DeliverWriter makes byte for byte the frame encode() makes of the same Deliver, sizes
 // included, frame after frame, and set_correlation_id gives it the subscription's id.
 TEST(DeliverWriter, WritesTheFramesEncodeWrites) {
   int checked = 0;
-  for (const auto& f : sample_frames()) {
-    const auto* d = std::get_if<Deliver>(&f.body);
-    if (d == nullptr || d->messages.empty()) continue;
-    DeliverWriter w{d->subscription, d->topic, d->group};
-    std::vector<HeaderView> headers;
-    for (int round = 0; round < 2; ++round) {  // the second frame after take()
-      EXPECT_EQ(w.size(), deliver_base_size(d->topic, d->group));
-      for (const auto& m : d->messages) {
-        const auto v = view_of(m, headers);
-        EXPECT_EQ(DeliverWriter::encoded_size(v), encoded_size(m));
-        w.add(m.attempt, v);
+  for (const std::uint16_t version : {1, 2}) {
+    for (const auto& f : sample_frames()) {
+      const auto* d = std::get_if<Deliver>(&f.body);
+      if (d == nullptr || d->messages.empty()) continue;
+      DeliverWriter w{d->subscription, d->topic, d->group, version};
+      std::vector<HeaderView> headers;
+      for (int round = 0; round < 2; ++round) {  // the second frame after take()
+        EXPECT_EQ(w.size(), deliver_base_size(d->topic, d->group));
+        for (const auto& m : d->messages) {
+          const auto v = view_of(m, headers);
+          EXPECT_EQ(w.encoded_size(v), encoded_size(m, version));
+          w.add(m.attempt, v);
+        }
+        EXPECT_EQ(w.count(), d->messages.size());
+        auto frame = w.take();
+        EXPECT_EQ(w.count(), 0u);
+        EXPECT_EQ(frame, encode(Frame{0, *d}, version));
+        set_correlation_id(frame, f.correlation_id);
+        EXPECT_EQ(frame, encode(f, version));
       }
-      EXPECT_EQ(w.count(), d->messages.size());
-      auto frame = w.take();
-      EXPECT_EQ(w.count(), 0u);
-      EXPECT_EQ(frame, encode(Frame{0, *d}));
-      set_correlation_id(frame, f.correlation_id);
-      EXPECT_EQ(frame, encode(f));
+      ++checked;
     }
-    ++checked;
   }
-  EXPECT_GE(checked, 1);
+  EXPECT_GE(checked, 2);
 }
 
 TEST(DeliverWriter, RefusesAMessageIdLongerThanTheWireAllows) {
@@ -348,10 +355,24 @@ TEST(DecodeBody, HugeCountsFailBeforeAllocating) {
       {{1, Subscribe{"t", "g", {}, 0, {}}}, 35, 4, "subscribe: backoff delay count 4294967295"},
       {{1, ListGroupsOk{{GroupInfo{}}}}, 4 + 82, 4, "list_groups_ok: group 0 consumer count"},
   };
+  // The offsets are version 1's; version 2 moves what follows a subject or a filter by 2.
   for (const auto& c : cases) {
-    auto body = body_of(c.frame);
+    auto body = body_of(c.frame, 1);
     for (std::size_t i = 0; i < c.width; ++i) body[c.count_at + i] = static_cast<char>(0xFF);
-    const auto r = decode(header_of(c.frame), body);
+    const auto r = decode(header_of(c.frame, 1), body, 1);
+    ASSERT_FALSE(r) << c.detail;
+    EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    EXPECT_THAT(r.error().detail, HasSubstr(c.detail));
+  }
+  const std::vector<Case> v2 = {
+      {{1, Publish{"t", {Message{}}}}, 13, 2, "publish: message 0 header count 65535 needs"},
+      {{1, DescribeGroupOk{GroupInfo{}}}, 84, 4, "describe_group_ok: consumer count 4294967295"},
+      {{1, ListGroupsOk{{GroupInfo{}}}}, 4 + 84, 4, "list_groups_ok: group 0 consumer count"},
+  };
+  for (const auto& c : v2) {
+    auto body = body_of(c.frame, 2);
+    for (std::size_t i = 0; i < c.width; ++i) body[c.count_at + i] = static_cast<char>(0xFF);
+    const auto r = decode(header_of(c.frame, 2), body, 2);
     ASSERT_FALSE(r) << c.detail;
     EXPECT_EQ(r.error().code, Errc::malformed_frame);
     EXPECT_THAT(r.error().detail, HasSubstr(c.detail));
@@ -408,9 +429,12 @@ TEST(DecodeBody, CountOneMoreThanPresentIsMalformed) {
 }
 
 TEST(DecodeBody, HugeLengthsAreMalformed) {
-  // publish "t" with one empty message: 01 00 74 | 01 00 00 00 | id 00 00 | key 00 00 |
-  // header count 00 00 | payload length 00 00 00 00.
+  // publish "t" with one empty message (version 1): 01 00 74 | 01 00 00 00 | id 00 00 |
+  // key 00 00 | header count 00 00 | payload length 00 00 00 00.
   const FrameHeader h{0, 0x0006, 0, 1};
+  const auto decode = [](const FrameHeader& header, const std::string& body) {
+    return decode_body(header, as_span(body), 1);
+  };
   const auto ok = testing::from_hex("01 00 74 01 00 00 00 00 00 00 00 00 00 00 00 00 00");
   ASSERT_TRUE(decode(h, ok));
   const std::vector<std::pair<std::string, std::string>> bad = {
@@ -517,6 +541,130 @@ TEST(DecodeBody, BooleansMustBeZeroOrOne) {
   expect_byte_range(Frame{1, Settle{7, SettleAction::nack, false, 0, {}}}, 9, 1,
                     "settle: confirm is",
                     [](const Body& b, int v) { EXPECT_EQ(std::get<Settle>(b).confirm, v == 1); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions 1 and 2
+
+// At version 1 every frame has the layout it always had: a subject or filter in the frame is
+// left out, and what decodes is the frame without them.
+TEST(Version1, RoundTripsEveryFrameWithoutSubjectsAndFilters) {
+  int dropped = 0;
+  for (const auto& frame : sample_frames()) {
+    const auto v1 = testing::as_version_1(frame);
+    if (!(v1 == frame)) ++dropped;
+    const auto wire = encode(frame, 1);
+    EXPECT_EQ(wire, encode(v1, 1));
+    const auto decoded = decode_frame(wire, 1);
+    ASSERT_TRUE(decoded) << decoded.error().to_string();
+    EXPECT_EQ(*decoded, v1);
+    EXPECT_EQ(encode(*decoded, 1), wire);
+  }
+  EXPECT_GE(dropped, 8);  // the samples do carry subjects and filters
+}
+
+// Version 2 differs from 1 only by a str16 after a message's key (its subject) and one at the
+// end of a GroupConfig (its filter): the same frame is exactly 2 bytes more per message and
+// per config, plus the subject's and the filter's bytes.
+TEST(Version2, AddsASubjectToEachMessageAndAFilterToEachGroupConfig) {
+  Message m;
+  m.id = "i";
+  m.key = "k";
+  m.payload = "p";
+  m.headers = {{"h", "v"}};
+  m.subject = "a.b";
+  const Frame publish{1, Publish{"t", {m, Message{}}}};
+  const auto v1 = body_of(publish, 1);
+  const auto v2 = body_of(publish, 2);
+  // topic 3 + count 4 + id 3 + key 3: the subject comes next.
+  EXPECT_EQ(v2.substr(0, 13), v1.substr(0, 13));
+  EXPECT_EQ(testing::to_hex(v2.substr(13, 5)), "03 00 61 2e 62");
+  EXPECT_EQ(v2.size(), v1.size() + 5 + 2);
+  GroupConfig config;
+  config.filter = "a.*";
+  const Frame create{1, CreateGroup{"t", "g", {}, config}};
+  const auto c1 = body_of(create, 1);
+  const auto c2 = body_of(create, 2);
+  EXPECT_EQ(c2.substr(0, c1.size()), c1);
+  EXPECT_EQ(testing::to_hex(c2.substr(c1.size())), "03 00 61 2e 2a");
+  GroupInfo info;
+  info.config = config;
+  EXPECT_EQ(body_of(Frame{1, DescribeGroupOk{info}}, 2).size(),
+            body_of(Frame{1, DescribeGroupOk{info}}, 1).size() + 5);
+}
+
+// A frame of one version read as the other is malformed, never misread: the field added in
+// version 2 shifts what follows, and the body no longer ends where its last field does.
+TEST(Version2, AFrameOfTheOtherVersionIsMalformed) {
+  Message m;
+  m.payload = "p";
+  GroupConfig config;
+  config.filter = "a.>";
+  for (const auto& f : {Frame{1, Publish{"t", {m}}}, Frame{1, CreateGroup{"t", "g", {}, {}}},
+                        Frame{1, Subscribe{"t", "g", {}, 0, config}},
+                        Frame{1, FetchOk{0, 1, {StoredMessage{Offset{0}, 0, m}}}}}) {
+    for (const std::uint16_t written : {1, 2}) {
+      const std::uint16_t read = written == 1 ? 2 : 1;
+      const auto r = decode(header_of(f, written), body_of(f, written), read);
+      ASSERT_FALSE(r) << "type " << header_of(f).type << " written in v" << written;
+      EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    }
+  }
+}
+
+TEST(Version2, TruncatedSubjectsAndFiltersAreMalformed) {
+  Message m;
+  m.subject = "orders.eu";
+  const Frame publish{1, Publish{"t", {m}}};
+  auto body = body_of(publish, 2);
+  // topic 3 + count 4 + empty id and key 4: the subject's length.
+  ASSERT_EQ(testing::to_hex(body.substr(11, 2)), "09 00");
+  body[11] = static_cast<char>(0xFF);
+  body[12] = static_cast<char>(0xFF);
+  auto r = decode(header_of(publish, 2), body, 2);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("publish: message 0 subject length 65535 exceeds"));
+  GroupConfig config;
+  config.filter = "x";
+  const Frame create{1, CreateGroup{"t", "g", {}, config}};
+  body = body_of(create, 2);
+  body.pop_back();
+  r = decode(header_of(create, 2), body, 2);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("create_group: filter length 1 exceeds"));
+  body.pop_back();
+  body.pop_back();  // the filter's length itself cut short
+  r = decode(header_of(create, 2), body, 2);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("filter length needs 2 bytes"));
+}
+
+// Counts are checked against version 2's larger minimum sizes (12 bytes a message).
+TEST(Version2, CountsUseTheLargerMinimumSizes) {
+  const FrameHeader h{0, 0x0006, 0, 1};
+  // topic "t", count 2, one empty v2 message (12 bytes): 2 x 12 > 12.
+  const auto body = testing::from_hex("01 00 74 02 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
+  const auto r = decode(h, body, 2);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("message count 2 needs at least 24 bytes"));
+  EXPECT_FALSE(decode(h, body, 1));  // in version 1 a message is 10 bytes at least: 20 > 12
+}
+
+TEST(Version2, EncodedSizesFollowTheVersion) {
+  for (const std::uint16_t version : {1, 2}) {
+    for (const auto& f : sample_frames()) {
+      if (const auto* ok = std::get_if<FetchOk>(&f.body)) {
+        std::size_t expected = kFetchOkBaseSize;
+        for (const auto& m : ok->messages) expected += encoded_size(m, version);
+        EXPECT_EQ(encode(f, version).size(), expected) << "v" << version;
+      }
+      if (const auto* d = std::get_if<Deliver>(&f.body)) {
+        std::size_t expected = deliver_base_size(d->topic, d->group);
+        for (const auto& m : d->messages) expected += encoded_size(m, version);
+        EXPECT_EQ(encode(f, version).size(), expected) << "v" << version;
+      }
+    }
+  }
 }
 
 TEST(DecodeBody, EmptyBodiesRejectAnyByte) {

@@ -12,10 +12,12 @@ namespace {
 using testing::from_hex;
 using testing::to_hex;
 
-void expect_wire(const Frame& frame, std::string_view hex) {
-  const auto wire = encode(frame);
+// `version`: the protocol version the example is in (most frames are the same in both).
+void expect_wire(const Frame& frame, std::string_view hex, std::uint16_t version = 1) {
+  const auto wire = encode(frame, version);
   EXPECT_EQ(to_hex(wire), to_hex(from_hex(hex)));
   Decoder d{Limits{}.max_frame_size};
+  d.set_version(version);
   const auto bytes = from_hex(hex);
   d.feed({bytes.data(), bytes.size()});
   const auto r = d.next();
@@ -25,15 +27,15 @@ void expect_wire(const Frame& frame, std::string_view hex) {
 }
 
 TEST(DocExample, Hello) {
-  expect_wire(Frame{1, Hello{1, 1, "demo"}},
+  expect_wire(Frame{1, Hello{1, 2, "demo"}},
               "12 00 00 00  01 00  00 00  01 00 00 00"
-              "01 00  01 00  04 00 64 65 6d 6f");
+              "01 00  02 00  04 00 64 65 6d 6f");
 }
 
 TEST(DocExample, HelloOk) {
-  expect_wire(Frame{1, HelloOk{1, Limits{}, "loftd 0.1.0"}},
+  expect_wire(Frame{1, HelloOk{2, Limits{}, "loftd 0.1.0"}},
               "28 00 00 00  01 80  00 00  01 00 00 00"
-              "01 00"
+              "02 00"
               "00 00 00 01  00 00 10 00  00 01  00 04  00 00 01 00"
               "0b 00 6c 6f 66 74 64 20 30 2e 31 2e 30"
               "00");
@@ -53,6 +55,40 @@ TEST(DocExample, PublishOneMessage) {
               "01 00"
               "01 00 68  01 00 00 00 76"
               "05 00 00 00 68 65 6c 6c 6f");
+}
+
+TEST(DocExample, PublishOneMessageWithASubjectInVersion2) {
+  Message m;
+  m.id = "a1";
+  m.headers = {{"h", "v"}};
+  m.payload = "hello";
+  m.subject = "orders.eu";
+  expect_wire(Frame{2, Publish{"orders", {m}}},
+              "38 00 00 00  06 00  00 00  02 00 00 00"
+              "06 00 6f 72 64 65 72 73"
+              "01 00 00 00"
+              "02 00 61 31"
+              "00 00"
+              "09 00 6f 72 64 65 72 73 2e 65 75"
+              "01 00"
+              "01 00 68  01 00 00 00 76"
+              "05 00 00 00 68 65 6c 6c 6f",
+              2);
+}
+
+TEST(DocExample, CreateGroupWithAFilterInVersion2) {
+  GroupConfig config;
+  config.filter = "orders.eu.>";
+  expect_wire(Frame{4, CreateGroup{"orders", "eu", {StartKind::earliest, 0}, config}},
+              "40 00 00 00  13 00  00 00  04 00 00 00"
+              "06 00 6f 72 64 65 72 73"
+              "02 00 65 75"
+              "00  00 00 00 00 00 00 00 00"
+              "00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00"
+              "00 00 00 00"
+              "00 00"
+              "0b 00 6f 72 64 65 72 73 2e 65 75 2e 3e",
+              2);
 }
 
 TEST(DocExample, PublishOk) {

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <stdexcept>
+#include <type_traits>
 
 namespace loft::protocol::testing {
 namespace {
@@ -17,6 +18,7 @@ Message rich_message() {
                {"", "value with empty name"},
                {"bin", "\0\0\x7f\x80"s}};
   m.payload = "\0payload\0with NULs\0"s;
+  m.subject = "orders.eu.new";
   return m;
 }
 
@@ -41,7 +43,7 @@ TopicInfo topic(std::string name, std::uint64_t base) {
 }
 
 GroupConfig rich_config() {
-  return GroupConfig{30'000, 5, 1'000, 60'000, {100, 200, 0xFFFFFFFF}, "orders.dlq"};
+  return GroupConfig{30'000, 5, 1'000, 60'000, {100, 200, 0xFFFFFFFF}, "orders.dlq", "orders.*.>"};
 }
 
 GroupInfo group_info(std::string group) {
@@ -172,6 +174,35 @@ std::vector<Frame> sample_frames() {
   f.push_back({33, Authenticate{"", ""}});
   f.push_back({33, AuthenticateOk{"billing"}});
   return f;
+}
+
+namespace {
+void clear_subject(Message& m) { m.subject.clear(); }
+void clear_filter(GroupInfo& g) { g.config.filter.clear(); }
+}  // namespace
+
+Frame as_version_1(Frame frame) {
+  std::visit(
+      [](auto& b) {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, Publish>) {
+          for (auto& m : b.messages) clear_subject(m);
+        } else if constexpr (std::is_same_v<T, FetchOk>) {
+          for (auto& m : b.messages) clear_subject(m.message);
+        } else if constexpr (std::is_same_v<T, Deliver>) {
+          for (auto& m : b.messages) clear_subject(m.message);
+        } else if constexpr (std::is_same_v<T, Subscribe> || std::is_same_v<T, CreateGroup>) {
+          b.config.filter.clear();
+        } else if constexpr (std::is_same_v<T, CreateGroupOk> ||
+                             std::is_same_v<T, DescribeGroupOk> ||
+                             std::is_same_v<T, ResetGroupOk>) {
+          clear_filter(b.group);
+        } else if constexpr (std::is_same_v<T, ListGroupsOk>) {
+          for (auto& g : b.groups) clear_filter(g);
+        }
+      },
+      frame.body);
+  return frame;
 }
 
 std::string from_hex(std::string_view hex) {
