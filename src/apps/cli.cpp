@@ -37,7 +37,10 @@ Commands:
   topic alter NAME [--max-age DURATION] [--max-bytes SIZE] [--max-messages N]
                              change the limits given (0 or none = unlimited); others stay
   pub TOPIC [MESSAGE]        publish MESSAGE, or each line of standard input as one message
-      [--id ID] [--key KEY] [--header K=V]...
+      [--id ID] [--key KEY] [--subject SUBJECT] [--header K=V]...
+                             --subject: a dotted subject such as orders.eu.new (no
+                             whitespace, no empty token, no * or > token; at most 1024
+                             bytes); without it a message is on its topic's name
       [--id-prefix PREFIX]   (standard input) line n gets id PREFIX-n: re-running stores
                              nothing twice; a duplicate prints its original offset and
                              'duplicate' ("duplicate":true with --json)
@@ -45,8 +48,13 @@ Commands:
                              print stored messages from offset N (a plain read, no group)
   sub TOPIC --group G        receive messages as a member of group G, ack each after printing
       [--from earliest|latest|OFFSET|@UNIX_MS] [--count N] [--max-in-flight N]
-      [--ack-timeout DURATION] [--max-deliveries N] [--no-ack] [--idle-exit DURATION]
+      [--ack-timeout DURATION] [--max-deliveries N] [--filter SUBJECT] [--no-ack]
+      [--idle-exit DURATION]  (--json: one object per message, with its subject)
   group create TOPIC GROUP [--from ...] [--ack-timeout D] [--max-deliveries N]
+      [--filter SUBJECT]     deliver only messages whose subject matches SUBJECT ('*' one
+                             token, a last '>' one or more; a message without a subject is
+                             on its topic's name); the others count as done. Like the other
+                             settings, set when the group is created (also by sub)
   group list TOPIC
   group describe TOPIC GROUP
   group delete TOPIC GROUP
@@ -128,6 +136,8 @@ po::options_description all_options() {
     ("max-bytes", po::value<std::string>(), "")
     ("max-messages", po::value<std::string>(), "")
     ("key", po::value<std::string>(), "")
+    ("subject", po::value<std::string>(), "")
+    ("filter", po::value<std::string>(), "")
     ("header", po::value<std::vector<std::string>>()->composing(), "")
     ("batch", po::value<std::string>()->default_value("1000"), "")
     ("window", po::value<std::string>()->default_value("16"), "")
@@ -170,7 +180,7 @@ void refuse_misplaced_flags(const Common& c) {
     usage_error(std::string("--") + flag + " only applies to 'loft " + std::string(*which.begin()) +
                 "'");
   };
-  for (const auto* flag : {"id", "id-prefix", "key", "header"}) only_for(flag, {"pub"});
+  for (const auto* flag : {"id", "id-prefix", "key", "subject", "header"}) only_for(flag, {"pub"});
   for (const auto* flag : {"batch", "window"}) only_for(flag, {"pub", "bench"});
   for (const auto* flag : {"messages", "duration", "size", "producers", "ids", "consumers", "rate",
                            "data-dir", "durability", "keep"}) {
@@ -183,7 +193,7 @@ void refuse_misplaced_flags(const Common& c) {
   only_for("group", {"sub", "dlq"});
   for (const auto* flag : {"count", "no-ack", "idle-exit"}) only_for(flag, {"sub"});
   only_for("max-in-flight", {"sub", "bench"});
-  for (const auto* flag : {"from", "ack-timeout", "max-deliveries"})
+  for (const auto* flag : {"from", "ack-timeout", "max-deliveries", "filter"})
     only_for(flag, {"sub", "group"});
   only_for("to", {"group"});
 }

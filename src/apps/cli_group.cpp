@@ -36,6 +36,7 @@ protocol::StartPosition parse_position(const std::string& text, const char* flag
 protocol::GroupConfig group_config(const Common& c) {
   protocol::GroupConfig config;
   config.ack_timeout_ms = duration_ms(c, "ack-timeout");
+  config.filter = text_flag(c, "filter");
   if (c.vm.count("max-deliveries"))
     config.max_deliveries =
         static_cast<std::uint32_t>(number_flag(c, "max-deliveries", 1, 1'000'000));
@@ -100,7 +101,8 @@ void put_bytes(json::object& o, const std::string& name, const std::string& valu
   }
 }
 
-json::object delivered_json(const client::DeliveredMessage& m) {
+// `topic`: the subscription's, which a message without a subject is on.
+json::object delivered_json(const client::DeliveredMessage& m, const std::string& topic) {
   json::object headers;
   json::object headers_b64;
   for (const auto& h : m.message.headers) {
@@ -113,6 +115,7 @@ json::object delivered_json(const client::DeliveredMessage& m) {
   json::object o{{"offset", m.offset}, {"attempt", m.attempt}};
   put_bytes(o, "id", m.message.id);
   put_bytes(o, "key", m.message.key);
+  put_bytes(o, "subject", m.message.subject.empty() ? topic : m.message.subject);
   o["timestamp_ms"] = m.timestamp_ms;
   o["headers"] = std::move(headers);
   if (!headers_b64.empty()) o["headers_base64"] = std::move(headers_b64);
@@ -136,6 +139,8 @@ void print_group(const client::GroupInfo& g, bool as_json) {
             << "redelivered:       " << g.redelivered << "\n"
             << "skipped:           " << g.skipped << "\n"
             << "dead_letter_topic: " << g.config.dead_letter_topic << "\n"
+            << "filter:            " << (g.config.filter.empty() ? "(none)" : g.config.filter)
+            << "\n"
             << "consumers:         " << g.consumers.size() << "\n";
   for (const auto& c : g.consumers) {
     std::cout << "  subscription " << c.subscription << " (" << c.client_name << "): in_flight "
@@ -188,7 +193,7 @@ int sub_command(Common& c) {
     last_message = std::chrono::steady_clock::now();
     for (const auto& m : batch) {
       if (c.json) {
-        std::cout << json::serialize(delivered_json(m)) << "\n";
+        std::cout << json::serialize(delivered_json(m, topic)) << "\n";
       } else {
         std::cout << m.offset << "\t" << m.message.payload << "\n";
       }

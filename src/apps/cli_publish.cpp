@@ -38,10 +38,11 @@ void print_results(const std::vector<client::PublishResult>& results, std::size_
   std::cout.flush();
 }
 
-// --key and --header: what every message of this `pub` carries.
+// --key, --subject and --header: what every message of this `pub` carries.
 Message message_template(const Common& c) {
   Message base;
   base.key = text_flag(c, "key");
+  base.subject = text_flag(c, "subject");
   if (c.vm.count("header")) {
     for (const auto& kv : c.vm["header"].as<std::vector<std::string>>()) {
       const auto eq = kv.find('=');
@@ -157,6 +158,8 @@ int fetch_command(Common& c) {
                        {"timestamp_ms", m.timestamp_ms},
                        {"id", m.message.id},
                        {"key", m.message.key},
+                       // A message without a subject is on its topic's name.
+                       {"subject", m.message.subject.empty() ? topic : m.message.subject},
                        {"headers", std::move(headers)},
                        {"payload", m.message.payload}};
         std::cout << json::serialize(o) << "\n";

@@ -79,16 +79,16 @@ Result<GroupConfig> effective_group_config(std::string_view topic, const GroupCo
   c.backoff_cap_ms = pick(requested.backoff_cap_ms, defaults.backoff_cap_ms);
   if (c.dead_letter_topic.empty()) c.dead_letter_topic = default_dead_letter_topic(topic);
   using L = GroupLimits;
-  for (auto ok :
-       {check_range("ack_timeout_ms", c.ack_timeout_ms, L::kMinAckTimeoutMs, L::kMaxAckTimeoutMs,
-                    requested.ack_timeout_ms),
-        check_range("max_deliveries", c.max_deliveries, 1, L::kMaxDeliveries,
-                    requested.max_deliveries),
-        check_range("backoff_base_ms", c.backoff_base_ms, L::kMinBackoffMs, L::kMaxBackoffMs,
-                    requested.backoff_base_ms),
-        check_range("backoff_cap_ms", c.backoff_cap_ms, L::kMinBackoffMs, L::kMaxBackoffMs,
-                    requested.backoff_cap_ms),
-        check_delays(c.backoff_delays_ms), check_dead_letter_topic(topic, c.dead_letter_topic)}) {
+  for (auto ok : {check_range("ack_timeout_ms", c.ack_timeout_ms, L::kMinAckTimeoutMs,
+                              L::kMaxAckTimeoutMs, requested.ack_timeout_ms),
+                  check_range("max_deliveries", c.max_deliveries, 1, L::kMaxDeliveries,
+                              requested.max_deliveries),
+                  check_range("backoff_base_ms", c.backoff_base_ms, L::kMinBackoffMs,
+                              L::kMaxBackoffMs, requested.backoff_base_ms),
+                  check_range("backoff_cap_ms", c.backoff_cap_ms, L::kMinBackoffMs,
+                              L::kMaxBackoffMs, requested.backoff_cap_ms),
+                  check_delays(c.backoff_delays_ms),
+                  check_dead_letter_topic(topic, c.dead_letter_topic), validate_filter(c.filter)}) {
     if (!ok) return tl::unexpected(ok.error());
   }
   if (c.backoff_base_ms > c.backoff_cap_ms) {

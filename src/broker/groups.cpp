@@ -7,6 +7,8 @@
 #include <span>
 #include <utility>
 
+#include "loft/common/subject.hpp"
+
 namespace loft::broker {
 namespace {
 
@@ -17,6 +19,10 @@ constexpr std::chrono::milliseconds kWriteRetry{1000};
 constexpr std::size_t kReadAheadMessages = 1024;
 constexpr std::size_t kReadAheadBytes = 256 << 10;
 constexpr std::size_t kReadAheadBudget = 64 << 20;
+// A filtered group reads ahead of its deliveries to learn which messages match (one store read
+// of at most kReadAheadMessages / kReadAheadBytes per pump), while fewer than this many
+// matching messages wait for a consumer.
+constexpr std::uint64_t kFilterAhead = 1024;
 Error group_not_found(std::string_view topic, std::string_view group) {
   return Error{Errc::group_not_found, "group '" + std::string(group) + "' of topic '" +
                                           std::string(topic) + "' does not exist"};
@@ -85,6 +91,10 @@ struct Groups::Group {
   // Average stored size of the messages this group read, 0 before its first read: a run whose
   // own messages would fill the read-ahead's byte bound is read without read-ahead.
   std::size_t average_message_bytes = 0;
+  // A filtered group has messages left to look at, and room to look (filter_ahead): the next
+  // deadline is now, so the runner pumps again soon, after whatever else the io thread has to
+  // do. Set by pump only; a failed or empty read clears it (the next event retries).
+  bool filter_more = false;
 
   Group(delivery::GroupState s) : state(std::move(s)) {}
 
@@ -117,6 +127,7 @@ delivery::GroupOptions options_of(const storage::GroupRecord& r, const GroupDefa
   o.backoff.factor = d.backoff_factor;
   o.backoff.jitter = d.backoff_jitter;
   for (const auto ms : r.backoff_delays_ms) o.backoff.delays.emplace_back(milliseconds{ms});
+  o.filtered = !r.filter.empty();
   return o;
 }
 
@@ -154,6 +165,8 @@ void Groups::load() {
     // Retention may have passed the group while loftd was down (or before its progress was
     // written): it moves up, and the next write records it.
     if (g->state.skip_to(topic->first_offset) > 0) ++g->generation;
+    // A filtered group looks at what is above its floor again: the timer pumps it at once.
+    g->filter_more = !record.filter.empty();
     groups_.emplace(std::pair{g->topic, g->name}, std::move(g));
   }
 }
@@ -192,6 +205,7 @@ std::unique_ptr<Groups::Group> Groups::make_group(const TopicInfo& topic, std::s
   r.backoff_cap_ms = c.backoff_cap_ms;
   r.backoff_delays_ms = c.backoff_delays_ms;
   r.dead_letter_topic = c.dead_letter_topic;
+  r.filter = c.filter;
   r.ack_floor = start;
   const auto incarnation = seed_++;
   auto g =
@@ -377,6 +391,7 @@ void Groups::pump(Group& g, TimePoint now) {
   last_now_ = std::max(last_now_, now);
   if (!g.persisted) return;
   g.state.expire(now);
+  const bool could_read = filter_ahead(g);
   // Deliver in rounds of at most kRound messages per subscriber, re-checking between rounds
   // whether its connection can take more: a subscriber whose send queue is over its bound
   // gets no new credit until it drains, so a large max_in_flight of large messages cannot
@@ -398,7 +413,44 @@ void Groups::pump(Group& g, TimePoint now) {
     if (deliveries.empty()) break;
     send_deliveries(g, std::move(deliveries));
   }
+  // More to look at, and room for it (the deliveries may have made some): another pump soon
+  // (next_deadline).
+  g.filter_more = could_read && !g.settings.filter.empty() && g.state.examined() < g.state.end() &&
+                  g.state.waiting_new() < kFilterAhead;
   start_write(g);
+}
+
+bool Groups::filter_ahead(Group& g) {
+  if (g.settings.filter.empty()) return true;
+  const Offset from = g.state.examined();
+  if (from >= g.state.end() || g.state.waiting_new() >= kFilterAhead) return true;
+  auto read =
+      broker_.fetch_block(g.topic, from, storage::ReadLimits{kReadAheadMessages, kReadAheadBytes});
+  // A failed read (or nothing stored there: a trim or delete is on its way) is tried again at
+  // the next event, not in a loop.
+  if (!read || (*read)->messages.empty()) return false;
+  const auto& block = *read;
+  std::size_t first_match = block->messages.size();
+  bool filtered_out = false;
+  for (std::size_t i = 0; i < block->messages.size(); ++i) {
+    const auto& m = block->messages[i];
+    // A message without a subject is on its topic's name.
+    if (subject_matches(g.settings.filter, m.subject.empty() ? g.topic : m.subject)) {
+      first_match = std::min(first_match, i);
+    } else {
+      g.state.filter_out(m.offset);
+      filtered_out = true;
+    }
+  }
+  g.state.examined_to(Offset{block->messages.back().offset.value + 1});
+  if (filtered_out) ++g.generation;  // the floor or the done runs moved
+  // The matching messages are what the next deliveries read: keep them, unless the group is
+  // not served (nobody to deliver to) or already reads ahead.
+  if (first_match < block->messages.size() && !g.subscriptions.empty() && !g.read_ahead &&
+      read_ahead_total_ < kReadAheadBudget) {
+    keep_ahead(g, block, first_match);
+  }
+  return true;
 }
 
 void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
@@ -706,7 +758,9 @@ void Groups::on_ready(const Subscriber* who, TimePoint now) {
 std::optional<TimePoint> Groups::next_deadline() const {
   std::optional<TimePoint> best;
   for (const auto& [key, g] : groups_) {
-    const auto d = g->state.next_deadline();
+    auto d = g->state.next_deadline();
+    // A filtered group with more to look at is pumped again as soon as the io thread is free.
+    if (g->filter_more && (!d || last_now_ < *d)) d = last_now_;
     if (d && (!best || *d < *best)) best = d;
     // A failed group write is retried a little later.
     if (g->retry_at && (!best || *g->retry_at < *best)) best = g->retry_at;
@@ -733,6 +787,7 @@ GroupInfo Groups::info(const Group& g) const {
   out.config.backoff_cap_ms = g.settings.backoff_cap_ms;
   out.config.backoff_delays_ms = g.settings.backoff_delays_ms;
   out.config.dead_letter_topic = g.settings.dead_letter_topic;
+  out.config.filter = g.settings.filter;
   for (const auto id : g.subscriptions) {
     const auto& s = subscriptions_.at(id);
     ConsumerInfo c;

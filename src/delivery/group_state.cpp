@@ -26,7 +26,12 @@ TimePoint add_saturating(TimePoint now, Duration d) {
 }  // namespace
 
 GroupState::GroupState(GroupOptions options, Offset start, std::uint64_t seed)
-    : options_(std::move(options)), rng_(seed), ack_floor_(start), next_new_(start), end_(start) {}
+    : options_(std::move(options)),
+      rng_(seed),
+      ack_floor_(start),
+      next_new_(start),
+      end_(start),
+      examined_(start) {}
 
 // Restored groups: nothing is in flight, and the attempts of the offsets that were in flight
 // or scheduled before the restart are not persisted, so they are delivered again as attempt 1
@@ -61,6 +66,8 @@ GroupState::GroupState(GroupOptions options, const Snapshot& snapshot, std::uint
   }
   next_new_ = ack_floor_;
   end_ = ack_floor_;
+  // What was filtered out before the restart is done (in the runs); the rest is looked at again.
+  examined_ = ack_floor_;
 }
 
 void GroupState::add_consumer(ConsumerId consumer, std::uint32_t max_in_flight) {
@@ -160,7 +167,9 @@ std::vector<Delivery> GroupState::poll(TimePoint now) {
   // next_new_, not one that starts there.
   // The floor can pass next_new_ when it swallows such runs.
   next_new_ = std::max(next_new_, ack_floor_);
-  while (next_new_ < end_ && next_consumer_with_credit(unused) != nullptr) {
+  // A filtered group hands out only what the caller has looked at.
+  const Offset limit = options_.filtered ? std::min(end_, examined()) : end_;
+  while (next_new_ < limit && next_consumer_with_credit(unused) != nullptr) {
     if (auto run = done_runs_.upper_bound(next_new_.value); run != done_runs_.begin()) {
       if (const auto run_end = std::prev(run)->second; run_end > next_new_.value) {
         next_new_ = Offset{run_end};
@@ -305,6 +314,35 @@ void GroupState::reset(Offset to) {
   for (auto& [id, c] : consumers_) c.in_flight = 0;
   ack_floor_ = to;
   next_new_ = to;
+  examined_ = to;
+}
+
+Offset GroupState::examined() const {
+  return options_.filtered ? std::max(examined_, ack_floor_) : end_;
+}
+
+void GroupState::filter_out(Offset offset) {
+  if (!options_.filtered || offset < examined()) return;
+  mark_done(offset);
+}
+
+void GroupState::examined_to(Offset end) {
+  if (options_.filtered) examined_ = std::max(examined_, end);
+}
+
+std::uint64_t GroupState::waiting_new() const {
+  const Offset from = std::max(next_new_, ack_floor_);
+  const Offset to = std::min(examined(), end_);
+  if (to <= from) return 0;
+  std::uint64_t n = to.value - from.value;
+  auto it = done_runs_.upper_bound(from.value);
+  if (it != done_runs_.begin()) --it;  // the run that may hold `from`
+  for (; it != done_runs_.end() && it->first < to.value; ++it) {
+    const auto first = std::max(it->first, from.value);
+    const auto last = std::min(it->second, to.value);
+    if (last > first) n -= last - first;
+  }
+  return n;
 }
 
 std::uint64_t GroupState::skip_to(Offset first) {

@@ -64,6 +64,7 @@ json::object group_json(const GroupInfo& g) {
                       {"backoff_cap_ms", g.config.backoff_cap_ms},
                       {"backoff_delays_ms", std::move(delays)},
                       {"dead_letter_topic", g.config.dead_letter_topic},
+                      {"filter", g.config.filter},  // "" = every message
                       {"consumers", std::move(consumers)}};
 }
 

@@ -252,7 +252,7 @@ std::string encode_group(const GroupRecord& group) {
   std::string out;
   out.reserve(1 + 8 + 4 * 4 + 4 + 4 * group.backoff_delays_ms.size() + 4 +
               group.dead_letter_topic.size() + 8 + 4 + 16 * group.done_ranges.size() +
-              2 * sizeof(std::uint64_t));
+              3 * sizeof(std::uint64_t) + 4 + group.filter.size());
   put_le<std::uint8_t>(out, kGroupRecordVersion);
   put_le<std::int64_t>(out, group.created_at_ms);
   put_le<std::uint32_t>(out, group.ack_timeout_ms);
@@ -271,6 +271,7 @@ std::string encode_group(const GroupRecord& group) {
   put_le<std::uint64_t>(out, group.dead_lettered);
   put_le<std::uint64_t>(out, group.redelivered);
   put_le<std::uint64_t>(out, group.skipped);
+  put_bytes(out, group.filter);
   return out;
 }
 
@@ -304,6 +305,7 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
   }
   if (!r.le(g.dead_lettered) || !r.le(g.redelivered)) return std::nullopt;
   if (version >= 2 && !r.le(g.skipped)) return std::nullopt;
+  if (version >= 3 && !r.bytes(g.filter)) return std::nullopt;
   if (!r.done()) return std::nullopt;
   return g;
 }

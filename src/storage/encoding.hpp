@@ -90,7 +90,8 @@ std::optional<std::pair<TopicId, std::string>> parse_group_key(std::string_view 
 // The first byte of every groups CF value. Bump it (and keep decoding the old ones) when the
 // record gains fields; a decoder that meets a newer version fails instead of misreading it.
 // Version 2 appends `skipped` (u64 LE); a version 1 record decodes with skipped = 0.
-inline constexpr std::uint8_t kGroupRecordVersion = 2;
+// Version 3 appends `filter` (u32 LE length + bytes); older records decode with no filter.
+inline constexpr std::uint8_t kGroupRecordVersion = 3;
 
 // groups CF value: everything but the topic id and name (they are the key).
 std::string encode_group(const GroupRecord& group);

@@ -227,6 +227,7 @@ GroupRecord busy_group(std::uint32_t topic, std::string name) {
   g.dead_lettered = 12;
   g.redelivered = std::numeric_limits<std::uint64_t>::max();
   g.skipped = 1ULL << 50;
+  g.filter = "orders.*.>";
   return g;
 }
 
@@ -1537,12 +1538,30 @@ TEST(GroupEncoding, AVersion1RecordDecodesWithNothingSkipped) {
   auto g = busy_group(3, "old");
   g.skipped = 77;
   auto v1 = encoding::encode_group(g);
-  v1.resize(v1.size() - 8);  // version 1 ended after `redelivered`
+  v1.resize(v1.size() - 4 - g.filter.size() - 8);  // version 1 ended after `redelivered`
   v1[0] = '\x01';
   const auto decoded = encoding::decode_group(g.topic, g.name, v1);
   ASSERT_TRUE(decoded);
   g.skipped = 0;
+  g.filter.clear();
   EXPECT_EQ(*decoded, g);
+}
+
+// Version 3 appended the filter (u32 length + bytes); a version 2 record has none.
+TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
+  auto g = busy_group(3, "old");
+  auto v2 = encoding::encode_group(g);
+  EXPECT_EQ(v2.substr(v2.size() - 4 - g.filter.size()),
+            std::string("\x0a\0\0\0", 4) + "orders.*.>");
+  v2.resize(v2.size() - 4 - g.filter.size());
+  v2[0] = '\x02';
+  const auto decoded = encoding::decode_group(g.topic, g.name, v2);
+  ASSERT_TRUE(decoded);
+  g.filter.clear();
+  EXPECT_EQ(*decoded, g);
+  // The same bytes marked version 3 lack the filter's length: corrupt, not misread.
+  v2[0] = '\x03';
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, v2), std::nullopt);
 }
 
 TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {

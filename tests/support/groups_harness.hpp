@@ -42,6 +42,19 @@ class Loop {
     }
     return true;
   }
+  // Runs the tasks posted so far, and those they post, without waiting for more; how many ran.
+  std::size_t run_ready() {
+    std::size_t ran = 0;
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      if (tasks_.empty()) return ran;
+      auto f = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      f();
+      ++ran;
+    }
+  }
   // Runs the next posted task, waiting for it; false if none comes within a generous deadline.
   bool run_one() {
     bool ran = false;
@@ -73,7 +86,11 @@ class FakeSubscriber final : public broker::Subscriber {
       const auto& v = *d.message;
       EXPECT_TRUE(!last || v.offset.value > *last) << "not in ascending offset order";
       last = v.offset.value;
-      Message m{std::string(v.id), std::string(v.key), {}, std::string(v.payload)};
+      Message m{std::string(v.id),
+                std::string(v.key),
+                {},
+                std::string(v.payload),
+                std::string(v.subject)};
       for (const auto& h : v.headers)
         m.headers.push_back({std::string(h.name), std::string(h.value)});
       received.push_back(Received{v.offset.value, d.attempt, v.timestamp_ms, std::move(m)});

@@ -216,6 +216,10 @@ class Groups {
                                     const GroupConfig& config, Offset start);
   void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
   void pump(Group& g, TimePoint now);
+  // A filtered group: one store read beyond what the group has looked at, the messages that do
+  // not match the filter marked done, the matching ones kept as the read-ahead. False if the
+  // read failed or found nothing stored (retried at the next event, not in a loop).
+  bool filter_ahead(Group& g);
   void send_deliveries(Group& g, std::vector<delivery::Delivery> list);
   // Messages to deliver, as views, with the blocks that hold their bytes.
   struct Run {

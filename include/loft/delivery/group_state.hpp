@@ -68,6 +68,10 @@ struct GroupOptions {
   // scheduled again. 0 = never dead-letter on attempts (only reject does).
   std::uint32_t max_deliveries = 5;
   Backoff backoff;
+  // The caller filters the group's messages (a group with a subject filter): poll() hands out
+  // a never-delivered offset only once the caller has looked at it (examined()), and the
+  // caller marks those that do not match done with filter_out().
+  bool filtered = false;
 };
 
 struct Delivery {
@@ -188,6 +192,23 @@ class GroupState {
   // delivery continues at `to`. (loft group reset)
   void reset(Offset to);
 
+  // A filtered group (GroupOptions::filtered): every offset below examined() has been looked
+  // at by the caller, and those that did not match were passed to filter_out(); poll() hands
+  // out new offsets below it only. Starts at the ack floor (a new, restored or reset group), and
+  // is never below it. For a group that is not filtered: end().
+  Offset examined() const;
+  // `offset` (at or above examined()) does not match the filter: it is done without ever being
+  // delivered. Ignored below examined().
+  void filter_out(Offset offset);
+  // The caller has looked at every offset below `end` (filtering out those that do not match).
+  void examined_to(Offset end);
+  // Offsets below examined() that are neither done nor handed out yet: matching messages that
+  // wait for a consumer's credit. A caller reads ahead of the deliveries only while these are
+  // few, so the done runs between them (and the stored progress) stay bounded. O(runs) above
+  // the lowest offset never handed out.
+  std::uint64_t waiting_new() const;
+  Offset end() const { return end_; }
+
   // Retention removed every offset below `first`: the floor moves up to it if it is below.
   // Offsets below `first` that were not done are skipped: counted (returned, and added to
   // stats().skipped) and forgotten, in flight ones included (their consumers' credit comes
@@ -250,6 +271,7 @@ class GroupState {
   Offset ack_floor_;
   Offset next_new_;  // lowest offset never handed out (done runs above it are skipped)
   Offset end_;       // topic end as last told
+  Offset examined_;  // filtered groups: every offset below it (or below the floor) was looked at
   // Done offsets above the floor as runs first -> end ([first, end)): disjoint, non-adjacent,
   // none starting at the floor (it would have been folded into the floor). O(runs) memory.
   DoneRuns done_runs_;

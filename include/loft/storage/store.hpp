@@ -43,6 +43,9 @@ struct GroupRecord {
   std::uint32_t backoff_cap_ms = 60'000;
   std::vector<std::uint32_t> backoff_delays_ms;  // explicit list; empty = exponential
   std::string dead_letter_topic;
+  // Only messages whose subject (the topic's name when a message has none) matches this filter
+  // are delivered; the others are done without a delivery. Empty = every message.
+  std::string filter;
   // Progress: every offset below ack_floor is done; so is every offset in done_ranges
   // ([first, end) runs above the floor, sorted and disjoint).
   Offset ack_floor;

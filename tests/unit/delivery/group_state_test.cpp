@@ -733,3 +733,110 @@ TEST(GroupState, DefaultSettingsAreInMilliseconds) {
 
 }  // namespace
 }  // namespace loft::delivery
+
+// ---- Filtered groups: the caller looks at each offset and filters out those that do not
+// match; only looked-at, matching offsets are handed out, the rest are done.
+
+namespace loft::delivery {
+namespace {
+
+GroupOptions filtered() {
+  auto o = opts();
+  o.filtered = true;
+  return o;
+}
+
+TEST(GroupStateFilter, HandsOutOnlyWhatWasLookedAtAndTheFilteredOffsetsAreDone) {
+  GroupState g(filtered(), off(0));
+  g.add_consumer(c1, 100);
+  g.on_appended(off(10));
+  EXPECT_EQ(g.examined(), off(0));
+  EXPECT_THAT(g.poll(t0), IsEmpty()) << "nothing looked at yet";
+  EXPECT_EQ(g.stats().lag, 10u);
+  // 0..5 looked at: 1, 2 and 4 do not match.
+  for (const auto o : {1, 2, 4}) g.filter_out(off(o));
+  g.examined_to(off(6));
+  EXPECT_EQ(g.waiting_new(), 3u);  // 0, 3, 5
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 0), d(c1, 3), d(c1, 5)));
+  EXPECT_EQ(g.waiting_new(), 0u);
+  EXPECT_EQ(g.stats().lag, 10u - 3u);  // 3 in flight, 4 not looked at
+  EXPECT_EQ(g.ack(c1, off(0)), AckResult::ok);
+  EXPECT_EQ(g.ack_floor(), off(3)) << "the floor passes the filtered offsets 1 and 2";
+  EXPECT_EQ(g.ack(c1, off(3)), AckResult::ok);
+  EXPECT_EQ(g.ack(c1, off(5)), AckResult::ok);
+  EXPECT_EQ(g.ack_floor(), off(6));
+  EXPECT_EQ(g.stats().lag, 4u);
+  // The rest do not match: done without a delivery, the lag is 0.
+  for (std::uint64_t o = 6; o < 10; ++o) g.filter_out(off(o));
+  g.examined_to(off(10));
+  EXPECT_THAT(g.poll(t0), IsEmpty());
+  EXPECT_EQ(g.ack_floor(), off(10));
+  EXPECT_EQ(g.stats().lag, 0u);
+}
+
+TEST(GroupStateFilter, FilterOutBelowWhatWasLookedAtChangesNothing) {
+  GroupState g(filtered(), off(0));
+  g.add_consumer(c1, 1);
+  g.on_appended(off(3));
+  g.examined_to(off(3));
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 0)));
+  g.filter_out(off(0));  // in flight: not the caller's to filter any more
+  g.filter_out(off(1));
+  EXPECT_EQ(g.in_flight_of(c1), 1u);
+  EXPECT_FALSE(g.is_done(off(0)));
+  EXPECT_FALSE(g.is_done(off(1)));
+}
+
+TEST(GroupStateFilter, WaitingNewCountsOnlyMatchingOffsetsNotHandedOut) {
+  GroupState g(filtered(), off(100));
+  g.on_appended(off(200));
+  for (std::uint64_t o = 100; o < 200; ++o) {
+    if (o % 10 != 0) g.filter_out(off(o));
+  }
+  g.examined_to(off(150));
+  EXPECT_EQ(g.waiting_new(), 5u);  // 100, 110, ..., 140
+  g.add_consumer(c1, 2);
+  EXPECT_THAT(g.poll(t0), ElementsAre(d(c1, 100), d(c1, 110)));
+  EXPECT_EQ(g.waiting_new(), 3u);
+  EXPECT_EQ(g.ack_floor(), off(100));
+}
+
+TEST(GroupStateFilter, RestoredResetAndSkippedGroupsLookAgainFromTheFloor) {
+  GroupState g(filtered(), off(0));
+  g.add_consumer(c1, 10);
+  g.on_appended(off(20));
+  for (std::uint64_t o = 0; o < 20; ++o) {
+    if (o != 5) g.filter_out(off(o));
+  }
+  g.examined_to(off(20));
+  EXPECT_EQ(g.ack_floor(), off(5));
+  // A restart: the filtered offsets above the floor are done (stored runs); the rest is looked
+  // at again, so nothing is handed out before that.
+  GroupState restored(filtered(), g.snapshot());
+  restored.add_consumer(c1, 10);
+  restored.on_appended(off(20));
+  EXPECT_EQ(restored.examined(), off(5));
+  EXPECT_THAT(restored.poll(t0), IsEmpty());
+  restored.examined_to(off(20));
+  EXPECT_THAT(restored.poll(t0), ElementsAre(d(c1, 5)));
+  EXPECT_EQ(restored.stats().lag, 1u);
+  // A reset looks again from where it moves the group.
+  restored.reset(off(2));
+  EXPECT_EQ(restored.examined(), off(2));
+  EXPECT_THAT(restored.poll(t0), IsEmpty());
+  // Retention passing the floor moves what was looked at with it.
+  restored.skip_to(off(8));
+  EXPECT_EQ(restored.examined(), off(8));
+}
+
+TEST(GroupStateFilter, AGroupThatIsNotFilteredHasLookedAtEverything) {
+  GroupState g(opts(), off(0));
+  g.on_appended(off(7));
+  EXPECT_EQ(g.examined(), off(7));
+  g.filter_out(off(3));
+  EXPECT_FALSE(g.is_done(off(3)));
+  EXPECT_EQ(g.waiting_new(), 7u);
+}
+
+}  // namespace
+}  // namespace loft::delivery

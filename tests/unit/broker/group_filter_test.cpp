@@ -1,0 +1,397 @@
+// Groups with a subject filter, over a broker with a memory store and a fake clock: only
+// matching messages are delivered, the others count as done (the floor passes them, they are
+// not in the lag), what the group reads past filtered messages is bounded per pump, and the
+// filter survives a restart.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "loft/broker/broker.hpp"
+#include "loft/broker/groups.hpp"
+#include "support/forwarding_store.hpp"
+#include "support/groups_harness.hpp"
+
+namespace loft::broker {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::FakeSubscriber;
+using ::testing::HasSubstr;
+using testing::Loop;
+
+const TimePoint kNow{};
+
+// Counts read() calls (every read of messages, read_block included, goes through it).
+class CountingStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
+                                          storage::ReadLimits limits) const override {
+    ++reads_;
+    if (limits.max_messages > most_asked_) most_asked_ = limits.max_messages;
+    return ForwardingStore::read(topic, from, limits);
+  }
+  std::uint64_t reads() const { return reads_.load(); }
+  // The largest max_messages of any read so far.
+  std::size_t most_asked() const { return most_asked_.load(); }
+
+ private:
+  mutable std::atomic<std::uint64_t> reads_{0};
+  mutable std::atomic<std::size_t> most_asked_{0};
+};
+
+struct Published {
+  std::string subject;  // "" = none
+  std::string payload;
+};
+
+class GroupFilter : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+  void TearDown() override { close(); }
+
+  // A broker and its groups over memory_, as loftd starts: the groups the store holds are
+  // loaded, and topic events reach the groups on the loop (the test thread).
+  void open() {
+    auto store = std::make_unique<CountingStore>(*memory_);
+    store_ = store.get();
+    Options o;
+    o.now_ms = [] { return std::int64_t{1'700'000'000'000}; };
+    auto b = Broker::open(std::move(store), std::move(o));
+    ASSERT_TRUE(b.has_value()) << b.error().to_string();
+    broker_ = std::move(*b);
+    groups_ = std::make_unique<Groups>(
+        *broker_, GroupDefaults{}, [this](std::function<void()> f) { loop_.post(std::move(f)); });
+    groups_->load();
+    broker_->set_topic_listener([this](std::vector<TopicEvent> events) {
+      loop_.post([this, events = std::move(events)] { groups_->on_topic_events(events, kNow); });
+    });
+  }
+
+  // A graceful stop: every group's progress written, then the broker closed.
+  void close() {
+    if (!broker_) return;
+    groups_->write_all_on_stop();
+    broker_->stop();
+    groups_.reset();
+    broker_.reset();
+  }
+
+  void create_topic(const std::string& name) {
+    std::promise<Result<TopicInfo>> created;
+    broker_->create_topic(name, [&](Result<TopicInfo> r) { created.set_value(std::move(r)); });
+    ASSERT_TRUE(created.get_future().get());
+  }
+
+  void publish(const std::string& topic, const std::vector<Published>& messages) {
+    std::vector<Message> batch;
+    for (const auto& p : messages) {
+      Message m;
+      m.subject = p.subject;
+      m.payload = p.payload;
+      batch.push_back(std::move(m));
+    }
+    std::promise<Result<Appended>> published;
+    broker_->publish(topic, std::move(batch),
+                     [&](Result<Appended> r) { published.set_value(std::move(r)); });
+    const auto r = published.get_future().get();
+    ASSERT_TRUE(r) << r.error().to_string();
+    settle_loop();
+  }
+
+  // Runs what the broker posted (topic events, write completions), then plays the group
+  // runner's timer: while a deadline is due, on_timer. Returns the number of timer pumps.
+  std::size_t settle_loop(std::size_t max_pumps = 100000) {
+    std::size_t pumps = 0;
+    for (;;) {
+      run_posted();
+      const auto next = groups_->next_deadline();
+      if (!next || *next > kNow || pumps >= max_pumps) return pumps;
+      groups_->on_timer(kNow);
+      ++pumps;
+    }
+  }
+
+  // Runs every task posted so far (topic events, write completions), and those they post.
+  void run_posted() { loop_.run_ready(); }
+
+  Result<GroupInfo> create_group(const std::string& topic, const std::string& group,
+                                 const std::string& filter, StartPosition start = {}) {
+    CreateGroupRequest req;
+    req.topic = topic;
+    req.group = group;
+    req.start = start;
+    req.config.filter = filter;
+    std::optional<Result<GroupInfo>> done;
+    groups_->create_group(std::move(req), kNow, [&](Result<GroupInfo> r) { done = std::move(r); });
+    EXPECT_TRUE(loop_.run_until([&] { return done.has_value(); }));
+    settle_loop();
+    return done ? std::move(*done) : fail(Errc::internal_error, "no answer");
+  }
+
+  Result<Subscribed> subscribe(FakeSubscriber& who, const std::string& topic,
+                               const std::string& group, std::uint32_t max_in_flight,
+                               const std::string& filter = {}) {
+    SubscribeRequest req{topic, group, {}, max_in_flight, {}};
+    req.config.filter = filter;
+    std::optional<Result<Subscribed>> ok;
+    groups_->subscribe(std::move(req), &who, kNow,
+                       [&](Result<Subscribed> r) { ok = std::move(r); });
+    EXPECT_TRUE(loop_.run_until([&] { return ok.has_value(); }));
+    settle_loop();
+    return ok ? std::move(*ok) : fail(Errc::internal_error, "no answer");
+  }
+
+  void ack(std::uint64_t sub, const FakeSubscriber& who, std::uint64_t offset) {
+    SettleRequest req{sub, SettleAction::ack, false, std::nullopt, {OffsetRun{offset, 1}}};
+    bool done = false;
+    groups_->settle(req, &who, kNow, [&](Result<Settled> r) {
+      EXPECT_TRUE(r && r->applied == 1) << "offset " << offset;
+      done = true;
+    });
+    EXPECT_TRUE(done);
+  }
+
+  // Acks everything delivered to `who` until nothing more comes; the offsets, in order.
+  std::vector<std::uint64_t> drain(std::uint64_t sub, FakeSubscriber& who) {
+    std::vector<std::uint64_t> got;
+    for (;;) {
+      settle_loop();
+      if (who.received.empty()) return got;
+      const auto m = std::move(who.received.front());
+      who.received.pop_front();
+      got.push_back(m.offset);
+      ack(sub, who, m.offset);
+    }
+  }
+
+  GroupInfo describe(const std::string& topic, const std::string& group) {
+    auto g = groups_->describe_group(topic, group);
+    EXPECT_TRUE(g) << g.error().to_string();
+    return g ? *g : GroupInfo{};
+  }
+
+  std::unique_ptr<storage::Store> memory_ = storage::make_memory_store();
+  CountingStore* store_ = nullptr;
+  std::unique_ptr<Broker> broker_;
+  Loop loop_;
+  std::unique_ptr<Groups> groups_;
+};
+
+TEST_F(GroupFilter, DeliversOnlyMatchingSubjectsAndCountsTheOthersAsDone) {
+  create_topic("orders");
+  ASSERT_TRUE(create_group("orders", "eu", "orders.eu.*"));
+  publish("orders", {{"orders.eu.new", "0"},
+                     {"orders.us.new", "1"},
+                     {"", "2"},  // no subject: "orders", which the filter does not match
+                     {"orders.eu.paid", "3"},
+                     {"orders.eu.new.late", "4"},  // one token too many for '*'
+                     {"orders.eu.new", "5"}});
+  FakeSubscriber who;
+  const auto sub = subscribe(who, "orders", "eu", 100);
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(who.received.size(), 3u);
+  EXPECT_EQ(who.received[0].message.subject, "orders.eu.new");
+  EXPECT_EQ(who.received[1].message.subject, "orders.eu.paid");
+  EXPECT_EQ(who.received[2].message.payload, "5");
+  EXPECT_EQ(describe("orders", "eu").lag, 3u) << "the three in flight; the rest are done";
+  EXPECT_THAT(drain(sub->subscription, who), ElementsAre(0, 3, 5));
+  const auto info = describe("orders", "eu");
+  EXPECT_EQ(info.lag, 0u);
+  EXPECT_EQ(info.ack_floor, 6u);
+  EXPECT_EQ(info.config.filter, "orders.eu.*");
+  // New messages are filtered as they come.
+  publish("orders", {{"orders.us.x", "6"}, {"orders.eu.x", "7"}});
+  EXPECT_THAT(drain(sub->subscription, who), ElementsAre(7));
+  EXPECT_EQ(describe("orders", "eu").ack_floor, 8u);
+}
+
+TEST_F(GroupFilter, AMessageWithoutASubjectMatchesByItsTopicsName) {
+  create_topic("orders.eu");
+  ASSERT_TRUE(create_group("orders.eu", "all-eu", "orders.*"));
+  ASSERT_TRUE(create_group("orders.eu", "other", "billing.>"));
+  ASSERT_TRUE(create_group("orders.eu", "every", ""));
+  publish("orders.eu", {{"", "a"}, {"billing.x", "b"}, {"orders.de", "c"}});
+  FakeSubscriber who;
+  auto sub = subscribe(who, "orders.eu", "all-eu", 100);
+  ASSERT_TRUE(sub);
+  EXPECT_THAT(drain(sub->subscription, who), ElementsAre(0, 2));
+  FakeSubscriber other;
+  sub = subscribe(other, "orders.eu", "other", 100);
+  ASSERT_TRUE(sub);
+  EXPECT_THAT(drain(sub->subscription, other), ElementsAre(1));
+  FakeSubscriber every;
+  sub = subscribe(every, "orders.eu", "every", 100);
+  ASSERT_TRUE(sub);
+  EXPECT_THAT(drain(sub->subscription, every), ElementsAre(0, 1, 2));
+}
+
+// Filtered messages are done even while nobody consumes: the lag counts only matching ones.
+TEST_F(GroupFilter, TheLagCountsOnlyMatchingMessagesWithoutAnyConsumer) {
+  create_topic("t");
+  ASSERT_TRUE(create_group("t", "rare", "rare"));
+  std::vector<Published> batch;
+  for (int i = 0; i < 5000; ++i) batch.push_back({i % 500 == 7 ? "rare" : "common", "x"});
+  publish("t", batch);
+  const auto info = describe("t", "rare");
+  EXPECT_EQ(info.end, 5000u);
+  EXPECT_EQ(info.lag, 10u);
+  EXPECT_EQ(info.ack_floor, 7u);
+  EXPECT_FALSE(groups_->next_deadline().has_value()) << "nothing left to do, no spinning";
+}
+
+// A topic where 1 message in 1000 matches: the group reads past the others in bounded steps
+// (one store read per pump), never stalls, and its lag reaches 0.
+TEST_F(GroupFilter, AMostlyFilteredTopicIsReadInBoundedStepsAndNeverStalls) {
+  create_topic("t");
+  ASSERT_TRUE(create_group("t", "g", "wanted.>"));
+  FakeSubscriber who;
+  const auto sub = subscribe(who, "t", "g", 1);
+  ASSERT_TRUE(sub);
+  constexpr int kMessages = 20'000;
+  for (int first = 0; first < kMessages; first += 2000) {
+    std::vector<Published> batch;
+    for (int i = first; i < first + 2000; ++i) {
+      batch.push_back({i % 1000 == 999 ? "wanted.x" : "noise.y", std::to_string(i)});
+    }
+    // Published without running the loop: the group has a backlog to work through.
+    std::vector<Message> messages;
+    for (auto& p : batch) {
+      Message m;
+      m.subject = p.subject;
+      m.payload = p.payload;
+      messages.push_back(std::move(m));
+    }
+    std::promise<Result<Appended>> published;
+    broker_->publish("t", std::move(messages),
+                     [&](Result<Appended> r) { published.set_value(std::move(r)); });
+    ASSERT_TRUE(published.get_future().get());
+  }
+  run_posted();
+  std::vector<std::uint64_t> got;
+  std::size_t pumps = 0;
+  while (got.size() < kMessages / 1000) {
+    // One pump at a time, as the runner's timer gives them: each reads the store at most twice
+    // (past filtered messages, and the delivery itself), whatever the backlog.
+    run_posted();
+    if (!who.received.empty()) {
+      const auto m = std::move(who.received.front());
+      who.received.pop_front();
+      EXPECT_EQ(m.message.subject, "wanted.x");
+      got.push_back(m.offset);
+      ack(sub->subscription, who, m.offset);
+      continue;
+    }
+    const auto next = groups_->next_deadline();
+    ASSERT_TRUE(next && *next <= kNow) << "stalled after " << got.size() << " messages";
+    const auto reads = store_->reads();
+    groups_->on_timer(kNow);
+    EXPECT_LE(store_->reads() - reads, 2u) << "pump " << pumps;
+    ASSERT_LT(++pumps, 1000u) << "no progress";
+  }
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], i * 1000 + 999);
+  // No read asked for more than a read-ahead's worth of messages.
+  EXPECT_LE(store_->most_asked(), 1024u);
+  settle_loop();
+  const auto info = describe("t", "g");
+  EXPECT_EQ(info.lag, 0u);
+  EXPECT_EQ(info.ack_floor, std::uint64_t{kMessages});
+  EXPECT_FALSE(groups_->next_deadline().has_value()) << "nothing left to do, no spinning";
+}
+
+// When most messages match and nobody consumes, the group reads ahead only so far: memory and
+// the stored progress stay bounded by what waits, not by the backlog.
+TEST_F(GroupFilter, ReadsAheadOnlySoFarWhenMatchingMessagesWait) {
+  create_topic("t");
+  ASSERT_TRUE(create_group("t", "g", "t"));
+  std::vector<Published> batch(5000, Published{"", "x"});  // all match (the topic's name)
+  publish("t", batch);
+  const auto reads = store_->reads();
+  EXPECT_EQ(settle_loop(), 0u) << "nothing due: the group waits for a consumer";
+  EXPECT_EQ(store_->reads(), reads);
+  EXPECT_EQ(describe("t", "g").lag, 5000u);
+  FakeSubscriber who;
+  const auto sub = subscribe(who, "t", "g", 1000);
+  ASSERT_TRUE(sub);
+  EXPECT_EQ(drain(sub->subscription, who).size(), 5000u);
+  EXPECT_EQ(describe("t", "g").lag, 0u);
+}
+
+// The filter is a setting: it survives a restart, and what was filtered out stays done.
+TEST_F(GroupFilter, TheFilterAndWhatItFilteredOutSurviveARestart) {
+  create_topic("t");
+  ASSERT_TRUE(create_group("t", "g", "keep.*"));
+  publish("t", {{"keep.a", "0"}, {"drop.a", "1"}, {"keep.b", "2"}, {"drop.b", "3"}});
+  FakeSubscriber who;
+  auto sub = subscribe(who, "t", "g", 1);
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(who.received.size(), 1u);
+  ack(sub->subscription, who, 0);
+  settle_loop();
+  close();
+  open();
+  publish("t", {{"drop.c", "4"}, {"keep.c", "5"}});
+  auto info = describe("t", "g");
+  EXPECT_EQ(info.config.filter, "keep.*");
+  EXPECT_EQ(info.lag, 2u) << "2 and 5 match and are not done";
+  FakeSubscriber again;
+  sub = subscribe(again, "t", "g", 100);
+  ASSERT_TRUE(sub);
+  EXPECT_THAT(drain(sub->subscription, again), ElementsAre(2, 5));
+  EXPECT_EQ(describe("t", "g").lag, 0u);
+  EXPECT_EQ(describe("t", "g").ack_floor, 6u);
+}
+
+// As the other settings: SUBSCRIBE creates the group with its filter, and one that joins an
+// existing group keeps that group's filter (an invalid one is refused all the same).
+TEST_F(GroupFilter, TheFilterIsSetWhenTheGroupIsCreatedOnly) {
+  create_topic("t");
+  FakeSubscriber first;
+  const auto created = subscribe(first, "t", "g", 10, "a.*");
+  ASSERT_TRUE(created);
+  EXPECT_TRUE(created->created);
+  EXPECT_EQ(describe("t", "g").config.filter, "a.*");
+  FakeSubscriber second;
+  const auto joined = subscribe(second, "t", "g", 10, "b.*");
+  ASSERT_TRUE(joined);
+  EXPECT_FALSE(joined->created);
+  EXPECT_EQ(describe("t", "g").config.filter, "a.*");
+  FakeSubscriber third;
+  const auto refused = subscribe(third, "t", "g", 10, "a..b");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::invalid_subject);
+  const auto bad = create_group("t", "h", "a.>.b");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_subject);
+  EXPECT_THAT(bad.error().detail, HasSubstr("'a.>.b' is not a valid subject filter"));
+  EXPECT_EQ(create_group("t", "g", "c").error().code, Errc::group_exists);
+}
+
+// A reset looks at the messages again from where it moves the group.
+TEST_F(GroupFilter, AResetFiltersAgainFromItsNewPosition) {
+  create_topic("t");
+  ASSERT_TRUE(create_group("t", "g", "yes"));
+  publish("t", {{"yes", "0"}, {"no", "1"}, {"yes", "2"}});
+  FakeSubscriber who;
+  const auto sub = subscribe(who, "t", "g", 10);
+  ASSERT_TRUE(sub);
+  EXPECT_THAT(drain(sub->subscription, who), ElementsAre(0, 2));
+  std::optional<Result<GroupInfo>> reset;
+  groups_->reset_group("t", "g", {StartKind::offset, 1}, kNow,
+                       [&](Result<GroupInfo> r) { reset = std::move(r); });
+  EXPECT_TRUE(loop_.run_until([&] { return reset.has_value(); }));
+  EXPECT_THAT(drain(sub->subscription, who), ElementsAre(2));
+  EXPECT_EQ(describe("t", "g").lag, 0u);
+}
+
+}  // namespace
+}  // namespace loft::broker
