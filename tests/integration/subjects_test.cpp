@@ -13,9 +13,11 @@
 #include <array>
 #include <boost/json.hpp>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http_client.hpp"
@@ -298,6 +300,112 @@ TEST(Subjects, AVersion1ClientIsServedAsBeforeWithoutSubjectsOrFilters) {
   reply = v1.request(protocol::Ping{});
   ASSERT_TRUE(reply);
   EXPECT_TRUE(std::holds_alternative<protocol::Pong>(*reply));
+}
+
+// A server that knows only protocol version 1, as a loftd from before version 2: it answers
+// HELLO with version 1 and each PUBLISH, read in version 1's layout, with PUBLISH_OK.
+class Version1Server {
+ public:
+  Version1Server() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    EXPECT_EQ(::listen(listener_, 1), 0);
+    EXPECT_EQ(::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~Version1Server() {
+    ::shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    ::close(listener_);
+  }
+  Version1Server(const Version1Server&) = delete;
+  Version1Server& operator=(const Version1Server&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  // Every message published to it so far (read on its thread; call after the confirm).
+  std::vector<Message> published() {
+    std::lock_guard lock(mutex_);
+    return published_;
+  }
+
+ private:
+  void serve() {
+    const int fd = ::accept(listener_, nullptr, nullptr);
+    if (fd < 0) return;
+    protocol::Decoder decoder{16u << 20};
+    decoder.set_version(1);
+    std::array<char, 65536> buf{};
+    for (;;) {
+      const auto n = ::recv(fd, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      decoder.feed({buf.data(), static_cast<std::size_t>(n)});
+      for (;;) {
+        auto frame = decoder.next();
+        if (!frame) {
+          ADD_FAILURE() << "the client sent a frame that is not version 1: "
+                        << frame.error().to_string();
+          ::close(fd);
+          return;
+        }
+        if (!*frame) break;
+        protocol::Body reply = protocol::Pong{};
+        if (std::holds_alternative<protocol::Hello>((*frame)->body)) {
+          reply = protocol::HelloOk{1, protocol::Limits{}, "loftd before version 2"};
+        } else if (auto* p = std::get_if<protocol::Publish>(&(*frame)->body)) {
+          protocol::PublishOk ok;
+          std::lock_guard lock(mutex_);
+          for (auto& m : p->messages) {
+            ok.results.push_back({Errc::ok, false, published_.size()});
+            published_.push_back(std::move(m));
+          }
+          reply = std::move(ok);
+        }
+        const auto bytes = protocol::encode(protocol::Frame{(*frame)->correlation_id, reply}, 1);
+        if (::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0) break;
+      }
+    }
+    ::close(fd);
+  }
+
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<Message> published_;
+};
+
+// The C++ client offers versions 1 and 2: with a server that knows only 1 it works as before,
+// and refuses what version 1 cannot carry instead of dropping it.
+TEST(Subjects, TheClientWorksWithAServerOfVersion1AndRefusesSubjectsThere) {
+  Version1Server server;
+  client::Options options;
+  options.port = server.port();
+  auto c = client::Client::connect(options);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ((*c)->server().version, 1);
+  Message plain;
+  plain.id = "i";
+  plain.payload = "plain";
+  const auto ok = (*c)->publish("t", plain);
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  Message with = plain;
+  with.subject = "t.eu";
+  const auto refused = (*c)->publish("t", std::vector<Message>{plain, with});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::invalid_request);
+  EXPECT_THAT(refused.error().detail, HasSubstr("protocol version 1"));
+  GroupConfig filtered;
+  filtered.filter = "t.*";
+  const auto group = (*c)->create_group("t", "g", {}, filtered);
+  ASSERT_FALSE(group);
+  EXPECT_EQ(group.error().code, Errc::invalid_request);
+  EXPECT_TRUE((*c)->ping());
+  EXPECT_THAT(server.published(), ElementsAre(plain)) << "nothing of the refused requests";
 }
 
 }  // namespace

@@ -40,6 +40,7 @@ TEST(Route, UnknownPathsAreNotFound) {
 TEST(StatusOf, MapsErrorCodes) {
   EXPECT_EQ(status_of(Errc::invalid_request), 400u);
   EXPECT_EQ(status_of(Errc::invalid_name), 400u);
+  EXPECT_EQ(status_of(Errc::invalid_subject), 400u);
   EXPECT_EQ(status_of(Errc::topic_not_found), 404u);
   EXPECT_EQ(status_of(Errc::unauthenticated), 401u);
   EXPECT_EQ(status_of(Errc::authentication_failed), 401u);
@@ -58,13 +59,15 @@ TEST(ErrorJson, CarriesCodeTextAndMessage) {
 
 TEST(ParsePublishBody, OneMessageWithEveryField) {
   const auto b = parse_publish_body(
-      R"({"id":"a-1","key":"k","headers":{"h1":"v1","h2":"v2"},"payload":"hello"})");
+      R"({"id":"a-1","key":"k","subject":"orders.eu","headers":{"h1":"v1","h2":"v2"},)"
+      R"("payload":"hello"})");
   ASSERT_TRUE(b) << b.error().detail;
   EXPECT_FALSE(b->array);
   ASSERT_EQ(b->messages.size(), 1u);
   const auto& m = b->messages[0];
   EXPECT_EQ(m.id, "a-1");
   EXPECT_EQ(m.key, "k");
+  EXPECT_EQ(m.subject, "orders.eu");
   EXPECT_EQ(m.payload, "hello");
   ASSERT_EQ(m.headers.size(), 2u);
   EXPECT_EQ(m.headers[0], (Header{"h1", "v1"}));
@@ -100,6 +103,7 @@ TEST(ParsePublishBody, RejectsBadBodiesNamingTheProblem) {
       {R"({"payload_base64":"a!=="})", "not valid base64"},
       {R"({"payload_base64":"a=bc"})", "not valid base64"},
       {R"([{"payload":"a"},{"key":1,"payload":"b"}])", "message 1 key must be a string"},
+      {R"({"payload":"a","subject":["x"]})", "subject must be a string"},
   };
   for (const auto& [body, expected] : cases) {
     const auto b = parse_publish_body(body);
