@@ -144,34 +144,36 @@ Result<void> validate_messages(std::span<const Message> messages, const MessageL
   return {};
 }
 
-Result<void> validate_subject(std::string_view subject) {
-  if (subject.empty()) return {};  // none: the topic's name
-  if (subject.size() > kMaxSubjectSize) {
-    return fail(Errc::invalid_subject, "subject is " + std::to_string(subject.size()) +
+namespace {
+
+enum class SubjectUse : std::uint8_t { publish, filter };
+
+// A message's subject or a group's filter: empty, or a valid one of at most kMaxSubjectSize.
+Result<void> check_subject(std::string_view text, SubjectUse use) {
+  if (text.empty()) return {};
+  const bool filter = use == SubjectUse::filter;
+  const std::string what = filter ? "filter" : "subject";
+  if (text.size() > kMaxSubjectSize) {
+    return fail(Errc::invalid_subject, what + " is " + std::to_string(text.size()) +
                                            " bytes, more than " + std::to_string(kMaxSubjectSize));
   }
-  if (!is_valid_publish_subject(subject)) {
-    return fail(Errc::invalid_subject,
-                "subject '" + std::string(subject) +
-                    "' is not a valid subject (tokens separated by '.', none empty, no "
-                    "whitespace, no '*' or '>' token)");
-  }
-  return {};
+  if (filter ? is_valid_filter_subject(text) : is_valid_publish_subject(text)) return {};
+  return fail(Errc::invalid_subject,
+              what + " '" + std::string(text) + "' is not a valid " +
+                  (filter ? "subject filter (tokens separated by '.', none empty, no "
+                            "whitespace; '*' matches one token, '>' as the last token one or more)"
+                          : "subject (tokens separated by '.', none empty, no whitespace, no "
+                            "'*' or '>' token)"));
+}
+
+}  // namespace
+
+Result<void> validate_subject(std::string_view subject) {
+  return check_subject(subject, SubjectUse::publish);
 }
 
 Result<void> validate_filter(std::string_view filter) {
-  if (filter.empty()) return {};  // every message
-  if (filter.size() > kMaxSubjectSize) {
-    return fail(Errc::invalid_subject, "filter is " + std::to_string(filter.size()) +
-                                           " bytes, more than " + std::to_string(kMaxSubjectSize));
-  }
-  if (!is_valid_filter_subject(filter)) {
-    return fail(Errc::invalid_subject,
-                "filter '" + std::string(filter) +
-                    "' is not a valid subject filter (tokens separated by '.', none empty, no "
-                    "whitespace; '*' matches one token, '>' as the last token one or more)");
-  }
-  return {};
+  return check_subject(filter, SubjectUse::filter);
 }
 
 Result<void> validate_topic_name(std::string_view name) {

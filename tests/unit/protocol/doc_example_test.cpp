@@ -41,12 +41,13 @@ TEST(DocExample, HelloOk) {
               "00");
 }
 
+// The message of the PUBLISH examples: id "a1", no key, one header h: v, payload "hello".
+Message example_message(std::string subject = {}) {
+  return Message{"a1", "", {{"h", "v"}}, "hello", std::move(subject)};
+}
+
 TEST(DocExample, PublishOneMessage) {
-  Message m;
-  m.id = "a1";
-  m.headers = {{"h", "v"}};
-  m.payload = "hello";
-  expect_wire(Frame{2, Publish{"orders", {m}}},
+  expect_wire(Frame{2, Publish{"orders", {example_message()}}},
               "2d 00 00 00  06 00  00 00  02 00 00 00"
               "06 00 6f 72 64 65 72 73"
               "01 00 00 00"
@@ -58,12 +59,7 @@ TEST(DocExample, PublishOneMessage) {
 }
 
 TEST(DocExample, PublishOneMessageWithASubjectInVersion2) {
-  Message m;
-  m.id = "a1";
-  m.headers = {{"h", "v"}};
-  m.payload = "hello";
-  m.subject = "orders.eu";
-  expect_wire(Frame{2, Publish{"orders", {m}}},
+  expect_wire(Frame{2, Publish{"orders", {example_message("orders.eu")}}},
               "38 00 00 00  06 00  00 00  02 00 00 00"
               "06 00 6f 72 64 65 72 73"
               "01 00 00 00"
