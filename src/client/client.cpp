@@ -173,8 +173,9 @@ class Client::Impl {
     auto* ok = std::get_if<protocol::HelloOk>(&*reply);
     if (!ok) return fail(Errc::invalid_request, "server did not answer HELLO with HELLO_OK");
     if (ok->version < protocol::kMinProtocolVersion || ok->version > protocol::kProtocolVersion) {
-      return fail(Errc::unsupported_version,
-                  "server chose protocol version " + std::to_string(ok->version));
+      std::string text = "server chose protocol version ";
+      text += std::to_string(ok->version);
+      return fail(Errc::unsupported_version, std::move(text));
     }
     hello_ = *ok;
     version_ = ok->version;

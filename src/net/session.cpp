@@ -43,6 +43,9 @@ Session::Session(SessionContext& context, Stream stream)
       handshake_timeout_(context.options.handshake_timeout),
       decoder_(std::min(context.options.limits.max_frame_size, kPendingMaxFrameSize)),
       auth_delay_(stream_.get_executor()) {
+  // Until HELLO agrees on one, frames are read in version 1's layouts, as before version 2
+  // existed: a version 1 client's frame sent too early still gets handshake_required.
+  decoder_.set_version(protocol::kMinProtocolVersion);
   read_signal_.expires_at(asio::steady_timer::time_point::max());
   write_signal_.expires_at(asio::steady_timer::time_point::max());
   boost::system::error_code ec;

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """loft wire protocol conformance test, written from docs/protocol.md alone.
 
+It is a client of protocol version 1 (its HELLO offers 1..1, so loftd, which speaks 1 and 2,
+answers in version 1's layouts): it checks that what version 1 specifies still holds byte for
+byte. The worked examples it checks are version 1's (docs/protocol.md, section 11 shows the
+HELLO of a 1..2 client and a HELLO_OK of version 2; a 1..1 client's differ only there).
+
 Usage: protocol_conformance.py PATH/TO/loftd
 
 Starts its own loftd instances (ephemeral port, temp data dir), runs the checks,
@@ -510,7 +515,8 @@ def t_handshake(d):
     c = d.connect(handshake=False)
     try:
         rt, dec = c.request(HELLO, hello_body(0, 7))
-        check("HELLO 0..7 -> HELLO_OK version 1", rt == HELLO_OK and dec["version"] == 1, desc(rt, dec))
+        check("HELLO 0..7 -> HELLO_OK version 2 (the highest both speak)",
+              rt == HELLO_OK and dec["version"] == 2, desc(rt, dec))
     finally:
         c.close()
 
@@ -562,7 +568,7 @@ def t_fatal(d):
         c.close()
 
     # unsupported version ranges
-    for lo, hi, label in ((2, 5, "2..5"), (2, 1, "min>max 2..1"), (0, 0, "0..0")):
+    for lo, hi, label in ((3, 5, "3..5"), (2, 1, "min>max 2..1"), (0, 0, "0..0")):
         c = d.connect(handshake=False)
         try:
             c.send(HELLO, hello_body(lo, hi), cid=9)
