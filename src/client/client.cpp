@@ -589,9 +589,9 @@ class Client::Impl {
   // callers under write_mutex_.
   std::optional<ssl::context> tls_context_;
   std::unique_ptr<tls::Engine> tls_;
-  std::mutex tls_mutex_;        // one thread at a time in tls_ (reader or writer): CPU only
-  std::vector<char> tls_in_;    // the reader thread's: ciphertext read, not yet fed
-  std::vector<char> tls_out_;   // under write_mutex_: ciphertext being sent
+  std::mutex tls_mutex_;       // one thread at a time in tls_ (reader or writer): CPU only
+  std::vector<char> tls_in_;   // the reader thread's: ciphertext read, not yet fed
+  std::vector<char> tls_out_;  // under write_mutex_: ciphertext being sent
   std::thread reader_;
   protocol::HelloOk hello_;
 

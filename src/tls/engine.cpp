@@ -126,7 +126,8 @@ bool Engine::write(std::span<const char> plaintext) {
 std::size_t Engine::output_size() const { return BIO_ctrl_pending(network_out_); }
 
 std::size_t Engine::take_output(std::span<char> out) {
-  const int n = BIO_read(network_out_, out.data(), static_cast<int>(std::min(out.size(), kMaxCall)));
+  const int n =
+      BIO_read(network_out_, out.data(), static_cast<int>(std::min(out.size(), kMaxCall)));
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 

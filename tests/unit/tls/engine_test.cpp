@@ -82,8 +82,7 @@ class TlsEngine : public ::testing::Test {
       pump(*client_, *server_);
       s = server_->handshake();
       pump(*server_, *client_);
-      if ((c == Status::done && s == Status::done) || c == Status::failed ||
-          s == Status::failed) {
+      if ((c == Status::done && s == Status::done) || c == Status::failed || s == Status::failed) {
         break;
       }
     }
