@@ -411,6 +411,7 @@ class Client::Impl {
     socket_.non_blocking(true, ec);
     std::array<char, 16 << 10> buffer{};
     for (;;) {
+      ec.clear();
       const auto status = engine->handshake();
       // Out first, after a failure too: the output is then the alert that tells the broker why.
       while (const std::size_t n = engine->take_output(buffer)) {
