@@ -14,11 +14,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <csignal>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "loft/protocol/codec.hpp"
 #include "loft/tls/engine.hpp"
@@ -414,6 +417,40 @@ TEST(Tls, LargeDeliveryBatchesArriveWholeOverTls) {
   }
   EXPECT_EQ(next, kMessages);
   EXPECT_TRUE((*s)->flush());
+}
+
+// Threads that share one TLS connection each encrypt and send their own frames: records must
+// leave in the order they were made (a record out of order fails loftd's decryption), while
+// the reader thread decrypts the confirms.
+TEST(Tls, ThreadsSharingOneTlsConnectionAllGetTheirConfirms) {
+  const auto& certs = TestCerts::get();
+  TestDaemon d(tls_config(certs.server));
+  d.start();
+  auto c = client::Client::connect(tls_options(d, certs.ca));
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE((*c)->create_topic("shared"));
+  constexpr int kThreads = 4;
+  constexpr int kEach = 300;
+  std::atomic<int> confirmed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<Result<std::vector<client::PublishResult>>>> pending;
+      for (int i = 0; i < kEach; ++i) {
+        std::vector<Message> one;
+        one.push_back(text(std::string(100 + (i * 37 + t) % 3000, 'x')));
+        pending.push_back((*c)->publish_async("shared", std::move(one)));
+      }
+      for (auto& f : pending) {
+        if (f.get()) ++confirmed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(confirmed.load(), kThreads * kEach);
+  auto fetched = fetch_all(**c, "shared");
+  ASSERT_TRUE(fetched) << fetched.error().to_string();
+  EXPECT_EQ(fetched->size(), static_cast<std::size_t>(kThreads * kEach));
 }
 
 // A client whose every TLS record carries one byte, each byte of them in a TCP segment of its
