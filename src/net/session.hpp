@@ -11,8 +11,9 @@
 // session when HELLO does not complete within handshake_timeout, or a frame that has begun
 // does not complete within frame_timeout; between frames a session may idle for ever.
 //
-// TLS: on a TLS listener the stream is TLS, and the reader's first step is the TLS handshake,
-// under the same handshake deadline as HELLO (counted from accept). A handshake that fails or
+// TLS: on a TLS listener the stream is TLS (stream.hpp: OpenSSL over memory, records batched
+// into few socket writes), and the reader's first step is the TLS handshake, under the same
+// handshake deadline as HELLO (counted from accept). A handshake that fails or
 // times out closes the connection with one log line and no ERROR frame (there is no channel
 // to carry one); after it, errors are answered and closed as on plaintext, with a TLS
 // close_notify (bounded in time) before the socket closes.
