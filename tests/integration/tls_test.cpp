@@ -433,9 +433,11 @@ TEST(Tls, ThreadsSharingOneTlsConnectionAllGetTheirConfirms) {
   constexpr int kEach = 300;
   std::atomic<int> confirmed{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::vector<std::future<Result<std::vector<client::PublishResult>>>> pending;
+      pending.reserve(kEach);
       for (int i = 0; i < kEach; ++i) {
         std::vector<Message> one;
         one.push_back(text(std::string(100 + (i * 37 + t) % 3000, 'x')));
