@@ -257,9 +257,7 @@ TEST_F(HttpAuth, HttpsWithMetricsForUsersAndMismatchesCloseCleanly) {
 TEST_F(HttpAuth, SighupReloadsTheHttpsCertificateForNewConnections) {
   const auto& certs = TestCerts::get();
   TempDir dir;
-  const CertPair live{(dir.path() / "server.pem").string(), (dir.path() / "server.key").string()};
-  std::filesystem::copy_file(certs.server.cert, live.cert);
-  std::filesystem::copy_file(certs.server.key, live.key);
+  const CertPair live = certs.copy_server_cert(dir.path());
   const auto cfg = config("http_tls = true\ntls_cert_file = \"" + live.cert +
                           "\"\ntls_key_file = \"" + live.key + "\"\n");
   TestDaemon d(cfg);

@@ -65,12 +65,7 @@ std::string served_serial(std::uint16_t port) {
   stream.handshake(ssl::stream_base::client);
   X509* cert = SSL_get0_peer_certificate(stream.native_handle());
   if (cert == nullptr) return "none";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string serial(hex);
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return serial;
+  return tls::serial_hex(cert);
 }
 
 // Connects to `port`, sends `bytes`, and waits until the server closes the connection; how long
@@ -268,9 +263,7 @@ TEST(Tls, PlaintextAndTlsOnTheWrongPortFailCleanlyAndLoftdGoesOn) {
 TEST(Tls, SighupReloadsTheCertificateForNewConnectionsOnly) {
   const auto& certs = TestCerts::get();
   TempDir dir;
-  const CertPair live{(dir.path() / "server.pem").string(), (dir.path() / "server.key").string()};
-  std::filesystem::copy_file(certs.server.cert, live.cert);
-  std::filesystem::copy_file(certs.server.key, live.key);
+  const CertPair live = certs.copy_server_cert(dir.path());
   TestDaemon d(tls_config(live));
   d.start();
   EXPECT_EQ(served_serial(d.tls_port()), "1001");

@@ -33,6 +33,9 @@ class TestCerts {
   // written to `cert` (its key to `key`); the files are replaced atomically.
   void make_server_cert(const std::string& serial, const std::string& cert,
                         const std::string& key) const;
+  // A copy of `server` in `dir` (server.pem, server.key): for a test that replaces it while
+  // loftd runs (make_server_cert, then SIGHUP).
+  CertPair copy_server_cert(const std::filesystem::path& dir) const;
 
  private:
   TestCerts();
