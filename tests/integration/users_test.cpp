@@ -467,6 +467,66 @@ TEST(CertificateIdentity, AClientCertificateNamesTheUser) {
   EXPECT_THAT(d.log(), HasSubstr("mechanism=certificate"));
 }
 
+// A certificate whose CN (alice) and alternative name (bob) are two different users names
+// neither: no certificate login, one log line per connection naming the names and the users,
+// and the connection may still log in with a password; under "optional" as under "required".
+TEST(CertificateIdentity, ACertificateNamingTwoUsersLogsInNobody) {
+  const auto& certs = TestCerts::get();
+  for (const char* client_auth : {"optional", "required"}) {
+    SCOPED_TRACE(client_auth);
+    TempDir dir;
+    const auto users = dir.path() / "users.toml";
+    // bob's password is the test password of "consumer" (passwords() is keyed by those names).
+    std::ofstream(users) << "[[users]]\nname = \"alice\"\npublish = [\"*\"]\nadmin = [\"*\"]\n"
+                         << "[[users]]\nname = \"bob\"\nsubscribe = [\"*\"]\npassword_hash = \""
+                         << hash_of("consumer") << "\"\n";
+    TestDaemon d("users_file = \"" + users.string() + "\"\ntls_listen = \"127.0.0.1:0\"\n" +
+                 "tls_cert_file = \"" + certs.server.cert + "\"\ntls_key_file = \"" +
+                 certs.server.key + "\"\ntls_ca_file = \"" + certs.ca + "\"\ntls_client_auth = \"" +
+                 client_auth + "\"\n");
+    d.start();
+    client::Options o;
+    o.port = d.tls_port();
+    o.tls.enabled = true;
+    o.tls.ca_file = certs.ca;
+    o.tls.cert_file = certs.alice_and_bob.cert;
+    o.tls.key_file = certs.alice_and_bob.key;
+    auto both = client::Client::connect(o);
+    ASSERT_TRUE(both.has_value()) << both.error().to_string();
+    // Not alice (who could create topics), not bob: unauthenticated.
+    EXPECT_EQ((*both)->create_topic("t").error().code, Errc::unauthenticated);
+    EXPECT_EQ((*both)->list_topics().error().code, Errc::unauthenticated);
+    EXPECT_TRUE((*both)->ping().has_value());
+
+    // The same certificate with a password: the password decides.
+    o.user = "bob";
+    o.password = passwords().at("consumer");
+    auto with_password = client::Client::connect(o);
+    ASSERT_TRUE(with_password.has_value()) << with_password.error().to_string();
+    EXPECT_TRUE((*with_password)->list_topics().has_value());
+    EXPECT_EQ((*with_password)->create_topic("t").error().code, Errc::forbidden);
+
+    // alice's own certificate still logs her in.
+    client::Options alice = o;
+    alice.user.clear();
+    alice.password.clear();
+    alice.tls.cert_file = certs.alice.cert;
+    alice.tls.key_file = certs.alice.key;
+    auto a = client::Client::connect(alice);
+    ASSERT_TRUE(a.has_value()) << a.error().to_string();
+    EXPECT_TRUE((*a)->create_topic("t").has_value());
+
+    const auto log = d.log();
+    const std::string line =
+        "client certificate names more than one user, no certificate login peer=127.0.0.1:";
+    std::size_t lines = 0;
+    for (auto at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++lines;
+    EXPECT_EQ(lines, 2u) << log;  // one per connection with that certificate
+    EXPECT_THAT(log, HasSubstr("names=\"alice\",\"bob\" users=\"alice\",\"bob\""));
+    EXPECT_THAT(log, Not(HasSubstr(passwords().at("consumer"))));
+  }
+}
+
 TEST(Anonymous, LoftdRefusesANetworkAddressWithoutUsers) {
   TempDir dir;
   const auto r = run_process({TestDaemon::loftd_path(), "--listen", "0.0.0.0:0", "--http-listen",

@@ -82,6 +82,10 @@ HttpClient::HttpClient(std::uint16_t port, HttpClientOptions options)
   auto& context = impl_->tls_context.emplace(asio::ssl::context::tls_client);
   context.load_verify_file(impl_->options.tls_ca_file.string());
   context.set_verify_mode(asio::ssl::verify_peer);
+  if (!impl_->options.tls_cert_file.empty()) {
+    context.use_certificate_chain_file(impl_->options.tls_cert_file.string());
+    context.use_private_key_file(impl_->options.tls_key_file.string(), asio::ssl::context::pem);
+  }
   auto& tls = impl_->tls.emplace(impl_->stream, context);
   tls.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
   tls.handshake(asio::ssl::stream_base::client, ec);

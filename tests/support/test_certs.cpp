@@ -81,6 +81,7 @@ TestCerts::TestCerts() {
   sign("alice", "/CN=alice", client_ext, "ca", "1002");
   sign("bob", "/CN=client-b", client_ext + "subjectAltName=DNS:bob,email:bob@loft.test\n", "ca",
        "1003");
+  sign("alice-and-bob", "/CN=alice", client_ext + "subjectAltName=DNS:bob\n", "ca", "1005");
 
   // Expired: `openssl x509 -req` sets only a number of days from now; `openssl ca` takes
   // explicit dates.
@@ -105,6 +106,7 @@ TestCerts::TestCerts() {
   expired = {p("expired.pem"), p("expired.key")};
   alice = {p("alice.pem"), p("alice.key")};
   bob = {p("bob.pem"), p("bob.key")};
+  alice_and_bob = {p("alice-and-bob.pem"), p("alice-and-bob.key")};
   other_server = {p("other-server.pem"), p("other-server.key")};
 }
 

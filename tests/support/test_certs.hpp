@@ -2,8 +2,8 @@
 // Test certificates, made at test time with the `openssl` command (EC P-256 keys: fast) in a
 // temporary directory that lives as long as the process: a CA and, signed by it, a server
 // certificate for 127.0.0.1 and localhost, an expired one, client certificates for "alice"
-// (subject CN) and "bob" (subject alternative names only); a second CA with a server
-// certificate of its own. get() makes them once per test binary.
+// (subject CN), "bob" (subject alternative names only) and one naming both; a second CA with a
+// server certificate of its own. get() makes them once per test binary.
 
 #include <filesystem>
 #include <string>
@@ -25,6 +25,7 @@ class TestCerts {
   CertPair expired;           // CA 1: same names, valid only on 1 Jan 2020
   CertPair alice;             // CA 1: client, CN=alice
   CertPair bob;               // CA 1: client, CN=client-b, SAN DNS:bob, email:bob@loft.test
+  CertPair alice_and_bob;     // CA 1: client, CN=alice, SAN DNS:bob (names two users)
   std::string other_ca;       // CA 2
   CertPair other_server;      // CA 2: SAN IP:127.0.0.1, DNS:localhost
   std::filesystem::path dir;  // where they all are
