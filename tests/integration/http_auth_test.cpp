@@ -43,6 +43,9 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
 class HttpAuth : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    for (const char* secret : {kAdminPassword, kBillingPassword, kWrongPassword}) {
+      never_log(secret);  // checked over every daemon's log by ~TestDaemon
+    }
     dir_ = new TempDir();
     const auto admin = auth::hash_password(kAdminPassword);
     const auto billing = auth::hash_password(kBillingPassword);

@@ -4,8 +4,11 @@
 // run anonymous on a network address, and that no password reaches the log.
 
 #include <gmock/gmock.h>
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -49,11 +52,15 @@ client::SubscribeOptions subscription(std::string topic, std::string group) {
 
 // Passwords of the test users; none may ever appear in loftd's log.
 const std::map<std::string, std::string>& passwords() {
-  static const std::map<std::string, std::string> p{
-      {"producer", "pr0ducer-secret-7f3a"}, {"consumer", "c0nsumer-secret-91bd"},
-      {"ops", "0ps-secret-c2e4"},           {"root", "r00t-secret-5d10"},
-      {"nobody", "n0body-secret-aa21"},
-  };
+  static const std::map<std::string, std::string> p = [] {
+    std::map<std::string, std::string> made{
+        {"producer", "pr0ducer-secret-7f3a"}, {"consumer", "c0nsumer-secret-91bd"},
+        {"ops", "0ps-secret-c2e4"},           {"root", "r00t-secret-5d10"},
+        {"nobody", "n0body-secret-aa21"},
+    };
+    for (const auto& [user, password] : made) never_log(password);  // checked by ~TestDaemon
+    return made;
+  }();
   return p;
 }
 
@@ -358,6 +365,116 @@ TEST_F(WithUsers, PermissionMatrix) {
   }
 }
 
+// SETTLE and UNSUBSCRIBE name a subscription, not a topic: they reach only the subscriptions of
+// their own connection (which needed subscribe on the topic), so another user cannot ack or end
+// a consumer's messages; before AUTHENTICATE both are unauthenticated.
+TEST_F(WithUsers, SettleAndUnsubscribeReachOnlyTheConnectionsOwnSubscriptions) {
+  auto consumer = as("consumer");
+  ASSERT_TRUE(consumer.has_value());
+  auto s = (*consumer)->subscribe(subscription("orders.eu", "g"));
+  ASSERT_TRUE(s.has_value()) << s.error().to_string();
+  auto got = (*s)->receive(std::chrono::seconds(30), 1);
+  ASSERT_TRUE(got.has_value() && got->size() == 1u);
+  const std::uint64_t offset = got->front().offset;
+  const std::uint64_t id = (*s)->id();
+
+  const auto settle = [&](client::Client& c) {
+    std::string bytes;
+    protocol::encode(
+        protocol::Frame{
+            0x80000001,
+            protocol::Settle{id, SettleAction::ack, true, protocol::kBackoffDelay, {{offset, 1}}}},
+        bytes);
+    return code_of(c.raw_request(bytes, 0x80000001));
+  };
+  const auto unsubscribe = [&](client::Client& c) {
+    std::string bytes;
+    protocol::encode(protocol::Frame{0x80000002, protocol::Unsubscribe{id}}, bytes);
+    return code_of(c.raw_request(bytes, 0x80000002));
+  };
+  auto anonymous_client = anonymous();
+  ASSERT_NE(anonymous_client, nullptr);
+  EXPECT_EQ(settle(*anonymous_client), Errc::unauthenticated);
+  EXPECT_EQ(unsubscribe(*anonymous_client), Errc::unauthenticated);
+  for (const char* other : {"producer", "root"}) {
+    auto c = as(other);
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(settle(**c), Errc::unknown_subscription) << other;
+    EXPECT_EQ(unsubscribe(**c), Errc::unknown_subscription) << other;
+  }
+  // Still in flight to the consumer, who settles it.
+  const auto g = (*consumer)->describe_group("orders.eu", "g");
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->in_flight, 1u);
+  const auto ok = (*s)->ack_confirmed({offset});
+  ASSERT_TRUE(ok.has_value()) << ok.error().to_string();
+  EXPECT_EQ(ok->applied, 1u);
+  EXPECT_TRUE((*s)->unsubscribe().has_value());
+}
+
+// `loft dlq redrive` reads the dead-letter topic and publishes to each original topic: it needs
+// subscribe on the one and publish on the other. Refused, it says so in one line, exits
+// non-zero and leaves the letter where it was.
+TEST_F(WithUsers, RedriveNeedsSubscribeOnTheDeadLettersAndPublishOnTheTarget) {
+  {
+    auto root = as("root");
+    ASSERT_TRUE(root.has_value());
+    auto s = (*root)->subscribe(subscription("orders.eu", "dead"));
+    ASSERT_TRUE(s.has_value()) << s.error().to_string();
+    auto got = (*s)->receive(std::chrono::seconds(30), 1);
+    ASSERT_TRUE(got.has_value() && got->size() == 1u);
+    ASSERT_TRUE((*s)->reject(got->front().offset).has_value());
+    ASSERT_TRUE(eventually([&] {
+      const auto t = (*root)->describe_topic("orders.eu.dlq");
+      return t.has_value() && t->messages == 1;
+    }));
+  }
+  const auto redrive = [&](const std::string& user) {
+    const auto file = dir_.path() / (user + ".password");
+    std::ofstream(file) << passwords().at(user) << "\n";
+    return daemon_->loft(
+        {"--user", user, "--password-file", file.string(), "dlq", "redrive", "orders.eu.dlq"});
+  };
+  // producer may publish to orders.eu but not consume orders.eu.dlq; consumer the other way.
+  for (const char* user : {"producer", "consumer"}) {
+    const auto r = redrive(user);
+    EXPECT_NE(r.exit_code, 0) << user;
+    EXPECT_THAT(r.err, HasSubstr("may not")) << user;
+    EXPECT_THAT(r.err, HasSubstr(user)) << user;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << user << ": " << r.err;
+  }
+  const auto r = redrive("root");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "redriven 1, skipped 0\n");
+}
+
+// The CLI's password: from --password-file or LOFT_PASSWORD, never the command line; a wrong
+// one is one line and a non-zero exit.
+TEST_F(WithUsers, TheCliTakesThePasswordFromAFileOrTheEnvironment) {
+  const auto file = dir_.path() / "producer.password";
+  std::ofstream(file) << passwords().at("producer") << "\n";
+  const auto from_file = daemon_->loft(
+      {"--user", "producer", "--password-file", file.string(), "pub", "orders.eu", "from a file"});
+  EXPECT_EQ(from_file.exit_code, 0) << from_file.err;
+
+  const auto from_env = run_process({"/usr/bin/env", "LOFT_PASSWORD=" + passwords().at("consumer"),
+                                     TestDaemon::loft_path(), "--broker", daemon_->address(),
+                                     "--user", "consumer", "topic", "list"});
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.err;
+  EXPECT_THAT(from_env.out, HasSubstr("orders.eu"));
+  EXPECT_THAT(from_env.out, Not(HasSubstr("payments")));
+
+  const auto wrong =
+      run_process({"/usr/bin/env", "LOFT_PASSWORD=not-the-password", TestDaemon::loft_path(),
+                   "--broker", daemon_->address(), "--user", "consumer", "topic", "list"});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_THAT(wrong.err, HasSubstr("invalid user name or password"));
+  EXPECT_EQ(std::count(wrong.err.begin(), wrong.err.end(), '\n'), 1) << wrong.err;
+  const auto none = daemon_->loft({"--user", "consumer", "topic", "list"});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_THAT(none.err, HasSubstr("LOFT_PASSWORD"));
+}
+
 TEST_F(WithUsers, TopicListShowsOnlyTopicsTheUserMaySee) {
   auto producer = as("producer");
   ASSERT_TRUE(producer.has_value());
@@ -525,6 +642,29 @@ TEST(CertificateIdentity, ACertificateNamingTwoUsersLogsInNobody) {
     EXPECT_THAT(log, HasSubstr("names=\"alice\",\"bob\" users=\"alice\",\"bob\""));
     EXPECT_THAT(log, Not(HasSubstr(passwords().at("consumer"))));
   }
+}
+
+// The check behind never_log(): a daemon whose log holds a registered secret fails the test.
+// The "secret" here is a user name loftd logs on a failed login, made unique to this process.
+void run_a_daemon_that_logs_a_registered_secret() {
+  TempDir dir;
+  const auto users = dir.path() / "users.toml";
+  std::ofstream(users) << "[[users]]\nname = \"root\"\npassword_hash = \"" << hash_of("root")
+                       << "\"\n";
+  const std::string canary = "canary-" + std::to_string(::getpid());
+  never_log(canary);
+  TestDaemon d("users_file = \"" + users.string() + "\"\n");
+  d.start();
+  client::Options o;
+  o.port = d.port();
+  o.user = canary;
+  o.password = "x";
+  EXPECT_FALSE(client::Client::connect(o).has_value());
+  ASSERT_TRUE(eventually([&] { return d.log().find(canary) != std::string::npos; }));
+}
+
+TEST(NoSecretInLogs, ADaemonThatLogsARegisteredSecretFailsTheTest) {
+  EXPECT_NONFATAL_FAILURE(run_a_daemon_that_logs_a_registered_secret(), "loftd logged a secret");
 }
 
 TEST(Anonymous, LoftdRefusesANetworkAddressWithoutUsers) {

@@ -81,7 +81,7 @@ TestCerts::TestCerts() {
   sign("alice", "/CN=alice", client_ext, "ca", "1002");
   sign("bob", "/CN=client-b", client_ext + "subjectAltName=DNS:bob,email:bob@loft.test\n", "ca",
        "1003");
-  sign("alice-and-bob", "/CN=alice", client_ext + "subjectAltName=DNS:bob\n", "ca", "1005");
+  sign("alice-and-bob", "/CN=alice", client_ext + "subjectAltName=DNS:bob\n", "ca", "1010");
 
   // Expired: `openssl x509 -req` sets only a number of days from now; `openssl ca` takes
   // explicit dates.
@@ -95,10 +95,24 @@ TestCerts::TestCerts() {
                             "\nnew_certs_dir = " + p("newcerts") + "\nserial = " + p("serial") +
                             "\ndefault_md = sha256\npolicy = any\n[any]\ncommonName = supplied\n"
                             "[server]\n" +
-                            kServerExtensions);
+                            kServerExtensions + "[client]\n" + client_ext);
   openssl({"ca", "-batch", "-config", p("ca.cnf"), "-cert", p("ca.pem"), "-keyfile", p("ca.key"),
            "-in", p("expired.csr"), "-out", p("expired.pem"), "-startdate", "20200101000000Z",
            "-enddate", "20200102000000Z", "-extensions", "server", "-notext"});
+  key("expired-client.key");
+  openssl({"req", "-new", "-key", p("expired-client.key"), "-subj", "/CN=alice", "-out",
+           p("expired-client.csr")});
+  openssl({"ca", "-batch", "-config", p("ca.cnf"), "-cert", p("ca.pem"), "-keyfile", p("ca.key"),
+           "-in", p("expired-client.csr"), "-out", p("expired-client.pem"), "-startdate",
+           "20200101000000Z", "-enddate", "20200102000000Z", "-extensions", "client", "-notext"});
+
+  // The private keys' text is a secret loftd must never log (never_log): a line of each.
+  for (const char* key_file : {"server.key", "alice.key", "bob.key", "ca.key"}) {
+    std::ifstream in(dir / key_file);
+    std::string line;
+    std::getline(in, line);  // -----BEGIN PRIVATE KEY-----
+    if (std::getline(in, line)) never_log(line);
+  }
 
   ca = p("ca.pem");
   other_ca = p("ca2.pem");
@@ -107,6 +121,7 @@ TestCerts::TestCerts() {
   alice = {p("alice.pem"), p("alice.key")};
   bob = {p("bob.pem"), p("bob.key")};
   alice_and_bob = {p("alice-and-bob.pem"), p("alice-and-bob.key")};
+  expired_client = {p("expired-client.pem"), p("expired-client.key")};
   other_server = {p("other-server.pem"), p("other-server.key")};
 }
 

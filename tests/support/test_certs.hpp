@@ -2,8 +2,8 @@
 // Test certificates, made at test time with the `openssl` command (EC P-256 keys: fast) in a
 // temporary directory that lives as long as the process: a CA and, signed by it, a server
 // certificate for 127.0.0.1 and localhost, an expired one, client certificates for "alice"
-// (subject CN), "bob" (subject alternative names only) and one naming both; a second CA with a
-// server certificate of its own. get() makes them once per test binary.
+// (subject CN; also an expired one), "bob" (subject alternative names only) and one naming
+// both; a second CA with a server certificate of its own. get() makes them once per test binary.
 
 #include <filesystem>
 #include <string>
@@ -26,6 +26,7 @@ class TestCerts {
   CertPair alice;             // CA 1: client, CN=alice
   CertPair bob;               // CA 1: client, CN=client-b, SAN DNS:bob, email:bob@loft.test
   CertPair alice_and_bob;     // CA 1: client, CN=alice, SAN DNS:bob (names two users)
+  CertPair expired_client;    // CA 1: client, CN=alice, valid only on 1 Jan 2020
   std::string other_ca;       // CA 2
   CertPair other_server;      // CA 2: SAN IP:127.0.0.1, DNS:localhost
   std::filesystem::path dir;  // where they all are
