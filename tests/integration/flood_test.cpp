@@ -101,7 +101,7 @@ TEST(Flood, FiveThousandSilentSocketsDoNotLockOutAClient) {
   const auto rss_after = d.rss_kib();
   std::cerr << "loftd RSS before " << rss_before << " KiB, after " << rss_after << " KiB\n";
   ASSERT_GT(rss_before, 0u);
-  EXPECT_LT(rss_after, rss_before + 200 * 1024);
+  EXPECT_LT(rss_after, rss_before + std::uint64_t{200} * 1024);
   // Logged at most once per 10 s, with counts.
   EXPECT_THAT(d.log(), ::testing::HasSubstr("reason=max_pending_connections"));
 }
@@ -175,7 +175,7 @@ TEST(Flood, SilentAndTlsStalledSocketsDoNotLockOutAnAuthenticatingTlsClient) {
   const auto rss_after = d.rss_kib();
   std::cerr << "loftd RSS before " << rss_before << " KiB, after " << rss_after << " KiB\n";
   ASSERT_GT(rss_before, 0u);
-  EXPECT_LT(rss_after, rss_before + 200 * 1024);
+  EXPECT_LT(rss_after, rss_before + std::uint64_t{200} * 1024);
 }
 
 TEST(Flood, SilentSocketsAtMaxConnectionsMakeRoomForAClient) {

@@ -410,6 +410,7 @@ TEST_F(HttpAuth, PasswordChecksBeyondTheSharedLimitAre503) {
 
   constexpr int kRequests = 16;
   std::vector<std::unique_ptr<HttpClient>> guessers;
+  guessers.reserve(kRequests);
   for (int i = 0; i < kRequests; ++i) {
     guessers.push_back(std::make_unique<HttpClient>(
         d.http_port(), as("nobody-" + std::to_string(i), kWrongPassword)));
@@ -418,6 +419,7 @@ TEST_F(HttpAuth, PasswordChecksBeyondTheSharedLimitAre503) {
   std::atomic<bool> go{false};
   std::atomic<bool> saw_503{false};
   std::vector<std::thread> threads;
+  threads.reserve(kRequests);
   for (int i = 0; i < kRequests; ++i) {
     threads.emplace_back([&, i] {
       while (!go.load()) std::this_thread::yield();

@@ -139,7 +139,7 @@ void TestCerts::make_server_cert(const std::string& serial, const std::string& c
 }
 
 CertPair TestCerts::copy_server_cert(const fs::path& to) const {
-  const CertPair copy{(to / "server.pem").string(), (to / "server.key").string()};
+  CertPair copy{(to / "server.pem").string(), (to / "server.key").string()};
   fs::copy_file(server.cert, copy.cert);
   fs::copy_file(server.key, copy.key);
   return copy;
