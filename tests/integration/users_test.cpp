@@ -132,6 +132,21 @@ class WithUsers : public ::testing::Test {
     return client::Client::connect(options(user, passwords().at(user)));
   }
 
+  // `c` joins group `group` of orders.eu and receives its one message (its offset into
+  // `offset`); null when that fails.
+  static std::unique_ptr<client::Subscription> take_the_message(client::Client& c,
+                                                                const std::string& group,
+                                                                std::uint64_t& offset) {
+    auto s = c.subscribe(subscription("orders.eu", group));
+    EXPECT_TRUE(s.has_value()) << s.error().to_string();
+    if (!s) return nullptr;
+    auto got = (*s)->receive(std::chrono::seconds(30), 1);
+    EXPECT_TRUE(got.has_value() && got->size() == 1u);
+    if (!got || got->size() != 1u) return nullptr;
+    offset = got->front().offset;
+    return std::move(*s);
+  }
+
   std::unique_ptr<client::Client> anonymous() const {
     client::Options o;
     o.port = daemon_->port();
@@ -371,12 +386,10 @@ TEST_F(WithUsers, PermissionMatrix) {
 TEST_F(WithUsers, SettleAndUnsubscribeReachOnlyTheConnectionsOwnSubscriptions) {
   auto consumer = as("consumer");
   ASSERT_TRUE(consumer.has_value());
-  auto s = (*consumer)->subscribe(subscription("orders.eu", "g"));
-  ASSERT_TRUE(s.has_value()) << s.error().to_string();
-  auto got = (*s)->receive(std::chrono::seconds(30), 1);
-  ASSERT_TRUE(got.has_value() && got->size() == 1u);
-  const std::uint64_t offset = got->front().offset;
-  const std::uint64_t id = (*s)->id();
+  std::uint64_t offset = 0;
+  auto s = take_the_message(**consumer, "g", offset);
+  ASSERT_NE(s, nullptr);
+  const std::uint64_t id = s->id();
 
   const auto settle = [&](client::Client& c) {
     std::string bytes;
@@ -406,10 +419,10 @@ TEST_F(WithUsers, SettleAndUnsubscribeReachOnlyTheConnectionsOwnSubscriptions) {
   const auto g = (*consumer)->describe_group("orders.eu", "g");
   ASSERT_TRUE(g.has_value());
   EXPECT_EQ(g->in_flight, 1u);
-  const auto ok = (*s)->ack_confirmed({offset});
+  const auto ok = s->ack_confirmed({offset});
   ASSERT_TRUE(ok.has_value()) << ok.error().to_string();
   EXPECT_EQ(ok->applied, 1u);
-  EXPECT_TRUE((*s)->unsubscribe().has_value());
+  EXPECT_TRUE(s->unsubscribe().has_value());
 }
 
 // `loft dlq redrive` reads the dead-letter topic and publishes to each original topic: it needs
@@ -419,11 +432,10 @@ TEST_F(WithUsers, RedriveNeedsSubscribeOnTheDeadLettersAndPublishOnTheTarget) {
   {
     auto root = as("root");
     ASSERT_TRUE(root.has_value());
-    auto s = (*root)->subscribe(subscription("orders.eu", "dead"));
-    ASSERT_TRUE(s.has_value()) << s.error().to_string();
-    auto got = (*s)->receive(std::chrono::seconds(30), 1);
-    ASSERT_TRUE(got.has_value() && got->size() == 1u);
-    ASSERT_TRUE((*s)->reject(got->front().offset).has_value());
+    std::uint64_t offset = 0;
+    auto s = take_the_message(**root, "dead", offset);
+    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s->reject(offset).has_value());
     ASSERT_TRUE(eventually([&] {
       const auto t = (*root)->describe_topic("orders.eu.dlq");
       return t.has_value() && t->messages == 1;
