@@ -20,6 +20,7 @@
 
 #include "data_dir_lock.hpp"
 #include "loft/auth/auth.hpp"
+#include "loft/auth/login_limits.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/common/units.hpp"
@@ -174,14 +175,16 @@ net::ServerOptions server_options_of(const config::Config& cfg) {
   return o;
 }
 
-// server_options_of plus what does not come from the config: the users and where their
-// passwords are checked.
+// server_options_of plus what does not come from the config: the users, where their
+// passwords are checked, and the bound on checks waiting (shared with the HTTP endpoint).
 net::ServerOptions server_options_of(const config::Config& cfg,
                                      std::shared_ptr<auth::Authenticator> authenticator,
-                                     asio::thread_pool& slow) {
+                                     asio::thread_pool& slow,
+                                     std::shared_ptr<auth::PasswordCheckLimiter> password_checks) {
   auto o = server_options_of(cfg);
   o.security.authenticator = std::move(authenticator);
   o.security.slow_executor = slow.get_executor();
+  o.security.password_checks = std::move(password_checks);
   return o;
 }
 
@@ -362,7 +365,8 @@ struct Daemon {
         group_runner(io),
         groups(*core, broker::GroupDefaults{}, group_runner.poster()),
         authenticator(load_users(cfg)),
-        server(io, *core, group_runner, server_options_of(cfg, authenticator, slow)) {
+        server(io, *core, group_runner,
+               server_options_of(cfg, authenticator, slow, password_checks)) {
     group_runner.attach(*core, groups);
   }
   // Also on an early exit (an exception from listen()): the writer thread calls into the groups
@@ -407,6 +411,7 @@ struct Daemon {
     options.max_body_bytes = cfg.max_frame_size;
     options.server_name = std::string("loftd ") + kVersion;
     options.security = http_security_of(cfg, authenticator, slow);
+    options.security.password_checks = password_checks;  // a reload keeps it
     if (cfg.http_tls) {
       // HTTPS with the TLS listener's certificate (loaded here when tls_listen is off); each
       // connection takes the current context, so a SIGHUP reload reaches new connections.
@@ -455,6 +460,10 @@ struct Daemon {
   // thread. Declared before the front ends: it is joined after they are gone.
   asio::thread_pool slow{1};
   std::shared_ptr<auth::Authenticator> authenticator;  // null without users_file
+  // One bound on queued password checks for both front ends: a flood of logins cannot queue
+  // more on `slow` by spreading over the binary and the HTTP port.
+  std::shared_ptr<auth::PasswordCheckLimiter> password_checks =
+      std::make_shared<auth::PasswordCheckLimiter>();
   net::Server server;
   std::optional<http::Server> http_server;
   asio::ip::tcp::endpoint bound;

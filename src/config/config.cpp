@@ -620,9 +620,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
     table = toml::parse(toml_text, source_name);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    return fail(Errc::invalid_request, std::string(source_name) + ":" + std::to_string(where.line) +
-                                           ":" + std::to_string(where.column) +
-                                           ": TOML syntax error: " + std::string(e.description()));
+    return toml_syntax_error(source_name, where.line, where.column, e.description());
   }
   Config config;
   for (const auto& [name, node] : table) {

@@ -343,6 +343,12 @@ void render_process(Exposition& e, const std::optional<std::uint64_t>& resident_
 
 }  // namespace
 
+void keep_topics(MetricsSnapshot& s, const std::function<bool(const std::string& topic)>& visible) {
+  std::erase_if(s.topics, [&](const std::string& t) { return !visible(t); });
+  std::erase_if(s.broker.topics, [&](const auto& entry) { return !visible(entry.first); });
+  std::erase_if(s.groups, [&](const broker::GroupMetrics& g) { return !visible(g.topic); });
+}
+
 std::string render_metrics(const MetricsSnapshot& s) {
   Exposition e;
   render_broker(e, s);

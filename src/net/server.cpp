@@ -75,7 +75,11 @@ Server::Server(asio::io_context& io, broker::Broker& broker, GroupRunner& groups
       context_(std::make_unique<SessionContext>(SessionContext{
           broker, groups, options_, [this](const Session* s) { on_session_closed(s); },
           [this](const Session* s) { on_session_admitted(s); }})),
-      stop_timer_(io) {}
+      stop_timer_(io) {
+  if (options_.security.password_checks == nullptr) {
+    options_.security.password_checks = std::make_shared<auth::PasswordCheckLimiter>();
+  }
+}
 
 Server::~Server() = default;
 

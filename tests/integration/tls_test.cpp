@@ -71,12 +71,7 @@ std::string served_serial(std::uint16_t port) {
   stream.handshake(ssl::stream_base::client);
   X509* cert = SSL_get0_peer_certificate(stream.native_handle());
   if (cert == nullptr) return "none";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string serial(hex);
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return serial;
+  return tls::serial_hex(cert);
 }
 
 // Connects to `port`, sends `bytes`, and waits until the server closes the connection; how long
@@ -280,6 +275,13 @@ TEST(Tls, TheClientRefusesAServerItCannotVerify) {
   auto system = client::Client::connect(tls_options(d, ""));
   ASSERT_FALSE(system);
   EXPECT_THAT(system.error().detail, HasSubstr("certificate verify failed"));
+  // The CLI's --tls alone uses them too: one line, a non-zero exit.
+  const auto cli =
+      run_process({TestDaemon::loft_path(), "--broker", "127.0.0.1:" + std::to_string(d.tls_port()),
+                   "--tls", "topic", "list"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_THAT(cli.err, HasSubstr("certificate verify failed"));
+  EXPECT_EQ(std::count(cli.err.begin(), cli.err.end(), '\n'), 1) << cli.err;
 
   // loftd goes on serving.
   auto good = client::Client::connect(tls_options(d, certs.ca));
@@ -295,6 +297,13 @@ TEST(Tls, AnExpiredServerCertificateIsRefused) {
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code, Errc::connection_error);
   EXPECT_THAT(c.error().detail, HasSubstr("certificate has expired"));
+  // The CLI: one line, a non-zero exit.
+  const auto cli =
+      run_process({TestDaemon::loft_path(), "--broker", "127.0.0.1:" + std::to_string(d.tls_port()),
+                   "--tls-ca", certs.ca, "topic", "list"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_THAT(cli.err, HasSubstr("certificate has expired"));
+  EXPECT_EQ(std::count(cli.err.begin(), cli.err.end(), '\n'), 1) << cli.err;
 }
 
 TEST(Tls, ARequiredClientCertificateMustBePresentAndSignedByTheCa) {
@@ -313,6 +322,18 @@ TEST(Tls, ARequiredClientCertificateMustBePresentAndSignedByTheCa) {
   stranger.tls.cert_file = certs.other_server.cert;  // from CA 2
   stranger.tls.key_file = certs.other_server.key;
   EXPECT_FALSE(client::Client::connect(stranger));
+
+  // An expired client certificate from the right CA: refused, and the CLI says so in one line.
+  auto expired = options;
+  expired.tls.cert_file = certs.expired_client.cert;
+  expired.tls.key_file = certs.expired_client.key;
+  EXPECT_FALSE(client::Client::connect(expired));
+  const auto expired_cli =
+      run_process({TestDaemon::loft_path(), "--broker", "127.0.0.1:" + std::to_string(d.tls_port()),
+                   "--tls-ca", certs.ca, "--tls-cert", certs.expired_client.cert, "--tls-key",
+                   certs.expired_client.key, "topic", "list"});
+  EXPECT_NE(expired_cli.exit_code, 0);
+  EXPECT_EQ(std::count(expired_cli.err.begin(), expired_cli.err.end(), '\n'), 1) << expired_cli.err;
 
   auto alice = options;
   alice.tls.cert_file = certs.alice.cert;
@@ -524,9 +545,7 @@ TEST(Tls, ClientsThatCloseOrStallDuringTheHandshakeEndCleanly) {
 TEST(Tls, SighupReloadsTheCertificateForNewConnectionsOnly) {
   const auto& certs = TestCerts::get();
   TempDir dir;
-  const CertPair live{(dir.path() / "server.pem").string(), (dir.path() / "server.key").string()};
-  std::filesystem::copy_file(certs.server.cert, live.cert);
-  std::filesystem::copy_file(certs.server.key, live.key);
+  const CertPair live = certs.copy_server_cert(dir.path());
   TestDaemon d(tls_config(live));
   d.start();
   EXPECT_EQ(served_serial(d.tls_port()), "1001");
@@ -558,6 +577,40 @@ TEST(Tls, SighupReloadsTheCertificateForNewConnectionsOnly) {
   ASSERT_TRUE(after) << after.error().to_string();
   EXPECT_TRUE(publishes(**after, "t"));
   EXPECT_TRUE(publishes(**old, "t"));
+}
+
+// `loft bench` over TLS, authenticated by a client certificate (a cert-only user that may do
+// what the bench does): publish and consume run and report figures.
+TEST(Tls, BenchRunsOverTlsWithAClientCertificate) {
+  const auto& certs = TestCerts::get();
+  TempDir dir;
+  const auto users = dir.path() / "users.toml";
+  std::ofstream(users) << "[[users]]\nname = \"alice\"\npublish = [\"*\"]\nsubscribe = [\"*\"]\n"
+                       << "admin = [\"*\"]\n";
+  TestDaemon d(tls_config(certs.server, "tls_ca_file = \"" + certs.ca +
+                                            "\"\ntls_client_auth = \"required\"\nusers_file = \"" +
+                                            users.string() + "\"\n"));
+  d.start();
+  const std::vector<std::string> tls_flags = {TestDaemon::loft_path(),
+                                              "--broker",
+                                              "127.0.0.1:" + std::to_string(d.tls_port()),
+                                              "--tls-ca",
+                                              certs.ca,
+                                              "--tls-cert",
+                                              certs.alice.cert,
+                                              "--tls-key",
+                                              certs.alice.key};
+  for (const std::vector<std::string>& mode :
+       {std::vector<std::string>{"bench", "publish", "--messages", "500", "--batch", "50"},
+        std::vector<std::string>{"bench", "consume", "--messages", "500"}}) {
+    auto argv = tls_flags;
+    argv.insert(argv.end(), mode.begin(), mode.end());
+    argv.push_back("--json");
+    const auto r = run_process(argv, "", std::chrono::minutes(3));
+    EXPECT_EQ(r.exit_code, 0) << mode[1] << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("\"messages\":500")) << r.out;
+  }
+  EXPECT_THAT(d.log(), HasSubstr("user=\"alice\" mechanism=certificate"));
 }
 
 // In process: a server stream on loft_tls's context and a client, both on one io_context; the

@@ -1,6 +1,7 @@
 #include "test_daemon.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -258,6 +259,24 @@ void TestDaemon::signal(int signo) const {
   ::kill(pid_, signo);
 }
 
+namespace {
+
+std::mutex secrets_mutex;
+std::vector<std::string>& secrets() {
+  static std::vector<std::string> registered;  // guarded by secrets_mutex
+  return registered;
+}
+
+}  // namespace
+
+void never_log(std::string secret) {
+  if (secret.empty()) return;
+  std::lock_guard lock(secrets_mutex);
+  if (std::find(secrets().begin(), secrets().end(), secret) == secrets().end()) {
+    secrets().push_back(std::move(secret));
+  }
+}
+
 TestDaemon::~TestDaemon() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
@@ -265,6 +284,20 @@ TestDaemon::~TestDaemon() {
       ::kill(pid_, SIGKILL);
       wait_for_exit(pid_, 10s);
     }
+  }
+  // After the exit: the shutdown's own lines are checked too.
+  const auto text = log();
+  std::lock_guard lock(secrets_mutex);
+  for (const auto& secret : secrets()) {
+    const auto at = text.find(secret);
+    if (at == std::string::npos) continue;
+    const auto newline = text.rfind('\n', at);
+    const auto begin = newline == std::string::npos ? 0 : newline + 1;
+    auto line = text.substr(begin, text.find('\n', at) - begin);
+    for (auto p = line.find(secret); p != std::string::npos; p = line.find(secret, p)) {
+      line.replace(p, secret.size(), "<SECRET>");
+    }
+    ADD_FAILURE() << "loftd logged a secret: " << line;
   }
 }
 

@@ -53,6 +53,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 // Every message of `topic`, from offset 0 to the end, read with FETCH.
 Result<std::vector<StoredMessage>> fetch_all(client::Client& c, const std::string& topic);
 
+// Registers a secret (a test user's password, a key's text) that no loftd may ever log. Every
+// TestDaemon reads its whole log when it is destroyed and fails the running test for each
+// registered secret it finds there: "no secret in any log line", checked over every test's
+// log. Thread-safe; a secret stays registered for the rest of the process.
+void never_log(std::string secret);
+
 class TestDaemon {
  public:
   // `config_toml` is written to a file passed with --config; `extra_args` follow it.

@@ -5,6 +5,7 @@
 // plain values.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,5 +72,10 @@ struct MetricsSnapshot {
   std::optional<std::uint64_t> resident_bytes;
 };
 std::string render_metrics(const MetricsSnapshot& snapshot);
+// Drops from `snapshot` the topics `visible` refuses: their per-topic series and the series of
+// their groups. Broker-wide figures stay. (/metrics with metrics_auth = "users": a user sees
+// the series of the topics GET /v1/topics lists for it.)
+void keep_topics(MetricsSnapshot& snapshot,
+                 const std::function<bool(const std::string& topic)>& visible);
 
 }  // namespace loft::http
