@@ -143,7 +143,7 @@ TEST(Flood, SilentAndTlsStalledSocketsDoNotLockOutAnAuthenticatingTlsClient) {
         return metric(d, "loft_connections_evicted_total") ==
                static_cast<long long>(kSilent + kStalled - kMaxPending);
       },
-      20s))
+      60s))
       << "evicted " << metric(d, "loft_connections_evicted_total");
 
   const auto start = Clock::now();

@@ -96,7 +96,10 @@ class WithUsers : public ::testing::Test {
   void SetUp() override {
     users_path_ = dir_.path() / "users.toml";
     write_users(users_file_text());
-    daemon_ = std::make_unique<TestDaemon>("users_file = \"" + users_path_.string() + "\"\n");
+    // A long handshake_timeout: a login waits for its Argon2id check (each tens of ms, far
+    // more under sanitizers on a loaded machine), queued behind the others of a burst.
+    daemon_ = std::make_unique<TestDaemon>("users_file = \"" + users_path_.string() +
+                                           "\"\nhandshake_timeout = \"60s\"\n");
     daemon_->start();
     auto root = as("root");
     ASSERT_TRUE(root.has_value()) << root.error().to_string();
