@@ -34,8 +34,6 @@ struct Server::Listener {
 
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-
 // A connection over max_connections: ERROR too_many_connections (correlation id 0: nothing
 // was read), then, as after any fatal error, FIN and a short drain of what the client already
 // sent (its HELLO), so that the close does not reset the connection before the client has

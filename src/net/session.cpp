@@ -19,8 +19,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-
 // Small frames share a buffer: a client that pipelines a million PINGs and reads nothing
 // then costs about its reply bytes (what max_send_queue counts), not a string per reply.
 constexpr std::size_t kShareBelow = 64 << 10;

@@ -10,8 +10,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-
 // Socket reads during the handshake and the shutdown (a ClientHello is a few hundred bytes):
 // a connection that stalls there holds little.
 constexpr std::size_t kSmallRead = 4 << 10;

@@ -33,6 +33,9 @@
 
 namespace loft::net {
 
+// The completion token of net's coroutines: IO errors come back as values.
+inline constexpr auto kUseTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+
 class Stream {
  public:
   using Tcp = boost::asio::ip::tcp::socket;
@@ -59,14 +62,13 @@ class Stream {
   // Some bytes into `buffer` (0 only for an empty buffer); an error at the end of the stream.
   Awaitable<IoResult> read_some(boost::asio::mutable_buffer buffer) {
     if (tls_) return tls_read_some(buffer);
-    return socket_.async_read_some(buffer, boost::asio::as_tuple(boost::asio::use_awaitable));
+    return socket_.async_read_some(buffer, kUseTuple);
   }
   // All of `buffers` (as asio::async_write); n counts plaintext bytes. `buffers` must outlive
   // the operation.
   Awaitable<IoResult> write(const std::vector<boost::asio::const_buffer>& buffers) {
     if (tls_) return tls_write(buffers);
-    return boost::asio::async_write(socket_, buffers,
-                                    boost::asio::as_tuple(boost::asio::use_awaitable));
+    return boost::asio::async_write(socket_, buffers, kUseTuple);
   }
 
   // TLS only (REQUIRES: secure()).
