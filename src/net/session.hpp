@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "loft/auth/password_checks.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/net/group_runner.hpp"
@@ -52,16 +53,8 @@ struct SessionContext {
   // Once per session, when it is admitted (Session::admit): it stops being pending.
   std::function<void(const class Session*)> on_admitted;
   AuthCounters auth_counters{};
-  // Password checks queued on the slow executor, overall and per peer address: a flood of
-  // logins cannot queue more work than this, and one address cannot take all of it.
-  struct PasswordChecks {
-    static constexpr std::uint32_t kMaxTotal = 64;
-    static constexpr std::uint32_t kMaxPerAddress = 4;
-    std::uint32_t total = 0;
-    std::unordered_map<std::string, std::uint32_t> per_address;
-    bool try_begin(const std::string& address);
-    void end(const std::string& address);
-  };
+  // Password checks queued on the slow executor, overall and per peer address.
+  using PasswordChecks = auth::PasswordChecks;
   PasswordChecks password_checks{};
 };
 

@@ -174,23 +174,6 @@ void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
              });
 }
 
-bool SessionContext::PasswordChecks::try_begin(const std::string& address) {
-  auto& mine = per_address[address];
-  if (total >= kMaxTotal || mine >= kMaxPerAddress) {
-    if (mine == 0) per_address.erase(address);
-    return false;
-  }
-  ++mine;
-  ++total;
-  return true;
-}
-
-void SessionContext::PasswordChecks::end(const std::string& address) {
-  --total;
-  const auto it = per_address.find(address);
-  if (it != per_address.end() && --it->second == 0) per_address.erase(it);
-}
-
 void Session::on_verified(std::uint32_t cid, const std::string& name,
                           Result<std::shared_ptr<const auth::User>> result) {
   if (closed_) return;
