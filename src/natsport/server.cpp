@@ -59,7 +59,7 @@ tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   acceptor_.bind(endpoint);
   acceptor_.listen(asio::socket_base::max_listen_connections);
-  const auto bound = acceptor_.local_endpoint();
+  auto bound = acceptor_.local_endpoint();
 
   auto& info = context_->info;
   const auto id = random_server_id();

@@ -27,12 +27,12 @@ bool plausible_header_block(std::string_view block) {
 }
 
 const std::string& no_responders_block() {
-  static const std::string block = [] {
+  static const std::string kBlock = [] {
     std::string b;
     nats::append_headers(b, nats::kStatusNoResponders, "", std::span<const Header>{});
     return b;
   }();
-  return block;
+  return kBlock;
 }
 
 std::string violation(std::string_view what, std::string_view subject, std::string_view queue) {

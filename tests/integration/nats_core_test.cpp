@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <boost/json/parse.hpp>
+#include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -316,7 +318,8 @@ std::string login(const std::string& user, const std::string& password) {
 TEST(NatsUsers, LoginsPermissionsAndTheRequestReplyRules) {
   TempDir dir;
   const auto users_path = dir.path() / "users.toml";
-  std::ofstream(users_path) << users_file();
+  const auto users = users_file();
+  std::ofstream(users_path) << users;
   TestDaemon d(nats_config("users_file = \"" + users_path.string() + "\"\n"));
   d.start();
   const auto port = d.nats_port();
@@ -386,6 +389,17 @@ TEST(NatsUsers, LoginsPermissionsAndTheRequestReplyRules) {
   m = client.next_msg();
   ASSERT_TRUE(m);
   EXPECT_EQ(m->headers, "NATS/1.0 503\r\n\r\n");
+
+  // A reload that removes a user closes its connections; the others stay.
+  const auto service_begins = users.find("[[users]]\nname = \"service\"");
+  const auto service_ends = users.find("[[users]]", service_begins + 1);
+  ASSERT_NE(service_ends, std::string::npos);
+  std::ofstream(users_path.string() + ".tmp")
+      << users.substr(0, service_begins) + users.substr(service_ends);
+  std::filesystem::rename(users_path.string() + ".tmp", users_path);
+  d.signal(SIGHUP);
+  EXPECT_EQ(service.error_then_close(), "Authorization Violation");
+  EXPECT_TRUE(client.flush());
 
   // The log has the failures, never a password.
   const auto log = d.log();
