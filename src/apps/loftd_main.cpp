@@ -437,14 +437,21 @@ struct Daemon {
     options.security.authenticator = authenticator;
     options.security.slow_executor = slow.get_executor();
     nats_server.emplace(io, std::move(options));
+    if (cfg.nats_tls && !tls_context)
+      tls_context = or_die(tls::ServerContext::load(tls_files_of(cfg)));
     const auto hp = or_die(config::parse_host_port(cfg.nats_listen));
     try {
-      const auto ep = nats_server->listen(hp.host, hp.port);
+      const auto ep = nats_server->listen(hp.host, hp.port, cfg.nats_tls ? &*tls_context : nullptr);
       nats_bound = ep.address().to_string() + ":" + std::to_string(ep.port());
       if (!port_files.nats.empty())
         apps::write_file_atomically(port_files.nats, std::to_string(ep.port()) + "\n");
     } catch (const std::exception& e) {
       die("cannot listen for NATS on " + cfg.nats_listen + ": " + e.what());
+    }
+    if (cfg.nats_tls) {
+      spdlog::info("nats tls listening address={} {} client_auth={}", nats_bound,
+                   tls::describe_certificate(*tls_context->current()),
+                   config::to_string(cfg.tls_client_auth));
     }
   }
 
@@ -502,7 +509,7 @@ struct Daemon {
   }
 
   std::unique_ptr<broker::Broker> core;           // the broker, with its store
-  std::optional<tls::ServerContext> tls_context;  // with tls_listen or http_tls
+  std::optional<tls::ServerContext> tls_context;  // with tls_listen, http_tls or nats_tls
   net::GroupRunner group_runner;
   broker::Groups groups;
   // Password checks (Argon2id, tens of ms and 64 MiB each) run here, one at a time, off the io

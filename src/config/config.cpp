@@ -298,7 +298,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 36> kKeys{{
+const std::array<Key, 37> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -371,6 +371,9 @@ const std::array<Key, 36> kKeys{{
        return set_timeout(key, in, c.nats_ping_interval);
      },
      field<&Config::nats_ping_interval>(), Reload::restart},
+    {"nats_tls",
+     [](Config& c, std::string_view key, const Input& in) { return set_bool(key, in, c.nats_tls); },
+     field<&Config::nats_tls>(), Reload::restart},
     {"tls_listen",
      [](Config& c, std::string_view key, const Input& in) {
        return set_optional_listen(key, in, c.tls_listen);
@@ -674,15 +677,20 @@ Result<void> validate_security(const Config& config) {
                   "config key '" + std::string(key) + "': " + hp.error().detail);
     }
   }
-  const bool tls = tls_listen_enabled(config) || config.http_tls;
+  const bool tls = tls_listen_enabled(config) || config.http_tls || config.nats_tls;
   if (tls && (config.tls_cert_file.empty() || config.tls_key_file.empty())) {
     return fail(Errc::invalid_request,
-                std::string(tls_listen_enabled(config) ? "tls_listen" : "http_tls") +
+                std::string(tls_listen_enabled(config) ? "tls_listen"
+                            : config.http_tls          ? "http_tls"
+                                                       : "nats_tls") +
                     " needs tls_cert_file and tls_key_file (PEM files; docs/security.md says "
                     "how to make them)");
   }
   if (config.http_tls && !http_enabled(config)) {
     return fail(Errc::invalid_request, "http_tls = true needs http_listen on");
+  }
+  if (config.nats_tls && !nats_enabled(config)) {
+    return fail(Errc::invalid_request, "nats_tls = true needs nats_listen on");
   }
   if (config.tls_client_auth != TlsClientAuth::none && config.tls_ca_file.empty()) {
     return fail(Errc::invalid_request, "tls_client_auth = \"" +

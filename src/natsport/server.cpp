@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "loft/nats/error.hpp"
+#include "loft/tls/tls.hpp"
 #include "log.hpp"
 #include "session.hpp"
 
@@ -52,7 +53,8 @@ Server::Server(asio::io_context& io, ServerOptions options)
 
 Server::~Server() = default;
 
-tcp::endpoint Server::listen(const std::string& host, std::uint16_t port) {
+tcp::endpoint Server::listen(const std::string& host, std::uint16_t port, tls::ServerContext* tls) {
+  tls_ = tls;
   tcp::resolver resolver(io_);
   const tcp::endpoint endpoint = *resolver.resolve(host, std::to_string(port)).begin();
   acceptor_.open(endpoint.protocol());
@@ -106,7 +108,8 @@ void Server::accepted(tcp::socket socket) {
   if (sessions_.size() >= options_.max_connections && !pending_.empty()) evict_oldest_pending();
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  auto session = std::make_shared<Session>(*context_, std::move(socket), next_client_id_++);
+  auto session = std::make_shared<Session>(*context_, std::move(socket), next_client_id_++,
+                                           tls_ != nullptr ? tls_->current() : nullptr);
   if (sessions_.size() >= options_.max_connections) {
     ++context_->figures.connections_refused;
     ++unlogged_refusals_;

@@ -11,6 +11,7 @@
 
 #include "loft/nats/encode.hpp"
 #include "loft/nats/error.hpp"
+#include "loft/tls/tls.hpp"
 #include "log.hpp"
 
 namespace loft::natsport {
@@ -28,9 +29,11 @@ constexpr std::string_view kErrAuthenticationTimeout = "Authentication Timeout";
 
 }  // namespace
 
-Session::Session(SessionContext& context, tcp::socket socket, std::uint64_t client_id)
+Session::Session(SessionContext& context, tcp::socket socket, std::uint64_t client_id,
+                 std::shared_ptr<asio::ssl::context> tls)
     : context_(context),
       socket_(std::move(socket)),
+      tls_context_(std::move(tls)),
       client_id_(client_id),
       read_signal_(socket_.get_executor()),
       write_signal_(socket_.get_executor()),
@@ -61,7 +64,7 @@ void log_failure(const std::exception_ptr& e) {
 }  // namespace
 
 void Session::start() {
-  send_info();
+  if (!tls_context_) send_info();  // on TLS, the reader writes it before the handshake
   asio::co_spawn(socket_.get_executor(), reader(shared_from_this()), log_failure);
   asio::co_spawn(socket_.get_executor(), writer(shared_from_this()), log_failure);
   arm_watchdog();
@@ -69,6 +72,11 @@ void Session::start() {
 
 void Session::refuse(std::string_view text) {
   refused_ = true;
+  if (tls_context_) {
+    reading_ = false;
+    asio::co_spawn(socket_.get_executor(), writer(shared_from_this()), log_failure);
+    return;
+  }
   send_info();
   send_err(text);
   reading_ = false;
@@ -97,7 +105,7 @@ void Session::close() {
 
 Session::Awaitable Session::reader(std::shared_ptr<Session> self) {
   try {
-    co_await read_loop();
+    if (!tls_context_ || co_await tls_handshake()) co_await read_loop();
   } catch (const std::exception& e) {
     // A bug or an allocation failure: this connection ends, the others go on.
     nats_log()->error("session reader failed peer={} error=\"{}\"", peer_, e.what());
@@ -105,8 +113,34 @@ Session::Awaitable Session::reader(std::shared_ptr<Session> self) {
   }
   if (timed_out_) fatal(*timed_out_, "timeout");
   reading_ = false;
+  reader_done_ = true;
   write_signal_.cancel();  // the writer may be waiting to learn that the reader is done
   (void)self;
+}
+
+// INFO in clear (it tells the client to start TLS), then the server side of the handshake,
+// under the handshake deadline. A failure (a plaintext client, a certificate the CA does not
+// vouch for, a stall) closes the connection with one log line: no -ERR without TLS.
+asio::awaitable<bool> Session::tls_handshake() {
+  const auto info = info_text();
+  auto [ec, written] = co_await asio::async_write(socket_, asio::buffer(info), kUseTuple);
+  tls_.emplace(socket_, *tls_context_);
+  if (!ec) std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, kUseTuple);
+  if (ec || closed_) {
+    if (!closed_) {
+      nats_log()->warn("closing connection peer={} reason=\"{}\"", peer_,
+                       timed_out_ ? std::string("TLS handshake not complete within "
+                                                "handshake_timeout")
+                                  : "TLS handshake failed: " + ec.message());
+    }
+    timed_out_.reset();  // nothing to tell the client: no -ERR without TLS
+    reading_ = false;
+    co_return false;
+  }
+  tls_established_ = true;
+  peer_names_ = tls::peer_names(tls_->native_handle());
+  write_signal_.cancel();  // the writer may now write
+  co_return true;
 }
 
 Session::Awaitable Session::read_loop() {
@@ -148,8 +182,9 @@ asio::awaitable<bool> Session::read_more() {
   constexpr std::size_t kReadChunk = 64 << 10;
   constexpr std::size_t kPendingReadChunk = 1 << 10;
   const auto room = parser_.prepare(admitted_ ? kReadChunk : kPendingReadChunk);
-  auto [ec, n] =
-      co_await socket_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
+  const auto buffer = asio::buffer(room.data(), room.size());
+  auto [ec, n] = tls_ ? co_await tls_->async_read_some(buffer, kUseTuple)
+                      : co_await socket_.async_read_some(buffer, kUseTuple);
   if (ec) co_return false;
   parser_.commit(n);
   spoke_ = true;
@@ -164,7 +199,13 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
     nats_log()->error("session writer failed peer={} error=\"{}\"", peer_, e.what());
     fatal_ = false;  // no linger: close now
   }
-  if (fatal_ && !closed_) co_await linger(self);
+  if (tls_established_ && !closed_ && reader_done_) {
+    // close_notify, then the client's (bounded): also after a fatal -ERR. Not with the reader
+    // still in a read: a shutdown would be a second operation reading the TLS stream.
+    co_await tls_close(self);
+  } else if (fatal_ && !closed_ && !tls_) {
+    co_await linger(self);
+  }
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -182,10 +223,12 @@ Session::Awaitable Session::write_loop() {
   std::vector<std::string> sending;
   std::vector<asio::const_buffer> buffers;
   for (;;) {
-    while (outgoing_.empty() && !closed_ && (reading_ || auth_pending_)) {
+    // On TLS nothing is written before the handshake has completed.
+    while ((outgoing_.empty() || (tls_context_ && !tls_established_)) && !closed_ &&
+           (reading_ || auth_pending_)) {
       co_await write_signal_.async_wait(kUseTuple);
     }
-    if (closed_ || outgoing_.empty()) co_return;
+    if (closed_ || outgoing_.empty() || (tls_context_ && !tls_established_)) co_return;
     // `buffers` points into these strings: reserved before they are moved in, so that no
     // reallocation moves the bytes of a short (in-place) one.
     sending.reserve(kMaxBuffers);
@@ -196,7 +239,8 @@ Session::Awaitable Session::write_loop() {
       outgoing_.pop_front();
       buffers.emplace_back(asio::buffer(sending.back()));
     }
-    auto [ec, n] = co_await asio::async_write(socket_, buffers, kUseTuple);
+    auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, buffers, kUseTuple)
+                        : co_await asio::async_write(socket_, buffers, kUseTuple);
     outgoing_bytes_ -= std::min(outgoing_bytes_, n);
     read_signal_.cancel();  // room again for the reader
     if (ec) co_return;
@@ -226,6 +270,19 @@ Session::Awaitable Session::linger(std::shared_ptr<Session> self) {
   deadline.cancel();
 }
 
+// TLS close: our close_notify, then the client's, bounded in time like the plaintext linger.
+Session::Awaitable Session::tls_close(std::shared_ptr<Session> self) {
+  constexpr auto kCloseTime = std::chrono::seconds(2);
+  asio::steady_timer deadline(socket_.get_executor());
+  deadline.expires_after(kCloseTime);
+  deadline.async_wait([self](boost::system::error_code ec) {
+    boost::system::error_code ignored;
+    if (!ec) self->socket_.cancel(ignored);
+  });
+  std::ignore = co_await tls_->async_shutdown(kUseTuple);  // a failure: close anyway
+  deadline.cancel();
+}
+
 std::string& Session::out() {
   if (outgoing_.empty() || outgoing_.back().size() >= kShareBelow) outgoing_.emplace_back();
   return outgoing_.back();
@@ -236,14 +293,21 @@ void Session::queued(std::size_t bytes) {
   write_signal_.cancel();
 }
 
-void Session::send_info() {
+std::string Session::info_text() const {
   auto info = context_.info;
   info["client_id"] = client_id_;
   info["client_ip"] = peer_address_;
-  auto& o = out();
-  const std::size_t before = o.size();
-  nats::append_info(o, boost::json::serialize(info));
-  queued(o.size() - before);
+  if (tls_context_) info["tls_required"] = true;
+  std::string text;
+  nats::append_info(text, boost::json::serialize(info));
+  return text;
+}
+
+void Session::send_info() {
+  auto text = info_text();
+  const std::size_t n = text.size();
+  outgoing_.push_back(std::move(text));
+  queued(n);
 }
 
 void Session::send_ok() {
@@ -264,6 +328,13 @@ void Session::send_err(std::string_view text) {
 
 void Session::fatal(std::string_view text, std::string_view reason) {
   if (closed_ || fatal_) return;
+  if (tls_context_ && !tls_established_) {
+    // No TLS session to carry a -ERR yet: just close.
+    reading_ = false;
+    read_signal_.cancel();
+    write_signal_.cancel();
+    return;
+  }
   nats_log()->warn("closing connection peer={} name=\"{}\" error=\"{}\" reason=\"{}\"", peer_,
                    auth::loggable_name(name_), text, reason);
   if (!text.empty()) send_err(text);

@@ -21,6 +21,8 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
@@ -33,6 +35,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "loft/auth/auth.hpp"
 #include "loft/auth/password_checks.hpp"
@@ -62,11 +65,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // cannot make loftd buffer max_payload bytes.
   static constexpr std::uint64_t kPendingMaxPayload = 64 << 10;
 
-  Session(SessionContext& context, boost::asio::ip::tcp::socket socket, std::uint64_t client_id);
+  // `tls`: the listener's TLS context (INFO in clear with tls_required, then the client's TLS
+  // handshake within handshake_timeout, then everything over TLS); null for plaintext.
+  Session(SessionContext& context, boost::asio::ip::tcp::socket socket, std::uint64_t client_id,
+          std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
 
   // Sends INFO and serves the connection.
   void start();
-  // Sends INFO and `-ERR '<text>'`, then closes (a connection over max_connections).
+  // Sends INFO and `-ERR '<text>'`, then closes (a connection over max_connections); on a TLS
+  // listener closes at once (no TLS session to carry them).
   void refuse(std::string_view text);
   // Graceful (shutdown): no more ops are read; what is queued is flushed, then the close.
   void stop_reading();
@@ -96,13 +103,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reading (session.cpp).
   Awaitable reader(std::shared_ptr<Session> self);
   Awaitable read_loop();
+  boost::asio::awaitable<bool> tls_handshake();
   boost::asio::awaitable<bool> read_more();
   // Writing.
   Awaitable writer(std::shared_ptr<Session> self);
   Awaitable write_loop();
   Awaitable linger(std::shared_ptr<Session> self);
+  Awaitable tls_close(std::shared_ptr<Session> self);
   std::string& out();  // the buffer to append a reply to (shared by small replies)
   void queued(std::size_t bytes);
+  std::string info_text() const;
   void send_info();
   void send_ok();
   void send_err(std::string_view text);
@@ -133,7 +143,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void remember_reply(std::string_view reply);
 
   SessionContext& context_;
-  boost::asio::ip::tcp::socket socket_;
+  boost::asio::ip::tcp::socket socket_;  // the TCP socket, also under TLS
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;
+  std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;  // after INFO
+  bool tls_established_ = false;
+  bool reader_done_ = false;
   const std::uint64_t client_id_;
   std::string peer_;
   std::string peer_address_;
@@ -155,6 +169,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool fatal_ = false;                    // a fatal -ERR was queued: flush, linger, close
   std::optional<std::string> timed_out_;  // the -ERR text when the watchdog ended the reading
+  std::vector<std::string> peer_names_;   // of a verified client certificate
   bool spoke_ = false;
   bool refused_ = false;
   bool connected_ = false;  // a CONNECT was accepted
@@ -172,7 +187,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // Login and permissions.
   std::shared_ptr<const auth::User> user_;
   bool auth_pending_ = false;
-  std::unordered_map<std::string, std::uint8_t> grants_;  // subject -> bits, bounded
+  // Looked up by string_view: no allocation per message for a subject seen before.
+  struct SubjectHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::uint8_t, SubjectHash, std::equal_to<>>
+      grants_;  // subject -> bits, bounded
   // `_INBOX.` reply subjects of messages delivered here, most recent last, bounded: this
   // connection may publish to them (the responses of request/reply).
   std::deque<std::string> replies_;

@@ -44,7 +44,8 @@ bool is_private_inbox(std::string_view subject) {
 
 void Session::start_login(std::string user, std::string password) {
   const auto& security = context_.options.security;
-  if (!auth::password_allowed({false, peer_is_loopback_}, security.allow_plaintext_passwords)) {
+  if (!auth::password_allowed({tls_established_, peer_is_loopback_},
+                              security.allow_plaintext_passwords)) {
     return on_login(user, fail(Errc::authentication_failed,
                                "a password over a plaintext connection from a non-loopback "
                                "address (allow_plaintext_passwords is off)"));
@@ -75,6 +76,7 @@ void Session::start_login(std::string user, std::string password) {
                  self->auth_pending_ = false;
                  self->on_login(user, std::move(*result));
                  self->read_signal_.cancel();
+                 self->write_signal_.cancel();  // a writer waiting for the login to end
                });
              });
 }
@@ -120,14 +122,13 @@ bool Session::allowed(auth::Operation op, std::string_view subject) {
   if (!users_required()) return true;
   if (user_ == nullptr) return false;
   const std::uint8_t bit = op == auth::Operation::publish ? kPublish : kSubscribe;
-  std::string key(subject);
-  if (const auto it = grants_.find(key); it != grants_.end()) return (it->second & bit) != 0;
+  if (const auto it = grants_.find(subject); it != grants_.end()) return (it->second & bit) != 0;
   const auto& p = user_->permissions;
   std::uint8_t bits = 0;
   if (p.allows(auth::Operation::publish, subject)) bits |= kPublish;
   if (p.allows(auth::Operation::subscribe, subject)) bits |= kSubscribe;
   if (grants_.size() >= kMaxCachedSubjects) grants_.clear();
-  grants_.emplace(std::move(key), bits);
+  grants_.emplace(std::string(subject), bits);
   return (bits & bit) != 0;
 }
 

@@ -141,6 +141,14 @@ void Session::on_connect(std::string_view json) {
     if (verbose_) send_ok();
     return;
   }
+  if (o.user.empty() && !peer_names_.empty()) {
+    // A verified client certificate whose CN or alternative name is a user logs in as that user.
+    auto user = context_.options.security.authenticator->find_any(peer_names_);
+    if (user) {
+      const std::string name = (*user)->name;
+      return on_login(name, std::move(user));
+    }
+  }
   if (o.user.empty() || o.has_token) {
     return on_login(o.user, fail(Errc::authentication_failed,
                                  o.has_token ? "a token, JWT or nkey login: loft has users with "

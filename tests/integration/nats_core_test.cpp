@@ -22,6 +22,7 @@
 #include "http_client.hpp"
 #include "loft/auth/auth.hpp"
 #include "nats_client.hpp"
+#include "test_certs.hpp"
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -57,12 +58,13 @@ class Nats : public ::testing::Test {
 };
 std::unique_ptr<TestDaemon> Nats::daemon_;
 
-// The subjects of the messages that arrive until the PONG of a flush.
+// The subjects of the messages that arrive until the PONG of a flush (all of them are read by
+// then: loftd answers a connection's ops in order).
 std::multimap<std::string, std::string> drain(NatsConnection& c) {
   std::multimap<std::string, std::string> by_sid;
   EXPECT_TRUE(c.flush());
   for (;;) {
-    auto m = c.next_msg(200ms);
+    auto m = c.next_msg(0ms);
     if (!m) break;
     by_sid.emplace(m->sid, m->subject);
   }
@@ -294,6 +296,18 @@ const std::map<std::string, std::string>& passwords() {
   return p;
 }
 
+// One Argon2id hash per user and test binary (each costs tens of milliseconds, more under ASan).
+const std::string& hash_of(const std::string& user) {
+  static std::map<std::string, std::string> hashes;
+  auto it = hashes.find(user);
+  if (it == hashes.end()) {
+    const auto h = auth::hash_password(passwords().at(user));
+    EXPECT_TRUE(h.has_value());
+    it = hashes.emplace(user, h ? *h : std::string()).first;
+  }
+  return it->second;
+}
+
 std::string users_file() {
   std::string text;
   for (const auto& [name, permissions] : std::vector<std::pair<std::string, std::string>>{
@@ -302,10 +316,8 @@ std::string users_file() {
             "deny = [\"orders.secret\"]"},
            {"service", "subscribe = [\"svc.*\"]"},
            {"feeder", "publish = [\"orders.*\"]"}}) {
-    const auto hash = auth::hash_password(passwords().at(name));
-    EXPECT_TRUE(hash.has_value());
-    text += "[[users]]\nname = \"" + name + "\"\npassword_hash = \"" + (hash ? *hash : "") +
-            "\"\n" + permissions + "\n";
+    text += "[[users]]\nname = \"" + name + "\"\npassword_hash = \"" + hash_of(name) + "\"\n" +
+            permissions + "\n";
   }
   return text;
 }
@@ -406,6 +418,56 @@ TEST(NatsUsers, LoginsPermissionsAndTheRequestReplyRules) {
   EXPECT_THAT(log, HasSubstr("authentication failed"));
   for (const auto& [name, password] : passwords())
     EXPECT_THAT(log, ::testing::Not(HasSubstr(password)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (nats_tls): INFO in clear says tls_required, then the client's handshake.
+
+TEST(NatsTls, ClientsSpeakTlsAfterInfoAndACertificateCanNameTheUser) {
+  const auto& certs = TestCerts::get();
+  TempDir dir;
+  const auto users_path = dir.path() / "users.toml";
+  std::ofstream(users_path) << "[[users]]\nname = \"alice\"\n"
+                               "publish = [\"tls.*\"]\nsubscribe = [\"tls.*\"]\n"
+                               "[[users]]\nname = \"client\"\npassword_hash = \""
+                            << hash_of("client") << "\"\npublish = [\"tls.*\"]\n";
+  TestDaemon d(nats_config("nats_tls = true\ntls_cert_file = \"" + certs.server.cert +
+                           "\"\ntls_key_file = \"" + certs.server.key + "\"\ntls_ca_file = \"" +
+                           certs.ca + "\"\ntls_client_auth = \"optional\"\nusers_file = \"" +
+                           users_path.string() + "\"\n"));
+  d.start();
+  const auto port = d.nats_port();
+
+  // A client that ignores tls_required and speaks in clear: closed, no -ERR in clear.
+  NatsConnection plain(port);
+  ASSERT_FALSE(plain.info().empty());
+  const auto info = boost::json::parse(plain.info()).as_object();
+  EXPECT_TRUE(info.at("tls_required").as_bool());
+  ASSERT_TRUE(plain.send("CONNECT {}\r\nPING\r\n"));
+  EXPECT_TRUE(plain.closed_by_server());
+  EXPECT_EQ(plain.errors_seen(), "");
+
+  // The certificate of user alice logs in without user and pass; a password works over TLS
+  // from any address (here loopback) and messages flow.
+  NatsConnection alice(port, 10s, 0, NatsTls{certs.ca, certs.alice.cert, certs.alice.key});
+  ASSERT_TRUE(alice.connected());
+  ASSERT_TRUE(alice.handshake());
+  ASSERT_TRUE(alice.sub("tls.*", "1"));
+  ASSERT_TRUE(alice.flush());
+  NatsConnection client(port, 10s, 0, NatsTls{certs.ca, "", ""});
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.handshake(login("client", passwords().at("client"))));
+  const std::string big(100 * 1024, 'z');  // several TLS records
+  ASSERT_TRUE(client.pub("tls.x", big));
+  const auto m = alice.next_msg();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->payload, big);
+  // No certificate and no user: refused.
+  NatsConnection nobody(port, 10s, 0, NatsTls{certs.ca, "", ""});
+  ASSERT_TRUE(nobody.connected());
+  ASSERT_TRUE(nobody.send("CONNECT {\"verbose\":false}\r\n"));
+  EXPECT_EQ(nobody.error_then_close(), "Authorization Violation");
+  EXPECT_THAT(d.log(), HasSubstr("nats tls listening"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,12 +3,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <vector>
 
 #include "loft/nats/encode.hpp"
@@ -42,7 +45,8 @@ std::string_view to_string(NatsEvent::Kind kind) {
 }
 
 NatsConnection::NatsConnection(std::uint16_t port, std::chrono::milliseconds timeout,
-                               int receive_buffer) {
+                               int receive_buffer, std::optional<NatsTls> tls)
+    : tls_(tls.has_value()) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return;
   if (receive_buffer > 0) {
@@ -60,11 +64,53 @@ NatsConnection::NatsConnection(std::uint16_t port, std::chrono::milliseconds tim
   }
   const auto e = next(timeout);
   if (e.kind == NatsEvent::Kind::info) info_ = e.text;
+  if (tls && !info_.empty() && !start_tls(*tls)) close();
+}
+
+bool NatsConnection::start_tls(const NatsTls& tls) {
+  std::signal(SIGPIPE, SIG_IGN);  // SSL_write to a closed connection
+  const timeval timeout{10, 0};   // a blocking handshake cannot hang
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  context_ = SSL_CTX_new(TLS_client_method());
+  if (!tls.ca_file.empty()) {
+    SSL_CTX_load_verify_locations(context_, tls.ca_file.c_str(), nullptr);
+    SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
+  }
+  if (!tls.cert_file.empty()) {
+    SSL_CTX_use_certificate_chain_file(context_, tls.cert_file.c_str());
+    SSL_CTX_use_PrivateKey_file(context_, tls.key_file.c_str(), SSL_FILETYPE_PEM);
+  }
+  ssl_ = SSL_new(context_);
+  SSL_set_fd(ssl_, fd_);
+  if (SSL_connect(ssl_) != 1) {
+    ERR_clear_error();
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    return false;
+  }
+  return true;
+}
+
+long NatsConnection::read_some(char* data, std::size_t size) {
+  if (ssl_ == nullptr) return ::recv(fd_, data, size, 0);  // plaintext, or INFO before TLS
+  const int n = SSL_read(ssl_, data, static_cast<int>(size));
+  if (n > 0) return n;
+  const int error = SSL_get_error(ssl_, n);
+  ERR_clear_error();
+  if (error == SSL_ERROR_WANT_READ) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return error == SSL_ERROR_ZERO_RETURN ? 0 : -2;
 }
 
 NatsConnection::~NatsConnection() { close(); }
 
 void NatsConnection::close() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
+  if (context_ != nullptr) SSL_CTX_free(context_);
+  ssl_ = nullptr;
+  context_ = nullptr;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
@@ -76,7 +122,8 @@ void NatsConnection::shutdown_write() {
 bool NatsConnection::send(std::string_view bytes) {
   while (!bytes.empty()) {
     if (fd_ < 0) return false;
-    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    const long n = ssl_ != nullptr ? SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size()))
+                                   : ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     bytes.remove_prefix(static_cast<std::size_t>(n));
@@ -142,13 +189,16 @@ bool NatsConnection::fill(Clock::time_point deadline) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(left));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
+    // TLS may hold decrypted bytes the socket no longer shows.
+    if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
+      pollfd p{fd_, POLLIN, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(left));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+    }
     char chunk[65536];
-    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (n < 0 && errno == EINTR) continue;
+    const long n = read_some(chunk, sizeof chunk);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) {
       closed_ = true;  // EOF or reset
       return false;

@@ -12,6 +12,9 @@
 #include <string>
 #include <string_view>
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 namespace loft::testing {
 
 struct NatsEvent {
@@ -28,6 +31,14 @@ struct NatsEvent {
 };
 std::string_view to_string(NatsEvent::Kind kind);
 
+// TLS for a NatsConnection: after INFO, the client's TLS handshake (OpenSSL, blocking with a
+// timeout), as NATS clients do when INFO says tls_required.
+struct NatsTls {
+  std::string ca_file;    // verify the server against it; "" = no verification
+  std::string cert_file;  // a client certificate (with key_file), or ""
+  std::string key_file;
+};
+
 class NatsConnection {
  public:
   static constexpr std::string_view kConnect =
@@ -38,12 +49,12 @@ class NatsConnection {
   // that should fall behind quickly).
   explicit NatsConnection(std::uint16_t port,
                           std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                          int receive_buffer = 0);
+                          int receive_buffer = 0, std::optional<NatsTls> tls = std::nullopt);
   ~NatsConnection();
   NatsConnection(const NatsConnection&) = delete;
   NatsConnection& operator=(const NatsConnection&) = delete;
 
-  bool connected() const { return fd_ >= 0 && !info_.empty(); }
+  bool connected() const { return fd_ >= 0 && !info_.empty() && (!tls_ || ssl_ != nullptr); }
   const std::string& info() const { return info_; }
 
   bool send(std::string_view bytes);
@@ -85,7 +96,14 @@ class NatsConnection {
   // The next event from the socket (not from kept_).
   NatsEvent read_event(std::chrono::steady_clock::time_point deadline);
 
+  bool start_tls(const NatsTls& tls);
+  // recv or SSL_read: > 0 bytes, 0 at EOF, < 0 on an error.
+  long read_some(char* data, std::size_t size);
+
   int fd_ = -1;
+  bool tls_ = false;
+  ssl_ctx_st* context_ = nullptr;
+  ssl_st* ssl_ = nullptr;
   bool closed_ = false;
   bool auto_pong_ = true;
   std::string buf_;

@@ -49,6 +49,9 @@ struct Config {
   // How often loftd PINGs each NATS client; one that leaves two PINGs unanswered is closed
   // (-ERR 'Stale Connection'), so a vanished peer does not keep its subscriptions for ever.
   std::chrono::microseconds nats_ping_interval = std::chrono::minutes(2);
+  // The NATS port speaks TLS (INFO says tls_required, then the client's TLS handshake), with
+  // tls_cert_file and tls_key_file; tls_client_auth applies.
+  bool nats_tls = false;
 
   // Security (docs/security.md)
   // HOST:PORT of a second binary-protocol listener that speaks only TLS; "" or "off" = none.

@@ -28,6 +28,10 @@
 
 #include "loft/auth/auth.hpp"
 
+namespace loft::tls {
+class ServerContext;
+}
+
 namespace loft::natsport {
 
 // Users, as for loft's other ports (docs/security.md, docs/nats.md for the NATS rules).
@@ -97,7 +101,10 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds host:port (port 0 = any free port), starts accepting; returns the bound endpoint.
-  boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port);
+  // With `tls` every connection speaks TLS, with the context's current() at its accept (so a
+  // reload reaches the connections accepted after it); `tls` outlives the server.
+  boost::asio::ip::tcp::endpoint listen(const std::string& host, std::uint16_t port,
+                                        tls::ServerContext* tls = nullptr);
   void stop(std::function<void()> on_stopped);
   // A SIGHUP: takes over max_connections, max_pending_connections, handshake_timeout (for
   // connections accepted afterwards), op_timeout and allow_plaintext_passwords.
@@ -124,6 +131,7 @@ class Server {
   boost::asio::io_context& io_;
   ServerOptions options_;
   std::unique_ptr<SessionContext> context_;
+  tls::ServerContext* tls_ = nullptr;  // null: plaintext
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;  // after a failed accept
   boost::asio::steady_timer pings_;

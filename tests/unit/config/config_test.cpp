@@ -23,7 +23,7 @@ namespace loft::config {
 namespace {
 
 // Every key, as the file and apply_override spell it.
-constexpr std::array<std::string_view, 24> kAllKeys{
+constexpr std::array<std::string_view, 25> kAllKeys{
     "listen",
     "max_inflight_requests",
     "max_send_queue",
@@ -34,6 +34,7 @@ constexpr std::array<std::string_view, 24> kAllKeys{
     "http_listen",
     "nats_listen",
     "nats_ping_interval",
+    "nats_tls",
     "data_dir",
     "durability",
     "auto_create_topics",
@@ -517,7 +518,7 @@ TEST(Validate, ChecksSingleKeysOfConfigsBuiltInCode) {
 }
 
 // A valid command-line value of every key that differs from its default.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 24> kChangedValues{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 25> kChangedValues{{
     {"listen", "localhost:0"},
     {"max_inflight_requests", "16"},
     {"max_send_queue", "1MiB"},
@@ -528,6 +529,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 24> kChanged
     {"http_listen", "off"},
     {"nats_listen", "127.0.0.1:4222"},
     {"nats_ping_interval", "10s"},
+    {"nats_tls", "true"},
     {"data_dir", "/tmp/x"},
     {"durability", "os"},
     {"auto_create_topics", "true"},
@@ -731,6 +733,18 @@ TEST(Validate, RefusesANetworkListenerWithoutUsersUnlessAnonymousIsAllowed) {
   EXPECT_TRUE(validate(n).has_value());
   n.nats_listen = "nope";
   EXPECT_THAT(validate(n).error().detail, HasSubstr("nats_listen"));
+}
+
+TEST(Validate, NatsTlsNeedsTheNatsPortAndACertificate) {
+  Config c;
+  c.nats_tls = true;
+  c.tls_cert_file = "cert.pem";
+  c.tls_key_file = "key.pem";
+  EXPECT_THAT(validate(c).error().detail, HasSubstr("nats_tls = true needs nats_listen"));
+  c.nats_listen = "127.0.0.1:0";
+  EXPECT_TRUE(validate(c).has_value());
+  c.tls_key_file.clear();
+  EXPECT_THAT(validate(c).error().detail, HasSubstr("nats_tls needs tls_cert_file"));
 }
 
 TEST(Validate, TlsNeedsACertificateAndClientAuthNeedsACa) {
