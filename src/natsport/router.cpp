@@ -2,13 +2,11 @@
 
 #include <algorithm>
 
-#include "session.hpp"
-
 namespace loft::natsport {
 
 Router::Router() : random_(std::random_device{}()) {}
 
-nats::Result<SubscriberHandle> Router::subscribe(Session& session, std::string_view sid,
+nats::Result<SubscriberHandle> Router::subscribe(Subscriber& session, std::string_view sid,
                                                  std::string_view subject, std::string_view queue) {
   const auto handle = SubscriberHandle{next_handle_};
   if (auto inserted = index_.insert(subject, queue, handle); !inserted) {
@@ -47,7 +45,7 @@ bool Router::deliver_to(SubscriberHandle handle, const Outbound& message) {
   return true;
 }
 
-std::size_t Router::publish(const Session* publisher, bool echo, const Outbound& message) {
+std::size_t Router::publish(const Subscriber* publisher, bool echo, const Outbound& message) {
   index_.match(message.subject, match_);
   finished_.clear();
   const auto excluded = [&](SubscriberHandle h) {

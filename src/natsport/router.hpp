@@ -5,8 +5,7 @@
 // come with JetStream, docs/nats.md).
 //
 // Io thread only (like the sessions it calls), so no locks. A Session removes its
-// subscriptions (remove_all) before it is destroyed, so a Subscription's session pointer is
-// always alive.
+// subscriptions before it is destroyed, so a Subscription's subscriber pointer is always alive.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,10 +20,21 @@
 
 namespace loft::natsport {
 
-class Session;
+struct Subscription;
+struct Outbound;
+
+// What the Router hands messages to: a Session (or a test's fake).
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  // False when it does not take the message (closing, or it just became a slow consumer).
+  virtual bool deliver(const Subscription& sub, const Outbound& message) = 0;
+  // `sub` reached its UNSUB max and is about to be removed.
+  virtual void on_subscription_finished(const Subscription& sub) = 0;
+};
 
 struct Subscription {
-  Session* session = nullptr;
+  Subscriber* session = nullptr;
   std::string sid;
   std::string subject;
   std::string queue;      // empty: none
@@ -48,7 +58,7 @@ class Router {
   Router();
 
   // Errors: invalid_subject (the subject or the queue group).
-  nats::Result<SubscriberHandle> subscribe(Session& session, std::string_view sid,
+  nats::Result<SubscriberHandle> subscribe(Subscriber& session, std::string_view sid,
                                            std::string_view subject, std::string_view queue);
   void unsubscribe(SubscriberHandle handle);
   Subscription* find(SubscriberHandle handle);
@@ -57,7 +67,7 @@ class Router {
   // group (chosen at random among the members that take it), skipping the publisher's own
   // subscriptions when `echo` is false. A subscription that reaches its max is removed.
   // Returns how many subscriptions took the message.
-  std::size_t publish(const Session* publisher, bool echo, const Outbound& message);
+  std::size_t publish(const Subscriber* publisher, bool echo, const Outbound& message);
   // Hands `message` to one subscription (its max counts); false when it did not take it.
   bool send_to(SubscriberHandle handle, const Outbound& message);
 

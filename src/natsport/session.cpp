@@ -111,7 +111,10 @@ Session::Awaitable Session::reader(std::shared_ptr<Session> self) {
     nats_log()->error("session reader failed peer={} error=\"{}\"", peer_, e.what());
     fatal({}, e.what());
   }
-  if (timed_out_) fatal(*timed_out_, "timeout");
+  if (timed_out_) {
+    fatal(*timed_out_, admitted_ ? "an op not complete within frame_timeout"
+                                 : "no CONNECT within handshake_timeout");
+  }
   reading_ = false;
   reader_done_ = true;
   write_signal_.cancel();  // the writer may be waiting to learn that the reader is done

@@ -59,7 +59,7 @@ struct SessionContext {
   std::function<void(const Session*)> on_closed;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, public Subscriber {
  public:
   // Payload limit before CONNECT completes: a connection that has not even said who it is
   // cannot make loftd buffer max_payload bytes.
@@ -84,11 +84,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // After a users reload: closes the session if its user was removed or changed.
   void recheck_user();
 
-  // From the Router. False when the session does not take messages (closing, or it just
-  // became a slow consumer and was closed).
-  bool deliver(const Subscription& sub, const Outbound& message);
-  // A subscription reached its UNSUB max and is about to be removed.
-  void on_subscription_finished(const Subscription& sub);
+  // Subscriber (from the Router).
+  bool deliver(const Subscription& sub, const Outbound& message) override;
+  void on_subscription_finished(const Subscription& sub) override;
 
   bool admitted() const { return admitted_; }
   bool refused() const { return refused_; }

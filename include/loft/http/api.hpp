@@ -69,7 +69,7 @@ struct NetFigures {
   std::uint64_t auth_failed = 0;
   std::uint64_t connections_pending = 0;
   std::uint64_t connections_evicted = 0;
-  std::optional<NatsFigures> nats;
+  std::optional<NatsFigures> nats{};  // with nats_listen
 };
 
 // Everything /metrics shows, gathered on the io thread.
