@@ -239,6 +239,7 @@ TestDaemon::TestDaemon(std::string config_toml, std::vector<std::string> extra_a
       port_file_(dir_.path() / "port"),
       http_port_file_(dir_.path() / "http_port"),
       tls_port_file_(dir_.path() / "tls_port"),
+      nats_port_file_(dir_.path() / "nats_port"),
       log_path_(dir_.path() / "loftd.log"),
       extra_args_(std::move(extra_args)) {
   write_config(config_toml);
@@ -310,6 +311,7 @@ void TestDaemon::start(bool same_port) {
   fs::remove(port_file_, ec);
   fs::remove(http_port_file_, ec);
   fs::remove(tls_port_file_, ec);
+  fs::remove(nats_port_file_, ec);
   const std::string listen =
       same_port && port_ != 0 ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
   std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
@@ -322,6 +324,7 @@ void TestDaemon::start(bool same_port) {
   }
   argv.insert(argv.end(), {"--http-port-file", http_port_file_.string()});
   argv.insert(argv.end(), {"--tls-port-file", tls_port_file_.string()});
+  argv.insert(argv.end(), {"--nats-port-file", nats_port_file_.string()});
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const pid_t pid = Spawner::instance().spawn(argv, log_fd);
@@ -358,6 +361,7 @@ void TestDaemon::start(bool same_port) {
   port_ = read_port(port_file_);
   http_port_ = read_port(http_port_file_);
   tls_port_ = read_port(tls_port_file_);
+  nats_port_ = read_port(nats_port_file_);
 }
 
 int TestDaemon::stop() {

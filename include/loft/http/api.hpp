@@ -51,6 +51,17 @@ Result<PublishBody> parse_publish_body(std::string_view body);
 // body was one. A message that failed (dedup_conflict) has {"error":{...}} instead.
 std::string confirms_json(const std::vector<broker::MessageResult>& results, bool array);
 
+// The NATS port's figures (natsport::Figures), when nats_listen is on.
+struct NatsFigures {
+  std::uint64_t connections_open = 0;
+  std::uint64_t subscriptions = 0;
+  std::uint64_t messages_in = 0;
+  std::uint64_t messages_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t slow_consumers = 0;
+};
+
 struct NetFigures {
   std::uint64_t connections_open = 0;
   std::uint64_t connections_refused = 0;
@@ -59,6 +70,7 @@ struct NetFigures {
   std::uint64_t auth_failed = 0;
   std::uint64_t connections_pending = 0;
   std::uint64_t connections_evicted = 0;
+  std::optional<NatsFigures> nats{};  // with nats_listen
 };
 
 // Everything /metrics shows, gathered on the io thread.
