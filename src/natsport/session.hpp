@@ -186,7 +186,7 @@ class Session : public std::enable_shared_from_this<Session>, public Subscriber 
   bool auth_pending_ = false;
   // Looked up by string_view: no allocation per message for a subject seen before.
   struct SubjectHash {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): the std name
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, std::uint8_t, SubjectHash, std::equal_to<>>
