@@ -43,8 +43,8 @@ Server::Server(asio::io_context& io, ServerOptions options)
     : io_(io),
       options_(std::move(options)),
       context_(std::make_unique<SessionContext>(
-          SessionContext{options_, Router{}, Figures{},
-                         boost::json::object{}, [this](const Session* s) { on_admitted(s); },
+          SessionContext{options_, Router{}, Figures{}, boost::json::object{},
+                         [this](const Session* s) { on_admitted(s); },
                          [this](const Session* s) { on_closed(s); }})),
       acceptor_(io),
       retry_(io),

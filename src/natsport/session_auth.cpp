@@ -64,8 +64,8 @@ void Session::start_login(std::string user, std::string password) {
   auth_pending_ = true;
   asio::post(security.slow_executor,
              [weak = weak_from_this(), permit = std::move(*permit), home = socket_.get_executor(),
-              authenticator = security.authenticator,
-              user = std::move(user), password = std::move(password)]() mutable {
+              authenticator = security.authenticator, user = std::move(user),
+              password = std::move(password)]() mutable {
                std::optional<Result<std::shared_ptr<const auth::User>>> result;
                if (!weak.expired()) result = authenticator->verify(user, password);
                password.assign(password.size(), '\0');
