@@ -93,8 +93,11 @@ struct Groups::Group {
   std::size_t average_message_bytes = 0;
   // A filtered group has messages left to look at, and room to look (filter_ahead): the next
   // deadline is now, so the runner pumps again soon, after whatever else the io thread has to
-  // do. Set by pump only; a failed or empty read clears it (the next event retries).
+  // do. Set by pump only; a failed or empty read clears it and sets filter_retry_at.
   bool filter_more = false;
+  // A filtered group's read failed (or found nothing where the topic said there was more: a
+  // trim or delete on its way): look again then, even if no other event comes.
+  std::optional<TimePoint> filter_retry_at;
 
   Group(delivery::GroupState s) : state(std::move(s)) {}
 
@@ -424,11 +427,16 @@ bool Groups::filter_ahead(Group& g) {
   if (g.settings.filter.empty()) return true;
   const Offset from = g.state.examined();
   if (from >= g.state.end() || g.state.waiting_new() >= kFilterAhead) return true;
+  if (g.filter_retry_at && *g.filter_retry_at > last_now_) return false;
+  g.filter_retry_at.reset();
   auto read =
       broker_.fetch_block(g.topic, from, storage::ReadLimits{kReadAheadMessages, kReadAheadBytes});
-  // A failed read (or nothing stored there: a trim or delete is on its way) is tried again at
-  // the next event, not in a loop.
-  if (!read || (*read)->messages.empty()) return false;
+  // A failed read (or nothing stored there: a trim or delete is on its way) is tried again a
+  // little later (next_deadline), or at the next event, not in a loop.
+  if (!read || (*read)->messages.empty()) {
+    g.filter_retry_at = last_now_ + kWriteRetry;
+    return false;
+  }
   const auto& block = *read;
   std::size_t first_match = block->messages.size();
   bool filtered_out = false;
@@ -438,8 +446,8 @@ bool Groups::filter_ahead(Group& g) {
     if (subject_matches(g.settings.filter, m.subject.empty() ? g.topic : m.subject)) {
       first_match = std::min(first_match, i);
     } else {
-      g.state.filter_out(m.offset);
-      filtered_out = true;
+      // Only a real change counts: offsets filtered out before a restart are done already.
+      if (g.state.filter_out(m.offset)) filtered_out = true;
     }
   }
   g.state.examined_to(Offset{block->messages.back().offset.value + 1});
@@ -744,7 +752,14 @@ void Groups::on_topic_events(const std::vector<TopicEvent>& events, TimePoint no
 }
 
 void Groups::on_timer(TimePoint now) {
-  for (auto& [key, g] : groups_) pump(*g, now);
+  // Only the groups with something due: a filtered group catching up asks for the timer at
+  // once (filter_more), and must not make every other group pump with it.
+  for (auto& [key, g] : groups_) {
+    const auto d = g->state.next_deadline();
+    const bool due = g->filter_more || (d && *d <= now) || (g->retry_at && *g->retry_at <= now) ||
+                     (g->filter_retry_at && *g->filter_retry_at <= now);
+    if (due) pump(*g, now);
+  }
 }
 
 void Groups::on_ready(const Subscriber* who, TimePoint now) {
@@ -762,8 +777,9 @@ std::optional<TimePoint> Groups::next_deadline() const {
     // A filtered group with more to look at is pumped again as soon as the io thread is free.
     if (g->filter_more && (!d || last_now_ < *d)) d = last_now_;
     if (d && (!best || *d < *best)) best = d;
-    // A failed group write is retried a little later.
+    // A failed group write, or a failed filter read, is retried a little later.
     if (g->retry_at && (!best || *g->retry_at < *best)) best = g->retry_at;
+    if (g->filter_retry_at && (!best || *g->filter_retry_at < *best)) best = g->filter_retry_at;
   }
   return best;
 }

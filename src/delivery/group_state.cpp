@@ -66,8 +66,12 @@ GroupState::GroupState(GroupOptions options, const Snapshot& snapshot, std::uint
   }
   next_new_ = ack_floor_;
   end_ = ack_floor_;
-  // What was filtered out before the restart is done (in the runs); the rest is looked at again.
-  examined_ = ack_floor_;
+  // What was filtered out before the restart is done (in the runs). Everything below the end of
+  // the last done run was looked at before (a run ends at an acked, dead-lettered or filtered
+  // offset, each examined first), and what of it is not done matched: start looking there, not
+  // at the floor, so a restart does not read the processed backlog again.
+  examined_ =
+      done_runs_.empty() ? ack_floor_ : std::max(ack_floor_, Offset{done_runs_.rbegin()->second});
 }
 
 void GroupState::add_consumer(ConsumerId consumer, std::uint32_t max_in_flight) {
@@ -321,9 +325,10 @@ Offset GroupState::examined() const {
   return options_.filtered ? std::max(examined_, ack_floor_) : end_;
 }
 
-void GroupState::filter_out(Offset offset) {
-  if (!options_.filtered || offset < examined()) return;
+bool GroupState::filter_out(Offset offset) {
+  if (!options_.filtered || offset < examined() || is_done(offset)) return false;
   mark_done(offset);
+  return true;
 }
 
 void GroupState::examined_to(Offset end) {

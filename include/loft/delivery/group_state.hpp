@@ -198,8 +198,9 @@ class GroupState {
   // is never below it. For a group that is not filtered: end().
   Offset examined() const;
   // `offset` (at or above examined()) does not match the filter: it is done without ever being
-  // delivered. Ignored below examined().
-  void filter_out(Offset offset);
+  // delivered. Ignored below examined() and when already done; returns whether it changed the
+  // state (so the caller persists only real changes).
+  bool filter_out(Offset offset);
   // The caller has looked at every offset below `end` (filtering out those that do not match).
   void examined_to(Offset end);
   // Offsets below examined() that are neither done nor handed out yet: matching messages that

@@ -30,21 +30,25 @@ using testing::Loop;
 
 const TimePoint kNow{};
 
-// Counts read() calls (every read of messages, read_block included, goes through it).
+// Counts read() calls (every read of messages, read_block included, goes through it), and
+// fails them while fail_reads(true).
 class CountingStore final : public testing::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
   Result<std::vector<StoredMessage>> read(TopicId topic, Offset from,
                                           storage::ReadLimits limits) const override {
     ++reads_;
+    if (fail_reads_.load()) return fail(Errc::storage_error, "injected read fault");
     if (limits.max_messages > most_asked_) most_asked_ = limits.max_messages;
     return ForwardingStore::read(topic, from, limits);
   }
   std::uint64_t reads() const { return reads_.load(); }
   // The largest max_messages of any read so far.
   std::size_t most_asked() const { return most_asked_.load(); }
+  void fail_reads(bool on) { fail_reads_.store(on); }
 
  private:
+  std::atomic<bool> fail_reads_{false};
   mutable std::atomic<std::uint64_t> reads_{0};
   mutable std::atomic<std::size_t> most_asked_{0};
 };
@@ -306,6 +310,28 @@ TEST_F(GroupFilter, AMostlyFilteredTopicIsReadInBoundedStepsAndNeverStalls) {
   EXPECT_EQ(info.lag, 0u);
   EXPECT_EQ(info.ack_floor, std::uint64_t{kMessages});
   EXPECT_FALSE(groups_->next_deadline().has_value()) << "nothing left to do, no spinning";
+}
+
+// A read that fails while the group looks for matches is tried again a little later, on the
+// timer alone: an idle topic sends no other event that would retry it.
+TEST_F(GroupFilter, AFailedReadIsTriedAgainLaterWithoutAnotherEvent) {
+  create_topic("t");
+  ASSERT_TRUE(create_group("t", "g", "keep"));
+  FakeSubscriber who;
+  const auto sub = subscribe(who, "t", "g", 10);
+  ASSERT_TRUE(sub);
+  store_->fail_reads(true);
+  publish("t", {{"drop", "0"}, {"keep", "1"}});
+  EXPECT_TRUE(who.received.empty());
+  const auto next = groups_->next_deadline();
+  ASSERT_TRUE(next.has_value()) << "no retry: the matching message would wait forever";
+  EXPECT_GT(*next, kNow) << "retried later, not in a tight loop";
+  store_->fail_reads(false);
+  groups_->on_timer(*next);
+  run_posted();
+  ASSERT_EQ(who.received.size(), 1u);
+  EXPECT_EQ(who.received.front().offset, 1u);
+  EXPECT_EQ(who.received.front().message.subject, "keep");
 }
 
 // When most messages match and nobody consumes, the group reads ahead only so far: memory and

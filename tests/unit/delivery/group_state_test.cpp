@@ -801,7 +801,7 @@ TEST(GroupStateFilter, WaitingNewCountsOnlyMatchingOffsetsNotHandedOut) {
   EXPECT_EQ(g.ack_floor(), off(100));
 }
 
-TEST(GroupStateFilter, RestoredResetAndSkippedGroupsLookAgainFromTheFloor) {
+TEST(GroupStateFilter, RestoredGroupsLookAgainFromTheirLastDoneRunResetAndSkippedFromTheFloor) {
   GroupState g(filtered(), off(0));
   g.add_consumer(c1, 10);
   g.on_appended(off(20));
@@ -810,14 +810,14 @@ TEST(GroupStateFilter, RestoredResetAndSkippedGroupsLookAgainFromTheFloor) {
   }
   g.examined_to(off(20));
   EXPECT_EQ(g.ack_floor(), off(5));
-  // A restart: the filtered offsets above the floor are done (stored runs); the rest is looked
-  // at again, so nothing is handed out before that.
+  // A restart: the filtered offsets above the floor are done (stored runs), and below the end
+  // of the last run everything was looked at, so what is not done there (5) matched: it is
+  // handed out at once, without reading 6..19 again.
   GroupState restored(filtered(), g.snapshot());
   restored.add_consumer(c1, 10);
   restored.on_appended(off(20));
-  EXPECT_EQ(restored.examined(), off(5));
-  EXPECT_THAT(restored.poll(t0), IsEmpty());
-  restored.examined_to(off(20));
+  EXPECT_EQ(restored.examined(), off(20));
+  EXPECT_FALSE(restored.filter_out(off(7))) << "done already: no change to persist";
   EXPECT_THAT(restored.poll(t0), ElementsAre(d(c1, 5)));
   EXPECT_EQ(restored.stats().lag, 1u);
   // A reset looks again from where it moves the group.
@@ -827,6 +827,19 @@ TEST(GroupStateFilter, RestoredResetAndSkippedGroupsLookAgainFromTheFloor) {
   // Retention passing the floor moves what was looked at with it.
   restored.skip_to(off(8));
   EXPECT_EQ(restored.examined(), off(8));
+}
+
+TEST(GroupStateFilter, FilterOutSaysWhetherItChangedAnything) {
+  GroupState g(filtered(), off(0));
+  g.on_appended(off(4));
+  EXPECT_TRUE(g.filter_out(off(2)));
+  EXPECT_FALSE(g.filter_out(off(2))) << "twice";
+  EXPECT_TRUE(g.filter_out(off(0)));
+  EXPECT_EQ(g.ack_floor(), off(1));
+  EXPECT_FALSE(g.filter_out(off(0))) << "below the floor";
+  // A restored group with no done run above its floor looks from the floor.
+  GroupState restored(filtered(), g.snapshot());
+  EXPECT_EQ(restored.examined(), off(3));
 }
 
 TEST(GroupStateFilter, AGroupThatIsNotFilteredHasLookedAtEverything) {

@@ -587,8 +587,9 @@ TEST(Version2, AddsASubjectToEachMessageAndAFilterToEachGroupConfig) {
             body_of(Frame{1, DescribeGroupOk{info}}, 1).size() + 5);
 }
 
-// A frame of one version read as the other is malformed, never misread: the field added in
-// version 2 shifts what follows, and the body no longer ends where its last field does.
+// These frames of one version, read as the other, are malformed: the field added in version 2
+// shifts what follows, and the body no longer ends where its last field does. (Crafted bytes
+// can decode in both layouts; the negotiated version, not the bytes, decides the layout.)
 TEST(Version2, AFrameOfTheOtherVersionIsMalformed) {
   Message m;
   m.payload = "p";
