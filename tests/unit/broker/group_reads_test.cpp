@@ -220,7 +220,7 @@ TEST_F(GroupReads, TwoConsumersWithCreditAtOnceShareOneReadOfEachStretch) {
   const auto reads_before = store_->reads();
   a.is_ready = true;
   b.is_ready = true;
-  groups_->on_timer(kT0);
+  groups_->on_ready(&a, kT0);  // as a session does when its queue drains (b's is ready too)
   ASSERT_EQ(a.received.size(), 7u);
   ASSERT_EQ(b.received.size(), 13u);
   EXPECT_EQ(a.received[1].offset, 2u) << "not alternate offsets: the test needs them";
@@ -273,7 +273,7 @@ TEST_F(GroupReads, AFailedStoreReadLeavesTheRunInFlightForRedelivery) {
   const auto sub = subscribe(who, 5);
   store_->fail_reads = true;
   who.is_ready = true;
-  groups_->on_timer(kT0);
+  groups_->on_ready(&who, kT0);
   EXPECT_TRUE(who.received.empty());
   store_->fail_reads = false;
   const auto metrics = groups_->metrics();
