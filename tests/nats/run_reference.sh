@@ -63,22 +63,24 @@ if [[ -z "$target" ]]; then
   nats-server -a 127.0.0.1 -p -1 --ports_file_dir "$work/ports" -js -sd "$work/store" \
     --user "$user" --pass "$pass" >"$work/nats-server.log" 2>&1 &
   server_pid=$!
+  target=""
   for _ in $(seq 1 200); do
     ports_file=$(compgen -G "$work/ports/*.ports" || true)
-    if [[ -n "$ports_file" ]] && grep -q '"nats"' "$ports_file"; then break; fi
+    if [[ -n "$ports_file" ]]; then
+      target=$(sed -n 's/.*"nats":\["\([^"]*\)".*/\1/p' "$ports_file")
+      if [[ -n "$target" ]]; then break; fi
+    fi
     kill -0 "$server_pid" 2>/dev/null || { cat "$work/nats-server.log" >&2; die "nats-server exited at start-up"; }
     sleep 0.05
   done
-  [[ -n "${ports_file:-}" ]] || { cat "$work/nats-server.log" >&2; die "nats-server wrote no ports file within 10 s"; }
-  target=$(sed -n 's/.*"nats":\["\([^"]*\)".*/\1/p' "$ports_file")
-  [[ -n "$target" ]] || die "cannot read the client URL from $ports_file: $(cat "$ports_file")"
+  [[ -n "$target" ]] || { cat "$work/nats-server.log" >&2; die "nats-server announced no client URL in $work/ports within 10 s"; }
   echo "reference: $(nats-server --version) at $target (store $work/store)"
 else
   echo "target: $target"
 fi
 
-creds=()
-if [[ -n "$user" ]]; then creds=(--user "$user" --pass "$pass"); fi
+creds=() c_creds=()
+if [[ -n "$user" ]]; then creds=(--user "$user" --pass "$pass") c_creds=("$user" "$pass"); fi
 
 # name|kind|program. kind js: a nats.js scenario; kind c: a cnats program in --c-dir.
 scenarios=(
@@ -111,7 +113,7 @@ for entry in "${scenarios[@]}"; do
            "configured (run scripts/install-deps.sh, then cmake again)"
       failed=$((failed + 1)); failures+=("$name"); continue
     fi
-    cmd=("$c_dir/$program" "$target" "${creds[@]}")
+    cmd=("$c_dir/$program" "$target" "${c_creds[@]}")
   fi
   t0=$(date +%s.%N)
   rc=0
@@ -131,7 +133,11 @@ if [[ -n "$server_pid" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
   echo "nats-server died during the run; its log:"; cat "$work/nats-server.log"
   failed=$((failed + 1)); failures+=("nats-server")
 fi
-echo "transcripts: $out_dir ($((SECONDS - start_all)) s in all)"
+if [[ "$out_dir" == "$work/"* ]]; then
+  echo "$((SECONDS - start_all)) s in all (transcripts are removed on exit: --out DIR keeps them)"
+else
+  echo "$((SECONDS - start_all)) s in all; transcripts in $out_dir"
+fi
 echo "nats scenarios: $passed passed, $failed failed, $skipped skipped"
 if [[ $failed -gt 0 ]]; then
   echo "failed: ${failures[*]}"

@@ -126,6 +126,18 @@ export async function eventually(condition, ms, what) {
 
 export const text = (data) => new TextDecoder().decode(data);
 
+// An error as one line: its message, the client's code and API error if any, and where in the
+// scenario it was thrown (a bare "503" says little on its own).
+function failureText(err) {
+  let out = String(err?.message ?? err);
+  if (err?.code !== undefined && err.code !== err.message) out += ` (code ${err.code})`;
+  if (err?.api_error) out += ` (api error ${JSON.stringify(err.api_error)})`;
+  if (err?.code === "503" && !err?.api_error) out += " (no responders: is JetStream enabled on the server?)";
+  const frame = String(err?.stack ?? "").split("\n").find((l) => /\/tests\/nats\/js\/(?!node_modules)[^/]*\.mjs/.test(l));
+  if (frame) out += ` at ${frame.trim().replace(/^at /, "").replace(/.*\/tests\/nats\/js\//, "")}`;
+  return out;
+}
+
 // Runs a scenario: body(transcript, opts). A scenario that has not finished after `limitMs` is
 // reported as failed (every wait inside is bounded too; this is the backstop).
 export async function run(name, limitMs, body) {
@@ -153,7 +165,7 @@ export async function run(name, limitMs, body) {
     await body(transcript, opts);
   } catch (err) {
     clearTimeout(backstop);
-    finish(err?.stack ? `${err.message}` : String(err));
+    finish(failureText(err));
     return;
   }
   clearTimeout(backstop);
