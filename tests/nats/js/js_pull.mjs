@@ -41,7 +41,7 @@ run("js_pull", 30000, async (t, opts) => {
   await jsm.consumers.add(kStream, {
     durable_name: "slow",
     ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(1000),
+    ack_wait: nanos(2000),
     filter_subject: "pull.slow",
   });
   for (let i = 1; i <= 5; i++) {
@@ -107,17 +107,17 @@ run("js_pull", 30000, async (t, opts) => {
   t.step("consume", { delivered: consumed.map(delivery) });
   checkEqual(consumed.map((m) => [m.seq, m.info.deliveryCount]), [[6, 1], [7, 1], [8, 1]], "sequence and attempt of consumed messages");
 
-  // Working: a message held for longer than its 1 s ack_wait, with +WPI every 300 ms, is not
+  // Working: a message held for longer than its 2 s ack_wait, with +WPI every 300 ms, is not
   // redelivered meanwhile, although a second pull waits for it all that time.
   await js.publish("pull.slow", "held");
   const slow = await js.consumers.get(kStream, "slow");
   const [held] = await take(await slow.fetch({ max_messages: 1, expires: 2000 }), 1, kCallTimeoutMs, "a message for slow");
-  const waiting = await slow.fetch({ max_messages: 1, expires: 2000 });
+  const waiting = await slow.fetch({ max_messages: 1, expires: 3000 });
   const redelivered = [];
   const drained = within((async () => {
     for await (const m of waiting) redelivered.push(delivery(m));
   })(), kCallTimeoutMs, "the second pull on slow to expire");
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 9; i++) {
     await delay(300);
     held.working();
   }

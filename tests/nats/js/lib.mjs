@@ -133,8 +133,8 @@ function failureText(err) {
   if (err?.code !== undefined && err.code !== err.message) out += ` (code ${err.code})`;
   if (err?.api_error) out += ` (api error ${JSON.stringify(err.api_error)})`;
   if (err?.code === "503" && !err?.api_error) out += " (no responders: is JetStream enabled on the server?)";
-  const frame = String(err?.stack ?? "").split("\n").find((l) => /\/tests\/nats\/js\/(?!node_modules)[^/]*\.mjs/.test(l));
-  if (frame) out += ` at ${frame.trim().replace(/^at /, "").replace(/.*\/tests\/nats\/js\//, "")}`;
+  const where = String(err?.stack ?? "").match(/\/tests\/nats\/js\/((?!node_modules|lib\.mjs)[^/]+\.mjs:\d+)/);
+  if (where) out += ` (${where[1]})`;
   return out;
 }
 
