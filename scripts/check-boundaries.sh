@@ -41,4 +41,19 @@ if [[ -n "$bad" ]]; then
   echo "$bad"
   exit 1
 fi
+# The NATS front end (natsport) is a front end of its own over the pure nats library: it never
+# reaches into the other front ends, storage or loft's wire format, and only loftd wires it.
+bad=$(grep -rnE '#include "loft/(net|http|storage|protocol|client)/' src/natsport \
+  include/loft/natsport)
+if [[ -n "$bad" ]]; then
+  echo "natsport may use nats, auth, tls, broker, config and common, not another front end:"
+  echo "$bad"
+  exit 1
+fi
+bad=$(grep -rnE '#include "loft/natsport/' src include | grep -vE '^(src/apps|src/natsport|include/loft/natsport)/')
+if [[ -n "$bad" ]]; then
+  echo "only loftd's main (src/apps) uses the NATS front end:"
+  echo "$bad"
+  exit 1
+fi
 echo "module boundaries ok"

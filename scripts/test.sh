@@ -40,7 +40,8 @@ fi
 
 if [[ " $stages " == *" 2 "* ]]; then
   build=build/tsan
-  tsan_tests=(broker_test group_reads_test groups_test dedup_test producer_test crash_test connection_fuzz_corpus)
+  tsan_tests=(broker_test group_reads_test groups_test dedup_test producer_test crash_test connection_fuzz_corpus
+              tls_test)
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_TSAN=ON >/dev/null
   cmake --build "$build" --target loftd loft "${tsan_tests[@]}"
   # Every test of these executables: each carries its executable's name as a label.

@@ -20,12 +20,14 @@
 
 #include "data_dir_lock.hpp"
 #include "loft/auth/auth.hpp"
+#include "loft/auth/login_limits.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/common/units.hpp"
 #include "loft/common/version.hpp"
 #include "loft/config/config.hpp"
 #include "loft/http/server.hpp"
+#include "loft/natsport/server.hpp"
 #include "loft/net/group_runner.hpp"
 #include "loft/net/server.hpp"
 #include "loft/storage/store.hpp"
@@ -73,6 +75,7 @@ struct PortFiles {
   std::string binary;  // --port-file
   std::string http;    // --http-port-file
   std::string tls;     // --tls-port-file
+  std::string nats;    // --nats-port-file
 };
 
 // What the command line asks for, kept for SIGHUP, which builds the config from it again.
@@ -97,6 +100,8 @@ CommandLine parse_command_line(int argc, char** argv) {
     ("http-listen", po::value<std::string>(), "HOST:PORT of the HTTP endpoint (default 127.0.0.1:7451; port 0 = any free port; off = none)")
     ("http-port-file", po::value<std::string>(), "write the bound HTTP port to this file (before --port-file is written)")
     ("tls-port-file", po::value<std::string>(), "write the bound TLS port (tls_listen) to this file (before --port-file is written)")
+    ("nats-listen", po::value<std::string>(), "HOST:PORT of the NATS-compatible port (default off; port 0 = any free port)")
+    ("nats-port-file", po::value<std::string>(), "write the bound NATS port to this file (before --port-file is written)")
     ("set", po::value<std::vector<std::string>>()->composing(),
      "KEY=VALUE: set any config file key (repeatable), e.g. --set durability=os");
   // clang-format on
@@ -119,7 +124,8 @@ CommandLine parse_command_line(int argc, char** argv) {
   if (vm.count("config")) cl.config_file = vm["config"].as<std::string>();
   for (const auto& [flag, key] :
        {std::pair{"listen", "listen"}, std::pair{"data-dir", "data_dir"},
-        std::pair{"log-level", "log_level"}, std::pair{"http-listen", "http_listen"}}) {
+        std::pair{"log-level", "log_level"}, std::pair{"http-listen", "http_listen"},
+        std::pair{"nats-listen", "nats_listen"}}) {
     if (vm.count(flag)) cl.overrides.emplace_back(key, vm[flag].as<std::string>());
   }
   if (vm.count("set")) {
@@ -132,6 +138,7 @@ CommandLine parse_command_line(int argc, char** argv) {
   if (vm.count("port-file")) cl.port_files.binary = vm["port-file"].as<std::string>();
   if (vm.count("http-port-file")) cl.port_files.http = vm["http-port-file"].as<std::string>();
   if (vm.count("tls-port-file")) cl.port_files.tls = vm["tls-port-file"].as<std::string>();
+  if (vm.count("nats-port-file")) cl.port_files.nats = vm["nats-port-file"].as<std::string>();
   return cl;
 }
 
@@ -174,14 +181,35 @@ net::ServerOptions server_options_of(const config::Config& cfg) {
   return o;
 }
 
-// server_options_of plus what does not come from the config: the users and where their
-// passwords are checked.
+// server_options_of plus what does not come from the config: the users, where their
+// passwords are checked, and the bound on checks waiting (shared with the HTTP endpoint).
 net::ServerOptions server_options_of(const config::Config& cfg,
                                      std::shared_ptr<auth::Authenticator> authenticator,
-                                     asio::thread_pool& slow) {
+                                     asio::thread_pool& slow,
+                                     std::shared_ptr<auth::PasswordCheckLimiter> password_checks) {
   auto o = server_options_of(cfg);
   o.security.authenticator = std::move(authenticator);
   o.security.slow_executor = slow.get_executor();
+  o.security.password_checks = std::move(password_checks);
+  return o;
+}
+
+// The NATS port's options (docs/nats.md): the binary port's connection limits and users, its
+// payloads bounded by the broker's max_message_size.
+natsport::ServerOptions nats_options_of(const config::Config& cfg) {
+  natsport::ServerOptions o;
+  o.max_payload = cfg.max_message_size;
+  o.max_outgoing_bytes = cfg.max_send_queue;
+  o.max_connections = cfg.max_connections;
+  o.max_pending_connections = cfg.max_pending_connections;
+  o.handshake_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.handshake_timeout);
+  o.op_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.frame_timeout);
+  o.ping_interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.nats_ping_interval);
+  o.shutdown_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout);
+  o.server_name = "loftd";
+  o.loft_version = kVersion;
+  o.security.allow_plaintext_passwords = cfg.allow_plaintext_passwords;
   return o;
 }
 
@@ -248,7 +276,7 @@ http::Security http_security_of(const config::Config& cfg,
 // SIGHUP, on the io thread: build the config again as at start-up, take over the reloadable
 // keys (config::is_reloadable), keep the rest and name them. A bad file changes nothing.
 void reload(const CommandLine& cl, config::Config& running, net::Server& server,
-            auth::Authenticator* authenticator) {
+            natsport::Server* nats, auth::Authenticator* authenticator) {
   if (!cl.config_file) {
     // The command line cannot have changed, so there is nothing new to apply.
     spdlog::info("SIGHUP: loftd runs without --config, nothing to reload");
@@ -270,7 +298,9 @@ void reload(const CommandLine& cl, config::Config& running, net::Server& server,
   const config::Config before = running;
   running = config::apply_reloadable(std::move(running), *loaded);
   reload_users(running, before, authenticator, server);
+  if (nats != nullptr && authenticator != nullptr) nats->on_users_reloaded();
   server.update_limits(server_options_of(running));
+  if (nats != nullptr) nats->update_limits(nats_options_of(running));
   // Under the more verbose of the old and the new level: a reload to a quieter level (warn)
   // still confirms itself.
   spdlog::set_level(to_spdlog(std::min(old_level, running.log_level)));
@@ -319,7 +349,9 @@ void set_up_logging(const config::Config& cfg) {
   auto logger = spdlog::stderr_color_mt("loftd");
   spdlog::set_default_logger(logger);
   // Registered, so that spdlog::set_level (SIGHUP) reaches every layer's logger.
-  for (const char* layer : {"net", "http"}) spdlog::register_logger(logger->clone(layer));
+  for (const char* layer : {"net", "http", "nats"}) {
+    spdlog::register_logger(logger->clone(layer));
+  }
   spdlog::set_pattern(cfg.log_pattern);
   spdlog::set_level(to_spdlog(cfg.log_level));
 }
@@ -362,7 +394,8 @@ struct Daemon {
         group_runner(io),
         groups(*core, broker::GroupDefaults{}, group_runner.poster()),
         authenticator(load_users(cfg)),
-        server(io, *core, group_runner, server_options_of(cfg, authenticator, slow)) {
+        server(io, *core, group_runner,
+               server_options_of(cfg, authenticator, slow, password_checks)) {
     group_runner.attach(*core, groups);
   }
   // Also on an early exit (an exception from listen()): the writer thread calls into the groups
@@ -381,6 +414,7 @@ struct Daemon {
       die("cannot listen on " + cfg.listen + ": " + e.what());
     }
     if (config::tls_listen_enabled(cfg)) listen_tls(cfg, port_files);
+    if (config::nats_enabled(cfg)) listen_nats(io, cfg, port_files);
     if (config::http_enabled(cfg)) listen_http(io, cfg, port_files);
     if (!port_files.binary.empty())
       apps::write_file_atomically(port_files.binary, std::to_string(bound.port()) + "\n");
@@ -402,11 +436,36 @@ struct Daemon {
                  config::to_string(cfg.tls_client_auth));
   }
 
+  void listen_nats(asio::io_context& io, const config::Config& cfg, const PortFiles& port_files) {
+    auto options = nats_options_of(cfg);
+    options.security.authenticator = authenticator;
+    options.security.slow_executor = slow.get_executor();
+    options.security.password_checks = password_checks;
+    nats_server.emplace(io, std::move(options));
+    if (cfg.nats_tls && !tls_context)
+      tls_context = or_die(tls::ServerContext::load(tls_files_of(cfg)));
+    const auto hp = or_die(config::parse_host_port(cfg.nats_listen));
+    try {
+      const auto ep = nats_server->listen(hp.host, hp.port, cfg.nats_tls ? &*tls_context : nullptr);
+      nats_bound = ep.address().to_string() + ":" + std::to_string(ep.port());
+      if (!port_files.nats.empty())
+        apps::write_file_atomically(port_files.nats, std::to_string(ep.port()) + "\n");
+    } catch (const std::exception& e) {
+      die("cannot listen for NATS on " + cfg.nats_listen + ": " + e.what());
+    }
+    if (cfg.nats_tls) {
+      spdlog::info("nats tls listening address={} {} client_auth={}", nats_bound,
+                   tls::describe_certificate(*tls_context->current()),
+                   config::to_string(cfg.tls_client_auth));
+    }
+  }
+
   void listen_http(asio::io_context& io, const config::Config& cfg, const PortFiles& port_files) {
     http::ServerOptions options;
     options.max_body_bytes = cfg.max_frame_size;
     options.server_name = std::string("loftd ") + kVersion;
     options.security = http_security_of(cfg, authenticator, slow);
+    options.security.password_checks = password_checks;  // a reload keeps it
     if (cfg.http_tls) {
       // HTTPS with the TLS listener's certificate (loaded here when tls_listen is off); each
       // connection takes the current context, so a SIGHUP reload reaches new connections.
@@ -422,6 +481,14 @@ struct Daemon {
       f.auth_failed = logins.failed;
       f.connections_pending = server.pending_count();
       f.connections_evicted = server.evicted_pending();
+      if (nats_server) {
+        const auto n = nats_server->figures();
+        f.nats =
+            http::NatsFigures{n.connections_open, n.subscriptions, n.messages_in,   n.messages_out,
+                              n.bytes_in,         n.bytes_out,     n.slow_consumers};
+        f.auth_succeeded += n.auth_succeeded;
+        f.auth_failed += n.auth_failed;
+      }
       return f;
     };
     http_server.emplace(io, http::Sources{*core, groups, figures}, options);
@@ -448,18 +515,24 @@ struct Daemon {
   }
 
   std::unique_ptr<broker::Broker> core;           // the broker, with its store
-  std::optional<tls::ServerContext> tls_context;  // with tls_listen or http_tls
+  std::optional<tls::ServerContext> tls_context;  // with tls_listen, http_tls or nats_tls
   net::GroupRunner group_runner;
   broker::Groups groups;
   // Password checks (Argon2id, tens of ms and 64 MiB each) run here, one at a time, off the io
   // thread. Declared before the front ends: it is joined after they are gone.
   asio::thread_pool slow{1};
   std::shared_ptr<auth::Authenticator> authenticator;  // null without users_file
+  // One bound on queued password checks for every front end: a flood of logins cannot queue
+  // more on `slow` by spreading over the binary, the HTTP and the NATS port.
+  std::shared_ptr<auth::PasswordCheckLimiter> password_checks =
+      std::make_shared<auth::PasswordCheckLimiter>();
   net::Server server;
   std::optional<http::Server> http_server;
+  std::optional<natsport::Server> nats_server;  // with nats_listen
   asio::ip::tcp::endpoint bound;
   std::string http_bound = "off";
   std::string tls_bound = "off";
+  std::string nats_bound = "off";
 };
 
 // SIGINT / SIGTERM stop loftd gracefully (a second one only logs); SIGHUP reloads the config.
@@ -482,11 +555,16 @@ class Signals {
         stopping_ = true;
         spdlog::info("stopping signal={} sessions={}", signo, daemon_.server.session_count());
         if (daemon_.http_server) daemon_.http_server->stop();
-        daemon_.server.stop([this] {
+        // Both front ends drain at once; the io loop ends when the last one is done.
+        const auto done = [this] {
+          if (--front_ends_ > 0) return;
           stop_.cancel();
           hup_.cancel();
           io_.stop();
-        });
+        };
+        front_ends_ = daemon_.nats_server ? 2 : 1;
+        if (daemon_.nats_server) daemon_.nats_server->stop(done);
+        daemon_.server.stop(done);
       }
       wait_stop();
     });
@@ -494,7 +572,8 @@ class Signals {
   void wait_hup() {
     hup_.async_wait([this](boost::system::error_code ec, int) {
       if (ec || stopping_) return;
-      reload(cl_, cfg_, daemon_.server, daemon_.authenticator.get());
+      reload(cl_, cfg_, daemon_.server, daemon_.nats_server ? &*daemon_.nats_server : nullptr,
+             daemon_.authenticator.get());
       reload_tls(cfg_, daemon_.tls_context);
       if (daemon_.http_server) {
         daemon_.http_server->update_security(
@@ -511,6 +590,7 @@ class Signals {
   config::Config& cfg_;
   Daemon& daemon_;
   bool stopping_ = false;
+  int front_ends_ = 0;  // still draining while stopping
 };
 
 int run(int argc, char** argv) {
@@ -528,11 +608,11 @@ int run(int argc, char** argv) {
   Signals signals(io, hup, cl, cfg, *daemon);
   daemon->listen(io, cfg, cl.port_files);
   spdlog::info(
-      "loftd started version={} listen={}:{} tls_listen={} http_listen={} data_dir={} "
-      "durability={} auto_create_topics={} users={}",
+      "loftd started version={} listen={}:{} tls_listen={} http_listen={} nats_listen={} "
+      "data_dir={} durability={} auto_create_topics={} users={}",
       kVersion, daemon->bound.address().to_string(), daemon->bound.port(), daemon->tls_bound,
-      daemon->http_bound, cfg.data_dir.string(), config::to_string(cfg.durability),
-      cfg.auto_create_topics,
+      daemon->http_bound, daemon->nats_bound, cfg.data_dir.string(),
+      config::to_string(cfg.durability), cfg.auto_create_topics,
       cfg.users_file.empty() ? std::string("none (anonymous)") : cfg.users_file.string());
   if (cfg.users_file.empty() && cfg.allow_anonymous) {
     for (const auto& [key, address] : config::listeners(cfg)) {

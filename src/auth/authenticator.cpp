@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <mutex>
@@ -155,13 +156,25 @@ std::shared_ptr<const User> Authenticator::remembered(std::string_view user,
   return found == nullptr ? nullptr : hold(impl_->users, found);
 }
 
-Result<std::shared_ptr<const User>> Authenticator::find_any(
-    const std::vector<std::string>& names) const {
+CertificateIdentity Authenticator::identify(const std::vector<std::string>& names) const {
   const auto users = this->users();
+  CertificateIdentity out;
+  const User* first = nullptr;
   for (const auto& name : names) {
-    if (const User* found = users->find(name)) return hold(users, found);
+    const User* found = users->find(name);
+    if (found == nullptr) continue;
+    if (first == nullptr) first = found;
+    if (std::find(out.users.begin(), out.users.end(), found->name) == out.users.end()) {
+      out.users.push_back(found->name);
+    }
   }
-  return failed();
+  if (out.users.size() > 1) {
+    out.match = CertificateIdentity::Match::ambiguous;
+  } else if (first != nullptr) {
+    out.match = CertificateIdentity::Match::one;
+    out.user = hold(users, first);
+  }
+  return out;
 }
 
 }  // namespace loft::auth

@@ -112,6 +112,19 @@ std::string loggable_name(std::string_view name) {
   return out;
 }
 
+std::string loggable_names(const std::vector<std::string>& names) {
+  constexpr std::size_t kMaxNames = 8;
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < kMaxNames; ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    out += loggable_name(names[i]);
+    out += '"';
+  }
+  if (names.size() > kMaxNames) out += ",...";
+  return out;
+}
+
 bool password_allowed(Transport transport, bool allow_plaintext_passwords) {
   return transport.encrypted || transport.peer_loopback || allow_plaintext_passwords;
 }

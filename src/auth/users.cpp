@@ -145,9 +145,7 @@ Result<Users> Users::parse(std::string_view toml_text, std::string_view source_n
     table = toml::parse(toml_text, source_name);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    return fail(Errc::invalid_request, std::string(source_name) + ":" + std::to_string(where.line) +
-                                           ":" + std::to_string(where.column) +
-                                           ": TOML syntax error: " + std::string(e.description()));
+    return toml_syntax_error(source_name, where.line, where.column, e.description());
   }
   Users users;
   for (const auto& [key, node] : table) {

@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <array>
@@ -10,12 +11,11 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <charconv>
+#include <climits>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "loft/protocol/codec.hpp"
+#include "loft/tls/engine.hpp"
 
 namespace loft::client {
 
@@ -129,22 +130,15 @@ class Client::Impl {
     if (connect_ec) return connection_failed("cannot connect to " + address(), connect_ec);
     socket_.set_option(tcp::no_delay(true), ec);
     if (options_.tls.enabled) {
-      const auto left =
-          options_.connect_timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::steady_clock::now() - started);
-      if (auto ok = tls_handshake(std::max(left, std::chrono::milliseconds(1))); !ok) {
+      if (auto ok = tls_handshake(started + options_.connect_timeout); !ok) {
         socket_.close(ec);
         return ok;
       }
-      // From here on the io thread runs the connection (see tls_send).
-      io_.restart();
-      work_.emplace(io_.get_executor());
-      tls_read();
-    } else {
-      // Blocking from here on (async_connect made the socket non-blocking): the reader thread
-      // then waits inside recv itself instead of a failed recv followed by a poll.
-      socket_.native_non_blocking(false, ec);
     }
+    // Blocking from here on (async_connect made the socket non-blocking): the reader thread
+    // then waits inside recv itself instead of a failed recv followed by a poll.
+    socket_.non_blocking(false, ec);
+    socket_.native_non_blocking(false, ec);
     connected_ = true;
     {
       std::lock_guard lock(mutex_);
@@ -219,17 +213,9 @@ class Client::Impl {
       }
       pending_.emplace(id, std::move(done));
     }
-    if (tls_) return tls_send(bytes);
     std::lock_guard write_lock(write_mutex_);
-    boost::system::error_code ec;
-    // A signal that interrupts the blocking send (a handler installed without SA_RESTART) is
-    // not a failure: write the rest.
-    for (std::size_t written = 0;;) {
-      written +=
-          asio::write(socket_, asio::buffer(bytes.data() + written, bytes.size() - written), ec);
-      if (ec != asio::error::interrupted) break;
-    }
-    if (ec) fail_all(Error{Errc::connection_error, "write failed: " + ec.message()});
+    const auto ec = tls_ ? tls_write(bytes) : write_all(bytes);
+    if (ec) fail_all(Error{Errc::connection_error, "write failed: " + error_text(ec)});
   }
 
   Result<Body> wait(std::future<Result<Body>> future) {
@@ -248,12 +234,13 @@ class Client::Impl {
     }
     boost::system::error_code ec;
     const bool on_reader = reader_.joinable() && reader_.get_id() == std::this_thread::get_id();
-    if (tls_) return tls_close(on_reader);
     if (!on_reader && connected()) {
       // Graceful: tell the broker we are done sending and let it answer what it has read.
       // It closes once every request is answered; closing first (with replies unread) would
       // reset the connection and could drop requests the broker had not read yet, such as
-      // fire-and-forget acks.
+      // fire-and-forget acks. Over TLS too: the FIN is TCP's, the broker reads it as the end of
+      // our requests and closes with its close_notify (frames carry their own lengths, so
+      // nothing can be cut short unnoticed).
       {
         // Between two frames if we can; but a writer blocked in send() to a broker that has
         // stopped reading holds the lock for good, and the shutdown is what wakes it (EPIPE).
@@ -301,11 +288,7 @@ class Client::Impl {
   }
 
   void read_loop() {
-    if (tls_) {
-      io_.run();  // until the read chain ends (tls_read) or close()
-    } else {
-      read_frames();
-    }
+    read_frames();
     // Notified under the lock: a destructor waiting for this cannot free the object before
     // the reader is done touching it.
     std::lock_guard lock(mutex_);
@@ -318,14 +301,15 @@ class Client::Impl {
   // deliveries, where reading each frame's header and body separately on the non-blocking
   // socket took a recv that failed, a poll and two more recvs per frame (system calls are the
   // costly part of a reply here: docs/performance-log.md, "Fewer system calls per reply in the
-  // client").
+  // client"). Over TLS the chunk is decrypted into the decoder's buffer (tls_read).
   void read_frames() {
     auto& decoder = decoder_;
     for (;;) {
       if (!deliver_frames()) return;
       const std::span<char> room = decoder.prepare(kReadChunk);
       boost::system::error_code ec;
-      decoder.commit(socket_.read_some(asio::buffer(room.data(), room.size()), ec));
+      decoder.commit(tls_ ? tls_read(room, ec)
+                          : socket_.read_some(asio::buffer(room.data(), room.size()), ec));
       // Interrupted by a signal (a handler of the program's installed without SA_RESTART):
       // the connection is fine, read again.
       if (ec == asio::error::interrupted) continue;
@@ -353,14 +337,27 @@ class Client::Impl {
     return "connection to " + address() + " lost: " + error_text(ec);
   }
 
-  // TLS. OpenSSL does not allow one SSL object to be used from two threads at once, so over
-  // TLS the connection runs on the io thread (the reader thread runs io_): reads are one
-  // chain of async reads, and callers' frames are queued (tls_out_) and written by a chain
-  // of async writes there. A caller waits only while more than kMaxQueued bytes are queued,
-  // which is what a blocking send does when the socket buffer is full.
+  // A blocking write of all of `bytes`. A signal that interrupts it (a handler installed
+  // without SA_RESTART) is not a failure: write the rest. REQUIRES: write_mutex_ held.
+  boost::system::error_code write_all(std::span<const char> bytes) {
+    boost::system::error_code ec;
+    for (std::size_t written = 0;;) {
+      written +=
+          asio::write(socket_, asio::buffer(bytes.data() + written, bytes.size() - written), ec);
+      if (ec != asio::error::interrupted) return ec;
+    }
+  }
 
-  // Before the io thread starts: connect() runs io_ on the caller's thread.
-  Result<void> tls_handshake(std::chrono::milliseconds timeout) {
+  // TLS. OpenSSL allows one thread at a time in an SSL object, and runs on memory here
+  // (tls::Engine), so no thread holds its lock (tls_mutex_) across a system call: the reader
+  // thread decrypts what it has read into the decoder's buffer, and a caller encrypts its frame
+  // and sends the records itself, under write_mutex_ so that records leave in the order they
+  // were made. Reading never writes: what OpenSSL produces while reading (an alert) leaves with
+  // the next frame.
+
+  // On the caller's thread, before the reader starts; the socket is non-blocking (connect()),
+  // and every wait ends at `deadline`.
+  Result<void> tls_handshake(std::chrono::steady_clock::time_point deadline) {
     const auto& t = options_.tls;
     const std::string name = t.server_name.empty() ? options_.host : t.server_name;
     auto bad_file = [](std::string_view what, const std::string& file,
@@ -373,6 +370,8 @@ class Client::Impl {
     boost::system::error_code ec;
     context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                         ssl::context::no_sslv3 | ssl::context::no_compression);
+    // The broker never renegotiates; a request to would have this side write while reading.
+    SSL_CTX_set_options(context.native_handle(), SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
     context.set_verify_mode(ssl::verify_peer);
     if (!t.ca_file.empty()) {
@@ -393,8 +392,8 @@ class Client::Impl {
         return bad_file("key", t.key_file, ec);
       }
     }
-    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, context);
-    SSL* handle = tls_->native_handle();
+    auto engine = std::make_unique<tls::Engine>(context, tls::Engine::Role::client);
+    SSL* handle = engine->native_handle();
     // The name check is OpenSSL's own (X509_VERIFY_PARAM, as asio::ssl::host_name_verification
     // does it), set on the SSL object so that a mismatch is reported as the verify result
     // ("hostname mismatch") and not as an unexplained failure of a callback.
@@ -408,148 +407,121 @@ class Client::Impl {
                   "cannot check the broker's certificate for the name '" + name + "'");
     }
     if (ec) SSL_set_tlsext_host_name(handle, name.c_str());  // SNI: for names, not addresses
-    bool done = false;
-    boost::system::error_code handshake_ec;
-    tls_->async_handshake(ssl::stream_base::client, [&](boost::system::error_code e) {
-      handshake_ec = e;
-      done = true;
-    });
-    io_.restart();
-    io_.run_for(timeout);
-    if (!done) {
-      socket_.close(ec);
-      io_.restart();
-      io_.run();  // the handshake completes, aborted
-      tls_.reset();
-      return fail(Errc::timeout, "TLS handshake with " + address() + " took longer than " +
-                                     std::to_string(options_.connect_timeout.count()) + "ms");
-    }
-    if (handshake_ec) {
-      std::string detail =
-          "TLS handshake with " + address() + " failed: " + error_text(handshake_ec);
-      if (const long v = SSL_get_verify_result(handle); v != X509_V_OK) {
-        detail += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+
+    socket_.non_blocking(true, ec);
+    std::array<char, 16 << 10> buffer{};
+    for (;;) {
+      ec.clear();
+      const auto status = engine->handshake();
+      // Out first, after a failure too: the output is then the alert that tells the broker why.
+      while (const std::size_t n = engine->take_output(buffer)) {
+        std::size_t sent = 0;
+        ec = exchange_before(deadline, POLLOUT, [&] {
+          boost::system::error_code e;
+          sent += socket_.write_some(asio::buffer(buffer.data() + sent, n - sent), e);
+          return !e && sent < n ? asio::error::would_block : e;
+        });
+        if (ec) break;
       }
-      tls_.reset();
-      return fail(Errc::connection_error, detail);
+      if (status == tls::Engine::Status::done && !ec) break;
+      if (status == tls::Engine::Status::closed || status == tls::Engine::Status::failed) {
+        ec = engine->error();
+      } else if (!ec) {
+        std::size_t n = 0;
+        ec = exchange_before(deadline, POLLIN, [&] {
+          boost::system::error_code e;
+          n = socket_.read_some(asio::buffer(buffer), e);
+          return e;
+        });
+        engine->feed({buffer.data(), n});
+        if (ec == asio::error::eof) ec = ssl::error::stream_truncated;
+      }
+      if (ec == asio::error::timed_out) {
+        return fail(Errc::timeout, "TLS handshake with " + address() + " took longer than " +
+                                       std::to_string(options_.connect_timeout.count()) + "ms");
+      }
+      if (ec) {
+        std::string detail = "TLS handshake with " + address() + " failed: " + error_text(ec);
+        if (const long v = SSL_get_verify_result(handle); v != X509_V_OK) {
+          detail += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+        }
+        return fail(Errc::connection_error, detail);
+      }
     }
+    tls_ = std::move(engine);
     return {};
   }
 
-  // Io thread.
-  void tls_read() {
-    const std::span<char> room = decoder_.prepare(kReadChunk);
-    tls_->async_read_some(asio::buffer(room.data(), room.size()),
-                          [this](boost::system::error_code ec, std::size_t n) {
-                            decoder_.commit(n);
-                            if (!deliver_frames()) return tls_end();
-                            if (ec) {
-                              fail_all(Error{Errc::connection_error, disconnect_text(ec)});
-                              return tls_end();
-                            }
-                            tls_read();
-                          });
-  }
-
-  // Io thread (or after it ended): reading is over, so is the connection. A write still pending
-  // is cancelled and io_.run() returns once nothing is left to run. The socket is closed by
-  // whoever joins the io thread (or by the destructor): a close here would race with a
-  // close() on another thread shutting the socket down.
-  void tls_end() {
-    boost::system::error_code ignored;
-    socket_.cancel(ignored);
-    work_.reset();
-    {
-      std::lock_guard lock(tls_mutex_);
-      tls_failed_ = true;
-    }
-    tls_cv_.notify_all();
-  }
-
-  // Any thread.
-  void tls_send(const std::string& bytes) {
-    constexpr std::size_t kMaxQueued = 4 << 20;
-    std::unique_lock lock(tls_mutex_);
-    tls_cv_.wait(lock, [this] { return tls_out_.size() < kMaxQueued || tls_failed_; });
-    if (tls_failed_) return;  // fail_all completes the request
-    tls_out_ += bytes;
-    if (tls_writing_) return;
-    tls_writing_ = true;
-    try {
-      asio::post(io_, [this] { tls_write(); });
-    } catch (const std::exception& e) {
-      // Only an allocation failure: the connection fails as on a failed write.
-      tls_writing_ = false;
-      tls_failed_ = true;
-      lock.unlock();
-      tls_cv_.notify_all();
-      fail_all(Error{Errc::connection_error, std::string("cannot queue a write: ") + e.what()});
-    }
-  }
-
-  // Io thread.
-  void tls_write() {
-    {
-      std::lock_guard lock(tls_mutex_);
-      if (tls_failed_) {
-        tls_writing_ = false;
-        return;
+  // Runs `io` (a socket call that returns would_block until it is done) again each time the
+  // socket is ready for `events`; timed_out once `deadline` has passed.
+  template <class Io>
+  boost::system::error_code exchange_before(std::chrono::steady_clock::time_point deadline,
+                                            short events, Io io) {
+    for (;;) {
+      auto ec = io();
+      if (ec != asio::error::would_block && ec != asio::error::try_again &&
+          ec != asio::error::interrupted) {
+        return ec;
       }
-      tls_sending_.swap(tls_out_);
-      tls_out_.clear();
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return asio::error::timed_out;
+      pollfd p{socket_.native_handle(), events, 0};
+      ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), INT_MAX)));
     }
-    tls_cv_.notify_all();
-    asio::async_write(
-        *tls_, asio::buffer(tls_sending_), [this](boost::system::error_code ec, std::size_t) {
-          bool more = false;
-          {
-            std::lock_guard lock(tls_mutex_);
-            if (ec) tls_failed_ = true;
-            more = !ec && !tls_out_.empty();
-            if (!more) tls_writing_ = false;
-          }
-          tls_cv_.notify_all();
-          if (ec) {
-            return fail_all(Error{Errc::connection_error, "write failed: " + error_text(ec)});
-          }
-          if (more) tls_write();
-        });
   }
 
-  // As the plaintext close(): graceful (our queued frames out, then FIN, then the broker's
-  // answers until it closes) unless called from a completion, then hard. The FIN is TCP's:
-  // the broker reads it as the end of our requests, answers what it has read and closes
-  // with its close_notify; the frames carry their own lengths, so nothing can be cut short
-  // unnoticed.
-  void tls_close(bool on_reader) {
-    if (!on_reader && connected()) {
+  // Reader thread: plaintext into `room`, what the engine holds first, else after one blocking
+  // socket read of up to kTlsReadChunk (every record it completes is decrypted, the rest of
+  // them on the next calls without a system call). 0 with `ec` set at the end.
+  std::size_t tls_read(std::span<char> room, boost::system::error_code& ec) {
+    constexpr std::size_t kTlsReadChunk = 128 << 10;
+    for (;;) {
+      tls::Engine::Read r;
       {
-        std::unique_lock lock(tls_mutex_);
-        tls_cv_.wait_for(lock, options_.close_timeout,
-                         [this] { return (!tls_writing_ && tls_out_.empty()) || tls_failed_; });
+        std::lock_guard lock(tls_mutex_);
+        r = tls_->read(room);
+        if (r.status == tls::Engine::Status::closed || r.status == tls::Engine::Status::failed) {
+          ec = tls_->error();
+        }
       }
-      // From this thread, as on plaintext: shutdown is a system call on the descriptor and
-      // changes nothing the io thread's pending read shares.
-      boost::system::error_code ignored;
-      socket_.shutdown(tcp::socket::shutdown_send, ignored);
-      std::unique_lock lock(mutex_);
-      reader_done_cv_.wait_for(lock, options_.close_timeout, [this] { return reader_done_; });
+      // Bytes first: a status that ends the stream is seen again by the next call.
+      if (r.bytes > 0) {
+        ec.clear();
+        return r.bytes;
+      }
+      if (r.status != tls::Engine::Status::want_read) return 0;
+      if (tls_in_.size() < kTlsReadChunk) tls_in_.resize(kTlsReadChunk);
+      const std::size_t n = socket_.read_some(asio::buffer(tls_in_), ec);
+      if (n > 0) {
+        std::lock_guard lock(tls_mutex_);
+        tls_->feed({tls_in_.data(), n});
+      }
+      if (ec == asio::error::interrupted) continue;
+      if (ec == asio::error::eof) ec = ssl::error::stream_truncated;  // no close_notify
+      if (ec) return 0;
     }
-    boost::system::error_code ignored;
-    if (on_reader) {
-      // On the io thread, and a second close() returns at once (closed_): nothing else
-      // touches the socket now.
-      tls_end();
-      socket_.close(ignored);
-      reader_.detach();  // close() from a completion: the io thread ends by itself
-    } else {
-      // run() returns at once; what it had pending is dropped unrun when io_ is destroyed.
-      io_.stop();
-      if (reader_.joinable()) reader_.join();
-      tls_end();  // no io thread any more: this thread may touch the socket
-      socket_.close(ignored);
-    }
-    fail_all(Error{Errc::connection_error, "the client was closed"});
+  }
+
+  // A caller's frame, encrypted and sent a piece at a time (the engine's lock is not held while
+  // sending, so the reader goes on decrypting). REQUIRES: write_mutex_ held.
+  boost::system::error_code tls_write(std::span<const char> bytes) {
+    constexpr std::size_t kPiece = 128 << 10;
+    // Also when `bytes` is empty: what reading left in the output leaves now.
+    do {
+      std::size_t n = 0;
+      const auto piece = bytes.first(std::min(bytes.size(), kPiece));
+      bytes = bytes.subspan(piece.size());
+      {
+        std::lock_guard lock(tls_mutex_);
+        if (!tls_->write(piece)) return tls_->error();
+        const std::size_t size = tls_->output_size();
+        if (tls_out_.size() < size) tls_out_.resize(size);
+        n = tls_->take_output({tls_out_.data(), size});
+      }
+      if (auto ec = write_all({tls_out_.data(), n}); ec) return ec;
+    } while (!bytes.empty());
+    return {};
   }
 
   void deliver(std::uint32_t id, Body body) {
@@ -611,19 +583,16 @@ class Client::Impl {
   static constexpr std::uint32_t kMaxReply = 1u << 30;
 
   Options options_;
-  asio::io_context io_;
+  asio::io_context io_;  // connect() only
   tcp::socket socket_;
   protocol::Decoder decoder_{kMaxReply};  // the reader thread's
-  // TLS only.
+  // TLS only: OpenSSL over memory (tls::Engine), the bytes moved by the reader thread and by
+  // callers under write_mutex_.
   std::optional<ssl::context> tls_context_;
-  std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  std::mutex tls_mutex_;  // guards the four below
-  std::condition_variable tls_cv_;
-  std::string tls_out_;  // queued by senders
-  bool tls_writing_ = false;
-  bool tls_failed_ = false;
-  std::string tls_sending_;  // the io thread's: being written
+  std::unique_ptr<tls::Engine> tls_;
+  std::mutex tls_mutex_;       // one thread at a time in tls_ (reader or writer): CPU only
+  std::vector<char> tls_in_;   // the reader thread's: ciphertext read, not yet fed
+  std::vector<char> tls_out_;  // under write_mutex_: ciphertext being sent
   std::thread reader_;
   protocol::HelloOk hello_;
 

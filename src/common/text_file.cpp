@@ -23,4 +23,12 @@ Result<std::string> read_text_file(const std::filesystem::path& path, std::strin
   return text;
 }
 
+tl::unexpected<Error> toml_syntax_error(std::string_view source, std::size_t line,
+                                        std::size_t column, std::string_view description) {
+  std::string detail(source);
+  detail += ":" + std::to_string(line) + ":" + std::to_string(column) + ": TOML syntax error: ";
+  detail += description;
+  return fail(Errc::invalid_request, std::move(detail));
+}
+
 }  // namespace loft

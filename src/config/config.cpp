@@ -298,7 +298,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 34> kKeys{{
+const std::array<Key, 37> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -361,6 +361,19 @@ const std::array<Key, 34> kKeys{{
        return {};
      },
      field<&Config::http_listen>(), Reload::restart},
+    {"nats_listen",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_optional_listen(key, in, c.nats_listen);
+     },
+     field<&Config::nats_listen>(), Reload::restart},
+    {"nats_ping_interval",
+     [](Config& c, std::string_view key, const Input& in) {
+       return set_timeout(key, in, c.nats_ping_interval);
+     },
+     field<&Config::nats_ping_interval>(), Reload::restart},
+    {"nats_tls",
+     [](Config& c, std::string_view key, const Input& in) { return set_bool(key, in, c.nats_tls); },
+     field<&Config::nats_tls>(), Reload::restart},
     {"tls_listen",
      [](Config& c, std::string_view key, const Input& in) {
        return set_optional_listen(key, in, c.tls_listen);
@@ -620,9 +633,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
     table = toml::parse(toml_text, source_name);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    return fail(Errc::invalid_request, std::string(source_name) + ":" + std::to_string(where.line) +
-                                           ":" + std::to_string(where.column) +
-                                           ": TOML syntax error: " + std::string(e.description()));
+    return toml_syntax_error(source_name, where.line, where.column, e.description());
   }
   Config config;
   for (const auto& [name, node] : table) {
@@ -656,20 +667,28 @@ namespace {
 // TLS settings that belong together, and the secure default: no listener reachable from the
 // network without users, unless the operator says so.
 Result<void> validate_security(const Config& config) {
-  if (!is_off(config.tls_listen)) {
-    if (auto hp = parse_host_port(config.tls_listen); !hp) {
-      return fail(Errc::invalid_request, "config key 'tls_listen': " + hp.error().detail);
+  for (const auto& [key, address] : {std::pair{"tls_listen", &config.tls_listen},
+                                     std::pair{"nats_listen", &config.nats_listen}}) {
+    if (is_off(*address)) continue;
+    if (auto hp = parse_host_port(*address); !hp) {
+      return fail(Errc::invalid_request,
+                  "config key '" + std::string(key) + "': " + hp.error().detail);
     }
   }
-  const bool tls = tls_listen_enabled(config) || config.http_tls;
+  const bool tls = tls_listen_enabled(config) || config.http_tls || config.nats_tls;
   if (tls && (config.tls_cert_file.empty() || config.tls_key_file.empty())) {
     return fail(Errc::invalid_request,
-                std::string(tls_listen_enabled(config) ? "tls_listen" : "http_tls") +
+                std::string(tls_listen_enabled(config) ? "tls_listen"
+                            : config.http_tls          ? "http_tls"
+                                                       : "nats_tls") +
                     " needs tls_cert_file and tls_key_file (PEM files; docs/security.md says "
                     "how to make them)");
   }
   if (config.http_tls && !http_enabled(config)) {
     return fail(Errc::invalid_request, "http_tls = true needs http_listen on");
+  }
+  if (config.nats_tls && !nats_enabled(config)) {
+    return fail(Errc::invalid_request, "nats_tls = true needs nats_listen on");
   }
   if (config.tls_client_auth != TlsClientAuth::none && config.tls_ca_file.empty()) {
     return fail(Errc::invalid_request, "tls_client_auth = \"" +
@@ -782,6 +801,8 @@ bool http_enabled(const Config& config) { return !is_off(config.http_listen); }
 
 bool tls_listen_enabled(const Config& config) { return !is_off(config.tls_listen); }
 
+bool nats_enabled(const Config& config) { return !is_off(config.nats_listen); }
+
 bool is_loopback_host(std::string_view host) {
   if (host == "localhost" || host == "::1") return true;
   // An IPv4 literal 127.x.y.z: four decimal parts, the first 127.
@@ -806,6 +827,7 @@ std::vector<std::pair<std::string_view, std::string>> listeners(const Config& co
   std::vector<std::pair<std::string_view, std::string>> out{{"listen", config.listen}};
   if (tls_listen_enabled(config)) out.emplace_back("tls_listen", config.tls_listen);
   if (http_enabled(config)) out.emplace_back("http_listen", config.http_listen);
+  if (nats_enabled(config)) out.emplace_back("nats_listen", config.nats_listen);
   return out;
 }
 

@@ -300,6 +300,29 @@ void render_net(Exposition& e, const NetFigures& net) {
            "Pending client connections closed to make room for a new connection "
            "(max_pending_connections, or max_connections reached) since loftd started.",
            net.connections_evicted);
+  if (!net.nats) return;
+  const auto& n = *net.nats;
+  e.single("loft_nats_connections_open", "gauge", "Connections to the NATS port open now.",
+           n.connections_open);
+  e.single("loft_nats_subscriptions", "gauge", "Subscriptions of NATS connections now.",
+           n.subscriptions);
+  e.single("loft_nats_messages_in_total", "counter",
+           "Messages published on the NATS port (PUB, HPUB) since loftd started.", n.messages_in);
+  e.single("loft_nats_messages_out_total", "counter",
+           "Messages delivered to NATS subscriptions (MSG, HMSG) since loftd started.",
+           n.messages_out);
+  e.single("loft_nats_bytes_in_total", "counter",
+           "Payload and header bytes of the messages published on the NATS port since loftd "
+           "started.",
+           n.bytes_in);
+  e.single("loft_nats_bytes_out_total", "counter",
+           "Payload and header bytes of the messages delivered to NATS subscriptions since loftd "
+           "started.",
+           n.bytes_out);
+  e.single("loft_nats_slow_consumers_total", "counter",
+           "NATS connections closed because their unsent messages exceeded max_send_queue, since "
+           "loftd started.",
+           n.slow_consumers);
 }
 
 // The writer's view of the storage, then RocksDB's own figures when the store has them (the
@@ -342,6 +365,12 @@ void render_process(Exposition& e, const std::optional<std::uint64_t>& resident_
 }
 
 }  // namespace
+
+void keep_topics(MetricsSnapshot& s, const std::function<bool(const std::string& topic)>& visible) {
+  std::erase_if(s.topics, [&](const std::string& t) { return !visible(t); });
+  std::erase_if(s.broker.topics, [&](const auto& entry) { return !visible(entry.first); });
+  std::erase_if(s.groups, [&](const broker::GroupMetrics& g) { return !visible(g.topic); });
+}
 
 std::string render_metrics(const MetricsSnapshot& s) {
   Exposition e;

@@ -20,6 +20,7 @@
 
 #include "loft/http/access.hpp"
 #include "loft/http/json.hpp"
+#include "loft/tls/tls.hpp"
 
 namespace loft::http {
 
@@ -60,6 +61,15 @@ Response error_response(const Error& error, unsigned version) {
   return json_response(status_of(error.code), error_json(error), version);
 }
 
+// A login that could not be checked now (the password-check limiter is full): 503, the error
+// body, and Retry-After, so that a client tries again shortly rather than at once.
+Response retry_later_response(const Error& error, unsigned version) {
+  auto res = error_response(error, version);
+  res.result(bhttp::status::service_unavailable);
+  res.set(bhttp::field::retry_after, "1");
+  return res;
+}
+
 // Runs `start(done)` (a broker call whose `done` runs on the writer thread) and resumes the
 // awaiting coroutine on `ex` with the result.
 template <class T, class Start>
@@ -90,13 +100,6 @@ asio::awaitable<T> off_io_thread(asio::any_io_executor ex, Fn fn) {
         });
       },
       asio::use_awaitable);
-}
-
-// The delay before a failed login is answered: 100 ms, doubling per failure of the
-// connection, at most 3.2 s (as for the binary protocol's AUTHENTICATE).
-std::chrono::milliseconds failure_delay(std::uint32_t failures) {
-  const std::uint32_t doublings = failures == 0 ? 0 : std::min<std::uint32_t>(failures - 1, 5);
-  return std::chrono::milliseconds(100) * (1u << doublings);
 }
 
 std::optional<std::uint64_t> resident_memory_bytes() {
@@ -164,6 +167,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto peer = socket.remote_endpoint(ec);
     if (ec) return;
     peer_ = peer.address().to_string() + ":" + std::to_string(peer.port());
+    peer_address_ = peer.address().to_string();
     auto address = peer.address();
     if (address.is_v6() && address.to_v6().is_v4_mapped()) {
       address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
@@ -211,7 +215,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     User user;  // null: the server has no users, or the endpoint is open
     if (security.authenticator != nullptr &&
         access_of(r->endpoint, security.metrics == MetricsAccess::users) != Access::open) {
+      retry_later_ = false;
       auto who = co_await authenticate(req);
+      if (!who && retry_later_) co_return retry_later_response(who.error(), v);
       if (!who) co_return error_response(who.error(), v);
       user = std::move(*who);
       if (auto permitted = authorize(*user, *r); !permitted) {
@@ -221,7 +227,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto& broker = server_.sources_.broker;
     switch (r->endpoint) {
       case Endpoint::metrics:
-        co_return metrics(v);
+        co_return metrics(v, user);
       case Endpoint::healthz:
         co_return json_response(200, R"({"status":"alive"})", v);
       case Endpoint::readyz:
@@ -263,7 +269,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (auth_failures_ != failures_before) {
       auto ex = co_await asio::this_coro::executor;
       asio::steady_timer delay(ex);
-      delay.expires_after(failure_delay(auth_failures_));
+      delay.expires_after(auth::login_failure_delay(auth_failures_));
       std::ignore = co_await delay.async_wait(kUseTuple);  // cancelled: answer now
       const auto max = server_.options_.security.max_auth_failures;
       if (max > 0 && auth_failures_ >= max) close_after_response_ = true;
@@ -271,12 +277,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_return result;
   }
 
-  // Checks the Basic credentials on the slow executor. Every request with credentials counts
-  // as one login, successful or failed; each failure is one log line with the peer and the
-  // user name as sent, never the password.
+  // The user of the request: its client certificate's (certificate_user), or its Basic
+  // credentials', checked on the slow executor. Every request with credentials counts as one
+  // login, successful or failed; each failure is one log line with the peer and the user name
+  // as sent, never the password. A password check beyond the shared limiter is refused without
+  // counting as a failure (retry_later_: 503).
   asio::awaitable<Result<User>> check_credentials(const Request& req) {
     const auto& security = server_.options_.security;
     const auto header = req[bhttp::field::authorization];
+    if (auto by_certificate = certificate_user()) {
+      auto result = certificate_login(std::move(by_certificate), header);
+      co_return result;
+    }
     if (header.empty()) {
       co_return fail(Errc::unauthenticated,
                      "this server has users: send HTTP Basic credentials (curl -u USER)");
@@ -294,6 +306,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       co_return tl::unexpected(std::move(credentials.error()));
     }
     const std::string name = credentials->user;
+    // A password verified before is answered here, without the queue or a hash.
+    if (auto known = security.authenticator->remembered(credentials->user, credentials->password)) {
+      ++server_.auth_counters_.succeeded;
+      co_return known;
+    }
+    auto permit = security.password_checks->try_begin(peer_address_);
+    if (!permit) {
+      retry_later_ = true;
+      co_return fail(Errc::authentication_failed, "too many password checks in progress (from " +
+                                                      peer_address_ +
+                                                      " or overall); try again shortly");
+    }
     auto check = [authenticator = security.authenticator,
                   credentials = std::move(*credentials)]() mutable {
       auto result = authenticator->verify(credentials.user, credentials.password);
@@ -302,6 +326,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     };
     auto op = off_io_thread<Result<User>>(security.slow_executor, std::move(check));
     auto result = co_await std::move(op);
+    permit->release();
     if (!result) {
       on_login_failed(name, result.error().detail);
       co_return result;
@@ -310,6 +335,48 @@ class Connection : public std::enable_shared_from_this<Connection> {
     co_return result;
   }
 
+  // With users, over HTTPS: the user the verified client certificate names (one user exactly:
+  // auth::Authenticator::identify, the binary protocol's rule), or null. Resolved per request
+  // (a users reload applies at once); logged once per connection, and again if the answer
+  // changes.
+  User certificate_user() {
+    if (peer_names_.empty()) return nullptr;
+    auto identity = server_.options_.security.authenticator->identify(peer_names_);
+    if (identity.match != logged_match_) {
+      logged_match_ = identity.match;
+      using Match = auth::CertificateIdentity::Match;
+      if (identity.match == Match::ambiguous) {
+        http_log()->warn(
+            "client certificate names more than one user, no certificate login peer={} names={} "
+            "users={}",
+            peer_, auth::loggable_names(peer_names_), auth::loggable_names(identity.users));
+      } else if (identity.match == Match::none) {
+        http_log()->info("client certificate names no user peer={} names={}", peer_,
+                         auth::loggable_names(peer_names_));
+      } else {
+        ++server_.auth_counters_.succeeded;
+        http_log()->info("authenticated peer={} user=\"{}\" mechanism=certificate", peer_,
+                         auth::loggable_name(identity.user->name));
+      }
+    }
+    return std::move(identity.user);
+  }
+
+  // A request with a certificate's user: Basic credentials, when present too, must name the
+  // same user (their password is not checked: the certificate proves the user), else 401.
+  Result<User> certificate_login(User user, std::string_view authorization) {
+    if (authorization.empty()) return user;
+    auto credentials = parse_basic_authorization(authorization);
+    if (credentials && credentials->user == user->name) return user;
+    const std::string named = credentials ? credentials->user : std::string();
+    on_login_failed(named, "the Basic credentials name another user than the client certificate");
+    return fail(Errc::authentication_failed,
+                "the Basic credentials name another user than the client certificate ('" +
+                    user->name + "'): send none, or the certificate's user");
+  }
+
+  void set_peer_names(std::vector<std::string> names) { peer_names_ = std::move(names); }
+
   void on_login_failed(const std::string& name, const std::string& reason) {
     ++server_.auth_counters_.failed;
     ++auth_failures_;
@@ -317,7 +384,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
                      auth::loggable_name(name), auth_failures_, reason);
   }
 
-  Response metrics(unsigned version) {
+  // With metrics_auth = "users", `user` is who asked: per-topic and per-group series only for
+  // the topics the user may see (as GET /v1/topics lists them). Null: everything.
+  Response metrics(unsigned version, const User& user) {
     auto& broker = server_.sources_.broker;
     MetricsSnapshot s;
     for (const auto& m : broker.list_topics()) s.topics.push_back(m.name);
@@ -330,6 +399,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     s.net.auth_succeeded += server_.auth_counters_.succeeded;
     s.net.auth_failed += server_.auth_counters_.failed;
     s.resident_bytes = resident_memory_bytes();
+    if (user != nullptr) {
+      keep_topics(s, [&](const std::string& topic) { return user->permissions.may_see(topic); });
+    }
     Response res{bhttp::status::ok, version};
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     res.body() = render_metrics(s);
@@ -363,8 +435,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Server& server_;
   std::string peer_ = "unknown";
+  std::string peer_address_ = "unknown";  // without the port: the limiter's key
   bool peer_is_loopback_ = false;
-  const bool secure_;  // TLS: a password here did not cross the network in clear text
+  std::vector<std::string> peer_names_;  // of a verified client certificate (HTTPS)
+  // What certificate_user() last logged (nothing before the first request that needs a user).
+  std::optional<auth::CertificateIdentity::Match> logged_match_;
+  bool retry_later_ = false;  // the request's password check was refused by the limiter
+  const bool secure_;         // TLS: a password here did not cross the network in clear text
   bool busy_ = false;
   std::uint32_t auth_failures_ = 0;
   bool close_after_response_ = false;  // too many failed logins
@@ -445,6 +522,7 @@ class StreamConnection final : public Connection {
         co_return false;
       }
       buffer_.consume(used);
+      set_peer_names(tls::peer_names(stream_.native_handle()));
     }
     co_return true;
   }
@@ -533,7 +611,18 @@ class StreamConnection final : public Connection {
 }  // namespace
 
 Server::Server(asio::io_context& io, Sources sources, ServerOptions options)
-    : io_(io), sources_(std::move(sources)), options_(std::move(options)), acceptor_(io) {}
+    : io_(io), sources_(std::move(sources)), options_(std::move(options)), acceptor_(io) {
+  if (options_.security.password_checks == nullptr) {
+    options_.security.password_checks = std::make_shared<auth::PasswordCheckLimiter>();
+  }
+}
+
+void Server::update_security(Security security) {
+  if (security.password_checks == nullptr) {
+    security.password_checks = options_.security.password_checks;
+  }
+  options_.security = std::move(security);
+}
 
 Server::~Server() = default;
 

@@ -34,8 +34,6 @@ struct Server::Listener {
 
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-
 // A connection over max_connections: ERROR too_many_connections (correlation id 0: nothing
 // was read), then, as after any fatal error, FIN and a short drain of what the client already
 // sent (its HELLO), so that the close does not reset the connection before the client has
@@ -75,7 +73,11 @@ Server::Server(asio::io_context& io, broker::Broker& broker, GroupRunner& groups
       context_(std::make_unique<SessionContext>(SessionContext{
           broker, groups, options_, [this](const Session* s) { on_session_closed(s); },
           [this](const Session* s) { on_session_admitted(s); }})),
-      stop_timer_(io) {}
+      stop_timer_(io) {
+  if (options_.security.password_checks == nullptr) {
+    options_.security.password_checks = std::make_shared<auth::PasswordCheckLimiter>();
+  }
+}
 
 Server::~Server() = default;
 

@@ -19,8 +19,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-
 // Small frames share a buffer: a client that pipelines a million PINGs and reads nothing
 // then costs about its reply bytes (what max_send_queue counts), not a string per reply.
 constexpr std::size_t kShareBelow = 64 << 10;
@@ -102,7 +100,7 @@ Session::Awaitable Session::reader(std::shared_ptr<Session> self) {
 // does not vouch for, a client that stalls past handshake_timeout) ends the connection with
 // one log line: without a completed handshake there is no way to send an ERROR frame.
 asio::awaitable<bool> Session::tls_handshake() {
-  auto [ec] = co_await stream_.tls().async_handshake(asio::ssl::stream_base::server, kUseTuple);
+  const auto ec = co_await stream_.handshake();
   if (ec || closed_) {
     if (!closed_) {
       const std::string reason = timed_out_
@@ -177,8 +175,7 @@ asio::awaitable<bool> Session::read_more() {
   constexpr std::size_t kPendingReadChunk = 1 << 10;
   const bool was_empty = decoder_.buffered() == 0;
   const auto room = decoder_.prepare(admitted_ ? kReadChunk : kPendingReadChunk);
-  auto [ec, n] =
-      co_await stream_.async_read_some(asio::buffer(room.data(), room.size()), kUseTuple);
+  auto [ec, n] = co_await stream_.read_some(asio::buffer(room.data(), room.size()));
   if (ec) co_return false;
   decoder_.commit(n);
   spoke_ = spoke_ || n > 0;
@@ -241,7 +238,7 @@ Session::Awaitable Session::write_loop() {
       outgoing_.pop_front();
       buffers.emplace_back(asio::buffer(sending.back()));
     }
-    auto [ec, n] = co_await stream_.async_write(buffers, kUseTuple);
+    auto [ec, n] = co_await stream_.write(buffers);
     outgoing_bytes_ -= std::min(outgoing_bytes_, n);
     read_signal_.cancel();  // room again for the reader
     if (ec) break;
@@ -301,7 +298,7 @@ Session::Awaitable Session::tls_shutdown(std::shared_ptr<Session> self) {
     boost::system::error_code ignored;
     if (!ec) self->stream_.socket().cancel(ignored);
   });
-  std::ignore = co_await stream_.tls().async_shutdown(kUseTuple);  // a failure: close anyway
+  co_await stream_.shutdown();  // a failure: close anyway
   deadline.cancel();
 }
 

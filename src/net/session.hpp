@@ -11,8 +11,9 @@
 // session when HELLO does not complete within handshake_timeout, or a frame that has begun
 // does not complete within frame_timeout; between frames a session may idle for ever.
 //
-// TLS: on a TLS listener the stream is TLS, and the reader's first step is the TLS handshake,
-// under the same handshake deadline as HELLO (counted from accept). A handshake that fails or
+// TLS: on a TLS listener the stream is TLS (stream.hpp: OpenSSL over memory, records batched
+// into few socket writes), and the reader's first step is the TLS handshake, under the same
+// handshake deadline as HELLO (counted from accept). A handshake that fails or
 // times out closes the connection with one log line and no ERROR frame (there is no channel
 // to carry one); after it, errors are answered and closed as on plaintext, with a TLS
 // close_notify (bounded in time) before the socket closes.
@@ -52,17 +53,6 @@ struct SessionContext {
   // Once per session, when it is admitted (Session::admit): it stops being pending.
   std::function<void(const class Session*)> on_admitted;
   AuthCounters auth_counters{};
-  // Password checks queued on the slow executor, overall and per peer address: a flood of
-  // logins cannot queue more work than this, and one address cannot take all of it.
-  struct PasswordChecks {
-    static constexpr std::uint32_t kMaxTotal = 64;
-    static constexpr std::uint32_t kMaxPerAddress = 4;
-    std::uint32_t total = 0;
-    std::unordered_map<std::string, std::uint32_t> per_address;
-    bool try_begin(const std::string& address);
-    void end(const std::string& address);
-  };
-  PasswordChecks password_checks{};
 };
 
 class Session : public std::enable_shared_from_this<Session>, public broker::Subscriber {
@@ -167,8 +157,9 @@ class Session : public std::enable_shared_from_this<Session>, public broker::Sub
   void forbid(std::uint32_t cid, std::string_view what, const std::string& topic);
   std::uint8_t grants(const std::string& topic);
   bool password_allowed_here() const;
-  // With users: a verified client certificate whose CN or alternative name is a user's name
-  // authenticates the connection as that user (no AUTHENTICATE needed).
+  // With users: a verified client certificate whose CN or alternative names name exactly one
+  // user authenticates the connection as that user (no AUTHENTICATE needed); one that names
+  // two users authenticates nothing (auth::Authenticator::identify).
   void authenticate_by_certificate();
   void on_verified(std::uint32_t cid, const std::string& name,
                    Result<std::shared_ptr<const auth::User>> result);

@@ -41,13 +41,6 @@ constexpr std::uint8_t bit_of(auth::Operation op) {
   return 0;
 }
 
-// The delay before a failed AUTHENTICATE is answered: 100 ms, doubling per failure of the
-// connection, at most 3.2 s (below the default handshake_timeout of 5 s).
-std::chrono::milliseconds failure_delay(std::uint32_t failures) {
-  const std::uint32_t doublings = failures == 0 ? 0 : std::min<std::uint32_t>(failures - 1, 5);
-  return std::chrono::milliseconds(100) * (1u << doublings);
-}
-
 }  // namespace
 
 std::uint8_t Session::grants(const std::string& topic) {
@@ -92,14 +85,23 @@ bool Session::password_allowed_here() const {
 
 void Session::authenticate_by_certificate() {
   if (!users_required() || peer_names_.empty() || user_ != nullptr) return;
-  auto user = context_.options.security.authenticator->find_any(peer_names_);
-  if (!user) {
+  auto identity = context_.options.security.authenticator->identify(peer_names_);
+  using Match = auth::CertificateIdentity::Match;
+  if (identity.match == Match::none) {
     // Not a failure: the certificate was valid, it just names no user. AUTHENTICATE may follow.
-    net_log()->info("client certificate names no user peer={} names=\"{}\"", peer_,
-                    auth::loggable_name(peer_names_.front()));
+    net_log()->info("client certificate names no user peer={} names={}", peer_,
+                    auth::loggable_names(peer_names_));
     return;
   }
-  user_ = std::move(*user);
+  if (identity.match == Match::ambiguous) {
+    // Which user was meant cannot be told: no certificate login; AUTHENTICATE may follow.
+    net_log()->warn(
+        "client certificate names more than one user, no certificate login peer={} names={} "
+        "users={}",
+        peer_, auth::loggable_names(peer_names_), auth::loggable_names(identity.users));
+    return;
+  }
+  user_ = std::move(identity.user);
   ++context_.auth_counters.succeeded;
   net_log()->info("authenticated peer={} user=\"{}\" mechanism=certificate", peer_,
                   auth::loggable_name(user_->name));
@@ -141,7 +143,8 @@ void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
   if (auto user = security.authenticator->remembered(credentials->user, credentials->password)) {
     return on_verified(cid, credentials->user, std::move(user));
   }
-  if (!context_.password_checks.try_begin(peer_address_)) {
+  auto permit = security.password_checks->try_begin(peer_address_);
+  if (!permit) {
     // Not a failed login (nothing was checked): the client may try again shortly.
     return send_error(cid, Error{Errc::authentication_failed,
                                  "too many password checks in progress (from " + peer_address_ +
@@ -151,44 +154,26 @@ void Session::handle(std::uint32_t cid, protocol::Authenticate& req) {
   // closes meanwhile (a handshake timeout, an eviction) is neither kept alive nor waited for,
   // and a check whose connection is gone is skipped. Not counted in inflight_, so a timeout
   // closes the connection at once.
+  // The permit travels with the check and back, and is released with the answer.
   auth_pending_ = true;
-  asio::post(security.slow_executor,
-             [weak = weak_from_this(), cid, context = &context_, address = peer_address_,
-              executor = stream_.get_executor(), authenticator = security.authenticator,
-              credentials = std::move(*credentials)]() mutable {
-               std::optional<Result<std::shared_ptr<const auth::User>>> result;
-               if (!weak.expired())
-                 result = authenticator->verify(credentials.user, credentials.password);
-               credentials.password.assign(credentials.password.size(), '\0');
-               asio::post(executor, [weak, cid, context, address = std::move(address),
-                                     name = std::move(credentials.user),
-                                     result = std::move(result)]() mutable {
-                 context->password_checks.end(address);
-                 const auto self = weak.lock();
-                 if (!self || !result) return;
-                 self->auth_pending_ = false;
-                 self->on_verified(cid, name, std::move(*result));
-                 self->read_signal_.cancel();
-                 self->write_signal_.cancel();
-               });
-             });
-}
-
-bool SessionContext::PasswordChecks::try_begin(const std::string& address) {
-  auto& mine = per_address[address];
-  if (total >= kMaxTotal || mine >= kMaxPerAddress) {
-    if (mine == 0) per_address.erase(address);
-    return false;
-  }
-  ++mine;
-  ++total;
-  return true;
-}
-
-void SessionContext::PasswordChecks::end(const std::string& address) {
-  --total;
-  const auto it = per_address.find(address);
-  if (it != per_address.end() && --it->second == 0) per_address.erase(it);
+  asio::post(security.slow_executor, [weak = weak_from_this(), cid, permit = std::move(*permit),
+                                      executor = stream_.get_executor(),
+                                      authenticator = security.authenticator,
+                                      credentials = std::move(*credentials)]() mutable {
+    std::optional<Result<std::shared_ptr<const auth::User>>> result;
+    if (!weak.expired()) result = authenticator->verify(credentials.user, credentials.password);
+    credentials.password.assign(credentials.password.size(), '\0');
+    asio::post(executor, [weak, cid, permit = std::move(permit), name = std::move(credentials.user),
+                          result = std::move(result)]() mutable {
+      permit.release();
+      const auto self = weak.lock();
+      if (!self || !result) return;
+      self->auth_pending_ = false;
+      self->on_verified(cid, name, std::move(*result));
+      self->read_signal_.cancel();
+      self->write_signal_.cancel();
+    });
+  });
 }
 
 void Session::on_verified(std::uint32_t cid, const std::string& name,
@@ -224,7 +209,7 @@ void Session::on_verified(std::uint32_t cid, const std::string& name,
   // answer waits no second attempt is taken (auth_pending_).
   auth_pending_ = true;
   ++inflight_;
-  auth_delay_.expires_after(failure_delay(auth_failures_));
+  auth_delay_.expires_after(auth::login_failure_delay(auth_failures_));
   auth_delay_.async_wait(
       [self = shared_from_this(), cid, error = result.error()](boost::system::error_code) {
         --self->inflight_;

@@ -153,7 +153,13 @@ std::string describe_certificate(const ssl::context& context) {
   // native_handle() is not const in Asio; reading the certificate changes nothing.
   X509* cert = SSL_CTX_get0_certificate(const_cast<ssl::context&>(context).native_handle());
   if (cert == nullptr) return "no certificate";
+  return "serial=" + serial_hex(cert) + " subject=\"" + name_text(X509_get_subject_name(cert)) +
+         "\"";
+}
+
+std::string serial_hex(const X509* cert) {
   std::string serial = "?";
+  if (cert == nullptr) return serial;
   if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr); bn != nullptr) {
     if (char* hex = BN_bn2hex(bn); hex != nullptr) {
       serial = hex;
@@ -161,7 +167,7 @@ std::string describe_certificate(const ssl::context& context) {
     }
     BN_free(bn);
   }
-  return "serial=" + serial + " subject=\"" + name_text(X509_get_subject_name(cert)) + "\"";
+  return serial;
 }
 
 }  // namespace loft::tls

@@ -1,7 +1,8 @@
 // Connection floods against the real loftd: thousands of sockets that never send HELLO must not
 // lock out a client that does (docs/protocol.md, section 7.4). The silent sockets come from
 // SocketFlood (tests/support), which can also stall them in the middle of a handshake by
-// sending a few first bytes.
+// sending a few first bytes (a TLS ClientHello's start, on the TLS listener of a loftd with
+// users, while a client authenticates over TLS).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <regex>
@@ -16,7 +18,9 @@
 #include <vector>
 
 #include "http_client.hpp"
+#include "loft/auth/auth.hpp"
 #include "socket_flood.hpp"
+#include "test_certs.hpp"
 #include "test_daemon.hpp"
 
 namespace loft::testing {
@@ -97,9 +101,81 @@ TEST(Flood, FiveThousandSilentSocketsDoNotLockOutAClient) {
   const auto rss_after = d.rss_kib();
   std::cerr << "loftd RSS before " << rss_before << " KiB, after " << rss_after << " KiB\n";
   ASSERT_GT(rss_before, 0u);
-  EXPECT_LT(rss_after, rss_before + 200 * 1024);
+  EXPECT_LT(rss_after, rss_before + std::uint64_t{200} * 1024);
   // Logged at most once per 10 s, with counts.
   EXPECT_THAT(d.log(), ::testing::HasSubstr("reason=max_pending_connections"));
+}
+
+// The whole scenario with security on: users and a TLS listener; 5,000 silent sockets on the
+// plaintext port and 500 stalled in the middle of a TLS ClientHello on the TLS port. A client
+// then connects over TLS, authenticates with a password (an Argon2id check while its connection
+// is still pending), publishes and gets its confirm; loftd's memory stays bounded.
+TEST(Flood, SilentAndTlsStalledSocketsDoNotLockOutAnAuthenticatingTlsClient) {
+  constexpr std::size_t kSilent = 5'000;
+  constexpr std::size_t kStalled = 500;
+  constexpr std::size_t kMaxPending = 256;  // the default
+  if (const auto limit = raise_open_files_limit(); limit < kNeededOpenFiles) {
+    GTEST_SKIP() << "RLIMIT_NOFILE hard limit " << limit << " is below " << kNeededOpenFiles
+                 << "; raise it (ulimit -Hn) to run this test";
+  }
+  const auto& certs = TestCerts::get();
+  const std::string password = "fl00d-test-secret-3e9a";
+  never_log(password);
+  TempDir dir;
+  const auto users = dir.path() / "users.toml";
+  const auto hash = auth::hash_password(password);
+  ASSERT_TRUE(hash.has_value());
+  std::ofstream(users) << "[[users]]\nname = \"writer\"\npassword_hash = \"" << *hash
+                       << "\"\nadmin = [\"flood\"]\npublish = [\"flood\"]\n";
+  TestDaemon d("users_file = \"" + users.string() +
+               "\"\ntls_listen = \"127.0.0.1:0\"\ntls_cert_file = \"" + certs.server.cert +
+               "\"\ntls_key_file = \"" + certs.server.key + "\"\nhandshake_timeout = \"60s\"\n");
+  d.start();
+  const auto rss_before = d.rss_kib();
+
+  SocketFlood silent(d.port(), kSilent, 20s);
+  ASSERT_EQ(silent.connected(), kSilent) << silent.first_error();
+  // A TLS record header announcing a ClientHello, and then nothing.
+  SocketFlood stalled(d.tls_port(), kStalled, 20s, std::string("\x16\x03\x01\x02\x00", 5));
+  ASSERT_EQ(stalled.connected(), kStalled) << stalled.first_error();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return metric(d, "loft_connections_evicted_total") ==
+               static_cast<long long>(kSilent + kStalled - kMaxPending);
+      },
+      60s))
+      << "evicted " << metric(d, "loft_connections_evicted_total");
+
+  const auto start = Clock::now();
+  client::Options options;
+  options.port = d.tls_port();
+  options.client_name = "well-behaved";
+  options.tls.enabled = true;
+  options.tls.ca_file = certs.ca;
+  options.user = "writer";
+  options.password = password;
+  options.connect_timeout = 20s;
+  options.request_timeout = 20s;
+  auto c = client::Client::connect(options);
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE((*c)->create_topic("flood"));
+  Message message;
+  message.payload = "hello";
+  const auto confirmed = (*c)->publish("flood", message);
+  ASSERT_TRUE(confirmed) << confirmed.error().to_string();
+  const auto took = Clock::now() - start;
+  std::cerr << "TLS connect + authenticate + create + publish + confirm took "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+  EXPECT_LT(took, 20s);
+  EXPECT_EQ(metric(d, "loft_connections_pending"), static_cast<long long>(kMaxPending) - 1)
+      << "the client's connection is admitted; it evicted one pending connection";
+  EXPECT_EQ(metric(d, "loft_auth_succeeded_total"), 1);
+  EXPECT_GE(silent.closed_by_peer() + stalled.closed_by_peer(), kSilent + kStalled - kMaxPending);
+
+  const auto rss_after = d.rss_kib();
+  std::cerr << "loftd RSS before " << rss_before << " KiB, after " << rss_after << " KiB\n";
+  ASSERT_GT(rss_before, 0u);
+  EXPECT_LT(rss_after, rss_before + std::uint64_t{200} * 1024);
 }
 
 TEST(Flood, SilentSocketsAtMaxConnectionsMakeRoomForAClient) {

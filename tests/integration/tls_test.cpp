@@ -7,18 +7,24 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <csignal>
 #include <fstream>
+#include <future>
+#include <thread>
 
+#include "loft/protocol/codec.hpp"
+#include "loft/tls/engine.hpp"
 #include "test_certs.hpp"
 #include "test_daemon.hpp"
 
@@ -65,12 +71,7 @@ std::string served_serial(std::uint16_t port) {
   stream.handshake(ssl::stream_base::client);
   X509* cert = SSL_get0_peer_certificate(stream.native_handle());
   if (cert == nullptr) return "none";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string serial(hex);
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return serial;
+  return tls::serial_hex(cert);
 }
 
 // Connects to `port`, sends `bytes`, and waits until the server closes the connection; how long
@@ -100,6 +101,108 @@ std::optional<std::chrono::milliseconds> closed_after_sending(std::uint16_t port
   }
   ::close(fd);
   return closed;
+}
+
+// A TLS client on a blocking socket that moves its bytes itself (tls::Engine), so a test can
+// send what no library would: records one byte at a time, each on the wire one byte per send.
+// Reads give up after 30 s (SO_RCVTIMEO), so nothing here can hang.
+class RawTls {
+ public:
+  RawTls(std::uint16_t port, const std::string& ca) : context_(ssl::context::tls_client) {
+    context_.load_verify_file(ca);
+    context_.set_verify_mode(ssl::verify_peer);
+    engine_ = std::make_unique<tls::Engine>(context_, tls::Engine::Role::client);
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const timeval timeout{30, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  ~RawTls() { ::close(fd_); }
+  RawTls(const RawTls&) = delete;
+  RawTls& operator=(const RawTls&) = delete;
+
+  // The whole handshake, every byte of ours in a send of its own when `bytewise`.
+  ::testing::AssertionResult handshake(bool bytewise) {
+    if (!connected_) return ::testing::AssertionFailure() << "not connected";
+    for (;;) {
+      const auto status = engine_->handshake();
+      if (!send_output(bytewise)) return ::testing::AssertionFailure() << "send failed";
+      if (status == tls::Engine::Status::done) return ::testing::AssertionSuccess();
+      if (status != tls::Engine::Status::want_read) {
+        return ::testing::AssertionFailure() << engine_->error().message();
+      }
+      if (!receive()) return ::testing::AssertionFailure() << "closed during the handshake";
+    }
+  }
+  // The first flight alone (the ClientHello).
+  bool send_client_hello() {
+    return connected_ && engine_->handshake() == tls::Engine::Status::want_read &&
+           send_output(false);
+  }
+
+  // A frame as one record per byte, every byte of them in a send of its own.
+  bool send_bytewise(std::uint32_t cid, protocol::Body body) {
+    const auto plain = protocol::encode(protocol::Frame{cid, std::move(body)});
+    for (const char ch : plain) {
+      if (!engine_->write({&ch, 1}) || !send_output(true)) return false;
+    }
+    return true;
+  }
+
+  std::optional<protocol::Frame> read_frame() {
+    std::array<char, 4096> room{};
+    for (;;) {
+      auto next = decoder_.next();
+      if (!next || *next) return next ? std::optional(std::move(**next)) : std::nullopt;
+      const auto r = engine_->read(room);
+      decoder_.feed({room.data(), r.bytes});
+      if (r.bytes > 0) continue;
+      if (r.status == tls::Engine::Status::want_read && !receive()) return std::nullopt;
+      if (r.status == tls::Engine::Status::closed || r.status == tls::Engine::Status::failed) {
+        return std::nullopt;
+      }
+    }
+  }
+
+  int fd() const { return fd_; }
+
+ private:
+  bool send_output(bool bytewise) {
+    std::array<char, 16384> out{};
+    while (const std::size_t n = engine_->take_output(out)) {
+      for (std::size_t sent = 0; sent < n;) {
+        const auto k = ::send(fd_, out.data() + sent, bytewise ? 1 : n - sent, MSG_NOSIGNAL);
+        if (k <= 0) return false;
+        sent += static_cast<std::size_t>(k);
+      }
+    }
+    return true;
+  }
+  bool receive() {
+    std::array<char, 16384> in{};
+    const auto n = ::recv(fd_, in.data(), in.size(), 0);
+    if (n <= 0) return false;
+    engine_->feed({in.data(), static_cast<std::size_t>(n)});
+    return true;
+  }
+
+  ssl::context context_;
+  std::unique_ptr<tls::Engine> engine_;
+  int fd_ = -1;
+  bool connected_ = false;
+  protocol::Decoder decoder_{1u << 30};
+};
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
 }
 
 ::testing::AssertionResult publishes(client::Client& c, const std::string& topic) {
@@ -172,6 +275,13 @@ TEST(Tls, TheClientRefusesAServerItCannotVerify) {
   auto system = client::Client::connect(tls_options(d, ""));
   ASSERT_FALSE(system);
   EXPECT_THAT(system.error().detail, HasSubstr("certificate verify failed"));
+  // The CLI's --tls alone uses them too: one line, a non-zero exit.
+  const auto cli =
+      run_process({TestDaemon::loft_path(), "--broker", "127.0.0.1:" + std::to_string(d.tls_port()),
+                   "--tls", "topic", "list"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_THAT(cli.err, HasSubstr("certificate verify failed"));
+  EXPECT_EQ(std::count(cli.err.begin(), cli.err.end(), '\n'), 1) << cli.err;
 
   // loftd goes on serving.
   auto good = client::Client::connect(tls_options(d, certs.ca));
@@ -187,6 +297,13 @@ TEST(Tls, AnExpiredServerCertificateIsRefused) {
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code, Errc::connection_error);
   EXPECT_THAT(c.error().detail, HasSubstr("certificate has expired"));
+  // The CLI: one line, a non-zero exit.
+  const auto cli =
+      run_process({TestDaemon::loft_path(), "--broker", "127.0.0.1:" + std::to_string(d.tls_port()),
+                   "--tls-ca", certs.ca, "topic", "list"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_THAT(cli.err, HasSubstr("certificate has expired"));
+  EXPECT_EQ(std::count(cli.err.begin(), cli.err.end(), '\n'), 1) << cli.err;
 }
 
 TEST(Tls, ARequiredClientCertificateMustBePresentAndSignedByTheCa) {
@@ -205,6 +322,18 @@ TEST(Tls, ARequiredClientCertificateMustBePresentAndSignedByTheCa) {
   stranger.tls.cert_file = certs.other_server.cert;  // from CA 2
   stranger.tls.key_file = certs.other_server.key;
   EXPECT_FALSE(client::Client::connect(stranger));
+
+  // An expired client certificate from the right CA: refused, and the CLI says so in one line.
+  auto expired = options;
+  expired.tls.cert_file = certs.expired_client.cert;
+  expired.tls.key_file = certs.expired_client.key;
+  EXPECT_FALSE(client::Client::connect(expired));
+  const auto expired_cli =
+      run_process({TestDaemon::loft_path(), "--broker", "127.0.0.1:" + std::to_string(d.tls_port()),
+                   "--tls-ca", certs.ca, "--tls-cert", certs.expired_client.cert, "--tls-key",
+                   certs.expired_client.key, "topic", "list"});
+  EXPECT_NE(expired_cli.exit_code, 0);
+  EXPECT_EQ(std::count(expired_cli.err.begin(), expired_cli.err.end(), '\n'), 1) << expired_cli.err;
 
   auto alice = options;
   alice.tls.cert_file = certs.alice.cert;
@@ -265,12 +394,158 @@ TEST(Tls, PlaintextAndTlsOnTheWrongPortFailCleanlyAndLoftdGoesOn) {
       << d.log();
 }
 
+// Deliveries in batches far larger than a TLS record (and than one socket write of loftd's)
+// reach a consumer whole and in order, however the reads split them.
+TEST(Tls, LargeDeliveryBatchesArriveWholeOverTls) {
+  const auto& certs = TestCerts::get();
+  TestDaemon d(tls_config(certs.server));
+  d.start();
+  auto producer = client::Client::connect(tls_options(d, certs.ca));
+  ASSERT_TRUE(producer) << producer.error().to_string();
+  ASSERT_TRUE((*producer)->create_topic("big"));
+  constexpr int kMessages = 3000;
+  constexpr std::size_t kSize = 3000;  // 9 MB in all
+  auto payload = [](int i) {
+    std::string p(kSize, static_cast<char>('a' + i % 26));
+    p.replace(0, std::to_string(i).size(), std::to_string(i));
+    return p;
+  };
+  for (int from = 0; from < kMessages; from += 500) {
+    std::vector<Message> batch;
+    for (int i = from; i < from + 500; ++i) batch.push_back(text(payload(i)));
+    auto r = (*producer)->publish("big", std::move(batch));
+    ASSERT_TRUE(r) << r.error().to_string();
+  }
+  auto consumer = client::Client::connect(tls_options(d, certs.ca));
+  ASSERT_TRUE(consumer) << consumer.error().to_string();
+  client::SubscribeOptions o;
+  o.topic = "big";
+  o.group = "g";
+  o.max_in_flight = kMessages;  // the whole backlog in flight: batches as large as loftd makes
+  auto s = (*consumer)->subscribe(o);
+  ASSERT_TRUE(s) << s.error().to_string();
+  int next = 0;
+  const auto until = std::chrono::steady_clock::now() + 120s;
+  while (next < kMessages && std::chrono::steady_clock::now() < until) {
+    auto got = (*s)->receive(200ms, kMessages);
+    ASSERT_TRUE(got) << got.error().to_string();
+    for (const auto& m : *got) {
+      ASSERT_EQ(m.offset, static_cast<std::uint64_t>(next));
+      ASSERT_TRUE(m.message.payload == payload(next)) << "payload of offset " << next;
+      (*s)->ack(m.offset);
+      ++next;
+    }
+  }
+  EXPECT_EQ(next, kMessages);
+  EXPECT_TRUE((*s)->flush());
+}
+
+// Threads that share one TLS connection each encrypt and send their own frames: records must
+// leave in the order they were made (a record out of order fails loftd's decryption), while
+// the reader thread decrypts the confirms.
+TEST(Tls, ThreadsSharingOneTlsConnectionAllGetTheirConfirms) {
+  const auto& certs = TestCerts::get();
+  TestDaemon d(tls_config(certs.server));
+  d.start();
+  auto c = client::Client::connect(tls_options(d, certs.ca));
+  ASSERT_TRUE(c) << c.error().to_string();
+  ASSERT_TRUE((*c)->create_topic("shared"));
+  constexpr int kThreads = 4;
+  constexpr int kEach = 300;
+  std::atomic<int> confirmed{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<Result<std::vector<client::PublishResult>>>> pending;
+      pending.reserve(kEach);
+      for (int i = 0; i < kEach; ++i) {
+        std::vector<Message> one;
+        one.push_back(text(std::string(100 + (i * 37 + t) % 3000, 'x')));
+        pending.push_back((*c)->publish_async("shared", std::move(one)));
+      }
+      for (auto& f : pending) {
+        if (f.get()) ++confirmed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(confirmed.load(), kThreads * kEach);
+  auto fetched = fetch_all(**c, "shared");
+  ASSERT_TRUE(fetched) << fetched.error().to_string();
+  EXPECT_EQ(fetched->size(), static_cast<std::size_t>(kThreads * kEach));
+}
+
+// A client whose every TLS record carries one byte, each byte of them in a TCP segment of its
+// own (the handshake too): loftd reassembles records and frames from any split.
+TEST(Tls, RecordsOfOneByteSentOneByteAtATimeAreServed) {
+  const auto& certs = TestCerts::get();
+  TestDaemon d(tls_config(certs.server));
+  d.start();
+  RawTls raw(d.tls_port(), certs.ca);
+  ASSERT_TRUE(raw.handshake(true));
+  ASSERT_TRUE(raw.send_bytewise(1, protocol::Hello{1, 1, "bytewise"}));
+  auto hello = raw.read_frame();
+  ASSERT_TRUE(hello);
+  EXPECT_TRUE(std::holds_alternative<protocol::HelloOk>(hello->body));
+  ASSERT_TRUE(raw.send_bytewise(2, protocol::CreateTopic{"t", 0, {}, {}}));
+  ASSERT_TRUE(raw.send_bytewise(3, protocol::Publish{"t", {text("one byte at a time")}}));
+  for (std::uint32_t cid : {2u, 3u}) {
+    auto reply = raw.read_frame();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->correlation_id, cid);
+    EXPECT_FALSE(std::holds_alternative<protocol::ErrorReply>(reply->body));
+  }
+  auto c = client::Client::connect(tls_options(d, certs.ca));
+  ASSERT_TRUE(c) << c.error().to_string();
+  auto fetched = fetch_all(**c, "t");
+  ASSERT_TRUE(fetched);
+  ASSERT_EQ(fetched->size(), 1u);
+  EXPECT_EQ(fetched->front().message.payload, "one byte at a time");
+}
+
+// Clients that go away in the middle of the handshake (right after their ClientHello, or after
+// reading loftd's answer to it) and one that stops answering there: one log line each, the
+// silent one closed at handshake_timeout, and loftd goes on serving TLS.
+TEST(Tls, ClientsThatCloseOrStallDuringTheHandshakeEndCleanly) {
+  const auto& certs = TestCerts::get();
+  TestDaemon d(tls_config(certs.server, "handshake_timeout = \"2s\"\n"));
+  d.start();
+  {
+    RawTls gone(d.tls_port(), certs.ca);
+    ASSERT_TRUE(gone.send_client_hello());
+  }
+  {
+    RawTls gone(d.tls_port(), certs.ca);
+    ASSERT_TRUE(gone.send_client_hello());
+    std::array<char, 1> first{};
+    ASSERT_EQ(::recv(gone.fd(), first.data(), first.size(), 0), 1) << "no ServerHello";
+  }
+  ASSERT_TRUE(eventually([&] { return occurrences(d.log(), "TLS handshake failed") >= 2; }))
+      << d.log();
+
+  const auto started = std::chrono::steady_clock::now();
+  RawTls stalled(d.tls_port(), certs.ca);
+  ASSERT_TRUE(stalled.send_client_hello());
+  std::array<char, 16384> sink{};
+  while (::recv(stalled.fd(), sink.data(), sink.size(), 0) > 0) {
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1900ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 25s) << "not closed";
+  EXPECT_TRUE(eventually([&] {
+    return d.log().find("TLS handshake not complete within handshake_timeout 2000ms") !=
+           std::string::npos;
+  })) << d.log();
+
+  auto c = client::Client::connect(tls_options(d, certs.ca));
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_TRUE((*c)->ping());
+}
+
 TEST(Tls, SighupReloadsTheCertificateForNewConnectionsOnly) {
   const auto& certs = TestCerts::get();
   TempDir dir;
-  const CertPair live{(dir.path() / "server.pem").string(), (dir.path() / "server.key").string()};
-  std::filesystem::copy_file(certs.server.cert, live.cert);
-  std::filesystem::copy_file(certs.server.key, live.key);
+  const CertPair live = certs.copy_server_cert(dir.path());
   TestDaemon d(tls_config(live));
   d.start();
   EXPECT_EQ(served_serial(d.tls_port()), "1001");
@@ -302,6 +577,40 @@ TEST(Tls, SighupReloadsTheCertificateForNewConnectionsOnly) {
   ASSERT_TRUE(after) << after.error().to_string();
   EXPECT_TRUE(publishes(**after, "t"));
   EXPECT_TRUE(publishes(**old, "t"));
+}
+
+// `loft bench` over TLS, authenticated by a client certificate (a cert-only user that may do
+// what the bench does): publish and consume run and report figures.
+TEST(Tls, BenchRunsOverTlsWithAClientCertificate) {
+  const auto& certs = TestCerts::get();
+  TempDir dir;
+  const auto users = dir.path() / "users.toml";
+  std::ofstream(users) << "[[users]]\nname = \"alice\"\npublish = [\"*\"]\nsubscribe = [\"*\"]\n"
+                       << "admin = [\"*\"]\n";
+  TestDaemon d(tls_config(certs.server, "tls_ca_file = \"" + certs.ca +
+                                            "\"\ntls_client_auth = \"required\"\nusers_file = \"" +
+                                            users.string() + "\"\n"));
+  d.start();
+  const std::vector<std::string> tls_flags = {TestDaemon::loft_path(),
+                                              "--broker",
+                                              "127.0.0.1:" + std::to_string(d.tls_port()),
+                                              "--tls-ca",
+                                              certs.ca,
+                                              "--tls-cert",
+                                              certs.alice.cert,
+                                              "--tls-key",
+                                              certs.alice.key};
+  for (const std::vector<std::string>& mode :
+       {std::vector<std::string>{"bench", "publish", "--messages", "500", "--batch", "50"},
+        std::vector<std::string>{"bench", "consume", "--messages", "500"}}) {
+    auto argv = tls_flags;
+    argv.insert(argv.end(), mode.begin(), mode.end());
+    argv.push_back("--json");
+    const auto r = run_process(argv, "", std::chrono::minutes(3));
+    EXPECT_EQ(r.exit_code, 0) << mode[1] << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("\"messages\":500")) << r.out;
+  }
+  EXPECT_THAT(d.log(), HasSubstr("user=\"alice\" mechanism=certificate"));
 }
 
 // In process: a server stream on loft_tls's context and a client, both on one io_context; the

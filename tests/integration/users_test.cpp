@@ -4,8 +4,11 @@
 // run anonymous on a network address, and that no password reaches the log.
 
 #include <gmock/gmock.h>
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -49,11 +52,15 @@ client::SubscribeOptions subscription(std::string topic, std::string group) {
 
 // Passwords of the test users; none may ever appear in loftd's log.
 const std::map<std::string, std::string>& passwords() {
-  static const std::map<std::string, std::string> p{
-      {"producer", "pr0ducer-secret-7f3a"}, {"consumer", "c0nsumer-secret-91bd"},
-      {"ops", "0ps-secret-c2e4"},           {"root", "r00t-secret-5d10"},
-      {"nobody", "n0body-secret-aa21"},
-  };
+  static const std::map<std::string, std::string> p = [] {
+    std::map<std::string, std::string> made{
+        {"producer", "pr0ducer-secret-7f3a"}, {"consumer", "c0nsumer-secret-91bd"},
+        {"ops", "0ps-secret-c2e4"},           {"root", "r00t-secret-5d10"},
+        {"nobody", "n0body-secret-aa21"},
+    };
+    for (const auto& [user, password] : made) never_log(password);  // checked by ~TestDaemon
+    return made;
+  }();
   return p;
 }
 
@@ -89,7 +96,10 @@ class WithUsers : public ::testing::Test {
   void SetUp() override {
     users_path_ = dir_.path() / "users.toml";
     write_users(users_file_text());
-    daemon_ = std::make_unique<TestDaemon>("users_file = \"" + users_path_.string() + "\"\n");
+    // A long handshake_timeout: a login waits for its Argon2id check (each tens of ms, far
+    // more under sanitizers on a loaded machine), queued behind the others of a burst.
+    daemon_ = std::make_unique<TestDaemon>("users_file = \"" + users_path_.string() +
+                                           "\"\nhandshake_timeout = \"60s\"\n");
     daemon_->start();
     auto root = as("root");
     ASSERT_TRUE(root.has_value()) << root.error().to_string();
@@ -123,6 +133,21 @@ class WithUsers : public ::testing::Test {
 
   Result<std::unique_ptr<client::Client>> as(const std::string& user) const {
     return client::Client::connect(options(user, passwords().at(user)));
+  }
+
+  // `c` joins group `group` of orders.eu and receives its one message (its offset into
+  // `offset`); null when that fails.
+  static std::unique_ptr<client::Subscription> take_the_message(client::Client& c,
+                                                                const std::string& group,
+                                                                std::uint64_t& offset) {
+    auto s = c.subscribe(subscription("orders.eu", group));
+    EXPECT_TRUE(s.has_value()) << s.error().to_string();
+    if (!s) return nullptr;
+    auto got = (*s)->receive(std::chrono::seconds(30), 1);
+    EXPECT_TRUE(got.has_value() && got->size() == 1u);
+    if (!got || got->size() != 1u) return nullptr;
+    offset = got->front().offset;
+    return std::move(*s);
   }
 
   std::unique_ptr<client::Client> anonymous() const {
@@ -358,6 +383,113 @@ TEST_F(WithUsers, PermissionMatrix) {
   }
 }
 
+// SETTLE and UNSUBSCRIBE name a subscription, not a topic: they reach only the subscriptions of
+// their own connection (which needed subscribe on the topic), so another user cannot ack or end
+// a consumer's messages; before AUTHENTICATE both are unauthenticated.
+TEST_F(WithUsers, SettleAndUnsubscribeReachOnlyTheConnectionsOwnSubscriptions) {
+  auto consumer = as("consumer");
+  ASSERT_TRUE(consumer.has_value());
+  std::uint64_t offset = 0;
+  auto s = take_the_message(**consumer, "g", offset);
+  ASSERT_NE(s, nullptr);
+  const std::uint64_t id = s->id();
+
+  const auto settle = [&](client::Client& c) {
+    std::string bytes;
+    protocol::encode(
+        protocol::Frame{
+            0x80000001,
+            protocol::Settle{id, SettleAction::ack, true, protocol::kBackoffDelay, {{offset, 1}}}},
+        bytes);
+    return code_of(c.raw_request(bytes, 0x80000001));
+  };
+  const auto unsubscribe = [&](client::Client& c) {
+    std::string bytes;
+    protocol::encode(protocol::Frame{0x80000002, protocol::Unsubscribe{id}}, bytes);
+    return code_of(c.raw_request(bytes, 0x80000002));
+  };
+  auto anonymous_client = anonymous();
+  ASSERT_NE(anonymous_client, nullptr);
+  EXPECT_EQ(settle(*anonymous_client), Errc::unauthenticated);
+  EXPECT_EQ(unsubscribe(*anonymous_client), Errc::unauthenticated);
+  for (const char* other : {"producer", "root"}) {
+    auto c = as(other);
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(settle(**c), Errc::unknown_subscription) << other;
+    EXPECT_EQ(unsubscribe(**c), Errc::unknown_subscription) << other;
+  }
+  // Still in flight to the consumer, who settles it.
+  const auto g = (*consumer)->describe_group("orders.eu", "g");
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->in_flight, 1u);
+  const auto ok = s->ack_confirmed({offset});
+  ASSERT_TRUE(ok.has_value()) << ok.error().to_string();
+  EXPECT_EQ(ok->applied, 1u);
+  EXPECT_TRUE(s->unsubscribe().has_value());
+}
+
+// `loft dlq redrive` reads the dead-letter topic and publishes to each original topic: it needs
+// subscribe on the one and publish on the other. Refused, it says so in one line, exits
+// non-zero and leaves the letter where it was.
+TEST_F(WithUsers, RedriveNeedsSubscribeOnTheDeadLettersAndPublishOnTheTarget) {
+  {
+    auto root = as("root");
+    ASSERT_TRUE(root.has_value());
+    std::uint64_t offset = 0;
+    auto s = take_the_message(**root, "dead", offset);
+    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s->reject(offset).has_value());
+    ASSERT_TRUE(eventually([&] {
+      const auto t = (*root)->describe_topic("orders.eu.dlq");
+      return t.has_value() && t->messages == 1;
+    }));
+  }
+  const auto redrive = [&](const std::string& user) {
+    const auto file = dir_.path() / (user + ".password");
+    std::ofstream(file) << passwords().at(user) << "\n";
+    return daemon_->loft(
+        {"--user", user, "--password-file", file.string(), "dlq", "redrive", "orders.eu.dlq"});
+  };
+  // producer may publish to orders.eu but not consume orders.eu.dlq; consumer the other way.
+  for (const char* user : {"producer", "consumer"}) {
+    const auto r = redrive(user);
+    EXPECT_NE(r.exit_code, 0) << user;
+    EXPECT_THAT(r.err, HasSubstr("may not")) << user;
+    EXPECT_THAT(r.err, HasSubstr(user)) << user;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << user << ": " << r.err;
+  }
+  const auto r = redrive("root");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "redriven 1, skipped 0\n");
+}
+
+// The CLI's password: from --password-file or LOFT_PASSWORD, never the command line; a wrong
+// one is one line and a non-zero exit.
+TEST_F(WithUsers, TheCliTakesThePasswordFromAFileOrTheEnvironment) {
+  const auto file = dir_.path() / "producer.password";
+  std::ofstream(file) << passwords().at("producer") << "\n";
+  const auto from_file = daemon_->loft(
+      {"--user", "producer", "--password-file", file.string(), "pub", "orders.eu", "from a file"});
+  EXPECT_EQ(from_file.exit_code, 0) << from_file.err;
+
+  const auto from_env = run_process({"/usr/bin/env", "LOFT_PASSWORD=" + passwords().at("consumer"),
+                                     TestDaemon::loft_path(), "--broker", daemon_->address(),
+                                     "--user", "consumer", "topic", "list"});
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.err;
+  EXPECT_THAT(from_env.out, HasSubstr("orders.eu"));
+  EXPECT_THAT(from_env.out, Not(HasSubstr("payments")));
+
+  const auto wrong =
+      run_process({"/usr/bin/env", "LOFT_PASSWORD=not-the-password", TestDaemon::loft_path(),
+                   "--broker", daemon_->address(), "--user", "consumer", "topic", "list"});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_THAT(wrong.err, HasSubstr("invalid user name or password"));
+  EXPECT_EQ(std::count(wrong.err.begin(), wrong.err.end(), '\n'), 1) << wrong.err;
+  const auto none = daemon_->loft({"--user", "consumer", "topic", "list"});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_THAT(none.err, HasSubstr("LOFT_PASSWORD"));
+}
+
 TEST_F(WithUsers, TopicListShowsOnlyTopicsTheUserMaySee) {
   auto producer = as("producer");
   ASSERT_TRUE(producer.has_value());
@@ -465,6 +597,89 @@ TEST(CertificateIdentity, AClientCertificateNamesTheUser) {
   ASSERT_NE(none, nullptr);
   EXPECT_EQ(none->list_topics().error().code, Errc::unauthenticated);
   EXPECT_THAT(d.log(), HasSubstr("mechanism=certificate"));
+}
+
+// A certificate whose CN (alice) and alternative name (bob) are two different users names
+// neither: no certificate login, one log line per connection naming the names and the users,
+// and the connection may still log in with a password; under "optional" as under "required".
+TEST(CertificateIdentity, ACertificateNamingTwoUsersLogsInNobody) {
+  const auto& certs = TestCerts::get();
+  for (const char* client_auth : {"optional", "required"}) {
+    SCOPED_TRACE(client_auth);
+    TempDir dir;
+    const auto users = dir.path() / "users.toml";
+    // bob's password is the test password of "consumer" (passwords() is keyed by those names).
+    std::ofstream(users) << "[[users]]\nname = \"alice\"\npublish = [\"*\"]\nadmin = [\"*\"]\n"
+                         << "[[users]]\nname = \"bob\"\nsubscribe = [\"*\"]\npassword_hash = \""
+                         << hash_of("consumer") << "\"\n";
+    TestDaemon d("users_file = \"" + users.string() + "\"\ntls_listen = \"127.0.0.1:0\"\n" +
+                 "tls_cert_file = \"" + certs.server.cert + "\"\ntls_key_file = \"" +
+                 certs.server.key + "\"\ntls_ca_file = \"" + certs.ca + "\"\ntls_client_auth = \"" +
+                 client_auth + "\"\n");
+    d.start();
+    client::Options o;
+    o.port = d.tls_port();
+    o.tls.enabled = true;
+    o.tls.ca_file = certs.ca;
+    o.tls.cert_file = certs.alice_and_bob.cert;
+    o.tls.key_file = certs.alice_and_bob.key;
+    auto both = client::Client::connect(o);
+    ASSERT_TRUE(both.has_value()) << both.error().to_string();
+    // Not alice (who could create topics), not bob: unauthenticated.
+    EXPECT_EQ((*both)->create_topic("t").error().code, Errc::unauthenticated);
+    EXPECT_EQ((*both)->list_topics().error().code, Errc::unauthenticated);
+    EXPECT_TRUE((*both)->ping().has_value());
+
+    // The same certificate with a password: the password decides.
+    o.user = "bob";
+    o.password = passwords().at("consumer");
+    auto with_password = client::Client::connect(o);
+    ASSERT_TRUE(with_password.has_value()) << with_password.error().to_string();
+    EXPECT_TRUE((*with_password)->list_topics().has_value());
+    EXPECT_EQ((*with_password)->create_topic("t").error().code, Errc::forbidden);
+
+    // alice's own certificate still logs her in.
+    client::Options alice = o;
+    alice.user.clear();
+    alice.password.clear();
+    alice.tls.cert_file = certs.alice.cert;
+    alice.tls.key_file = certs.alice.key;
+    auto a = client::Client::connect(alice);
+    ASSERT_TRUE(a.has_value()) << a.error().to_string();
+    EXPECT_TRUE((*a)->create_topic("t").has_value());
+
+    const auto log = d.log();
+    const std::string line =
+        "client certificate names more than one user, no certificate login peer=127.0.0.1:";
+    std::size_t lines = 0;
+    for (auto at = log.find(line); at != std::string::npos; at = log.find(line, at + 1)) ++lines;
+    EXPECT_EQ(lines, 2u) << log;  // one per connection with that certificate
+    EXPECT_THAT(log, HasSubstr("names=\"alice\",\"bob\" users=\"alice\",\"bob\""));
+    EXPECT_THAT(log, Not(HasSubstr(passwords().at("consumer"))));
+  }
+}
+
+// The check behind never_log(): a daemon whose log holds a registered secret fails the test.
+// The "secret" here is a user name loftd logs on a failed login, made unique to this process.
+void run_a_daemon_that_logs_a_registered_secret() {
+  TempDir dir;
+  const auto users = dir.path() / "users.toml";
+  std::ofstream(users) << "[[users]]\nname = \"root\"\npassword_hash = \"" << hash_of("root")
+                       << "\"\n";
+  const std::string canary = "canary-" + std::to_string(::getpid());
+  never_log(canary);
+  TestDaemon d("users_file = \"" + users.string() + "\"\n");
+  d.start();
+  client::Options o;
+  o.port = d.port();
+  o.user = canary;
+  o.password = "x";
+  EXPECT_FALSE(client::Client::connect(o).has_value());
+  ASSERT_TRUE(eventually([&] { return d.log().find(canary) != std::string::npos; }));
+}
+
+TEST(NoSecretInLogs, ADaemonThatLogsARegisteredSecretFailsTheTest) {
+  EXPECT_NONFATAL_FAILURE(run_a_daemon_that_logs_a_registered_secret(), "loftd logged a secret");
 }
 
 TEST(Anonymous, LoftdRefusesANetworkAddressWithoutUsers) {

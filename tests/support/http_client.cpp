@@ -1,7 +1,6 @@
 #include "http_client.hpp"
 
-#include <openssl/bn.h>
-#include <openssl/x509.h>
+#include <openssl/ssl.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +15,8 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+
+#include "loft/tls/tls.hpp"
 
 namespace loft::testing {
 
@@ -81,6 +82,10 @@ HttpClient::HttpClient(std::uint16_t port, HttpClientOptions options)
   auto& context = impl_->tls_context.emplace(asio::ssl::context::tls_client);
   context.load_verify_file(impl_->options.tls_ca_file.string());
   context.set_verify_mode(asio::ssl::verify_peer);
+  if (!impl_->options.tls_cert_file.empty()) {
+    context.use_certificate_chain_file(impl_->options.tls_cert_file.string());
+    context.use_private_key_file(impl_->options.tls_key_file.string(), asio::ssl::context::pem);
+  }
   auto& tls = impl_->tls.emplace(impl_->stream, context);
   tls.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
   tls.handshake(asio::ssl::stream_base::client, ec);
@@ -125,12 +130,7 @@ std::string HttpClient::peer_certificate_serial() const {
   if (!impl_->tls) return "";
   X509* cert = SSL_get0_peer_certificate(impl_->tls->native_handle());
   if (cert == nullptr) return "";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string serial(hex);
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return serial;
+  return tls::serial_hex(cert);
 }
 
 HttpResponse http_get(std::uint16_t port, const std::string& target,

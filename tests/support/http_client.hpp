@@ -26,6 +26,9 @@ struct HttpClientOptions {
   std::string authorization;
   // HTTPS: the server's certificate must chain to this CA and name 127.0.0.1. Empty: plain.
   std::filesystem::path tls_ca_file;
+  // HTTPS: a client certificate (PEM chain and key) to present. Empty: none.
+  std::filesystem::path tls_cert_file;
+  std::filesystem::path tls_key_file;
   // The address to connect to (a non-loopback one of this host tests the loopback rules).
   std::string host = "127.0.0.1";
 };

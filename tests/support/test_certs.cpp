@@ -81,6 +81,7 @@ TestCerts::TestCerts() {
   sign("alice", "/CN=alice", client_ext, "ca", "1002");
   sign("bob", "/CN=client-b", client_ext + "subjectAltName=DNS:bob,email:bob@loft.test\n", "ca",
        "1003");
+  sign("alice-and-bob", "/CN=alice", client_ext + "subjectAltName=DNS:bob\n", "ca", "1010");
 
   // Expired: `openssl x509 -req` sets only a number of days from now; `openssl ca` takes
   // explicit dates.
@@ -94,10 +95,24 @@ TestCerts::TestCerts() {
                             "\nnew_certs_dir = " + p("newcerts") + "\nserial = " + p("serial") +
                             "\ndefault_md = sha256\npolicy = any\n[any]\ncommonName = supplied\n"
                             "[server]\n" +
-                            kServerExtensions);
+                            kServerExtensions + "[client]\n" + client_ext);
   openssl({"ca", "-batch", "-config", p("ca.cnf"), "-cert", p("ca.pem"), "-keyfile", p("ca.key"),
            "-in", p("expired.csr"), "-out", p("expired.pem"), "-startdate", "20200101000000Z",
            "-enddate", "20200102000000Z", "-extensions", "server", "-notext"});
+  key("expired-client.key");
+  openssl({"req", "-new", "-key", p("expired-client.key"), "-subj", "/CN=alice", "-out",
+           p("expired-client.csr")});
+  openssl({"ca", "-batch", "-config", p("ca.cnf"), "-cert", p("ca.pem"), "-keyfile", p("ca.key"),
+           "-in", p("expired-client.csr"), "-out", p("expired-client.pem"), "-startdate",
+           "20200101000000Z", "-enddate", "20200102000000Z", "-extensions", "client", "-notext"});
+
+  // The private keys' text is a secret loftd must never log (never_log): a line of each.
+  for (const char* key_file : {"server.key", "alice.key", "bob.key", "ca.key"}) {
+    std::ifstream in(dir / key_file);
+    std::string line;
+    std::getline(in, line);  // -----BEGIN PRIVATE KEY-----
+    if (std::getline(in, line)) never_log(line);
+  }
 
   ca = p("ca.pem");
   other_ca = p("ca2.pem");
@@ -105,6 +120,8 @@ TestCerts::TestCerts() {
   expired = {p("expired.pem"), p("expired.key")};
   alice = {p("alice.pem"), p("alice.key")};
   bob = {p("bob.pem"), p("bob.key")};
+  alice_and_bob = {p("alice-and-bob.pem"), p("alice-and-bob.key")};
+  expired_client = {p("expired-client.pem"), p("expired-client.key")};
   other_server = {p("other-server.pem"), p("other-server.key")};
 }
 
@@ -119,6 +136,13 @@ void TestCerts::make_server_cert(const std::string& serial, const std::string& c
   fs::copy_file(p("server.key"), key + ".tmp", fs::copy_options::overwrite_existing);
   fs::rename(key + ".tmp", key);
   fs::rename(cert + ".tmp", cert);
+}
+
+CertPair TestCerts::copy_server_cert(const fs::path& to) const {
+  CertPair copy{(to / "server.pem").string(), (to / "server.key").string()};
+  fs::copy_file(server.cert, copy.cert);
+  fs::copy_file(server.key, copy.key);
+  return copy;
 }
 
 }  // namespace loft::testing

@@ -1,6 +1,7 @@
 #include "test_daemon.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -238,6 +239,7 @@ TestDaemon::TestDaemon(std::string config_toml, std::vector<std::string> extra_a
       port_file_(dir_.path() / "port"),
       http_port_file_(dir_.path() / "http_port"),
       tls_port_file_(dir_.path() / "tls_port"),
+      nats_port_file_(dir_.path() / "nats_port"),
       log_path_(dir_.path() / "loftd.log"),
       extra_args_(std::move(extra_args)) {
   write_config(config_toml);
@@ -258,6 +260,24 @@ void TestDaemon::signal(int signo) const {
   ::kill(pid_, signo);
 }
 
+namespace {
+
+std::mutex secrets_mutex;
+std::vector<std::string>& secrets() {
+  static std::vector<std::string> registered;  // guarded by secrets_mutex
+  return registered;
+}
+
+}  // namespace
+
+void never_log(std::string secret) {
+  if (secret.empty()) return;
+  std::lock_guard lock(secrets_mutex);
+  if (std::find(secrets().begin(), secrets().end(), secret) == secrets().end()) {
+    secrets().push_back(std::move(secret));
+  }
+}
+
 TestDaemon::~TestDaemon() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
@@ -265,6 +285,20 @@ TestDaemon::~TestDaemon() {
       ::kill(pid_, SIGKILL);
       wait_for_exit(pid_, 10s);
     }
+  }
+  // After the exit: the shutdown's own lines are checked too.
+  const auto text = log();
+  std::lock_guard lock(secrets_mutex);
+  for (const auto& secret : secrets()) {
+    const auto at = text.find(secret);
+    if (at == std::string::npos) continue;
+    const auto newline = text.rfind('\n', at);
+    const auto begin = newline == std::string::npos ? 0 : newline + 1;
+    auto line = text.substr(begin, text.find('\n', at) - begin);
+    for (auto p = line.find(secret); p != std::string::npos; p = line.find(secret, p)) {
+      line.replace(p, secret.size(), "<SECRET>");
+    }
+    ADD_FAILURE() << "loftd logged a secret: " << line;
   }
 }
 
@@ -277,6 +311,7 @@ void TestDaemon::start(bool same_port) {
   fs::remove(port_file_, ec);
   fs::remove(http_port_file_, ec);
   fs::remove(tls_port_file_, ec);
+  fs::remove(nats_port_file_, ec);
   const std::string listen =
       same_port && port_ != 0 ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
   std::vector<std::string> argv{loftd_path(),       "--config",    config_path_.string(),
@@ -289,6 +324,7 @@ void TestDaemon::start(bool same_port) {
   }
   argv.insert(argv.end(), {"--http-port-file", http_port_file_.string()});
   argv.insert(argv.end(), {"--tls-port-file", tls_port_file_.string()});
+  argv.insert(argv.end(), {"--nats-port-file", nats_port_file_.string()});
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const pid_t pid = Spawner::instance().spawn(argv, log_fd);
@@ -325,6 +361,7 @@ void TestDaemon::start(bool same_port) {
   port_ = read_port(port_file_);
   http_port_ = read_port(http_port_file_);
   tls_port_ = read_port(tls_port_file_);
+  nats_port_ = read_port(nats_port_file_);
 }
 
 int TestDaemon::stop() {

@@ -53,6 +53,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 // Every message of `topic`, from offset 0 to the end, read with FETCH.
 Result<std::vector<StoredMessage>> fetch_all(client::Client& c, const std::string& topic);
 
+// Registers a secret (a test user's password, a key's text) that no loftd may ever log. Every
+// TestDaemon reads its whole log when it is destroyed and fails the running test for each
+// registered secret it finds there: "no secret in any log line", checked over every test's
+// log. Thread-safe; a secret stays registered for the rest of the process.
+void never_log(std::string secret);
+
 class TestDaemon {
  public:
   // `config_toml` is written to a file passed with --config; `extra_args` follow it.
@@ -89,6 +95,8 @@ class TestDaemon {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   // The TLS listener's port (tls_listen in the config, e.g. "127.0.0.1:0"); 0 when it is off.
   std::uint16_t tls_port() const { return tls_port_; }
+  // The NATS port's (nats_listen in the config, e.g. "127.0.0.1:0"); 0 when it is off.
+  std::uint16_t nats_port() const { return nats_port_; }
   const std::filesystem::path& data_dir() const { return data_dir_; }
   const std::filesystem::path& config_path() const { return config_path_; }
   std::string log() const;  // the daemon's stderr so far
@@ -106,12 +114,14 @@ class TestDaemon {
   std::filesystem::path port_file_;
   std::filesystem::path http_port_file_;
   std::filesystem::path tls_port_file_;
+  std::filesystem::path nats_port_file_;
   std::filesystem::path log_path_;
   std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
   std::uint16_t http_port_ = 0;
   std::uint16_t tls_port_ = 0;
+  std::uint16_t nats_port_ = 0;
 };
 
 }  // namespace loft::testing

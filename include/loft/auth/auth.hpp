@@ -119,6 +119,21 @@ struct Transport {
 };
 bool password_allowed(Transport transport, bool allow_plaintext_passwords);
 
+// What the names of a client certificate say about its user. A certificate may name a user by
+// its CN or by any subject alternative name; when those name two different users, it names
+// none of them (`ambiguous`): which one was meant cannot be told, so the connection gets no
+// certificate login and must use a password.
+struct CertificateIdentity {
+  enum class Match : std::uint8_t { none, one, ambiguous };
+  Match match = Match::none;
+  std::shared_ptr<const User> user;  // with Match::one
+  std::vector<std::string> users;    // the distinct users named, in the order of the names
+};
+
+// Names for one log line: each as loggable_name shows it, quoted, comma-separated; at most 8
+// (then ",..."): a certificate may carry many alternative names.
+std::string loggable_names(const std::vector<std::string>& names);
+
 // Checks credentials against the current Users. Thread-safe: front ends call verify() from a
 // worker thread (it is slow) while a reload calls replace() from the io thread.
 //
@@ -144,9 +159,10 @@ class Authenticator {
   // no replace() came since), else null. Cheap (one keyed BLAKE2b): front ends call it on their
   // io thread first and queue verify() only when it returns null.
   std::shared_ptr<const User> remembered(std::string_view user, std::string_view password) const;
-  // For a certificate identity: the first of `names` that is a user (a TLS client certificate
-  // names its user by CN or a subject alternative name). authentication_failed if none is.
-  Result<std::shared_ptr<const User>> find_any(const std::vector<std::string>& names) const;
+  // For a certificate identity: the user the names of a verified TLS client certificate (its
+  // CN, then its subject alternative names: tls::peer_names) point to. Every front end that
+  // takes certificate identity asks this, so they all follow one rule.
+  CertificateIdentity identify(const std::vector<std::string>& names) const;
 
  private:
   struct Impl;

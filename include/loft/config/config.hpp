@@ -44,6 +44,14 @@ struct Config {
   std::chrono::microseconds frame_timeout = std::chrono::seconds(30);
   // HOST:PORT of the HTTP endpoint (metrics, health, /v1 API); "" or "off" turns it off.
   std::string http_listen = "127.0.0.1:7451";
+  // HOST:PORT of the NATS-compatible port (docs/nats.md); "" or "off" (the default) = none.
+  std::string nats_listen;
+  // How often loftd PINGs each NATS client; one that leaves two PINGs unanswered is closed
+  // (-ERR 'Stale Connection'), so a vanished peer does not keep its subscriptions for ever.
+  std::chrono::microseconds nats_ping_interval = std::chrono::minutes(2);
+  // The NATS port speaks TLS (INFO says tls_required, then the client's TLS handshake), with
+  // tls_cert_file and tls_key_file; tls_client_auth applies.
+  bool nats_tls = false;
 
   // Security (docs/security.md)
   // HOST:PORT of a second binary-protocol listener that speaks only TLS; "" or "off" = none.
@@ -125,6 +133,8 @@ Config apply_reloadable(Config running, const Config& loaded);
 bool http_enabled(const Config& config);
 // False when tls_listen is "" or "off".
 bool tls_listen_enabled(const Config& config);
+// False when nats_listen is "" or "off".
+bool nats_enabled(const Config& config);
 // True for an IP literal in 127.0.0.0/8, ::1, or "localhost": an address only this machine
 // reaches. Any other name counts as reachable from the network.
 bool is_loopback_host(std::string_view host);

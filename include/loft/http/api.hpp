@@ -5,6 +5,7 @@
 // plain values.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,17 @@ Result<PublishBody> parse_publish_body(std::string_view body);
 // body was one. A message that failed (dedup_conflict) has {"error":{...}} instead.
 std::string confirms_json(const std::vector<broker::MessageResult>& results, bool array);
 
+// The NATS port's figures (natsport::Figures), when nats_listen is on.
+struct NatsFigures {
+  std::uint64_t connections_open = 0;
+  std::uint64_t subscriptions = 0;
+  std::uint64_t messages_in = 0;
+  std::uint64_t messages_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t slow_consumers = 0;
+};
+
 struct NetFigures {
   std::uint64_t connections_open = 0;
   std::uint64_t connections_refused = 0;
@@ -58,6 +70,7 @@ struct NetFigures {
   std::uint64_t auth_failed = 0;
   std::uint64_t connections_pending = 0;
   std::uint64_t connections_evicted = 0;
+  std::optional<NatsFigures> nats{};  // with nats_listen
 };
 
 // Everything /metrics shows, gathered on the io thread.
@@ -71,5 +84,10 @@ struct MetricsSnapshot {
   std::optional<std::uint64_t> resident_bytes;
 };
 std::string render_metrics(const MetricsSnapshot& snapshot);
+// Drops from `snapshot` the topics `visible` refuses: their per-topic series and the series of
+// their groups. Broker-wide figures stay. (/metrics with metrics_auth = "users": a user sees
+// the series of the topics GET /v1/topics lists for it.)
+void keep_topics(MetricsSnapshot& snapshot,
+                 const std::function<bool(const std::string& topic)>& visible);
 
 }  // namespace loft::http

@@ -11,9 +11,11 @@
 // handshake (HTTPS), then read a request (bounded header and body, a deadline), answer, repeat
 // while keep-alive.
 //
-// Security (docs/operations.md, "HTTP"): with users, /v1 needs HTTP Basic credentials, checked
-// on the slow executor (Argon2id), and the user's permissions per topic; /healthz and /readyz
-// stay open, /metrics as ServerOptions::security.metrics says.
+// Security (docs/security.md, "HTTP"): with users, /v1 needs a user: HTTP Basic credentials,
+// checked on the slow executor (Argon2id) within the shared PasswordCheckLimiter, or over HTTPS
+// a verified client certificate that names exactly one user; then the user's permissions per
+// topic. /healthz and /readyz stay open, /metrics as ServerOptions::security.metrics says (and
+// with users it shows per-topic series only for the topics the user may see).
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -28,6 +30,7 @@
 #include <string>
 
 #include "loft/auth/auth.hpp"
+#include "loft/auth/login_limits.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
 #include "loft/http/api.hpp"
@@ -44,6 +47,9 @@ struct Security {
   // Where password checks run: Argon2id takes tens of milliseconds and must not stall the io
   // thread. Required with an authenticator.
   boost::asio::any_io_executor slow_executor;
+  // Bounds the password checks waiting for slow_executor (loftd shares one with the binary
+  // protocol); a request beyond it gets 503 with Retry-After. Null: the server makes its own.
+  std::shared_ptr<auth::PasswordCheckLimiter> password_checks;
   // Basic credentials over plain HTTP from a non-loopback peer are refused unless this is set.
   bool allow_plaintext_passwords = false;
   MetricsAccess metrics = MetricsAccess::open;
@@ -102,7 +108,8 @@ class Server {
   void stop();
   // The reloadable policies (allow_plaintext_passwords, metrics) and users, for the requests
   // read from now on. Io thread only.
-  void update_security(Security security) { options_.security = std::move(security); }
+  // A `security` without password_checks keeps the current limiter.
+  void update_security(Security security);
   // Logins over HTTP since start (also added into /metrics' loft_auth_*_total). Io thread.
   AuthCounters auth_counters() const { return auth_counters_; }
 

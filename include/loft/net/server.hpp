@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "loft/auth/auth.hpp"
+#include "loft/auth/login_limits.hpp"
 #include "loft/broker/broker.hpp"
 #include "loft/net/group_runner.hpp"
 #include "loft/protocol/frames.hpp"
@@ -50,6 +51,9 @@ struct Security {
   // Where password checks run: Argon2id takes tens of milliseconds and must not stall the io
   // thread. Required with an authenticator.
   boost::asio::any_io_executor slow_executor;
+  // Bounds the password checks waiting for slow_executor; loftd shares one with the HTTP
+  // endpoint. Null: the server makes its own.
+  std::shared_ptr<auth::PasswordCheckLimiter> password_checks;
   bool allow_plaintext_passwords = false;
   std::uint32_t max_auth_failures = 3;
 };

@@ -12,6 +12,7 @@
 #include "loft/common/error.hpp"
 
 typedef struct ssl_st SSL;
+typedef struct x509_st X509;
 
 namespace loft::tls {
 
@@ -49,5 +50,8 @@ std::vector<std::string> peer_names(SSL* ssl);
 
 // "serial=HEX subject=\"CN=...\"" of the context's own certificate, for a log line.
 std::string describe_certificate(const boost::asio::ssl::context& context);
+// The serial number of `cert` in upper-case hex without leading zeros ("1A2B"), as
+// describe_certificate shows it; "?" when there is none to read.
+std::string serial_hex(const X509* cert);
 
 }  // namespace loft::tls

@@ -10,9 +10,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "loft/auth/login_limits.hpp"
 
 namespace loft::auth {
 namespace {
@@ -385,35 +388,56 @@ TEST(Authenticator, ReplaceForgetsRememberedPasswords) {
   EXPECT_NE(before->get(), after->get());
 }
 
-TEST(Authenticator, FindAnyNamesTheFirstKnownUser) {
+using Match = CertificateIdentity::Match;
+
+TEST(Authenticator, ACertificateNamingOneUserIdentifiesIt) {
   Authenticator auth(users_with(hash_of_password()));
-  const auto found = auth.find_any({"CN=unknown", "cert-only", "billing"});
-  ASSERT_TRUE(found);
-  EXPECT_EQ((*found)->name, "cert-only");
-  const auto none = auth.find_any({"CN=unknown", "other"});
-  ASSERT_FALSE(none);
-  EXPECT_EQ(none.error().code, Errc::authentication_failed);
-  EXPECT_FALSE(auth.find_any({}));
+  // Names that are no user are passed over; the same user named twice is still one user.
+  const auto one = auth.identify({"CN=unknown", "cert-only", "other", "cert-only"});
+  EXPECT_EQ(one.match, Match::one);
+  ASSERT_NE(one.user, nullptr);
+  EXPECT_EQ(one.user->name, "cert-only");
+  EXPECT_THAT(one.users, ::testing::ElementsAre("cert-only"));
+  const auto none = auth.identify({"CN=unknown", "other"});
+  EXPECT_EQ(none.match, Match::none);
+  EXPECT_EQ(none.user, nullptr);
+  EXPECT_TRUE(none.users.empty());
+  EXPECT_EQ(auth.identify({}).match, Match::none);
+}
+
+// CN and an alternative name that are two different users: which was meant cannot be told, so
+// the certificate identifies nobody, whatever the order of the names.
+TEST(Authenticator, ACertificateNamingTwoUsersIdentifiesNone) {
+  Authenticator auth(users_with(hash_of_password()));
+  for (const auto& names :
+       std::vector<std::vector<std::string>>{{"billing", "cert-only"},
+                                             {"cert-only", "x", "billing"},
+                                             {"billing", "billing", "cert-only"}}) {
+    const auto identity = auth.identify(names);
+    EXPECT_EQ(identity.match, Match::ambiguous) << names.front();
+    EXPECT_EQ(identity.user, nullptr);
+    EXPECT_THAT(identity.users, ::testing::UnorderedElementsAre("billing", "cert-only"));
+  }
 }
 
 TEST(Authenticator, NullUsersMeansNoUsers) {
   Authenticator auth(nullptr);
   ASSERT_NE(auth.users(), nullptr);
   EXPECT_TRUE(auth.users()->empty());
-  EXPECT_FALSE(auth.find_any({"billing"}));
+  EXPECT_EQ(auth.identify({"billing"}).match, Match::none);
 }
 
 // Readers keep working while reloads swap the users under them (ASan/TSan check the sharing).
-TEST(Authenticator, FindAnyDuringReplace) {
+TEST(Authenticator, IdentifyDuringReplace) {
   Authenticator auth(users_with(hash_of_password()));
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers;
   for (int t = 0; t < 2; ++t) {
     readers.emplace_back([&] {
       while (!stop.load()) {
-        const auto u = auth.find_any({"cert-only"});
-        ASSERT_TRUE(u);
-        ASSERT_EQ((*u)->name, "cert-only");
+        const auto u = auth.identify({"cert-only"});
+        ASSERT_NE(u.user, nullptr);
+        ASSERT_EQ(u.user->name, "cert-only");
       }
     });
   }
@@ -421,6 +445,79 @@ TEST(Authenticator, FindAnyDuringReplace) {
   stop = true;
   for (auto& r : readers) r.join();
   EXPECT_EQ(auth.generation(), 200u);
+}
+
+TEST(LoggableNames, QuotedEscapedAndBounded) {
+  EXPECT_EQ(loggable_names({}), "");
+  EXPECT_EQ(loggable_names({"alice", "bob@x"}), "\"alice\",\"bob@x\"");
+  EXPECT_EQ(loggable_names({"a\"b\n"}), "\"a\\x22b\\x0a\"");
+  const std::vector<std::string> many(20, "n");
+  EXPECT_EQ(loggable_names(many), "\"n\",\"n\",\"n\",\"n\",\"n\",\"n\",\"n\",\"n\",...");
+}
+
+TEST(LoginFailureDelay, DoublesFromATenthOfASecondUpToThreePointTwoSeconds) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(login_failure_delay(1), milliseconds(100));
+  EXPECT_EQ(login_failure_delay(2), milliseconds(200));
+  EXPECT_EQ(login_failure_delay(6), milliseconds(3200));
+  EXPECT_EQ(login_failure_delay(7), milliseconds(3200));
+  EXPECT_EQ(login_failure_delay(1000), milliseconds(3200));
+}
+
+TEST(PasswordCheckLimiter, BoundsChecksOverallAndPerAddress) {
+  PasswordCheckLimiter limiter(5, 2);
+  std::vector<PasswordCheckLimiter::Permit> held;
+  for (int i = 0; i < 2; ++i) {
+    auto p = limiter.try_begin("10.0.0.1");
+    ASSERT_TRUE(p.has_value()) << i;
+    held.push_back(std::move(*p));
+  }
+  EXPECT_FALSE(limiter.try_begin("10.0.0.1").has_value()) << "over the per-address bound";
+  EXPECT_EQ(limiter.in_progress("10.0.0.1"), 2u);
+  for (const char* address : {"10.0.0.2", "10.0.0.3", "10.0.0.3"}) {
+    auto p = limiter.try_begin(address);
+    ASSERT_TRUE(p.has_value()) << address;
+    held.push_back(std::move(*p));
+  }
+  EXPECT_EQ(limiter.in_progress(), 5u);
+  EXPECT_FALSE(limiter.try_begin("10.0.0.4").has_value()) << "over the overall bound";
+  // A released permit makes room for its address and overall; releasing twice counts once.
+  held.front().release();
+  held.front().release();
+  EXPECT_EQ(limiter.in_progress(), 4u);
+  EXPECT_EQ(limiter.in_progress("10.0.0.1"), 1u);
+  EXPECT_TRUE(limiter.try_begin("10.0.0.1").has_value());  // released again at once
+  held.clear();
+  EXPECT_EQ(limiter.in_progress(), 0u);
+  EXPECT_EQ(limiter.in_progress("10.0.0.3"), 0u);
+}
+
+TEST(PasswordCheckLimiter, APermitMovedOrOutlivingTheLimiterCountsOnce) {
+  auto limiter = std::make_unique<PasswordCheckLimiter>(1, 1);
+  auto first = limiter->try_begin("a");
+  ASSERT_TRUE(first.has_value());
+  PasswordCheckLimiter::Permit moved = std::move(*first);
+  first.reset();  // the moved-from permit releases nothing
+  EXPECT_EQ(limiter->in_progress(), 1u);
+  EXPECT_FALSE(limiter->try_begin("b").has_value());
+  auto copy = *limiter;  // copies share the counts
+  EXPECT_EQ(copy.in_progress(), 1u);
+  limiter.reset();
+  moved.release();  // after the limiter is gone: no dangling counts
+  EXPECT_EQ(copy.in_progress(), 0u);
+}
+
+// The limits as loftd uses them: 64 overall, 4 per address.
+TEST(PasswordCheckLimiter, DefaultsAreSixtyFourAndFourPerAddress) {
+  PasswordCheckLimiter limiter;
+  std::vector<PasswordCheckLimiter::Permit> held;
+  for (int i = 0; i < 100; ++i) {
+    if (auto p = limiter.try_begin("10.0." + std::to_string(i / 4) + ".1")) {
+      held.push_back(std::move(*p));
+    }
+  }
+  EXPECT_EQ(held.size(), 64u);
+  EXPECT_EQ(limiter.in_progress("10.0.0.1"), 4u);
 }
 
 }  // namespace

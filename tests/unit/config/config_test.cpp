@@ -23,7 +23,7 @@ namespace loft::config {
 namespace {
 
 // Every key, as the file and apply_override spell it.
-constexpr std::array<std::string_view, 22> kAllKeys{
+constexpr std::array<std::string_view, 25> kAllKeys{
     "listen",
     "max_inflight_requests",
     "max_send_queue",
@@ -32,6 +32,9 @@ constexpr std::array<std::string_view, 22> kAllKeys{
     "handshake_timeout",
     "frame_timeout",
     "http_listen",
+    "nats_listen",
+    "nats_ping_interval",
+    "nats_tls",
     "data_dir",
     "durability",
     "auto_create_topics",
@@ -515,7 +518,7 @@ TEST(Validate, ChecksSingleKeysOfConfigsBuiltInCode) {
 }
 
 // A valid command-line value of every key that differs from its default.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 22> kChangedValues{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 25> kChangedValues{{
     {"listen", "localhost:0"},
     {"max_inflight_requests", "16"},
     {"max_send_queue", "1MiB"},
@@ -524,6 +527,9 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 22> kChanged
     {"handshake_timeout", "300ms"},
     {"frame_timeout", "1s"},
     {"http_listen", "off"},
+    {"nats_listen", "127.0.0.1:4222"},
+    {"nats_ping_interval", "10s"},
+    {"nats_tls", "true"},
     {"data_dir", "/tmp/x"},
     {"durability", "os"},
     {"auto_create_topics", "true"},
@@ -719,6 +725,26 @@ TEST(Validate, RefusesANetworkListenerWithoutUsersUnlessAnonymousIsAllowed) {
   EXPECT_FALSE(validate(h).has_value());
   h.http_listen = "localhost:7451";
   EXPECT_TRUE(validate(h).has_value());
+  // And the NATS port.
+  Config n;
+  n.nats_listen = "0.0.0.0:4222";
+  EXPECT_THAT(validate(n).error().detail, HasSubstr("nats_listen 0.0.0.0:4222"));
+  n.nats_listen = "127.0.0.1:4222";
+  EXPECT_TRUE(validate(n).has_value());
+  n.nats_listen = "nope";
+  EXPECT_THAT(validate(n).error().detail, HasSubstr("nats_listen"));
+}
+
+TEST(Validate, NatsTlsNeedsTheNatsPortAndACertificate) {
+  Config c;
+  c.nats_tls = true;
+  c.tls_cert_file = "cert.pem";
+  c.tls_key_file = "key.pem";
+  EXPECT_THAT(validate(c).error().detail, HasSubstr("nats_tls = true needs nats_listen"));
+  c.nats_listen = "127.0.0.1:0";
+  EXPECT_TRUE(validate(c).has_value());
+  c.tls_key_file.clear();
+  EXPECT_THAT(validate(c).error().detail, HasSubstr("nats_tls needs tls_cert_file"));
 }
 
 TEST(Validate, TlsNeedsACertificateAndClientAuthNeedsACa) {

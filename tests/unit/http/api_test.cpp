@@ -12,6 +12,7 @@ namespace loft::http {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(Route, KnowsEveryEndpointAndIgnoresTheQuery) {
   EXPECT_EQ(route("/metrics")->endpoint, Endpoint::metrics);
@@ -215,6 +216,21 @@ MetricsSnapshot full_snapshot() {
   s.store = storage::StoreStats{true, 101, 102, 103, 104, 105};
   s.resident_bytes = 4096;
   return s;
+}
+
+TEST(RenderMetrics, NatsFiguresOnlyWithTheNatsPort) {
+  auto s = full_snapshot();
+  EXPECT_THAT(render_metrics(s), Not(HasSubstr("loft_nats_")));
+  s.net.nats = NatsFigures{4, 5, 6, 7, 8, 9, 1};
+  const auto text = render_metrics(s);
+  EXPECT_THAT(text, HasSubstr("\nloft_nats_connections_open 4\n"));
+  EXPECT_THAT(text, HasSubstr("\nloft_nats_subscriptions 5\n"));
+  EXPECT_THAT(text, HasSubstr("\nloft_nats_messages_in_total 6\n"));
+  EXPECT_THAT(text, HasSubstr("\nloft_nats_messages_out_total 7\n"));
+  EXPECT_THAT(text, HasSubstr("\nloft_nats_bytes_in_total 8\n"));
+  EXPECT_THAT(text, HasSubstr("\nloft_nats_bytes_out_total 9\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE loft_nats_slow_consumers_total counter\n"
+                              "loft_nats_slow_consumers_total 1\n"));
 }
 
 TEST(RenderMetrics, WholePage) {
