@@ -86,7 +86,15 @@ stamp="$js_dir/node_modules/.loft-installed-lock.json"
 if cmp -s "$js_dir/package-lock.json" "$stamp"; then
   echo "install-deps: tests/nats/js/node_modules is up to date with its lockfile"
 else
-  echo "install-deps: npm ci in tests/nats/js (node $(node --version), npm $(npm --version))"
-  (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  # Node trusts only its own CA list unless NODE_EXTRA_CA_CERTS names more; behind a proxy whose
+  # CA is in the system bundle (not Node's list), npm fails with SELF_SIGNED_CERT_IN_CHAIN. So
+  # npm gets the system bundle when nothing else is set, for this call only.
+  npm_env=()
+  system_bundle=/etc/ssl/certs/ca-certificates.crt
+  if [[ -z "${NODE_EXTRA_CA_CERTS:-}" && -r "$system_bundle" ]]; then
+    npm_env=("NODE_EXTRA_CA_CERTS=$system_bundle")
+  fi
+  echo "install-deps: npm ci in tests/nats/js (node $(node --version), npm $(npm --version)${npm_env[*]:+, ${npm_env[*]}})"
+  (cd "$js_dir" && env "${npm_env[@]}" npm ci --no-audit --no-fund --loglevel=error)
   cp "$js_dir/package-lock.json" "$stamp"
 fi
