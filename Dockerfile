@@ -33,7 +33,7 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN ./scripts/install-deps.sh
+RUN ./scripts/install-deps.sh --build
 COPY . .
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOFT_BUILD_TESTS=OFF \
  && cmake --build build \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything loft needs to build and test, from Debian 12 packages only.
+# Installs everything loft needs to build and test, from Debian 12 packages (and, for the NATS
+# client scenarios, the npm packages pinned by tests/nats/js/package-lock.json).
 # Idempotent: run it as often as you like. Needs root (or sudo).
 #   scripts/install-deps.sh            build + test dependencies
+#   scripts/install-deps.sh --build    only what building loft needs (the Dockerfile's build stage)
 #   scripts/install-deps.sh --runtime  only the shared libraries loftd needs at run time
 set -euo pipefail
 
@@ -31,11 +33,33 @@ build_pkgs=(
   clang-14 libclang-rt-14-dev clang-tidy-14
 )
 
-if [[ "${1:-}" == "--runtime" ]]; then
-  pkgs=("${runtime_pkgs[@]}")
-else
-  pkgs=("${build_pkgs[@]}")
-fi
+# The NATS client scenarios (tests/nats): run with unmodified NATS clients against a reference
+# server, and later against loft's NATS port.
+test_pkgs=(
+  nats-server    # the reference server
+  libnats-dev    # cnats, the C client (tests/nats/c)
+)
+
+# Node.js >= 18 with npm runs the nats.js scenarios (tests/nats/js). A machine that already has
+# one (e.g. a newer Node that ships its own npm) keeps it; otherwise Debian's nodejs and npm.
+node_major() { node --version 2>/dev/null | sed -n 's/^v\([0-9][0-9]*\)\..*/\1/p'; }
+usable_node() {
+  local major
+  major=$(node_major)
+  [[ -n "$major" && "$major" -ge 18 ]] && npm --version >/dev/null 2>&1
+}
+
+with_tests=false
+case "${1:-}" in
+  --runtime) pkgs=("${runtime_pkgs[@]}") ;;
+  --build) pkgs=("${build_pkgs[@]}") ;;
+  "")
+    with_tests=true
+    pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}")
+    if ! usable_node; then pkgs+=(nodejs npm); fi
+    ;;
+  *) echo "usage: scripts/install-deps.sh [--build|--runtime]" >&2; exit 2 ;;
+esac
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
@@ -46,10 +70,31 @@ for p in "${pkgs[@]}"; do
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#pkgs[@]} packages already installed"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+if ! $with_tests; then exit 0; fi
 
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The nats.js scenarios' npm packages, exactly as the lockfile pins them. npm ci starts from an
+# empty node_modules, so it runs only when the lockfile differs from the one last installed.
+usable_node || { echo "install-deps: no Node.js >= 18 with npm on PATH (node $(node --version 2>&1))" >&2; exit 1; }
+js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/nats/js"
+stamp="$js_dir/node_modules/.loft-installed-lock.json"
+if cmp -s "$js_dir/package-lock.json" "$stamp"; then
+  echo "install-deps: tests/nats/js/node_modules is up to date with its lockfile"
+else
+  # Node trusts only its own CA list unless NODE_EXTRA_CA_CERTS names more; behind a proxy whose
+  # CA is in the system bundle (not Node's list), npm fails with SELF_SIGNED_CERT_IN_CHAIN. So
+  # npm gets the system bundle when nothing else is set, for this call only.
+  npm_env=()
+  system_bundle=/etc/ssl/certs/ca-certificates.crt
+  if [[ -z "${NODE_EXTRA_CA_CERTS:-}" && -r "$system_bundle" ]]; then
+    npm_env=("NODE_EXTRA_CA_CERTS=$system_bundle")
+  fi
+  echo "install-deps: npm ci in tests/nats/js (node $(node --version), npm $(npm --version)${npm_env[*]:+, ${npm_env[*]}})"
+  (cd "$js_dir" && env "${npm_env[@]}" npm ci --no-audit --no-fund --loglevel=error)
+  cp "$js_dir/package-lock.json" "$stamp"
+fi

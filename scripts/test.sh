@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Installs the dependencies and runs every check loft has: clang-tidy and three test stages:
+# Installs the dependencies and runs every check loft has: clang-tidy and four test stages:
 # 1. a Debug build with AddressSanitizer + UndefinedBehaviorSanitizer (build/asan): the whole
-#    suite with ctest (unit, contract, integration, crash, fuzz corpora);
+#    suite with ctest (unit, contract, integration, crash, fuzz corpora), except the NATS run;
+# nats. the NATS client scenarios (tests/nats: nats.js and cnats, unmodified) against a private
+#    reference nats-server: the ctest nats_reference (label nats) of build/asan, run on its own
+#    after stage 1, so that its timed waits do not share the 2 cores with the ASan suite;
 # 2. a ThreadSanitizer build (build/tsan): the concurrency-heavy suites (the broker's writer
 #    and reclaimer threads, the client's reader thread, server and broker in one process in
 #    the connection fuzz corpus, short crash rounds);
-# 3. the libFuzzer targets built with clang, each run for LOFT_FUZZ_SECONDS (default 60).
+# 3. the libFuzzer targets built with clang, each run for LOFT_FUZZ_SECONDS (default 30).
 # Stage "tidy" runs clang-tidy over src/ once (scripts/tidy.sh, 2 jobs) with the compile
 # commands of stage 1's build/asan, after that build and before its ctest; any finding fails.
 # Each gtest is a ctest test of its own, named Suite.Name and labelled with its kind and its
-# executable (tests/CMakeLists.txt), so extra arguments, which go to the stage-1 ctest and skip
-# stages 2 and 3, can pick a few, e.g.
+# executable (tests/CMakeLists.txt), so extra arguments, which go to the stage-1 ctest (NATS run
+# included) and skip the other stages, can pick a few, e.g.
 #   scripts/test.sh -L unit                    only the unit tests (ASan)
 #   scripts/test.sh -L '^groups_test$'         one test executable
 #   scripts/test.sh -R '^Groups\.NackWithDelay'  tests by name (ctest -N lists them)
-# LOFT_TEST_STAGES=1 (or "1 3", "tidy", ...) picks stages; the default is "tidy 1 2 3".
+#   scripts/test.sh -L '^nats$'               the NATS scenarios against nats-server
+# LOFT_TEST_STAGES=1 (or "1 3", "nats", ...) picks stages; the default is "tidy 1 nats 2 3".
+# Each stage prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-stages=${LOFT_TEST_STAGES:-tidy 1 2 3}
+stages=${LOFT_TEST_STAGES:-tidy 1 nats 2 3}
 if [[ $# -gt 0 ]]; then stages=1; fi
+stage_took() { echo "test.sh: stage $1 took $((SECONDS - $2)) s"; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -31,17 +37,34 @@ if [[ " $stages " == *" tidy "* || " $stages " == *" 1 "* ]]; then
   # own message, not inside clang-tidy.
   cmake --build "$build"
   if [[ " $stages " == *" tidy "* ]]; then
+    start=$SECONDS
     LOFT_TIDY_JOBS=2 ./scripts/tidy.sh "$build"
+    stage_took tidy "$start"
   fi
   if [[ " $stages " == *" 1 "* ]]; then
+    start=$SECONDS
+    # Without arguments the NATS run is left to its own stage.
+    if [[ $# -eq 0 ]]; then set -- -LE '^nats$'; fi
     ctest --test-dir "$build" --output-on-failure -j2 "$@"
+    stage_took 1 "$start"
   fi
+fi
+
+if [[ " $stages " == *" nats "* ]]; then
+  start=$SECONDS
+  build=build/asan
+  # Stage 1 built everything; alone, this stage builds only the cnats programs.
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_SANITIZE=ON >/dev/null
+  cmake --build "$build" --target nats_c_core nats_c_js
+  ctest --test-dir "$build" --output-on-failure -L '^nats$'
+  stage_took nats "$start"
 fi
 
 if [[ " $stages " == *" 2 "* ]]; then
   build=build/tsan
   tsan_tests=(broker_test group_reads_test groups_test dedup_test producer_test crash_test connection_fuzz_corpus
               tls_test)
+  start=$SECONDS
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_TSAN=ON >/dev/null
   cmake --build "$build" --target loftd loft "${tsan_tests[@]}"
   # Every test of these executables: each carries its executable's name as a label.
@@ -49,8 +72,11 @@ if [[ " $stages " == *" 2 "* ]]; then
   tsan_options="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
   TSAN_OPTIONS=${TSAN_OPTIONS:-$tsan_options} LOFT_CRASH_ROUNDS=5 \
     ctest --test-dir "$build" --output-on-failure -j2 -L "$regex"
+  stage_took 2 "$start"
 fi
 
 if [[ " $stages " == *" 3 "* ]]; then
-  ./scripts/fuzz.sh "${LOFT_FUZZ_SECONDS:-60}"
+  start=$SECONDS
+  ./scripts/fuzz.sh "${LOFT_FUZZ_SECONDS:-30}"
+  stage_took 3 "$start"
 fi

@@ -38,6 +38,7 @@ Session::Session(SessionContext& context, tcp::socket socket, std::uint64_t clie
       read_signal_(socket_.get_executor()),
       write_signal_(socket_.get_executor()),
       watchdog_(socket_.get_executor()),
+      auth_delay_(socket_.get_executor()),
       accepted_at_(Clock::now()),
       max_outgoing_bytes_(context.options.max_outgoing_bytes),
       handshake_timeout_(context.options.handshake_timeout),
@@ -216,6 +217,7 @@ Session::Awaitable Session::writer(std::shared_ptr<Session> self) {
   reading_ = false;
   read_signal_.cancel();
   watchdog_.cancel();
+  auth_delay_.cancel();
   for (const auto& [sid, handle] : subscriptions_) context_.router.unsubscribe(handle);
   subscriptions_.clear();
   context_.on_closed(this);

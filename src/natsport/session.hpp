@@ -153,6 +153,7 @@ class Session : public std::enable_shared_from_this<Session>, public Subscriber 
   boost::asio::steady_timer write_signal_;  // cancelled when there is something to write
   boost::asio::steady_timer watchdog_;
   bool watchdog_armed_ = false;
+  boost::asio::steady_timer auth_delay_;  // before a failed login is answered
   const Clock::time_point accepted_at_;
   // Fixed at accept.
   const std::size_t max_outgoing_bytes_;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <utility>
 
+#include "loft/auth/login_limits.hpp"
 #include "loft/nats/error.hpp"
 #include "log.hpp"
 #include "session.hpp"
@@ -60,7 +61,7 @@ void Session::start_login(std::string user, std::string password) {
                  "too many password checks in progress (from this address or overall)");
   }
   // The check holds the session only weakly: one that closes meanwhile (handshake timeout,
-  // eviction) is neither kept alive nor checked.
+  // eviction) is neither kept alive nor checked. The permit travels with the check and back.
   auth_pending_ = true;
   asio::post(security.slow_executor,
              [weak = weak_from_this(), permit = std::move(*permit), home = socket_.get_executor(),
@@ -96,7 +97,15 @@ void Session::on_login(const std::string& name, Result<std::shared_ptr<const aut
     ++context_.figures.auth_failed;
     nats_log()->warn("authentication failed peer={} user=\"{}\" reason=\"{}\"", peer_,
                      auth::loggable_name(name), result.error().detail);
-    return fatal(nats::kErrAuthorizationViolation, "login failed");
+    // Answered after the delay every port applies to a first failure (guessing is slow); the
+    // reader takes no op meanwhile. A NATS connection gets one attempt.
+    auth_pending_ = true;
+    auth_delay_.expires_after(auth::login_failure_delay(1));
+    auth_delay_.async_wait([self = shared_from_this()](boost::system::error_code) {
+      self->auth_pending_ = false;
+      self->fatal(nats::kErrAuthorizationViolation, "login failed");
+    });
+    return;
   }
   user_ = std::move(*result);
   grants_.clear();
