@@ -168,6 +168,14 @@ void Session::on_connect(std::string_view json) {
 void Session::on_pub(std::string_view subject, std::string_view reply, std::string_view headers,
                      std::string_view payload) {
   if (!nats::is_valid_publish_subject(subject)) return send_err(nats::kErrInvalidPublishSubject);
+  if (context_.js && !reply.empty() && subject.starts_with(js::kApiPrefix)) {
+    // A JetStream API request: answered by the API, which checks the user's permissions on
+    // the stream (docs/nats.md), not routed.
+    if (verbose_) send_ok();
+    return context_.js->handle(js::Request{std::string(subject), std::string(reply),
+                                           std::string(headers), std::string(payload), user_,
+                                           client_id_, weak_from_this()});
+  }
   if (!may_publish(subject)) {
     nats_log()->debug("publish denied peer={} subject={}", peer_, auth::loggable_name(subject));
     return send_err(violation("Publish", subject, {}));

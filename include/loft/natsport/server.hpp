@@ -33,6 +33,11 @@ namespace loft::tls {
 class ServerContext;
 }
 
+namespace loft::broker {
+class Broker;
+class Groups;
+}  // namespace loft::broker
+
 namespace loft::natsport {
 
 // Users, as for loft's other ports (docs/security.md, docs/nats.md for the NATS rules).
@@ -47,6 +52,13 @@ struct Security {
   // ports. Null: the server makes its own.
   std::shared_ptr<auth::PasswordCheckLimiter> password_checks;
   bool allow_plaintext_passwords = false;
+};
+
+// JetStream (docs/nats.md, "JetStream"): on when `broker` is set. Both outlive the server and
+// are used from the io thread (the broker's callbacks are posted back to it).
+struct JetStreamOptions {
+  broker::Broker* broker = nullptr;  // streams are its topics
+  broker::Groups* groups = nullptr;  // consumers are its groups
 };
 
 struct ServerOptions {
@@ -76,6 +88,7 @@ struct ServerOptions {
   std::string nats_version = "2.9.0";
   std::string loft_version;
   Security security;
+  JetStreamOptions jetstream;
 };
 
 // Since start, except the gauges (open, pending, subscriptions). Io thread.
