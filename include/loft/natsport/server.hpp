@@ -28,6 +28,7 @@
 
 #include "loft/auth/auth.hpp"
 #include "loft/auth/login_limits.hpp"
+#include "loft/common/message.hpp"
 
 namespace loft::tls {
 class ServerContext;
@@ -59,6 +60,9 @@ struct Security {
 struct JetStreamOptions {
   broker::Broker* broker = nullptr;  // streams are its topics
   broker::Groups* groups = nullptr;  // consumers are its groups
+  // The broker's: a captured message that breaks them gets its PubAck error before it is
+  // batched with others (one bad message must not fail a batch).
+  MessageLimits message_limits;
 };
 
 struct ServerOptions {
