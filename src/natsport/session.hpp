@@ -37,6 +37,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "js_api.hpp"
 #include "loft/auth/auth.hpp"
 #include "loft/auth/login_limits.hpp"
 #include "loft/nats/parser.hpp"
@@ -56,6 +57,7 @@ struct SessionContext {
   boost::json::object info;
   std::function<void(const Session*)> on_admitted;
   std::function<void(const Session*)> on_closed;
+  std::unique_ptr<js::Api> js;  // null: JetStream off (no broker)
 };
 
 class Session : public std::enable_shared_from_this<Session>, public Subscriber {
