@@ -443,6 +443,7 @@ struct Daemon {
     options.security.password_checks = password_checks;
     options.jetstream.broker = core.get();
     options.jetstream.groups = &groups;
+    options.jetstream.groups_changed = [this] { group_runner.arm(); };
     options.jetstream.message_limits = message_limits_of(cfg);
     nats_server.emplace(io, std::move(options));
     if (cfg.nats_tls && !tls_context)

@@ -78,6 +78,38 @@ inline constexpr ErrorKind kStreamNameContainsPathSeparators{
     400, 10128, "Stream name can not contain path separators"};
 // Consumers (wt-jsconsumers appends here).
 inline constexpr ErrorKind kConsumerNotFound{404, 10014, "consumer not found"};
+inline constexpr ErrorKind kConsumerCreate{500, 10012, "consumer create failed"};  // "{err}"
+inline constexpr ErrorKind kConsumerNameExist{400, 10013, "consumer name already in use"};
+inline constexpr ErrorKind kConsumerDurableNameNotInSubject{
+    400, 10016, "consumer expected to be durable but no durable name set in subject"};
+inline constexpr ErrorKind kConsumerDurableNameNotMatchSubject{
+    400, 10017, "consumer name in subject does not match durable name in request"};
+inline constexpr ErrorKind kConsumerEphemeralWithDurableName{
+    400, 10020, "consumer expected to be ephemeral but a durable name was set in request"};
+inline constexpr ErrorKind kConsumerConfigRequired{400, 10078, "consumer config required"};
+inline constexpr ErrorKind kConsumerPullWithRateLimit{
+    400, 10086, "consumer in pull mode can not have rate limit set"};
+inline constexpr ErrorKind kConsumerMaxWaitingNegative{400, 10087,
+                                                       "consumer max waiting needs to be positive"};
+inline constexpr ErrorKind kConsumerHbRequiresPush{
+    400, 10088, "consumer idle heartbeat requires a push based consumer"};
+inline constexpr ErrorKind kConsumerFcRequiresPush{
+    400, 10089, "consumer flow control requires a push based consumer"};
+inline constexpr ErrorKind kConsumerInvalidPolicy{400, 10094, "invalid consumer policy"};  // "{err}"
+inline constexpr ErrorKind kConsumerBadDurableName{400, 10103,
+                                                   "durable name can not contain '.', '*', '>'"};
+inline constexpr ErrorKind kConsumerMaxRequestBatchNegative{
+    400, 10114, "consumer max request batch needs to be > 0"};
+inline constexpr ErrorKind kConsumerMaxDeliverBackoff{
+    400, 10116, "max deliver is required to be > length of backoff values"};
+inline constexpr ErrorKind kConsumerMaxPendingAckExcess{
+    400, 10121, "consumer max ack pending exceeds system limit"};  // "... of {limit}"
+inline constexpr ErrorKind kConsumerNameContainsPathSeparators{
+    400, 10127, "Consumer name can not contain path separators"};
+inline constexpr ErrorKind kConsumerCreateFilterSubjectMismatch{
+    400, 10131, "Consumer create request did not match filtered subject from create subject"};
+inline constexpr ErrorKind kConsumerCreateDurableAndNameMismatch{
+    400, 10132, "Consumer Durable and Name have to be equal if both are provided"};
 }  // namespace err
 
 }  // namespace loft::natsport::js

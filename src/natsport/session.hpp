@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "js_api.hpp"
+#include "js_consumers.hpp"
 #include "loft/auth/auth.hpp"
 #include "loft/auth/login_limits.hpp"
 #include "loft/nats/parser.hpp"
@@ -58,6 +59,8 @@ struct SessionContext {
   std::function<void(const Session*)> on_admitted;
   std::function<void(const Session*)> on_closed;
   std::unique_ptr<js::Api> js;  // null: JetStream off (no broker)
+  // JetStream consumers (with `js` and groups); destroyed before `js`, which it uses.
+  std::unique_ptr<js::Consumers> consumers;
 };
 
 class Session : public std::enable_shared_from_this<Session>, public Subscriber {

@@ -60,6 +60,8 @@ struct Security {
 struct JetStreamOptions {
   broker::Broker* broker = nullptr;  // streams are its topics
   broker::Groups* groups = nullptr;  // consumers are its groups
+  // Called after the port's calls into `groups` (loftd re-arms the groups' timer).
+  std::function<void()> groups_changed;
   // The broker's: a captured message that breaks them gets its PubAck error before it is
   // batched with others (one bad message must not fail a batch).
   MessageLimits message_limits;
