@@ -30,9 +30,7 @@ struct Expectations {
   std::optional<std::uint64_t> last_sequence;
   std::optional<std::string> last_msg_id;
   std::optional<std::uint64_t> last_subject_sequence;
-  bool any() const {
-    return stream || last_sequence || last_msg_id || last_subject_sequence;
-  }
+  bool any() const { return stream || last_sequence || last_msg_id || last_subject_sequence; }
 };
 
 struct Incoming {

@@ -38,8 +38,9 @@ ApiError publish_error(const Error& e) {
 
 ApiError unsupported(std::string_view header) {
   std::string text(header);
-  text += " is not supported by loft yet: the check and the append must be one atomic step of "
-          "the broker";
+  text +=
+      " is not supported by loft yet: the check and the append must be one atomic step of "
+      "the broker";
   return api_error(err::kBadRequest, std::move(text));
 }
 
@@ -132,7 +133,9 @@ void Api::publish_checked(std::string topic, Message message, std::string reply,
 void Api::puback(std::string_view reply, std::string_view topic,
                  const broker::MessageResult& result) {
   if (result.code != Errc::ok) {
-    return puback_error(reply, topic, publish_error(Error{result.code, "duplicate message id with a different payload"}));
+    return puback_error(
+        reply, topic,
+        publish_error(Error{result.code, "duplicate message id with a different payload"}));
   }
   boost::json::object ack;
   ack["stream"] = topic;

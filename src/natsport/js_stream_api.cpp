@@ -134,7 +134,8 @@ void Api::stream_create(const Request& request, std::string_view name, bool upda
     }
     broker::TopicSettings settings;
     settings.dedup_window_ms = config->duplicate_window_ms;
-    settings.retention = RetentionChange{config->max_age_ms, config->max_bytes, config->max_messages};
+    settings.retention =
+        RetentionChange{config->max_age_ms, config->max_bytes, config->max_messages};
     settings.subjects = config->subjects;
     nats_log()->info("stream create stream={} subjects={}", topic, config->subjects.size());
     return broker_.create_topic(topic, std::move(settings), [answer](Result<TopicInfo> r) {
@@ -155,7 +156,8 @@ void Api::stream_create(const Request& request, std::string_view name, bool upda
   auto subjects = config->subjects;
   auto set_subjects = [this, topic, subjects, answer](Result<TopicInfo> altered) {
     if (!altered) return answer(std::move(altered), err::kStreamUpdate);
-    if (stream_subjects(*altered) == subjects) return answer(std::move(altered), err::kStreamUpdate);
+    if (stream_subjects(*altered) == subjects)
+      return answer(std::move(altered), err::kStreamUpdate);
     broker_.set_topic_subjects(topic, subjects, [answer](Result<TopicInfo> r) {
       answer(std::move(r), err::kStreamUpdate);
     });
@@ -171,8 +173,8 @@ void Api::stream_info(const Request& request, std::string_view name) {
       (request.user == nullptr || !request.user->permissions.may_see(name))) {
     return respond_error(request.reply, "stream_info", forbidden(name));
   }
-  const auto topic = is_valid_stream_name(name) ? broker_.describe_topic(name)
-                                                : fail(Errc::topic_not_found, "");
+  const auto topic =
+      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
   if (!topic) return respond_error(request.reply, "stream_info", api_error(err::kStreamNotFound));
   respond(request.reply, stream_info_json("stream_info", *topic));
 }
@@ -188,9 +190,11 @@ void Api::stream_delete(const Request& request, std::string_view name) {
   broker_.delete_topic(std::string(name), [this, reply = request.reply,
                                            topic = std::string(name)](Result<void> r) {
     post([this, reply, topic, r = std::move(r)] {
-      if (!r) return respond_error(reply, "stream_delete", from_broker(r.error(), err::kStreamDelete));
+      if (!r)
+        return respond_error(reply, "stream_delete", from_broker(r.error(), err::kStreamDelete));
       if (on_stream_deleted) on_stream_deleted(topic);
-      respond(reply, R"({"type":"io.nats.jetstream.api.v1.stream_delete_response","success":true})");
+      respond(reply,
+              R"({"type":"io.nats.jetstream.api.v1.stream_delete_response","success":true})");
     });
   });
 }
@@ -198,7 +202,8 @@ void Api::stream_delete(const Request& request, std::string_view name) {
 void Api::stream_list(const Request& request, bool names_only) {
   const std::string_view type = names_only ? "stream_names" : "stream_list";
   const auto body = body_of(request);
-  if (!body) return respond_error(request.reply, type, api_error(err::kInvalidJson, "invalid JSON"));
+  if (!body)
+    return respond_error(request.reply, type, api_error(err::kInvalidJson, "invalid JSON"));
   const std::size_t offset = uint_field(*body, "offset").value_or(0);
   const std::string subject = string_field(*body, "subject");
   std::vector<TopicInfo> matching;
@@ -241,11 +246,13 @@ void Api::stream_purge(const Request& request, std::string_view name) {
   if (!allowed(request, auth::Operation::admin, name)) {
     return respond_error(request.reply, "stream_purge", forbidden(name));
   }
-  const auto topic = is_valid_stream_name(name) ? broker_.describe_topic(name)
-                                                : fail(Errc::topic_not_found, "");
+  const auto topic =
+      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
   if (!topic) return respond_error(request.reply, "stream_purge", api_error(err::kStreamNotFound));
   const auto body = body_of(request);
-  if (!body) return respond_error(request.reply, "stream_purge", api_error(err::kInvalidJson, "invalid JSON"));
+  if (!body)
+    return respond_error(request.reply, "stream_purge",
+                         api_error(err::kInvalidJson, "invalid JSON"));
   broker::PurgeRequest purge;
   if (const auto filter = string_field(*body, "filter"); !filter.empty()) {
     // A filter that covers every subject of the stream is a whole purge; any other would take
@@ -291,11 +298,12 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
       !allowed(request, auth::Operation::subscribe, name)) {
     return respond_error(request.reply, kType, forbidden(name));
   }
-  const auto topic = is_valid_stream_name(name) ? broker_.describe_topic(name)
-                                                : fail(Errc::topic_not_found, "");
+  const auto topic =
+      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
   if (!topic) return respond_error(request.reply, kType, api_error(err::kStreamNotFound));
   const auto body = body_of(request);
-  if (!body) return respond_error(request.reply, kType, api_error(err::kInvalidJson, "invalid JSON"));
+  if (!body)
+    return respond_error(request.reply, kType, api_error(err::kInvalidJson, "invalid JSON"));
   const auto seq = uint_field(*body, "seq");
   const auto last_by = string_field(*body, "last_by_subj");
   if (string_field(*body, "next_by_subj").size() > 0) {

@@ -67,7 +67,8 @@ ApiResult<StreamConfig> parse_stream_config(std::string_view name, std::string_v
   boost::system::error_code ec;
   const auto value = boost::json::parse(json, ec);
   if (ec || !value.is_object()) {
-    return tl::unexpected(api_error(err::kInvalidJson, "invalid JSON: the request is not a JSON object"));
+    return tl::unexpected(
+        api_error(err::kInvalidJson, "invalid JSON: the request is not a JSON object"));
   }
   const auto& o = value.get_object();
   StreamConfig c;
@@ -90,8 +91,7 @@ ApiResult<StreamConfig> parse_stream_config(std::string_view name, std::string_v
   }
   if (c.subjects.empty()) c.subjects.push_back(c.name);
   if (string_or(o, "retention", "limits") != "limits") {
-    return tl::unexpected(invalid("retention policy " +
-                                  std::string(string_or(o, "retention", "")) +
+    return tl::unexpected(invalid("retention policy " + std::string(string_or(o, "retention", "")) +
                                   " is not supported by loft (limits only)"));
   }
   if (string_or(o, "storage", "file") != "file") {
@@ -101,7 +101,8 @@ ApiResult<StreamConfig> parse_stream_config(std::string_view name, std::string_v
     return tl::unexpected(invalid("discard policy new is not supported by loft (old only)"));
   }
   for (const char* key : {"mirror", "sources"}) {
-    if (present(o, key)) return tl::unexpected(invalid("mirrors and sources are not supported by loft"));
+    if (present(o, key))
+      return tl::unexpected(invalid("mirrors and sources are not supported by loft"));
   }
   for (const char* key : {"sealed", "allow_rollup_hdrs", "allow_direct", "mirror_direct"}) {
     if (present(o, key)) {
@@ -162,10 +163,7 @@ bool same_config(const StreamConfig& c, const TopicInfo& t) {
          c.duplicate_window_ms == t.dedup_window_ms;
 }
 
-std::vector<std::string> stream_subjects(const TopicInfo& topic) {
-  if (topic.subjects.empty()) return {topic.name};
-  return topic.subjects;
-}
+std::vector<std::string> stream_subjects(const TopicInfo& topic) { return topic.subjects; }
 
 namespace {
 std::int64_t unlimited_as_minus_one(std::uint64_t n) {

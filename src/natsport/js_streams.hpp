@@ -46,12 +46,12 @@ bool is_valid_stream_name(std::string_view name);
 // replicas over 1 (10074).
 ApiResult<StreamConfig> parse_stream_config(std::string_view name, std::string_view json);
 
-// What an existing stream would have to change for `config`: empty when nothing, else a text
-// for the NATS error (CREATE of an existing stream: 10058; UPDATE: the duplicate window is
-// fixed at creation).
+// Whether an existing topic already has `config` (a CREATE of it again is then answered with
+// its info, as by nats-server, not with 10058).
 bool same_config(const StreamConfig& config, const TopicInfo& topic);
 
-// A topic's subjects as a stream shows them: its own, or [name] when it has none.
+// A topic's subjects as a stream shows them: a topic made by loft's protocol or HTTP may have
+// none (then no NATS subject is stored in it).
 std::vector<std::string> stream_subjects(const TopicInfo& topic);
 
 // The `config` object of a stream's info, with nats-server's defaults for what loft fixes.

@@ -95,7 +95,11 @@ void Session::handle(const nats::Op& op) {
     if (!headers_) {
       return fatal(nats::kErrUnknownOperation, "HPUB without headers in CONNECT");
     }
-    if (!plausible_header_block(h->headers)) return send_err(nats::kErrBadHeader);
+    // nats.js sends `HPUB subject reply 0 n` for a message without headers (js.publish does):
+    // nats-server takes it as a message without headers, and so does loft.
+    if (!h->headers.empty() && !plausible_header_block(h->headers)) {
+      return send_err(nats::kErrBadHeader);
+    }
     return on_pub(h->subject, h->reply, h->headers, h->payload);
   }
   if (const auto* s = std::get_if<nats::Sub>(&op)) return on_sub(*s);

@@ -2,6 +2,8 @@
 // read (defaults, refusals with nats-server's err_codes), a topic shown as a stream, error
 // responses, PubAck-side message mapping, and the small encoders.
 
+#include "natsport/js_streams.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,7 +12,6 @@
 
 #include "natsport/js_errors.hpp"
 #include "natsport/js_message.hpp"
-#include "natsport/js_streams.hpp"
 
 namespace loft::natsport::js {
 namespace {
@@ -140,23 +141,21 @@ TEST(StreamInfo, SequencesAreOffsetsPlusOne) {
   EXPECT_EQ(p.at("last_seq").to_number<std::uint64_t>(), 6u);
 }
 
-TEST(StreamInfo, ATopicWithoutSubjectsCapturesItsName) {
-  TopicInfo t;
-  t.name = "plain";
-  EXPECT_THAT(stream_subjects(t), ElementsAre("plain"));
-  EXPECT_TRUE(same_config(*parse_stream_config("plain", R"({"duplicate_window":7200000000000})"),
-                          [] {
-                            TopicInfo t2;
-                            t2.name = "plain";
-                            return t2;
-                          }()));
+TEST(StreamInfo, SameConfigComparesSubjectsLimitsAndWindow) {
+  auto c = *parse_stream_config("ORDERS", R"({"subjects":["orders.>"],"max_msgs":1000,
+                                              "duplicate_window":60000000000})");
+  EXPECT_TRUE(same_config(c, topic()));
+  c.max_messages = 10;
+  EXPECT_FALSE(same_config(c, topic()));
+  TopicInfo native;
+  native.name = "plain";
+  EXPECT_TRUE(stream_subjects(native).empty());
 }
 
 TEST(Errors, ResponseCarriesTypeCodeErrCodeAndDescription) {
   const auto json = error_response("stream_info", api_error(err::kStreamNotFound));
-  EXPECT_EQ(json,
-            R"({"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,)"
-            R"("err_code":10059,"description":"stream not found"}})");
+  EXPECT_EQ(json, R"({"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,)"
+                  R"("err_code":10059,"description":"stream not found"}})");
   EXPECT_EQ(err::kConsumerNotFound.err_code, 10014);
   EXPECT_EQ(err::kBadRequest.err_code, 10003);
   EXPECT_EQ(err::kStreamNameExist.err_code, 10058);
@@ -178,8 +177,8 @@ TEST(Message, NatsHeadersBecomeLoftFieldsAndChecks) {
   EXPECT_EQ(in->expect.last_sequence, 5u);
   EXPECT_FALSE(in->expect.last_msg_id.has_value());
 
-  EXPECT_FALSE(incoming_message("s", "NATS/1.0\r\nNats-Expected-Last-Sequence: x\r\n\r\n", "")
-                   .has_value());
+  EXPECT_FALSE(
+      incoming_message("s", "NATS/1.0\r\nNats-Expected-Last-Sequence: x\r\n\r\n", "").has_value());
   const auto plain = incoming_message("s", "", "p");
   ASSERT_TRUE(plain.has_value());
   EXPECT_FALSE(plain->expect.any());
@@ -207,7 +206,8 @@ TEST(Encoders, Base64AndSubjectsCollide) {
 }
 
 TEST(Encoders, StoredMessageAsMsgGetAnswer) {
-  StoredMessage m{Offset{1}, 1'700'000'000'000, Message{"id-1", "", {{"K", "v"}}, "o2", "manage.us"}};
+  StoredMessage m{Offset{1}, 1'700'000'000'000,
+                  Message{"id-1", "", {{"K", "v"}}, "o2", "manage.us"}};
   const auto o = stored_message_json("ORDERS", m);
   EXPECT_EQ(o.at("subject").as_string(), "manage.us");
   EXPECT_EQ(o.at("seq").to_number<std::uint64_t>(), 2u);
