@@ -441,6 +441,10 @@ struct Daemon {
     options.security.authenticator = authenticator;
     options.security.slow_executor = slow.get_executor();
     options.security.password_checks = password_checks;
+    options.jetstream.broker = core.get();
+    options.jetstream.groups = &groups;
+    options.jetstream.groups_changed = [this] { group_runner.arm(); };
+    options.jetstream.message_limits = message_limits_of(cfg);
     nats_server.emplace(io, std::move(options));
     if (cfg.nats_tls && !tls_context)
       tls_context = or_die(tls::ServerContext::load(tls_files_of(cfg)));

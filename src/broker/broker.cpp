@@ -67,6 +67,29 @@ constexpr std::uint64_t kMaxTrimPerRound = 50'000;
 constexpr std::size_t kMaxRetentionRounds = 16;
 constexpr storage::ReadLimits kTrimScan{1000, std::size_t{4} << 20};
 
+// A partial purge is planned again (its bytes read again) at most this often when retention
+// or another purge moves the topic's first offset between its plan and its commit.
+constexpr int kMaxPurgePlans = 8;
+
+// Where a purge ends (the new first offset) on `t` as it is now.
+Offset purge_end(const TopicInfo& t, const PurgeRequest& r) {
+  if (r.before) return std::clamp(*r.before, t.first_offset, t.next_offset);
+  if (r.keep) {
+    const std::uint64_t stored = t.next_offset.value - t.first_offset.value;
+    return stored > *r.keep ? Offset{t.next_offset.value - *r.keep} : t.first_offset;
+  }
+  return t.next_offset;
+}
+
+std::string subject_list(const std::vector<std::string>& subjects) {
+  std::string out;
+  for (const auto& s : subjects) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<void> validate_retention(const RetentionChange& change) {
@@ -176,6 +199,26 @@ Result<void> validate_filter(std::string_view filter) {
   return check_subject(filter, SubjectUse::filter);
 }
 
+Result<void> validate_topic_subjects(std::span<const std::string> subjects) {
+  if (subjects.size() > kMaxTopicSubjects) {
+    return fail(Errc::invalid_subject, "a topic may have at most " +
+                                           std::to_string(kMaxTopicSubjects) + " subjects, got " +
+                                           std::to_string(subjects.size()));
+  }
+  for (std::size_t i = 0; i < subjects.size(); ++i) {
+    if (subjects[i].empty()) {
+      return fail(Errc::invalid_subject, "topic subject " + std::to_string(i) + " is empty");
+    }
+    if (auto ok = validate_filter(subjects[i]); !ok) return ok;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (subjects[j] == subjects[i]) {
+        return fail(Errc::invalid_subject, "topic subject '" + subjects[i] + "' is listed twice");
+      }
+    }
+  }
+  return {};
+}
+
 Result<void> validate_topic_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxTopicName) {
     return fail(Errc::invalid_name,
@@ -221,6 +264,7 @@ Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
     auto name = t.name;
     topics_.emplace(std::move(name), std::move(t));
   }
+  rebuild_subject_index();
   writer_ = std::thread([this] { run_writer(); });
   reclaimer_ = std::thread([this] { run_reclaimer(); });
 }
@@ -306,7 +350,10 @@ bool Broker::accepting_requests() const {
 void Broker::create_topic(std::string name, TopicSettings settings, Callback<TopicInfo> done) {
   if (auto ok = validate_topic_name(name); !ok) return done(tl::unexpected(ok.error()));
   if (auto ok = validate_settings(settings); !ok) return done(tl::unexpected(ok.error()));
-  enqueue(CreateReq{std::move(name), settings, std::move(done)});
+  if (auto ok = validate_topic_subjects(settings.subjects); !ok) {
+    return done(tl::unexpected(ok.error()));
+  }
+  enqueue(CreateReq{std::move(name), std::move(settings), std::move(done)});
 }
 
 void Broker::delete_topic(std::string name, Callback<void> done) {
@@ -321,6 +368,65 @@ void Broker::alter_topic(std::string name, RetentionChange change, Callback<Topi
   }
   if (auto ok = validate_retention(change); !ok) return done(tl::unexpected(ok.error()));
   enqueue(AlterReq{std::move(name), change, std::move(done)});
+}
+
+void Broker::set_topic_subjects(std::string topic, std::vector<std::string> subjects,
+                                Callback<TopicInfo> done) {
+  if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
+  if (auto ok = validate_topic_subjects(subjects); !ok) return done(tl::unexpected(ok.error()));
+  enqueue(SubjectsReq{std::move(topic), std::move(subjects), std::move(done)});
+}
+
+std::optional<std::string> Broker::topic_for_subject(std::string_view subject) const {
+  std::shared_lock lock(table_mutex_);
+  if (const auto it = literal_subjects_.find(subject); it != literal_subjects_.end()) {
+    return it->second;
+  }
+  for (const auto& [filter, topic] : wildcard_subjects_) {
+    if (subject_matches(filter, subject)) return topic;
+  }
+  return std::nullopt;
+}
+
+void Broker::rebuild_subject_index() {
+  literal_subjects_.clear();
+  wildcard_subjects_.clear();
+  for (const auto& [name, meta] : topics_) {
+    for (const auto& filter : meta.subjects) {
+      if (is_valid_publish_subject(filter)) {
+        literal_subjects_.emplace(filter, name);
+      } else {
+        wildcard_subjects_.emplace_back(filter, name);
+      }
+    }
+  }
+}
+
+void Broker::purge_topic(std::string topic, PurgeRequest req, Callback<PurgeResult> done) {
+  if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
+  if (req.before && req.keep) {
+    return done(fail(Errc::invalid_request, "purge: give 'before' or 'keep', not both"));
+  }
+  enqueue(PurgeReq{std::move(topic), req, std::move(done), std::nullopt, 0});
+}
+
+void Broker::plan_purge(PurgeReq req) {
+  auto& plan = *req.planned;
+  std::uint64_t bytes = 0;
+  Offset at = plan.from;
+  while (at < plan.end) {
+    auto read = store_->read(plan.id, at, kTrimScan);
+    if (!read) return req.done(tl::unexpected(read.error()));
+    const Offset before = at;
+    for (const auto& m : *read) {
+      if (m.offset >= plan.end) break;
+      bytes += m.message.size_bytes();
+      at = Offset{m.offset.value + 1};
+    }
+    if (at == before) break;  // nothing more below plan.end (the topic changed): the writer sees
+  }
+  plan.removed_bytes = bytes;
+  enqueue(std::move(req));
 }
 
 void Broker::backup(std::filesystem::path dir, Callback<void> done) {
@@ -540,12 +646,14 @@ void Broker::run_reclaimer() {
   auto next_pass = Clock::now() + interval;
   for (;;) {
     std::optional<BackupJob> backup;
+    std::optional<PurgeReq> purge;
     std::optional<Reclaim> reclaim;
     bool pass = false;
     {
       std::unique_lock lock(reclaim_mutex_);
       const auto ready = [this] {
-        return reclaim_stopping_ || retention_due_ || !reclaim_queue_.empty() || !backups_.empty();
+        return reclaim_stopping_ || retention_due_ || !reclaim_queue_.empty() ||
+               !backups_.empty() || !purge_plans_.empty();
       };
       if (interval.count() > 0) {
         reclaim_cv_.wait_until(lock, next_pass, ready);
@@ -557,11 +665,17 @@ void Broker::run_reclaimer() {
         // compactions give the space back over time. Pending backups fail.
         auto backups = std::move(backups_);
         backups_.clear();
+        auto purges = std::move(purge_plans_);
+        purge_plans_.clear();
         lock.unlock();
         for (auto& b : backups) b.done(fail(Errc::shutting_down, "the broker is stopping"));
+        for (auto& p : purges) p.done(fail(Errc::shutting_down, "the broker is stopping"));
         return;
       }
-      if (!backups_.empty()) {
+      if (!purge_plans_.empty()) {  // a client waits on it: before backups and compactions
+        purge = std::move(purge_plans_.front());
+        purge_plans_.pop_front();
+      } else if (!backups_.empty()) {
         backup = std::move(backups_.front());
         backups_.pop_front();
       } else if (!reclaim_queue_.empty()) {
@@ -580,7 +694,9 @@ void Broker::run_reclaimer() {
         pass = true;
       }
     }
-    if (backup) {
+    if (purge) {
+      plan_purge(std::move(*purge));
+    } else if (backup) {
       backup->done(run_backup(backup->dir));
     } else if (reclaim) {
       // Space only; the data is already deleted.
@@ -684,7 +800,14 @@ struct IdKeyHash {
 
 // Outcome per request: the error it failed with, or the value it will get if the write
 // succeeds.
-using Outcome = std::variant<Error, TopicInfo, std::monostate, Appended, std::uint64_t>;
+// A partial purge whose bytes the background thread must read first: [from, end) of topic id.
+struct PurgePlanNeeded {
+  TopicId id;
+  Offset from;
+  Offset end;
+};
+using Outcome = std::variant<Error, TopicInfo, std::monostate, Appended, std::uint64_t, PurgeResult,
+                             PurgePlanNeeded>;
 
 }  // namespace
 
@@ -703,6 +826,8 @@ struct Broker::Commit {
   Outcome stage(GroupReq& req);
   Outcome stage(AlterReq& req);
   Outcome stage(TrimReq& req);
+  Outcome stage(SubjectsReq& req);
+  Outcome stage(PurgeReq& req);
   // A PutTopic (and a TopicEvent) per topic the batch changed and kept, and the next id.
   void add_topic_metadata();
   // Runs each request's callback: its error, the write's error, or its value.
@@ -726,6 +851,9 @@ struct Broker::Commit {
  private:
   void reserve(std::span<const Request> batch);
   std::optional<TopicInfo>& lookup(const std::string& name);
+  // subjects_overlap if a filter of `subjects` overlaps one of another topic (as this commit
+  // leaves it so far).
+  std::optional<Error> overlap(const std::string& name, const std::vector<std::string>& subjects);
   TopicInfo make_topic(const std::string& name, const TopicSettings& settings = {});
   // Sets stored[i] to the store's unexpired dedup entry of messages[i]'s id. It is the one
   // step of a publish that can fail, and it fails the request before any of its messages is
@@ -775,12 +903,48 @@ TopicInfo Broker::Commit::make_topic(const std::string& name, const TopicSetting
   meta.max_age_ms = limits.max_age_ms;
   meta.max_bytes = limits.max_bytes;
   meta.max_messages = limits.max_messages;
+  meta.subjects = settings.subjects;
   return meta;
+}
+
+std::optional<Error> Broker::Commit::overlap(const std::string& name,
+                                             const std::vector<std::string>& subjects) {
+  if (subjects.empty()) return std::nullopt;
+  const auto clash = [&](const std::string& other,
+                         const std::vector<std::string>& theirs) -> std::optional<Error> {
+    for (const auto& a : subjects) {
+      for (const auto& b : theirs) {
+        if (!subject_filters_overlap(a, b)) continue;
+        std::string detail = "subject '";
+        detail += a;
+        detail += "' overlaps subject '";
+        detail += b;
+        detail += "' of topic '";
+        detail += other;
+        detail += "'";
+        return Error{Errc::subjects_overlap, std::move(detail)};
+      }
+    }
+    return std::nullopt;
+  };
+  for (const auto& [other, meta] : work) {
+    if (other == name || !meta) continue;
+    if (auto e = clash(other, meta->subjects)) return e;
+  }
+  // One scan over the topics, only when a topic's subjects are set: rare, and the index
+  // answers per subject, not per filter.
+  std::shared_lock lock(broker.table_mutex_);
+  for (const auto& [other, meta] : broker.topics_) {
+    if (other == name || meta.subjects.empty() || work.contains(other)) continue;
+    if (auto e = clash(other, meta.subjects)) return e;
+  }
+  return std::nullopt;
 }
 
 Outcome Broker::Commit::stage(CreateReq& req) {
   auto& slot = lookup(req.name);
   if (slot) return Error{Errc::topic_exists, "topic '" + req.name + "' already exists"};
+  if (auto e = overlap(req.name, req.settings.subjects)) return std::move(*e);
   slot = make_topic(req.name, req.settings);
   dirty.insert(req.name);
   return *slot;  // as created: a publish later in the same commit is not part of the answer
@@ -802,6 +966,28 @@ Outcome Broker::Commit::stage(PublishReq& req) {
     if (!broker.options_.auto_create_topics) return not_found(req.topic);
     slot = make_topic(req.topic);
     created = true;
+  }
+  if (!slot->subjects.empty()) {
+    // A topic with subjects holds only messages on them (as a JetStream stream does); one
+    // without a subject reads as the topic's name.
+    for (std::size_t i = 0; i < req.messages.size(); ++i) {
+      const auto& subject = req.messages[i].subject;
+      if (subject.empty() ||
+          std::any_of(slot->subjects.begin(), slot->subjects.end(),
+                      [&](const std::string& f) { return subject_matches(f, subject); })) {
+        continue;
+      }
+      std::string detail = "publish: message ";
+      detail += std::to_string(i);
+      detail += " subject '";
+      detail += subject;
+      detail += "' is not one of topic '";
+      detail += req.topic;
+      detail += "''s subjects (";
+      detail += subject_list(slot->subjects);
+      detail += ")";
+      return Error{Errc::invalid_subject, std::move(detail)};
+    }
   }
   std::vector<std::optional<storage::DedupEntry>> stored(req.messages.size());
   if (!created) {  // a topic created now has no ids stored
@@ -932,6 +1118,50 @@ Outcome Broker::Commit::stage(TrimReq& req) {
   return count;
 }
 
+Outcome Broker::Commit::stage(SubjectsReq& req) {
+  auto& slot = lookup(req.name);
+  if (!slot) return not_found(req.name);
+  if (auto e = overlap(req.name, req.subjects)) return std::move(*e);
+  slot->subjects = req.subjects;
+  dirty.insert(req.name);
+  return *slot;
+}
+
+Outcome Broker::Commit::stage(PurgeReq& req) {
+  auto& slot = lookup(req.name);
+  if (!slot) return not_found(req.name);
+  const auto& plan = req.planned;
+  Offset end;
+  std::uint64_t removed_bytes = 0;
+  if (plan && plan->id == slot->id && plan->from == slot->first_offset &&
+      plan->end <= slot->next_offset) {
+    end = plan->end;  // as planned: a `keep` counts from the end the topic had then
+    removed_bytes = plan->removed_bytes;
+  } else {
+    end = purge_end(*slot, req.req);
+    if (end <= slot->first_offset) return PurgeResult{0, slot->first_offset};
+    if (end != slot->next_offset) {
+      if (req.plans >= kMaxPurgePlans) {
+        return Error{Errc::internal_error,
+                     "purge: the topic's first offset kept moving while the purge was planned"};
+      }
+      return PurgePlanNeeded{slot->id, slot->first_offset, end};
+    }
+  }
+  const std::uint64_t count = end.value - slot->first_offset.value;
+  wb.ops.emplace_back(storage::TrimTopic{slot->id, end});
+  slot->first_offset = end;
+  if (end == slot->next_offset) {  // everything: exact whatever the plan read
+    slot->messages = 0;
+    slot->bytes = 0;
+  } else {
+    slot->messages -= std::min(slot->messages, count);
+    slot->bytes -= std::min(slot->bytes, removed_bytes);
+  }
+  dirty.insert(req.name);
+  return PurgeResult{count, end};
+}
+
 // Final metadata of every topic that exists after the batch, after all drops.
 void Broker::Commit::add_topic_metadata() {
   for (const auto& [name, meta] : work) {
@@ -953,8 +1183,16 @@ void Broker::Commit::complete(std::vector<Request>& batch, const Result<void>& w
           if (auto* err = std::get_if<Error>(&outcome)) return req.done(tl::unexpected(*err));
           if (!written) return req.done(tl::unexpected(written.error()));
           using R = std::decay_t<decltype(req)>;
-          if constexpr (std::is_same_v<R, CreateReq> || std::is_same_v<R, AlterReq>) {
+          if constexpr (std::is_same_v<R, CreateReq> || std::is_same_v<R, AlterReq> ||
+                        std::is_same_v<R, SubjectsReq>) {
             req.done(std::get<TopicInfo>(outcome));
+          } else if constexpr (std::is_same_v<R, PurgeReq>) {
+            if (const auto* need = std::get_if<PurgePlanNeeded>(&outcome)) {
+              req.planned = PurgePlan{need->id, need->from, need->end, 0};
+              req.plans += 1;
+              return broker.queue_purge_plan(std::move(req));
+            }
+            req.done(std::get<PurgeResult>(outcome));
           } else if constexpr (std::is_same_v<R, TrimReq>) {
             req.done(std::get<std::uint64_t>(outcome));
           } else if constexpr (std::is_same_v<R, DeleteReq> || std::is_same_v<R, GroupReq>) {
@@ -994,7 +1232,14 @@ void Broker::commit(std::vector<Request>& batch) {
 
 void Broker::install_topics(const Commit& c) {
   std::unique_lock lock(table_mutex_);
+  bool subjects_changed = false;
   for (const auto& [name, meta] : c.work) {
+    const auto old = topics_.find(name);
+    const bool had = old != topics_.end() && !old->second.subjects.empty();
+    if (had || (meta && !meta->subjects.empty())) {
+      subjects_changed =
+          subjects_changed || !had || !meta || meta->subjects != old->second.subjects;
+    }
     if (meta) {
       topics_.insert_or_assign(name, *meta);
     } else {
@@ -1002,6 +1247,20 @@ void Broker::install_topics(const Commit& c) {
     }
   }
   next_topic_id_ = c.next_id;
+  if (subjects_changed) rebuild_subject_index();
+}
+
+void Broker::queue_purge_plan(PurgeReq req) {
+  {
+    std::unique_lock lock(reclaim_mutex_);
+    if (!reclaim_stopping_) {
+      purge_plans_.push_back(std::move(req));
+      lock.unlock();
+      reclaim_cv_.notify_one();
+      return;
+    }
+  }
+  req.done(fail(Errc::shutting_down, "the broker is stopping"));
 }
 
 void Broker::record_commit(const Commit& c, const std::vector<Request>& batch, bool written) {

@@ -405,9 +405,10 @@ void Groups::pump(Group& g, TimePoint now) {
     for (const auto id : g.subscriptions) {
       const auto& s = subscriptions_.at(id);
       const auto in_flight = g.state.in_flight_of(ConsumerId{id});
-      const bool ready = s.who->ready();
+      const std::uint32_t wanted = std::min(kRound, s.who->credit(id));
+      const bool ready = wanted > 0 && s.who->ready();
       any_ready = any_ready || ready;
-      const std::uint32_t credit = ready ? std::min(s.max_in_flight, in_flight + kRound)
+      const std::uint32_t credit = ready ? std::min(s.max_in_flight, in_flight + wanted)
                                          : std::min(s.max_in_flight, in_flight);
       g.state.add_consumer(ConsumerId{id}, credit);
     }

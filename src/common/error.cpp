@@ -42,6 +42,8 @@ std::string_view errc_text(Errc code) noexcept {
       return "message id conflict";
     case Errc::invalid_subject:
       return "invalid subject";
+    case Errc::subjects_overlap:
+      return "subjects overlap";
     case Errc::backup_failed:
       return "backup failed";
     case Errc::forbidden:

@@ -47,4 +47,18 @@ bool subject_matches(std::string_view filter, std::string_view subject) noexcept
   return s.done;
 }
 
+bool subject_filters_overlap(std::string_view a, std::string_view b) noexcept {
+  SubjectTokens x{a};
+  SubjectTokens y{b};
+  while (!x.done && !y.done) {
+    const std::string_view xt = x.next();
+    const std::string_view yt = y.next();
+    // '>' takes one or more tokens: whatever the other filter asks of this token and of the
+    // ones after it, some subject has them.
+    if (xt == ">" || yt == ">") return true;
+    if (xt != "*" && yt != "*" && xt != yt) return false;
+  }
+  return x.done && y.done;
+}
+
 }  // namespace loft

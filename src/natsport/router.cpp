@@ -46,7 +46,16 @@ bool Router::deliver_to(SubscriberHandle handle, const Outbound& message) {
 }
 
 std::size_t Router::publish(const Subscriber* publisher, bool echo, const Outbound& message) {
-  index_.match(message.subject, match_);
+  return route(message.subject, publisher, echo, message);
+}
+
+std::size_t Router::publish_to(std::string_view to, const Outbound& message) {
+  return route(to, nullptr, true, message);
+}
+
+std::size_t Router::route(std::string_view to, const Subscriber* publisher, bool echo,
+                          const Outbound& message) {
+  index_.match(to, match_);
   finished_.clear();
   const auto excluded = [&](SubscriberHandle h) {
     if (echo) return false;

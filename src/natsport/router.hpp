@@ -68,6 +68,10 @@ class Router {
   // subscriptions when `echo` is false. A subscription that reaches its max is removed.
   // Returns how many subscriptions took the message.
   std::size_t publish(const Subscriber* publisher, bool echo, const Outbound& message);
+  // As publish() (echo on), to the subscriptions that match `to`, while the message keeps its
+  // own subject: a JetStream message sent to a pull request's inbox carries its stream
+  // subject, as from nats-server.
+  std::size_t publish_to(std::string_view to, const Outbound& message);
   // Hands `message` to one subscription (its max counts); false when it did not take it.
   bool send_to(SubscriberHandle handle, const Outbound& message);
 
@@ -75,6 +79,8 @@ class Router {
 
  private:
   bool deliver_to(SubscriberHandle handle, const Outbound& message);
+  std::size_t route(std::string_view to, const Subscriber* publisher, bool echo,
+                    const Outbound& message);
   // Removes the subscriptions that reached their max during a delivery.
   void finish();
 

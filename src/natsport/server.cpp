@@ -45,11 +45,21 @@ Server::Server(asio::io_context& io, ServerOptions options)
       context_(std::make_unique<SessionContext>(
           SessionContext{options_, Router{}, Figures{}, boost::json::object{},
                          [this](const Session* s) { on_admitted(s); },
-                         [this](const Session* s) { on_closed(s); }})),
+                         [this](const Session* s) { on_closed(s); }, nullptr, nullptr})),
       acceptor_(io),
       retry_(io),
       pings_(io),
       stop_timer_(io) {
+  if (options_.jetstream.broker != nullptr) {
+    context_->js =
+        std::make_unique<js::Api>(context_->router, *options_.jetstream.broker, io.get_executor());
+    if (options_.jetstream.groups != nullptr) {
+      context_->consumers = std::make_unique<js::Consumers>(
+          *context_->js, *options_.jetstream.groups, options_.jetstream.groups_changed,
+          io.get_executor(), options_.server_name);
+      context_->consumers->attach();
+    }
+  }
   if (!options_.security.password_checks) {
     options_.security.password_checks = std::make_shared<auth::PasswordCheckLimiter>();
   }
@@ -78,6 +88,7 @@ tcp::endpoint Server::listen(const std::string& host, std::uint16_t port, tls::S
   info["headers"] = true;
   info["max_payload"] = options_.max_payload;
   if (options_.security.authenticator) info["auth_required"] = true;
+  if (context_->js) info["jetstream"] = true;
   if (!options_.loft_version.empty()) info["loft_version"] = options_.loft_version;
 
   start_accept();
@@ -230,6 +241,7 @@ void Server::stop(std::function<void()> on_stopped) {
   acceptor_.close(ignored);
   retry_.cancel();
   pings_.cancel();
+  if (context_->consumers) context_->consumers->stop();
   for (const auto& [key, entry] : sessions_) entry.session->stop_reading();
   stop_timer_.expires_after(options_.shutdown_timeout);
   stop_timer_.async_wait([this](boost::system::error_code ec) {

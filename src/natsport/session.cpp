@@ -152,6 +152,7 @@ Session::Awaitable Session::read_loop() {
     // Every complete op of what was read; their views stay valid until the next read.
     for (;;) {
       if (auth_pending_ || outgoing_bytes_ > max_outgoing_bytes_) {
+        if (context_.js) context_.js->flush();  // what this read staged for streams
         // We are the ones waiting, not the client: an op partly read must not run into
         // op_timeout meanwhile. Its clock starts again when reading resumes.
         in_op_ = false;
@@ -168,6 +169,8 @@ Session::Awaitable Session::read_loop() {
       if (!*op) break;
       handle(**op);
     }
+    // The stream publishes of this read go to the broker as one publish per stream.
+    if (context_.js) context_.js->flush();
     // Bytes left over are an op that has begun: its clock runs until it is complete.
     if (parser_.buffered() == 0) {
       in_op_ = false;

@@ -37,6 +37,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "js_api.hpp"
+#include "js_consumers.hpp"
 #include "loft/auth/auth.hpp"
 #include "loft/auth/login_limits.hpp"
 #include "loft/nats/parser.hpp"
@@ -56,6 +58,9 @@ struct SessionContext {
   boost::json::object info;
   std::function<void(const Session*)> on_admitted;
   std::function<void(const Session*)> on_closed;
+  std::unique_ptr<js::Api> js;  // null: JetStream off (no broker)
+  // JetStream consumers (with `js` and groups); destroyed before `js`, which it uses.
+  std::unique_ptr<js::Consumers> consumers;
 };
 
 class Session : public std::enable_shared_from_this<Session>, public Subscriber {

@@ -95,7 +95,11 @@ void Session::handle(const nats::Op& op) {
     if (!headers_) {
       return fatal(nats::kErrUnknownOperation, "HPUB without headers in CONNECT");
     }
-    if (!plausible_header_block(h->headers)) return send_err(nats::kErrBadHeader);
+    // nats.js sends `HPUB subject reply 0 n` for a message without headers (js.publish does):
+    // nats-server takes it as a message without headers, and so does loft.
+    if (!h->headers.empty() && !plausible_header_block(h->headers)) {
+      return send_err(nats::kErrBadHeader);
+    }
     return on_pub(h->subject, h->reply, h->headers, h->payload);
   }
   if (const auto* s = std::get_if<nats::Sub>(&op)) return on_sub(*s);
@@ -168,6 +172,21 @@ void Session::on_connect(std::string_view json) {
 void Session::on_pub(std::string_view subject, std::string_view reply, std::string_view headers,
                      std::string_view payload) {
   if (!nats::is_valid_publish_subject(subject)) return send_err(nats::kErrInvalidPublishSubject);
+  if (context_.js && !reply.empty() && subject.starts_with(js::kApiPrefix)) {
+    // A JetStream API request: answered by the API, which checks the user's permissions on
+    // the stream (docs/nats.md), not routed.
+    if (verbose_) send_ok();
+    return context_.js->handle(js::Request{std::string(subject), std::string(reply),
+                                           std::string(headers), std::string(payload), user_,
+                                           client_id_, weak_from_this()});
+  }
+  if (context_.js && context_.js->acks && subject.starts_with(js::kAckPrefix)) {
+    // An ack of a JetStream delivery: the consumer side checks and settles it.
+    if (verbose_) send_ok();
+    return context_.js->acks(js::Request{std::string(subject), std::string(reply),
+                                         std::string(headers), std::string(payload), user_,
+                                         client_id_, weak_from_this()});
+  }
   if (!may_publish(subject)) {
     nats_log()->debug("publish denied peer={} subject={}", peer_, auth::loggable_name(subject));
     return send_err(violation("Publish", subject, {}));
@@ -175,9 +194,18 @@ void Session::on_pub(std::string_view subject, std::string_view reply, std::stri
   if (verbose_) send_ok();
   ++context_.figures.messages_in;
   context_.figures.bytes_in += headers.size() + payload.size();
+  bool captured = false;
+  if (context_.js) {
+    // A subject a stream captures is stored (its PubAck, if asked for, comes once durable) and
+    // also reaches the core subscribers, as in NATS.
+    if (auto topic = context_.js->broker().topic_for_subject(subject)) {
+      captured = true;
+      context_.js->publish(std::move(*topic), subject, headers, payload, reply);
+    }
+  }
   const std::size_t reached =
       context_.router.publish(this, echo_, {subject, reply, headers, payload});
-  if (reached == 0 && no_responders_ && !reply.empty()) no_responders(reply);
+  if (reached == 0 && !captured && no_responders_ && !reply.empty()) no_responders(reply);
 }
 
 // The NATS no-responders message: a request nobody subscribed to is answered at once with an

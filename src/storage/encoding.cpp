@@ -152,12 +152,17 @@ std::string encode_topic_meta_v0(const TopicInfo& meta) {
 
 std::string encode_topic_meta(const TopicInfo& meta) {
   auto out = encode_topic_meta_v0(meta);
-  put_le<std::uint8_t>(out, kTopicExtensionVersion);
+  // Version 2 while the topic has no subjects: the same bytes as before subjects existed.
+  put_le<std::uint8_t>(out, meta.subjects.empty() ? std::uint8_t{2} : kTopicExtensionVersion);
   put_le<std::uint64_t>(out, meta.dedup_window_ms);
   put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.dedup_conflict));
   put_le<std::uint64_t>(out, meta.max_age_ms);
   put_le<std::uint64_t>(out, meta.max_bytes);
   put_le<std::uint64_t>(out, meta.max_messages);
+  if (!meta.subjects.empty()) {
+    put_le<std::uint32_t>(out, static_cast<std::uint32_t>(meta.subjects.size()));
+    for (const auto& subject : meta.subjects) put_bytes(out, subject);
+  }
   return out;
 }
 
@@ -180,6 +185,16 @@ std::optional<TopicInfo> decode_topic_meta(std::string_view name, std::string_vi
   if (version >= 2 &&
       (!r.le(meta.max_age_ms) || !r.le(meta.max_bytes) || !r.le(meta.max_messages))) {
     return std::nullopt;
+  }
+  if (version >= 3) {
+    std::uint32_t count = 0;
+    // At least one subject (version 2 says none), each at least one byte: a corrupt count
+    // cannot reserve more than the record holds.
+    if (!r.le(count) || count == 0 || count > r.remaining() / 5) return std::nullopt;
+    meta.subjects.resize(count);
+    for (auto& subject : meta.subjects) {
+      if (!r.bytes(subject) || subject.empty()) return std::nullopt;
+    }
   }
   if (!r.done()) return std::nullopt;
   meta.dedup_conflict = static_cast<DedupConflict>(conflict);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -96,11 +97,17 @@ class FakeSubscriber final : public broker::Subscriber {
       received.push_back(Received{v.offset.value, d.attempt, v.timestamp_ms, std::move(m)});
     }
     subscriptions.push_back(batch.subscription);
+    if (wants) *wants -= std::min<std::uint32_t>(*wants, batch.messages.size());
   }
   std::string client_name() const override { return "test"; }
+  std::uint32_t credit(std::uint64_t subscription) const override {
+    return wants ? *wants : Subscriber::credit(subscription);
+  }
   std::deque<Received> received;
   std::vector<std::uint64_t> subscriptions;  // of each delivery, in order
   bool is_ready = true;  // false: its connection's send queue is full, no deliveries
+  // Set: the messages it asks for (as a NATS pull consumer does), counted down by deliveries.
+  std::optional<std::uint32_t> wants;
 };
 
 }  // namespace loft::testing

@@ -31,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -100,9 +101,32 @@ struct TopicSettings {
   std::uint64_t dedup_window_ms = 0;
   DedupConflict dedup_conflict = DedupConflict::duplicate;
   RetentionChange retention{};  // limits not set here come from Options::default_retention
+  // Stream subjects (validate_topic_subjects); empty = none. Unlike the settings above, they
+  // can change later (Broker::set_topic_subjects).
+  std::vector<std::string> subjects;
 };
 inline constexpr std::uint64_t kMinDedupWindowMs = 1'000;                     // 1 s
 inline constexpr std::uint64_t kMaxDedupWindowMs = 30ULL * 24 * 3600 * 1000;  // 30 d
+// The most subject filters one topic may have.
+inline constexpr std::size_t kMaxTopicSubjects = 256;
+
+// A topic's subjects: at most kMaxTopicSubjects filter subjects (validate_filter, none empty),
+// none listed twice; invalid_subject otherwise. Overlap with other topics is the writer's
+// check (subjects_overlap).
+Result<void> validate_topic_subjects(std::span<const std::string> subjects);
+
+// What Broker::purge_topic removes (JetStream's STREAM.PURGE): `before` removes the offsets
+// below it; `keep` keeps only the newest `keep` messages; neither removes every message. Both
+// at once are refused (invalid_request).
+struct PurgeRequest {
+  std::optional<Offset> before;
+  std::optional<std::uint64_t> keep;
+};
+struct PurgeResult {
+  std::uint64_t purged = 0;  // messages removed by this purge
+  Offset first{};            // the topic's first offset after it
+  bool operator==(const PurgeResult&) const = default;
+};
 
 // The outcome of one published message.
 struct MessageResult {
@@ -231,6 +255,23 @@ class Broker {
   // Sets the retention limits `change` names (at least one); the next retention pass applies
   // them (one is started at once).
   void alter_topic(std::string name, RetentionChange change, Callback<TopicInfo> done);
+  // Replaces the topic's subjects (empty: none), through the writer like any metadata change:
+  // durable once `done` runs. Errors: invalid_subject (validate_topic_subjects, on the
+  // caller's thread), topic_not_found, subjects_overlap (detail names the other topic).
+  // Messages already stored keep their subjects.
+  void set_topic_subjects(std::string topic, std::vector<std::string> subjects,
+                          Callback<TopicInfo> done);
+  // The topic whose subjects capture `subject` (a publish subject), if any: at most one, since
+  // topics' subjects never overlap. Any thread; a hash lookup for literal subjects plus a
+  // match against each wildcard filter of any topic (not a scan over topics).
+  std::optional<std::string> topic_for_subject(std::string_view subject) const;
+  // Removes messages from the front of the topic (PurgeRequest) as retention does: one prefix
+  // delete through the writer, durable once `done` runs (a restart does not bring them back);
+  // groups below the new first offset move up to it. Removing everything is one metadata
+  // write; a partial purge first reads the sizes of what it removes on the background thread
+  // (so it may wait behind a backup or compaction). Errors: invalid_name, invalid_request,
+  // topic_not_found.
+  void purge_topic(std::string topic, PurgeRequest req, Callback<PurgeResult> done);
   // A consistent copy of the whole store into `dir` (absolute, must not exist, its parent
   // must), made on the background thread while publishes go on: it holds every write that
   // completed before the call. Fails with backup_failed (`done` runs on the background
@@ -330,11 +371,34 @@ class Broker {
     std::uint64_t removed_bytes = 0;
     Callback<std::uint64_t> done;
   };
+  struct SubjectsReq {
+    std::string name;
+    std::vector<std::string> subjects;
+    Callback<TopicInfo> done;
+  };
+  // A purge. Removing up to the topic's end needs no read (the topic's byte count goes to 0);
+  // a partial one needs the bytes it removes: the writer hands it to the background thread,
+  // which reads them and queues it again with `planned`, valid while the topic starts at
+  // `from` (otherwise planned again, at most kMaxPurgePlans times).
+  struct PurgePlan {
+    TopicId id;
+    Offset from;
+    Offset end;
+    std::uint64_t removed_bytes = 0;
+  };
+  struct PurgeReq {
+    std::string name;
+    PurgeRequest req;
+    Callback<PurgeResult> done;
+    std::optional<PurgePlan> planned;
+    int plans = 0;
+  };
   struct BackupJob {
     std::filesystem::path dir;
     Callback<void> done;
   };
-  using Request = std::variant<CreateReq, DeleteReq, PublishReq, GroupReq, AlterReq, TrimReq>;
+  using Request = std::variant<CreateReq, DeleteReq, PublishReq, GroupReq, AlterReq, TrimReq,
+                               SubjectsReq, PurgeReq>;
   // Work for the background thread: give a dropped topic's space back, or a trimmed range's.
   struct Reclaim {
     TopicId id;
@@ -363,13 +427,29 @@ class Broker {
   // The trim that brings `topic` within its limits, bounded in size; nullopt if none is due.
   Result<std::optional<TrimReq>> plan_trim(const TopicInfo& topic);
   Result<void> run_backup(const std::filesystem::path& dir);
+  // Background thread: reads the bytes a partial purge removes and queues it again.
+  void plan_purge(PurgeReq req);
+  // Writer thread: hands a purge to the background thread to be planned.
+  void queue_purge_plan(PurgeReq req);
+  // Under table_mutex_ (unique): topic_for_subject's index from topics_.
+  void rebuild_subject_index();
 
   std::unique_ptr<storage::Store> store_;
   Options options_;
 
   mutable std::shared_mutex table_mutex_;  // guards topics_ (writer writes, anyone reads)
   std::map<std::string, TopicInfo, std::less<>> topics_;
-  std::uint32_t next_topic_id_ = 1;  // writer thread only
+  // Which topic captures a subject, rebuilt from topics_ whenever some topic's subjects
+  // change: literal filters by subject, and every wildcard filter with its topic.
+  struct StringHash {
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): the std name
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> literal_subjects_;
+  std::vector<std::pair<std::string, std::string>> wildcard_subjects_;  // filter, topic
+  std::uint32_t next_topic_id_ = 1;                                     // writer thread only
   std::vector<storage::GroupRecord> loaded_groups_;
   std::function<void(std::vector<TopicEvent>)> topic_listener_;
 
@@ -387,6 +467,7 @@ class Broker {
   std::condition_variable reclaim_cv_;
   std::deque<Reclaim> reclaim_queue_;
   std::deque<BackupJob> backups_;
+  std::deque<PurgeReq> purge_plans_;
   bool retention_due_ = false;  // run a pass now (after an alter)
   bool reclaim_stopping_ = false;
   std::thread reclaimer_;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,6 +59,13 @@ class Subscriber {
   // Sends `batch` on the subscriber's wire (as many frames as its wire needs).
   virtual void deliver(const DeliveryBatch& batch) = 0;
   virtual std::string client_name() const = 0;
+  // How many more messages `subscription` takes now, on top of its max_in_flight bound: a
+  // subscriber that asks for messages (a NATS pull consumer's waiting requests) says how many
+  // it asked for; 0 holds its deliveries until it calls on_ready(). Unbounded by default.
+  virtual std::uint32_t credit(std::uint64_t subscription) const {
+    (void)subscription;
+    return std::numeric_limits<std::uint32_t>::max();
+  }
 };
 
 // SUBSCRIBE: join `group` of `topic` (creating the group, from `start` with `config`, if it does

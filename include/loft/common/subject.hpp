@@ -24,6 +24,10 @@ bool is_valid_filter_subject(std::string_view subject) noexcept;
 // token by token as they are; the result for an invalid argument is defined (no crash) but
 // meaningless.
 bool subject_matches(std::string_view filter, std::string_view subject) noexcept;
+// Whether some publish subject matches both filters `a` and `b` (valid filter subjects):
+// "a.*" and "*.b" overlap (a.b), "a.>" and "a" do not. Symmetric. Defined but meaningless for
+// an invalid argument.
+bool subject_filters_overlap(std::string_view a, std::string_view b) noexcept;
 
 // Takes a subject's tokens off its front, one by one: `done` once the last one was taken (a
 // subject of n dots has n + 1 tokens; "" is one empty token).

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "loft/common/ids.hpp"
 
@@ -62,6 +63,10 @@ struct TopicInfo {
   std::uint64_t max_bytes = 0;
   std::uint64_t max_messages = 0;
   RetentionLimits retention() const { return {max_age_ms, max_bytes, max_messages}; }
+  // Stream subjects (JetStream's stream `subjects`): subject filters (loft/common/subject.hpp)
+  // that capture publishes on matching subjects into this topic; empty = none. No two topics
+  // have filters that one subject matches both (docs/semantics.md, "Topic subjects").
+  std::vector<std::string> subjects;
   bool operator==(const TopicInfo&) const = default;
 };
 

@@ -28,10 +28,16 @@
 
 #include "loft/auth/auth.hpp"
 #include "loft/auth/login_limits.hpp"
+#include "loft/common/message.hpp"
 
 namespace loft::tls {
 class ServerContext;
 }
+
+namespace loft::broker {
+class Broker;
+class Groups;
+}  // namespace loft::broker
 
 namespace loft::natsport {
 
@@ -47,6 +53,18 @@ struct Security {
   // ports. Null: the server makes its own.
   std::shared_ptr<auth::PasswordCheckLimiter> password_checks;
   bool allow_plaintext_passwords = false;
+};
+
+// JetStream (docs/nats.md, "JetStream"): on when `broker` is set. Both outlive the server and
+// are used from the io thread (the broker's callbacks are posted back to it).
+struct JetStreamOptions {
+  broker::Broker* broker = nullptr;  // streams are its topics
+  broker::Groups* groups = nullptr;  // consumers are its groups
+  // Called after the port's calls into `groups` (loftd re-arms the groups' timer).
+  std::function<void()> groups_changed;
+  // The broker's: a captured message that breaks them gets its PubAck error before it is
+  // batched with others (one bad message must not fail a batch).
+  MessageLimits message_limits;
 };
 
 struct ServerOptions {
@@ -76,6 +94,7 @@ struct ServerOptions {
   std::string nats_version = "2.9.0";
   std::string loft_version;
   Security security;
+  JetStreamOptions jetstream;
 };
 
 // Since start, except the gauges (open, pending, subscriptions). Io thread.

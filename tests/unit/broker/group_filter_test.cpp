@@ -419,5 +419,33 @@ TEST_F(GroupFilter, AResetFiltersAgainFromItsNewPosition) {
   EXPECT_EQ(describe("t", "g").lag, 0u);
 }
 
+// Not about filters: the fixture serves a subscriber that asks for messages (Subscriber::
+// credit, what a NATS pull consumer's waiting requests add up to). It gets what it asked for
+// and no more, also when acks free room under max_in_flight, and on_ready brings the rest.
+TEST_F(GroupFilter, ASubscribersCreditBoundsItsDeliveries) {
+  create_topic("jobs");
+  publish("jobs", {{"", "0"}, {"", "1"}, {"", "2"}, {"", "3"}, {"", "4"}});
+  FakeSubscriber who;
+  who.wants = 0;
+  const auto sub = subscribe(who, "jobs", "workers", 100);
+  ASSERT_TRUE(sub);
+  EXPECT_TRUE(who.received.empty());
+  who.wants = 2;
+  groups_->on_ready(&who, kNow);
+  settle_loop();
+  ASSERT_EQ(who.received.size(), 2u);
+  ack(sub->subscription, who, 0);
+  ack(sub->subscription, who, 1);
+  settle_loop();
+  EXPECT_EQ(who.received.size(), 2u) << "acks gave room, but no credit was asked for";
+  who.received.clear();
+  who.wants = 10;
+  groups_->on_ready(&who, kNow);
+  settle_loop();
+  ASSERT_EQ(who.received.size(), 3u);
+  EXPECT_EQ(who.received.front().offset, 2u);
+  EXPECT_EQ(*who.wants, 7u);
+}
+
 }  // namespace
 }  // namespace loft::broker

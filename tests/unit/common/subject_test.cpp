@@ -59,6 +59,44 @@ TEST(Subject, MatchesTokenByToken) {
   EXPECT_FALSE(subject_matches("a.b", "a..b"));
 }
 
+// Two filters overlap when some publish subject matches both; checked both ways round, and
+// against a witness: for each overlapping pair, a subject the test builds matches both.
+TEST(Subject, FiltersOverlapWhenSomeSubjectMatchesBoth) {
+  struct Case {
+    const char* a;
+    const char* b;
+    const char* witness;  // a subject both match; nullptr when they do not overlap
+  };
+  for (const auto& c : std::vector<Case>{
+           {"orders.eu", "orders.eu", "orders.eu"},
+           {"orders.*", "orders.eu", "orders.eu"},
+           {"orders.*", "*.eu", "orders.eu"},
+           {"orders.>", "orders.eu.new", "orders.eu.new"},
+           {"orders.>", "*.*.*", "orders.x.y"},
+           {">", "a", "a"},
+           {">", "a.*.c", "a.b.c"},
+           {"a.*.c", "a.b.*", "a.b.c"},
+           {"*.>", "a.>", "a.b"},
+           {"a.>", "a.*", "a.b"},
+           {"orders.eu", "orders.us", nullptr},
+           {"orders.*", "orders", nullptr},
+           {"orders.>", "orders", nullptr},
+           {"orders.*", "orders.eu.new", nullptr},
+           {"a.*.c", "a.b.d", nullptr},
+           {"*.*", "*", nullptr},
+           {"*.*", "*.*.>", nullptr},
+           {"a.>", "b.>", nullptr},
+           {"ord*", "orders", nullptr},
+       }) {
+    const bool expect = c.witness != nullptr;
+    EXPECT_EQ(subject_filters_overlap(c.a, c.b), expect) << c.a << " / " << c.b;
+    EXPECT_EQ(subject_filters_overlap(c.b, c.a), expect) << c.b << " / " << c.a;
+    if (expect) {
+      EXPECT_TRUE(subject_matches(c.a, c.witness) && subject_matches(c.b, c.witness)) << c.witness;
+    }
+  }
+}
+
 TEST(Subject, TokensSplitAtEveryDot) {
   std::vector<std::string> got;
   for (SubjectTokens t{"a..b.c"}; !t.done;) got.emplace_back(t.next());

@@ -55,6 +55,18 @@ TEST(Router, DeliversToEveryMatchingSubscriptionOnce) {
   EXPECT_EQ(r.size(), 4u);
 }
 
+TEST(Router, PublishToMatchesOneSubjectAndDeliversAnother) {
+  Router r;
+  FakeSubscriber inbox;
+  FakeSubscriber stream_watcher;
+  ASSERT_TRUE(r.subscribe(inbox, "1", "_INBOX.abc.*", "").has_value());
+  ASSERT_TRUE(r.subscribe(stream_watcher, "2", "orders.>", "").has_value());
+  EXPECT_EQ(r.publish_to("_INBOX.abc.1", message("orders.eu")), 1u);
+  EXPECT_THAT(inbox.got, ElementsAre("1:orders.eu:p"));
+  EXPECT_TRUE(stream_watcher.got.empty());
+  EXPECT_EQ(r.publish_to("_INBOX.other", message("orders.eu")), 0u);
+}
+
 TEST(Router, AQueueGroupGetsEachMessageOnceSpreadOverItsMembers) {
   Router r;
   std::vector<FakeSubscriber> members(3);

@@ -1,0 +1,78 @@
+#include "js_api.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "loft/broker/broker.hpp"
+#include "router.hpp"
+
+namespace loft::natsport::js {
+
+Api::Api(Router& router, broker::Broker& broker, boost::asio::any_io_executor io,
+         MessageLimits limits)
+    : router_(router), broker_(broker), io_(std::move(io)), limits_(limits) {}
+
+Api::~Api() = default;
+
+void Api::handle(Request request) {
+  const auto api = request.api();
+  if (api == "INFO") return account_info(request);
+  if (api.starts_with("STREAM.")) return stream_api(request, api.substr(7));
+  if (api.starts_with("CONSUMER.") && consumers) return consumers(std::move(request));
+  unknown(request);
+}
+
+void Api::send(std::string_view subject, std::string_view headers, std::string_view payload) {
+  router_.publish(nullptr, true, Outbound{subject, {}, headers, payload});
+}
+
+void Api::respond_error(std::string_view reply, std::string_view name, const ApiError& error) {
+  respond(reply, error_response(name, error));
+}
+
+bool Api::allowed(const Request& request, auth::Operation op, std::string_view topic) {
+  return request.user == nullptr || request.user->permissions.allows(op, topic);
+}
+
+// The account is loftd: every stream (topic) the user may see, no limits.
+void Api::account_info(const Request& request) {
+  boost::json::object body;
+  body["type"] = response_type("account_info");
+  std::uint64_t bytes = 0;
+  std::size_t streams = 0;
+  std::size_t consumers = 0;
+  for (const auto& t : broker_.list_topics()) {
+    if (request.user != nullptr && !request.user->permissions.may_see(t.name)) continue;
+    bytes += t.bytes;
+    ++streams;
+    consumers += consumers_of(t.name);
+  }
+  body["memory"] = 0;
+  body["storage"] = bytes;
+  body["streams"] = streams;
+  body["consumers"] = consumers;
+  boost::json::object limits;
+  limits["max_memory"] = -1;
+  limits["max_storage"] = -1;
+  limits["max_streams"] = -1;
+  limits["max_consumers"] = -1;
+  limits["max_ack_pending"] = -1;
+  limits["memory_max_stream_bytes"] = -1;
+  limits["storage_max_stream_bytes"] = -1;
+  limits["max_bytes_required"] = false;
+  body["limits"] = std::move(limits);
+  boost::json::object api;
+  api["total"] = 0;
+  api["errors"] = 0;
+  body["api"] = std::move(api);
+  respond(request.reply, boost::json::serialize(body));
+}
+
+// nats-server has no handler for such a subject (the request times out or gets "no
+// responders"); loft answers, so a client learns at once that the API is not there.
+void Api::unknown(const Request& request) {
+  respond_error(request.reply, "api",
+                api_error(err::kBadRequest, "unknown JetStream API: " + request.subject));
+}
+
+}  // namespace loft::natsport::js

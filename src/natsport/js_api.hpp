@@ -1,0 +1,148 @@
+#pragma once
+// The JetStream API (module-private): the dispatcher of requests on `$JS.API.>` (docs/nats.md,
+// "JetStream"). A PUB/HPUB with a reply subject on a `$JS.API.` subject is handed to
+// Api::handle instead of the Router; the answer is a message on the reply subject, published
+// through the Router (so it reaches the requester's inbox subscription, as from nats-server).
+//
+// Io thread only. Requests that need the broker complete on its writer thread: their answers
+// come back through post(), which runs nothing once the Api is gone.
+//
+// Ownership of the files (three helpers worked on them side by side):
+//   js_api.*, js_errors.* (the dispatcher, INFO, STREAM.*, the error table): streams;
+//   the CONSUMER.* requests go to `consumers` (below), filled in by the consumer side
+//   (js_consumers.*, js_ack.*), which appends its err_codes to js_errors.hpp.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "js_errors.hpp"
+#include "js_message.hpp"
+#include "loft/auth/auth.hpp"
+#include "loft/broker/broker.hpp"
+#include "loft/common/topic.hpp"
+
+namespace loft::natsport {
+class Router;
+}
+
+namespace loft::natsport::js {
+
+inline constexpr std::string_view kApiPrefix = "$JS.API.";
+inline constexpr std::string_view kAckPrefix = "$JS.ACK.";
+
+// One API request, copied out of the read buffer (its answer may come later).
+struct Request {
+  std::string subject;  // the whole subject: "$JS.API.STREAM.INFO.ORDERS"
+  std::string reply;    // never empty
+  std::string headers;  // the HPUB's `NATS/1.0...` block, empty for a PUB
+  std::string payload;
+  // The requester: its user (null without users: everything is allowed), its client id, and
+  // its session (expired once the connection is gone; for requests that outlive a reply).
+  std::shared_ptr<const auth::User> user;
+  std::uint64_t client_id = 0;
+  std::weak_ptr<void> session;
+
+  // The subject after "$JS.API.": "STREAM.INFO.ORDERS".
+  std::string_view api() const { return std::string_view(subject).substr(kApiPrefix.size()); }
+};
+
+class Api {
+ public:
+  Api(Router& router, broker::Broker& broker, boost::asio::any_io_executor io,
+      MessageLimits limits = {});
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  // Answers `request` (at once, or later through post()). REQUIRES: request.subject begins
+  // with kApiPrefix, request.reply is not empty.
+  void handle(Request request);
+
+  // ---- The forwarding point of the consumer side -------------------------------------------
+  // Requests whose api() begins with "CONSUMER." (CREATE, DURABLE.CREATE, INFO, DELETE,
+  // NAMES, LIST, MSG.NEXT) go here. Unset: they get the error response of an unknown API.
+  std::function<void(Request request)> consumers;
+  // PUB/HPUBs on `$JS.ACK.>` (with or without a reply subject): the acks of deliveries. Unset:
+  // they are routed as core messages.
+  std::function<void(Request request)> acks;
+  // The consumers of a stream (STREAM.INFO's consumer_count, INFO's consumers). Unset: 0.
+  std::function<std::size_t(std::string_view stream)> consumer_count;
+  // After STREAM.DELETE removed a stream (its consumers go with it).
+  std::function<void(const std::string& stream)> on_stream_deleted;
+  // -------------------------------------------------------------------------------------------
+
+  // A PUB/HPUB whose subject `topic` captures (js_publish.cpp): staged, and written with the
+  // other staged messages of the same topic in one broker publish by flush(); the PubAck goes
+  // to `reply` (none when empty) once the write is durable. Io thread.
+  void publish(std::string topic, std::string_view subject, std::string_view headers,
+               std::string_view payload, std::string_view reply);
+  // Writes what publish() staged. The session calls it after the ops of each read.
+  void flush();
+
+  // Publishes `payload` (with the header block `headers`, or none) on `subject` through the
+  // Router: an API answer, a PubAck, a message for a pull request.
+  void send(std::string_view subject, std::string_view headers, std::string_view payload);
+  // An API answer: `json` on `reply`.
+  void respond(std::string_view reply, std::string_view json) { send(reply, {}, json); }
+  // The error response of API `name` ("stream_info", ...) on `reply`.
+  void respond_error(std::string_view reply, std::string_view name, const ApiError& error);
+
+  // Runs `f` on the io thread, unless the Api is gone by then. Any thread (broker callbacks).
+  template <class F>
+  void post(F f) {
+    boost::asio::post(io_, [alive = std::weak_ptr<bool>(alive_), f = std::move(f)]() mutable {
+      if (alive.lock()) f();
+    });
+  }
+
+  Router& router() { return router_; }
+  broker::Broker& broker() { return broker_; }
+
+  // Whether the requester may do `op` on `topic` (always, without users).
+  static bool allowed(const Request& request, auth::Operation op, std::string_view topic);
+
+ private:
+  void account_info(const Request& request);
+  void unknown(const Request& request);
+  // STREAM.* (js_stream_api.cpp).
+  void stream_api(const Request& request, std::string_view api);
+  void stream_create(const Request& request, std::string_view name, bool update);
+  void stream_info(const Request& request, std::string_view name);
+  void stream_delete(const Request& request, std::string_view name);
+  void stream_list(const Request& request, bool names_only);
+  void stream_purge(const Request& request, std::string_view name);
+  void stream_msg_get(const Request& request, std::string_view name);
+  // The `{"type":.., "config":.., "created":.., "state":..}` of `name`'s info answer.
+  std::string stream_info_json(std::string_view type, const TopicInfo& topic);
+  std::size_t consumers_of(std::string_view stream) const {
+    return consumer_count ? consumer_count(stream) : 0;
+  }
+
+  // Publishing (js_publish.cpp).
+  struct Staged {
+    std::string topic;
+    std::vector<Message> messages;
+    std::vector<std::string> replies;  // one per message; empty: no PubAck
+    std::size_t bytes = 0;
+  };
+  void write(Staged staged);
+  void publish_checked(std::string topic, Message message, std::string reply,
+                       const Expectations& expect);
+  void puback(std::string_view reply, std::string_view topic, const broker::MessageResult& result);
+  void puback_error(std::string_view reply, std::string_view topic, const ApiError& error);
+  Staged staged_;
+
+  Router& router_;
+  broker::Broker& broker_;
+  boost::asio::any_io_executor io_;
+  MessageLimits limits_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace loft::natsport::js

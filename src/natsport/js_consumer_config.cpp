@@ -1,0 +1,498 @@
+#include "js_consumer_config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <charconv>
+#include <cstdio>
+#include <limits>
+
+#include "loft/broker/groups.hpp"
+
+namespace loft::natsport::js {
+
+namespace {
+
+constexpr std::int64_t kNsPerMs = 1'000'000;
+
+tl::unexpected<ApiError> error(const ErrorKind& kind, std::string description = {}) {
+  return tl::unexpected(description.empty() ? api_error(kind)
+                                            : api_error(kind, std::move(description)));
+}
+
+// Milliseconds for loft, rounded up so a wait is never shorter than asked.
+std::uint32_t to_ms(std::int64_t ns) {
+  const std::int64_t ms = ns / kNsPerMs + (ns % kNsPerMs > 0 ? 1 : 0);
+  return static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(ms, 0, std::numeric_limits<std::uint32_t>::max()));
+}
+
+// Reading a JSON object field by field: a wrong type is a bad request, as in nats-server
+// (its JSON decoder refuses the whole request).
+struct Reader {
+  const boost::json::object& o;
+  std::string bad;  // the first field of a wrong type
+
+  void str(const char* key, std::string& out) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr || v->is_null()) return;
+    if (!v->is_string()) return note(key);
+    out = std::string(v->get_string());
+  }
+  void i64(const char* key, std::int64_t& out) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr || v->is_null()) return;
+    if (v->is_int64()) {
+      out = v->get_int64();
+    } else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(
+                                                        std::numeric_limits<std::int64_t>::max())) {
+      out = static_cast<std::int64_t>(v->get_uint64());
+    } else {
+      note(key);
+    }
+  }
+  void u64(const char* key, std::uint64_t& out) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr || v->is_null()) return;
+    if (v->is_uint64()) {
+      out = v->get_uint64();
+    } else if (v->is_int64() && v->get_int64() >= 0) {
+      out = static_cast<std::uint64_t>(v->get_int64());
+    } else {
+      note(key);
+    }
+  }
+  void boolean(const char* key, bool& out) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr || v->is_null()) return;
+    if (!v->is_bool()) return note(key);
+    out = v->get_bool();
+  }
+  void note(const char* key) {
+    if (bad.empty()) bad = key;
+  }
+};
+
+bool has_path_separator(std::string_view s) {
+  return s.find_first_of("/\\") != std::string_view::npos;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2 ? 1 : 0;
+}
+
+std::optional<unsigned> digits(std::string_view s, std::size_t at, std::size_t n) {
+  if (at + n > s.size()) return std::nullopt;
+  unsigned v = 0;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+    v = v * 10 + static_cast<unsigned>(s[i] - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+tl::expected<void, ApiError> check_consumer_name(std::string_view name) {
+  if (name.find_first_of(".*>") != std::string_view::npos) {
+    return error(err::kConsumerBadDurableName);
+  }
+  if (has_path_separator(name)) return error(err::kConsumerNameContainsPathSeparators);
+  const bool charset_ok = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+  if (name.empty() || name.size() > 249 || !charset_ok) {
+    return error(err::kConsumerCreate,
+                 "consumer name must be 1 to 249 letters, digits, '_' and '-' (loft's group "
+                 "names)");
+  }
+  return {};
+}
+
+tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::value& value) {
+  if (!value.is_object()) return error(err::kConsumerConfigRequired);
+  const auto& o = value.get_object();
+  ConsumerConfig c;
+  Reader r{o, {}};
+  r.str("durable_name", c.durable_name);
+  r.str("name", c.name);
+  r.str("description", c.description);
+  r.str("deliver_policy", c.deliver_policy);
+  r.u64("opt_start_seq", c.opt_start_seq);
+  r.str("opt_start_time", c.opt_start_time);
+  r.str("ack_policy", c.ack_policy);
+  r.i64("ack_wait", c.ack_wait_ns);
+  r.i64("max_deliver", c.max_deliver);
+  r.str("filter_subject", c.filter_subject);
+  r.str("replay_policy", c.replay_policy);
+  r.i64("max_waiting", c.max_waiting);
+  r.i64("max_ack_pending", c.max_ack_pending);
+  r.i64("max_batch", c.max_batch);
+  r.i64("max_expires", c.max_expires_ns);
+  r.i64("max_bytes", c.max_bytes);
+  r.i64("inactive_threshold", c.inactive_threshold_ns);
+  r.i64("num_replicas", c.num_replicas);
+  r.boolean("mem_storage", c.mem_storage);
+  r.boolean("headers_only", c.headers_only);
+  r.str("deliver_subject", c.deliver_subject);
+  std::string deliver_group;
+  r.str("deliver_group", deliver_group);
+  bool flow_control = false;
+  r.boolean("flow_control", flow_control);
+  std::int64_t idle_heartbeat = 0;
+  r.i64("idle_heartbeat", idle_heartbeat);
+  std::int64_t rate_limit = 0;
+  r.i64("rate_limit_bps", rate_limit);
+  if (const auto* b = o.if_contains("backoff"); b != nullptr && !b->is_null()) {
+    if (!b->is_array()) {
+      r.note("backoff");
+    } else {
+      for (const auto& d : b->get_array()) {
+        if (!d.is_int64() && !d.is_uint64()) {
+          r.note("backoff");
+          break;
+        }
+        c.backoff_ns.push_back(d.is_int64() ? d.get_int64()
+                                            : static_cast<std::int64_t>(d.get_uint64()));
+      }
+    }
+  }
+  if (!r.bad.empty()) {
+    return error(err::kInvalidJson, "invalid JSON: field " + r.bad + " has the wrong type");
+  }
+
+  // Names.
+  if (!c.durable_name.empty() && !c.name.empty() && c.durable_name != c.name) {
+    return error(err::kConsumerCreateDurableAndNameMismatch);
+  }
+  for (const auto* n : {&c.durable_name, &c.name}) {
+    if (n->empty()) continue;
+    if (auto ok = check_consumer_name(*n); !ok) return tl::unexpected(ok.error());
+  }
+
+  // Push consumers are not offered (docs/nats.md): a clean error instead of silence.
+  if (!c.deliver_subject.empty() || !deliver_group.empty()) {
+    return error(err::kConsumerCreate,
+                 "push consumers (deliver_subject) are not supported by loft: use a pull "
+                 "consumer");
+  }
+  if (idle_heartbeat != 0) return error(err::kConsumerHbRequiresPush);
+  if (flow_control) return error(err::kConsumerFcRequiresPush);
+  if (rate_limit != 0) return error(err::kConsumerPullWithRateLimit);
+
+  // Policies loft carries out.
+  if (c.ack_policy != "explicit") {
+    return error(err::kConsumerInvalidPolicy,
+                 "ack policy '" + c.ack_policy +
+                     "' is not supported by loft: consumers are groups, which ack each "
+                     "message (ack_policy explicit)");
+  }
+  if (c.replay_policy != "instant") {
+    return error(err::kConsumerInvalidPolicy,
+                 "replay policy '" + c.replay_policy + "' is not supported by loft (instant)");
+  }
+  const auto& dp = c.deliver_policy;
+  if (dp == "by_start_sequence") {
+    if (c.opt_start_seq == 0 || !c.opt_start_time.empty()) {
+      return error(err::kConsumerInvalidPolicy,
+                   "consumer delivery policy is deliver by start sequence, but optional start "
+                   "sequence is not set");
+    }
+  } else if (dp == "by_start_time") {
+    if (c.opt_start_time.empty() || c.opt_start_seq != 0) {
+      return error(err::kConsumerInvalidPolicy,
+                   "consumer delivery policy is deliver by start time, but optional start time "
+                   "is not set");
+    }
+    if (!parse_rfc3339(c.opt_start_time)) {
+      return error(err::kInvalidJson, "invalid JSON: opt_start_time is not an RFC 3339 time");
+    }
+  } else if (dp == "all" || dp == "new" || dp == "last") {
+    if (c.opt_start_seq != 0 || !c.opt_start_time.empty()) {
+      return error(err::kConsumerInvalidPolicy,
+                   "consumer delivery policy is deliver " + dp +
+                       ", but optional start sequence or time is also set");
+    }
+  } else {
+    return error(err::kConsumerInvalidPolicy,
+                 "deliver policy '" + dp + "' is not supported by loft");
+  }
+
+  // Numbers, with nats-server's defaults for 0.
+  if (c.ack_wait_ns <= 0) c.ack_wait_ns = kDefaultAckWaitNs;
+  const auto ack_ms = to_ms(c.ack_wait_ns);
+  if (ack_ms < broker::GroupLimits::kMinAckTimeoutMs ||
+      ack_ms > broker::GroupLimits::kMaxAckTimeoutMs) {
+    return error(err::kConsumerCreate, "ack_wait must be 100ms to 1h in loft");
+  }
+  if (c.max_deliver == 0) c.max_deliver = -1;
+  if (c.max_deliver < -1 || c.max_deliver > broker::GroupLimits::kMaxDeliveries) {
+    return error(err::kConsumerCreate, "max_deliver must be -1 (unlimited: 1000 in loft) or 1 to " +
+                                           std::to_string(broker::GroupLimits::kMaxDeliveries));
+  }
+  if (!c.backoff_ns.empty()) {
+    if (c.max_deliver != -1 && c.max_deliver <= static_cast<std::int64_t>(c.backoff_ns.size())) {
+      return error(err::kConsumerMaxDeliverBackoff);
+    }
+    if (c.backoff_ns.size() > broker::GroupLimits::kMaxBackoffDelays) {
+      return error(err::kConsumerCreate, "backoff may list at most 64 delays in loft");
+    }
+    for (const auto d : c.backoff_ns) {
+      if (d <= 0 || to_ms(d) > broker::GroupLimits::kMaxBackoffMs) {
+        return error(err::kConsumerCreate, "each backoff delay must be 1ms to 1h in loft");
+      }
+    }
+  }
+  if (c.max_waiting == 0) c.max_waiting = kDefaultMaxWaiting;
+  if (c.max_waiting < 0) return error(err::kConsumerMaxWaitingNegative);
+  if (c.max_ack_pending == 0) c.max_ack_pending = kDefaultMaxAckPending;
+  if (c.max_ack_pending < -1) {
+    return error(err::kConsumerCreate, "max_ack_pending must be -1 or positive");
+  }
+  if (c.max_ack_pending > kUnlimitedMaxAckPending) {
+    return error(err::kConsumerMaxPendingAckExcess,
+                 "consumer max ack pending exceeds system limit of " +
+                     std::to_string(kUnlimitedMaxAckPending));
+  }
+  if (c.max_batch < 0) return error(err::kConsumerMaxRequestBatchNegative);
+  if (c.num_replicas > 1) return error(err::kStreamReplicasNotSupported);
+  if (c.inactive_threshold_ns < 0) {
+    return error(err::kConsumerCreate, "inactive_threshold must not be negative");
+  }
+  if (!c.durable() && c.inactive_threshold_ns == 0) {
+    c.inactive_threshold_ns = kDefaultInactiveThresholdNs;
+  }
+  return c;
+}
+
+boost::json::object consumer_config_json(const ConsumerConfig& c) {
+  boost::json::object o;
+  if (!c.durable_name.empty()) o["durable_name"] = c.durable_name;
+  if (!c.consumer_name().empty()) o["name"] = c.consumer_name();
+  if (!c.description.empty()) o["description"] = c.description;
+  o["deliver_policy"] = c.deliver_policy;
+  if (c.opt_start_seq != 0) o["opt_start_seq"] = c.opt_start_seq;
+  if (!c.opt_start_time.empty()) o["opt_start_time"] = c.opt_start_time;
+  o["ack_policy"] = c.ack_policy;
+  o["ack_wait"] = c.ack_wait_ns;
+  o["max_deliver"] = c.max_deliver;
+  if (!c.backoff_ns.empty()) {
+    boost::json::array b;
+    for (const auto d : c.backoff_ns) b.emplace_back(d);
+    o["backoff"] = std::move(b);
+  }
+  if (!c.filter_subject.empty()) o["filter_subject"] = c.filter_subject;
+  o["replay_policy"] = c.replay_policy;
+  o["max_waiting"] = c.max_waiting;
+  o["max_ack_pending"] = c.max_ack_pending;
+  if (c.headers_only) o["headers_only"] = true;
+  if (c.max_batch != 0) o["max_batch"] = c.max_batch;
+  if (c.max_expires_ns != 0) o["max_expires"] = c.max_expires_ns;
+  if (c.max_bytes != 0) o["max_bytes"] = c.max_bytes;
+  if (c.inactive_threshold_ns != 0) o["inactive_threshold"] = c.inactive_threshold_ns;
+  o["num_replicas"] = c.num_replicas;
+  if (c.mem_storage) o["mem_storage"] = true;
+  return o;
+}
+
+tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
+                                                     std::uint64_t topic_end) {
+  GroupSettings s;
+  s.config.ack_timeout_ms = to_ms(c.ack_wait_ns);
+  s.config.max_deliveries = c.max_deliver > 0 ? static_cast<std::uint32_t>(c.max_deliver)
+                                              : broker::GroupLimits::kMaxDeliveries;
+  for (const auto d : c.backoff_ns) s.config.backoff_delays_ms.push_back(to_ms(d));
+  s.config.filter = c.filter_subject;
+  s.max_in_flight = static_cast<std::uint32_t>(c.max_ack_pending > 0 ? c.max_ack_pending
+                                                                     : kUnlimitedMaxAckPending);
+  if (c.deliver_policy == "new") {
+    s.start = {StartKind::latest, 0};
+  } else if (c.deliver_policy == "last") {
+    s.start = topic_end == 0 ? StartPosition{StartKind::latest, 0}
+                             : StartPosition{StartKind::offset, topic_end - 1};
+  } else if (c.deliver_policy == "by_start_sequence") {
+    s.start = {StartKind::offset, c.opt_start_seq - 1};
+  } else if (c.deliver_policy == "by_start_time") {
+    const auto ns = parse_rfc3339(c.opt_start_time);
+    if (!ns) return error(err::kInvalidJson, "invalid JSON: opt_start_time is not RFC 3339");
+    // loft's timestamps are milliseconds: the first message at or after the start, rounded up.
+    const std::int64_t ms = *ns <= 0 ? 0 : (*ns + kNsPerMs - 1) / kNsPerMs;
+    s.start = {StartKind::timestamp, static_cast<std::uint64_t>(ms)};
+  } else {
+    s.start = {StartKind::earliest, 0};
+  }
+  return s;
+}
+
+bool same_group_settings(const GroupConfig& existing, const GroupSettings& requested) {
+  const auto& r = requested.config;
+  return existing.ack_timeout_ms == r.ack_timeout_ms &&
+         existing.max_deliveries == r.max_deliveries &&
+         existing.backoff_delays_ms == r.backoff_delays_ms && existing.filter == r.filter;
+}
+
+ConsumerConfig config_of_group(std::string_view name, const GroupConfig& g) {
+  ConsumerConfig c;
+  c.durable_name = std::string(name);
+  c.ack_wait_ns = static_cast<std::int64_t>(g.ack_timeout_ms) * kNsPerMs;
+  c.max_deliver = g.max_deliveries >= broker::GroupLimits::kMaxDeliveries
+                      ? -1
+                      : static_cast<std::int64_t>(g.max_deliveries);
+  for (const auto ms : g.backoff_delays_ms) {
+    c.backoff_ns.push_back(static_cast<std::int64_t>(ms) * kNsPerMs);
+  }
+  c.filter_subject = g.filter;
+  return c;
+}
+
+std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)
+  const auto year = digits(s, 0, 4);
+  const auto month = digits(s, 5, 2);
+  const auto day = digits(s, 8, 2);
+  const auto hour = digits(s, 11, 2);
+  const auto minute = digits(s, 14, 2);
+  const auto second = digits(s, 17, 2);
+  if (!year || !month || !day || !hour || !minute || !second || s[4] != '-' || s[7] != '-' ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':') {
+    return std::nullopt;
+  }
+  if (*month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 ||
+      *second > 60) {
+    return std::nullopt;
+  }
+  std::size_t at = 19;
+  std::int64_t frac_ns = 0;
+  if (at < s.size() && s[at] == '.') {
+    ++at;
+    std::int64_t scale = 100'000'000;
+    const std::size_t start = at;
+    while (at < s.size() && s[at] >= '0' && s[at] <= '9') {
+      frac_ns += (s[at] - '0') * scale;
+      scale /= 10;
+      ++at;
+    }
+    if (at == start) return std::nullopt;
+  }
+  std::int64_t offset_s = 0;
+  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+    ++at;
+  } else if (at < s.size() && (s[at] == '+' || s[at] == '-')) {
+    const auto oh = digits(s, at + 1, 2);
+    const auto om = digits(s, at + 4, 2);
+    if (!oh || !om || s[at + 3] != ':') return std::nullopt;
+    offset_s = (s[at] == '+' ? 1 : -1) * (static_cast<std::int64_t>(*oh) * 3600 + *om * 60);
+    at += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (at != s.size()) return std::nullopt;
+  const std::int64_t days = days_from_civil(*year, *month, *day);
+  const std::int64_t secs = days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_s;
+  return secs * 1'000'000'000 + frac_ns;
+}
+
+std::string format_rfc3339(std::int64_t ns) {
+  std::int64_t secs = ns / 1'000'000'000;
+  std::int64_t frac = ns % 1'000'000'000;
+  if (frac < 0) {
+    frac += 1'000'000'000;
+    --secs;
+  }
+  std::int64_t days = secs / 86400;
+  std::int64_t rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    --days;
+  }
+  std::int64_t y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  civil_from_days(days, y, m, d);
+  std::array<char, 48> buf{};
+  const int n =
+      std::snprintf(buf.data(), buf.size(), "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
+                    static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
+                    static_cast<long long>(rem / 60 % 60), static_cast<long long>(rem % 60));
+  std::string out(buf.data(), static_cast<std::size_t>(n));
+  if (frac != 0) {
+    // As Go's RFC3339Nano: the fraction without trailing zeros.
+    std::array<char, 16> f{};
+    std::snprintf(f.data(), f.size(), ".%09lld", static_cast<long long>(frac));
+    std::string_view fs(f.data(), 10);
+    while (fs.back() == '0') fs.remove_suffix(1);
+    out += fs;
+  }
+  out += 'Z';
+  return out;
+}
+
+ConsumerNumbers consumer_numbers(const GroupInfo& g, std::uint64_t consumer_seq,
+                                 std::uint64_t delivered_stream_seq, std::uint64_t waiting) {
+  ConsumerNumbers n;
+  n.num_ack_pending = g.in_flight + g.scheduled;
+  n.num_pending = g.lag > n.num_ack_pending ? g.lag - n.num_ack_pending : 0;
+  n.num_redelivered = g.redelivered;
+  n.num_waiting = waiting;
+  // Stream sequence = offset + 1: every offset below the floor is done, so the last done
+  // sequence is the floor's offset.
+  n.ack_floor_stream_seq = g.ack_floor;
+  n.delivered_stream_seq = std::max(delivered_stream_seq, n.ack_floor_stream_seq);
+  // Consumer sequences count deliveries since this process started; before the first one,
+  // the stream sequence stands in.
+  n.delivered_consumer_seq = consumer_seq != 0 ? consumer_seq : n.delivered_stream_seq;
+  n.ack_floor_consumer_seq = n.num_ack_pending >= n.delivered_consumer_seq
+                                 ? 0
+                                 : n.delivered_consumer_seq - n.num_ack_pending;
+  if (n.num_ack_pending == 0) n.ack_floor_consumer_seq = n.delivered_consumer_seq;
+  return n;
+}
+
+boost::json::object consumer_info_json(std::string_view stream, const ConsumerConfig& config,
+                                       std::int64_t created_ns, const ConsumerNumbers& n,
+                                       std::string_view server_name) {
+  boost::json::object o;
+  o["stream_name"] = stream;
+  o["name"] = config.consumer_name();
+  o["created"] = format_rfc3339(created_ns);
+  o["config"] = consumer_config_json(config);
+  boost::json::object delivered;
+  delivered["consumer_seq"] = n.delivered_consumer_seq;
+  delivered["stream_seq"] = n.delivered_stream_seq;
+  o["delivered"] = std::move(delivered);
+  boost::json::object floor;
+  floor["consumer_seq"] = n.ack_floor_consumer_seq;
+  floor["stream_seq"] = n.ack_floor_stream_seq;
+  o["ack_floor"] = std::move(floor);
+  o["num_ack_pending"] = n.num_ack_pending;
+  o["num_redelivered"] = n.num_redelivered;
+  o["num_waiting"] = n.num_waiting;
+  o["num_pending"] = n.num_pending;
+  boost::json::object cluster;
+  cluster["leader"] = server_name;
+  o["cluster"] = std::move(cluster);
+  return o;
+}
+
+}  // namespace loft::natsport::js

@@ -1,0 +1,786 @@
+#include "js_consumers.hpp"
+
+#include <algorithm>
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <charconv>
+#include <vector>
+
+#include "js_ack.hpp"
+#include "loft/broker/broker.hpp"
+#include "loft/nats/headers.hpp"
+#include "log.hpp"
+#include "router.hpp"
+
+namespace loft::natsport::js {
+
+namespace {
+
+constexpr std::size_t kNamesLimit = 1024;  // nats-server's page sizes
+constexpr std::size_t kListLimit = 256;
+
+std::vector<std::string_view> tokens(std::string_view s, std::size_t max_tokens) {
+  std::vector<std::string_view> out;
+  while (out.size() + 1 < max_tokens) {
+    const auto dot = s.find('.');
+    if (dot == std::string_view::npos) break;
+    out.push_back(s.substr(0, dot));
+    s.remove_prefix(dot + 1);
+  }
+  out.push_back(s);
+  return out;
+}
+
+std::int64_t system_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+ApiError from_loft(const Error& e, const ErrorKind& otherwise) {
+  switch (e.code) {
+    case Errc::topic_not_found:
+      return api_error(err::kStreamNotFound);
+    case Errc::group_not_found:
+      return api_error(err::kConsumerNotFound);
+    case Errc::group_exists:
+      return api_error(err::kConsumerNameExist);
+    case Errc::storage_full:
+      return api_error(err::kStorageResourcesExceeded);
+    default:
+      return api_error(otherwise, e.detail);
+  }
+}
+
+std::string random_name(std::minstd_rand& random) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::uniform_int_distribution<std::size_t> pick(0, kAlphabet.size() - 1);
+  std::string name;
+  for (int i = 0; i < 22; ++i) name += kAlphabet[pick(random)];
+  return name;
+}
+
+std::string with_number(std::string_view text, std::int64_t n) {
+  std::string out(text);
+  out += std::to_string(n);
+  return out;
+}
+
+}  // namespace
+
+tl::expected<PullSpec, std::string> parse_pull_request(std::string_view payload) {
+  PullSpec s;
+  while (!payload.empty() && (payload.front() == ' ' || payload.front() == '\t')) {
+    payload.remove_prefix(1);
+  }
+  while (!payload.empty() && (payload.back() == ' ' || payload.back() == '\t' ||
+                              payload.back() == '\r' || payload.back() == '\n')) {
+    payload.remove_suffix(1);
+  }
+  if (payload.empty()) return s;
+  if (payload.front() != '{') {
+    std::int64_t n = 0;
+    const auto [ptr, ec] = std::from_chars(payload.data(), payload.data() + payload.size(), n);
+    if (ec != std::errc{} || ptr != payload.data() + payload.size() || n <= 0) {
+      return tl::unexpected(std::string("Bad Request"));
+    }
+    s.batch = n;
+    return s;
+  }
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(payload, ec);
+  if (ec || !v.is_object()) return tl::unexpected(std::string("Bad Request"));
+  const auto& o = v.get_object();
+  const auto int_of = [&](const char* key, std::int64_t& out) {
+    const auto* f = o.if_contains(key);
+    if (f == nullptr || f->is_null()) return true;
+    if (f->is_int64()) {
+      out = f->get_int64();
+      return true;
+    }
+    if (f->is_uint64() && f->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+      out = static_cast<std::int64_t>(f->get_uint64());
+      return true;
+    }
+    return false;
+  };
+  if (!int_of("batch", s.batch) || !int_of("expires", s.expires_ns) ||
+      !int_of("max_bytes", s.max_bytes) || !int_of("idle_heartbeat", s.idle_heartbeat_ns)) {
+    return tl::unexpected(std::string("Bad Request"));
+  }
+  if (const auto* f = o.if_contains("no_wait"); f != nullptr && !f->is_null()) {
+    if (!f->is_bool()) return tl::unexpected(std::string("Bad Request"));
+    s.no_wait = f->get_bool();
+  }
+  if (s.batch <= 0) s.batch = 1;
+  if (s.expires_ns < 0 || s.max_bytes < 0 || s.idle_heartbeat_ns < 0) {
+    return tl::unexpected(std::string("Bad Request"));
+  }
+  // nats-server: a heartbeat must be shorter than half the expiry.
+  if (s.idle_heartbeat_ns > 0 && (s.expires_ns == 0 || s.idle_heartbeat_ns * 2 > s.expires_ns)) {
+    return tl::unexpected(std::string("Bad Request - heartbeat value too large"));
+  }
+  return s;
+}
+
+Consumers::Consumers(Api& api, broker::Groups& groups, std::function<void()> groups_changed,
+                     boost::asio::any_io_executor io, std::string server_name)
+    : api_(api),
+      groups_(groups),
+      groups_changed_(std::move(groups_changed)),
+      server_name_(std::move(server_name)),
+      timer_(std::move(io)),
+      random_(std::random_device{}()) {}
+
+Consumers::~Consumers() {
+  *alive_ = false;
+  timer_.cancel();
+  groups_.drop_subscriber(this, group_now());
+  if (groups_changed_) groups_changed_();
+}
+
+void Consumers::attach() {
+  api_.consumers = [this](Request r) { handle(std::move(r)); };
+  api_.acks = [this](const Request& r) { on_ack(r); };
+  api_.consumer_count = [this](std::string_view stream) { return count(stream); };
+  api_.on_stream_deleted = [this](const std::string& stream) { on_stream_deleted(stream); };
+}
+
+std::size_t Consumers::count(std::string_view stream) const {
+  auto groups = groups_.list_groups(stream);
+  return groups ? groups->size() : 0;
+}
+
+// The stream's topic is gone, and its groups with it (broker::Groups removed them): waiting
+// pull requests hear of it, as of a deleted consumer.
+void Consumers::on_stream_deleted(const std::string& stream) {
+  std::vector<Key> gone;
+  for (auto& [key, c] : consumers_) {
+    if (key.first != stream) continue;
+    end_all(c, nats::kStatusConflict, "Consumer Deleted");
+    gone.push_back(key);
+  }
+  for (const auto& key : gone) drop_consumer(key);
+}
+
+void Consumers::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+delivery::TimePoint Consumers::group_now() {
+  return std::chrono::time_point_cast<delivery::Duration>(Clock::now());
+}
+
+// ---- Requests ------------------------------------------------------------------------------
+
+void Consumers::handle(Request r) {
+  const auto api = r.api();  // "CONSUMER...."
+  const auto rest = api.substr(std::string_view("CONSUMER.").size());
+  const auto take = [&](std::string_view prefix) -> std::optional<std::string_view> {
+    if (!rest.starts_with(prefix)) return std::nullopt;
+    return rest.substr(prefix.size());
+  };
+  if (auto a = take("CREATE.")) {
+    // <stream>[.<consumer>[.<filter subject, dots and all>]]
+    const auto t = tokens(*a, 3);
+    return create(r, t[0], t.size() > 1 ? t[1] : "", t.size() > 2 ? t[2] : "", false);
+  }
+  if (auto a = take("DURABLE.CREATE.")) {
+    const auto t = tokens(*a, 2);
+    if (t.size() != 2) {
+      return error(r, "consumer_create", api_error(err::kConsumerDurableNameNotInSubject));
+    }
+    return create(r, t[0], t[1], "", true);
+  }
+  for (const auto& [verb, name] :
+       {std::pair{"INFO.", "consumer_info"}, std::pair{"DELETE.", "consumer_delete"},
+        std::pair{"MSG.NEXT.", "consumer_getnext"}}) {
+    auto a = take(verb);
+    if (!a) continue;
+    const auto t = tokens(*a, 2);
+    if (t.size() != 2 || t[0].empty() || t[1].empty()) {
+      return error(r, name, api_error(err::kBadRequest));
+    }
+    if (verb == std::string_view("INFO.")) return info(r, t[0], t[1]);
+    if (verb == std::string_view("DELETE.")) return remove(r, t[0], t[1]);
+    return next(r, t[0], t[1]);
+  }
+  if (auto a = take("NAMES.")) return names(r, *a, false);
+  if (auto a = take("LIST.")) return names(r, *a, true);
+  error(r, "api", api_error(err::kBadRequest, "unknown JetStream API: " + r.subject));
+}
+
+void Consumers::error(const Request& r, std::string_view name, const ApiError& e) {
+  api_.respond_error(r.reply, name, e);
+}
+
+void Consumers::answer(const Request& r, std::string_view name, boost::json::object body) {
+  boost::json::object out;
+  out["type"] = response_type(name);
+  for (auto& [k, v] : body) out[k] = std::move(v);
+  api_.respond(r.reply, boost::json::serialize(out));
+}
+
+Consumers::Consumer* Consumers::find(std::string_view stream, std::string_view name) {
+  if (auto it = consumers_.find(Key{stream, name}); it != consumers_.end()) {
+    if (groups_.describe_group(stream, name)) return &it->second;
+    drop_consumer(it->first);  // its group was deleted by other means
+    return nullptr;
+  }
+  auto g = groups_.describe_group(stream, name);
+  if (!g) return nullptr;
+  Consumer c;
+  c.stream = std::string(stream);
+  c.name = std::string(name);
+  c.config = config_of_group(name, g->config);
+  c.last_active = Clock::now();
+  if (auto topic = api_.broker().describe_topic(stream)) {
+    c.created_ns = topic->created_at_ms * 1'000'000;
+  }
+  auto [it, inserted] = consumers_.emplace(Key{c.stream, c.name}, std::move(c));
+  return &it->second;
+}
+
+Consumers::Consumer* Consumers::by_subscription(std::uint64_t subscription) {
+  const auto it = subscriptions_.find(subscription);
+  if (it == subscriptions_.end()) return nullptr;
+  const auto c = consumers_.find(it->second);
+  return c == consumers_.end() ? nullptr : &c->second;
+}
+
+void Consumers::drop_consumer(const Key& key) {
+  const auto it = consumers_.find(key);
+  if (it == consumers_.end()) return;
+  if (it->second.subscription) subscriptions_.erase(*it->second.subscription);
+  consumers_.erase(it);
+}
+
+boost::json::object Consumers::info_json(const Consumer& c, const GroupInfo& g) const {
+  std::uint64_t waiting = 0;
+  for (const auto& w : c.waiting) waiting += w.alive() ? 1 : 0;
+  return consumer_info_json(c.stream, c.config, c.created_ns,
+                            consumer_numbers(g, c.consumer_seq, c.delivered_stream_seq, waiting),
+                            server_name_);
+}
+
+void Consumers::create(const Request& r, std::string_view stream, std::string_view name,
+                       std::string_view filter, bool durable_form) {
+  static constexpr std::string_view kName = "consumer_create";
+  if (!Api::allowed(r, auth::Operation::admin, stream)) {
+    return error(r, kName,
+                 api_error(err::kBadRequest, "permission denied: admin on stream " +
+                                                 std::string(stream) + " is needed"));
+  }
+  boost::system::error_code ec;
+  const auto body = boost::json::parse(r.payload, ec);
+  if (ec || !body.is_object()) {
+    return error(r, kName, api_error(err::kInvalidJson, "invalid JSON: " + ec.message()));
+  }
+  const auto& o = body.get_object();
+  if (const auto* s = o.if_contains("stream_name");
+      s != nullptr && (!s->is_string() || s->get_string() != stream)) {
+    return error(r, kName, api_error(err::kStreamMismatch));
+  }
+  const auto* cfg = o.if_contains("config");
+  if (cfg == nullptr) return error(r, kName, api_error(err::kConsumerConfigRequired));
+  auto parsed = parse_consumer_config(*cfg);
+  if (!parsed) return error(r, kName, parsed.error());
+  ConsumerConfig config = std::move(*parsed);
+
+  // The subject's names against the config's.
+  if (durable_form) {
+    if (config.durable_name.empty()) config.durable_name = std::string(name);
+    if (config.durable_name != name) {
+      return error(r, kName, api_error(err::kConsumerDurableNameNotMatchSubject));
+    }
+  } else if (name.empty()) {
+    if (config.durable()) {
+      return error(r, kName, api_error(err::kConsumerEphemeralWithDurableName));
+    }
+  } else {
+    if ((!config.name.empty() && config.name != name) ||
+        (config.durable() && config.durable_name != name)) {
+      return error(r, kName, api_error(err::kConsumerDurableNameNotMatchSubject));
+    }
+    if (!filter.empty()) {
+      if (!config.filter_subject.empty() && config.filter_subject != filter) {
+        return error(r, kName, api_error(err::kConsumerCreateFilterSubjectMismatch));
+      }
+      config.filter_subject = std::string(filter);
+    }
+  }
+  if (!name.empty()) {
+    if (auto ok = check_consumer_name(name); !ok) return error(r, kName, ok.error());
+  }
+  if (config.name.empty()) {
+    config.name = name.empty() ? (config.durable() ? config.durable_name : random_name(random_))
+                               : std::string(name);
+  }
+  if (!config.filter_subject.empty()) {
+    if (auto ok = broker::validate_filter(config.filter_subject); !ok) {
+      return error(r, kName, api_error(err::kConsumerCreate, ok.error().detail));
+    }
+  }
+  if (!durable_form && !config.durable() && config.inactive_threshold_ns == 0) {
+    config.inactive_threshold_ns = kDefaultInactiveThresholdNs;
+  }
+
+  auto topic = api_.broker().describe_topic(stream);
+  if (!topic) return error(r, kName, api_error(err::kStreamNotFound));
+  auto settings = group_settings(config, topic->next_offset.value);
+  if (!settings) return error(r, kName, settings.error());
+  const std::string consumer = config.consumer_name();
+
+  // A consumer of that name: the same config is the same consumer (nats-server answers with
+  // it); fields loft keeps in memory only may change (an update); group settings may not.
+  if (auto existing = groups_.describe_group(stream, consumer)) {
+    Consumer* c = find(stream, consumer);
+    if (c == nullptr || !same_group_settings(existing->config, *settings)) {
+      return error(r, kName, api_error(err::kConsumerNameExist));
+    }
+    const auto& old = c->config;
+    if (c->config_known &&
+        (old.deliver_policy != config.deliver_policy || old.opt_start_seq != config.opt_start_seq ||
+         old.opt_start_time != config.opt_start_time)) {
+      // (After a restart loft does not know the deliver policy it was made with: it takes
+      // the request's.)
+      return error(r, kName, api_error(err::kConsumerNameExist));
+    }
+    c->config = config;
+    c->config_known = true;
+    c->last_active = Clock::now();
+    return answer(r, kName, info_json(*c, *existing));
+  }
+
+  broker::CreateGroupRequest req;
+  req.topic = std::string(stream);
+  req.group = consumer;
+  req.start = settings->start;
+  req.config = settings->config;
+  groups_.create_group(
+      std::move(req), group_now(),
+      [this, alive = std::weak_ptr<bool>(alive_), r, config](Result<GroupInfo> g) {
+        if (alive.expired()) return;
+        if (!g) return error(r, kName, from_loft(g.error(), err::kConsumerCreate));
+        Consumer c;
+        c.stream = g->topic;
+        c.name = g->group;
+        c.config = config;
+        c.config_known = true;
+        c.created_ns = system_now_ns();
+        c.last_active = Clock::now();
+        auto [it, inserted] = consumers_.insert_or_assign(Key{c.stream, c.name}, std::move(c));
+        answer(r, kName, info_json(it->second, *g));
+        arm();
+      });
+  if (groups_changed_) groups_changed_();
+}
+
+void Consumers::info(const Request& r, std::string_view stream, std::string_view name) {
+  static constexpr std::string_view kName = "consumer_info";
+  if (!Api::allowed(r, auth::Operation::subscribe, stream)) {
+    return error(r, kName, api_error(err::kBadRequest, "permission denied"));
+  }
+  auto g = groups_.describe_group(stream, name);
+  if (!g) return error(r, kName, from_loft(g.error(), err::kBadRequest));
+  Consumer* c = find(stream, name);
+  if (c == nullptr) return error(r, kName, api_error(err::kConsumerNotFound));
+  answer(r, kName, info_json(*c, *g));
+}
+
+void Consumers::remove(const Request& r, std::string_view stream, std::string_view name) {
+  static constexpr std::string_view kName = "consumer_delete";
+  if (!Api::allowed(r, auth::Operation::admin, stream)) {
+    return error(r, kName, api_error(err::kBadRequest, "permission denied"));
+  }
+  if (auto g = groups_.describe_group(stream, name); !g) {
+    return error(r, kName, from_loft(g.error(), err::kBadRequest));
+  }
+  if (auto it = consumers_.find(Key{stream, name}); it != consumers_.end()) {
+    end_all(it->second, nats::kStatusConflict, "Consumer Deleted");
+    drop_consumer(it->first);
+  }
+  groups_.delete_group(std::string(stream), std::string(name), group_now(),
+                       [this, alive = std::weak_ptr<bool>(alive_), r](Result<void> done) {
+                         if (alive.expired()) return;
+                         if (!done)
+                           return error(r, kName, from_loft(done.error(), err::kBadRequest));
+                         boost::json::object body;
+                         body["success"] = true;
+                         answer(r, kName, std::move(body));
+                       });
+  if (groups_changed_) groups_changed_();
+}
+
+void Consumers::names(const Request& r, std::string_view stream, bool list) {
+  const std::string_view kName = list ? "consumer_list" : "consumer_names";
+  if (!Api::allowed(r, auth::Operation::subscribe, stream)) {
+    return error(r, kName, api_error(err::kBadRequest, "permission denied"));
+  }
+  std::size_t offset = 0;
+  if (!r.payload.empty()) {
+    boost::system::error_code ec;
+    const auto body = boost::json::parse(r.payload, ec);
+    if (ec || !body.is_object()) return error(r, kName, api_error(err::kInvalidJson));
+    if (const auto* off = body.get_object().if_contains("offset");
+        off != nullptr && off->is_int64() && off->get_int64() > 0) {
+      offset = static_cast<std::size_t>(off->get_int64());
+    }
+  }
+  auto groups = groups_.list_groups(stream);
+  if (!groups) return error(r, kName, from_loft(groups.error(), err::kBadRequest));
+  const std::size_t limit = list ? kListLimit : kNamesLimit;
+  boost::json::object body;
+  body["total"] = groups->size();
+  body["offset"] = offset;
+  body["limit"] = limit;
+  boost::json::array items;
+  for (std::size_t i = offset; i < groups->size() && items.size() < limit; ++i) {
+    const auto& g = (*groups)[i];
+    if (!list) {
+      items.emplace_back(g.group);
+      continue;
+    }
+    if (Consumer* c = find(stream, g.group)) items.emplace_back(info_json(*c, g));
+  }
+  body["consumers"] = std::move(items);
+  answer(r, kName, std::move(body));
+}
+
+// ---- Pull requests ---------------------------------------------------------------------------
+
+void Consumers::next(const Request& r, std::string_view stream, std::string_view name) {
+  Consumer* c = Api::allowed(r, auth::Operation::subscribe, stream) ? find(stream, name) : nullptr;
+  if (c == nullptr) {
+    // nats-server has no such consumer to answer: the requester gets "no responders".
+    return status(r.reply, nats::kStatusNoResponders, "");
+  }
+  auto spec = parse_pull_request(r.payload);
+  if (!spec) return status(r.reply, 400, spec.error());
+  const auto& cfg = c->config;
+  if (cfg.max_batch > 0 && spec->batch > cfg.max_batch) {
+    return status(r.reply, nats::kStatusConflict,
+                  with_number("Exceeded MaxRequestBatch of ", cfg.max_batch));
+  }
+  if (cfg.max_bytes > 0 && spec->max_bytes > cfg.max_bytes) {
+    return status(r.reply, nats::kStatusConflict,
+                  with_number("Exceeded MaxRequestMaxBytes of ", cfg.max_bytes));
+  }
+  if (cfg.max_expires_ns > 0 && spec->expires_ns > cfg.max_expires_ns) {
+    return status(r.reply, nats::kStatusConflict, "Exceeded MaxRequestExpires");
+  }
+  std::erase_if(c->waiting, [](const Waiting& w) { return !w.alive(); });
+  if (static_cast<std::int64_t>(c->waiting.size()) >= cfg.max_waiting) {
+    return status(r.reply, nats::kStatusConflict, "Exceeded MaxWaiting");
+  }
+  pull(*c, r.reply, r.session, *spec);
+}
+
+void Consumers::pull(Consumer& c, std::string reply, std::weak_ptr<void> session,
+                     const PullSpec& spec) {
+  const auto now = Clock::now();
+  Waiting w;
+  w.reply = std::move(reply);
+  w.session = std::move(session);
+  w.batch_left = spec.batch;
+  w.bytes_bounded = spec.max_bytes > 0;
+  w.bytes_left = spec.max_bytes;
+  w.no_wait = spec.no_wait;
+  if (spec.expires_ns > 0) w.expires_at = now + std::chrono::nanoseconds(spec.expires_ns);
+  if (spec.idle_heartbeat_ns > 0) {
+    w.heartbeat = std::chrono::nanoseconds(spec.idle_heartbeat_ns);
+    w.next_heartbeat = now + w.heartbeat;
+  }
+  c.waiting.push_back(std::move(w));
+  c.last_active = now;
+  if (!c.subscription) {
+    subscribe(c);  // serves once subscribed
+  } else {
+    serve(c);
+  }
+  arm();
+}
+
+void Consumers::subscribe(Consumer& c) {
+  if (c.subscribing) return;
+  c.subscribing = true;
+  broker::SubscribeRequest req;
+  req.topic = c.stream;
+  req.group = c.name;
+  req.max_in_flight = static_cast<std::uint32_t>(
+      c.config.max_ack_pending > 0 ? c.config.max_ack_pending : kUnlimitedMaxAckPending);
+  if (auto s = group_settings(c.config, 0)) req.config = s->config;
+  groups_.subscribe(std::move(req), this, group_now(),
+                    [this, alive = std::weak_ptr<bool>(alive_),
+                     key = Key{c.stream, c.name}](Result<broker::Subscribed> s) {
+                      if (alive.expired()) return;
+                      const auto it = consumers_.find(key);
+                      if (!s) {
+                        if (it == consumers_.end()) return;
+                        it->second.subscribing = false;
+                        nats_log()->warn(
+                            "pull consumer subscribe failed stream={} consumer={} "
+                            "error=\"{}\"",
+                            key.first, key.second, s.error().detail);
+                        end_all(it->second, nats::kStatusConflict, "Consumer Deleted");
+                        return;
+                      }
+                      if (it == consumers_.end()) {
+                        // Deleted meanwhile: let the subscription go.
+                        std::ignore = groups_.unsubscribe(s->subscription, this, group_now());
+                        return;
+                      }
+                      it->second.subscribing = false;
+                      it->second.subscription = s->subscription;
+                      subscriptions_[s->subscription] = key;
+                      serve(it->second);
+                      arm();
+                    });
+  if (groups_changed_) groups_changed_();
+}
+
+void Consumers::serve(Consumer& c) {
+  const Key key{c.stream, c.name};
+  groups_.on_ready(this, group_now());
+  if (groups_changed_) groups_changed_();
+  // on_ready delivered what the group had; no_wait requests still waiting end now.
+  const auto it = consumers_.find(key);
+  if (it == consumers_.end()) return;
+  auto& waiting = it->second.waiting;
+  std::vector<Waiting> ended;
+  std::erase_if(waiting, [&](Waiting& w) {
+    if (!w.no_wait) return false;
+    ended.push_back(std::move(w));
+    return true;
+  });
+  for (const auto& w : ended) {
+    if (w.delivered == 0) {
+      status(w.reply, nats::kStatusNoMessages, "No Messages");
+    } else {
+      status(w.reply, nats::kStatusRequestTimeout, "Request Timeout",
+             static_cast<std::uint64_t>(w.batch_left),
+             w.bytes_bounded ? static_cast<std::uint64_t>(w.bytes_left) : 0, true);
+    }
+  }
+}
+
+std::uint32_t Consumers::credit(std::uint64_t subscription) const {
+  const auto it = subscriptions_.find(subscription);
+  if (it == subscriptions_.end()) return 0;
+  const auto c = consumers_.find(it->second);
+  if (c == consumers_.end()) return 0;
+  std::uint64_t total = 0;
+  for (const auto& w : c->second.waiting) {
+    if (w.alive()) total += static_cast<std::uint64_t>(w.batch_left);
+  }
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(total, UINT32_MAX));
+}
+
+void Consumers::deliver(const broker::DeliveryBatch& batch) {
+  Consumer* c = by_subscription(batch.subscription);
+  std::vector<OffsetRun> unsent;
+  std::uint64_t end = 0;
+  if (auto t = api_.broker().describe_topic(batch.topic)) end = t->next_offset.value;
+  std::string headers;
+  for (const auto& d : batch.messages) {
+    const auto& m = *d.message;
+    bool sent = false;
+    while (c != nullptr && !sent && !c->waiting.empty()) {
+      Waiting& w = c->waiting.front();
+      const std::uint64_t size = m.payload.size() + [&] {
+        std::uint64_t n = 0;
+        for (const auto& h : m.headers) n += h.name.size() + h.value.size();
+        return n;
+      }();
+      if (!w.alive()) {
+        c->waiting.pop_front();
+        continue;
+      }
+      if (w.bytes_bounded && static_cast<std::int64_t>(size) > w.bytes_left) {
+        // Does not fit: the request ends (nats-server's 409), the message goes to the next.
+        status(w.reply, nats::kStatusConflict, "Message Size Exceeds MaxBytes");
+        c->waiting.pop_front();
+        continue;
+      }
+      AckReply ack;
+      ack.stream = c->stream;
+      ack.consumer = c->name;
+      ack.delivered = d.attempt;
+      ack.stream_seq = m.offset.value + 1;
+      ack.consumer_seq = ++c->consumer_seq;
+      ack.timestamp_ns = m.timestamp_ms * 1'000'000;
+      ack.pending = end > m.offset.value + 1 ? end - m.offset.value - 1 : 0;
+      const auto reply = ack_reply_subject(ack);
+      headers.clear();
+      if (!m.headers.empty()) nats::append_headers(headers, 0, "", m.headers);
+      const std::string_view subject = m.subject.empty() ? batch.topic : m.subject;
+      if (api_.router().publish_to(w.reply, Outbound{subject, reply, headers, m.payload}) == 0) {
+        // Nobody listens on that inbox any more: the request is gone.
+        --c->consumer_seq;
+        c->waiting.pop_front();
+        continue;
+      }
+      sent = true;
+      c->delivered_stream_seq = std::max(c->delivered_stream_seq, ack.stream_seq);
+      ++w.delivered;
+      --w.batch_left;
+      if (w.bytes_bounded) w.bytes_left -= static_cast<std::int64_t>(size);
+      if (w.batch_left <= 0 || (w.bytes_bounded && w.bytes_left <= 0)) c->waiting.pop_front();
+    }
+    if (!sent) unsent.push_back({m.offset.value, 1});
+  }
+  if (!unsent.empty()) {
+    // Delivered by the group but no request could take it: back at once, as a nak without
+    // delay (its attempt counts).
+    broker::SettleRequest req{batch.subscription, SettleAction::nack, false, 0, std::move(unsent)};
+    groups_.settle(req, this, group_now(), [](const Result<broker::Settled>&) {});
+  }
+}
+
+void Consumers::status(std::string_view inbox, std::uint16_t code, std::string_view description,
+                       std::uint64_t pending_messages, std::uint64_t pending_bytes,
+                       bool with_pending) {
+  std::string block;
+  if (with_pending) {
+    const std::vector<Header> h{{"Nats-Pending-Messages", std::to_string(pending_messages)},
+                                {"Nats-Pending-Bytes", std::to_string(pending_bytes)}};
+    nats::append_headers(block, code, description, std::span<const Header>(h));
+  } else {
+    nats::append_headers(block, code, description, std::span<const Header>{});
+  }
+  api_.router().publish_to(inbox, Outbound{inbox, {}, block, {}});
+}
+
+void Consumers::end_all(Consumer& c, std::uint16_t code, std::string_view description) {
+  auto waiting = std::move(c.waiting);
+  c.waiting.clear();
+  for (const auto& w : waiting) {
+    if (w.alive()) status(w.reply, code, description);
+  }
+}
+
+// ---- Acks ------------------------------------------------------------------------------------
+
+void Consumers::on_ack(const Request& r) {
+  const std::string_view subject = r.subject;
+  const std::string_view reply = r.reply;
+  const std::string_view payload = r.payload;
+  const auto ack = parse_ack_reply_subject(subject);
+  const auto cmd = parse_ack_payload(payload);
+  if (!ack || !cmd) return;  // not an ack: ignored, as by nats-server
+  if (!Api::allowed(r, auth::Operation::subscribe, ack->stream)) {
+    nats_log()->debug("ack denied stream={} consumer={}", ack->stream, ack->consumer);
+    return;
+  }
+  Consumer* c = find(ack->stream, ack->consumer);
+  if (c == nullptr || ack->stream_seq == 0) {
+    if (!reply.empty()) api_.send(reply, {}, {});
+    return;
+  }
+  c->last_active = Clock::now();
+  if (!c->subscription) {
+    // Nothing of it is in flight through this loftd (delivered before a restart): the
+    // message comes back after its ack_wait anyway.
+    if (!reply.empty()) api_.send(reply, {}, {});
+    return;
+  }
+  broker::SettleRequest req;
+  req.subscription = *c->subscription;
+  req.action = settle_action(cmd->verb);
+  req.confirm = !reply.empty();
+  req.runs = {OffsetRun{ack->stream_seq - 1, 1}};
+  if (cmd->verb == AckVerb::nak) {
+    // A nak without a delay: at once, as in NATS, unless the consumer has a backoff list.
+    if (cmd->delay) {
+      req.delay_ms = delay_ms(*cmd->delay);
+    } else if (c->config.backoff_ns.empty()) {
+      req.delay_ms = 0;
+    }
+  }
+  groups_.settle(req, this, group_now(),
+                 [this, alive = std::weak_ptr<bool>(alive_),
+                  reply = std::string(reply)](const Result<broker::Settled>& r) {
+                   if (alive.expired() || reply.empty()) return;
+                   // AckSync: answered once the settle is durable (or failed: an empty answer
+                   // either way, as nats-server gives).
+                   (void)r;
+                   api_.send(reply, {}, {});
+                 });
+  if (groups_changed_) groups_changed_();
+  if (cmd->verb == AckVerb::next && !reply.empty()) {
+    auto spec = parse_pull_request(cmd->next_request);
+    if (spec) pull(*c, std::string(reply), r.session, *spec);
+  }
+}
+
+// ---- Deadlines -------------------------------------------------------------------------------
+
+void Consumers::arm() {
+  if (stopped_) return;
+  std::optional<Clock::time_point> next;
+  const auto consider = [&](Clock::time_point t) {
+    if (!next || t < *next) next = t;
+  };
+  for (const auto& [key, c] : consumers_) {
+    for (const auto& w : c.waiting) {
+      if (w.expires_at) consider(*w.expires_at);
+      if (w.heartbeat.count() > 0) consider(w.next_heartbeat);
+    }
+    if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty()) {
+      consider(c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns));
+    }
+  }
+  if (!next || (timer_at_ && *timer_at_ <= *next)) return;
+  timer_at_ = next;
+  timer_.expires_at(*next);
+  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    timer_at_.reset();
+    on_timer();
+  });
+}
+
+void Consumers::on_timer() {
+  const auto now = Clock::now();
+  std::vector<Key> idle;
+  for (auto& [key, c] : consumers_) {
+    std::vector<Waiting> expired;
+    std::erase_if(c.waiting, [&](Waiting& w) {
+      if (!w.alive()) return true;
+      if (w.expires_at && *w.expires_at <= now) {
+        expired.push_back(std::move(w));
+        return true;
+      }
+      return false;
+    });
+    for (auto& w : c.waiting) {
+      if (w.heartbeat.count() > 0 && w.next_heartbeat <= now) {
+        status(w.reply, nats::kStatusIdleHeartbeat, "Idle Heartbeat");
+        w.next_heartbeat = now + w.heartbeat;
+      }
+    }
+    for (const auto& w : expired) {
+      status(w.reply, nats::kStatusRequestTimeout, "Request Timeout",
+             static_cast<std::uint64_t>(w.batch_left),
+             w.bytes_bounded ? static_cast<std::uint64_t>(w.bytes_left) : 0, true);
+    }
+    if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
+        c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns) <= now) {
+      idle.push_back(key);
+    }
+  }
+  for (const auto& key : idle) {
+    // An ephemeral consumer nobody pulled from or acked for inactive_threshold: its group goes.
+    nats_log()->debug("ephemeral consumer removed stream={} consumer={}", key.first, key.second);
+    drop_consumer(key);
+    groups_.delete_group(key.first, key.second, group_now(), [](const Result<void>&) {});
+  }
+  if (!idle.empty() && groups_changed_) groups_changed_();
+  arm();
+}
+
+}  // namespace loft::natsport::js

@@ -1,0 +1,157 @@
+#pragma once
+// JetStream consumers on loft groups (module-private; docs/nats.md, "Consumers"): the
+// `$JS.API.CONSUMER.*` requests the API forwards here, pull requests (CONSUMER.MSG.NEXT), and
+// the acks published on `$JS.ACK.>`.
+//
+// A consumer is a group of its stream's topic. Every consumer that has been pulled from holds
+// one loft subscription to its group, made by this object (the broker::Subscriber for all of
+// them) and shared by every NATS connection: its credit (Subscriber::credit) is what the
+// consumer's waiting pull requests still ask for, so the group delivers exactly that, and the
+// deliveries go to the waiting requests first come, first served, as MSG/HMSG on the request's
+// inbox with the message's own subject and a `$JS.ACK` reply subject. Acks arriving from any
+// connection settle through that subscription ("ack from anywhere", as in NATS). A
+// connection that goes away takes its waiting requests with it; what it was delivered and did
+// not ack comes back after ack_wait, with the next attempt number.
+//
+// Io thread only (as the sessions, the router and broker::Groups). Deadlines (pull request
+// expiry, idle heartbeats, ephemeral consumers' inactive_threshold) run on one steady_timer.
+// Lifecycle: made by the Server with the API; stop() cancels the timer; the destructor ends the
+// subscriptions (their in-flight messages go back to their groups).
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <tl/expected.hpp>
+#include <unordered_map>
+
+#include "js_api.hpp"
+#include "js_consumer_config.hpp"
+#include "loft/broker/groups.hpp"
+
+namespace loft::natsport::js {
+
+// A pull request's body: empty (one message), a count, or nats-server's JSON.
+struct PullSpec {
+  std::int64_t batch = 1;
+  std::int64_t expires_ns = 0;  // 0: waits until filled (or its connection goes)
+  bool no_wait = false;
+  std::int64_t max_bytes = 0;  // 0: no bound
+  std::int64_t idle_heartbeat_ns = 0;
+  bool operator==(const PullSpec&) const = default;
+};
+// Errors: the text of the 400 status nats-server sends for a bad request.
+tl::expected<PullSpec, std::string> parse_pull_request(std::string_view payload);
+
+class Consumers final : public broker::Subscriber {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `groups_changed` runs after every call into `groups` (loftd re-arms the groups' timer).
+  Consumers(Api& api, broker::Groups& groups, std::function<void()> groups_changed,
+            boost::asio::any_io_executor io, std::string server_name);
+  ~Consumers() override;
+  Consumers(const Consumers&) = delete;
+  Consumers& operator=(const Consumers&) = delete;
+
+  // Fills in the API's forwarding points (consumers, acks, consumer_count,
+  // on_stream_deleted) with this object's functions.
+  void attach();
+  // A `$JS.API.CONSUMER.` request (Api::consumers).
+  void handle(Request request);
+  // A publish on `$JS.ACK.` (Api::acks): with users, the publisher needs subscribe on the
+  // stream. A +NXT's pull request is the publisher's (request.session).
+  void on_ack(const Request& request);
+  std::size_t count(std::string_view stream) const;
+  void on_stream_deleted(const std::string& stream);
+  void stop();
+
+  // broker::Subscriber.
+  bool ready() const override { return true; }
+  void deliver(const broker::DeliveryBatch& batch) override;
+  std::string client_name() const override { return "nats-jetstream"; }
+  std::uint32_t credit(std::uint64_t subscription) const override;
+
+ private:
+  struct Waiting {
+    std::string reply;
+    std::weak_ptr<void> session;
+    std::int64_t batch_left = 1;
+    std::int64_t bytes_left = 0;  // with max_bytes
+    bool bytes_bounded = false;
+    bool no_wait = false;
+    std::uint64_t delivered = 0;
+    std::optional<Clock::time_point> expires_at;
+    Clock::duration heartbeat{};
+    Clock::time_point next_heartbeat{};
+    bool alive() const { return !session.expired(); }
+  };
+  struct Consumer {
+    std::string stream;
+    std::string name;
+    ConsumerConfig config;
+    bool config_known = false;  // made here (else read back from its group's settings)
+    std::int64_t created_ns = 0;
+    std::optional<std::uint64_t> subscription;
+    bool subscribing = false;
+    std::uint64_t consumer_seq = 0;  // deliveries since loftd started
+    std::uint64_t delivered_stream_seq = 0;
+    std::deque<Waiting> waiting;
+    Clock::time_point last_active{};
+  };
+  using Key = std::pair<std::string, std::string>;  // stream, consumer
+
+  void create(const Request& r, std::string_view stream, std::string_view name,
+              std::string_view filter, bool durable_form);
+  void info(const Request& r, std::string_view stream, std::string_view name);
+  void remove(const Request& r, std::string_view stream, std::string_view name);
+  void names(const Request& r, std::string_view stream, bool list);
+  void next(const Request& r, std::string_view stream, std::string_view name);
+  // Adds a pull request to `c` and serves it.
+  void pull(Consumer& c, std::string reply, std::weak_ptr<void> session, const PullSpec& spec);
+  // After new demand: the group delivers what it can now; a no_wait request left unfilled ends.
+  void serve(Consumer& c);
+  void subscribe(Consumer& c);
+
+  // The consumer as loft knows it: from memory, else from its group (after a restart, or a
+  // group made by loft's own tools). Null if there is no such group.
+  Consumer* find(std::string_view stream, std::string_view name);
+  Consumer* by_subscription(std::uint64_t subscription);
+  boost::json::object info_json(const Consumer& c, const GroupInfo& g) const;
+  void error(const Request& r, std::string_view name, const ApiError& e);
+  void answer(const Request& r, std::string_view name, boost::json::object body);
+
+  // Status messages to a pull request's inbox (nats headers.hpp's codes).
+  void status(std::string_view inbox, std::uint16_t code, std::string_view description,
+              std::uint64_t pending_messages = 0, std::uint64_t pending_bytes = 0,
+              bool with_pending = false);
+  // Ends every waiting request of `c` with `code` `description`.
+  void end_all(Consumer& c, std::uint16_t code, std::string_view description);
+  void drop_consumer(const Key& key);
+
+  void on_timer();
+  void arm();
+  static delivery::TimePoint group_now();
+
+  Api& api_;
+  broker::Groups& groups_;
+  std::function<void()> groups_changed_;
+  std::string server_name_;
+  boost::asio::steady_timer timer_;
+  std::optional<Clock::time_point> timer_at_;
+  bool stopped_ = false;
+  std::map<Key, Consumer, std::less<>> consumers_;
+  std::unordered_map<std::uint64_t, Key> subscriptions_;
+  std::minstd_rand random_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace loft::natsport::js

@@ -1,0 +1,348 @@
+// STREAM.CREATE | UPDATE | INFO | DELETE | NAMES | LIST | PURGE | MSG.GET on loft topics
+// (docs/nats.md, "JetStream: streams").
+
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "js_api.hpp"
+#include "js_streams.hpp"
+#include "log.hpp"
+
+namespace loft::natsport::js {
+
+namespace {
+
+constexpr std::size_t kNamesPage = 1024;  // nats-server's page sizes
+constexpr std::size_t kListPage = 256;
+// MSG.GET last_by_subj reads back at most this many messages from the end of the stream.
+constexpr std::size_t kLastBySubjectScan = 10'000;
+
+// A broker error as the JetStream error of API `kind` (`fallback` for what has no NATS twin).
+ApiError from_broker(const Error& e, const ErrorKind& fallback) {
+  switch (e.code) {
+    case Errc::topic_not_found:
+      return api_error(err::kStreamNotFound);
+    case Errc::topic_exists:
+      return api_error(err::kStreamNameExist);
+    case Errc::subjects_overlap:
+      return api_error(err::kStreamSubjectOverlap);
+    case Errc::storage_full:
+      return api_error(err::kStorageResourcesExceeded);
+    case Errc::invalid_name:
+    case Errc::invalid_request:
+    case Errc::invalid_subject:
+      return api_error(err::kStreamInvalidConfig, e.detail.empty() ? e.to_string() : e.detail);
+    default:
+      return api_error(fallback, e.detail.empty() ? e.to_string() : e.detail);
+  }
+}
+
+// The JSON body of a request, or an empty object for an empty payload; nullopt if not JSON.
+std::optional<boost::json::object> body_of(const Request& r) {
+  if (r.payload.empty()) return boost::json::object{};
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.payload, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.get_object());
+}
+
+std::optional<std::uint64_t> uint_field(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (v->is_uint64()) return v->get_uint64();
+  if (v->is_int64() && v->get_int64() >= 0) return static_cast<std::uint64_t>(v->get_int64());
+  return std::nullopt;
+}
+
+std::string string_field(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+ApiError forbidden(std::string_view stream) {
+  std::string text = "permission denied: admin on stream ";
+  text += stream;
+  return ApiError{403, err::kBadRequest.err_code, std::move(text)};
+}
+
+}  // namespace
+
+void Api::stream_api(const Request& request, std::string_view api) {
+  struct Route {
+    std::string_view prefix;
+    void (Api::*handler)(const Request&, std::string_view);
+  };
+  if (api == "NAMES") return stream_list(request, true);
+  if (api == "LIST") return stream_list(request, false);
+  if (api.starts_with("CREATE.")) return stream_create(request, api.substr(7), false);
+  if (api.starts_with("UPDATE.")) return stream_create(request, api.substr(7), true);
+  for (const auto& [prefix, handler] :
+       {Route{"INFO.", &Api::stream_info}, Route{"DELETE.", &Api::stream_delete},
+        Route{"PURGE.", &Api::stream_purge}, Route{"MSG.GET.", &Api::stream_msg_get}}) {
+    if (api.starts_with(prefix)) return (this->*handler)(request, api.substr(prefix.size()));
+  }
+  unknown(request);
+}
+
+std::string Api::stream_info_json(std::string_view type, const TopicInfo& t) {
+  std::optional<std::int64_t> first_ts;
+  std::optional<std::int64_t> last_ts;
+  if (t.messages > 0) {
+    const broker::ReadLimits one{1, 1};
+    if (auto f = broker_.fetch(t.name, t.first_offset, one); f && !f->messages.empty()) {
+      first_ts = f->messages.front().timestamp_ms;
+    }
+    if (auto l = broker_.fetch(t.name, Offset{t.next_offset.value - 1}, one);
+        l && !l->messages.empty()) {
+      last_ts = l->messages.front().timestamp_ms;
+    }
+  }
+  boost::json::object body;
+  body["type"] = response_type(type);
+  body["config"] = config_json(t);
+  body["created"] = rfc3339(t.created_at_ms);
+  body["state"] = state_json(t, first_ts, last_ts, consumers_of(t.name));
+  return boost::json::serialize(body);
+}
+
+void Api::stream_create(const Request& request, std::string_view name, bool update) {
+  const std::string_view type = update ? "stream_update" : "stream_create";
+  if (!is_valid_stream_name(name)) {
+    return respond_error(request.reply, type,
+                         api_error(err::kStreamInvalidConfig, "invalid stream name"));
+  }
+  if (!allowed(request, auth::Operation::admin, name)) {
+    return respond_error(request.reply, type, forbidden(name));
+  }
+  auto config = parse_stream_config(name, request.payload);
+  if (!config) return respond_error(request.reply, type, config.error());
+  const auto existing = broker_.describe_topic(name);
+  std::string reply = request.reply;
+  std::string topic(name);
+  auto answer = [this, reply, topic, type](Result<TopicInfo> r, const ErrorKind& fallback) {
+    post([this, reply, topic, type, r = std::move(r), &fallback] {
+      if (!r) return respond_error(reply, type, from_broker(r.error(), fallback));
+      respond(reply, stream_info_json(type, *r));
+    });
+  };
+  if (!update) {
+    if (existing) {
+      // As nats-server: the same config again is not an error.
+      if (same_config(*config, *existing)) return respond(reply, stream_info_json(type, *existing));
+      return respond_error(reply, type, api_error(err::kStreamNameExist));
+    }
+    broker::TopicSettings settings;
+    settings.dedup_window_ms = config->duplicate_window_ms;
+    settings.retention =
+        RetentionChange{config->max_age_ms, config->max_bytes, config->max_messages};
+    settings.subjects = config->subjects;
+    nats_log()->info("stream create stream={} subjects={}", topic, config->subjects.size());
+    return broker_.create_topic(topic, std::move(settings), [answer](Result<TopicInfo> r) {
+      answer(std::move(r), err::kStreamCreate);
+    });
+  }
+  if (!existing) return respond_error(reply, type, api_error(err::kStreamNotFound));
+  if (config->duplicate_window_given && config->duplicate_window_ms != existing->dedup_window_ms) {
+    return respond_error(
+        reply, type,
+        api_error(err::kStreamInvalidConfig,
+                  "duplicate_window can not be changed: loft fixes a stream's dedup window when "
+                  "it is created"));
+  }
+  // Two writes: the retention limits, then the subjects; each answers for itself, and the
+  // answer is the info after both.
+  const RetentionChange limits{config->max_age_ms, config->max_bytes, config->max_messages};
+  auto subjects = config->subjects;
+  auto set_subjects = [this, topic, subjects, answer](Result<TopicInfo> altered) {
+    if (!altered) return answer(std::move(altered), err::kStreamUpdate);
+    if (stream_subjects(*altered) == subjects)
+      return answer(std::move(altered), err::kStreamUpdate);
+    broker_.set_topic_subjects(topic, subjects, [answer](Result<TopicInfo> r) {
+      answer(std::move(r), err::kStreamUpdate);
+    });
+  };
+  if (existing->retention() == broker::apply_retention(existing->retention(), limits)) {
+    return set_subjects(*existing);
+  }
+  broker_.alter_topic(topic, limits, std::move(set_subjects));
+}
+
+void Api::stream_info(const Request& request, std::string_view name) {
+  if (!allowed(request, auth::Operation::admin, name) &&
+      (request.user == nullptr || !request.user->permissions.may_see(name))) {
+    return respond_error(request.reply, "stream_info", forbidden(name));
+  }
+  const auto topic =
+      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
+  if (!topic) return respond_error(request.reply, "stream_info", api_error(err::kStreamNotFound));
+  respond(request.reply, stream_info_json("stream_info", *topic));
+}
+
+void Api::stream_delete(const Request& request, std::string_view name) {
+  if (!allowed(request, auth::Operation::admin, name)) {
+    return respond_error(request.reply, "stream_delete", forbidden(name));
+  }
+  if (!is_valid_stream_name(name) || !broker_.describe_topic(name)) {
+    return respond_error(request.reply, "stream_delete", api_error(err::kStreamNotFound));
+  }
+  nats_log()->info("stream delete stream={}", name);
+  broker_.delete_topic(std::string(name), [this, reply = request.reply,
+                                           topic = std::string(name)](Result<void> r) {
+    post([this, reply, topic, r = std::move(r)] {
+      if (!r)
+        return respond_error(reply, "stream_delete", from_broker(r.error(), err::kStreamDelete));
+      if (on_stream_deleted) on_stream_deleted(topic);
+      respond(reply,
+              R"({"type":"io.nats.jetstream.api.v1.stream_delete_response","success":true})");
+    });
+  });
+}
+
+void Api::stream_list(const Request& request, bool names_only) {
+  const std::string_view type = names_only ? "stream_names" : "stream_list";
+  const auto body = body_of(request);
+  if (!body)
+    return respond_error(request.reply, type, api_error(err::kInvalidJson, "invalid JSON"));
+  const std::size_t offset = uint_field(*body, "offset").value_or(0);
+  const std::string subject = string_field(*body, "subject");
+  std::vector<TopicInfo> matching;
+  for (auto& t : broker_.list_topics()) {
+    if (!is_valid_stream_name(t.name)) continue;  // a loft topic no NATS API subject can name
+    if (request.user != nullptr && !request.user->permissions.may_see(t.name)) continue;
+    if (!subject.empty()) {
+      bool hit = false;
+      for (const auto& s : stream_subjects(t)) hit = hit || subjects_collide(s, subject);
+      if (!hit) continue;
+    }
+    matching.push_back(std::move(t));
+  }
+  const std::size_t limit = names_only ? kNamesPage : kListPage;
+  boost::json::object out;
+  out["type"] = response_type(type);
+  out["total"] = matching.size();
+  out["offset"] = offset;
+  out["limit"] = limit;
+  boost::json::array streams;
+  for (std::size_t i = offset; i < matching.size() && streams.size() < limit; ++i) {
+    if (names_only) {
+      streams.emplace_back(matching[i].name);
+    } else {
+      auto info = boost::json::parse(stream_info_json("stream_info", matching[i])).as_object();
+      info.erase("type");
+      streams.emplace_back(std::move(info));
+    }
+  }
+  if (names_only && streams.empty()) {
+    out["streams"] = nullptr;  // as nats-server
+  } else {
+    out["streams"] = std::move(streams);
+  }
+  if (!names_only) out["missing"] = nullptr;
+  respond(request.reply, boost::json::serialize(out));
+}
+
+void Api::stream_purge(const Request& request, std::string_view name) {
+  if (!allowed(request, auth::Operation::admin, name)) {
+    return respond_error(request.reply, "stream_purge", forbidden(name));
+  }
+  const auto topic =
+      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
+  if (!topic) return respond_error(request.reply, "stream_purge", api_error(err::kStreamNotFound));
+  const auto body = body_of(request);
+  if (!body)
+    return respond_error(request.reply, "stream_purge",
+                         api_error(err::kInvalidJson, "invalid JSON"));
+  broker::PurgeRequest purge;
+  if (const auto filter = string_field(*body, "filter"); !filter.empty()) {
+    // A filter that covers every subject of the stream is a whole purge; any other would take
+    // messages out of the middle of a topic, which loft's log does not do.
+    bool covers = true;
+    for (const auto& s : stream_subjects(*topic)) covers = covers && filter == s;
+    covers = covers || filter == ">";
+    if (!covers) {
+      return respond_error(
+          request.reply, "stream_purge",
+          api_error(err::kStreamPurgeFailed,
+                    "purge by subject filter is not supported by loft (only a filter that "
+                    "covers every subject of the stream)"));
+    }
+  }
+  if (const auto seq = uint_field(*body, "seq")) {
+    purge.before = Offset{*seq == 0 ? 0 : *seq - 1};  // "up to, not including, seq"
+  }
+  if (const auto keep = uint_field(*body, "keep")) purge.keep = *keep;
+  if (purge.before && purge.keep) {
+    return respond_error(request.reply, "stream_purge",
+                         api_error(err::kBadRequest, "can not specify both sequence and keep"));
+  }
+  broker_.purge_topic(std::string(name), purge,
+                      [this, reply = request.reply](Result<broker::PurgeResult> r) {
+                        post([this, reply, r = std::move(r)] {
+                          if (!r) {
+                            return respond_error(reply, "stream_purge",
+                                                 from_broker(r.error(), err::kStreamPurgeFailed));
+                          }
+                          boost::json::object out;
+                          out["type"] = response_type("stream_purge");
+                          out["success"] = true;
+                          out["purged"] = r->purged;
+                          respond(reply, boost::json::serialize(out));
+                        });
+                      });
+}
+
+void Api::stream_msg_get(const Request& request, std::string_view name) {
+  constexpr std::string_view kType = "stream_msg_get";
+  if (!allowed(request, auth::Operation::admin, name) &&
+      !allowed(request, auth::Operation::subscribe, name)) {
+    return respond_error(request.reply, kType, forbidden(name));
+  }
+  const auto topic =
+      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
+  if (!topic) return respond_error(request.reply, kType, api_error(err::kStreamNotFound));
+  const auto body = body_of(request);
+  if (!body)
+    return respond_error(request.reply, kType, api_error(err::kInvalidJson, "invalid JSON"));
+  const auto seq = uint_field(*body, "seq");
+  const auto last_by = string_field(*body, "last_by_subj");
+  if (string_field(*body, "next_by_subj").size() > 0) {
+    return respond_error(request.reply, kType,
+                         api_error(err::kBadRequest, "next_by_subj is not supported by loft"));
+  }
+  std::optional<StoredMessage> found;
+  if (seq && *seq > 0) {
+    const Offset at{*seq - 1};
+    if (at >= topic->first_offset && at < topic->next_offset) {
+      auto f = broker_.fetch(topic->name, at, broker::ReadLimits{1, 1});
+      if (f && !f->messages.empty() && f->messages.front().offset == at) {
+        found = std::move(f->messages.front());
+      }
+    }
+  } else if (!last_by.empty()) {
+    // Bounded: the last kLastBySubjectScan messages of the stream, read forward.
+    const std::uint64_t end = topic->next_offset.value;
+    std::uint64_t from = end > kLastBySubjectScan ? end - kLastBySubjectScan : 0;
+    from = std::max(from, topic->first_offset.value);
+    while (from < end) {
+      auto f = broker_.fetch(topic->name, Offset{from}, broker::ReadLimits{1000, 8 << 20});
+      if (!f || f->messages.empty()) break;
+      for (auto& m : f->messages) {
+        const std::string_view subject =
+            m.message.subject.empty() ? std::string_view(topic->name) : m.message.subject;
+        if (subjects_collide(last_by, subject)) found = std::move(m);
+      }
+      from = f->next_offset.value;
+    }
+  } else {
+    return respond_error(request.reply, kType,
+                         api_error(err::kBadRequest, "request must have seq or last_by_subj"));
+  }
+  if (!found) return respond_error(request.reply, kType, api_error(err::kNoMessageFound));
+  boost::json::object out;
+  out["type"] = response_type(kType);
+  out["message"] = stored_message_json(topic->name, *found);
+  respond(request.reply, boost::json::serialize(out));
+}
+
+}  // namespace loft::natsport::js

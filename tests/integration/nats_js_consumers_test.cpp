@@ -1,0 +1,361 @@
+// JetStream consumers on the real loftd's NATS port, driven by the raw-socket NATS client: a
+// consumer is a group of the stream's topic (created in its three subject forms and as a
+// durable), info / names / list / delete, pull requests (batch, no_wait, expires), acks from
+// the `$JS.ACK` reply subject (+ACK, -NAK with a delay, +WPI, +TERM, AckSync), max_deliver and
+// the dead-letter topic, and a consumer that disconnects and gets its message back with
+// attempt 2. Messages are published with loft's own CLI, so they are read over NATS with the
+// subject they were published on. Waits are pull requests' own expiries, never sleeps.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nats_client.hpp"
+#include "test_daemon.hpp"
+
+namespace loft::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class JsConsumers : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<TestDaemon>("nats_listen = \"127.0.0.1:0\"\n");
+    daemon_->start();
+    ASSERT_EQ(daemon_->loft({"topic", "create", "ORDERS"}).exit_code, 0);
+    nats_ = connect();
+  }
+
+  std::unique_ptr<NatsConnection> connect() {
+    auto c = std::make_unique<NatsConnection>(daemon_->nats_port());
+    EXPECT_TRUE(c->connected());
+    EXPECT_TRUE(c->handshake());
+    // Each connection its own inboxes, as NATS clients make them.
+    const std::string prefix = "_INBOX.c" + std::to_string(++connections_) + ".";
+    EXPECT_TRUE(c->sub(prefix + ">", "inbox"));
+    inboxes_[c.get()] = prefix;
+    return c;
+  }
+
+  void publish(const std::string& subject, const std::string& payload) {
+    const auto r = daemon_->loft({"pub", "ORDERS", payload, "--subject", subject});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // A JetStream API request on `c`; the answer's JSON.
+  json::object api(NatsConnection& c, const std::string& subject, const std::string& body = "") {
+    const std::string reply = inbox(c, "api");
+    EXPECT_TRUE(c.pub("$JS.API." + subject, body, reply));
+    auto m = c.next_msg();
+    EXPECT_TRUE(m) << subject << ": " << to_string(c.last().kind);
+    if (!m) return {};
+    EXPECT_EQ(m->subject, reply);
+    return json::parse(m->payload).as_object();
+  }
+  json::object api(const std::string& subject, const std::string& body = "") {
+    return api(*nats_, subject, body);
+  }
+
+  static std::int64_t err_code(const json::object& answer) {
+    const auto* e = answer.if_contains("error");
+    return e == nullptr ? 0 : e->as_object().at("err_code").to_number<std::int64_t>();
+  }
+
+  void create_durable(const std::string& name, const std::string& extra = "") {
+    const auto a = api("CONSUMER.DURABLE.CREATE.ORDERS." + name,
+                       R"({"stream_name":"ORDERS","config":{"durable_name":")" + name +
+                           R"(","ack_policy":"explicit")" + extra + "}}");
+    ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  }
+
+  // A pull request on `c`; the events up to `count` messages or the first status message.
+  struct Pulled {
+    std::vector<NatsEvent> messages;
+    std::string status;  // "404 No Messages", ... (empty: none came)
+  };
+  Pulled pull(NatsConnection& c, const std::string& consumer, const std::string& request,
+              std::size_t count, std::chrono::milliseconds wait = 10s) {
+    const std::string reply = inbox(c, "pull");
+    EXPECT_TRUE(c.pub("$JS.API.CONSUMER.MSG.NEXT.ORDERS." + consumer, request, reply));
+    Pulled out;
+    while (out.messages.size() < count) {
+      auto m = c.next_msg(wait);
+      if (!m) break;
+      if (m->hmsg && m->headers.starts_with("NATS/1.0 ")) {
+        const auto line = m->headers.substr(9, m->headers.find('\r') - 9);
+        if (!line.empty()) {
+          EXPECT_EQ(m->subject, reply);
+          out.status = line;
+          break;
+        }
+      }
+      out.messages.push_back(*m);
+    }
+    return out;
+  }
+  Pulled pull(const std::string& consumer, const std::string& request, std::size_t count,
+              std::chrono::milliseconds wait = 10s) {
+    return pull(*nats_, consumer, request, count, wait);
+  }
+
+  // The `$JS.ACK` reply subject's tokens.
+  static std::vector<std::string> ack_tokens(const NatsEvent& m) {
+    std::vector<std::string> t;
+    std::string_view s = m.reply;
+    for (;;) {
+      const auto dot = s.find('.');
+      t.emplace_back(s.substr(0, dot));
+      if (dot == std::string_view::npos) return t;
+      s.remove_prefix(dot + 1);
+    }
+  }
+  static std::string attempt(const NatsEvent& m) { return ack_tokens(m).at(4); }
+  static std::string stream_seq(const NatsEvent& m) { return ack_tokens(m).at(5); }
+
+  // Publishes `verb` on the message's ack subject, as AckSync: true once the answer came.
+  bool ack_sync(NatsConnection& c, const NatsEvent& m, const std::string& verb) {
+    const std::string reply = inbox(c, "ack");
+    EXPECT_TRUE(c.pub(m.reply, verb, reply));
+    auto a = c.next_msg();
+    return a && a->subject == reply && a->payload.empty();
+  }
+
+  std::uint64_t messages_in(const std::string& topic) {
+    auto c = daemon_->client();
+    auto t = c->describe_topic(topic);
+    return t ? t->messages : 0;
+  }
+
+  std::string inbox(const NatsConnection& c, const std::string& what) {
+    return inboxes_.at(&c) + what + "." + std::to_string(++requests_);
+  }
+
+  std::unique_ptr<TestDaemon> daemon_;
+  std::unique_ptr<NatsConnection> nats_;
+  int requests_ = 0;
+  int connections_ = 0;
+  std::map<const NatsConnection*, std::string> inboxes_;
+};
+
+TEST_F(JsConsumers, CreatedInEverySubjectFormInfoNamesListAndDelete) {
+  auto a =
+      api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"dur","ack_policy":"explicit"}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("type"), "io.nats.jetstream.api.v1.consumer_create_response");
+  EXPECT_EQ(a.at("name"), "dur");
+  EXPECT_EQ(a.at("stream_name"), "ORDERS");
+  const auto& config = a.at("config").as_object();
+  EXPECT_EQ(config.at("ack_wait"), 30'000'000'000);
+  EXPECT_EQ(config.at("max_deliver"), -1);
+  EXPECT_EQ(config.at("max_ack_pending"), 1000);
+  EXPECT_EQ(config.at("deliver_policy"), "all");
+
+  a = api("CONSUMER.CREATE.ORDERS.named",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"named","ack_policy":"explicit"}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  a = api("CONSUMER.CREATE.ORDERS.eu.orders.eu",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"eu","ack_policy":"explicit"}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("filter_subject"), "orders.eu");
+  a = api("CONSUMER.CREATE.ORDERS",
+          R"({"stream_name":"ORDERS","config":{"ack_policy":"explicit"}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  const std::string ephemeral(a.at("name").as_string());
+  EXPECT_FALSE(ephemeral.empty());
+  EXPECT_EQ(a.at("config").at("inactive_threshold"), 5'000'000'000);
+
+  // The same config again is the same consumer; another is refused.
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"dur","ack_policy":"explicit"}})");
+  EXPECT_EQ(err_code(a), 0) << json::serialize(a);
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"dur","max_deliver":3}})");
+  EXPECT_EQ(err_code(a), 10013) << json::serialize(a);
+  // Errors clients branch on.
+  EXPECT_EQ(err_code(api("CONSUMER.DURABLE.CREATE.NOPE.d",
+                         R"({"stream_name":"NOPE","config":{"durable_name":"d"}})")),
+            10059);
+  EXPECT_EQ(err_code(api("CONSUMER.CREATE.ORDERS",
+                         R"({"stream_name":"ORDERS","config":{"durable_name":"x"}})")),
+            10020);
+  EXPECT_EQ(err_code(api("CONSUMER.CREATE.ORDERS.x",
+                         R"({"stream_name":"ORDERS","config":{"ack_policy":"none"}})")),
+            10094);
+  EXPECT_EQ(err_code(api("CONSUMER.INFO.ORDERS.missing")), 10014);
+
+  a = api("CONSUMER.INFO.ORDERS.eu");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("type"), "io.nats.jetstream.api.v1.consumer_info_response");
+  EXPECT_EQ(a.at("config").at("filter_subject"), "orders.eu");
+  EXPECT_EQ(a.at("num_pending"), 0);
+
+  a = api("CONSUMER.NAMES.ORDERS");
+  EXPECT_EQ(a.at("total"), 4);
+  std::vector<std::string> names;
+  for (const auto& n : a.at("consumers").as_array()) names.emplace_back(n.as_string());
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("dur", "named", "eu", ephemeral));
+  a = api("CONSUMER.LIST.ORDERS");
+  EXPECT_EQ(a.at("consumers").as_array().size(), 4u);
+  EXPECT_EQ(a.at("consumers").as_array()[0].at("stream_name"), "ORDERS");
+
+  a = api("CONSUMER.DELETE.ORDERS.named");
+  EXPECT_EQ(a.at("success"), true) << json::serialize(a);
+  EXPECT_EQ(err_code(api("CONSUMER.INFO.ORDERS.named")), 10014);
+  EXPECT_EQ(err_code(api("CONSUMER.DELETE.ORDERS.named")), 10014);
+  EXPECT_EQ(api("CONSUMER.NAMES.ORDERS").at("total"), 3);
+}
+
+TEST_F(JsConsumers, FetchDeliversWithTheSubjectAndAnAckSubjectAndAcksSettle) {
+  create_durable("w");
+  publish("orders.eu", "one");
+  publish("orders.us", "two");
+  publish("orders.eu", "three");
+
+  auto p = pull("w", R"({"batch":2,"expires":5000000000})", 2);
+  ASSERT_EQ(p.messages.size(), 2u) << p.status;
+  EXPECT_EQ(p.messages[0].subject, "orders.eu");
+  EXPECT_EQ(p.messages[0].payload, "one");
+  EXPECT_EQ(p.messages[1].subject, "orders.us");
+  EXPECT_THAT(p.messages[0].reply, StartsWith("$JS.ACK.ORDERS.w.1.1.1."));
+  EXPECT_THAT(p.messages[1].reply, StartsWith("$JS.ACK.ORDERS.w.1.2.2."));
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));
+  EXPECT_TRUE(nats_->pub(p.messages[1].reply, "+ACK"));
+
+  // The third, then nothing: a no_wait request ends with 408 after a partial batch...
+  p = pull("w", R"({"batch":5,"no_wait":true})", 5);
+  ASSERT_EQ(p.messages.size(), 1u);
+  EXPECT_EQ(p.messages[0].payload, "three");
+  EXPECT_EQ(p.status, "408 Request Timeout");
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));
+  // ... with 404 when nothing came, and an expiring one with 408.
+  EXPECT_EQ(pull("w", R"({"batch":1,"no_wait":true})", 1).status, "404 No Messages");
+  EXPECT_EQ(pull("w", R"({"batch":1,"expires":200000000})", 1).status, "408 Request Timeout");
+
+  const auto info = api("CONSUMER.INFO.ORDERS.w");
+  EXPECT_EQ(info.at("num_ack_pending"), 0);
+  EXPECT_EQ(info.at("num_pending"), 0);
+  EXPECT_EQ(info.at("delivered").at("stream_seq"), 3);
+  EXPECT_EQ(info.at("ack_floor").at("stream_seq"), 3);
+
+  // A waiting request is served when a message arrives.
+  const std::string reply = inbox(*nats_, "waiting");
+  ASSERT_TRUE(nats_->pub("$JS.API.CONSUMER.MSG.NEXT.ORDERS.w", R"({"batch":1})", reply));
+  ASSERT_TRUE(nats_->flush());
+  publish("orders.eu", "four");
+  auto m = nats_->next_msg();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->payload, "four");
+  EXPECT_EQ(stream_seq(*m), "4");
+}
+
+TEST_F(JsConsumers, AFilteredConsumerGetsOnlyItsSubjects) {
+  ASSERT_EQ(err_code(api("CONSUMER.CREATE.ORDERS.eu.orders.eu",
+                         R"({"stream_name":"ORDERS","config":{"durable_name":"eu"}})")),
+            0);
+  publish("orders.us", "a");
+  publish("orders.eu", "b");
+  auto p = pull("eu", R"({"batch":5,"expires":2000000000})", 5);
+  ASSERT_EQ(p.messages.size(), 1u);
+  EXPECT_EQ(p.messages[0].payload, "b");
+  EXPECT_EQ(stream_seq(p.messages[0]), "2");
+}
+
+TEST_F(JsConsumers, NakWithADelayRedeliversAfterItNotBefore) {
+  create_durable("n");
+  publish("orders.eu", "x");
+  auto p = pull("n", R"({"batch":1})", 1);
+  ASSERT_EQ(p.messages.size(), 1u);
+  EXPECT_EQ(attempt(p.messages[0]), "1");
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], R"(-NAK {"delay":3000000000})"));
+  // Not within the first 300 ms (a tenth of the delay)...
+  EXPECT_EQ(pull("n", R"({"batch":1,"expires":300000000})", 1).status, "408 Request Timeout");
+  // ... then it comes, as attempt 2.
+  p = pull("n", R"({"batch":1,"expires":20000000000})", 1, 25s);
+  ASSERT_EQ(p.messages.size(), 1u) << p.status;
+  EXPECT_EQ(attempt(p.messages[0]), "2");
+  EXPECT_EQ(p.messages[0].payload, "x");
+  // A nak without a delay comes back at once.
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "-NAK"));
+  p = pull("n", R"({"batch":1,"expires":5000000000})", 1);
+  ASSERT_EQ(p.messages.size(), 1u) << p.status;
+  EXPECT_EQ(attempt(p.messages[0]), "3");
+}
+
+TEST_F(JsConsumers, WorkingExtendsTheAckWait) {
+  create_durable("wpi", R"(,"ack_wait":2000000000)");
+  publish("orders.eu", "slow");
+  auto p = pull("wpi", R"({"batch":1})", 1);
+  ASSERT_EQ(p.messages.size(), 1u);
+  EXPECT_EQ(pull("wpi", R"({"batch":1,"expires":1200000000})", 1).status, "408 Request Timeout");
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+WPI"));
+  // 2.6 s after the delivery: without +WPI it would be back (ack_wait 2 s).
+  EXPECT_EQ(pull("wpi", R"({"batch":1,"expires":1400000000})", 1).status, "408 Request Timeout");
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));
+  EXPECT_EQ(api("CONSUMER.INFO.ORDERS.wpi").at("num_redelivered"), 0);
+}
+
+TEST_F(JsConsumers, TermAndMaxDeliverDeadLetter) {
+  create_durable("t", R"(,"max_deliver":2)");
+  publish("orders.eu", "poison");
+  publish("orders.eu", "flaky");
+  auto p = pull("t", R"({"batch":2})", 2);
+  ASSERT_EQ(p.messages.size(), 2u);
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+TERM"));
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[1], "-NAK"));
+  p = pull("t", R"({"batch":1,"expires":5000000000})", 1);
+  ASSERT_EQ(p.messages.size(), 1u) << p.status;
+  EXPECT_EQ(p.messages[0].payload, "flaky");
+  EXPECT_EQ(attempt(p.messages[0]), "2");
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "-NAK"));  // the last attempt
+  EXPECT_EQ(pull("t", R"({"batch":1,"no_wait":true})", 1).status, "404 No Messages");
+  EXPECT_EQ(messages_in("ORDERS.dlq"), 2u);
+}
+
+TEST_F(JsConsumers, ADisconnectedConsumersMessageComesBackWithAttemptTwo) {
+  create_durable("d", R"(,"ack_wait":1000000000)");
+  publish("orders.eu", "lost");
+  {
+    auto gone = connect();
+    auto p = pull(*gone, "d", R"({"batch":1})", 1);
+    ASSERT_EQ(p.messages.size(), 1u);
+    EXPECT_EQ(attempt(p.messages[0]), "1");
+  }  // closed without an ack
+  auto p = pull("d", R"({"batch":1,"expires":20000000000})", 1, 25s);
+  ASSERT_EQ(p.messages.size(), 1u) << p.status;
+  EXPECT_EQ(p.messages[0].payload, "lost");
+  EXPECT_THAT(p.messages[0].reply, StartsWith("$JS.ACK.ORDERS.d.2.1."));
+  // Acked from another connection than the one it was delivered to: NATS's ack from anywhere.
+  auto other = connect();
+  EXPECT_TRUE(ack_sync(*other, p.messages[0], "+ACK"));
+  EXPECT_EQ(api("CONSUMER.INFO.ORDERS.d").at("num_ack_pending"), 0);
+}
+
+TEST_F(JsConsumers, PullErrors) {
+  create_durable("e", R"(,"max_batch":2)");
+  // Unknown consumer: nobody answers (nats-server has no subscriber for it).
+  EXPECT_EQ(pull("missing", R"({"batch":1})", 1).status, "503");
+  EXPECT_EQ(pull("e", R"({"batch":5})", 1).status, "409 Exceeded MaxRequestBatch of 2");
+  EXPECT_EQ(pull("e", "{bad", 1).status, "400 Bad Request");
+  // A deleted consumer's waiting requests hear of it.
+  const std::string reply = inbox(*nats_, "deleted");
+  ASSERT_TRUE(nats_->pub("$JS.API.CONSUMER.MSG.NEXT.ORDERS.e", R"({"batch":1})", reply));
+  ASSERT_TRUE(nats_->flush());
+  auto other = connect();
+  EXPECT_EQ(api(*other, "CONSUMER.DELETE.ORDERS.e").at("success"), true);
+  auto m = nats_->next_msg();
+  ASSERT_TRUE(m);
+  EXPECT_THAT(m->headers, StartsWith("NATS/1.0 409 Consumer Deleted"));
+}
+
+}  // namespace
+}  // namespace loft::testing
