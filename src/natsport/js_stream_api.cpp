@@ -158,8 +158,12 @@ void Api::stream_create(const Request& request, std::string_view name, bool upda
     if (!altered) return answer(std::move(altered), err::kStreamUpdate);
     if (stream_subjects(*altered) == subjects)
       return answer(std::move(altered), err::kStreamUpdate);
-    broker_.set_topic_subjects(topic, subjects, [answer](Result<TopicInfo> r) {
-      answer(std::move(r), err::kStreamUpdate);
+    // Called on the writer thread after the alter: the broker's next request is made from
+    // the io thread (callbacks must not call back into the broker).
+    post([this, topic, subjects, answer] {
+      broker_.set_topic_subjects(topic, subjects, [answer](Result<TopicInfo> r) {
+        answer(std::move(r), err::kStreamUpdate);
+      });
     });
   };
   if (existing->retention() == broker::apply_retention(existing->retention(), limits)) {
