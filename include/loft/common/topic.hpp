@@ -66,7 +66,7 @@ struct TopicInfo {
   // Stream subjects (JetStream's stream `subjects`): subject filters (loft/common/subject.hpp)
   // that capture publishes on matching subjects into this topic; empty = none. No two topics
   // have filters that one subject matches both (docs/semantics.md, "Topic subjects").
-  std::vector<std::string> subjects;
+  std::vector<std::string> subjects{};
   bool operator==(const TopicInfo&) const = default;
 };
 
