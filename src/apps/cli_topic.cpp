@@ -46,6 +46,13 @@ void print_topic(const client::TopicInfo& t, bool as_json) {
             << "max_messages:  "
             << limit_text(t.max_messages, [](std::uint64_t n) { return std::to_string(n); })
             << "\n";
+  if (!t.subjects.empty()) {
+    std::cout << "subjects:      ";
+    for (std::size_t i = 0; i < t.subjects.size(); ++i) {
+      std::cout << (i == 0 ? "" : ", ") << t.subjects[i];
+    }
+    std::cout << "\n";
+  }
 }
 
 // --max-age, --max-bytes and --max-messages: the limits given ("none" or 0 = unlimited).

@@ -437,15 +437,7 @@ void Broker::backup(std::filesystem::path dir, Callback<void> done) {
   }
   dir = dir.lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();  // "/a/b/" names "/a/b"
-  {
-    std::unique_lock lock(reclaim_mutex_);
-    if (!reclaim_stopping_) {
-      backups_.push_back({std::move(dir), std::move(done)});
-      lock.unlock();
-      reclaim_cv_.notify_one();
-      return;
-    }
-  }
+  if (to_background([&] { backups_.push_back({std::move(dir), std::move(done)}); })) return;
   done(fail(Errc::shutting_down, "the broker is stopping"));
 }
 
@@ -1251,16 +1243,18 @@ void Broker::install_topics(const Commit& c) {
 }
 
 void Broker::queue_purge_plan(PurgeReq req) {
-  {
-    std::unique_lock lock(reclaim_mutex_);
-    if (!reclaim_stopping_) {
-      purge_plans_.push_back(std::move(req));
-      lock.unlock();
-      reclaim_cv_.notify_one();
-      return;
-    }
-  }
+  if (to_background([&] { purge_plans_.push_back(std::move(req)); })) return;
   req.done(fail(Errc::shutting_down, "the broker is stopping"));
+}
+
+bool Broker::to_background(const std::function<void()>& push) {
+  {
+    std::lock_guard lock(reclaim_mutex_);
+    if (reclaim_stopping_) return false;
+    push();
+  }
+  reclaim_cv_.notify_one();
+  return true;
 }
 
 void Broker::record_commit(const Commit& c, const std::vector<Request>& batch, bool written) {

@@ -145,6 +145,7 @@ unsigned status_of(Errc code) {
     case Errc::forbidden:
       return 403;
     case Errc::dedup_conflict:
+    case Errc::subjects_overlap:
       return 409;
     case Errc::frame_too_large:
     case Errc::message_too_large:

@@ -22,7 +22,7 @@ std::string_view stall_text(StallReason reason) {
 }
 
 json::object topic_json(const TopicInfo& t) {
-  return json::object{
+  json::object out{
       {"name", t.name},
       {"first_offset", t.first_offset.value},
       {"next_offset", t.next_offset.value},
@@ -34,6 +34,13 @@ json::object topic_json(const TopicInfo& t) {
       {"max_age_ms", t.max_age_ms},
       {"max_bytes", t.max_bytes},
       {"max_messages", t.max_messages}};
+  // Only when set: the object of a topic without subjects is as it always was.
+  if (!t.subjects.empty()) {
+    json::array subjects;
+    for (const auto& subject : t.subjects) subjects.emplace_back(subject);
+    out.emplace("subjects", std::move(subjects));
+  }
+  return out;
 }
 
 json::object group_json(const GroupInfo& g) {

@@ -15,11 +15,14 @@ namespace {
 // Smallest encodings, used to reject a count before reserving memory for it. Version 2 adds a
 // str16 to Message (subject) and to GroupConfig (filter): 2 bytes more each at least.
 constexpr std::size_t kMinHeaderSize = 2 + 4;  // name length + value length
-constexpr std::size_t kMinTopicInfoSize = 2 + 6 * 8 + 1 + 3 * 8;
 constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
 constexpr std::size_t kOffsetRunSize = 8 + 4;
 constexpr std::size_t kMinConsumerInfoSize = 8 + 2 + 4 + 4 + 1;
 constexpr std::size_t extra_v2(std::uint16_t version) { return version >= 2 ? 2 : 0; }
+// name, 6 u64s, dedup_conflict, 3 limits, [subject count]
+constexpr std::size_t min_topic_info_size(std::uint16_t v) {
+  return 2 + 6 * 8 + 1 + 3 * 8 + extra_v2(v);
+}
 // id, key, [subject,] header count, payload
 constexpr std::size_t min_message_size(std::uint16_t v) { return 2 + 2 + 2 + 4 + extra_v2(v); }
 constexpr std::size_t min_stored_size(std::uint16_t v) { return 8 + 8 + min_message_size(v); }
@@ -107,6 +110,13 @@ class Writer {
     put(t.max_age_ms);
     put(t.max_bytes);
     put(t.max_messages);
+    if (v2_) {
+      if (t.subjects.size() > kMaxU16) {
+        throw std::length_error("loft::protocol::encode: a topic has more than 65535 subjects");
+      }
+      put(static_cast<std::uint16_t>(t.subjects.size()));
+      for (const auto& subject : t.subjects) str16(subject, "topic subject");
+    }
   }
 
   // u8 mask, then the three limits (0 where not set).
@@ -483,6 +493,11 @@ TopicInfo read_topic_info(Reader& r) {
   t.max_age_ms = r.get<std::uint64_t>("max_age_ms");
   t.max_bytes = r.get<std::uint64_t>("max_bytes");
   t.max_messages = r.get<std::uint64_t>("max_messages");
+  if (r.version() >= 2) {
+    const auto n = r.count16("subject count", 2);
+    t.subjects.reserve(n);
+    for (std::uint16_t i = 0; i < n && r.ok(); ++i) t.subjects.push_back(r.str16("subject"));
+  }
   return t;
 }
 
@@ -637,7 +652,7 @@ void read(Reader& r, DeleteTopic& b) { b.name = r.str16("name"); }
 void read(Reader&, DeleteTopicOk&) {}
 void read(Reader&, ListTopics&) {}
 void read(Reader& r, ListTopicsOk& b) {
-  read_list(r, b.topics, "topic count", kMinTopicInfoSize, "topic",
+  read_list(r, b.topics, "topic count", min_topic_info_size(r.version()), "topic",
             [&r] { return read_topic_info(r); });
 }
 void read(Reader& r, DescribeTopic& b) { b.name = r.str16("name"); }

@@ -976,6 +976,18 @@ TYPED_TEST(StoreContract, TopicDedupSettingsPersist) {
   EXPECT_THAT(topics_of(this->store()), ElementsAre(meta));
 }
 
+TYPED_TEST(StoreContract, TopicSubjectsPersistAndCanBeCleared) {
+  auto meta = topic(5, "orders");
+  meta.subjects = {"orders.*", "returns.>", std::string(1024, 's')};
+  ASSERT_TRUE(ok(this->store().write(put(meta), Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(meta));
+  meta.subjects.clear();
+  ASSERT_TRUE(ok(this->store().write(put(meta), Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(topics_of(this->store()), ElementsAre(meta));
+}
+
 TYPED_TEST(StoreContract, ConcurrentReadsSeeWholeBatches) {
   constexpr std::size_t kBatches = 200;
   constexpr std::size_t kPerBatch = 5;
@@ -1614,6 +1626,37 @@ TEST(TopicEncoding, DecodesBothLayoutsAndRejectsEveryOtherLength) {
   EXPECT_EQ(old->next_offset, Offset{5});
   EXPECT_EQ(old->dedup_window_ms, kDefaultDedupWindowMs);
   EXPECT_EQ(old->dedup_conflict, DedupConflict::duplicate);
+}
+
+// Subjects make the extension version 3; without them the record is version 2's, byte for byte.
+TEST(TopicEncoding, SubjectsAreVersion3AndEveryTruncationIsRejected) {
+  auto meta = topic(9, "t");
+  meta.max_messages = 3;
+  const auto plain = encoding::encode_topic_meta(meta);
+  EXPECT_EQ(plain[encoding::kTopicBaseSize], '\x02');
+  meta.subjects = {"a.*", "b"};
+  const auto bytes = encoding::encode_topic_meta(meta);
+  EXPECT_EQ(bytes[encoding::kTopicBaseSize], '\x03');
+  EXPECT_EQ(bytes.substr(0, plain.size()).substr(encoding::kTopicBaseSize + 1),
+            plain.substr(encoding::kTopicBaseSize + 1));
+  EXPECT_EQ(bytes.size(), plain.size() + 4 + (4 + 3) + (4 + 1));
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes), meta);
+  for (std::size_t n = plain.size(); n < bytes.size(); ++n) {
+    EXPECT_EQ(encoding::decode_topic_meta("t", bytes.substr(0, n)), std::nullopt) << n;
+  }
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes + '\0'), std::nullopt);
+  // Version 3 with no subjects, or an empty one, is not something this build writes.
+  auto none = plain + std::string(4, '\0');
+  none[encoding::kTopicBaseSize] = '\x03';
+  EXPECT_EQ(encoding::decode_topic_meta("t", none), std::nullopt);
+  auto empty = none;
+  empty[plain.size()] = '\x01';
+  empty += std::string(4, '\0');
+  EXPECT_EQ(encoding::decode_topic_meta("t", empty), std::nullopt);
+  // A count far beyond what the record holds fails without reserving it.
+  auto huge = bytes;
+  huge.replace(plain.size(), 4, std::string(4, '\xFF'));
+  EXPECT_EQ(encoding::decode_topic_meta("t", huge), std::nullopt);
 }
 
 TEST(DedupEncoding, ValueIs24BytesAndKeyIsBigEndianTopicIdThenId) {

@@ -103,7 +103,7 @@ struct TopicSettings {
   RetentionChange retention{};  // limits not set here come from Options::default_retention
   // Stream subjects (validate_topic_subjects); empty = none. Unlike the settings above, they
   // can change later (Broker::set_topic_subjects).
-  std::vector<std::string> subjects;
+  std::vector<std::string> subjects{};
 };
 inline constexpr std::uint64_t kMinDedupWindowMs = 1'000;                     // 1 s
 inline constexpr std::uint64_t kMaxDedupWindowMs = 30ULL * 24 * 3600 * 1000;  // 30 d
@@ -431,6 +431,9 @@ class Broker {
   void plan_purge(PurgeReq req);
   // Writer thread: hands a purge to the background thread to be planned.
   void queue_purge_plan(PurgeReq req);
+  // Runs `push` (queueing work for the background thread) under reclaim_mutex_ and wakes the
+  // thread; false, without running it, once the thread is stopping.
+  bool to_background(const std::function<void()>& push);
   // Under table_mutex_ (unique): topic_for_subject's index from topics_.
   void rebuild_subject_index();
 

@@ -6,6 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
+#include "loft/http/json.hpp"
 #include "loft/http/prometheus.hpp"
 
 namespace loft::http {
@@ -42,6 +45,7 @@ TEST(StatusOf, MapsErrorCodes) {
   EXPECT_EQ(status_of(Errc::invalid_request), 400u);
   EXPECT_EQ(status_of(Errc::invalid_name), 400u);
   EXPECT_EQ(status_of(Errc::invalid_subject), 400u);
+  EXPECT_EQ(status_of(Errc::subjects_overlap), 409u);
   EXPECT_EQ(status_of(Errc::topic_not_found), 404u);
   EXPECT_EQ(status_of(Errc::unauthenticated), 401u);
   EXPECT_EQ(status_of(Errc::authentication_failed), 401u);
@@ -374,6 +378,15 @@ TEST(RenderMetrics, WholePage) {
       "(/proc/self/statm).\n"
       "# TYPE loft_process_resident_memory_bytes gauge\n"
       "loft_process_resident_memory_bytes 4096\n");
+}
+
+// A topic's JSON names its subjects only when it has some.
+TEST(TopicJson, SubjectsOnlyWhenSet) {
+  TopicInfo t;
+  t.name = "orders";
+  EXPECT_FALSE(topic_json(t).contains("subjects"));
+  t.subjects = {"orders.*", "returns.>"};
+  EXPECT_EQ(boost::json::serialize(topic_json(t).at("subjects")), R"(["orders.*","returns.>"])");
 }
 
 }  // namespace

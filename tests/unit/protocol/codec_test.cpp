@@ -587,6 +587,38 @@ TEST(Version2, AddsASubjectToEachMessageAndAFilterToEachGroupConfig) {
             body_of(Frame{1, DescribeGroupOk{info}}, 1).size() + 5);
 }
 
+// Version 2 ends a TopicInfo with the topic's subjects (u16 count, then a str16 each).
+TEST(Version2, EndsATopicInfoWithItsSubjects) {
+  TopicInfo t;
+  t.name = "t";
+  t.subjects = {"a.*", "b"};
+  const Frame f{1, DescribeTopicOk{t}};
+  const auto v1 = body_of(f, 1);
+  const auto v2 = body_of(f, 2);
+  EXPECT_EQ(v2.substr(0, v1.size()), v1);
+  EXPECT_EQ(testing::to_hex(v2.substr(v1.size())), "02 00 03 00 61 2e 2a 01 00 62");
+  const auto decoded = decode(header_of(f, 2), v2, 2);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(std::get<DescribeTopicOk>(*decoded).topic.subjects, t.subjects);
+  auto cut = v2;
+  cut.pop_back();
+  EXPECT_FALSE(decode(header_of(f, 2), cut, 2));
+  auto huge = v2;
+  huge[v1.size()] = static_cast<char>(0xFF);
+  huge[v1.size() + 1] = static_cast<char>(0xFF);
+  const auto r = decode(header_of(f, 2), huge, 2);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("subject count 65535"));
+  // Without subjects a version 2 TopicInfo is 2 bytes more: the minimum a count checks against.
+  TopicInfo none;
+  EXPECT_EQ(body_of(Frame{1, DescribeTopicOk{none}}, 2).size(),
+            body_of(Frame{1, DescribeTopicOk{none}}, 1).size() + 2);
+  const Frame list{1, ListTopicsOk{{none}}};
+  auto body = body_of(list, 2);
+  body[0] = 2;  // two topics announced, one of 77 bytes there
+  EXPECT_FALSE(decode(header_of(list, 2), body, 2));
+}
+
 // These frames of one version, read as the other, are malformed: the field added in version 2
 // shifts what follows, and the body no longer ends where its last field does. (Crafted bytes
 // can decode in both layouts; the negotiated version, not the bytes, decides the layout.)

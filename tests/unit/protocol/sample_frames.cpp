@@ -29,6 +29,7 @@ std::string all_bytes() {
 }
 
 TopicInfo topic(std::string name, std::uint64_t base) {
+  std::vector<std::string> subjects{name + ".*", "shared.>"};
   return TopicInfo{.name = std::move(name),
                    .created_at_ms = 1'700'000'000'123,
                    .first_offset = Offset{base},
@@ -39,7 +40,8 @@ TopicInfo topic(std::string name, std::uint64_t base) {
                    .dedup_conflict = DedupConflict::duplicate,
                    .max_age_ms = 86'400'000,
                    .max_bytes = 1ULL << 30,
-                   .max_messages = 0xFFFFFFFFFFFFFFFF};
+                   .max_messages = 0xFFFFFFFFFFFFFFFF,
+                   .subjects = std::move(subjects)};
 }
 
 GroupConfig rich_config() {
@@ -179,6 +181,7 @@ std::vector<Frame> sample_frames() {
 namespace {
 void clear_subject(Message& m) { m.subject.clear(); }
 void clear_filter(GroupInfo& g) { g.config.filter.clear(); }
+void clear_subjects(TopicInfo& t) { t.subjects.clear(); }
 }  // namespace
 
 Frame as_version_1(Frame frame) {
@@ -199,6 +202,12 @@ Frame as_version_1(Frame frame) {
           clear_filter(b.group);
         } else if constexpr (std::is_same_v<T, ListGroupsOk>) {
           for (auto& g : b.groups) clear_filter(g);
+        } else if constexpr (std::is_same_v<T, CreateTopicOk> ||
+                             std::is_same_v<T, DescribeTopicOk> ||
+                             std::is_same_v<T, AlterTopicOk>) {
+          clear_subjects(b.topic);
+        } else if constexpr (std::is_same_v<T, ListTopicsOk>) {
+          for (auto& t : b.topics) clear_subjects(t);
         }
       },
       frame.body);
