@@ -80,7 +80,7 @@ TEST_F(Nats, InfoAnnouncesTheServerAndConnectAndPingWork) {
   EXPECT_EQ(info.at("max_payload").to_number<std::int64_t>(), 64 * 1024);
   EXPECT_FALSE(info.contains("auth_required"));
   EXPECT_FALSE(info.at("server_id").as_string().empty());
-  EXPECT_EQ(info.at("version").as_string(), "2.9.0");
+  EXPECT_EQ(info.at("version").as_string(), "2.9.10");
   EXPECT_EQ(info.at("client_ip").as_string(), "127.0.0.1");
   // verbose: +OK for CONNECT, SUB, PUB, UNSUB; PING is answered by PONG alone.
   ASSERT_TRUE(

@@ -91,7 +91,7 @@ struct ServerOptions {
   // INFO's `version`: the nats-server release whose client protocol loft speaks. Clients turn
   // features (headers, no responders) on by it, so it is not loft's own version (which INFO
   // carries as `loft_version`).
-  std::string nats_version = "2.9.0";
+  std::string nats_version = "2.9.10";
   std::string loft_version;
   Security security;
   JetStreamOptions jetstream;
