@@ -323,6 +323,9 @@ tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
   s.config.max_deliveries = c.max_deliver > 0 ? static_cast<std::uint32_t>(c.max_deliver)
                                               : broker::GroupLimits::kMaxDeliveries;
   for (const auto d : c.backoff_ns) s.config.backoff_delays_ms.push_back(to_ms(d));
+  // Without a backoff NATS redelivers as soon as ack_wait passes, in sequence order: loft's
+  // shortest explicit delay (no jitter) instead of its default exponential backoff.
+  if (s.config.backoff_delays_ms.empty()) s.config.backoff_delays_ms = {kNoBackoffMs};
   s.config.filter = c.filter_subject;
   s.max_in_flight = static_cast<std::uint32_t>(c.max_ack_pending > 0 ? c.max_ack_pending
                                                                      : kUnlimitedMaxAckPending);
@@ -359,8 +362,10 @@ ConsumerConfig config_of_group(std::string_view name, const GroupConfig& g) {
   c.max_deliver = g.max_deliveries >= broker::GroupLimits::kMaxDeliveries
                       ? -1
                       : static_cast<std::int64_t>(g.max_deliveries);
-  for (const auto ms : g.backoff_delays_ms) {
-    c.backoff_ns.push_back(static_cast<std::int64_t>(ms) * kNsPerMs);
+  if (g.backoff_delays_ms != std::vector<std::uint32_t>{kNoBackoffMs}) {
+    for (const auto ms : g.backoff_delays_ms) {
+      c.backoff_ns.push_back(static_cast<std::int64_t>(ms) * kNsPerMs);
+    }
   }
   c.filter_subject = g.filter;
   return c;
