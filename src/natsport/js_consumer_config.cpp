@@ -407,14 +407,16 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
     const auto oh = digits(s, at + 1, 2);
     const auto om = digits(s, at + 4, 2);
     if (!oh || !om || s[at + 3] != ':') return std::nullopt;
-    offset_s = (s[at] == '+' ? 1 : -1) * (static_cast<std::int64_t>(*oh) * 3600 + *om * 60);
+    offset_s = (s[at] == '+' ? 1 : -1) *
+               (static_cast<std::int64_t>(*oh) * 3600 + static_cast<std::int64_t>(*om) * 60);
     at += 6;
   } else {
     return std::nullopt;
   }
   if (at != s.size()) return std::nullopt;
   const std::int64_t days = days_from_civil(*year, *month, *day);
-  const std::int64_t secs = days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_s;
+  const std::int64_t secs = days * 86400 + static_cast<std::int64_t>(*hour) * 3600 +
+                            static_cast<std::int64_t>(*minute) * 60 + *second - offset_s;
   return secs * 1'000'000'000 + frac_ns;
 }
 
