@@ -323,6 +323,9 @@ tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
   s.config.max_deliveries = c.max_deliver > 0 ? static_cast<std::uint32_t>(c.max_deliver)
                                               : broker::GroupLimits::kMaxDeliveries;
   for (const auto d : c.backoff_ns) s.config.backoff_delays_ms.push_back(to_ms(d));
+  // Without a backoff NATS redelivers as soon as ack_wait passes, in sequence order: loft's
+  // shortest explicit delay (no jitter) instead of its default exponential backoff.
+  if (s.config.backoff_delays_ms.empty()) s.config.backoff_delays_ms = {kNoBackoffMs};
   s.config.filter = c.filter_subject;
   s.max_in_flight = static_cast<std::uint32_t>(c.max_ack_pending > 0 ? c.max_ack_pending
                                                                      : kUnlimitedMaxAckPending);
@@ -359,8 +362,10 @@ ConsumerConfig config_of_group(std::string_view name, const GroupConfig& g) {
   c.max_deliver = g.max_deliveries >= broker::GroupLimits::kMaxDeliveries
                       ? -1
                       : static_cast<std::int64_t>(g.max_deliveries);
-  for (const auto ms : g.backoff_delays_ms) {
-    c.backoff_ns.push_back(static_cast<std::int64_t>(ms) * kNsPerMs);
+  if (g.backoff_delays_ms != std::vector<std::uint32_t>{kNoBackoffMs}) {
+    for (const auto ms : g.backoff_delays_ms) {
+      c.backoff_ns.push_back(static_cast<std::int64_t>(ms) * kNsPerMs);
+    }
   }
   c.filter_subject = g.filter;
   return c;
@@ -402,14 +407,16 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
     const auto oh = digits(s, at + 1, 2);
     const auto om = digits(s, at + 4, 2);
     if (!oh || !om || s[at + 3] != ':') return std::nullopt;
-    offset_s = (s[at] == '+' ? 1 : -1) * (static_cast<std::int64_t>(*oh) * 3600 + *om * 60);
+    offset_s = (s[at] == '+' ? 1 : -1) *
+               (static_cast<std::int64_t>(*oh) * 3600 + static_cast<std::int64_t>(*om) * 60);
     at += 6;
   } else {
     return std::nullopt;
   }
   if (at != s.size()) return std::nullopt;
   const std::int64_t days = days_from_civil(*year, *month, *day);
-  const std::int64_t secs = days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_s;
+  const std::int64_t secs = days * 86400 + static_cast<std::int64_t>(*hour) * 3600 +
+                            static_cast<std::int64_t>(*minute) * 60 + *second - offset_s;
   return secs * 1'000'000'000 + frac_ns;
 }
 

@@ -33,6 +33,9 @@ inline constexpr std::int64_t kDefaultInactiveThresholdNs = 5'000'000'000;  // e
 // loft's bounds where NATS has none: max_deliver -1 (unlimited) is loft's largest, and
 // max_ack_pending -1 is this many messages in flight.
 inline constexpr std::int64_t kUnlimitedMaxAckPending = 65'536;
+// The group's backoff of a consumer without one: a redelivery 1 ms after ack_wait (a backoff
+// list of exactly [1 ms] reads back as none).
+inline constexpr std::uint32_t kNoBackoffMs = 1;
 
 // The fields of nats-server's ConsumerConfig that loft reads (the others are refused when set
 // to something loft does not do, or ignored when they do not change delivery; docs/nats.md).

@@ -127,23 +127,28 @@ tl::expected<PullSpec, std::string> parse_pull_request(std::string_view payload)
 }
 
 Consumers::Consumers(Api& api, broker::Groups& groups, std::function<void()> groups_changed,
-                     boost::asio::any_io_executor io, std::string server_name)
+                     const boost::asio::any_io_executor& io, std::string server_name)
     : api_(api),
       groups_(groups),
       groups_changed_(std::move(groups_changed)),
       server_name_(std::move(server_name)),
-      timer_(std::move(io)),
+      timer_(io),
       random_(std::random_device{}()) {}
 
 Consumers::~Consumers() {
   *alive_ = false;
   timer_.cancel();
-  groups_.drop_subscriber(this, group_now());
-  if (groups_changed_) groups_changed_();
+  try {
+    groups_.drop_subscriber(this, group_now());
+    if (groups_changed_) groups_changed_();
+  } catch (const std::exception& e) {
+    // Only an allocation failure: the process is going down; say so and go on.
+    nats_log()->error("consumers shutdown failed error=\"{}\"", e.what());
+  }
 }
 
 void Consumers::attach() {
-  api_.consumers = [this](Request r) { handle(std::move(r)); };
+  api_.consumers = [this](const Request& r) { handle(r); };
   api_.acks = [this](const Request& r) { on_ack(r); };
   api_.consumer_count = [this](std::string_view stream) { return count(stream); };
   api_.on_stream_deleted = [this](const std::string& stream) { on_stream_deleted(stream); };
@@ -177,7 +182,7 @@ delivery::TimePoint Consumers::group_now() {
 
 // ---- Requests ------------------------------------------------------------------------------
 
-void Consumers::handle(Request r) {
+void Consumers::handle(const Request& r) {
   const auto api = r.api();  // "CONSUMER...."
   const auto rest = api.substr(std::string_view("CONSUMER.").size());
   const auto take = [&](std::string_view prefix) -> std::optional<std::string_view> {
@@ -218,10 +223,10 @@ void Consumers::error(const Request& r, std::string_view name, const ApiError& e
   api_.respond_error(r.reply, name, e);
 }
 
-void Consumers::answer(const Request& r, std::string_view name, boost::json::object body) {
+void Consumers::answer(const Request& r, std::string_view name, const boost::json::object& body) {
   boost::json::object out;
   out["type"] = response_type(name);
-  for (auto& [k, v] : body) out[k] = std::move(v);
+  for (const auto& [k, v] : body) out[k] = v;
   api_.respond(r.reply, boost::json::serialize(out));
 }
 
@@ -417,22 +422,22 @@ void Consumers::remove(const Request& r, std::string_view stream, std::string_vi
 }
 
 void Consumers::names(const Request& r, std::string_view stream, bool list) {
-  const std::string_view kName = list ? "consumer_list" : "consumer_names";
+  const std::string_view name = list ? "consumer_list" : "consumer_names";
   if (!Api::allowed(r, auth::Operation::subscribe, stream)) {
-    return error(r, kName, api_error(err::kBadRequest, "permission denied"));
+    return error(r, name, api_error(err::kBadRequest, "permission denied"));
   }
   std::size_t offset = 0;
   if (!r.payload.empty()) {
     boost::system::error_code ec;
     const auto body = boost::json::parse(r.payload, ec);
-    if (ec || !body.is_object()) return error(r, kName, api_error(err::kInvalidJson));
+    if (ec || !body.is_object()) return error(r, name, api_error(err::kInvalidJson));
     if (const auto* off = body.get_object().if_contains("offset");
         off != nullptr && off->is_int64() && off->get_int64() > 0) {
       offset = static_cast<std::size_t>(off->get_int64());
     }
   }
   auto groups = groups_.list_groups(stream);
-  if (!groups) return error(r, kName, from_loft(groups.error(), err::kBadRequest));
+  if (!groups) return error(r, name, from_loft(groups.error(), err::kBadRequest));
   const std::size_t limit = list ? kListLimit : kNamesLimit;
   boost::json::object body;
   body["total"] = groups->size();
@@ -448,7 +453,7 @@ void Consumers::names(const Request& r, std::string_view stream, bool list) {
     if (Consumer* c = find(stream, g.group)) items.emplace_back(info_json(*c, g));
   }
   body["consumers"] = std::move(items);
-  answer(r, kName, std::move(body));
+  answer(r, name, std::move(body));
 }
 
 // ---- Pull requests ---------------------------------------------------------------------------

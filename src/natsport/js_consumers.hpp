@@ -57,7 +57,7 @@ class Consumers final : public broker::Subscriber {
 
   // `groups_changed` runs after every call into `groups` (loftd re-arms the groups' timer).
   Consumers(Api& api, broker::Groups& groups, std::function<void()> groups_changed,
-            boost::asio::any_io_executor io, std::string server_name);
+            const boost::asio::any_io_executor& io, std::string server_name);
   ~Consumers() override;
   Consumers(const Consumers&) = delete;
   Consumers& operator=(const Consumers&) = delete;
@@ -66,7 +66,7 @@ class Consumers final : public broker::Subscriber {
   // on_stream_deleted) with this object's functions.
   void attach();
   // A `$JS.API.CONSUMER.` request (Api::consumers).
-  void handle(Request request);
+  void handle(const Request& request);
   // A publish on `$JS.ACK.` (Api::acks): with users, the publisher needs subscribe on the
   // stream. A +NXT's pull request is the publisher's (request.session).
   void on_ack(const Request& request);
@@ -127,7 +127,7 @@ class Consumers final : public broker::Subscriber {
   Consumer* by_subscription(std::uint64_t subscription);
   boost::json::object info_json(const Consumer& c, const GroupInfo& g) const;
   void error(const Request& r, std::string_view name, const ApiError& e);
-  void answer(const Request& r, std::string_view name, boost::json::object body);
+  void answer(const Request& r, std::string_view name, const boost::json::object& body);
 
   // Status messages to a pull request's inbox (nats headers.hpp's codes).
   void status(std::string_view inbox, std::uint16_t code, std::string_view description,

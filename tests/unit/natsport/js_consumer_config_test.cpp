@@ -96,6 +96,9 @@ TEST(ConsumerConfig, UnlimitedDeliveriesAreLoftsLargest) {
   ASSERT_TRUE(s);
   EXPECT_EQ(s->config.max_deliveries, broker::GroupLimits::kMaxDeliveries);
   EXPECT_EQ(s->config.ack_timeout_ms, 30'000u);
+  // No backoff: redelivered right after ack_wait, in order (no exponential backoff, no jitter).
+  EXPECT_EQ(s->config.backoff_delays_ms, (std::vector<std::uint32_t>{kNoBackoffMs}));
+  EXPECT_TRUE(config_of_group("d", s->config).backoff_ns.empty());
   // And back: a group of loft's largest max_deliveries reads as unlimited.
   EXPECT_EQ(config_of_group("d", s->config).max_deliver, -1);
   EXPECT_TRUE(same_group_settings(s->config, *s));
