@@ -112,6 +112,7 @@ class RawTls {
     context_.load_verify_file(ca);
     context_.set_verify_mode(ssl::verify_peer);
     engine_ = std::make_unique<tls::Engine>(context_, tls::Engine::Role::client);
+    decoder_.set_version(1);
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -148,7 +149,8 @@ class RawTls {
 
   // A frame as one record per byte, every byte of them in a send of its own.
   bool send_bytewise(std::uint32_t cid, protocol::Body body) {
-    const auto plain = protocol::encode(protocol::Frame{cid, std::move(body)});
+    // The raw client speaks version 1 (its HELLO offers 1..1), both ways.
+    const auto plain = protocol::encode(protocol::Frame{cid, std::move(body)}, 1);
     for (const char ch : plain) {
       if (!engine_->write({&ch, 1}) || !send_output(true)) return false;
     }
