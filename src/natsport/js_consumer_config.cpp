@@ -130,10 +130,19 @@ tl::expected<void, ApiError> check_consumer_name(std::string_view name) {
   return {};
 }
 
-tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::value& value) {
-  if (!value.is_object()) return error(err::kConsumerConfigRequired);
-  const auto& o = value.get_object();
-  ConsumerConfig c;
+namespace {
+
+// The fields of a push consumer: read only to refuse them (docs/nats.md).
+struct PushFields {
+  std::string deliver_group;
+  bool flow_control = false;
+  std::int64_t idle_heartbeat = 0;
+  std::int64_t rate_limit = 0;
+};
+
+// The fields of `o` into `c` and `push`; a field of the wrong type is an error.
+tl::expected<void, ApiError> read_consumer_fields(const boost::json::object& o, ConsumerConfig& c,
+                                                  PushFields& push) {
   Reader r{o, {}};
   r.str("durable_name", c.durable_name);
   r.str("name", c.name);
@@ -156,14 +165,10 @@ tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::
   r.boolean("mem_storage", c.mem_storage);
   r.boolean("headers_only", c.headers_only);
   r.str("deliver_subject", c.deliver_subject);
-  std::string deliver_group;
-  r.str("deliver_group", deliver_group);
-  bool flow_control = false;
-  r.boolean("flow_control", flow_control);
-  std::int64_t idle_heartbeat = 0;
-  r.i64("idle_heartbeat", idle_heartbeat);
-  std::int64_t rate_limit = 0;
-  r.i64("rate_limit_bps", rate_limit);
+  r.str("deliver_group", push.deliver_group);
+  r.boolean("flow_control", push.flow_control);
+  r.i64("idle_heartbeat", push.idle_heartbeat);
+  r.i64("rate_limit_bps", push.rate_limit);
   if (const auto* b = o.if_contains("backoff"); b != nullptr && !b->is_null()) {
     if (!b->is_array()) {
       r.note("backoff");
@@ -181,7 +186,11 @@ tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::
   if (!r.bad.empty()) {
     return error(err::kInvalidJson, "invalid JSON: field " + r.bad + " has the wrong type");
   }
+  return {};
+}
 
+// The names, and what loft does not offer (push consumers).
+tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const PushFields& push) {
   // Names.
   if (!c.durable_name.empty() && !c.name.empty() && c.durable_name != c.name) {
     return error(err::kConsumerCreateDurableAndNameMismatch);
@@ -192,15 +201,19 @@ tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::
   }
 
   // Push consumers are not offered (docs/nats.md): a clean error instead of silence.
-  if (!c.deliver_subject.empty() || !deliver_group.empty()) {
+  if (!c.deliver_subject.empty() || !push.deliver_group.empty()) {
     return error(err::kConsumerCreate,
                  "push consumers (deliver_subject) are not supported by loft: use a pull "
                  "consumer");
   }
-  if (idle_heartbeat != 0) return error(err::kConsumerHbRequiresPush);
-  if (flow_control) return error(err::kConsumerFcRequiresPush);
-  if (rate_limit != 0) return error(err::kConsumerPullWithRateLimit);
+  if (push.idle_heartbeat != 0) return error(err::kConsumerHbRequiresPush);
+  if (push.flow_control) return error(err::kConsumerFcRequiresPush);
+  if (push.rate_limit != 0) return error(err::kConsumerPullWithRateLimit);
+  return {};
+}
 
+// The ack, replay and deliver policies loft carries out.
+tl::expected<void, ApiError> check_policies(const ConsumerConfig& c) {
   // Policies loft carries out.
   if (c.ack_policy != "explicit") {
     return error(err::kConsumerInvalidPolicy,
@@ -238,7 +251,11 @@ tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::
     return error(err::kConsumerInvalidPolicy,
                  "deliver policy '" + dp + "' is not supported by loft");
   }
+  return {};
+}
 
+// The numbers, checked against the group limits, with nats-server's defaults for 0.
+tl::expected<void, ApiError> fill_numbers(ConsumerConfig& c) {
   // Numbers, with nats-server's defaults for 0.
   if (c.ack_wait_ns <= 0) c.ack_wait_ns = kDefaultAckWaitNs;
   const auto ack_ms = to_ms(c.ack_wait_ns);
@@ -283,6 +300,21 @@ tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::
   if (!c.durable() && c.inactive_threshold_ns == 0) {
     c.inactive_threshold_ns = kDefaultInactiveThresholdNs;
   }
+  return {};
+}
+
+}  // namespace
+
+tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::value& value) {
+  if (!value.is_object()) return error(err::kConsumerConfigRequired);
+  ConsumerConfig c;
+  PushFields push;
+  if (auto ok = read_consumer_fields(value.get_object(), c, push); !ok) {
+    return tl::unexpected(ok.error());
+  }
+  if (auto ok = check_names_and_push(c, push); !ok) return tl::unexpected(ok.error());
+  if (auto ok = check_policies(c); !ok) return tl::unexpected(ok.error());
+  if (auto ok = fill_numbers(c); !ok) return tl::unexpected(ok.error());
   return c;
 }
 

@@ -95,7 +95,8 @@ inline constexpr ErrorKind kConsumerHbRequiresPush{
     400, 10088, "consumer idle heartbeat requires a push based consumer"};
 inline constexpr ErrorKind kConsumerFcRequiresPush{
     400, 10089, "consumer flow control requires a push based consumer"};
-inline constexpr ErrorKind kConsumerInvalidPolicy{400, 10094, "invalid consumer policy"};  // "{err}"
+inline constexpr ErrorKind kConsumerInvalidPolicy{400, 10094,
+                                                  "invalid consumer policy"};  // "{err}"
 inline constexpr ErrorKind kConsumerBadDurableName{400, 10103,
                                                    "durable name can not contain '.', '*', '>'"};
 inline constexpr ErrorKind kConsumerMaxRequestBatchNegative{
