@@ -23,6 +23,7 @@ runtime_pkgs=(
 
 build_pkgs=(
   build-essential g++ cmake ninja-build pkg-config git ccache python3
+  mold  # a faster linker (CMakeLists.txt, LOFT_MOLD): the sanitizer builds link ~50 programs
   libboost1.81-dev libboost-program-options1.81-dev libboost-system1.81-dev libboost-json1.81-dev
   librocksdb-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
