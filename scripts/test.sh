@@ -10,7 +10,8 @@
 #    the connection fuzz corpus, short crash rounds);
 # 3. the libFuzzer targets built with clang, each run for LOFT_FUZZ_SECONDS (default 30).
 # Stage "tidy" runs clang-tidy over src/ once (scripts/tidy.sh, 2 jobs) with the compile
-# commands of stage 1's build/asan, after that build and before its ctest; any finding fails.
+# commands of stage 1's build/asan, after that build: beside stage 1's ctest at nice 19 when both
+# run, alone otherwise; any finding fails.
 # Each gtest is a ctest test of its own, named Suite.Name and labelled with its kind and its
 # executable (tests/CMakeLists.txt), so extra arguments, which go to the stage-1 ctest (NATS run
 # included) and skip the other stages, can pick a few, e.g.
@@ -36,17 +37,40 @@ if [[ " $stages " == *" tidy "* || " $stages " == *" 1 "* ]]; then
   # Built first even for tidy alone: code that does not compile fails here, with the compiler's
   # own message, not inside clang-tidy.
   cmake --build "$build"
+  # With stage 1, clang-tidy runs beside its ctest at the lowest CPU priority: the suite spends
+  # much of its time waiting (daemons starting, fsync, timed waits) and tidy takes what it
+  # leaves, while the tests still get a core whenever they are runnable. Its findings are
+  # printed, and fail the run, after the suite.
+  tidy_pid=""
+  tidy_log="$build/tidy.log"
   if [[ " $stages " == *" tidy "* ]]; then
-    start=$SECONDS
-    LOFT_TIDY_JOBS=2 ./scripts/tidy.sh "$build"
-    stage_took tidy "$start"
+    tidy_start=$SECONDS
+    if [[ " $stages " == *" 1 "* ]]; then
+      LOFT_TIDY_JOBS=2 nice -n 19 ./scripts/tidy.sh "$build" >"$tidy_log" 2>&1 &
+      tidy_pid=$!
+    else
+      LOFT_TIDY_JOBS=2 ./scripts/tidy.sh "$build"
+      stage_took tidy "$tidy_start"
+    fi
   fi
   if [[ " $stages " == *" 1 "* ]]; then
     start=$SECONDS
     # Without arguments the NATS run is left to its own stage.
     if [[ $# -eq 0 ]]; then set -- -LE '^nats$'; fi
-    ctest --test-dir "$build" --output-on-failure -j2 "$@"
+    ctest_status=0
+    ctest --test-dir "$build" --output-on-failure -j2 "$@" || ctest_status=$?
     stage_took 1 "$start"
+    if [[ -n "$tidy_pid" ]]; then
+      tidy_status=0
+      wait "$tidy_pid" || tidy_status=$?
+      cat "$tidy_log"
+      stage_took "tidy (beside stage 1)" "$tidy_start"
+      if [[ $tidy_status -ne 0 ]]; then
+        echo "test.sh: clang-tidy found problems (above)" >&2
+        exit "$tidy_status"
+      fi
+    fi
+    if [[ $ctest_status -ne 0 ]]; then exit "$ctest_status"; fi
   fi
 fi
 
