@@ -5,6 +5,10 @@
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --build    only what building loft needs (the Dockerfile's build stage)
 #   scripts/install-deps.sh --runtime  only the shared libraries loftd needs at run time
+#   scripts/install-deps.sh --build-tests  what building loft and its tests needs (build + cnats)
+#   scripts/install-deps.sh --checks   the rest: clang (tidy, fuzzing), nats-server, Node and the
+#                                      npm packages; scripts/test.sh installs these while it
+#                                      builds, since nothing before its first check needs them
 set -euo pipefail
 
 runtime_pkgs=(
@@ -31,14 +35,16 @@ build_pkgs=(
   libsodium-dev  # src/auth: password hashes, keyed BLAKE2b, random bytes
   libssl-dev     # TLS listeners and the client's TLS (Asio's SSL support on OpenSSL 3)
   openssl        # tests make their certificates with it; scripts/bench-security.sh too
-  clang-14 libclang-rt-14-dev clang-tidy-14
 )
 
-# The NATS client scenarios (tests/nats): run with unmodified NATS clients against a reference
-# server, and later against loft's NATS port.
-test_pkgs=(
-  nats-server    # the reference server
+# The NATS client scenarios (tests/nats), run with unmodified NATS clients against a reference
+# server and against loft's NATS port: cnats is compiled with the tests, the rest runs them.
+test_build_pkgs=(
   libnats-dev    # cnats, the C client (tests/nats/c)
+)
+check_pkgs=(
+  clang-14 libclang-rt-14-dev clang-tidy-14  # scripts/tidy.sh and the libFuzzer targets
+  nats-server    # the reference server
 )
 
 # Node.js >= 18 with npm runs the nats.js scenarios (tests/nats/js). A machine that already has
@@ -54,12 +60,14 @@ with_tests=false
 case "${1:-}" in
   --runtime) pkgs=("${runtime_pkgs[@]}") ;;
   --build) pkgs=("${build_pkgs[@]}") ;;
-  "")
+  --build-tests) pkgs=("${build_pkgs[@]}" "${test_build_pkgs[@]}") ;;
+  --checks | "")
     with_tests=true
-    pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}")
+    pkgs=("${check_pkgs[@]}")
+    if [[ -z "${1:-}" ]]; then pkgs+=("${build_pkgs[@]}" "${test_build_pkgs[@]}"); fi
     if ! usable_node; then pkgs+=(nodejs npm); fi
     ;;
-  *) echo "usage: scripts/install-deps.sh [--build|--runtime]" >&2; exit 2 ;;
+  *) echo "usage: scripts/install-deps.sh [--build|--build-tests|--checks|--runtime]" >&2; exit 2 ;;
 esac
 
 SUDO=""

@@ -23,7 +23,27 @@
 # Each stage prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+# What building needs first; the rest (clang for tidy and fuzzing, nats-server, Node and the npm
+# packages) installs in the background while stage 1 builds, and every stage after that build
+# waits for it (checks_ready). Its output is printed when it is waited for.
+./scripts/install-deps.sh --build-tests
+mkdir -p build
+checks_log=build/install-checks.log
+./scripts/install-deps.sh --checks >"$checks_log" 2>&1 &
+checks_pid=$!
+# An early exit (a failed build) still lets apt finish rather than leave dpkg half done.
+trap 'if [[ -n "$checks_pid" ]]; then wait "$checks_pid" || true; fi' EXIT
+checks_ready() {
+  if [[ -z "$checks_pid" ]]; then return 0; fi
+  local status=0
+  wait "$checks_pid" || status=$?
+  checks_pid=""
+  cat "$checks_log"
+  if [[ $status -ne 0 ]]; then
+    echo "test.sh: installing the check dependencies failed (above)" >&2
+    exit "$status"
+  fi
+}
 stages=${LOFT_TEST_STAGES:-tidy 1 nats 2 3}
 if [[ $# -gt 0 ]]; then stages=1; fi
 stage_took() { echo "test.sh: stage $1 took $((SECONDS - $2)) s"; }
@@ -37,6 +57,7 @@ if [[ " $stages " == *" tidy "* || " $stages " == *" 1 "* ]]; then
   # Built first even for tidy alone: code that does not compile fails here, with the compiler's
   # own message, not inside clang-tidy.
   cmake --build "$build"
+  checks_ready
   # With stage 1, clang-tidy runs beside its ctest at the lowest CPU priority: the suite spends
   # much of its time waiting (daemons starting, fsync, timed waits) and tidy takes what it
   # leaves, while the tests still get a core whenever they are runnable. Its findings are
@@ -74,6 +95,7 @@ if [[ " $stages " == *" tidy "* || " $stages " == *" 1 "* ]]; then
   fi
 fi
 
+checks_ready
 if [[ " $stages " == *" nats "* ]]; then
   start=$SECONDS
   build=build/asan
