@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=build/fuzz
 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_FUZZ=ON >/dev/null
-cmake --build "$build" --target decoder_fuzz connection_fuzz auth_fuzz nats_parser_fuzz
+cmake --build "$build" --target decoder_fuzz connection_fuzz auth_fuzz nats_parser_fuzz nats_session_fuzz
 mkdir -p "$build/artifacts"
-for target in decoder_fuzz connection_fuzz auth_fuzz nats_parser_fuzz; do
+for target in decoder_fuzz connection_fuzz auth_fuzz nats_parser_fuzz nats_session_fuzz; do
   scratch=$(mktemp -d)
   cp tests/fuzz/corpus/* "$scratch/"
   if [[ -d "tests/fuzz/corpus-$target" ]]; then cp "tests/fuzz/corpus-$target"/* "$scratch/"; fi
