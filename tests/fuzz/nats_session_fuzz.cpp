@@ -82,9 +82,9 @@ class Harness {
     groups_ = std::make_unique<broker::Groups>(*broker_, broker::GroupDefaults{}, runner_.poster());
     runner_.attach(*broker_, *groups_);
     natsport::ServerOptions so;
-    so.max_payload = 16 * 1024;
+    so.max_payload = std::uint64_t{16} << 10;
     so.max_control_line = 1024;
-    so.max_outgoing_bytes = 256 * 1024;
+    so.max_outgoing_bytes = std::size_t{256} << 10;
     so.shutdown_timeout = std::chrono::seconds(5);
     so.jetstream.broker = broker_.get();
     so.jetstream.groups = groups_.get();
@@ -142,13 +142,13 @@ std::string pub(std::string_view subject, std::string_view reply, std::string_vi
 
 // Create is idempotent for the same config, so every input may send it again.
 const std::string& jetstream_setup() {
-  static const std::string setup =
+  static const std::string kSetup =
       "SUB _INBOX.fuzz.> 1\r\n" +
       pub("$JS.API.STREAM.CREATE.FUZZ", "_INBOX.fuzz.s",
           R"({"name":"FUZZ","subjects":["fuzz.>"]})") +
       pub("$JS.API.CONSUMER.DURABLE.CREATE.FUZZ.C", "_INBOX.fuzz.c",
           R"({"stream_name":"FUZZ","config":{"durable_name":"C","ack_policy":"explicit"}})");
-  return setup;
+  return kSetup;
 }
 constexpr std::size_t kPiecewiseBytes = 4096;
 
@@ -280,7 +280,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const int fd = connect_to(harness().port());
   std::string replies;
-  std::vector<char> buf(64 * 1024);
+  std::vector<char> buf(std::size_t{64} << 10);
   std::size_t sent = 0;
   bool write_open = true;
   // Write the input while reading replies (the server stops reading a client that does not

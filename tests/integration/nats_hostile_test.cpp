@@ -270,12 +270,12 @@ TEST(NatsHostileInput, PayloadsBeforeConnectAreBoundedToSixtyFourKiB) {
   EXPECT_EQ(early.error_then_close(), "Maximum Payload Violation");
   NatsConnection exact(d.nats_port());
   ASSERT_TRUE(exact.send("SUB early 1\r\n"));
-  ASSERT_TRUE(exact.pub("early", std::string(64 * 1024, 'e')));
+  ASSERT_TRUE(exact.pub("early", std::string(std::size_t{64} << 10, 'e')));
   auto m = exact.next_msg();  // served before CONNECT, as nats-server does without users
   ASSERT_TRUE(m);
   EXPECT_EQ(m->payload.size(), 64u * 1024);
   ASSERT_TRUE(exact.handshake());
-  ASSERT_TRUE(exact.pub("early", std::string(200 * 1024, 'l')));
+  ASSERT_TRUE(exact.pub("early", std::string(std::size_t{200} << 10, 'l')));
   m = exact.next_msg();
   ASSERT_TRUE(m);
   EXPECT_EQ(m->payload.size(), 200u * 1024);
