@@ -6,12 +6,14 @@
 # Each round: the disk's own fdatasync (2,000 appends of 100 bytes, p50 and p99), then a fresh
 # loftd (Release, default settings: every PubAck fsync'd) and a fresh nats-server (-js, a store
 # of its own in the same file system; it does not fsync each write) on 127.0.0.1, each running
-# publish then consume; which server goes first alternates by round. Prints every figure, the
-# medians and the ratio loft / nats-server per mode (docs/performance.md, "The NATS port").
+# publish then consume; which server goes first alternates by round. With loft's CLI in
+# BUILD_DIR, the same loftd then runs loft's own protocol too (`loft bench publish --batch 100
+# --window 10`, 1,000 in flight; `loft bench consume`). Prints every figure, the medians and the
+# ratio loft / nats-server per mode (docs/performance.md, "The NATS port").
 #   scripts/bench-nats.sh [BUILD_DIR] [ROUNDS] [MESSAGES]
 # BUILD_DIR is a Release build with the tests configured (default build/release):
 #   cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
-#   cmake --build build/release -j2 --target loftd nats_c_bench
+#   cmake --build build/release -j2 --target loftd nats_c_bench [loft]
 # ROUNDS 3 (at most 20), MESSAGES 100000 (at most 2,000,000); every run is bounded by a
 # timeout (180 s), and a failed run stops the script.
 set -euo pipefail
@@ -21,6 +23,7 @@ rounds=${2:-3}
 messages=${3:-100000}
 loftd="$build/src/apps/loftd"
 bench="$build/tests/nats/c/nats_c_bench"
+loft="$build/src/apps/loft"
 die() { echo "bench-nats.sh: $*" >&2; exit 1; }
 [[ -x "$loftd" ]] || die "$loftd not found: build the loftd target of a Release build"
 [[ -x "$bench" ]] || die "$bench not found: build nats_c_bench (needs libnats-dev: scripts/install-deps.sh)"
@@ -106,6 +109,20 @@ for round in $(seq 1 "$rounds"); do
       figures[$kind.$mode]+="$rate "
       printf '  %-11s %-7s %9s msg/s  %s\n' "$kind" "$mode" "$rate" "$out"
     done
+    if [[ $kind == loft && -x "$loft" ]]; then
+      native=(timeout -k 5 180 "$loft" --broker "127.0.0.1:$(cat "$work/port")" bench)
+      for mode in publish consume; do
+        if [[ $mode == publish ]]; then
+          out=$("${native[@]}" publish --producers 1 --batch 100 --window 10 --messages "$messages" --json)
+        else
+          out=$("${native[@]}" consume --messages "$messages" --json)
+        fi
+        rate=$(sed -n 's/.*"msgs_per_sec": *\([0-9]*\).*/\1/p' <<<"$out")
+        [[ -n "$rate" ]] || die "loft bench $mode printed no msgs_per_sec: $out"
+        figures[native.$mode]+="$rate "
+        printf '  %-11s %-7s %9s msg/s  (loft bench %s)\n' "loft-native" "$mode" "$rate" "$mode"
+      done
+    fi
     stop_server
   done
 done
@@ -119,4 +136,8 @@ for mode in publish consume; do
     "$(echo ${figures[loft.$mode]} | sed 's/ /; /g')" "$n" \
     "$(echo ${figures[nats-server.$mode]} | sed 's/ /; /g')" \
     "$(awk -v a="$l" -v b="$n" 'BEGIN { printf "%.2f", a / b }')"
+  if [[ -n "${figures[native.$mode]:-}" ]]; then
+    printf '  %-7s loft native protocol %9s (%s)\n' "$mode" "$(median "${figures[native.$mode]}")" \
+      "$(echo ${figures[native.$mode]} | sed 's/ /; /g')"
+  fi
 done
