@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http_client.hpp"
+#include "nats_bystander.hpp"
 #include "nats_client.hpp"
 #include "test_daemon.hpp"
 
@@ -27,27 +28,6 @@ namespace json = boost::json;
 std::string nats_config(const std::string& extra = "") {
   return "nats_listen = \"127.0.0.1:0\"\n" + extra;
 }
-
-class Bystander {
- public:
-  explicit Bystander(std::uint16_t port) : pub_(port), sub_(port) {
-    EXPECT_TRUE(pub_.handshake());
-    EXPECT_TRUE(sub_.handshake());
-    EXPECT_TRUE(sub_.sub("bystander", "1"));
-    EXPECT_TRUE(sub_.flush());
-  }
-  bool works() {
-    const std::string payload = "round " + std::to_string(++rounds_);
-    if (!pub_.pub("bystander", payload) || !pub_.flush()) return false;
-    const auto m = sub_.next_msg();
-    return m && m->payload == payload;
-  }
-
- private:
-  NatsConnection pub_;
-  NatsConnection sub_;
-  int rounds_ = 0;
-};
 
 // The JSON answer on `reply` to a request, or null if none came (or it is not JSON).
 json::value request(NatsConnection& c, std::string_view subject, std::string_view payload,
