@@ -2,8 +2,9 @@
 # Runs the NATS client scenarios listed in loft_scenarios.txt against a loftd started here,
 # and compares each transcript with nats-server's (tests/nats/reference) through
 # run_reference.sh: a failed check, or a difference not listed in loft_differences.json, fails.
-# loftd gets loopback ports picked by the kernel (the NATS port included), a temp data dir and
-# the default durability; it is stopped on exit whatever happens, and a loftd that dies during
+# loftd gets loopback ports picked by the kernel (the NATS port included), a temp data dir, the
+# default durability and one user (`loft`, allowed everything), whom every scenario connects
+# as, so `auth` runs too; it is stopped on exit whatever happens, and a loftd that dies during
 # the run or does not stop cleanly (ASan, a non-zero exit) fails it too.
 #
 #   run_loft.sh --loftd PATH [--c-dir DIR] [--out DIR]
@@ -65,8 +66,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The test user: the password run_reference.sh gives its reference nats-server, and its
+# Argon2id hash (`printf '%s\n' PASSWORD | loft user hash-password`).
+user=loft pass=loft-reference-secret
+hash='$argon2id$v=19$m=65536,t=2,p=1$gV15vyoXXG+eizarHRT3Ug$DzealdE5jnP4+HljReMKSDQ+xS37lRnEP0/+mys9/eY'
+printf '[[users]]\nname = "%s"\npassword_hash = "%s"\npublish = ["*"]\nsubscribe = ["*"]\nadmin = ["*"]\n' \
+  "$user" "$hash" >"$work/users.toml"
+printf 'users_file = "%s"\n' "$work/users.toml" >"$work/loftd.toml"
+
 # --port-file is written last, once every listener is bound (the NATS port's file before it).
-"$loftd" --data-dir "$work/data" --listen 127.0.0.1:0 --http-listen off \
+"$loftd" --config "$work/loftd.toml" --data-dir "$work/data" --listen 127.0.0.1:0 --http-listen off \
   --nats-listen 127.0.0.1:0 --nats-port-file "$work/nats.port" --port-file "$work/port" \
   >"$log" 2>&1 &
 loftd_pid=$!
@@ -83,7 +92,8 @@ for name in "${scenarios[@]}"; do only+=(--only "$name"); done
 c_args=()
 if [[ -n "$c_dir" ]]; then c_args=(--c-dir "$c_dir"); fi
 rc=0
-"$here/run_reference.sh" --target "$target" "${c_args[@]}" --out "$out_dir" "${only[@]}" \
+"$here/run_reference.sh" --target "$target" --user "$user" --pass "$pass" "${c_args[@]}" \
+  --out "$out_dir" "${only[@]}" \
   --compare "$here/reference" --allow "$here/loft_differences.json" || rc=$?
 
 if ! kill -0 "$loftd_pid" 2>/dev/null; then
