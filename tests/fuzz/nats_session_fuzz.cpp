@@ -5,7 +5,8 @@
 // - close the connection after the client's end of stream, within a generous deadline;
 // - send only well-formed server ops: INFO first (a JSON object), MSG and HMSG whose sizes
 //   hold (an HMSG's header block a `NATS/1.0` one), +OK, -ERR '...', PING, PONG, and every
-//   JetStream API answer (a payload naming an `io.nats.jetstream.api.v1.` type) valid JSON;
+//   JetStream API answer (a payload naming an `io.nats.jetstream.api.v1.` type) well-formed
+//   JSON (its strings' UTF-8 aside: check_json_answer);
 // - release the connection (no session left behind) and keep accepting new ones.
 // The first input byte is a control byte:
 // - bit 0 sends a CONNECT first (headers and no_responders on);
@@ -14,7 +15,8 @@
 // - bit 2 sends the first 4 KiB in pieces of 1 to 8 bytes (bits 3-5 + 1), each its own TCP
 //   segment, so the session reads ops split at every byte.
 // The seeds (tests/fuzz/corpus-nats_session_fuzz) are what nats.js and cnats sent in the
-// scenarios of tests/nats, recorded with a loopback proxy, behind a 0 control byte.
+// scenarios of tests/nats, recorded with a loopback proxy (record_nats_seeds.mjs), behind a 0
+// control byte.
 //
 //   CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DLOFT_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
 //   ninja -C build/fuzz nats_session_fuzz
