@@ -39,7 +39,7 @@ struct Harness {
     so.limits.max_frame_size = 64 * 1024;
     so.limits.message = fuzz::InProcessBroker::kLimits;
     so.max_inflight_requests = 16;
-    so.max_outgoing_bytes = 256 * 1024;
+    so.max_outgoing_bytes = std::size_t{256} << 10;
     so.shutdown_timeout = std::chrono::seconds(5);
     server = std::make_unique<net::Server>(core.io(), core.broker(), core.runner(), so);
     port = server->listen("127.0.0.1", 0).port();

@@ -505,7 +505,7 @@ TEST(NatsHostile, ASlowConsumerIsClosedAndNobodyElseIsHeldUp) {
       }
     }
   });
-  const std::string payload(16 * 1024, 'f');
+  const std::string payload(std::size_t{16} << 10, 'f');
   int published = 0;
   bool slow_closed = false;
   while (!slow_closed && published < 4096) {
