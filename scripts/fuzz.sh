@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 jobs=${LOFT_FUZZ_JOBS:-2}
 build=build/fuzz
-targets=(decoder_fuzz connection_fuzz auth_fuzz nats_parser_fuzz)
+targets=(decoder_fuzz connection_fuzz auth_fuzz nats_parser_fuzz nats_session_fuzz)
 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_FUZZ=ON >/dev/null
 cmake --build "$build" --target "${targets[@]}"
 mkdir -p "$build/artifacts"

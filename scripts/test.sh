@@ -3,8 +3,8 @@
 # 1. a Debug build with AddressSanitizer + UndefinedBehaviorSanitizer (build/asan): the whole
 #    suite with ctest (unit, contract, integration, crash, fuzz corpora), except the NATS run;
 # nats. the NATS client scenarios (tests/nats: nats.js and cnats, unmodified) against a private
-#    reference nats-server: the ctest nats_reference (label nats) of build/asan, run on its own
-#    after stage 1, so that its timed waits do not share the 2 cores with the ASan suite;
+#    reference nats-server and against build/asan's loftd: the ctests nats_reference and
+#    nats_loft (label nats) of build/asan, run on their own after stage 1, so that its timed waits do not share the 2 cores with the ASan suite;
 # 2. a ThreadSanitizer build (build/tsan): the concurrency-heavy suites (the broker's writer
 #    and reclaimer threads, the client's reader thread, server and broker in one process in
 #    the connection fuzz corpus, short crash rounds);
@@ -99,9 +99,9 @@ checks_ready
 if [[ " $stages " == *" nats "* ]]; then
   start=$SECONDS
   build=build/asan
-  # Stage 1 built everything; alone, this stage builds only the cnats programs.
+  # Stage 1 built everything; alone, this stage builds only the cnats programs and loftd.
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_SANITIZE=ON >/dev/null
-  cmake --build "$build" --target nats_c_core nats_c_js
+  cmake --build "$build" --target nats_c_core nats_c_js loftd
   ctest --test-dir "$build" --output-on-failure -L '^nats$'
   stage_took nats "$start"
 fi

@@ -21,6 +21,7 @@
 
 #include "http_client.hpp"
 #include "loft/auth/auth.hpp"
+#include "nats_bystander.hpp"
 #include "nats_client.hpp"
 #include "test_certs.hpp"
 #include "test_daemon.hpp"
@@ -472,29 +473,8 @@ TEST(NatsTls, ClientsSpeakTlsAfterInfoAndACertificateCanNameTheUser) {
 
 // ---------------------------------------------------------------------------------------------
 // Slow consumers and hostile input. Each case keeps a well-behaved publisher and subscriber
-// working on their own subject, and checks at the end that they still do.
-
-class Bystander {
- public:
-  explicit Bystander(std::uint16_t port) : pub_(port), sub_(port) {
-    EXPECT_TRUE(pub_.handshake());
-    EXPECT_TRUE(sub_.handshake());
-    EXPECT_TRUE(sub_.sub("bystander", "1"));
-    EXPECT_TRUE(sub_.flush());
-  }
-  // A round trip through the daemon: what is published now arrives.
-  bool works() {
-    const std::string payload = "round " + std::to_string(++rounds_);
-    if (!pub_.pub("bystander", payload) || !pub_.flush()) return false;
-    const auto m = sub_.next_msg();
-    return m && m->payload == payload;
-  }
-
- private:
-  NatsConnection pub_;
-  NatsConnection sub_;
-  int rounds_ = 0;
-};
+// working on their own subject (Bystander, nats_bystander.hpp), and checks at the end that they
+// still do.
 
 TEST(NatsHostile, ASlowConsumerIsClosedAndNobodyElseIsHeldUp) {
   // Small enough to reach soon, large enough for the bursts a consumer that reads all the time
@@ -525,7 +505,7 @@ TEST(NatsHostile, ASlowConsumerIsClosedAndNobodyElseIsHeldUp) {
       }
     }
   });
-  const std::string payload(16 * 1024, 'f');
+  const std::string payload(std::size_t{16} << 10, 'f');
   int published = 0;
   bool slow_closed = false;
   while (!slow_closed && published < 4096) {

@@ -6,7 +6,7 @@
 # already running, e.g. loft's NATS port. tests/nats/README.md has the details.
 #
 #   run_reference.sh [--target URL [--user USER --pass PASSWORD]] [--c-dir DIR] [--out DIR]
-#                    [--only NAME]...
+#                    [--only NAME]... [--compare DIR [--allow FILE]]
 #
 #   --target URL  run against URL instead of starting nats-server
 #   --user/--pass credentials for the target (the auth scenario is skipped without them)
@@ -14,10 +14,13 @@
 #                 it the C scenarios are skipped, with it a missing program is a failure
 #   --out DIR     keep each scenario's JSON transcript as DIR/NAME.json (default: a temp dir)
 #   --only NAME   run only this scenario (repeatable); names as printed
+#   --compare DIR compare each passing scenario's transcript with DIR/NAME.json step by step
+#                 (compare_transcripts.mjs); a difference fails the scenario
+#   --allow FILE  the intended differences for --compare (loft_differences.json)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-target="" user="" pass="" c_dir="" out_dir="" only=()
+target="" user="" pass="" c_dir="" out_dir="" compare_dir="" allow_file="" only=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --target) target=${2:?--target needs a URL}; shift 2 ;;
@@ -26,7 +29,9 @@ while [[ $# -gt 0 ]]; do
     --c-dir) c_dir=${2:?--c-dir needs a directory}; shift 2 ;;
     --out) out_dir=${2:?--out needs a directory}; shift 2 ;;
     --only) only+=("${2:?--only needs a scenario name}"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --compare) compare_dir=${2:?--compare needs a directory}; shift 2 ;;
+    --allow) allow_file=${2:?--allow needs a file}; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_reference.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -94,6 +99,15 @@ scenarios=(
   "c_js|c|nats_c_js"
 )
 
+# An --only name that is no scenario is an error, not a run of nothing.
+for name in "${only[@]}"; do
+  known=no
+  for entry in "${scenarios[@]}"; do
+    if [[ "${entry%%|*}" == "$name" ]]; then known=yes; fi
+  done
+  [[ $known == yes ]] || die "--only $name: no such scenario"
+done
+
 passed=0 failed=0 skipped=0 failures=()
 start_all=$SECONDS
 for entry in "${scenarios[@]}"; do
@@ -120,6 +134,19 @@ for entry in "${scenarios[@]}"; do
   # Each scenario bounds its own waits; the outer timeout is the backstop for a hung process.
   timeout -k 5 60 "${cmd[@]}" >"$out_dir/$name.json" 2>"$work/$name.err" || rc=$?
   secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  if [[ $rc -eq 0 && -n "$compare_dir" ]]; then
+    if [[ ! -f "$compare_dir/$name.json" ]]; then
+      echo "FAIL $name: no reference transcript $compare_dir/$name.json (run_reference.sh --out" \
+           "$compare_dir writes them from nats-server)"
+      failed=$((failed + 1)); failures+=("$name"); continue
+    fi
+    allow=()
+    if [[ -n "$allow_file" ]]; then allow=("$allow_file"); fi
+    if ! node "$here/compare_transcripts.mjs" "$compare_dir/$name.json" "$out_dir/$name.json" "${allow[@]}"; then
+      echo "FAIL $name (${secs} s): its checks held, but its transcript is not the reference's"
+      failed=$((failed + 1)); failures+=("$name"); continue
+    fi
+  fi
   if [[ $rc -eq 0 ]]; then
     echo "PASS $name (${secs} s)"; passed=$((passed + 1))
   else
