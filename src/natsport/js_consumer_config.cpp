@@ -222,7 +222,8 @@ tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const
   if (c.flow_control && c.idle_heartbeat_ns == 0) {
     return error(err::kConsumerWithFlowControlNeedsHeartbeats);
   }
-  if (c.idle_heartbeat_ns < 0 || (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs)) {
+  if (c.idle_heartbeat_ns < 0 ||
+      (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs)) {
     return error(err::kConsumerCreate, "idle_heartbeat must be 0 or at least 10ms in loft");
   }
   if (push.rate_limit != 0) {

@@ -798,7 +798,8 @@ void Consumers::on_timer() {
     }
     if (c.push) push_timer(c, now);
     if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
-        !push_bound(c) && c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns) <= now) {
+        !push_bound(c) &&
+        c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns) <= now) {
       idle.push_back(key);
     }
   }

@@ -12,6 +12,8 @@
 // connection settle through that subscription ("ack from anywhere", as in NATS). A
 // connection that goes away takes its waiting requests with it; what it was delivered and did
 // not ack comes back after ack_wait, with the next attempt number.
+// A consumer with a deliver_subject is a push consumer (js_push.cpp): the same subscription,
+// whose credit is open while someone subscribes to the deliver subject and flow control lets it.
 //
 // Io thread only (as the sessions, the router and broker::Groups). Deadlines (pull request
 // expiry, idle heartbeats, ephemeral consumers' inactive_threshold) run on one steady_timer.
@@ -36,8 +38,8 @@
 #include "js_api.hpp"
 #include "js_consumer_config.hpp"
 #include "js_push.hpp"
-#include "router.hpp"
 #include "loft/broker/groups.hpp"
+#include "router.hpp"
 
 namespace loft::natsport::js {
 

@@ -88,9 +88,9 @@ inline constexpr ErrorKind kConsumerEphemeralWithDurableName{
     400, 10020, "consumer expected to be ephemeral but a durable name was set in request"};
 inline constexpr ErrorKind kConsumerConfigRequired{400, 10078, "consumer config required"};
 inline constexpr ErrorKind kConsumerDeliverToWildcards{400, 10079,
-                                                      "consumer deliver subject has wildcards"};
-inline constexpr ErrorKind kConsumerPushMaxWaiting{
-    400, 10080, "consumer in push mode can not set max waiting"};
+                                                       "consumer deliver subject has wildcards"};
+inline constexpr ErrorKind kConsumerPushMaxWaiting{400, 10080,
+                                                   "consumer in push mode can not set max waiting"};
 inline constexpr ErrorKind kConsumerDeliverCycle{400, 10081,
                                                  "consumer deliver subject forms a cycle"};
 inline constexpr ErrorKind kConsumerPullWithRateLimit{

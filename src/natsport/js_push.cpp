@@ -159,6 +159,7 @@ void Consumers::check_interest(Consumer& c) {
   if (!bound) {
     nats_log()->debug("push consumer unbound stream={} consumer={}", c.stream, c.name);
     push_unbound(c);
+    arm();  // an ephemeral one's inactive_threshold runs from now
     return;
   }
   nats_log()->debug("push consumer bound stream={} consumer={} deliver_subject={}", c.stream,
@@ -272,10 +273,10 @@ void Consumers::push_timer(Consumer& c, Clock::time_point now) {
   if (!due || *due > now) return;
   p.flow.idle_from(now);
   if (!p.bound) return;
-  const auto block = idle_heartbeat_headers(c.consumer_seq, c.delivered_stream_seq,
-                                            p.flow.outstanding());
-  api_.router().publish_to(p.deliver_subject,
-                           Outbound{p.deliver_subject, std::string_view{}, block, std::string_view{}});
+  const auto block =
+      idle_heartbeat_headers(c.consumer_seq, c.delivered_stream_seq, p.flow.outstanding());
+  api_.router().publish_to(p.deliver_subject, Outbound{p.deliver_subject, std::string_view{}, block,
+                                                       std::string_view{}});
 }
 
 void Consumers::on_flow_control(std::string_view subject) {

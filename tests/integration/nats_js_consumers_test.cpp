@@ -410,8 +410,8 @@ TEST_F(JsConsumers, PushConsumerPushesOnlyWhileSubscribedAndAcksSettle) {
     EXPECT_EQ(attempt(*m), "1");
     EXPECT_TRUE(nats_->pub(m->reply, "+ACK"));
   }
-  EXPECT_TRUE(eventually(
-      [&] { return api("CONSUMER.INFO.ORDERS.pusher").at("num_ack_pending") == 0; }));
+  EXPECT_TRUE(
+      eventually([&] { return api("CONSUMER.INFO.ORDERS.pusher").at("num_ack_pending") == 0; }));
   info = api("CONSUMER.INFO.ORDERS.pusher");
   EXPECT_TRUE(info.at("push_bound").as_bool());
   EXPECT_EQ(info.at("num_ack_pending"), 0);
@@ -419,9 +419,9 @@ TEST_F(JsConsumers, PushConsumerPushesOnlyWhileSubscribedAndAcksSettle) {
 
   // Push-only settings are checked as nats-server does.
   const auto create = [&](const std::string& config) {
-    return err_code(api("CONSUMER.DURABLE.CREATE.ORDERS.bad",
-                        R"({"stream_name":"ORDERS","config":{"durable_name":"bad",)" + config +
-                            "}}"));
+    return err_code(
+        api("CONSUMER.DURABLE.CREATE.ORDERS.bad",
+            R"({"stream_name":"ORDERS","config":{"durable_name":"bad",)" + config + "}}"));
   };
   EXPECT_EQ(create(R"("deliver_subject":"push.*")"), 10079);
   EXPECT_EQ(create(R"("deliver_subject":"push.x","max_waiting":4)"), 10080);
@@ -459,8 +459,8 @@ TEST_F(JsConsumers, ADeliverGroupSharesThePushedMessages) {
   EXPECT_EQ(std::unique(seqs.begin(), seqs.end()), seqs.end()) << "a message came twice";
   EXPECT_GT(per_member["a"], 0);
   EXPECT_GT(per_member["b"], 0);
-  EXPECT_TRUE(eventually(
-      [&] { return api("CONSUMER.INFO.ORDERS.shared").at("num_ack_pending") == 0; }));
+  EXPECT_TRUE(
+      eventually([&] { return api("CONSUMER.INFO.ORDERS.shared").at("num_ack_pending") == 0; }));
   const auto info = api("CONSUMER.INFO.ORDERS.shared");
   EXPECT_EQ(info.at("num_ack_pending"), 0);
   EXPECT_EQ(info.at("ack_floor").at("stream_seq"), kCount);
