@@ -24,8 +24,8 @@ namespace loft::natsport::js {
 class PushFlow {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::uint64_t kWindowStart = 2 * 1024 * 1024;
-  static constexpr std::uint64_t kWindowMax = 32 * 1024 * 1024;
+  static constexpr std::uint64_t kWindowStart = std::uint64_t{2} << 20;  // 2 MiB
+  static constexpr std::uint64_t kWindowMax = std::uint64_t{32} << 20;   // 32 MiB
 
   // `heartbeat` zero: no heartbeats.
   PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now);

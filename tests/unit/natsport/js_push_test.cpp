@@ -17,11 +17,12 @@ using namespace std::chrono_literals;
 using Clock = PushFlow::Clock;
 
 constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = 1024 * kKiB;
 
 TEST(PushFlow, WithoutFlowControlEverythingMayBePushed) {
   const Clock::time_point t0{};
   PushFlow f(false, 0s, t0);
-  for (int i = 0; i < 100; ++i) EXPECT_FALSE(f.pushed(1024 * kKiB, t0));
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(f.pushed(kMiB, t0));
   EXPECT_TRUE(f.may_push());
   EXPECT_EQ(f.pending_bytes(), 0u);
   EXPECT_FALSE(f.next_heartbeat());
@@ -30,14 +31,14 @@ TEST(PushFlow, WithoutFlowControlEverythingMayBePushed) {
 TEST(PushFlow, RequestsPastHalfTheWindowAndPausesPastIt) {
   const Clock::time_point t0{};
   PushFlow f(true, 1s, t0);
-  EXPECT_EQ(f.window(), 2 * 1024 * kKiB);
+  EXPECT_EQ(f.window(), 2 * kMiB);
   // 1 MiB exactly is not past half: no request yet.
   for (int i = 0; i < 4; ++i) EXPECT_FALSE(f.pushed(256 * kKiB, t0));
   EXPECT_TRUE(f.pushed(1, t0));
   f.request_sent("$JS.FC.S.c.1");
   EXPECT_EQ(f.outstanding(), "$JS.FC.S.c.1");
   // Still pushing until past the whole window, with no second request.
-  EXPECT_FALSE(f.pushed(1024 * kKiB - 1, t0));
+  EXPECT_FALSE(f.pushed(kMiB - 1, t0));
   EXPECT_TRUE(f.may_push());  // exactly the window
   EXPECT_FALSE(f.pushed(1, t0));
   EXPECT_FALSE(f.may_push());
@@ -46,8 +47,8 @@ TEST(PushFlow, RequestsPastHalfTheWindowAndPausesPastIt) {
   EXPECT_FALSE(f.may_push());
   EXPECT_TRUE(f.answered("$JS.FC.S.c.1"));
   EXPECT_TRUE(f.may_push());
-  EXPECT_EQ(f.window(), 4 * 1024 * kKiB);
-  EXPECT_EQ(f.pending_bytes(), 1024 * kKiB);  // what was pushed after the request
+  EXPECT_EQ(f.window(), 4 * kMiB);
+  EXPECT_EQ(f.pending_bytes(), kMiB);  // what was pushed after the request
   EXPECT_EQ(f.outstanding(), "");
   EXPECT_FALSE(f.answered("$JS.FC.S.c.1"));  // answered once
 }
