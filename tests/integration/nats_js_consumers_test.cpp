@@ -438,7 +438,7 @@ TEST_F(JsConsumers, ADeliverGroupSharesThePushedMessages) {
   ASSERT_TRUE(b->sub("push.crew", "b", "crew"));
   ASSERT_TRUE(a->flush());
   ASSERT_TRUE(b->flush());
-  const int kCount = 8;
+  constexpr int kCount = 8;
   for (int i = 0; i < kCount; ++i) publish("orders.eu", std::to_string(i));
   // Each message to exactly one member (acked there, without waiting for an answer that a
   // pushed message could overtake).
@@ -489,8 +489,8 @@ TEST_F(JsConsumers, IdleHeartbeatsAndFlowControlAreAnswered) {
   EXPECT_THAT(hb->headers, HasSubstr("Nats-Last-Consumer: 0\r\n"));
   EXPECT_THAT(hb->headers, HasSubstr("Nats-Last-Stream: 0\r\n"));
 
-  const int kCount = 30;
-  const std::string big(100 * 1000, 'x');
+  constexpr int kCount = 30;
+  const std::string big(std::size_t{100} * 1000, 'x');
   for (int i = 0; i < kCount; ++i) {
     ASSERT_TRUE(nats_->pub("big.m", big, inbox(*nats_, "puback")));
     auto ack = nats_->next_msg();
