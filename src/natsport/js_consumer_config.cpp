@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "loft/broker/groups.hpp"
+#include "loft/nats/subject.hpp"
 
 namespace loft::natsport::js {
 
@@ -132,12 +133,10 @@ tl::expected<void, ApiError> check_consumer_name(std::string_view name) {
 
 namespace {
 
-// The fields of a push consumer: read only to refuse them (docs/nats.md).
+// The fields read only to check them: loft does not limit a push consumer's rate.
 struct PushFields {
-  std::string deliver_group;
-  bool flow_control = false;
-  std::int64_t idle_heartbeat = 0;
   std::int64_t rate_limit = 0;
+  bool max_waiting_set = false;  // push consumers may not set it
 };
 
 // The fields of `o` into `c` and `push`; a field of the wrong type is an error.
@@ -165,10 +164,13 @@ tl::expected<void, ApiError> read_consumer_fields(const boost::json::object& o, 
   r.boolean("mem_storage", c.mem_storage);
   r.boolean("headers_only", c.headers_only);
   r.str("deliver_subject", c.deliver_subject);
-  r.str("deliver_group", push.deliver_group);
-  r.boolean("flow_control", push.flow_control);
-  r.i64("idle_heartbeat", push.idle_heartbeat);
+  r.str("deliver_group", c.deliver_group);
+  r.boolean("flow_control", c.flow_control);
+  r.i64("idle_heartbeat", c.idle_heartbeat_ns);
   r.i64("rate_limit_bps", push.rate_limit);
+  if (const auto* w = o.if_contains("max_waiting"); w != nullptr && !w->is_null()) {
+    push.max_waiting_set = !w->is_number() || w->to_number<double>() != 0;
+  }
   if (const auto* b = o.if_contains("backoff"); b != nullptr && !b->is_null()) {
     if (!b->is_array()) {
       r.note("backoff");
@@ -189,7 +191,7 @@ tl::expected<void, ApiError> read_consumer_fields(const boost::json::object& o, 
   return {};
 }
 
-// The names, and what loft does not offer (push consumers).
+// The names, and the push fields (a deliver subject, or none of the push-only settings).
 tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const PushFields& push) {
   // Names.
   if (!c.durable_name.empty() && !c.name.empty() && c.durable_name != c.name) {
@@ -200,15 +202,33 @@ tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const
     if (auto ok = check_consumer_name(*n); !ok) return tl::unexpected(ok.error());
   }
 
-  // Push consumers are not offered (docs/nats.md): a clean error instead of silence.
-  if (!c.deliver_subject.empty() || !push.deliver_group.empty()) {
-    return error(err::kConsumerCreate,
-                 "push consumers (deliver_subject) are not supported by loft: use a pull "
-                 "consumer");
+  if (!c.push()) {
+    if (c.idle_heartbeat_ns != 0) return error(err::kConsumerHbRequiresPush);
+    if (c.flow_control) return error(err::kConsumerFcRequiresPush);
+    if (push.rate_limit != 0) return error(err::kConsumerPullWithRateLimit);
+    return {};
   }
-  if (push.idle_heartbeat != 0) return error(err::kConsumerHbRequiresPush);
-  if (push.flow_control) return error(err::kConsumerFcRequiresPush);
-  if (push.rate_limit != 0) return error(err::kConsumerPullWithRateLimit);
+  // A push consumer, checked as nats-server does, in its order.
+  if (!nats::is_valid_subscription_subject(c.deliver_subject)) {
+    return error(err::kConsumerInvalidDeliverSubject);
+  }
+  if (!nats::is_valid_publish_subject(c.deliver_subject)) {
+    return error(err::kConsumerDeliverToWildcards);
+  }
+  if (!c.deliver_group.empty() && !nats::is_valid_queue_group(c.deliver_group)) {
+    return error(err::kConsumerCreate, "deliver_group is not a valid queue group name");
+  }
+  if (push.max_waiting_set) return error(err::kConsumerPushMaxWaiting);
+  if (c.flow_control && c.idle_heartbeat_ns == 0) {
+    return error(err::kConsumerWithFlowControlNeedsHeartbeats);
+  }
+  if (c.idle_heartbeat_ns < 0 ||
+      (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs)) {
+    return error(err::kConsumerCreate, "idle_heartbeat must be 0 or at least 10ms in loft");
+  }
+  if (push.rate_limit != 0) {
+    return error(err::kConsumerCreate, "rate_limit_bps is not supported by loft");
+  }
   return {};
 }
 
@@ -281,7 +301,8 @@ tl::expected<void, ApiError> fill_numbers(ConsumerConfig& c) {
       }
     }
   }
-  if (c.max_waiting == 0) c.max_waiting = kDefaultMaxWaiting;
+  if (c.push()) c.max_waiting = 0;  // pull requests only
+  if (c.max_waiting == 0 && !c.push()) c.max_waiting = kDefaultMaxWaiting;
   if (c.max_waiting < 0) return error(err::kConsumerMaxWaitingNegative);
   if (c.max_ack_pending == 0) c.max_ack_pending = kDefaultMaxAckPending;
   if (c.max_ack_pending < -1) {
@@ -336,7 +357,7 @@ boost::json::object consumer_config_json(const ConsumerConfig& c) {
   }
   if (!c.filter_subject.empty()) o["filter_subject"] = c.filter_subject;
   o["replay_policy"] = c.replay_policy;
-  o["max_waiting"] = c.max_waiting;
+  if (!c.push()) o["max_waiting"] = c.max_waiting;
   o["max_ack_pending"] = c.max_ack_pending;
   if (c.headers_only) o["headers_only"] = true;
   if (c.max_batch != 0) o["max_batch"] = c.max_batch;
@@ -345,6 +366,10 @@ boost::json::object consumer_config_json(const ConsumerConfig& c) {
   if (c.inactive_threshold_ns != 0) o["inactive_threshold"] = c.inactive_threshold_ns;
   o["num_replicas"] = c.num_replicas;
   if (c.mem_storage) o["mem_storage"] = true;
+  if (c.idle_heartbeat_ns != 0) o["idle_heartbeat"] = c.idle_heartbeat_ns;
+  if (c.flow_control) o["flow_control"] = true;
+  if (!c.deliver_subject.empty()) o["deliver_subject"] = c.deliver_subject;
+  if (!c.deliver_group.empty()) o["deliver_group"] = c.deliver_group;
   return o;
 }
 

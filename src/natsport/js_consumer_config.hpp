@@ -36,6 +36,8 @@ inline constexpr std::int64_t kUnlimitedMaxAckPending = 65'536;
 // The group's backoff of a consumer without one: a redelivery 1 ms after ack_wait (a backoff
 // list of exactly [1 ms] reads back as none).
 inline constexpr std::uint32_t kNoBackoffMs = 1;
+// The shortest idle_heartbeat loft sends (nats-server has none; shorter would keep loftd busy).
+inline constexpr std::int64_t kMinIdleHeartbeatNs = 10'000'000;
 
 // The fields of nats-server's ConsumerConfig that loft reads (the others are refused when set
 // to something loft does not do, or ignored when they do not change delivery; docs/nats.md).
@@ -61,12 +63,18 @@ struct ConsumerConfig {
   std::int64_t num_replicas = 0;
   bool mem_storage = false;
   bool headers_only = false;
-  std::string deliver_subject;  // push: not offered (refused at parse)
+  // Push consumers (js_push.hpp): a deliver subject, optionally a queue group, flow control
+  // and idle heartbeats (ns).
+  std::string deliver_subject;
+  std::string deliver_group;
+  bool flow_control = false;
+  std::int64_t idle_heartbeat_ns = 0;
   bool operator==(const ConsumerConfig&) const = default;
 
   // The consumer's name: `name`, else `durable_name` (empty for an ephemeral one not named yet).
   const std::string& consumer_name() const { return name.empty() ? durable_name : name; }
   bool durable() const { return !durable_name.empty(); }
+  bool push() const { return !deliver_subject.empty(); }
 };
 
 // Reads `config` (the request's "config" object), checks it and fills in the defaults. Errors

@@ -139,6 +139,8 @@ Consumers::~Consumers() {
   *alive_ = false;
   try {
     timer_.cancel();
+    api_.router().on_interest_change = nullptr;
+    if (fc_subscription_) api_.router().unsubscribe(*fc_subscription_);
     groups_.drop_subscriber(this, group_now());
     if (groups_changed_) groups_changed_();
   } catch (...) {
@@ -152,6 +154,8 @@ void Consumers::attach() {
   api_.acks = [this](const Request& r) { on_ack(r); };
   api_.consumer_count = [this](std::string_view stream) { return count(stream); };
   api_.on_stream_deleted = [this](const std::string& stream) { on_stream_deleted(stream); };
+  api_.router().on_interest_change = [this](std::string_view) { on_interest_change(); };
+  restore_push();
 }
 
 std::size_t Consumers::count(std::string_view stream) const {
@@ -247,6 +251,7 @@ Consumers::Consumer* Consumers::find(std::string_view stream, std::string_view n
     c.created_ns = topic->created_at_ms * 1'000'000;
   }
   auto [it, inserted] = consumers_.emplace(Key{c.stream, c.name}, std::move(c));
+  if (it->second.config.push()) start_push(it->second);
   return &it->second;
 }
 
@@ -267,9 +272,11 @@ void Consumers::drop_consumer(const Key& key) {
 boost::json::object Consumers::info_json(const Consumer& c, const GroupInfo& g) const {
   std::uint64_t waiting = 0;
   for (const auto& w : c.waiting) waiting += w.alive() ? 1 : 0;
-  return consumer_info_json(c.stream, c.config, c.created_ns,
-                            consumer_numbers(g, c.consumer_seq, c.delivered_stream_seq, waiting),
-                            server_name_);
+  auto o = consumer_info_json(c.stream, c.config, c.created_ns,
+                              consumer_numbers(g, c.consumer_seq, c.delivered_stream_seq, waiting),
+                              server_name_);
+  if (push_bound(c)) o["push_bound"] = true;
+  return o;
 }
 
 void Consumers::create(const Request& r, std::string_view stream, std::string_view name,
@@ -336,6 +343,13 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
 
   auto topic = api_.broker().describe_topic(stream);
   if (!topic) return error(r, kName, api_error(err::kStreamNotFound));
+  for (const auto& captured : topic->subjects) {
+    // Pushing into the stream's own subjects would store every delivery again.
+    if (config.push() && nats::is_valid_subscription_subject(captured) &&
+        nats::subject_matches(captured, config.deliver_subject)) {
+      return error(r, kName, api_error(err::kConsumerDeliverCycle));
+    }
+  }
   auto settings = group_settings(config, topic->next_offset.value);
   if (!settings) return error(r, kName, settings.error());
   const std::string consumer = config.consumer_name();
@@ -358,6 +372,7 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
     c->config = config;
     c->config_known = true;
     c->last_active = Clock::now();
+    start_push(*c);
     return answer(r, kName, info_json(*c, *existing));
   }
 
@@ -379,6 +394,7 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
         c.created_ns = system_now_ns();
         c.last_active = Clock::now();
         auto [it, inserted] = consumers_.insert_or_assign(Key{c.stream, c.name}, std::move(c));
+        start_push(it->second);
         answer(r, kName, info_json(it->second, *g));
         arm();
       });
@@ -464,6 +480,7 @@ void Consumers::next(const Request& r, std::string_view stream, std::string_view
     // nats-server has no such consumer to answer: the requester gets "no responders".
     return status(r.reply, nats::kStatusNoResponders, "");
   }
+  if (c->config.push()) return status(r.reply, nats::kStatusConflict, "Consumer is push based");
   auto spec = parse_pull_request(r.payload);
   if (!spec) return status(r.reply, 400, spec.error());
   const auto& cfg = c->config;
@@ -578,6 +595,7 @@ std::uint32_t Consumers::credit(std::uint64_t subscription) const {
   if (it == subscriptions_.end()) return 0;
   const auto c = consumers_.find(it->second);
   if (c == consumers_.end()) return 0;
+  if (c->second.push) return push_credit(c->second);
   std::uint64_t total = 0;
   for (const auto& w : c->second.waiting) {
     if (w.alive()) total += static_cast<std::uint64_t>(w.batch_left);
@@ -587,6 +605,7 @@ std::uint32_t Consumers::credit(std::uint64_t subscription) const {
 
 void Consumers::deliver(const broker::DeliveryBatch& batch) {
   Consumer* c = by_subscription(batch.subscription);
+  if (c != nullptr && c->push) return push_deliver(*c, batch);
   std::vector<OffsetRun> unsent;
   std::uint64_t end = 0;
   if (auto t = api_.broker().describe_topic(batch.topic)) end = t->next_offset.value;
@@ -735,7 +754,11 @@ void Consumers::arm() {
       if (w.expires_at) consider(*w.expires_at);
       if (w.heartbeat.count() > 0) consider(w.next_heartbeat);
     }
-    if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty()) {
+    if (c.push) {
+      if (auto t = c.push->flow.next_heartbeat(); t && c.push->bound) consider(*t);
+    }
+    if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
+        !push_bound(c)) {
       consider(c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns));
     }
   }
@@ -773,7 +796,9 @@ void Consumers::on_timer() {
              static_cast<std::uint64_t>(w.batch_left),
              w.bytes_bounded ? static_cast<std::uint64_t>(w.bytes_left) : 0, true);
     }
+    if (c.push) push_timer(c, now);
     if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
+        !push_bound(c) &&
         c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns) <= now) {
       idle.push_back(key);
     }

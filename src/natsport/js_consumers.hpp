@@ -12,6 +12,8 @@
 // connection settle through that subscription ("ack from anywhere", as in NATS). A
 // connection that goes away takes its waiting requests with it; what it was delivered and did
 // not ack comes back after ack_wait, with the next attempt number.
+// A consumer with a deliver_subject is a push consumer (js_push.cpp): the same subscription,
+// whose credit is open while someone subscribes to the deliver subject and flow control lets it.
 //
 // Io thread only (as the sessions, the router and broker::Groups). Deadlines (pull request
 // expiry, idle heartbeats, ephemeral consumers' inactive_threshold) run on one steady_timer.
@@ -35,7 +37,9 @@
 
 #include "js_api.hpp"
 #include "js_consumer_config.hpp"
+#include "js_push.hpp"
 #include "loft/broker/groups.hpp"
+#include "router.hpp"
 
 namespace loft::natsport::js {
 
@@ -106,6 +110,7 @@ class Consumers final : public broker::Subscriber {
     std::uint64_t delivered_stream_seq = 0;
     std::deque<Waiting> waiting;
     Clock::time_point last_active{};
+    std::optional<PushState> push;  // a push consumer's (js_push.cpp)
   };
   using Key = std::pair<std::string, std::string>;  // stream, consumer
 
@@ -140,6 +145,41 @@ class Consumers final : public broker::Subscriber {
   void on_timer();
   void arm();
   static delivery::TimePoint group_now();
+
+  // ---- Push consumers (js_push.cpp) -----------------------------------------------------------
+  // The start-up path of a push consumer, from its config: makes (or, after a config change,
+  // remakes) its push state when config.deliver_subject is set, ends it otherwise, then looks
+  // at the interest in the deliver subject and subscribes to the group. Idempotent. Every path
+  // that makes a Consumer from a config (create, and find() from the group record) calls it.
+  void start_push(Consumer& c);
+  // At attach(): every group whose record carries a deliver subject becomes a push consumer.
+  void restore_push();
+  // The Router's interest changed: re-checks every push consumer (posted, coalesced).
+  void on_interest_change();
+  void check_interest(Consumer& c);
+  std::uint32_t push_credit(const Consumer& c) const;
+  void push_deliver(Consumer& c, const broker::DeliveryBatch& batch);
+  // Pushes what is queued, as far as flow control lets it; then asks the group for more.
+  void push_flush(Consumer& c);
+  // No interest any more: what was queued goes back to the group at once.
+  void push_unbound(Consumer& c);
+  void push_timer(Consumer& c, Clock::time_point now);
+  void on_flow_control(std::string_view subject);
+  bool push_bound(const Consumer& c) const { return c.push && c.push->bound; }
+
+  // The `$JS.FC.>` subscription: flow-control answers from any connection.
+  class FlowControlListener final : public natsport::Subscriber {
+   public:
+    explicit FlowControlListener(Consumers& owner) : owner_(owner) {}
+    bool deliver(const Subscription& sub, const Outbound& message) override;
+    void on_subscription_finished(const Subscription& sub) override { (void)sub; }
+
+   private:
+    Consumers& owner_;
+  };
+  FlowControlListener fc_listener_{*this};
+  std::optional<SubscriberHandle> fc_subscription_;
+  bool interest_check_posted_ = false;
 
   Api& api_;
   broker::Groups& groups_;

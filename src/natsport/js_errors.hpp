@@ -87,6 +87,12 @@ inline constexpr ErrorKind kConsumerDurableNameNotMatchSubject{
 inline constexpr ErrorKind kConsumerEphemeralWithDurableName{
     400, 10020, "consumer expected to be ephemeral but a durable name was set in request"};
 inline constexpr ErrorKind kConsumerConfigRequired{400, 10078, "consumer config required"};
+inline constexpr ErrorKind kConsumerDeliverToWildcards{400, 10079,
+                                                       "consumer deliver subject has wildcards"};
+inline constexpr ErrorKind kConsumerPushMaxWaiting{400, 10080,
+                                                   "consumer in push mode can not set max waiting"};
+inline constexpr ErrorKind kConsumerDeliverCycle{400, 10081,
+                                                 "consumer deliver subject forms a cycle"};
 inline constexpr ErrorKind kConsumerPullWithRateLimit{
     400, 10086, "consumer in pull mode can not have rate limit set"};
 inline constexpr ErrorKind kConsumerMaxWaitingNegative{400, 10087,
@@ -99,6 +105,10 @@ inline constexpr ErrorKind kConsumerInvalidPolicy{400, 10094,
                                                   "invalid consumer policy"};  // "{err}"
 inline constexpr ErrorKind kConsumerBadDurableName{400, 10103,
                                                    "durable name can not contain '.', '*', '>'"};
+inline constexpr ErrorKind kConsumerWithFlowControlNeedsHeartbeats{
+    400, 10108, "consumer with flow control also needs heartbeats"};
+inline constexpr ErrorKind kConsumerInvalidDeliverSubject{400, 10112,
+                                                          "invalid push consumer deliver subject"};
 inline constexpr ErrorKind kConsumerMaxRequestBatchNegative{
     400, 10114, "consumer max request batch needs to be > 0"};
 inline constexpr ErrorKind kConsumerMaxDeliverBackoff{

@@ -21,6 +21,7 @@ nats::Result<SubscriberHandle> Router::subscribe(Subscriber& session, std::strin
     begin = end + 1;
   }
   subscriptions_.emplace(static_cast<std::uint64_t>(handle), std::move(sub));
+  if (on_interest_change) on_interest_change(subject);
   return handle;
 }
 
@@ -28,7 +29,16 @@ void Router::unsubscribe(SubscriberHandle handle) {
   const auto it = subscriptions_.find(static_cast<std::uint64_t>(handle));
   if (it == subscriptions_.end()) return;
   index_.remove(it->second.subject, it->second.queue, handle);
+  const std::string subject = std::move(it->second.subject);
   subscriptions_.erase(it);
+  if (on_interest_change) on_interest_change(subject);
+}
+
+bool Router::has_interest(std::string_view subject) const {
+  if (!nats::is_valid_publish_subject(subject)) return false;
+  nats::MatchResult match;
+  index_.match(subject, match);
+  return !match.plain.empty() || !match.queues.empty();
 }
 
 Subscription* Router::find(SubscriberHandle handle) {

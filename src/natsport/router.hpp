@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -76,6 +77,14 @@ class Router {
   bool send_to(SubscriberHandle handle, const Outbound& message);
 
   std::size_t size() const noexcept { return subscriptions_.size(); }
+
+  // Whether a message published on `subject` would reach a subscription now (the JetStream
+  // push consumers' interest in their deliver subjects).
+  bool has_interest(std::string_view subject) const;
+  // Called after a subscription was added or removed, with its subject (JetStream push
+  // consumers watch their deliver subjects). It runs inside Router calls, publish() included:
+  // it must not call back into the Router (post the work instead).
+  std::function<void(std::string_view subject)> on_interest_change;
 
  private:
   bool deliver_to(SubscriberHandle handle, const Outbound& message);

@@ -3,12 +3,16 @@
 // durable), info / names / list / delete, pull requests (batch, no_wait, expires), acks from
 // the `$JS.ACK` reply subject (+ACK, -NAK with a delay, +WPI, +TERM, AckSync), max_deliver and
 // the dead-letter topic, and a consumer that disconnects and gets its message back with
-// attempt 2. Messages are published with loft's own CLI, so they are read over NATS with the
-// subject they were published on. Waits are pull requests' own expiries, never sleeps.
+// attempt 2. Push consumers: messages pushed to a deliver subject only while someone subscribes,
+// acked; a deliver group sharing them; idle heartbeats and flow control answered; a gone
+// subscriber's message back for the next one. Messages are published with loft's own CLI, so
+// they are read over NATS with the subject they were published on. Waits are pull requests' own
+// expiries or the heartbeats of push consumers, never sleeps.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <map>
 #include <memory>
@@ -355,6 +359,201 @@ TEST_F(JsConsumers, PullErrors) {
   auto m = nats_->next_msg();
   ASSERT_TRUE(m);
   EXPECT_THAT(m->headers, StartsWith("NATS/1.0 409 Consumer Deleted"));
+}
+
+// ---- Push consumers ----------------------------------------------------------------------------
+
+bool is_status(const NatsEvent& m, std::string_view status) {
+  return m.hmsg && m.headers.starts_with("NATS/1.0 " + std::string(status));
+}
+
+TEST_F(JsConsumers, PushConsumerPushesOnlyWhileSubscribedAndAcksSettle) {
+  create_durable("idle", R"(,"deliver_subject":"push.idle")");
+  create_durable("pusher", R"(,"deliver_subject":"push.out")");
+  auto watcher = connect();
+  ASSERT_TRUE(watcher->sub("push.idle", "idle"));
+  ASSERT_TRUE(watcher->flush());
+  publish("orders.eu", "one");
+  publish("orders.us", "two");
+
+  // "idle" is bound: both come, with their own subjects and an ack subject.
+  std::vector<NatsEvent> got;
+  for (int i = 0; i < 2; ++i) {
+    auto m = watcher->next_msg();
+    ASSERT_TRUE(m) << to_string(watcher->last().kind);
+    got.push_back(*m);
+  }
+  EXPECT_EQ(got[0].subject, "orders.eu");
+  EXPECT_EQ(got[0].sid, "idle");
+  EXPECT_EQ(got[0].payload, "one");
+  EXPECT_THAT(got[0].reply, StartsWith("$JS.ACK.ORDERS.idle.1.1.1."));
+  EXPECT_EQ(got[1].subject, "orders.us");
+  EXPECT_TRUE(api("CONSUMER.INFO.ORDERS.idle").at("push_bound").as_bool());
+
+  // Nobody subscribes to push.out: nothing was pushed for "pusher".
+  auto info = api("CONSUMER.INFO.ORDERS.pusher");
+  EXPECT_EQ(info.at("config").at("deliver_subject"), "push.out");
+  EXPECT_FALSE(info.contains("push_bound"));
+  EXPECT_FALSE(info.at("config").as_object().contains("max_waiting"));
+  EXPECT_EQ(info.at("delivered").at("consumer_seq"), 0);
+  EXPECT_EQ(info.at("num_pending"), 2);
+  // Pull requests are not for push consumers.
+  EXPECT_EQ(pull("pusher", R"({"batch":1})", 1).status, "409 Consumer is push based");
+
+  // A subscriber comes: both are pushed, and acked.
+  ASSERT_TRUE(nats_->sub("push.out", "out"));
+  for (const auto* payload : {"one", "two"}) {
+    auto m = nats_->next_msg();
+    ASSERT_TRUE(m) << to_string(nats_->last().kind);
+    EXPECT_EQ(m->sid, "out");
+    EXPECT_EQ(m->payload, payload);
+    EXPECT_EQ(attempt(*m), "1");
+    EXPECT_TRUE(nats_->pub(m->reply, "+ACK"));
+  }
+  EXPECT_TRUE(
+      eventually([&] { return api("CONSUMER.INFO.ORDERS.pusher").at("num_ack_pending") == 0; }));
+  info = api("CONSUMER.INFO.ORDERS.pusher");
+  EXPECT_TRUE(info.at("push_bound").as_bool());
+  EXPECT_EQ(info.at("num_ack_pending"), 0);
+  EXPECT_EQ(info.at("ack_floor").at("stream_seq"), 2);
+
+  // Push-only settings are checked as nats-server does.
+  const auto create = [&](const std::string& config) {
+    return err_code(
+        api("CONSUMER.DURABLE.CREATE.ORDERS.bad",
+            R"({"stream_name":"ORDERS","config":{"durable_name":"bad",)" + config + "}}"));
+  };
+  EXPECT_EQ(create(R"("deliver_subject":"push.*")"), 10079);
+  EXPECT_EQ(create(R"("deliver_subject":"push.x","max_waiting":4)"), 10080);
+  EXPECT_EQ(create(R"("deliver_subject":"push.x","flow_control":true)"), 10108);
+  EXPECT_EQ(create(R"("deliver_subject":"bad subject")"), 10112);
+  EXPECT_EQ(create(R"("idle_heartbeat":1000000000)"), 10088);
+}
+
+TEST_F(JsConsumers, ADeliverGroupSharesThePushedMessages) {
+  create_durable("shared", R"(,"deliver_subject":"push.crew","deliver_group":"crew")");
+  auto a = connect();
+  auto b = connect();
+  ASSERT_TRUE(a->sub("push.crew", "a", "crew"));
+  ASSERT_TRUE(b->sub("push.crew", "b", "crew"));
+  ASSERT_TRUE(a->flush());
+  ASSERT_TRUE(b->flush());
+  constexpr int kCount = 8;
+  for (int i = 0; i < kCount; ++i) publish("orders.eu", std::to_string(i));
+  // Each message to exactly one member (acked there, without waiting for an answer that a
+  // pushed message could overtake).
+  std::vector<std::string> seqs;
+  std::map<std::string, int> per_member;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (static_cast<int>(seqs.size()) < kCount && std::chrono::steady_clock::now() < deadline) {
+    for (auto* c : {a.get(), b.get()}) {
+      auto m = c->next_msg(50ms);
+      if (!m) continue;
+      seqs.push_back(stream_seq(*m));
+      ++per_member[m->sid];
+      EXPECT_TRUE(c->pub(m->reply, "+ACK"));
+    }
+  }
+  ASSERT_EQ(static_cast<int>(seqs.size()), kCount);
+  std::sort(seqs.begin(), seqs.end());
+  EXPECT_EQ(std::unique(seqs.begin(), seqs.end()), seqs.end()) << "a message came twice";
+  EXPECT_GT(per_member["a"], 0);
+  EXPECT_GT(per_member["b"], 0);
+  EXPECT_TRUE(
+      eventually([&] { return api("CONSUMER.INFO.ORDERS.shared").at("num_ack_pending") == 0; }));
+  const auto info = api("CONSUMER.INFO.ORDERS.shared");
+  EXPECT_EQ(info.at("num_ack_pending"), 0);
+  EXPECT_EQ(info.at("ack_floor").at("stream_seq"), kCount);
+}
+
+TEST_F(JsConsumers, IdleHeartbeatsAndFlowControlAreAnswered) {
+  // A stream whose subjects NATS publishes capture, and 100 KB messages: the flow-control
+  // window starts at 2 MiB, with a request past its half.
+  auto created =
+      api("STREAM.CREATE.BIG", R"({"name":"BIG","subjects":["big.>"],"storage":"file"})");
+  ASSERT_EQ(err_code(created), 0) << json::serialize(created);
+  auto a = api("CONSUMER.DURABLE.CREATE.BIG.fc",
+               R"({"stream_name":"BIG","config":{"durable_name":"fc","ack_policy":"explicit",)"
+               R"("deliver_subject":"push.fc","flow_control":true,"idle_heartbeat":200000000}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("flow_control"), true);
+  EXPECT_EQ(a.at("config").at("idle_heartbeat"), 200'000'000);
+
+  auto c = connect();
+  ASSERT_TRUE(c->sub("push.fc", "fc"));
+  ASSERT_TRUE(c->flush());
+  // Idle: a heartbeat naming the last sequences (none yet).
+  auto hb = c->next_msg();
+  ASSERT_TRUE(hb);
+  ASSERT_TRUE(is_status(*hb, "100 Idle Heartbeat")) << hb->headers;
+  EXPECT_THAT(hb->headers, HasSubstr("Nats-Last-Consumer: 0\r\n"));
+  EXPECT_THAT(hb->headers, HasSubstr("Nats-Last-Stream: 0\r\n"));
+
+  constexpr int kCount = 30;
+  const std::string big(std::size_t{100} * 1000, 'x');
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_TRUE(nats_->pub("big.m", big, inbox(*nats_, "puback")));
+    auto ack = nats_->next_msg();
+    ASSERT_TRUE(ack);
+    ASSERT_THAT(ack->payload, HasSubstr(R"("stream":"BIG")"));
+  }
+  // Pushed until past the window: a flow-control request on the way, then a stalled heartbeat
+  // (pushing paused) that names the request.
+  int messages = 0;
+  std::string request;
+  std::string stalled;
+  while (stalled.empty()) {
+    auto m = c->next_msg();
+    ASSERT_TRUE(m) << "after " << messages << " messages";
+    if (is_status(*m, "100 FlowControl Request")) {
+      EXPECT_THAT(m->reply, StartsWith("$JS.FC.BIG.fc."));
+      request = m->reply;
+    } else if (is_status(*m, "100 Idle Heartbeat")) {
+      const auto at = m->headers.find("Nats-Consumer-Stalled: ");
+      if (at != std::string::npos) {
+        stalled = m->headers.substr(at + 23, m->headers.find('\r', at) - at - 23);
+      }
+    } else {
+      ++messages;
+    }
+  }
+  EXPECT_EQ(stalled, request);
+  EXPECT_GT(messages, 10);
+  EXPECT_LT(messages, kCount);  // paused
+  // The answer resumes pushing: the rest come.
+  ASSERT_TRUE(c->pub(request, ""));
+  while (messages < kCount) {
+    auto m = c->next_msg();
+    ASSERT_TRUE(m) << "after " << messages << " messages";
+    if (!m->hmsg) ++messages;
+  }
+}
+
+TEST_F(JsConsumers, AGoneSubscribersMessageIsPushedToTheNextAfterAckWait) {
+  create_durable("relay", R"(,"deliver_subject":"push.relay","ack_wait":1000000000)");
+  publish("orders.eu", "lost");
+  {
+    auto gone = connect();
+    ASSERT_TRUE(gone->sub("push.relay", "r"));
+    auto m = gone->next_msg();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(attempt(*m), "1");
+  }  // closed without an ack
+  // The next subscriber (a reconnected client) gets it as attempt 2, and new messages too.
+  auto next = connect();
+  ASSERT_TRUE(next->sub("push.relay", "r"));
+  auto m = next->next_msg(15s);
+  ASSERT_TRUE(m) << to_string(next->last().kind);
+  EXPECT_EQ(m->payload, "lost");
+  EXPECT_EQ(attempt(*m), "2");
+  EXPECT_TRUE(ack_sync(*next, *m, "+ACK"));
+  publish("orders.us", "later");
+  m = next->next_msg();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->payload, "later");
+  EXPECT_EQ(attempt(*m), "1");
+  EXPECT_TRUE(ack_sync(*next, *m, "+ACK"));
+  EXPECT_EQ(api("CONSUMER.INFO.ORDERS.relay").at("num_ack_pending"), 0);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 /* JetStream with cnats: js_AddStream, js_Publish with a message id (a duplicate gets the
  * original's sequence), the err_codes of a missing stream and consumer, js_PullSubscribe with
  * natsSubscription_Fetch, natsMsg_AckSync, natsMsg_NakWithDelay (back as attempt 2),
- * natsMsg_InProgress, natsMsg_Term, and a push consumer (js_AddConsumer with a deliver subject)
- * bound with js_Subscribe. */
+ * natsMsg_InProgress, natsMsg_Term, a push consumer (js_AddConsumer with a deliver subject)
+ * bound with js_Subscribe, and js_Subscribe making a push consumer with flow control and idle
+ * heartbeats through which 3 MB pass (the client answers the server's flow-control requests). */
 #include <pthread.h>
 #include <time.h>
 
@@ -80,6 +81,35 @@ static void on_push(natsConnection* nc, natsSubscription* sub, natsMsg* msg, voi
   if (st->count < 16) {
     st->got[st->count++] = d;
   }
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+}
+
+/* The flow-control part: counts, acks, and checks the order. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int count;
+  uint64_t last_seq;
+  int out_of_order;
+  int bytes_seen;
+} FlowState;
+
+static void on_big(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure) {
+  (void)nc;
+  (void)sub;
+  FlowState* st = closure;
+  Delivery d = delivery_of(msg);
+  int len = natsMsg_GetDataLength(msg);
+  natsMsg_Ack(msg, NULL);
+  natsMsg_Destroy(msg);
+  pthread_mutex_lock(&st->mu);
+  if (st->count > 0 && d.seq != st->last_seq + 1) {
+    st->out_of_order++;
+  }
+  st->last_seq = d.seq;
+  st->bytes_seen = len;
+  st->count++;
   pthread_cond_broadcast(&st->cv);
   pthread_mutex_unlock(&st->mu);
 }
@@ -321,6 +351,58 @@ int main(int argc, char** argv) {
     jsConsumerInfo_Destroy(ci);
     CHECK_OK(natsSubscription_Unsubscribe(push), "unsubscribe the push consumer");
     natsSubscription_Destroy(push);
+    pthread_cond_destroy(&st.cv);
+    pthread_mutex_destroy(&st.mu);
+  }
+
+  /* Flow control and heartbeats: js_Subscribe makes an ephemeral push consumer on cjs.big. */
+  {
+    enum { kBig = 30, kBigSize = 100000 };
+    FlowState st;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    pthread_cond_init(&st.cv, NULL);
+    jsSubOptions so;
+    natsSubscription* flowing = NULL;
+    CHECK_OK(jsSubOptions_Init(&so), "jsSubOptions_Init");
+    so.Config.FlowControl = true;
+    so.Config.Heartbeat = (int64_t)1000 * 1000 * 1000;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.ManualAck = true;
+    CHECK_JS(js_Subscribe(&flowing, js, "cjs.big", on_big, &st, NULL, &so, &jerr), jerr,
+             "js_Subscribe with flow control");
+    static char big[kBigSize];
+    memset(big, 'x', sizeof big);
+    for (int i = 0; i < kBig; i++) {
+      CHECK_JS(js_Publish(NULL, js, "cjs.big", big, kBigSize, NULL, &jerr), jerr,
+               "js_Publish 100 KB");
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 3 * kWaitMs / 1000;
+    pthread_mutex_lock(&st.mu);
+    while (st.count < kBig) {
+      if (pthread_cond_timedwait(&st.cv, &st.mu, &until) != 0) {
+        break;
+      }
+    }
+    int count = st.count;
+    int out_of_order = st.out_of_order;
+    int size = st.bytes_seen;
+    pthread_mutex_unlock(&st.mu);
+    jsConsumerInfo* ci = NULL;
+    CHECK_JS(natsSubscription_GetConsumerInfo(&ci, flowing, NULL, &jerr), jerr,
+             "the flow-controlled consumer's info");
+    tr_step("push_flow_control",
+            "\"flow_control\": %s, \"idle_heartbeat\": %lld, \"delivered\": %d, "
+            "\"out_of_order\": %d, \"size\": %d",
+            ci->Config->FlowControl ? "true" : "false", (long long)ci->Config->Heartbeat, count,
+            out_of_order, size);
+    jsConsumerInfo_Destroy(ci);
+    CHECK(count == kBig, "messages through flow control: %d of %d", count, (int)kBig);
+    CHECK(out_of_order == 0, "messages out of stream order: %d", out_of_order);
+    CHECK_OK(natsSubscription_Unsubscribe(flowing), "unsubscribe the flow-controlled consumer");
+    natsSubscription_Destroy(flowing);
     pthread_cond_destroy(&st.cv);
     pthread_mutex_destroy(&st.mu);
   }

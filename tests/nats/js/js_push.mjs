@@ -1,7 +1,9 @@
 // Push consumers with nats.js: a durable with a deliver_subject and a filter, bound with
-// js.subscribe and acked; and a deliver_group shared by two subscribers, each message to one.
-import { AckPolicy, consumerOpts, nanos } from "nats";
-import { checkEqual, connectTo, eventually, kCallTimeoutMs, run, take, text, within } from "./lib.mjs";
+// js.subscribe and acked; a deliver_group shared by two subscribers, each message to one; and
+// an ephemeral push consumer made by js.subscribe with flow control and idle heartbeats, through
+// which 3 MB pass (past the server's flow-control window: the client answers its requests).
+import { AckPolicy, consumerOpts, createInbox, nanos } from "nats";
+import { check, checkEqual, connectTo, eventually, kCallTimeoutMs, run, take, text, within } from "./lib.mjs";
 
 const kStream = "LOFT_PUSH";
 
@@ -83,6 +85,34 @@ run("js_push", 20000, async (t, opts) => {
   t.step("push_deliver_group", { delivered_seqs: sorted });
   checkEqual(sorted, [1, 2, 3, 4], "each message once across the group");
   members.forEach((m) => m.unsubscribe());
+
+  // Flow control and heartbeats: js.subscribe makes an ephemeral push consumer on push.big.
+  const big = "x".repeat(100_000);
+  const kBig = 30;
+  const fc = consumerOpts();
+  fc.deliverTo(createInbox());
+  fc.flowControl();
+  fc.idleHeartbeat(1000);
+  fc.manualAck();
+  fc.ackExplicit();
+  const flowing = await within(js.subscribe("push.big", fc), kCallTimeoutMs, "js.subscribe with flow control");
+  for (let i = 0; i < kBig; i++) {
+    await js.publish("push.big", big);
+  }
+  const bigs = await take(flowing, kBig, 3 * kCallTimeoutMs, "messages through flow control");
+  for (const m of bigs) m.ack();
+  const fcInfo = await flowing.consumerInfo();
+  t.step("push_flow_control", {
+    flow_control: fcInfo.config.flow_control === true,
+    idle_heartbeat: fcInfo.config.idle_heartbeat,
+    delivered: bigs.length,
+    in_order: bigs.every((m, i) => i === 0 || m.seq === bigs[i - 1].seq + 1),
+    sizes: [...new Set(bigs.map((m) => m.data.length))],
+    attempts: [...new Set(bigs.map((m) => m.info.deliveryCount))],
+  });
+  checkEqual(bigs.length, kBig, "messages through flow control");
+  check(bigs.every((m, i) => i === 0 || m.seq === bigs[i - 1].seq + 1), "in stream order");
+  flowing.unsubscribe();
 
   await jsm.streams.delete(kStream);
   await nc.close();

@@ -69,9 +69,9 @@ TEST(ConsumerConfig, RefusesWithTheErrCodesClientsKnow) {
   EXPECT_EQ(err_code_of(R"({"max_waiting":-1})"), 10087);
   EXPECT_EQ(err_code_of(R"({"idle_heartbeat":1000000000})"), 10088);
   EXPECT_EQ(err_code_of(R"({"flow_control":true})"), 10089);
-  EXPECT_EQ(err_code_of(R"({"deliver_subject":"push.here"})"), 10012);  // push: not offered
-  EXPECT_EQ(err_code_of(R"({"ack_wait":"30s"})"), 10025);               // wrong type
-  EXPECT_EQ(err_code_of(R"({"ack_wait":1000})"), 10012);  // 1 µs: below loft's 100 ms
+  EXPECT_EQ(err_code_of(R"({"rate_limit_bps":1000})"), 10086);
+  EXPECT_EQ(err_code_of(R"({"ack_wait":"30s"})"), 10025);  // wrong type
+  EXPECT_EQ(err_code_of(R"({"ack_wait":1000})"), 10012);   // 1 µs: below loft's 100 ms
   EXPECT_EQ(err_code_of(R"({"max_ack_pending":100000000})"), 10121);
 }
 

@@ -1,6 +1,6 @@
 // natsport::Router without sockets: which subscriptions a published message reaches (plain,
 // wildcards, one member per queue group), echo, UNSUB max, and a subscriber that does not take
-// a message.
+// a message; interest in a subject and the hook that reports its changes.
 
 #include "natsport/router.hpp"
 
@@ -148,6 +148,29 @@ TEST(Router, UnsubscribeRemovesOnlyThatSubscription) {
   r.unsubscribe(*a);  // twice: nothing
   EXPECT_EQ(r.publish(nullptr, true, message("x")), 1u);
   EXPECT_THAT(s.got, ElementsAre("2:x:p"));
+}
+
+TEST(Router, ReportsInterestAndItsChanges) {
+  Router r;
+  FakeSubscriber a;
+  std::vector<std::string> changes;
+  r.on_interest_change = [&](std::string_view subject) { changes.emplace_back(subject); };
+  EXPECT_FALSE(r.has_interest("push.out"));
+  auto plain = r.subscribe(a, "1", "push.*", "");
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_TRUE(r.has_interest("push.out"));
+  EXPECT_FALSE(r.has_interest("push.out.more"));
+  EXPECT_FALSE(r.has_interest("push.*"));  // not a subject one publishes to
+  auto queued = r.subscribe(a, "2", "crew.out", "crew");
+  ASSERT_TRUE(queued.has_value());
+  EXPECT_TRUE(r.has_interest("crew.out"));
+  r.unsubscribe(*plain);
+  EXPECT_FALSE(r.has_interest("push.out"));
+  // UNSUB with a max: removed after its last message, and reported.
+  r.find(*queued)->max = 1;
+  EXPECT_EQ(r.publish_to("crew.out", message("crew.out")), 1u);
+  EXPECT_FALSE(r.has_interest("crew.out"));
+  EXPECT_THAT(changes, ElementsAre("push.*", "crew.out", "push.*", "crew.out"));
 }
 
 }  // namespace

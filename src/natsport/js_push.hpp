@@ -1,0 +1,91 @@
+#pragma once
+// JetStream push consumers (module-private; docs/nats.md, "Push consumers"): the pure part, the
+// flow control and idle heartbeats of one push consumer as nats-server 2.9 runs them. Time is
+// an argument, so tests drive it by hand. The rest of push (interest, deliveries, the `$JS.FC`
+// answers) is `Consumers`' (js_push.cpp).
+//
+// Flow control counts the bytes pushed since the last answered request. Past half the window a
+// `100 FlowControl Request` goes to the deliver subject with a reply subject of its own; past
+// the whole window pushing pauses until the client answers that request. Each answer doubles
+// the window (2 MiB at first, at most 32 MiB) and takes off what was pushed before the request.
+// Idle heartbeats: a `100 Idle Heartbeat` after `idle_heartbeat` without a push, which names the
+// unanswered flow-control request (Nats-Consumer-Stalled) so that a client that missed it can
+// answer it there.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace loft::natsport::js {
+
+class PushFlow {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::uint64_t kWindowStart = std::uint64_t{2} << 20;  // 2 MiB
+  static constexpr std::uint64_t kWindowMax = std::uint64_t{32} << 20;   // 32 MiB
+
+  // `heartbeat` zero: no heartbeats.
+  PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now);
+
+  // Whether a message may be pushed now (not paused by an unanswered flow-control request).
+  bool may_push() const;
+  // A message of `bytes` (headers and payload) was pushed at `now`. True when a flow-control
+  // request must follow it: send one, then call request_sent() with its reply subject.
+  bool pushed(std::uint64_t bytes, Clock::time_point now);
+  void request_sent(std::string reply_subject);
+  // A message on `subject` (a `$JS.FC.` subject): true if it answers the outstanding request,
+  // which resumes pushing.
+  bool answered(std::string_view subject);
+  // The outstanding request's reply subject (empty: none).
+  const std::string& outstanding() const { return request_; }
+
+  // When the next heartbeat is due (nullopt: no heartbeats).
+  std::optional<Clock::time_point> next_heartbeat() const;
+  // A heartbeat was sent at `now` (or pushing restarts: the idle time counts from `now`).
+  void idle_from(Clock::time_point now);
+
+  bool flow_control() const { return flow_control_; }
+  Clock::duration heartbeat() const { return heartbeat_; }
+  std::uint64_t pending_bytes() const { return pending_; }
+  std::uint64_t window() const { return window_; }
+
+ private:
+  bool flow_control_;
+  Clock::duration heartbeat_;
+  Clock::time_point last_push_;
+  std::uint64_t window_ = kWindowStart;
+  std::uint64_t pending_ = 0;       // bytes pushed and not yet taken off by an answer
+  std::uint64_t request_size_ = 0;  // what the outstanding request takes off when answered
+  std::string request_;
+};
+
+// A push consumer's state beyond its config (Consumers keeps one per push consumer).
+struct PushState {
+  PushState(bool flow_control, PushFlow::Clock::duration heartbeat, PushFlow::Clock::time_point now)
+      : flow(flow_control, heartbeat, now) {}
+  PushFlow flow;
+  std::string deliver_subject;
+  bool bound = false;          // someone subscribes to the deliver subject
+  std::uint64_t requests = 0;  // flow-control requests sent
+  // Delivered by the group but not pushed yet (pushing paused by flow control), ready to go.
+  struct Queued {
+    std::uint64_t offset = 0;
+    std::uint64_t stream_seq = 0;
+    std::string subject;
+    std::string reply;
+    std::string headers;
+    std::string payload;
+  };
+  std::deque<Queued> queued;
+};
+
+// The header block of the status messages a push consumer sends to its deliver subject.
+// `stalled`: the outstanding flow-control request's subject, or empty.
+std::string idle_heartbeat_headers(std::uint64_t last_consumer_seq, std::uint64_t last_stream_seq,
+                                   std::string_view stalled);
+std::string flow_control_headers();
+
+}  // namespace loft::natsport::js
