@@ -31,6 +31,9 @@ constexpr std::size_t kMaxCachedSubjects = 4096;
 // Reply subjects a connection may answer: the most recent ones it received.
 constexpr std::size_t kMaxReplies = 1024;
 constexpr std::string_view kInboxPrefix = "_INBOX.";
+// A push consumer's flow-control request carries one of these as its reply subject; the
+// subscriber it reached answers there (js_push.cpp).
+constexpr std::string_view kFlowControlPrefix = "$JS.FC.";
 
 // `_INBOX.<token>` or `_INBOX.<token>.<more>`, the token not a wildcard: an inbox whose name its
 // owner chose (clients draw a random one), not a wildcard over everybody's replies.
@@ -151,7 +154,8 @@ bool Session::may_subscribe(std::string_view subject) {
 }
 
 void Session::remember_reply(std::string_view reply) {
-  if (!users_required() || !reply.starts_with(kInboxPrefix) || reply_set_.contains(reply)) return;
+  if (!users_required() || reply_set_.contains(reply)) return;
+  if (!reply.starts_with(kInboxPrefix) && !reply.starts_with(kFlowControlPrefix)) return;
   if (replies_.size() >= kMaxReplies) {
     reply_set_.erase(replies_.front());
     replies_.pop_front();

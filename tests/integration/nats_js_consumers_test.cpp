@@ -14,11 +14,14 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "loft/auth/auth.hpp"
 #include "nats_client.hpp"
 #include "test_daemon.hpp"
 
@@ -554,6 +557,68 @@ TEST_F(JsConsumers, AGoneSubscribersMessageIsPushedToTheNextAfterAckWait) {
   EXPECT_EQ(attempt(*m), "1");
   EXPECT_TRUE(ack_sync(*next, *m, "+ACK"));
   EXPECT_EQ(api("CONSUMER.INFO.ORDERS.relay").at("num_ack_pending"), 0);
+}
+
+// With users, the subscriber a flow-control request reached may answer on its reply subject
+// without a publish permission on `$JS.FC.>` (as on a request's reply inbox); a `$JS.FC`
+// subject it was not sent stays refused.
+TEST(JsConsumersWithUsers, TheSubscriberAnswersFlowControlWithoutPublishOnJsFc) {
+  TempDir dir;
+  const auto users_path = dir.path() / "users.toml";
+  const std::string password = "pu5her-secret-7f1";
+  const auto hash = auth::hash_password(password);
+  ASSERT_TRUE(hash.has_value());
+  std::ofstream(users_path) << "[[users]]\nname = \"pusher\"\npassword_hash = \"" << *hash
+                            << "\"\nadmin = [\"BIG\"]\npublish = [\"big.*\"]\n"
+                               "subscribe = [\"BIG\", \"push.fc\"]\n";
+  TestDaemon d("nats_listen = \"127.0.0.1:0\"\nusers_file = \"" + users_path.string() + "\"\n");
+  d.start();
+  NatsConnection c(d.nats_port());
+  ASSERT_TRUE(c.handshake(R"({"verbose":false,"headers":true,"no_responders":true,)"
+                          R"("user":"pusher","pass":")" +
+                          password + R"("})"));
+  ASSERT_TRUE(c.sub("_INBOX.p1.>", "inbox"));
+  const auto api = [&](const std::string& subject, const std::string& body) {
+    EXPECT_TRUE(c.pub("$JS.API." + subject, body, "_INBOX.p1.api"));
+    auto m = c.next_msg();
+    EXPECT_TRUE(m) << subject << ": " << c.last().text;
+    return m ? boost::json::parse(m->payload).as_object() : boost::json::object{};
+  };
+  auto a = api("STREAM.CREATE.BIG", R"({"name":"BIG","subjects":["big.>"]})");
+  ASSERT_FALSE(a.contains("error")) << boost::json::serialize(a);
+  a = api("CONSUMER.DURABLE.CREATE.BIG.fc",
+          R"({"stream_name":"BIG","config":{"durable_name":"fc","ack_policy":"explicit",)"
+          R"("deliver_subject":"push.fc","flow_control":true,"idle_heartbeat":200000000}})");
+  ASSERT_FALSE(a.contains("error")) << boost::json::serialize(a);
+  ASSERT_TRUE(c.sub("push.fc", "fc"));
+  constexpr int kCount = 30;
+  const std::string big(std::size_t{100} * 1000, 'x');
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(c.pub("big.m", big));
+  // A subject of the flow-control form that this connection was never sent.
+  ASSERT_TRUE(c.pub("$JS.FC.BIG.fc.forged", ""));
+  std::string request;
+  int messages = 0;
+  bool refused = false;
+  while (messages < kCount) {
+    auto e = c.next();
+    ASSERT_TRUE(e.kind != NatsEvent::Kind::timeout && e.kind != NatsEvent::Kind::closed)
+        << "after " << messages << " messages: " << to_string(e.kind);
+    if (e.kind == NatsEvent::Kind::err) {
+      EXPECT_EQ(e.text, "Permissions Violation for Publish to \"$JS.FC.BIG.fc.forged\"");
+      refused = true;
+      continue;
+    }
+    if (e.kind != NatsEvent::Kind::msg) continue;
+    if (e.headers.starts_with("NATS/1.0 100 FlowControl Request")) {
+      request = e.reply;
+      ASSERT_TRUE(c.pub(request, ""));  // answered: pushing goes on
+    } else if (!e.headers.starts_with("NATS/1.0 100")) {
+      ++messages;
+    }
+  }
+  EXPECT_FALSE(request.empty()) << "no flow-control request came";
+  EXPECT_TRUE(refused) << "the forged flow-control answer was not refused";
+  ASSERT_TRUE(c.flush());
 }
 
 }  // namespace
