@@ -4,7 +4,10 @@
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <optional>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "js_api.hpp"
 #include "log.hpp"
@@ -36,12 +39,29 @@ ApiError publish_error(const Error& e) {
   }
 }
 
-ApiError unsupported(std::string_view header) {
-  std::string text(header);
-  text +=
-      " is not supported by loft yet: the check and the append must be one atomic step of "
-      "the broker";
-  return api_error(err::kBadRequest, std::move(text));
+// A stream sequence as NATS prints it: offset + 1, 0 for none.
+std::uint64_t sequence_of(std::optional<Offset> offset) { return offset ? offset->value + 1 : 0; }
+
+// An offset expected as a stream sequence (0: none).
+std::optional<Offset> offset_of(std::uint64_t sequence) {
+  return sequence == 0 ? std::nullopt : std::optional<Offset>{Offset{sequence - 1}};
+}
+
+// A refused conditional publish as nats-server answers it: "wrong last sequence: 6" (10071) or
+// "wrong last msg ID: a" (10070). A subject's last sequence loft cannot tell (older than the
+// broker's scan) is a 10071 with the broker's reason.
+ApiError refusal_error(const broker::ConditionFailure& f) {
+  using What = broker::ConditionFailure::What;
+  if (f.what == What::last_id) {
+    std::string text(err::kStreamWrongLastMsgId.description);
+    text += ": ";
+    text += f.id;
+    return api_error(err::kStreamWrongLastMsgId, std::move(text));
+  }
+  std::string text(err::kStreamWrongLastSequence.description);
+  text += ": ";
+  text += f.known ? std::to_string(sequence_of(f.offset)) : f.detail;
+  return api_error(err::kStreamWrongLastSequence, std::move(text));
 }
 
 }  // namespace
@@ -101,33 +121,34 @@ void Api::write(Staged s) {
                   });
 }
 
-// The Nats-Expected-* checks. The stream check needs nothing of the broker. The others compare
-// with the stream's last message and must be one step with the append, or another publisher
-// could slip in between: the broker has no such conditional publish yet, so they are refused
-// (docs/nats.md).
+// The Nats-Expected-* checks. The stream check needs nothing of the broker; the others are the
+// broker's conditions (Broker::publish_if), checked by its writer in one step with the append,
+// so another publisher cannot slip in between.
 void Api::publish_checked(std::string topic, Message message, std::string reply,
                           const Expectations& expect) {
   if (expect.stream && *expect.stream != topic) {
     if (!reply.empty()) puback_error(reply, topic, api_error(err::kStreamNotMatch));
     return;
   }
-  if (expect.last_sequence) {
-    if (!reply.empty()) puback_error(reply, topic, unsupported(kExpectedLastSequence));
-    return;
-  }
-  if (expect.last_msg_id) {
-    if (!reply.empty()) puback_error(reply, topic, unsupported(kExpectedLastMsgId));
-    return;
-  }
+  broker::PublishConditions conditions;
+  if (expect.last_sequence) conditions.last_offset = offset_of(*expect.last_sequence);
+  if (expect.last_msg_id) conditions.last_id = *expect.last_msg_id;
   if (expect.last_subject_sequence) {
-    if (!reply.empty()) puback_error(reply, topic, unsupported(kExpectedLastSubjectSequence));
-    return;
+    conditions.last_subject_offset = broker::PublishConditions::SubjectOffset{
+        message.subject, offset_of(*expect.last_subject_sequence)};
   }
-  Staged one;
-  one.topic = std::move(topic);
-  one.messages.push_back(std::move(message));
-  one.replies.push_back(std::move(reply));
-  write(std::move(one));
+  std::vector<Message> one;
+  one.push_back(std::move(message));
+  broker_.publish_if(topic, std::move(one), std::move(conditions),
+                     [this, topic, reply = std::move(reply)](Result<broker::Appended> r) {
+                       post([this, topic, reply, r = std::move(r)] {
+                         if (reply.empty()) return;
+                         if (!r) return puback_error(reply, topic, publish_error(r.error()));
+                         if (r->refused)
+                           return puback_error(reply, topic, refusal_error(*r->refused));
+                         if (!r->results.empty()) puback(reply, topic, r->results.front());
+                       });
+                     });
 }
 
 void Api::puback(std::string_view reply, std::string_view topic,
