@@ -4,12 +4,12 @@
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "js_api.hpp"
+#include "js_streams.hpp"
 #include "log.hpp"
 
 namespace loft::natsport::js {
@@ -37,31 +37,6 @@ ApiError publish_error(const Error& e) {
     default:
       return api_error(err::kStreamStoreFailed, e.detail.empty() ? e.to_string() : e.detail);
   }
-}
-
-// A stream sequence as NATS prints it: offset + 1, 0 for none.
-std::uint64_t sequence_of(std::optional<Offset> offset) { return offset ? offset->value + 1 : 0; }
-
-// An offset expected as a stream sequence (0: none).
-std::optional<Offset> offset_of(std::uint64_t sequence) {
-  return sequence == 0 ? std::nullopt : std::optional<Offset>{Offset{sequence - 1}};
-}
-
-// A refused conditional publish as nats-server answers it: "wrong last sequence: 6" (10071) or
-// "wrong last msg ID: a" (10070). A subject's last sequence loft cannot tell (older than the
-// broker's scan) is a 10071 with the broker's reason.
-ApiError refusal_error(const broker::ConditionFailure& f) {
-  using What = broker::ConditionFailure::What;
-  if (f.what == What::last_id) {
-    std::string text(err::kStreamWrongLastMsgId.description);
-    text += ": ";
-    text += f.id;
-    return api_error(err::kStreamWrongLastMsgId, std::move(text));
-  }
-  std::string text(err::kStreamWrongLastSequence.description);
-  text += ": ";
-  text += f.known ? std::to_string(sequence_of(f.offset)) : f.detail;
-  return api_error(err::kStreamWrongLastSequence, std::move(text));
 }
 
 }  // namespace
@@ -130,13 +105,7 @@ void Api::publish_checked(std::string topic, Message message, std::string reply,
     if (!reply.empty()) puback_error(reply, topic, api_error(err::kStreamNotMatch));
     return;
   }
-  broker::PublishConditions conditions;
-  if (expect.last_sequence) conditions.last_offset = offset_of(*expect.last_sequence);
-  if (expect.last_msg_id) conditions.last_id = *expect.last_msg_id;
-  if (expect.last_subject_sequence) {
-    conditions.last_subject_offset = broker::PublishConditions::SubjectOffset{
-        message.subject, offset_of(*expect.last_subject_sequence)};
-  }
+  auto conditions = publish_conditions(expect, message.subject);
   std::vector<Message> one;
   one.push_back(std::move(message));
   broker_.publish_if(topic, std::move(one), std::move(conditions),
@@ -145,7 +114,7 @@ void Api::publish_checked(std::string topic, Message message, std::string reply,
                          if (reply.empty()) return;
                          if (!r) return puback_error(reply, topic, publish_error(r.error()));
                          if (r->refused)
-                           return puback_error(reply, topic, refusal_error(*r->refused));
+                           return puback_error(reply, topic, condition_error(*r->refused));
                          if (!r->results.empty()) puback(reply, topic, r->results.front());
                        });
                      });

@@ -325,8 +325,8 @@ TEST_F(NatsJs, RacingExpectedLastSequencePublishesOnlyOnePasses) {
     ASSERT_TRUE(racers.back()->flush());
   }
   for (auto& c : racers) {
-    ASSERT_TRUE(c->hpub("race", "NATS/1.0\r\nNats-Expected-Last-Sequence: 0\r\n\r\n", "x",
-                        "_INBOX.race"));
+    ASSERT_TRUE(
+        c->hpub("race", "NATS/1.0\r\nNats-Expected-Last-Sequence: 0\r\n\r\n", "x", "_INBOX.race"));
   }
   int passed = 0;
   int refused = 0;
