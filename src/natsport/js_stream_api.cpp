@@ -375,7 +375,9 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
       return respond_error(request.reply, kType,
                            api_error(err::kBadRequest, "invalid subject: " + filter));
     }
-    auto scanned = scan_subject(broker_, *topic, filter, next_by.empty() ? std::nullopt : seq);
+    const auto next_from =
+        next_by.empty() ? std::nullopt : std::optional<std::uint64_t>{seq.value_or(0)};
+    auto scanned = scan_subject(broker_, *topic, filter, next_from);
     if (!scanned) return respond_error(request.reply, kType, scanned.error());
     found = std::move(*scanned);
   } else if (seq && *seq > 0) {
