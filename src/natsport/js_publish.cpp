@@ -108,16 +108,17 @@ void Api::publish_checked(std::string topic, Message message, std::string reply,
   auto conditions = publish_conditions(expect, message.subject);
   std::vector<Message> one;
   one.push_back(std::move(message));
-  broker_.publish_if(topic, std::move(one), std::move(conditions),
-                     [this, topic, reply = std::move(reply)](Result<broker::Appended> r) {
-                       post([this, topic, reply, r = std::move(r)] {
-                         if (reply.empty()) return;
-                         if (!r) return puback_error(reply, topic, publish_error(r.error()));
-                         if (r->refused)
-                           return puback_error(reply, topic, condition_error(*r->refused));
-                         if (!r->results.empty()) puback(reply, topic, r->results.front());
-                       });
-                     });
+  std::string name = topic;  // the broker's copy; the answer keeps `topic`
+  broker_.publish_if(
+      std::move(name), std::move(one), std::move(conditions),
+      [this, topic = std::move(topic), reply = std::move(reply)](Result<broker::Appended> r) {
+        post([this, topic, reply, r = std::move(r)] {
+          if (reply.empty()) return;
+          if (!r) return puback_error(reply, topic, publish_error(r.error()));
+          if (r->refused) return puback_error(reply, topic, condition_error(*r->refused));
+          if (!r->results.empty()) puback(reply, topic, r->results.front());
+        });
+      });
 }
 
 void Api::puback(std::string_view reply, std::string_view topic,

@@ -6,61 +6,24 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <functional>
 #include <future>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "loft/broker/broker.hpp"
-#include "support/forwarding_store.hpp"
+#include "support/broker_backends.hpp"
 
 namespace loft::broker {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing::wait;
 using What = ConditionFailure::What;
-
-template <class T>
-Result<T> wait(const std::function<void(Callback<T>)>& call) {
-  auto promise = std::make_shared<std::promise<Result<T>>>();
-  auto future = promise->get_future();
-  call([promise](Result<T> r) { promise->set_value(std::move(r)); });
-  return future.get();
-}
-
-struct MemoryBackend {
-  std::unique_ptr<storage::Store> memory = storage::make_memory_store();
-  std::unique_ptr<storage::Store> open() {
-    return std::make_unique<testing::ForwardingStore>(*memory);
-  }
-};
-
-struct RocksDbBackend {
-  fs::path dir;
-  RocksDbBackend() {
-    std::random_device rd;
-    dir = fs::temp_directory_path() / ("loft-conditional-" + std::to_string(rd()));
-    fs::remove_all(dir);
-  }
-  ~RocksDbBackend() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  RocksDbBackend(const RocksDbBackend&) = delete;
-  RocksDbBackend& operator=(const RocksDbBackend&) = delete;
-  std::unique_ptr<storage::Store> open() {
-    auto s = storage::open_rocksdb_store({dir});
-    EXPECT_TRUE(s.has_value()) << s.error().to_string();
-    return s ? std::move(*s) : nullptr;
-  }
-};
 
 Message msg(std::string subject, std::string id = {}) {
   Message m;
@@ -98,16 +61,7 @@ class ConditionalPublish : public ::testing::Test {
         [&](auto done) { broker_->create_topic("orders", std::move(settings), std::move(done)); }));
   }
 
-  void restart() {
-    if (broker_) broker_->stop();
-    broker_.reset();
-    Options o;
-    o.now_ms = [] { return std::int64_t{1'700'000'000'000}; };
-    o.retention_interval = std::chrono::milliseconds{0};
-    auto b = Broker::open(backend_.open(), std::move(o));
-    ASSERT_TRUE(b.has_value()) << b.error().to_string();
-    broker_ = std::move(*b);
-  }
+  void restart() { testing::reopen(broker_, backend_); }
 
   Result<Appended> publish(std::vector<Message> batch) {
     return wait<Appended>(
@@ -145,15 +99,7 @@ class ConditionalPublish : public ::testing::Test {
   std::unique_ptr<Broker> broker_;
 };
 
-using Backends = ::testing::Types<MemoryBackend, RocksDbBackend>;
-class BackendNames {
- public:
-  template <class T>
-  static std::string GetName(int) {
-    return std::is_same_v<T, MemoryBackend> ? "Memory" : "RocksDb";
-  }
-};
-TYPED_TEST_SUITE(ConditionalPublish, Backends, BackendNames);
+TYPED_TEST_SUITE(ConditionalPublish, testing::BrokerBackends, testing::BrokerBackendNames);
 
 TYPED_TEST(ConditionalPublish, LastOffsetIsHonouredAndARefusalStoresNothing) {
   EXPECT_EQ(this->passed(this->publish_if(msg("orders.eu"), last_offset(std::nullopt))), 0u);
