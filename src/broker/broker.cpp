@@ -525,21 +525,49 @@ std::uint64_t Broker::run_retention_pass() {
   return removed;
 }
 
+namespace {
+
+// publish()'s checks on the caller's thread, in the documented order.
+Result<void> check_publish(const std::string& topic, std::span<const Message> messages,
+                           const MessageLimits& limits, std::size_t max_messages) {
+  if (topic.empty()) return fail(Errc::invalid_request, "publish: empty topic name");
+  if (auto ok = validate_messages(messages, limits); !ok) return ok;
+  if (messages.size() > max_messages) {
+    return fail(Errc::invalid_request, "publish: " + std::to_string(messages.size()) +
+                                           " messages in one request, at most " +
+                                           std::to_string(max_messages) + " fit in the reply");
+  }
+  return validate_topic_name(topic);
+}
+
+}  // namespace
+
 void Broker::publish(std::string topic, std::vector<Message> messages, Callback<Appended> done,
                      std::size_t max_messages) {
-  if (topic.empty()) return done(fail(Errc::invalid_request, "publish: empty topic name"));
-  if (auto ok = validate_messages(messages, options_.message_limits); !ok) {
+  if (auto ok = check_publish(topic, messages, options_.message_limits, max_messages); !ok) {
     return done(tl::unexpected(ok.error()));
   }
-  if (messages.size() > max_messages) {
-    return done(fail(Errc::invalid_request, "publish: " + std::to_string(messages.size()) +
-                                                " messages in one request, at most " +
-                                                std::to_string(max_messages) +
-                                                " fit in the reply"));
-  }
-  if (auto ok = validate_topic_name(topic); !ok) return done(tl::unexpected(ok.error()));
   enqueue(PublishReq{std::move(topic), std::move(messages), std::move(done),
-                     std::chrono::steady_clock::now()});
+                     std::chrono::steady_clock::now(), PublishConditions{}});
+}
+
+void Broker::publish_if(std::string topic, std::vector<Message> messages,
+                        PublishConditions conditions, Callback<Appended> done) {
+  if (auto ok = check_publish(topic, messages, options_.message_limits,
+                              std::numeric_limits<std::size_t>::max());
+      !ok) {
+    return done(tl::unexpected(ok.error()));
+  }
+  if (const auto& c = conditions.last_subject_offset) {
+    if (c->subject.empty()) {
+      return done(fail(Errc::invalid_subject, "publish: the expected subject is empty"));
+    }
+    if (auto ok = validate_subject(c->subject); !ok) {
+      return done(fail(Errc::invalid_subject, "publish: expected " + ok.error().detail));
+    }
+  }
+  enqueue(PublishReq{std::move(topic), std::move(messages), std::move(done),
+                     std::chrono::steady_clock::now(), std::move(conditions)});
 }
 
 void Broker::enqueue(Request req) {
@@ -855,6 +883,18 @@ struct Broker::Commit {
   MessageResult stage_message(TopicInfo& topic, const Message& m,
                               const std::optional<storage::DedupEntry>& stored,
                               TopicCounters& counters);
+  // Whether every message of a publish has an id already stored (in the store or earlier in
+  // this commit): a retry of a conditional publish that was stored is answered as duplicates.
+  bool all_duplicates(const std::vector<Message>& messages, const TopicInfo& topic,
+                      const std::vector<std::optional<storage::DedupEntry>>& stored) const;
+  // The first condition `topic` (as this commit leaves it so far) fails; nullopt if none does.
+  Result<std::optional<ConditionFailure>> check(const TopicInfo& topic,
+                                                const PublishConditions& conditions);
+  // The topic's tail (Broker::tails_), built if missing: its newest kConditionScan messages
+  // from the store, then those this commit appended so far.
+  Result<TopicTail*> tail_of(const TopicInfo& topic);
+  // Records an append in the topic's tail, if it has one.
+  void note_append(const TopicInfo& topic, const Message& m, Offset offset);
 };
 
 // An Append per message and a PutDedup per id, sized once: an op is some 180 bytes, and a
@@ -946,6 +986,7 @@ Outcome Broker::Commit::stage(DeleteReq& req) {
   auto& slot = lookup(req.name);
   if (!slot) return not_found(req.name);
   wb.ops.emplace_back(storage::DropTopic{slot->id, slot->name});
+  broker.tails_.erase(slot->id.value);
   events.push_back(TopicEvent{slot->name, slot->id, slot->next_offset, true, Offset{}});
   slot.reset();
   return std::monostate{};
@@ -987,8 +1028,19 @@ Outcome Broker::Commit::stage(PublishReq& req) {
       return std::move(found.error());
     }
   }
+  if (req.conditions.any() && !all_duplicates(req.messages, *slot, stored)) {
+    auto failed = check(*slot, req.conditions);
+    if (!failed) return std::move(failed.error());
+    if (*failed) {
+      if (created) slot.reset();  // nothing stored: the topic is not created either
+      Appended refused{req.topic, {}, false, std::move(*failed)};
+      refused.results.assign(req.messages.size(),
+                             MessageResult{Errc::expectation_failed, false, Offset{}});
+      return refused;
+    }
+  }
   dirty.insert(req.topic);
-  Appended appended{req.topic, {}, created};
+  Appended appended{req.topic, {}, created, std::nullopt};
   appended.results.reserve(req.messages.size());
   auto& counters = counted[req.topic];
   for (std::size_t i = 0; i < req.messages.size(); ++i) {
@@ -1023,6 +1075,155 @@ Result<void> Broker::Commit::find_stored(const std::vector<Message>& messages,
   return {};
 }
 
+bool Broker::Commit::all_duplicates(
+    const std::vector<Message>& messages, const TopicInfo& topic,
+    const std::vector<std::optional<storage::DedupEntry>>& stored) const {
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].id.empty()) return false;
+    if (!stored[i] && !pending_ids.contains(IdKey{topic.id.value, messages[i].id})) return false;
+  }
+  return true;
+}
+
+namespace {
+
+std::string offset_text(std::optional<Offset> o) {
+  return o ? std::to_string(o->value) : std::string("none");
+}
+
+std::string id_text(std::string_view id) {
+  if (id.empty()) return "none";
+  std::string out = "'";
+  out += id;
+  out += "'";
+  return out;
+}
+
+// The key a message has in a topic's tail: its subject, or the topic's name without one.
+std::string_view tail_subject(const TopicInfo& topic, const Message& m) {
+  return m.subject.empty() ? std::string_view(topic.name) : std::string_view(m.subject);
+}
+
+}  // namespace
+
+Result<std::optional<ConditionFailure>> Broker::Commit::check(const TopicInfo& topic,
+                                                              const PublishConditions& c) {
+  using What = ConditionFailure::What;
+  if (c.last_offset) {
+    const std::optional<Offset> last =
+        topic.next_offset.value == 0 ? std::nullopt
+                                     : std::optional<Offset>{Offset{topic.next_offset.value - 1}};
+    if (last != *c.last_offset) {
+      std::string detail = "expected last offset ";
+      detail += offset_text(*c.last_offset);
+      detail += ", the topic's last offset is ";
+      detail += offset_text(last);
+      return ConditionFailure{What::last_offset, last, true, {}, std::move(detail)};
+    }
+  }
+  if (!c.last_id && !c.last_subject_offset) return std::optional<ConditionFailure>{};
+  auto tail = tail_of(topic);
+  if (!tail) return tl::unexpected(std::move(tail.error()));
+  if (c.last_id) {
+    const std::string last = (*tail)->last_id.value_or(std::string());
+    if (last != *c.last_id) {
+      std::string detail = "expected last id ";
+      detail += id_text(*c.last_id);
+      detail += ", the topic's last id is ";
+      detail += id_text(last);
+      if (!(*tail)->last_id && (*tail)->id_from > topic.first_offset) {
+        detail += " among its ";
+        detail += std::to_string(kConditionScan);
+        detail += " newest messages";
+      }
+      return ConditionFailure{What::last_id, std::nullopt, true, last, std::move(detail)};
+    }
+  }
+  if (const auto& want = c.last_subject_offset) {
+    std::optional<Offset> last;
+    bool known = true;
+    if (const auto it = (*tail)->subjects.find(want->subject); it != (*tail)->subjects.end()) {
+      if (it->second >= topic.first_offset) last = it->second;  // else removed since
+    } else {
+      known = (*tail)->subjects_from <= topic.first_offset;
+    }
+    if (!known || last != want->offset) {
+      std::string detail = "expected last offset ";
+      detail += offset_text(want->offset);
+      detail += " of subject '";
+      detail += want->subject;
+      detail += "', ";
+      if (known) {
+        detail += "its last offset is ";
+        detail += offset_text(last);
+      } else {
+        detail += "its last offset is unknown: it has no message among the topic's ";
+        detail += std::to_string(kConditionScan);
+        detail += " newest, and older ones are not searched";
+      }
+      return ConditionFailure{What::last_subject_offset, last, known, {}, std::move(detail)};
+    }
+  }
+  return std::optional<ConditionFailure>{};
+}
+
+Result<Broker::TopicTail*> Broker::Commit::tail_of(const TopicInfo& topic) {
+  auto& tails = broker.tails_;
+  if (const auto it = tails.find(topic.id.value); it != tails.end()) return &it->second;
+  const Offset end = topic.next_offset;
+  Offset from = topic.first_offset;
+  if (end.value - from.value > kConditionScan) from = Offset{end.value - kConditionScan};
+  TopicTail built{from, {}, from, std::nullopt};
+  const auto note = [&](const Message& m, Offset at) {
+    built.subjects.insert_or_assign(std::string(tail_subject(topic, m)), at);
+    if (!m.id.empty()) built.last_id = m.id;
+  };
+  // What is stored (all below what this commit appends), then this commit's appends.
+  Offset at = from;
+  while (at < end) {
+    auto read = broker.store_->read(topic.id, at, kTrimScan);
+    if (!read) return tl::unexpected(std::move(read.error()));
+    if (read->empty()) break;
+    for (const auto& m : *read) {
+      if (m.offset >= end) break;
+      note(m.message, m.offset);
+      at = Offset{m.offset.value + 1};
+    }
+    if (read->back().offset.value + 1 != at.value) break;
+  }
+  for (const auto& op : wb.ops) {
+    const auto* append = std::get_if<storage::Append>(&op);
+    if (append != nullptr && append->topic == topic.id && append->offset >= from) {
+      note(*append->message, append->offset);
+    }
+  }
+  if (built.subjects.size() > kMaxConditionSubjects) {  // as note_append would have forgotten
+    built.subjects.clear();
+    built.subjects_from = end;
+  }
+  return &tails.insert_or_assign(topic.id.value, std::move(built)).first->second;
+}
+
+void Broker::Commit::note_append(const TopicInfo& topic, const Message& m, Offset offset) {
+  auto& tails = broker.tails_;
+  if (tails.empty()) return;  // the common case: no conditions since start
+  const auto it = tails.find(topic.id.value);
+  if (it == tails.end()) return;
+  auto& tail = it->second;
+  const auto subject = tail_subject(topic, m);
+  auto known = tail.subjects.find(std::string(subject));
+  if (known != tail.subjects.end()) {
+    known->second = offset;
+  } else {
+    if (tail.subjects.size() >= kMaxConditionSubjects) {
+      tail.subjects.clear();  // bounded: remember from this message on
+      tail.subjects_from = offset;
+    }
+    tail.subjects.emplace(std::string(subject), offset);
+  }
+  if (!m.id.empty()) tail.last_id = m.id;
+}
+
 MessageResult Broker::Commit::stage_message(TopicInfo& topic, const Message& m,
                                             const std::optional<storage::DedupEntry>& stored,
                                             TopicCounters& counters) {
@@ -1050,6 +1251,7 @@ MessageResult Broker::Commit::stage_message(TopicInfo& topic, const Message& m,
   } else {
     wb.ops.emplace_back(storage::Append{topic.id, offset, now, &m});
   }
+  note_append(topic, m, offset);
   topic.next_offset = Offset{offset.value + 1};
   topic.messages += 1;
   topic.bytes += m.size_bytes();
@@ -1071,6 +1273,7 @@ Outcome Broker::Commit::stage(GroupReq& req) {
     dirty.insert(g.dead_letter_topic);
     for (const auto& m : g.dead_letters) {
       wb.ops.emplace_back(storage::Append{dlq->id, dlq->next_offset, now, &m});
+      note_append(*dlq, m, dlq->next_offset);
       dlq->next_offset = Offset{dlq->next_offset.value + 1};
       dlq->messages += 1;
       dlq->bytes += m.size_bytes();
@@ -1213,7 +1416,11 @@ void Broker::commit(std::vector<Request>& batch) {
     written = store_->write(c.wb, commit_durability(batch));
     note_storage(written, /*was_write=*/true);
   }
-  if (written) install_topics(c);
+  if (written) {
+    install_topics(c);
+  } else {
+    tails_.clear();  // they counted appends that were not stored: rebuilt when next needed
+  }
   record_commit(c, batch, written.has_value());
   if (written) {
     queue_reclaims(c, batch);

@@ -44,6 +44,8 @@ std::string_view errc_text(Errc code) noexcept {
       return "invalid subject";
     case Errc::subjects_overlap:
       return "subjects overlap";
+    case Errc::expectation_failed:
+      return "expectation failed";
     case Errc::backup_failed:
       return "backup failed";
     case Errc::forbidden:

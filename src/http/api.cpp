@@ -146,6 +146,7 @@ unsigned status_of(Errc code) {
       return 403;
     case Errc::dedup_conflict:
     case Errc::subjects_overlap:
+    case Errc::expectation_failed:
       return 409;
     case Errc::frame_too_large:
     case Errc::message_too_large:

@@ -56,6 +56,7 @@ inline constexpr ErrorKind kStreamMessageExceedsMaximum{400, 10054,
                                                         "message size exceeds maximum allowed"};
 inline constexpr ErrorKind kStreamMismatch{400, 10056,
                                            "stream name in subject does not match request"};
+inline constexpr ErrorKind kStreamMsgDeleteFailed{500, 10057, "message delete failed"};  // "{err}"
 inline constexpr ErrorKind kStreamNameExist{400, 10058, "stream name already in use"};
 inline constexpr ErrorKind kStreamNotFound{404, 10059, "stream not found"};
 inline constexpr ErrorKind kStreamNotMatch{400, 10060, "expected stream does not match"};

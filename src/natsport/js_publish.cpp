@@ -5,8 +5,11 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "js_api.hpp"
+#include "js_streams.hpp"
 #include "log.hpp"
 
 namespace loft::natsport::js {
@@ -34,14 +37,6 @@ ApiError publish_error(const Error& e) {
     default:
       return api_error(err::kStreamStoreFailed, e.detail.empty() ? e.to_string() : e.detail);
   }
-}
-
-ApiError unsupported(std::string_view header) {
-  std::string text(header);
-  text +=
-      " is not supported by loft yet: the check and the append must be one atomic step of "
-      "the broker";
-  return api_error(err::kBadRequest, std::move(text));
 }
 
 }  // namespace
@@ -101,33 +96,29 @@ void Api::write(Staged s) {
                   });
 }
 
-// The Nats-Expected-* checks. The stream check needs nothing of the broker. The others compare
-// with the stream's last message and must be one step with the append, or another publisher
-// could slip in between: the broker has no such conditional publish yet, so they are refused
-// (docs/nats.md).
+// The Nats-Expected-* checks. The stream check needs nothing of the broker; the others are the
+// broker's conditions (Broker::publish_if), checked by its writer in one step with the append,
+// so another publisher cannot slip in between.
 void Api::publish_checked(std::string topic, Message message, std::string reply,
                           const Expectations& expect) {
   if (expect.stream && *expect.stream != topic) {
     if (!reply.empty()) puback_error(reply, topic, api_error(err::kStreamNotMatch));
     return;
   }
-  if (expect.last_sequence) {
-    if (!reply.empty()) puback_error(reply, topic, unsupported(kExpectedLastSequence));
-    return;
-  }
-  if (expect.last_msg_id) {
-    if (!reply.empty()) puback_error(reply, topic, unsupported(kExpectedLastMsgId));
-    return;
-  }
-  if (expect.last_subject_sequence) {
-    if (!reply.empty()) puback_error(reply, topic, unsupported(kExpectedLastSubjectSequence));
-    return;
-  }
-  Staged one;
-  one.topic = std::move(topic);
-  one.messages.push_back(std::move(message));
-  one.replies.push_back(std::move(reply));
-  write(std::move(one));
+  auto conditions = publish_conditions(expect, message.subject);
+  std::vector<Message> one;
+  one.push_back(std::move(message));
+  std::string name = topic;  // the broker's copy; the answer keeps `topic`
+  broker_.publish_if(
+      std::move(name), std::move(one), std::move(conditions),
+      [this, topic = std::move(topic), reply = std::move(reply)](Result<broker::Appended> r) {
+        post([this, topic, reply, r = std::move(r)] {
+          if (reply.empty()) return;
+          if (!r) return puback_error(reply, topic, publish_error(r.error()));
+          if (r->refused) return puback_error(reply, topic, condition_error(*r->refused));
+          if (!r->results.empty()) puback(reply, topic, r->results.front());
+        });
+      });
 }
 
 void Api::puback(std::string_view reply, std::string_view topic,

@@ -1,12 +1,15 @@
-// STREAM.CREATE | UPDATE | INFO | DELETE | NAMES | LIST | PURGE | MSG.GET on loft topics
+// STREAM.CREATE | UPDATE | INFO | DELETE | NAMES | LIST | PURGE | MSG.GET on loft topics, and
+// MSG.DELETE refused
 // (docs/nats.md, "JetStream: streams").
 
+#include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "js_api.hpp"
 #include "js_streams.hpp"
+#include "loft/common/subject.hpp"
 #include "log.hpp"
 
 namespace loft::natsport::js {
@@ -15,8 +18,10 @@ namespace {
 
 constexpr std::size_t kNamesPage = 1024;  // nats-server's page sizes
 constexpr std::size_t kListPage = 256;
-// MSG.GET last_by_subj reads back at most this many messages from the end of the stream.
-constexpr std::size_t kLastBySubjectScan = 10'000;
+// MSG.GET by subject reads at most this many messages: last_by_subj the newest ones,
+// next_by_subj those from its `seq` on. A subject not among them is a 10003 naming the bound.
+constexpr std::uint64_t kSubjectScan = 10'000;
+constexpr broker::ReadLimits kSubjectScanRead{1000, std::size_t{8} << 20};
 
 // A broker error as the JetStream error of API `kind` (`fallback` for what has no NATS twin).
 ApiError from_broker(const Error& e, const ErrorKind& fallback) {
@@ -60,6 +65,50 @@ std::string string_field(const boost::json::object& o, std::string_view key) {
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
 
+// MSG.GET by subject: with `next_from` (next_by_subj, its `seq`; 0 or none: the first), the
+// first message at or after that sequence whose subject matches `filter`, else (last_by_subj)
+// the newest one. Reads at most kSubjectScan messages; nullopt when none matches in what the
+// stream holds, a 10003 naming the bound when the match could be beyond it.
+ApiResult<std::optional<StoredMessage>> scan_subject(const broker::Broker& broker,
+                                                     const TopicInfo& topic,
+                                                     std::string_view filter,
+                                                     std::optional<std::uint64_t> next_from) {
+  const std::uint64_t first = topic.first_offset.value;
+  const std::uint64_t end = topic.next_offset.value;
+  std::uint64_t from = first;
+  std::uint64_t to = end;
+  if (next_from) {
+    from = std::max(first, *next_from == 0 ? 0 : *next_from - 1);
+    to = std::min(end, from + kSubjectScan);
+  } else if (end - first > kSubjectScan) {
+    from = end - kSubjectScan;
+  }
+  std::optional<StoredMessage> found;
+  for (std::uint64_t at = from; at < to;) {
+    auto f = broker.fetch(topic.name, Offset{at}, kSubjectScanRead);
+    if (!f) return tl::unexpected(api_error(err::kStreamGeneral, f.error().to_string()));
+    if (f->messages.empty()) break;
+    for (auto& m : f->messages) {
+      if (m.offset.value >= to) break;
+      const std::string_view subject =
+          m.message.subject.empty() ? std::string_view(topic.name) : m.message.subject;
+      if (!subjects_collide(filter, subject)) continue;
+      found = std::move(m);
+      if (next_from) return found;
+    }
+    at = f->messages.back().offset.value + 1;
+  }
+  const bool all_read = next_from ? to == end : from == first;
+  if (found || all_read) return found;
+  std::string text = "no message on '";
+  text += filter;
+  text += next_from ? "' among the " : "' among the last ";
+  text += std::to_string(kSubjectScan);
+  text += next_from ? " messages from the given sequence" : " messages of the stream";
+  text += ": loft searches no further";
+  return tl::unexpected(api_error(err::kBadRequest, std::move(text)));
+}
+
 ApiError forbidden(std::string_view stream) {
   std::string text = "permission denied: admin on stream ";
   text += stream;
@@ -75,6 +124,13 @@ void Api::stream_api(const Request& request, std::string_view api) {
   };
   if (api == "NAMES") return stream_list(request, true);
   if (api == "LIST") return stream_list(request, false);
+  if (api.starts_with("MSG.DELETE.")) {
+    // A message out of the middle of a topic: loft's log has no holes (docs/nats.md).
+    return respond_error(request.reply, "stream_msg_delete",
+                         api_error(err::kStreamMsgDeleteFailed,
+                                   "message delete is not supported by loft: a topic's "
+                                   "messages leave it only from the front (retention, purge)"));
+  }
   if (api.starts_with("CREATE.")) return stream_create(request, api.substr(7), false);
   if (api.starts_with("UPDATE.")) return stream_create(request, api.substr(7), true);
   for (const auto& [prefix, handler] :
@@ -268,8 +324,9 @@ void Api::stream_purge(const Request& request, std::string_view name) {
       return respond_error(
           request.reply, "stream_purge",
           api_error(err::kStreamPurgeFailed,
-                    "purge by subject filter is not supported by loft (only a filter that "
-                    "covers every subject of the stream)"));
+                    "purge by subject filter is not supported by loft: a topic's messages "
+                    "leave it only from the front, and this filter does not cover every "
+                    "subject of the stream"));
     }
   }
   if (const auto seq = uint_field(*body, "seq")) {
@@ -310,12 +367,20 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
     return respond_error(request.reply, kType, api_error(err::kInvalidJson, "invalid JSON"));
   const auto seq = uint_field(*body, "seq");
   const auto last_by = string_field(*body, "last_by_subj");
-  if (string_field(*body, "next_by_subj").size() > 0) {
-    return respond_error(request.reply, kType,
-                         api_error(err::kBadRequest, "next_by_subj is not supported by loft"));
-  }
+  const auto next_by = string_field(*body, "next_by_subj");
   std::optional<StoredMessage> found;
-  if (seq && *seq > 0) {
+  if (!next_by.empty() || !last_by.empty()) {
+    const std::string& filter = next_by.empty() ? last_by : next_by;
+    if (!is_valid_filter_subject(filter)) {
+      return respond_error(request.reply, kType,
+                           api_error(err::kBadRequest, "invalid subject: " + filter));
+    }
+    const auto next_from =
+        next_by.empty() ? std::nullopt : std::optional<std::uint64_t>{seq.value_or(0)};
+    auto scanned = scan_subject(broker_, *topic, filter, next_from);
+    if (!scanned) return respond_error(request.reply, kType, scanned.error());
+    found = std::move(*scanned);
+  } else if (seq && *seq > 0) {
     const Offset at{*seq - 1};
     if (at >= topic->first_offset && at < topic->next_offset) {
       auto f = broker_.fetch(topic->name, at, broker::ReadLimits{1, 1});
@@ -323,24 +388,10 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
         found = std::move(f->messages.front());
       }
     }
-  } else if (!last_by.empty()) {
-    // Bounded: the last kLastBySubjectScan messages of the stream, read forward.
-    const std::uint64_t end = topic->next_offset.value;
-    std::uint64_t from = end > kLastBySubjectScan ? end - kLastBySubjectScan : 0;
-    from = std::max(from, topic->first_offset.value);
-    while (from < end) {
-      auto f = broker_.fetch(topic->name, Offset{from}, broker::ReadLimits{1000, 8 << 20});
-      if (!f || f->messages.empty()) break;
-      for (auto& m : f->messages) {
-        const std::string_view subject =
-            m.message.subject.empty() ? std::string_view(topic->name) : m.message.subject;
-        if (subjects_collide(last_by, subject)) found = std::move(m);
-      }
-      from = f->next_offset.value;
-    }
   } else {
-    return respond_error(request.reply, kType,
-                         api_error(err::kBadRequest, "request must have seq or last_by_subj"));
+    return respond_error(
+        request.reply, kType,
+        api_error(err::kBadRequest, "request must have seq, last_by_subj or next_by_subj"));
   }
   if (!found) return respond_error(request.reply, kType, api_error(err::kNoMessageFound));
   boost::json::object out;

@@ -277,4 +277,41 @@ boost::json::object stored_message_json(std::string_view topic, const StoredMess
   return o;
 }
 
+namespace {
+
+// A stream sequence as NATS prints it: offset + 1, 0 for none.
+std::uint64_t sequence_of(std::optional<Offset> offset) { return offset ? offset->value + 1 : 0; }
+
+// An offset expected as a stream sequence (0: none).
+std::optional<Offset> offset_of(std::uint64_t sequence) {
+  return sequence == 0 ? std::nullopt : std::optional<Offset>{Offset{sequence - 1}};
+}
+
+}  // namespace
+
+broker::PublishConditions publish_conditions(const Expectations& expect, std::string_view subject) {
+  broker::PublishConditions c;
+  if (expect.last_sequence) c.last_offset = offset_of(*expect.last_sequence);
+  if (expect.last_msg_id && !expect.last_msg_id->empty()) c.last_id = *expect.last_msg_id;
+  if (expect.last_subject_sequence) {
+    c.last_subject_offset = broker::PublishConditions::SubjectOffset{
+        std::string(subject), offset_of(*expect.last_subject_sequence)};
+  }
+  return c;
+}
+
+ApiError condition_error(const broker::ConditionFailure& failure) {
+  using What = broker::ConditionFailure::What;
+  if (failure.what == What::last_id) {
+    std::string text(err::kStreamWrongLastMsgId.description);
+    text += ": ";
+    text += failure.id;
+    return api_error(err::kStreamWrongLastMsgId, std::move(text));
+  }
+  std::string text(err::kStreamWrongLastSequence.description);
+  text += ": ";
+  text += failure.known ? std::to_string(sequence_of(failure.offset)) : failure.detail;
+  return api_error(err::kStreamWrongLastSequence, std::move(text));
+}
+
 }  // namespace loft::natsport::js

@@ -1,8 +1,8 @@
 #pragma once
 // JetStream streams as loft topics (module-private; docs/nats.md, "JetStream"): the stream
 // config of STREAM.CREATE/UPDATE read into what a topic can hold, and a topic shown as a stream
-// (config echoed with nats-server's defaults filled in, and state). Pure JSON mapping: no
-// broker calls, so it is tested without sockets.
+// (config echoed with nats-server's defaults filled in, and state), and the Nats-Expected-*
+// headers as broker conditions. Pure mapping: no broker calls, so it is tested without sockets.
 
 #include <boost/json/object.hpp>
 #include <cstdint>
@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "js_errors.hpp"
+#include "js_message.hpp"
+#include "loft/broker/broker.hpp"
 #include "loft/common/message.hpp"
 #include "loft/common/topic.hpp"
 
@@ -71,6 +73,16 @@ std::string base64(std::string_view bytes);
 
 // Whether some subject matches both filter subjects `a` and `b` (stream NAMES' subject filter).
 bool subjects_collide(std::string_view a, std::string_view b);
+
+// The broker conditions of a publish's Nats-Expected-Last-Sequence, -Last-Msg-Id and
+// -Last-Subject-Sequence (on `subject`, the publish's): a sequence N expects offset N - 1, and 0
+// expects none. Nats-Expected-Stream is not among them (the port checks it itself).
+broker::PublishConditions publish_conditions(const Expectations& expect, std::string_view subject);
+
+// A refused conditional publish as nats-server answers it: "wrong last sequence: 6" (10071, for
+// the last sequence and a subject's), "wrong last msg ID: a" (10070). A subject's last sequence
+// the broker cannot tell (older than its scan) is a 10071 with the broker's reason.
+ApiError condition_error(const broker::ConditionFailure& failure);
 
 // The `message` of a MSG.GET answer.
 boost::json::object stored_message_json(std::string_view topic, const StoredMessage& m);

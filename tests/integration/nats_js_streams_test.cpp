@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "nats_client.hpp"
 #include "test_daemon.hpp"
@@ -269,18 +270,122 @@ TEST_F(NatsJs, ExpectedHeadersAreHonouredOrRefused) {
   ack =
       r_->request("orders.eu", "x", "NATS/1.0\r\nNats-Expected-Stream: OTHER\r\n\r\n").as_object();
   EXPECT_EQ(err_code(ack), 10060);
-  // Not yet one atomic step with the append: refused, and nothing stored.
-  for (const char* header : {"Nats-Expected-Last-Sequence: 1", "Nats-Expected-Last-Msg-Id: a",
-                             "Nats-Expected-Last-Subject-Sequence: 1"}) {
-    ack = r_->request("orders.eu", "x", "NATS/1.0\r\n" + std::string(header) + "\r\n\r\n")
-              .as_object();
-    EXPECT_EQ(err_code(ack), 10003) << header;
-    EXPECT_THAT(std::string(ack.at("error").at("description").as_string()),
-                HasSubstr("not supported"))
-        << header;
+  const auto with = [](std::string_view header) {
+    std::string block = "NATS/1.0\r\n";
+    block += header;
+    block += "\r\n\r\n";
+    return block;
+  };
+  // Last sequence: the stream's is 1.
+  ack = r_->request("orders.eu", "x", with("Nats-Expected-Last-Sequence: 1")).as_object();
+  EXPECT_EQ(num(ack.at("seq")), 2u) << json::serialize(ack);
+  ack = r_->request("orders.eu", "x", with("Nats-Expected-Last-Sequence: 1")).as_object();
+  EXPECT_EQ(err_code(ack), 10071);
+  EXPECT_EQ(code(ack), 400);
+  EXPECT_EQ(ack.at("error").at("description").as_string(), "wrong last sequence: 2");
+  // Last msg id: the newest message with an id.
+  ack = r_->request("orders.us", "x", "NATS/1.0\r\nNats-Msg-Id: a\r\n\r\n").as_object();
+  EXPECT_EQ(num(ack.at("seq")), 3u);
+  ack = r_->request("orders.us", "x", with("Nats-Expected-Last-Msg-Id: a")).as_object();
+  EXPECT_EQ(num(ack.at("seq")), 4u) << json::serialize(ack);
+  ack = r_->request("orders.us", "x", with("Nats-Expected-Last-Msg-Id: b")).as_object();
+  EXPECT_EQ(err_code(ack), 10070);
+  EXPECT_EQ(ack.at("error").at("description").as_string(), "wrong last msg ID: a");
+  // Last subject sequence: orders.eu's is 2, orders.jp has none (0).
+  ack = r_->request("orders.eu", "x", with("Nats-Expected-Last-Subject-Sequence: 2")).as_object();
+  EXPECT_EQ(num(ack.at("seq")), 5u) << json::serialize(ack);
+  ack = r_->request("orders.eu", "x", with("Nats-Expected-Last-Subject-Sequence: 2")).as_object();
+  EXPECT_EQ(err_code(ack), 10071);
+  EXPECT_EQ(ack.at("error").at("description").as_string(), "wrong last sequence: 5");
+  ack = r_->request("orders.jp", "x", with("Nats-Expected-Last-Subject-Sequence: 0")).as_object();
+  EXPECT_EQ(num(ack.at("seq")), 6u) << json::serialize(ack);
+  // Refusals stored nothing; after a restart the checks answer the same.
+  auto info = r_->api("$JS.API.STREAM.INFO.ORDERS");
+  EXPECT_EQ(num(info.at("state").at("messages")), 6u);
+  r_.reset();
+  daemon_->stop();
+  daemon_->start();
+  r_ = std::make_unique<Requester>(daemon_->nats_port());
+  ack = r_->request("orders.us", "x", with("Nats-Expected-Last-Msg-Id: b")).as_object();
+  EXPECT_EQ(ack.at("error").at("description").as_string(), "wrong last msg ID: a");
+  ack = r_->request("orders.eu", "x", with("Nats-Expected-Last-Subject-Sequence: 2")).as_object();
+  EXPECT_EQ(ack.at("error").at("description").as_string(), "wrong last sequence: 5");
+  ack = r_->request("orders.eu", "x", with("Nats-Expected-Last-Subject-Sequence: 5")).as_object();
+  EXPECT_EQ(num(ack.at("seq")), 7u) << json::serialize(ack);
+}
+
+TEST_F(NatsJs, RacingExpectedLastSequencePublishesOnlyOnePasses) {
+  ASSERT_EQ(err_code(create("RACE", R"({"subjects":["race"]})")), 0);
+  constexpr int kRacers = 8;
+  std::vector<std::unique_ptr<NatsConnection>> racers;
+  for (int i = 0; i < kRacers; ++i) {
+    racers.push_back(std::make_unique<NatsConnection>(daemon_->nats_port()));
+    ASSERT_TRUE(racers.back()->handshake());
+    ASSERT_TRUE(racers.back()->sub("_INBOX.race." + std::to_string(i), "1"));
+    ASSERT_TRUE(racers.back()->flush());
   }
-  const auto info = r_->api("$JS.API.STREAM.INFO.ORDERS");
-  EXPECT_EQ(num(info.at("state").at("messages")), 1u);
+  for (int i = 0; i < kRacers; ++i) {
+    ASSERT_TRUE(racers[i]->hpub("race", "NATS/1.0\r\nNats-Expected-Last-Sequence: 0\r\n\r\n", "x",
+                                "_INBOX.race." + std::to_string(i)));
+  }
+  int passed = 0;
+  int refused = 0;
+  for (auto& c : racers) {
+    auto m = c->next_msg(10s);
+    ASSERT_TRUE(m.has_value());
+    const auto ack = json::parse(m->payload).as_object();
+    if (err_code(ack) == 10071) {
+      refused += 1;
+    } else {
+      EXPECT_EQ(num(ack.at("seq")), 1u) << m->payload;
+      passed += 1;
+    }
+  }
+  EXPECT_EQ(passed, 1);
+  EXPECT_EQ(refused, kRacers - 1);
+}
+
+TEST_F(NatsJs, MsgGetNextBySubjectAndItsBounds) {
+  ASSERT_EQ(err_code(create("N", R"({"subjects":["n.*"]})")), 0);
+  for (const char* s : {"n.a", "n.b", "n.a", "n.b"}) r_->request(s, s);
+  auto got = r_->api("$JS.API.STREAM.MSG.GET.N", R"({"next_by_subj":"n.b"})");
+  EXPECT_EQ(num(got.at("message").at("seq")), 2u) << json::serialize(got);
+  got = r_->api("$JS.API.STREAM.MSG.GET.N", R"({"seq":3,"next_by_subj":"n.b"})");
+  EXPECT_EQ(num(got.at("message").at("seq")), 4u) << json::serialize(got);
+  got = r_->api("$JS.API.STREAM.MSG.GET.N", R"({"seq":2,"next_by_subj":"n.*"})");
+  EXPECT_EQ(num(got.at("message").at("seq")), 2u) << json::serialize(got);
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.GET.N", R"({"seq":5,"next_by_subj":"n.a"})")),
+            10037);
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.GET.N", R"({"last_by_subj":"n.c"})")), 10037);
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.GET.N", R"({"next_by_subj":"n..x"})")), 10003);
+  // Past the scan bound: a clear 10003, not a "no message".
+  auto& c = r_->connection();
+  std::string burst;
+  for (int i = 0; i < 10'000; ++i) burst += "PUB n.z 1\r\nz\r\n";
+  ASSERT_TRUE(c.send(burst));
+  ASSERT_TRUE(eventually(
+      [&] { return num(r_->api("$JS.API.STREAM.INFO.N").at("state").at("messages")) == 10'004u; }));
+  got = r_->api("$JS.API.STREAM.MSG.GET.N", R"({"last_by_subj":"n.a"})");
+  EXPECT_EQ(err_code(got), 10003);
+  EXPECT_THAT(std::string(got.at("error").at("description").as_string()), HasSubstr("10000"));
+  // From sequence 1 the bound ends 4 messages short of the end; from 5 it reaches it.
+  got = r_->api("$JS.API.STREAM.MSG.GET.N", R"({"seq":1,"next_by_subj":"n.q"})");
+  EXPECT_EQ(err_code(got), 10003);
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.GET.N", R"({"seq":5,"next_by_subj":"n.a"})")),
+            10037);
+  got = r_->api("$JS.API.STREAM.MSG.GET.N", R"({"last_by_subj":"n.z"})");
+  EXPECT_EQ(num(got.at("message").at("seq")), 10'004u);
+}
+
+TEST_F(NatsJs, MsgDeleteIsRefusedWithAReason) {
+  ASSERT_EQ(err_code(create("D", R"({"subjects":["d"]})")), 0);
+  r_->request("d", "m");
+  const auto answer = r_->api("$JS.API.STREAM.MSG.DELETE.D", R"({"seq":1})");
+  EXPECT_EQ(err_code(answer), 10057);
+  EXPECT_EQ(answer.at("type").as_string(), "io.nats.jetstream.api.v1.stream_msg_delete_response");
+  EXPECT_THAT(std::string(answer.at("error").at("description").as_string()),
+              HasSubstr("only from the front"));
+  EXPECT_EQ(num(r_->api("$JS.API.STREAM.INFO.D").at("state").at("messages")), 1u);
 }
 
 TEST_F(NatsJs, PurgeAllKeepAndSeq) {

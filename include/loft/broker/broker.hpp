@@ -128,9 +128,57 @@ struct PurgeResult {
   bool operator==(const PurgeResult&) const = default;
 };
 
+// What a conditional publish expects of its topic (JetStream's Nats-Expected-Last-Sequence,
+// -Last-Msg-Id and -Last-Subject-Sequence; docs/semantics.md, "Conditional publish"). The
+// writer checks it when it stages the publish, after every request queued before it, so of two
+// racing publishes that expect the same state at most one passes. Unset fields are not checked.
+struct PublishConditions {
+  // An offset, or nullopt for "none".
+  using LastOffset = std::optional<Offset>;
+  struct SubjectOffset {
+    std::string subject;  // a publish subject; a message without one has its topic's name
+    LastOffset offset;
+  };
+  // The topic's last offset: that of the last message ever appended, even if retention or a
+  // purge removed it since (none: nothing was ever appended).
+  std::optional<LastOffset> last_offset;
+  // The id of the newest message appended with an id (messages without one do not change it;
+  // none known: the empty string).
+  std::optional<std::string> last_id;
+  // The offset of the newest message with this subject still in the topic (none: there is
+  // none).
+  std::optional<SubjectOffset> last_subject_offset;
+  bool any() const { return last_offset || last_id || last_subject_offset; }
+};
+
+// How many of a topic's newest messages the writer reads to learn its last id and the last
+// offset of each subject, the first time a conditional publish needs them after a start; a
+// subject with no message among them, in a topic that holds more, cannot be checked.
+inline constexpr std::uint64_t kConditionScan = 10'000;
+// The most subjects the writer remembers per topic for conditions; past it, it forgets them
+// all and remembers from there on (what is older cannot be checked, as above).
+inline constexpr std::size_t kMaxConditionSubjects = 100'000;
+
+// Why a conditional publish was refused: the first failed condition in the order of
+// PublishConditions' fields, and what the topic holds instead.
+struct ConditionFailure {
+  enum class What : std::uint8_t { last_offset, last_id, last_subject_offset };
+  What what = What::last_offset;
+  // last_offset, last_subject_offset: the actual offset (none: nullopt).
+  std::optional<Offset> offset;
+  // last_subject_offset: false when the subject's last offset cannot be told (no message of
+  // it among the kConditionScan newest, and the topic holds older ones).
+  bool known = true;
+  std::string id;      // last_id: the topic's actual last id ("" when none is known)
+  std::string detail;  // "expected last offset 4, the topic's last offset is 6"
+  bool operator==(const ConditionFailure&) const = default;
+};
+
 // The outcome of one published message.
 struct MessageResult {
-  Errc code = Errc::ok;    // ok, or dedup_conflict (stored nothing; offset unused)
+  // ok; dedup_conflict (stored nothing; offset unused); expectation_failed (the publish's
+  // conditions failed: nothing of it was stored; offset unused; Appended::refused says why).
+  Errc code = Errc::ok;
   bool duplicate = false;  // its id was already stored: not appended, `offset` is the original's
   Offset offset;
   bool operator==(const MessageResult&) const = default;
@@ -142,6 +190,8 @@ struct Appended {
   std::string topic;
   std::vector<MessageResult> results;
   bool created_topic = false;  // auto_create_topics created the topic for this publish
+  // Set when the publish's conditions failed: every result is then expectation_failed.
+  std::optional<ConditionFailure> refused;
 };
 
 // Storage figures and read bounds, as the broker's API hands them to front ends (which do not
@@ -294,6 +344,13 @@ class Broker {
   // before the topic name (docs/protocol.md, PUBLISH: "The checks, in this order").
   void publish(std::string topic, std::vector<Message> messages, Callback<Appended> done,
                std::size_t max_messages = std::numeric_limits<std::size_t>::max());
+  // publish() if the topic is as `conditions` expect when the writer stages it (checked once,
+  // before the first message; a request whose every message is a duplicate of a stored id is
+  // answered as duplicates without the check, as a retry should be). Otherwise nothing is
+  // stored and `done` gets an Appended with `refused` set and every result expectation_failed.
+  // A subject condition's subject must be a valid publish subject (invalid_subject).
+  void publish_if(std::string topic, std::vector<Message> messages, PublishConditions conditions,
+                  Callback<Appended> done);
 
   void write_groups(GroupWrite write, Callback<void> done);
 
@@ -350,6 +407,7 @@ class Broker {
     std::vector<Message> messages;
     Callback<Appended> done;
     std::chrono::steady_clock::time_point enqueued{};  // for the confirm latency histogram
+    PublishConditions conditions{};
   };
   struct GroupReq {
     GroupWrite write;
@@ -439,6 +497,18 @@ class Broker {
 
   std::unique_ptr<storage::Store> store_;
   Options options_;
+
+  // What conditional publishes compare with, per topic id, for topics that had one needing the
+  // last id or a subject's last offset since start (writer thread only; rebuilt from the store
+  // when first needed, kept up to date by every append to the topic, dropped with the topic or
+  // after a failed write). docs/storage.md, "Conditional publish".
+  struct TopicTail {
+    Offset subjects_from;  // `subjects` knows every message from here to the topic's end
+    std::unordered_map<std::string, Offset> subjects;  // newest offset of each subject
+    Offset id_from;                      // `last_id` knows every message from here to the end
+    std::optional<std::string> last_id;  // newest id in [id_from, end); nullopt: none there
+  };
+  std::unordered_map<std::uint32_t, TopicTail> tails_;
 
   mutable std::shared_mutex table_mutex_;  // guards topics_ (writer writes, anyone reads)
   std::map<std::string, TopicInfo, std::less<>> topics_;

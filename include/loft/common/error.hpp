@@ -31,10 +31,11 @@ enum class Errc : std::uint16_t {
   group_not_found = 18,
   unknown_subscription = 19,
   group_exists = 23,
-  dedup_conflict = 24,    // a message id already stored with a different payload
-  invalid_subject = 25,   // a message subject or group filter that is not a valid subject
-  subjects_overlap = 26,  // a topic's subjects would capture a subject another topic captures
-  backup_failed = 40,     // BACKUP: the target exists, cannot be created, or the copy failed
+  dedup_conflict = 24,      // a message id already stored with a different payload
+  invalid_subject = 25,     // a message subject or group filter that is not a valid subject
+  subjects_overlap = 26,    // a topic's subjects would capture a subject another topic captures
+  expectation_failed = 27,  // a conditional publish found its topic not as it expected
+  backup_failed = 40,       // BACKUP: the target exists, cannot be created, or the copy failed
   // Security (docs/security.md).
   forbidden = 41,              // the user may not do this operation on this topic
   unauthenticated = 42,        // the server has users and the connection did not authenticate

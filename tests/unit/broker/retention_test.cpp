@@ -9,10 +9,13 @@
 #include <memory>
 
 #include "loft/broker/broker.hpp"
+#include "support/broker_backends.hpp"
 #include "support/forwarding_store.hpp"
 
 namespace loft::broker {
 namespace {
+
+using testing::wait;
 
 constexpr std::int64_t kStart = 1'700'000'000'000;
 
@@ -28,14 +31,6 @@ struct Fixture {
     return o;
   }
 };
-
-template <class T>
-Result<T> wait(const std::function<void(Callback<T>)>& call) {
-  auto promise = std::make_shared<std::promise<Result<T>>>();
-  auto future = promise->get_future();
-  call([promise](Result<T> r) { promise->set_value(std::move(r)); });
-  return future.get();
-}
 
 std::unique_ptr<Broker> open_broker(std::unique_ptr<storage::Store> store, Options o) {
   auto b = Broker::open(std::move(store), std::move(o));

@@ -19,52 +19,16 @@
 
 #include "loft/broker/broker.hpp"
 #include "loft/broker/groups.hpp"
-#include "support/forwarding_store.hpp"
+#include "support/broker_backends.hpp"
 #include "support/groups_harness.hpp"
 
 namespace loft::broker {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-template <class T>
-Result<T> wait(const std::function<void(Callback<T>)>& call) {
-  auto promise = std::make_shared<std::promise<Result<T>>>();
-  auto future = promise->get_future();
-  call([promise](Result<T> r) { promise->set_value(std::move(r)); });
-  return future.get();
-}
-
-// A memory store a restart keeps: each broker borrows it.
-struct MemoryBackend {
-  std::unique_ptr<storage::Store> memory = storage::make_memory_store();
-  std::unique_ptr<storage::Store> open() {
-    return std::make_unique<testing::ForwardingStore>(*memory);
-  }
-};
-
-struct RocksDbBackend {
-  fs::path dir;
-  RocksDbBackend() {
-    std::random_device rd;
-    dir = fs::temp_directory_path() / ("loft-topic-subjects-" + std::to_string(rd()));
-    fs::remove_all(dir);
-  }
-  ~RocksDbBackend() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  RocksDbBackend(const RocksDbBackend&) = delete;
-  RocksDbBackend& operator=(const RocksDbBackend&) = delete;
-  std::unique_ptr<storage::Store> open() {
-    auto s = storage::open_rocksdb_store({dir});
-    EXPECT_TRUE(s.has_value()) << s.error().to_string();
-    return s ? std::move(*s) : nullptr;
-  }
-};
+using testing::wait;
 
 template <class Backend>
 class TopicSubjects : public ::testing::Test {
@@ -72,16 +36,7 @@ class TopicSubjects : public ::testing::Test {
   void SetUp() override { restart(); }
 
   // Stops the broker (if any) and opens a new one over the same data.
-  void restart() {
-    if (broker_) broker_->stop();
-    broker_.reset();
-    Options o;
-    o.now_ms = [] { return std::int64_t{1'700'000'000'000}; };
-    o.retention_interval = std::chrono::milliseconds{0};
-    auto b = Broker::open(backend_.open(), std::move(o));
-    ASSERT_TRUE(b.has_value()) << b.error().to_string();
-    broker_ = std::move(*b);
-  }
+  void restart() { testing::reopen(broker_, backend_); }
 
   Result<TopicInfo> create(const std::string& name, std::vector<std::string> subjects = {}) {
     TopicSettings settings;
@@ -131,15 +86,7 @@ class TopicSubjects : public ::testing::Test {
   std::unique_ptr<Broker> broker_;
 };
 
-using Backends = ::testing::Types<MemoryBackend, RocksDbBackend>;
-class BackendNames {
- public:
-  template <class T>
-  static std::string GetName(int) {
-    return std::is_same_v<T, MemoryBackend> ? "Memory" : "RocksDb";
-  }
-};
-TYPED_TEST_SUITE(TopicSubjects, Backends, BackendNames);
+TYPED_TEST_SUITE(TopicSubjects, testing::BrokerBackends, testing::BrokerBackendNames);
 
 std::vector<std::string> subjects(std::initializer_list<const char*> list) {
   return {list.begin(), list.end()};

@@ -184,6 +184,53 @@ TEST(Message, NatsHeadersBecomeLoftFieldsAndChecks) {
   EXPECT_FALSE(plain->expect.any());
 }
 
+TEST(Message, ExpectedHeadersBecomeBrokerConditionsInOffsets) {
+  const auto in = incoming_message(
+      "orders.eu",
+      "NATS/1.0\r\nNats-Expected-Last-Sequence: 5\r\nNats-Expected-Last-Msg-Id: m-4\r\n"
+      "Nats-Expected-Last-Subject-Sequence: 0\r\n\r\n",
+      "");
+  ASSERT_TRUE(in.has_value());
+  const auto c = publish_conditions(in->expect, in->message.subject);
+  ASSERT_TRUE(c.last_offset.has_value());
+  EXPECT_EQ(*c.last_offset, Offset{4});  // sequence 5 is offset 4
+  EXPECT_EQ(c.last_id, "m-4");
+  ASSERT_TRUE(c.last_subject_offset.has_value());
+  EXPECT_EQ(c.last_subject_offset->subject, "orders.eu");
+  EXPECT_EQ(c.last_subject_offset->offset, std::nullopt);  // sequence 0: none
+  Expectations zero;
+  zero.last_sequence = 0;
+  const auto none = publish_conditions(zero, "s");
+  ASSERT_TRUE(none.last_offset.has_value());
+  EXPECT_EQ(*none.last_offset, std::nullopt);
+  EXPECT_FALSE(none.last_id || none.last_subject_offset);
+  EXPECT_FALSE(publish_conditions(Expectations{}, "s").any());
+}
+
+TEST(Message, RefusedConditionsAnswerAsNatsServer) {
+  using What = broker::ConditionFailure::What;
+  auto e = condition_error({What::last_offset, Offset{5}, true, {}, "detail"});
+  EXPECT_EQ(e.code, 400);
+  EXPECT_EQ(e.err_code, 10071);
+  EXPECT_EQ(e.description, "wrong last sequence: 6");
+  e = condition_error({What::last_offset, std::nullopt, true, {}, "detail"});
+  EXPECT_EQ(e.description, "wrong last sequence: 0");
+  e = condition_error({What::last_id, std::nullopt, true, "m-7", "detail"});
+  EXPECT_EQ(e.err_code, 10070);
+  EXPECT_EQ(e.description, "wrong last msg ID: m-7");
+  e = condition_error({What::last_subject_offset, Offset{0}, true, {}, "detail"});
+  EXPECT_EQ(e.err_code, 10071);
+  EXPECT_EQ(e.description, "wrong last sequence: 1");
+  e = condition_error({What::last_subject_offset,
+                       std::nullopt,
+                       false,
+                       {},
+                       "its last offset is "
+                       "unknown"});
+  EXPECT_EQ(e.err_code, 10071);
+  EXPECT_EQ(e.description, "wrong last sequence: its last offset is unknown");
+}
+
 TEST(Message, StoredMessageGetsItsIdBackAsNatsMsgId) {
   const std::vector<Header> headers{{"X-Trace", "a"}};
   EXPECT_EQ(nats_header_block("order-1", headers),
