@@ -54,7 +54,9 @@ void PrintTo(const GroupRecord& g, std::ostream* os) {
       << " dlt=" << ::testing::PrintToString(g.dead_letter_topic) << " floor=" << g.ack_floor.value
       << " done=[";
   for (const auto& [first, end] : g.done_ranges) *os << first.value << "-" << end.value << " ";
-  *os << "] dead_lettered=" << g.dead_lettered << " redelivered=" << g.redelivered << "}";
+  *os << "] dead_lettered=" << g.dead_lettered << " redelivered=" << g.redelivered
+      << " filter=" << ::testing::PrintToString(g.filter)
+      << " annotation=" << ::testing::PrintToString(g.annotation) << "}";
 }
 
 namespace {
@@ -228,6 +230,7 @@ GroupRecord busy_group(std::uint32_t topic, std::string name) {
   g.redelivered = std::numeric_limits<std::uint64_t>::max();
   g.skipped = 1ULL << 50;
   g.filter = "orders.*.>";
+  g.annotation = "{\"nats\":1}\0\xFF"s;
   return g;
 }
 
@@ -766,6 +769,7 @@ TYPED_TEST(StoreContract, GroupUpdatesPersistAcrossReopen) {
 
   g.ack_floor = Offset{22};  // the floor caught up: no ranges left
   g.done_ranges.clear();
+  g.annotation = "a front end's settings, changed";  // an annotation written with progress
   ASSERT_TRUE(ok(this->store().write(WriteBatch{{PutGroup{g}}}, Durability::fsync)));
   ASSERT_TRUE(this->reopen());
   EXPECT_THAT(groups_of(this->store()), ElementsAre(g));
@@ -1550,19 +1554,23 @@ TEST(GroupEncoding, AVersion1RecordDecodesWithNothingSkipped) {
   auto g = busy_group(3, "old");
   g.skipped = 77;
   auto v1 = encoding::encode_group(g);
-  v1.resize(v1.size() - 4 - g.filter.size() - 8);  // version 1 ended after `redelivered`
+  // Version 1 ended after `redelivered`.
+  v1.resize(v1.size() - 4 - g.annotation.size() - 4 - g.filter.size() - 8);
   v1[0] = '\x01';
   const auto decoded = encoding::decode_group(g.topic, g.name, v1);
   ASSERT_TRUE(decoded);
   g.skipped = 0;
   g.filter.clear();
+  g.annotation.clear();
   EXPECT_EQ(*decoded, g);
 }
 
 // Version 3 appended the filter (u32 length + bytes); a version 2 record has none.
 TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
   auto g = busy_group(3, "old");
+  g.annotation.clear();
   auto v2 = encoding::encode_group(g);
+  v2.resize(v2.size() - 4);  // no annotation: version 3 ended after the filter
   EXPECT_EQ(v2.substr(v2.size() - 4 - g.filter.size()),
             std::string("\x0a\0\0\0", 4) + "orders.*.>");
   v2.resize(v2.size() - 4 - g.filter.size());
@@ -1574,6 +1582,25 @@ TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
   // The same bytes marked version 3 lack the filter's length: corrupt, not misread.
   v2[0] = '\x03';
   EXPECT_EQ(encoding::decode_group(g.topic, g.name, v2), std::nullopt);
+}
+
+// Version 4 appended the annotation (u32 length + bytes); a version 3 record has none, and
+// decodes unchanged otherwise.
+TEST(GroupEncoding, AVersion3RecordDecodesWithoutAnAnnotation) {
+  using namespace std::string_literals;
+  auto g = busy_group(3, "old");
+  auto v3 = encoding::encode_group(g);
+  EXPECT_EQ(v3.substr(v3.size() - 4 - g.annotation.size()),
+            std::string("\x0c\0\0\0", 4) + g.annotation);
+  v3.resize(v3.size() - 4 - g.annotation.size());
+  v3[0] = '\x03';
+  const auto decoded = encoding::decode_group(g.topic, g.name, v3);
+  ASSERT_TRUE(decoded);
+  g.annotation.clear();
+  EXPECT_EQ(*decoded, g);
+  // The same bytes marked version 4 lack the annotation's length: corrupt, not misread.
+  v3[0] = '\x04';
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, v3), std::nullopt);
 }
 
 TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {
