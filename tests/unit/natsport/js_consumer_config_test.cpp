@@ -227,6 +227,7 @@ TEST(ConsumerConfig, TheAnnotationRestoresTheWholeConfig) {
                   R"("max_deliver":9,"backoff":[1000000,2000000],"filter_subject":"a.>",)"
                   R"("max_waiting":7,"max_ack_pending":11,"max_batch":5,"max_expires":3000000000,)"
                   R"("max_bytes":1024,"headers_only":true})");
+  c.name = "d";  // CONSUMER.CREATE fills it in
   c.deliver_subject = "push.to";
   c.deliver_group = "workers";
   c.flow_control = true;
