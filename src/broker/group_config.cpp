@@ -71,9 +71,9 @@ std::string default_dead_letter_topic(std::string_view topic) {
 
 Result<void> validate_annotation(std::string_view annotation) {
   if (annotation.size() > GroupLimits::kMaxAnnotationBytes) {
-    return fail(Errc::invalid_request,
-                "annotation must be at most " + std::to_string(GroupLimits::kMaxAnnotationBytes) +
-                    " bytes, got " + std::to_string(annotation.size()));
+    return fail(Errc::invalid_request, "annotation must be at most " +
+                                           std::to_string(GroupLimits::kMaxAnnotationBytes) +
+                                           " bytes, got " + std::to_string(annotation.size()));
   }
   return {};
 }

@@ -896,8 +896,8 @@ void Groups::delete_group(const std::string& topic, const std::string& group, Ti
                        });
 }
 
-void Groups::annotate(std::string topic, std::string group, std::string annotation,
-                      TimePoint now, Callback<GroupInfo> done) {
+void Groups::annotate(std::string topic, std::string group, std::string annotation, TimePoint now,
+                      Callback<GroupInfo> done) {
   Group* g = find(topic, group);
   if (g == nullptr || !g->persisted) return done(tl::unexpected(group_not_found(topic, group)));
   if (auto ok = validate_annotation(annotation); !ok) return done(tl::unexpected(ok.error()));

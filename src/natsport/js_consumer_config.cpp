@@ -375,10 +375,10 @@ tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
   GroupSettings s;
   s.config.ack_timeout_ms = to_ms(c.ack_wait_ns);
   // Beyond the u32 range is beyond loft's range too: the broker refuses it (group_refusal).
-  s.config.max_deliveries =
-      c.max_deliver > 0 ? static_cast<std::uint32_t>(std::min<std::int64_t>(
-                              c.max_deliver, std::numeric_limits<std::uint32_t>::max()))
-                        : broker::GroupLimits::kMaxDeliveries;
+  s.config.max_deliveries = c.max_deliver > 0
+                                ? static_cast<std::uint32_t>(std::min<std::int64_t>(
+                                      c.max_deliver, std::numeric_limits<std::uint32_t>::max()))
+                                : broker::GroupLimits::kMaxDeliveries;
   for (const auto d : c.backoff_ns) s.config.backoff_delays_ms.push_back(to_ms(d));
   // Without a backoff NATS redelivers as soon as ack_wait passes, in sequence order: loft's
   // shortest explicit delay (no jitter) instead of its default exponential backoff.
@@ -424,8 +424,7 @@ ConsumerConfig config_of_group(std::string_view name, const GroupConfig& g) {
 namespace {
 
 // nats-server 2.9's texts (its checkNewConsumerConfig).
-tl::expected<void, ApiError> check_nats_update(const ConsumerConfig& old,
-                                               const ConsumerConfig& c) {
+tl::expected<void, ApiError> check_nats_update(const ConsumerConfig& old, const ConsumerConfig& c) {
   const auto refuse = [](std::string text) { return error(err::kConsumerCreate, std::move(text)); };
   if (old.deliver_policy != c.deliver_policy) return refuse("deliver policy can not be updated");
   if (old.opt_start_seq != c.opt_start_seq) return refuse("start sequence can not be updated");
@@ -456,7 +455,8 @@ tl::expected<void, ApiError> check_consumer_update(const ConsumerConfig& old, bo
   const auto& w = wanted.config;
   const auto fixed = [](std::string_view field) {
     std::string text(field);
-    text += " can not be updated in loft (a setting of the consumer's group, fixed when it is made)";
+    text +=
+        " can not be updated in loft (a setting of the consumer's group, fixed when it is made)";
     return error(err::kConsumerCreate, std::move(text));
   };
   if (existing.ack_timeout_ms != w.ack_timeout_ms) return fixed("ack_wait");

@@ -164,7 +164,7 @@ struct Advisory {
   std::string body;
 };
 struct AdvisoryHeader {
-  std::string id;            // unique per advisory
+  std::string id;           // unique per advisory
   std::int64_t now_ns = 0;  // the timestamp, ns since the Unix epoch
 };
 // `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`: a message used up

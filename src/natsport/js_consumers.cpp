@@ -380,9 +380,9 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
           // A setting out of the group's range is the broker's refusal, named as NATS names it.
           const auto code = g.error().code;
           const bool refused = code == Errc::invalid_request || code == Errc::invalid_subject;
-          return error(r, kName,
-                       refused ? group_refusal(g.error())
-                               : from_loft(g.error(), err::kConsumerCreate));
+          return error(
+              r, kName,
+              refused ? group_refusal(g.error()) : from_loft(g.error(), err::kConsumerCreate));
         }
         Consumer c;
         c.stream = g->topic;
@@ -450,18 +450,17 @@ void Consumers::remove(const Request& r, std::string_view stream, std::string_vi
     end_all(it->second, nats::kStatusConflict, "Consumer Deleted");
     drop_consumer(it->first);
   }
-  groups_.delete_group(std::string(stream), std::string(name), group_now(),
-                       [this, alive = std::weak_ptr<bool>(alive_), r,
-                        key = Key{stream, name}](Result<void> done) {
-                         if (alive.expired()) return;
-                         if (!done)
-                           return error(r, kName, from_loft(done.error(), err::kBadRequest));
-                         boost::json::object body;
-                         body["success"] = true;
-                         answer(r, kName, body);
-                         advise(consumer_action_advisory(advisory_header(), key.first, key.second,
-                                                         ConsumerAction::deleted));
-                       });
+  groups_.delete_group(
+      std::string(stream), std::string(name), group_now(),
+      [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{stream, name}](Result<void> done) {
+        if (alive.expired()) return;
+        if (!done) return error(r, kName, from_loft(done.error(), err::kBadRequest));
+        boost::json::object body;
+        body["success"] = true;
+        answer(r, kName, body);
+        advise(consumer_action_advisory(advisory_header(), key.first, key.second,
+                                        ConsumerAction::deleted));
+      });
   if (groups_changed_) groups_changed_();
 }
 
@@ -779,8 +778,8 @@ void Consumers::advise(const Advisory& a) { api_.send(a.subject, {}, a.body); }
 void Consumers::on_dead_lettered(const broker::DeadLettered& d) {
   // A +TERM has its own advisory (on_ack); a message that used up max_deliver has this one.
   if (d.reason != delivery::DeadLetterReason::max_deliveries) return;
-  advise(max_deliveries_advisory(advisory_header(), d.topic, d.group, d.offset.value + 1,
-                                 d.attempts));
+  advise(
+      max_deliveries_advisory(advisory_header(), d.topic, d.group, d.offset.value + 1, d.attempts));
 }
 
 // ---- Deadlines -------------------------------------------------------------------------------

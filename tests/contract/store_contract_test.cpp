@@ -1565,21 +1565,39 @@ TEST(GroupEncoding, AVersion1RecordDecodesWithNothingSkipped) {
   EXPECT_EQ(*decoded, g);
 }
 
+// `g`'s record as a record of the version before its last field (`field`, empty in `g`'s
+// previous-version view `old`): the last field's length and bytes cut off. It decodes as `old`,
+// and the same bytes marked with the newer version lack that field: corrupt, not misread.
+void expect_previous_version_decodes(const GroupRecord& g, const std::string& field,
+                                     std::uint8_t version, const GroupRecord& old) {
+  auto bytes = encoding::encode_group(g);
+  const std::string length{static_cast<char>(field.size()), '\0', '\0', '\0'};
+  ASSERT_EQ(bytes.substr(bytes.size() - 4 - field.size()), length + field);
+  bytes.resize(bytes.size() - 4 - field.size());
+  bytes[0] = static_cast<char>(version);
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes), old);
+  bytes[0] = static_cast<char>(version + 1);
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes), std::nullopt);
+}
+
 // Version 3 appended the filter (u32 length + bytes); a version 2 record has none.
 TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
   auto g = busy_group(3, "old");
   g.annotation.clear();
-  auto v2 = encoding::encode_group(g);
-  v2.resize(v2.size() - 4);  // no annotation: version 3 ended after the filter
-  EXPECT_EQ(v2.substr(v2.size() - 4 - g.filter.size()),
+  auto v3 = encoding::encode_group(g);  // version 4 with no annotation: version 3's bytes
+  v3.resize(v3.size() - 4);
+  v3[0] = '\x03';
+  const auto as_v3 = encoding::decode_group(g.topic, g.name, v3);
+  ASSERT_EQ(as_v3, g);
+  auto old = g;
+  old.filter.clear();
+  // Cut from the version 3 record: the filter is its last field.
+  auto v2 = v3;
+  ASSERT_EQ(v2.substr(v2.size() - 4 - g.filter.size()),
             std::string("\x0a\0\0\0", 4) + "orders.*.>");
   v2.resize(v2.size() - 4 - g.filter.size());
   v2[0] = '\x02';
-  const auto decoded = encoding::decode_group(g.topic, g.name, v2);
-  ASSERT_TRUE(decoded);
-  g.filter.clear();
-  EXPECT_EQ(*decoded, g);
-  // The same bytes marked version 3 lack the filter's length: corrupt, not misread.
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, v2), old);
   v2[0] = '\x03';
   EXPECT_EQ(encoding::decode_group(g.topic, g.name, v2), std::nullopt);
 }
@@ -1587,20 +1605,10 @@ TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
 // Version 4 appended the annotation (u32 length + bytes); a version 3 record has none, and
 // decodes unchanged otherwise.
 TEST(GroupEncoding, AVersion3RecordDecodesWithoutAnAnnotation) {
-  using namespace std::string_literals;
-  auto g = busy_group(3, "old");
-  auto v3 = encoding::encode_group(g);
-  EXPECT_EQ(v3.substr(v3.size() - 4 - g.annotation.size()),
-            std::string("\x0c\0\0\0", 4) + g.annotation);
-  v3.resize(v3.size() - 4 - g.annotation.size());
-  v3[0] = '\x03';
-  const auto decoded = encoding::decode_group(g.topic, g.name, v3);
-  ASSERT_TRUE(decoded);
-  g.annotation.clear();
-  EXPECT_EQ(*decoded, g);
-  // The same bytes marked version 4 lack the annotation's length: corrupt, not misread.
-  v3[0] = '\x04';
-  EXPECT_EQ(encoding::decode_group(g.topic, g.name, v3), std::nullopt);
+  const auto g = busy_group(3, "old");
+  auto old = g;
+  old.annotation.clear();
+  expect_previous_version_decodes(g, g.annotation, 3, old);
 }
 
 TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {
