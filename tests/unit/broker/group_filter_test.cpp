@@ -525,11 +525,14 @@ TEST_F(GroupFilter, TheDeadLetterListenerHearsOfEachDeadLetter) {
     groups_->settle(s, &who, kNow, [](const Result<Settled>&) {});
     settle_loop();
   };
+  // The dead letter's write completes on the broker's writer thread: wait for its completion.
   settle(SettleAction::reject, 0);
+  ASSERT_TRUE(loop_.run_until([&] { return !heard.empty(); }));
   ASSERT_EQ(heard.size(), 1u);
   EXPECT_EQ(heard[0], std::tuple(std::string("t"), std::string("g"), std::uint64_t{0},
                                  std::uint32_t{1}, delivery::DeadLetterReason::rejected));
   settle(SettleAction::nack, 1);  // its only delivery is used up
+  ASSERT_TRUE(loop_.run_until([&] { return heard.size() >= 2; }));
   ASSERT_EQ(heard.size(), 2u);
   EXPECT_EQ(heard[1], std::tuple(std::string("t"), std::string("g"), std::uint64_t{1},
                                  std::uint32_t{1}, delivery::DeadLetterReason::max_deliveries));
