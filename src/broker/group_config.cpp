@@ -69,6 +69,15 @@ std::string default_dead_letter_topic(std::string_view topic) {
   return std::string(topic.substr(0, kDerivedPrefix)) + "." + hex + std::string(kDeadLetterSuffix);
 }
 
+Result<void> validate_annotation(std::string_view annotation) {
+  if (annotation.size() > GroupLimits::kMaxAnnotationBytes) {
+    return fail(Errc::invalid_request, "annotation must be at most " +
+                                           std::to_string(GroupLimits::kMaxAnnotationBytes) +
+                                           " bytes, got " + std::to_string(annotation.size()));
+  }
+  return {};
+}
+
 Result<GroupConfig> effective_group_config(std::string_view topic, const GroupConfig& requested,
                                            const GroupDefaults& defaults) {
   const auto pick = [](std::uint32_t v, std::uint32_t d) { return v != 0 ? v : d; };
@@ -91,6 +100,7 @@ Result<GroupConfig> effective_group_config(std::string_view topic, const GroupCo
                   check_dead_letter_topic(topic, c.dead_letter_topic), validate_filter(c.filter)}) {
     if (!ok) return tl::unexpected(ok.error());
   }
+  if (auto ok = validate_annotation(c.annotation); !ok) return tl::unexpected(ok.error());
   if (c.backoff_base_ms > c.backoff_cap_ms) {
     return fail(Errc::invalid_request,
                 "backoff_base_ms (" + std::to_string(c.backoff_base_ms) +

@@ -209,6 +209,7 @@ std::unique_ptr<Groups::Group> Groups::make_group(const TopicInfo& topic, std::s
   r.backoff_delays_ms = c.backoff_delays_ms;
   r.dead_letter_topic = c.dead_letter_topic;
   r.filter = c.filter;
+  r.annotation = c.annotation;
   r.ack_floor = start;
   const auto incarnation = seed_++;
   auto g =
@@ -689,6 +690,11 @@ void Groups::start_write(Group& g) {
           if (r) {
             for (const auto& dl : letters) g->state.dead_lettered(dl.offset);
             g->counters.dead_lettered += letters.size();
+            if (dead_lettered_) {
+              for (const auto& dl : letters) {
+                dead_lettered_(DeadLettered{g->topic, g->name, dl.offset, dl.attempts, dl.reason});
+              }
+            }
             g->written_generation = std::max(g->written_generation, generation);
             if (durability == Durability::fsync) {
               g->durable_generation = std::max(g->durable_generation, generation);
@@ -805,6 +811,7 @@ GroupInfo Groups::info(const Group& g) const {
   out.config.backoff_delays_ms = g.settings.backoff_delays_ms;
   out.config.dead_letter_topic = g.settings.dead_letter_topic;
   out.config.filter = g.settings.filter;
+  out.config.annotation = g.settings.annotation;
   for (const auto id : g.subscriptions) {
     const auto& s = subscriptions_.at(id);
     ConsumerInfo c;
@@ -887,6 +894,24 @@ void Groups::delete_group(const std::string& topic, const std::string& group, Ti
                            done(r);
                          });
                        });
+}
+
+void Groups::annotate(std::string topic, std::string group, std::string annotation, TimePoint now,
+                      Callback<GroupInfo> done) {
+  Group* g = find(topic, group);
+  if (g == nullptr || !g->persisted) return done(tl::unexpected(group_not_found(topic, group)));
+  if (auto ok = validate_annotation(annotation); !ok) return done(tl::unexpected(ok.error()));
+  g->settings.annotation = std::move(annotation);
+  ++g->generation;
+  // Durable before `done`, as a reset: the write that carries it syncs.
+  g->confirms.push_back({g->generation, Settled{},
+                         [this, done = std::move(done), topic = std::move(topic),
+                          group = std::move(group)](Result<Settled> r) {
+                           if (!r) return done(tl::unexpected(r.error()));
+                           done(describe_group(topic, group));
+                         }});
+  last_now_ = std::max(last_now_, now);
+  start_write(*g);
 }
 
 void Groups::reset_group(std::string topic, std::string group, StartPosition to_position,

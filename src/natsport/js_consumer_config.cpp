@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
 #include <cstdio>
@@ -133,9 +135,8 @@ tl::expected<void, ApiError> check_consumer_name(std::string_view name) {
 
 namespace {
 
-// The fields read only to check them: loft does not limit a push consumer's rate.
+// The fields read only to check them.
 struct PushFields {
-  std::int64_t rate_limit = 0;
   bool max_waiting_set = false;  // push consumers may not set it
 };
 
@@ -163,11 +164,12 @@ tl::expected<void, ApiError> read_consumer_fields(const boost::json::object& o, 
   r.i64("num_replicas", c.num_replicas);
   r.boolean("mem_storage", c.mem_storage);
   r.boolean("headers_only", c.headers_only);
+  r.str("sample_freq", c.sample_freq);
   r.str("deliver_subject", c.deliver_subject);
   r.str("deliver_group", c.deliver_group);
   r.boolean("flow_control", c.flow_control);
   r.i64("idle_heartbeat", c.idle_heartbeat_ns);
-  r.i64("rate_limit_bps", push.rate_limit);
+  r.i64("rate_limit_bps", c.rate_limit_bps);
   if (const auto* w = o.if_contains("max_waiting"); w != nullptr && !w->is_null()) {
     push.max_waiting_set = !w->is_number() || w->to_number<double>() != 0;
   }
@@ -205,7 +207,7 @@ tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const
   if (!c.push()) {
     if (c.idle_heartbeat_ns != 0) return error(err::kConsumerHbRequiresPush);
     if (c.flow_control) return error(err::kConsumerFcRequiresPush);
-    if (push.rate_limit != 0) return error(err::kConsumerPullWithRateLimit);
+    if (c.rate_limit_bps != 0) return error(err::kConsumerPullWithRateLimit);
     return {};
   }
   // A push consumer, checked as nats-server does, in its order.
@@ -226,7 +228,7 @@ tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const
       (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs)) {
     return error(err::kConsumerCreate, "idle_heartbeat must be 0 or at least 10ms in loft");
   }
-  if (push.rate_limit != 0) {
+  if (c.rate_limit_bps != 0) {
     return error(err::kConsumerCreate, "rate_limit_bps is not supported by loft");
   }
   return {};
@@ -271,34 +273,38 @@ tl::expected<void, ApiError> check_policies(const ConsumerConfig& c) {
     return error(err::kConsumerInvalidPolicy,
                  "deliver policy '" + dp + "' is not supported by loft");
   }
+  // What loft does not do, by name rather than silently.
+  if (c.mem_storage) {
+    return error(err::kConsumerCreate,
+                 "mem_storage is not supported by loft: a consumer's state is its group's, "
+                 "stored on disk");
+  }
+  if (!c.sample_freq.empty()) {
+    return error(err::kConsumerCreate,
+                 "sample_freq is not supported by loft (no ack sampling advisories)");
+  }
+  if (c.description.size() > kMaxDescriptionBytes) {
+    return error(err::kConsumerDescriptionTooLong,
+                 "consumer description is too long, maximum allowed is " +
+                     std::to_string(kMaxDescriptionBytes));
+  }
   return {};
 }
 
-// The numbers, checked against the group limits, with nats-server's defaults for 0.
+// The numbers, with nats-server's defaults for 0. The ranges of the group settings (ack_wait,
+// max_deliver, backoff) are the broker's: it refuses the group (group_refusal).
 tl::expected<void, ApiError> fill_numbers(ConsumerConfig& c) {
-  // Numbers, with nats-server's defaults for 0.
   if (c.ack_wait_ns <= 0) c.ack_wait_ns = kDefaultAckWaitNs;
-  const auto ack_ms = to_ms(c.ack_wait_ns);
-  if (ack_ms < broker::GroupLimits::kMinAckTimeoutMs ||
-      ack_ms > broker::GroupLimits::kMaxAckTimeoutMs) {
-    return error(err::kConsumerCreate, "ack_wait must be 100ms to 1h in loft");
-  }
   if (c.max_deliver == 0) c.max_deliver = -1;
-  if (c.max_deliver < -1 || c.max_deliver > broker::GroupLimits::kMaxDeliveries) {
-    return error(err::kConsumerCreate, "max_deliver must be -1 (unlimited: 1000 in loft) or 1 to " +
-                                           std::to_string(broker::GroupLimits::kMaxDeliveries));
+  if (c.max_deliver < -1) {
+    return error(err::kConsumerCreate, "max_deliver must be -1 (unlimited) or positive");
   }
   if (!c.backoff_ns.empty()) {
     if (c.max_deliver != -1 && c.max_deliver <= static_cast<std::int64_t>(c.backoff_ns.size())) {
       return error(err::kConsumerMaxDeliverBackoff);
     }
-    if (c.backoff_ns.size() > broker::GroupLimits::kMaxBackoffDelays) {
-      return error(err::kConsumerCreate, "backoff may list at most 64 delays in loft");
-    }
-    for (const auto d : c.backoff_ns) {
-      if (d <= 0 || to_ms(d) > broker::GroupLimits::kMaxBackoffMs) {
-        return error(err::kConsumerCreate, "each backoff delay must be 1ms to 1h in loft");
-      }
+    if (std::any_of(c.backoff_ns.begin(), c.backoff_ns.end(), [](auto d) { return d <= 0; })) {
+      return error(err::kConsumerCreate, "each backoff delay must be positive");
     }
   }
   if (c.push()) c.max_waiting = 0;  // pull requests only
@@ -329,11 +335,10 @@ tl::expected<void, ApiError> fill_numbers(ConsumerConfig& c) {
 tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::value& value) {
   if (!value.is_object()) return error(err::kConsumerConfigRequired);
   ConsumerConfig c;
-  PushFields push;
-  if (auto ok = read_consumer_fields(value.get_object(), c, push); !ok) {
+  if (auto ok = read_consumer_fields(value.get_object(), c); !ok) {
     return tl::unexpected(ok.error());
   }
-  if (auto ok = check_names_and_push(c, push); !ok) return tl::unexpected(ok.error());
+  if (auto ok = check_names_and_push(c); !ok) return tl::unexpected(ok.error());
   if (auto ok = check_policies(c); !ok) return tl::unexpected(ok.error());
   if (auto ok = fill_numbers(c); !ok) return tl::unexpected(ok.error());
   return c;
@@ -366,19 +371,43 @@ boost::json::object consumer_config_json(const ConsumerConfig& c) {
   if (c.inactive_threshold_ns != 0) o["inactive_threshold"] = c.inactive_threshold_ns;
   o["num_replicas"] = c.num_replicas;
   if (c.mem_storage) o["mem_storage"] = true;
-  if (c.idle_heartbeat_ns != 0) o["idle_heartbeat"] = c.idle_heartbeat_ns;
-  if (c.flow_control) o["flow_control"] = true;
+  if (!c.sample_freq.empty()) o["sample_freq"] = c.sample_freq;
   if (!c.deliver_subject.empty()) o["deliver_subject"] = c.deliver_subject;
   if (!c.deliver_group.empty()) o["deliver_group"] = c.deliver_group;
+  if (c.flow_control) o["flow_control"] = true;
+  if (c.idle_heartbeat_ns != 0) o["idle_heartbeat"] = c.idle_heartbeat_ns;
+  if (c.rate_limit_bps != 0) o["rate_limit_bps"] = c.rate_limit_bps;
   return o;
+}
+
+ApiError group_refusal(const Error& refusal) {
+  // loft's group settings and the NATS fields they come from (group_settings).
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 4> kFields{{
+      {"ack_timeout_ms", "ack_wait"},
+      {"max_deliveries", "max_deliver"},
+      {"backoff_delays_ms", "backoff"},
+      {"filter", "filter_subject"},
+  }};
+  for (const auto& [loft_name, nats_name] : kFields) {
+    if (refusal.detail.starts_with(loft_name)) {
+      std::string text(nats_name);
+      text += " out of loft's range: ";
+      text += refusal.detail;
+      return api_error(err::kConsumerCreate, std::move(text));
+    }
+  }
+  return api_error(err::kConsumerCreate, refusal.detail);
 }
 
 tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
                                                      std::uint64_t topic_end) {
   GroupSettings s;
   s.config.ack_timeout_ms = to_ms(c.ack_wait_ns);
-  s.config.max_deliveries = c.max_deliver > 0 ? static_cast<std::uint32_t>(c.max_deliver)
-                                              : broker::GroupLimits::kMaxDeliveries;
+  // Beyond the u32 range is beyond loft's range too: the broker refuses it (group_refusal).
+  s.config.max_deliveries = c.max_deliver > 0
+                                ? static_cast<std::uint32_t>(std::min<std::int64_t>(
+                                      c.max_deliver, std::numeric_limits<std::uint32_t>::max()))
+                                : broker::GroupLimits::kMaxDeliveries;
   for (const auto d : c.backoff_ns) s.config.backoff_delays_ms.push_back(to_ms(d));
   // Without a backoff NATS redelivers as soon as ack_wait passes, in sequence order: loft's
   // shortest explicit delay (no jitter) instead of its default exponential backoff.
@@ -405,13 +434,6 @@ tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
   return s;
 }
 
-bool same_group_settings(const GroupConfig& existing, const GroupSettings& requested) {
-  const auto& r = requested.config;
-  return existing.ack_timeout_ms == r.ack_timeout_ms &&
-         existing.max_deliveries == r.max_deliveries &&
-         existing.backoff_delays_ms == r.backoff_delays_ms && existing.filter == r.filter;
-}
-
 ConsumerConfig config_of_group(std::string_view name, const GroupConfig& g) {
   ConsumerConfig c;
   c.durable_name = std::string(name);
@@ -426,6 +448,87 @@ ConsumerConfig config_of_group(std::string_view name, const GroupConfig& g) {
   }
   c.filter_subject = g.filter;
   return c;
+}
+
+namespace {
+
+// nats-server 2.9's texts (its checkNewConsumerConfig).
+tl::expected<void, ApiError> check_nats_update(const ConsumerConfig& old, const ConsumerConfig& c) {
+  const auto refuse = [](std::string text) { return error(err::kConsumerCreate, std::move(text)); };
+  if (old.deliver_policy != c.deliver_policy) return refuse("deliver policy can not be updated");
+  if (old.opt_start_seq != c.opt_start_seq) return refuse("start sequence can not be updated");
+  if (old.opt_start_time != c.opt_start_time) return refuse("start time can not be updated");
+  if (old.ack_policy != c.ack_policy) return refuse("ack policy can not be updated");
+  if (old.replay_policy != c.replay_policy) return refuse("replay policy can not be updated");
+  if (old.idle_heartbeat_ns != c.idle_heartbeat_ns) return refuse("heart beats can not be updated");
+  if (old.flow_control != c.flow_control) return refuse("flow control can not be updated");
+  if (old.max_waiting != c.max_waiting) return refuse("max waiting can not be updated");
+  if (old.deliver_subject.empty() != c.deliver_subject.empty()) {
+    return refuse(old.deliver_subject.empty() ? "can not update pull consumer to push based"
+                                              : "can not update push consumer to pull based");
+  }
+  return {};
+}
+
+}  // namespace
+
+tl::expected<void, ApiError> check_consumer_update(const ConsumerConfig& old, bool old_known,
+                                                   const ConsumerConfig& requested,
+                                                   const GroupConfig& existing,
+                                                   const GroupSettings& wanted) {
+  // Without a known config (a group made by loft's tools) there is nothing to compare the
+  // NATS-only fields with: the request's are taken.
+  if (old_known) {
+    if (auto ok = check_nats_update(old, requested); !ok) return ok;
+  }
+  const auto& w = wanted.config;
+  const auto fixed = [](std::string_view field) {
+    std::string text(field);
+    text +=
+        " can not be updated in loft (a setting of the consumer's group, fixed when it is made)";
+    return error(err::kConsumerCreate, std::move(text));
+  };
+  if (existing.ack_timeout_ms != w.ack_timeout_ms) return fixed("ack_wait");
+  if (existing.max_deliveries != w.max_deliveries) return fixed("max_deliver");
+  if (existing.backoff_delays_ms != w.backoff_delays_ms) return fixed("backoff");
+  if (existing.filter != w.filter) return fixed("filter_subject");
+  return {};
+}
+
+tl::expected<std::string, ApiError> consumer_annotation(const ConsumerConfig& config,
+                                                        std::int64_t created_ns) {
+  boost::json::object o;
+  o["nats_consumer"] = 1;  // what wrote it, and its format's version
+  o["created"] = created_ns;
+  o["config"] = consumer_config_json(config);
+  auto text = boost::json::serialize(o);
+  if (text.size() > broker::GroupLimits::kMaxAnnotationBytes) {
+    return error(err::kConsumerCreate,
+                 "consumer config too large for loft to keep with its group: " +
+                     std::to_string(text.size()) + " bytes of JSON, at most " +
+                     std::to_string(broker::GroupLimits::kMaxAnnotationBytes));
+  }
+  return text;
+}
+
+std::optional<RestoredConsumer> restore_consumer(std::string_view annotation) {
+  if (annotation.empty()) return std::nullopt;
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(annotation, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.get_object();
+  const auto* version = o.if_contains("nats_consumer");
+  const auto* created = o.if_contains("created");
+  const auto* config = o.if_contains("config");
+  if (version == nullptr || !version->is_int64() || version->get_int64() != 1 ||
+      created == nullptr || !created->is_int64() || config == nullptr || !config->is_object()) {
+    return std::nullopt;
+  }
+  RestoredConsumer r;
+  r.created_ns = created->get_int64();
+  // As it was echoed: every default filled in already, so read as it is, not checked again.
+  if (!read_consumer_fields(config->get_object(), r.config)) return std::nullopt;
+  return r;
 }
 
 std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
@@ -557,6 +660,59 @@ boost::json::object consumer_info_json(std::string_view stream, const ConsumerCo
   cluster["leader"] = server_name;
   o["cluster"] = std::move(cluster);
   return o;
+}
+
+namespace {
+
+Advisory advisory(const AdvisoryHeader& h, std::string_view prefix, std::string_view stream,
+                  std::string_view consumer, std::string_view type, boost::json::object& body) {
+  Advisory a;
+  a.subject = "$JS.EVENT.ADVISORY.CONSUMER.";
+  a.subject += prefix;
+  a.subject += '.';
+  a.subject += stream;
+  a.subject += '.';
+  a.subject += consumer;
+  boost::json::object o;
+  std::string full_type = "io.nats.jetstream.advisory.v1.";
+  full_type += type;
+  o["type"] = full_type;
+  o["id"] = h.id;
+  o["timestamp"] = format_rfc3339(h.now_ns);
+  o["stream"] = stream;
+  o["consumer"] = consumer;
+  for (auto& [k, v] : body) o[k] = std::move(v);
+  a.body = boost::json::serialize(o);
+  return a;
+}
+
+}  // namespace
+
+Advisory max_deliveries_advisory(const AdvisoryHeader& h, std::string_view stream,
+                                 std::string_view consumer, std::uint64_t stream_seq,
+                                 std::uint64_t deliveries) {
+  boost::json::object body;
+  body["stream_seq"] = stream_seq;
+  body["deliveries"] = deliveries;
+  return advisory(h, "MAX_DELIVERIES", stream, consumer, "max_deliver", body);
+}
+
+Advisory terminated_advisory(const AdvisoryHeader& h, std::string_view stream,
+                             std::string_view consumer, std::uint64_t consumer_seq,
+                             std::uint64_t stream_seq, std::uint64_t deliveries) {
+  boost::json::object body;
+  body["consumer_seq"] = consumer_seq;
+  body["stream_seq"] = stream_seq;
+  body["deliveries"] = deliveries;
+  return advisory(h, "MSG_TERMINATED", stream, consumer, "terminated", body);
+}
+
+Advisory consumer_action_advisory(const AdvisoryHeader& h, std::string_view stream,
+                                  std::string_view consumer, ConsumerAction action) {
+  boost::json::object body;
+  body["action"] = action == ConsumerAction::created ? "create" : "delete";
+  return advisory(h, action == ConsumerAction::created ? "CREATED" : "DELETED", stream, consumer,
+                  "consumer_action", body);
 }
 
 }  // namespace loft::natsport::js

@@ -4,9 +4,10 @@
 // onto a loft group (docs/nats.md, "Consumers"); and the consumer info NATS clients read.
 //
 // What loft keeps of a consumer is its group: ack_wait, max_deliver, backoff and
-// filter_subject are group settings; the rest (deliver policy, max_ack_pending, max_waiting,
-// description, ...) lives in the front end's memory and falls back to the defaults after a
-// restart.
+// filter_subject are group settings; the whole config (deliver policy, max_ack_pending,
+// max_waiting, description, deliver_subject, ...) and its creation time are also kept with the
+// group as its annotation (consumer_annotation, GroupConfig::annotation), so that a consumer
+// is the same after a restart.
 
 #include <cstdint>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "js_errors.hpp"
+#include "loft/common/error.hpp"
 #include "loft/common/group.hpp"
 
 namespace boost::json {
@@ -30,6 +32,7 @@ inline constexpr std::int64_t kDefaultAckWaitNs = 30'000'000'000;
 inline constexpr std::int64_t kDefaultMaxWaiting = 512;
 inline constexpr std::int64_t kDefaultMaxAckPending = 1000;
 inline constexpr std::int64_t kDefaultInactiveThresholdNs = 5'000'000'000;  // ephemerals
+inline constexpr std::size_t kMaxDescriptionBytes = 4096;
 // loft's bounds where NATS has none: max_deliver -1 (unlimited) is loft's largest, and
 // max_ack_pending -1 is this many messages in flight.
 inline constexpr std::int64_t kUnlimitedMaxAckPending = 65'536;
@@ -63,12 +66,13 @@ struct ConsumerConfig {
   std::int64_t num_replicas = 0;
   bool mem_storage = false;
   bool headers_only = false;
-  // Push consumers (js_push.hpp): a deliver subject, optionally a queue group, flow control
-  // and idle heartbeats (ns).
+  std::string sample_freq;  // refused when set (docs/nats.md)
+  // Push consumers (js_push.*): where and how the messages are pushed.
   std::string deliver_subject;
   std::string deliver_group;
   bool flow_control = false;
   std::int64_t idle_heartbeat_ns = 0;
+  std::int64_t rate_limit_bps = 0;
   bool operator==(const ConsumerConfig&) const = default;
 
   // The consumer's name: `name`, else `durable_name` (empty for an ephemeral one not named yet).
@@ -87,6 +91,11 @@ tl::expected<void, ApiError> check_consumer_name(std::string_view name);
 // The config as nats-server echoes it: every default filled in, optional fields when set.
 boost::json::object consumer_config_json(const ConsumerConfig& config);
 
+// A group setting the broker refused (effective_group_config's error) as the JetStream error,
+// with the NATS field named: err 10012, "ack_wait out of loft's range: ack_timeout_ms must be
+// 100 to 3600000 ...".
+ApiError group_refusal(const Error& refusal);
+
 // The loft group that carries the consumer.
 struct GroupSettings {
   GroupConfig config;
@@ -97,12 +106,32 @@ struct GroupSettings {
 // dead-letter topic. Errors: opt_start_time that is not RFC 3339.
 tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& config,
                                                      std::uint64_t topic_end);
-// Whether an existing group (its effective settings) is what `config` asks for: a re-create
-// with the same config is answered with the existing consumer, another is an error.
-bool same_group_settings(const GroupConfig& existing, const GroupSettings& requested);
-// A consumer config for a group loft knows but whose NATS config is gone (after a restart, or
-// a group made with loft's own tools): what the group's settings say, defaults for the rest.
+// A consumer config for a group loft knows without a NATS config (a group made with loft's own
+// tools, or by a loftd before annotations): what the group's settings say, defaults for the
+// rest.
 ConsumerConfig config_of_group(std::string_view name, const GroupConfig& group);
+
+// Whether CONSUMER.CREATE of an existing consumer may change `old` (its config, `old_known`:
+// restored or made here, else config_of_group's guess) into `requested`, as nats-server 2.9
+// updates a consumer: the fields it cannot update are refused with its texts (err 10012), and
+// so are loft's group settings (ack_wait, max_deliver, backoff, filter_subject: fixed when the
+// group is made; `existing` and `wanted` are the group's effective and the requested settings).
+tl::expected<void, ApiError> check_consumer_update(const ConsumerConfig& old, bool old_known,
+                                                   const ConsumerConfig& requested,
+                                                   const GroupConfig& existing,
+                                                   const GroupSettings& wanted);
+
+// The annotation kept with a consumer's group (GroupConfig::annotation): its config and
+// creation time, as JSON. Errors: too large for loft to keep (err 10012).
+tl::expected<std::string, ApiError> consumer_annotation(const ConsumerConfig& config,
+                                                        std::int64_t created_ns);
+struct RestoredConsumer {
+  ConsumerConfig config;
+  std::int64_t created_ns = 0;
+};
+// The consumer an annotation describes; nullopt if it is not one consumer_annotation wrote
+// (none, or made by another front end).
+std::optional<RestoredConsumer> restore_consumer(std::string_view annotation);
 
 // RFC 3339 times, as NATS writes them ("2006-01-02T15:04:05.999999999Z07:00"): ns since the
 // Unix epoch.
@@ -130,5 +159,29 @@ ConsumerNumbers consumer_numbers(const GroupInfo& group, std::uint64_t consumer_
 boost::json::object consumer_info_json(std::string_view stream, const ConsumerConfig& config,
                                        std::int64_t created_ns, const ConsumerNumbers& numbers,
                                        std::string_view server_name);
+
+// JetStream advisories, published on core NATS subjects as nats-server 2.9 does (docs/nats.md,
+// "Advisories"): a subject and a JSON body with type, id, timestamp and the event's fields.
+struct Advisory {
+  std::string subject;
+  std::string body;
+};
+struct AdvisoryHeader {
+  std::string id;           // unique per advisory
+  std::int64_t now_ns = 0;  // the timestamp, ns since the Unix epoch
+};
+// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`: a message used up
+// max_deliver (and went to the dead-letter topic).
+Advisory max_deliveries_advisory(const AdvisoryHeader& h, std::string_view stream,
+                                 std::string_view consumer, std::uint64_t stream_seq,
+                                 std::uint64_t deliveries);
+// `$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.<stream>.<consumer>`: a +TERM.
+Advisory terminated_advisory(const AdvisoryHeader& h, std::string_view stream,
+                             std::string_view consumer, std::uint64_t consumer_seq,
+                             std::uint64_t stream_seq, std::uint64_t deliveries);
+// `$JS.EVENT.ADVISORY.CONSUMER.CREATED|DELETED.<stream>.<consumer>`.
+enum class ConsumerAction : std::uint8_t { created, deleted };
+Advisory consumer_action_advisory(const AdvisoryHeader& h, std::string_view stream,
+                                  std::string_view consumer, ConsumerAction action);
 
 }  // namespace loft::natsport::js

@@ -141,6 +141,7 @@ Consumers::~Consumers() {
     timer_.cancel();
     api_.router().on_interest_change = nullptr;
     if (fc_subscription_) api_.router().unsubscribe(*fc_subscription_);
+    groups_.on_dead_lettered(nullptr);
     groups_.drop_subscriber(this, group_now());
     if (groups_changed_) groups_changed_();
   } catch (...) {
@@ -156,6 +157,7 @@ void Consumers::attach() {
   api_.on_stream_deleted = [this](const std::string& stream) { on_stream_deleted(stream); };
   api_.router().on_interest_change = [this](std::string_view) { on_interest_change(); };
   restore_push();
+  groups_.on_dead_lettered([this](const broker::DeadLettered& d) { on_dead_lettered(d); });
 }
 
 std::size_t Consumers::count(std::string_view stream) const {
@@ -245,10 +247,17 @@ Consumers::Consumer* Consumers::find(std::string_view stream, std::string_view n
   Consumer c;
   c.stream = std::string(stream);
   c.name = std::string(name);
-  c.config = config_of_group(name, g->config);
   c.last_active = Clock::now();
-  if (auto topic = api_.broker().describe_topic(stream)) {
-    c.created_ns = topic->created_at_ms * 1'000'000;
+  if (auto restored = restore_consumer(g->config.annotation)) {
+    // Made through this port: its config as it was made (or last updated), and when.
+    c.config = std::move(restored->config);
+    c.created_ns = restored->created_ns;
+    c.config_known = true;
+  } else {
+    c.config = config_of_group(name, g->config);
+    if (auto topic = api_.broker().describe_topic(stream)) {
+      c.created_ns = topic->created_at_ms * 1'000'000;
+    }
   }
   auto [it, inserted] = consumers_.emplace(Key{c.stream, c.name}, std::move(c));
   if (it->second.config.push()) start_push(it->second);
@@ -355,49 +364,81 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
   const std::string consumer = config.consumer_name();
 
   // A consumer of that name: the same config is the same consumer (nats-server answers with
-  // it); fields loft keeps in memory only may change (an update); group settings may not.
+  // it); another is an update, as far as nats-server 2.9 allows one and loft's group settings
+  // stay as they are.
   if (auto existing = groups_.describe_group(stream, consumer)) {
     Consumer* c = find(stream, consumer);
-    if (c == nullptr || !same_group_settings(existing->config, *settings)) {
-      return error(r, kName, api_error(err::kConsumerNameExist));
+    if (c == nullptr) return error(r, kName, api_error(err::kConsumerNameExist));
+    if (auto ok =
+            check_consumer_update(c->config, c->config_known, config, existing->config, *settings);
+        !ok) {
+      return error(r, kName, ok.error());
     }
-    const auto& old = c->config;
-    if (c->config_known &&
-        (old.deliver_policy != config.deliver_policy || old.opt_start_seq != config.opt_start_seq ||
-         old.opt_start_time != config.opt_start_time)) {
-      // (After a restart loft does not know the deliver policy it was made with: it takes
-      // the request's.)
-      return error(r, kName, api_error(err::kConsumerNameExist));
-    }
-    c->config = config;
-    c->config_known = true;
-    c->last_active = Clock::now();
-    start_push(*c);
-    return answer(r, kName, info_json(*c, *existing));
+    return update(r, *c, *existing, std::move(config));
   }
 
+  const std::int64_t created_ns = system_now_ns();
+  auto note = consumer_annotation(config, created_ns);
+  if (!note) return error(r, kName, note.error());
   broker::CreateGroupRequest req;
   req.topic = std::string(stream);
   req.group = consumer;
   req.start = settings->start;
   req.config = settings->config;
+  req.config.annotation = std::move(*note);
   groups_.create_group(
       std::move(req), group_now(),
-      [this, alive = std::weak_ptr<bool>(alive_), r, config](Result<GroupInfo> g) {
+      [this, alive = std::weak_ptr<bool>(alive_), r, config, created_ns](Result<GroupInfo> g) {
         if (alive.expired()) return;
-        if (!g) return error(r, kName, from_loft(g.error(), err::kConsumerCreate));
+        if (!g) {
+          // A setting out of the group's range is the broker's refusal, named as NATS names it.
+          const auto code = g.error().code;
+          const bool refused = code == Errc::invalid_request || code == Errc::invalid_subject;
+          return error(
+              r, kName,
+              refused ? group_refusal(g.error()) : from_loft(g.error(), err::kConsumerCreate));
+        }
         Consumer c;
         c.stream = g->topic;
         c.name = g->group;
         c.config = config;
         c.config_known = true;
-        c.created_ns = system_now_ns();
+        c.created_ns = created_ns;
         c.last_active = Clock::now();
         auto [it, inserted] = consumers_.insert_or_assign(Key{c.stream, c.name}, std::move(c));
         start_push(it->second);
         answer(r, kName, info_json(it->second, *g));
+        advise(consumer_action_advisory(advisory_header(), it->second.stream, it->second.name,
+                                        ConsumerAction::created));
         arm();
       });
+  if (groups_changed_) groups_changed_();
+}
+
+void Consumers::update(const Request& r, Consumer& c, const GroupInfo& existing,
+                       ConsumerConfig config) {
+  static constexpr std::string_view kName = "consumer_create";
+  c.last_active = Clock::now();
+  if (c.config_known && c.config == config) return answer(r, kName, info_json(c, existing));
+  auto note = consumer_annotation(config, c.created_ns);
+  if (!note) return error(r, kName, note.error());
+  // The new config holds once it is durable with the group. A pull consumer's subscription
+  // keeps the max_ack_pending it was made with until it is made again (docs/nats.md).
+  groups_.annotate(c.stream, c.name, std::move(*note), group_now(),
+                   [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{c.stream, c.name},
+                    config = std::move(config)](Result<GroupInfo> g) mutable {
+                     if (alive.expired()) return;
+                     if (!g) return error(r, kName, from_loft(g.error(), err::kConsumerCreate));
+                     const auto it = consumers_.find(key);
+                     if (it == consumers_.end()) {
+                       return error(r, kName, api_error(err::kConsumerNotFound));
+                     }
+                     it->second.config = std::move(config);
+                     it->second.config_known = true;
+                     start_push(it->second);  // a changed deliver_group, heartbeat, ...
+                     answer(r, kName, info_json(it->second, *g));
+                     arm();
+                   });
   if (groups_changed_) groups_changed_();
 }
 
@@ -425,15 +466,17 @@ void Consumers::remove(const Request& r, std::string_view stream, std::string_vi
     end_all(it->second, nats::kStatusConflict, "Consumer Deleted");
     drop_consumer(it->first);
   }
-  groups_.delete_group(std::string(stream), std::string(name), group_now(),
-                       [this, alive = std::weak_ptr<bool>(alive_), r](Result<void> done) {
-                         if (alive.expired()) return;
-                         if (!done)
-                           return error(r, kName, from_loft(done.error(), err::kBadRequest));
-                         boost::json::object body;
-                         body["success"] = true;
-                         answer(r, kName, body);
-                       });
+  groups_.delete_group(
+      std::string(stream), std::string(name), group_now(),
+      [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{stream, name}](Result<void> done) {
+        if (alive.expired()) return;
+        if (!done) return error(r, kName, from_loft(done.error(), err::kBadRequest));
+        boost::json::object body;
+        body["success"] = true;
+        answer(r, kName, body);
+        advise(consumer_action_advisory(advisory_header(), key.first, key.second,
+                                        ConsumerAction::deleted));
+      });
   if (groups_changed_) groups_changed_();
 }
 
@@ -725,20 +768,37 @@ void Consumers::on_ack(const Request& r) {
       req.delay_ms = 0;
     }
   }
+  const bool term = cmd->verb == AckVerb::term;
   groups_.settle(req, this, group_now(),
-                 [this, alive = std::weak_ptr<bool>(alive_),
-                  reply = std::string(reply)](const Result<broker::Settled>& r) {
-                   if (alive.expired() || reply.empty()) return;
+                 [this, alive = std::weak_ptr<bool>(alive_), reply = std::string(reply), term,
+                  ack = *ack](const Result<broker::Settled>& r) {
+                   if (alive.expired()) return;
+                   if (term && r && r->applied > 0) {
+                     advise(terminated_advisory(advisory_header(), ack.stream, ack.consumer,
+                                                ack.consumer_seq, ack.stream_seq, ack.delivered));
+                   }
                    // AckSync: answered once the settle is durable (or failed: an empty answer
                    // either way, as nats-server gives).
-                   (void)r;
-                   api_.send(reply, {}, {});
+                   if (!reply.empty()) api_.send(reply, {}, {});
                  });
   if (groups_changed_) groups_changed_();
   if (cmd->verb == AckVerb::next && !reply.empty()) {
     auto spec = parse_pull_request(cmd->next_request);
     if (spec) pull(*c, std::string(reply), r.session, *spec);
   }
+}
+
+// ---- Advisories ------------------------------------------------------------------------------
+
+AdvisoryHeader Consumers::advisory_header() { return {random_name(random_), system_now_ns()}; }
+
+void Consumers::advise(const Advisory& a) { api_.send(a.subject, {}, a.body); }
+
+void Consumers::on_dead_lettered(const broker::DeadLettered& d) {
+  // A +TERM has its own advisory (on_ack); a message that used up max_deliver has this one.
+  if (d.reason != delivery::DeadLetterReason::max_deliveries) return;
+  advise(
+      max_deliveries_advisory(advisory_header(), d.topic, d.group, d.offset.value + 1, d.attempts));
 }
 
 // ---- Deadlines -------------------------------------------------------------------------------
@@ -808,6 +868,8 @@ void Consumers::on_timer() {
     nats_log()->debug("ephemeral consumer removed stream={} consumer={}", key.first, key.second);
     drop_consumer(key);
     groups_.delete_group(key.first, key.second, group_now(), [](const Result<void>&) {});
+    advise(consumer_action_advisory(advisory_header(), key.first, key.second,
+                                    ConsumerAction::deleted));
   }
   if (!idle.empty() && groups_changed_) groups_changed_();
   arm();

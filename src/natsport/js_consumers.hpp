@@ -102,11 +102,15 @@ class Consumers final : public broker::Subscriber {
     std::string stream;
     std::string name;
     ConsumerConfig config;
-    bool config_known = false;  // made here (else read back from its group's settings)
+    // Made here or restored from its group's annotation; else guessed from the group's
+    // settings (a group made by loft's own tools).
+    bool config_known = false;
     std::int64_t created_ns = 0;
     std::optional<std::uint64_t> subscription;
     bool subscribing = false;
-    std::uint64_t consumer_seq = 0;  // deliveries since loftd started
+    // Deliveries since loftd started: not persisted (no write per delivery); after a restart
+    // the stream sequence stands in until the first delivery (docs/nats.md).
+    std::uint64_t consumer_seq = 0;
     std::uint64_t delivered_stream_seq = 0;
     std::deque<Waiting> waiting;
     Clock::time_point last_active{};
@@ -131,6 +135,13 @@ class Consumers final : public broker::Subscriber {
   Consumer* find(std::string_view stream, std::string_view name);
   Consumer* by_subscription(std::uint64_t subscription);
   boost::json::object info_json(const Consumer& c, const GroupInfo& g) const;
+  // CONSUMER.CREATE of an existing consumer: the same config answers it, an update nats-server
+  // allows is kept with its group (the annotation) and then answered.
+  void update(const Request& r, Consumer& c, const GroupInfo& existing, ConsumerConfig config);
+  // Advisories (docs/nats.md, "Advisories"): published to core subscribers, if any.
+  void advise(const Advisory& a);
+  AdvisoryHeader advisory_header();
+  void on_dead_lettered(const broker::DeadLettered& d);
   void error(const Request& r, std::string_view name, const ApiError& e);
   void answer(const Request& r, std::string_view name, const boost::json::object& body);
 

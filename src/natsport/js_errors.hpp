@@ -104,6 +104,8 @@ inline constexpr ErrorKind kConsumerFcRequiresPush{
     400, 10089, "consumer flow control requires a push based consumer"};
 inline constexpr ErrorKind kConsumerInvalidPolicy{400, 10094,
                                                   "invalid consumer policy"};  // "{err}"
+inline constexpr ErrorKind kConsumerDescriptionTooLong{
+    400, 10107, "consumer description is too long"};  // ", maximum allowed is {max}"
 inline constexpr ErrorKind kConsumerBadDurableName{400, 10103,
                                                    "durable name can not contain '.', '*', '>'"};
 inline constexpr ErrorKind kConsumerWithFlowControlNeedsHeartbeats{

@@ -124,7 +124,10 @@ void Consumers::restore_push() {
     auto groups = groups_.list_groups(topic.name);
     if (!groups) continue;
     for (const auto& g : *groups) {
-      if (config_of_group(g.group, g.config).push()) find(topic.name, g.group);
+      // A consumer made through this port keeps its config in the group's annotation; one
+      // made by loft's own tools is never a push consumer.
+      const auto restored = restore_consumer(g.config.annotation);
+      if (restored && restored->config.push()) find(topic.name, g.group);
     }
   }
 }

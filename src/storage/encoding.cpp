@@ -267,7 +267,7 @@ std::string encode_group(const GroupRecord& group) {
   std::string out;
   out.reserve(1 + 8 + 4 * 4 + 4 + 4 * group.backoff_delays_ms.size() + 4 +
               group.dead_letter_topic.size() + 8 + 4 + 16 * group.done_ranges.size() +
-              3 * sizeof(std::uint64_t) + 4 + group.filter.size());
+              3 * sizeof(std::uint64_t) + 4 + group.filter.size() + 4 + group.annotation.size());
   put_le<std::uint8_t>(out, kGroupRecordVersion);
   put_le<std::int64_t>(out, group.created_at_ms);
   put_le<std::uint32_t>(out, group.ack_timeout_ms);
@@ -287,6 +287,7 @@ std::string encode_group(const GroupRecord& group) {
   put_le<std::uint64_t>(out, group.redelivered);
   put_le<std::uint64_t>(out, group.skipped);
   put_bytes(out, group.filter);
+  put_bytes(out, group.annotation);
   return out;
 }
 
@@ -321,6 +322,7 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
   if (!r.le(g.dead_lettered) || !r.le(g.redelivered)) return std::nullopt;
   if (version >= 2 && !r.le(g.skipped)) return std::nullopt;
   if (version >= 3 && !r.bytes(g.filter)) return std::nullopt;
+  if (version >= 4 && !r.bytes(g.annotation)) return std::nullopt;
   if (!r.done()) return std::nullopt;
   return g;
 }

@@ -93,7 +93,8 @@ std::optional<std::pair<TopicId, std::string>> parse_group_key(std::string_view 
 // record gains fields; a decoder that meets a newer version fails instead of misreading it.
 // Version 2 appends `skipped` (u64 LE); a version 1 record decodes with skipped = 0.
 // Version 3 appends `filter` (u32 LE length + bytes); older records decode with no filter.
-inline constexpr std::uint8_t kGroupRecordVersion = 3;
+// Version 4 appends `annotation` (u32 LE length + bytes); older records decode with none.
+inline constexpr std::uint8_t kGroupRecordVersion = 4;
 
 // groups CF value: everything but the topic id and name (they are the key).
 std::string encode_group(const GroupRecord& group);

@@ -54,7 +54,9 @@ void PrintTo(const GroupRecord& g, std::ostream* os) {
       << " dlt=" << ::testing::PrintToString(g.dead_letter_topic) << " floor=" << g.ack_floor.value
       << " done=[";
   for (const auto& [first, end] : g.done_ranges) *os << first.value << "-" << end.value << " ";
-  *os << "] dead_lettered=" << g.dead_lettered << " redelivered=" << g.redelivered << "}";
+  *os << "] dead_lettered=" << g.dead_lettered << " redelivered=" << g.redelivered
+      << " filter=" << ::testing::PrintToString(g.filter)
+      << " annotation=" << ::testing::PrintToString(g.annotation) << "}";
 }
 
 namespace {
@@ -228,6 +230,7 @@ GroupRecord busy_group(std::uint32_t topic, std::string name) {
   g.redelivered = std::numeric_limits<std::uint64_t>::max();
   g.skipped = 1ULL << 50;
   g.filter = "orders.*.>";
+  g.annotation = "{\"nats\":1}\0\xFF"s;
   return g;
 }
 
@@ -766,6 +769,7 @@ TYPED_TEST(StoreContract, GroupUpdatesPersistAcrossReopen) {
 
   g.ack_floor = Offset{22};  // the floor caught up: no ranges left
   g.done_ranges.clear();
+  g.annotation = "a front end's settings, changed";  // an annotation written with progress
   ASSERT_TRUE(ok(this->store().write(WriteBatch{{PutGroup{g}}}, Durability::fsync)));
   ASSERT_TRUE(this->reopen());
   EXPECT_THAT(groups_of(this->store()), ElementsAre(g));
@@ -1550,30 +1554,61 @@ TEST(GroupEncoding, AVersion1RecordDecodesWithNothingSkipped) {
   auto g = busy_group(3, "old");
   g.skipped = 77;
   auto v1 = encoding::encode_group(g);
-  v1.resize(v1.size() - 4 - g.filter.size() - 8);  // version 1 ended after `redelivered`
+  // Version 1 ended after `redelivered`.
+  v1.resize(v1.size() - 4 - g.annotation.size() - 4 - g.filter.size() - 8);
   v1[0] = '\x01';
   const auto decoded = encoding::decode_group(g.topic, g.name, v1);
   ASSERT_TRUE(decoded);
   g.skipped = 0;
   g.filter.clear();
+  g.annotation.clear();
   EXPECT_EQ(*decoded, g);
+}
+
+// `g`'s record as a record of the version before its last field (`field`, empty in `g`'s
+// previous-version view `old`): the last field's length and bytes cut off. It decodes as `old`,
+// and the same bytes marked with the newer version lack that field: corrupt, not misread.
+void expect_previous_version_decodes(const GroupRecord& g, const std::string& field,
+                                     std::uint8_t version, const GroupRecord& old) {
+  auto bytes = encoding::encode_group(g);
+  const std::string length{static_cast<char>(field.size()), '\0', '\0', '\0'};
+  ASSERT_EQ(bytes.substr(bytes.size() - 4 - field.size()), length + field);
+  bytes.resize(bytes.size() - 4 - field.size());
+  bytes[0] = static_cast<char>(version);
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes), old);
+  bytes[0] = static_cast<char>(version + 1);
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes), std::nullopt);
 }
 
 // Version 3 appended the filter (u32 length + bytes); a version 2 record has none.
 TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
   auto g = busy_group(3, "old");
-  auto v2 = encoding::encode_group(g);
-  EXPECT_EQ(v2.substr(v2.size() - 4 - g.filter.size()),
+  g.annotation.clear();
+  auto v3 = encoding::encode_group(g);  // version 4 with no annotation: version 3's bytes
+  v3.resize(v3.size() - 4);
+  v3[0] = '\x03';
+  const auto as_v3 = encoding::decode_group(g.topic, g.name, v3);
+  ASSERT_EQ(as_v3, g);
+  auto old = g;
+  old.filter.clear();
+  // Cut from the version 3 record: the filter is its last field.
+  auto v2 = v3;
+  ASSERT_EQ(v2.substr(v2.size() - 4 - g.filter.size()),
             std::string("\x0a\0\0\0", 4) + "orders.*.>");
   v2.resize(v2.size() - 4 - g.filter.size());
   v2[0] = '\x02';
-  const auto decoded = encoding::decode_group(g.topic, g.name, v2);
-  ASSERT_TRUE(decoded);
-  g.filter.clear();
-  EXPECT_EQ(*decoded, g);
-  // The same bytes marked version 3 lack the filter's length: corrupt, not misread.
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, v2), old);
   v2[0] = '\x03';
   EXPECT_EQ(encoding::decode_group(g.topic, g.name, v2), std::nullopt);
+}
+
+// Version 4 appended the annotation (u32 length + bytes); a version 3 record has none, and
+// decodes unchanged otherwise.
+TEST(GroupEncoding, AVersion3RecordDecodesWithoutAnAnnotation) {
+  const auto g = busy_group(3, "old");
+  auto old = g;
+  old.annotation.clear();
+  expect_previous_version_decodes(g, g.annotation, 3, old);
 }
 
 TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {

@@ -181,13 +181,27 @@ TEST_F(JsConsumers, CreatedInEverySubjectFormInfoNamesListAndDelete) {
   EXPECT_FALSE(ephemeral.empty());
   EXPECT_EQ(a.at("config").at("inactive_threshold"), 5'000'000'000);
 
-  // The same config again is the same consumer; another is refused.
+  // The same config again is the same consumer; another updates it as nats-server 2.9 does,
+  // and what it cannot update (or loft's group settings) is refused with err 10012.
   a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
           R"({"stream_name":"ORDERS","config":{"durable_name":"dur","ack_policy":"explicit"}})");
   EXPECT_EQ(err_code(a), 0) << json::serialize(a);
   a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"dur","description":"new",)"
+          R"("max_ack_pending":20}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("description"), "new");
+  EXPECT_EQ(a.at("config").at("max_ack_pending"), 20);
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
           R"({"stream_name":"ORDERS","config":{"durable_name":"dur","max_deliver":3}})");
-  EXPECT_EQ(err_code(a), 10013) << json::serialize(a);
+  EXPECT_EQ(err_code(a), 10012) << json::serialize(a);
+  EXPECT_THAT(std::string(a.at("error").at("description").as_string()),
+              StartsWith("max_deliver can not be updated in loft"));
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"dur","deliver_policy":"new"}})");
+  EXPECT_EQ(err_code(a), 10012) << json::serialize(a);
+  EXPECT_EQ(a.at("error").at("description"), "deliver policy can not be updated");
+  EXPECT_EQ(api("CONSUMER.INFO.ORDERS.dur").at("config").at("description"), "new");
   // Errors clients branch on.
   EXPECT_EQ(err_code(api("CONSUMER.DURABLE.CREATE.NOPE.d",
                          R"({"stream_name":"NOPE","config":{"durable_name":"d"}})")),
@@ -198,6 +212,15 @@ TEST_F(JsConsumers, CreatedInEverySubjectFormInfoNamesListAndDelete) {
   EXPECT_EQ(err_code(api("CONSUMER.CREATE.ORDERS.x",
                          R"({"stream_name":"ORDERS","config":{"ack_policy":"none"}})")),
             10094);
+  EXPECT_EQ(err_code(api("CONSUMER.CREATE.ORDERS.x",
+                         R"({"stream_name":"ORDERS","config":{"mem_storage":true}})")),
+            10012);
+  // A group setting out of loft's range: the broker's refusal, naming the NATS field.
+  a = api("CONSUMER.CREATE.ORDERS.x",
+          R"({"stream_name":"ORDERS","config":{"name":"x","ack_wait":1000}})");
+  EXPECT_EQ(err_code(a), 10012) << json::serialize(a);
+  EXPECT_THAT(std::string(a.at("error").at("description").as_string()),
+              StartsWith("ack_wait out of loft's range: ack_timeout_ms must be 100 to"));
   EXPECT_EQ(err_code(api("CONSUMER.INFO.ORDERS.missing")), 10014);
 
   a = api("CONSUMER.INFO.ORDERS.eu");
@@ -619,6 +642,94 @@ TEST(JsConsumersWithUsers, TheSubscriberAnswersFlowControlWithoutPublishOnJsFc) 
   EXPECT_FALSE(request.empty()) << "no flow-control request came";
   EXPECT_TRUE(refused) << "the forged flow-control answer was not refused";
   ASSERT_TRUE(c.flush());
+
+// A consumer is the same after a restart: its whole config (the NATS-only fields included, an
+// update too) and its creation time come back with its group; it delivers where it left off.
+TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
+  publish("orders.eu", "one");
+  publish("orders.eu", "two");
+  publish("orders.eu", "three");
+  create_durable("kept", R"(,"description":"before","deliver_policy":"by_start_sequence",)"
+                         R"("opt_start_seq":2,"ack_wait":1500000001,"max_ack_pending":7,)"
+                         R"("max_waiting":9,"max_batch":3,"max_expires":60000000000)");
+  auto a = api("CONSUMER.DURABLE.CREATE.ORDERS.kept",
+               R"({"stream_name":"ORDERS","config":{"durable_name":"kept",)"
+               R"("description":"after","deliver_policy":"by_start_sequence",)"
+               R"("opt_start_seq":2,"ack_wait":1500000001,"max_ack_pending":7,)"
+               R"("max_waiting":9,"max_batch":3,"max_expires":60000000000}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  auto p = pull("kept", R"({"batch":1})", 1);
+  ASSERT_EQ(p.messages.size(), 1u) << p.status;
+  EXPECT_EQ(p.messages[0].payload, "two");
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));
+  const auto before = api("CONSUMER.INFO.ORDERS.kept");
+  ASSERT_EQ(err_code(before), 0) << json::serialize(before);
+  EXPECT_EQ(before.at("config").at("description"), "after");
+
+  nats_.reset();
+  ASSERT_EQ(daemon_->stop(), 0);
+  daemon_->start();
+  nats_ = connect();
+
+  const auto after = api("CONSUMER.INFO.ORDERS.kept");
+  ASSERT_EQ(err_code(after), 0) << json::serialize(after);
+  EXPECT_EQ(json::serialize(after.at("config")), json::serialize(before.at("config")));
+  EXPECT_EQ(after.at("created"), before.at("created"));
+  EXPECT_EQ(after.at("config").at("opt_start_seq"), 2);
+  EXPECT_EQ(after.at("config").at("ack_wait"), 1500000001);
+  // The restored config is the one re-creates compare with, and it governs pulls.
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.kept",
+          R"({"stream_name":"ORDERS","config":{"durable_name":"kept","deliver_policy":"all",)"
+          R"("ack_wait":1500000001,"max_ack_pending":7,"max_waiting":9}})");
+  EXPECT_EQ(err_code(a), 10012) << json::serialize(a);
+  EXPECT_EQ(pull("kept", R"({"batch":5})", 1).status, "409 Exceeded MaxRequestBatch of 3");
+  p = pull("kept", R"({"batch":3,"no_wait":true})", 2);
+  ASSERT_EQ(p.messages.size(), 1u) << p.status;
+  EXPECT_EQ(p.messages[0].payload, "three");
+}
+
+// Advisories reach core subscribers: a consumer created and deleted, a +TERM, and a message
+// that used up max_deliver.
+TEST_F(JsConsumers, AdvisoriesReachCoreSubscribers) {
+  auto watch = connect();
+  ASSERT_TRUE(watch->sub("$JS.EVENT.ADVISORY.CONSUMER.>", "adv"));
+  ASSERT_TRUE(watch->flush());
+  const auto advisory = [&](const std::string& subject) {
+    auto m = watch->next_msg();
+    EXPECT_TRUE(m) << "no advisory on " << subject;
+    if (!m) return json::object{};
+    EXPECT_EQ(m->subject, subject);
+    return json::parse(m->payload).as_object();
+  };
+  create_durable("adv", R"(,"max_deliver":1)");
+  auto e = advisory("$JS.EVENT.ADVISORY.CONSUMER.CREATED.ORDERS.adv");
+  EXPECT_EQ(e.at("type"), "io.nats.jetstream.advisory.v1.consumer_action");
+  EXPECT_EQ(e.at("action"), "create");
+
+  publish("orders.eu", "poison");
+  publish("orders.eu", "flaky");
+  auto p = pull("adv", R"({"batch":2})", 2);
+  ASSERT_EQ(p.messages.size(), 2u);
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+TERM"));
+  e = advisory("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.ORDERS.adv");
+  EXPECT_EQ(e.at("type"), "io.nats.jetstream.advisory.v1.terminated");
+  EXPECT_EQ(e.at("stream"), "ORDERS");
+  EXPECT_EQ(e.at("consumer"), "adv");
+  EXPECT_EQ(e.at("stream_seq"), 1);
+  EXPECT_EQ(e.at("consumer_seq"), 1);
+  EXPECT_EQ(e.at("deliveries"), 1);
+  EXPECT_FALSE(e.at("id").as_string().empty());
+  EXPECT_THAT(std::string(e.at("timestamp").as_string()), ::testing::EndsWith("Z"));
+
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[1], "-NAK"));  // its only delivery is used up
+  e = advisory("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.adv");
+  EXPECT_EQ(e.at("type"), "io.nats.jetstream.advisory.v1.max_deliver");
+  EXPECT_EQ(e.at("stream_seq"), 2);
+  EXPECT_EQ(e.at("deliveries"), 1);
+
+  EXPECT_EQ(api("CONSUMER.DELETE.ORDERS.adv").at("success"), true);
+  e = advisory("$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.adv");
+  EXPECT_EQ(e.at("action"), "delete");
 }
 
 }  // namespace

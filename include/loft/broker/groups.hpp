@@ -125,6 +125,8 @@ struct GroupLimits {
   static constexpr std::uint32_t kMinBackoffMs = 1;
   static constexpr std::uint32_t kMaxBackoffMs = 3'600'000;  // base, cap and each listed delay
   static constexpr std::size_t kMaxBackoffDelays = 64;
+  // GroupConfig::annotation: bounded, as it rides on every progress write of its group.
+  static constexpr std::size_t kMaxAnnotationBytes = 8192;
 };
 
 // The settings a new group of `topic` gets: `requested` with the defaults filled in (and the
@@ -133,10 +135,23 @@ struct GroupLimits {
 Result<GroupConfig> effective_group_config(std::string_view topic, const GroupConfig& requested,
                                            const GroupDefaults& defaults);
 
+// An annotation of at most GroupLimits::kMaxAnnotationBytes, else invalid_request.
+Result<void> validate_annotation(std::string_view annotation);
+
 // The dead-letter topic of a group whose config names none: `<topic>.dlq` while that is a
 // valid topic name (up to 249 bytes), otherwise the topic's first 228 bytes, '.', the 16
 // lowercase hex digits of XXH64(topic, seed 0) and '.dlq' (249 bytes; docs/semantics.md).
 std::string default_dead_letter_topic(std::string_view topic);
+
+// A message of a group became a dead letter: its copy on the dead-letter topic is durable.
+// Views valid during the call only.
+struct DeadLettered {
+  std::string_view topic;
+  std::string_view group;
+  Offset offset;
+  std::uint32_t attempts = 0;  // deliveries made before it was dead-lettered
+  delivery::DeadLetterReason reason = delivery::DeadLetterReason::max_deliveries;
+};
 
 // What happened in a group since this process started (counters restart at 0).
 struct GroupCounters {
@@ -182,6 +197,10 @@ class Groups {
   Result<GroupInfo> describe_group(std::string_view topic, std::string_view group) const;
   void delete_group(const std::string& topic, const std::string& group, TimePoint now,
                     Callback<void> done);
+  // Replaces the group's annotation (GroupConfig::annotation); `done` runs once it is durable,
+  // with the group. The other settings stay as they are.
+  void annotate(std::string topic, std::string group, std::string annotation, TimePoint now,
+                Callback<GroupInfo> done);
   // Moves the group to `to`: everything before it is done, nothing after it is.
   void reset_group(std::string topic, std::string group, StartPosition to, TimePoint now,
                    Callback<GroupInfo> done);
@@ -192,6 +211,12 @@ class Groups {
   void on_ready(const Subscriber* who, TimePoint now);
   // When on_timer should next be called (nullopt: nothing waits on time).
   std::optional<TimePoint> next_deadline() const;
+
+  // Called (on the owner thread) for every dead letter once it is durable; one listener (the
+  // NATS port's advisories), none by default. The listener must not call into Groups.
+  void on_dead_lettered(std::function<void(const DeadLettered&)> listener) {
+    dead_lettered_ = std::move(listener);
+  }
 
   std::size_t group_count() const { return groups_.size(); }
   // Every group, ordered by topic then group name.
@@ -267,6 +292,7 @@ class Groups {
   // Set to false by the destructor, so completions still queued on the owner thread do
   // nothing once the Groups object is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::function<void(const DeadLettered&)> dead_lettered_;
 };
 
 }  // namespace loft::broker

@@ -34,6 +34,11 @@ struct GroupConfig {
   // the others as done. Empty = every message. Last, with an initializer, so aggregate
   // initialisations written before filters keep their meaning.
   std::string filter{};
+  // Opaque bytes a front end keeps with the group and reads back after a restart (the NATS
+  // port: a consumer's settings that are not group settings; docs/nats.md). Not a delivery
+  // setting; loft's own protocol neither sets nor shows it. At most
+  // broker::GroupLimits::kMaxAnnotationBytes. Written with every progress write of the group.
+  std::string annotation{};
   bool operator==(const GroupConfig&) const = default;
 };
 

@@ -46,6 +46,9 @@ struct GroupRecord {
   // Only messages whose subject (the topic's name when a message has none) matches this filter
   // are delivered; the others are done without a delivery. Empty = every message.
   std::string filter;
+  // Opaque bytes a front end keeps with the group (the NATS port: a consumer's settings that
+  // are not group settings), at most broker::GroupLimits::kMaxAnnotationBytes. Empty = none.
+  std::string annotation;
   // Progress: every offset below ack_floor is done; so is every offset in done_ranges
   // ([first, end) runs above the floor, sorted and disjoint).
   Offset ack_floor;

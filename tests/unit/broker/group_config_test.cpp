@@ -113,6 +113,18 @@ TEST(GroupConfigRanges, DeadLetterTopic) {
   expect_refused(dead_letter(std::string(250, 'd')), "dead_letter_topic", Errc::invalid_name);
 }
 
+TEST(GroupConfigRanges, AnnotationIsBoundedAndKeptAsGiven) {
+  GroupConfig c;
+  c.annotation = std::string(L::kMaxAnnotationBytes, '\xFF');
+  const auto r = check(c);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->annotation, c.annotation);
+  c.annotation.push_back('x');
+  expect_refused(c, "annotation must be at most 8192 bytes, got 8193");
+  EXPECT_FALSE(validate_annotation(c.annotation));
+  EXPECT_TRUE(validate_annotation(""));
+}
+
 TEST(DefaultDeadLetterTopic, IsTopicDotDlqWhileThatFits) {
   EXPECT_EQ(default_dead_letter_topic("orders"), "orders.dlq");
   const std::string longest(245, 'a');  // 245 + 4 = 249 bytes

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -445,6 +446,96 @@ TEST_F(GroupFilter, ASubscribersCreditBoundsItsDeliveries) {
   ASSERT_EQ(who.received.size(), 3u);
   EXPECT_EQ(who.received.front().offset, 2u);
   EXPECT_EQ(*who.wants, 7u);
+}
+
+// Not about filters either: a front end's annotation (GroupConfig::annotation) is set at
+// creation, replaced by annotate() once durable, written with the group's progress without
+// being lost, and read back after a restart; the other settings stay as they were.
+TEST_F(GroupFilter, AnAnnotationIsKeptWithTheGroupAndSurvivesARestart) {
+  create_topic("t");
+  CreateGroupRequest req;
+  req.topic = "t";
+  req.group = "g";
+  req.config.annotation = "first";
+  req.config.max_deliveries = 3;
+  std::optional<Result<GroupInfo>> created;
+  groups_->create_group(std::move(req), kNow, [&](Result<GroupInfo> r) { created = std::move(r); });
+  ASSERT_TRUE(loop_.run_until([&] { return created.has_value(); }));
+  ASSERT_TRUE(*created);
+  EXPECT_EQ((*created)->config.annotation, "first");
+
+  std::optional<Result<GroupInfo>> annotated;
+  groups_->annotate("t", "g", "second", kNow,
+                    [&](Result<GroupInfo> r) { annotated = std::move(r); });
+  ASSERT_TRUE(loop_.run_until([&] { return annotated.has_value(); }));
+  ASSERT_TRUE(*annotated) << annotated->error().to_string();
+  EXPECT_EQ((*annotated)->config.annotation, "second");
+  EXPECT_EQ((*annotated)->config.max_deliveries, 3u);
+
+  // Progress writes carry it along.
+  publish("t", {{"", "0"}, {"", "1"}});
+  FakeSubscriber who;
+  auto sub = subscribe(who, "t", "g", 10);
+  ASSERT_TRUE(sub);
+  EXPECT_THAT(drain(sub->subscription, who), ElementsAre(0, 1));
+  settle_loop();
+  close();
+  open();
+  auto info = describe("t", "g");
+  EXPECT_EQ(info.config.annotation, "second");
+  EXPECT_EQ(info.config.max_deliveries, 3u);
+  EXPECT_EQ(info.ack_floor, 2u);
+
+  std::optional<Result<GroupInfo>> refused;
+  groups_->annotate("t", "g", std::string(GroupLimits::kMaxAnnotationBytes + 1, 'a'), kNow,
+                    [&](Result<GroupInfo> r) { refused = std::move(r); });
+  ASSERT_TRUE(refused.has_value());
+  ASSERT_FALSE(*refused);
+  EXPECT_EQ(refused->error().code, Errc::invalid_request);
+  groups_->annotate("t", "nope", "x", kNow, [&](Result<GroupInfo> r) { refused = std::move(r); });
+  EXPECT_EQ(refused->error().code, Errc::group_not_found);
+  EXPECT_EQ(describe("t", "g").config.annotation, "second");
+}
+
+// The dead-letter listener hears of each dead letter once its copy is durable, with its reason
+// and attempt count: a reject, and a message that used up its deliveries.
+TEST_F(GroupFilter, TheDeadLetterListenerHearsOfEachDeadLetter) {
+  std::vector<std::tuple<std::string, std::string, std::uint64_t, std::uint32_t,
+                         delivery::DeadLetterReason>>
+      heard;
+  groups_->on_dead_lettered([&](const DeadLettered& d) {
+    heard.emplace_back(std::string(d.topic), std::string(d.group), d.offset.value, d.attempts,
+                       d.reason);
+  });
+  create_topic("t");
+  publish("t", {{"", "0"}, {"", "1"}});
+  CreateGroupRequest req;
+  req.topic = "t";
+  req.group = "g";
+  req.config.max_deliveries = 1;
+  std::optional<Result<GroupInfo>> created;
+  groups_->create_group(std::move(req), kNow, [&](Result<GroupInfo> r) { created = std::move(r); });
+  ASSERT_TRUE(loop_.run_until([&] { return created.has_value(); }));
+  FakeSubscriber who;
+  auto sub = subscribe(who, "t", "g", 10);
+  ASSERT_TRUE(sub);
+  ASSERT_EQ(who.received.size(), 2u);
+  const auto settle = [&](SettleAction action, std::uint64_t offset) {
+    SettleRequest s{sub->subscription, action, false, std::uint32_t{0}, {OffsetRun{offset, 1}}};
+    groups_->settle(s, &who, kNow, [](const Result<Settled>&) {});
+    settle_loop();
+  };
+  // The dead letter's write completes on the broker's writer thread: wait for its completion.
+  settle(SettleAction::reject, 0);
+  ASSERT_TRUE(loop_.run_until([&] { return !heard.empty(); }));
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_EQ(heard[0], std::tuple(std::string("t"), std::string("g"), std::uint64_t{0},
+                                 std::uint32_t{1}, delivery::DeadLetterReason::rejected));
+  settle(SettleAction::nack, 1);  // its only delivery is used up
+  ASSERT_TRUE(loop_.run_until([&] { return heard.size() >= 2; }));
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[1], std::tuple(std::string("t"), std::string("g"), std::uint64_t{1},
+                                 std::uint32_t{1}, delivery::DeadLetterReason::max_deliveries));
 }
 
 }  // namespace

@@ -69,10 +69,60 @@ TEST(ConsumerConfig, RefusesWithTheErrCodesClientsKnow) {
   EXPECT_EQ(err_code_of(R"({"max_waiting":-1})"), 10087);
   EXPECT_EQ(err_code_of(R"({"idle_heartbeat":1000000000})"), 10088);
   EXPECT_EQ(err_code_of(R"({"flow_control":true})"), 10089);
-  EXPECT_EQ(err_code_of(R"({"rate_limit_bps":1000})"), 10086);
-  EXPECT_EQ(err_code_of(R"({"ack_wait":"30s"})"), 10025);  // wrong type
-  EXPECT_EQ(err_code_of(R"({"ack_wait":1000})"), 10012);   // 1 µs: below loft's 100 ms
+  EXPECT_EQ(err_code_of(R"({"rate_limit_bps":1000})"), 10086);  // a pull consumer's rate
+  EXPECT_EQ(err_code_of(R"({"ack_wait":"30s"})"), 10025);      // wrong type
   EXPECT_EQ(err_code_of(R"({"max_ack_pending":100000000})"), 10121);
+  EXPECT_EQ(err_code_of(R"({"num_replicas":3})"), 10074);
+  EXPECT_EQ(err_code_of(R"({"description":")" + std::string(4097, 'd') + R"("})"), 10107);
+  EXPECT_EQ(err_code_of(R"({"description":")" + std::string(4096, 'd') + R"("})"), 0);
+}
+
+// What loft does not do is refused by name, not ignored.
+TEST(ConsumerConfig, RefusalsNameTheSetting) {
+  for (const auto& [json, setting] :
+       {std::pair{R"({"mem_storage":true})", "mem_storage"},
+        std::pair{R"({"sample_freq":"100%"})", "sample_freq"},
+        std::pair{R"({"ack_policy":"none"})", "ack policy 'none'"},
+        std::pair{R"({"ack_policy":"all"})", "ack policy 'all'"},
+        std::pair{R"({"num_replicas":3})", "replicas"},
+        std::pair{R"({"replay_policy":"original"})", "replay policy"}}) {
+    auto c = parse(json);
+    ASSERT_FALSE(c) << json;
+    EXPECT_NE(c.error().description.find(setting), std::string::npos)
+        << json << ": " << c.error().description;
+  }
+  EXPECT_TRUE(parse(R"({"mem_storage":false,"sample_freq":""})"));
+}
+
+// The ranges of ack_wait, max_deliver and backoff are the broker's (effective_group_config):
+// its refusal becomes err 10012 naming the NATS field.
+TEST(ConsumerConfig, GroupRangesAreTheBrokersRefusal) {
+  const auto refusal = [](std::string_view json) -> std::optional<ApiError> {
+    auto c = parse(json);
+    EXPECT_TRUE(c) << json;
+    auto s = group_settings(*c, 0);
+    EXPECT_TRUE(s) << json;
+    auto checked = broker::effective_group_config("orders", s->config, broker::GroupDefaults{});
+    if (checked) return std::nullopt;
+    return group_refusal(checked.error());
+  };
+  for (const auto& [json, prefix] :
+       {std::pair{R"({"ack_wait":1000})", "ack_wait out of loft's range: ack_timeout_ms must be"},
+        std::pair{R"({"ack_wait":7200000000000})", "ack_wait out of loft's range"},
+        std::pair{R"({"max_deliver":1001})", "max_deliver out of loft's range: max_deliveries"},
+        std::pair{R"({"max_deliver":9999999999})", "max_deliver out of loft's range"},
+        std::pair{R"({"backoff":[7200000000000]})", "backoff out of loft's range"}}) {
+    const auto e = refusal(json);
+    ASSERT_TRUE(e) << json;
+    EXPECT_EQ(e->err_code, 10012) << json;
+    EXPECT_TRUE(e->description.starts_with(prefix)) << json << ": " << e->description;
+  }
+  std::string many = R"({"backoff":[)";
+  for (int i = 0; i < 65; ++i) many += i == 0 ? "1000000" : ",1000000";
+  many += "]}";
+  ASSERT_TRUE(refusal(many));
+  EXPECT_TRUE(refusal(many)->description.starts_with("backoff out of loft's range"));
+  EXPECT_FALSE(refusal(R"({"ack_wait":100000000,"max_deliver":1000})"));
 }
 
 TEST(ConsumerConfig, MapsOntoALoftGroup) {
@@ -101,7 +151,6 @@ TEST(ConsumerConfig, UnlimitedDeliveriesAreLoftsLargest) {
   EXPECT_TRUE(config_of_group("d", s->config).backoff_ns.empty());
   // And back: a group of loft's largest max_deliveries reads as unlimited.
   EXPECT_EQ(config_of_group("d", s->config).max_deliver, -1);
-  EXPECT_TRUE(same_group_settings(s->config, *s));
 }
 
 TEST(ConsumerConfig, DeliverPoliciesBecomeStartPositions) {
@@ -122,13 +171,108 @@ TEST(ConsumerConfig, DeliverPoliciesBecomeStartPositions) {
       (StartPosition{StartKind::timestamp, 1'700'000'000'001}));
 }
 
-TEST(ConsumerConfig, DifferentSettingsAreNotTheSameGroup) {
-  auto a = group_settings(*parse(R"({"durable_name":"d"})"), 0);
-  auto b = group_settings(*parse(R"({"durable_name":"d","filter_subject":"x"})"), 0);
-  auto c = group_settings(*parse(R"({"durable_name":"d","max_deliver":5})"), 0);
-  EXPECT_FALSE(same_group_settings(a->config, *b));
-  EXPECT_FALSE(same_group_settings(a->config, *c));
-  EXPECT_TRUE(same_group_settings(c->config, *c));
+// CONSUMER.CREATE of an existing consumer with another config: what nats-server 2.9 updates
+// is allowed, what it does not is refused with its text, and loft's group settings too.
+TEST(ConsumerConfig, UpdatesAsNatsServerAllowsAndKeepsTheGroupSettings) {
+  const auto old = *parse(R"({"durable_name":"d","max_deliver":5})");
+  const auto group = group_settings(old, 0)->config;
+  const auto update = [&](std::string_view json, bool known = true) -> std::string {
+    auto c = parse(json);
+    EXPECT_TRUE(c) << json;
+    auto ok = check_consumer_update(old, known, *c, group, *group_settings(*c, 0));
+    if (ok) return "";
+    EXPECT_EQ(ok.error().err_code, 10012) << json;
+    return ok.error().description;
+  };
+  EXPECT_EQ(update(R"({"durable_name":"d","max_deliver":5})"), "");
+  EXPECT_EQ(update(R"({"durable_name":"d","max_deliver":5,"description":"new",)"
+                   R"("max_ack_pending":7,"max_batch":3,"max_expires":1000000000,)"
+                   R"("headers_only":true})"),
+            "");
+  EXPECT_EQ(update(R"({"durable_name":"d","max_deliver":5,"deliver_policy":"new"})"),
+            "deliver policy can not be updated");
+  EXPECT_EQ(update(R"({"durable_name":"d","max_deliver":5,"deliver_policy":"by_start_sequence",)"
+                   R"("opt_start_seq":4})"),
+            "deliver policy can not be updated");
+  EXPECT_EQ(update(R"({"durable_name":"d","max_deliver":5,"max_waiting":9})"),
+            "max waiting can not be updated");
+  EXPECT_EQ(update(R"({"durable_name":"d","max_deliver":6})"),
+            "max_deliver can not be updated in loft (a setting of the consumer's group, fixed "
+            "when it is made)");
+  EXPECT_TRUE(update(R"({"durable_name":"d","max_deliver":5,"ack_wait":5000000000})")
+                  .starts_with("ack_wait can not be updated in loft"));
+  EXPECT_TRUE(update(R"({"durable_name":"d","max_deliver":5,"filter_subject":"x"})")
+                  .starts_with("filter_subject can not be updated in loft"));
+  EXPECT_TRUE(update(R"({"durable_name":"d","max_deliver":5,"backoff":[1000000000]})")
+                  .starts_with("backoff can not be updated in loft"));
+  // A group made by loft's tools has no NATS config to compare with: the request's is taken.
+  EXPECT_EQ(update(R"({"durable_name":"d","max_deliver":5,"deliver_policy":"new"})", false), "");
+  EXPECT_TRUE(update(R"({"durable_name":"d","max_deliver":6})", false).starts_with("max_deliver"));
+  // Push and pull do not turn into each other.
+  auto push = old;
+  push.deliver_subject = "push.here";
+  auto ok = check_consumer_update(old, true, push, group, *group_settings(push, 0));
+  ASSERT_FALSE(ok);
+  EXPECT_EQ(ok.error().description, "can not update pull consumer to push based");
+  ok = check_consumer_update(push, true, old, group, *group_settings(old, 0));
+  ASSERT_FALSE(ok);
+  EXPECT_EQ(ok.error().description, "can not update push consumer to pull based");
+}
+
+// The annotation kept with the group brings back every field of the config, push fields
+// included, and the creation time; anything else is not a consumer.
+TEST(ConsumerConfig, TheAnnotationRestoresTheWholeConfig) {
+  auto c = *parse(R"({"durable_name":"d","description":"kept","deliver_policy":"by_start_time",)"
+                  R"("opt_start_time":"2023-11-14T22:13:20.5Z","ack_wait":1500000001,)"
+                  R"("max_deliver":9,"backoff":[1000000,2000000],"filter_subject":"a.>",)"
+                  R"("max_waiting":7,"max_ack_pending":11,"max_batch":5,"max_expires":3000000000,)"
+                  R"("max_bytes":1024,"headers_only":true})");
+  c.name = "d";  // CONSUMER.CREATE fills it in
+  c.deliver_subject = "push.to";
+  c.deliver_group = "workers";
+  c.flow_control = true;
+  c.idle_heartbeat_ns = 5'000'000'000;
+  const auto note = consumer_annotation(c, 1'700'000'000'123'456'789);
+  ASSERT_TRUE(note);
+  const auto back = restore_consumer(*note);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->config, c);
+  EXPECT_EQ(back->created_ns, 1'700'000'000'123'456'789);
+  auto ephemeral = *parse(R"({"name":"e","deliver_policy":"new"})");
+  EXPECT_EQ(restore_consumer(*consumer_annotation(ephemeral, 5))->config, ephemeral);
+  for (const char* other : {"", "x", "[]", R"({"created":1,"config":{}})",
+                            R"({"nats_consumer":2,"created":1,"config":{}})",
+                            R"({"nats_consumer":1,"created":1,"config":{"ack_wait":"x"}})"}) {
+    EXPECT_FALSE(restore_consumer(other)) << other;
+  }
+  // Bounded, as the group's annotation is.
+  c.description = std::string(3000, '\x01');  // escaped as \u0001: six bytes each
+  const auto big = consumer_annotation(c, 0);
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().err_code, 10012);
+}
+
+TEST(Advisories, HaveNatsServersSubjectsAndFields) {
+  const AdvisoryHeader h{"ID", 1'700'000'000'000'000'000};
+  auto a = max_deliveries_advisory(h, "S", "C", 7, 3);
+  EXPECT_EQ(a.subject, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.C");
+  EXPECT_EQ(a.body,
+            R"({"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"ID",)"
+            R"("timestamp":"2023-11-14T22:13:20Z","stream":"S","consumer":"C","stream_seq":7,)"
+            R"("deliveries":3})");
+  a = terminated_advisory(h, "S", "C", 4, 7, 2);
+  EXPECT_EQ(a.subject, "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.C");
+  EXPECT_EQ(a.body,
+            R"({"type":"io.nats.jetstream.advisory.v1.terminated","id":"ID",)"
+            R"("timestamp":"2023-11-14T22:13:20Z","stream":"S","consumer":"C","consumer_seq":4,)"
+            R"("stream_seq":7,"deliveries":2})");
+  a = consumer_action_advisory(h, "S", "C", ConsumerAction::created);
+  EXPECT_EQ(a.subject, "$JS.EVENT.ADVISORY.CONSUMER.CREATED.S.C");
+  EXPECT_EQ(boost::json::parse(a.body).at("action"), "create");
+  EXPECT_EQ(boost::json::parse(a.body).at("type"), "io.nats.jetstream.advisory.v1.consumer_action");
+  a = consumer_action_advisory(h, "S", "C", ConsumerAction::deleted);
+  EXPECT_EQ(a.subject, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.S.C");
+  EXPECT_EQ(boost::json::parse(a.body).at("action"), "delete");
 }
 
 TEST(Rfc3339, ParsesAndFormatsAsNatsWritesIt) {
