@@ -368,7 +368,8 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
   req.config = settings->config;
   groups_.create_group(
       std::move(req), group_now(),
-      [this, alive = std::weak_ptr<bool>(alive_), r, config](Result<GroupInfo> g) {
+      [this, alive = std::weak_ptr<bool>(alive_), r, config,
+       turn = api_.hold()](Result<GroupInfo> g) {
         if (alive.expired()) return;
         if (!g) return error(r, kName, from_loft(g.error(), err::kConsumerCreate));
         Consumer c;
@@ -409,15 +410,15 @@ void Consumers::remove(const Request& r, std::string_view stream, std::string_vi
     end_all(it->second, nats::kStatusConflict, "Consumer Deleted");
     drop_consumer(it->first);
   }
-  groups_.delete_group(std::string(stream), std::string(name), group_now(),
-                       [this, alive = std::weak_ptr<bool>(alive_), r](Result<void> done) {
-                         if (alive.expired()) return;
-                         if (!done)
-                           return error(r, kName, from_loft(done.error(), err::kBadRequest));
-                         boost::json::object body;
-                         body["success"] = true;
-                         answer(r, kName, body);
-                       });
+  groups_.delete_group(
+      std::string(stream), std::string(name), group_now(),
+      [this, alive = std::weak_ptr<bool>(alive_), r, turn = api_.hold()](Result<void> done) {
+        if (alive.expired()) return;
+        if (!done) return error(r, kName, from_loft(done.error(), err::kBadRequest));
+        boost::json::object body;
+        body["success"] = true;
+        answer(r, kName, body);
+      });
   if (groups_changed_) groups_changed_();
 }
 
