@@ -8,6 +8,15 @@
 
 namespace loft::natsport::js {
 
+namespace {
+
+// What a queued request holds, for the bound of a connection's queue.
+std::size_t size(const Request& r) {
+  return r.subject.size() + r.reply.size() + r.headers.size() + r.payload.size();
+}
+
+}  // namespace
+
 Api::Api(Router& router, broker::Broker& broker, boost::asio::any_io_executor io,
          MessageLimits limits)
     : router_(router), broker_(broker), io_(std::move(io)), limits_(limits) {}
@@ -15,6 +24,62 @@ Api::Api(Router& router, broker::Broker& broker, boost::asio::any_io_executor io
 Api::~Api() = default;
 
 void Api::handle(Request request) {
+  if (auto it = lines_.find(request.client_id); it != lines_.end()) {
+    // An earlier request of this connection waits for the broker: this one runs after it.
+    auto& line = it->second;
+    if (line.queued.size() >= kMaxQueued || line.bytes + size(request) > kMaxQueuedBytes) {
+      return respond_error(
+          request.reply, "api",
+          api_error(err::kInsufficientResources,
+                    "insufficient resources: too many JetStream API requests waiting on this "
+                    "connection"));
+    }
+    line.bytes += size(request);
+    line.queued.push_back(std::move(request));
+    return;
+  }
+  const auto client = request.client_id;
+  if (run(std::move(request))) lines_.try_emplace(client);
+}
+
+bool Api::run(Request request) {
+  running_ = request.client_id;
+  dispatch(std::move(request));
+  const bool held = turn_ != nullptr;
+  turn_.reset();  // the handler's copies keep it
+  return held;
+}
+
+Api::Turn Api::hold() {
+  if (!turn_) {
+    // Released on the io thread, after the answer the last copy was kept for. (It points at
+    // the Api, never dereferenced: a null shared_ptr would read as no turn.)
+    turn_ = Turn(static_cast<void*>(this),
+                 [io = io_, alive = std::weak_ptr<bool>(alive_), this, client = running_](void*) {
+                   boost::asio::post(io, [alive, this, client] {
+                     if (alive.lock()) release(client);
+                   });
+                 });
+  }
+  return turn_;
+}
+
+void Api::release(std::uint64_t client) {
+  for (;;) {
+    auto it = lines_.find(client);
+    if (it == lines_.end()) return;
+    if (it->second.queued.empty()) {
+      lines_.erase(it);
+      return;
+    }
+    Request next = std::move(it->second.queued.front());
+    it->second.queued.pop_front();
+    it->second.bytes -= size(next);
+    if (run(std::move(next))) return;  // held again: the line stays
+  }
+}
+
+void Api::dispatch(Request request) {
   const auto api = request.api();
   if (api == "INFO") return account_info(request);
   if (api.starts_with("STREAM.")) return stream_api(request, api.substr(7));

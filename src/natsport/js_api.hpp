@@ -15,10 +15,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "js_errors.hpp"
@@ -62,7 +64,22 @@ class Api {
 
   // Answers `request` (at once, or later through post()). REQUIRES: request.subject begins
   // with kApiPrefix, request.reply is not empty.
+  //
+  // In order (docs/nats.md, "JetStream"): the requests of one connection (client_id) run one
+  // at a time, in arrival order, as nats-server's. A request that arrives while an earlier one
+  // of its connection waits for the broker is queued (at most kMaxQueued requests and
+  // kMaxQueuedBytes of subjects and payloads; beyond, it is answered with 503/10023 at once)
+  // and runs once that one has answered.
   void handle(Request request);
+  static constexpr std::size_t kMaxQueued = 1024;
+  static constexpr std::size_t kMaxQueuedBytes = std::size_t{8} << 20;
+
+  // A handler whose answer waits for the broker holds its connection's turn: it calls hold()
+  // while it runs and keeps the token (copies of it) until its answer is sent; the connection's
+  // next request runs once the last copy is gone. Every call during one request returns the
+  // same turn. The token may be dropped on any thread. Io thread (inside a handler).
+  using Turn = std::shared_ptr<void>;
+  Turn hold();
 
   // ---- The forwarding point of the consumer side -------------------------------------------
   // Requests whose api() begins with "CONSUMER." (CREATE, DURABLE.CREATE, INFO, DELETE,
@@ -88,8 +105,9 @@ class Api {
   // Publishes `payload` (with the header block `headers`, or none) on `subject` through the
   // Router: an API answer, a PubAck, a message for a pull request.
   void send(std::string_view subject, std::string_view headers, std::string_view payload);
-  // An API answer: `json` on `reply`.
-  void respond(std::string_view reply, std::string_view json) { send(reply, {}, json); }
+  // An API answer: `json` on `reply`, made valid UTF-8 (valid_utf8): answers echo client
+  // bytes (a subject in an error, a name), which JSON text must not carry raw.
+  void respond(std::string_view reply, std::string_view json) { send(reply, {}, valid_utf8(json)); }
   // The error response of API `name` ("stream_info", ...) on `reply`.
   void respond_error(std::string_view reply, std::string_view name, const ApiError& error);
 
@@ -108,6 +126,20 @@ class Api {
   static bool allowed(const Request& request, auth::Operation op, std::string_view topic);
 
  private:
+  // Ordering (js_api.cpp).
+  struct Line {
+    std::deque<Request> queued;  // arrived while a held request of the connection waits
+    std::size_t bytes = 0;       // their size()s
+  };
+  // Runs `request`; true if it holds its connection's turn.
+  bool run(Request request);
+  // The held request of `client` has answered: runs its queued ones until one holds.
+  void release(std::uint64_t client);
+  void dispatch(Request request);
+  std::unordered_map<std::uint64_t, Line> lines_;  // the connections with a held request
+  std::uint64_t running_ = 0;                      // the client of the request that runs
+  Turn turn_;                                      // its turn, once hold() was called
+
   void account_info(const Request& request);
   void unknown(const Request& request);
   // STREAM.* (js_stream_api.cpp).

@@ -388,7 +388,8 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
   req.config.annotation = std::move(*note);
   groups_.create_group(
       std::move(req), group_now(),
-      [this, alive = std::weak_ptr<bool>(alive_), r, config, created_ns](Result<GroupInfo> g) {
+      [this, alive = std::weak_ptr<bool>(alive_), r, config, created_ns,
+       turn = api_.hold()](Result<GroupInfo> g) {
         if (alive.expired()) return;
         if (!g) {
           // A setting out of the group's range is the broker's refusal, named as NATS names it.
@@ -426,7 +427,7 @@ void Consumers::update(const Request& r, Consumer& c, const GroupInfo& existing,
   // keeps the max_ack_pending it was made with until it is made again (docs/nats.md).
   groups_.annotate(c.stream, c.name, std::move(*note), group_now(),
                    [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{c.stream, c.name},
-                    config = std::move(config)](Result<GroupInfo> g) mutable {
+                    config = std::move(config), turn = api_.hold()](Result<GroupInfo> g) mutable {
                      if (alive.expired()) return;
                      if (!g) return error(r, kName, from_loft(g.error(), err::kConsumerCreate));
                      const auto it = consumers_.find(key);
@@ -468,7 +469,8 @@ void Consumers::remove(const Request& r, std::string_view stream, std::string_vi
   }
   groups_.delete_group(
       std::string(stream), std::string(name), group_now(),
-      [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{stream, name}](Result<void> done) {
+      [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{stream, name},
+       turn = api_.hold()](Result<void> done) {
         if (alive.expired()) return;
         if (!done) return error(r, kName, from_loft(done.error(), err::kBadRequest));
         boost::json::object body;

@@ -34,6 +34,11 @@ std::string response_type(std::string_view name);
 // The whole response JSON of an error.
 std::string error_response(std::string_view name, const ApiError& error);
 
+// `text` with every byte that does not begin a well-formed UTF-8 sequence replaced by U+FFFD
+// (overlong forms, surrogates and code points above U+10FFFF are not well-formed): what a JSON
+// answer may carry of the bytes a client sent (a subject, a name). Valid UTF-8 is kept as is.
+std::string valid_utf8(std::string_view text);
+
 // The table. Streams and the account (wt-jsstreams); consumers append theirs below.
 namespace err {
 inline constexpr ErrorKind kBadRequest{400, 10003, "bad request"};

@@ -43,13 +43,33 @@ ApiError from_broker(const Error& e, const ErrorKind& fallback) {
   }
 }
 
-// The JSON body of a request, or an empty object for an empty payload; nullopt if not JSON.
-std::optional<boost::json::object> body_of(const Request& r) {
+// The JSON body of a request, or an empty object for an empty payload; 10025 if not JSON or
+// if a field these requests read has the wrong type (nats-server's decoder refuses those).
+ApiResult<boost::json::object> body_of(const Request& r) {
   if (r.payload.empty()) return boost::json::object{};
   boost::system::error_code ec;
   auto v = boost::json::parse(r.payload, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return std::move(v.get_object());
+  if (ec || !v.is_object()) return tl::unexpected(api_error(err::kInvalidJson, "invalid JSON"));
+  auto& o = v.get_object();
+  const auto wrong = [](std::string_view key, std::string_view type) {
+    std::string text = "invalid JSON: field ";
+    text += key;
+    text += " must be ";
+    text += type;
+    return tl::unexpected(api_error(err::kInvalidJson, std::move(text)));
+  };
+  for (const std::string_view key : {"subject", "filter", "last_by_subj", "next_by_subj"}) {
+    const auto* f = o.if_contains(key);
+    if (f != nullptr && !f->is_null() && !f->is_string()) return wrong(key, "a string");
+  }
+  for (const std::string_view key : {"offset", "seq", "keep"}) {
+    const auto* f = o.if_contains(key);
+    if (f != nullptr && !f->is_null() && !f->is_uint64() &&
+        !(f->is_int64() && f->get_int64() >= 0)) {
+      return wrong(key, "an unsigned integer");
+    }
+  }
+  return std::move(o);
 }
 
 std::optional<std::uint64_t> uint_field(const boost::json::object& o, std::string_view key) {
@@ -176,8 +196,10 @@ void Api::stream_create(const Request& request, std::string_view name, bool upda
   const auto existing = broker_.describe_topic(name);
   std::string reply = request.reply;
   std::string topic(name);
-  auto answer = [this, reply, topic, type](Result<TopicInfo> r, const ErrorKind& fallback) {
-    post([this, reply, topic, type, r = std::move(r), &fallback] {
+  // (The connection's next request waits for the answer: hold().)
+  auto answer = [this, reply, topic, type, turn = hold()](Result<TopicInfo> r,
+                                                          const ErrorKind& fallback) {
+    post([this, reply, topic, type, turn, r = std::move(r), &fallback] {
       if (!r) return respond_error(reply, type, from_broker(r.error(), fallback));
       respond(reply, stream_info_json(type, *r));
     });
@@ -247,9 +269,9 @@ void Api::stream_delete(const Request& request, std::string_view name) {
     return respond_error(request.reply, "stream_delete", api_error(err::kStreamNotFound));
   }
   nats_log()->info("stream delete stream={}", name);
-  broker_.delete_topic(std::string(name), [this, reply = request.reply,
-                                           topic = std::string(name)](Result<void> r) {
-    post([this, reply, topic, r = std::move(r)] {
+  broker_.delete_topic(std::string(name), [this, reply = request.reply, topic = std::string(name),
+                                           turn = hold()](Result<void> r) {
+    post([this, reply, topic, turn, r = std::move(r)] {
       if (!r)
         return respond_error(reply, "stream_delete", from_broker(r.error(), err::kStreamDelete));
       if (on_stream_deleted) on_stream_deleted(topic);
@@ -262,8 +284,7 @@ void Api::stream_delete(const Request& request, std::string_view name) {
 void Api::stream_list(const Request& request, bool names_only) {
   const std::string_view type = names_only ? "stream_names" : "stream_list";
   const auto body = body_of(request);
-  if (!body)
-    return respond_error(request.reply, type, api_error(err::kInvalidJson, "invalid JSON"));
+  if (!body) return respond_error(request.reply, type, body.error());
   const std::size_t offset = uint_field(*body, "offset").value_or(0);
   const std::string subject = string_field(*body, "subject");
   std::vector<TopicInfo> matching;
@@ -310,9 +331,7 @@ void Api::stream_purge(const Request& request, std::string_view name) {
       is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
   if (!topic) return respond_error(request.reply, "stream_purge", api_error(err::kStreamNotFound));
   const auto body = body_of(request);
-  if (!body)
-    return respond_error(request.reply, "stream_purge",
-                         api_error(err::kInvalidJson, "invalid JSON"));
+  if (!body) return respond_error(request.reply, "stream_purge", body.error());
   broker::PurgeRequest purge;
   if (const auto filter = string_field(*body, "filter"); !filter.empty()) {
     // A filter that covers every subject of the stream is a whole purge; any other would take
@@ -338,8 +357,8 @@ void Api::stream_purge(const Request& request, std::string_view name) {
                          api_error(err::kBadRequest, "can not specify both sequence and keep"));
   }
   broker_.purge_topic(std::string(name), purge,
-                      [this, reply = request.reply](Result<broker::PurgeResult> r) {
-                        post([this, reply, r = std::move(r)] {
+                      [this, reply = request.reply, turn = hold()](Result<broker::PurgeResult> r) {
+                        post([this, reply, turn, r = std::move(r)] {
                           if (!r) {
                             return respond_error(reply, "stream_purge",
                                                  from_broker(r.error(), err::kStreamPurgeFailed));
@@ -363,8 +382,7 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
       is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
   if (!topic) return respond_error(request.reply, kType, api_error(err::kStreamNotFound));
   const auto body = body_of(request);
-  if (!body)
-    return respond_error(request.reply, kType, api_error(err::kInvalidJson, "invalid JSON"));
+  if (!body) return respond_error(request.reply, kType, body.error());
   const auto seq = uint_field(*body, "seq");
   const auto last_by = string_field(*body, "last_by_subj");
   const auto next_by = string_field(*body, "next_by_subj");

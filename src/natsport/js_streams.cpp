@@ -73,6 +73,15 @@ ApiResult<StreamConfig> parse_stream_config(std::string_view name, std::string_v
   const auto& o = value.get_object();
   StreamConfig c;
   c.name = std::string(name);
+  // A string field of another type is refused as nats-server's decoder does (not read as absent).
+  for (const std::string_view key : {"name", "retention", "storage", "discard"}) {
+    if (const auto* v = o.if_contains(key); v != nullptr && !v->is_null() && !v->is_string()) {
+      std::string text = "invalid JSON: field ";
+      text += key;
+      text += " must be a string";
+      return tl::unexpected(api_error(err::kInvalidJson, std::move(text)));
+    }
+  }
   if (const auto body_name = string_or(o, "name", name); body_name != name) {
     return tl::unexpected(api_error(err::kStreamMismatch));
   }

@@ -6,7 +6,7 @@
 // - send only well-formed server ops: INFO first (a JSON object), MSG and HMSG whose sizes
 //   hold (an HMSG's header block a `NATS/1.0` one), +OK, -ERR '...', PING, PONG, and every
 //   JetStream API answer (a payload naming an `io.nats.jetstream.api.v1.` type) well-formed
-//   JSON (its strings' UTF-8 aside: check_json_answer);
+//   JSON text, valid UTF-8 included (check_json_answer);
 // - release the connection (no session left behind) and keep accepting new ones.
 // The first input byte is a control byte:
 // - bit 0 sends a CONNECT first (headers and no_responders on);
@@ -112,16 +112,13 @@ bool to_size(std::string_view s, std::size_t& out) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 
-// Well-formed JSON. Not checked (yet): that its strings are UTF-8. loft echoes a request's
-// subject, any bytes a client sent, into some errors as it is ("unknown JetStream API: ..."),
-// which is not UTF-8 when the subject is not.
+// Well-formed JSON text, valid UTF-8 included (Boost.JSON's parser refuses invalid UTF-8 in
+// strings): loft echoes client bytes (a subject, a name) into some answers, made valid first.
 void check_json_answer(std::string_view payload) {
   if (payload.find("\"io.nats.jetstream.api.v1.") == std::string_view::npos) return;
-  boost::json::parse_options options;
-  options.allow_invalid_utf8 = true;
   boost::system::error_code ec;
-  const auto value = boost::json::parse(payload, ec, {}, options);
-  check(!ec && value.is_object(), "a JetStream API answer is not a JSON object");
+  const auto value = boost::json::parse(payload, ec);
+  check(!ec && value.is_object(), "a JetStream API answer is not valid JSON text (an object)");
 }
 
 // Everything the server sent parses as server ops. A connection closed hard (a slow consumer)

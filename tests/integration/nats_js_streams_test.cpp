@@ -247,6 +247,50 @@ TEST_F(NatsJs, ManyPublishesOfOneReadAllGetTheirPubAcks) {
   EXPECT_EQ(*seqs.rbegin(), static_cast<std::uint64_t>(kCount));
 }
 
+TEST_F(NatsJs, PipelinedRequestsOfOneWriteAreAnsweredInOrder) {
+  // STREAM.CREATE completes on the broker's writer; the consumer create and the info behind it
+  // in the same write wait for it, as nats-server runs a connection's API requests in order.
+  std::string burst;
+  const auto pub = [&](std::string_view subject, std::string_view reply, std::string_view body) {
+    burst += "PUB ";
+    burst += subject;
+    burst += " ";
+    burst += reply;
+    burst += " " + std::to_string(body.size()) + "\r\n";
+    burst += body;
+    burst += "\r\n";
+  };
+  pub("$JS.API.STREAM.CREATE.ORDERS", "_INBOX.test.s", R"({"subjects":["orders.>"]})");
+  pub("$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.C", "_INBOX.test.c",
+      R"({"stream_name":"ORDERS","config":{"durable_name":"C","ack_policy":"explicit"}})");
+  pub("$JS.API.STREAM.INFO.ORDERS", "_INBOX.test.i", "");
+  auto& c = r_->connection();
+  ASSERT_TRUE(c.send(burst));
+  for (const auto* reply : {"_INBOX.test.s", "_INBOX.test.c", "_INBOX.test.i"}) {
+    auto m = c.next_msg(10s);
+    ASSERT_TRUE(m.has_value()) << "no answer for " << reply;
+    EXPECT_EQ(m->subject, reply);
+    const auto answer = json::parse(m->payload).as_object();
+    EXPECT_EQ(err_code(answer), 0) << m->payload;
+    if (std::string_view(reply) == "_INBOX.test.i") {
+      EXPECT_EQ(num(answer.at("state").at("consumer_count")), 1u);
+    }
+  }
+}
+
+TEST_F(NatsJs, AnswersAreValidUtf8AndWrongTypesAreInvalidJson) {
+  // The subject's bytes come back in the error, replaced where they are not UTF-8 (the
+  // Requester's parse refuses invalid UTF-8).
+  auto unknown = r_->api("$JS.API.NOPE.\xff\xfe");
+  EXPECT_EQ(err_code(unknown), 10003);
+  EXPECT_THAT(std::string(unknown.at("error").at("description").as_string()),
+              HasSubstr("NOPE.\xEF\xBF\xBD\xEF\xBF\xBD"));
+  auto typed = create("ORDERS", R"({"name":17})");
+  EXPECT_EQ(err_code(typed), 10025);
+  EXPECT_THAT(std::string(typed.at("error").at("description").as_string()), HasSubstr("name"));
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.INFO.ORDERS")), 10059);
+}
+
 TEST_F(NatsJs, DedupHoldsAcrossLoftsProtocolAndNats) {
   ASSERT_EQ(err_code(create("ORDERS", R"({"subjects":["orders.>"]})")), 0);
   auto r = daemon_->loft({"pub", "ORDERS", "native", "--id", "shared-1", "--subject", "orders.eu"});
