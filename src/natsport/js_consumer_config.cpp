@@ -335,10 +335,11 @@ tl::expected<void, ApiError> fill_numbers(ConsumerConfig& c) {
 tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::value& value) {
   if (!value.is_object()) return error(err::kConsumerConfigRequired);
   ConsumerConfig c;
-  if (auto ok = read_consumer_fields(value.get_object(), c); !ok) {
+  PushFields push;
+  if (auto ok = read_consumer_fields(value.get_object(), c, push); !ok) {
     return tl::unexpected(ok.error());
   }
-  if (auto ok = check_names_and_push(c); !ok) return tl::unexpected(ok.error());
+  if (auto ok = check_names_and_push(c, push); !ok) return tl::unexpected(ok.error());
   if (auto ok = check_policies(c); !ok) return tl::unexpected(ok.error());
   if (auto ok = fill_numbers(c); !ok) return tl::unexpected(ok.error());
   return c;
@@ -527,7 +528,9 @@ std::optional<RestoredConsumer> restore_consumer(std::string_view annotation) {
   RestoredConsumer r;
   r.created_ns = created->get_int64();
   // As it was echoed: every default filled in already, so read as it is, not checked again.
-  if (!read_consumer_fields(config->get_object(), r.config)) return std::nullopt;
+  PushFields push;
+  if (!read_consumer_fields(config->get_object(), r.config, push)) return std::nullopt;
+  if (r.config.push()) r.config.max_waiting = 0;  // not echoed for a push consumer
   return r;
 }
 

@@ -467,18 +467,18 @@ void Consumers::remove(const Request& r, std::string_view stream, std::string_vi
     end_all(it->second, nats::kStatusConflict, "Consumer Deleted");
     drop_consumer(it->first);
   }
-  groups_.delete_group(
-      std::string(stream), std::string(name), group_now(),
-      [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{stream, name},
-       turn = api_.hold()](Result<void> done) {
-        if (alive.expired()) return;
-        if (!done) return error(r, kName, from_loft(done.error(), err::kBadRequest));
-        boost::json::object body;
-        body["success"] = true;
-        answer(r, kName, body);
-        advise(consumer_action_advisory(advisory_header(), key.first, key.second,
-                                        ConsumerAction::deleted));
-      });
+  groups_.delete_group(std::string(stream), std::string(name), group_now(),
+                       [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{stream, name},
+                        turn = api_.hold()](Result<void> done) {
+                         if (alive.expired()) return;
+                         if (!done)
+                           return error(r, kName, from_loft(done.error(), err::kBadRequest));
+                         boost::json::object body;
+                         body["success"] = true;
+                         answer(r, kName, body);
+                         advise(consumer_action_advisory(advisory_header(), key.first, key.second,
+                                                         ConsumerAction::deleted));
+                       });
   if (groups_changed_) groups_changed_();
 }
 

@@ -642,6 +642,7 @@ TEST(JsConsumersWithUsers, TheSubscriberAnswersFlowControlWithoutPublishOnJsFc) 
   EXPECT_FALSE(request.empty()) << "no flow-control request came";
   EXPECT_TRUE(refused) << "the forged flow-control answer was not refused";
   ASSERT_TRUE(c.flush());
+}
 
 // A consumer is the same after a restart: its whole config (the NATS-only fields included, an
 // update too) and its creation time come back with its group; it delivers where it left off.
@@ -662,6 +663,7 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   ASSERT_EQ(p.messages.size(), 1u) << p.status;
   EXPECT_EQ(p.messages[0].payload, "two");
   EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));
+  create_durable("pushed", R"(,"deliver_subject":"push.kept","idle_heartbeat":500000000)");
   const auto before = api("CONSUMER.INFO.ORDERS.kept");
   ASSERT_EQ(err_code(before), 0) << json::serialize(before);
   EXPECT_EQ(before.at("config").at("description"), "after");
@@ -686,6 +688,17 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   p = pull("kept", R"({"batch":3,"no_wait":true})", 2);
   ASSERT_EQ(p.messages.size(), 1u) << p.status;
   EXPECT_EQ(p.messages[0].payload, "three");
+
+  // A push consumer pushes again after the restart, with nobody making it anew.
+  auto sub = connect();
+  ASSERT_TRUE(sub->sub("push.kept", "kept"));
+  std::vector<std::string> pushed;
+  while (pushed.size() < 3) {
+    auto m = sub->next_msg();
+    ASSERT_TRUE(m) << "after " << pushed.size() << " pushed: " << to_string(sub->last().kind);
+    if (!m->hmsg || !m->headers.starts_with("NATS/1.0 100")) pushed.push_back(m->payload);
+  }
+  EXPECT_EQ(pushed, (std::vector<std::string>{"one", "two", "three"}));
 }
 
 // Advisories reach core subscribers: a consumer created and deleted, a +TERM, and a message
