@@ -63,6 +63,84 @@ bool is_valid_stream_name(std::string_view name) {
   return true;
 }
 
+namespace {
+
+// What loft does not offer in a stream config, refused by name.
+ApiResult<void> check_unsupported(const boost::json::object& o) {
+  if (string_or(o, "retention", "limits") != "limits") {
+    return tl::unexpected(invalid("retention policy " + std::string(string_or(o, "retention", "")) +
+                                  " is not supported by loft (limits only)"));
+  }
+  if (string_or(o, "storage", "file") != "file") {
+    return tl::unexpected(invalid("memory storage is not supported by loft (file only)"));
+  }
+  if (string_or(o, "discard", "old") != "old") {
+    return tl::unexpected(invalid("discard policy new is not supported by loft (old only)"));
+  }
+  for (const char* key : {"mirror", "sources"}) {
+    if (present(o, key))
+      return tl::unexpected(invalid("mirrors and sources are not supported by loft"));
+  }
+  for (const char* key : {"sealed", "allow_rollup_hdrs", "allow_direct", "mirror_direct"}) {
+    if (present(o, key)) {
+      return tl::unexpected(invalid(std::string(key) + " is not supported by loft"));
+    }
+  }
+  for (const char* key : {"max_msgs_per_subject", "max_msg_size", "max_consumers"}) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr) continue;
+    const auto n = limit_of(*v);
+    if (!n) return tl::unexpected(invalid(std::string(key) + " is not a valid limit"));
+    if (*n != 0) return tl::unexpected(invalid(std::string(key) + " is not supported by loft"));
+  }
+  if (const auto* v = o.if_contains("num_replicas"); v != nullptr) {
+    const auto n = limit_of(*v);
+    if (!n) return tl::unexpected(api_error(err::kBadRequest, "replicas count cannot be negative"));
+    if (*n > 1) return tl::unexpected(api_error(err::kStreamReplicasNotSupported));
+  }
+  return {};
+}
+
+// The limits (max_msgs, max_bytes, max_age, duplicate_window) into `c`, with the defaults.
+ApiResult<void> read_limits(const boost::json::object& o, StreamConfig& c) {
+  struct Limit {
+    const char* key;
+    std::uint64_t* out;
+  };
+  std::uint64_t max_age_ns = 0;
+  std::uint64_t window_ns = 0;
+  for (const auto& [key, out] :
+       {Limit{"max_msgs", &c.max_messages}, Limit{"max_bytes", &c.max_bytes},
+        Limit{"max_age", &max_age_ns}, Limit{"duplicate_window", &window_ns}}) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr) continue;
+    const auto n = limit_of(*v);
+    if (!n) return tl::unexpected(invalid(std::string(key) + " is not a valid limit"));
+    *out = *n;
+  }
+  c.max_age_ms = max_age_ns / kNanosPerMs;
+  if (max_age_ns != 0 && c.max_age_ms < kMinMaxAgeMs) {
+    return tl::unexpected(invalid("max_age under 1s is not supported by loft"));
+  }
+  c.duplicate_window_given = window_ns != 0;
+  c.duplicate_window_ms = window_ns / kNanosPerMs;
+  if (c.duplicate_window_given && c.duplicate_window_ms < kMinMaxAgeMs) {
+    return tl::unexpected(invalid("duplicate_window under 1s is not supported by loft"));
+  }
+  if (c.max_age_ms != 0 && c.duplicate_window_ms > c.max_age_ms) {
+    return tl::unexpected(invalid("duplicates window can not be larger then max age"));
+  }
+  if (!c.duplicate_window_given) {
+    c.duplicate_window_ms = kDefaultDuplicateWindowMs;
+    if (c.max_age_ms != 0 && c.max_age_ms < c.duplicate_window_ms) {
+      c.duplicate_window_ms = c.max_age_ms;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 ApiResult<StreamConfig> parse_stream_config(std::string_view name, std::string_view json) {
   boost::system::error_code ec;
   const auto value = boost::json::parse(json, ec);
@@ -99,70 +177,8 @@ ApiResult<StreamConfig> parse_stream_config(std::string_view name, std::string_v
     }
   }
   if (c.subjects.empty()) c.subjects.push_back(c.name);
-  if (string_or(o, "retention", "limits") != "limits") {
-    return tl::unexpected(invalid("retention policy " + std::string(string_or(o, "retention", "")) +
-                                  " is not supported by loft (limits only)"));
-  }
-  if (string_or(o, "storage", "file") != "file") {
-    return tl::unexpected(invalid("memory storage is not supported by loft (file only)"));
-  }
-  if (string_or(o, "discard", "old") != "old") {
-    return tl::unexpected(invalid("discard policy new is not supported by loft (old only)"));
-  }
-  for (const char* key : {"mirror", "sources"}) {
-    if (present(o, key))
-      return tl::unexpected(invalid("mirrors and sources are not supported by loft"));
-  }
-  for (const char* key : {"sealed", "allow_rollup_hdrs", "allow_direct", "mirror_direct"}) {
-    if (present(o, key)) {
-      return tl::unexpected(invalid(std::string(key) + " is not supported by loft"));
-    }
-  }
-  for (const char* key : {"max_msgs_per_subject", "max_msg_size", "max_consumers"}) {
-    const auto* v = o.if_contains(key);
-    if (v == nullptr) continue;
-    const auto n = limit_of(*v);
-    if (!n) return tl::unexpected(invalid(std::string(key) + " is not a valid limit"));
-    if (*n != 0) return tl::unexpected(invalid(std::string(key) + " is not supported by loft"));
-  }
-  if (const auto* v = o.if_contains("num_replicas"); v != nullptr) {
-    const auto n = limit_of(*v);
-    if (!n) return tl::unexpected(api_error(err::kBadRequest, "replicas count cannot be negative"));
-    if (*n > 1) return tl::unexpected(api_error(err::kStreamReplicasNotSupported));
-  }
-  struct Limit {
-    const char* key;
-    std::uint64_t* out;
-  };
-  std::uint64_t max_age_ns = 0;
-  std::uint64_t window_ns = 0;
-  for (const auto& [key, out] :
-       {Limit{"max_msgs", &c.max_messages}, Limit{"max_bytes", &c.max_bytes},
-        Limit{"max_age", &max_age_ns}, Limit{"duplicate_window", &window_ns}}) {
-    const auto* v = o.if_contains(key);
-    if (v == nullptr) continue;
-    const auto n = limit_of(*v);
-    if (!n) return tl::unexpected(invalid(std::string(key) + " is not a valid limit"));
-    *out = *n;
-  }
-  c.max_age_ms = max_age_ns / kNanosPerMs;
-  if (max_age_ns != 0 && c.max_age_ms < kMinMaxAgeMs) {
-    return tl::unexpected(invalid("max_age under 1s is not supported by loft"));
-  }
-  c.duplicate_window_given = window_ns != 0;
-  c.duplicate_window_ms = window_ns / kNanosPerMs;
-  if (c.duplicate_window_given && c.duplicate_window_ms < kMinMaxAgeMs) {
-    return tl::unexpected(invalid("duplicate_window under 1s is not supported by loft"));
-  }
-  if (c.max_age_ms != 0 && c.duplicate_window_ms > c.max_age_ms) {
-    return tl::unexpected(invalid("duplicates window can not be larger then max age"));
-  }
-  if (!c.duplicate_window_given) {
-    c.duplicate_window_ms = kDefaultDuplicateWindowMs;
-    if (c.max_age_ms != 0 && c.max_age_ms < c.duplicate_window_ms) {
-      c.duplicate_window_ms = c.max_age_ms;
-    }
-  }
+  if (auto ok = check_unsupported(o); !ok) return tl::unexpected(ok.error());
+  if (auto ok = read_limits(o, c); !ok) return tl::unexpected(ok.error());
   return c;
 }
 
