@@ -111,7 +111,8 @@ if [[ " $stages " == *" 2 "* ]]; then
   tsan_tests=(broker_test group_reads_test groups_test dedup_test producer_test crash_test connection_fuzz_corpus
               tls_test)
   start=$SECONDS
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_TSAN=ON >/dev/null
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOFT_TSAN=ON \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" >/dev/null
   cmake --build "$build" --target loftd loft "${tsan_tests[@]}"
   # Every test of these executables: each carries its executable's name as a label.
   regex="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"

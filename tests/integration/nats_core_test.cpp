@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "http_client.hpp"
-#include "loft/auth/auth.hpp"
 #include "nats_bystander.hpp"
 #include "nats_client.hpp"
 #include "test_certs.hpp"
 #include "test_daemon.hpp"
+#include "test_password.hpp"
 
 namespace loft::testing {
 namespace {
@@ -297,14 +297,14 @@ const std::map<std::string, std::string>& passwords() {
   return p;
 }
 
-// One Argon2id hash per user and test binary (each costs tens of milliseconds, more under ASan).
+// One cheap Argon2id hash per user (test_password.hpp) and test binary.
 const std::string& hash_of(const std::string& user) {
   static std::map<std::string, std::string> hashes;
   auto it = hashes.find(user);
   if (it == hashes.end()) {
-    const auto h = auth::hash_password(passwords().at(user));
-    EXPECT_TRUE(h.has_value());
-    it = hashes.emplace(user, h ? *h : std::string()).first;
+    const auto h = cheap_password_hash(passwords().at(user));
+    EXPECT_FALSE(h.empty());
+    it = hashes.emplace(user, h).first;
   }
   return it->second;
 }
