@@ -184,6 +184,15 @@ SettleAction settle_action(AckVerb verb) {
   return SettleAction::ack;
 }
 
+void append_offset(std::vector<OffsetRun>& runs, std::uint64_t offset) {
+  if (!runs.empty() && runs.back().first + runs.back().count == offset &&
+      runs.back().count < std::numeric_limits<std::uint32_t>::max()) {
+    ++runs.back().count;
+  } else {
+    runs.push_back({offset, 1});
+  }
+}
+
 std::uint32_t delay_ms(std::chrono::nanoseconds delay) {
   constexpr std::int64_t kNsPerMs = 1'000'000;
   const std::int64_t ns = std::max<std::int64_t>(delay.count(), 0);

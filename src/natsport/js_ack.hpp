@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loft/common/group.hpp"
 
@@ -59,6 +60,9 @@ std::optional<AckCommand> parse_ack_payload(std::string_view payload);
 
 // The loft settle that carries out `verb` (next: an ack; the caller adds the request).
 SettleAction settle_action(AckVerb verb);
+// Appends `offset` to `runs`, extending the last run when the offset follows it.
+void append_offset(std::vector<OffsetRun>& runs, std::uint64_t offset);
+
 // A nak delay in loft's milliseconds: rounded up, so a redelivery never comes early; capped
 // at the largest delay loft accepts (GroupLimits::kMaxBackoffMs).
 std::uint32_t delay_ms(std::chrono::nanoseconds delay);
