@@ -24,7 +24,7 @@ constexpr std::size_t kNamesLimit = 1024;  // nats-server's page sizes
 constexpr std::size_t kListLimit = 256;
 // The most offsets one settle of an ack_policy all ack names (broker::GroupDefaults'
 // max_settle_offsets is larger).
-constexpr std::uint64_t kAckAllChunk = 4096;
+constexpr std::uint32_t kAckAllChunk = 4096;
 
 std::vector<std::string_view> tokens(std::string_view s, std::size_t max_tokens) {
   std::vector<std::string_view> out;
@@ -795,14 +795,14 @@ void Consumers::on_ack(const Request& r) {
     // offsets from the group's floor on (the settle ignores those not in flight), in settles
     // of at most kAckAllChunk offsets; the last one, which includes this message, answers.
     const auto g = groups_.describe_group(c->stream, c->name);
-    std::uint64_t from = g ? std::min(g->ack_floor, ack->stream_seq - 1) : ack->stream_seq - 1;
-    const std::uint64_t end = ack->stream_seq;  // one past this message's offset
-    for (; end - from > kAckAllChunk; from += kAckAllChunk) {
+    auto runs = ack_all_runs(g ? g->ack_floor : ack->stream_seq - 1, ack->stream_seq,
+                             kAckAllChunk);
+    for (std::size_t i = 0; i + 1 < runs.size(); ++i) {
       broker::SettleRequest part{*c->subscription, SettleAction::ack, false, std::nullopt,
-                                 {OffsetRun{from, static_cast<std::uint32_t>(kAckAllChunk)}}};
+                                 {runs[i]}};
       groups_.settle(part, this, group_now(), [](const Result<broker::Settled>&) {});
     }
-    req.runs = {OffsetRun{from, static_cast<std::uint32_t>(end - from)}};
+    req.runs = {runs.back()};
   }
   if (cmd->verb == AckVerb::nak) {
     // A nak without a delay: at once, as in NATS, unless the consumer has a backoff list.
