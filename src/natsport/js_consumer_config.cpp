@@ -425,9 +425,9 @@ tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
     // bounds a settle lost to a crash (clamped into loft's range: ordered consumers ask for
     // 22 h), and a message goes back to the group only when no one could take it, which is
     // no delivery to count against max_deliver.
-    s.config.ack_timeout_ms = std::clamp(s.config.ack_timeout_ms,
-                                         broker::GroupLimits::kMinAckTimeoutMs,
-                                         broker::GroupLimits::kMaxAckTimeoutMs);
+    s.config.ack_timeout_ms =
+        std::clamp(s.config.ack_timeout_ms, broker::GroupLimits::kMinAckTimeoutMs,
+                   broker::GroupLimits::kMaxAckTimeoutMs);
     s.config.max_deliveries = broker::GroupLimits::kMaxDeliveries;
   }
   for (const auto d : c.backoff_ns) s.config.backoff_delays_ms.push_back(to_ms(d));

@@ -720,8 +720,8 @@ void Consumers::deliver(const broker::DeliveryBatch& batch) {
 void Consumers::settle_sent(std::uint64_t subscription, std::vector<OffsetRun> runs) {
   // Settled after this delivery returns: a settle from inside Subscriber::deliver would pump
   // the group again from within its own pump.
-  boost::asio::post(timer_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_),
-                                            subscription, runs = std::move(runs)]() mutable {
+  boost::asio::post(timer_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_), subscription,
+                                            runs = std::move(runs)]() mutable {
     if (alive.expired() || !subscriptions_.contains(subscription)) return;
     broker::SettleRequest req{subscription, SettleAction::ack, false, std::nullopt,
                               std::move(runs)};
@@ -775,7 +775,8 @@ void Consumers::on_ack(const Request& r) {
     // Every delivery was done once sent: nats-server takes the ack and changes nothing.
     if (!reply.empty()) api_.send(reply, {}, {});
     if (cmd->verb == AckVerb::next && !reply.empty()) {
-      if (auto spec = parse_pull_request(cmd->next_request)) pull(*c, std::string(reply), r.session, *spec);
+      auto spec = parse_pull_request(cmd->next_request);
+      if (spec) pull(*c, std::string(reply), r.session, *spec);
     }
     return;
   }
@@ -795,11 +796,10 @@ void Consumers::on_ack(const Request& r) {
     // offsets from the group's floor on (the settle ignores those not in flight), in settles
     // of at most kAckAllChunk offsets; the last one, which includes this message, answers.
     const auto g = groups_.describe_group(c->stream, c->name);
-    auto runs = ack_all_runs(g ? g->ack_floor : ack->stream_seq - 1, ack->stream_seq,
-                             kAckAllChunk);
+    auto runs = ack_all_runs(g ? g->ack_floor : ack->stream_seq - 1, ack->stream_seq, kAckAllChunk);
     for (std::size_t i = 0; i + 1 < runs.size(); ++i) {
-      broker::SettleRequest part{*c->subscription, SettleAction::ack, false, std::nullopt,
-                                 {runs[i]}};
+      broker::SettleRequest part{
+          *c->subscription, SettleAction::ack, false, std::nullopt, {runs[i]}};
       groups_.settle(part, this, group_now(), [](const Result<broker::Settled>&) {});
     }
     req.runs = {runs.back()};

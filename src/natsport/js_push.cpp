@@ -212,8 +212,8 @@ void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
     auto& q = p.queued.front();
     q.ack.consumer_seq = c.consumer_seq + 1;
     const auto reply = ack_reply_subject(q.ack);
-    const auto reached = api_.router().publish_to(
-        p.deliver_subject, Outbound{q.subject, reply, q.headers, q.payload});
+    const auto reached = api_.router().publish_to(p.deliver_subject,
+                                                  Outbound{q.subject, reply, q.headers, q.payload});
     if (reached == 0 && !api_.router().has_interest(p.deliver_subject)) {
       // The last subscriber went before the Router told us: the rest goes back to the group.
       push_unbound(c);

@@ -306,7 +306,8 @@ TEST_F(JsConsumers, AckNoneIsDoneOnceSent) {
   // Answered, and nothing changes: no redelivery after a nak or after ack_wait.
   EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "-NAK"));
   EXPECT_TRUE(ack_sync(*nats_, p.messages[1], "+TERM"));
-  ASSERT_TRUE(eventually([&] { return api("CONSUMER.INFO.ORDERS.none").at("num_ack_pending") == 0; }));
+  ASSERT_TRUE(
+      eventually([&] { return api("CONSUMER.INFO.ORDERS.none").at("num_ack_pending") == 0; }));
   EXPECT_EQ(pull("none", R"({"batch":1,"expires":600000000})", 1).status, "408 Request Timeout");
   const auto info = api("CONSUMER.INFO.ORDERS.none");
   EXPECT_EQ(info.at("ack_floor").at("stream_seq"), 3);

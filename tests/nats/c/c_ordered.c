@@ -17,9 +17,9 @@ typedef struct {
   int count;
   uint64_t last_stream_seq;
   uint64_t last_consumer_seq;
-  int out_of_order;     /* stream sequences that do not follow the previous one */
-  int consumer_gaps;    /* consumer sequences that do not follow the previous one */
-  int redelivered;      /* deliveries with an attempt number above 1 */
+  int out_of_order;  /* stream sequences that do not follow the previous one */
+  int consumer_gaps; /* consumer sequences that do not follow the previous one */
+  int redelivered;   /* deliveries with an attempt number above 1 */
   char last_data[16];
 } OrderedState;
 
@@ -83,9 +83,9 @@ static void publish(jsCtx* js, int i) {
   snprintf(body, sizeof body, "c%d", i);
   snprintf(id, sizeof id, "c-ordered-%d", i);
   po.MsgId = id;
-  CHECK_JS(js_Publish(NULL, js, i % 2 ? "cord.odd" : "cord.even", body, (int)strlen(body), &po,
-                      &jerr),
-           jerr, "js_Publish");
+  CHECK_JS(
+      js_Publish(NULL, js, i % 2 ? "cord.odd" : "cord.even", body, (int)strlen(body), &po, &jerr),
+      jerr, "js_Publish");
 }
 
 int main(int argc, char** argv) {
