@@ -9,7 +9,7 @@
 #include "scenario.h"
 
 static const char* const kStream = "LOFT_C_ORDERED";
-enum { kStored = 50, kLate = 5, kTotal = kStored + kLate, kStreamNotFound = 10059 };
+enum { kStored = 50, kLate = 5, kTotal = kStored + kLate };
 
 typedef struct {
   pthread_mutex_t mu;
@@ -92,16 +92,9 @@ int main(int argc, char** argv) {
   tr_begin("c_ordered", 30);
   ScenarioArgs args = scenario_args(argc, argv);
   natsConnection* nc = scenario_connect(&args);
-  jsCtx* js = NULL;
-  jsOptions jo;
+  jsCtx* js = scenario_jetstream(nc);
   jsErrCode jerr = 0;
-  CHECK_OK(jsOptions_Init(&jo), "jsOptions_Init");
-  jo.Wait = kWaitMs;
-  CHECK_OK(natsConnection_JetStream(&js, nc, &jo), "natsConnection_JetStream");
-
-  natsStatus s = js_DeleteStream(js, kStream, NULL, &jerr);
-  CHECK(s == NATS_OK || (int)jerr == kStreamNotFound, "delete %s: %s (err_code %d)", kStream,
-        natsStatus_GetText(s), (int)jerr);
+  scenario_drop_stream(js, kStream);
   {
     jsStreamConfig cfg;
     const char* subjects[] = {"cord.>"};
@@ -161,10 +154,6 @@ int main(int argc, char** argv) {
   natsSubscription_Destroy(sub);
   pthread_cond_destroy(&st.cv);
   pthread_mutex_destroy(&st.mu);
-  CHECK_JS(js_DeleteStream(js, kStream, NULL, &jerr), jerr, "js_DeleteStream");
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
-  nats_CloseAndWait(kWaitMs);
-  tr_finish();
+  scenario_js_finish(js, nc, kStream);
   return 0;
 }

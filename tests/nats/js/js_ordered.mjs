@@ -5,7 +5,7 @@
 // ack_policy none (a delivery is done once sent: acks are answered and change nothing, a nak
 // brings nothing back) and ack_policy all (an ack settles every pending message up to it).
 import { AckPolicy, consumerOpts } from "nats";
-import { check, checkEqual, connectTo, eventually, kCallTimeoutMs, run, take, text, within } from "./lib.mjs";
+import { check, checkEqual, connectTo, eventually, freshStream, kCallTimeoutMs, run, take, text, within } from "./lib.mjs";
 
 const kStream = "LOFT_ORDERED";
 const kMessages = 60;
@@ -49,14 +49,7 @@ function numbers(info) {
 
 run("js_ordered", 30000, async (t, opts) => {
   const nc = await connectTo(opts);
-  const jsm = await within(nc.jetstreamManager(), kCallTimeoutMs, "jetstreamManager");
-  const js = nc.jetstream({ timeout: kCallTimeoutMs });
-  try {
-    await jsm.streams.delete(kStream);
-  } catch (err) {
-    if (err?.api_error?.err_code !== 10059) throw err;
-  }
-  await jsm.streams.add({ name: kStream, subjects: ["ordered.>"] });
+  const { jsm, js } = await freshStream(nc, { name: kStream, subjects: ["ordered.>"] });
   const published = [];
   for (let i = 1; i <= kMessages; i++) {
     const subject = i % 2 === 1 ? "ordered.odd" : "ordered.even";
