@@ -113,6 +113,30 @@ run("js_ordered", 30000, async (t, opts) => {
   check(orderCheck(pushed).consumer_seqs_gap_free, "ordered push: consumer sequences without a gap");
   sub.unsubscribe();
 
+  // The client's reset: the consumer of an ordered push subscription is deleted; after missed
+  // heartbeats the client makes a new one at the next stream sequence, whose consumer
+  // sequences start again at 1.
+  const reset = [];
+  const ro = consumerOpts();
+  ro.orderedConsumer();
+  ro.idleHeartbeat(500);
+  ro.callback((err, m) => {
+    if (err === null && m !== null) reset.push([m.seq, m.info.deliverySequence]);
+  });
+  const resetSub = await within(js.subscribe("ordered.late", ro), kCallTimeoutMs, "an ordered push subscription on ordered.late");
+  await eventually(() => reset.length >= 5, kCallTimeoutMs, "ordered reset: the first messages");
+  for (const c of await jsm.consumers.list(kStream).next()) await jsm.consumers.delete(kStream, c.name);
+  for (let i = kMessages + 6; i <= kMessages + 8; i++) await js.publish("ordered.late", `m${i}`, { msgID: `ordered-${i}` });
+  await eventually(() => reset.length >= 8, 3 * kCallTimeoutMs, "ordered reset: the messages after it");
+  const remade = await jsm.consumers.list(kStream).next();
+  t.step("ordered_push_reset", {
+    delivered: reset,
+    consumers_after: remade.length,
+    config_after: orderedConfig(remade[0].config),
+  });
+  checkEqual(reset.map((d) => d[0]), [61, 62, 63, 64, 65, 66, 67, 68], "ordered reset: stream sequences");
+  resetSub.unsubscribe();
+
   // ack_policy none on a named pull consumer.
   await jsm.consumers.add(kStream, { durable_name: "none_pull", ack_policy: AckPolicy.None, ack_wait: 1_000_000_000 });
   const none = await js.consumers.get(kStream, "none_pull");
