@@ -101,7 +101,7 @@ if [[ " $stages " == *" nats "* ]]; then
   build=build/asan
   # Stage 1 built everything; alone, this stage builds only the cnats programs and loftd.
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_SANITIZE=ON >/dev/null
-  cmake --build "$build" --target nats_c_core nats_c_js loftd
+  cmake --build "$build" --target nats_c_core nats_c_js nats_c_ordered loftd
   ctest --test-dir "$build" --output-on-failure -L '^nats$'
   stage_took nats "$start"
 fi

@@ -184,6 +184,25 @@ SettleAction settle_action(AckVerb verb) {
   return SettleAction::ack;
 }
 
+void append_offset(std::vector<OffsetRun>& runs, std::uint64_t offset) {
+  if (!runs.empty() && runs.back().first + runs.back().count == offset &&
+      runs.back().count < std::numeric_limits<std::uint32_t>::max()) {
+    ++runs.back().count;
+  } else {
+    runs.push_back({offset, 1});
+  }
+}
+
+std::vector<OffsetRun> ack_all_runs(std::uint64_t floor, std::uint64_t stream_seq,
+                                    std::uint32_t chunk) {
+  const std::uint64_t end = stream_seq;  // one past the acked message's offset
+  std::uint64_t from = std::min(floor, end - 1);
+  std::vector<OffsetRun> runs;
+  for (; end - from > chunk; from += chunk) runs.push_back({from, chunk});
+  runs.push_back({from, static_cast<std::uint32_t>(end - from)});
+  return runs;
+}
+
 std::uint32_t delay_ms(std::chrono::nanoseconds delay) {
   constexpr std::int64_t kNsPerMs = 1'000'000;
   const std::int64_t ns = std::max<std::int64_t>(delay.count(), 0);

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loft/common/group.hpp"
 
@@ -59,6 +60,16 @@ std::optional<AckCommand> parse_ack_payload(std::string_view payload);
 
 // The loft settle that carries out `verb` (next: an ack; the caller adds the request).
 SettleAction settle_action(AckVerb verb);
+// Appends `offset` to `runs`, extending the last run when the offset follows it.
+void append_offset(std::vector<OffsetRun>& runs, std::uint64_t offset);
+
+// ack_policy all: what an ack of `stream_seq` settles, every offset from the group's ack floor
+// (`floor`, an offset) to the message's own, as runs of at most `chunk` offsets (one settle
+// each, in order); the last run ends with the acked message. One run of the message alone
+// when the floor is past it. REQUIRES: stream_seq > 0, chunk > 0.
+std::vector<OffsetRun> ack_all_runs(std::uint64_t floor, std::uint64_t stream_seq,
+                                    std::uint32_t chunk);
+
 // A nak delay in loft's milliseconds: rounded up, so a redelivery never comes early; capped
 // at the largest delay loft accepts (GroupLimits::kMaxBackoffMs).
 std::uint32_t delay_ms(std::chrono::nanoseconds delay);

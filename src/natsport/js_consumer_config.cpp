@@ -133,6 +133,15 @@ tl::expected<void, ApiError> check_consumer_name(std::string_view name) {
   return {};
 }
 
+bool valid_ack_policy(std::string_view name) {
+  return name == "explicit" || name == "none" || name == "all";
+}
+
+std::uint32_t max_in_flight(const ConsumerConfig& c) {
+  return static_cast<std::uint32_t>(c.max_ack_pending > 0 ? c.max_ack_pending
+                                                          : kUnlimitedMaxAckPending);
+}
+
 namespace {
 
 // The fields read only to check them.
@@ -193,6 +202,12 @@ tl::expected<void, ApiError> read_consumer_fields(const boost::json::object& o, 
   return {};
 }
 
+// ack_policy none without a max_ack_pending has none (0: not echoed), as in nats-server.
+void unset_max_ack_pending(const boost::json::object& o, ConsumerConfig& c) {
+  const auto* v = o.if_contains("max_ack_pending");
+  if (c.ack_none() && (v == nullptr || v->is_null())) c.max_ack_pending = 0;
+}
+
 // The names, and the push fields (a deliver subject, or none of the push-only settings).
 tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const PushFields& push) {
   // Names.
@@ -237,11 +252,9 @@ tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const
 // The ack, replay and deliver policies loft carries out.
 tl::expected<void, ApiError> check_policies(const ConsumerConfig& c) {
   // Policies loft carries out.
-  if (c.ack_policy != "explicit") {
+  if (!valid_ack_policy(c.ack_policy)) {
     return error(err::kConsumerInvalidPolicy,
-                 "ack policy '" + c.ack_policy +
-                     "' is not supported by loft: consumers are groups, which ack each "
-                     "message (ack_policy explicit)");
+                 "ack policy '" + c.ack_policy + "' is not one of explicit, none, all");
   }
   if (c.replay_policy != "instant") {
     return error(err::kConsumerInvalidPolicy,
@@ -273,12 +286,8 @@ tl::expected<void, ApiError> check_policies(const ConsumerConfig& c) {
     return error(err::kConsumerInvalidPolicy,
                  "deliver policy '" + dp + "' is not supported by loft");
   }
-  // What loft does not do, by name rather than silently.
-  if (c.mem_storage) {
-    return error(err::kConsumerCreate,
-                 "mem_storage is not supported by loft: a consumer's state is its group's, "
-                 "stored on disk");
-  }
+  // What loft does not do, by name rather than silently. mem_storage is taken and echoed: the
+  // consumer's group is stored on disk all the same (docs/nats.md, "Ordered consumers").
   if (!c.sample_freq.empty()) {
     return error(err::kConsumerCreate,
                  "sample_freq is not supported by loft (no ack sampling advisories)");
@@ -310,7 +319,8 @@ tl::expected<void, ApiError> fill_numbers(ConsumerConfig& c) {
   if (c.push()) c.max_waiting = 0;  // pull requests only
   if (c.max_waiting == 0 && !c.push()) c.max_waiting = kDefaultMaxWaiting;
   if (c.max_waiting < 0) return error(err::kConsumerMaxWaitingNegative);
-  if (c.max_ack_pending == 0) c.max_ack_pending = kDefaultMaxAckPending;
+  // Without acks nothing is pending: nats-server leaves max_ack_pending out for ack none.
+  if (c.max_ack_pending == 0 && !c.ack_none()) c.max_ack_pending = kDefaultMaxAckPending;
   if (c.max_ack_pending < -1) {
     return error(err::kConsumerCreate, "max_ack_pending must be -1 or positive");
   }
@@ -339,6 +349,7 @@ tl::expected<ConsumerConfig, ApiError> parse_consumer_config(const boost::json::
   if (auto ok = read_consumer_fields(value.get_object(), c, push); !ok) {
     return tl::unexpected(ok.error());
   }
+  unset_max_ack_pending(value.get_object(), c);
   if (auto ok = check_names_and_push(c, push); !ok) return tl::unexpected(ok.error());
   if (auto ok = check_policies(c); !ok) return tl::unexpected(ok.error());
   if (auto ok = fill_numbers(c); !ok) return tl::unexpected(ok.error());
@@ -364,7 +375,7 @@ boost::json::object consumer_config_json(const ConsumerConfig& c) {
   if (!c.filter_subject.empty()) o["filter_subject"] = c.filter_subject;
   o["replay_policy"] = c.replay_policy;
   if (!c.push()) o["max_waiting"] = c.max_waiting;
-  o["max_ack_pending"] = c.max_ack_pending;
+  if (c.max_ack_pending != 0) o["max_ack_pending"] = c.max_ack_pending;
   if (c.headers_only) o["headers_only"] = true;
   if (c.max_batch != 0) o["max_batch"] = c.max_batch;
   if (c.max_expires_ns != 0) o["max_expires"] = c.max_expires_ns;
@@ -409,13 +420,22 @@ tl::expected<GroupSettings, ApiError> group_settings(const ConsumerConfig& c,
                                 ? static_cast<std::uint32_t>(std::min<std::int64_t>(
                                       c.max_deliver, std::numeric_limits<std::uint32_t>::max()))
                                 : broker::GroupLimits::kMaxDeliveries;
+  if (c.ack_none()) {
+    // A delivery is settled as it is sent, so the group never waits for an ack: ack_wait only
+    // bounds a settle lost to a crash (clamped into loft's range: ordered consumers ask for
+    // 22 h), and a message goes back to the group only when no one could take it, which is
+    // no delivery to count against max_deliver.
+    s.config.ack_timeout_ms =
+        std::clamp(s.config.ack_timeout_ms, broker::GroupLimits::kMinAckTimeoutMs,
+                   broker::GroupLimits::kMaxAckTimeoutMs);
+    s.config.max_deliveries = broker::GroupLimits::kMaxDeliveries;
+  }
   for (const auto d : c.backoff_ns) s.config.backoff_delays_ms.push_back(to_ms(d));
   // Without a backoff NATS redelivers as soon as ack_wait passes, in sequence order: loft's
   // shortest explicit delay (no jitter) instead of its default exponential backoff.
   if (s.config.backoff_delays_ms.empty()) s.config.backoff_delays_ms = {kNoBackoffMs};
   s.config.filter = c.filter_subject;
-  s.max_in_flight = static_cast<std::uint32_t>(c.max_ack_pending > 0 ? c.max_ack_pending
-                                                                     : kUnlimitedMaxAckPending);
+  s.max_in_flight = max_in_flight(c);
   if (c.deliver_policy == "new") {
     s.start = {StartKind::latest, 0};
   } else if (c.deliver_policy == "last") {
@@ -531,6 +551,7 @@ std::optional<RestoredConsumer> restore_consumer(std::string_view annotation) {
   PushFields push;
   if (!read_consumer_fields(config->get_object(), r.config, push)) return std::nullopt;
   if (r.config.push()) r.config.max_waiting = 0;  // not echoed for a push consumer
+  unset_max_ack_pending(config->get_object(), r.config);
   return r;
 }
 

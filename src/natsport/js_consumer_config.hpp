@@ -79,7 +79,16 @@ struct ConsumerConfig {
   const std::string& consumer_name() const { return name.empty() ? durable_name : name; }
   bool durable() const { return !durable_name.empty(); }
   bool push() const { return !deliver_subject.empty(); }
+  bool ack_none() const { return ack_policy == "none"; }
+  bool ack_all() const { return ack_policy == "all"; }
 };
+
+// ack_policy: explicit (each message acked), none (done once sent: ordered consumers), all (an
+// ack settles every message pending up to it).
+bool valid_ack_policy(std::string_view name);
+// The group subscription's max_in_flight: max_ack_pending, loft's bound when it is -1 or unset
+// (ack_policy none).
+std::uint32_t max_in_flight(const ConsumerConfig& config);
 
 // Reads `config` (the request's "config" object), checks it and fills in the defaults. Errors
 // carry nats-server's err_code (js_errors.hpp).

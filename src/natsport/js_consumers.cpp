@@ -1,11 +1,13 @@
 #include "js_consumers.hpp"
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
+#include <limits>
 #include <vector>
 
 #include "js_ack.hpp"
@@ -20,6 +22,9 @@ namespace {
 
 constexpr std::size_t kNamesLimit = 1024;  // nats-server's page sizes
 constexpr std::size_t kListLimit = 256;
+// The most offsets one settle of an ack_policy all ack names (broker::GroupDefaults'
+// max_settle_offsets is larger).
+constexpr std::uint32_t kAckAllChunk = 4096;
 
 std::vector<std::string_view> tokens(std::string_view s, std::size_t max_tokens) {
   std::vector<std::string_view> out;
@@ -578,8 +583,7 @@ void Consumers::subscribe(Consumer& c) {
   broker::SubscribeRequest req;
   req.topic = c.stream;
   req.group = c.name;
-  req.max_in_flight = static_cast<std::uint32_t>(
-      c.config.max_ack_pending > 0 ? c.config.max_ack_pending : kUnlimitedMaxAckPending);
+  req.max_in_flight = max_in_flight(c.config);
   if (auto s = group_settings(c.config, 0)) req.config = s->config;
   groups_.subscribe(std::move(req), this, group_now(),
                     [this, alive = std::weak_ptr<bool>(alive_),
@@ -652,6 +656,7 @@ void Consumers::deliver(const broker::DeliveryBatch& batch) {
   Consumer* c = by_subscription(batch.subscription);
   if (c != nullptr && c->push) return push_deliver(*c, batch);
   std::vector<OffsetRun> unsent;
+  std::vector<OffsetRun> sent_runs;  // ack_policy none: done once sent
   std::uint64_t end = 0;
   if (auto t = api_.broker().describe_topic(batch.topic)) end = t->next_offset.value;
   std::string headers;
@@ -694,6 +699,7 @@ void Consumers::deliver(const broker::DeliveryBatch& batch) {
         continue;
       }
       sent = true;
+      if (c->config.ack_none()) append_offset(sent_runs, m.offset.value);
       c->delivered_stream_seq = std::max(c->delivered_stream_seq, ack.stream_seq);
       ++w.delivered;
       --w.batch_left;
@@ -708,6 +714,20 @@ void Consumers::deliver(const broker::DeliveryBatch& batch) {
     broker::SettleRequest req{batch.subscription, SettleAction::nack, false, 0, std::move(unsent)};
     groups_.settle(req, this, group_now(), [](const Result<broker::Settled>&) {});
   }
+  if (!sent_runs.empty()) settle_sent(batch.subscription, std::move(sent_runs));
+}
+
+void Consumers::settle_sent(std::uint64_t subscription, std::vector<OffsetRun> runs) {
+  // Settled after this delivery returns: a settle from inside Subscriber::deliver would pump
+  // the group again from within its own pump.
+  boost::asio::post(timer_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_), subscription,
+                                            runs = std::move(runs)]() mutable {
+    if (alive.expired() || !subscriptions_.contains(subscription)) return;
+    broker::SettleRequest req{subscription, SettleAction::ack, false, std::nullopt,
+                              std::move(runs)};
+    groups_.settle(req, this, group_now(), [](const Result<broker::Settled>&) {});
+    if (groups_changed_) groups_changed_();
+  });
 }
 
 void Consumers::status(std::string_view inbox, std::uint16_t code, std::string_view description,
@@ -751,6 +771,15 @@ void Consumers::on_ack(const Request& r) {
     return;
   }
   c->last_active = Clock::now();
+  if (c->config.ack_none()) {
+    // Every delivery was done once sent: nats-server takes the ack and changes nothing.
+    if (!reply.empty()) api_.send(reply, {}, {});
+    if (cmd->verb == AckVerb::next && !reply.empty()) {
+      auto spec = parse_pull_request(cmd->next_request);
+      if (spec) pull(*c, std::string(reply), r.session, *spec);
+    }
+    return;
+  }
   if (!c->subscription) {
     // Nothing of it is in flight through this loftd (delivered before a restart): the
     // message comes back after its ack_wait anyway.
@@ -762,6 +791,19 @@ void Consumers::on_ack(const Request& r) {
   req.action = settle_action(cmd->verb);
   req.confirm = !reply.empty();
   req.runs = {OffsetRun{ack->stream_seq - 1, 1}};
+  if (c->config.ack_all() && req.action == SettleAction::ack) {
+    // Every message up to this one still pending is acked with it, as in nats-server: the
+    // offsets from the group's floor on (the settle ignores those not in flight), in settles
+    // of at most kAckAllChunk offsets; the last one, which includes this message, answers.
+    const auto g = groups_.describe_group(c->stream, c->name);
+    auto runs = ack_all_runs(g ? g->ack_floor : ack->stream_seq - 1, ack->stream_seq, kAckAllChunk);
+    for (std::size_t i = 0; i + 1 < runs.size(); ++i) {
+      broker::SettleRequest part{
+          *c->subscription, SettleAction::ack, false, std::nullopt, {runs[i]}};
+      groups_.settle(part, this, group_now(), [](const Result<broker::Settled>&) {});
+    }
+    req.runs = {runs.back()};
+  }
   if (cmd->verb == AckVerb::nak) {
     // A nak without a delay: at once, as in NATS, unless the consumer has a backoff list.
     if (cmd->delay) {

@@ -34,6 +34,7 @@
 #include <string_view>
 #include <tl/expected.hpp>
 #include <unordered_map>
+#include <vector>
 
 #include "js_api.hpp"
 #include "js_consumer_config.hpp"
@@ -129,6 +130,8 @@ class Consumers final : public broker::Subscriber {
   // After new demand: the group delivers what it can now; a no_wait request left unfilled ends.
   void serve(Consumer& c);
   void subscribe(Consumer& c);
+  // ack_policy none: `runs` were sent, so they are done; acked once the delivery call returns.
+  void settle_sent(std::uint64_t subscription, std::vector<OffsetRun> runs);
 
   // The consumer as loft knows it: from memory, else from its group (after a restart, or a
   // group made by loft's own tools). Null if there is no such group.

@@ -194,32 +194,36 @@ void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
     ack.consumer = c.name;
     ack.delivered = d.attempt;
     ack.stream_seq = m.offset.value + 1;
-    ack.consumer_seq = ++c.consumer_seq;
     ack.timestamp_ns = m.timestamp_ms * 1'000'000;
     ack.pending = end > m.offset.value + 1 ? end - m.offset.value - 1 : 0;
     PushState::Queued q;
     q.offset = m.offset.value;
     q.stream_seq = ack.stream_seq;
     q.subject = std::string(m.subject.empty() ? batch.topic : m.subject);
-    q.reply = ack_reply_subject(ack);
+    q.ack = std::move(ack);
     if (!m.headers.empty()) nats::append_headers(q.headers, 0, "", m.headers);
     q.payload = std::string(m.payload);
     p.queued.push_back(std::move(q));
   }
   // Pushed at once as far as flow control lets it (no call back into the group from here).
   const auto now = Clock::now();
+  std::vector<OffsetRun> sent;  // ack_policy none: done once pushed (settle_sent)
   while (p.bound && !p.queued.empty() && p.flow.may_push()) {
-    const auto& q = p.queued.front();
-    const auto reached = api_.router().publish_to(
-        p.deliver_subject, Outbound{q.subject, q.reply, q.headers, q.payload});
+    auto& q = p.queued.front();
+    q.ack.consumer_seq = c.consumer_seq + 1;
+    const auto reply = ack_reply_subject(q.ack);
+    const auto reached = api_.router().publish_to(p.deliver_subject,
+                                                  Outbound{q.subject, reply, q.headers, q.payload});
     if (reached == 0 && !api_.router().has_interest(p.deliver_subject)) {
       // The last subscriber went before the Router told us: the rest goes back to the group.
       push_unbound(c);
-      return;
+      break;
     }
     // reached 0 with interest: the subscriber dropped it (a slow consumer); as with NATS, it
     // comes back after ack_wait.
+    ++c.consumer_seq;
     c.delivered_stream_seq = std::max(c.delivered_stream_seq, q.stream_seq);
+    if (c.config.ack_none()) append_offset(sent, q.offset);
     const std::uint64_t size = q.headers.size() + q.payload.size();
     p.queued.pop_front();
     if (p.flow.pushed(size, now)) {
@@ -231,6 +235,7 @@ void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
     }
   }
   c.last_active = now;
+  if (!sent.empty() && c.subscription) settle_sent(*c.subscription, std::move(sent));
 }
 
 void Consumers::push_flush(Consumer& c) {

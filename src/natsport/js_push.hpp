@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "js_ack.hpp"
+
 namespace loft::natsport::js {
 
 class PushFlow {
@@ -71,11 +73,13 @@ struct PushState {
   bool bound = false;          // someone subscribes to the deliver subject
   std::uint64_t requests = 0;  // flow-control requests sent
   // Delivered by the group but not pushed yet (pushing paused by flow control), ready to go.
+  // Its consumer sequence is given when it is pushed, so that what goes back to the group
+  // unpushed leaves no gap in them (ordered consumers check).
   struct Queued {
     std::uint64_t offset = 0;
     std::uint64_t stream_seq = 0;
     std::string subject;
-    std::string reply;
+    AckReply ack;  // consumer_seq filled in when pushed
     std::string headers;
     std::string payload;
   };

@@ -210,10 +210,10 @@ TEST_F(JsConsumers, CreatedInEverySubjectFormInfoNamesListAndDelete) {
                          R"({"stream_name":"ORDERS","config":{"durable_name":"x"}})")),
             10020);
   EXPECT_EQ(err_code(api("CONSUMER.CREATE.ORDERS.x",
-                         R"({"stream_name":"ORDERS","config":{"ack_policy":"none"}})")),
+                         R"({"stream_name":"ORDERS","config":{"ack_policy":"some"}})")),
             10094);
   EXPECT_EQ(err_code(api("CONSUMER.CREATE.ORDERS.x",
-                         R"({"stream_name":"ORDERS","config":{"mem_storage":true}})")),
+                         R"({"stream_name":"ORDERS","config":{"sample_freq":"50%"}})")),
             10012);
   // A group setting out of loft's range: the broker's refusal, naming the NATS field.
   a = api("CONSUMER.CREATE.ORDERS.x",
@@ -286,6 +286,54 @@ TEST_F(JsConsumers, FetchDeliversWithTheSubjectAndAnAckSubjectAndAcksSettle) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->payload, "four");
   EXPECT_EQ(stream_seq(*m), "4");
+}
+
+// ack_policy none (ordered consumers): done once sent, so nothing is pending and nothing comes
+// back, whatever the client sends; the ack subject is there all the same.
+TEST_F(JsConsumers, AckNoneIsDoneOnceSent) {
+  auto a = api("CONSUMER.CREATE.ORDERS.none",
+               R"({"stream_name":"ORDERS","config":{"name":"none","ack_policy":"none",)"
+               R"("ack_wait":200000000,"max_deliver":1,"mem_storage":true}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("ack_policy"), "none");
+  EXPECT_EQ(a.at("config").at("mem_storage"), true);
+  EXPECT_FALSE(a.at("config").as_object().contains("max_ack_pending"));
+  for (const char* body : {"a", "b", "c"}) publish("orders.eu", body);
+  auto p = pull("none", R"({"batch":3})", 3);
+  ASSERT_EQ(p.messages.size(), 3u) << p.status;
+  EXPECT_THAT(p.messages[0].reply, StartsWith("$JS.ACK.ORDERS.none.1.1.1."));
+  EXPECT_THAT(p.messages[2].reply, StartsWith("$JS.ACK.ORDERS.none.1.3.3."));
+  // Answered, and nothing changes: no redelivery after a nak or after ack_wait.
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "-NAK"));
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[1], "+TERM"));
+  ASSERT_TRUE(
+      eventually([&] { return api("CONSUMER.INFO.ORDERS.none").at("num_ack_pending") == 0; }));
+  EXPECT_EQ(pull("none", R"({"batch":1,"expires":600000000})", 1).status, "408 Request Timeout");
+  const auto info = api("CONSUMER.INFO.ORDERS.none");
+  EXPECT_EQ(info.at("ack_floor").at("stream_seq"), 3);
+  EXPECT_EQ(info.at("delivered").at("consumer_seq"), 3);
+  EXPECT_EQ(info.at("num_redelivered"), 0);
+  EXPECT_EQ(messages_in("ORDERS.dlq"), 0u);  // the +TERM rejected nothing
+}
+
+// ack_policy all: an ack settles every pending message up to it.
+TEST_F(JsConsumers, AckAllSettlesEverythingUpToTheAck) {
+  auto a = api("CONSUMER.CREATE.ORDERS.all",
+               R"({"stream_name":"ORDERS","config":{"name":"all","ack_policy":"all"}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  for (const char* body : {"a", "b", "c", "d"}) publish("orders.eu", body);
+  auto p = pull("all", R"({"batch":4})", 4);
+  ASSERT_EQ(p.messages.size(), 4u) << p.status;
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[2], "+ACK"));
+  auto info = api("CONSUMER.INFO.ORDERS.all");
+  EXPECT_EQ(info.at("num_ack_pending"), 1);
+  EXPECT_EQ(info.at("ack_floor").at("stream_seq"), 3);
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));  // below the floor: nothing
+  EXPECT_EQ(api("CONSUMER.INFO.ORDERS.all").at("num_ack_pending"), 1);
+  EXPECT_TRUE(ack_sync(*nats_, p.messages[3], "+ACK"));
+  info = api("CONSUMER.INFO.ORDERS.all");
+  EXPECT_EQ(info.at("num_ack_pending"), 0);
+  EXPECT_EQ(info.at("ack_floor").at("stream_seq"), 4);
 }
 
 TEST_F(JsConsumers, AFilteredConsumerGetsOnlyItsSubjects) {

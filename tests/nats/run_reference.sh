@@ -94,9 +94,11 @@ scenarios=(
   "js_pull|js|js_pull.mjs"
   "js_redeliver|js|js_redeliver.mjs"
   "js_push|js|js_push.mjs"
+  "js_ordered|js|js_ordered.mjs"
   "auth|js|auth.mjs"
   "c_core|c|nats_c_core"
   "c_js|c|nats_c_js"
+  "c_ordered|c|nats_c_ordered"
 )
 
 # An --only name that is no scenario is an error, not a run of nothing.

@@ -140,18 +140,10 @@ int main(int argc, char** argv) {
   tr_begin("c_js", 30);
   ScenarioArgs args = scenario_args(argc, argv);
   natsConnection* nc = scenario_connect(&args);
-  jsCtx* js = NULL;
-  jsOptions jo;
+  jsCtx* js = scenario_jetstream(nc);
   jsErrCode jerr = 0;
   char text[1024];
-  CHECK_OK(jsOptions_Init(&jo), "jsOptions_Init");
-  jo.Wait = kWaitMs;
-  CHECK_OK(natsConnection_JetStream(&js, nc, &jo), "natsConnection_JetStream");
-
-  /* A stream of our own (left over by an earlier run against a --target: deleted first). */
-  natsStatus s = js_DeleteStream(js, kStream, NULL, &jerr);
-  CHECK(s == NATS_OK || (int)jerr == kStreamNotFound, "delete %s: %s (err_code %d)", kStream,
-        natsStatus_GetText(s), (int)jerr);
+  scenario_drop_stream(js, kStream);
   {
     jsStreamConfig cfg;
     jsStreamInfo* si = NULL;
@@ -407,10 +399,6 @@ int main(int argc, char** argv) {
     pthread_mutex_destroy(&st.mu);
   }
 
-  CHECK_JS(js_DeleteStream(js, kStream, NULL, &jerr), jerr, "js_DeleteStream");
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
-  nats_CloseAndWait(kWaitMs);
-  tr_finish();
+  scenario_js_finish(js, nc, kStream);
   return 0;
 }

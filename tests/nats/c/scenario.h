@@ -195,6 +195,36 @@ static inline natsConnection* scenario_connect(const ScenarioArgs* a) {
   return nc;
 }
 
+/* A JetStream context on `nc` whose API calls wait at most kWaitMs. */
+static inline jsCtx* scenario_jetstream(natsConnection* nc) {
+  jsCtx* js = NULL;
+  jsOptions jo;
+  CHECK_OK(jsOptions_Init(&jo), "jsOptions_Init");
+  jo.Wait = kWaitMs;
+  CHECK_OK(natsConnection_JetStream(&js, nc, &jo), "natsConnection_JetStream");
+  return js;
+}
+
+/* Deletes `stream` if it is there (left over by an earlier run against a --target). */
+static inline void scenario_drop_stream(jsCtx* js, const char* stream) {
+  enum { kNoSuchStream = 10059 };
+  jsErrCode jerr = 0;
+  natsStatus s = js_DeleteStream(js, stream, NULL, &jerr);
+  CHECK(s == NATS_OK || (int)jerr == kNoSuchStream, "delete %s: %s (err_code %d)", stream,
+        natsStatus_GetText(s), (int)jerr);
+}
+
+/* The end of a JetStream scenario that passed: deletes its stream, closes the connection and
+ * prints the transcript. */
+static inline void scenario_js_finish(jsCtx* js, natsConnection* nc, const char* stream) {
+  jsErrCode jerr = 0;
+  CHECK_JS(js_DeleteStream(js, stream, NULL, &jerr), jerr, "js_DeleteStream");
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  nats_CloseAndWait(kWaitMs);
+  tr_finish();
+}
+
 /* Appends a JSON string for s to a comma-separated list in out. */
 static inline void list_add(char* out, size_t size, const char* s) {
   char quoted[512];

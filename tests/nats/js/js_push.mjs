@@ -3,7 +3,7 @@
 // an ephemeral push consumer made by js.subscribe with flow control and idle heartbeats, through
 // which 3 MB pass (past the server's flow-control window: the client answers its requests).
 import { AckPolicy, consumerOpts, createInbox, nanos } from "nats";
-import { check, checkEqual, connectTo, eventually, kCallTimeoutMs, run, take, text, within } from "./lib.mjs";
+import { check, checkEqual, connectTo, eventually, freshStream, kCallTimeoutMs, run, take, text, within } from "./lib.mjs";
 
 const kStream = "LOFT_PUSH";
 
@@ -13,14 +13,7 @@ function delivery(m) {
 
 run("js_push", 20000, async (t, opts) => {
   const nc = await connectTo(opts);
-  const jsm = await within(nc.jetstreamManager(), kCallTimeoutMs, "jetstreamManager");
-  const js = nc.jetstream({ timeout: kCallTimeoutMs });
-  try {
-    await jsm.streams.delete(kStream);
-  } catch (err) {
-    if (err?.api_error?.err_code !== 10059) throw err;
-  }
-  await jsm.streams.add({ name: kStream, subjects: ["push.>"] });
+  const { jsm, js } = await freshStream(nc, { name: kStream, subjects: ["push.>"] });
   for (const [subject, body] of [["push.a", "a1"], ["push.b", "b1"], ["push.a", "a2"], ["push.a", "a3"]]) {
     await js.publish(subject, body);
   }

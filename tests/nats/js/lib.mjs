@@ -126,6 +126,20 @@ export async function eventually(condition, ms, what) {
 
 export const text = (data) => new TextDecoder().decode(data);
 
+// A JetStream scenario's start: the manager and client of a connection (calls bounded), and a
+// stream made afresh (one an earlier run against a --target left is deleted first).
+export async function freshStream(nc, config) {
+  const jsm = await within(nc.jetstreamManager(), kCallTimeoutMs, "jetstreamManager");
+  const js = nc.jetstream({ timeout: kCallTimeoutMs });
+  try {
+    await jsm.streams.delete(config.name);
+  } catch (err) {
+    if (err?.api_error?.err_code !== 10059) throw err;
+  }
+  await jsm.streams.add(config);
+  return { jsm, js };
+}
+
 // An error as one line: its message, the client's code and API error if any, and where in the
 // scenario it was thrown (a bare "503" says little on its own).
 function failureText(err) {

@@ -89,5 +89,22 @@ TEST(AckPayload, DelayIsRoundedUpToMilliseconds) {
   EXPECT_EQ(delay_ms(std::chrono::hours(48)), 3'600'000u);  // loft's largest delay
 }
 
+TEST(AckRuns, AppendOffsetMakesRuns) {
+  std::vector<OffsetRun> runs;
+  for (const std::uint64_t o : {4, 5, 6, 9, 10, 2}) append_offset(runs, o);
+  EXPECT_EQ(runs, (std::vector<OffsetRun>{{4, 3}, {9, 2}, {2, 1}}));
+}
+
+// ack_policy all: an ack of stream sequence 10 (offset 9) settles offsets floor..9.
+TEST(AckRuns, AckAllCoversTheFloorToTheMessage) {
+  EXPECT_EQ(ack_all_runs(3, 10, 4096), (std::vector<OffsetRun>{{3, 7}}));
+  // Chunked, the last run ending with the acked message.
+  EXPECT_EQ(ack_all_runs(0, 10, 4), (std::vector<OffsetRun>{{0, 4}, {4, 4}, {8, 2}}));
+  EXPECT_EQ(ack_all_runs(0, 8, 4), (std::vector<OffsetRun>{{0, 4}, {4, 4}}));
+  // The floor at or past the message: the message alone (the settle ignores it if done).
+  EXPECT_EQ(ack_all_runs(9, 10, 4096), (std::vector<OffsetRun>{{9, 1}}));
+  EXPECT_EQ(ack_all_runs(50, 10, 4096), (std::vector<OffsetRun>{{9, 1}}));
+}
+
 }  // namespace
 }  // namespace loft::natsport::js

@@ -59,8 +59,7 @@ TEST(ConsumerConfig, RefusesWithTheErrCodesClientsKnow) {
   EXPECT_EQ(err_code_of(R"({"durable_name":"a.b"})"), 10103);           // bad durable
   EXPECT_EQ(err_code_of(R"({"durable_name":"a/b"})"), 10127);           // path separator
   EXPECT_EQ(err_code_of(R"({"durable_name":"a","name":"b"})"), 10132);  // name mismatch
-  EXPECT_EQ(err_code_of(R"({"ack_policy":"none"})"), 10094);            // policy
-  EXPECT_EQ(err_code_of(R"({"ack_policy":"all"})"), 10094);
+  EXPECT_EQ(err_code_of(R"({"ack_policy":"some"})"), 10094);            // policy
   EXPECT_EQ(err_code_of(R"({"replay_policy":"original"})"), 10094);
   EXPECT_EQ(err_code_of(R"({"deliver_policy":"last_per_subject"})"), 10094);
   EXPECT_EQ(err_code_of(R"({"deliver_policy":"by_start_sequence"})"), 10094);
@@ -80,10 +79,8 @@ TEST(ConsumerConfig, RefusesWithTheErrCodesClientsKnow) {
 // What loft does not do is refused by name, not ignored.
 TEST(ConsumerConfig, RefusalsNameTheSetting) {
   for (const auto& [json, setting] :
-       {std::pair{R"({"mem_storage":true})", "mem_storage"},
-        std::pair{R"({"sample_freq":"100%"})", "sample_freq"},
-        std::pair{R"({"ack_policy":"none"})", "ack policy 'none'"},
-        std::pair{R"({"ack_policy":"all"})", "ack policy 'all'"},
+       {std::pair{R"({"sample_freq":"100%"})", "sample_freq"},
+        std::pair{R"({"ack_policy":"every"})", "ack policy 'every'"},
         std::pair{R"({"num_replicas":3})", "replicas"},
         std::pair{R"({"replay_policy":"original"})", "replay policy"}}) {
     auto c = parse(json);
@@ -92,6 +89,55 @@ TEST(ConsumerConfig, RefusalsNameTheSetting) {
         << json << ": " << c.error().description;
   }
   EXPECT_TRUE(parse(R"({"mem_storage":false,"sample_freq":""})"));
+}
+
+// What nats.js and cnats send for an ordered consumer (ack none, max_deliver 1, mem_storage,
+// a 22 h ack_wait for push) is taken and echoed as nats-server echoes it: max_ack_pending
+// left out unless set.
+TEST(ConsumerConfig, TakesOrderedConsumersConfigs) {
+  auto pull = parse(R"({"name":"oc_1","deliver_policy":"by_start_sequence","opt_start_seq":1,)"
+                    R"("ack_policy":"none","inactive_threshold":300000000000,"num_replicas":1,)"
+                    R"("max_deliver":1,"mem_storage":true})");
+  ASSERT_TRUE(pull) << pull.error().description;
+  EXPECT_TRUE(pull->ack_none());
+  EXPECT_EQ(pull->max_ack_pending, 0);
+  const auto o = consumer_config_json(*pull);
+  EXPECT_EQ(o.at("ack_policy"), "none");
+  EXPECT_EQ(o.at("max_deliver"), 1);
+  EXPECT_EQ(o.at("mem_storage"), true);
+  EXPECT_EQ(o.at("num_replicas"), 1);
+  EXPECT_FALSE(o.contains("max_ack_pending"));
+
+  auto push = parse(R"({"deliver_subject":"_INBOX.x","ack_policy":"none","max_deliver":1,)"
+                    R"("flow_control":true,"idle_heartbeat":5000000000,"ack_wait":79200000000000,)"
+                    R"("mem_storage":true,"num_replicas":1,"filter_subject":"orders.>"})");
+  ASSERT_TRUE(push) << push.error().description;
+  EXPECT_EQ(consumer_config_json(*push).at("ack_wait"), 79'200'000'000'000);
+
+  // A max_ack_pending that is set stays; other policies get the default.
+  EXPECT_EQ(parse(R"({"ack_policy":"none","max_ack_pending":5})")->max_ack_pending, 5);
+  EXPECT_EQ(parse(R"({"ack_policy":"all"})")->max_ack_pending, kDefaultMaxAckPending);
+  EXPECT_TRUE(parse(R"({"ack_policy":"all"})")->ack_all());
+}
+
+// ack_policy none: the group never waits for an ack, so its ack_wait is clamped into loft's
+// range (an ordered push consumer asks for 22 h) and nothing counts against max_deliver (a
+// message goes back to the group only when no one could take it).
+TEST(ConsumerConfig, AckNoneGroupsNeverWaitForAcks) {
+  auto c = parse(R"({"deliver_subject":"_INBOX.x","ack_policy":"none","max_deliver":1,)"
+                 R"("ack_wait":79200000000000})");
+  ASSERT_TRUE(c);
+  const auto s = group_settings(*c, 0);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->config.ack_timeout_ms, broker::GroupLimits::kMaxAckTimeoutMs);
+  EXPECT_EQ(s->config.max_deliveries, broker::GroupLimits::kMaxDeliveries);
+  EXPECT_EQ(s->max_in_flight, static_cast<std::uint32_t>(kUnlimitedMaxAckPending));
+  EXPECT_EQ(max_in_flight(*c), static_cast<std::uint32_t>(kUnlimitedMaxAckPending));
+  // The same ack_wait with explicit acks is the broker's to refuse, as before.
+  auto explicit_acks = parse(R"({"durable_name":"d","max_deliver":1,"ack_wait":79200000000000})");
+  ASSERT_TRUE(explicit_acks);
+  EXPECT_EQ(group_settings(*explicit_acks, 0)->config.ack_timeout_ms, 79'200'000u);
+  EXPECT_EQ(group_settings(*explicit_acks, 0)->config.max_deliveries, 1u);
 }
 
 // The ranges of ack_wait, max_deliver and backoff are the broker's (effective_group_config):
@@ -242,6 +288,9 @@ TEST(ConsumerConfig, TheAnnotationRestoresTheWholeConfig) {
   EXPECT_EQ(back->created_ns, 1'700'000'000'123'456'789);
   auto ephemeral = *parse(R"({"name":"e","deliver_policy":"new"})");
   EXPECT_EQ(restore_consumer(*consumer_annotation(ephemeral, 5))->config, ephemeral);
+  // An ordered consumer's: ack none without max_ack_pending reads back without one.
+  auto ordered = *parse(R"({"name":"o","ack_policy":"none","max_deliver":1,"mem_storage":true})");
+  EXPECT_EQ(restore_consumer(*consumer_annotation(ordered, 5))->config, ordered);
   for (const char* other : {"", "x", "[]", R"({"created":1,"config":{}})",
                             R"({"nats_consumer":2,"created":1,"config":{}})",
                             R"({"nats_consumer":1,"created":1,"config":{"ack_wait":"x"}})"}) {
