@@ -169,7 +169,7 @@ tl::expected<void, ApiError> read_consumer_fields(const boost::json::object& o, 
   r.str("deliver_group", c.deliver_group);
   r.boolean("flow_control", c.flow_control);
   r.i64("idle_heartbeat", c.idle_heartbeat_ns);
-  r.i64("rate_limit_bps", c.rate_limit_bps);
+  r.u64("rate_limit_bps", c.rate_limit_bps);
   if (const auto* w = o.if_contains("max_waiting"); w != nullptr && !w->is_null()) {
     push.max_waiting_set = !w->is_number() || w->to_number<double>() != 0;
   }
@@ -224,12 +224,9 @@ tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const
   if (c.flow_control && c.idle_heartbeat_ns == 0) {
     return error(err::kConsumerWithFlowControlNeedsHeartbeats);
   }
-  if (c.idle_heartbeat_ns < 0 ||
-      (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs)) {
-    return error(err::kConsumerCreate, "idle_heartbeat must be 0 or at least 10ms in loft");
-  }
-  if (c.rate_limit_bps != 0) {
-    return error(err::kConsumerCreate, "rate_limit_bps is not supported by loft");
+  // As nats-server: under 100 ms refused; a negative one is kept (and sends no heartbeats).
+  if (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs) {
+    return error(err::kConsumerSmallHeartbeat);
   }
   return {};
 }

@@ -116,13 +116,13 @@ tl::expected<PullSpec, std::string> parse_pull_request(std::string_view payload)
     s.no_wait = f->get_bool();
   }
   if (s.batch <= 0) s.batch = 1;
-  if (s.expires_ns < 0 || s.max_bytes < 0 || s.idle_heartbeat_ns < 0) {
-    return tl::unexpected(std::string("Bad Request"));
-  }
-  // nats-server: a heartbeat must be shorter than half the expiry.
-  if (s.idle_heartbeat_ns > 0 && (s.expires_ns == 0 || s.idle_heartbeat_ns * 2 > s.expires_ns)) {
+  if (s.max_bytes < 0) return tl::unexpected(std::string("Bad Request"));
+  // As nats-server: a heartbeat at most half the expiry (so none without one); a negative
+  // heartbeat is none; a negative expiry has passed already (next() answers 408).
+  if (s.idle_heartbeat_ns > 0 && s.idle_heartbeat_ns > s.expires_ns / 2) {
     return tl::unexpected(std::string("Bad Request - heartbeat value too large"));
   }
+  if (s.idle_heartbeat_ns < 0) s.idle_heartbeat_ns = 0;
   return s;
 }
 
@@ -302,9 +302,15 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
     return error(r, kName, api_error(err::kInvalidJson, "invalid JSON: " + ec.message()));
   }
   const auto& o = body.get_object();
-  if (const auto* s = o.if_contains("stream_name");
-      s != nullptr && (!s->is_string() || s->get_string() != stream)) {
-    return error(r, kName, api_error(err::kStreamMismatch));
+  if (const auto* s = o.if_contains("stream_name"); s != nullptr) {
+    // As nats-server: a stream_name that is not a string fails the request's decoding.
+    if (!s->is_string() && !s->is_null()) {
+      return error(r, kName,
+                   api_error(err::kInvalidJson, "invalid JSON: field stream_name must be a string"));
+    }
+    if (!s->is_string() || s->get_string() != stream) {
+      return error(r, kName, api_error(err::kStreamMismatch));
+    }
   }
   const auto* cfg = o.if_contains("config");
   if (cfg == nullptr) return error(r, kName, api_error(err::kConsumerConfigRequired));
@@ -543,6 +549,11 @@ void Consumers::next(const Request& r, std::string_view stream, std::string_view
   std::erase_if(c->waiting, [](const Waiting& w) { return !w.alive(); });
   if (static_cast<std::int64_t>(c->waiting.size()) >= cfg.max_waiting) {
     return status(r.reply, nats::kStatusConflict, "Exceeded MaxWaiting");
+  }
+  if (spec->expires_ns < 0) {  // expired on arrival, as nats-server answers it
+    return status(r.reply, nats::kStatusRequestTimeout, "Request Timeout",
+                  static_cast<std::uint64_t>(spec->batch),
+                  static_cast<std::uint64_t>(spec->max_bytes), true);
   }
   pull(*c, r.reply, r.session, *spec);
 }
@@ -818,6 +829,9 @@ void Consumers::arm() {
     }
     if (c.push) {
       if (auto t = c.push->flow.next_heartbeat(); t && c.push->bound) consider(*t);
+      if (c.push->bound && c.push->flow.rate_limit_bps() != 0) {
+        if (auto t = c.push->flow.paced_until(Clock::now())) consider(*t);
+      }
     }
     if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
         !push_bound(c)) {
@@ -837,6 +851,7 @@ void Consumers::arm() {
 void Consumers::on_timer() {
   const auto now = Clock::now();
   std::vector<Key> idle;
+  std::vector<Key> paced;  // rate-limited push consumers whose bucket lets the next one go
   for (auto& [key, c] : consumers_) {
     std::vector<Waiting> expired;
     std::erase_if(c.waiting, [&](Waiting& w) {
@@ -858,11 +873,21 @@ void Consumers::on_timer() {
              static_cast<std::uint64_t>(w.batch_left),
              w.bytes_bounded ? static_cast<std::uint64_t>(w.bytes_left) : 0, true);
     }
-    if (c.push) push_timer(c, now);
+    if (c.push) {
+      push_timer(c, now);
+      if (c.push->bound && c.push->flow.rate_limit_bps() != 0 && !push_paced(c, now)) {
+        paced.push_back(key);
+      }
+    }
     if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
         !push_bound(c) &&
         c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns) <= now) {
       idle.push_back(key);
+    }
+  }
+  for (const auto& key : paced) {
+    if (auto it = consumers_.find(key); it != consumers_.end() && it->second.push) {
+      push_flush(it->second);
     }
   }
   for (const auto& key : idle) {

@@ -46,7 +46,7 @@ namespace loft::natsport::js {
 // A pull request's body: empty (one message), a count, or nats-server's JSON.
 struct PullSpec {
   std::int64_t batch = 1;
-  std::int64_t expires_ns = 0;  // 0: waits until filled (or its connection goes)
+  std::int64_t expires_ns = 0;  // 0: waits until filled (or its connection goes); < 0: 408
   bool no_wait = false;
   std::int64_t max_bytes = 0;  // 0: no bound
   std::int64_t idle_heartbeat_ns = 0;
@@ -177,6 +177,8 @@ class Consumers final : public broker::Subscriber {
   void push_timer(Consumer& c, Clock::time_point now);
   void on_flow_control(std::string_view subject);
   bool push_bound(const Consumer& c) const { return c.push && c.push->bound; }
+  // Held back by its rate limit at `now`: the timer pushes on (push_flush) once the bucket lets.
+  bool push_paced(const Consumer& c, Clock::time_point now) const;
 
   // The `$JS.FC.>` subscription: flow-control answers from any connection.
   class FlowControlListener final : public natsport::Subscriber {

@@ -22,13 +22,40 @@ namespace loft::natsport::js {
 
 // ---- PushFlow --------------------------------------------------------------------------------
 
-PushFlow::PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now)
-    : flow_control_(flow_control), heartbeat_(heartbeat), last_push_(now) {}
+PushFlow::PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now,
+                   std::uint64_t rate_limit_bps)
+    : flow_control_(flow_control),
+      heartbeat_(heartbeat),
+      last_push_(now),
+      rate_bps_(rate_limit_bps),
+      tokens_(static_cast<double>(kRateBurst)),
+      refilled_(now) {}
+
+double PushFlow::tokens_at(Clock::time_point now) const {
+  if (now <= refilled_) return tokens_;
+  const double seconds = std::chrono::duration<double>(now - refilled_).count();
+  const double rate = static_cast<double>(rate_bps_) / 8;
+  return std::min(tokens_ + seconds * rate, static_cast<double>(kRateBurst));
+}
+
+std::optional<PushFlow::Clock::time_point> PushFlow::paced_until(Clock::time_point now) const {
+  if (rate_bps_ == 0) return std::nullopt;
+  const double tokens = tokens_at(now);
+  if (tokens >= 0) return std::nullopt;
+  const double rate = static_cast<double>(rate_bps_) / 8;
+  const auto wait =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(-tokens / rate));
+  return now + std::max(wait, Clock::duration{1});
+}
 
 bool PushFlow::may_push() const { return !flow_control_ || pending_ <= window_; }
 
 bool PushFlow::pushed(std::uint64_t bytes, Clock::time_point now) {
   last_push_ = now;
+  if (rate_bps_ != 0) {
+    tokens_ = tokens_at(now) - static_cast<double>(bytes);
+    refilled_ = std::max(refilled_, now);
+  }
   if (!flow_control_) return false;
   pending_ += bytes;
   if (request_.empty()) return pending_ > window_ / 2;
@@ -52,7 +79,7 @@ bool PushFlow::answered(std::string_view subject) {
 }
 
 std::optional<PushFlow::Clock::time_point> PushFlow::next_heartbeat() const {
-  if (heartbeat_.count() <= 0) return std::nullopt;
+  if (heartbeat_.count() <= 0) return std::nullopt;  // none, or negative as nats-server allows
   return last_push_ + heartbeat_;
 }
 
@@ -107,9 +134,10 @@ void Consumers::start_push(Consumer& c) {
       std::chrono::nanoseconds(c.config.idle_heartbeat_ns));
   if (!c.push || c.push->deliver_subject != c.config.deliver_subject ||
       c.push->flow.flow_control() != c.config.flow_control ||
-      c.push->flow.heartbeat() != heartbeat) {
+      c.push->flow.heartbeat() != heartbeat ||
+      c.push->flow.rate_limit_bps() != c.config.rate_limit_bps) {
     if (c.push) push_unbound(c);
-    c.push.emplace(c.config.flow_control, heartbeat, Clock::now());
+    c.push.emplace(c.config.flow_control, heartbeat, Clock::now(), c.config.rate_limit_bps);
     c.push->deliver_subject = c.config.deliver_subject;
   }
   if (!fc_subscription_) {
@@ -180,7 +208,11 @@ void Consumers::check_interest(Consumer& c) {
 std::uint32_t Consumers::push_credit(const Consumer& c) const {
   const auto& p = *c.push;
   const bool open = p.bound && p.queued.empty() && p.flow.may_push();
-  return open ? std::numeric_limits<std::uint32_t>::max() : 0;
+  if (!open) return 0;
+  // Paced by a rate limit: one message at a time, when the bucket lets it go, so that no
+  // message waits here while its ack_wait runs (the timer asks for the next one, push_paced).
+  if (p.flow.rate_limit_bps() != 0) return p.flow.paced_until(Clock::now()) ? 0 : 1;
+  return std::numeric_limits<std::uint32_t>::max();
 }
 
 void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
@@ -208,7 +240,7 @@ void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
   }
   // Pushed at once as far as flow control lets it (no call back into the group from here).
   const auto now = Clock::now();
-  while (p.bound && !p.queued.empty() && p.flow.may_push()) {
+  while (p.bound && !p.queued.empty() && p.flow.may_push() && !p.flow.paced_until(now)) {
     const auto& q = p.queued.front();
     const auto reached = api_.router().publish_to(
         p.deliver_subject, Outbound{q.subject, q.reply, q.headers, q.payload});
@@ -256,7 +288,7 @@ void Consumers::push_unbound(Consumer& c) {
   const auto now = Clock::now();
   p.bound = false;
   // Flow control starts afresh with the next subscriber.
-  p.flow = PushFlow(p.flow.flow_control(), p.flow.heartbeat(), now);
+  p.flow = PushFlow(p.flow.flow_control(), p.flow.heartbeat(), now, p.flow.rate_limit_bps());
   c.last_active = now;
   if (p.queued.empty()) return;
   std::vector<OffsetRun> back;
@@ -280,6 +312,11 @@ void Consumers::push_timer(Consumer& c, Clock::time_point now) {
       idle_heartbeat_headers(c.consumer_seq, c.delivered_stream_seq, p.flow.outstanding());
   api_.router().publish_to(p.deliver_subject, Outbound{p.deliver_subject, std::string_view{}, block,
                                                        std::string_view{}});
+}
+
+bool Consumers::push_paced(const Consumer& c, Clock::time_point now) const {
+  return c.push && c.push->bound && c.push->flow.rate_limit_bps() != 0 &&
+         c.push->flow.paced_until(now).has_value();
 }
 
 void Consumers::on_flow_control(std::string_view subject) {

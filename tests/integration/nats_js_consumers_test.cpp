@@ -192,6 +192,14 @@ TEST_F(JsConsumers, CreatedInEverySubjectFormInfoNamesListAndDelete) {
   ASSERT_EQ(err_code(a), 0) << json::serialize(a);
   EXPECT_EQ(a.at("config").at("description"), "new");
   EXPECT_EQ(a.at("config").at("max_ack_pending"), 20);
+  // A stream_name that is not a string fails the decoding, as in nats-server (10025); another
+  // name is 10056.
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":17,"config":{"durable_name":"dur","ack_policy":"explicit"}})");
+  EXPECT_EQ(err_code(a), 10025) << json::serialize(a);
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":"OTHER","config":{"durable_name":"dur","ack_policy":"explicit"}})");
+  EXPECT_EQ(err_code(a), 10056) << json::serialize(a);
   a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
           R"({"stream_name":"ORDERS","config":{"durable_name":"dur","max_deliver":3}})");
   EXPECT_EQ(err_code(a), 10012) << json::serialize(a);
@@ -385,6 +393,25 @@ TEST_F(JsConsumers, PullErrors) {
   auto m = nats_->next_msg();
   ASSERT_TRUE(m);
   EXPECT_THAT(m->headers, StartsWith("NATS/1.0 409 Consumer Deleted"));
+
+  create_durable("f");
+  // As nats-server 2.9.10 answers them: a negative expiry has passed on arrival (408 with what
+  // the request still asked for); a heartbeat over half the expiry (or without one) is too
+  // large; a negative heartbeat is none, and a short one is allowed.
+  const auto expired = pull("f", R"({"batch":2,"expires":-1,"max_bytes":100})", 1);
+  EXPECT_EQ(expired.status, "408 Request Timeout");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":-1,"no_wait":true})", 1).status,
+            "408 Request Timeout");
+  EXPECT_EQ(pull("f", R"({"batch":1,"idle_heartbeat":100})", 1).status,
+            "400 Bad Request - heartbeat value too large");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":-1,"idle_heartbeat":100})", 1).status,
+            "400 Bad Request - heartbeat value too large");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":400000000,"idle_heartbeat":300000000})", 1).status,
+            "400 Bad Request - heartbeat value too large");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":300000000,"idle_heartbeat":-1})", 1).status,
+            "408 Request Timeout");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":300000000,"idle_heartbeat":1000000})", 1).status,
+            "100 Idle Heartbeat");
 }
 
 // ---- Push consumers ----------------------------------------------------------------------------
@@ -454,6 +481,8 @@ TEST_F(JsConsumers, PushConsumerPushesOnlyWhileSubscribedAndAcksSettle) {
   EXPECT_EQ(create(R"("deliver_subject":"push.x","flow_control":true)"), 10108);
   EXPECT_EQ(create(R"("deliver_subject":"bad subject")"), 10112);
   EXPECT_EQ(create(R"("idle_heartbeat":1000000000)"), 10088);
+  EXPECT_EQ(create(R"("deliver_subject":"push.x","idle_heartbeat":99000000)"), 10083);
+  EXPECT_EQ(create(R"("rate_limit_bps":8000)"), 10086);
 }
 
 TEST_F(JsConsumers, ADeliverGroupSharesThePushedMessages) {
@@ -553,6 +582,31 @@ TEST_F(JsConsumers, IdleHeartbeatsAndFlowControlAreAnswered) {
     ASSERT_TRUE(m) << "after " << messages << " messages";
     if (!m->hmsg) ++messages;
   }
+}
+
+TEST_F(JsConsumers, ARateLimitedPushConsumerPacesItsPushes) {
+  auto created = api("STREAM.CREATE.RL", R"({"name":"RL","subjects":["rl.>"]})");
+  ASSERT_EQ(err_code(created), 0) << json::serialize(created);
+  // 160 kbit/s: 20,000 bytes a second, after a first burst of 1 MiB (nats-server's limiter
+  // holds a maximum payload).
+  auto a = api("CONSUMER.DURABLE.CREATE.RL.slow",
+               R"({"stream_name":"RL","config":{"durable_name":"slow","ack_policy":"explicit",)"
+               R"("deliver_subject":"push.slow","rate_limit_bps":160000}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("rate_limit_bps"), 160000);
+  const std::string big(std::size_t{100} * 1000, 'x');
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(nats_->pub("rl.m", big, inbox(*nats_, "puback")));
+    ASSERT_TRUE(nats_->next_msg());
+  }
+  auto c = connect();
+  ASSERT_TRUE(c->sub("push.slow", "slow"));
+  // The burst: 11 messages of 100 KB (the 11th takes the bucket about 51 KB into debt).
+  for (int i = 0; i < 11; ++i) ASSERT_TRUE(c->next_msg()) << i;
+  // The 12th waits until the debt is paid back (about 2.5 s): not at once, but it comes.
+  EXPECT_FALSE(c->next_msg(1s)) << "the 12th message was not paced";
+  EXPECT_TRUE(c->next_msg(10s));
+  EXPECT_EQ(api("CONSUMER.INFO.RL.slow").at("delivered").at("stream_seq"), 12);
 }
 
 TEST_F(JsConsumers, AGoneSubscribersMessageIsPushedToTheNextAfterAckWait) {
