@@ -123,11 +123,15 @@ tl::expected<void, ApiError> check_consumer_update(const ConsumerConfig& old, bo
 
 // The annotation kept with a consumer's group (GroupConfig::annotation): its config and
 // creation time, as JSON. Errors: too large for loft to keep (err 10012).
+// `consumer_seq`: the deliveries so far (kept with the group's progress writes; docs/nats.md,
+// "What survives a restart").
 tl::expected<std::string, ApiError> consumer_annotation(const ConsumerConfig& config,
-                                                        std::int64_t created_ns);
+                                                        std::int64_t created_ns,
+                                                        std::uint64_t consumer_seq = 0);
 struct RestoredConsumer {
   ConsumerConfig config;
   std::int64_t created_ns = 0;
+  std::uint64_t consumer_seq = 0;  // as of the group's last write (0: none kept)
 };
 // The consumer an annotation describes; nullopt if it is not one consumer_annotation wrote
 // (none, or made by another front end).
@@ -183,5 +187,9 @@ Advisory terminated_advisory(const AdvisoryHeader& h, std::string_view stream,
 enum class ConsumerAction : std::uint8_t { created, deleted };
 Advisory consumer_action_advisory(const AdvisoryHeader& h, std::string_view stream,
                                   std::string_view consumer, ConsumerAction action);
+// `$JS.EVENT.ADVISORY.STREAM.CREATED|UPDATED|DELETED.<stream>`: `action` "create", "modify" or
+// "delete" (type stream_action).
+Advisory stream_action_advisory(const AdvisoryHeader& h, std::string_view stream,
+                                std::string_view action);
 
 }  // namespace loft::natsport::js

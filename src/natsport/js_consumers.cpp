@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
+#include <tuple>
 #include <vector>
 
 #include "js_ack.hpp"
@@ -67,6 +68,16 @@ std::string with_number(std::string_view text, std::int64_t n) {
   std::string out(text);
   out += std::to_string(n);
   return out;
+}
+
+}  // namespace
+
+namespace {
+
+// A consumer's max_ack_pending as its subscription's max_in_flight.
+std::uint32_t max_in_flight_of(const ConsumerConfig& c) {
+  return static_cast<std::uint32_t>(c.max_ack_pending > 0 ? c.max_ack_pending
+                                                          : kUnlimitedMaxAckPending);
 }
 
 }  // namespace
@@ -155,6 +166,9 @@ void Consumers::attach() {
   api_.acks = [this](const Request& r) { on_ack(r); };
   api_.consumer_count = [this](std::string_view stream) { return count(stream); };
   api_.on_stream_deleted = [this](const std::string& stream) { on_stream_deleted(stream); };
+  api_.on_stream_action = [this](const std::string& stream, std::string_view action) {
+    advise(stream_action_advisory(advisory_header(), stream, action));
+  };
   api_.router().on_interest_change = [this](std::string_view) { on_interest_change(); };
   restore_push();
   groups_.on_dead_lettered([this](const broker::DeadLettered& d) { on_dead_lettered(d); });
@@ -252,6 +266,7 @@ Consumers::Consumer* Consumers::find(std::string_view stream, std::string_view n
     // Made through this port: its config as it was made (or last updated), and when.
     c.config = std::move(restored->config);
     c.created_ns = restored->created_ns;
+    c.consumer_seq = restored->consumer_seq;
     c.config_known = true;
   } else {
     c.config = config_of_group(name, g->config);
@@ -305,8 +320,9 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
   if (const auto* s = o.if_contains("stream_name"); s != nullptr) {
     // As nats-server: a stream_name that is not a string fails the request's decoding.
     if (!s->is_string() && !s->is_null()) {
-      return error(r, kName,
-                   api_error(err::kInvalidJson, "invalid JSON: field stream_name must be a string"));
+      return error(
+          r, kName,
+          api_error(err::kInvalidJson, "invalid JSON: field stream_name must be a string"));
     }
     if (!s->is_string() || s->get_string() != stream) {
       return error(r, kName, api_error(err::kStreamMismatch));
@@ -427,10 +443,10 @@ void Consumers::update(const Request& r, Consumer& c, const GroupInfo& existing,
   static constexpr std::string_view kName = "consumer_create";
   c.last_active = Clock::now();
   if (c.config_known && c.config == config) return answer(r, kName, info_json(c, existing));
-  auto note = consumer_annotation(config, c.created_ns);
+  auto note = consumer_annotation(config, c.created_ns, c.consumer_seq);
   if (!note) return error(r, kName, note.error());
-  // The new config holds once it is durable with the group. A pull consumer's subscription
-  // keeps the max_ack_pending it was made with until it is made again (docs/nats.md).
+  // The new config holds once it is durable with the group, max_ack_pending on the consumer's
+  // current subscription too.
   groups_.annotate(c.stream, c.name, std::move(*note), group_now(),
                    [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{c.stream, c.name},
                     config = std::move(config), turn = api_.hold()](Result<GroupInfo> g) mutable {
@@ -440,9 +456,16 @@ void Consumers::update(const Request& r, Consumer& c, const GroupInfo& existing,
                      if (it == consumers_.end()) {
                        return error(r, kName, api_error(err::kConsumerNotFound));
                      }
-                     it->second.config = std::move(config);
-                     it->second.config_known = true;
-                     start_push(it->second);  // a changed deliver_group, heartbeat, ...
+                     auto& c = it->second;
+                     const bool credit_changed = c.config.max_ack_pending != config.max_ack_pending;
+                     c.config = std::move(config);
+                     c.config_known = true;
+                     if (credit_changed && c.subscription) {
+                       std::ignore = groups_.set_max_in_flight(
+                           *c.subscription, max_in_flight_of(c.config), group_now());
+                       if (groups_changed_) groups_changed_();
+                     }
+                     start_push(c);  // a changed deliver_group, heartbeat, ...
                      answer(r, kName, info_json(it->second, *g));
                      arm();
                    });
@@ -589,8 +612,7 @@ void Consumers::subscribe(Consumer& c) {
   broker::SubscribeRequest req;
   req.topic = c.stream;
   req.group = c.name;
-  req.max_in_flight = static_cast<std::uint32_t>(
-      c.config.max_ack_pending > 0 ? c.config.max_ack_pending : kUnlimitedMaxAckPending);
+  req.max_in_flight = max_in_flight_of(c.config);
   if (auto s = group_settings(c.config, 0)) req.config = s->config;
   groups_.subscribe(std::move(req), this, group_now(),
                     [this, alive = std::weak_ptr<bool>(alive_),
@@ -713,12 +735,21 @@ void Consumers::deliver(const broker::DeliveryBatch& batch) {
     }
     if (!sent) unsent.push_back({m.offset.value, 1});
   }
+  keep_sequence(*c);
   if (!unsent.empty()) {
     // Delivered by the group but no request could take it: back at once, as a nak without
     // delay (its attempt counts).
     broker::SettleRequest req{batch.subscription, SettleAction::nack, false, 0, std::move(unsent)};
     groups_.settle(req, this, group_now(), [](const Result<broker::Settled>&) {});
   }
+}
+
+void Consumers::keep_sequence(const Consumer& c) {
+  // A consumer made through this port keeps its delivery count in its annotation, which rides
+  // on the group's next progress write (no write of its own).
+  if (!c.config_known || c.consumer_seq == 0) return;
+  auto note = consumer_annotation(c.config, c.created_ns, c.consumer_seq);
+  if (note) std::ignore = groups_.keep_annotation(c.stream, c.name, std::move(*note));
 }
 
 void Consumers::status(std::string_view inbox, std::uint16_t code, std::string_view description,

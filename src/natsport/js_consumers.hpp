@@ -108,8 +108,8 @@ class Consumers final : public broker::Subscriber {
     std::int64_t created_ns = 0;
     std::optional<std::uint64_t> subscription;
     bool subscribing = false;
-    // Deliveries since loftd started: not persisted (no write per delivery); after a restart
-    // the stream sequence stands in until the first delivery (docs/nats.md).
+    // Deliveries so far: kept in the group's annotation with its progress writes (no write per
+    // delivery) and restored from it (docs/nats.md, "What survives a restart").
     std::uint64_t consumer_seq = 0;
     std::uint64_t delivered_stream_seq = 0;
     std::deque<Waiting> waiting;
@@ -142,6 +142,9 @@ class Consumers final : public broker::Subscriber {
   void advise(const Advisory& a);
   AdvisoryHeader advisory_header();
   void on_dead_lettered(const broker::DeadLettered& d);
+  // After deliveries: the consumer's delivery count into its group's annotation, in memory (it
+  // reaches the disk with the group's next write).
+  void keep_sequence(const Consumer& c);
   void error(const Request& r, std::string_view name, const ApiError& e);
   void answer(const Request& r, std::string_view name, const boost::json::object& body);
 
@@ -163,7 +166,8 @@ class Consumers final : public broker::Subscriber {
   // at the interest in the deliver subject and subscribes to the group. Idempotent. Every path
   // that makes a Consumer from a config (create, and find() from the group record) calls it.
   void start_push(Consumer& c);
-  // At attach(): every group whose record carries a deliver subject becomes a push consumer.
+  // At attach(): every group whose record carries a deliver subject becomes a push consumer,
+  // and every ephemeral consumer is restored (its inactive_threshold runs from then).
   void restore_push();
   // The Router's interest changed: re-checks every push consumer (posted, coalesced).
   void on_interest_change();

@@ -153,11 +153,15 @@ void Consumers::restore_push() {
     if (!groups) continue;
     for (const auto& g : *groups) {
       // A consumer made through this port keeps its config in the group's annotation; one
-      // made by loft's own tools is never a push consumer.
+      // made by loft's own tools is never a push consumer. An ephemeral one comes back too, so
+      // that its inactive_threshold runs from now.
       const auto restored = restore_consumer(g.config.annotation);
-      if (restored && restored->config.push()) find(topic.name, g.group);
+      if (restored && (restored->config.push() || !restored->config.durable())) {
+        find(topic.name, g.group);
+      }
     }
   }
+  arm();
 }
 
 void Consumers::on_interest_change() {
@@ -238,6 +242,7 @@ void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
     q.payload = std::string(m.payload);
     p.queued.push_back(std::move(q));
   }
+  if (!batch.messages.empty()) keep_sequence(c);
   // Pushed at once as far as flow control lets it (no call back into the group from here).
   const auto now = Clock::now();
   while (p.bound && !p.queued.empty() && p.flow.may_push() && !p.flow.paced_until(now)) {

@@ -718,6 +718,13 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   EXPECT_EQ(p.messages[0].payload, "two");
   EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));
   create_durable("pushed", R"(,"deliver_subject":"push.kept","idle_heartbeat":500000000)");
+  // An ephemeral consumer nobody touches after the restart: removed once its
+  // inactive_threshold (1 s) has run from the restart.
+  auto eph =
+      api("CONSUMER.CREATE.ORDERS", R"({"stream_name":"ORDERS","config":{"ack_policy":"explicit",)"
+                                    R"("inactive_threshold":1000000000}})");
+  ASSERT_EQ(err_code(eph), 0) << json::serialize(eph);
+  const std::string ephemeral(eph.at("name").as_string());
   const auto before = api("CONSUMER.INFO.ORDERS.kept");
   ASSERT_EQ(err_code(before), 0) << json::serialize(before);
   EXPECT_EQ(before.at("config").at("description"), "after");
@@ -726,9 +733,16 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   ASSERT_EQ(daemon_->stop(), 0);
   daemon_->start();
   nats_ = connect();
+  auto watch = connect();
+  ASSERT_TRUE(watch->sub("$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.>", "gone"));
+  ASSERT_TRUE(watch->flush());
 
   const auto after = api("CONSUMER.INFO.ORDERS.kept");
   ASSERT_EQ(err_code(after), 0) << json::serialize(after);
+  // The consumer sequence continues: one delivery before the restart (kept with the ack's
+  // progress write).
+  EXPECT_EQ(after.at("delivered").at("consumer_seq"), 1);
+  EXPECT_EQ(after.at("delivered").at("stream_seq"), 2);
   EXPECT_EQ(json::serialize(after.at("config")), json::serialize(before.at("config")));
   EXPECT_EQ(after.at("created"), before.at("created"));
   EXPECT_EQ(after.at("config").at("opt_start_seq"), 2);
@@ -742,6 +756,12 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   p = pull("kept", R"({"batch":3,"no_wait":true})", 2);
   ASSERT_EQ(p.messages.size(), 1u) << p.status;
   EXPECT_EQ(p.messages[0].payload, "three");
+  EXPECT_EQ(ack_tokens(p.messages[0]).at(6), "2");  // the consumer sequence after 1
+
+  // The ephemeral consumer, not touched since the restart, is removed after 1 s of it.
+  auto gone = watch->next_msg(10s);
+  ASSERT_TRUE(gone) << "the restored ephemeral consumer was not removed";
+  EXPECT_EQ(gone->subject, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS." + ephemeral);
 
   // A push consumer pushes again after the restart, with nobody making it anew.
   auto sub = connect();
@@ -753,6 +773,31 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
     if (!m->hmsg || !m->headers.starts_with("NATS/1.0 100")) pushed.push_back(m->payload);
   }
   EXPECT_EQ(pushed, (std::vector<std::string>{"one", "two", "three"}));
+}
+
+TEST_F(JsConsumers, AnUpdatedMaxAckPendingAppliesToTheCurrentSubscription) {
+  create_durable("tight", R"(,"max_ack_pending":1)");
+  publish("orders.eu", "one");
+  publish("orders.eu", "two");
+  // One in flight at most: a pull of two gets one and waits for the other.
+  const std::string reply = inbox(*nats_, "pull");
+  ASSERT_TRUE(nats_->pub("$JS.API.CONSUMER.MSG.NEXT.ORDERS.tight", R"({"batch":2})", reply));
+  auto first = nats_->next_msg();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->payload, "one");
+  // Raised while that request waits (on another connection): the second comes to it at once,
+  // with the first still unacked.
+  auto admin = connect();
+  auto a = api(*admin, "CONSUMER.DURABLE.CREATE.ORDERS.tight",
+               R"({"stream_name":"ORDERS","config":{"durable_name":"tight",)"
+               R"("ack_policy":"explicit","max_ack_pending":2}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("max_ack_pending"), 2);
+  auto second = nats_->next_msg();
+  ASSERT_TRUE(second) << "the raised max_ack_pending did not apply";
+  EXPECT_EQ(second->subject, "orders.eu");
+  EXPECT_EQ(second->payload, "two");
+  EXPECT_EQ(api(*admin, "CONSUMER.INFO.ORDERS.tight").at("num_ack_pending"), 2);
 }
 
 // Advisories reach core subscribers: a consumer created and deleted, a +TERM, and a message
@@ -797,6 +842,33 @@ TEST_F(JsConsumers, AdvisoriesReachCoreSubscribers) {
   EXPECT_EQ(api("CONSUMER.DELETE.ORDERS.adv").at("success"), true);
   e = advisory("$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.adv");
   EXPECT_EQ(e.at("action"), "delete");
+}
+
+// Stream advisories, as nats-server 2.9.10 publishes them: created (not for a create of the
+// same config again), updated ("modify"), deleted.
+TEST_F(JsConsumers, StreamAdvisoriesReachCoreSubscribers) {
+  auto watch = connect();
+  ASSERT_TRUE(watch->sub("$JS.EVENT.ADVISORY.STREAM.>", "adv"));
+  ASSERT_TRUE(watch->flush());
+  const auto advisory = [&](const std::string& subject, const std::string& action) {
+    auto m = watch->next_msg();
+    ASSERT_TRUE(m) << "no advisory on " << subject;
+    EXPECT_EQ(m->subject, subject);
+    const auto e = json::parse(m->payload).as_object();
+    EXPECT_EQ(e.at("type"), "io.nats.jetstream.advisory.v1.stream_action");
+    EXPECT_EQ(e.at("stream"), "ADV");
+    EXPECT_EQ(std::string(e.at("action").as_string()), action);
+    EXPECT_FALSE(e.at("id").as_string().empty());
+    EXPECT_FALSE(e.contains("consumer"));
+  };
+  const std::string config = R"({"name":"ADV","subjects":["adv.>"]})";
+  ASSERT_EQ(err_code(api("STREAM.CREATE.ADV", config)), 0);
+  advisory("$JS.EVENT.ADVISORY.STREAM.CREATED.ADV", "create");
+  ASSERT_EQ(err_code(api("STREAM.CREATE.ADV", config)), 0);  // the same again: no advisory
+  ASSERT_EQ(err_code(api("STREAM.UPDATE.ADV", R"({"name":"ADV","subjects":["adv.>","adv2"]})")), 0);
+  advisory("$JS.EVENT.ADVISORY.STREAM.UPDATED.ADV", "modify");
+  ASSERT_EQ(api("STREAM.DELETE.ADV").at("success"), true);
+  advisory("$JS.EVENT.ADVISORY.STREAM.DELETED.ADV", "delete");
 }
 
 }  // namespace
