@@ -914,6 +914,23 @@ void Groups::annotate(std::string topic, std::string group, std::string annotati
   start_write(*g);
 }
 
+bool Groups::keep_annotation(std::string_view topic, std::string_view group,
+                             std::string annotation) {
+  Group* g = find(topic, group);
+  if (g == nullptr || !g->persisted || !validate_annotation(annotation)) return false;
+  g->settings.annotation = std::move(annotation);  // no generation: no write of its own
+  return true;
+}
+
+bool Groups::set_max_in_flight(std::uint64_t subscription, std::uint32_t max_in_flight,
+                               TimePoint now) {
+  const auto it = subscriptions_.find(subscription);
+  if (it == subscriptions_.end()) return false;
+  it->second.max_in_flight = max_in_flight != 0 ? max_in_flight : defaults_.max_in_flight;
+  pump(*it->second.group, now);
+  return true;
+}
+
 void Groups::reset_group(std::string topic, std::string group, StartPosition to_position,
                          TimePoint now, Callback<GroupInfo> done) {
   Group* g = find(topic, group);

@@ -92,6 +92,9 @@ class Api {
   std::function<std::size_t(std::string_view stream)> consumer_count;
   // After STREAM.DELETE removed a stream (its consumers go with it).
   std::function<void(const std::string& stream)> on_stream_deleted;
+  // After STREAM.CREATE made a stream ("create"), UPDATE changed one ("modify") or DELETE
+  // removed one ("delete"): the stream advisory (docs/nats.md, "Advisories"). Unset: none.
+  std::function<void(const std::string& stream, std::string_view action)> on_stream_action;
   // -------------------------------------------------------------------------------------------
 
   // A PUB/HPUB whose subject `topic` captures (js_publish.cpp): staged, and written with the

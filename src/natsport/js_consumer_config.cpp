@@ -178,7 +178,7 @@ tl::expected<void, ApiError> read_consumer_fields(const boost::json::object& o, 
   r.str("deliver_group", c.deliver_group);
   r.boolean("flow_control", c.flow_control);
   r.i64("idle_heartbeat", c.idle_heartbeat_ns);
-  r.i64("rate_limit_bps", c.rate_limit_bps);
+  r.u64("rate_limit_bps", c.rate_limit_bps);
   if (const auto* w = o.if_contains("max_waiting"); w != nullptr && !w->is_null()) {
     push.max_waiting_set = !w->is_number() || w->to_number<double>() != 0;
   }
@@ -239,12 +239,9 @@ tl::expected<void, ApiError> check_names_and_push(const ConsumerConfig& c, const
   if (c.flow_control && c.idle_heartbeat_ns == 0) {
     return error(err::kConsumerWithFlowControlNeedsHeartbeats);
   }
-  if (c.idle_heartbeat_ns < 0 ||
-      (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs)) {
-    return error(err::kConsumerCreate, "idle_heartbeat must be 0 or at least 10ms in loft");
-  }
-  if (c.rate_limit_bps != 0) {
-    return error(err::kConsumerCreate, "rate_limit_bps is not supported by loft");
+  // As nats-server: under 100 ms refused; a negative one is kept (and sends no heartbeats).
+  if (c.idle_heartbeat_ns > 0 && c.idle_heartbeat_ns < kMinIdleHeartbeatNs) {
+    return error(err::kConsumerSmallHeartbeat);
   }
   return {};
 }
@@ -517,10 +514,12 @@ tl::expected<void, ApiError> check_consumer_update(const ConsumerConfig& old, bo
 }
 
 tl::expected<std::string, ApiError> consumer_annotation(const ConsumerConfig& config,
-                                                        std::int64_t created_ns) {
+                                                        std::int64_t created_ns,
+                                                        std::uint64_t consumer_seq) {
   boost::json::object o;
   o["nats_consumer"] = 1;  // what wrote it, and its format's version
   o["created"] = created_ns;
+  if (consumer_seq != 0) o["consumer_seq"] = consumer_seq;
   o["config"] = consumer_config_json(config);
   auto text = boost::json::serialize(o);
   if (text.size() > broker::GroupLimits::kMaxAnnotationBytes) {
@@ -547,6 +546,12 @@ std::optional<RestoredConsumer> restore_consumer(std::string_view annotation) {
   }
   RestoredConsumer r;
   r.created_ns = created->get_int64();
+  if (const auto* seq = o.if_contains("consumer_seq"); seq != nullptr) {
+    if (seq->is_uint64()) r.consumer_seq = seq->get_uint64();
+    if (seq->is_int64() && seq->get_int64() > 0) {
+      r.consumer_seq = static_cast<std::uint64_t>(seq->get_int64());
+    }
+  }
   // As it was echoed: every default filled in already, so read as it is, not checked again.
   PushFields push;
   if (!read_consumer_fields(config->get_object(), r.config, push)) return std::nullopt;
@@ -690,13 +695,16 @@ namespace {
 
 Advisory advisory(const AdvisoryHeader& h, std::string_view prefix, std::string_view stream,
                   std::string_view consumer, std::string_view type, boost::json::object& body) {
+  // A stream's advisory without a consumer, a consumer's with one.
   Advisory a;
-  a.subject = "$JS.EVENT.ADVISORY.CONSUMER.";
+  a.subject = consumer.empty() ? "$JS.EVENT.ADVISORY.STREAM." : "$JS.EVENT.ADVISORY.CONSUMER.";
   a.subject += prefix;
   a.subject += '.';
   a.subject += stream;
-  a.subject += '.';
-  a.subject += consumer;
+  if (!consumer.empty()) {
+    a.subject += '.';
+    a.subject += consumer;
+  }
   boost::json::object o;
   std::string full_type = "io.nats.jetstream.advisory.v1.";
   full_type += type;
@@ -704,7 +712,7 @@ Advisory advisory(const AdvisoryHeader& h, std::string_view prefix, std::string_
   o["id"] = h.id;
   o["timestamp"] = format_rfc3339(h.now_ns);
   o["stream"] = stream;
-  o["consumer"] = consumer;
+  if (!consumer.empty()) o["consumer"] = consumer;
   for (auto& [k, v] : body) o[k] = std::move(v);
   a.body = boost::json::serialize(o);
   return a;
@@ -737,6 +745,16 @@ Advisory consumer_action_advisory(const AdvisoryHeader& h, std::string_view stre
   body["action"] = action == ConsumerAction::created ? "create" : "delete";
   return advisory(h, action == ConsumerAction::created ? "CREATED" : "DELETED", stream, consumer,
                   "consumer_action", body);
+}
+
+Advisory stream_action_advisory(const AdvisoryHeader& h, std::string_view stream,
+                                std::string_view action) {
+  boost::json::object body;
+  body["action"] = action;
+  const std::string_view prefix = action == "create"   ? "CREATED"
+                                  : action == "delete" ? "DELETED"
+                                                       : "UPDATED";
+  return advisory(h, prefix, stream, {}, "stream_action", body);
 }
 
 }  // namespace loft::natsport::js

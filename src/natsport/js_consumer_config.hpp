@@ -39,8 +39,8 @@ inline constexpr std::int64_t kUnlimitedMaxAckPending = 65'536;
 // The group's backoff of a consumer without one: a redelivery 1 ms after ack_wait (a backoff
 // list of exactly [1 ms] reads back as none).
 inline constexpr std::uint32_t kNoBackoffMs = 1;
-// The shortest idle_heartbeat loft sends (nats-server has none; shorter would keep loftd busy).
-inline constexpr std::int64_t kMinIdleHeartbeatNs = 10'000'000;
+// The shortest idle_heartbeat of a push consumer (nats-server's bound, 10083 under it).
+inline constexpr std::int64_t kMinIdleHeartbeatNs = 100'000'000;
 
 // The fields of nats-server's ConsumerConfig that loft reads (the others are refused when set
 // to something loft does not do, or ignored when they do not change delivery; docs/nats.md).
@@ -72,7 +72,7 @@ struct ConsumerConfig {
   std::string deliver_group;
   bool flow_control = false;
   std::int64_t idle_heartbeat_ns = 0;
-  std::int64_t rate_limit_bps = 0;
+  std::uint64_t rate_limit_bps = 0;  // push only; negative: 10025, as nats-server
   bool operator==(const ConsumerConfig&) const = default;
 
   // The consumer's name: `name`, else `durable_name` (empty for an ephemeral one not named yet).
@@ -132,11 +132,15 @@ tl::expected<void, ApiError> check_consumer_update(const ConsumerConfig& old, bo
 
 // The annotation kept with a consumer's group (GroupConfig::annotation): its config and
 // creation time, as JSON. Errors: too large for loft to keep (err 10012).
+// `consumer_seq`: the deliveries so far (kept with the group's progress writes; docs/nats.md,
+// "What survives a restart").
 tl::expected<std::string, ApiError> consumer_annotation(const ConsumerConfig& config,
-                                                        std::int64_t created_ns);
+                                                        std::int64_t created_ns,
+                                                        std::uint64_t consumer_seq = 0);
 struct RestoredConsumer {
   ConsumerConfig config;
   std::int64_t created_ns = 0;
+  std::uint64_t consumer_seq = 0;  // as of the group's last write (0: none kept)
 };
 // The consumer an annotation describes; nullopt if it is not one consumer_annotation wrote
 // (none, or made by another front end).
@@ -192,5 +196,9 @@ Advisory terminated_advisory(const AdvisoryHeader& h, std::string_view stream,
 enum class ConsumerAction : std::uint8_t { created, deleted };
 Advisory consumer_action_advisory(const AdvisoryHeader& h, std::string_view stream,
                                   std::string_view consumer, ConsumerAction action);
+// `$JS.EVENT.ADVISORY.STREAM.CREATED|UPDATED|DELETED.<stream>`: `action` "create", "modify" or
+// "delete" (type stream_action).
+Advisory stream_action_advisory(const AdvisoryHeader& h, std::string_view stream,
+                                std::string_view action);
 
 }  // namespace loft::natsport::js

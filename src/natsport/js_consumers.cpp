@@ -8,6 +8,7 @@
 #include <boost/json/value.hpp>
 #include <charconv>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "js_ack.hpp"
@@ -121,13 +122,13 @@ tl::expected<PullSpec, std::string> parse_pull_request(std::string_view payload)
     s.no_wait = f->get_bool();
   }
   if (s.batch <= 0) s.batch = 1;
-  if (s.expires_ns < 0 || s.max_bytes < 0 || s.idle_heartbeat_ns < 0) {
-    return tl::unexpected(std::string("Bad Request"));
-  }
-  // nats-server: a heartbeat must be shorter than half the expiry.
-  if (s.idle_heartbeat_ns > 0 && (s.expires_ns == 0 || s.idle_heartbeat_ns * 2 > s.expires_ns)) {
+  if (s.max_bytes < 0) return tl::unexpected(std::string("Bad Request"));
+  // As nats-server: a heartbeat at most half the expiry (so none without one); a negative
+  // heartbeat is none; a negative expiry has passed already (next() answers 408).
+  if (s.idle_heartbeat_ns > 0 && s.idle_heartbeat_ns > s.expires_ns / 2) {
     return tl::unexpected(std::string("Bad Request - heartbeat value too large"));
   }
+  if (s.idle_heartbeat_ns < 0) s.idle_heartbeat_ns = 0;
   return s;
 }
 
@@ -160,6 +161,9 @@ void Consumers::attach() {
   api_.acks = [this](const Request& r) { on_ack(r); };
   api_.consumer_count = [this](std::string_view stream) { return count(stream); };
   api_.on_stream_deleted = [this](const std::string& stream) { on_stream_deleted(stream); };
+  api_.on_stream_action = [this](const std::string& stream, std::string_view action) {
+    advise(stream_action_advisory(advisory_header(), stream, action));
+  };
   api_.router().on_interest_change = [this](std::string_view) { on_interest_change(); };
   restore_push();
   groups_.on_dead_lettered([this](const broker::DeadLettered& d) { on_dead_lettered(d); });
@@ -257,6 +261,7 @@ Consumers::Consumer* Consumers::find(std::string_view stream, std::string_view n
     // Made through this port: its config as it was made (or last updated), and when.
     c.config = std::move(restored->config);
     c.created_ns = restored->created_ns;
+    c.consumer_seq = restored->consumer_seq;
     c.config_known = true;
   } else {
     c.config = config_of_group(name, g->config);
@@ -307,9 +312,16 @@ void Consumers::create(const Request& r, std::string_view stream, std::string_vi
     return error(r, kName, api_error(err::kInvalidJson, "invalid JSON: " + ec.message()));
   }
   const auto& o = body.get_object();
-  if (const auto* s = o.if_contains("stream_name");
-      s != nullptr && (!s->is_string() || s->get_string() != stream)) {
-    return error(r, kName, api_error(err::kStreamMismatch));
+  if (const auto* s = o.if_contains("stream_name"); s != nullptr) {
+    // As nats-server: a stream_name that is not a string fails the request's decoding.
+    if (!s->is_string() && !s->is_null()) {
+      return error(
+          r, kName,
+          api_error(err::kInvalidJson, "invalid JSON: field stream_name must be a string"));
+    }
+    if (!s->is_string() || s->get_string() != stream) {
+      return error(r, kName, api_error(err::kStreamMismatch));
+    }
   }
   const auto* cfg = o.if_contains("config");
   if (cfg == nullptr) return error(r, kName, api_error(err::kConsumerConfigRequired));
@@ -426,10 +438,10 @@ void Consumers::update(const Request& r, Consumer& c, const GroupInfo& existing,
   static constexpr std::string_view kName = "consumer_create";
   c.last_active = Clock::now();
   if (c.config_known && c.config == config) return answer(r, kName, info_json(c, existing));
-  auto note = consumer_annotation(config, c.created_ns);
+  auto note = consumer_annotation(config, c.created_ns, c.consumer_seq);
   if (!note) return error(r, kName, note.error());
-  // The new config holds once it is durable with the group. A pull consumer's subscription
-  // keeps the max_ack_pending it was made with until it is made again (docs/nats.md).
+  // The new config holds once it is durable with the group, max_ack_pending on the consumer's
+  // current subscription too.
   groups_.annotate(c.stream, c.name, std::move(*note), group_now(),
                    [this, alive = std::weak_ptr<bool>(alive_), r, key = Key{c.stream, c.name},
                     config = std::move(config), turn = api_.hold()](Result<GroupInfo> g) mutable {
@@ -439,9 +451,16 @@ void Consumers::update(const Request& r, Consumer& c, const GroupInfo& existing,
                      if (it == consumers_.end()) {
                        return error(r, kName, api_error(err::kConsumerNotFound));
                      }
-                     it->second.config = std::move(config);
-                     it->second.config_known = true;
-                     start_push(it->second);  // a changed deliver_group, heartbeat, ...
+                     auto& c = it->second;
+                     const bool credit_changed = c.config.max_ack_pending != config.max_ack_pending;
+                     c.config = std::move(config);
+                     c.config_known = true;
+                     if (credit_changed && c.subscription) {
+                       std::ignore = groups_.set_max_in_flight(
+                           *c.subscription, max_in_flight(c.config), group_now());
+                       if (groups_changed_) groups_changed_();
+                     }
+                     start_push(c);  // a changed deliver_group, heartbeat, ...
                      answer(r, kName, info_json(it->second, *g));
                      arm();
                    });
@@ -548,6 +567,11 @@ void Consumers::next(const Request& r, std::string_view stream, std::string_view
   std::erase_if(c->waiting, [](const Waiting& w) { return !w.alive(); });
   if (static_cast<std::int64_t>(c->waiting.size()) >= cfg.max_waiting) {
     return status(r.reply, nats::kStatusConflict, "Exceeded MaxWaiting");
+  }
+  if (spec->expires_ns < 0) {  // expired on arrival, as nats-server answers it
+    return status(r.reply, nats::kStatusRequestTimeout, "Request Timeout",
+                  static_cast<std::uint64_t>(spec->batch),
+                  static_cast<std::uint64_t>(spec->max_bytes), true);
   }
   pull(*c, r.reply, r.session, *spec);
 }
@@ -708,6 +732,7 @@ void Consumers::deliver(const broker::DeliveryBatch& batch) {
     }
     if (!sent) unsent.push_back({m.offset.value, 1});
   }
+  keep_sequence(*c);
   if (!unsent.empty()) {
     // Delivered by the group but no request could take it: back at once, as a nak without
     // delay (its attempt counts).
@@ -728,6 +753,14 @@ void Consumers::settle_sent(std::uint64_t subscription, std::vector<OffsetRun> r
     groups_.settle(req, this, group_now(), [](const Result<broker::Settled>&) {});
     if (groups_changed_) groups_changed_();
   });
+}
+
+void Consumers::keep_sequence(const Consumer& c) {
+  // A consumer made through this port keeps its delivery count in its annotation, which rides
+  // on the group's next progress write (no write of its own).
+  if (!c.config_known || c.consumer_seq == 0) return;
+  auto note = consumer_annotation(c.config, c.created_ns, c.consumer_seq);
+  if (note) std::ignore = groups_.keep_annotation(c.stream, c.name, std::move(*note));
 }
 
 void Consumers::status(std::string_view inbox, std::uint16_t code, std::string_view description,
@@ -860,6 +893,9 @@ void Consumers::arm() {
     }
     if (c.push) {
       if (auto t = c.push->flow.next_heartbeat(); t && c.push->bound) consider(*t);
+      if (c.push->bound && c.push->flow.rate_limit_bps() != 0) {
+        if (auto t = c.push->flow.paced_until(Clock::now())) consider(*t);
+      }
     }
     if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
         !push_bound(c)) {
@@ -879,6 +915,7 @@ void Consumers::arm() {
 void Consumers::on_timer() {
   const auto now = Clock::now();
   std::vector<Key> idle;
+  std::vector<Key> paced;  // rate-limited push consumers whose bucket lets the next one go
   for (auto& [key, c] : consumers_) {
     std::vector<Waiting> expired;
     std::erase_if(c.waiting, [&](Waiting& w) {
@@ -900,11 +937,21 @@ void Consumers::on_timer() {
              static_cast<std::uint64_t>(w.batch_left),
              w.bytes_bounded ? static_cast<std::uint64_t>(w.bytes_left) : 0, true);
     }
-    if (c.push) push_timer(c, now);
+    if (c.push) {
+      push_timer(c, now);
+      if (c.push->bound && c.push->flow.rate_limit_bps() != 0 && !push_paced(c, now)) {
+        paced.push_back(key);
+      }
+    }
     if (!c.config.durable() && c.config.inactive_threshold_ns > 0 && c.waiting.empty() &&
         !push_bound(c) &&
         c.last_active + std::chrono::nanoseconds(c.config.inactive_threshold_ns) <= now) {
       idle.push_back(key);
+    }
+  }
+  for (const auto& key : paced) {
+    if (auto it = consumers_.find(key); it != consumers_.end() && it->second.push) {
+      push_flush(it->second);
     }
   }
   for (const auto& key : idle) {

@@ -47,7 +47,7 @@ namespace loft::natsport::js {
 // A pull request's body: empty (one message), a count, or nats-server's JSON.
 struct PullSpec {
   std::int64_t batch = 1;
-  std::int64_t expires_ns = 0;  // 0: waits until filled (or its connection goes)
+  std::int64_t expires_ns = 0;  // 0: waits until filled (or its connection goes); < 0: 408
   bool no_wait = false;
   std::int64_t max_bytes = 0;  // 0: no bound
   std::int64_t idle_heartbeat_ns = 0;
@@ -109,8 +109,8 @@ class Consumers final : public broker::Subscriber {
     std::int64_t created_ns = 0;
     std::optional<std::uint64_t> subscription;
     bool subscribing = false;
-    // Deliveries since loftd started: not persisted (no write per delivery); after a restart
-    // the stream sequence stands in until the first delivery (docs/nats.md).
+    // Deliveries so far: kept in the group's annotation with its progress writes (no write per
+    // delivery) and restored from it (docs/nats.md, "What survives a restart").
     std::uint64_t consumer_seq = 0;
     std::uint64_t delivered_stream_seq = 0;
     std::deque<Waiting> waiting;
@@ -145,6 +145,9 @@ class Consumers final : public broker::Subscriber {
   void advise(const Advisory& a);
   AdvisoryHeader advisory_header();
   void on_dead_lettered(const broker::DeadLettered& d);
+  // After deliveries: the consumer's delivery count into its group's annotation, in memory (it
+  // reaches the disk with the group's next write).
+  void keep_sequence(const Consumer& c);
   void error(const Request& r, std::string_view name, const ApiError& e);
   void answer(const Request& r, std::string_view name, const boost::json::object& body);
 
@@ -166,7 +169,8 @@ class Consumers final : public broker::Subscriber {
   // at the interest in the deliver subject and subscribes to the group. Idempotent. Every path
   // that makes a Consumer from a config (create, and find() from the group record) calls it.
   void start_push(Consumer& c);
-  // At attach(): every group whose record carries a deliver subject becomes a push consumer.
+  // At attach(): every group whose record carries a deliver subject becomes a push consumer,
+  // and every ephemeral consumer is restored (its inactive_threshold runs from then).
   void restore_push();
   // The Router's interest changed: re-checks every push consumer (posted, coalesced).
   void on_interest_change();
@@ -180,6 +184,8 @@ class Consumers final : public broker::Subscriber {
   void push_timer(Consumer& c, Clock::time_point now);
   void on_flow_control(std::string_view subject);
   bool push_bound(const Consumer& c) const { return c.push && c.push->bound; }
+  // Held back by its rate limit at `now`: the timer pushes on (push_flush) once the bucket lets.
+  bool push_paced(const Consumer& c, Clock::time_point now) const;
 
   // The `$JS.FC.>` subscription: flow-control answers from any connection.
   class FlowControlListener final : public natsport::Subscriber {

@@ -99,6 +99,8 @@ inline constexpr ErrorKind kConsumerPushMaxWaiting{400, 10080,
                                                    "consumer in push mode can not set max waiting"};
 inline constexpr ErrorKind kConsumerDeliverCycle{400, 10081,
                                                  "consumer deliver subject forms a cycle"};
+inline constexpr ErrorKind kConsumerSmallHeartbeat{400, 10083,
+                                                   "consumer idle heartbeat needs to be >= 100ms"};
 inline constexpr ErrorKind kConsumerPullWithRateLimit{
     400, 10086, "consumer in pull mode can not have rate limit set"};
 inline constexpr ErrorKind kConsumerMaxWaitingNegative{400, 10087,

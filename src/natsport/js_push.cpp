@@ -22,13 +22,40 @@ namespace loft::natsport::js {
 
 // ---- PushFlow --------------------------------------------------------------------------------
 
-PushFlow::PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now)
-    : flow_control_(flow_control), heartbeat_(heartbeat), last_push_(now) {}
+PushFlow::PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now,
+                   std::uint64_t rate_limit_bps)
+    : flow_control_(flow_control),
+      heartbeat_(heartbeat),
+      last_push_(now),
+      rate_bps_(rate_limit_bps),
+      tokens_(static_cast<double>(kRateBurst)),
+      refilled_(now) {}
+
+double PushFlow::tokens_at(Clock::time_point now) const {
+  if (now <= refilled_) return tokens_;
+  const double seconds = std::chrono::duration<double>(now - refilled_).count();
+  const double rate = static_cast<double>(rate_bps_) / 8;
+  return std::min(tokens_ + seconds * rate, static_cast<double>(kRateBurst));
+}
+
+std::optional<PushFlow::Clock::time_point> PushFlow::paced_until(Clock::time_point now) const {
+  if (rate_bps_ == 0) return std::nullopt;
+  const double tokens = tokens_at(now);
+  if (tokens >= 0) return std::nullopt;
+  const double rate = static_cast<double>(rate_bps_) / 8;
+  const auto wait =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(-tokens / rate));
+  return now + std::max(wait, Clock::duration{1});
+}
 
 bool PushFlow::may_push() const { return !flow_control_ || pending_ <= window_; }
 
 bool PushFlow::pushed(std::uint64_t bytes, Clock::time_point now) {
   last_push_ = now;
+  if (rate_bps_ != 0) {
+    tokens_ = tokens_at(now) - static_cast<double>(bytes);
+    refilled_ = std::max(refilled_, now);
+  }
   if (!flow_control_) return false;
   pending_ += bytes;
   if (request_.empty()) return pending_ > window_ / 2;
@@ -52,7 +79,7 @@ bool PushFlow::answered(std::string_view subject) {
 }
 
 std::optional<PushFlow::Clock::time_point> PushFlow::next_heartbeat() const {
-  if (heartbeat_.count() <= 0) return std::nullopt;
+  if (heartbeat_.count() <= 0) return std::nullopt;  // none, or negative as nats-server allows
   return last_push_ + heartbeat_;
 }
 
@@ -107,9 +134,10 @@ void Consumers::start_push(Consumer& c) {
       std::chrono::nanoseconds(c.config.idle_heartbeat_ns));
   if (!c.push || c.push->deliver_subject != c.config.deliver_subject ||
       c.push->flow.flow_control() != c.config.flow_control ||
-      c.push->flow.heartbeat() != heartbeat) {
+      c.push->flow.heartbeat() != heartbeat ||
+      c.push->flow.rate_limit_bps() != c.config.rate_limit_bps) {
     if (c.push) push_unbound(c);
-    c.push.emplace(c.config.flow_control, heartbeat, Clock::now());
+    c.push.emplace(c.config.flow_control, heartbeat, Clock::now(), c.config.rate_limit_bps);
     c.push->deliver_subject = c.config.deliver_subject;
   }
   if (!fc_subscription_) {
@@ -125,11 +153,15 @@ void Consumers::restore_push() {
     if (!groups) continue;
     for (const auto& g : *groups) {
       // A consumer made through this port keeps its config in the group's annotation; one
-      // made by loft's own tools is never a push consumer.
+      // made by loft's own tools is never a push consumer. An ephemeral one comes back too, so
+      // that its inactive_threshold runs from now.
       const auto restored = restore_consumer(g.config.annotation);
-      if (restored && restored->config.push()) find(topic.name, g.group);
+      if (restored && (restored->config.push() || !restored->config.durable())) {
+        find(topic.name, g.group);
+      }
     }
   }
+  arm();
 }
 
 void Consumers::on_interest_change() {
@@ -180,7 +212,11 @@ void Consumers::check_interest(Consumer& c) {
 std::uint32_t Consumers::push_credit(const Consumer& c) const {
   const auto& p = *c.push;
   const bool open = p.bound && p.queued.empty() && p.flow.may_push();
-  return open ? std::numeric_limits<std::uint32_t>::max() : 0;
+  if (!open) return 0;
+  // Paced by a rate limit: one message at a time, when the bucket lets it go, so that no
+  // message waits here while its ack_wait runs (the timer asks for the next one, push_paced).
+  if (p.flow.rate_limit_bps() != 0) return p.flow.paced_until(Clock::now()) ? 0 : 1;
+  return std::numeric_limits<std::uint32_t>::max();
 }
 
 void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
@@ -207,8 +243,9 @@ void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
   }
   // Pushed at once as far as flow control lets it (no call back into the group from here).
   const auto now = Clock::now();
+  const auto seq_before = c.consumer_seq;
   std::vector<OffsetRun> sent;  // ack_policy none: done once pushed (settle_sent)
-  while (p.bound && !p.queued.empty() && p.flow.may_push()) {
+  while (p.bound && !p.queued.empty() && p.flow.may_push() && !p.flow.paced_until(now)) {
     auto& q = p.queued.front();
     q.ack.consumer_seq = c.consumer_seq + 1;
     const auto reply = ack_reply_subject(q.ack);
@@ -235,6 +272,7 @@ void Consumers::push_deliver(Consumer& c, const broker::DeliveryBatch& batch) {
     }
   }
   c.last_active = now;
+  if (c.consumer_seq != seq_before) keep_sequence(c);
   if (!sent.empty() && c.subscription) settle_sent(*c.subscription, std::move(sent));
 }
 
@@ -261,7 +299,7 @@ void Consumers::push_unbound(Consumer& c) {
   const auto now = Clock::now();
   p.bound = false;
   // Flow control starts afresh with the next subscriber.
-  p.flow = PushFlow(p.flow.flow_control(), p.flow.heartbeat(), now);
+  p.flow = PushFlow(p.flow.flow_control(), p.flow.heartbeat(), now, p.flow.rate_limit_bps());
   c.last_active = now;
   if (p.queued.empty()) return;
   std::vector<OffsetRun> back;
@@ -285,6 +323,11 @@ void Consumers::push_timer(Consumer& c, Clock::time_point now) {
       idle_heartbeat_headers(c.consumer_seq, c.delivered_stream_seq, p.flow.outstanding());
   api_.router().publish_to(p.deliver_subject, Outbound{p.deliver_subject, std::string_view{}, block,
                                                        std::string_view{}});
+}
+
+bool Consumers::push_paced(const Consumer& c, Clock::time_point now) const {
+  return c.push && c.push->bound && c.push->flow.rate_limit_bps() != 0 &&
+         c.push->flow.paced_until(now).has_value();
 }
 
 void Consumers::on_flow_control(std::string_view subject) {

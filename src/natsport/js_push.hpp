@@ -11,6 +11,10 @@
 // Idle heartbeats: a `100 Idle Heartbeat` after `idle_heartbeat` without a push, which names the
 // unanswered flow-control request (Nats-Consumer-Stalled) so that a client that missed it can
 // answer it there.
+// Rate limit (`rate_limit_bps`): a token bucket of bytes (the bits per second / 8) that holds at
+// most kRateBurst bytes, as nats-server's limiter (whose burst is the maximum payload). A message
+// may go when the bucket is not in debt; pushing it takes its size off (into debt if it is
+// larger than what the bucket holds), so the next one waits until the debt is paid back.
 
 #include <chrono>
 #include <cstdint>
@@ -28,12 +32,17 @@ class PushFlow {
   using Clock = std::chrono::steady_clock;
   static constexpr std::uint64_t kWindowStart = std::uint64_t{2} << 20;  // 2 MiB
   static constexpr std::uint64_t kWindowMax = std::uint64_t{32} << 20;   // 32 MiB
+  static constexpr std::uint64_t kRateBurst = std::uint64_t{1} << 20;    // 1 MiB, max_payload
 
-  // `heartbeat` zero: no heartbeats.
-  PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now);
+  // `heartbeat` zero or less: no heartbeats. `rate_limit_bps` zero: no rate limit.
+  PushFlow(bool flow_control, Clock::duration heartbeat, Clock::time_point now,
+           std::uint64_t rate_limit_bps = 0);
 
   // Whether a message may be pushed now (not paused by an unanswered flow-control request).
   bool may_push() const;
+  // With a rate limit: when the next message may be pushed, if later than `now` (the bucket is
+  // in debt); nullopt when it may go now, or without a rate limit.
+  std::optional<Clock::time_point> paced_until(Clock::time_point now) const;
   // A message of `bytes` (headers and payload) was pushed at `now`. True when a flow-control
   // request must follow it: send one, then call request_sent() with its reply subject.
   bool pushed(std::uint64_t bytes, Clock::time_point now);
@@ -51,6 +60,7 @@ class PushFlow {
 
   bool flow_control() const { return flow_control_; }
   Clock::duration heartbeat() const { return heartbeat_; }
+  std::uint64_t rate_limit_bps() const { return rate_bps_; }
   std::uint64_t pending_bytes() const { return pending_; }
   std::uint64_t window() const { return window_; }
 
@@ -62,12 +72,18 @@ class PushFlow {
   std::uint64_t pending_ = 0;       // bytes pushed and not yet taken off by an answer
   std::uint64_t request_size_ = 0;  // what the outstanding request takes off when answered
   std::string request_;
+  // The rate limit's bucket: bytes it holds at `refilled_` (negative: in debt).
+  std::uint64_t rate_bps_ = 0;
+  double tokens_ = 0;
+  Clock::time_point refilled_;
+  double tokens_at(Clock::time_point now) const;
 };
 
 // A push consumer's state beyond its config (Consumers keeps one per push consumer).
 struct PushState {
-  PushState(bool flow_control, PushFlow::Clock::duration heartbeat, PushFlow::Clock::time_point now)
-      : flow(flow_control, heartbeat, now) {}
+  PushState(bool flow_control, PushFlow::Clock::duration heartbeat, PushFlow::Clock::time_point now,
+            std::uint64_t rate_limit_bps)
+      : flow(flow_control, heartbeat, now, rate_limit_bps) {}
   PushFlow flow;
   std::string deliver_subject;
   bool bound = false;          // someone subscribes to the deliver subject

@@ -197,11 +197,12 @@ void Api::stream_create(const Request& request, std::string_view name, bool upda
   std::string reply = request.reply;
   std::string topic(name);
   // (The connection's next request waits for the answer: hold().)
-  auto answer = [this, reply, topic, type, turn = hold()](Result<TopicInfo> r,
-                                                          const ErrorKind& fallback) {
-    post([this, reply, topic, type, turn, r = std::move(r), &fallback] {
+  auto answer = [this, reply, topic, type, update, turn = hold()](Result<TopicInfo> r,
+                                                                  const ErrorKind& fallback) {
+    post([this, reply, topic, type, update, turn, r = std::move(r), &fallback] {
       if (!r) return respond_error(reply, type, from_broker(r.error(), fallback));
       respond(reply, stream_info_json(type, *r));
+      if (on_stream_action) on_stream_action(topic, update ? "modify" : "create");
     });
   };
   if (!update) {
@@ -277,6 +278,7 @@ void Api::stream_delete(const Request& request, std::string_view name) {
       if (on_stream_deleted) on_stream_deleted(topic);
       respond(reply,
               R"({"type":"io.nats.jetstream.api.v1.stream_delete_response","success":true})");
+      if (on_stream_action) on_stream_action(topic, "delete");
     });
   });
 }

@@ -192,6 +192,14 @@ TEST_F(JsConsumers, CreatedInEverySubjectFormInfoNamesListAndDelete) {
   ASSERT_EQ(err_code(a), 0) << json::serialize(a);
   EXPECT_EQ(a.at("config").at("description"), "new");
   EXPECT_EQ(a.at("config").at("max_ack_pending"), 20);
+  // A stream_name that is not a string fails the decoding, as in nats-server (10025); another
+  // name is 10056.
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":17,"config":{"durable_name":"dur","ack_policy":"explicit"}})");
+  EXPECT_EQ(err_code(a), 10025) << json::serialize(a);
+  a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
+          R"({"stream_name":"OTHER","config":{"durable_name":"dur","ack_policy":"explicit"}})");
+  EXPECT_EQ(err_code(a), 10056) << json::serialize(a);
   a = api("CONSUMER.DURABLE.CREATE.ORDERS.dur",
           R"({"stream_name":"ORDERS","config":{"durable_name":"dur","max_deliver":3}})");
   EXPECT_EQ(err_code(a), 10012) << json::serialize(a);
@@ -433,6 +441,25 @@ TEST_F(JsConsumers, PullErrors) {
   auto m = nats_->next_msg();
   ASSERT_TRUE(m);
   EXPECT_THAT(m->headers, StartsWith("NATS/1.0 409 Consumer Deleted"));
+
+  create_durable("f");
+  // As nats-server 2.9.10 answers them: a negative expiry has passed on arrival (408 with what
+  // the request still asked for); a heartbeat over half the expiry (or without one) is too
+  // large; a negative heartbeat is none, and a short one is allowed.
+  const auto expired = pull("f", R"({"batch":2,"expires":-1,"max_bytes":100})", 1);
+  EXPECT_EQ(expired.status, "408 Request Timeout");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":-1,"no_wait":true})", 1).status,
+            "408 Request Timeout");
+  EXPECT_EQ(pull("f", R"({"batch":1,"idle_heartbeat":100})", 1).status,
+            "400 Bad Request - heartbeat value too large");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":-1,"idle_heartbeat":100})", 1).status,
+            "400 Bad Request - heartbeat value too large");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":400000000,"idle_heartbeat":300000000})", 1).status,
+            "400 Bad Request - heartbeat value too large");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":300000000,"idle_heartbeat":-1})", 1).status,
+            "408 Request Timeout");
+  EXPECT_EQ(pull("f", R"({"batch":1,"expires":300000000,"idle_heartbeat":1000000})", 1).status,
+            "100 Idle Heartbeat");
 }
 
 // ---- Push consumers ----------------------------------------------------------------------------
@@ -502,6 +529,8 @@ TEST_F(JsConsumers, PushConsumerPushesOnlyWhileSubscribedAndAcksSettle) {
   EXPECT_EQ(create(R"("deliver_subject":"push.x","flow_control":true)"), 10108);
   EXPECT_EQ(create(R"("deliver_subject":"bad subject")"), 10112);
   EXPECT_EQ(create(R"("idle_heartbeat":1000000000)"), 10088);
+  EXPECT_EQ(create(R"("deliver_subject":"push.x","idle_heartbeat":99000000)"), 10083);
+  EXPECT_EQ(create(R"("rate_limit_bps":8000)"), 10086);
 }
 
 TEST_F(JsConsumers, ADeliverGroupSharesThePushedMessages) {
@@ -601,6 +630,31 @@ TEST_F(JsConsumers, IdleHeartbeatsAndFlowControlAreAnswered) {
     ASSERT_TRUE(m) << "after " << messages << " messages";
     if (!m->hmsg) ++messages;
   }
+}
+
+TEST_F(JsConsumers, ARateLimitedPushConsumerPacesItsPushes) {
+  auto created = api("STREAM.CREATE.RL", R"({"name":"RL","subjects":["rl.>"]})");
+  ASSERT_EQ(err_code(created), 0) << json::serialize(created);
+  // 160 kbit/s: 20,000 bytes a second, after a first burst of 1 MiB (nats-server's limiter
+  // holds a maximum payload).
+  auto a = api("CONSUMER.DURABLE.CREATE.RL.slow",
+               R"({"stream_name":"RL","config":{"durable_name":"slow","ack_policy":"explicit",)"
+               R"("deliver_subject":"push.slow","rate_limit_bps":160000}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("rate_limit_bps"), 160000);
+  const std::string big(std::size_t{100} * 1000, 'x');
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(nats_->pub("rl.m", big, inbox(*nats_, "puback")));
+    ASSERT_TRUE(nats_->next_msg());
+  }
+  auto c = connect();
+  ASSERT_TRUE(c->sub("push.slow", "slow"));
+  // The burst: 11 messages of 100 KB (the 11th takes the bucket about 51 KB into debt).
+  for (int i = 0; i < 11; ++i) ASSERT_TRUE(c->next_msg()) << i;
+  // The 12th waits until the debt is paid back (about 2.5 s): not at once, but it comes.
+  EXPECT_FALSE(c->next_msg(1s)) << "the 12th message was not paced";
+  EXPECT_TRUE(c->next_msg(10s));
+  EXPECT_EQ(api("CONSUMER.INFO.RL.slow").at("delivered").at("stream_seq"), 12);
 }
 
 TEST_F(JsConsumers, AGoneSubscribersMessageIsPushedToTheNextAfterAckWait) {
@@ -712,6 +766,13 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   EXPECT_EQ(p.messages[0].payload, "two");
   EXPECT_TRUE(ack_sync(*nats_, p.messages[0], "+ACK"));
   create_durable("pushed", R"(,"deliver_subject":"push.kept","idle_heartbeat":500000000)");
+  // An ephemeral consumer nobody touches after the restart: removed once its
+  // inactive_threshold (1 s) has run from the restart.
+  auto eph =
+      api("CONSUMER.CREATE.ORDERS", R"({"stream_name":"ORDERS","config":{"ack_policy":"explicit",)"
+                                    R"("inactive_threshold":1000000000}})");
+  ASSERT_EQ(err_code(eph), 0) << json::serialize(eph);
+  const std::string ephemeral(eph.at("name").as_string());
   const auto before = api("CONSUMER.INFO.ORDERS.kept");
   ASSERT_EQ(err_code(before), 0) << json::serialize(before);
   EXPECT_EQ(before.at("config").at("description"), "after");
@@ -720,9 +781,16 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   ASSERT_EQ(daemon_->stop(), 0);
   daemon_->start();
   nats_ = connect();
+  auto watch = connect();
+  ASSERT_TRUE(watch->sub("$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.>", "gone"));
+  ASSERT_TRUE(watch->flush());
 
   const auto after = api("CONSUMER.INFO.ORDERS.kept");
   ASSERT_EQ(err_code(after), 0) << json::serialize(after);
+  // The consumer sequence continues: one delivery before the restart (kept with the ack's
+  // progress write).
+  EXPECT_EQ(after.at("delivered").at("consumer_seq"), 1);
+  EXPECT_EQ(after.at("delivered").at("stream_seq"), 2);
   EXPECT_EQ(json::serialize(after.at("config")), json::serialize(before.at("config")));
   EXPECT_EQ(after.at("created"), before.at("created"));
   EXPECT_EQ(after.at("config").at("opt_start_seq"), 2);
@@ -736,6 +804,12 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
   p = pull("kept", R"({"batch":3,"no_wait":true})", 2);
   ASSERT_EQ(p.messages.size(), 1u) << p.status;
   EXPECT_EQ(p.messages[0].payload, "three");
+  EXPECT_EQ(ack_tokens(p.messages[0]).at(6), "2");  // the consumer sequence after 1
+
+  // The ephemeral consumer, not touched since the restart, is removed after 1 s of it.
+  auto gone = watch->next_msg(10s);
+  ASSERT_TRUE(gone) << "the restored ephemeral consumer was not removed";
+  EXPECT_EQ(gone->subject, "$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS." + ephemeral);
 
   // A push consumer pushes again after the restart, with nobody making it anew.
   auto sub = connect();
@@ -747,6 +821,31 @@ TEST_F(JsConsumers, ARestartKeepsTheConsumersConfig) {
     if (!m->hmsg || !m->headers.starts_with("NATS/1.0 100")) pushed.push_back(m->payload);
   }
   EXPECT_EQ(pushed, (std::vector<std::string>{"one", "two", "three"}));
+}
+
+TEST_F(JsConsumers, AnUpdatedMaxAckPendingAppliesToTheCurrentSubscription) {
+  create_durable("tight", R"(,"max_ack_pending":1)");
+  publish("orders.eu", "one");
+  publish("orders.eu", "two");
+  // One in flight at most: a pull of two gets one and waits for the other.
+  const std::string reply = inbox(*nats_, "pull");
+  ASSERT_TRUE(nats_->pub("$JS.API.CONSUMER.MSG.NEXT.ORDERS.tight", R"({"batch":2})", reply));
+  auto first = nats_->next_msg();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->payload, "one");
+  // Raised while that request waits (on another connection): the second comes to it at once,
+  // with the first still unacked.
+  auto admin = connect();
+  auto a = api(*admin, "CONSUMER.DURABLE.CREATE.ORDERS.tight",
+               R"({"stream_name":"ORDERS","config":{"durable_name":"tight",)"
+               R"("ack_policy":"explicit","max_ack_pending":2}})");
+  ASSERT_EQ(err_code(a), 0) << json::serialize(a);
+  EXPECT_EQ(a.at("config").at("max_ack_pending"), 2);
+  auto second = nats_->next_msg();
+  ASSERT_TRUE(second) << "the raised max_ack_pending did not apply";
+  EXPECT_EQ(second->subject, "orders.eu");
+  EXPECT_EQ(second->payload, "two");
+  EXPECT_EQ(api(*admin, "CONSUMER.INFO.ORDERS.tight").at("num_ack_pending"), 2);
 }
 
 // Advisories reach core subscribers: a consumer created and deleted, a +TERM, and a message
@@ -791,6 +890,33 @@ TEST_F(JsConsumers, AdvisoriesReachCoreSubscribers) {
   EXPECT_EQ(api("CONSUMER.DELETE.ORDERS.adv").at("success"), true);
   e = advisory("$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.adv");
   EXPECT_EQ(e.at("action"), "delete");
+}
+
+// Stream advisories, as nats-server 2.9.10 publishes them: created (not for a create of the
+// same config again), updated ("modify"), deleted.
+TEST_F(JsConsumers, StreamAdvisoriesReachCoreSubscribers) {
+  auto watch = connect();
+  ASSERT_TRUE(watch->sub("$JS.EVENT.ADVISORY.STREAM.>", "adv"));
+  ASSERT_TRUE(watch->flush());
+  const auto advisory = [&](const std::string& subject, const std::string& action) {
+    auto m = watch->next_msg();
+    ASSERT_TRUE(m) << "no advisory on " << subject;
+    EXPECT_EQ(m->subject, subject);
+    const auto e = json::parse(m->payload).as_object();
+    EXPECT_EQ(e.at("type"), "io.nats.jetstream.advisory.v1.stream_action");
+    EXPECT_EQ(e.at("stream"), "ADV");
+    EXPECT_EQ(std::string(e.at("action").as_string()), action);
+    EXPECT_FALSE(e.at("id").as_string().empty());
+    EXPECT_FALSE(e.contains("consumer"));
+  };
+  const std::string config = R"({"name":"ADV","subjects":["adv.>"]})";
+  ASSERT_EQ(err_code(api("STREAM.CREATE.ADV", config)), 0);
+  advisory("$JS.EVENT.ADVISORY.STREAM.CREATED.ADV", "create");
+  ASSERT_EQ(err_code(api("STREAM.CREATE.ADV", config)), 0);  // the same again: no advisory
+  ASSERT_EQ(err_code(api("STREAM.UPDATE.ADV", R"({"name":"ADV","subjects":["adv.>","adv2"]})")), 0);
+  advisory("$JS.EVENT.ADVISORY.STREAM.UPDATED.ADV", "modify");
+  ASSERT_EQ(api("STREAM.DELETE.ADV").at("success"), true);
+  advisory("$JS.EVENT.ADVISORY.STREAM.DELETED.ADV", "delete");
 }
 
 }  // namespace

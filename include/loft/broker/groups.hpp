@@ -201,6 +201,15 @@ class Groups {
   // with the group. The other settings stay as they are.
   void annotate(std::string topic, std::string group, std::string annotation, TimePoint now,
                 Callback<GroupInfo> done);
+  // Replaces the group's annotation in memory only, with no write of its own: it reaches the
+  // disk with the group's next write (a settle's progress, annotate()). For what a front end
+  // may lose since that write (the NATS port's delivery count). False if there is no such
+  // group or the annotation is too large.
+  bool keep_annotation(std::string_view topic, std::string_view group, std::string annotation);
+  // Changes the max_in_flight of `subscription` from now on (0 = the default): a raise delivers
+  // more at once, a cut delivers nothing more until it is under it. False if there is no such
+  // subscription.
+  bool set_max_in_flight(std::uint64_t subscription, std::uint32_t max_in_flight, TimePoint now);
   // Moves the group to `to`: everything before it is done, nothing after it is.
   void reset_group(std::string topic, std::string group, StartPosition to, TimePoint now,
                    Callback<GroupInfo> done);

@@ -497,6 +497,49 @@ TEST_F(GroupFilter, AnAnnotationIsKeptWithTheGroupAndSurvivesARestart) {
   EXPECT_EQ(describe("t", "g").config.annotation, "second");
 }
 
+// keep_annotation() replaces the annotation in memory with no write of its own: it reaches the
+// disk with the next progress write, and is lost without one.
+TEST_F(GroupFilter, AKeptAnnotationRidesOnTheNextProgressWrite) {
+  create_topic("t");
+  publish("t", {{"", "0"}, {"", "1"}});
+  FakeSubscriber who;
+  auto sub = subscribe(who, "t", "g", 10);
+  ASSERT_TRUE(sub);
+  EXPECT_FALSE(groups_->keep_annotation("t", "nope", "x"));
+  EXPECT_FALSE(
+      groups_->keep_annotation("t", "g", std::string(GroupLimits::kMaxAnnotationBytes + 1, 'a')));
+  ASSERT_TRUE(groups_->keep_annotation("t", "g", "unwritten"));
+  EXPECT_EQ(describe("t", "g").config.annotation, "unwritten");
+  settle_loop();
+  close();
+  open();
+  EXPECT_EQ(describe("t", "g").config.annotation, "") << "written without a progress write";
+
+  FakeSubscriber again;
+  sub = subscribe(again, "t", "g", 10);
+  ASSERT_TRUE(sub);
+  ASSERT_TRUE(groups_->keep_annotation("t", "g", "kept"));
+  EXPECT_THAT(drain(sub->subscription, again), ElementsAre(0, 1));  // the acks write it
+  close();
+  open();
+  EXPECT_EQ(describe("t", "g").config.annotation, "kept");
+}
+
+// set_max_in_flight() applies to a subscription at once: a raise delivers more.
+TEST_F(GroupFilter, ARaisedMaxInFlightDeliversMoreAtOnce) {
+  create_topic("t");
+  publish("t", {{"", "0"}, {"", "1"}, {"", "2"}});
+  FakeSubscriber who;
+  auto sub = subscribe(who, "t", "g", 1);
+  ASSERT_TRUE(sub);
+  settle_loop();
+  EXPECT_EQ(who.received.size(), 1u);
+  EXPECT_FALSE(groups_->set_max_in_flight(sub->subscription + 100, 3, kNow));
+  ASSERT_TRUE(groups_->set_max_in_flight(sub->subscription, 3, kNow));
+  settle_loop();
+  EXPECT_EQ(who.received.size(), 3u);
+}
+
 // The dead-letter listener hears of each dead letter once its copy is durable, with its reason
 // and attempt count: a reject, and a message that used up its deliveries.
 TEST_F(GroupFilter, TheDeadLetterListenerHearsOfEachDeadLetter) {

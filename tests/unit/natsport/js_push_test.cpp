@@ -28,6 +28,51 @@ TEST(PushFlow, WithoutFlowControlEverythingMayBePushed) {
   EXPECT_FALSE(f.next_heartbeat());
 }
 
+TEST(PushFlow, WithoutRateLimitNeverPaced) {
+  const Clock::time_point t0{};
+  PushFlow f(false, 0s, t0);
+  for (int i = 0; i < 100; ++i) f.pushed(kMiB, t0);
+  EXPECT_FALSE(f.paced_until(t0));
+  EXPECT_EQ(f.rate_limit_bps(), 0u);
+}
+
+TEST(PushFlow, RateLimitLetsABurstGoThenPacesAtTheRate) {
+  const Clock::time_point t0{};
+  // 8 Mbit/s: 1,000,000 bytes a second; the bucket holds kRateBurst (1 MiB) at first.
+  PushFlow f(false, 0s, t0, 8'000'000);
+  EXPECT_FALSE(f.paced_until(t0));
+  f.pushed(PushFlow::kRateBurst, t0);  // the whole burst at once: empty, not in debt
+  EXPECT_FALSE(f.paced_until(t0));
+  f.pushed(500'000, t0);  // 500,000 bytes in debt: half a second to pay back
+  const auto until = f.paced_until(t0);
+  ASSERT_TRUE(until);
+  EXPECT_NEAR(std::chrono::duration<double>(*until - t0).count(), 0.5, 1e-6);
+  EXPECT_TRUE(f.paced_until(t0 + 499ms));
+  EXPECT_FALSE(f.paced_until(t0 + 500ms));
+  // At the rate from there: 100,000 bytes every 100 ms.
+  Clock::time_point t = t0 + 500ms;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_FALSE(f.paced_until(t)) << i;
+    f.pushed(100'000, t);
+    const auto next = f.paced_until(t);
+    ASSERT_TRUE(next) << i;
+    EXPECT_NEAR(std::chrono::duration<double>(*next - t).count(), 0.1, 1e-6) << i;
+    t = *next;
+  }
+}
+
+TEST(PushFlow, RateLimitBucketHoldsNoMoreThanItsBurst) {
+  const Clock::time_point t0{};
+  PushFlow f(false, 0s, t0, 8'000);  // 1,000 bytes a second
+  // An hour idle fills the bucket only to kRateBurst: pushing that much plus 1,000 bytes
+  // waits a second.
+  const auto t1 = t0 + 1h;
+  f.pushed(PushFlow::kRateBurst + 1000, t1);
+  const auto until = f.paced_until(t1);
+  ASSERT_TRUE(until);
+  EXPECT_NEAR(std::chrono::duration<double>(*until - t1).count(), 1.0, 1e-6);
+}
+
 TEST(PushFlow, RequestsPastHalfTheWindowAndPausesPastIt) {
   const Clock::time_point t0{};
   PushFlow f(true, 1s, t0);
@@ -107,6 +152,13 @@ TEST(PushConfig, ReadAndEchoedAsNatsServerDoes) {
   EXPECT_TRUE(parse(R"({"deliver_subject":"out","max_waiting":0})"));
 }
 
+TEST(PushConfig, RateLimitIsEchoed) {
+  auto c = parse(R"({"deliver_subject":"out","rate_limit_bps":8000})");
+  ASSERT_TRUE(c) << c.error().description;
+  EXPECT_EQ(c->rate_limit_bps, 8000u);
+  EXPECT_EQ(consumer_config_json(*c).at("rate_limit_bps"), 8000);
+}
+
 TEST(PushConfig, RefusedWithNatsServersErrCodes) {
   const auto code = [](std::string_view json) {
     auto c = parse(json);
@@ -118,8 +170,12 @@ TEST(PushConfig, RefusedWithNatsServersErrCodes) {
   EXPECT_EQ(code(R"({"deliver_subject":"out","flow_control":true})"), 10108);
   EXPECT_EQ(code(R"({"deliver_subject":"a b"})"), 10112);
   EXPECT_EQ(code(R"({"deliver_subject":"a..b"})"), 10112);
-  EXPECT_EQ(code(R"({"deliver_subject":"out","idle_heartbeat":1000})"), 10012);  // < 10 ms
-  EXPECT_EQ(code(R"({"deliver_subject":"out","rate_limit_bps":8000})"), 10012);
+  // nats-server's bound: a heartbeat under 100 ms is 10083; a negative one is kept (none sent).
+  EXPECT_EQ(code(R"({"deliver_subject":"out","idle_heartbeat":1000})"), 10083);
+  EXPECT_EQ(code(R"({"deliver_subject":"out","idle_heartbeat":99999999})"), 10083);
+  EXPECT_EQ(code(R"({"deliver_subject":"out","idle_heartbeat":100000000})"), 0);
+  EXPECT_EQ(code(R"({"deliver_subject":"out","idle_heartbeat":-5})"), 0);
+  EXPECT_EQ(code(R"({"deliver_subject":"out","rate_limit_bps":-1})"), 10025);
   EXPECT_EQ(code(R"({"deliver_subject":"out","deliver_group":"a b"})"), 10012);
   // Push-only settings on a pull consumer.
   EXPECT_EQ(code(R"({"idle_heartbeat":1000000000})"), 10088);
