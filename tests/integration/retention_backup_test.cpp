@@ -335,11 +335,11 @@ TEST_F(Retention, AWorkQueueTopicFromTheCliKeepsWhatAGroupStillNeeds) {
   EXPECT_EQ(client_->describe_group("jobs", "b")->skipped, 0u);
 }
 
-// The drain: N messages (LOFT_WORK_QUEUE_MESSAGES, 20,000 by default; run once with
+// The drain: N messages (LOFT_WORK_QUEUE_MESSAGES, 10,000 by default; run once with
 // 1,000,000) drained by two groups; afterwards the topic holds nothing and its SST files give
 // the space back.
 TEST_F(Retention, AWorkQueueDrainedByTwoGroupsGivesItsDiskSpaceBack) {
-  const auto n = static_cast<std::size_t>(env_count("LOFT_WORK_QUEUE_MESSAGES", 20'000));
+  const auto n = static_cast<std::size_t>(env_count("LOFT_WORK_QUEUE_MESSAGES", 10'000));
   ASSERT_TRUE(client_->create_topic("jobs", 0, protocol::DedupConflict::duplicate, {},
                                     RetentionMode::work_queue));
   ASSERT_TRUE(client_->create_group("jobs", "a"));

@@ -39,15 +39,11 @@ class WorkQueue : public ::testing::Test {
     Options o;
     o.now_ms = [] { return std::int64_t{1'700'000'000'000}; };
     o.retention_interval = std::chrono::milliseconds{0};
-    auto b = Broker::open(std::make_unique<testing::ForwardingStore>(*memory_), std::move(o));
-    ASSERT_TRUE(b.has_value()) << b.error().to_string();
-    broker_ = std::move(*b);
-    groups_ = std::make_unique<Groups>(
-        *broker_, GroupDefaults{}, [this](std::function<void()> f) { loop_.post(std::move(f)); });
-    groups_->load();
-    broker_->set_topic_listener([this](std::vector<TopicEvent> events) {
-      loop_.post([this, events = std::move(events)] { groups_->on_topic_events(events, kNow); });
-    });
+    auto opened = testing::open_with_groups(std::make_unique<testing::ForwardingStore>(*memory_),
+                                            std::move(o), loop_, kNow);
+    ASSERT_TRUE(opened.has_value()) << opened.error().to_string();
+    broker_ = std::move(opened->broker);
+    groups_ = std::move(opened->groups);
   }
 
   void close() {
@@ -77,6 +73,13 @@ class WorkQueue : public ::testing::Test {
                      [&](Result<Appended> r) { published.set_value(std::move(r)); });
     ASSERT_TRUE(published.get_future().get());
     settle_loop();
+  }
+
+  // Work-queue topic "jobs" with `groups` (created from the start), then `n` messages.
+  void jobs_with(const std::vector<std::string>& groups, int n) {
+    create_topic("jobs", RetentionMode::work_queue);
+    for (const auto& g : groups) ASSERT_TRUE(create_group("jobs", g));
+    publish("jobs", n);
   }
 
   void settle_loop() {
@@ -161,17 +164,14 @@ class WorkQueue : public ::testing::Test {
 };
 
 TEST_F(WorkQueue, ATopicWithoutGroupsKeepsItsMessages) {
-  create_topic("jobs", RetentionMode::work_queue);
-  publish("jobs", 10);
+  jobs_with({}, 10);
   EXPECT_EQ(pass(), 0u);
   EXPECT_EQ(topic("jobs").messages, 10u);
   EXPECT_EQ(topic("jobs").first_offset, Offset{0});
 }
 
 TEST_F(WorkQueue, OneGroupRemovesWhatItAckedAndNothingElse) {
-  create_topic("jobs", RetentionMode::work_queue);
-  ASSERT_TRUE(create_group("jobs", "workers"));
-  publish("jobs", 10);
+  jobs_with({"workers"}, 10);
   FakeSubscriber who;
   const auto sub = subscribe(who, "jobs", "workers", 100);
   EXPECT_THAT(settle(sub, who, 4), ElementsAre(0, 1, 2, 3));
@@ -193,9 +193,7 @@ TEST_F(WorkQueue, OneGroupRemovesWhatItAckedAndNothingElse) {
 
 // An ack above the floor (a gap below it) removes nothing: only the floor counts.
 TEST_F(WorkQueue, AnAckAboveAGapRemovesNothing) {
-  create_topic("jobs", RetentionMode::work_queue);
-  ASSERT_TRUE(create_group("jobs", "workers"));
-  publish("jobs", 3);
+  jobs_with({"workers"}, 3);
   FakeSubscriber who;
   const auto sub = subscribe(who, "jobs", "workers", 100);
   ASSERT_EQ(who.received.size(), 3u);
@@ -210,10 +208,7 @@ TEST_F(WorkQueue, AnAckAboveAGapRemovesNothing) {
 }
 
 TEST_F(WorkQueue, TwoGroupsRemoveBelowTheLowerFloorAndDeadLettersCountAsDone) {
-  create_topic("jobs", RetentionMode::work_queue);
-  ASSERT_TRUE(create_group("jobs", "a"));
-  ASSERT_TRUE(create_group("jobs", "b"));
-  publish("jobs", 10);
+  jobs_with({"a", "b"}, 10);
   FakeSubscriber wa;
   FakeSubscriber wb;
   const auto sa = subscribe(wa, "jobs", "a", 100);
@@ -236,9 +231,7 @@ TEST_F(WorkQueue, TwoGroupsRemoveBelowTheLowerFloorAndDeadLettersCountAsDone) {
 }
 
 TEST_F(WorkQueue, AGroupAddedLaterStartsAtTheOldestRetainedMessage) {
-  create_topic("jobs", RetentionMode::work_queue);
-  ASSERT_TRUE(create_group("jobs", "a"));
-  publish("jobs", 10);
+  jobs_with({"a"}, 10);
   FakeSubscriber wa;
   const auto sa = subscribe(wa, "jobs", "a", 100);
   EXPECT_EQ(settle(sa, wa, 5).size(), 5u);
@@ -257,10 +250,7 @@ TEST_F(WorkQueue, AGroupAddedLaterStartsAtTheOldestRetainedMessage) {
 }
 
 TEST_F(WorkQueue, DeletingAGroupLetsTheOthersFloorsDecide) {
-  create_topic("jobs", RetentionMode::work_queue);
-  ASSERT_TRUE(create_group("jobs", "fast"));
-  ASSERT_TRUE(create_group("jobs", "idle"));
-  publish("jobs", 6);
+  jobs_with({"fast", "idle"}, 6);
   FakeSubscriber who;
   const auto sub = subscribe(who, "jobs", "fast", 100);
   EXPECT_EQ(settle(sub, who, 6).size(), 6u);
@@ -287,10 +277,7 @@ TEST_F(WorkQueue, ATopicWithLimitsKeepsWhatItsGroupsAcked) {
 }
 
 TEST_F(WorkQueue, TheModeAndTheFloorsSurviveARestart) {
-  create_topic("jobs", RetentionMode::work_queue);
-  ASSERT_TRUE(create_group("jobs", "a"));
-  ASSERT_TRUE(create_group("jobs", "b"));
-  publish("jobs", 4);
+  jobs_with({"a", "b"}, 4);
   FakeSubscriber wa;
   const auto sa = subscribe(wa, "jobs", "a", 100);
   EXPECT_EQ(settle(sa, wa, 4).size(), 4u);
