@@ -78,13 +78,7 @@ class GroupFilter : public ::testing::Test {
   }
 
   // A graceful stop: every group's progress written, then the broker closed.
-  void close() {
-    if (!broker_) return;
-    groups_->write_all_on_stop();
-    broker_->stop();
-    groups_.reset();
-    broker_.reset();
-  }
+  void close() { testing::close_with_groups(broker_, groups_); }
 
   void create_topic(const std::string& name) {
     std::promise<Result<TopicInfo>> created;

@@ -46,13 +46,7 @@ class WorkQueue : public ::testing::Test {
     groups_ = std::move(opened->groups);
   }
 
-  void close() {
-    if (!broker_) return;
-    groups_->write_all_on_stop();
-    broker_->stop();
-    groups_.reset();
-    broker_.reset();
-  }
+  void close() { testing::close_with_groups(broker_, groups_); }
 
   void create_topic(const std::string& name, RetentionMode mode) {
     TopicSettings settings;
