@@ -36,6 +36,11 @@ Commands:
                              default (retention_max_* in loftd.toml, unlimited unless set)
   topic alter NAME [--max-age DURATION] [--max-bytes SIZE] [--max-messages N]
                              change the limits given (0 or none = unlimited); others stay
+  topic create NAME --work-queue
+                             work-queue retention: a message is removed once every group
+                             of the topic has acked or dead-lettered it (a topic without
+                             groups keeps its messages); a new group starts at the oldest
+                             retained message; fixed at creation
   pub TOPIC [MESSAGE]        publish MESSAGE, or each line of standard input as one message
       [--id ID] [--key KEY] [--subject SUBJECT] [--header K=V]...
                              --subject: a dotted subject such as orders.eu.new (no
@@ -162,6 +167,8 @@ po::options_description all_options() {
     ("data-dir", po::value<std::string>(), "")
     ("durability", po::value<std::string>(), "")
     ("keep", "")
+    // Work-queue retention (topic create).
+    ("work-queue", "")
     ("words", po::value<std::vector<std::string>>(), "");
   // clang-format on
   po::options_description all;
@@ -189,6 +196,7 @@ void refuse_misplaced_flags(const Common& c) {
   for (const auto* flag :
        {"dedup-window", "dedup-conflict", "max-age", "max-bytes", "max-messages"})
     only_for(flag, {"topic"});
+  only_for("work-queue", {"topic"});
   for (const auto* flag : {"offset", "max"}) only_for(flag, {"fetch"});
   only_for("group", {"sub", "dlq"});
   for (const auto* flag : {"count", "no-ack", "idle-exit"}) only_for(flag, {"sub"});

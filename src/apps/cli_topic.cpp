@@ -44,8 +44,8 @@ void print_topic(const client::TopicInfo& t, bool as_json) {
             << "\n"
             << "max_bytes:     " << limit_text(t.max_bytes, format_size) << "\n"
             << "max_messages:  "
-            << limit_text(t.max_messages, [](std::uint64_t n) { return std::to_string(n); })
-            << "\n";
+            << limit_text(t.max_messages, [](std::uint64_t n) { return std::to_string(n); }) << "\n"
+            << "retention:     " << retention_mode_name(t.retention_mode) << "\n";
   if (!t.subjects.empty()) {
     std::cout << "subjects:      ";
     for (std::size_t i = 0; i < t.subjects.size(); ++i) {
@@ -127,7 +127,10 @@ void create_topic(const Common& c, const std::string& name) {
       usage_error("--dedup-conflict must be duplicate or error, got '" + v + "'");
     }
   }
-  const auto t = check(connect(c)->create_topic(name, window_ms, conflict, retention_flags(c)));
+  const auto mode =
+      c.vm.count("work-queue") != 0 ? RetentionMode::work_queue : RetentionMode::limits;
+  const auto t =
+      check(connect(c)->create_topic(name, window_ms, conflict, retention_flags(c), mode));
   if (c.json) {
     print_topic(t, true);
   } else {
@@ -138,6 +141,9 @@ void create_topic(const Common& c, const std::string& name) {
 void alter_topic(const Common& c, const std::string& name) {
   if (c.vm.count("dedup-window") || c.vm.count("dedup-conflict")) {
     usage_error("dedup settings are fixed when a topic is created; alter changes retention");
+  }
+  if (c.vm.count("work-queue") != 0) {
+    usage_error("--work-queue is fixed when a topic is created (topic create NAME --work-queue)");
   }
   const auto change = retention_flags(c);
   if (change.empty()) {

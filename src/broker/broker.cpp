@@ -258,6 +258,7 @@ Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
       options_(std::move(options)),
       next_topic_id_(next_topic_id.value),
       loaded_groups_(std::move(groups)) {
+  for (const auto& g : loaded_groups_) group_floors_[g.topic.value][g.name] = g.ack_floor;
   for (auto& t : topics) {
     // Ids are never reused: the store remembers the next one, and it is above every topic's.
     next_topic_id_ = std::max(next_topic_id_, t.id.value + 1);
@@ -480,8 +481,29 @@ Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicInfo& t) {
   // `t` was read count (t.bytes covers exactly those).
   std::uint64_t removed_bytes = 0;
   Offset at = t.first_offset;
-  const auto must_go = [&](Offset o) {
+  const auto by_limits = [&](Offset o) {
     return o < by_count_and_age || (t.max_bytes != 0 && t.bytes - removed_bytes > t.max_bytes);
+  };
+  // Work-queue retention: below the lowest of the groups' durable floors every group is done.
+  Offset done_below = t.first_offset;
+  if (t.retention_mode == RetentionMode::work_queue) {
+    if (const auto floor = work_queue_floor(t.id)) {
+      done_below = std::clamp(*floor, t.first_offset, t.next_offset);
+    }
+  }
+  if (done_below == t.next_offset && done_below > t.first_offset) {
+    // Everything stored is done: no read needed, the whole byte count goes.
+    TrimReq all{t.name, t.id, t.first_offset, t.next_offset, t.bytes, {}};
+    all.by_limits = t.first_offset;
+    return std::optional<TrimReq>{std::move(all)};
+  }
+  Offset limits_end = t.first_offset;  // the limits alone remove [first_offset, limits_end)
+  const auto must_go = [&](Offset o) {
+    if (by_limits(o)) {
+      if (limits_end == o) limits_end = Offset{o.value + 1};
+      return true;
+    }
+    return o < done_below;
   };
   while (at < t.next_offset && at.value - t.first_offset.value < kMaxTrimPerRound && must_go(at)) {
     auto read = store_->read(t.id, at, kTrimScan);
@@ -498,7 +520,9 @@ Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicInfo& t) {
     if (read->back().offset.value + 1 != at.value) break;  // stopped inside this read
   }
   if (at <= t.first_offset) return std::optional<TrimReq>{};
-  return std::optional<TrimReq>{TrimReq{t.name, t.id, t.first_offset, at, removed_bytes, {}}};
+  TrimReq trim{t.name, t.id, t.first_offset, at, removed_bytes, {}};
+  trim.by_limits = std::min(limits_end, at);
+  return std::optional<TrimReq>{std::move(trim)};
 }
 
 std::uint64_t Broker::run_retention_pass() {
@@ -507,7 +531,10 @@ std::uint64_t Broker::run_retention_pass() {
   for (std::size_t round = 0; round < kMaxRetentionRounds; ++round) {
     std::vector<std::future<Result<std::uint64_t>>> trims;
     for (const auto& t : list_topics()) {
-      if (t.max_age_ms == 0 && t.max_bytes == 0 && t.max_messages == 0) continue;
+      if (t.max_age_ms == 0 && t.max_bytes == 0 && t.max_messages == 0 &&
+          t.retention_mode != RetentionMode::work_queue) {
+        continue;
+      }
       auto plan = plan_trim(t);
       if (!plan || !*plan) continue;  // a read error: the next pass tries again
       auto promise = std::make_shared<std::promise<Result<std::uint64_t>>>();
@@ -867,6 +894,9 @@ struct Broker::Commit {
   std::size_t message_count = 0;
   // What this commit adds to the per-topic counters, merged in once it is written.
   std::map<std::string, TopicCounters, std::less<>> counted;
+  // Group floors this commit changes, in order, and the topics it drops (Broker::group_floors_).
+  std::vector<FloorChange> floor_changes;
+  std::vector<std::uint32_t> dropped_topics;
 
  private:
   void reserve(std::span<const Request> batch);
@@ -936,6 +966,7 @@ TopicInfo Broker::Commit::make_topic(const std::string& name, const TopicSetting
   meta.max_bytes = limits.max_bytes;
   meta.max_messages = limits.max_messages;
   meta.subjects = settings.subjects;
+  meta.retention_mode = settings.retention_mode;
   return meta;
 }
 
@@ -986,6 +1017,8 @@ Outcome Broker::Commit::stage(DeleteReq& req) {
   auto& slot = lookup(req.name);
   if (!slot) return not_found(req.name);
   wb.ops.emplace_back(storage::DropTopic{slot->id, slot->name});
+  dropped_topics.push_back(slot->id.value);
+  std::erase_if(floor_changes, [&](const FloorChange& f) { return f.topic == slot->id.value; });
   broker.tails_.erase(slot->id.value);
   events.push_back(TopicEvent{slot->name, slot->id, slot->next_offset, true, Offset{}});
   slot.reset();
@@ -1280,8 +1313,14 @@ Outcome Broker::Commit::stage(GroupReq& req) {
     }
     message_count += g.dead_letters.size();
   }
-  for (const auto& put : g.puts) wb.ops.emplace_back(storage::PutGroup{put.record});
-  for (const auto& drop : g.drops) wb.ops.emplace_back(drop);
+  for (const auto& put : g.puts) {
+    wb.ops.emplace_back(storage::PutGroup{put.record});
+    floor_changes.push_back({put.record.topic.value, put.record.name, put.record.ack_floor});
+  }
+  for (const auto& drop : g.drops) {
+    wb.ops.emplace_back(drop);
+    floor_changes.push_back({drop.topic.value, drop.name, std::nullopt});
+  }
   return std::monostate{};
 }
 
@@ -1303,6 +1342,12 @@ Outcome Broker::Commit::stage(TrimReq& req) {
   if (!slot || slot->id != req.id || slot->first_offset != req.from || req.end <= req.from ||
       req.end > slot->next_offset) {
     return std::uint64_t{0};
+  }
+  if (req.end > req.by_limits && slot->retention_mode == RetentionMode::work_queue) {
+    // Removed because every group was done with it when planned: still so, with the floors
+    // this commit stages before it? Otherwise stale (the next pass plans again).
+    const auto floor = broker.work_queue_floor(req.id, floor_changes);
+    if (!floor || *floor < req.end) return std::uint64_t{0};
   }
   const std::uint64_t count = req.end.value - req.from.value;
   wb.ops.emplace_back(storage::TrimTopic{req.id, req.end});
@@ -1418,6 +1463,9 @@ void Broker::commit(std::vector<Request>& batch) {
   }
   if (written) {
     install_topics(c);
+    if (!c.floor_changes.empty() || !c.dropped_topics.empty()) {
+      install_floors(c.floor_changes, c.dropped_topics);
+    }
   } else {
     tails_.clear();  // they counted appends that were not stored: rebuilt when next needed
   }
@@ -1427,6 +1475,42 @@ void Broker::commit(std::vector<Request>& batch) {
     if (topic_listener_ && !c.events.empty()) topic_listener_(std::move(c.events));
   }
   c.complete(batch, written);
+}
+
+std::optional<Offset> Broker::work_queue_floor(TopicId topic,
+                                               std::span<const FloorChange> staged) const {
+  GroupFloors floors;
+  {
+    std::lock_guard lock(floors_mutex_);
+    if (const auto it = group_floors_.find(topic.value); it != group_floors_.end()) {
+      floors = it->second;
+    }
+  }
+  for (const auto& f : staged) {
+    if (f.topic != topic.value) continue;
+    if (f.floor) {
+      floors.insert_or_assign(f.group, *f.floor);
+    } else {
+      floors.erase(f.group);
+    }
+  }
+  std::optional<Offset> lowest;
+  for (const auto& [name, floor] : floors) lowest = lowest ? std::min(*lowest, floor) : floor;
+  return lowest;
+}
+
+void Broker::install_floors(std::span<const FloorChange> changes,
+                            std::span<const std::uint32_t> dropped_topics) {
+  std::lock_guard lock(floors_mutex_);
+  for (const auto& f : changes) {
+    if (f.floor) {
+      group_floors_[f.topic].insert_or_assign(f.group, *f.floor);
+    } else if (const auto it = group_floors_.find(f.topic); it != group_floors_.end()) {
+      it->second.erase(f.group);
+      if (it->second.empty()) group_floors_.erase(it);
+    }
+  }
+  for (const auto id : dropped_topics) group_floors_.erase(id);
 }
 
 void Broker::install_topics(const Commit& c) {

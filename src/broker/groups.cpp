@@ -179,9 +179,14 @@ Groups::Group* Groups::find(std::string_view topic, std::string_view group) cons
   return it == groups_.end() ? nullptr : it->second.get();
 }
 
-Result<Offset> Groups::resolve_start(const std::string& topic, const StartPosition& start) {
+Result<Offset> Groups::resolve_start(const std::string& topic, const StartPosition& start,
+                                     bool creating) {
   auto meta = broker_.describe_topic(topic);
   if (!meta) return tl::unexpected(meta.error());
+  // Work-queue retention: a new group starts at the oldest retained message, whatever it
+  // asked for, so that nothing stored is removed before it has settled it too.
+  // (A reset moves an existing group where it is told.)
+  if (creating && meta->retention_mode == RetentionMode::work_queue) return meta->first_offset;
   switch (start.kind) {
     case StartKind::earliest:
       return meta->first_offset;
@@ -291,7 +296,7 @@ void Groups::subscribe(SubscribeRequest req, Subscriber* who, TimePoint now,
     g->waiting_for_create.push_back([attach](Result<Group*> r) { attach(std::move(r), false); });
     return;
   }
-  auto start = resolve_start(req.topic, req.start);
+  auto start = resolve_start(req.topic, req.start, /*creating=*/true);
   if (!start) return attach(tl::unexpected(start.error()), true);  // answers `done` the error
   create_then(make_group(checked->topic, std::move(req.group), checked->config, *start),
               [attach](Result<Group*> r) { attach(std::move(r), true); });
@@ -868,7 +873,7 @@ void Groups::create_group(CreateGroupRequest req, TimePoint now, Callback<GroupI
     return done(fail(Errc::group_exists,
                      "group '" + req.group + "' of topic '" + req.topic + "' already exists"));
   }
-  auto start = resolve_start(req.topic, req.start);
+  auto start = resolve_start(req.topic, req.start, /*creating=*/true);
   if (!start) return done(tl::unexpected(start.error()));
   create_then(make_group(checked->topic, std::move(req.group), checked->config, *start),
               [this, done = std::move(done), now](Result<Group*> r) {
@@ -935,7 +940,7 @@ void Groups::reset_group(std::string topic, std::string group, StartPosition to_
                          TimePoint now, Callback<GroupInfo> done) {
   Group* g = find(topic, group);
   if (g == nullptr || !g->persisted) return done(tl::unexpected(group_not_found(topic, group)));
-  auto to = resolve_start(topic, to_position);
+  auto to = resolve_start(topic, to_position, /*creating=*/false);
   if (!to) return done(tl::unexpected(to.error()));
   g->state.reset(*to);
   clear_ahead(*g);  // the group may move back; read afresh from where it now is

@@ -703,9 +703,15 @@ Result<TopicInfo> Client::create_topic(std::string name) {
 
 Result<TopicInfo> Client::create_topic(std::string name, std::uint64_t dedup_window_ms,
                                        protocol::DedupConflict dedup_conflict,
-                                       protocol::RetentionChange retention) {
-  auto ok = expect<protocol::CreateTopicOk>(impl_->wait(impl_->request(
-      protocol::CreateTopic{std::move(name), dedup_window_ms, dedup_conflict, retention})));
+                                       protocol::RetentionChange retention,
+                                       RetentionMode retention_mode) {
+  if (retention_mode != RetentionMode::limits && server().version < 3) {
+    return fail(Errc::invalid_request,
+                "work-queue retention needs protocol version 3; this loftd speaks version " +
+                    std::to_string(server().version));
+  }
+  auto ok = expect<protocol::CreateTopicOk>(impl_->wait(impl_->request(protocol::CreateTopic{
+      std::move(name), dedup_window_ms, dedup_conflict, retention, retention_mode})));
   if (!ok) return tl::unexpected(ok.error());
   return std::move(ok->topic);
 }

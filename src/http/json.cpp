@@ -33,7 +33,8 @@ json::object topic_json(const TopicInfo& t) {
       {"dedup_conflict", t.dedup_conflict == DedupConflict::error ? "error" : "duplicate"},
       {"max_age_ms", t.max_age_ms},
       {"max_bytes", t.max_bytes},
-      {"max_messages", t.max_messages}};
+      {"max_messages", t.max_messages},
+      {"retention", retention_mode_name(t.retention_mode)}};
   // Only when set: the object of a topic without subjects is as it always was.
   if (!t.subjects.empty()) {
     json::array subjects;

@@ -94,7 +94,8 @@ void Session::handle(std::uint32_t cid, protocol::Ping&) { send(cid, protocol::P
 
 void Session::handle(std::uint32_t cid, protocol::CreateTopic& req) {
   if (!permit(cid, auth::Operation::admin, req.name)) return;
-  const broker::TopicSettings settings{req.dedup_window_ms, req.dedup_conflict, req.retention, {}};
+  const broker::TopicSettings settings{
+      req.dedup_window_ms, req.dedup_conflict, req.retention, {}, req.retention_mode};
   context_.broker.create_topic(std::move(req.name), settings,
                                completion<TopicInfo>(cid, [](auto r) -> protocol::Body {
                                  return protocol::CreateTopicOk{std::move(*r)};

@@ -19,9 +19,9 @@ constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
 constexpr std::size_t kOffsetRunSize = 8 + 4;
 constexpr std::size_t kMinConsumerInfoSize = 8 + 2 + 4 + 4 + 1;
 constexpr std::size_t extra_v2(std::uint16_t version) { return version >= 2 ? 2 : 0; }
-// name, 6 u64s, dedup_conflict, 3 limits, [subject count]
+// name, 6 u64s, dedup_conflict, 3 limits, [subject count], [retention mode]
 constexpr std::size_t min_topic_info_size(std::uint16_t v) {
-  return 2 + 6 * 8 + 1 + 3 * 8 + extra_v2(v);
+  return 2 + 6 * 8 + 1 + 3 * 8 + extra_v2(v) + (v >= 3 ? 1 : 0);
 }
 // id, key, [subject,] header count, payload
 constexpr std::size_t min_message_size(std::uint16_t v) { return 2 + 2 + 2 + 4 + extra_v2(v); }
@@ -42,6 +42,7 @@ constexpr std::uint8_t kMaxSettleAction = static_cast<std::uint8_t>(SettleAction
 constexpr std::uint8_t kMaxStallReason = static_cast<std::uint8_t>(StallReason::slow_socket);
 constexpr std::uint8_t kMaxDedupConflict = static_cast<std::uint8_t>(DedupConflict::error);
 constexpr std::uint8_t kMaxDurability = static_cast<std::uint8_t>(Durability::os);
+constexpr std::uint8_t kMaxRetentionMode = static_cast<std::uint8_t>(RetentionMode::work_queue);
 constexpr std::uint8_t kDuplicateFlag = 0x01;
 constexpr std::size_t kMaxU16 = std::numeric_limits<std::uint16_t>::max();
 constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
@@ -53,7 +54,8 @@ constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
 // message's subject and a group's filter are left out, as that version has no field for them.
 class Writer {
  public:
-  Writer(std::string& out, std::uint16_t version) : out_(out), v2_(version >= 2) {}
+  Writer(std::string& out, std::uint16_t version)
+      : out_(out), v2_(version >= 2), v3_(version >= 3) {}
 
   template <class T>
   void put(T v) {
@@ -117,6 +119,7 @@ class Writer {
       put(static_cast<std::uint16_t>(t.subjects.size()));
       for (const auto& subject : t.subjects) str16(subject, "topic subject");
     }
+    if (v3_) put(static_cast<std::uint8_t>(t.retention_mode));
   }
 
   // u8 mask, then the three limits (0 where not set).
@@ -215,6 +218,7 @@ class Writer {
     put(b.dedup_window_ms);
     put(static_cast<std::uint8_t>(b.dedup_conflict));
     retention(b.retention);
+    if (v3_) put(static_cast<std::uint8_t>(b.retention_mode));
   }
   void body(const CreateTopicOk& b) { topic_info(b.topic); }
   void body(const DeleteTopic& b) { str16(b.name, "topic name"); }
@@ -336,6 +340,7 @@ class Writer {
  private:
   std::string& out_;
   bool v2_;
+  bool v3_;  // version 3: a topic's retention mode (TopicInfo, CREATE_TOPIC)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -498,6 +503,9 @@ TopicInfo read_topic_info(Reader& r) {
     t.subjects.reserve(n);
     for (std::uint16_t i = 0; i < n && r.ok(); ++i) t.subjects.push_back(r.str16("subject"));
   }
+  if (r.version() >= 3) {
+    t.retention_mode = r.enumeration<RetentionMode>("retention_mode", kMaxRetentionMode);
+  }
   return t;
 }
 
@@ -646,6 +654,11 @@ void read(Reader& r, CreateTopic& b) {
   b.dedup_conflict = r.enumeration<DedupConflict>("dedup_conflict", kMaxDedupConflict);
   // The retention block came later: a frame that ends here sets no limits.
   if (r.ok() && r.remaining() != 0) b.retention = read_retention(r);
+  // Version 3's retention mode follows the block, optional as the block is: a body that ends
+  // before it creates a `limits` topic.
+  if (r.version() >= 3 && r.ok() && r.remaining() != 0) {
+    b.retention_mode = r.enumeration<RetentionMode>("retention_mode", kMaxRetentionMode);
+  }
 }
 void read(Reader& r, CreateTopicOk& b) { b.topic = read_topic_info(r); }
 void read(Reader& r, DeleteTopic& b) { b.name = r.str16("name"); }

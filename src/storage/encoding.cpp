@@ -152,17 +152,22 @@ std::string encode_topic_meta_v0(const TopicInfo& meta) {
 
 std::string encode_topic_meta(const TopicInfo& meta) {
   auto out = encode_topic_meta_v0(meta);
-  // Version 2 while the topic has no subjects: the same bytes as before subjects existed.
-  put_le<std::uint8_t>(out, meta.subjects.empty() ? std::uint8_t{2} : kTopicExtensionVersion);
+  // Version 2 while the topic has no subjects: the same bytes as before subjects existed;
+  // version 4 only for a work-queue topic.
+  const bool work_queue = meta.retention_mode != RetentionMode::limits;
+  std::uint8_t version = meta.subjects.empty() ? 2 : 3;
+  if (work_queue) version = kTopicExtensionVersion;
+  put_le<std::uint8_t>(out, version);
   put_le<std::uint64_t>(out, meta.dedup_window_ms);
   put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.dedup_conflict));
   put_le<std::uint64_t>(out, meta.max_age_ms);
   put_le<std::uint64_t>(out, meta.max_bytes);
   put_le<std::uint64_t>(out, meta.max_messages);
-  if (!meta.subjects.empty()) {
+  if (version >= 3) {
     put_le<std::uint32_t>(out, static_cast<std::uint32_t>(meta.subjects.size()));
     for (const auto& subject : meta.subjects) put_bytes(out, subject);
   }
+  if (work_queue) put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.retention_mode));
   return out;
 }
 
@@ -188,13 +193,23 @@ std::optional<TopicInfo> decode_topic_meta(std::string_view name, std::string_vi
   }
   if (version >= 3) {
     std::uint32_t count = 0;
-    // At least one subject (version 2 says none), each at least one byte: a corrupt count
-    // cannot reserve more than the record holds.
-    if (!r.le(count) || count == 0 || count > r.remaining() / 5) return std::nullopt;
+    // Version 3: at least one subject (version 2 says none); version 4: any number. Each at
+    // least one byte: a corrupt count cannot reserve more than the record holds.
+    if (!r.le(count) || (count == 0 && version == 3) || count > r.remaining() / 5) {
+      return std::nullopt;
+    }
     meta.subjects.resize(count);
     for (auto& subject : meta.subjects) {
       if (!r.bytes(subject) || subject.empty()) return std::nullopt;
     }
+  }
+  if (version >= 4) {
+    // Only a work-queue topic is written as version 4.
+    std::uint8_t mode = 0;
+    if (!r.le(mode) || mode != static_cast<std::uint8_t>(RetentionMode::work_queue)) {
+      return std::nullopt;
+    }
+    meta.retention_mode = RetentionMode::work_queue;
   }
   if (!r.done()) return std::nullopt;
   meta.dedup_conflict = static_cast<DedupConflict>(conflict);

@@ -47,8 +47,10 @@ inline constexpr std::size_t kTopicBaseSize = 4 + 5 * 8;
 // Version 1: dedup window and conflict mode. Version 2 adds the retention limits (max_age_ms,
 // max_bytes, max_messages, u64 LE each). Version 3 adds the topic's subjects (u32 count, at
 // least 1, then each as u32 length + bytes); a topic without subjects is still written as
-// version 2. Older versions decode with the defaults.
-inline constexpr std::uint8_t kTopicExtensionVersion = 3;
+// version 2. Version 4 adds the retention mode (u8, RetentionMode::work_queue: only a
+// work-queue topic is written as version 4) after the subjects, whose count may then be 0.
+// Older versions decode with the defaults.
+inline constexpr std::uint8_t kTopicExtensionVersion = 4;
 std::string encode_topic_meta(const TopicInfo& meta);
 // nullopt if `value` is not exactly a base record, or a base record plus an extension of a
 // version this build knows.

@@ -1694,6 +1694,31 @@ TEST(TopicEncoding, SubjectsAreVersion3AndEveryTruncationIsRejected) {
   EXPECT_EQ(encoding::decode_topic_meta("t", huge), std::nullopt);
 }
 
+// A work-queue topic is version 4 (subject count, possibly 0, then the mode byte); every other
+// topic keeps the bytes of version 2 or 3.
+TEST(TopicEncoding, WorkQueueIsVersion4AndEveryTruncationIsRejected) {
+  auto meta = topic(9, "t");
+  meta.max_messages = 3;
+  const auto plain = encoding::encode_topic_meta(meta);
+  meta.retention_mode = RetentionMode::work_queue;
+  const auto bytes = encoding::encode_topic_meta(meta);
+  EXPECT_EQ(bytes[encoding::kTopicBaseSize], '\x04');
+  EXPECT_EQ(bytes.size(), plain.size() + 4 + 1);
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes), meta);
+  for (std::size_t n = plain.size(); n < bytes.size(); ++n) {
+    EXPECT_EQ(encoding::decode_topic_meta("t", bytes.substr(0, n)), std::nullopt) << n;
+  }
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes + '\0'), std::nullopt);
+  auto limits = bytes;
+  limits.back() = '\0';  // version 4 is only written for a work-queue topic
+  EXPECT_EQ(encoding::decode_topic_meta("t", limits), std::nullopt);
+  auto unknown = bytes;
+  unknown.back() = '\x02';
+  EXPECT_EQ(encoding::decode_topic_meta("t", unknown), std::nullopt);
+  meta.subjects = {"a.>"};
+  EXPECT_EQ(encoding::decode_topic_meta("t", encoding::encode_topic_meta(meta)), meta);
+}
+
 TEST(DedupEncoding, ValueIs24BytesAndKeyIsBigEndianTopicIdThenId) {
   using namespace std::string_literals;
   const DedupEntry e{Offset{0x0102}, -1, 0xFFFF'0000'FFFF'0000};

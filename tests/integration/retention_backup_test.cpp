@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/json.hpp>
 #include <cstring>
@@ -262,6 +264,192 @@ TEST_F(Retention, AGroupBehindRetentionSkipsForwardAndReportsIt) {
   daemon_.start();
   client_ = daemon_.client();
   EXPECT_EQ(client_->describe_group("t", "slow")->skipped, 35u);
+}
+
+// ---- Work-queue retention -------------------------------------------------------------
+
+client::SubscribeOptions group_of(const std::string& topic, const std::string& group) {
+  client::SubscribeOptions o;
+  o.topic = topic;
+  o.group = group;
+  o.max_in_flight = 1000;
+  return o;
+}
+
+// Receives the next `n` messages of `sub` (strictly increasing offsets, as one consumer of a
+// group gets them); their offsets.
+std::vector<std::uint64_t> receive_n(client::Subscription& sub, std::size_t n) {
+  std::vector<std::uint64_t> got;
+  EXPECT_TRUE(eventually([&] {
+    auto msgs = sub.receive(200ms, n - got.size());
+    if (msgs) {
+      for (const auto& m : *msgs) {
+        EXPECT_TRUE(got.empty() || m.offset > got.back());
+        got.push_back(m.offset);
+      }
+    }
+    return got.size() >= n;
+  })) << got.size()
+      << " of " << n;
+  return got;
+}
+
+// `loft topic create --work-queue`, describe (text and JSON), and two groups draining it with
+// `loft sub`: a message goes once both have acked it, and a group created later starts at the
+// oldest retained message.
+TEST_F(Retention, AWorkQueueTopicFromTheCliKeepsWhatAGroupStillNeeds) {
+  auto r = daemon_.loft({"topic", "create", "jobs", "--work-queue"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = daemon_.loft({"topic", "describe", "jobs"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("retention:     work_queue"));
+  r = daemon_.loft({"topic", "describe", "jobs", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).as_object().at("retention").as_string(), "work_queue");
+  r = daemon_.loft({"topic", "alter", "jobs", "--work-queue"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("fixed when a topic is created"));
+  ASSERT_TRUE(client_->create_group("jobs", "a"));
+  ASSERT_TRUE(client_->create_group("jobs", "b"));
+
+  ASSERT_TRUE(client_->publish("jobs", std::vector<Message>(20, text("job"))));
+  EXPECT_EQ(describe("jobs").messages, 20u) << "nobody acked anything yet";
+  r = daemon_.loft({"sub", "jobs", "--group", "a", "--count", "20"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = daemon_.loft({"sub", "jobs", "--group", "b", "--count", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(eventually([&] { return describe("jobs").first_offset.value == 8; }))
+      << describe("jobs").first_offset.value;
+  EXPECT_EQ(describe("jobs").messages, 12u);
+
+  // A group created now, asking for the end, starts at offset 8 and holds it.
+  const auto late = client_->create_group("jobs", "late",
+                                          protocol::StartPosition{protocol::StartKind::latest, 0});
+  ASSERT_TRUE(late) << late.error().to_string();
+  EXPECT_EQ(late->ack_floor, 8u);
+  r = daemon_.loft({"sub", "jobs", "--group", "b", "--count", "12"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(client_->delete_group("jobs", "late"));
+  ASSERT_TRUE(eventually([&] { return describe("jobs").messages == 0; }));
+  EXPECT_EQ(describe("jobs").first_offset.value, 20u);
+  EXPECT_EQ(client_->describe_group("jobs", "b")->skipped, 0u);
+}
+
+// The drain: N messages (LOFT_WORK_QUEUE_MESSAGES, 10,000 by default; run once with
+// 1,000,000) drained by two groups; afterwards the topic holds nothing and its SST files give
+// the space back.
+TEST_F(Retention, AWorkQueueDrainedByTwoGroupsGivesItsDiskSpaceBack) {
+  const auto n = static_cast<std::size_t>(env_count("LOFT_WORK_QUEUE_MESSAGES", 10'000));
+  ASSERT_TRUE(client_->create_topic("jobs", 0, protocol::DedupConflict::duplicate, {},
+                                    RetentionMode::work_queue));
+  ASSERT_TRUE(client_->create_group("jobs", "a"));
+  ASSERT_TRUE(client_->create_group("jobs", "b"));
+  std::mt19937_64 rng{11};
+  const auto started = std::chrono::steady_clock::now();
+  for (std::size_t done = 0; done < n;) {
+    const auto batch = std::min<std::size_t>(1000, n - done);
+    ASSERT_TRUE(client_->publish("jobs", random_messages(batch, 200, rng)));
+    done += batch;
+  }
+  client_.reset();
+  ASSERT_EQ(daemon_.stop(), 0);  // a graceful stop flushes: the messages are in SST files
+  const auto store_dir = daemon_.data_dir() / "rocksdb";
+  const auto before = sst_bytes(store_dir);
+  daemon_.start();
+  client_ = daemon_.client();
+  for (const char* group : {"a", "b"}) {
+    auto sub = client_->subscribe(group_of("jobs", group));
+    ASSERT_TRUE(sub) << sub.error().to_string();
+    for (std::size_t got = 0; got < n;) {
+      const auto offsets = receive_n(**sub, std::min<std::size_t>(1000, n - got));
+      for (const auto o : offsets) (*sub)->ack(o);
+      got += offsets.size();
+    }
+    ASSERT_TRUE((*sub)->flush());
+    ASSERT_TRUE((*sub)->unsubscribe());
+  }
+  ASSERT_TRUE(eventually([&] { return describe("jobs").messages == 0; }, 120s))
+      << describe("jobs").messages;
+  EXPECT_EQ(describe("jobs").bytes, 0u);
+  EXPECT_EQ(describe("jobs").first_offset.value, n);
+  std::uintmax_t after = 0;
+  EXPECT_TRUE(eventually(
+      [&] {
+        after = sst_bytes(store_dir);
+        return after < before / 10;
+      },
+      120s))
+      << "before=" << before << " after=" << after;
+  std::printf("work queue of %zu messages: sst bytes before drain %ju, after %ju; %.1f s\n", n,
+              before, after,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+}
+
+// kill -9 in the middle of draining a work queue, a few bounded rounds: every confirmed message
+// that some group has not acked survives (whatever acks were in flight), and what both groups
+// acked durably is removed after the restart.
+TEST_F(Retention, AWorkQueueLosesNoUnackedMessageToKill9) {
+  ASSERT_TRUE(client_->create_topic("jobs", 0, protocol::DedupConflict::duplicate, {},
+                                    RetentionMode::work_queue));
+  const std::array<std::string, 2> groups{"a", "b"};
+  for (const auto& g : groups) ASSERT_TRUE(client_->create_group("jobs", g));
+  std::uint64_t published = 0;
+  std::array<std::uint64_t, 2> confirmed{};  // each group's floor as far as confirmed acks go
+  std::array<std::uint64_t, 2> upper{};      // and as far as any ack sent goes
+  std::mt19937_64 rng{5};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<Message> batch(600);
+    for (auto& m : batch) m = text("m" + std::to_string(published++));
+    ASSERT_TRUE(client_->publish("jobs", std::move(batch)));
+    std::vector<std::unique_ptr<client::Subscription>> subs;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      auto sub = client_->subscribe(group_of("jobs", groups[g]));
+      ASSERT_TRUE(sub) << sub.error().to_string();
+      const auto take = 100 + rng() % 300;
+      const auto offsets = receive_n(**sub, take);
+      ASSERT_FALSE(offsets.empty());
+      EXPECT_GE(offsets.front(), confirmed[g]) << "a confirmed ack came back";
+      EXPECT_LE(offsets.front(), upper[g]) << "a message that was never acked is gone";
+      const auto half = offsets.size() / 2;
+      ASSERT_TRUE((*sub)->ack_confirmed({offsets.begin(), offsets.begin() + half}));
+      confirmed[g] = offsets[half - 1] + 1;
+      for (auto i = half; i < offsets.size(); ++i) (*sub)->ack(offsets[i]);
+      std::ignore = (*sub)->flush();  // sent; durable or not when the kill comes
+      upper[g] = offsets.back() + 1;
+      subs.push_back(std::move(*sub));
+    }
+    ASSERT_TRUE(eventually([&] {
+      return describe("jobs").first_offset.value >= std::min(confirmed[0], confirmed[1]);
+    }));
+    daemon_.kill9();
+    subs.clear();
+    client_.reset();
+    daemon_.start(/*same_port=*/true);
+    client_ = daemon_.client();
+    const auto lowest_upper = std::min(upper[0], upper[1]);
+    const auto check = [&] {
+      const auto t = describe("jobs");
+      EXPECT_EQ(t.next_offset.value, published) << "a confirmed publish was lost";
+      EXPECT_LE(t.first_offset.value, lowest_upper) << "an unacked message was removed";
+      return t;
+    };
+    const auto t = check();
+    // Everything retained is there, intact.
+    for (auto at = t.first_offset.value; at < published;) {
+      auto fetched = client_->fetch("jobs", at, 1000);
+      ASSERT_TRUE(fetched) << fetched.error().to_string();
+      ASSERT_FALSE(fetched->messages.empty());
+      for (const auto& m : fetched->messages) {
+        ASSERT_EQ(m.offset.value, at) << "a gap in what is retained";
+        EXPECT_EQ(m.message.payload, "m" + std::to_string(at));
+        ++at;
+      }
+    }
+    ASSERT_TRUE(eventually([&] {
+      return check().first_offset.value >= std::min(confirmed[0], confirmed[1]);
+    })) << "round "
+        << round;
+  }
 }
 
 TEST(Backup, ATakenUnderLoadRestoresToALoftdWithTheSameData) {

@@ -241,7 +241,8 @@ TEST(Subjects, AVersion1ClientIsServedAsBeforeWithoutSubjectsOrFilters) {
   TestDaemon d;
   d.start();
   auto c = d.client();
-  EXPECT_EQ(c->server().version, 2) << "the C++ client speaks version 2 with this loftd";
+  EXPECT_EQ(c->server().version, protocol::kProtocolVersion)
+      << "the C++ client speaks the newest version with this loftd";
   ASSERT_TRUE(c->create_topic("t"));
   Message with;
   with.subject = "t.eu";

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -67,6 +68,40 @@ class Loop {
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
 };
+
+// A broker over `store` and its groups, as loftd starts them: the groups the store holds are
+// loaded, and topic events reach the groups on `loop` (the test thread) at `now`.
+struct BrokerWithGroups {
+  std::unique_ptr<broker::Broker> broker;
+  std::unique_ptr<broker::Groups> groups;
+};
+inline Result<BrokerWithGroups> open_with_groups(std::unique_ptr<storage::Store> store,
+                                                 broker::Options options, Loop& loop,
+                                                 broker::TimePoint now) {
+  auto b = broker::Broker::open(std::move(store), std::move(options));
+  if (!b) return tl::unexpected(b.error());
+  BrokerWithGroups out{std::move(*b), nullptr};
+  out.groups = std::make_unique<broker::Groups>(
+      *out.broker, broker::GroupDefaults{},
+      [&loop](std::function<void()> f) { loop.post(std::move(f)); });
+  out.groups->load();
+  out.broker->set_topic_listener([&loop, groups = out.groups.get(),
+                                  now](std::vector<broker::TopicEvent> events) {
+    loop.post([groups, now, events = std::move(events)] { groups->on_topic_events(events, now); });
+  });
+  return out;
+}
+
+// A graceful stop of what open_with_groups opened: every group's progress written, then the
+// broker closed. Nothing if `broker` is null.
+inline void close_with_groups(std::unique_ptr<broker::Broker>& broker,
+                              std::unique_ptr<broker::Groups>& groups) {
+  if (!broker) return;
+  groups->write_all_on_stop();
+  broker->stop();
+  groups.reset();
+  broker.reset();
+}
 
 // A delivered message as a test sees it: copied out of the views the subscriber was handed
 // (they are valid only during deliver()).

@@ -104,6 +104,8 @@ struct TopicSettings {
   // Stream subjects (validate_topic_subjects); empty = none. Unlike the settings above, they
   // can change later (Broker::set_topic_subjects).
   std::vector<std::string> subjects{};
+  // Work-queue retention (docs/semantics.md, "Work-queue retention"), fixed at creation.
+  RetentionMode retention_mode = RetentionMode::limits;
 };
 inline constexpr std::uint64_t kMinDedupWindowMs = 1'000;                     // 1 s
 inline constexpr std::uint64_t kMaxDedupWindowMs = 30ULL * 24 * 3600 * 1000;  // 30 d
@@ -428,6 +430,10 @@ class Broker {
     Offset end;
     std::uint64_t removed_bytes = 0;
     Callback<std::uint64_t> done;
+    // Work-queue retention: the limits alone remove [from, by_limits); what lies above it is
+    // removed because every group is done with it, so the writer checks the groups' floors
+    // as it stages the trim (a group created or moved back meanwhile makes it stale).
+    Offset by_limits{};
   };
   struct SubjectsReq {
     std::string name;
@@ -495,8 +501,29 @@ class Broker {
   // Under table_mutex_ (unique): topic_for_subject's index from topics_.
   void rebuild_subject_index();
 
+  // Work-queue retention: the durable ack floor of every group, by topic id then group name,
+  // as the last successful commits left them (floor changes staged in a commit that is not
+  // written yet are the Commit's). The writer updates it after each commit that changed a
+  // group; retention passes read it. A group progress write is in the log before any trim
+  // planned from it, so a removal never outruns the durable floors.
+  using GroupFloors = std::map<std::string, Offset, std::less<>>;
+  // The lowest floor of the topic's groups, with `staged` changes (topic id, group name, new
+  // floor or nullopt for a dropped group) applied; nullopt when the topic has no group.
+  struct FloorChange {
+    std::uint32_t topic = 0;
+    std::string group;
+    std::optional<Offset> floor;
+  };
+  std::optional<Offset> work_queue_floor(TopicId topic,
+                                         std::span<const FloorChange> staged = {}) const;
+  void install_floors(std::span<const FloorChange> changes,
+                      std::span<const std::uint32_t> dropped_topics);
+
   std::unique_ptr<storage::Store> store_;
   Options options_;
+
+  mutable std::mutex floors_mutex_;  // guards group_floors_
+  std::unordered_map<std::uint32_t, GroupFloors> group_floors_;
 
   // What conditional publishes compare with, per topic id, for topics that had one needing the
   // last id or a subject's last offset since start (writer thread only; rebuilt from the store

@@ -252,7 +252,9 @@ class Groups {
   };
   Result<NewGroup> check_new_group(const std::string& topic, const std::string& group,
                                    const GroupConfig& config) const;
-  Result<Offset> resolve_start(const std::string& topic, const StartPosition& start);
+  // Where `start` is on `topic` now; a group `creating` on a work-queue topic starts at its
+  // first offset whatever `start` says.
+  Result<Offset> resolve_start(const std::string& topic, const StartPosition& start, bool creating);
   // `config`: effective (check_new_group).
   std::unique_ptr<Group> make_group(const TopicInfo& topic, std::string name,
                                     const GroupConfig& config, Offset start);

@@ -1,7 +1,7 @@
 #pragma once
-// The loft C++ client: one TCP connection to loftd, speaking protocol version 2 (or 1 with a
-// server that knows only 1: then a message subject or group filter is refused with
-// invalid_request rather than dropped).
+// The loft C++ client: one TCP connection to loftd, speaking protocol version 3 (or the newest
+// an older server knows: with version 1 a message subject or group filter, and with versions
+// 1 and 2 a work-queue topic, is refused with invalid_request rather than dropped).
 //
 // The core is asynchronous: every request gets a correlation id and a std::future, and many
 // requests may be in flight at once (pipelining) — publish_async() is how a producer keeps a
@@ -98,9 +98,12 @@ class Client {
   Result<TopicInfo> create_topic(std::string name);
   // dedup_window_ms 0 = the broker's default (2 h).
   // retention: the limits to set; a limit left nullopt gets the broker's configured default.
+  // retention_mode work_queue needs protocol version 3: against an older loftd it fails with
+  // invalid_request, sending nothing.
   Result<TopicInfo> create_topic(std::string name, std::uint64_t dedup_window_ms,
                                  protocol::DedupConflict dedup_conflict,
-                                 protocol::RetentionChange retention = {});
+                                 protocol::RetentionChange retention = {},
+                                 RetentionMode retention_mode = RetentionMode::limits);
   // Changes the limits that are set in `retention` (0 = unlimited); the others stay.
   Result<TopicInfo> alter_topic(std::string name, protocol::RetentionChange retention);
   // The broker copies its data directory into `dir` (a path on the broker's machine: absolute,

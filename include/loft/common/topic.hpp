@@ -25,6 +25,16 @@ enum class Durability : std::uint8_t { fsync = 0, os = 1 };
 // any duplicate) or `error` (a per-message dedup_conflict error). The values are the wire's.
 enum class DedupConflict : std::uint8_t { duplicate = 0, error = 1 };
 
+// How a topic's messages leave it (fixed at creation; docs/semantics.md, "Work-queue
+// retention"). `limits`: only the retention limits (and purges) remove them. `work_queue`: also
+// once every group of the topic has acked or dead-lettered them (the lowest of the groups' ack
+// floors); a topic with no group keeps them. The values are the wire's and the store's.
+enum class RetentionMode : std::uint8_t { limits = 0, work_queue = 1 };
+// "limits" / "work_queue": the name the CLI, the HTTP JSON and the docs use.
+inline const char* retention_mode_name(RetentionMode mode) {
+  return mode == RetentionMode::work_queue ? "work_queue" : "limits";
+}
+
 inline constexpr std::uint64_t kDefaultDedupWindowMs = std::uint64_t{2} * 60 * 60 * 1000;  // 2 h
 
 // Retention limits of a topic: the oldest messages past any of them are removed. 0 = unlimited.
@@ -67,6 +77,9 @@ struct TopicInfo {
   // that capture publishes on matching subjects into this topic; empty = none. No two topics
   // have filters that one subject matches both (docs/semantics.md, "Topic subjects").
   std::vector<std::string> subjects{};
+  // Work-queue retention (RetentionMode), fixed at creation. Last, with an initializer, so
+  // aggregate initialisations written before it keep their meaning.
+  RetentionMode retention_mode = RetentionMode::limits;
   bool operator==(const TopicInfo&) const = default;
 };
 

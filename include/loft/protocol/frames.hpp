@@ -24,16 +24,18 @@ using loft::GroupConfig;
 using loft::GroupInfo;
 using loft::OffsetRun;
 using loft::RetentionChange;
+using loft::RetentionMode;
 using loft::SettleAction;
 using loft::StallReason;
 using loft::StartKind;
 using loft::StartPosition;
 using loft::TopicInfo;
 
-// The versions this build speaks: 1 and, the newest, 2 (a message's subject and a group's
-// filter: docs/protocol.md, "Version 2"). A server accepts any of them in HELLO.
+// The versions this build speaks: 1, 2 (a message's subject and a group's filter:
+// docs/protocol.md, "Version 2") and, the newest, 3 (a topic's retention mode: "Version 3").
+// A server accepts any of them in HELLO.
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
-inline constexpr std::uint16_t kProtocolVersion = 2;
+inline constexpr std::uint16_t kProtocolVersion = 3;
 // u32 length | u16 type | u16 flags | u32 correlation id. `length` counts the bytes after
 // itself (the remaining 8 header bytes plus the body).
 inline constexpr std::size_t kHeaderSize = 12;
@@ -141,6 +143,9 @@ struct CreateTopic {
   std::uint64_t dedup_window_ms = 0;  // 0 = the server's default (2 h)
   DedupConflict dedup_conflict = DedupConflict::duplicate;
   RetentionChange retention{};
+  // Version 3 (docs/protocol.md, "Version 3"): the topic's retention mode; a version 1 or 2
+  // CREATE_TOPIC creates a `limits` topic.
+  RetentionMode retention_mode = RetentionMode::limits;
   bool operator==(const CreateTopic&) const = default;
 };
 struct CreateTopicOk {

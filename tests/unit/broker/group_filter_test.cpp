@@ -71,25 +71,14 @@ class GroupFilter : public ::testing::Test {
     store_ = store.get();
     Options o;
     o.now_ms = [] { return std::int64_t{1'700'000'000'000}; };
-    auto b = Broker::open(std::move(store), std::move(o));
-    ASSERT_TRUE(b.has_value()) << b.error().to_string();
-    broker_ = std::move(*b);
-    groups_ = std::make_unique<Groups>(
-        *broker_, GroupDefaults{}, [this](std::function<void()> f) { loop_.post(std::move(f)); });
-    groups_->load();
-    broker_->set_topic_listener([this](std::vector<TopicEvent> events) {
-      loop_.post([this, events = std::move(events)] { groups_->on_topic_events(events, kNow); });
-    });
+    auto opened = testing::open_with_groups(std::move(store), std::move(o), loop_, kNow);
+    ASSERT_TRUE(opened.has_value()) << opened.error().to_string();
+    broker_ = std::move(opened->broker);
+    groups_ = std::move(opened->groups);
   }
 
   // A graceful stop: every group's progress written, then the broker closed.
-  void close() {
-    if (!broker_) return;
-    groups_->write_all_on_stop();
-    broker_->stop();
-    groups_.reset();
-    broker_.reset();
-  }
+  void close() { testing::close_with_groups(broker_, groups_); }
 
   void create_topic(const std::string& name) {
     std::promise<Result<TopicInfo>> created;

@@ -389,5 +389,14 @@ TEST(TopicJson, SubjectsOnlyWhenSet) {
   EXPECT_EQ(boost::json::serialize(topic_json(t).at("subjects")), R"(["orders.*","returns.>"])");
 }
 
+// Every topic's JSON names its retention mode.
+TEST(TopicJson, RetentionNamesTheMode) {
+  TopicInfo t;
+  t.name = "jobs";
+  EXPECT_EQ(topic_json(t).at("retention").as_string(), "limits");
+  t.retention_mode = RetentionMode::work_queue;
+  EXPECT_EQ(topic_json(t).at("retention").as_string(), "work_queue");
+}
+
 }  // namespace
 }  // namespace loft::http

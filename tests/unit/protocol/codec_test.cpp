@@ -296,14 +296,16 @@ TEST(DecodeBody, TruncationAtEveryLengthIsMalformed) {
   for (const auto& frame : sample_frames()) {
     const auto body = body_of(frame);
     const auto header = header_of(frame);
-    // A CREATE_TOPIC that ends before its retention block is the older layout, and valid.
+    // A CREATE_TOPIC that ends before its retention block, or (version 3) before its
+    // retention mode, is an older layout, and valid.
     const auto* create = std::get_if<CreateTopic>(&frame.body);
+    const std::size_t without_mode = create ? body.size() - 1 : std::size_t{0} - 1;
     const std::size_t without_retention =
-        create ? body.size() - kRetentionBlockSize : std::size_t{0} - 1;
+        create ? without_mode - kRetentionBlockSize : std::size_t{0} - 1;
     // Every length for small bodies; for the megabyte ones, the boundaries and a stride.
     const std::size_t step = body.size() < 4096 ? 1 : body.size() / 40;
     for (std::size_t n = 0; n < body.size(); n += (n < 64 || n + 64 > body.size()) ? 1 : step) {
-      if (n == without_retention) continue;
+      if (n == without_retention || n == without_mode) continue;
       const auto r = decode(header, body.substr(0, n));
       ASSERT_FALSE(r) << "type " << header.type << " decoded from " << n << " of " << body.size();
       EXPECT_EQ(r.error().code, Errc::malformed_frame);
@@ -390,7 +392,7 @@ TEST(DecodeBody, UnknownDedupConflictModeIsMalformed) {
 TEST(DecodeBody, CreateTopicWithoutTheRetentionBlockSetsNoLimits) {
   const Frame f{1, CreateTopic{"t", 1'000, DedupConflict::error, {5, 6, 7}}};
   auto body = body_of(f);
-  body.resize(body.size() - kRetentionBlockSize);
+  body.resize(body.size() - kRetentionBlockSize - 1);  // and version 3's retention mode
   const auto r = decode(header_of(f), body);
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(std::get<CreateTopic>(*r), (CreateTopic{"t", 1'000, DedupConflict::error, {}}));
@@ -637,6 +639,52 @@ TEST(Version2, AFrameOfTheOtherVersionIsMalformed) {
       EXPECT_EQ(r.error().code, Errc::malformed_frame);
     }
   }
+}
+
+// Version 3 differs from 2 only by a u8 retention mode at the end of a TopicInfo and of a
+// CREATE_TOPIC (after its retention block, and optional as the block is).
+TEST(Version3, EndsATopicInfoAndACreateTopicWithTheRetentionMode) {
+  TopicInfo t;
+  t.name = "jobs";
+  t.retention_mode = RetentionMode::work_queue;
+  const Frame f{1, DescribeTopicOk{t}};
+  const auto v2 = body_of(f, 2);
+  const auto v3 = body_of(f, 3);
+  EXPECT_EQ(v3.substr(0, v2.size()), v2);
+  EXPECT_EQ(testing::to_hex(v3.substr(v2.size())), "01");
+  auto decoded = decode(header_of(f, 3), v3, 3);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(std::get<DescribeTopicOk>(*decoded).topic, t);
+  decoded = decode(header_of(f, 2), v2, 2);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<DescribeTopicOk>(*decoded).topic.retention_mode, RetentionMode::limits);
+  EXPECT_FALSE(decode(header_of(f, 3), v2, 3)) << "version 3 needs the byte";
+  auto bad = v3;
+  bad.back() = '\x02';
+  const auto r = decode(header_of(f, 3), bad, 3);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::malformed_frame);
+
+  CreateTopic create{"jobs", 0, DedupConflict::duplicate, {}, RetentionMode::work_queue};
+  const Frame c{1, create};
+  const auto c2 = body_of(c, 2);
+  const auto c3 = body_of(c, 3);
+  EXPECT_EQ(c3.substr(0, c2.size()), c2);
+  EXPECT_EQ(testing::to_hex(c3.substr(c2.size())), "01");
+  decoded = decode(header_of(c, 3), c3, 3);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<CreateTopic>(*decoded), create);
+  // A version 3 CREATE_TOPIC may end before the mode (or before the retention block, as in
+  // version 2): a `limits` topic.
+  for (const auto& body : {c2, c2.substr(0, c2.size() - 25)}) {
+    decoded = decode(header_of(c, 3), body, 3);
+    ASSERT_TRUE(decoded) << decoded.error().to_string();
+    EXPECT_EQ(std::get<CreateTopic>(*decoded).retention_mode, RetentionMode::limits);
+  }
+  EXPECT_FALSE(decode(header_of(c, 2), c3, 2)) << "version 2 has no such byte";
+  bad = c3;
+  bad.back() = '\x07';
+  EXPECT_FALSE(decode(header_of(c, 3), bad, 3));
 }
 
 TEST(Version2, TruncatedSubjectsAndFiltersAreMalformed) {
