@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "loft/common/error.hpp"
+#include "loft/common/group.hpp"
 #include "loft/common/ids.hpp"
 #include "loft/delivery/done_runs.hpp"
 
@@ -75,7 +76,7 @@ struct Backoff {
   Duration delay_after(std::uint32_t attempt, std::mt19937_64& rng) const;
 };
 
-enum class Ordering : std::uint8_t { none = 0, key = 1 };
+using loft::Ordering;
 
 struct GroupOptions {
   Duration ack_timeout = std::chrono::milliseconds{30'000};

@@ -23,6 +23,7 @@ using loft::Durability;
 using loft::GroupConfig;
 using loft::GroupInfo;
 using loft::OffsetRun;
+using loft::Ordering;
 using loft::RetentionChange;
 using loft::SettleAction;
 using loft::StallReason;
@@ -30,10 +31,11 @@ using loft::StartKind;
 using loft::StartPosition;
 using loft::TopicInfo;
 
-// The versions this build speaks: 1 and, the newest, 2 (a message's subject and a group's
-// filter: docs/protocol.md, "Version 2"). A server accepts any of them in HELLO.
+// The versions this build speaks: 1, 2 (a message's subject and a group's filter:
+// docs/protocol.md, "Version 2") and, the newest, 3 (per-key ordering of a group: "Version 3").
+// A server accepts any of them in HELLO.
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
-inline constexpr std::uint16_t kProtocolVersion = 2;
+inline constexpr std::uint16_t kProtocolVersion = 3;
 // u32 length | u16 type | u16 flags | u32 correlation id. `length` counts the bytes after
 // itself (the remaining 8 header bytes plus the body).
 inline constexpr std::size_t kHeaderSize = 12;
