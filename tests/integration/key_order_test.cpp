@@ -91,6 +91,13 @@ class Background {
   std::string out_;
 };
 
+Message keyed(std::string key, std::string payload) {
+  Message m;
+  m.key = std::move(key);
+  m.payload = std::move(payload);
+  return m;
+}
+
 // "offset<TAB>payload" lines; the payload is the message's key.
 struct Line {
   std::uint64_t offset;
@@ -120,6 +127,7 @@ void expect_increasing_per_key(const std::vector<Line>& lines, const char* who) 
 
 TEST(KeyOrder, TwoSubConsumersKeepEachKeyInOrderWhenOneIsKilled) {
   TestDaemon d;
+  d.start();
   auto c = d.client();
   ASSERT_TRUE(c->create_topic("orders"));
   auto created = d.loft({"group", "create", "orders", "g", "--ordering", "key", "--json"});
@@ -171,9 +179,10 @@ TEST(KeyOrder, TwoSubConsumersKeepEachKeyInOrderWhenOneIsKilled) {
 
 TEST(KeyOrder, SubCreatesAnOrderedGroupAndRefusesABadOrdering) {
   TestDaemon d;
+  d.start();
   auto c = d.client();
   ASSERT_TRUE(c->create_topic("t"));
-  ASSERT_TRUE(c->publish("t", {Message{.key = "a", .payload = "1"}}));
+  ASSERT_TRUE(c->publish("t", {keyed("a", "1")}));
   auto r = d.loft({"sub", "t", "--group", "g", "--ordering", "key", "--count", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto g = c->describe_group("t", "g");
@@ -190,10 +199,11 @@ TEST(KeyOrder, SubCreatesAnOrderedGroupAndRefusesABadOrdering) {
 // The look-ahead bound stops delivery: describe names the reason and the key.
 TEST(KeyOrder, DescribeShowsKeyBlockedAndTheBlockingKey) {
   TestDaemon d;
+  d.start();
   auto c = d.client();
   ASSERT_TRUE(c->create_topic("t"));
   std::vector<Message> ms;
-  for (const auto* k : {"a", "a", "a", "b"}) ms.push_back(Message{.key = k, .payload = k});
+  for (const auto* k : {"a", "a", "a", "b"}) ms.push_back(keyed(k, k));
   ASSERT_TRUE(c->publish("t", std::move(ms)));
   auto created = d.loft({"group", "create", "t", "g", "--ordering", "key", "--key-lookahead", "1"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
