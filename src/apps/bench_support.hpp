@@ -84,7 +84,7 @@ struct PublishPlan {
   std::size_t size = 0;
   std::size_t batch = 0;
   std::size_t window = 0;
-  std::string id_prefix;  // empty: no ids
+  std::string id_prefix;   // empty: no ids
   std::uint64_t keys = 0;  // > 0: message n gets the key "k<n mod keys>"; 0: no keys
 };
 

@@ -154,8 +154,7 @@ void print_group(const client::GroupInfo& g, bool as_json) {
               << "held_back:         " << g.held_back << "\n";
     if (!g.blocking_key.empty()) std::cout << "blocking_key:      " << g.blocking_key << "\n";
   }
-  std::cout
-            << "consumers:         " << g.consumers.size() << "\n";
+  std::cout << "consumers:         " << g.consumers.size() << "\n";
   for (const auto& c : g.consumers) {
     std::cout << "  subscription " << c.subscription << " (" << c.client_name << "): in_flight "
               << c.in_flight << "/" << c.max_in_flight;

@@ -226,9 +226,9 @@ class Client::Impl {
                        "or group filters"));
     }
     if (version_ < 3 && needs_version_3(body)) {
-      return done(fail(Errc::invalid_request,
-                       "the broker speaks protocol version " + std::to_string(version_) +
-                           ", which has no per-key ordering of groups"));
+      return done(fail(Errc::invalid_request, "the broker speaks protocol version " +
+                                                  std::to_string(version_) +
+                                                  ", which has no per-key ordering of groups"));
     }
     std::string bytes;
     try {

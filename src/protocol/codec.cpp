@@ -615,8 +615,8 @@ GroupInfo read_group_info(Reader& r, std::size_t level) {
     c.client_name = r.str16("client_name");
     c.max_in_flight = r.get<std::uint32_t>("max_in_flight");
     c.in_flight = r.get<std::uint32_t>("in_flight");
-    c.stalled = r.enumeration<StallReason>(
-        "stalled", r.version() >= 3 ? kMaxStallReason : kMaxStallReasonV2);
+    c.stalled = r.enumeration<StallReason>("stalled",
+                                           r.version() >= 3 ? kMaxStallReason : kMaxStallReasonV2);
     g.consumers.push_back(std::move(c));
   }
   r.unscope(level);

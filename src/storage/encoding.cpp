@@ -267,7 +267,8 @@ std::string encode_group(const GroupRecord& group) {
   std::string out;
   out.reserve(1 + 8 + 4 * 4 + 4 + 4 * group.backoff_delays_ms.size() + 4 +
               group.dead_letter_topic.size() + 8 + 4 + 16 * group.done_ranges.size() +
-              3 * sizeof(std::uint64_t) + 4 + group.filter.size() + 4 + group.annotation.size() + 1 + 4);
+              3 * sizeof(std::uint64_t) + 4 + group.filter.size() + 4 + group.annotation.size() +
+              1 + 4);
   put_le<std::uint8_t>(out, kGroupRecordVersion);
   put_le<std::int64_t>(out, group.created_at_ms);
   put_le<std::uint32_t>(out, group.ack_timeout_ms);

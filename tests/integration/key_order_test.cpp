@@ -150,8 +150,8 @@ TEST(KeyOrder, TwoSubConsumersKeepEachKeyInOrderWhenOneIsKilled) {
     }
   }
 
-  const std::vector<std::string> sub{TestDaemon::loft_path(), "--broker", d.address(), "sub",
-                                     "orders", "--group", "g"};
+  const std::vector<std::string> sub{
+      TestDaemon::loft_path(), "--broker", d.address(), "sub", "orders", "--group", "g"};
   Background a(sub);
   Background b(sub);
   // A is killed once it has printed a part: what it had out comes back to B, first per key.

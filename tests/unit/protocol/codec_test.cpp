@@ -523,8 +523,7 @@ TEST(DecodeBody, StallReasonMustBeDefined) {
   // The second consumer's `stalled` is the last byte before `skipped` (u64), held_back (u64)
   // and an empty blocking_key (u16): 0 to 4 (key_blocked) in version 3.
   expect_byte_range(f, body_of(f).size() - 1 - 8 - 8 - 2, 4,
-                    "describe_group_ok: consumer 1 stalled",
-                    [](const Body& b, int v) {
+                    "describe_group_ok: consumer 1 stalled", [](const Body& b, int v) {
                       EXPECT_EQ(std::get<DescribeGroupOk>(b).group.consumers[1].stalled,
                                 static_cast<StallReason>(v));
                     });
