@@ -345,7 +345,7 @@ class GroupState {
     std::deque<Offset> held;  // the key's later offsets, in order
   };
   struct KeyHash {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): the std name
     std::size_t operator()(std::string_view k) const noexcept {
       return std::hash<std::string_view>{}(k);
     }
