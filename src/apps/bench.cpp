@@ -39,7 +39,8 @@ bool flag_applies(Mode mode, std::string_view name) {
       return name == "messages" || name == "duration" || name == "batch" || name == "window" ||
              name == "producers" || name == "ids";
     case Mode::consume:
-      return name == "messages" || name == "consumers" || name == "max-in-flight";
+      return name == "messages" || name == "consumers" || name == "max-in-flight" ||
+             name == "keys" || name == "ordering";
     case Mode::e2e:
       return name == "rate" || name == "duration";
     case Mode::storage:

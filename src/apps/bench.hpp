@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "loft/common/error.hpp"
+#include "loft/common/group.hpp"
 #include "loft/common/topic.hpp"
 
 namespace loft::apps::bench {
@@ -39,6 +40,8 @@ struct Params {
   bool ids = false;                               // give every message a unique id (dedup on)
   std::size_t consumers = 1;                      // consume: subscriptions of the one group
   std::uint32_t max_in_flight = 1000;             // consume: each subscription's credit
+  std::uint64_t keys = 0;                         // consume: messages keyed round-robin over K
+  Ordering ordering = Ordering::none;             // consume: the group's ordering
   std::uint64_t rate = 10'000;                    // e2e: messages per second
   std::optional<std::filesystem::path> data_dir;  // storage: instead of a temporary dir
   Durability durability = Durability::fsync;      // storage only

@@ -75,12 +75,14 @@ Result<std::unique_ptr<client::Client>> connect(const client::Options& connectio
 
 // The one group that consumes a bench topic, from its first message. max_in_flight 0 = the
 // broker's default.
-client::SubscribeOptions bench_group(const std::string& topic, std::uint32_t max_in_flight) {
+client::SubscribeOptions bench_group(const std::string& topic, std::uint32_t max_in_flight,
+                                     Ordering ordering = Ordering::none) {
   client::SubscribeOptions so;
   so.topic = topic;
   so.group = "bench";
   so.start = {protocol::StartKind::earliest, 0};
   so.max_in_flight = max_in_flight;
+  so.config.ordering = ordering;
   return so;
 }
 
@@ -168,6 +170,7 @@ Result<Clock::duration> fill(const Params& p, client::Client& c, const std::stri
   plan.size = p.size;
   plan.batch = fitting_batch(c, 1000, p.size);
   plan.window = 16;
+  plan.keys = p.keys;
   const auto fill_start = Clock::now();
   Progress line("consume: filling", filled, p.messages);
   auto ok = publish_loop(
@@ -188,7 +191,7 @@ struct ConsumeTally {
 // received `p.messages`.
 Result<void> consume(client::Client& c, const std::string& topic, const Params& p,
                      ConsumeTally& tally) {
-  auto sub = c.subscribe(bench_group(topic, p.max_in_flight));
+  auto sub = c.subscribe(bench_group(topic, p.max_in_flight, p.ordering));
   if (!sub) return tl::unexpected(sub.error());
   auto last_message = Clock::now();
   while (tally.received.load() < p.messages) {
@@ -253,6 +256,8 @@ Result<json::object> run_consume(const Params& p, const client::Options& connect
   o["broker"] = connection.host + ":" + std::to_string(connection.port);
   o["consumers"] = p.consumers;
   o["max_in_flight"] = p.max_in_flight;
+  o["keys"] = p.keys;
+  o["ordering"] = p.ordering == Ordering::key ? "key" : "none";
   o["ack"] = "per_message";
   o["messages"] = tally.received.load();
   o["redelivered"] = tally.redelivered.load();

@@ -84,7 +84,8 @@ struct PublishPlan {
   std::size_t size = 0;
   std::size_t batch = 0;
   std::size_t window = 0;
-  std::string id_prefix;  // empty: no ids
+  std::string id_prefix;   // empty: no ids
+  std::uint64_t keys = 0;  // > 0: message n gets the key "k<n mod keys>"; 0: no keys
 };
 
 // `send(messages)` returns a future of the per-message results (anything with `code`).
@@ -112,6 +113,10 @@ Result<std::uint64_t> publish_loop(const PublishPlan& plan, Send send, LatencyHi
       for (auto& m : messages) {
         m.payload = payload;
         if (!plan.id_prefix.empty()) m.id = plan.id_prefix + std::to_string(sent);
+        if (plan.keys > 0) {
+          m.key = "k";
+          m.key += std::to_string(sent % plan.keys);
+        }
         ++sent;
       }
       const auto t = Clock::now();

@@ -60,6 +60,11 @@ Commands:
                              token, a last '>' one or more; a message without a subject is
                              on its topic's name); the others count as done. Like the other
                              settings, set when the group is created (also by sub)
+      [--ordering none|key]  key: the messages of one non-empty key go out one at a time, in
+                             offset order, the next once the previous is acked or
+                             dead-lettered; other keys keep flowing (also for sub)
+      [--key-lookahead N]    with --ordering key: hold back at most N messages behind keys
+                             that have a message out (default 10000; also for sub)
   group list TOPIC
   group describe TOPIC GROUP
   group delete TOPIC GROUP
@@ -84,8 +89,10 @@ Commands:
       [--producers P] [--ids]
                              publish to a fresh topic; confirm latency per request
   bench consume [--messages N] [--size BYTES] [--consumers C] [--max-in-flight M]
+      [--keys K] [--ordering none|key]
                              fill a fresh topic, then drain it with one group, acking each
-                             message
+                             message; --keys: messages keyed round-robin over K keys;
+                             --ordering key: the group delivers per key in order
   bench e2e [--rate R] [--duration D] [--size BYTES]
                              publish at R msg/s while a consumer acks; publish-to-delivery
                              latency
@@ -143,6 +150,9 @@ po::options_description all_options() {
     ("key", po::value<std::string>(), "")
     ("subject", po::value<std::string>(), "")
     ("filter", po::value<std::string>(), "")
+    ("ordering", po::value<std::string>(), "")
+    ("key-lookahead", po::value<std::string>(), "")
+    ("keys", po::value<std::string>(), "")
     ("header", po::value<std::vector<std::string>>()->composing(), "")
     ("batch", po::value<std::string>()->default_value("1000"), "")
     ("window", po::value<std::string>()->default_value("16"), "")
@@ -204,6 +214,9 @@ void refuse_misplaced_flags(const Common& c) {
   for (const auto* flag : {"from", "ack-timeout", "max-deliveries", "filter"})
     only_for(flag, {"sub", "group"});
   only_for("to", {"group"});
+  only_for("ordering", {"sub", "group", "bench"});
+  only_for("key-lookahead", {"sub", "group"});
+  only_for("keys", {"bench"});
 }
 
 // The first line of `path`, without its line end.
@@ -255,6 +268,13 @@ bool given(const Common& c, const char* flag) {
 
 std::string text_flag(const Common& c, const char* flag) {
   return c.vm.count(flag) ? c.vm[flag].as<std::string>() : std::string();
+}
+
+Ordering ordering_flag(const Common& c) {
+  const auto text = text_flag(c, "ordering");
+  if (text.empty() || text == "none") return Ordering::none;
+  if (text == "key") return Ordering::key;
+  usage_error("--ordering must be none or key, got '" + text + "'");
 }
 
 std::uint64_t number_flag(const Common& c, const char* flag, std::uint64_t min, std::uint64_t max) {
@@ -328,7 +348,7 @@ apps::bench::Params bench_params(const Common& c) {
   expect_words(c, 2);
   for (const auto* flag :
        {"messages", "duration", "size", "batch", "window", "producers", "ids", "consumers",
-        "max-in-flight", "rate", "data-dir", "durability", "keep"}) {
+        "max-in-flight", "rate", "data-dir", "durability", "keep", "keys", "ordering"}) {
     if (given(c, flag) && !bench::flag_applies(*mode, flag)) {
       usage_error(std::string("--") + flag + " does not apply to 'loft bench " +
                   std::string(bench::to_string(*mode)) + "'");
@@ -349,6 +369,8 @@ apps::bench::Params bench_params(const Common& c) {
   if (given(c, "max-in-flight")) {
     p.max_in_flight = static_cast<std::uint32_t>(number_flag(c, "max-in-flight", 1, 1'000'000));
   }
+  if (given(c, "keys")) p.keys = number_flag(c, "keys", 1, 1'000'000'000);
+  p.ordering = ordering_flag(c);
   if (given(c, "rate")) p.rate = number_flag(c, "rate", 1, 10'000'000);
   p.ids = given(c, "ids");
   p.keep = given(c, "keep");

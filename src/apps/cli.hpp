@@ -50,6 +50,8 @@ bool given(const Common& c, const char* flag);
 std::string text_flag(const Common& c, const char* flag);
 // An unsigned flag value in [min, max]; "-1" or "12x" is a usage error, not a huge number.
 std::uint64_t number_flag(const Common& c, const char* flag, std::uint64_t min, std::uint64_t max);
+// --ordering: none (also when not given) or key.
+Ordering ordering_flag(const Common& c);
 // A duration flag in whole milliseconds, 0 when not given; out of (0, 0xFFFFFFF0] is an error.
 std::uint32_t duration_ms(const Common& c, const char* flag);
 // Positional word `i`, or a usage error naming `what` is missing.

@@ -37,6 +37,12 @@ protocol::GroupConfig group_config(const Common& c) {
   protocol::GroupConfig config;
   config.ack_timeout_ms = duration_ms(c, "ack-timeout");
   config.filter = text_flag(c, "filter");
+  config.ordering = ordering_flag(c);
+  if (c.vm.count("key-lookahead")) {
+    if (config.ordering != Ordering::key) usage_error("--key-lookahead needs --ordering key");
+    config.key_lookahead =
+        static_cast<std::uint32_t>(number_flag(c, "key-lookahead", 1, 1'000'000));
+  }
   if (c.vm.count("max-deliveries"))
     config.max_deliveries =
         static_cast<std::uint32_t>(number_flag(c, "max-deliveries", 1, 1'000'000));
@@ -141,7 +147,14 @@ void print_group(const client::GroupInfo& g, bool as_json) {
             << "dead_letter_topic: " << g.config.dead_letter_topic << "\n"
             << "filter:            " << (g.config.filter.empty() ? "(none)" : g.config.filter)
             << "\n"
-            << "consumers:         " << g.consumers.size() << "\n";
+            << "ordering:          " << (g.config.ordering == Ordering::key ? "key" : "none")
+            << "\n";
+  if (g.config.ordering == Ordering::key) {
+    std::cout << "key_lookahead:     " << g.config.key_lookahead << "\n"
+              << "held_back:         " << g.held_back << "\n";
+    if (!g.blocking_key.empty()) std::cout << "blocking_key:      " << g.blocking_key << "\n";
+  }
+  std::cout << "consumers:         " << g.consumers.size() << "\n";
   for (const auto& c : g.consumers) {
     std::cout << "  subscription " << c.subscription << " (" << c.client_name << "): in_flight "
               << c.in_flight << "/" << c.max_in_flight;

@@ -87,6 +87,7 @@ Result<GroupConfig> effective_group_config(std::string_view topic, const GroupCo
   c.backoff_base_ms = pick(requested.backoff_base_ms, defaults.backoff_base_ms);
   c.backoff_cap_ms = pick(requested.backoff_cap_ms, defaults.backoff_cap_ms);
   if (c.dead_letter_topic.empty()) c.dead_letter_topic = default_dead_letter_topic(topic);
+  c.key_lookahead = pick(requested.key_lookahead, defaults.key_lookahead);
   using L = GroupLimits;
   for (auto ok : {check_range("ack_timeout_ms", c.ack_timeout_ms, L::kMinAckTimeoutMs,
                               L::kMaxAckTimeoutMs, requested.ack_timeout_ms),
@@ -101,6 +102,14 @@ Result<GroupConfig> effective_group_config(std::string_view topic, const GroupCo
     if (!ok) return tl::unexpected(ok.error());
   }
   if (auto ok = validate_annotation(c.annotation); !ok) return tl::unexpected(ok.error());
+  if (c.ordering != Ordering::none && c.ordering != Ordering::key) {
+    return fail(Errc::invalid_request, "ordering must be none or key");
+  }
+  if (auto ok = check_range("key_lookahead", c.key_lookahead, 1, L::kMaxKeyLookahead,
+                            requested.key_lookahead);
+      !ok) {
+    return tl::unexpected(ok.error());
+  }
   if (c.backoff_base_ms > c.backoff_cap_ms) {
     return fail(Errc::invalid_request,
                 "backoff_base_ms (" + std::to_string(c.backoff_base_ms) +

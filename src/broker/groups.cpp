@@ -23,6 +23,12 @@ constexpr std::size_t kReadAheadBudget = 64 << 20;
 // of at most kReadAheadMessages / kReadAheadBytes per pump), while fewer than this many
 // matching messages wait for a consumer.
 constexpr std::uint64_t kFilterAhead = 1024;
+// Whether a group reads ahead of its deliveries: to filter, or to learn the keys of an ordered
+// group.
+bool looks_ahead(const storage::GroupRecord& r) {
+  return !r.filter.empty() || r.ordering == Ordering::key;
+}
+
 Error group_not_found(std::string_view topic, std::string_view group) {
   return Error{Errc::group_not_found, "group '" + std::string(group) + "' of topic '" +
                                           std::string(topic) + "' does not exist"};
@@ -131,6 +137,9 @@ delivery::GroupOptions options_of(const storage::GroupRecord& r, const GroupDefa
   o.backoff.jitter = d.backoff_jitter;
   for (const auto ms : r.backoff_delays_ms) o.backoff.delays.emplace_back(milliseconds{ms});
   o.filtered = !r.filter.empty();
+  o.ordering = r.ordering;
+  // A record written before ordering existed has 0: any value >= 1 will do for an unordered group.
+  o.key_lookahead = std::max<std::uint32_t>(1, r.key_lookahead);
   return o;
 }
 
@@ -168,8 +177,9 @@ void Groups::load() {
     // Retention may have passed the group while loftd was down (or before its progress was
     // written): it moves up, and the next write records it.
     if (g->state.skip_to(topic->first_offset) > 0) ++g->generation;
-    // A filtered group looks at what is above its floor again: the timer pumps it at once.
-    g->filter_more = !record.filter.empty();
+    // A filtered or ordered group looks at what is above its floor again: the timer pumps it at
+    // once.
+    g->filter_more = looks_ahead(record);
     groups_.emplace(std::pair{g->topic, g->name}, std::move(g));
   }
 }
@@ -215,6 +225,8 @@ std::unique_ptr<Groups::Group> Groups::make_group(const TopicInfo& topic, std::s
   r.dead_letter_topic = c.dead_letter_topic;
   r.filter = c.filter;
   r.annotation = c.annotation;
+  r.ordering = c.ordering;
+  r.key_lookahead = c.key_lookahead;
   r.ack_floor = start;
   const auto incarnation = seed_++;
   auto g =
@@ -425,13 +437,14 @@ void Groups::pump(Group& g, TimePoint now) {
   }
   // More to look at, and room for it (the deliveries may have made some): another pump soon
   // (next_deadline).
-  g.filter_more = could_read && !g.settings.filter.empty() && g.state.examined() < g.state.end() &&
+  g.filter_more = could_read && looks_ahead(g.settings) && g.state.examined() < g.state.end() &&
                   g.state.waiting_new() < kFilterAhead;
   start_write(g);
 }
 
 bool Groups::filter_ahead(Group& g) {
-  if (g.settings.filter.empty()) return true;
+  if (!looks_ahead(g.settings)) return true;
+  const bool filtered = !g.settings.filter.empty();
   const Offset from = g.state.examined();
   if (from >= g.state.end() || g.state.waiting_new() >= kFilterAhead) return true;
   if (g.filter_retry_at && *g.filter_retry_at > last_now_) return false;
@@ -450,8 +463,9 @@ bool Groups::filter_ahead(Group& g) {
   for (std::size_t i = 0; i < block->messages.size(); ++i) {
     const auto& m = block->messages[i];
     // A message without a subject is on its topic's name.
-    if (subject_matches(g.settings.filter, m.subject.empty() ? g.topic : m.subject)) {
+    if (!filtered || subject_matches(g.settings.filter, m.subject.empty() ? g.topic : m.subject)) {
       first_match = std::min(first_match, i);
+      if (!m.key.empty()) g.state.set_key(m.offset, m.key);
     } else {
       // Only a real change counts: offsets filtered out before a restart are done already.
       if (g.state.filter_out(m.offset)) filtered_out = true;
@@ -817,6 +831,10 @@ GroupInfo Groups::info(const Group& g) const {
   out.config.dead_letter_topic = g.settings.dead_letter_topic;
   out.config.filter = g.settings.filter;
   out.config.annotation = g.settings.annotation;
+  out.config.ordering = g.settings.ordering;
+  out.config.key_lookahead = g.settings.key_lookahead;
+  out.held_back = stats.held_back;
+  out.blocking_key = stats.blocking_key;
   for (const auto id : g.subscriptions) {
     const auto& s = subscriptions_.at(id);
     ConsumerInfo c;
@@ -829,6 +847,8 @@ GroupInfo Groups::info(const Group& g) const {
         c.stalled = StallReason::slow_socket;
       } else if (c.in_flight >= s.max_in_flight) {
         c.stalled = StallReason::at_max_in_flight;
+      } else if (stats.key_blocked) {
+        c.stalled = StallReason::key_blocked;
       } else if (stats.scheduled > 0) {
         c.stalled = StallReason::waiting_for_backoff;
       }

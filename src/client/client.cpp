@@ -67,6 +67,17 @@ bool needs_version_2(const Body& body) {
   return false;
 }
 
+// Whether a request carries what only protocol version 3 can: per-key ordering of a group.
+bool needs_version_3(const Body& body) {
+  if (const auto* s = std::get_if<protocol::Subscribe>(&body)) {
+    return s->config.ordering != Ordering::none || s->config.key_lookahead != 0;
+  }
+  if (const auto* c = std::get_if<protocol::CreateGroup>(&body)) {
+    return c->config.ordering != Ordering::none || c->config.key_lookahead != 0;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<void> parse_broker_address(std::string_view text, Options& options) {
@@ -213,6 +224,11 @@ class Client::Impl {
       return done(fail(Errc::invalid_request,
                        "the broker speaks protocol version 1, which has no message subjects "
                        "or group filters"));
+    }
+    if (version_ < 3 && needs_version_3(body)) {
+      return done(fail(Errc::invalid_request, "the broker speaks protocol version " +
+                                                  std::to_string(version_) +
+                                                  ", which has no per-key ordering of groups"));
     }
     std::string bytes;
     try {

@@ -72,6 +72,8 @@ GroupState::GroupState(GroupOptions options, const Snapshot& snapshot, std::uint
   // at the floor, so a restart does not read the processed backlog again.
   examined_ =
       done_runs_.empty() ? ack_floor_ : std::max(ack_floor_, Offset{done_runs_.rbegin()->second});
+  // An ordered group must learn the key of every offset it delivers, so it looks from the floor.
+  if (options_.ordering == Ordering::key) examined_ = ack_floor_;
 }
 
 void GroupState::add_consumer(ConsumerId consumer, std::uint32_t max_in_flight) {
@@ -165,6 +167,17 @@ std::vector<Delivery> GroupState::poll(TimePoint now) {
     scheduled_.erase(s);
     deliver(out, offset, attempt, now);
   }
+  // Ordered groups: the offsets whose key came free, oldest first, then new ones in order.
+  if (options_.ordering == Ordering::key) {
+    while (!unblocked_.empty() && next_consumer_with_credit(unused) != nullptr) {
+      const auto offset = *unblocked_.begin();
+      unblocked_.erase(unblocked_.begin());
+      deliver(out, offset, 1, now);
+    }
+    next_new_ = std::max(next_new_, ack_floor_);
+    poll_ordered_new(out, std::min(end_, examined()), now);
+    return out;
+  }
   // Then never-delivered offsets in order. Only a restored group has done offsets at or above
   // next_new_ (the runs of its snapshot); they are skipped. Acks of redelivered offsets below
   // next_new_ can merge such a run with runs below it, so look for the run that contains
@@ -172,7 +185,7 @@ std::vector<Delivery> GroupState::poll(TimePoint now) {
   // The floor can pass next_new_ when it swallows such runs.
   next_new_ = std::max(next_new_, ack_floor_);
   // A filtered group hands out only what the caller has looked at.
-  const Offset limit = options_.filtered ? std::min(end_, examined()) : end_;
+  const Offset limit = looks_ahead() ? std::min(end_, examined()) : end_;
   while (next_new_ < limit && next_consumer_with_credit(unused) != nullptr) {
     if (auto run = done_runs_.upper_bound(next_new_.value); run != done_runs_.begin()) {
       if (const auto run_end = std::prev(run)->second; run_end > next_new_.value) {
@@ -185,6 +198,85 @@ std::vector<Delivery> GroupState::poll(TimePoint now) {
     deliver(out, offset, 1, now);
   }
   return out;
+}
+
+void GroupState::poll_ordered_new(std::vector<Delivery>& out, Offset limit, TimePoint now) {
+  ConsumerId unused;
+  stopped_at_bound_ = false;
+  while (next_new_ < limit && next_consumer_with_credit(unused) != nullptr) {
+    while (!new_keys_.empty() && new_keys_.front().first < next_new_) new_keys_.pop_front();
+    if (auto run = done_runs_.upper_bound(next_new_.value); run != done_runs_.begin()) {
+      if (const auto run_end = std::prev(run)->second; run_end > next_new_.value) {
+        next_new_ = Offset{run_end};
+        continue;
+      }
+    }
+    const auto offset = next_new_;
+    if (new_keys_.empty() || new_keys_.front().first != offset) {
+      next_new_ = next(next_new_);
+      deliver(out, offset, 1, now);  // no key: not ordered
+      continue;
+    }
+    auto& key = new_keys_.front().second;
+    if (const auto it = keys_.find(key); it != keys_.end()) {
+      // Owned: hold it back, if the bound allows; otherwise wait until an owner is done.
+      if (held_ >= options_.key_lookahead) {
+        stopped_at_bound_ = true;
+        return;
+      }
+      it->second.held.push_back(offset);
+      ++held_;
+    } else {
+      auto [entry, inserted] = keys_.try_emplace(std::move(key), KeyState{offset, {}});
+      owned_.emplace(offset, &*entry);
+      deliver(out, offset, 1, now);
+    }
+    new_keys_.pop_front();
+    next_new_ = next(next_new_);
+  }
+}
+
+void GroupState::set_key(Offset offset, std::string_view key) {
+  if (options_.ordering != Ordering::key || key.empty() || offset < examined()) return;
+  if (!new_keys_.empty() && offset <= new_keys_.back().first) return;  // not in order: ignored
+  new_keys_.emplace_back(offset, std::string(key));
+}
+
+void GroupState::release_key(Offset offset) {
+  if (owned_.empty()) return;
+  const auto it = owned_.find(offset);
+  if (it == owned_.end()) return;
+  auto* entry = it->second;
+  owned_.erase(it);
+  auto& held = entry->second.held;
+  if (held.empty()) {
+    keys_.erase(entry->first);
+    return;
+  }
+  const auto next_owner = held.front();
+  held.pop_front();
+  --held_;
+  entry->second.owner = next_owner;
+  owned_.emplace(next_owner, entry);
+  unblocked_.insert(next_owner);
+}
+
+void GroupState::forget_keys_below(Offset first) {
+  if (options_.ordering != Ordering::key) return;
+  while (!new_keys_.empty() && new_keys_.front().first < first) new_keys_.pop_front();
+  unblocked_.erase(unblocked_.begin(), unblocked_.lower_bound(first));
+  for (auto& [key, state] : keys_) {
+    while (!state.held.empty() && state.held.front() < first) {
+      state.held.pop_front();
+      --held_;
+    }
+  }
+  std::vector<Offset> below;
+  for (const auto& [offset, entry] : owned_) {
+    if (offset < first) below.push_back(offset);
+  }
+  // Each passes its key to a held-back offset at or above `first` (or frees it).
+  for (const auto offset : below) release_key(offset);
 }
 
 GroupState::InFlight GroupState::take_in_flight(InFlightMap::iterator it) {
@@ -200,6 +292,7 @@ AckResult GroupState::ack(ConsumerId consumer, Offset offset) {
   if (it == in_flight_.end() || it->second.consumer != consumer) return AckResult::not_in_flight;
   take_in_flight(it);
   mark_done(offset);
+  release_key(offset);
   return AckResult::ok;
 }
 
@@ -293,6 +386,7 @@ void GroupState::dead_lettered(Offset offset) {
   if (dead_letter_taken_.erase(offset) == 0 && dead_letter_pending_.erase(offset) == 0) return;
   ++dead_lettered_;
   if (offset >= ack_floor_) mark_done(offset);  // below it: skip_to() passed it meanwhile
+  release_key(offset);
 }
 
 void GroupState::dead_letter_failed(const DeadLetter& letter) {
@@ -316,13 +410,19 @@ void GroupState::reset(Offset to) {
   dead_letter_taken_.clear();
   done_runs_.clear();
   for (auto& [id, c] : consumers_) c.in_flight = 0;
+  keys_.clear();
+  owned_.clear();
+  new_keys_.clear();
+  unblocked_.clear();
+  held_ = 0;
+  stopped_at_bound_ = false;
   ack_floor_ = to;
   next_new_ = to;
   examined_ = to;
 }
 
 Offset GroupState::examined() const {
-  return options_.filtered ? std::max(examined_, ack_floor_) : end_;
+  return looks_ahead() ? std::max(examined_, ack_floor_) : end_;
 }
 
 bool GroupState::filter_out(Offset offset) {
@@ -332,7 +432,7 @@ bool GroupState::filter_out(Offset offset) {
 }
 
 void GroupState::examined_to(Offset end) {
-  if (options_.filtered) examined_ = std::max(examined_, end);
+  if (looks_ahead()) examined_ = std::max(examined_, end);
 }
 
 std::uint64_t GroupState::waiting_new() const {
@@ -375,6 +475,7 @@ std::uint64_t GroupState::skip_to(Offset first) {
   ready_.erase(ready_.begin(), ready_.lower_bound(first));
   scheduled_.erase(scheduled_.begin(), scheduled_.lower_bound(first));
   dead_letter_pending_.erase(dead_letter_pending_.begin(), dead_letter_pending_.lower_bound(first));
+  forget_keys_below(first);
   ack_floor_ = floor;
   if (auto it = done_runs_.find(ack_floor_.value); it != done_runs_.end()) {
     ack_floor_ = Offset{it->second};
@@ -431,6 +532,19 @@ GroupStats GroupState::stats() const {
   for (const auto& [joined, id] : join_order_) {
     const auto& c = consumers_.at(id);
     s.consumers.push_back(ConsumerStats{id, c.max_in_flight, c.in_flight});
+  }
+  s.held_back = held_;
+  const Offset limit = std::min(end_, examined());
+  s.key_blocked = stopped_at_bound_ && held_ >= options_.key_lookahead &&
+                  std::max(next_new_, ack_floor_) < limit;
+  if (s.key_blocked) {
+    std::optional<Offset> lowest;
+    for (const auto& [key, state] : keys_) {
+      if (!state.held.empty() && (!lowest || state.held.front() < *lowest)) {
+        lowest = state.held.front();
+        s.blocking_key = key;
+      }
+    }
   }
   return s;
 }

@@ -17,6 +17,8 @@ std::string_view stall_text(StallReason reason) {
       return "waiting_for_backoff";
     case StallReason::slow_socket:
       return "slow_socket";
+    case StallReason::key_blocked:
+      return "key_blocked";
   }
   return "";
 }
@@ -56,24 +58,32 @@ json::object group_json(const GroupInfo& g) {
   }
   json::array delays;
   for (const auto d : g.config.backoff_delays_ms) delays.push_back(d);
-  return json::object{{"topic", g.topic},
-                      {"group", g.group},
-                      {"ack_floor", g.ack_floor},
-                      {"end", g.end},
-                      {"lag", g.lag},
-                      {"in_flight", g.in_flight},
-                      {"scheduled", g.scheduled},
-                      {"dead_lettered", g.dead_lettered},
-                      {"redelivered", g.redelivered},
-                      {"skipped", g.skipped},
-                      {"ack_timeout_ms", g.config.ack_timeout_ms},
-                      {"max_deliveries", g.config.max_deliveries},
-                      {"backoff_base_ms", g.config.backoff_base_ms},
-                      {"backoff_cap_ms", g.config.backoff_cap_ms},
-                      {"backoff_delays_ms", std::move(delays)},
-                      {"dead_letter_topic", g.config.dead_letter_topic},
-                      {"filter", g.config.filter},  // "" = every message
-                      {"consumers", std::move(consumers)}};
+  json::object out{{"topic", g.topic},
+                   {"group", g.group},
+                   {"ack_floor", g.ack_floor},
+                   {"end", g.end},
+                   {"lag", g.lag},
+                   {"in_flight", g.in_flight},
+                   {"scheduled", g.scheduled},
+                   {"dead_lettered", g.dead_lettered},
+                   {"redelivered", g.redelivered},
+                   {"skipped", g.skipped},
+                   {"ack_timeout_ms", g.config.ack_timeout_ms},
+                   {"max_deliveries", g.config.max_deliveries},
+                   {"backoff_base_ms", g.config.backoff_base_ms},
+                   {"backoff_cap_ms", g.config.backoff_cap_ms},
+                   {"backoff_delays_ms", std::move(delays)},
+                   {"dead_letter_topic", g.config.dead_letter_topic},
+                   {"filter", g.config.filter},  // "" = every message
+                   {"ordering", g.config.ordering == Ordering::key ? "key" : "none"},
+                   {"consumers", std::move(consumers)}};
+  // Per-key ordering: the bound, and what it holds back now (and the key that blocks).
+  if (g.config.ordering == Ordering::key) {
+    out.emplace("key_lookahead", g.config.key_lookahead);
+    out.emplace("held_back", g.held_back);
+    if (!g.blocking_key.empty()) out.emplace("blocking_key", g.blocking_key);
+  }
+  return out;
 }
 
 }  // namespace loft::http

@@ -30,16 +30,24 @@ constexpr std::size_t min_delivered_size(std::uint16_t v) {
   return 8 + 4 + 8 + min_message_size(v);
 }
 // 4 u32s, delay count, dlq topic, [filter]
-constexpr std::size_t min_group_config_size(std::uint16_t v) { return 4 * 4 + 4 + 2 + extra_v2(v); }
+// Version 3 appends ordering (u8) and key_lookahead (u32) to GroupConfig, held_back (u64) and
+// blocking_key (str16) to GroupInfo.
+constexpr std::size_t extra_v3_config(std::uint16_t version) { return version >= 3 ? 1 + 4 : 0; }
+constexpr std::size_t extra_v3_info(std::uint16_t version) { return version >= 3 ? 8 + 2 : 0; }
+constexpr std::size_t min_group_config_size(std::uint16_t v) {
+  return 4 * 4 + 4 + 2 + extra_v2(v) + extra_v3_config(v);
+}
 constexpr std::size_t min_group_info_size(std::uint16_t v) {
-  return 2 + 2 + 7 * 8 + min_group_config_size(v) + 4 + 8;
+  return 2 + 2 + 7 * 8 + min_group_config_size(v) + 4 + 8 + extra_v3_info(v);
 }
 // RetentionChange: which limits are set (bits 0..2: max_age_ms, max_bytes, max_messages).
 constexpr std::uint8_t kRetentionMaskBits = 0x07;
 // The largest value of each u8 enum on the wire; anything above is malformed.
 constexpr std::uint8_t kMaxStartKind = static_cast<std::uint8_t>(StartKind::timestamp);
 constexpr std::uint8_t kMaxSettleAction = static_cast<std::uint8_t>(SettleAction::reject);
-constexpr std::uint8_t kMaxStallReason = static_cast<std::uint8_t>(StallReason::slow_socket);
+constexpr std::uint8_t kMaxStallReasonV2 = static_cast<std::uint8_t>(StallReason::slow_socket);
+constexpr std::uint8_t kMaxStallReason = static_cast<std::uint8_t>(StallReason::key_blocked);
+constexpr std::uint8_t kMaxOrdering = static_cast<std::uint8_t>(Ordering::key);
 constexpr std::uint8_t kMaxDedupConflict = static_cast<std::uint8_t>(DedupConflict::error);
 constexpr std::uint8_t kMaxDurability = static_cast<std::uint8_t>(Durability::os);
 constexpr std::uint8_t kMaxRetentionMode = static_cast<std::uint8_t>(RetentionMode::work_queue);
@@ -165,6 +173,10 @@ class Writer {
     for (const auto d : c.backoff_delays_ms) put(d);
     str16(c.dead_letter_topic, "dead-letter topic");
     if (v2_) str16(c.filter, "group filter");
+    if (v3_) {
+      put(static_cast<std::uint8_t>(c.ordering));
+      put(c.key_lookahead);
+    }
   }
 
   void group_info(const GroupInfo& g) {
@@ -184,9 +196,15 @@ class Writer {
       text16(c.client_name);
       put(c.max_in_flight);
       put(c.in_flight);
-      put(static_cast<std::uint8_t>(c.stalled));
+      // Before version 3 there is no key_blocked: such a consumer is shown as not stalled.
+      const bool known = v3_ || c.stalled != StallReason::key_blocked;
+      put(static_cast<std::uint8_t>(known ? c.stalled : StallReason::none));
     }
     put(g.skipped);
+    if (v3_) {
+      put(g.held_back);
+      str16(g.blocking_key, "blocking key");
+    }
   }
 
   void topic_and_group(std::string_view topic, std::string_view group) {
@@ -340,7 +358,7 @@ class Writer {
  private:
   std::string& out_;
   bool v2_;
-  bool v3_;  // version 3: a topic's retention mode (TopicInfo, CREATE_TOPIC)
+  bool v3_;  // version 3: a topic's retention mode, a group's ordering (docs/protocol.md)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -574,6 +592,10 @@ GroupConfig read_group_config(Reader& r) {
   }
   c.dead_letter_topic = r.str16("dead_letter_topic");
   if (r.version() >= 2) c.filter = r.str16("filter");
+  if (r.version() >= 3) {
+    c.ordering = r.enumeration<Ordering>("ordering", kMaxOrdering);
+    c.key_lookahead = r.get<std::uint32_t>("key_lookahead");
+  }
   return c;
 }
 
@@ -599,11 +621,16 @@ GroupInfo read_group_info(Reader& r, std::size_t level) {
     c.client_name = r.str16("client_name");
     c.max_in_flight = r.get<std::uint32_t>("max_in_flight");
     c.in_flight = r.get<std::uint32_t>("in_flight");
-    c.stalled = r.enumeration<StallReason>("stalled", kMaxStallReason);
+    c.stalled = r.enumeration<StallReason>("stalled",
+                                           r.version() >= 3 ? kMaxStallReason : kMaxStallReasonV2);
     g.consumers.push_back(std::move(c));
   }
   r.unscope(level);
   g.skipped = r.get<std::uint64_t>("skipped");
+  if (r.version() >= 3) {
+    g.held_back = r.get<std::uint64_t>("held_back");
+    g.blocking_key = r.str16("blocking_key");
+  }
   return g;
 }
 

@@ -282,7 +282,8 @@ std::string encode_group(const GroupRecord& group) {
   std::string out;
   out.reserve(1 + 8 + 4 * 4 + 4 + 4 * group.backoff_delays_ms.size() + 4 +
               group.dead_letter_topic.size() + 8 + 4 + 16 * group.done_ranges.size() +
-              3 * sizeof(std::uint64_t) + 4 + group.filter.size() + 4 + group.annotation.size());
+              3 * sizeof(std::uint64_t) + 4 + group.filter.size() + 4 + group.annotation.size() +
+              1 + 4);
   put_le<std::uint8_t>(out, kGroupRecordVersion);
   put_le<std::int64_t>(out, group.created_at_ms);
   put_le<std::uint32_t>(out, group.ack_timeout_ms);
@@ -303,6 +304,8 @@ std::string encode_group(const GroupRecord& group) {
   put_le<std::uint64_t>(out, group.skipped);
   put_bytes(out, group.filter);
   put_bytes(out, group.annotation);
+  put_le<std::uint8_t>(out, static_cast<std::uint8_t>(group.ordering));
+  put_le<std::uint32_t>(out, group.key_lookahead);
   return out;
 }
 
@@ -338,6 +341,14 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
   if (version >= 2 && !r.le(g.skipped)) return std::nullopt;
   if (version >= 3 && !r.bytes(g.filter)) return std::nullopt;
   if (version >= 4 && !r.bytes(g.annotation)) return std::nullopt;
+  if (version >= 5) {
+    std::uint8_t ordering = 0;
+    if (!r.le(ordering) || ordering > static_cast<std::uint8_t>(Ordering::key) ||
+        !r.le(g.key_lookahead)) {
+      return std::nullopt;
+    }
+    g.ordering = static_cast<Ordering>(ordering);
+  }
   if (!r.done()) return std::nullopt;
   return g;
 }

@@ -96,7 +96,9 @@ std::optional<std::pair<TopicId, std::string>> parse_group_key(std::string_view 
 // Version 2 appends `skipped` (u64 LE); a version 1 record decodes with skipped = 0.
 // Version 3 appends `filter` (u32 LE length + bytes); older records decode with no filter.
 // Version 4 appends `annotation` (u32 LE length + bytes); older records decode with none.
-inline constexpr std::uint8_t kGroupRecordVersion = 4;
+// Version 5 appends `ordering` (u8) and `key_lookahead` (u32 LE); older records decode as
+// unordered.
+inline constexpr std::uint8_t kGroupRecordVersion = 5;
 
 // groups CF value: everything but the topic id and name (they are the key).
 std::string encode_group(const GroupRecord& group);

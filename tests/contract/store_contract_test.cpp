@@ -56,7 +56,9 @@ void PrintTo(const GroupRecord& g, std::ostream* os) {
   for (const auto& [first, end] : g.done_ranges) *os << first.value << "-" << end.value << " ";
   *os << "] dead_lettered=" << g.dead_lettered << " redelivered=" << g.redelivered
       << " filter=" << ::testing::PrintToString(g.filter)
-      << " annotation=" << ::testing::PrintToString(g.annotation) << "}";
+      << " annotation=" << ::testing::PrintToString(g.annotation)
+      << " ordering=" << static_cast<int>(g.ordering) << " key_lookahead=" << g.key_lookahead
+      << "}";
 }
 
 namespace {
@@ -231,6 +233,8 @@ GroupRecord busy_group(std::uint32_t topic, std::string name) {
   g.skipped = 1ULL << 50;
   g.filter = "orders.*.>";
   g.annotation = "{\"nats\":1}\0\xFF"s;
+  g.ordering = Ordering::key;
+  g.key_lookahead = 123'456;
   return g;
 }
 
@@ -1550,18 +1554,23 @@ TEST(GroupEncoding, RoundTripsAndRejectsEveryTruncationAndTrailingBytes) {
   }
 }
 
+// What version 5 appended: ordering (u8) and key_lookahead (u32).
+constexpr std::size_t kVersion5Tail = 1 + 4;
+
 TEST(GroupEncoding, AVersion1RecordDecodesWithNothingSkipped) {
   auto g = busy_group(3, "old");
   g.skipped = 77;
   auto v1 = encoding::encode_group(g);
   // Version 1 ended after `redelivered`.
-  v1.resize(v1.size() - 4 - g.annotation.size() - 4 - g.filter.size() - 8);
+  v1.resize(v1.size() - kVersion5Tail - 4 - g.annotation.size() - 4 - g.filter.size() - 8);
   v1[0] = '\x01';
   const auto decoded = encoding::decode_group(g.topic, g.name, v1);
   ASSERT_TRUE(decoded);
   g.skipped = 0;
   g.filter.clear();
   g.annotation.clear();
+  g.ordering = Ordering::none;
+  g.key_lookahead = 0;
   EXPECT_EQ(*decoded, g);
 }
 
@@ -1570,7 +1579,9 @@ TEST(GroupEncoding, AVersion1RecordDecodesWithNothingSkipped) {
 // and the same bytes marked with the newer version lack that field: corrupt, not misread.
 void expect_previous_version_decodes(const GroupRecord& g, const std::string& field,
                                      std::uint8_t version, const GroupRecord& old) {
+  ASSERT_EQ(g.ordering, Ordering::none);  // a version 4 record has no ordering
   auto bytes = encoding::encode_group(g);
+  bytes.resize(bytes.size() - kVersion5Tail);  // version 5's bytes without it: version 4's
   const std::string length{static_cast<char>(field.size()), '\0', '\0', '\0'};
   ASSERT_EQ(bytes.substr(bytes.size() - 4 - field.size()), length + field);
   bytes.resize(bytes.size() - 4 - field.size());
@@ -1584,8 +1595,10 @@ void expect_previous_version_decodes(const GroupRecord& g, const std::string& fi
 TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
   auto g = busy_group(3, "old");
   g.annotation.clear();
-  auto v3 = encoding::encode_group(g);  // version 4 with no annotation: version 3's bytes
-  v3.resize(v3.size() - 4);
+  g.ordering = Ordering::none;
+  g.key_lookahead = 0;
+  auto v3 = encoding::encode_group(g);  // version 5 with no annotation nor ordering: version 3's
+  v3.resize(v3.size() - kVersion5Tail - 4);
   v3[0] = '\x03';
   const auto as_v3 = encoding::decode_group(g.topic, g.name, v3);
   ASSERT_EQ(as_v3, g);
@@ -1605,10 +1618,31 @@ TEST(GroupEncoding, AVersion2RecordDecodesWithoutAFilter) {
 // Version 4 appended the annotation (u32 length + bytes); a version 3 record has none, and
 // decodes unchanged otherwise.
 TEST(GroupEncoding, AVersion3RecordDecodesWithoutAnAnnotation) {
-  const auto g = busy_group(3, "old");
+  auto g = busy_group(3, "old");
+  g.ordering = Ordering::none;
+  g.key_lookahead = 0;
   auto old = g;
   old.annotation.clear();
   expect_previous_version_decodes(g, g.annotation, 3, old);
+}
+
+// Version 5 appended ordering (u8) and key_lookahead (u32): a version 4 record is unordered; an
+// ordering byte that names no ordering is corrupt.
+TEST(GroupEncoding, AVersion4RecordDecodesUnordered) {
+  const auto g = busy_group(3, "old");
+  auto bytes = encoding::encode_group(g);
+  ASSERT_EQ(bytes.substr(bytes.size() - kVersion5Tail), std::string("\x01\x40\xe2\x01\x00", 5));
+  auto bad = bytes;
+  bad[bad.size() - kVersion5Tail] = '\x02';
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, bad), std::nullopt);
+  bytes.resize(bytes.size() - kVersion5Tail);
+  bytes[0] = '\x04';
+  auto old = g;
+  old.ordering = Ordering::none;
+  old.key_lookahead = 0;
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes), old);
+  bytes[0] = '\x05';
+  EXPECT_EQ(encoding::decode_group(g.topic, g.name, bytes), std::nullopt);
 }
 
 TEST(GroupEncoding, KeyIsBigEndianTopicIdThenName) {

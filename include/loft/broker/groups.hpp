@@ -113,6 +113,8 @@ struct GroupDefaults {
   double backoff_jitter = 0.2;
   std::uint32_t max_in_flight = 1000;
   std::uint32_t max_settle_offsets = 65536;  // offsets one SETTLE may name in total
+  // Ordered groups: messages held back behind keys with a message out (GroupConfig).
+  std::uint32_t key_lookahead = 10'000;
 };
 
 // Valid ranges of the group settings, in one place (docs/protocol.md, "GroupConfig"). A 0 in
@@ -127,6 +129,8 @@ struct GroupLimits {
   static constexpr std::size_t kMaxBackoffDelays = 64;
   // GroupConfig::annotation: bounded, as it rides on every progress write of its group.
   static constexpr std::size_t kMaxAnnotationBytes = 8192;
+  // key_lookahead: each held-back message costs its key's bytes and an offset in memory.
+  static constexpr std::uint32_t kMaxKeyLookahead = 1'000'000;
 };
 
 // The settings a new group of `topic` gets: `requested` with the defaults filled in (and the
@@ -260,9 +264,10 @@ class Groups {
                                     const GroupConfig& config, Offset start);
   void create_then(std::unique_ptr<Group> group, std::function<void(Result<Group*>)> then);
   void pump(Group& g, TimePoint now);
-  // A filtered group: one store read beyond what the group has looked at, the messages that do
-  // not match the filter marked done, the matching ones kept as the read-ahead. False if the
-  // read failed or found nothing stored (retried at the next event, not in a loop).
+  // A filtered or ordered group: one store read beyond what the group has looked at, the
+  // messages that do not match the filter marked done, the keys of the others told to an
+  // ordered group, the matching ones kept as the read-ahead. False if the read failed or found
+  // nothing stored (retried at the next event, not in a loop).
   bool filter_ahead(Group& g);
   void send_deliveries(Group& g, std::vector<delivery::Delivery> list);
   // Messages to deliver, as views, with the blocks that hold their bytes.

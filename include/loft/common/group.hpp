@@ -20,6 +20,11 @@ struct StartPosition {
   bool operator==(const StartPosition&) const = default;
 };
 
+// How a group orders deliveries: `none`, or per message key (docs/semantics.md, "Per-key
+// ordered delivery"): among the messages with the same non-empty key, one at a time, in offset
+// order.
+enum class Ordering : std::uint8_t { none = 0, key = 1 };
+
 // Per-group settings, used when the group is created (ignored for an existing group).
 // 0 in any field means the broker's default; valid ranges: docs/protocol.md, "GroupConfig".
 struct GroupConfig {
@@ -39,6 +44,11 @@ struct GroupConfig {
   // setting; loft's own protocol neither sets nor shows it. At most
   // broker::GroupLimits::kMaxAnnotationBytes. Written with every progress write of the group.
   std::string annotation{};
+  // Per-key ordering (protocol version 3). key_lookahead: how many messages an ordered group
+  // holds back behind keys that have a message out (0 = the broker's default); ignored when
+  // ordering is none.
+  Ordering ordering = Ordering::none;
+  std::uint32_t key_lookahead = 0;
   bool operator==(const GroupConfig&) const = default;
 };
 
@@ -58,6 +68,9 @@ enum class StallReason : std::uint8_t {
   at_max_in_flight = 1,
   waiting_for_backoff = 2,
   slow_socket = 3,
+  // An ordered group held back as many messages as key_lookahead allows behind keys that have
+  // a message out (GroupInfo::blocking_key names the oldest); protocol version 3.
+  key_blocked = 4,
 };
 
 struct ConsumerInfo {
@@ -82,6 +95,10 @@ struct GroupInfo {
   GroupConfig config;  // effective values (defaults filled in)
   std::vector<ConsumerInfo> consumers;
   std::uint64_t skipped = 0;  // offsets retention removed before the group acked them
+  // Ordered groups: messages held back behind a key with a message out, and, when that reached
+  // key_lookahead and stops delivery, the key of the oldest held-back message ("" otherwise).
+  std::uint64_t held_back = 0;
+  std::string blocking_key{};
   bool operator==(const GroupInfo&) const = default;
 };
 

@@ -17,10 +17,21 @@
 // never-delivered offsets in offset order. Each consumer gets at most `max_in_flight` in
 // flight. Consumers are served round-robin, in the order they joined.
 //
+// Per-key ordering (GroupOptions::ordering = key, docs/semantics.md "Per-key ordered
+// delivery"): the caller tells the key of every message it looks at (set_key), as a filtered
+// group's caller does for the filter. Among the messages with the same non-empty key, at most one
+// is *owned* at a time: handed out, in flight, scheduled for redelivery or waiting to be
+// dead-lettered. The next one of the key, in offset order, is handed out only once the owner is
+// done (acked or dead-lettered). A nack, timeout or a consumer leaving reschedules the owner, so
+// the same message comes again first. Offsets whose key is owned are *held back*; poll() walks
+// past them to other keys, holding back at most `key_lookahead` offsets in all, and then waits
+// (stats().key_blocked). Messages without a key are not ordered.
+//
 // Thread: not thread-safe; one owner calls everything.
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <memory_resource>
@@ -28,11 +39,14 @@
 #include <random>
 #include <set>
 #include <span>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "loft/common/error.hpp"
+#include "loft/common/group.hpp"
 #include "loft/common/ids.hpp"
 #include "loft/delivery/done_runs.hpp"
 
@@ -62,6 +76,8 @@ struct Backoff {
   Duration delay_after(std::uint32_t attempt, std::mt19937_64& rng) const;
 };
 
+using loft::Ordering;
+
 struct GroupOptions {
   Duration ack_timeout = std::chrono::milliseconds{30'000};
   // After this many attempts have failed, the offset is dead-lettered instead of being
@@ -72,6 +88,12 @@ struct GroupOptions {
   // a never-delivered offset only once the caller has looked at it (examined()), and the
   // caller marks those that do not match done with filter_out().
   bool filtered = false;
+  // Per-key ordering (see the file comment). Last, with initializers, so aggregate
+  // initialisations written before it keep their meaning.
+  Ordering ordering = Ordering::none;
+  // Ordered groups: at most this many offsets are held back behind owned keys (memory: one key
+  // per owned offset, plus these). REQUIRES >= 1.
+  std::uint32_t key_lookahead = 10'000;
 };
 
 struct Delivery {
@@ -134,6 +156,12 @@ struct GroupStats {
   std::uint64_t redelivered = 0;    // total redeliveries (attempt >= 2) handed out
   std::uint64_t skipped = 0;        // total offsets skipped by skip_to (retention)
   std::vector<ConsumerStats> consumers;
+  // Ordered groups: offsets held back behind an owned key (never above key_lookahead), and
+  // whether poll() stopped at that bound with more to look at; then `blocking_key` is the key
+  // of the lowest held-back offset (its owner is the oldest message that holds the group back).
+  std::uint64_t held_back = 0;
+  bool key_blocked = false;
+  std::string blocking_key;
 };
 
 class GroupState {
@@ -210,6 +238,12 @@ class GroupState {
   std::uint64_t waiting_new() const;
   Offset end() const { return end_; }
 
+  // An ordered group (GroupOptions::ordering = key): the message at `offset` has the non-empty
+  // key `key`. Called for each such offset the caller looks at, in increasing offset order, at or
+  // above examined() and before examined_to() passes it; offsets not named have no key. An
+  // ordered group, like a filtered one, hands out only what the caller has looked at.
+  void set_key(Offset offset, std::string_view key);
+
   // Retention removed every offset below `first`: the floor moves up to it if it is below.
   // Offsets below `first` that were not done are skipped: counted (returned, and added to
   // stats().skipped) and forgotten, in flight ones included (their consumers' credit comes
@@ -266,6 +300,15 @@ class GroupState {
   // The next consumer in join order after the one served last that has credit, or nullptr.
   Consumer* next_consumer_with_credit(ConsumerId& id);
   void deliver(std::vector<Delivery>& out, Offset offset, std::uint32_t attempt, TimePoint now);
+  // Whether poll() waits for the caller to look at offsets (filtered or ordered).
+  bool looks_ahead() const { return options_.filtered || options_.ordering == Ordering::key; }
+  // Ordered groups: the never-delivered offsets from next_new_ on, in order, skipping those held
+  // back, until credit, `limit` or the look-ahead bound stops it.
+  void poll_ordered_new(std::vector<Delivery>& out, Offset limit, TimePoint now);
+  // Ordered groups: `offset` is done (or forgotten); if it owned its key, the key passes to the
+  // next held-back offset of the key (ready to hand out), or becomes free.
+  void release_key(Offset offset);
+  void forget_keys_below(Offset first);
 
   GroupOptions options_;
   std::mt19937_64 rng_;
@@ -295,6 +338,27 @@ class GroupState {
   std::uint64_t dead_lettered_ = 0;
   std::uint64_t redelivered_ = 0;
   std::uint64_t skipped_ = 0;
+
+  // Ordered groups only (empty otherwise).
+  struct KeyState {
+    Offset owner;             // handed out (or about to be) and not done
+    std::deque<Offset> held;  // the key's later offsets, in order
+  };
+  struct KeyHash {
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): the std name
+    std::size_t operator()(std::string_view k) const noexcept {
+      return std::hash<std::string_view>{}(k);
+    }
+  };
+  using KeyMap = std::unordered_map<std::string, KeyState, KeyHash, std::equal_to<>>;
+  KeyMap keys_;  // every owned key
+  // Owner offset -> its key's entry (element pointers stay valid across rehashing).
+  std::unordered_map<Offset, KeyMap::value_type*, OffsetHash> owned_;
+  // Keys of offsets at or above next_new_ the caller has looked at, in offset order.
+  std::deque<std::pair<Offset, std::string>> new_keys_;
+  std::set<Offset> unblocked_;     // owners released from `held`, waiting for credit
+  std::uint64_t held_ = 0;         // offsets in every key's `held`
+  bool stopped_at_bound_ = false;  // the last poll stopped at an owned key with held_ at the bound
 };
 
 }  // namespace loft::delivery

@@ -23,6 +23,7 @@ using loft::Durability;
 using loft::GroupConfig;
 using loft::GroupInfo;
 using loft::OffsetRun;
+using loft::Ordering;
 using loft::RetentionChange;
 using loft::RetentionMode;
 using loft::SettleAction;
@@ -32,7 +33,8 @@ using loft::StartPosition;
 using loft::TopicInfo;
 
 // The versions this build speaks: 1, 2 (a message's subject and a group's filter:
-// docs/protocol.md, "Version 2") and, the newest, 3 (a topic's retention mode: "Version 3").
+// docs/protocol.md, "Version 2") and, the newest, 3 (a topic's retention mode, per-key ordering
+// of a group: "Version 3").
 // A server accepts any of them in HELLO.
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
 inline constexpr std::uint16_t kProtocolVersion = 3;

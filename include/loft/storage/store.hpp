@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "loft/common/error.hpp"
+#include "loft/common/group.hpp"
 #include "loft/common/ids.hpp"
 #include "loft/common/message.hpp"
 #include "loft/common/topic.hpp"
@@ -49,6 +50,9 @@ struct GroupRecord {
   // Opaque bytes a front end keeps with the group (the NATS port: a consumer's settings that
   // are not group settings), at most broker::GroupLimits::kMaxAnnotationBytes. Empty = none.
   std::string annotation;
+  // Per-key ordering and its look-ahead bound (GroupConfig; record version 5).
+  Ordering ordering = Ordering::none;
+  std::uint32_t key_lookahead = 0;
   // Progress: every offset below ack_floor is done; so is every offset in done_ranges
   // ([first, end) runs above the floor, sorted and disjoint).
   Offset ack_floor;

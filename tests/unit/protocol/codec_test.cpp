@@ -522,9 +522,10 @@ TEST(DecodeBody, StallReasonMustBeDefined) {
   GroupInfo g;
   g.consumers = {{1, "a", 2, 3, StallReason::none}, {4, "b", 5, 6, StallReason::none}};
   const Frame f{1, DescribeGroupOk{g}};
-  // The second consumer's `stalled` is the last byte before `skipped` (u64).
-  expect_byte_range(f, body_of(f).size() - 1 - 8, 3, "describe_group_ok: consumer 1 stalled",
-                    [](const Body& b, int v) {
+  // The second consumer's `stalled` is the last byte before `skipped` (u64), held_back (u64)
+  // and an empty blocking_key (u16): 0 to 4 (key_blocked) in version 3.
+  expect_byte_range(f, body_of(f).size() - 1 - 8 - 8 - 2, 4,
+                    "describe_group_ok: consumer 1 stalled", [](const Body& b, int v) {
                       EXPECT_EQ(std::get<DescribeGroupOk>(b).group.consumers[1].stalled,
                                 static_cast<StallReason>(v));
                     });
@@ -739,6 +740,65 @@ TEST(Version2, EncodedSizesFollowTheVersion) {
         EXPECT_EQ(encode(f, version).size(), expected) << "v" << version;
       }
     }
+  }
+}
+
+// Version 3 differs from 2 only by ordering (u8) and key_lookahead (u32) at the end of a
+// GroupConfig, held_back (u64) and blocking_key (str16) at the end of a GroupInfo, and the
+// stall reason key_blocked.
+TEST(Version3, AddsOrderingToGroupConfigAndGroupInfo) {
+  GroupConfig config;
+  config.filter = "a.*";
+  config.ordering = Ordering::key;
+  config.key_lookahead = 10'000;
+  const Frame create{1, CreateGroup{"t", "g", {}, config}};
+  const auto c2 = body_of(create, 2);
+  const auto c3 = body_of(create, 3);
+  EXPECT_EQ(c3.substr(0, c2.size()), c2);
+  EXPECT_EQ(testing::to_hex(c3.substr(c2.size())), "01 10 27 00 00");
+  const auto decoded = decode(header_of(create, 3), c3, 3);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(std::get<CreateGroup>(*decoded).config, config);
+  // Version 2 has no field for it: the group it creates is unordered.
+  const auto old = decode(header_of(create, 2), c2, 2);
+  ASSERT_TRUE(old);
+  EXPECT_EQ(std::get<CreateGroup>(*old).config.ordering, Ordering::none);
+
+  GroupInfo info;
+  info.config = config;
+  info.held_back = 7;
+  info.blocking_key = "k1";
+  info.consumers.push_back(ConsumerInfo{1, "c", 10, 1, StallReason::key_blocked});
+  const Frame described{1, DescribeGroupOk{info}};
+  const auto i2 = body_of(described, 2);
+  const auto i3 = body_of(described, 3);
+  EXPECT_EQ(i3.size(), i2.size() + 5 + 8 + 2 + 2);
+  EXPECT_EQ(testing::to_hex(i3.substr(i3.size() - 12)), "07 00 00 00 00 00 00 00 02 00 6b 31");
+  const auto back = decode(header_of(described, 3), i3, 3);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(std::get<DescribeGroupOk>(*back).group, info);
+  // A version 2 client sees a consumer stalled by key_blocked as not stalled.
+  const auto v2 = decode(header_of(described, 2), i2, 2);
+  ASSERT_TRUE(v2) << v2.error().to_string();
+  EXPECT_EQ(std::get<DescribeGroupOk>(*v2).group.consumers.at(0).stalled, StallReason::none);
+  EXPECT_EQ(std::get<DescribeGroupOk>(*v2).group.config.ordering, Ordering::none);
+}
+
+TEST(Version3, BadOrderingAndOtherVersionsAreMalformed) {
+  GroupConfig config;
+  config.ordering = Ordering::key;
+  const Frame create{1, CreateGroup{"t", "g", {}, config}};
+  auto body = body_of(create, 3);
+  body[body.size() - 5] = 2;  // ordering 2 does not exist
+  auto r = decode(header_of(create, 3), body, 3);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::malformed_frame);
+  EXPECT_THAT(r.error().detail, HasSubstr("ordering"));
+  for (const std::uint16_t written : {2, 3}) {
+    const std::uint16_t read = written == 2 ? 3 : 2;
+    r = decode(header_of(create, written), body_of(create, written), read);
+    ASSERT_FALSE(r) << "written in v" << written;
+    EXPECT_EQ(r.error().code, Errc::malformed_frame);
   }
 }
 
