@@ -7,6 +7,7 @@
 #include <set>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace loft::broker {
@@ -258,7 +259,15 @@ Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
       options_(std::move(options)),
       next_topic_id_(next_topic_id.value),
       loaded_groups_(std::move(groups)) {
-  for (const auto& g : loaded_groups_) group_floors_[g.topic.value][g.name] = g.ack_floor;
+  // Floors are kept for work-queue topics only (the only ones that ask; a topic's mode is fixed
+  // at creation).
+  std::unordered_set<std::uint32_t> work_queues;
+  for (const auto& t : topics) {
+    if (t.retention_mode == RetentionMode::work_queue) work_queues.insert(t.id.value);
+  }
+  for (const auto& g : loaded_groups_) {
+    if (work_queues.contains(g.topic.value)) group_floors_[g.topic.value][g.name] = g.ack_floor;
+  }
   for (auto& t : topics) {
     // Ids are never reused: the store remembers the next one, and it is above every topic's.
     next_topic_id_ = std::max(next_topic_id_, t.id.value + 1);
@@ -1315,7 +1324,11 @@ Outcome Broker::Commit::stage(GroupReq& req) {
   }
   for (const auto& put : g.puts) {
     wb.ops.emplace_back(storage::PutGroup{put.record});
-    floor_changes.push_back({put.record.topic.value, put.record.name, put.record.ack_floor});
+    // Only a work-queue topic's floors decide anything: other topics' group writes (every ack
+    // commit) add no copy of the group's name and no work under floors_mutex_.
+    if (lookup(put.topic)->retention_mode == RetentionMode::work_queue) {
+      floor_changes.push_back({put.record.topic.value, put.record.name, put.record.ack_floor});
+    }
   }
   for (const auto& drop : g.drops) {
     wb.ops.emplace_back(drop);
