@@ -46,6 +46,8 @@ std::string_view errc_text(Errc code) noexcept {
       return "subjects overlap";
     case Errc::expectation_failed:
       return "expectation failed";
+    case Errc::delay_too_long:
+      return "delay too long";
     case Errc::backup_failed:
       return "backup failed";
     case Errc::forbidden:

@@ -35,6 +35,7 @@ enum class Errc : std::uint16_t {
   invalid_subject = 25,     // a message subject or group filter that is not a valid subject
   subjects_overlap = 26,    // a topic's subjects would capture a subject another topic captures
   expectation_failed = 27,  // a conditional publish found its topic not as it expected
+  delay_too_long = 28,      // a delayed publish due later than max_delivery_delay from now
   backup_failed = 40,       // BACKUP: the target exists, cannot be created, or the copy failed
   // Security (docs/security.md).
   forbidden = 41,              // the user may not do this operation on this topic

@@ -27,6 +27,11 @@ struct Message {
   // or matched means the topic's name). Last, and with an initializer, so that aggregate
   // initialisations written before subjects (designated ones too) keep their meaning.
   std::string subject{};
+  // When the message becomes deliverable, in milliseconds since the Unix epoch by loftd's clock;
+  // 0 = at once (docs/semantics.md, "Delayed delivery"). Front ends turn a relative delay into
+  // this time with loftd's clock when the publish arrives; the broker refuses one further
+  // ahead than its max_delivery_delay (delay_too_long) and takes a time in the past as now.
+  std::int64_t deliver_at_ms = 0;
   bool operator==(const Message&) const = default;
 
   // Bytes counted against the topic's size: id + key + subject + header names/values + payload.
@@ -72,6 +77,7 @@ struct StoredMessageView {
   std::span<const HeaderView> headers;
   std::string_view payload;
   std::string_view subject{};  // empty = none (the topic's name)
+  std::int64_t deliver_at_ms = 0;  // Message::deliver_at_ms
 
   // Message::size_bytes() of the message it shows.
   std::uint64_t size_bytes() const {
