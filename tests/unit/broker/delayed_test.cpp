@@ -415,10 +415,12 @@ TEST(DelayedScale, ScheduledMessagesStayOnDiskAndAreAllReleasedOnce) {
   EXPECT_EQ(t->next_offset, Offset{2 * n}) << "each released once";
   EXPECT_EQ((*after)->next_due_ms(), std::nullopt);
 #if !defined(__SANITIZE_ADDRESS__)
-  // The schedule holds n * (100-byte payload + record overhead) bytes: memory must not follow
-  // (RocksDB's memtables and block cache are bounded). Not under ASan: its quarantine keeps up
-  // to 256 MiB of freed memory resident.
-  EXPECT_LT(hwm_released - hwm_before, 256 * 1024) << "KiB";
+  // The schedule holds n * (100-byte payload + record overhead) bytes, twice that is written to
+  // the log: memory must not follow. What grows is RocksDB's, within its fixed caps
+  // (docs/operations.md, "Memory": 320 MiB with the schedule's memtables, plus what glibc
+  // keeps of the first broker's freed memory): the peak stays under loftd's documented 384 MiB.
+  // Not under ASan: its quarantine keeps up to 256 MiB of freed memory resident.
+  EXPECT_LT(hwm_released - hwm_before, 384 * 1024) << "KiB";
 #endif
   std::printf(
       "delayed scale: n=%llu scheduled in %.2f s (%.0f msg/s); restart %.3f s; released in "
