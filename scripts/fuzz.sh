@@ -5,15 +5,22 @@
 # fails the run and leaves the input in build/fuzz/artifacts/: add it to tests/fuzz/corpus/ with
 # the fix, so the corpus ctests replay it from then on.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]      default 60
+#   scripts/fuzz.sh --build                   only builds them (scripts/test.sh, beside stage 1)
 # LOFT_FUZZ_JOBS sets how many targets run at once (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+if [[ "${1:-}" == --build ]]; then
+  build_only=true
+  shift
+fi
 seconds=${1:-60}
 jobs=${LOFT_FUZZ_JOBS:-2}
 build=build/fuzz
 targets=(decoder_fuzz connection_fuzz auth_fuzz nats_parser_fuzz nats_session_fuzz)
 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOFT_FUZZ=ON >/dev/null
 cmake --build "$build" --target "${targets[@]}"
+if $build_only; then exit 0; fi
 mkdir -p "$build/artifacts"
 
 # Runs one target; its output goes to $build/<target>.log, its exit status is the target's.

@@ -19,8 +19,8 @@
 namespace loft::auth {
 namespace {
 
-constexpr std::string_view kArgon2idPrefix = "$argon2id$";
-constexpr std::string_view kScryptPrefix = "$7$";
+constexpr std::string_view kArgon2idHashPrefix = "$argon2id$";
+constexpr std::string_view kScryptHashPrefix = "$7$";
 // libsodium's hash strings, NUL included, fit in 128 bytes.
 constexpr std::size_t kMaxHash = 127;
 
@@ -58,10 +58,6 @@ bool has_control_char(std::string_view s) {
     if (u < 0x20 || u == 0x7f) return true;
   }
   return false;
-}
-
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
 }
 
 Result<std::vector<TopicPattern>> patterns(const Where& where, std::string_view field,
@@ -109,7 +105,7 @@ Result<User> parse_user(const Where& where_in, const toml::table& table) {
       const auto* hash = node.as_string();
       if (hash == nullptr) return where.fail(node, field, "must be a string");
       const std::string& h = hash->get();
-      if (!starts_with(h, kArgon2idPrefix) && !starts_with(h, kScryptPrefix)) {
+      if (!h.starts_with(kArgon2idHashPrefix) && !h.starts_with(kScryptHashPrefix)) {
         return where.fail(node, field,
                           "must be an Argon2id hash (\"$argon2id$...\") or a scrypt hash "
                           "(\"$7$...\"), as `loft user hash-password` prints");

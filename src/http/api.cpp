@@ -15,7 +15,7 @@ constexpr std::string_view kTopicsPrefix = "/v1/topics/";
 
 Error bad_body(std::string detail) { return Error{Errc::invalid_request, std::move(detail)}; }
 
-bool is_base64_char(char c) {
+bool is_base64_digit(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
          c == '/';
 }
@@ -32,7 +32,7 @@ Result<std::string> decode_base64(std::string_view text, const std::string& wher
     ++padding;
   }
   for (std::size_t i = 0; i + padding < text.size(); ++i) {
-    if (!is_base64_char(text[i])) return invalid();
+    if (!is_base64_digit(text[i])) return invalid();
   }
   std::string out(boost::beast::detail::base64::decoded_size(text.size()), '\0');
   const auto [written, read] =

@@ -10,7 +10,7 @@ constexpr std::string_view kVersion = "NATS/1.0";
 constexpr std::string_view kMarker = "%%";
 constexpr std::string_view kHex = "0123456789ABCDEF";
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
+bool is_header_blank(char c) noexcept { return c == ' ' || c == '\t'; }
 
 auto byte(char c) noexcept { return static_cast<unsigned char>(c); }
 
@@ -62,7 +62,8 @@ bool plain_name(std::string_view name) noexcept {
 
 bool plain_value(std::string_view value) noexcept {
   if (value.starts_with(kMarker)) return false;
-  if (!value.empty() && (is_blank(value.front()) || is_blank(value.back()))) return false;
+  if (!value.empty() && (is_header_blank(value.front()) || is_header_blank(value.back())))
+    return false;
   for (const char c : value) {
     if (byte(c) < 0x20 || byte(c) == 0x7f) return false;
   }
@@ -100,9 +101,9 @@ int hex_value(char c) noexcept {
   return -1;
 }
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+std::string_view trim_header_blanks(std::string_view s) noexcept {
+  while (!s.empty() && is_header_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_header_blank(s.back())) s.remove_suffix(1);
   return s;
 }
 
@@ -221,14 +222,14 @@ Result<HeaderBlock> parse_headers(std::string_view block) {
   }
   const std::string_view status_line = block.substr(kVersion.size(), first_end - kVersion.size());
   if (!status_line.empty()) {
-    if (!is_blank(status_line.front())) return bad("no blank after NATS/1.0");
-    const std::string_view rest = trim(status_line);
+    if (!is_header_blank(status_line.front())) return bad("no blank after NATS/1.0");
+    const std::string_view rest = trim_header_blanks(status_line);
     if (!rest.empty()) {
       const std::size_t blank = rest.find_first_of(" \t");
       auto status = parse_status(rest.substr(0, blank));
       if (!status) return tl::unexpected(status.error());
       out.status = *status;
-      if (blank != std::string_view::npos) out.description = trim(rest.substr(blank));
+      if (blank != std::string_view::npos) out.description = trim_header_blanks(rest.substr(blank));
     }
   }
   std::size_t at = first_end + 2;
@@ -248,8 +249,8 @@ Result<HeaderBlock> parse_headers(std::string_view block) {
     for (const char c : name) {
       if (byte(c) < 0x21 || byte(c) > 0x7e) return bad("a space or control byte in a name");
     }
-    out.headers.push_back(
-        Header{decode_header_text(name), decode_header_text(trim(line.substr(colon + 1)))});
+    out.headers.push_back(Header{decode_header_text(name),
+                                 decode_header_text(trim_header_blanks(line.substr(colon + 1)))});
   }
   if (at != block.size()) return bad("bytes after the empty line");
   return out;
