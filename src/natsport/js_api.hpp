@@ -18,6 +18,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -110,7 +111,8 @@ class Api {
   void send(std::string_view subject, std::string_view headers, std::string_view payload);
   // An API answer: `json` on `reply`, made valid UTF-8 (valid_utf8): answers echo client
   // bytes (a subject in an error, a name), which JSON text must not carry raw.
-  void respond(std::string_view reply, std::string_view json) { send(reply, {}, valid_utf8(json)); }
+  // A request being audited (below) gets its audit advisory right after its answer.
+  void respond(std::string_view reply, std::string_view json);
   // The error response of API `name` ("stream_info", ...) on `reply`.
   void respond_error(std::string_view reply, std::string_view name, const ApiError& error);
 
@@ -121,6 +123,18 @@ class Api {
       if (alive.lock()) f();
     });
   }
+
+  // The API audit (`$JS.EVENT.ADVISORY.API`, docs/nats.md "Advisories"): a request is audited
+  // when someone subscribes to that subject as it runs (otherwise it costs one lookup in the
+  // Router); its answer's respond() publishes the audit. forget_audit(reply): the answer to
+  // come is not audited (nats-server publishes none for a successful MSG.GET, nor for an
+  // unknown API, which it does not answer).
+  void forget_audit(std::string_view reply) {
+    if (!audits_.empty()) audits_.erase(std::string(reply));
+  }
+  static constexpr std::size_t kMaxAudited = 4096;  // requests waiting for their answer
+  // The server id INFO announces (the audit names it). Set by the Server.
+  std::string server_id;
 
   Router& router() { return router_; }
   broker::Broker& broker() { return broker_; }
@@ -142,6 +156,13 @@ class Api {
   std::unordered_map<std::uint64_t, Line> lines_;  // the connections with a held request
   std::uint64_t running_ = 0;                      // the client of the request that runs
   Turn turn_;                                      // its turn, once hold() was called
+
+  struct Audited {
+    std::string subject;
+    std::string request;
+  };
+  std::unordered_map<std::string, Audited> audits_;  // by reply subject
+  std::minstd_rand random_{std::random_device{}()};
 
   void account_info(const Request& request);
   void unknown(const Request& request);
