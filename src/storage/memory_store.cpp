@@ -137,6 +137,12 @@ class MemoryStore final : public Store {
       log->second.erase(log->second.begin(), log->second.lower_bound(op.end));
   }
 
+  void apply(const DeleteMessages& op) {
+    const auto log = messages_.find(op.topic);
+    if (log == messages_.end()) return;
+    for (const auto offset : op.offsets) log->second.erase(offset);
+  }
+
   mutable std::shared_mutex mutex_;
   std::map<std::string, TopicInfo> topics_;  // by name, the order load_topics() returns
   std::map<TopicId, std::map<Offset, StoredMessage>> messages_;

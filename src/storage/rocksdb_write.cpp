@@ -168,6 +168,8 @@ Result<void> RocksDbStore::add_op(PendingWrite& pending, const Op& op,
     s = wb.Delete(groups_, enc::group_key(drop_group->topic, drop_group->name));
   } else if (const auto* trim = std::get_if<TrimTopic>(&op)) {
     return add_trim(pending, *trim);
+  } else if (const auto* del = std::get_if<DeleteMessages>(&op)) {
+    return add_delete(pending.wb, *del);  // rocksdb_delete.cpp
   }
   return check(s, "build write batch for " + dir_);
 }
