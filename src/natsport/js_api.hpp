@@ -14,10 +14,12 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -174,6 +176,17 @@ class Api {
   void stream_list(const Request& request, bool names_only);
   void stream_purge(const Request& request, std::string_view name);
   void stream_msg_get(const Request& request, std::string_view name);
+  void stream_msg_delete(const Request& request, std::string_view name);
+  // The stream `name` of a request that names one, and the request's JSON body; nullopt once
+  // the error (10059 stream not found, a body that is no JSON object) is answered as `type`.
+  struct StreamRequest {
+    TopicInfo topic;
+    boost::json::object body;
+  };
+  std::optional<StreamRequest> stream_request(const Request& request, std::string_view name,
+                                              std::string_view type);
+  // The answer of a purge (PURGE.<name>) that `r` completes, on the io thread.
+  void purged(std::string_view reply, const Result<broker::PurgeResult>& r);
   // The `{"type":.., "config":.., "created":.., "state":..}` of `name`'s info answer.
   std::string stream_info_json(std::string_view type, const TopicInfo& topic);
   std::size_t consumers_of(std::string_view stream) const {
