@@ -11,6 +11,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "delete.hpp"
+
 namespace loft::broker {
 namespace {
 
@@ -118,6 +120,13 @@ RetentionLimits apply_retention(RetentionLimits limits, const RetentionChange& c
   if (change.max_bytes) limits.max_bytes = *change.max_bytes;
   if (change.max_messages) limits.max_messages = *change.max_messages;
   return limits;
+}
+
+// Offsets in [first_offset, next_offset) that hold no message: deleted ones
+// (delete_messages). 0 for a topic without holes, where offsets count messages.
+std::uint64_t holes_of(const TopicInfo& topic) {
+  const std::uint64_t span = topic.next_offset.value - topic.first_offset.value;
+  return span > topic.messages ? span - topic.messages : 0;
 }
 
 Offset first_kept_by_count_and_age(const TopicInfo& topic, std::optional<Offset> age_start) {
@@ -442,19 +451,32 @@ void Broker::purge_topic(std::string topic, PurgeRequest req, Callback<PurgeResu
 void Broker::plan_purge(PurgeReq req) {
   auto& plan = *req.planned;
   std::uint64_t bytes = 0;
+  std::uint64_t messages = 0;
+  // A `keep` on a topic with holes: messages go while more than `keep` would stay.
+  const auto goes = [&](const StoredMessage& m) {
+    if (m.offset >= plan.end) return false;
+    return !plan.keep_of || (messages<*plan.keep_of&& * plan.keep_of - messages> * req.req.keep);
+  };
   Offset at = plan.from;
-  while (at < plan.end) {
+  bool stopped = false;
+  while (at < plan.end && !stopped) {
     auto read = store_->read(plan.id, at, kTrimScan);
     if (!read) return req.done(tl::unexpected(read.error()));
     const Offset before = at;
     for (const auto& m : *read) {
-      if (m.offset >= plan.end) break;
+      if (!goes(m)) {
+        stopped = true;
+        break;
+      }
       bytes += m.message.size_bytes();
+      messages += 1;
       at = Offset{m.offset.value + 1};
     }
     if (at == before) break;  // nothing more below plan.end (the topic changed): the writer sees
   }
+  if (plan.keep_of) plan.end = at;
   plan.removed_bytes = bytes;
+  plan.removed_messages = messages;
   enqueue(std::move(req));
 }
 
@@ -503,14 +525,24 @@ Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicInfo& t) {
     if (!start) return tl::unexpected(start.error());
     age_start = *start;
   }
-  const Offset by_count_and_age = first_kept_by_count_and_age(t, age_start);
+  // With holes, offsets do not count messages: max_messages is the walk's count below.
+  const std::uint64_t holes = holes_of(t);
+  TopicInfo by_age_only;
+  if (holes != 0) {
+    by_age_only.first_offset = t.first_offset;
+    by_age_only.next_offset = t.next_offset;
+  }
+  const Offset by_count_and_age =
+      first_kept_by_count_and_age(holes != 0 ? by_age_only : t, age_start);
   // Walk from the first offset, summing sizes, while a limit says the message goes: the
   // count/age bound, or max_bytes while what stays is over it. Only messages confirmed when
   // `t` was read count (t.bytes covers exactly those).
   std::uint64_t removed_bytes = 0;
+  std::uint64_t removed_messages = 0;
   Offset at = t.first_offset;
   const auto by_limits = [&](Offset o) {
-    return o < by_count_and_age || (t.max_bytes != 0 && t.bytes - removed_bytes > t.max_bytes);
+    return o < by_count_and_age || (t.max_bytes != 0 && t.bytes - removed_bytes > t.max_bytes) ||
+           (holes != 0 && t.max_messages != 0 && t.messages - removed_messages > t.max_messages);
   };
   // Work-queue retention: below the lowest of the groups' durable floors every group is done.
   Offset done_below = t.first_offset;
@@ -523,6 +555,8 @@ Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicInfo& t) {
     // Everything stored is done: no read needed, the whole byte count goes.
     TrimReq all{t.name, t.id, t.first_offset, t.next_offset, t.bytes, {}};
     all.by_limits = t.first_offset;
+    all.removed_messages = t.messages;
+    all.holes = holes;
     return std::optional<TrimReq>{std::move(all)};
   }
   Offset limits_end = t.first_offset;  // the limits alone remove [first_offset, limits_end)
@@ -543,6 +577,7 @@ Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicInfo& t) {
         break;
       }
       removed_bytes += std::min(m.message.size_bytes(), t.bytes - removed_bytes);
+      removed_messages += removed_messages < t.messages ? 1 : 0;
       at = Offset{m.offset.value + 1};
     }
     if (read->back().offset.value + 1 != at.value) break;  // stopped inside this read
@@ -550,6 +585,8 @@ Result<std::optional<Broker::TrimReq>> Broker::plan_trim(const TopicInfo& t) {
   if (at <= t.first_offset) return std::optional<TrimReq>{};
   TrimReq trim{t.name, t.id, t.first_offset, at, removed_bytes, {}};
   trim.by_limits = std::min(limits_end, at);
+  trim.removed_messages = removed_messages;
+  trim.holes = holes;
   return std::optional<TrimReq>{std::move(trim)};
 }
 
@@ -807,13 +844,14 @@ void Broker::run_reclaimer() {
   for (;;) {
     std::optional<BackupJob> backup;
     std::optional<PurgeReq> purge;
+    std::function<void(bool)> job;
     std::optional<Reclaim> reclaim;
     bool pass = false;
     {
       std::unique_lock lock(reclaim_mutex_);
       const auto ready = [this] {
         return reclaim_stopping_ || retention_due_ || !reclaim_queue_.empty() ||
-               !backups_.empty() || !purge_plans_.empty();
+               !backups_.empty() || !purge_plans_.empty() || !jobs_.empty();
       };
       if (interval.count() > 0) {
         reclaim_cv_.wait_until(lock, next_pass, ready);
@@ -827,14 +865,20 @@ void Broker::run_reclaimer() {
         backups_.clear();
         auto purges = std::move(purge_plans_);
         purge_plans_.clear();
+        auto jobs = std::move(jobs_);
+        jobs_.clear();
         lock.unlock();
         for (auto& b : backups) b.done(fail(Errc::shutting_down, "the broker is stopping"));
         for (auto& p : purges) p.done(fail(Errc::shutting_down, "the broker is stopping"));
+        for (auto& j : jobs) j(true);
         return;
       }
       if (!purge_plans_.empty()) {  // a client waits on it: before backups and compactions
         purge = std::move(purge_plans_.front());
         purge_plans_.pop_front();
+      } else if (!jobs_.empty()) {  // so does a job
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
       } else if (!backups_.empty()) {
         backup = std::move(backups_.front());
         backups_.pop_front();
@@ -856,6 +900,8 @@ void Broker::run_reclaimer() {
     }
     if (purge) {
       plan_purge(std::move(*purge));
+    } else if (job) {
+      job(false);
     } else if (backup) {
       backup->done(run_backup(backup->dir));
     } else if (reclaim) {
@@ -909,6 +955,10 @@ void Broker::run_writer() {
       std::size_t messages = 0;
       std::size_t bytes = 0;
       while (!queue_.empty()) {
+        // A delete of messages is committed alone: the store rewrites records it reads, which
+        // no other op of the same write may touch (storage::DeleteMessages).
+        const bool alone = std::holds_alternative<DeleteMessagesReq>(queue_.front());
+        if (alone && !batch.empty()) break;
         const auto [m, b] = std::visit(
             [](const auto& r) {
               return std::pair{request_messages(r), request_bytes(r)};
@@ -922,6 +972,7 @@ void Broker::run_writer() {
         bytes += b;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
+        if (alone) break;
       }
     }
     commit(batch);
@@ -965,9 +1016,11 @@ struct PurgePlanNeeded {
   TopicId id;
   Offset from;
   Offset end;
+  std::uint64_t holes = 0;
+  std::optional<std::uint64_t> keep_of;  // PurgePlan::keep_of
 };
 using Outcome = std::variant<Error, TopicInfo, std::monostate, Appended, std::uint64_t, PurgeResult,
-                             PurgePlanNeeded>;
+                             PurgePlanNeeded, DeleteResult>;
 
 }  // namespace
 
@@ -989,6 +1042,7 @@ struct Broker::Commit {
   Outcome stage(SubjectsReq& req);
   Outcome stage(PurgeReq& req);
   Outcome stage(ReleaseReq& req);
+  Outcome stage(DeleteMessagesReq& req);
   // A PutTopic (and a TopicEvent) per topic the batch changed and kept, and the next id.
   void add_topic_metadata();
   // Runs each request's callback: its error, the write's error, or its value.
@@ -1013,6 +1067,8 @@ struct Broker::Commit {
   std::vector<std::uint32_t> dropped_topics;
   // The earliest due time of the messages this commit schedules (Broker::note_scheduled).
   std::optional<std::int64_t> earliest_scheduled;
+  // Topics this commit deleted messages of (their TopicEvent says so).
+  std::set<std::string, std::less<>> messages_deleted;
 
  private:
   void reserve(std::span<const Request> batch);
@@ -1475,7 +1531,7 @@ Outcome Broker::Commit::stage(TrimReq& req) {
   auto& slot = lookup(req.name);
   // Stale (the topic was dropped or re-created, or trimmed meanwhile): nothing to do.
   if (!slot || slot->id != req.id || slot->first_offset != req.from || req.end <= req.from ||
-      req.end > slot->next_offset) {
+      req.end > slot->next_offset || holes_of(*slot) != req.holes) {
     return std::uint64_t{0};
   }
   if (req.end > req.by_limits && slot->retention_mode == RetentionMode::work_queue) {
@@ -1484,10 +1540,14 @@ Outcome Broker::Commit::stage(TrimReq& req) {
     const auto floor = broker.work_queue_floor(req.id, floor_changes);
     if (!floor || *floor < req.end) return std::uint64_t{0};
   }
-  const std::uint64_t count = req.end.value - req.from.value;
+  // The messages the plan read (offsets, without holes; the "all done" plan counts every
+  // message of the topic).
+  const std::uint64_t count = req.end == slot->next_offset
+                                  ? slot->messages
+                                  : std::min(slot->messages, req.removed_messages);
   wb.ops.emplace_back(storage::TrimTopic{req.id, req.end});
   slot->first_offset = req.end;
-  slot->messages -= std::min(slot->messages, count);
+  slot->messages -= count;
   slot->bytes -= std::min(slot->bytes, req.removed_bytes);
   dirty.insert(req.name);
   return count;
@@ -1506,31 +1566,43 @@ Outcome Broker::Commit::stage(PurgeReq& req) {
   auto& slot = lookup(req.name);
   if (!slot) return not_found(req.name);
   const auto& plan = req.planned;
+  const std::uint64_t holes = holes_of(*slot);
   Offset end;
   std::uint64_t removed_bytes = 0;
+  std::uint64_t removed_messages = 0;
   if (plan && plan->id == slot->id && plan->from == slot->first_offset &&
-      plan->end <= slot->next_offset) {
+      plan->end <= slot->next_offset && plan->holes == holes) {
     end = plan->end;  // as planned: a `keep` counts from the end the topic had then
     removed_bytes = plan->removed_bytes;
-  } else {
-    end = purge_end(*slot, req.req);
+    removed_messages = plan->removed_messages;
     if (end <= slot->first_offset) return PurgeResult{0, slot->first_offset};
-    if (end != slot->next_offset) {
+  } else {
+    // With holes a `keep` counts messages, not offsets: the plan's read finds where it ends.
+    const bool keep_by_read = req.req.keep && holes != 0;
+    if (keep_by_read && slot->messages <= *req.req.keep) {
+      return PurgeResult{0, slot->first_offset};
+    }
+    end = keep_by_read ? slot->next_offset : purge_end(*slot, req.req);
+    if (end <= slot->first_offset) return PurgeResult{0, slot->first_offset};
+    if (end != slot->next_offset || keep_by_read) {
       if (req.plans >= kMaxPurgePlans) {
         return Error{Errc::internal_error,
                      "purge: the topic's first offset kept moving while the purge was planned"};
       }
-      return PurgePlanNeeded{slot->id, slot->first_offset, end};
+      return PurgePlanNeeded{slot->id, slot->first_offset, end, holes,
+                             keep_by_read ? std::optional(slot->messages) : std::nullopt};
     }
   }
-  const std::uint64_t count = end.value - slot->first_offset.value;
+  std::uint64_t count = 0;
   wb.ops.emplace_back(storage::TrimTopic{slot->id, end});
   slot->first_offset = end;
   if (end == slot->next_offset) {  // everything: exact whatever the plan read
+    count = slot->messages;
     slot->messages = 0;
     slot->bytes = 0;
   } else {
-    slot->messages -= std::min(slot->messages, count);
+    count = std::min(slot->messages, removed_messages);
+    slot->messages -= count;
     slot->bytes -= std::min(slot->bytes, removed_bytes);
   }
   dirty.insert(req.name);
@@ -1569,12 +1641,31 @@ Outcome Broker::Commit::stage(ReleaseReq& req) {
   return appended;
 }
 
+Outcome Broker::Commit::stage(DeleteMessagesReq& req) {
+  auto& slot = lookup(req.name);
+  if (!slot) return not_found(req.name);
+  auto staged = stage_delete(*broker.store_, *slot, req.offsets);
+  if (!staged) return std::move(staged.error());
+  if (staged->found.empty()) return DeleteResult{0, slot->first_offset};
+  const std::uint64_t count = staged->found.size();
+  wb.ops.emplace_back(storage::DeleteMessages{slot->id, std::move(staged->found)});
+  slot->messages -= std::min(slot->messages, count);
+  slot->bytes -= std::min(slot->bytes, staged->bytes);
+  slot->first_offset = staged->first;
+  // A subject's newest message may be gone: the tail is rebuilt from the store when needed.
+  broker.tails_.erase(slot->id.value);
+  dirty.insert(req.name);
+  messages_deleted.insert(req.name);
+  return DeleteResult{count, slot->first_offset};
+}
+
 // Final metadata of every topic that exists after the batch, after all drops.
 void Broker::Commit::add_topic_metadata() {
   for (const auto& [name, meta] : work) {
     if (meta && dirty.contains(name)) {
       wb.ops.emplace_back(storage::PutTopic{*meta});
-      events.push_back(TopicEvent{name, meta->id, meta->next_offset, false, meta->first_offset});
+      events.push_back(TopicEvent{name, meta->id, meta->next_offset, false, meta->first_offset,
+                                  messages_deleted.contains(name)});
     }
   }
   if (next_id != broker.next_topic_id_) {
@@ -1595,13 +1686,16 @@ void Broker::Commit::complete(std::vector<Request>& batch, const Result<void>& w
             req.done(std::get<TopicInfo>(outcome));
           } else if constexpr (std::is_same_v<R, PurgeReq>) {
             if (const auto* need = std::get_if<PurgePlanNeeded>(&outcome)) {
-              req.planned = PurgePlan{need->id, need->from, need->end, 0};
+              req.planned =
+                  PurgePlan{need->id, need->from, need->end, 0, 0, need->holes, need->keep_of};
               req.plans += 1;
               return broker.queue_purge_plan(std::move(req));
             }
             req.done(std::get<PurgeResult>(outcome));
           } else if constexpr (std::is_same_v<R, TrimReq> || std::is_same_v<R, ReleaseReq>) {
             req.done(std::get<std::uint64_t>(outcome));
+          } else if constexpr (std::is_same_v<R, DeleteMessagesReq>) {
+            req.done(std::get<DeleteResult>(outcome));
           } else if constexpr (std::is_same_v<R, DeleteReq> || std::is_same_v<R, GroupReq>) {
             req.done({});
           } else {

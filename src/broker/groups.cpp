@@ -459,11 +459,18 @@ bool Groups::filter_ahead(Group& g) {
   g.filter_retry_at.reset();
   auto read =
       broker_.fetch_block(g.topic, from, storage::ReadLimits{kReadAheadMessages, kReadAheadBytes});
-  // A failed read (or nothing stored there: a trim or delete is on its way) is tried again a
-  // little later (next_deadline), or at the next event, not in a loop.
-  if (!read || (*read)->messages.empty()) {
+  // A failed read is tried again a little later (next_deadline), or at the next event, not
+  // in a loop.
+  if (!read) {
     g.filter_retry_at = last_now_ + kWriteRetry;
     return false;
+  }
+  if ((*read)->messages.empty()) {
+    // Nothing stored from `from` to the end the group knows (deleted messages, a trim or a
+    // topic delete on its way): nothing there to filter. Those offsets are delivered as any
+    // other, found missing and counted as done (send_deliveries).
+    g.state.examined_to(g.state.end());
+    return true;
   }
   const auto& block = *read;
   std::size_t first_match = block->messages.size();
@@ -790,6 +797,9 @@ void Groups::on_topic_events(const std::vector<TopicEvent>& events, TimePoint no
         remove_group(*g);  // its records were dropped with the topic, in the same write
       } else {
         g->state.on_appended(e.end);
+        // Messages deleted from the middle: what was read ahead may hold them, and a deleted
+        // message is never delivered after its delete (the store's reads skip it).
+        if (e.messages_deleted) clear_ahead(*g);
         // Retention removed what is below e.first: a group behind it moves forward.
         if (g->state.skip_to(e.first) > 0) ++g->generation;
         pump(*g, now);

@@ -3,6 +3,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "js_consumer_config.hpp"
 #include "loft/broker/broker.hpp"
 #include "router.hpp"
 
@@ -81,6 +82,11 @@ void Api::release(std::uint64_t client) {
 
 void Api::dispatch(Request request) {
   const auto api = request.api();
+  // A pull request is answered with messages, never audited (as by nats-server).
+  if (!api.starts_with("CONSUMER.MSG.NEXT.") && audits_.size() < kMaxAudited &&
+      router_.has_interest(kApiAuditSubject)) {
+    audits_.insert_or_assign(request.reply, Audited{request.subject, valid_utf8(request.payload)});
+  }
   if (api == "INFO") return account_info(request);
   if (api.starts_with("STREAM.")) return stream_api(request, api.substr(7));
   if (api.starts_with("CONSUMER.") && consumers) return consumers(std::move(request));
@@ -89,6 +95,18 @@ void Api::dispatch(Request request) {
 
 void Api::send(std::string_view subject, std::string_view headers, std::string_view payload) {
   router_.publish(nullptr, true, Outbound{subject, {}, headers, payload});
+}
+
+void Api::respond(std::string_view reply, std::string_view json) {
+  const std::string answer = valid_utf8(json);
+  send(reply, {}, answer);
+  if (audits_.empty()) return;
+  const auto it = audits_.find(std::string(reply));
+  if (it == audits_.end()) return;
+  const auto audit = api_audit_advisory(advisory_now(random_), server_id, it->second.subject,
+                                        it->second.request, answer);
+  audits_.erase(it);
+  send(audit.subject, {}, audit.body);
 }
 
 void Api::respond_error(std::string_view reply, std::string_view name, const ApiError& error) {
@@ -136,6 +154,7 @@ void Api::account_info(const Request& request) {
 // nats-server has no handler for such a subject (the request times out or gets "no
 // responders"); loft answers, so a client learns at once that the API is not there.
 void Api::unknown(const Request& request) {
+  forget_audit(request.reply);
   respond_error(request.reply, "api",
                 api_error(err::kBadRequest, "unknown JetStream API: " + request.subject));
 }

@@ -14,10 +14,13 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -110,7 +113,8 @@ class Api {
   void send(std::string_view subject, std::string_view headers, std::string_view payload);
   // An API answer: `json` on `reply`, made valid UTF-8 (valid_utf8): answers echo client
   // bytes (a subject in an error, a name), which JSON text must not carry raw.
-  void respond(std::string_view reply, std::string_view json) { send(reply, {}, valid_utf8(json)); }
+  // A request being audited (below) gets its audit advisory right after its answer.
+  void respond(std::string_view reply, std::string_view json);
   // The error response of API `name` ("stream_info", ...) on `reply`.
   void respond_error(std::string_view reply, std::string_view name, const ApiError& error);
 
@@ -121,6 +125,18 @@ class Api {
       if (alive.lock()) f();
     });
   }
+
+  // The API audit (`$JS.EVENT.ADVISORY.API`, docs/nats.md "Advisories"): a request is audited
+  // when someone subscribes to that subject as it runs (otherwise it costs one lookup in the
+  // Router); its answer's respond() publishes the audit. forget_audit(reply): the answer to
+  // come is not audited (nats-server publishes none for a successful MSG.GET, nor for an
+  // unknown API, which it does not answer).
+  void forget_audit(std::string_view reply) {
+    if (!audits_.empty()) audits_.erase(std::string(reply));
+  }
+  static constexpr std::size_t kMaxAudited = 4096;  // requests waiting for their answer
+  // The server id INFO announces (the audit names it). Set by the Server.
+  std::string server_id;
 
   Router& router() { return router_; }
   broker::Broker& broker() { return broker_; }
@@ -143,6 +159,13 @@ class Api {
   std::uint64_t running_ = 0;                      // the client of the request that runs
   Turn turn_;                                      // its turn, once hold() was called
 
+  struct Audited {
+    std::string subject;
+    std::string request;
+  };
+  std::unordered_map<std::string, Audited> audits_;  // by reply subject
+  std::minstd_rand random_{std::random_device{}()};
+
   void account_info(const Request& request);
   void unknown(const Request& request);
   // STREAM.* (js_stream_api.cpp).
@@ -153,6 +176,17 @@ class Api {
   void stream_list(const Request& request, bool names_only);
   void stream_purge(const Request& request, std::string_view name);
   void stream_msg_get(const Request& request, std::string_view name);
+  void stream_msg_delete(const Request& request, std::string_view name);
+  // The stream `name` of a request that names one, and the request's JSON body; nullopt once
+  // the error (10059 stream not found, a body that is no JSON object) is answered as `type`.
+  struct StreamRequest {
+    TopicInfo topic;
+    boost::json::object body;
+  };
+  std::optional<StreamRequest> stream_request(const Request& request, std::string_view name,
+                                              std::string_view type);
+  // The answer of a purge (PURGE.<name>) that `r` completes, on the io thread.
+  void purged(std::string_view reply, const Result<broker::PurgeResult>& r);
   // The `{"type":.., "config":.., "created":.., "state":..}` of `name`'s info answer.
   std::string stream_info_json(std::string_view type, const TopicInfo& topic);
   std::size_t consumers_of(std::string_view stream) const {

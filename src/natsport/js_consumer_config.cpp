@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <limits>
 
@@ -691,6 +692,25 @@ boost::json::object consumer_info_json(std::string_view stream, const ConsumerCo
   return o;
 }
 
+std::int64_t system_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string random_name(std::minstd_rand& random) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::uniform_int_distribution<std::size_t> pick(0, kAlphabet.size() - 1);
+  std::string name;
+  for (int i = 0; i < 22; ++i) name += kAlphabet[pick(random)];
+  return name;
+}
+
+AdvisoryHeader advisory_now(std::minstd_rand& random) {
+  return {random_name(random), system_now_ns()};
+}
+
 namespace {
 
 Advisory advisory(const AdvisoryHeader& h, std::string_view prefix, std::string_view stream,
@@ -755,6 +775,24 @@ Advisory stream_action_advisory(const AdvisoryHeader& h, std::string_view stream
                                   : action == "delete" ? "DELETED"
                                                        : "UPDATED";
   return advisory(h, prefix, stream, {}, "stream_action", body);
+}
+
+Advisory api_audit_advisory(const AdvisoryHeader& h, std::string_view server_id,
+                            std::string_view subject, std::string_view request,
+                            std::string_view response) {
+  boost::json::object o;
+  o["type"] = "io.nats.jetstream.advisory.v1.api_audit";
+  o["id"] = h.id;
+  o["timestamp"] = format_rfc3339(h.now_ns);
+  o["server"] = server_id;
+  boost::json::object client;
+  client["acc"] = "$G";
+  client["server"] = server_id;
+  o["client"] = std::move(client);
+  o["subject"] = subject;
+  if (!request.empty()) o["request"] = request;
+  o["response"] = response;
+  return {std::string(kApiAuditSubject), boost::json::serialize(o)};
 }
 
 }  // namespace loft::natsport::js

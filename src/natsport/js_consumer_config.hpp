@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -150,6 +151,11 @@ std::optional<RestoredConsumer> restore_consumer(std::string_view annotation);
 // Unix epoch.
 std::optional<std::int64_t> parse_rfc3339(std::string_view text);
 std::string format_rfc3339(std::int64_t ns_since_epoch);
+// The system clock as ns since the Unix epoch (created times, advisory timestamps).
+std::int64_t system_now_ns();
+// 22 random letters and digits: an ephemeral consumer's name, an advisory's id (the shape of
+// nats-server's).
+std::string random_name(std::minstd_rand& random);
 
 // What a consumer info reports.
 struct ConsumerNumbers {
@@ -183,6 +189,8 @@ struct AdvisoryHeader {
   std::string id;           // unique per advisory
   std::int64_t now_ns = 0;  // the timestamp, ns since the Unix epoch
 };
+// A new id and the system clock's time.
+AdvisoryHeader advisory_now(std::minstd_rand& random);
 // `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`: a message used up
 // max_deliver (and went to the dead-letter topic).
 Advisory max_deliveries_advisory(const AdvisoryHeader& h, std::string_view stream,
@@ -200,5 +208,13 @@ Advisory consumer_action_advisory(const AdvisoryHeader& h, std::string_view stre
 // "delete" (type stream_action).
 Advisory stream_action_advisory(const AdvisoryHeader& h, std::string_view stream,
                                 std::string_view action);
+// `$JS.EVENT.ADVISORY.API` (type api_audit): the answer `response` to the $JS.API request on
+// `subject` with body `request` (omitted when empty, as nats-server omits it), and the client:
+// its account (`$G`, loftd's only one) and the server `server_id`. No `rtt`: loft does not
+// measure one (docs/nats.md, "Advisories").
+inline constexpr std::string_view kApiAuditSubject = "$JS.EVENT.ADVISORY.API";
+Advisory api_audit_advisory(const AdvisoryHeader& h, std::string_view server_id,
+                            std::string_view subject, std::string_view request,
+                            std::string_view response);
 
 }  // namespace loft::natsport::js

@@ -39,12 +39,6 @@ std::vector<std::string_view> tokens(std::string_view s, std::size_t max_tokens)
   return out;
 }
 
-std::int64_t system_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 ApiError from_loft(const Error& e, const ErrorKind& otherwise) {
   switch (e.code) {
     case Errc::topic_not_found:
@@ -58,15 +52,6 @@ ApiError from_loft(const Error& e, const ErrorKind& otherwise) {
     default:
       return api_error(otherwise, e.detail);
   }
-}
-
-std::string random_name(std::minstd_rand& random) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::uniform_int_distribution<std::size_t> pick(0, kAlphabet.size() - 1);
-  std::string name;
-  for (int i = 0; i < 22; ++i) name += kAlphabet[pick(random)];
-  return name;
 }
 
 std::string with_number(std::string_view text, std::int64_t n) {
@@ -805,7 +790,12 @@ void Consumers::on_ack(const Request& r) {
   }
   c->last_active = Clock::now();
   if (c->config.ack_none()) {
-    // Every delivery was done once sent: nats-server takes the ack and changes nothing.
+    // Every delivery was done once sent: nats-server takes the ack and changes nothing, but
+    // advises a +TERM all the same, with the ack subject's numbers (2.9.10's processTerm).
+    if (cmd->verb == AckVerb::term) {
+      advise(terminated_advisory(advisory_header(), ack->stream, ack->consumer, ack->consumer_seq,
+                                 ack->stream_seq, ack->delivered));
+    }
     if (!reply.empty()) api_.send(reply, {}, {});
     if (cmd->verb == AckVerb::next && !reply.empty()) {
       auto spec = parse_pull_request(cmd->next_request);
@@ -867,7 +857,7 @@ void Consumers::on_ack(const Request& r) {
 
 // ---- Advisories ------------------------------------------------------------------------------
 
-AdvisoryHeader Consumers::advisory_header() { return {random_name(random_), system_now_ns()}; }
+AdvisoryHeader Consumers::advisory_header() { return advisory_now(random_); }
 
 void Consumers::advise(const Advisory& a) { api_.send(a.subject, {}, a.body); }
 

@@ -144,13 +144,7 @@ void Api::stream_api(const Request& request, std::string_view api) {
   };
   if (api == "NAMES") return stream_list(request, true);
   if (api == "LIST") return stream_list(request, false);
-  if (api.starts_with("MSG.DELETE.")) {
-    // A message out of the middle of a topic: loft's log has no holes (docs/nats.md).
-    return respond_error(request.reply, "stream_msg_delete",
-                         api_error(err::kStreamMsgDeleteFailed,
-                                   "message delete is not supported by loft: a topic's "
-                                   "messages leave it only from the front (retention, purge)"));
-  }
+  if (api.starts_with("MSG.DELETE.")) return stream_msg_delete(request, api.substr(11));
   if (api.starts_with("CREATE.")) return stream_create(request, api.substr(7), false);
   if (api.starts_with("UPDATE.")) return stream_create(request, api.substr(7), true);
   for (const auto& [prefix, handler] :
@@ -325,53 +319,111 @@ void Api::stream_list(const Request& request, bool names_only) {
   respond(request.reply, boost::json::serialize(out));
 }
 
+std::optional<Api::StreamRequest> Api::stream_request(const Request& request, std::string_view name,
+                                                      std::string_view type) {
+  auto topic =
+      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
+  if (!topic) {
+    respond_error(request.reply, type, api_error(err::kStreamNotFound));
+    return std::nullopt;
+  }
+  auto body = body_of(request);
+  if (!body) {
+    respond_error(request.reply, type, body.error());
+    return std::nullopt;
+  }
+  return StreamRequest{std::move(*topic), std::move(*body)};
+}
+
 void Api::stream_purge(const Request& request, std::string_view name) {
   if (!allowed(request, auth::Operation::admin, name)) {
     return respond_error(request.reply, "stream_purge", forbidden(name));
   }
-  const auto topic =
-      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
-  if (!topic) return respond_error(request.reply, "stream_purge", api_error(err::kStreamNotFound));
-  const auto body = body_of(request);
-  if (!body) return respond_error(request.reply, "stream_purge", body.error());
+  const auto stream = stream_request(request, name, "stream_purge");
+  if (!stream) return;
+  const auto& topic = stream->topic;
+  const auto& body = stream->body;
   broker::PurgeRequest purge;
-  if (const auto filter = string_field(*body, "filter"); !filter.empty()) {
-    // A filter that covers every subject of the stream is a whole purge; any other would take
-    // messages out of the middle of a topic, which loft's log does not do.
-    bool covers = true;
-    for (const auto& s : stream_subjects(*topic)) covers = covers && filter == s;
-    covers = covers || filter == ">";
-    if (!covers) {
-      return respond_error(
-          request.reply, "stream_purge",
-          api_error(err::kStreamPurgeFailed,
-                    "purge by subject filter is not supported by loft: a topic's messages "
-                    "leave it only from the front, and this filter does not cover every "
-                    "subject of the stream"));
-    }
-  }
-  if (const auto seq = uint_field(*body, "seq")) {
+  if (const auto seq = uint_field(body, "seq")) {
     purge.before = Offset{*seq == 0 ? 0 : *seq - 1};  // "up to, not including, seq"
   }
-  if (const auto keep = uint_field(*body, "keep")) purge.keep = *keep;
+  if (const auto keep = uint_field(body, "keep")) purge.keep = *keep;
   if (purge.before && purge.keep) {
     return respond_error(request.reply, "stream_purge",
                          api_error(err::kBadRequest, "can not specify both sequence and keep"));
   }
-  broker_.purge_topic(std::string(name), purge,
-                      [this, reply = request.reply, turn = hold()](Result<broker::PurgeResult> r) {
-                        post([this, reply, turn, r = std::move(r)] {
-                          if (!r) {
-                            return respond_error(reply, "stream_purge",
-                                                 from_broker(r.error(), err::kStreamPurgeFailed));
-                          }
-                          boost::json::object out;
-                          out["type"] = response_type("stream_purge");
-                          out["success"] = true;
-                          out["purged"] = r->purged;
-                          respond(reply, boost::json::serialize(out));
-                        });
-                      });
+  auto done = [this, reply = request.reply, turn = hold()](Result<broker::PurgeResult> r) {
+    post([this, reply, turn, r = std::move(r)] { purged(reply, r); });
+  };
+  if (const auto filter = string_field(body, "filter"); !filter.empty()) {
+    // A filter that covers every subject of the stream is a purge from the front (one prefix
+    // delete); any other deletes the matching messages from the middle of the topic.
+    bool covers = true;
+    for (const auto& s : stream_subjects(topic)) covers = covers && filter == s;
+    if (!covers && filter != ">") {
+      broker::SubjectPurgeRequest by_subject{filter, purge.before, purge.keep};
+      return broker_.purge_subject(std::string(name), std::move(by_subject), std::move(done));
+    }
+  }
+  broker_.purge_topic(std::string(name), purge, std::move(done));
+}
+
+void Api::purged(std::string_view reply, const Result<broker::PurgeResult>& r) {
+  if (!r)
+    return respond_error(reply, "stream_purge", from_broker(r.error(), err::kStreamPurgeFailed));
+  boost::json::object out;
+  out["type"] = response_type("stream_purge");
+  out["success"] = true;
+  out["purged"] = r->purged;
+  respond(reply, boost::json::serialize(out));
+}
+
+// As nats-server 2.9.10 answers (checked with nats.js, tests/nats scenario js_holes): seq 0 or
+// none, or one below the first (purged), is 10057 "no message found", a sequence past the last
+// one 10057 "stream store EOF", a deleted one 400/10043 "sequence N not found". `no_erase` is
+// taken and means nothing more: loft never overwrites a message's bytes, it deletes the key
+// (the bytes stay on disk until a compaction drops them).
+void Api::stream_msg_delete(const Request& request, std::string_view name) {
+  static constexpr std::string_view kType = "stream_msg_delete";
+  if (!allowed(request, auth::Operation::admin, name)) {
+    return respond_error(request.reply, kType, forbidden(name));
+  }
+  const auto stream = stream_request(request, name, kType);
+  if (!stream) return;
+  const auto& topic = stream->topic;
+  const auto& body = stream->body;
+  const auto seq = uint_field(body, "seq").value_or(0);
+  if (seq == 0) {
+    return respond_error(request.reply, kType,
+                         api_error(err::kStreamMsgDeleteFailed, "no message found"));
+  }
+  if (seq - 1 < topic.first_offset.value) {  // purged, or retention removed it
+    return respond_error(request.reply, kType,
+                         api_error(err::kStreamMsgDeleteFailed, "no message found"));
+  }
+  if (seq > topic.next_offset.value) {
+    return respond_error(request.reply, kType,
+                         api_error(err::kStreamMsgDeleteFailed, "stream store EOF"));
+  }
+  broker_.delete_messages(
+      std::string(name), {Offset{seq - 1}},
+      [this, reply = request.reply, seq, turn = hold()](Result<broker::DeleteResult> r) {
+        post([this, reply, seq, turn, r = std::move(r)] {
+          if (!r) {
+            return respond_error(reply, kType, from_broker(r.error(), err::kStreamMsgDeleteFailed));
+          }
+          if (r->deleted == 0) {
+            std::string text = "sequence ";
+            text += std::to_string(seq);
+            text += " not found";
+            return respond_error(reply, kType, api_error(err::kSequenceNotFound, text));
+          }
+          boost::json::object out;
+          out["type"] = response_type(kType);
+          out["success"] = true;
+          respond(reply, boost::json::serialize(out));
+        });
+      });
 }
 
 void Api::stream_msg_get(const Request& request, std::string_view name) {
@@ -380,14 +432,13 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
       !allowed(request, auth::Operation::subscribe, name)) {
     return respond_error(request.reply, kType, forbidden(name));
   }
-  const auto topic =
-      is_valid_stream_name(name) ? broker_.describe_topic(name) : fail(Errc::topic_not_found, "");
-  if (!topic) return respond_error(request.reply, kType, api_error(err::kStreamNotFound));
-  const auto body = body_of(request);
-  if (!body) return respond_error(request.reply, kType, body.error());
-  const auto seq = uint_field(*body, "seq");
-  const auto last_by = string_field(*body, "last_by_subj");
-  const auto next_by = string_field(*body, "next_by_subj");
+  const auto stream = stream_request(request, name, kType);
+  if (!stream) return;
+  const auto& topic = stream->topic;
+  const auto& body = stream->body;
+  const auto seq = uint_field(body, "seq");
+  const auto last_by = string_field(body, "last_by_subj");
+  const auto next_by = string_field(body, "next_by_subj");
   std::optional<StoredMessage> found;
   if (!next_by.empty() || !last_by.empty()) {
     const std::string& filter = next_by.empty() ? last_by : next_by;
@@ -397,13 +448,13 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
     }
     const auto next_from =
         next_by.empty() ? std::nullopt : std::optional<std::uint64_t>{seq.value_or(0)};
-    auto scanned = scan_subject(broker_, *topic, filter, next_from);
+    auto scanned = scan_subject(broker_, topic, filter, next_from);
     if (!scanned) return respond_error(request.reply, kType, scanned.error());
     found = std::move(*scanned);
   } else if (seq && *seq > 0) {
     const Offset at{*seq - 1};
-    if (at >= topic->first_offset && at < topic->next_offset) {
-      auto f = broker_.fetch(topic->name, at, broker::ReadLimits{1, 1});
+    if (at >= topic.first_offset && at < topic.next_offset) {
+      auto f = broker_.fetch(topic.name, at, broker::ReadLimits{1, 1});
       if (f && !f->messages.empty() && f->messages.front().offset == at) {
         found = std::move(f->messages.front());
       }
@@ -416,7 +467,8 @@ void Api::stream_msg_get(const Request& request, std::string_view name) {
   if (!found) return respond_error(request.reply, kType, api_error(err::kNoMessageFound));
   boost::json::object out;
   out["type"] = response_type(kType);
-  out["message"] = stored_message_json(topic->name, *found);
+  out["message"] = stored_message_json(topic.name, *found);
+  forget_audit(request.reply);  // nats-server 2.9.10 audits a MSG.GET's errors only
   respond(request.reply, boost::json::serialize(out));
 }
 

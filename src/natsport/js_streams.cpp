@@ -216,7 +216,7 @@ boost::json::object config_json(const TopicInfo& t) {
   c["allow_direct"] = false;
   c["mirror_direct"] = false;
   c["sealed"] = false;
-  c["deny_delete"] = true;  // loft removes messages only from the front of a stream
+  c["deny_delete"] = false;
   c["deny_purge"] = false;
   c["allow_rollup_hdrs"] = false;
   return c;
@@ -232,6 +232,10 @@ boost::json::object state_json(const TopicInfo& t, std::optional<std::int64_t> f
   s["first_ts"] = rfc3339(first_ts);
   s["last_seq"] = next;
   s["last_ts"] = rfc3339(last_ts);
+  // Offsets in [first, last] without a message: deleted ones (STREAM.MSG.DELETE, a purge by
+  // subject). Absent when there are none, as from nats-server.
+  const std::uint64_t span = next - t.first_offset.value;
+  if (next != 0 && span > t.messages) s["num_deleted"] = span - t.messages;
   s["consumer_count"] = consumers;
   return s;
 }

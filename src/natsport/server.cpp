@@ -80,6 +80,7 @@ tcp::endpoint Server::listen(const std::string& host, std::uint16_t port, tls::S
   auto& info = context_->info;
   const auto id = random_server_id();
   info["server_id"] = id;
+  if (context_->js) context_->js->server_id = id;
   info["server_name"] = options_.server_name;
   info["version"] = options_.nats_version;
   info["proto"] = 1;

@@ -168,6 +168,11 @@ class MemoryStore final : public Store {
   void apply(const Unschedule& op) {
     schedule_.erase(ScheduleKey{op.due_ms, op.topic.value, op.offset.value});
   }
+  void apply(const DeleteMessages& op) {
+    const auto log = messages_.find(op.topic);
+    if (log == messages_.end()) return;
+    for (const auto offset : op.offsets) log->second.erase(offset);
+  }
 
   mutable std::shared_mutex mutex_;
   std::map<ScheduleKey, ScheduledMessage> schedule_;

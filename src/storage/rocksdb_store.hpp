@@ -153,6 +153,9 @@ class RocksDbStore final : public Store {
 
   Result<void> add_op(PendingWrite& pending, const Op& op, std::span<const Op> earlier);
   Result<void> add_trim(PendingWrite& pending, const TrimTopic& trim);
+  // Rewrites the records holding the offsets `del` removes as the runs that remain
+  // (rocksdb_delete.cpp).
+  Result<void> add_delete(rocksdb::WriteBatch& wb, const DeleteMessages& del) const;
   // The messages from `end` on of the record that holds `end`, when that record starts below
   // `end` (as a record value); nullopt when no record straddles `end`.
   Result<std::optional<std::string>> record_tail(TopicId topic, Offset end) const;

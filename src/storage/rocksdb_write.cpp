@@ -178,6 +178,8 @@ Result<void> RocksDbStore::add_op(PendingWrite& pending, const Op& op,
                value);
   } else if (const auto* done = std::get_if<Unschedule>(&op)) {
     s = wb.Delete(schedule_, enc::schedule_key(done->due_ms, done->topic, done->offset));
+  } else if (const auto* del = std::get_if<DeleteMessages>(&op)) {
+    return add_delete(pending.wb, *del);  // rocksdb_delete.cpp
   }
   return check(s, "build write batch for " + dir_);
 }

@@ -764,6 +764,95 @@ TYPED_TEST(StoreContract, TrimTopicRemovesOnlyItsMessagesBelowTheEndAndKeepsDedu
   EXPECT_THAT(read_all(this->store(), TopicId{4}), SizeIs(3));
 }
 
+// The messages of `all` at `offsets` (which must be among them), for expected reads.
+std::vector<StoredMessage> only(const std::vector<StoredMessage>& all,
+                                std::initializer_list<std::uint64_t> offsets) {
+  std::vector<StoredMessage> out;
+  for (const auto& m : all) {
+    if (std::find(offsets.begin(), offsets.end(), m.offset.value) != offsets.end()) {
+      out.push_back(m);
+    }
+  }
+  return out;
+}
+
+TYPED_TEST(StoreContract, DeleteMessagesLeavesHolesThatReadsSkip) {
+  std::vector<Message> messages;
+  for (int i = 0; i < 10; ++i)
+    messages.push_back(msg("p" + std::to_string(i), "id" + std::to_string(i)));
+  // Two records, [0..5] and [6..9], and the next topic's messages, which stay.
+  const std::vector<Message> a(messages.begin(), messages.begin() + 6);
+  const std::vector<Message> b(messages.begin() + 6, messages.end());
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{4}, 0, a), Durability::os)));
+  WriteBatch second = appends(TopicId{4}, 6, b);
+  add_appends(second, TopicId{5}, 0, messages);
+  ASSERT_TRUE(ok(this->store().write(second, Durability::os)));
+  const auto all = stored(0, messages);
+  // The first of a record, one inside, the last of a record, offsets not stored (above the
+  // end): one write.
+  ASSERT_TRUE(ok(this->store().write(
+      WriteBatch{
+          {DeleteMessages{TopicId{4}, {Offset{0}, Offset{3}, Offset{5}, Offset{8}, Offset{12}}}}},
+      Durability::fsync)));
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_EQ(read_all(this->store(), TopicId{4}), only(all, {1, 2, 4, 6, 7, 9}));
+    EXPECT_EQ(read_all(this->store(), TopicId{4}, Offset{3}), only(all, {4, 6, 7, 9}));
+    EXPECT_EQ(read_all(this->store(), TopicId{4}, Offset{5}), only(all, {6, 7, 9}));
+    EXPECT_EQ(read_all(this->store(), TopicId{4}, Offset{8}), only(all, {9}));
+    EXPECT_EQ(read_all(this->store(), TopicId{5}), all);
+    auto block = this->store().read_block(TopicId{4}, Offset{2}, ReadLimits{3, 1 << 20});
+    ASSERT_TRUE(block);
+    EXPECT_EQ(materialize(**block), only(all, {2, 4, 6}));
+    ASSERT_TRUE(this->reopen());
+  }
+  // Deleting again (a hole, or a whole record's messages) and then trimming across the holes.
+  ASSERT_TRUE(ok(this->store().write(
+      WriteBatch{{DeleteMessages{TopicId{4}, {Offset{3}, Offset{6}, Offset{7}, Offset{9}}}}},
+      Durability::os)));
+  EXPECT_EQ(read_all(this->store(), TopicId{4}), only(all, {1, 2, 4}));
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{TrimTopic{TopicId{4}, Offset{2}}}}, Durability::os)));
+  EXPECT_EQ(read_all(this->store(), TopicId{4}), only(all, {2, 4}));
+  // An id of a deleted message stays known until its dedup window expires, as with a trim:
+  // the store only removes messages.
+  ASSERT_TRUE(ok(this->store().write(appends(TopicId{4}, 10, {msg("new")}), Durability::os)));
+  EXPECT_EQ(offsets_of(read_all(this->store(), TopicId{4})),
+            (std::vector<std::uint64_t>{2, 4, 10}));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(offsets_of(read_all(this->store(), TopicId{4})),
+            (std::vector<std::uint64_t>{2, 4, 10}));
+}
+
+TYPED_TEST(StoreContract, DeleteMessagesAtEveryOffsetOfARecord) {
+  std::vector<Message> messages;
+  for (int i = 0; i < 7; ++i) messages.push_back(msg("p" + std::to_string(i), "", "k"));
+  const auto all = stored(0, messages);
+  // One topic per deleted offset, each written as one record.
+  for (std::uint64_t gone = 0; gone < 7; ++gone) {
+    const TopicId topic{static_cast<std::uint32_t>(200 + gone)};
+    ASSERT_TRUE(ok(this->store().write(appends(topic, 0, messages), Durability::os)));
+    ASSERT_TRUE(ok(
+        this->store().write(WriteBatch{{DeleteMessages{topic, {Offset{gone}}}}}, Durability::os)));
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::uint64_t gone = 0; gone < 7; ++gone) {
+      const TopicId topic{static_cast<std::uint32_t>(200 + gone)};
+      auto expected = all;
+      expected.erase(expected.begin() + static_cast<long>(gone));
+      EXPECT_EQ(read_all(this->store(), topic), expected) << "without " << gone;
+      for (std::uint64_t from = 0; from < 7; ++from) {
+        std::vector<StoredMessage> tail;
+        for (const auto& m : expected) {
+          if (m.offset.value >= from) tail.push_back(m);
+        }
+        EXPECT_EQ(read_all(this->store(), topic, Offset{from}), tail)
+            << "without " << gone << ", from " << from;
+      }
+    }
+    ASSERT_TRUE(this->reopen());
+  }
+}
+
 TYPED_TEST(StoreContract, DropTopicHidesMessagesAlreadyFlushed) {
   // Messages in one flushed file and the drop in a later one: the drop must still hide them
   // (the later file holds no message of the topic, so a filter must not skip it).

@@ -421,15 +421,30 @@ TEST_F(NatsJs, MsgGetNextBySubjectAndItsBounds) {
   EXPECT_EQ(num(got.at("message").at("seq")), 10'004u);
 }
 
-TEST_F(NatsJs, MsgDeleteIsRefusedWithAReason) {
+TEST_F(NatsJs, MsgDeleteLeavesAHoleThatSurvivesARestart) {
   ASSERT_EQ(err_code(create("D", R"({"subjects":["d"]})")), 0);
-  r_->request("d", "m");
-  const auto answer = r_->api("$JS.API.STREAM.MSG.DELETE.D", R"({"seq":1})");
-  EXPECT_EQ(err_code(answer), 10057);
-  EXPECT_EQ(answer.at("type").as_string(), "io.nats.jetstream.api.v1.stream_msg_delete_response");
-  EXPECT_THAT(std::string(answer.at("error").at("description").as_string()),
-              HasSubstr("only from the front"));
-  EXPECT_EQ(num(r_->api("$JS.API.STREAM.INFO.D").at("state").at("messages")), 1u);
+  for (int i = 0; i < 3; ++i) r_->request("d", "m");
+  auto answer = r_->api("$JS.API.STREAM.MSG.DELETE.D", R"({"seq":2,"no_erase":true})");
+  EXPECT_EQ(err_code(answer), 0);
+  EXPECT_EQ(json::serialize(answer),
+            R"({"type":"io.nats.jetstream.api.v1.stream_msg_delete_response","success":true})");
+  const auto check = [&] {
+    const auto info = r_->api("$JS.API.STREAM.INFO.D");
+    EXPECT_EQ(num(info.at("state").at("messages")), 2u);
+    EXPECT_EQ(num(info.at("state").at("num_deleted")), 1u);
+    EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.GET.D", R"({"seq":2})")), 10037);
+    EXPECT_EQ(num(r_->api("$JS.API.STREAM.MSG.GET.D", R"({"seq":3})").at("message").at("seq")), 3u);
+  };
+  check();
+  r_.reset();
+  ASSERT_EQ(daemon_->stop(), 0);
+  daemon_->start();
+  r_ = std::make_unique<Requester>(daemon_->nats_port());
+  check();
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.DELETE.D", R"({"seq":2})")), 10043);
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.DELETE.D", R"({"seq":9})")), 10057);
+  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.MSG.DELETE.D", R"({"seq":1})")), 0);
+  EXPECT_EQ(num(r_->api("$JS.API.STREAM.INFO.D").at("state").at("first_seq")), 3u);
 }
 
 TEST_F(NatsJs, PurgeAllKeepAndSeq) {
@@ -441,9 +456,13 @@ TEST_F(NatsJs, PurgeAllKeepAndSeq) {
   EXPECT_EQ(num(purged.at("purged")), 4u);
   auto info = r_->api("$JS.API.STREAM.INFO.P");
   EXPECT_EQ(num(info.at("state").at("first_seq")), 7u);
-  EXPECT_EQ(err_code(r_->api("$JS.API.STREAM.PURGE.P", R"({"filter":"p.a"})")), 10110);
+  // A filter that does not cover the stream deletes from the middle: all but the newest.
+  purged = r_->api("$JS.API.STREAM.PURGE.P", R"({"filter":"p.a","keep":1})");
+  EXPECT_EQ(num(purged.at("purged")), 3u);
+  info = r_->api("$JS.API.STREAM.INFO.P");
+  EXPECT_EQ(num(info.at("state").at("first_seq")), 10u);
   purged = r_->api("$JS.API.STREAM.PURGE.P", R"({"filter":"p.*"})");
-  EXPECT_EQ(num(purged.at("purged")), 4u);
+  EXPECT_EQ(num(purged.at("purged")), 1u);
   info = r_->api("$JS.API.STREAM.INFO.P");
   EXPECT_EQ(num(info.at("state").at("messages")), 0u);
   EXPECT_EQ(num(info.at("state").at("first_seq")), 11u);

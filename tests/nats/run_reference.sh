@@ -95,6 +95,8 @@ scenarios=(
   "js_redeliver|js|js_redeliver.mjs"
   "js_push|js|js_push.mjs"
   "js_ordered|js|js_ordered.mjs"
+  "js_advisory|js|js_advisory.mjs"
+  "js_holes|js|js_holes.mjs"
   "auth|js|auth.mjs"
   "c_core|c|nats_c_core"
   "c_js|c|nats_c_js"

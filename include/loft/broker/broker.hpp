@@ -136,6 +136,26 @@ struct PurgeResult {
   bool operator==(const PurgeResult&) const = default;
 };
 
+// Deleting single messages (JetStream's STREAM.MSG.DELETE; docs/semantics.md, "Deleted
+// messages"): what Broker::delete_messages removed.
+struct DeleteResult {
+  std::uint64_t deleted = 0;  // messages removed (offsets given that held one)
+  Offset first{};             // the topic's first offset after it
+  bool operator==(const DeleteResult&) const = default;
+};
+// The most offsets one delete_messages call takes; a purge by subject deletes in chunks of it.
+inline constexpr std::size_t kMaxDeleteOffsets = 4096;
+
+// What Broker::purge_subject removes (JetStream's STREAM.PURGE with a `filter`): the messages
+// whose subject (the topic's name for one without) matches `filter`, all of them, or those
+// below offset `before`, or all but the newest `keep` of them. `before` and `keep` at once:
+// invalid_request.
+struct SubjectPurgeRequest {
+  std::string filter;
+  std::optional<Offset> before;
+  std::optional<std::uint64_t> keep;
+};
+
 // What a conditional publish expects of its topic (JetStream's Nats-Expected-Last-Sequence,
 // -Last-Msg-Id and -Last-Subject-Sequence; docs/semantics.md, "Conditional publish"). The
 // writer checks it when it stages the publish, after every request queued before it, so of two
@@ -246,6 +266,9 @@ struct TopicEvent {
   Offset end;  // next offset after the commit
   bool deleted = false;
   Offset first{};  // the topic's first offset after the commit (retention moves it up)
+  // Messages were deleted from the middle of the topic (delete_messages): copies of them read
+  // ahead must not be delivered.
+  bool messages_deleted = false;
 };
 
 // Checks a publish's messages (at least one) against `limits`: message_too_large,
@@ -332,6 +355,24 @@ class Broker {
   // (so it may wait behind a backup or compaction). Errors: invalid_name, invalid_request,
   // topic_not_found.
   void purge_topic(std::string topic, PurgeRequest req, Callback<PurgeResult> done);
+  // Removes the messages at `offsets` (any order, repeats ignored, at most kMaxDeleteOffsets)
+  // from the middle of the topic, leaving holes that reads, groups and retention skip; offsets
+  // that hold no message (never written, deleted, purged) are ignored. One atomic write
+  // through the writer, committed alone (not batched with other requests), durable once
+  // `done` runs: the topic's `messages` and `bytes` drop by what was removed, and its first
+  // offset moves up to the first message left when the first ones go. A group that has not
+  // delivered a deleted message never does (one it read ahead is dropped); one in flight
+  // settles as usual. The ids of deleted messages stay in the dedup index for their window.
+  // Errors: invalid_name, invalid_request (no offsets, too many), topic_not_found.
+  // (src/broker/delete.cpp)
+  void delete_messages(std::string topic, std::vector<Offset> offsets, Callback<DeleteResult> done);
+  // Removes the messages SubjectPurgeRequest names, on the background thread: it reads the
+  // topic and deletes the matches with delete_messages in chunks of kMaxDeleteOffsets, each
+  // atomic and durable (a crash in the middle leaves the chunks done removed, the rest
+  // stored). With `keep`, a first read counts the matches. `done` gets the messages removed
+  // and the first offset after the last chunk. Errors: invalid_name, invalid_subject (the
+  // filter), invalid_request, topic_not_found. (src/broker/delete.cpp)
+  void purge_subject(std::string topic, SubjectPurgeRequest req, Callback<PurgeResult> done);
   // A consistent copy of the whole store into `dir` (absolute, must not exist, its parent
   // must), made on the background thread while publishes go on: it holds every write that
   // completed before the call. Fails with backup_failed (`done` runs on the background
@@ -454,6 +495,10 @@ class Broker {
     // removed because every group is done with it, so the writer checks the groups' floors
     // as it stages the trim (a group created or moved back meanwhile makes it stale).
     Offset by_limits{};
+    // Holes (delete_messages): the messages in [from, end), counted by the plan's read, and
+    // the topic's holes when planned (a delete since makes the trim stale).
+    std::uint64_t removed_messages = 0;
+    std::uint64_t holes = 0;
   };
   struct SubjectsReq {
     std::string name;
@@ -469,6 +514,13 @@ class Broker {
     Offset from;
     Offset end;
     std::uint64_t removed_bytes = 0;
+    // Holes (delete_messages): the messages in [from, end) the read counted, the topic's
+    // holes when it was staged (a delete since makes the plan stale), and for a `keep` on a
+    // topic with holes (`end` is then found by the read, counting messages) the topic's
+    // message count when staged.
+    std::uint64_t removed_messages = 0;
+    std::uint64_t holes = 0;
+    std::optional<std::uint64_t> keep_of;
   };
   struct PurgeReq {
     std::string name;
@@ -476,6 +528,12 @@ class Broker {
     Callback<PurgeResult> done;
     std::optional<PurgePlan> planned;
     int plans = 0;
+  };
+  // delete_messages: committed alone (run_writer), `offsets` sorted and unique.
+  struct DeleteMessagesReq {
+    std::string name;
+    std::vector<Offset> offsets;
+    Callback<DeleteResult> done;
   };
   struct BackupJob {
     std::filesystem::path dir;
@@ -489,7 +547,7 @@ class Broker {
     Callback<std::uint64_t> done;
   };
   using Request = std::variant<CreateReq, DeleteReq, PublishReq, GroupReq, AlterReq, TrimReq,
-                               SubjectsReq, PurgeReq, ReleaseReq>;
+                               SubjectsReq, PurgeReq, ReleaseReq, DeleteMessagesReq>;
   // Work for the background thread: give a dropped topic's space back, or a trimmed range's.
   struct Reclaim {
     TopicId id;
@@ -527,6 +585,9 @@ class Broker {
   Result<void> run_backup(const std::filesystem::path& dir);
   // Background thread: reads the bytes a partial purge removes and queues it again.
   void plan_purge(PurgeReq req);
+  // A purge by subject, one chunk per run on the background thread (delete.cpp).
+  struct SubjectPurge;
+  void run_subject_purge(const std::shared_ptr<SubjectPurge>& purge);
   // Writer thread: hands a purge to the background thread to be planned.
   void queue_purge_plan(PurgeReq req);
   // Runs `push` (queueing work for the background thread) under reclaim_mutex_ and wakes the
@@ -602,6 +663,9 @@ class Broker {
   std::deque<Reclaim> reclaim_queue_;
   std::deque<BackupJob> backups_;
   std::deque<PurgeReq> purge_plans_;
+  // Other work a client waits on (a purge by subject's next chunk), run before backups and
+  // compactions; run with `true` when the broker stops instead.
+  std::deque<std::function<void(bool stopping)>> jobs_;
   bool retention_due_ = false;  // run a pass now (after an alter)
   bool reclaim_stopping_ = false;
   std::thread reclaimer_;

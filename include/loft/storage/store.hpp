@@ -143,9 +143,6 @@ struct Unschedule {
   TopicId topic;
   Offset offset;
 };
-// DropTopic also drops every group of the topic.
-using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup, PutDedup,
-                        TrimTopic, Schedule, Unschedule>;
 
 // One schedule entry as read back: the Schedule op's fields, the message whole (its
 // deliver_at_ms is due_ms).
@@ -157,6 +154,21 @@ struct ScheduledMessage {
   Message message;
   bool operator==(const ScheduledMessage&) const = default;
 };
+// Removes single messages of `topic` from the middle of its log (JetStream's STREAM.MSG.DELETE
+// and purge by subject): each record holding one of `offsets` is rewritten as the runs of it
+// that remain (a record [10..19] without 13 becomes [10..12] and [14..19]); reads skip the
+// holes. Offsets not stored are ignored. The caller adjusts the topic's counts (and its first
+// offset, when the first messages go) with a PutTopic in the same batch. Dedup entries stay
+// until their window expires, as with TrimTopic. REQUIRES: `offsets` ascending without
+// repeats; no other op of the batch touches `topic`'s messages (Append, TrimTopic, DropTopic,
+// another DeleteMessages): the broker writes a delete in a commit of its own.
+struct DeleteMessages {
+  TopicId topic;
+  std::vector<Offset> offsets;
+};
+// DropTopic also drops every group of the topic.
+using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup, PutDedup,
+                        TrimTopic, Schedule, Unschedule, DeleteMessages>;
 
 struct WriteBatch {
   std::vector<Op> ops;

@@ -326,6 +326,20 @@ TEST(Advisories, HaveNatsServersSubjectsAndFields) {
   EXPECT_EQ(boost::json::parse(a.body).at("action"), "delete");
 }
 
+TEST(Advisories, ApiAuditHasNatsServersFieldsAndOmitsAnEmptyRequest) {
+  const AdvisoryHeader h{"ID", 1'700'000'000'000'000'000};
+  auto a =
+      api_audit_advisory(h, "SRV", "$JS.API.STREAM.CREATE.S", R"({"name":"S"})", R"({"type":"t"})");
+  EXPECT_EQ(a.subject, "$JS.EVENT.ADVISORY.API");
+  EXPECT_EQ(a.body, R"({"type":"io.nats.jetstream.advisory.v1.api_audit","id":"ID",)"
+                    R"("timestamp":"2023-11-14T22:13:20Z","server":"SRV",)"
+                    R"("client":{"acc":"$G","server":"SRV"},"subject":"$JS.API.STREAM.CREATE.S",)"
+                    R"("request":"{\"name\":\"S\"}","response":"{\"type\":\"t\"}"})");
+  a = api_audit_advisory(h, "SRV", "$JS.API.INFO", "", "{}");
+  EXPECT_FALSE(boost::json::parse(a.body).as_object().contains("request"));
+  EXPECT_EQ(boost::json::parse(a.body).at("response"), "{}");
+}
+
 TEST(Rfc3339, ParsesAndFormatsAsNatsWritesIt) {
   EXPECT_EQ(parse_rfc3339("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(parse_rfc3339("2023-11-14T22:13:20Z"), 1'700'000'000'000'000'000);
