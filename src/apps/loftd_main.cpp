@@ -381,6 +381,7 @@ std::unique_ptr<broker::Broker> open_broker(const config::Config& cfg) {
   o.default_retention = {static_cast<std::uint64_t>(cfg.retention_max_age.count()),
                          cfg.retention_max_bytes, cfg.retention_max_messages};
   o.retention_interval = cfg.retention_check_interval;
+  o.max_delivery_delay_ms = static_cast<std::uint64_t>(cfg.max_delivery_delay.count());
   o.backup_subdir = kStoreSubdir;
   return or_die(broker::Broker::open(std::move(store), o));
 }

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -71,6 +72,16 @@ constexpr storage::ReadLimits kTrimScan{1000, std::size_t{4} << 20};
 // A partial purge is planned again (its bytes read again) at most this often when retention
 // or another purge moves the topic's first offset between its plan and its commit.
 constexpr int kMaxPurgePlans = 8;
+// A release pass: chunks of at most this many due messages, one commit each (a few MiB of
+// writes, a few ms of the writer's time), and at most kMaxReleaseRounds chunks before the
+// release thread looks at its clock again.
+constexpr storage::ReadLimits kReleaseChunk{4096, std::size_t{8} << 20};
+constexpr std::size_t kMaxReleaseRounds = 16;
+// The release thread looks at the clock at least this often, whatever the next due time says:
+// a wall clock that is set forward (or a test's fake clock) is noticed within it.
+constexpr std::chrono::milliseconds kMaxReleaseWait{1000};
+// After a failed read or release, the schedule is tried again this much later.
+constexpr std::int64_t kReleaseRetryMs = 1000;
 
 // Where a purge ends (the new first offset) on `t` as it is now.
 Offset purge_end(const TopicInfo& t, const PurgeRequest& r) {
@@ -275,8 +286,10 @@ Broker::Broker(std::unique_ptr<storage::Store> store, Options options,
     topics_.emplace(std::move(name), std::move(t));
   }
   rebuild_subject_index();
+  refresh_next_due(options_.now_ms() + kReleaseRetryMs);
   writer_ = std::thread([this] { run_writer(); });
   reclaimer_ = std::thread([this] { run_reclaimer(); });
+  releaser_ = std::thread([this] { run_releaser(); });
 }
 
 Broker::~Broker() { stop(); }
@@ -291,6 +304,12 @@ void Broker::stop() {
     }
     reclaim_cv_.notify_one();
     if (reclaimer_.joinable()) reclaimer_.join();
+    {
+      std::lock_guard lock(schedule_mutex_);
+      release_stopping_ = true;
+    }
+    release_cv_.notify_one();
+    if (releaser_.joinable()) releaser_.join();
     std::ignore = store_->flush();  // best effort: every confirmed write is already in the WAL
   });
 }
@@ -559,6 +578,91 @@ std::uint64_t Broker::run_retention_pass() {
     if (this_round == 0) break;
   }
   return removed;
+}
+
+std::optional<std::int64_t> Broker::next_due_ms() const {
+  std::lock_guard lock(schedule_mutex_);
+  if (next_due_ms_ == kNoDue) return std::nullopt;
+  return next_due_ms_;
+}
+
+void Broker::refresh_next_due(std::optional<std::int64_t> retry_at) {
+  std::lock_guard lock(schedule_mutex_);
+  // Held across the read: a publish that schedules meanwhile (note_scheduled) waits, and its
+  // entry is either seen here or lowers next_due_ms_ after.
+  const auto first = store_->read_schedule(scan_from_ms_, kNoDue - 1, storage::ReadLimits{1, 1});
+  if (!first) {
+    next_due_ms_ = retry_at.value_or(options_.now_ms() + kReleaseRetryMs);
+  } else {
+    next_due_ms_ = first->empty() ? kNoDue : first->front().due_ms;
+    if (retry_at) next_due_ms_ = std::max(next_due_ms_, *retry_at);
+  }
+}
+
+void Broker::note_scheduled(std::int64_t due) {
+  {
+    std::lock_guard lock(schedule_mutex_);
+    if (due < scan_from_ms_) {
+      scan_from_ms_ = due;
+      scan_lowered_ = true;
+    }
+    if (due >= next_due_ms_) return;
+    next_due_ms_ = due;
+  }
+  release_cv_.notify_one();
+}
+
+void Broker::run_releaser() {
+  std::unique_lock lock(schedule_mutex_);
+  while (!release_stopping_) {
+    const auto now = options_.now_ms();
+    if (next_due_ms_ <= now) {
+      lock.unlock();
+      run_release_pass();
+      lock.lock();
+      continue;
+    }
+    // Woken early by a publish due sooner (note_scheduled) or by stop().
+    auto wait = kMaxReleaseWait;
+    if (next_due_ms_ - now < wait.count()) wait = std::chrono::milliseconds(next_due_ms_ - now);
+    release_cv_.wait_for(lock, wait);
+  }
+}
+
+std::uint64_t Broker::run_release_pass() {
+  std::lock_guard pass(release_mutex_);
+  std::uint64_t released = 0;
+  bool stalled = false;  // something due could not be read or released: retry later
+  for (std::size_t round = 0; round < kMaxReleaseRounds; ++round) {
+    std::int64_t from = 0;
+    {
+      std::lock_guard lock(schedule_mutex_);
+      from = scan_from_ms_;
+      scan_lowered_ = false;
+    }
+    // Never early: only what is due at the clock's time now.
+    auto due = store_->read_schedule(from, options_.now_ms(), kReleaseChunk);
+    if (!due) {
+      stalled = true;
+      break;
+    }
+    if (due->empty()) break;
+    const auto last_due = due->back().due_ms;
+    auto promise = std::make_shared<std::promise<Result<std::uint64_t>>>();
+    auto future = promise->get_future();
+    enqueue(ReleaseReq{std::move(*due),
+                       [promise](Result<std::uint64_t> r) { promise->set_value(std::move(r)); }});
+    const auto r = future.get();
+    if (!r) {
+      stalled = true;
+      break;
+    }
+    released += *r;
+    std::lock_guard lock(schedule_mutex_);
+    if (!scan_lowered_) scan_from_ms_ = std::max(scan_from_ms_, last_due);
+  }
+  refresh_next_due(stalled ? std::optional{options_.now_ms() + kReleaseRetryMs} : std::nullopt);
+  return released;
 }
 
 namespace {
@@ -884,6 +988,7 @@ struct Broker::Commit {
   Outcome stage(TrimReq& req);
   Outcome stage(SubjectsReq& req);
   Outcome stage(PurgeReq& req);
+  Outcome stage(ReleaseReq& req);
   // A PutTopic (and a TopicEvent) per topic the batch changed and kept, and the next id.
   void add_topic_metadata();
   // Runs each request's callback: its error, the write's error, or its value.
@@ -906,6 +1011,8 @@ struct Broker::Commit {
   // Group floors this commit changes, in order, and the topics it drops (Broker::group_floors_).
   std::vector<FloorChange> floor_changes;
   std::vector<std::uint32_t> dropped_topics;
+  // The earliest due time of the messages this commit schedules (Broker::note_scheduled).
+  std::optional<std::int64_t> earliest_scheduled;
 
  private:
   void reserve(std::span<const Request> batch);
@@ -1063,6 +1170,11 @@ Outcome Broker::Commit::stage(PublishReq& req) {
       detail += ")";
       return Error{Errc::invalid_subject, std::move(detail)};
     }
+  }
+  // A delivery time not after now is now: an ordinary message (docs/semantics.md, "Delayed
+  // delivery"). Decided by the clock of the commit that stores it.
+  for (auto& m : req.messages) {
+    if (m.deliver_at_ms <= now) m.deliver_at_ms = 0;
   }
   std::vector<std::optional<storage::DedupEntry>> stored(req.messages.size());
   if (!created) {  // a topic created now has no ids stored
@@ -1270,6 +1382,10 @@ MessageResult Broker::Commit::stage_message(TopicInfo& topic, const Message& m,
                                             const std::optional<storage::DedupEntry>& stored,
                                             TopicCounters& counters) {
   const Offset offset = topic.next_offset;
+  if (m.deliver_at_ms != 0 &&
+      static_cast<std::uint64_t>(m.deliver_at_ms - now) > broker.options_.max_delivery_delay_ms) {
+    return {Errc::delay_too_long, false, Offset{}};  // before dedup: nothing of it is stored
+  }
   if (!m.id.empty()) {
     const auto hash = payload_hash(m.payload);
     // One probe: an id already known to this commit (stored by it, or found stored before
@@ -1292,6 +1408,12 @@ MessageResult Broker::Commit::stage_message(TopicInfo& topic, const Message& m,
     wb.ops.emplace_back(storage::PutDedup{topic.id, m.id, offset, now, hash});
   } else {
     wb.ops.emplace_back(storage::Append{topic.id, offset, now, &m});
+  }
+  if (m.deliver_at_ms != 0) {
+    // The schedule's copy, in the same batch: released (appended again) when due.
+    wb.ops.emplace_back(storage::Schedule{topic.id, offset, now, &m});
+    topic.scheduled += 1;
+    earliest_scheduled = std::min(earliest_scheduled.value_or(m.deliver_at_ms), m.deliver_at_ms);
   }
   note_append(topic, m, offset);
   topic.next_offset = Offset{offset.value + 1};
@@ -1415,6 +1537,38 @@ Outcome Broker::Commit::stage(PurgeReq& req) {
   return PurgeResult{count, end};
 }
 
+// Each due entry becomes an append to its topic at the topic's next offset (the message as
+// published, but deliverable: deliver_at_ms 0; no dedup entry: its id already maps to the
+// publish's offset) plus the deletion of the entry, in this one batch: after a crash both
+// happened or neither. An entry whose topic is gone (ids are never reused) is deleted only.
+Outcome Broker::Commit::stage(ReleaseReq& req) {
+  std::unordered_map<std::uint32_t, std::string> names;  // topic id -> name, before this commit
+  {
+    std::shared_lock lock(broker.table_mutex_);
+    for (const auto& [name, meta] : broker.topics_) names.emplace(meta.id.value, name);
+  }
+  std::uint64_t appended = 0;
+  for (auto& e : req.entries) {
+    wb.ops.emplace_back(storage::Unschedule{e.due_ms, e.topic, e.offset});
+    const auto name = names.find(e.topic.value);
+    if (name == names.end()) continue;
+    auto& slot = lookup(name->second);
+    if (!slot || slot->id != e.topic) continue;  // dropped (maybe re-created) in this commit
+    e.message.deliver_at_ms = 0;
+    const Offset offset = slot->next_offset;
+    wb.ops.emplace_back(storage::Append{slot->id, offset, now, &e.message});
+    note_append(*slot, e.message, offset);
+    slot->next_offset = Offset{offset.value + 1};
+    slot->messages += 1;
+    slot->bytes += e.message.size_bytes();
+    slot->scheduled -= std::min<std::uint64_t>(slot->scheduled, 1);
+    dirty.insert(name->second);
+    ++appended;
+  }
+  message_count += appended;
+  return appended;
+}
+
 // Final metadata of every topic that exists after the batch, after all drops.
 void Broker::Commit::add_topic_metadata() {
   for (const auto& [name, meta] : work) {
@@ -1446,7 +1600,7 @@ void Broker::Commit::complete(std::vector<Request>& batch, const Result<void>& w
               return broker.queue_purge_plan(std::move(req));
             }
             req.done(std::get<PurgeResult>(outcome));
-          } else if constexpr (std::is_same_v<R, TrimReq>) {
+          } else if constexpr (std::is_same_v<R, TrimReq> || std::is_same_v<R, ReleaseReq>) {
             req.done(std::get<std::uint64_t>(outcome));
           } else if constexpr (std::is_same_v<R, DeleteReq> || std::is_same_v<R, GroupReq>) {
             req.done({});
@@ -1484,6 +1638,7 @@ void Broker::commit(std::vector<Request>& batch) {
   }
   record_commit(c, batch, written.has_value());
   if (written) {
+    if (c.earliest_scheduled) note_scheduled(*c.earliest_scheduled);
     queue_reclaims(c, batch);
     if (topic_listener_ && !c.events.empty()) topic_listener_(std::move(c.events));
   }

@@ -13,6 +13,9 @@ namespace loft::broker {
 namespace {
 
 constexpr std::chrono::milliseconds kWriteRetry{1000};
+// The most delayed messages' stored copies one pump passes over (each is read and acked
+// without a delivery): millions of them in a row must not hold the io thread for seconds.
+constexpr std::size_t kMaxSkipsPerPump = 4096;
 // Read-ahead of a group (Group::read_ahead): how much one store read may bring in beyond the
 // deliveries that asked for it, and so what one group holds at most between deliveries; and
 // what all groups together may hold (no group reads ahead while they hold more).
@@ -418,6 +421,7 @@ void Groups::pump(Group& g, TimePoint now) {
   // gets no new credit until it drains, so a large max_in_flight of large messages cannot
   // pile up in memory (the overshoot is at most one round).
   constexpr std::uint32_t kRound = 64;
+  std::size_t skipped = 0;  // delayed messages' stored copies passed over in this pump
   for (;;) {
     bool any_ready = false;
     for (const auto id : g.subscriptions) {
@@ -433,12 +437,16 @@ void Groups::pump(Group& g, TimePoint now) {
     if (!any_ready) break;
     auto deliveries = g.state.poll(now);
     if (deliveries.empty()) break;
-    send_deliveries(g, std::move(deliveries));
+    skipped += send_deliveries(g, std::move(deliveries));
+    if (skipped >= kMaxSkipsPerPump) break;  // the rest in a later pump (below)
   }
   // More to look at, and room for it (the deliveries may have made some): another pump soon
   // (next_deadline).
   g.filter_more = could_read && looks_ahead(g.settings) && g.state.examined() < g.state.end() &&
                   g.state.waiting_new() < kFilterAhead;
+  // Many delayed messages' stored copies in a row: the io thread does other work before the
+  // next kMaxSkipsPerPump of them (the same "pump again soon" as a filtered group's).
+  if (skipped >= kMaxSkipsPerPump) g.filter_more = true;
   start_write(g);
 }
 
@@ -462,8 +470,11 @@ bool Groups::filter_ahead(Group& g) {
   bool filtered_out = false;
   for (std::size_t i = 0; i < block->messages.size(); ++i) {
     const auto& m = block->messages[i];
-    // A message without a subject is on its topic's name.
-    if (!filtered || subject_matches(g.settings.filter, m.subject.empty() ? g.topic : m.subject)) {
+    // A message without a subject is on its topic's name. A delayed message's stored copy is
+    // never delivered (its released copy is, at a later offset): done, and not its key's.
+    if (m.deliver_at_ms == 0 &&
+        (!filtered ||
+         subject_matches(g.settings.filter, m.subject.empty() ? g.topic : m.subject))) {
       first_match = std::min(first_match, i);
       if (!m.key.empty()) g.state.set_key(m.offset, m.key);
     } else {
@@ -482,7 +493,7 @@ bool Groups::filter_ahead(Group& g) {
   return true;
 }
 
-void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
+std::size_t Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
   // Every delivery of this round in offset order, whichever consumer it goes to: a contiguous
   // run is read once (consumers with credit at the same time get alternate offsets), and each
   // message goes into its own consumer's batch, in ascending offset order per consumer. The
@@ -492,6 +503,7 @@ void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
             [](const auto& a, const auto& b) { return a.offset < b.offset; });
   std::vector<std::shared_ptr<const storage::MessageBlock>> blocks;
   std::map<std::uint64_t, std::vector<DeliveredView>> batches;  // by subscription id
+  std::size_t skipped = 0;
   std::size_t i = 0;
   while (i < list.size()) {
     std::size_t j = i + 1;
@@ -517,6 +529,14 @@ void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
         std::ignore = g.state.ack(d.consumer, d.offset);
         continue;
       }
+      if ((*hit)->deliver_at_ms != 0) {
+        // A delayed message's stored copy: its released copy, appended when it is due, is the
+        // one delivered (docs/semantics.md, "Delayed delivery"). Done without a delivery.
+        std::ignore = g.state.ack(d.consumer, d.offset);
+        ++g.generation;  // the floor moved: persisted, so a restart does not pass it again
+        ++skipped;
+        continue;
+      }
       batches[d.consumer.value].push_back(DeliveredView{d.attempt, *hit});
       ++g.counters.delivered;
       if (d.attempt > 1) ++g.counters.redelivered;
@@ -528,6 +548,7 @@ void Groups::send_deliveries(Group& g, std::vector<delivery::Delivery> list) {
   for (const auto& [id, views] : batches) {
     subscriptions_.at(id).who->deliver(DeliveryBatch{id, g.topic, g.name, views});
   }
+  return skipped;
 }
 
 void Groups::Run::add(const std::shared_ptr<const storage::MessageBlock>& block, std::size_t from,

@@ -299,7 +299,7 @@ struct Key {
 };
 
 // Every key of the file and of apply_override, in the order of the Config struct.
-const std::array<Key, 37> kKeys{{
+const std::array<Key, 38> kKeys{{
     {"listen",
      [](Config& c, std::string_view key, const Input& in) -> Result<void> {
        auto text = read_text(key, in, kListenExpected);
@@ -489,6 +489,18 @@ const std::array<Key, 37> kKeys{{
        return {};
      },
      field<&Config::retention_check_interval>(), Reload::restart},
+    {"max_delivery_delay",
+     [](Config& c, std::string_view key, const Input& in) -> Result<void> {
+       auto d = read_duration(key, in);
+       if (!d) return tl::unexpected(d.error());
+       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+       if (ms < std::chrono::seconds{1} || ms > kMaxMaxAge) {
+         return bad_value(key, "a duration from 1s to 36500d", in);
+       }
+       c.max_delivery_delay = ms;
+       return {};
+     },
+     field<&Config::max_delivery_delay>(), Reload::restart},
     {"max_frame_size",
      [](Config& c, std::string_view key, const Input& in) {
        return set_size(key, in, kFrameBounds, c.max_frame_size);

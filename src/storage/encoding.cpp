@@ -72,15 +72,20 @@ class ValueReader {
     return true;
   }
 
-  // The header count of a message, and its subject: a count with kSubjectFlag set is followed
-  // by the subject (u32 length + bytes, not empty). False if corrupt.
-  bool header_count_and_subject(std::uint32_t& count, std::string_view& subject) {
+  // The header count of a message, its subject and its delivery time: a count with
+  // kSubjectFlag set is followed by the subject (u32 length + bytes, not empty), then, with
+  // kDeliverAtFlag set, by the delivery time (i64 LE, not 0). False if corrupt.
+  bool header_count_and_extras(std::uint32_t& count, std::string_view& subject,
+                               std::int64_t& deliver_at_ms) {
     subject = {};
+    deliver_at_ms = 0;
     if (!le(count)) return false;
-    if ((count & kSubjectFlag) == 0) return true;
-    count &= ~kSubjectFlag;
-    // One encoding per message: a subject that is there is never empty.
-    return view(subject) && !subject.empty();
+    const std::uint32_t flags = count & (kSubjectFlag | kDeliverAtFlag);
+    count &= ~(kSubjectFlag | kDeliverAtFlag);
+    // One encoding per message: a subject or delivery time that is there is never empty or 0.
+    if ((flags & kSubjectFlag) != 0 && (!view(subject) || subject.empty())) return false;
+    if ((flags & kDeliverAtFlag) != 0 && (!le(deliver_at_ms) || deliver_at_ms == 0)) return false;
+    return true;
   }
 
   bool done() const { return in_.empty(); }
@@ -131,6 +136,26 @@ std::string encode_u32(std::uint32_t value) {
   return out;
 }
 
+std::string schedule_key(std::int64_t due_ms, TopicId topic, Offset offset) {
+  std::string out;
+  out.reserve(kScheduleKeySize);
+  put_be<std::uint64_t>(out, static_cast<std::uint64_t>(due_ms));
+  put_be<std::uint32_t>(out, topic.value);
+  put_be<std::uint64_t>(out, offset.value);
+  return out;
+}
+
+std::optional<ScheduleKey> parse_schedule_key(std::string_view key) {
+  if (key.size() != kScheduleKeySize) return std::nullopt;
+  ScheduleKey out;
+  out.due_ms = static_cast<std::int64_t>(get_be64(key.substr(0, 8)));
+  std::uint32_t topic = 0;
+  for (const char c : key.substr(8, 4)) topic = (topic << 8) | static_cast<unsigned char>(c);
+  out.topic = TopicId{topic};
+  out.offset = Offset{get_be64(key.substr(12, 8))};
+  return out;
+}
+
 std::optional<std::uint32_t> decode_u32(std::string_view bytes) {
   ValueReader r{bytes};
   std::uint32_t v = 0;
@@ -153,10 +178,11 @@ std::string encode_topic_meta_v0(const TopicInfo& meta) {
 std::string encode_topic_meta(const TopicInfo& meta) {
   auto out = encode_topic_meta_v0(meta);
   // Version 2 while the topic has no subjects: the same bytes as before subjects existed;
-  // version 4 only for a work-queue topic.
+  // version 4 only for a work-queue topic, version 5 only while messages are scheduled.
   const bool work_queue = meta.retention_mode != RetentionMode::limits;
   std::uint8_t version = meta.subjects.empty() ? 2 : 3;
-  if (work_queue) version = kTopicExtensionVersion;
+  if (work_queue) version = 4;
+  if (meta.scheduled != 0) version = kTopicExtensionVersion;
   put_le<std::uint8_t>(out, version);
   put_le<std::uint64_t>(out, meta.dedup_window_ms);
   put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.dedup_conflict));
@@ -167,7 +193,8 @@ std::string encode_topic_meta(const TopicInfo& meta) {
     put_le<std::uint32_t>(out, static_cast<std::uint32_t>(meta.subjects.size()));
     for (const auto& subject : meta.subjects) put_bytes(out, subject);
   }
-  if (work_queue) put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.retention_mode));
+  if (version >= 4) put_le<std::uint8_t>(out, static_cast<std::uint8_t>(meta.retention_mode));
+  if (version >= 5) put_le<std::uint64_t>(out, meta.scheduled);
   return out;
 }
 
@@ -204,13 +231,16 @@ std::optional<TopicInfo> decode_topic_meta(std::string_view name, std::string_vi
     }
   }
   if (version >= 4) {
-    // Only a work-queue topic is written as version 4.
+    // Only a work-queue topic is written as version 4; version 5 has either mode.
     std::uint8_t mode = 0;
-    if (!r.le(mode) || mode != static_cast<std::uint8_t>(RetentionMode::work_queue)) {
+    const auto lowest = version == 4 ? RetentionMode::work_queue : RetentionMode::limits;
+    if (!r.le(mode) || mode < static_cast<std::uint8_t>(lowest) ||
+        mode > static_cast<std::uint8_t>(RetentionMode::work_queue)) {
       return std::nullopt;
     }
-    meta.retention_mode = RetentionMode::work_queue;
+    meta.retention_mode = static_cast<RetentionMode>(mode);
   }
+  if (version >= 5 && !r.le(meta.scheduled)) return std::nullopt;
   if (!r.done()) return std::nullopt;
   meta.dedup_conflict = static_cast<DedupConflict>(conflict);
   return meta;
@@ -360,14 +390,13 @@ void encode_message(std::int64_t timestamp_ms, const Message& message, std::stri
   put_le<std::int64_t>(out, timestamp_ms);
   put_bytes(out, message.id);
   put_bytes(out, message.key);
-  // A message without a subject is encoded exactly as before subjects existed.
-  const auto count = static_cast<std::uint32_t>(message.headers.size());
-  if (message.subject.empty()) {
-    put_le<std::uint32_t>(out, count);
-  } else {
-    put_le<std::uint32_t>(out, count | kSubjectFlag);
-    put_bytes(out, message.subject);
-  }
+  // A message without a subject or delivery time is encoded exactly as before they existed.
+  auto count = static_cast<std::uint32_t>(message.headers.size());
+  if (!message.subject.empty()) count |= kSubjectFlag;
+  if (message.deliver_at_ms != 0) count |= kDeliverAtFlag;
+  put_le<std::uint32_t>(out, count);
+  if (!message.subject.empty()) put_bytes(out, message.subject);
+  if (message.deliver_at_ms != 0) put_le<std::int64_t>(out, message.deliver_at_ms);
   for (const auto& h : message.headers) {
     put_bytes(out, h.name);
     put_bytes(out, h.value);
@@ -386,8 +415,9 @@ bool skip_message(std::string_view& rest) {
   std::int64_t timestamp = 0;
   std::uint32_t header_count = 0;
   std::string_view subject;
+  std::int64_t deliver_at_ms = 0;
   if (!r.le(timestamp) || !r.skip_bytes() || !r.skip_bytes() ||
-      !r.header_count_and_subject(header_count, subject)) {
+      !r.header_count_and_extras(header_count, subject, deliver_at_ms)) {
     return false;
   }
   if (header_count > rest.size() / 8) return false;
@@ -404,7 +434,7 @@ bool decode_next_view(std::string_view& rest, StoredMessageView& out,
   ValueReader r{rest};
   std::uint32_t header_count = 0;
   if (!r.le(out.timestamp_ms) || !r.view(out.id) || !r.view(out.key) ||
-      !r.header_count_and_subject(header_count, out.subject)) {
+      !r.header_count_and_extras(header_count, out.subject, out.deliver_at_ms)) {
     return false;
   }
   if (header_count > rest.size() / 8) return false;  // as in decode_next_message
@@ -427,7 +457,7 @@ std::optional<StoredMessage> decode_next_message(Offset offset, std::string_view
   std::uint32_t header_count = 0;
   std::string_view subject;
   if (!r.le(m.timestamp_ms) || !r.bytes(m.message.id) || !r.bytes(m.message.key) ||
-      !r.header_count_and_subject(header_count, subject)) {
+      !r.header_count_and_extras(header_count, subject, m.message.deliver_at_ms)) {
     return std::nullopt;
   }
   m.message.subject.assign(subject);

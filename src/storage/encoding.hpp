@@ -21,7 +21,9 @@ namespace loft::storage::encoding {
 // format 2 still reads). 3: a message may carry a subject (kSubjectFlag); every format 2
 // record reads the same. A store of an older format is marked 3 when this build opens it, so
 // an older loftd refuses it instead of reporting records with subjects as corrupt.
-inline constexpr std::uint32_t kFormatVersion = 3;
+// 4: a message may carry a delivery time (kDeliverAtFlag), and the schedule column family
+// holds delayed messages until they are due; every format 3 record reads the same.
+inline constexpr std::uint32_t kFormatVersion = 4;
 // Key of the format version record in the default column family.
 inline constexpr std::string_view kFormatVersionKey = "format_version";
 // Key of the next-topic-id record (u32 LE) in the default column family.
@@ -37,6 +39,18 @@ std::string topic_end_key(TopicId topic);
 // The offset of a messages CF key; nullopt if the key is not kMessageKeySize bytes.
 std::optional<Offset> offset_of_message_key(std::string_view key);
 
+// schedule CF key: big-endian due time (ms since the epoch, > 0), topic id and offset, so
+// the default comparator iterates in due order (then topic, then offset). 20 bytes.
+inline constexpr std::size_t kScheduleKeySize = 8 + 4 + 8;
+std::string schedule_key(std::int64_t due_ms, TopicId topic, Offset offset);
+struct ScheduleKey {
+  std::int64_t due_ms = 0;
+  TopicId topic;
+  Offset offset;
+};
+// nullopt if the key is not kScheduleKeySize bytes.
+std::optional<ScheduleKey> parse_schedule_key(std::string_view key);
+
 std::string encode_u32(std::uint32_t value);
 std::optional<std::uint32_t> decode_u32(std::string_view bytes);
 
@@ -49,8 +63,10 @@ inline constexpr std::size_t kTopicBaseSize = 4 + 5 * 8;
 // least 1, then each as u32 length + bytes); a topic without subjects is still written as
 // version 2. Version 4 adds the retention mode (u8, RetentionMode::work_queue: only a
 // work-queue topic is written as version 4) after the subjects, whose count may then be 0.
-// Older versions decode with the defaults.
-inline constexpr std::uint8_t kTopicExtensionVersion = 4;
+// Version 5 adds the count of scheduled messages (u64 LE) after the mode (either mode): only
+// a topic with scheduled messages is written as version 5. Older versions decode with the
+// defaults.
+inline constexpr std::uint8_t kTopicExtensionVersion = 5;
 std::string encode_topic_meta(const TopicInfo& meta);
 // nullopt if `value` is not exactly a base record, or a base record plus an extension of a
 // version this build knows.
@@ -111,7 +127,10 @@ std::optional<GroupRecord> decode_group(TopicId topic, std::string_view name,
 // encode_message appends one. A message with a subject has kSubjectFlag set in its header
 // count, and the subject (u32 length + bytes, never empty) right after the count; one without
 // is encoded as before subjects existed (format 2), so every older record reads unchanged.
+// A message with a delivery time (Message::deliver_at_ms != 0) has kDeliverAtFlag set, and the
+// time (i64 LE, never 0) after the subject, if any (format 4).
 inline constexpr std::uint32_t kSubjectFlag = 0x8000'0000u;
+inline constexpr std::uint32_t kDeliverAtFlag = 0x4000'0000u;
 void encode_message(std::int64_t timestamp_ms, const Message& message, std::string& out);
 // The message at the front of `rest`, which then starts after it; nullopt if corrupt.
 std::optional<StoredMessage> decode_next_message(Offset offset, std::string_view& rest);

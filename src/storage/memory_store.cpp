@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -49,6 +50,10 @@ class MemoryStore final : public Store {
       if (const auto* append = std::get_if<Append>(&op); append && append->message == nullptr) {
         return fail(Errc::internal_error, "write: Append without a message");
       }
+      if (const auto* put = std::get_if<Schedule>(&op);
+          put && (put->message == nullptr || put->message->deliver_at_ms <= 0)) {
+        return fail(Errc::internal_error, "write: Schedule without a message or due time");
+      }
     }
     std::unique_lock lock{mutex_};
     for (const auto& op : batch.ops) {
@@ -86,6 +91,20 @@ class MemoryStore final : public Store {
     for (const auto id : ids) {
       const auto it = dedup_.find(DedupKey{topic, std::string(id)});
       out.push_back(it == dedup_.end() ? std::nullopt : std::optional<DedupEntry>{it->second});
+    }
+    return out;
+  }
+
+  Result<std::vector<ScheduledMessage>> read_schedule(std::int64_t from_due_ms,
+                                                      std::int64_t up_to_due_ms,
+                                                      ReadLimits limits) const override {
+    std::shared_lock lock{mutex_};
+    std::vector<ScheduledMessage> out;
+    ReadBudget budget{limits};
+    for (auto it = schedule_.lower_bound(ScheduleKey{from_due_ms, 0, 0});
+         it != schedule_.end() && std::get<0>(it->first) <= up_to_due_ms; ++it) {
+      out.push_back(it->second);
+      if (!budget.take(it->second.message)) break;
     }
     return out;
   }
@@ -137,7 +156,21 @@ class MemoryStore final : public Store {
       log->second.erase(log->second.begin(), log->second.lower_bound(op.end));
   }
 
+  // Delayed delivery: a copy of each scheduled message, by due time, topic id and offset (the
+  // RocksDB schedule key's order).
+  using ScheduleKey = std::tuple<std::int64_t, std::uint32_t, std::uint64_t>;
+  void apply(const Schedule& op) {
+    schedule_.insert_or_assign(
+        ScheduleKey{op.message->deliver_at_ms, op.topic.value, op.offset.value},
+        ScheduledMessage{op.message->deliver_at_ms, op.topic, op.offset, op.timestamp_ms,
+                         *op.message});
+  }
+  void apply(const Unschedule& op) {
+    schedule_.erase(ScheduleKey{op.due_ms, op.topic.value, op.offset.value});
+  }
+
   mutable std::shared_mutex mutex_;
+  std::map<ScheduleKey, ScheduledMessage> schedule_;
   std::map<std::string, TopicInfo> topics_;  // by name, the order load_topics() returns
   std::map<TopicId, std::map<Offset, StoredMessage>> messages_;
   std::map<GroupKey, GroupRecord> groups_;  // by topic id, then name: load_groups() order

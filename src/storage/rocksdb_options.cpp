@@ -6,6 +6,7 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +23,7 @@ constexpr std::string_view kTopicsCf = "topics";
 constexpr std::string_view kMessagesCf = "messages";
 constexpr std::string_view kGroupsCf = "groups";  // since the groups were persisted; same format
 constexpr std::string_view kDedupCf = "dedup";    // since dedup by message id; same format
+constexpr std::string_view kScheduleCf = "schedule";  // since delayed delivery (format 4)
 
 // Switches off RocksDB's own recovery from a background error, so that loft's writer, which
 // calls DB::Resume() (Store::recover) every retry interval while writes fail, is the only one
@@ -115,6 +117,19 @@ OpenOptions make_open_options(const RocksDbOptions& options,
 
   out.families.emplace_back(std::string(kGroupsCf), small);
   out.families.emplace_back(std::string(kDedupCf), dedup);
+  // schedule: a queue by due time. Releases delete from its front, so a read from the front
+  // would step over every deletion since the last compaction: files that are mostly deletions
+  // are compacted early, and the broker starts its reads at the lowest due time it still holds
+  // (Store::read_schedule). Values are whole messages, like the messages CF's.
+  rocksdb::ColumnFamilyOptions schedule;
+  schedule.write_buffer_size = 16 << 20;
+  schedule.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/1024,
+                                                    /*deletion_trigger=*/512));
+  rocksdb::BlockBasedTableOptions schedule_table;
+  schedule_table.block_cache = cache;
+  schedule.table_factory.reset(rocksdb::NewBlockBasedTableFactory(schedule_table));
+  out.families.emplace_back(std::string(kScheduleCf), schedule);
   return out;
 }
 

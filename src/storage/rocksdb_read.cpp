@@ -252,3 +252,41 @@ Result<std::shared_ptr<MessageBlock>> RocksDbStore::read_block(TopicId topic, Of
 }
 
 }  // namespace loft::storage
+
+namespace loft::storage {
+
+Result<std::vector<ScheduledMessage>> RocksDbStore::read_schedule(std::int64_t from_due_ms,
+                                                                  std::int64_t up_to_due_ms,
+                                                                  ReadLimits limits) const {
+  std::vector<ScheduledMessage> out;
+  if (up_to_due_ms < from_due_ms) return out;
+  // [from, up_to]: keys of due times from_due_ms..up_to_due_ms (up_to + 1 is the bound; due
+  // times are far below the i64 maximum: max_delivery_delay bounds them).
+  const auto lower =
+      enc::schedule_key(std::max<std::int64_t>(from_due_ms, 0), TopicId{0}, Offset{0});
+  const auto upper = enc::schedule_key(up_to_due_ms + 1, TopicId{0}, Offset{0});
+  const rocksdb::Slice lower_slice{lower};
+  const rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{db_->NewIterator(ro, schedule_)};
+  ReadBudget budget{limits};
+  for (it->Seek(lower_slice); it->Valid(); it->Next()) {
+    const auto key = enc::parse_schedule_key(it->key().ToStringView());
+    auto m = key ? enc::decode_message(key->offset, it->value().ToStringView()) : std::nullopt;
+    if (!m) {
+      return fail(Errc::storage_error, "read schedule from " + dir_ + ": corrupt entry of " +
+                                           std::to_string(it->key().size()) + " key bytes");
+    }
+    out.push_back(ScheduledMessage{key->due_ms, key->topic, key->offset, m->timestamp_ms,
+                                   std::move(m->message)});
+    if (!budget.take(out.back().message)) break;
+  }
+  if (auto r = check(it->status(), "read schedule from " + dir_); !r) {
+    return tl::unexpected(std::move(r.error()));
+  }
+  return out;
+}
+
+}  // namespace loft::storage

@@ -70,11 +70,12 @@ RocksDbStore::RocksDbStore(std::string dir, rocksdb::DB* db,
       db_(db),
       handles_(std::move(handles)) {
   // Open returns the handles in the order of the descriptors: default, topics, messages,
-  // groups, dedup, then any families only the directory knows.
+  // groups, dedup, schedule, then any families only the directory knows.
   topics_ = handles_.at(1);
   messages_ = handles_.at(2);
   groups_ = handles_.at(3);
   dedup_ = handles_.at(4);
+  schedule_ = handles_.at(5);
 }
 
 RocksDbStore::~RocksDbStore() {

@@ -78,7 +78,7 @@ class DedupCompactionFilter final : public rocksdb::CompactionFilter {
 
 struct OpenOptions {
   rocksdb::DBOptions db;
-  // default, topics, messages, groups, dedup, then any other family the directory
+  // default, topics, messages, groups, dedup, schedule, then any other family the directory
   // already has (see add_existing_families).
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
 };
@@ -120,6 +120,9 @@ class RocksDbStore final : public Store {
                                           ReadLimits limits) const override;
   Result<std::shared_ptr<MessageBlock>> read_block(TopicId topic, Offset from,
                                                    ReadLimits limits) const override;
+  Result<std::vector<ScheduledMessage>> read_schedule(std::int64_t from_due_ms,
+                                                      std::int64_t up_to_due_ms,
+                                                      ReadLimits limits) const override;
 
   // rocksdb_write.cpp
   Result<void> write(const WriteBatch& batch, Durability durability) override;
@@ -175,6 +178,7 @@ class RocksDbStore final : public Store {
   rocksdb::ColumnFamilyHandle* messages_ = nullptr;
   rocksdb::ColumnFamilyHandle* groups_ = nullptr;
   rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
+  rocksdb::ColumnFamilyHandle* schedule_ = nullptr;
 };
 
 }  // namespace loft::storage

@@ -168,6 +168,16 @@ Result<void> RocksDbStore::add_op(PendingWrite& pending, const Op& op,
     s = wb.Delete(groups_, enc::group_key(drop_group->topic, drop_group->name));
   } else if (const auto* trim = std::get_if<TrimTopic>(&op)) {
     return add_trim(pending, *trim);
+  } else if (const auto* put = std::get_if<Schedule>(&op)) {
+    if (put->message == nullptr || put->message->deliver_at_ms <= 0) {
+      return fail(Errc::internal_error, "write: Schedule without a message or due time");
+    }
+    std::string value;
+    enc::encode_message(put->timestamp_ms, *put->message, value);
+    s = wb.Put(schedule_, enc::schedule_key(put->message->deliver_at_ms, put->topic, put->offset),
+               value);
+  } else if (const auto* done = std::get_if<Unschedule>(&op)) {
+    s = wb.Delete(schedule_, enc::schedule_key(done->due_ms, done->topic, done->offset));
   }
   return check(s, "build write batch for " + dir_);
 }

@@ -19,7 +19,7 @@ Result<std::shared_ptr<MessageBlock>> Store::read_block(TopicId topic, Offset fr
     block->messages.push_back(StoredMessageView{
         m.offset, m.timestamp_ms, m.message.id, m.message.key,
         std::span<const HeaderView>{block->headers.data() + first, m.message.headers.size()},
-        m.message.payload, m.message.subject});
+        m.message.payload, m.message.subject, m.message.deliver_at_ms});
   }
   return block;
 }

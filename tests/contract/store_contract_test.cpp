@@ -647,6 +647,102 @@ TYPED_TEST(StoreContract, DropTopicRemovesMetaAndMessages) {
   EXPECT_EQ(read_all(this->store(), neighbour.id), stored(0, messages));
 }
 
+// `m` delivered at `due_ms`.
+Message at(std::int64_t due_ms, Message m) {
+  m.deliver_at_ms = due_ms;
+  return m;
+}
+
+std::vector<ScheduledMessage> schedule_of(
+    const Store& store, std::int64_t from = 0,
+    std::int64_t up_to = std::numeric_limits<std::int64_t>::max() - 1, ReadLimits limits = kAll) {
+  auto r = store.read_schedule(from, up_to, limits);
+  if (!r) {
+    ADD_FAILURE() << "read_schedule: " << r.error().to_string();
+    return {};
+  }
+  return std::move(*r);
+}
+
+std::vector<std::int64_t> dues_of(const std::vector<ScheduledMessage>& entries) {
+  std::vector<std::int64_t> out;
+  for (const auto& e : entries) out.push_back(e.due_ms);
+  return out;
+}
+
+// A delayed message is stored with its delivery time (the log's copy) and kept whole in the
+// schedule (the copy that is released), ordered by due time whatever the write order, across
+// a reopen.
+TYPED_TEST(StoreContract, ScheduledMessagesReadBackInDueOrderWithTheirStoredCopies) {
+  using namespace std::string_literals;
+  const std::vector<Message> messages{
+      at(5'000, msg("late", "id-late", "k1", {{"h", "v\0"s}})),
+      at(1'000, on("a.b", msg("early\0"s, "", "k2"))),
+      at(3'000, msg("")),
+      msg("at once"),
+  };
+  WriteBatch batch = appends(TopicId{7}, 0, messages);
+  for (std::size_t i = 0; i < 3; ++i) {
+    batch.ops.emplace_back(
+        Schedule{TopicId{7}, Offset{i}, static_cast<std::int64_t>(1000 + i), &messages[i]});
+  }
+  batch.ops.emplace_back(Schedule{TopicId{3}, Offset{9}, 42, &messages[2]});  // same due, topic 3
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_EQ(read_all(this->store(), TopicId{7}), stored(0, messages));  // deliver_at_ms kept
+  const auto all = schedule_of(this->store());
+  ASSERT_THAT(all, SizeIs(4));
+  EXPECT_EQ(all[0], (ScheduledMessage{1'000, TopicId{7}, Offset{1}, 1001, messages[1]}));
+  EXPECT_EQ(all[1], (ScheduledMessage{3'000, TopicId{3}, Offset{9}, 42, messages[2]}));
+  EXPECT_EQ(all[2], (ScheduledMessage{3'000, TopicId{7}, Offset{2}, 1002, messages[2]}));
+  EXPECT_EQ(all[3], (ScheduledMessage{5'000, TopicId{7}, Offset{0}, 1000, messages[0]}));
+  // Bounds are inclusive; limits cut the read.
+  EXPECT_THAT(dues_of(schedule_of(this->store(), 0, 2'999)), ElementsAre(1'000));
+  EXPECT_THAT(dues_of(schedule_of(this->store(), 1'001, 3'000)), ElementsAre(3'000, 3'000));
+  EXPECT_THAT(dues_of(schedule_of(this->store(), 3'000, 5'000, ReadLimits{2, 1 << 20})),
+              ElementsAre(3'000, 3'000));
+  EXPECT_THAT(schedule_of(this->store(), 5'001), IsEmpty());
+  EXPECT_THAT(schedule_of(this->store(), 2'000, 1'000), IsEmpty());
+}
+
+// A release: the entry's deletion and the released copy's append are one write, and a trim
+// or a drop of the topic leaves the schedule alone.
+TYPED_TEST(StoreContract, UnscheduleGoesWithTheReleasedAppendAndTrimsLeaveTheSchedule) {
+  const std::vector<Message> delayed{at(2'000, msg("a", "id-a")), at(4'000, msg("b"))};
+  WriteBatch batch = appends(TopicId{4}, 0, delayed);
+  for (std::size_t i = 0; i < delayed.size(); ++i) {
+    batch.ops.emplace_back(
+        Schedule{TopicId{4}, Offset{i}, static_cast<std::int64_t>(1000 + i), &delayed[i]});
+  }
+  ASSERT_TRUE(ok(this->store().write(batch, Durability::fsync)));
+  ASSERT_TRUE(
+      ok(this->store().write(WriteBatch{{TrimTopic{TopicId{4}, Offset{2}}}}, Durability::fsync)));
+  EXPECT_THAT(read_all(this->store(), TopicId{4}), IsEmpty());
+  ASSERT_THAT(schedule_of(this->store()), SizeIs(2));
+
+  const Message released = msg("a", "id-a");
+  WriteBatch release{
+      {Append{TopicId{4}, Offset{2}, 2'000, &released}, Unschedule{2'000, TopicId{4}, Offset{0}}}};
+  ASSERT_TRUE(ok(this->store().write(release, Durability::fsync)));
+  ASSERT_TRUE(this->reopen());
+  EXPECT_THAT(offsets_of(read_all(this->store(), TopicId{4})), ElementsAre(2));
+  EXPECT_THAT(dues_of(schedule_of(this->store())), ElementsAre(4'000));
+  // Deleting what is not there is no error.
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{Unschedule{2'000, TopicId{4}, Offset{0}}}},
+                                     Durability::fsync)));
+  ASSERT_TRUE(ok(this->store().write(WriteBatch{{DropTopic{TopicId{4}, "t"}}}, Durability::fsync)));
+  EXPECT_THAT(dues_of(schedule_of(this->store())), ElementsAre(4'000));
+}
+
+TYPED_TEST(StoreContract, AScheduleWithoutADueTimeFailsTheWholeBatch) {
+  const std::vector<Message> messages{msg("now")};
+  WriteBatch batch = appends(TopicId{4}, 0, messages);
+  batch.ops.emplace_back(Schedule{TopicId{4}, Offset{0}, 1, &messages[0]});
+  EXPECT_FALSE(this->store().write(batch, Durability::fsync));
+  EXPECT_THAT(read_all(this->store(), TopicId{4}), IsEmpty());
+  EXPECT_THAT(schedule_of(this->store()), IsEmpty());
+}
+
 TYPED_TEST(StoreContract, TrimTopicRemovesOnlyItsMessagesBelowTheEndAndKeepsDedupEntries) {
   const std::vector<Message> messages(10, msg("m"));
   WriteBatch batch = appends(TopicId{4}, 0, messages);
@@ -1751,6 +1847,76 @@ TEST(TopicEncoding, WorkQueueIsVersion4AndEveryTruncationIsRejected) {
   EXPECT_EQ(encoding::decode_topic_meta("t", unknown), std::nullopt);
   meta.subjects = {"a.>"};
   EXPECT_EQ(encoding::decode_topic_meta("t", encoding::encode_topic_meta(meta)), meta);
+}
+
+TEST(TopicEncoding, ScheduledIsVersion5WithEitherModeAndEveryTruncationIsRejected) {
+  auto meta = topic(9, "t");
+  const auto plain = encoding::encode_topic_meta(meta);
+  meta.scheduled = 3;
+  const auto bytes = encoding::encode_topic_meta(meta);
+  EXPECT_EQ(bytes[encoding::kTopicBaseSize], '\x05');
+  EXPECT_EQ(bytes.size(), plain.size() + 4 + 1 + 8);
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes), meta);
+  for (std::size_t n = plain.size(); n < bytes.size(); ++n) {
+    EXPECT_EQ(encoding::decode_topic_meta("t", bytes.substr(0, n)), std::nullopt) << n;
+  }
+  EXPECT_EQ(encoding::decode_topic_meta("t", bytes + '\0'), std::nullopt);
+  meta.retention_mode = RetentionMode::work_queue;
+  meta.subjects = {"a.>"};
+  EXPECT_EQ(encoding::decode_topic_meta("t", encoding::encode_topic_meta(meta)), meta);
+  meta.scheduled = 0;  // back to version 4
+  EXPECT_EQ(encoding::encode_topic_meta(meta)[encoding::kTopicBaseSize], '\x04');
+}
+
+TEST(MessageEncoding, ADeliveryTimeIsFlaggedAfterTheSubjectAndNeverZero) {
+  using namespace std::string_literals;
+  auto m = at(0x0102, on("a", msg("p")));
+  std::string record;
+  encoding::encode_message(5, m, record);
+  const std::string format4 =
+      "\x05\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"s  // timestamp 5, empty id and key
+      "\0\0\0\xC0"s                          // no header, subject and delivery time flags
+      "\x01\0\0\0a"s                         // subject
+      "\x02\x01\0\0\0\0\0\0"s                // deliver_at_ms 0x0102
+      "\x01\0\0\0p"s;
+  EXPECT_EQ(record, format4);
+  EXPECT_EQ(encoding::decode_message(Offset{1}, record), (StoredMessage{Offset{1}, 5, m}));
+  std::vector<HeaderView> headers;
+  StoredMessageView v;
+  std::string_view rest = record;
+  ASSERT_TRUE(encoding::decode_next_view(rest, v, headers));
+  EXPECT_EQ(v.deliver_at_ms, 0x0102);
+  EXPECT_EQ(v.subject, "a");
+  rest = record;
+  ASSERT_TRUE(encoding::skip_message(rest));
+  EXPECT_TRUE(rest.empty());
+  const std::string zero =
+      "\x05\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"s
+      "\0\0\0\x40"s
+      "\0\0\0\0\0\0\0\0\x01\0\0\0p"s;
+  const std::string cut = "\x05\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x40\x01\0"s;
+  for (const auto& bad : {zero, cut}) {
+    rest = bad;
+    EXPECT_EQ(encoding::decode_next_message(Offset{0}, rest), std::nullopt);
+    rest = bad;
+    EXPECT_FALSE(encoding::skip_message(rest));
+    rest = bad;
+    EXPECT_FALSE(encoding::decode_next_view(rest, v, headers));
+  }
+}
+
+TEST(ScheduleEncoding, KeysAreBigEndianDueTopicOffset) {
+  using namespace std::string_literals;
+  const auto key = encoding::schedule_key(0x0102, TopicId{3}, Offset{0x0405});
+  EXPECT_EQ(key, "\0\0\0\0\0\0\x01\x02\0\0\0\x03\0\0\0\0\0\0\x04\x05"s);
+  const auto parsed = encoding::parse_schedule_key(key);
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->due_ms, 0x0102);
+  EXPECT_EQ(parsed->topic, TopicId{3});
+  EXPECT_EQ(parsed->offset, Offset{0x0405});
+  EXPECT_FALSE(encoding::parse_schedule_key(key.substr(1)));
+  EXPECT_LT(encoding::schedule_key(255, TopicId{9}, Offset{9}),
+            encoding::schedule_key(256, TopicId{1}, Offset{0}));
 }
 
 TEST(DedupEncoding, ValueIs24BytesAndKeyIsBigEndianTopicIdThenId) {

@@ -40,6 +40,11 @@ class ForwardingStore : public storage::Store {
       TopicId topic, std::span<const std::string_view> ids) const override {
     return inner_->find_dedups(topic, ids);
   }
+  Result<std::vector<storage::ScheduledMessage>> read_schedule(
+      std::int64_t from_due_ms, std::int64_t up_to_due_ms,
+      storage::ReadLimits limits) const override {
+    return inner_->read_schedule(from_due_ms, up_to_due_ms, limits);
+  }
   Result<void> reclaim(TopicId dropped) override { return inner_->reclaim(dropped); }
   Result<void> reclaim_trimmed(TopicId topic, Offset end) override {
     return inner_->reclaim_trimmed(topic, end);

@@ -129,6 +129,7 @@ class FakeSubscriber final : public broker::Subscriber {
                 std::string(v.subject)};
       for (const auto& h : v.headers)
         m.headers.push_back({std::string(h.name), std::string(h.value)});
+      m.deliver_at_ms = v.deliver_at_ms;
       received.push_back(Received{v.offset.value, d.attempt, v.timestamp_ms, std::move(m)});
     }
     subscriptions.push_back(batch.subscription);

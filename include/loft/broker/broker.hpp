@@ -66,6 +66,8 @@ RetentionLimits apply_retention(RetentionLimits limits, const RetentionChange& c
 // published at or after now - max_age (nullopt when the topic has no max_age).
 Offset first_kept_by_count_and_age(const TopicInfo& topic, std::optional<Offset> age_start);
 
+inline constexpr std::uint64_t kDefaultMaxDeliveryDelayMs = 30ULL * 24 * 3600 * 1000;  // 30 d
+
 struct Options {
   Durability durability = Durability::fsync;
   // What one message may hold: every publish is checked against it, whatever front end it
@@ -92,6 +94,10 @@ struct Options {
   // the store's copy at DIR/backup_subdir, so DIR is a data directory loftd can start on.
   // Empty: the copy is DIR itself.
   std::filesystem::path backup_subdir;
+  // Delayed delivery: the furthest ahead of now a message's deliver_at_ms may be; a publish of
+  // one further ahead is refused per message with delay_too_long (docs/semantics.md, "Delayed
+  // delivery").
+  std::uint64_t max_delivery_delay_ms = kDefaultMaxDeliveryDelayMs;
 };
 
 // Settings of a new topic (fixed at creation).
@@ -179,7 +185,9 @@ struct ConditionFailure {
 // The outcome of one published message.
 struct MessageResult {
   // ok; dedup_conflict (stored nothing; offset unused); expectation_failed (the publish's
-  // conditions failed: nothing of it was stored; offset unused; Appended::refused says why).
+  // conditions failed: nothing of it was stored; offset unused; Appended::refused says why);
+  // delay_too_long (its deliver_at_ms is further ahead than max_delivery_delay: stored
+  // nothing; offset unused).
   Errc code = Errc::ok;
   bool duplicate = false;  // its id was already stored: not appended, `offset` is the original's
   Offset offset;
@@ -334,6 +342,18 @@ class Broker {
   // on the background thread every retention_interval; tests call it directly. Thread-safe,
   // but not to be called on the writer thread. Returns the number of messages removed.
   std::uint64_t run_retention_pass();
+  // Delayed delivery (docs/semantics.md, "Delayed delivery"): releases every scheduled
+  // message due at now_ms(), oldest first, in chunks of at most kReleaseChunk, each chunk
+  // through the writer as one commit (the released copies' appends and the deletion of their
+  // schedule entries); an entry of a topic that no longer exists is deleted only. Returns the
+  // number of copies appended. Runs on the broker's release thread whenever the earliest due
+  // time comes; tests with a fake clock call it directly. Thread-safe (one pass at a time),
+  // but not to be called on the writer thread.
+  std::uint64_t run_release_pass();
+  // The earliest due time in the schedule (ms since the epoch), as of the last publish of a
+  // delayed message and the last release pass; nullopt when nothing is scheduled.
+  std::optional<std::int64_t> next_due_ms() const;
+
   // Fails at once (on the caller's thread) with validate_messages' error, or invalid_request /
   // invalid_name for a bad topic name.
   // A message with a non-empty id whose id is already stored in the topic, within the
@@ -461,8 +481,15 @@ class Broker {
     std::filesystem::path dir;
     Callback<void> done;
   };
+  // Scheduled messages that are due (read by run_release_pass, oldest first): appended to
+  // their topics as new messages, their entries deleted, in one commit. Completes with the
+  // number appended.
+  struct ReleaseReq {
+    std::vector<storage::ScheduledMessage> entries;
+    Callback<std::uint64_t> done;
+  };
   using Request = std::variant<CreateReq, DeleteReq, PublishReq, GroupReq, AlterReq, TrimReq,
-                               SubjectsReq, PurgeReq>;
+                               SubjectsReq, PurgeReq, ReleaseReq>;
   // Work for the background thread: give a dropped topic's space back, or a trimmed range's.
   struct Reclaim {
     TopicId id;
@@ -474,6 +501,13 @@ class Broker {
   void enqueue(Request req);
   void run_writer();
   void run_reclaimer();
+  // The release thread: sleeps until next_due_ms_ (by now_ms()), then runs a release pass.
+  void run_releaser();
+  // Reads the schedule's earliest due time into next_due_ms_; `retry_at` (if set) when the
+  // read fails or the pass that calls it could not release what is due.
+  void refresh_next_due(std::optional<std::int64_t> retry_at);
+  // Writer thread, after a commit that scheduled messages: `due` is the earliest of them.
+  void note_scheduled(std::int64_t due);
   // One commit's working state and its per-request staging (broker.cpp).
   struct Commit;
   // Stages every request of `batch`, writes them in one storage write and completes them.
@@ -572,6 +606,21 @@ class Broker {
   bool reclaim_stopping_ = false;
   std::thread reclaimer_;
   std::mutex retention_mutex_;  // one retention pass at a time
+
+  // Delayed delivery. Nothing of the schedule is in memory but its earliest due time (and each
+  // topic's count, in its TopicInfo). Reads of the schedule start at scan_from_ms_, the lowest
+  // due time it may still hold (everything below was released), so they do not step over the
+  // deletions of released entries; a publish that schedules below it (the clock went back)
+  // lowers it and sets scan_lowered_, so a pass in flight does not raise it past that entry.
+  static constexpr std::int64_t kNoDue = std::numeric_limits<std::int64_t>::max();
+  mutable std::mutex schedule_mutex_;  // guards the fields up to releaser_
+  std::condition_variable release_cv_;
+  std::int64_t next_due_ms_ = kNoDue;
+  std::int64_t scan_from_ms_ = 0;
+  bool scan_lowered_ = false;
+  bool release_stopping_ = false;
+  std::thread releaser_;
+  std::mutex release_mutex_;  // one release pass at a time
 
   // Taken once per commit by the writer (never per message) and by readers of the figures.
   mutable std::mutex stats_mutex_;  // guards stats_, health_ and metrics_

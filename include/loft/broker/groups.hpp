@@ -269,7 +269,8 @@ class Groups {
   // ordered group, the matching ones kept as the read-ahead. False if the read failed or found
   // nothing stored (retried at the next event, not in a loop).
   bool filter_ahead(Group& g);
-  void send_deliveries(Group& g, std::vector<delivery::Delivery> list);
+  // Returns how many delayed messages' stored copies it passed over (acked, not delivered).
+  std::size_t send_deliveries(Group& g, std::vector<delivery::Delivery> list);
   // Messages to deliver, as views, with the blocks that hold their bytes.
   struct Run {
     std::vector<std::shared_ptr<const storage::MessageBlock>> blocks;

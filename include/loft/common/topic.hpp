@@ -80,6 +80,9 @@ struct TopicInfo {
   // Work-queue retention (RetentionMode), fixed at creation. Last, with an initializer, so
   // aggregate initialisations written before it keep their meaning.
   RetentionMode retention_mode = RetentionMode::limits;
+  // Delayed messages of the topic waiting for their delivery time (docs/semantics.md,
+  // "Delayed delivery"): stored, not yet released for delivery. Last, as above.
+  std::uint64_t scheduled = 0;
   bool operator==(const TopicInfo&) const = default;
 };
 

@@ -82,6 +82,9 @@ struct Config {
   std::uint64_t retention_max_messages = 0;
   // How often loftd looks for messages past their topic's limits.
   std::chrono::milliseconds retention_check_interval = std::chrono::seconds(1);
+  // Delayed delivery: how far ahead of now a publish's delivery time may be (docs/semantics.md,
+  // "Delayed delivery"); one further ahead is refused with delay_too_long.
+  std::chrono::milliseconds max_delivery_delay = std::chrono::hours(24 * 30);
 
   // Limits (bytes)
   std::uint32_t max_frame_size = 16 * 1024 * 1024;

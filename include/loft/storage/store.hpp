@@ -124,9 +124,39 @@ struct TrimTopic {
   TopicId topic;
   Offset end;
 };
+// Delayed delivery (docs/semantics.md, "Delayed delivery"): keeps a copy of a message with a
+// delivery time in the schedule, ordered by that time, until it is released. The broker puts
+// it in the same batch as the message's Append (same topic, offset, timestamp and message),
+// so that retention, a trim or a purge of the stored copy does not lose it. The due time is
+// message->deliver_at_ms (REQUIRES: > 0); `message` must stay valid until write() returns.
+struct Schedule {
+  TopicId topic;
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  const Message* message = nullptr;
+};
+// Removes one schedule entry (the release writes it with the released copy's Append). Not
+// an error when the entry is not there. A DropTopic leaves the topic's entries: they are
+// ordered by due time, not by topic; the broker deletes them when they come due.
+struct Unschedule {
+  std::int64_t due_ms = 0;
+  TopicId topic;
+  Offset offset;
+};
 // DropTopic also drops every group of the topic.
 using Op = std::variant<PutTopic, Append, DropTopic, SetNextTopicId, PutGroup, DropGroup, PutDedup,
-                        TrimTopic>;
+                        TrimTopic, Schedule, Unschedule>;
+
+// One schedule entry as read back: the Schedule op's fields, the message whole (its
+// deliver_at_ms is due_ms).
+struct ScheduledMessage {
+  std::int64_t due_ms = 0;
+  TopicId topic;
+  Offset offset;
+  std::int64_t timestamp_ms = 0;
+  Message message;
+  bool operator==(const ScheduledMessage&) const = default;
+};
 
 struct WriteBatch {
   std::vector<Op> ops;
@@ -202,6 +232,14 @@ class Store {
   // of the writer's CPU with ids: docs/performance.md). Fails as a whole if any lookup fails.
   virtual Result<std::vector<std::optional<DedupEntry>>> find_dedups(
       TopicId topic, std::span<const std::string_view> ids) const = 0;
+
+  // Schedule entries due in [from_due_ms, up_to_due_ms], in key order (due time, topic id,
+  // offset), within `limits` (max_bytes counts the messages' size_bytes()). Entries below
+  // from_due_ms are not looked at: the broker passes the lowest due time it may still hold, so
+  // that a read does not step over the deletions of everything released before.
+  virtual Result<std::vector<ScheduledMessage>> read_schedule(std::int64_t from_due_ms,
+                                                              std::int64_t up_to_due_ms,
+                                                              ReadLimits limits) const = 0;
 
   // Gives the disk space of dropped topics back (may run a compaction). Safe to skip.
   virtual Result<void> reclaim(TopicId dropped) = 0;

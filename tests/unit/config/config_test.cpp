@@ -23,7 +23,7 @@ namespace loft::config {
 namespace {
 
 // Every key, as the file and apply_override spell it.
-constexpr std::array<std::string_view, 25> kAllKeys{
+constexpr std::array<std::string_view, 26> kAllKeys{
     "listen",
     "max_inflight_requests",
     "max_send_queue",
@@ -49,6 +49,7 @@ constexpr std::array<std::string_view, 25> kAllKeys{
     "retention_max_bytes",
     "retention_max_messages",
     "retention_check_interval",
+    "max_delivery_delay",
 };
 
 // Config has no operator== (the header is a shared contract); compare field by field.
@@ -75,6 +76,7 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.retention_max_bytes, b.retention_max_bytes);
   EXPECT_EQ(a.retention_max_messages, b.retention_max_messages);
   EXPECT_EQ(a.retention_check_interval, b.retention_check_interval);
+  EXPECT_EQ(a.max_delivery_delay, b.max_delivery_delay);
   EXPECT_EQ(a.max_pending_connections, b.max_pending_connections);
   EXPECT_EQ(a.tls_listen, b.tls_listen);
   EXPECT_EQ(a.tls_cert_file, b.tls_cert_file);
@@ -395,6 +397,21 @@ TEST(ApplyOverride, TakesTheCommandLineFormOfEveryKey) {
   EXPECT_EQ(c.log_pattern, "%l %v");
   EXPECT_TRUE(apply_override(c, "auto_create_topics", "false").has_value());
   EXPECT_FALSE(c.auto_create_topics);
+}
+
+TEST(ParseConfig, MaxDeliveryDelayIsADurationFrom1sTo36500dDefault30d) {
+  EXPECT_EQ(Config{}.max_delivery_delay, std::chrono::hours(24 * 30));
+  const auto c = parse_config("max_delivery_delay = \"7d\"\n");
+  ASSERT_TRUE(c) << c.error().detail;
+  EXPECT_EQ(c->max_delivery_delay, std::chrono::hours(24 * 7));
+  for (const auto* bad : {"\"500ms\"", "\"36501d\"", "\"none\"", "12"}) {
+    const auto r = parse_config(std::string("max_delivery_delay = ") + bad + "\n");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_THAT(r.error().detail, HasSubstr("max_delivery_delay")) << bad;
+  }
+  Config o;
+  ASSERT_TRUE(apply_override(o, "max_delivery_delay", "1h").has_value());
+  EXPECT_EQ(o.max_delivery_delay, std::chrono::hours(1));
 }
 
 TEST(ParseConfig, RetentionKeysTakeNoneOrAValueAndRejectBadOnes) {
