@@ -19,9 +19,9 @@ constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
 constexpr std::size_t kOffsetRunSize = 8 + 4;
 constexpr std::size_t kMinConsumerInfoSize = 8 + 2 + 4 + 4 + 1;
 constexpr std::size_t extra_v2(std::uint16_t version) { return version >= 2 ? 2 : 0; }
-// name, 6 u64s, dedup_conflict, 3 limits, [subject count], [retention mode]
+// name, 6 u64s, dedup_conflict, 3 limits, [subject count], [retention mode], [scheduled]
 constexpr std::size_t min_topic_info_size(std::uint16_t v) {
-  return 2 + 6 * 8 + 1 + 3 * 8 + extra_v2(v) + (v >= 3 ? 1 : 0);
+  return 2 + 6 * 8 + 1 + 3 * 8 + extra_v2(v) + (v >= 3 ? 1 : 0) + (v >= 4 ? 8 : 0);
 }
 // Version 4 adds deliver_at_ms (i64) to Message and delay_ms (i64) to PUBLISH.
 constexpr std::size_t extra_v4(std::uint16_t version) { return version >= 4 ? 8 : 0; }
@@ -132,6 +132,7 @@ class Writer {
       for (const auto& subject : t.subjects) str16(subject, "topic subject");
     }
     if (v3_) put(static_cast<std::uint8_t>(t.retention_mode));
+    if (v4_) put(t.scheduled);
   }
 
   // u8 mask, then the three limits (0 where not set).
@@ -531,6 +532,7 @@ TopicInfo read_topic_info(Reader& r) {
   if (r.version() >= 3) {
     t.retention_mode = r.enumeration<RetentionMode>("retention_mode", kMaxRetentionMode);
   }
+  if (r.version() >= 4) t.scheduled = r.get<std::uint64_t>("scheduled");
   return t;
 }
 

@@ -861,6 +861,29 @@ TEST(Version4, AddsDeliverAtToEachMessageAndADelayToPublish) {
   EXPECT_EQ(std::get<Publish>(*decoded).delay_ms, -1);
 }
 
+// Version 4 ends a TopicInfo with the topic's scheduled count (u64).
+TEST(Version4, EndsATopicInfoWithItsScheduledCount) {
+  TopicInfo t;
+  t.name = "t";
+  t.scheduled = 0x0102;
+  const Frame f{1, DescribeTopicOk{t}};
+  const auto v3 = body_of(f, 3);
+  const auto v4 = body_of(f, 4);
+  EXPECT_EQ(v4.substr(0, v3.size()), v3);
+  EXPECT_EQ(testing::to_hex(v4.substr(v3.size())), "02 01 00 00 00 00 00 00");
+  const auto decoded = decode(header_of(f, 4), v4, 4);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(std::get<DescribeTopicOk>(*decoded).topic, t);
+  EXPECT_FALSE(decode(header_of(f, 4), v3, 4)) << "version 4 needs the count";
+  EXPECT_FALSE(decode(header_of(f, 3), v4, 3)) << "version 3 has no such field";
+  const Frame list{1, ListTopicsOk{{TopicInfo{}}}};
+  auto body = body_of(list, 4);
+  body[0] = 2;  // two topics announced, one of 86 bytes there
+  const auto r = decode(header_of(list, 4), body, 4);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("needs at least 172 bytes"));
+}
+
 // These frames of one version, read as the other, are malformed: the fields version 4 adds
 // shift what follows.
 TEST(Version4, AFrameOfTheOtherVersionIsMalformed) {

@@ -43,7 +43,8 @@ TopicInfo topic(std::string name, std::uint64_t base) {
                    .max_age_ms = 86'400'000,
                    .max_bytes = 1ULL << 30,
                    .max_messages = 0xFFFFFFFFFFFFFFFF,
-                   .subjects = std::move(subjects)};
+                   .subjects = std::move(subjects),
+                   .scheduled = base + 3};
 }
 
 GroupConfig rich_config() {
@@ -199,6 +200,12 @@ Frame as_version_3(Frame frame) {
           for (auto& m : b.messages) m.deliver_at_ms = 0;
         } else if constexpr (std::is_same_v<T, FetchOk> || std::is_same_v<T, Deliver>) {
           for (auto& m : b.messages) m.message.deliver_at_ms = 0;
+        } else if constexpr (std::is_same_v<T, CreateTopicOk> ||
+                             std::is_same_v<T, DescribeTopicOk> ||
+                             std::is_same_v<T, AlterTopicOk>) {
+          b.topic.scheduled = 0;
+        } else if constexpr (std::is_same_v<T, ListTopicsOk>) {
+          for (auto& t : b.topics) t.scheduled = 0;
         }
       },
       frame.body);

@@ -13,8 +13,8 @@ namespace loft::protocol::testing {
 // Frames of the newest protocol version: messages with subjects and delivery times, group
 // configs with filters, among others.
 std::vector<Frame> sample_frames();
-// `frame` as a version 3 round trip gives it back: without a publish's delay and messages'
-// deliver_at_ms, which versions before 4 have no field for.
+// `frame` as a version 3 round trip gives it back: without a publish's delay, messages'
+// deliver_at_ms and topics' scheduled counts, which versions before 4 have no field for.
 Frame as_version_3(Frame frame);
 // `frame` as a version 1 round trip gives it back: without message subjects and group filters,
 // which version 1 has no field for (nor for what as_version_3 drops).
