@@ -46,11 +46,19 @@ Commands:
                              --subject: a dotted subject such as orders.eu.new (no
                              whitespace, no empty token, no * or > token; at most 1024
                              bytes); without it a message is on its topic's name
+      [--delay DURATION | --at @UNIX_MS]
+                             deliver to groups no earlier than DURATION (ms, s, m, h, d)
+                             after the broker receives the message (by the broker's clock),
+                             or than the time @UNIX_MS (ms since the Unix epoch; a time in
+                             the past is now); stored and confirmed at once. Refused (exit
+                             1) past the broker's max_delivery_delay (default 30d)
       [--id-prefix PREFIX]   (standard input) line n gets id PREFIX-n: re-running stores
                              nothing twice; a duplicate prints its original offset and
                              'duplicate' ("duplicate":true with --json)
   fetch TOPIC [--offset N] [--max N]
-                             print stored messages from offset N (a plain read, no group)
+                             print stored messages from offset N (a plain read, no group);
+                             a scheduled message shows its delivery time after the payload
+                             (deliver_at=@UNIX_MS; --json: "deliver_at_ms")
   sub TOPIC --group G        receive messages as a member of group G, ack each after printing
       [--from earliest|latest|OFFSET|@UNIX_MS] [--count N] [--max-in-flight N]
       [--ack-timeout DURATION] [--max-deliveries N] [--filter SUBJECT] [--no-ack]
@@ -149,6 +157,8 @@ po::options_description all_options() {
     ("max-messages", po::value<std::string>(), "")
     ("key", po::value<std::string>(), "")
     ("subject", po::value<std::string>(), "")
+    ("delay", po::value<std::string>(), "")
+    ("at", po::value<std::string>(), "")
     ("filter", po::value<std::string>(), "")
     ("ordering", po::value<std::string>(), "")
     ("key-lookahead", po::value<std::string>(), "")
@@ -197,7 +207,9 @@ void refuse_misplaced_flags(const Common& c) {
     usage_error(std::string("--") + flag + " only applies to 'loft " + std::string(*which.begin()) +
                 "'");
   };
-  for (const auto* flag : {"id", "id-prefix", "key", "subject", "header"}) only_for(flag, {"pub"});
+  for (const auto* flag : {"id", "id-prefix", "key", "subject", "header", "delay", "at"}) {
+    only_for(flag, {"pub"});
+  }
   for (const auto* flag : {"batch", "window"}) only_for(flag, {"pub", "bench"});
   for (const auto* flag : {"messages", "duration", "size", "producers", "ids", "consumers", "rate",
                            "data-dir", "durability", "keep"}) {

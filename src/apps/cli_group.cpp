@@ -123,6 +123,9 @@ json::object delivered_json(const client::DeliveredMessage& m, const std::string
   put_bytes(o, "key", m.message.key);
   put_bytes(o, "subject", m.message.subject.empty() ? topic : m.message.subject);
   o["timestamp_ms"] = m.timestamp_ms;
+  // A message published with a delay: the time it was due (docs/semantics.md, "Delayed
+  // delivery").
+  if (m.message.deliver_at_ms != 0) o["deliver_at_ms"] = m.message.deliver_at_ms;
   o["headers"] = std::move(headers);
   if (!headers_b64.empty()) o["headers_base64"] = std::move(headers_b64);
   put_bytes(o, "payload", m.message.payload);

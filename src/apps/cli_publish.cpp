@@ -1,12 +1,14 @@
 // loft pub and loft fetch: write messages to a topic and read them back by offset.
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <future>
 #include <iostream>
 
 #include "commands.hpp"
+#include "loft/common/units.hpp"
 
 namespace loft::cli {
 namespace {
@@ -38,9 +40,39 @@ void print_results(const std::vector<client::PublishResult>& results, std::size_
   std::cout.flush();
 }
 
-// --key, --subject and --header: what every message of this `pub` carries.
+// --at @UNIX_MS: an absolute delivery time (ms since the Unix epoch by loftd's clock). A time
+// in the past is delivered at once (the broker takes it as now).
+std::int64_t at_flag(const Common& c) {
+  const auto text = text_flag(c, "at");
+  const std::string_view digits = text.empty() ? text : std::string_view(text).substr(1);
+  std::int64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (text.empty() || text[0] != '@' || digits.empty() || ec != std::errc{} ||
+      ptr != digits.data() + digits.size() || value < 0) {
+    usage_error("--at must be @UNIX_MS (milliseconds since the Unix epoch, like @" +
+                std::to_string(1'800'000'000'000) + "), got '" + text + "'");
+  }
+  return value;
+}
+
+// --delay DURATION ("10s", "500ms", "5m", "2h", "7d"): counted by loftd's clock from when it
+// receives each publish, so this machine's clock does not matter.
+std::chrono::milliseconds delay_flag(const Common& c) {
+  const auto text = text_flag(c, "delay");
+  auto d = parse_duration(text);
+  if (!d) usage_error("--delay: " + d.error().detail);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  if (ms != *d) usage_error("--delay must be whole milliseconds, got '" + text + "'");
+  return ms;
+}
+
+// --key, --subject, --header and --at: what every message of this `pub` carries.
 Message message_template(const Common& c) {
   Message base;
+  if (given(c, "at")) {
+    if (given(c, "delay")) usage_error("--delay and --at go one at a time: give one of them");
+    base.deliver_at_ms = at_flag(c);
+  }
   base.key = text_flag(c, "key");
   base.subject = text_flag(c, "subject");
   if (c.vm.count("header")) {
@@ -56,7 +88,8 @@ Message message_template(const Common& c) {
 // Standard input: batches of lines, a window of batches in flight, results printed in
 // input order as soon as they are confirmed.
 void publish_lines(const Common& c, client::Client& cl, const std::string& topic,
-                   const Message& base, const std::string& id_prefix) {
+                   const Message& base, const std::string& id_prefix,
+                   client::PublishOptions options) {
   const auto& limits = cl.server().limits;
   const std::size_t batch_messages = number_flag(c, "batch", 1, 1'000'000);
   const std::size_t window = number_flag(c, "window", 1, 4096);
@@ -84,7 +117,7 @@ void publish_lines(const Common& c, client::Client& cl, const std::string& topic
   auto flush_batch = [&] {
     if (batch.empty()) return;
     const auto n = batch.size();
-    inflight.push_back({cl.publish_async(topic, std::move(batch)), n});
+    inflight.push_back({cl.publish_async(topic, std::move(batch), options), n});
     batch.clear();
     bytes = 0;
     while (!inflight.empty() &&
@@ -120,6 +153,8 @@ void publish_lines(const Common& c, client::Client& cl, const std::string& topic
 int pub_command(Common& c) {
   const auto& topic = word(c, 1, "topic name");
   const Message base = message_template(c);
+  client::PublishOptions options;
+  if (given(c, "delay")) options.delay = delay_flag(c);
   const std::string id = text_flag(c, "id");
   const std::string id_prefix = text_flag(c, "id-prefix");
   if (!id_prefix.empty() && c.words.size() >= 3) {
@@ -132,11 +167,11 @@ int pub_command(Common& c) {
     Message m = base;
     m.id = id;
     m.payload = c.words[2];
-    print_results({check(cl->publish(topic, std::move(m)))}, 1, c.json);
+    print_results({check(cl->publish(topic, std::move(m), options))}, 1, c.json);
     return 0;
   }
   if (!id.empty()) usage_error("--id needs a MESSAGE argument (standard input has many messages)");
-  publish_lines(c, *cl, topic, base, id_prefix);
+  publish_lines(c, *cl, topic, base, id_prefix, options);
   return 0;
 }
 
@@ -162,9 +197,16 @@ int fetch_command(Common& c) {
                        {"subject", m.message.subject.empty() ? topic : m.message.subject},
                        {"headers", std::move(headers)},
                        {"payload", m.message.payload}};
+        // Only a scheduled message has one (docs/semantics.md, "Delayed delivery").
+        if (m.message.deliver_at_ms != 0) o["deliver_at_ms"] = m.message.deliver_at_ms;
         std::cout << json::serialize(o) << "\n";
       } else {
-        std::cout << m.offset.value << "\t" << m.message.payload << "\n";
+        std::cout << m.offset.value << "\t" << m.message.payload;
+        // After the payload, so that `cut -f2` still gives an unscheduled message's payload.
+        if (m.message.deliver_at_ms != 0) {
+          std::cout << "\tdeliver_at=@" << m.message.deliver_at_ms;
+        }
+        std::cout << "\n";
       }
       offset = m.offset.value + 1;
       --remaining;

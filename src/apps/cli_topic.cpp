@@ -45,7 +45,8 @@ void print_topic(const client::TopicInfo& t, bool as_json) {
             << "max_bytes:     " << limit_text(t.max_bytes, format_size) << "\n"
             << "max_messages:  "
             << limit_text(t.max_messages, [](std::uint64_t n) { return std::to_string(n); }) << "\n"
-            << "retention:     " << retention_mode_name(t.retention_mode) << "\n";
+            << "retention:     " << retention_mode_name(t.retention_mode) << "\n"
+            << "scheduled:     " << t.scheduled << "\n";
   if (!t.subjects.empty()) {
     std::cout << "subjects:      ";
     for (std::size_t i = 0; i < t.subjects.size(); ++i) {

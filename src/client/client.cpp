@@ -78,6 +78,15 @@ bool needs_version_3(const Body& body) {
   return false;
 }
 
+// Whether a request carries what only protocol version 4 can: a delivery time or a delay.
+bool needs_version_4(const Body& body) {
+  if (const auto* p = std::get_if<protocol::Publish>(&body)) {
+    return p->delay_ms != 0 || std::any_of(p->messages.begin(), p->messages.end(),
+                                           [](const Message& m) { return m.deliver_at_ms != 0; });
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<void> parse_broker_address(std::string_view text, Options& options) {
@@ -229,6 +238,11 @@ class Client::Impl {
       return done(fail(Errc::invalid_request, "the broker speaks protocol version " +
                                                   std::to_string(version_) +
                                                   ", which has no per-key ordering of groups"));
+    }
+    if (version_ < 4 && needs_version_4(body)) {
+      return done(fail(Errc::invalid_request,
+                       "the broker speaks protocol version " + std::to_string(version_) +
+                           ", which has no delayed delivery (deliver_at_ms, delay)"));
     }
     std::string bytes;
     try {
@@ -687,26 +701,27 @@ Result<std::unique_ptr<Client>> Client::connect(const Options& options) {
 
 const protocol::HelloOk& Client::server() const { return impl_->hello(); }
 
-std::future<Result<std::vector<PublishResult>>> Client::publish_async(
-    std::string topic, std::vector<Message> messages) {
+std::future<Result<std::vector<PublishResult>>> Client::publish_async(std::string topic,
+                                                                      std::vector<Message> messages,
+                                                                      PublishOptions options) {
   auto promise = std::make_shared<std::promise<Result<std::vector<PublishResult>>>>();
   auto future = promise->get_future();
   impl_->request(
-      protocol::Publish{std::move(topic), std::move(messages)},
+      protocol::Publish{std::move(topic), std::move(messages), options.delay.count()},
       [promise](Result<Body> reply) { promise->set_value(to_results(std::move(reply))); });
   return future;
 }
 
-Result<std::vector<PublishResult>> Client::publish(std::string topic,
-                                                   std::vector<Message> messages) {
-  return to_results(
-      impl_->wait(impl_->request(protocol::Publish{std::move(topic), std::move(messages)})));
+Result<std::vector<PublishResult>> Client::publish(std::string topic, std::vector<Message> messages,
+                                                   PublishOptions options) {
+  return to_results(impl_->wait(impl_->request(
+      protocol::Publish{std::move(topic), std::move(messages), options.delay.count()})));
 }
 
-Result<PublishResult> Client::publish(std::string topic, Message message) {
+Result<PublishResult> Client::publish(std::string topic, Message message, PublishOptions options) {
   std::vector<Message> batch;
   batch.push_back(std::move(message));
-  auto results = publish(std::move(topic), std::move(batch));
+  auto results = publish(std::move(topic), std::move(batch), options);
   if (!results) return tl::unexpected(results.error());
   if (results->size() != 1)
     return fail(Errc::invalid_request, "broker returned wrong result count");

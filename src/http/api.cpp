@@ -2,6 +2,8 @@
 
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
+#include <limits>
+#include <optional>
 #include <utility>
 
 #include "loft/http/prometheus.hpp"
@@ -50,10 +52,44 @@ Result<std::string> text_field(const json::value& v, std::string_view name,
   return std::string(v.get_string());
 }
 
-Result<Message> parse_message(const json::value& v, const std::string& where) {
+// A whole number of milliseconds, 0 or more, that fits an i64 (JSON numbers may be u64 or
+// doubles; 1.5 or 1e3 is refused rather than rounded).
+Result<std::int64_t> millis_field(const json::value& v, std::string_view name,
+                                  const std::string& where) {
+  const auto bad = [&](std::string_view why) {
+    return fail(Errc::invalid_request, where + std::string(name) + std::string(why));
+  };
+  if (v.is_int64()) {
+    if (v.get_int64() < 0) return bad(" must be 0 or more, got " + std::to_string(v.get_int64()));
+    return v.get_int64();
+  }
+  if (v.is_uint64()) return bad(" is too large, got " + std::to_string(v.get_uint64()));
+  return bad(" must be a whole number of milliseconds");
+}
+
+// The delivery time a message's delay_ms or deliver_at_ms gives (0 = at once). A delay counts
+// from `now_ms`, loftd's clock as the request arrives, so a client's clock does not matter.
+Result<std::int64_t> deliver_at(std::optional<std::int64_t> delay_ms,
+                                std::optional<std::int64_t> deliver_at_ms, std::int64_t now_ms,
+                                const std::string& where) {
+  if (delay_ms && deliver_at_ms) {
+    return fail(Errc::invalid_request, where + "has both delay_ms and deliver_at_ms: give one");
+  }
+  if (deliver_at_ms) return *deliver_at_ms;
+  if (!delay_ms || *delay_ms == 0) return std::int64_t{0};
+  if (now_ms > 0 && *delay_ms > std::numeric_limits<std::int64_t>::max() - now_ms) {
+    return fail(Errc::invalid_request, where + "delay_ms " + std::to_string(*delay_ms) +
+                                           " is too large: the time it gives overflows");
+  }
+  return now_ms + *delay_ms;
+}
+
+Result<Message> parse_message(const json::value& v, const std::string& where, std::int64_t now_ms) {
   if (!v.is_object()) return fail(Errc::invalid_request, where + "must be a JSON object");
   Message m;
   bool has_payload = false;
+  std::optional<std::int64_t> delay_ms;
+  std::optional<std::int64_t> deliver_at_ms;
   for (const auto& [key, value] : v.get_object()) {
     if (key == "id" || key == "key" || key == "subject" || key == "payload") {
       auto text = text_field(value, key, where);
@@ -78,6 +114,10 @@ Result<Message> parse_message(const json::value& v, const std::string& where) {
       if (!bytes) return tl::unexpected(bytes.error());
       m.payload = std::move(*bytes);
       has_payload = true;
+    } else if (key == "delay_ms" || key == "deliver_at_ms") {
+      auto ms = millis_field(value, key, where);
+      if (!ms) return tl::unexpected(ms.error());
+      (key == "delay_ms" ? delay_ms : deliver_at_ms) = *ms;
     } else if (key == "headers") {
       if (!value.is_object()) {
         return fail(Errc::invalid_request, where + "headers must be an object of strings");
@@ -92,10 +132,14 @@ Result<Message> parse_message(const json::value& v, const std::string& where) {
     } else {
       return fail(Errc::invalid_request,
                   where + "has unknown field '" + std::string(key) +
-                      "' (known: id, key, subject, headers, payload, payload_base64)");
+                      "' (known: id, key, subject, headers, payload, payload_base64, "
+                      "delay_ms, deliver_at_ms)");
     }
   }
   if (!has_payload) return fail(Errc::invalid_request, where + "needs payload or payload_base64");
+  auto at = deliver_at(delay_ms, deliver_at_ms, now_ms, where);
+  if (!at) return tl::unexpected(at.error());
+  m.deliver_at_ms = *at;
   return m;
 }
 
@@ -148,6 +192,10 @@ unsigned status_of(Errc code) {
     case Errc::subjects_overlap:
     case Errc::expectation_failed:
       return 409;
+    // The body is fine; this broker's max_delivery_delay refuses the time (another setting
+    // would take it), unlike a body no broker takes (400).
+    case Errc::delay_too_long:
+      return 422;
     case Errc::frame_too_large:
     case Errc::message_too_large:
     case Errc::id_too_large:
@@ -166,7 +214,7 @@ std::string error_json(const Error& error) {
   return json::serialize(json::object{{"error", error_object(error)}});
 }
 
-Result<PublishBody> parse_publish_body(std::string_view body) {
+Result<PublishBody> parse_publish_body(std::string_view body, std::int64_t now_ms) {
   boost::system::error_code ec;
   const json::value doc = json::parse(body, ec);
   if (ec) return fail(Errc::invalid_request, "the body is not valid JSON: " + ec.message());
@@ -177,26 +225,35 @@ Result<PublishBody> parse_publish_body(std::string_view body) {
     out.array = true;
     out.messages.reserve(arr.size());
     for (std::size_t i = 0; i < arr.size(); ++i) {
-      auto m = parse_message(arr[i], "message " + std::to_string(i) + " ");
+      auto m = parse_message(arr[i], "message " + std::to_string(i) + " ", now_ms);
       if (!m) return tl::unexpected(m.error());
       out.messages.push_back(std::move(*m));
     }
     return out;
   }
-  auto m = parse_message(doc, "the message ");
+  auto m = parse_message(doc, "the message ", now_ms);
   if (!m) return tl::unexpected(m.error());
   out.messages.push_back(std::move(*m));
   return out;
 }
 
+Error message_error(Errc code) {
+  switch (code) {
+    case Errc::dedup_conflict:
+      return {code,
+              "the message was not stored: its id is already stored with a different payload"};
+    case Errc::delay_too_long:
+      return {code,
+              "the message was not stored: its delivery time is further ahead than the broker's "
+              "max_delivery_delay"};
+    default:
+      return {code, "the message was not stored: " + std::string(errc_text(code))};
+  }
+}
+
 std::string confirms_json(const std::vector<broker::MessageResult>& results, bool array) {
   const auto one = [](const broker::MessageResult& r) {
-    if (r.code != Errc::ok) {
-      return json::object{
-          {"error", error_object(Error{r.code,
-                                       "the message was not stored: its id is already "
-                                       "stored with a different payload"})}};
-    }
+    if (r.code != Errc::ok) return json::object{{"error", error_object(message_error(r.code))}};
     return json::object{{"offset", r.offset.value}, {"duplicate", r.duplicate}};
   };
   if (!array && results.size() == 1) return json::serialize(one(results.front()));

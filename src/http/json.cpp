@@ -36,7 +36,9 @@ json::object topic_json(const TopicInfo& t) {
       {"max_age_ms", t.max_age_ms},
       {"max_bytes", t.max_bytes},
       {"max_messages", t.max_messages},
-      {"retention", retention_mode_name(t.retention_mode)}};
+      {"retention", retention_mode_name(t.retention_mode)},
+      // Delayed messages waiting for their time (docs/semantics.md, "Delayed delivery").
+      {"scheduled", t.scheduled}};
   // Only when set: the object of a topic without subjects is as it always was.
   if (!t.subjects.empty()) {
     json::array subjects;

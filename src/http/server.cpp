@@ -410,7 +410,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<Response> publish(const std::string& topic, const Request& req) {
     const unsigned v = req.version();
-    auto body = parse_publish_body(req.body());
+    auto body = parse_publish_body(req.body(), server_.sources_.broker.now_ms());
     if (!body) co_return error_response(body.error(), v);
     // Named locals, not temporaries in the co_await expression (see read_error_response).
     // The broker checks the messages against its limits, as for every front end.
@@ -425,10 +425,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!appended) co_return error_response(appended.error(), v);
     const auto& results = appended->results;
     if (!body->array && results.size() == 1 && results.front().code != Errc::ok) {
-      co_return error_response(
-          Error{results.front().code,
-                "the message was not stored: its id is already stored with a different payload"},
-          v);
+      co_return error_response(message_error(results.front().code), v);
     }
     co_return json_response(200, confirms_json(results, body->array), v);
   }

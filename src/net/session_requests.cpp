@@ -146,6 +146,20 @@ void Session::handle(std::uint32_t cid, protocol::Backup& req) {
 
 void Session::handle(std::uint32_t cid, protocol::Publish& req) {
   if (!permit(cid, auth::Operation::publish, req.topic)) return;
+  // A relative delay becomes a time by loftd's clock now, as the request arrives, so the
+  // client's clock does not matter; the broker judges the time (max_delivery_delay).
+  if (req.delay_ms != 0) {
+    auto at = protocol::resolve_delay(req.delay_ms, context_.broker.now_ms());
+    if (!at) return send_error(cid, at.error());
+    for (auto& m : req.messages) {
+      if (m.deliver_at_ms != 0) {
+        return send_error(cid, Error{Errc::invalid_request,
+                                     "a PUBLISH with delay_ms may not also give a message "
+                                     "deliver_at_ms: use one or the other"});
+      }
+      m.deliver_at_ms = *at;
+    }
+  }
   // What a message may hold, the broker checks; this front end adds only that the PUBLISH_OK
   // must fit in a frame.
   context_.broker.publish(

@@ -19,12 +19,16 @@ constexpr std::size_t kPublishResultSize = 2 + 1 + 8;
 constexpr std::size_t kOffsetRunSize = 8 + 4;
 constexpr std::size_t kMinConsumerInfoSize = 8 + 2 + 4 + 4 + 1;
 constexpr std::size_t extra_v2(std::uint16_t version) { return version >= 2 ? 2 : 0; }
-// name, 6 u64s, dedup_conflict, 3 limits, [subject count], [retention mode]
+// name, 6 u64s, dedup_conflict, 3 limits, [subject count], [retention mode], [scheduled]
 constexpr std::size_t min_topic_info_size(std::uint16_t v) {
-  return 2 + 6 * 8 + 1 + 3 * 8 + extra_v2(v) + (v >= 3 ? 1 : 0);
+  return 2 + 6 * 8 + 1 + 3 * 8 + extra_v2(v) + (v >= 3 ? 1 : 0) + (v >= 4 ? 8 : 0);
 }
-// id, key, [subject,] header count, payload
-constexpr std::size_t min_message_size(std::uint16_t v) { return 2 + 2 + 2 + 4 + extra_v2(v); }
+// Version 4 adds deliver_at_ms (i64) to Message and delay_ms (i64) to PUBLISH.
+constexpr std::size_t extra_v4(std::uint16_t version) { return version >= 4 ? 8 : 0; }
+// id, key, [subject,] [deliver_at_ms,] header count, payload
+constexpr std::size_t min_message_size(std::uint16_t v) {
+  return 2 + 2 + 2 + 4 + extra_v2(v) + extra_v4(v);
+}
 constexpr std::size_t min_stored_size(std::uint16_t v) { return 8 + 8 + min_message_size(v); }
 constexpr std::size_t min_delivered_size(std::uint16_t v) {
   return 8 + 4 + 8 + min_message_size(v);
@@ -63,7 +67,7 @@ constexpr std::size_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
 class Writer {
  public:
   Writer(std::string& out, std::uint16_t version)
-      : out_(out), v2_(version >= 2), v3_(version >= 3) {}
+      : out_(out), v2_(version >= 2), v3_(version >= 3), v4_(version >= 4) {}
 
   template <class T>
   void put(T v) {
@@ -128,6 +132,7 @@ class Writer {
       for (const auto& subject : t.subjects) str16(subject, "topic subject");
     }
     if (v3_) put(static_cast<std::uint8_t>(t.retention_mode));
+    if (v4_) put(t.scheduled);
   }
 
   // u8 mask, then the three limits (0 where not set).
@@ -146,6 +151,7 @@ class Writer {
     str16(m.id, "message id");
     str16(m.key, "message key");
     if (v2_) str16(m.subject, "message subject");
+    if (v4_) put(m.deliver_at_ms);
     if (m.headers.size() > kMaxU16) {
       throw std::length_error("loft::protocol::encode: more than 65535 headers in a message");
     }
@@ -250,6 +256,7 @@ class Writer {
   void body(const DescribeTopicOk& b) { topic_info(b.topic); }
   void body(const Publish& b) {
     str16(b.topic, "topic name");
+    if (v4_) put(b.delay_ms);
     count32(b.messages.size(), "messages");
     for (const auto& m : b.messages) message(m);
   }
@@ -359,6 +366,7 @@ class Writer {
   std::string& out_;
   bool v2_;
   bool v3_;  // version 3: a topic's retention mode, a group's ordering (docs/protocol.md)
+  bool v4_;  // version 4: a message's delivery time, a publish's delay
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -524,6 +532,7 @@ TopicInfo read_topic_info(Reader& r) {
   if (r.version() >= 3) {
     t.retention_mode = r.enumeration<RetentionMode>("retention_mode", kMaxRetentionMode);
   }
+  if (r.version() >= 4) t.scheduled = r.get<std::uint64_t>("scheduled");
   return t;
 }
 
@@ -558,6 +567,7 @@ Message read_message(Reader& r) {
   m.id = r.str16("id");
   m.key = r.str16("key");
   if (r.version() >= 2) m.subject = r.str16("subject");
+  if (r.version() >= 4) m.deliver_at_ms = r.get<std::int64_t>("deliver_at_ms");
   const auto headers = r.count16("header count", kMinHeaderSize);
   m.headers.reserve(headers);
   for (std::uint16_t i = 0; i < headers && r.ok(); ++i) {
@@ -699,6 +709,9 @@ void read(Reader& r, DescribeTopic& b) { b.name = r.str16("name"); }
 void read(Reader& r, DescribeTopicOk& b) { b.topic = read_topic_info(r); }
 void read(Reader& r, Publish& b) {
   b.topic = r.str16("topic");
+  // Any value decodes: a negative or too long delay is the session's invalid_request (a
+  // request it understood and refuses), not a malformed frame.
+  if (r.version() >= 4) b.delay_ms = r.get<std::int64_t>("delay_ms");
   read_list(r, b.messages, "message count", min_message_size(r.version()), "message",
             [&r] { return read_message(r); });
 }
@@ -885,6 +898,7 @@ template <class M>
 std::size_t message_size(const M& m, std::uint16_t version) noexcept {
   std::size_t n = 2 + m.id.size() + 2 + m.key.size() + 2 + 4 + m.payload.size();
   if (version >= 2) n += 2 + m.subject.size();
+  if (version >= 4) n += 8;  // deliver_at_ms
   for (const auto& h : m.headers) n += 2 + h.name.size() + 4 + h.value.size();
   return n;
 }

@@ -1,6 +1,8 @@
 #include "loft/protocol/frames.hpp"
 
 #include <array>
+#include <limits>
+#include <string>
 #include <utility>
 
 namespace loft::protocol {
@@ -49,6 +51,23 @@ bool is_fatal(Errc code) noexcept {
     default:
       return false;
   }
+}
+
+}  // namespace loft::protocol
+
+namespace loft::protocol {
+
+Result<std::int64_t> resolve_delay(std::int64_t delay_ms, std::int64_t now_ms) {
+  if (delay_ms < 0) {
+    return fail(Errc::invalid_request,
+                "delay_ms " + std::to_string(delay_ms) + " is negative: a delay is 0 ms or more");
+  }
+  if (delay_ms == 0) return std::int64_t{0};
+  if (now_ms > 0 && delay_ms > std::numeric_limits<std::int64_t>::max() - now_ms) {
+    return fail(Errc::invalid_request, "delay_ms " + std::to_string(delay_ms) +
+                                           " is too large: the time it gives overflows");
+  }
+  return now_ms + delay_ms;
 }
 
 }  // namespace loft::protocol

@@ -515,8 +515,8 @@ def t_handshake(d):
     c = d.connect(handshake=False)
     try:
         rt, dec = c.request(HELLO, hello_body(0, 7))
-        check("HELLO 0..7 -> HELLO_OK version 3 (the highest both speak)",
-              rt == HELLO_OK and dec["version"] == 3, desc(rt, dec))
+        check("HELLO 0..7 -> HELLO_OK version 4 (the highest both speak)",
+              rt == HELLO_OK and dec["version"] == 4, desc(rt, dec))
     finally:
         c.close()
 
@@ -568,7 +568,7 @@ def t_fatal(d):
         c.close()
 
     # unsupported version ranges
-    for lo, hi, label in ((4, 5, "4..5"), (2, 1, "min>max 2..1"), (0, 0, "0..0")):
+    for lo, hi, label in ((5, 6, "5..6"), (2, 1, "min>max 2..1"), (0, 0, "0..0")):
         c = d.connect(handshake=False)
         try:
             c.send(HELLO, hello_body(lo, hi), cid=9)

@@ -58,10 +58,14 @@ std::string session_stream(std::uint16_t version) {
   m.headers = {{"h", "v"}};
   m.payload = "hello";
   if (version >= 2) m.subject = "t.eu";
+  // Version 4: a delayed publish, both forms (a relative delay, an absolute time).
+  Message later = m;
+  if (version >= 4) later.deliver_at_ms = 1'800'000'000'000;
   std::string out;
   std::uint32_t id = 2;
   for (const Body& body : std::vector<Body>{
            CreateTopic{"t", 0, DedupConflict::duplicate}, Publish{"t", {m, m}},
+           Publish{"t", {later}}, Publish{"t", {m}, version >= 4 ? 60'000 : 0},
            Fetch{"t", 0, 10, 0}, Subscribe{"t", "g", {}, 10, {}},
            Settle{1, SettleAction::ack, true, kBackoffDelay, {{0, 1}}}, DescribeGroup{"t", "g"},
            DescribeTopic{"t"}, ListGroups{"t"}, Unsubscribe{1}, Ping{}}) {

@@ -491,8 +491,8 @@ TEST_P(HostileTransport, BrokenFramesCloseOnlyTheirOwnConnection) {
   {
     SCOPED_TRACE("wrong protocol versions");
     RawConnection newer(port(d), GetParam());
-    static_assert(protocol::kProtocolVersion < 4);
-    ASSERT_TRUE(newer.send(1, protocol::Hello{4, 5, "from the future"}));
+    static_assert(protocol::kProtocolVersion < 5);
+    ASSERT_TRUE(newer.send(1, protocol::Hello{5, 6, "from the future"}));
     EXPECT_TRUE(error_then_close(newer, Errc::unsupported_version, 1u));
     RawConnection inverted(port(d), GetParam());
     ASSERT_TRUE(inverted.send(1, protocol::Hello{1, 0, "min > max"}));

@@ -1,7 +1,8 @@
 #pragma once
-// The loft C++ client: one TCP connection to loftd, speaking protocol version 3 (or the newest
-// an older server knows: with version 1 a message subject or group filter, and with versions
-// 1 and 2 a work-queue topic, is refused with invalid_request rather than dropped).
+// The loft C++ client: one TCP connection to loftd, speaking protocol version 4 (or the newest
+// an older server knows: with version 1 a message subject or group filter, with versions 1 and
+// 2 a work-queue topic, and with versions 1 to 3 a delayed publish, is refused with
+// invalid_request rather than dropped).
 //
 // The core is asynchronous: every request gets a correlation id and a std::future, and many
 // requests may be in flight at once (pipelining) — publish_async() is how a producer keeps a
@@ -76,6 +77,18 @@ struct SubscribeOptions {
   std::size_t ack_batch = 256;
 };
 
+// How a publish call's messages are sent. A message's own Message::deliver_at_ms is the
+// absolute form of a delivery time (ms since the Unix epoch by loftd's clock).
+struct PublishOptions {
+  // Deliver every message of the call this long after loftd receives the publish, measured by
+  // loftd's clock, so this client's clock skew does not matter (0 = at once). May not be
+  // combined with a message's own deliver_at_ms; a negative delay, or one further ahead than
+  // loftd's max_delivery_delay, is refused (invalid_request; delay_too_long per message).
+  // Needs protocol version 4: against an older loftd it fails with invalid_request, sending
+  // nothing.
+  std::chrono::milliseconds delay{0};
+};
+
 class Subscription;
 
 class Client {
@@ -90,11 +103,13 @@ class Client {
 
   // Async core: the future is ready when the reply arrives or the connection fails.
   std::future<Result<std::vector<PublishResult>>> publish_async(std::string topic,
-                                                                std::vector<Message> messages);
+                                                                std::vector<Message> messages,
+                                                                PublishOptions options = {});
 
   // Blocking facade.
-  Result<std::vector<PublishResult>> publish(std::string topic, std::vector<Message> messages);
-  Result<PublishResult> publish(std::string topic, Message message);
+  Result<std::vector<PublishResult>> publish(std::string topic, std::vector<Message> messages,
+                                             PublishOptions options = {});
+  Result<PublishResult> publish(std::string topic, Message message, PublishOptions options = {});
   Result<TopicInfo> create_topic(std::string name);
   // dedup_window_ms 0 = the broker's default (2 h).
   // retention: the limits to set; a limit left nullopt gets the broker's configured default.

@@ -32,20 +32,26 @@ std::optional<Route> route(std::string_view target);
 std::string_view allowed_method(Endpoint endpoint);
 
 // The HTTP status for an error code: 400 bad request, 401 unauthenticated or a failed login,
-// 403 forbidden, 404 missing topic or group, 409 dedup conflict, 413 too large, 503 storage or
-// shutting down, 500 otherwise.
+// 403 forbidden, 404 missing topic or group, 409 dedup conflict, 413 too large, 422 a delivery
+// time past max_delivery_delay, 503 storage or shutting down, 500 otherwise.
 unsigned status_of(Errc code);
 // {"error":{"code":"<errc_text(code)>","message":"..."}}, e.g. "topic not found"
 std::string error_json(const Error& error);
 
 // One message object, or an array of them, with the fields id, key, headers (object of
-// string to string), and payload (text) or payload_base64. Unknown fields, wrong types, bad
-// base64, an empty array or anything else fail with invalid_request naming the problem.
+// string to string), and payload (text) or payload_base64, and at most one of delay_ms (a
+// delay counted from `now_ms`, loftd's clock as the request arrives) and deliver_at_ms (ms
+// since the Unix epoch; a time in the past is now), each a whole number 0 or more. Unknown
+// fields, wrong types, bad base64, an empty array or anything else fail with invalid_request
+// naming the problem.
 struct PublishBody {
   std::vector<Message> messages;
   bool array = false;  // the body was an array: the confirms are an array too
 };
-Result<PublishBody> parse_publish_body(std::string_view body);
+Result<PublishBody> parse_publish_body(std::string_view body, std::int64_t now_ms);
+
+// Why a message of a publish was not stored (a MessageResult's code), as error bodies say it.
+Error message_error(Errc code);
 
 // `loft pub --json`'s shape: {"offset":N,"duplicate":false} per message; an array when the
 // body was one. A message that failed (dedup_conflict) has {"error":{...}} instead.

@@ -15,7 +15,8 @@ namespace loft::http {
 std::string_view stall_text(StallReason reason);
 
 // Keys: name, first_offset, next_offset, messages, bytes, created_at_ms, dedup_window_ms,
-// dedup_conflict ("duplicate" or "error").
+// dedup_conflict ("duplicate" or "error"), max_age_ms, max_bytes, max_messages, retention,
+// scheduled (delayed messages waiting for their time), subjects (when set).
 boost::json::object topic_json(const TopicInfo& topic);
 
 // Keys: topic, group, ack_floor, end, lag, in_flight, scheduled, dead_lettered, redelivered,

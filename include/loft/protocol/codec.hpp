@@ -1,11 +1,11 @@
 #pragma once
-// Encode and decode protocol frames, of version 1 or 2 (docs/protocol.md, "Version 2": the
-// two differ only in Message, which version 2 gives a subject, and GroupConfig, which it gives
-// a filter). Every function takes the version agreed in the handshake; HELLO and HELLO_OK
-// are the same in every version. Pure functions over bytes: no sockets, no clocks.
-// Decoding never reads past the span it is given and never allocates more than the frame's
-// declared length allows; every structural problem is an Error with code malformed_frame,
-// frame_too_large or unknown_frame_type.
+// Encode and decode protocol frames, of versions 1 to 4 (docs/protocol.md, sections 17 to 19:
+// version 2 gives Message a subject and GroupConfig a filter, version 3 adds retention modes
+// and per-key ordering, version 4 a message's deliver_at_ms and a PUBLISH's delay_ms). Every
+// function takes the version agreed in the handshake; HELLO and HELLO_OK are the same in every
+// version. Pure functions over bytes: no sockets, no clocks. Decoding never reads past the span it
+// is given and never allocates more than the frame's declared length allows; every structural
+// problem is an Error with code malformed_frame, frame_too_large or unknown_frame_type.
 
 #include <cstddef>
 #include <optional>

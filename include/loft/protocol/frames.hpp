@@ -33,11 +33,11 @@ using loft::StartPosition;
 using loft::TopicInfo;
 
 // The versions this build speaks: 1, 2 (a message's subject and a group's filter:
-// docs/protocol.md, "Version 2") and, the newest, 3 (a topic's retention mode, per-key ordering
-// of a group: "Version 3").
+// docs/protocol.md, "Version 2"), 3 (a topic's retention mode, per-key ordering of a group:
+// "Version 3") and, the newest, 4 (a message's delivery time, a publish's delay: "Version 4").
 // A server accepts any of them in HELLO.
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
-inline constexpr std::uint16_t kProtocolVersion = 3;
+inline constexpr std::uint16_t kProtocolVersion = 4;
 // u32 length | u16 type | u16 flags | u32 correlation id. `length` counts the bytes after
 // itself (the remaining 8 header bytes plus the body).
 inline constexpr std::size_t kHeaderSize = 12;
@@ -196,6 +196,12 @@ struct Publish {
   static constexpr std::string_view kName = "publish";
   std::string topic;
   std::vector<Message> messages;  // at least one
+  // Version 4 (docs/protocol.md, "Version 4"): deliver every message of the frame this many ms
+  // after loftd receives it, by loftd's clock (0 = at once). Relative, so that a client's clock
+  // skew does not move the time; a message's own deliver_at_ms is the absolute form, and a
+  // frame may not use both. Signed on the wire so that a negative delay is refused by the
+  // session (invalid_request), not misread as a huge one.
+  std::int64_t delay_ms = 0;
   bool operator==(const Publish&) const = default;
 };
 
@@ -441,6 +447,11 @@ struct Frame {
 };
 
 FrameType type_of(const Body& body) noexcept;
+// The deliver_at_ms a PUBLISH's delay_ms gives when the request arrives at `now_ms` (loftd's
+// clock): 0 for no delay, now_ms + delay_ms otherwise. A negative delay, or one whose time
+// overflows an i64, is invalid_request with a text that says so; whether the time is too far
+// ahead is the broker's to judge (delay_too_long).
+Result<std::int64_t> resolve_delay(std::int64_t delay_ms, std::int64_t now_ms);
 // True for the error codes after which the server closes the connection.
 bool is_fatal(Errc code) noexcept;
 

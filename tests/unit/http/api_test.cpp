@@ -17,6 +17,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+constexpr std::int64_t kNow = 1'700'000'000'000;  // loftd's clock as the request arrives
+
 TEST(Route, KnowsEveryEndpointAndIgnoresTheQuery) {
   EXPECT_EQ(route("/metrics")->endpoint, Endpoint::metrics);
   EXPECT_EQ(route("/metrics?x=1")->endpoint, Endpoint::metrics);
@@ -65,7 +67,8 @@ TEST(ErrorJson, CarriesCodeTextAndMessage) {
 TEST(ParsePublishBody, OneMessageWithEveryField) {
   const auto b = parse_publish_body(
       R"({"id":"a-1","key":"k","subject":"orders.eu","headers":{"h1":"v1","h2":"v2"},)"
-      R"("payload":"hello"})");
+      R"("payload":"hello"})",
+      kNow);
   ASSERT_TRUE(b) << b.error().detail;
   EXPECT_FALSE(b->array);
   ASSERT_EQ(b->messages.size(), 1u);
@@ -80,15 +83,15 @@ TEST(ParsePublishBody, OneMessageWithEveryField) {
 }
 
 TEST(ParsePublishBody, AnArrayAndBase64Payloads) {
-  const auto b =
-      parse_publish_body(R"([{"payload":"a"},{"payload_base64":"AAH/"},{"payload_base64":""}])");
+  const auto b = parse_publish_body(
+      R"([{"payload":"a"},{"payload_base64":"AAH/"},{"payload_base64":""}])", kNow);
   ASSERT_TRUE(b) << b.error().detail;
   EXPECT_TRUE(b->array);
   ASSERT_EQ(b->messages.size(), 3u);
   EXPECT_EQ(b->messages[0].payload, "a");
   EXPECT_EQ(b->messages[1].payload, std::string("\x00\x01\xff", 3));
   EXPECT_EQ(b->messages[2].payload, "");
-  const auto padded = parse_publish_body(R"({"payload_base64":"aGk="})");
+  const auto padded = parse_publish_body(R"({"payload_base64":"aGk="})", kNow);
   ASSERT_TRUE(padded);
   EXPECT_EQ(padded->messages[0].payload, "hi");
 }
@@ -111,11 +114,58 @@ TEST(ParsePublishBody, RejectsBadBodiesNamingTheProblem) {
       {R"({"payload":"a","subject":["x"]})", "subject must be a string"},
   };
   for (const auto& [body, expected] : cases) {
-    const auto b = parse_publish_body(body);
+    const auto b = parse_publish_body(body, kNow);
     ASSERT_FALSE(b) << body;
     EXPECT_EQ(b.error().code, Errc::invalid_request) << body;
     EXPECT_THAT(b.error().detail, HasSubstr(expected)) << body;
   }
+}
+
+// delay_ms counts from the clock reading it is given (loftd's, as the request arrives);
+// deliver_at_ms is taken as it is, a time in the past too (the broker takes it as now).
+TEST(ParsePublishBody, DelayAndDeliveryTimePerMessage) {
+  const auto b = parse_publish_body(
+      R"([{"payload":"a","delay_ms":10000},{"payload":"b","deliver_at_ms":1800000000000},)"
+      R"({"payload":"c"},{"payload":"d","delay_ms":0},{"payload":"e","deliver_at_ms":5}])",
+      kNow);
+  ASSERT_TRUE(b) << b.error().detail;
+  ASSERT_EQ(b->messages.size(), 5u);
+  EXPECT_EQ(b->messages[0].deliver_at_ms, kNow + 10'000);
+  EXPECT_EQ(b->messages[1].deliver_at_ms, 1'800'000'000'000);
+  EXPECT_EQ(b->messages[2].deliver_at_ms, 0);
+  EXPECT_EQ(b->messages[3].deliver_at_ms, 0);
+  EXPECT_EQ(b->messages[4].deliver_at_ms, 5);
+}
+
+TEST(ParsePublishBody, RejectsBadDelaysNamingTheProblem) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {R"({"payload":"a","delay_ms":-1})", "delay_ms must be 0 or more, got -1"},
+      {R"({"payload":"a","deliver_at_ms":-5})", "deliver_at_ms must be 0 or more"},
+      {R"({"payload":"a","delay_ms":1.5})", "delay_ms must be a whole number of milliseconds"},
+      {R"({"payload":"a","delay_ms":"10s"})", "delay_ms must be a whole number"},
+      {R"({"payload":"a","delay_ms":18446744073709551615})", "delay_ms is too large"},
+      {R"({"payload":"a","delay_ms":9223372036854775807})", "overflows"},
+      {R"({"payload":"a","delay_ms":5,"deliver_at_ms":5})", "both delay_ms and deliver_at_ms"},
+      {R"([{"payload":"a"},{"payload":"b","delay_ms":null}])", "message 1 delay_ms must be"},
+  };
+  for (const auto& [body, expected] : cases) {
+    const auto b = parse_publish_body(body, kNow);
+    ASSERT_FALSE(b) << body;
+    EXPECT_EQ(b.error().code, Errc::invalid_request) << body;
+    EXPECT_THAT(b.error().detail, HasSubstr(expected)) << body;
+  }
+}
+
+// A message refused for its delivery time says so, in the confirms and as a status of its own.
+TEST(ConfirmsJson, ADelayTooLongSaysWhy) {
+  EXPECT_EQ(status_of(Errc::delay_too_long), 422u);
+  const std::vector<broker::MessageResult> mixed{{Errc::ok, false, Offset{3}},
+                                                 {Errc::delay_too_long, false, Offset{}}};
+  EXPECT_THAT(confirms_json(mixed, true),
+              HasSubstr(R"({"error":{"code":"delay too long","message":"the message was not )"
+                        R"(stored: its delivery time is further ahead than the broker's )"
+                        R"(max_delivery_delay"}})"));
+  EXPECT_THAT(message_error(Errc::dedup_conflict).detail, HasSubstr("different payload"));
 }
 
 TEST(ConfirmsJson, SameShapeAsLoftPubJson) {

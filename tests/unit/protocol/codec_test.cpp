@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -122,15 +123,16 @@ TEST(Codec, EncodedSizeMatchesDeliverFrame) {
 StoredMessageView view_of(const DeliveredMessage& m, std::vector<HeaderView>& headers) {
   headers.clear();
   for (const auto& h : m.message.headers) headers.push_back({h.name, h.value});
-  return StoredMessageView{Offset{m.offset}, m.timestamp_ms,    m.message.id,     m.message.key,
-                           headers,          m.message.payload, m.message.subject};
+  return StoredMessageView{
+      Offset{m.offset}, m.timestamp_ms,    m.message.id,      m.message.key,
+      headers,          m.message.payload, m.message.subject, m.message.deliver_at_ms};
 }
 
 // A DeliverWriter makes byte for byte the frame encode() makes of the same Deliver, sizes
 // included, frame after frame, and set_correlation_id gives it the subscription's id.
 TEST(DeliverWriter, WritesTheFramesEncodeWrites) {
   int checked = 0;
-  for (const std::uint16_t version : {1, 2}) {
+  for (const std::uint16_t version : {1, 2, 3, 4}) {
     for (const auto& f : sample_frames()) {
       const auto* d = std::get_if<Deliver>(&f.body);
       if (d == nullptr || d->messages.empty()) continue;
@@ -153,7 +155,7 @@ TEST(DeliverWriter, WritesTheFramesEncodeWrites) {
       ++checked;
     }
   }
-  EXPECT_GE(checked, 2);
+  EXPECT_GE(checked, 4);
 }
 
 TEST(DeliverWriter, RefusesAMessageIdLongerThanTheWireAllows) {
@@ -727,7 +729,7 @@ TEST(Version2, CountsUseTheLargerMinimumSizes) {
 }
 
 TEST(Version2, EncodedSizesFollowTheVersion) {
-  for (const std::uint16_t version : {1, 2}) {
+  for (const std::uint16_t version : {1, 2, 3, 4}) {
     for (const auto& f : sample_frames()) {
       if (const auto* ok = std::get_if<FetchOk>(&f.body)) {
         std::size_t expected = kFetchOkBaseSize;
@@ -800,6 +802,144 @@ TEST(Version3, BadOrderingAndOtherVersionsAreMalformed) {
     ASSERT_FALSE(r) << "written in v" << written;
     EXPECT_EQ(r.error().code, Errc::malformed_frame);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 4
+
+// At version 3 every frame has the layout it had: a publish's delay and messages' delivery
+// times are left out, and what decodes is the frame without them.
+TEST(Version3, RoundTripsEveryFrameWithoutDelays) {
+  int dropped = 0;
+  for (const auto& frame : sample_frames()) {
+    const auto v3 = testing::as_version_3(frame);
+    if (!(v3 == frame)) ++dropped;
+    const auto wire = encode(frame, 3);
+    EXPECT_EQ(wire, encode(v3, 3));
+    const auto decoded = decode_frame(wire, 3);
+    ASSERT_TRUE(decoded) << decoded.error().to_string();
+    EXPECT_EQ(*decoded, v3);
+    EXPECT_EQ(encode(*decoded, 3), wire);
+  }
+  EXPECT_GE(dropped, 5);  // the samples do carry delays and delivery times
+}
+
+// Version 4 differs from 3 only by an i64 deliver_at_ms after a message's subject (in PUBLISH,
+// FETCH_OK and DELIVER alike) and an i64 delay_ms after a PUBLISH's topic.
+TEST(Version4, AddsDeliverAtToEachMessageAndADelayToPublish) {
+  Message m;
+  m.id = "i";
+  m.key = "k";
+  m.subject = "a.b";
+  m.payload = "p";
+  m.deliver_at_ms = 0x0102030405060708;
+  const Frame publish{1, Publish{"t", {m, Message{}}, 10'000}};
+  const auto v3 = body_of(publish, 3);
+  const auto v4 = body_of(publish, 4);
+  EXPECT_EQ(v4.size(), v3.size() + 8 + 2 * 8);
+  // topic 3, then the delay; count 4 + id 3 + key 3 + subject 5, then the delivery time.
+  EXPECT_EQ(v4.substr(0, 3), v3.substr(0, 3));
+  EXPECT_EQ(testing::to_hex(v4.substr(3, 8)), "10 27 00 00 00 00 00 00");
+  EXPECT_EQ(v4.substr(11, 15), v3.substr(3, 15));
+  EXPECT_EQ(testing::to_hex(v4.substr(26, 8)), "08 07 06 05 04 03 02 01");
+  auto decoded = decode(header_of(publish, 4), v4, 4);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(std::get<Publish>(*decoded), std::get<Publish>(publish.body));
+
+  const Frame fetched{1, FetchOk{0, 1, {StoredMessage{Offset{0}, 5, m}}}};
+  EXPECT_EQ(body_of(fetched, 4).size(), body_of(fetched, 3).size() + 8);
+  decoded = decode(header_of(fetched, 4), body_of(fetched, 4), 4);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<FetchOk>(*decoded).messages.at(0).message.deliver_at_ms, m.deliver_at_ms);
+  const Frame delivered{1, Deliver{1, "t", "g", {DeliveredMessage{0, 1, 5, m}}}};
+  EXPECT_EQ(body_of(delivered, 4).size(), body_of(delivered, 3).size() + 8);
+
+  // A negative delay decodes (the session refuses it with invalid_request, a clear text).
+  const Frame negative{1, Publish{"t", {Message{}}, -1}};
+  decoded = decode(header_of(negative, 4), body_of(negative, 4), 4);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<Publish>(*decoded).delay_ms, -1);
+}
+
+// Version 4 ends a TopicInfo with the topic's scheduled count (u64).
+TEST(Version4, EndsATopicInfoWithItsScheduledCount) {
+  TopicInfo t;
+  t.name = "t";
+  t.scheduled = 0x0102;
+  const Frame f{1, DescribeTopicOk{t}};
+  const auto v3 = body_of(f, 3);
+  const auto v4 = body_of(f, 4);
+  EXPECT_EQ(v4.substr(0, v3.size()), v3);
+  EXPECT_EQ(testing::to_hex(v4.substr(v3.size())), "02 01 00 00 00 00 00 00");
+  const auto decoded = decode(header_of(f, 4), v4, 4);
+  ASSERT_TRUE(decoded) << decoded.error().to_string();
+  EXPECT_EQ(std::get<DescribeTopicOk>(*decoded).topic, t);
+  EXPECT_FALSE(decode(header_of(f, 4), v3, 4)) << "version 4 needs the count";
+  EXPECT_FALSE(decode(header_of(f, 3), v4, 3)) << "version 3 has no such field";
+  const Frame list{1, ListTopicsOk{{TopicInfo{}}}};
+  auto body = body_of(list, 4);
+  body[0] = 2;  // two topics announced, one of 86 bytes there
+  const auto r = decode(header_of(list, 4), body, 4);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("needs at least 172 bytes"));
+}
+
+// These frames of one version, read as the other, are malformed: the fields version 4 adds
+// shift what follows.
+TEST(Version4, AFrameOfTheOtherVersionIsMalformed) {
+  Message m;
+  m.payload = "p";
+  m.deliver_at_ms = 1'700'000'000'000;
+  for (const auto& f : {Frame{1, Publish{"t", {m}, 5}}, Frame{1, Publish{"t", {m}}},
+                        Frame{1, FetchOk{0, 1, {StoredMessage{Offset{0}, 0, m}}}},
+                        Frame{1, Deliver{1, "t", "g", {DeliveredMessage{0, 1, 0, m}}}}}) {
+    for (const std::uint16_t written : {3, 4}) {
+      const std::uint16_t read = written == 3 ? 4 : 3;
+      const auto r = decode(header_of(f, written), body_of(f, written), read);
+      ASSERT_FALSE(r) << "type " << header_of(f).type << " written in v" << written;
+      EXPECT_EQ(r.error().code, Errc::malformed_frame);
+    }
+  }
+}
+
+// A version 4 PUBLISH cut inside its delay or a message's delivery time is malformed, and
+// counts are checked against version 4's larger minimum message size (20 bytes).
+TEST(Version4, TruncatedDelaysAndCountsAreMalformed) {
+  const Frame publish{1, Publish{"t", {Message{}}, 7}};
+  const auto body = body_of(publish, 4);
+  ASSERT_EQ(body.size(), 3u + 8 + 4 + 20);
+  for (const std::size_t cut : {5u, 10u, 22u, 29u}) {
+    const auto r = decode(header_of(publish, 4), body.substr(0, cut), 4);
+    ASSERT_FALSE(r) << cut;
+    EXPECT_EQ(r.error().code, Errc::malformed_frame);
+  }
+  auto r = decode(header_of(publish, 4), body.substr(0, 10), 4);
+  EXPECT_THAT(r.error().detail, HasSubstr("delay_ms"));
+  auto two = body;
+  two[11] = 2;  // two messages announced, one of 20 bytes there
+  r = decode(header_of(publish, 4), two, 4);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().detail, HasSubstr("message count 2 needs at least 40 bytes"));
+}
+
+// A PUBLISH's delay becomes a time by the clock it is given (loftd's, on arrival); 0 is no
+// delay at all, not "now".
+TEST(ResolveDelay, AddsTheDelayToNowAndRefusesNegativeAndOverflowingDelays) {
+  constexpr std::int64_t kNow = 1'700'000'000'000;
+  EXPECT_EQ(resolve_delay(0, kNow).value(), 0);
+  EXPECT_EQ(resolve_delay(1, kNow).value(), kNow + 1);
+  EXPECT_EQ(resolve_delay(10'000, kNow).value(), kNow + 10'000);
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  EXPECT_EQ(resolve_delay(kMax - kNow, kNow).value(), kMax);
+  auto r = resolve_delay(-1, kNow);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_request);
+  EXPECT_THAT(r.error().detail, HasSubstr("delay_ms -1 is negative"));
+  r = resolve_delay(kMax - kNow + 1, kNow);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_request);
+  EXPECT_THAT(r.error().detail, HasSubstr("overflows"));
+  EXPECT_FALSE(resolve_delay(std::numeric_limits<std::int64_t>::min(), kNow));
 }
 
 TEST(DecodeBody, EmptyBodiesRejectAnyByte) {

@@ -72,6 +72,21 @@ TEST(DocExample, PublishOneMessageWithASubjectInVersion2) {
               2);
 }
 
+TEST(DocExample, PublishOneMessageDelayedBy10SecondsInVersion4) {
+  expect_wire(Frame{3, Publish{"orders", {Message{"a1", "", {}, "hello"}}, 10'000}},
+              "37 00 00 00  06 00  00 00  03 00 00 00"
+              "06 00 6f 72 64 65 72 73"
+              "10 27 00 00 00 00 00 00"
+              "01 00 00 00"
+              "02 00 61 31"
+              "00 00"
+              "00 00"
+              "00 00 00 00 00 00 00 00"
+              "00 00"
+              "05 00 00 00 68 65 6c 6c 6f",
+              4);
+}
+
 TEST(DocExample, CreateGroupWithAFilterInVersion2) {
   GroupConfig config;
   config.filter = "orders.eu.>";

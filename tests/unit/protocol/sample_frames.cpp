@@ -3,6 +3,7 @@
 #include <cctype>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 namespace loft::protocol::testing {
 namespace {
@@ -19,6 +20,7 @@ Message rich_message() {
                {"bin", "\0\0\x7f\x80"s}};
   m.payload = "\0payload\0with NULs\0"s;
   m.subject = "orders.eu.new";
+  m.deliver_at_ms = 1'700'000'060'000;
   return m;
 }
 
@@ -41,7 +43,8 @@ TopicInfo topic(std::string name, std::uint64_t base) {
                    .max_age_ms = 86'400'000,
                    .max_bytes = 1ULL << 30,
                    .max_messages = 0xFFFFFFFFFFFFFFFF,
-                   .subjects = std::move(subjects)};
+                   .subjects = std::move(subjects),
+                   .scheduled = base + 3};
 }
 
 GroupConfig rich_config() {
@@ -109,6 +112,9 @@ std::vector<Frame> sample_frames() {
     f.push_back({15, Publish{"big", {big}}});
   }
   f.push_back({16, Publish{"", {}}});  // structurally valid; the broker refuses it
+  // Version 4: a relative delay for the whole frame (any i64 decodes; the session judges it).
+  f.push_back({16, Publish{"orders", {Message{}, Message{"", "", {}, "p"}}, 10'000}});
+  f.push_back({16, Publish{"orders", {Message{}}, -1}});
   f.push_back({17, PublishOk{{{Errc::ok, false, 0},
                               {Errc::ok, true, 1},
                               {Errc::message_too_large, false, 0xFFFFFFFFFFFFFFFF}}}});
@@ -120,6 +126,7 @@ std::vector<Frame> sample_frames() {
                            10,
                            {StoredMessage{Offset{3}, 1'700'000'000'000, rich_message()},
                             StoredMessage{Offset{4}, -5, Message{}},
+                            StoredMessage{Offset{5}, 7, Message{"", "", {}, "later", "", -9}},
                             StoredMessage{Offset{9}, 0, Message{"x", "y", {}, all_bytes()}}}}});
   f.push_back({20, Ping{}});
   f.push_back({20, Pong{}});
@@ -184,7 +191,29 @@ void clear_filter(GroupInfo& g) { g.config.filter.clear(); }
 void clear_subjects(TopicInfo& t) { t.subjects.clear(); }
 }  // namespace
 
+Frame as_version_3(Frame frame) {
+  std::visit(
+      [](auto& b) {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, Publish>) {
+          b.delay_ms = 0;
+          for (auto& m : b.messages) m.deliver_at_ms = 0;
+        } else if constexpr (std::is_same_v<T, FetchOk> || std::is_same_v<T, Deliver>) {
+          for (auto& m : b.messages) m.message.deliver_at_ms = 0;
+        } else if constexpr (std::is_same_v<T, CreateTopicOk> ||
+                             std::is_same_v<T, DescribeTopicOk> ||
+                             std::is_same_v<T, AlterTopicOk>) {
+          b.topic.scheduled = 0;
+        } else if constexpr (std::is_same_v<T, ListTopicsOk>) {
+          for (auto& t : b.topics) t.scheduled = 0;
+        }
+      },
+      frame.body);
+  return frame;
+}
+
 Frame as_version_1(Frame frame) {
+  frame = as_version_3(std::move(frame));
   std::visit(
       [](auto& b) {
         using T = std::decay_t<decltype(b)>;
