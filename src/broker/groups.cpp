@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <deque>
 #include <map>
-#include <set>
 #include <span>
 #include <utility>
 
@@ -107,6 +106,10 @@ struct Groups::Group {
   // A filtered group's read failed (or found nothing where the topic said there was more: a
   // trim or delete on its way): look again then, even if no other event comes.
   std::optional<TimePoint> filter_retry_at;
+  // Groups::wakes_: the time of this group's live entry, if it has one; whether it waits in
+  // touched_ to be looked at again.
+  std::optional<TimePoint> armed_at;
+  bool touched = false;
 
   Group(delivery::GroupState s) : state(std::move(s)) {}
 
@@ -183,8 +186,37 @@ void Groups::load() {
     // A filtered or ordered group looks at what is above its floor again: the timer pumps it at
     // once.
     g->filter_more = looks_ahead(record);
-    groups_.emplace(std::pair{g->topic, g->name}, std::move(g));
+    add_group(std::move(g));
   }
+}
+
+void Groups::add_group(std::unique_ptr<Group> group) {
+  Group* g = group.get();
+  by_incarnation_.emplace(g->incarnation, g);
+  by_topic_[g->topic_id.value].push_back(g);
+  touch(*g);
+  groups_.emplace(std::pair{g->topic, g->name}, std::move(group));
+}
+
+void Groups::erase_group(Group& g) {
+  by_incarnation_.erase(g.incarnation);  // its wakes_ entry and touched_ mark go stale
+  const auto it = by_topic_.find(g.topic_id.value);
+  if (it != by_topic_.end()) {
+    std::erase(it->second, &g);
+    if (it->second.empty()) by_topic_.erase(it);
+  }
+  groups_.erase(std::pair{g.topic, g.name});
+}
+
+void Groups::erase_subscription(std::uint64_t id) {
+  const auto it = subscriptions_.find(id);
+  if (it == subscriptions_.end()) return;
+  const auto who = by_subscriber_.find(it->second.who);
+  if (who != by_subscriber_.end()) {
+    std::erase(who->second, id);
+    if (who->second.empty()) by_subscriber_.erase(who);
+  }
+  subscriptions_.erase(it);
 }
 
 Groups::Group* Groups::find(std::string_view topic, std::string_view group) const {
@@ -264,7 +296,7 @@ void Groups::create_then(std::unique_ptr<Group> group, std::function<void(Result
   g->writing = true;
   GroupWrite write;
   write.puts.push_back({g->topic, record_of(*g)});
-  groups_.emplace(std::pair{g->topic, g->name}, std::move(group));
+  add_group(std::move(group));
   broker_.write_groups(std::move(write), [this, alive = alive_, topic = g->topic, name = g->name,
                                           incarnation = g->incarnation](Result<void> r) {
     post_([this, alive, topic, name, incarnation, r = std::move(r)] {
@@ -281,6 +313,7 @@ void Groups::create_then(std::unique_ptr<Group> group, std::function<void(Result
         return;
       }
       g->persisted = true;
+      touch(*g);
       for (auto& w : waiting) w(g);
       start_write(*g);  // anything that changed meanwhile
     });
@@ -300,6 +333,7 @@ void Groups::subscribe(SubscribeRequest req, Subscriber* who, TimePoint now,
     Group& g = **r;
     const std::uint64_t id = next_subscription_++;
     subscriptions_[id] = Subscription{id, &g, who, max_in_flight};
+    by_subscriber_[who].push_back(id);
     g.subscriptions.push_back(id);
     g.state.add_consumer(ConsumerId{id}, max_in_flight);
     done(Subscribed{id, created, g.state.ack_floor()});
@@ -321,7 +355,7 @@ void Groups::end_subscription(std::uint64_t id, TimePoint now) {
   const auto it = subscriptions_.find(id);
   if (it == subscriptions_.end()) return;
   Group& g = *it->second.group;
-  subscriptions_.erase(it);
+  erase_subscription(id);
   std::erase(g.subscriptions, id);
   if (g.subscriptions.empty()) clear_ahead(g);  // memory only for groups being served
   g.state.remove_consumer(ConsumerId{id}, now);
@@ -339,10 +373,9 @@ Result<void> Groups::unsubscribe(std::uint64_t subscription, const Subscriber* w
 }
 
 void Groups::drop_subscriber(const Subscriber* who, TimePoint now) {
-  std::vector<std::uint64_t> ids;
-  for (const auto& [id, s] : subscriptions_) {
-    if (s.who == who) ids.push_back(id);
-  }
+  const auto it = by_subscriber_.find(who);
+  if (it == by_subscriber_.end()) return;
+  const std::vector<std::uint64_t> ids = it->second;  // end_subscription changes it
   for (const auto id : ids) end_subscription(id, now);
 }
 
@@ -413,6 +446,7 @@ void Groups::settle(const SettleRequest& req, const Subscriber* who, TimePoint n
 
 void Groups::pump(Group& g, TimePoint now) {
   last_now_ = std::max(last_now_, now);
+  touch(g);  // whatever called this may have moved its deadlines; so may this
   if (!g.persisted) return;
   g.state.expire(now);
   const bool could_read = filter_ahead(g);
@@ -756,6 +790,7 @@ void Groups::start_write(Group& g) {
             for (const auto& dl : letters) g->state.dead_letter_failed(dl);
             if (!letters.empty() || g->generation > g->written_generation) ++g->generation;
             g->retry_at = last_now_ + kWriteRetry;  // not in a tight loop while the disk fails
+            touch(*g);
             return;
           }
           start_write(*g);
@@ -777,21 +812,20 @@ void Groups::write_all_on_stop() {
 
 void Groups::remove_group(Group& g) {
   clear_ahead(g);
-  for (const auto id : g.subscriptions) subscriptions_.erase(id);
+  for (const auto id : g.subscriptions) erase_subscription(id);
   for (auto& c : g.confirms) c.done(fail(Errc::group_not_found, "the group was deleted"));
   // Subscribes and creates waiting for its creating write (its topic was deleted meanwhile):
   // that write's completion will not find this group, so they are answered here.
   auto waiting = std::move(g.waiting_for_create);
-  groups_.erase(std::pair{g.topic, g.name});
+  erase_group(g);
   for (auto& w : waiting) w(fail(Errc::group_not_found, "the group was deleted"));
 }
 
 void Groups::on_topic_events(const std::vector<TopicEvent>& events, TimePoint now) {
   for (const auto& e : events) {
-    std::vector<Group*> matching;
-    for (auto& [key, g] : groups_) {
-      if (g->topic_id == e.id) matching.push_back(g.get());
-    }
+    const auto it = by_topic_.find(e.id.value);
+    if (it == by_topic_.end()) continue;
+    const std::vector<Group*> matching = it->second;  // remove_group changes it
     for (Group* g : matching) {
       if (e.deleted) {
         remove_group(*g);  // its records were dropped with the topic, in the same write
@@ -808,37 +842,99 @@ void Groups::on_topic_events(const std::vector<TopicEvent>& events, TimePoint no
   }
 }
 
+std::optional<TimePoint> Groups::wake_time(const Group& g) const {
+  auto d = g.state.next_deadline();
+  // A filtered group with more to look at is pumped again as soon as the io thread is free.
+  if (g.filter_more && (!d || last_now_ < *d)) d = last_now_;
+  // A failed group write, or a failed filter read, is retried a little later.
+  if (g.retry_at && (!d || *g.retry_at < *d)) d = g.retry_at;
+  if (g.filter_retry_at && (!d || *g.filter_retry_at < *d)) d = g.filter_retry_at;
+  return d;
+}
+
+void Groups::touch(Group& g) const {
+  if (g.touched) return;
+  g.touched = true;
+  touched_.push_back(g.incarnation);
+}
+
+void Groups::arm_touched() const {
+  for (const auto incarnation : touched_) {
+    const auto it = by_incarnation_.find(incarnation);
+    if (it == by_incarnation_.end()) continue;  // removed since
+    Group& g = *it->second;
+    g.touched = false;
+    const auto at = wake_time(g);
+    if (!at) {
+      g.armed_at.reset();  // nothing to wait for: its entry, if any, is stale now
+      continue;
+    }
+    // A later time than the armed one waits until that entry reaches the top (next_deadline
+    // moves it then): a group that acks and delivers all the time adds no entry per pump.
+    if (g.armed_at && *g.armed_at <= *at) continue;
+    g.armed_at = at;
+    wakes_.push(Wake{*at, incarnation});
+  }
+  touched_.clear();
+}
+
 void Groups::on_timer(TimePoint now) {
   // Only the groups with something due: a filtered group catching up asks for the timer at
   // once (filter_more), and must not make every other group pump with it.
-  for (auto& [key, g] : groups_) {
-    const auto d = g->state.next_deadline();
-    const bool due = g->filter_more || (d && *d <= now) || (g->retry_at && *g->retry_at <= now) ||
-                     (g->filter_retry_at && *g->filter_retry_at <= now);
-    if (due) pump(*g, now);
+  arm_touched();
+  std::vector<std::uint64_t> due;
+  while (!wakes_.empty() && wakes_.top().at <= now) {
+    const auto w = wakes_.top();
+    wakes_.pop();
+    const auto it = by_incarnation_.find(w.incarnation);
+    if (it == by_incarnation_.end() || it->second->armed_at != w.at) continue;  // stale
+    it->second->armed_at.reset();
+    due.push_back(w.incarnation);
+  }
+  for (const auto incarnation : due) {
+    // Looked up again: a pump before it may have removed it.
+    const auto it = by_incarnation_.find(incarnation);
+    if (it == by_incarnation_.end()) continue;
+    Group& g = *it->second;
+    const auto at = wake_time(g);
+    if (at && *at <= now) {
+      pump(g, now);
+    } else {
+      touch(g);  // its deadline moved later since it was armed: armed again for then
+    }
   }
 }
 
 void Groups::on_ready(const Subscriber* who, TimePoint now) {
-  std::set<Group*> touched;
-  for (const auto& [id, s] : subscriptions_) {
-    if (s.who == who) touched.insert(s.group);
+  const auto it = by_subscriber_.find(who);
+  if (it == by_subscriber_.end()) return;
+  std::vector<Group*> touched;
+  for (const auto id : it->second) {
+    Group* g = subscriptions_.at(id).group;
+    if (std::find(touched.begin(), touched.end(), g) == touched.end()) touched.push_back(g);
   }
   for (Group* g : touched) pump(*g, now);
 }
 
 std::optional<TimePoint> Groups::next_deadline() const {
-  std::optional<TimePoint> best;
-  for (const auto& [key, g] : groups_) {
-    auto d = g->state.next_deadline();
-    // A filtered group with more to look at is pumped again as soon as the io thread is free.
-    if (g->filter_more && (!d || last_now_ < *d)) d = last_now_;
-    if (d && (!best || *d < *best)) best = d;
-    // A failed group write, or a failed filter read, is retried a little later.
-    if (g->retry_at && (!best || *g->retry_at < *best)) best = g->retry_at;
-    if (g->filter_retry_at && (!best || *g->filter_retry_at < *best)) best = g->filter_retry_at;
+  arm_touched();
+  // Every group with a wake time has a live entry at or before it (arm_touched), so the first
+  // live entry whose group still wakes then is the earliest of all.
+  while (!wakes_.empty()) {
+    const auto w = wakes_.top();
+    const auto it = by_incarnation_.find(w.incarnation);
+    if (it == by_incarnation_.end() || it->second->armed_at != w.at) {
+      wakes_.pop();  // stale
+      continue;
+    }
+    Group& g = *it->second;
+    const auto at = wake_time(g);
+    if (at == w.at) return w.at;
+    wakes_.pop();  // its time moved later (or went): armed again for the new one
+    g.armed_at = at;
+    if (at) wakes_.push(Wake{*at, w.incarnation});
   }
-  return best;
+  return std::nullopt;
 }
 
 GroupInfo Groups::info(const Group& g) const {

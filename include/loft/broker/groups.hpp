@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -297,12 +298,40 @@ class Groups {
   storage::GroupRecord record_of(const Group& g,
                                  std::span<const delivery::DeadLetter> retiring = {}) const;
 
+  // The indexes below are kept by these three, the only places that add or remove a group.
+  void add_group(std::unique_ptr<Group> group);
+  void erase_group(Group& g);
+  // A subscription's end, in subscriptions_ and by_subscriber_.
+  void erase_subscription(std::uint64_t id);
+  // When the group next needs a pump (its state's deadline, a retry, more to filter), if ever.
+  std::optional<TimePoint> wake_time(const Group& g) const;
+  // The group's wake time may have changed: it is looked at again before the next deadline
+  // is given or the next timer runs (arm_touched).
+  void touch(Group& g) const;
+  void arm_touched() const;
+
   Broker& broker_;
   GroupDefaults defaults_;
   Post post_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Group>, std::less<>> groups_;
   std::unordered_map<std::uint64_t, Subscription> subscriptions_;
-  std::size_t read_ahead_total_ = 0;  // bytes in every group's read-ahead
+  // So that an event, a timer or a ready connection touches only the groups it concerns, not
+  // every group of the broker (with 10,000 groups a scan per event cost more than the event).
+  std::unordered_map<std::uint64_t, Group*> by_incarnation_;
+  std::unordered_map<std::uint32_t, std::vector<Group*>> by_topic_;  // by topic id
+  std::unordered_map<const Subscriber*, std::vector<std::uint64_t>> by_subscriber_;
+  // Wake times, earliest first. An entry is live while its group exists and has it as its
+  // armed_at; others are stale and dropped when they reach the top. A group adds an entry only
+  // for a time earlier than the one it has armed, so a group has at most one live entry and
+  // the stale ones are bounded by the times a group's wake time moved earlier.
+  struct Wake {
+    TimePoint at;
+    std::uint64_t incarnation = 0;
+    bool operator>(const Wake& o) const { return at > o.at; }
+  };
+  mutable std::priority_queue<Wake, std::vector<Wake>, std::greater<>> wakes_;
+  mutable std::vector<std::uint64_t> touched_;  // incarnations, each once (Group::touched)
+  std::size_t read_ahead_total_ = 0;            // bytes in every group's read-ahead
   std::uint64_t next_subscription_ = 1;
   std::uint64_t seed_ = 1;
   TimePoint last_now_{};  // the latest `now` seen, for retry times set in completions
