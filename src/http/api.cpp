@@ -218,8 +218,10 @@ Result<TopicBody> parse_topic_body(std::string_view body) {
   if (ec) return fail(Errc::invalid_request, "the body is not valid JSON: " + ec.message());
   if (!doc.is_object()) return fail(Errc::invalid_request, "the body must be a JSON object");
   auto& s = out.settings;
-  for (const auto& [key, value] : doc.get_object()) {
-    const std::string name(key);
+  for (const auto& field : doc.get_object()) {
+    // Not a structured binding: lambdas below use the value (clang 14 cannot capture those).
+    const json::value& value = field.value();
+    const std::string name(field.key());
     const auto number = [&]() -> Result<std::uint64_t> {
       if (const auto* u = value.if_uint64()) return *u;
       if (const auto* i = value.if_int64(); i != nullptr && *i >= 0) {
