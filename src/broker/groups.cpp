@@ -25,6 +25,9 @@ constexpr std::size_t kReadAheadBudget = 64 << 20;
 // of at most kReadAheadMessages / kReadAheadBytes per pump), while fewer than this many
 // matching messages wait for a consumer.
 constexpr std::uint64_t kFilterAhead = 1024;
+// What one ordered group may hold of the blocks it examined (Group::key_blocks): about 40,000
+// messages of 100 bytes, four times what its default key_lookahead (10,000) holds back.
+constexpr std::size_t kKeyBlocksBytes = 8 << 20;
 // Whether a group reads ahead of its deliveries: to filter, or to learn the keys of an ordered
 // group.
 bool looks_ahead(const storage::GroupRecord& r) {
@@ -43,6 +46,16 @@ Result<void> validate_group_name(std::string_view name) {
                                         "and '-'");
   }
   return {};
+}
+
+// What a block holds in memory, roughly: its bytes and views (and decoded messages, for a
+// store that has them).
+std::size_t block_bytes(const storage::MessageBlock& b) {
+  std::size_t n = b.buffer_bytes + b.buffers.capacity() * sizeof(b.buffers[0]) +
+                  b.headers.capacity() * sizeof(HeaderView) +
+                  b.messages.capacity() * sizeof(StoredMessageView);
+  for (const auto& m : b.decoded) n += sizeof(m) + m.message.size_bytes();
+  return n;
 }
 
 std::string reason_text(delivery::DeadLetterReason r) {
@@ -96,6 +109,19 @@ struct Groups::Group {
   std::shared_ptr<const storage::MessageBlock> read_ahead;
   std::size_t read_ahead_next = 0;
   std::size_t read_ahead_bytes = 0;  // block_bytes() of the block, counted when it was kept
+  // An ordered group's examined blocks (filter_ahead), by the offset of their last message,
+  // while they may hold messages to deliver. A key's next message is held back until the
+  // key's message in flight is settled, and is delivered then, below the read-ahead: without
+  // these, every such short run (the few messages whose keys one batch of acks freed) was read
+  // from the store on its own, a seek to its stored record and a parse of it, which made an
+  // ordered drain of 1,000 keys about half as fast as an unordered one (docs/performance.md,
+  // "Per-key ordered delivery"). Let go of once below the ack floor (every message in them is
+  // done), and with the read-ahead (clear_ahead); counted in read_ahead_total_ as the
+  // read-ahead is, at most kKeyBlocksBytes per group: a block beyond it is not kept, and runs
+  // in it are read from the store as before. Changed only through the *_key_block(s)
+  // functions and clear_ahead.
+  std::map<std::uint64_t, std::shared_ptr<const storage::MessageBlock>> key_blocks;
+  std::size_t key_blocks_bytes = 0;
   // Average stored size of the messages this group read, 0 before its first read: a run whose
   // own messages would fill the read-ahead's byte bound is read without read-ahead.
   std::size_t average_message_bytes = 0;
@@ -486,6 +512,7 @@ void Groups::pump(Group& g, TimePoint now) {
 
 bool Groups::filter_ahead(Group& g) {
   if (!looks_ahead(g.settings)) return true;
+  drop_key_blocks(g, g.state.ack_floor());
   const bool filtered = !g.settings.filter.empty();
   const Offset from = g.state.examined();
   if (from >= g.state.end() || g.state.waiting_new() >= kFilterAhead) return true;
@@ -526,8 +553,11 @@ bool Groups::filter_ahead(Group& g) {
   g.state.examined_to(Offset{block->messages.back().offset.value + 1});
   if (filtered_out) ++g.generation;  // the floor or the done runs moved
   // The matching messages are what the next deliveries read: keep them, unless the group is
-  // not served (nobody to deliver to) or already reads ahead.
-  if (first_match < block->messages.size() && !g.subscriptions.empty() && !g.read_ahead &&
+  // not served (nobody to deliver to). An ordered group keeps the block among its key blocks
+  // (its held-back messages are delivered out of it later); otherwise, or if that is full, as
+  // the read-ahead, unless it already has one.
+  if (first_match < block->messages.size() && !g.subscriptions.empty() &&
+      !(g.settings.ordering == Ordering::key && keep_key_block(g, block)) && !g.read_ahead &&
       read_ahead_total_ < kReadAheadBudget) {
     keep_ahead(g, block, first_match);
   }
@@ -607,6 +637,7 @@ Result<Groups::Run> Groups::read_run(Group& g, Offset first, std::size_t count, 
   const auto gone = [](const Error& e) { return e.code == Errc::topic_not_found; };
   constexpr std::size_t kNoByteLimit = std::size_t{1} << 62;
   const std::uint64_t end = first.value + count;
+  if (auto kept = from_key_blocks(g, first, end)) return std::move(*kept);
   Run out;
   // What the group moved past (delivered to another consumer, settled, skipped) is not needed.
   if (g.read_ahead) {
@@ -675,18 +706,6 @@ Result<Groups::Run> Groups::read_run(Group& g, Offset first, std::size_t count, 
   return out;
 }
 
-namespace {
-// What a block holds in memory, roughly: its bytes and views (and decoded messages, for a
-// store that has them).
-std::size_t block_bytes(const storage::MessageBlock& b) {
-  std::size_t n = b.buffer_bytes + b.buffers.capacity() * sizeof(b.buffers[0]) +
-                  b.headers.capacity() * sizeof(HeaderView) +
-                  b.messages.capacity() * sizeof(StoredMessageView);
-  for (const auto& m : b.decoded) n += sizeof(m) + m.message.size_bytes();
-  return n;
-}
-}  // namespace
-
 void Groups::keep_ahead(Group& g, std::shared_ptr<const storage::MessageBlock> block,
                         std::size_t next) {
   clear_ahead(g);
@@ -701,6 +720,47 @@ void Groups::clear_ahead(Group& g) {
   g.read_ahead.reset();
   g.read_ahead_next = 0;
   g.read_ahead_bytes = 0;
+  drop_key_blocks(g, Offset{~std::uint64_t{0}});
+}
+
+bool Groups::keep_key_block(Group& g, const std::shared_ptr<const storage::MessageBlock>& block) {
+  const std::size_t bytes = block_bytes(*block);
+  if (g.key_blocks_bytes + bytes > kKeyBlocksBytes || read_ahead_total_ >= kReadAheadBudget) {
+    return false;
+  }
+  // A block ending where a kept one does is that one read again: keep the one there.
+  if (!g.key_blocks.emplace(block->messages.back().offset.value, block).second) return true;
+  g.key_blocks_bytes += bytes;
+  read_ahead_total_ += bytes;
+  return true;
+}
+
+void Groups::drop_key_blocks(Group& g, Offset below) {
+  while (!g.key_blocks.empty() && g.key_blocks.begin()->first < below.value) {
+    const std::size_t bytes = block_bytes(*g.key_blocks.begin()->second);
+    g.key_blocks_bytes -= std::min(g.key_blocks_bytes, bytes);
+    read_ahead_total_ -= std::min(read_ahead_total_, bytes);
+    g.key_blocks.erase(g.key_blocks.begin());
+  }
+}
+
+std::optional<Groups::Run> Groups::from_key_blocks(const Group& g, Offset first,
+                                                   std::uint64_t end) {
+  // Blocks are consecutive reads: each starts where the one before ended, unless offsets
+  // between them are not stored (trimmed), which a run through them finds out from the store.
+  if (g.key_blocks.empty()) return std::nullopt;
+  Run out;
+  std::uint64_t next = first.value;
+  for (auto it = g.key_blocks.lower_bound(next); next < end; ++it) {
+    if (it == g.key_blocks.end()) return std::nullopt;
+    const auto& msgs = it->second->messages;
+    if (msgs.front().offset.value > next) return std::nullopt;
+    const auto from = std::partition_point(msgs.begin(), msgs.end(),
+                                           [&](const auto& m) { return m.offset.value < next; });
+    out.add(it->second, static_cast<std::size_t>(from - msgs.begin()), end);
+    next = it->first + 1;
+  }
+  return out;
 }
 
 storage::GroupRecord Groups::record_of(const Group& g,

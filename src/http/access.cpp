@@ -76,6 +76,9 @@ Access access_of(Endpoint endpoint, bool metrics_need_user) {
       return Access::see_topic;
     case Endpoint::topic_messages:
       return Access::publish_topic;
+    case Endpoint::create_topic:
+    case Endpoint::delete_topic:
+      return Access::admin_topic;
   }
   return Access::user;
 }
@@ -93,6 +96,12 @@ Result<void> authorize(const auth::User& user, const Route& route) {
       if (user.permissions.allows(auth::Operation::publish, route.topic)) return {};
       return fail(Errc::forbidden,
                   "user '" + user.name + "' may not publish to topic '" + route.topic + "'");
+    case Access::admin_topic:
+      if (user.permissions.allows(auth::Operation::admin, route.topic)) return {};
+      return fail(Errc::forbidden,
+                  "user '" + user.name + "' may not " +
+                      (route.endpoint == Endpoint::create_topic ? "create" : "delete") +
+                      " topic '" + route.topic + "' (it needs admin on it)");
   }
   return {};
 }

@@ -167,8 +167,28 @@ std::optional<Route> route(std::string_view target) {
   return std::nullopt;
 }
 
-std::string_view allowed_method(Endpoint endpoint) {
-  return endpoint == Endpoint::topic_messages ? "POST" : "GET";
+std::optional<Endpoint> endpoint_for(Endpoint path, std::string_view method) {
+  if (path == Endpoint::topic) {
+    if (method == "GET") return Endpoint::topic;
+    if (method == "PUT") return Endpoint::create_topic;
+    if (method == "DELETE") return Endpoint::delete_topic;
+    return std::nullopt;
+  }
+  if (method == allowed_methods(path)) return path;
+  return std::nullopt;
+}
+
+std::string_view allowed_methods(Endpoint path) {
+  switch (path) {
+    case Endpoint::topic_messages:
+      return "POST";
+    case Endpoint::topic:
+    case Endpoint::create_topic:
+    case Endpoint::delete_topic:
+      return "GET, PUT, DELETE";
+    default:
+      return "GET";
+  }
 }
 
 unsigned status_of(Errc code) {
@@ -189,6 +209,7 @@ unsigned status_of(Errc code) {
     case Errc::forbidden:
       return 403;
     case Errc::dedup_conflict:
+    case Errc::topic_exists:
     case Errc::subjects_overlap:
     case Errc::expectation_failed:
       return 409;
@@ -249,6 +270,81 @@ Error message_error(Errc code) {
     default:
       return {code, "the message was not stored: " + std::string(errc_text(code))};
   }
+}
+
+Result<TopicBody> parse_topic_body(std::string_view body) {
+  TopicBody out;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;  // {}
+  boost::system::error_code ec;
+  const json::value doc = json::parse(body, ec);
+  if (ec) return fail(Errc::invalid_request, "the body is not valid JSON: " + ec.message());
+  if (!doc.is_object()) return fail(Errc::invalid_request, "the body must be a JSON object");
+  auto& s = out.settings;
+  for (const auto& field : doc.get_object()) {
+    // Not a structured binding: lambdas below use the value (clang 14 cannot capture those).
+    const json::value& value = field.value();
+    const std::string name(field.key());
+    const auto number = [&]() -> Result<std::uint64_t> {
+      if (const auto* u = value.if_uint64()) return *u;
+      if (const auto* i = value.if_int64(); i != nullptr && *i >= 0) {
+        return static_cast<std::uint64_t>(*i);
+      }
+      return fail(Errc::invalid_request, name + " must be a whole number, 0 or more");
+    };
+    const auto text = [&](std::string_view a, std::string_view b) -> Result<bool> {
+      const auto* t = value.if_string();
+      if (t == nullptr || (*t != a && *t != b)) {
+        std::string detail = name;
+        detail += " must be \"";
+        detail += a;
+        detail += "\" or \"";
+        detail += b;
+        detail += '"';
+        return fail(Errc::invalid_request, std::move(detail));
+      }
+      return *t == a;
+    };
+    if (name == "retention") {
+      auto limits = text("limits", "work_queue");
+      if (!limits) return tl::unexpected(limits.error());
+      s.retention_mode = *limits ? RetentionMode::limits : RetentionMode::work_queue;
+      out.has_retention_mode = true;
+    } else if (name == "dedup_conflict") {
+      auto duplicate = text("duplicate", "error");
+      if (!duplicate) return tl::unexpected(duplicate.error());
+      s.dedup_conflict = *duplicate ? DedupConflict::duplicate : DedupConflict::error;
+      out.has_dedup_conflict = true;
+    } else if (name == "dedup_window_ms" || name == "max_age_ms" || name == "max_bytes" ||
+               name == "max_messages") {
+      auto n = number();
+      if (!n) return tl::unexpected(n.error());
+      if (name == "dedup_window_ms") {
+        s.dedup_window_ms = *n;
+        out.has_dedup_window = true;
+      }
+      if (name == "max_age_ms") s.retention.max_age_ms = *n;
+      if (name == "max_bytes") s.retention.max_bytes = *n;
+      if (name == "max_messages") s.retention.max_messages = *n;
+    } else {
+      return fail(Errc::invalid_request,
+                  "the body has unknown field '" + name +
+                      "' (known: retention, max_age_ms, max_bytes, max_messages, "
+                      "dedup_window_ms, dedup_conflict)");
+    }
+  }
+  return out;
+}
+
+bool topic_matches(const TopicBody& body, const TopicInfo& topic) {
+  const auto& s = body.settings;
+  const auto& r = s.retention;
+  const std::uint64_t window = s.dedup_window_ms == 0 ? kDefaultDedupWindowMs : s.dedup_window_ms;
+  return (!body.has_retention_mode || s.retention_mode == topic.retention_mode) &&
+         (!body.has_dedup_window || window == topic.dedup_window_ms) &&
+         (!body.has_dedup_conflict || s.dedup_conflict == topic.dedup_conflict) &&
+         (!r.max_age_ms || *r.max_age_ms == topic.max_age_ms) &&
+         (!r.max_bytes || *r.max_bytes == topic.max_bytes) &&
+         (!r.max_messages || *r.max_messages == topic.max_messages);
 }
 
 std::string confirms_json(const std::vector<broker::MessageResult>& results, bool array) {

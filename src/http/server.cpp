@@ -193,7 +193,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::awaitable<Response> handle(const Request& req) {
     const unsigned v = req.version();
-    const auto r = route(req.target());
+    auto r = route(req.target());
     if (!r) {
       // invalid_request would be a 400: a path that names nothing is a 404.
       auto res = error_response(
@@ -201,8 +201,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       res.result(bhttp::status::not_found);
       co_return res;
     }
-    const std::string_view allowed = allowed_method(r->endpoint);
-    if (req.method_string() != allowed) {
+    const auto endpoint = endpoint_for(r->endpoint, req.method_string());
+    if (!endpoint) {
+      const std::string_view allowed = allowed_methods(r->endpoint);
       auto res = error_response(
           Error{Errc::invalid_request, "method " + std::string(req.method_string()) +
                                            " is not allowed here; use " + std::string(allowed)},
@@ -211,6 +212,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       res.set(bhttp::field::allow, allowed);
       co_return res;
     }
+    r->endpoint = *endpoint;
     const auto& security = server_.options_.security;
     User user;  // null: the server has no users, or the endpoint is open
     if (security.authenticator != nullptr &&
@@ -256,6 +258,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       case Endpoint::topic_messages:
         co_return co_await publish(r->topic, req);  // both outlive the call
+      case Endpoint::create_topic:
+        co_return co_await create_topic(r->topic, req);
+      case Endpoint::delete_topic:
+        co_return co_await delete_topic(r->topic, v);
     }
     co_return error_response(Error{Errc::internal_error, "unhandled endpoint"}, v);
   }
@@ -428,6 +434,45 @@ class Connection : public std::enable_shared_from_this<Connection> {
       co_return error_response(message_error(results.front().code), v);
     }
     co_return json_response(200, confirms_json(results, body->array), v);
+  }
+
+  // PUT /v1/topics/NAME: 201 with the new topic. A topic of that name already there is 200
+  // with it when it has every setting the body gives (PUT is idempotent: a retried request
+  // succeeds), 409 topic_exists otherwise.
+  asio::awaitable<Response> create_topic(const std::string& topic, const Request& req) {
+    const unsigned v = req.version();
+    auto body = parse_topic_body(req.body());
+    if (!body) co_return error_response(body.error(), v);
+    auto* broker = &server_.sources_.broker;
+    auto start = [broker, topic, settings = body->settings](broker::Callback<TopicInfo> done) {
+      broker->create_topic(topic, settings, std::move(done));
+    };
+    auto ex = co_await asio::this_coro::executor;
+    auto op = on_io_thread<TopicInfo>(ex, std::move(start));
+    auto created = co_await std::move(op);
+    if (created) co_return json_response(201, json::serialize(topic_json(*created)), v);
+    if (created.error().code != Errc::topic_exists) co_return error_response(created.error(), v);
+    auto existing = broker->describe_topic(topic);
+    if (!existing) co_return error_response(existing.error(), v);  // deleted meanwhile
+    if (!topic_matches(*body, *existing)) {
+      co_return error_response(
+          Error{Errc::topic_exists, "topic '" + topic + "' already exists with other settings"}, v);
+    }
+    co_return json_response(200, json::serialize(topic_json(*existing)), v);
+  }
+
+  // DELETE /v1/topics/NAME: 204, as DELETE_TOPIC (its messages and groups go with it).
+  asio::awaitable<Response> delete_topic(const std::string& topic, unsigned v) {
+    auto* broker = &server_.sources_.broker;
+    auto start = [broker, topic](broker::Callback<void> done) {
+      broker->delete_topic(topic, std::move(done));
+    };
+    auto ex = co_await asio::this_coro::executor;
+    auto op = on_io_thread<void>(ex, std::move(start));
+    auto deleted = co_await std::move(op);
+    if (!deleted) co_return error_response(deleted.error(), v);
+    Response res{bhttp::status::no_content, v};
+    co_return res;
   }
 
   Server& server_;

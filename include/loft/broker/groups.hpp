@@ -289,6 +289,12 @@ class Groups {
   // in all (read_ahead_total_), kept here.
   void keep_ahead(Group& g, std::shared_ptr<const storage::MessageBlock> block, std::size_t next);
   void clear_ahead(Group& g);
+  // An ordered group's examined blocks (Group::key_blocks): keep one (false when the group's
+  // share or the budget is full), let go of those whose last offset is below `below`, and the
+  // run [first, end) from them when they hold all of it (nullopt otherwise).
+  bool keep_key_block(Group& g, const std::shared_ptr<const storage::MessageBlock>& block);
+  void drop_key_blocks(Group& g, Offset below);
+  static std::optional<Run> from_key_blocks(const Group& g, Offset first, std::uint64_t end);
   void start_write(Group& g);
   void end_subscription(std::uint64_t id, TimePoint now);
   void remove_group(Group& g);

@@ -32,10 +32,12 @@ enum class Access {
   user,           // any authenticated user: /metrics (metrics_auth = "users"), GET /v1/topics
   see_topic,      // GET /v1/topics/NAME and /groups: publish, subscribe or admin on NAME
   publish_topic,  // POST /v1/topics/NAME/messages
+  admin_topic,    // PUT and DELETE /v1/topics/NAME: admin on NAME, as CREATE_/DELETE_TOPIC
 };
 Access access_of(Endpoint endpoint, bool metrics_need_user);
 
-// Whether `user` may call the endpoint of `route` (Access see_topic or publish_topic); a
+// Whether `user` may call the endpoint of `route` (Access see_topic, publish_topic or
+// admin_topic); a
 // forbidden error naming the user, the operation and the topic otherwise.
 Result<void> authorize(const auth::User& user, const Route& route);
 

@@ -1,8 +1,8 @@
 #pragma once
-// The pure parts of loftd's HTTP endpoint: which path is which endpoint, the JSON body of
-// POST /v1/topics/NAME/messages, the confirms and error bodies, and the Prometheus page built
-// from a snapshot of the figures. No sockets and no clock, so the unit tests drive them with
-// plain values.
+// The pure parts of loftd's HTTP endpoint: which path and method is which endpoint, the JSON
+// bodies of POST /v1/topics/NAME/messages and PUT /v1/topics/NAME, the confirms and error
+// bodies, and the Prometheus page built from a snapshot of the figures. No sockets and no clock, so
+// the unit tests drive them with plain values.
 
 #include <cstdint>
 #include <functional>
@@ -18,7 +18,19 @@
 
 namespace loft::http {
 
-enum class Endpoint { metrics, healthz, readyz, topics, topic, topic_groups, topic_messages };
+// create_topic and delete_topic share the path of topic (/v1/topics/NAME): route() answers
+// topic for it, endpoint_for() picks by method.
+enum class Endpoint {
+  metrics,
+  healthz,
+  readyz,
+  topics,
+  topic,
+  topic_groups,
+  topic_messages,
+  create_topic,
+  delete_topic
+};
 
 struct Route {
   Endpoint endpoint = Endpoint::healthz;
@@ -28,8 +40,13 @@ struct Route {
 // The endpoint of a request target ("/v1/topics/orders?x=1"; the query is ignored); nullopt
 // when no endpoint has that path (404).
 std::optional<Route> route(std::string_view target);
-// The one method each endpoint answers ("GET" or "POST"); others get 405 with it in Allow.
-std::string_view allowed_method(Endpoint endpoint);
+// The endpoint a method selects on a path route() found: GET, PUT and DELETE of
+// /v1/topics/NAME are topic, create_topic and delete_topic; every other path answers one
+// method. nullopt for a method the path does not answer (405).
+std::optional<Endpoint> endpoint_for(Endpoint path, std::string_view method);
+// The methods a path answers, for the Allow header of a 405: "GET", "POST" or
+// "GET, PUT, DELETE".
+std::string_view allowed_methods(Endpoint path);
 
 // The HTTP status for an error code: 400 bad request, 401 unauthenticated or a failed login,
 // 403 forbidden, 404 missing topic or group, 409 dedup conflict, 413 too large, 422 a delivery
@@ -52,6 +69,24 @@ Result<PublishBody> parse_publish_body(std::string_view body, std::int64_t now_m
 
 // Why a message of a publish was not stored (a MessageResult's code), as error bodies say it.
 Error message_error(Errc code);
+
+// The body of PUT /v1/topics/NAME: a JSON object of the settings CREATE_TOPIC takes, with the
+// names of the topic JSON: retention ("limits" or "work_queue"), max_age_ms, max_bytes,
+// max_messages, dedup_window_ms (0 = the default, 2 h), dedup_conflict ("duplicate" or
+// "error"). Every field is optional; an empty body is {}. Unknown fields, wrong types or values
+// fail with invalid_request naming the problem (and the known fields). Ranges are the broker's
+// to check, as for CREATE_TOPIC.
+struct TopicBody {
+  broker::TopicSettings settings;
+  // Which fields the body gave (the limits: settings.retention's optionals): a PUT of a topic
+  // that exists compares these only (topic_matches).
+  bool has_retention_mode = false;
+  bool has_dedup_window = false;
+  bool has_dedup_conflict = false;
+};
+Result<TopicBody> parse_topic_body(std::string_view body);
+// Whether the existing topic has every setting the body gives (a repeated PUT: 200, not 409).
+bool topic_matches(const TopicBody& body, const TopicInfo& topic);
 
 // `loft pub --json`'s shape: {"offset":N,"duplicate":false} per message; an array when the
 // body was one. A message that failed (dedup_conflict) has {"error":{...}} instead.

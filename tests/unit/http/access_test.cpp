@@ -61,6 +61,8 @@ TEST(AccessOf, HealthIsOpenMetricsAsConfiguredApiNeedsAUser) {
   EXPECT_EQ(access_of(Endpoint::topic, false), Access::see_topic);
   EXPECT_EQ(access_of(Endpoint::topic_groups, false), Access::see_topic);
   EXPECT_EQ(access_of(Endpoint::topic_messages, false), Access::publish_topic);
+  EXPECT_EQ(access_of(Endpoint::create_topic, false), Access::admin_topic);
+  EXPECT_EQ(access_of(Endpoint::delete_topic, false), Access::admin_topic);
 }
 
 auth::User user_with(std::vector<std::string> publish, std::vector<std::string> subscribe,
@@ -98,6 +100,22 @@ TEST(Authorize, DescribeAndGroupsNeedAnyPermissionOnTheTopic) {
   }
   EXPECT_TRUE(authorize(u, Route{Endpoint::topics, ""}));
   EXPECT_TRUE(authorize(u, Route{Endpoint::metrics, ""}));
+}
+
+TEST(Authorize, CreatingAndDeletingATopicNeedAdminOnIt) {
+  auto u = user_with({"*"}, {"*"});
+  u.permissions.admin.push_back(*auth::TopicPattern::parse("jobs.*"));
+  u.permissions.deny.push_back(*auth::TopicPattern::parse("jobs.secret"));
+  EXPECT_TRUE(authorize(u, Route{Endpoint::create_topic, "jobs.eu"}));
+  EXPECT_TRUE(authorize(u, Route{Endpoint::delete_topic, "jobs.eu"}));
+  const auto create = authorize(u, Route{Endpoint::create_topic, "orders"});
+  ASSERT_FALSE(create);
+  EXPECT_EQ(create.error().code, Errc::forbidden);
+  EXPECT_THAT(create.error().detail, HasSubstr("'billing' may not create topic 'orders'"));
+  const auto remove = authorize(u, Route{Endpoint::delete_topic, "orders"});
+  ASSERT_FALSE(remove);
+  EXPECT_THAT(remove.error().detail, HasSubstr("may not delete topic 'orders'"));
+  EXPECT_FALSE(authorize(u, Route{Endpoint::create_topic, "jobs.secret"}));  // deny wins
 }
 
 }  // namespace

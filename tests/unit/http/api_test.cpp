@@ -32,8 +32,22 @@ TEST(Route, KnowsEveryEndpointAndIgnoresTheQuery) {
   EXPECT_EQ(route("/v1/topics/o/groups")->endpoint, Endpoint::topic_groups);
   EXPECT_EQ(route("/v1/topics/o/messages")->endpoint, Endpoint::topic_messages);
   EXPECT_EQ(route("/v1/topics/o/messages")->topic, "o");
-  EXPECT_EQ(allowed_method(Endpoint::topic_messages), "POST");
-  EXPECT_EQ(allowed_method(Endpoint::metrics), "GET");
+  EXPECT_EQ(allowed_methods(Endpoint::topic_messages), "POST");
+  EXPECT_EQ(allowed_methods(Endpoint::metrics), "GET");
+  EXPECT_EQ(allowed_methods(Endpoint::topic), "GET, PUT, DELETE");
+}
+
+TEST(Route, TheMethodPicksTheEndpointOfATopic) {
+  EXPECT_EQ(endpoint_for(Endpoint::topic, "GET"), Endpoint::topic);
+  EXPECT_EQ(endpoint_for(Endpoint::topic, "PUT"), Endpoint::create_topic);
+  EXPECT_EQ(endpoint_for(Endpoint::topic, "DELETE"), Endpoint::delete_topic);
+  EXPECT_FALSE(endpoint_for(Endpoint::topic, "POST"));
+  EXPECT_FALSE(endpoint_for(Endpoint::topic, "put"));  // methods are case-sensitive
+  EXPECT_EQ(endpoint_for(Endpoint::topic_messages, "POST"), Endpoint::topic_messages);
+  EXPECT_FALSE(endpoint_for(Endpoint::topic_messages, "PUT"));
+  EXPECT_EQ(endpoint_for(Endpoint::topics, "GET"), Endpoint::topics);
+  EXPECT_FALSE(endpoint_for(Endpoint::topics, "PUT"));
+  EXPECT_FALSE(endpoint_for(Endpoint::topic_groups, "DELETE"));
 }
 
 TEST(Route, UnknownPathsAreNotFound) {
@@ -53,6 +67,7 @@ TEST(StatusOf, MapsErrorCodes) {
   EXPECT_EQ(status_of(Errc::authentication_failed), 401u);
   EXPECT_EQ(status_of(Errc::forbidden), 403u);
   EXPECT_EQ(status_of(Errc::dedup_conflict), 409u);
+  EXPECT_EQ(status_of(Errc::topic_exists), 409u);
   EXPECT_EQ(status_of(Errc::message_too_large), 413u);
   EXPECT_EQ(status_of(Errc::storage_error), 503u);
   EXPECT_EQ(status_of(Errc::shutting_down), 503u);
@@ -166,6 +181,81 @@ TEST(ConfirmsJson, ADelayTooLongSaysWhy) {
                         R"(stored: its delivery time is further ahead than the broker's )"
                         R"(max_delivery_delay"}})"));
   EXPECT_THAT(message_error(Errc::dedup_conflict).detail, HasSubstr("different payload"));
+}
+
+TEST(ParseTopicBody, EverySettingAndWhichWereGiven) {
+  const auto b = parse_topic_body(
+      R"({"retention":"work_queue","max_age_ms":60000,"max_bytes":1048576,"max_messages":10,)"
+      R"("dedup_window_ms":5000,"dedup_conflict":"error"})");
+  ASSERT_TRUE(b) << b.error().detail;
+  EXPECT_EQ(b->settings.retention_mode, RetentionMode::work_queue);
+  EXPECT_EQ(b->settings.retention.max_age_ms, 60000u);
+  EXPECT_EQ(b->settings.retention.max_bytes, 1048576u);
+  EXPECT_EQ(b->settings.retention.max_messages, 10u);
+  EXPECT_EQ(b->settings.dedup_window_ms, 5000u);
+  EXPECT_EQ(b->settings.dedup_conflict, DedupConflict::error);
+  EXPECT_TRUE(b->has_retention_mode && b->has_dedup_window && b->has_dedup_conflict);
+
+  for (const auto* empty : {"", " \r\n", "{}"}) {
+    const auto d = parse_topic_body(empty);
+    ASSERT_TRUE(d) << empty;
+    EXPECT_EQ(d->settings.retention_mode, RetentionMode::limits);
+    EXPECT_TRUE(d->settings.retention.empty());
+    EXPECT_EQ(d->settings.dedup_window_ms, 0u);  // the broker's default
+    EXPECT_FALSE(d->has_retention_mode || d->has_dedup_window || d->has_dedup_conflict);
+  }
+  const auto limits = parse_topic_body(R"({"retention":"limits","max_age_ms":0})");
+  ASSERT_TRUE(limits);
+  EXPECT_EQ(limits->settings.retention_mode, RetentionMode::limits);
+  EXPECT_TRUE(limits->has_retention_mode);
+  EXPECT_EQ(limits->settings.retention.max_age_ms, 0u);  // given: 0 is unlimited
+  EXPECT_FALSE(limits->settings.retention.max_bytes);
+}
+
+TEST(ParseTopicBody, RejectsBadBodiesNamingTheProblem) {
+  const auto rejected = [](std::string_view body) {
+    auto r = parse_topic_body(body);
+    EXPECT_FALSE(r) << body;
+    if (r) return std::string();
+    EXPECT_EQ(r.error().code, Errc::invalid_request) << body;
+    return r.error().detail;
+  };
+  EXPECT_THAT(rejected("{"), HasSubstr("not valid JSON"));
+  EXPECT_THAT(rejected("[]"), HasSubstr("must be a JSON object"));
+  EXPECT_THAT(rejected(R"("work_queue")"), HasSubstr("must be a JSON object"));
+  EXPECT_THAT(rejected(R"({"retention":"fifo"})"),
+              HasSubstr(R"(retention must be "limits" or "work_queue")"));
+  EXPECT_THAT(rejected(R"({"retention":1})"), HasSubstr("retention must be"));
+  EXPECT_THAT(rejected(R"({"dedup_conflict":"reject"})"),
+              HasSubstr(R"(dedup_conflict must be "duplicate" or "error")"));
+  EXPECT_THAT(rejected(R"({"max_age_ms":-1})"), HasSubstr("max_age_ms must be a whole number"));
+  EXPECT_THAT(rejected(R"({"max_bytes":1.5})"), HasSubstr("max_bytes must be a whole number"));
+  EXPECT_THAT(rejected(R"({"max_messages":"10"})"), HasSubstr("max_messages must be"));
+  const auto unknown = rejected(R"({"max_age":"1h"})");
+  EXPECT_THAT(unknown, HasSubstr("unknown field 'max_age'"));
+  EXPECT_THAT(unknown, HasSubstr("known: retention, max_age_ms, max_bytes, max_messages, "
+                                 "dedup_window_ms, dedup_conflict"));
+}
+
+TEST(TopicMatches, ComparesTheGivenSettingsOnly) {
+  TopicInfo t;
+  t.retention_mode = RetentionMode::work_queue;
+  t.max_age_ms = 60000;
+  t.dedup_window_ms = kDefaultDedupWindowMs;
+  const auto matches = [&](std::string_view body) {
+    auto b = parse_topic_body(body);
+    EXPECT_TRUE(b) << body;
+    return b && topic_matches(*b, t);
+  };
+  EXPECT_TRUE(matches("{}"));
+  EXPECT_TRUE(matches(R"({"retention":"work_queue","max_age_ms":60000})"));
+  EXPECT_TRUE(matches(R"({"dedup_window_ms":0})"));  // 0 is the default window
+  EXPECT_TRUE(matches(R"({"dedup_conflict":"duplicate","max_bytes":0})"));
+  EXPECT_FALSE(matches(R"({"retention":"limits"})"));
+  EXPECT_FALSE(matches(R"({"max_age_ms":1000})"));
+  EXPECT_FALSE(matches(R"({"max_messages":5})"));
+  EXPECT_FALSE(matches(R"({"dedup_window_ms":5000})"));
+  EXPECT_FALSE(matches(R"({"dedup_conflict":"error"})"));
 }
 
 TEST(ConfirmsJson, SameShapeAsLoftPubJson) {
