@@ -42,7 +42,7 @@ bool flag_applies(Mode mode, std::string_view name) {
       return name == "messages" || name == "consumers" || name == "max-in-flight" ||
              name == "keys" || name == "ordering";
     case Mode::e2e:
-      return name == "rate" || name == "duration";
+      return name == "rate" || name == "duration" || name == "delay";
     case Mode::storage:
       return name == "messages" || name == "batch" || name == "window" || name == "ids" ||
              name == "data-dir" || name == "durability";
@@ -56,6 +56,7 @@ Result<void> validate(const Params& p) {
                                            std::to_string(sizeof(std::chrono::steady_clock::rep)) +
                                            " (the payload carries the publish time)");
   }
+  if (p.delay.count() < 0) return fail(Errc::invalid_request, "--delay must not be negative");
   if (p.mode == Mode::e2e && p.duration.count() <= 0) {
     return fail(Errc::invalid_request, "bench e2e needs a --duration");
   }

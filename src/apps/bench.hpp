@@ -33,16 +33,20 @@ struct Params {
   std::uint64_t messages = 1'000'000;
   // publish: run this long instead of for `messages` (0 = use `messages`). e2e: how long.
   std::chrono::milliseconds duration{0};
-  std::size_t size = 100;                         // payload bytes of each message
-  std::size_t batch = 100;                        // messages per publish request
-  std::size_t window = 10;                        // publish requests each producer keeps in flight
-  std::size_t producers = 1;                      // publish: connections publishing at once
-  bool ids = false;                               // give every message a unique id (dedup on)
-  std::size_t consumers = 1;                      // consume: subscriptions of the one group
-  std::uint32_t max_in_flight = 1000;             // consume: each subscription's credit
-  std::uint64_t keys = 0;                         // consume: messages keyed round-robin over K
-  Ordering ordering = Ordering::none;             // consume: the group's ordering
-  std::uint64_t rate = 10'000;                    // e2e: messages per second
+  std::size_t size = 100;              // payload bytes of each message
+  std::size_t batch = 100;             // messages per publish request
+  std::size_t window = 10;             // publish requests each producer keeps in flight
+  std::size_t producers = 1;           // publish: connections publishing at once
+  bool ids = false;                    // give every message a unique id (dedup on)
+  std::size_t consumers = 1;           // consume: subscriptions of the one group
+  std::uint32_t max_in_flight = 1000;  // consume: each subscription's credit
+  std::uint64_t keys = 0;              // consume: messages keyed round-robin over K
+  Ordering ordering = Ordering::none;  // consume: the group's ordering
+  std::uint64_t rate = 10'000;         // e2e: messages per second
+  // e2e: each message is published to be delivered this long after it is sent (an absolute
+  // deliver_at_ms by this machine's clock, which loftd shares on 127.0.0.1), and its latency is
+  // counted from that time, not from the send: how late delayed delivery is (0 = not delayed).
+  std::chrono::milliseconds delay{0};
   std::optional<std::filesystem::path> data_dir;  // storage: instead of a temporary dir
   Durability durability = Durability::fsync;      // storage only
   bool keep = false;  // keep the topic (and a temporary data dir) afterwards

@@ -266,11 +266,22 @@ Result<json::object> run_consume(const Params& p, const client::Options& connect
   return o;
 }
 
+// How a delayed message's lateness is counted: from its deliver_at_ms (the payload starts with
+// it), by the system clock that loftd's deliver_at_ms is read on. `early` counts the messages
+// received before their time (there must be none).
+struct DelayTally {
+  bool delayed = false;
+  Clock::duration delay{};  // nothing comes before then: the stall check starts after it
+  std::atomic<std::uint64_t> early{0};
+};
+
 // The consumer of `bench e2e`: acks every delivery and records, for each first delivery, the
-// time since its publish (the payload starts with it: steady clock, this process).
+// time since its publish (the payload starts with it: steady clock, this process), or for a
+// delayed run the time since it was due.
 Result<void> e2e_receive(client::Subscription& sub, std::uint64_t total,
-                         std::atomic<std::uint64_t>& delivered, LatencyHistogram& latency) {
-  auto last_message = Clock::now();
+                         std::atomic<std::uint64_t>& delivered, LatencyHistogram& latency,
+                         DelayTally& delay) {
+  auto last_message = Clock::now() + delay.delay;
   while (delivered.load() < total) {
     auto batch = sub.receive(std::chrono::milliseconds(100));
     if (!batch) return tl::unexpected(batch.error());
@@ -283,11 +294,21 @@ Result<void> e2e_receive(client::Subscription& sub, std::uint64_t total,
       continue;
     }
     last_message = now;
+    const auto wall_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
     for (const auto& m : *batch) {
       sub.ack(m.offset);
       if (m.attempt != 1) continue;
       Clock::rep sent = 0;
       std::memcpy(&sent, m.message.payload.data(), sizeof sent);
+      if (delay.delayed) {
+        const std::int64_t due_ns = static_cast<std::int64_t>(sent) * 1'000'000;
+        if (wall_ns < due_ns) delay.early.fetch_add(1);
+        latency.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, wall_ns - due_ns)));
+        delivered.fetch_add(1);
+        continue;
+      }
       latency.record(
           static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                          now - Clock::time_point(Clock::duration(sent)))
@@ -311,9 +332,19 @@ Result<Clock::duration> e2e_publish(client::Client& producer, const std::string&
   for (std::uint64_t i = 0; i < total && published; ++i) {
     std::this_thread::sleep_until(start +
                                   std::chrono::duration_cast<Clock::duration>(interval * i));
-    const auto sent = Clock::now().time_since_epoch().count();
-    std::memcpy(payload.data(), &sent, sizeof sent);
     Message m;
+    if (p.delay.count() > 0) {
+      // Due `delay` from now by the system clock, to the millisecond loftd schedules by.
+      const auto due = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch() + p.delay)
+                           .count();
+      static_assert(sizeof(Clock::rep) == sizeof(due));
+      std::memcpy(payload.data(), &due, sizeof due);
+      m.deliver_at_ms = due;
+    } else {
+      const auto sent = Clock::now().time_since_epoch().count();
+      std::memcpy(payload.data(), &sent, sizeof sent);
+    }
     m.payload = payload;
     confirms.push_back(producer.publish_async(topic, {std::move(m)}));
     while (!confirms.empty() &&
@@ -348,9 +379,12 @@ Result<json::object> run_e2e(const Params& p, const client::Options& connection)
       static_cast<double>(p.rate) * std::chrono::duration<double>(p.duration).count()));
   std::atomic<std::uint64_t> delivered{0};
   LatencyHistogram latency;
+  DelayTally delay;
+  delay.delayed = p.delay.count() > 0;
+  delay.delay = p.delay;
   Result<void> consumed;
   Progress line("e2e", delivered, total);
-  std::jthread reader([&] { consumed = e2e_receive(**sub, total, delivered, latency); });
+  std::jthread reader([&] { consumed = e2e_receive(**sub, total, delivered, latency, delay); });
   const auto start = Clock::now();
   const auto publish_elapsed = e2e_publish(*producer, topic.name(), p, total, start);
   if (!publish_elapsed) {
@@ -371,6 +405,11 @@ Result<json::object> run_e2e(const Params& p, const client::Options& connection)
   o["publish_rate"] = static_cast<std::uint64_t>(
       std::llround(static_cast<double>(total) / std::max(seconds(*publish_elapsed), 1e-9)));
   put_rates(o, delivered.load(), p.size, elapsed);
+  if (delay.delayed) {
+    // The latency figures below count from each message's due time, not from its send.
+    o["delay_ms"] = p.delay.count();
+    o["early"] = delay.early.load();
+  }
   put_latency(o, latency);
   return o;
 }

@@ -101,9 +101,10 @@ Commands:
                              fill a fresh topic, then drain it with one group, acking each
                              message; --keys: messages keyed round-robin over K keys;
                              --ordering key: the group delivers per key in order
-  bench e2e [--rate R] [--duration D] [--size BYTES]
+  bench e2e [--rate R] [--duration D] [--size BYTES] [--delay D]
                              publish at R msg/s while a consumer acks; publish-to-delivery
-                             latency
+                             latency; --delay: each message due D after its send, latency
+                             counted from that time (and "early": received before it)
   bench storage [--messages N] [--size BYTES] [--batch B] [--window W] [--ids]
       [--durability fsync|os] [--data-dir DIR]
                              the same appends through loft's storage and group-commit writer,
@@ -207,9 +208,10 @@ void refuse_misplaced_flags(const Common& c) {
     usage_error(std::string("--") + flag + " only applies to 'loft " + std::string(*which.begin()) +
                 "'");
   };
-  for (const auto* flag : {"id", "id-prefix", "key", "subject", "header", "delay", "at"}) {
+  for (const auto* flag : {"id", "id-prefix", "key", "subject", "header", "at"}) {
     only_for(flag, {"pub"});
   }
+  only_for("delay", {"pub", "bench"});
   for (const auto* flag : {"batch", "window"}) only_for(flag, {"pub", "bench"});
   for (const auto* flag : {"messages", "duration", "size", "producers", "ids", "consumers", "rate",
                            "data-dir", "durability", "keep"}) {
@@ -360,7 +362,7 @@ apps::bench::Params bench_params(const Common& c) {
   expect_words(c, 2);
   for (const auto* flag :
        {"messages", "duration", "size", "batch", "window", "producers", "ids", "consumers",
-        "max-in-flight", "rate", "data-dir", "durability", "keep", "keys", "ordering"}) {
+        "max-in-flight", "rate", "data-dir", "durability", "keep", "keys", "ordering", "delay"}) {
     if (given(c, flag) && !bench::flag_applies(*mode, flag)) {
       usage_error(std::string("--") + flag + " does not apply to 'loft bench " +
                   std::string(bench::to_string(*mode)) + "'");
@@ -384,6 +386,7 @@ apps::bench::Params bench_params(const Common& c) {
   if (given(c, "keys")) p.keys = number_flag(c, "keys", 1, 1'000'000'000);
   p.ordering = ordering_flag(c);
   if (given(c, "rate")) p.rate = number_flag(c, "rate", 1, 10'000'000);
+  if (given(c, "delay")) p.delay = std::chrono::milliseconds(duration_ms(c, "delay"));
   p.ids = given(c, "ids");
   p.keep = given(c, "keep");
   if (given(c, "data-dir")) p.data_dir = c.vm["data-dir"].as<std::string>();
