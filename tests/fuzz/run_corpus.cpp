@@ -59,7 +59,7 @@ std::string session_stream(std::uint16_t version) {
   m.payload = "hello";
   if (version >= 2) m.subject = "t.eu";
   // Version 4: a delayed publish, both forms (a relative delay, an absolute time).
-  Message later = m;
+  loft::Message later = m;
   if (version >= 4) later.deliver_at_ms = 1'800'000'000'000;
   std::string out;
   std::uint32_t id = 2;
