@@ -76,7 +76,7 @@ struct StoredMessageView {
   std::string_view key;
   std::span<const HeaderView> headers;
   std::string_view payload;
-  std::string_view subject{};  // empty = none (the topic's name)
+  std::string_view subject{};      // empty = none (the topic's name)
   std::int64_t deliver_at_ms = 0;  // Message::deliver_at_ms
 
   // Message::size_bytes() of the message it shows.
